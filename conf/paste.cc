@@ -289,7 +289,10 @@ ContextPtr Resolver::context_from_use(const std::shared_ptr<ConfigLoader>& loade
       ctx->protocol = "paste." + prefix + "_factory";
     }
   }
-  if (ctx->factory_loc.line == 0) ctx->factory_loc = use.loc;
+  if (ctx->factory_loc.line == 0) {
+    ctx->factory_loc = use.loc;
+    ctx->factory_section = section;
+  }
   return ctx;
 }
 
@@ -324,6 +327,7 @@ ContextPtr Resolver::context_from_explicit(const std::shared_ptr<ConfigLoader>& 
   ctx->local_conf = local_conf;
   ctx->loader = {LoaderRef::Kind::Config, loader, ""};
   ctx->factory_loc = spec.loc;
+  ctx->factory_section = section;
   return ctx;
 }
 

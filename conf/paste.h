@@ -65,6 +65,7 @@ struct Context {
   LoaderRef loader;
   std::vector<SectionRef> sections;  // `use` chain, outermost first
   SourceLoc factory_loc;             // the `use =` / paste.*_factory line that named the factory
+  std::string factory_section;       // the section holding factory_loc
 
   std::vector<std::string> pipeline_names;  // Pipeline: raw names
   std::vector<ContextPtr> filter_contexts;  // Pipeline: filters, outermost first

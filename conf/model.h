@@ -1,0 +1,139 @@
+// The one configuration model of pasture: plain, validated, immutable data.
+//
+// conf/ builds a Site from a paste.deploy INI file (or, later, YAML); master/
+// and worker/ only ever read it as `const Site&`. Nothing outside conf/ parses
+// configuration text. Indices, not pointers, link the parts so that a Site can
+// be copied and compared, and so that shared-memory slots can be laid out by
+// pool/server index.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pasture::conf {
+
+// Where a piece of configuration came from, for error and log messages.
+struct SourceLoc {
+  std::string file;  // absolute path
+  int line = 0;      // 1-based; 0 = unknown / whole file
+  std::string str() const { return file + ":" + std::to_string(line); }
+};
+
+// One upstream member of a pool, nginx-style: `host:port weight=N max_conns=N backup down`.
+struct UpstreamServer {
+  std::string host;      // as written: an IPv4/IPv6 literal or a name resolved at start-up
+  uint16_t port = 0;
+  uint32_t weight = 1;   // >= 1
+  uint32_t max_conns = 0;  // 0 = unlimited
+  bool backup = false;
+  bool down = false;     // administratively down
+  SourceLoc loc;
+  std::string label() const { return host + ":" + std::to_string(port); }
+};
+
+enum class BalanceMethod { RoundRobin, LeastConn, Random, Random2, IpHash, Hash, Cookie };
+
+// A set of upstream servers requests are balanced over. `egg:pasture#balancer`,
+// `[filter:x] use = egg:Paste#balancer` and `egg:Paste#proxy` (a pool of one) all
+// become a Pool.
+struct Pool {
+  std::string name;  // the section that defined it, e.g. "app:backends"
+  std::vector<UpstreamServer> servers;
+  BalanceMethod method = BalanceMethod::RoundRobin;
+
+  // Path prefix joined to the request path like Paste's proxy joins its address
+  // path (urljoin(base_path, path.lstrip('/'))). Empty = request path unchanged.
+  std::string base_path;
+  // true: forward the client's Host (a load balancer); false: send the
+  // upstream's host:port as Host (Paste's proxy does this).
+  bool preserve_host = true;
+
+  // Timeouts in milliseconds.
+  uint32_t connect_timeout_ms = 5000;
+  uint32_t read_timeout_ms = 60000;
+  uint32_t send_timeout_ms = 60000;
+  uint32_t keepalive = 32;  // idle upstream connections kept per server per worker
+  std::string cookie_secret;  // `cookie_secret =` (method cookie); empty = none
+
+  SourceLoc loc;
+};
+
+enum class HandlerKind {
+  UrlMap,    // egg:Paste#urlmap composite
+  Proxy,     // forwards to `pool`
+  Echo,      // egg:pasture#echo: answers with its name and the request line
+};
+
+// `[composite:x] use = egg:Paste#urlmap` entry, already normalised the way
+// paste.urlmap normalises it: `domain` (may carry :port) empty for none,
+// `path` without trailing slash ("" for "/").
+struct UrlMapEntry {
+  std::string domain;
+  std::string path;
+  int handler = -1;
+  SourceLoc loc;
+};
+
+struct Handler {
+  HandlerKind kind = HandlerKind::Echo;
+  std::string name;  // section name, for logs
+  SourceLoc loc;
+
+  // UrlMap: entries in paste.urlmap's match order (domain entries first, sorted
+  // by domain then longest path; then domain-less entries, longest path first).
+  std::vector<UrlMapEntry> entries;
+  int not_found = -1;  // handler for no match; -1 = built-in 404
+
+  // Proxy
+  int pool = -1;
+
+  // Echo
+  std::string echo_name;
+};
+
+struct Listener {
+  std::string host;  // "0.0.0.0", "127.0.0.1", "::", ...
+  uint16_t port = 0;
+  SourceLoc loc;
+  std::string url() const {
+    bool v6 = host.find(':') != std::string::npos;
+    return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
+};
+
+struct ServerSettings {
+  std::string use;  // e.g. "egg:Paste#http"
+  std::vector<Listener> listen;
+  int workers = 0;  // 0 = number of CPUs
+  uint32_t backlog = 1024;
+  // Client-side limits and timeouts (milliseconds / bytes).
+  uint32_t client_header_timeout_ms = 60000;
+  uint32_t keepalive_timeout_ms = 75000;
+  uint32_t max_header_bytes = 32 * 1024;  // whole request head; more -> 431
+  uint32_t max_url_bytes = 8 * 1024;      // request target; more -> 414
+  SourceLoc loc;
+};
+
+struct Site {
+  std::string config_file;  // absolute path of the top file
+  std::string app_name = "main";
+  std::string server_name = "main";
+  ServerSettings server;
+  std::vector<Handler> handlers;
+  int root = -1;  // index into handlers
+  std::vector<Pool> pools;
+  std::vector<std::string> notices;  // one-line notices (ignored keys, ...)
+};
+
+// What to load: paster serve's CONFIG[#name] plus options.
+struct LoadOptions {
+  std::string config;        // path, optionally "config:" prefixed, optionally "#name"
+  std::string app_name;      // -n/--app-name; empty = from #fragment or "main"
+  std::string server_name;   // --server-name; empty = from #fragment or "main"
+  std::vector<std::pair<std::string, std::string>> vars;  // var=value from the command line
+  std::string relative_to;   // base for a relative config path; empty = cwd
+};
+
+}  // namespace pasture::conf

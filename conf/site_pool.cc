@@ -1,0 +1,151 @@
+#include "conf/site_pool.h"
+
+#include <cmath>
+#include <cstdlib>
+
+#include "conf/error.h"
+
+namespace pasture::conf {
+
+namespace {
+
+[[noreturn]] void bad(const SourceLoc& loc, const std::string& msg) { throw ConfigError(loc.file, loc.line, msg); }
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+void apply_param(UpstreamServer& s, const std::string& tok, const SourceLoc& loc) {
+  if (tok == "backup") {
+    s.backup = true;
+  } else if (tok == "down") {
+    s.down = true;
+  } else if (py::starts_with(tok, "weight=")) {
+    s.weight = parse_uint(tok.substr(7), 1000000, loc, "weight of " + s.label());
+    if (s.weight == 0) bad(loc, "servers: weight of " + s.label() + " must be at least 1");
+  } else if (py::starts_with(tok, "max_conns=")) {
+    s.max_conns = parse_uint(tok.substr(10), 1000000000, loc, "max_conns of " + s.label());
+  } else {
+    bad(loc, "servers: unknown parameter '" + tok + "' for " + s.label() +
+                 " (expected weight=N, max_conns=N, backup or down)");
+  }
+}
+
+}  // namespace
+
+uint32_t parse_uint(const std::string& value, uint32_t max, const SourceLoc& loc, const std::string& what) {
+  std::string v = py::strip(value);
+  if (!all_digits(v) || v.size() > 10 || std::strtoull(v.c_str(), nullptr, 10) > max) {
+    bad(loc, what + ": expected a whole number from 0 to " + std::to_string(max) + ", got '" + value + "'");
+  }
+  return static_cast<uint32_t>(std::strtoull(v.c_str(), nullptr, 10));
+}
+
+Listener parse_host_port(const std::string& value, int default_port, const SourceLoc& loc) {
+  Listener l;
+  l.loc = loc;
+  std::string host = value, port;
+  if (!value.empty() && value[0] == '[') {
+    size_t close = value.find(']');
+    if (close == std::string::npos) bad(loc, "unterminated '[' in address '" + value + "'");
+    host = value.substr(1, close - 1);
+    std::string rest = value.substr(close + 1);
+    if (!rest.empty() && rest[0] != ':') bad(loc, "bad address '" + value + "'");
+    if (!rest.empty()) port = rest.substr(1);
+  } else if (size_t colon = value.find(':'); colon != std::string::npos) {
+    if (value.find(':', colon + 1) != std::string::npos) {
+      bad(loc, "IPv6 address '" + value + "' must be written in brackets, like [::1]:8080");
+    }
+    host = value.substr(0, colon);
+    port = value.substr(colon + 1);
+  } else if (default_port < 0) {
+    bad(loc, "missing port in '" + value + "' (expected host:port)");
+  }
+  if (host.empty()) bad(loc, "missing host in '" + value + "'");
+  l.host = host == "*" ? "0.0.0.0" : host;
+  if (port.empty() && default_port < 0) bad(loc, "missing port in '" + value + "' (expected host:port)");
+  uint32_t p = port.empty() ? static_cast<uint32_t>(default_port) : parse_uint(port, 65535, loc, "port in '" + value + "'");
+  l.port = static_cast<uint16_t>(p);
+  return l;
+}
+
+std::vector<UpstreamServer> parse_servers(const std::string& value, const SourceLoc& loc) {
+  std::vector<UpstreamServer> out;
+  for (const auto& tok : py::split(value)) {
+    bool is_param = tok == "backup" || tok == "down" || tok.find('=') != std::string::npos;
+    if (is_param) {
+      if (out.empty()) bad(loc, "servers: parameter '" + tok + "' before any host:port");
+      apply_param(out.back(), tok, loc);
+      continue;
+    }
+    Listener hp = parse_host_port(tok, -1, loc);
+    if (hp.port == 0) bad(loc, "servers: port 0 in '" + tok + "'");
+    UpstreamServer s;
+    s.host = hp.host;
+    s.port = hp.port;
+    s.loc = loc;
+    for (const auto& o : out) {
+      if (o.host == s.host && o.port == s.port) bad(loc, "servers: duplicate server " + s.label());
+    }
+    out.push_back(s);
+  }
+  if (out.empty()) bad(loc, "servers: empty server list");
+  return out;
+}
+
+BalanceMethod parse_method(const std::string& value, const SourceLoc& loc) {
+  static const std::pair<const char*, BalanceMethod> names[] = {
+      {"round_robin", BalanceMethod::RoundRobin}, {"least_conn", BalanceMethod::LeastConn},
+      {"random", BalanceMethod::Random},          {"random2", BalanceMethod::Random2},
+      {"ip_hash", BalanceMethod::IpHash},         {"hash", BalanceMethod::Hash},
+      {"cookie", BalanceMethod::Cookie}};
+  std::string v = py::strip(value);
+  for (const auto& [n, m] : names) {
+    if (v == n) return m;
+  }
+  bad(loc, "method: unknown balancing method '" + v +
+               "' (expected round_robin, least_conn, random, random2, ip_hash, hash or cookie)");
+}
+
+uint32_t parse_duration_ms(const std::string& value, const SourceLoc& loc) {
+  std::string v = py::strip(value);
+  double scale = 1000;
+  if (v.size() > 2 && v.compare(v.size() - 2, 2, "ms") == 0) {
+    scale = 1, v.resize(v.size() - 2);
+  } else if (v.size() > 1 && (v.back() == 's' || v.back() == 'm')) {
+    scale = v.back() == 'm' ? 60000 : 1000, v.pop_back();
+  }
+  bool ok = !v.empty() && v.find_first_not_of("0123456789.") == std::string::npos &&
+            v.find('.') == v.rfind('.') && v != ".";
+  double ms = ok ? std::strtod(v.c_str(), nullptr) * scale : -1;
+  if (!ok || ms > 4e9) bad(loc, "expected a duration like 5, 0.5, 250ms, 5s or 2m, got '" + value + "'");
+  return static_cast<uint32_t>(std::llround(ms));
+}
+
+std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const SourceLoc& section_loc) {
+  std::vector<std::string> unknown;
+  const py::Value* servers = local_conf.find("servers");
+  if (!servers) bad(section_loc, "[" + pool.name + "] has no 'servers =' list");
+  pool.servers = parse_servers(servers->value, servers->loc);
+  for (const auto& [key, v] : local_conf) {
+    if (key == "servers") continue;
+    if (key == "method") {
+      pool.method = parse_method(v.value, v.loc);
+    } else if (key == "connect_timeout") {
+      pool.connect_timeout_ms = parse_duration_ms(v.value, v.loc);
+    } else if (key == "read_timeout") {
+      pool.read_timeout_ms = parse_duration_ms(v.value, v.loc);
+    } else if (key == "send_timeout") {
+      pool.send_timeout_ms = parse_duration_ms(v.value, v.loc);
+    } else if (key == "keepalive") {
+      pool.keepalive = parse_uint(v.value, 100000, v.loc, "keepalive");
+    } else if (key == "cookie_secret") {
+      pool.cookie_secret = v.value;
+    } else {
+      unknown.push_back(key);
+    }
+  }
+  return unknown;
+}
+
+}  // namespace pasture::conf

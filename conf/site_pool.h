@@ -1,0 +1,36 @@
+// Value parsers for pool and listener settings, shared by the site builder.
+// Every parser throws ConfigError at `loc` (the key's file:line).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "conf/model.h"
+#include "conf/pyutil.h"
+
+namespace pasture::conf {
+
+// `servers = host:port [weight=N] [max_conns=N] [backup] [down] ...`:
+// whitespace/newline separated; parameters attach to the preceding
+// host:port; IPv6 as [::1]:port. Rejects an empty list, a missing port,
+// bad numbers, unknown parameters and duplicate host:port.
+std::vector<UpstreamServer> parse_servers(const std::string& value, const SourceLoc& loc);
+
+// round_robin least_conn random random2 ip_hash hash cookie
+BalanceMethod parse_method(const std::string& value, const SourceLoc& loc);
+
+// "5" / "0.5" (seconds), "250ms", "5s", "2m" -> milliseconds.
+uint32_t parse_duration_ms(const std::string& value, const SourceLoc& loc);
+
+// A non-negative decimal integer <= max.
+uint32_t parse_uint(const std::string& value, uint32_t max, const SourceLoc& loc, const std::string& what);
+
+// "host:port", "[v6]:port" (port required unless default_port >= 0; "*" -> 0.0.0.0).
+Listener parse_host_port(const std::string& value, int default_port, const SourceLoc& loc);
+
+// Fills a Pool's tunables (method, timeouts, keepalive, cookie_secret) and
+// its servers from a balancer section's local_conf. Keys it does not know
+// are returned for the caller to report.
+std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const SourceLoc& section_loc);
+
+}  // namespace pasture::conf

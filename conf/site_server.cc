@@ -1,0 +1,111 @@
+// [server:NAME] -> ServerSettings.
+#include <algorithm>
+
+#include "conf/paste_eggs.h"
+#include "conf/site_builder.h"
+#include "conf/site_pool.h"
+
+namespace pasture::conf {
+
+using namespace site_detail;
+
+namespace {
+
+enum class Flavour { PasteHttp, Waitress, Gunicorn, Pasture };
+
+[[noreturn]] void bad(const SourceLoc& loc, const std::string& msg) { throw ConfigError(loc.file, loc.line, msg); }
+
+Flavour flavour_of(const paste::ContextPtr& ctx) {
+  if (is_egg(ctx, "paste", "http")) return Flavour::PasteHttp;
+  if (is_egg(ctx, "waitress", "main")) return Flavour::Waitress;
+  if (is_egg(ctx, "gunicorn", "main")) return Flavour::Gunicorn;
+  if (is_egg(ctx, "pasture", "main")) return Flavour::Pasture;
+  std::string where = "[" + (ctx->factory_section.empty() ? section_of(ctx) : ctx->factory_section) + "]";
+  SourceLoc loc = ctx->factory_loc.line ? ctx->factory_loc : section_loc(ctx);
+  const auto& f = ctx->factory;
+  if (f.type == paste::FactoryRef::Type::Egg) bad(loc, "not supported yet: egg:" + f.dist + "#" + f.entry_point + " in " + where);
+  bad(loc, "Python server " + f.str() + " in " + where + " not supported yet");
+}
+
+// `listen = a:1 b:2` (waitress, pasture) or gunicorn `bind = a:1,b:2`.
+std::vector<Listener> parse_listen(const std::string& value, const SourceLoc& loc, int default_port) {
+  std::string v = value;
+  std::replace(v.begin(), v.end(), ',', ' ');
+  std::vector<Listener> out;
+  for (const auto& tok : py::split(v)) {
+    if (py::starts_with(tok, "unix:") || py::starts_with(tok, "fd://")) bad(loc, "not supported yet: listening on " + tok);
+    out.push_back(parse_host_port(tok, default_port, loc));
+  }
+  if (out.empty()) bad(loc, "empty listen list");
+  return out;
+}
+
+// Applies one known key; returns false for a key pasture does not use.
+bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::Value& v) {
+  if (key == "workers") {
+    s.workers = static_cast<int>(parse_uint(v.value, 4096, v.loc, "workers"));
+  } else if (key == "backlog" || (key == "request_queue_size" && fl == Flavour::PasteHttp)) {
+    s.backlog = parse_uint(v.value, 1u << 20, v.loc, key);
+    if (s.backlog == 0) bad(v.loc, key + ": must be at least 1");
+  } else if (fl == Flavour::Pasture && key == "client_header_timeout") {
+    s.client_header_timeout_ms = parse_duration_ms(v.value, v.loc);
+  } else if (fl == Flavour::Pasture && key == "keepalive_timeout") {
+    s.keepalive_timeout_ms = parse_duration_ms(v.value, v.loc);
+  } else if (fl == Flavour::Pasture && key == "max_header_bytes") {
+    s.max_header_bytes = parse_uint(v.value, 1u << 30, v.loc, key);
+  } else if (fl == Flavour::Pasture && key == "max_url_bytes") {
+    s.max_url_bytes = parse_uint(v.value, 1u << 30, v.loc, key);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// host/port keys -> one listener (Paste#http also takes host = "h:p" without port).
+Listener host_port_listener(const py::Dict& conf, Flavour fl, const SourceLoc& section) {
+  const py::Value* host = conf.find("host");
+  const py::Value* port = conf.find("port");
+  std::string default_host = fl == Flavour::Waitress || fl == Flavour::Gunicorn ? "0.0.0.0" : "127.0.0.1";
+  Listener l;
+  l.loc = host ? host->loc : port ? port->loc : section;
+  l.host = host ? py::strip(host->value) : default_host;
+  l.port = 8080;
+  if (host && !port && fl == Flavour::PasteHttp && l.host.find(':') != std::string::npos &&
+      (l.host[0] != '[' || l.host.find("]:") != std::string::npos)) {
+    return parse_host_port(l.host, 8080, host->loc);
+  }
+  if (l.host.size() > 1 && l.host.front() == '[' && l.host.back() == ']') l.host = l.host.substr(1, l.host.size() - 2);
+  if (l.host.empty() || l.host == "*") l.host = "0.0.0.0";
+  if (port) l.port = static_cast<uint16_t>(parse_uint(port->value, 65535, port->loc, "port"));
+  return l;
+}
+
+}  // namespace
+
+void build_server(Site& site, const paste::ContextPtr& ctx) {
+  if (ctx->object_type != paste::ObjectType::Server) {
+    bad(section_loc(ctx), "[" + section_of(ctx) + "] is not a server (filter-with on a server?)");
+  }
+  Flavour fl = flavour_of(ctx);
+  ServerSettings& s = site.server;
+  s.use = ctx->factory.str();
+  s.loc = section_loc(ctx);
+  const py::Dict& conf = *ctx->local_conf;
+  const py::Value* listen = conf.find(fl == Flavour::Gunicorn ? "bind" : "listen");
+  if (fl == Flavour::PasteHttp) listen = nullptr;
+  std::vector<std::string> ignored;
+  for (const auto& [key, v] : conf) {
+    if (key == "host" || key == "port" || (listen && &v == listen)) continue;
+    if (!apply_key(s, fl, key, v)) ignored.push_back(key);
+  }
+  if (listen && (conf.contains("host") || conf.contains("port"))) {
+    const py::Value* hp = conf.contains("host") ? conf.find("host") : conf.find("port");
+    bad(hp->loc, "host/port cannot be combined with '" + std::string(fl == Flavour::Gunicorn ? "bind" : "listen") +
+                     " =' in [" + section_of(ctx) + "]");
+  }
+  s.listen = listen ? parse_listen(listen->value, listen->loc, fl == Flavour::Gunicorn ? 8000 : 8080)
+                    : std::vector<Listener>{host_port_listener(conf, fl, s.loc)};
+  ignored_keys(site, ctx, ignored);
+}
+
+}  // namespace pasture::conf
