@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace pasture::test {
@@ -34,7 +35,6 @@ void append_chunk(std::string& out, std::string_view data) {
 // on_message_complete pauses llhttp so each call consumes exactly one message.
 struct HttpConn::Parser {
   llhttp_t p;
-  llhttp_settings_t s;
   Response* r = nullptr;
   std::string field, value;
   bool head = false;
@@ -42,46 +42,62 @@ struct HttpConn::Parser {
   bool done = false;
 
   Parser() {
-    llhttp_settings_init(&s);
-    s.on_message_begin = [](llhttp_t* p) { return self(p).started = true, 0; };
-    s.on_status = [](llhttp_t* p, const char* at, size_t n) {
-      return self(p).r->reason.append(at, n), 0;
-    };
-    s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
-      return self(p).field.append(at, n), 0;
-    };
-    s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
-      return self(p).value.append(at, n), 0;
-    };
-    s.on_header_value_complete = [](llhttp_t* p) {
-      Parser& ps = self(p);
-      ps.r->headers.emplace_back(std::move(ps.field), std::move(ps.value));
-      ps.field.clear();
-      ps.value.clear();
-      return 0;
-    };
-    s.on_headers_complete = [](llhttp_t* p) {
-      Parser& ps = self(p);
-      ps.r->status = llhttp_get_status_code(p);
-      ps.r->http_major = llhttp_get_http_major(p);
-      ps.r->http_minor = llhttp_get_http_minor(p);
-      ps.r->chunked = (p->flags & F_CHUNKED) != 0;
-      return ps.head ? 1 : 0;  // 1: no body follows
-    };
-    s.on_body = [](llhttp_t* p, const char* at, size_t n) {
-      return self(p).r->body.append(at, n), 0;
-    };
-    s.on_message_complete = [](llhttp_t* p) {
-      Parser& ps = self(p);
-      ps.r->keep_alive = llhttp_should_keep_alive(p) != 0;
-      ps.done = true;
-      return static_cast<int>(HPE_PAUSED);
-    };
-    llhttp_init(&p, HTTP_RESPONSE, &s);
+    llhttp_init(&p, HTTP_RESPONSE, &settings());
     p.data = this;
   }
 
   static Parser& self(llhttp_t* p) { return *static_cast<Parser*>(p->data); }
+
+  // llhttp keeps a pointer to its settings: one static table for all.
+  static const llhttp_settings_t& settings() {
+    static const llhttp_settings_t table = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_message_begin = [](llhttp_t* p) {
+        self(p).started = true;
+        return 0;
+      };
+      s.on_status = [](llhttp_t* p, const char* at, size_t n) {
+        self(p).r->reason.append(at, n);
+        return 0;
+      };
+      s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+        self(p).field.append(at, n);
+        return 0;
+      };
+      s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+        self(p).value.append(at, n);
+        return 0;
+      };
+      s.on_header_value_complete = [](llhttp_t* p) {
+        Parser& ps = self(p);
+        ps.r->headers.emplace_back(std::move(ps.field), std::move(ps.value));
+        ps.field.clear();
+        ps.value.clear();
+        return 0;
+      };
+      s.on_headers_complete = [](llhttp_t* p) {
+        Parser& ps = self(p);
+        ps.r->status = llhttp_get_status_code(p);
+        ps.r->http_major = llhttp_get_http_major(p);
+        ps.r->http_minor = llhttp_get_http_minor(p);
+        ps.r->chunked = (p->flags & F_CHUNKED) != 0;
+        return ps.head ? 1 : 0;  // 1: no body follows
+      };
+      s.on_body = [](llhttp_t* p, const char* at, size_t n) {
+        self(p).r->body.append(at, n);
+        return 0;
+      };
+      s.on_message_complete = [](llhttp_t* p) {
+        Parser& ps = self(p);
+        ps.r->keep_alive = llhttp_should_keep_alive(p) != 0;
+        ps.done = true;
+        return static_cast<int>(HPE_PAUSED);  // one message per read_response()
+      };
+      return s;
+    }();
+    return table;
+  }
 
   void begin(Response* resp, bool is_head) {
     r = resp;

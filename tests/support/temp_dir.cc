@@ -48,12 +48,23 @@ struct PerTestDir {
   std::mutex mu;
   std::string owner;  // full name of the test that owns `dir`
   std::unique_ptr<TempDir> dir;
+  bool listening = false;
 };
 
 PerTestDir& per_test_dir() {
-  static PerTestDir d;  // destroyed at exit, removing the last directory
+  static PerTestDir d;  // destroyed at exit, removing any directory left
   return d;
 }
+
+// Removes the directory when its test ends (also under --gtest_repeat, where
+// the same test name runs again).
+class DropDirAtTestEnd : public ::testing::EmptyTestEventListener {
+  void OnTestEnd(const ::testing::TestInfo&) override {
+    PerTestDir& d = per_test_dir();
+    std::lock_guard lk(d.mu);
+    d.dir.reset();
+  }
+};
 
 std::string current_test_name() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -61,6 +72,11 @@ std::string current_test_name() {
 }
 
 TempDir& dir_for_current_test(PerTestDir& d) {
+  if (!d.listening) {
+    // Appended from inside a test body, never during listener dispatch.
+    ::testing::UnitTest::GetInstance()->listeners().Append(new DropDirAtTestEnd);
+    d.listening = true;
+  }
   std::string owner = current_test_name();
   if (!d.dir || d.owner != owner) {
     d.dir.reset();

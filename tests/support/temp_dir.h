@@ -26,7 +26,7 @@ class TempDir {
 };
 
 // write() into a directory private to the running GoogleTest test; the
-// directory is removed when the next test first calls this, or at exit.
+// directory is removed when that test ends.
 std::string write_temp_file(std::string_view name_hint, std::string_view contents);
 // That directory's path (created on first use).
 std::string test_temp_dir();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace pasture::test {
@@ -86,64 +87,9 @@ std::string format_reply(const std::string& name, const RecordedRequest& req, co
 class FakeUpstream::Session {
  public:
   Session(FakeUpstream& up, Fd fd, uint64_t id, uint16_t peer_port)
-      : up_(up), fd_(std::move(fd)) {
-    llhttp_settings_init(&s_);
-    s_.on_message_begin = [](llhttp_t* p) {
-      Session& ss = self(p);
-      ss.req_ = RecordedRequest{};
-      ss.req_.conn_id = ss.id_;
-      ss.req_.peer_port = ss.peer_port_;
-      ss.field_.clear();
-      ss.value_.clear();
-      return 0;
-    };
-    s_.on_method = [](llhttp_t* p, const char* at, size_t n) {
-      self(p).req_.method.append(at, n);
-      return 0;
-    };
-    s_.on_url = [](llhttp_t* p, const char* at, size_t n) {
-      self(p).req_.target.append(at, n);
-      return 0;
-    };
-    s_.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
-      self(p).field_.append(at, n);
-      return 0;
-    };
-    s_.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
-      self(p).value_.append(at, n);
-      return 0;
-    };
-    s_.on_header_value_complete = [](llhttp_t* p) {
-      Session& ss = self(p);
-      ss.req_.headers.emplace_back(std::move(ss.field_), std::move(ss.value_));
-      ss.field_.clear();
-      ss.value_.clear();
-      return 0;
-    };
-    s_.on_headers_complete = [](llhttp_t* p) {
-      Session& ss = self(p);
-      ss.req_.http_major = llhttp_get_http_major(p);
-      ss.req_.http_minor = llhttp_get_http_minor(p);
-      ss.req_.chunked = (p->flags & F_CHUNKED) != 0;
-      if (ss.up_.auto_continue_ && iequals(ss.req_.header("Expect"), "100-continue"))
-        send_all(ss.fd_.get(), "HTTP/1.1 100 Continue\r\n\r\n", kDefaultTimeout,
-                 ss.up_.wake_r_.get());
-      return 0;
-    };
-    s_.on_body = [](llhttp_t* p, const char* at, size_t n) {
-      self(p).req_.body.append(at, n);
-      return 0;
-    };
-    s_.on_message_complete = [](llhttp_t* p) {
-      Session& ss = self(p);
-      ss.req_.keep_alive = llhttp_should_keep_alive(p) != 0;
-      ss.complete_ = true;
-      return static_cast<int>(HPE_PAUSED);  // answer before parsing the next one
-    };
-    llhttp_init(&p_, HTTP_REQUEST, &s_);
+      : up_(up), fd_(std::move(fd)), id_(id), peer_port_(peer_port) {
+    llhttp_init(&p_, HTTP_REQUEST, &settings());
     p_.data = this;
-    id_ = id;
-    peer_port_ = peer_port;
   }
 
   void run() {
@@ -172,6 +118,68 @@ class FakeUpstream::Session {
 
  private:
   static Session& self(llhttp_t* p) { return *static_cast<Session*>(p->data); }
+
+  // llhttp keeps a pointer to its settings: one static table for all.
+  static const llhttp_settings_t& settings() {
+    static const llhttp_settings_t table = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_message_begin = [](llhttp_t* p) {
+        Session& ss = self(p);
+        ss.req_ = RecordedRequest{};
+        ss.req_.conn_id = ss.id_;
+        ss.req_.peer_port = ss.peer_port_;
+        ss.field_.clear();
+        ss.value_.clear();
+        return 0;
+      };
+      s.on_method = [](llhttp_t* p, const char* at, size_t n) {
+        self(p).req_.method.append(at, n);
+        return 0;
+      };
+      s.on_url = [](llhttp_t* p, const char* at, size_t n) {
+        self(p).req_.target.append(at, n);
+        return 0;
+      };
+      s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+        self(p).field_.append(at, n);
+        return 0;
+      };
+      s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+        self(p).value_.append(at, n);
+        return 0;
+      };
+      s.on_header_value_complete = [](llhttp_t* p) {
+        Session& ss = self(p);
+        ss.req_.headers.emplace_back(std::move(ss.field_), std::move(ss.value_));
+        ss.field_.clear();
+        ss.value_.clear();
+        return 0;
+      };
+      s.on_headers_complete = [](llhttp_t* p) {
+        Session& ss = self(p);
+        ss.req_.http_major = llhttp_get_http_major(p);
+        ss.req_.http_minor = llhttp_get_http_minor(p);
+        ss.req_.chunked = (p->flags & F_CHUNKED) != 0;
+        if (ss.up_.auto_continue_ && iequals(ss.req_.header("Expect"), "100-continue"))
+          send_all(ss.fd_.get(), "HTTP/1.1 100 Continue\r\n\r\n", kDefaultTimeout,
+                   ss.up_.wake_r_.get());
+        return 0;
+      };
+      s.on_body = [](llhttp_t* p, const char* at, size_t n) {
+        self(p).req_.body.append(at, n);
+        return 0;
+      };
+      s.on_message_complete = [](llhttp_t* p) {
+        Session& ss = self(p);
+        ss.req_.keep_alive = llhttp_should_keep_alive(p) != 0;
+        ss.complete_ = true;
+        return static_cast<int>(HPE_PAUSED);  // answer before parsing the next one
+      };
+      return s;
+    }();
+    return table;
+  }
 
   // Returns false when the connection must close.
   bool answer() {
@@ -216,7 +224,6 @@ class FakeUpstream::Session {
   uint64_t id_ = 0;
   uint16_t peer_port_ = 0;
   llhttp_t p_;
-  llhttp_settings_t s_;
   RecordedRequest req_;
   std::string field_, value_;
   bool complete_ = false;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -233,6 +234,31 @@ TEST(SupportUpstream, Http10GetsCloseUnlessKeepAlive) {
   EXPECT_TRUE(c.closed(Millis{2000}));
 }
 
+TEST(SupportUpstream, ConcurrentKeepAliveClients) {
+  constexpr int kClients = 8, kRequests = 20;
+  FakeUpstream up("many");
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int t = 0; t < kClients; ++t) {
+    threads.emplace_back([&, t] {
+      HttpConn c(up.port());
+      for (int i = 0; i < kRequests; ++i) {
+        std::string target = "/" + std::to_string(t) + "/" + std::to_string(i);
+        Response r = c.request("POST", target, {{"X-Empty", ""}}, target);
+        if (r.ok() && r.body == "many POST " + target + "\n") ++good;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(good, kClients * kRequests);
+  EXPECT_EQ(up.request_count(), static_cast<size_t>(kClients * kRequests));
+  EXPECT_EQ(up.connections_accepted(), static_cast<size_t>(kClients));
+  for (const auto& req : up.requests()) {
+    EXPECT_EQ(req.body, req.target);
+    EXPECT_EQ(req.header_count("X-Empty"), 1u);
+  }
+}
+
 TEST(SupportClient, ConnectRefused) {
   uint16_t port = free_port();
   ASSERT_NE(port, 0);
@@ -305,6 +331,15 @@ TEST(SupportProcess, DestructorKillsGrandchildren) {
     if (!gone) std::this_thread::sleep_for(Millis{10});
   }
   EXPECT_TRUE(gone);
+}
+
+TEST(SupportProcess, ChildDoesNotHoldTestSockets) {
+  FakeUpstream up("fd");
+  const uint16_t port = up.port();
+  Process p({"sleep", "5"});
+  up.stop();
+  EXPECT_FALSE(wait_for_port(port, Millis{50}));
+  EXPECT_TRUE(p.running());
 }
 
 TEST(SupportProcess, FreePortAndWaitForPort) {
