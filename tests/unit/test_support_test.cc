@@ -2,6 +2,7 @@
 // loopback sockets, Process, TempDir and free_port.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -257,6 +258,28 @@ TEST(SupportUpstream, ConcurrentKeepAliveClients) {
     EXPECT_EQ(req.body, req.target);
     EXPECT_EQ(req.header_count("X-Empty"), 1u);
   }
+}
+
+// A server that answers before reading the body (like a 413) must not
+// deadlock an upload: HttpConn drains the answer while its sends block.
+TEST(SupportClient, EarlyAnswerDuringLargeUpload) {
+  Fd listener = listen_loopback(0);
+  ASSERT_TRUE(listener.valid());
+  std::thread server([&] {
+    Fd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    std::string got;
+    while (got.find("\r\n\r\n") == std::string::npos &&
+           recv_some(c.get(), got, Millis{5000}) == IoResult::kOk) {
+    }
+    send_all(c.get(), "HTTP/1.1 413 Too Big\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    std::this_thread::sleep_for(Millis{300});  // let the client see it before the reset
+  });
+  HttpConn c(local_port(listener.get()), Millis{5000});
+  Response r = c.request_pattern("POST", "/upload", 20 * 1024 * 1024);
+  server.join();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 413);
+  EXPECT_NE(c.error(), "");  // the upload itself was cut short
 }
 
 TEST(SupportClient, ConnectRefused) {
