@@ -1,0 +1,58 @@
+#include "common/log.h"
+
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <unistd.h>
+
+namespace pasture::log {
+namespace {
+
+Level g_level = Level::Info;
+char g_role[32] = "master";
+
+const char* level_name(Level l) {
+  switch (l) {
+    case Level::Debug: return "debug";
+    case Level::Info: return "info";
+    case Level::Notice: return "notice";
+    case Level::Warn: return "warn";
+    case Level::Error: return "error";
+  }
+  return "?";
+}
+
+}  // namespace
+
+void set_level(Level l) { g_level = l; }
+Level level() { return g_level; }
+void set_role(const char* role) { snprintf(g_role, sizeof g_role, "%s", role); }
+
+void vlogf(Level l, const char* fmt, va_list ap) {
+  if (l < g_level) return;
+  char buf[2048];
+  time_t now = time(nullptr);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  int n = (int)strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  n += snprintf(buf + n, sizeof buf - n, " pasture[%d] %s %s: ", (int)getpid(), g_role,
+                level_name(l));
+  if (n < (int)sizeof buf) {
+    int m = vsnprintf(buf + n, sizeof buf - n, fmt, ap);
+    n = m < 0 ? n : n + m;
+  }
+  if (n > (int)sizeof buf - 2) n = (int)sizeof buf - 2;
+  buf[n++] = '\n';
+  // One write(2) per line so lines from several processes never interleave.
+  ssize_t r = write(STDERR_FILENO, buf, n);
+  (void)r;
+}
+
+void logf(Level l, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vlogf(l, fmt, ap);
+  va_end(ap);
+}
+
+}  // namespace pasture::log

@@ -1,0 +1,99 @@
+// The shared-memory region: fixed layout, mapped by the master before fork.
+//
+// Everything that changes at run time and must be one decision across all
+// workers lives here, as lock-free atomics. Slots are addressed by index
+// (pool index, global server index, worker slot); never store pointers here:
+// the region may be mapped at different addresses in other processes later
+// (binary upgrade). Every hot atomic group gets its own cache line.
+//
+// Layout: [ShmHeader][PoolSlot x n_pools][ServerSlot x n_servers][WorkerSlot x n_workers]
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace pasture::shm {
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+static_assert(std::atomic<int32_t>::is_always_lock_free);
+
+inline constexpr uint32_t kMagic = 0x50415354;  // "PAST"
+inline constexpr uint32_t kVersion = 1;
+
+struct ShmHeader {
+  uint32_t magic;
+  uint32_t version;
+  uint32_t n_pools;
+  uint32_t n_servers;
+  uint32_t n_workers;
+  uint32_t reserved;
+  std::atomic<uint64_t> generation;  // bumped by the master on reload
+};
+
+// Per pool. Written by every worker on every pick.
+struct alignas(64) PoolSlot {
+  std::atomic<uint64_t> rr_cursor;  // position in the pool's smooth-WRR schedule
+  std::atomic<uint64_t> picks;      // total picks (for stats)
+  std::atomic<uint64_t> rng_state;  // shared seed for randomised methods
+};
+
+// Server health flags (ServerSlot::flags).
+inline constexpr uint32_t kServerDown = 1u << 0;  // marked down by health checks
+
+// Per upstream server, indexed globally (pool.first_server + i).
+struct alignas(64) ServerSlot {
+  std::atomic<int32_t> active;      // requests in flight, all workers
+  std::atomic<uint32_t> flags;      // kServer*
+  std::atomic<uint64_t> requests;   // total requests sent
+  std::atomic<uint64_t> failures;   // connect errors, timeouts, resets
+  std::atomic<uint64_t> down_until_ms;  // passive health: monotonic ms
+};
+
+// Per worker slot (not per pid): the master assigns slot i to the i-th worker.
+struct alignas(64) WorkerSlot {
+  std::atomic<int32_t> pid;
+  std::atomic<uint32_t> connections;  // open client connections
+  std::atomic<uint64_t> requests;     // requests served
+  std::atomic<uint64_t> heartbeat_ms; // monotonic ms of the worker's last loop tick
+};
+
+inline size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
+
+struct LayoutSizes {
+  uint32_t n_pools = 0, n_servers = 0, n_workers = 0;
+  size_t pools_off() const { return align64(sizeof(ShmHeader)); }
+  size_t servers_off() const { return pools_off() + n_pools * sizeof(PoolSlot); }
+  size_t workers_off() const { return servers_off() + n_servers * sizeof(ServerSlot); }
+  size_t total() const { return workers_off() + n_workers * sizeof(WorkerSlot); }
+};
+
+// A mapped region. Create once in the master (before fork); children inherit
+// the mapping. Not copyable; unmaps on destruction.
+class Region {
+ public:
+  Region() = default;
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+  ~Region();
+
+  // mmap(MAP_SHARED|MAP_ANONYMOUS) and initialise. Returns false (errno set)
+  // on failure.
+  bool create(const LayoutSizes& sizes);
+
+  ShmHeader& header() { return *static_cast<ShmHeader*>(base_); }
+  PoolSlot* pools() { return reinterpret_cast<PoolSlot*>(at(sizes_.pools_off())); }
+  ServerSlot* servers() { return reinterpret_cast<ServerSlot*>(at(sizes_.servers_off())); }
+  WorkerSlot* workers() { return reinterpret_cast<WorkerSlot*>(at(sizes_.workers_off())); }
+  const LayoutSizes& sizes() const { return sizes_; }
+  bool valid() const { return base_ != nullptr; }
+
+ private:
+  char* at(size_t off) { return static_cast<char*>(base_) + off; }
+  void* base_ = nullptr;
+  size_t len_ = 0;
+  LayoutSizes sizes_;
+};
+
+}  // namespace pasture::shm

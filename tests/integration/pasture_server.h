@@ -1,0 +1,58 @@
+// Starts the real `pasture` binary on a free port with a given INI body.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/http_client.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/upstream.h"
+
+namespace pasture::test {
+
+class PastureServer {
+ public:
+  // `ini_rest` is appended after a [server:main] section listening on a free
+  // port with `workers` workers. Use {PORT} in ini_rest if needed.
+  PastureServer(const std::string& ini_rest, int workers, std::vector<std::string> extra = {})
+      : port_(free_port()) {
+    std::string ini = "[server:main]\nuse = egg:pasture#main\nhost = 127.0.0.1\nport = " +
+                      std::to_string(port_) + "\nworkers = " + std::to_string(workers) + "\n\n" +
+                      ini_rest;
+    path_ = dir_.write("site.ini", ini);
+    std::vector<std::string> argv = {PASTURE_BINARY, "serve", path_};
+    for (auto& e : extra) argv.push_back(e);
+    proc_ = std::make_unique<Process>(argv);
+    started_ = wait_for_output(*proc_, "serving on") && wait_for_port(port_);
+  }
+  bool started() const { return started_; }
+  uint16_t port() const { return port_; }
+  Process& proc() { return *proc_; }
+  const std::string& path() const { return path_; }
+  std::string output() const { return proc_->output(); }
+
+  // Worker pids as the master logs them ("worker N started, pid P").
+  std::vector<int> worker_pids() const {
+    std::vector<int> pids;
+    std::string out = proc_->output();
+    size_t pos = 0;
+    while ((pos = out.find("started, pid ", pos)) != std::string::npos) {
+      pos += 13;
+      pids.push_back(atoi(out.c_str() + pos));
+    }
+    return pids;
+  }
+
+ private:
+  TempDir dir_;
+  uint16_t port_;
+  std::string path_;
+  std::unique_ptr<Process> proc_;
+  bool started_ = false;
+};
+
+}  // namespace pasture::test

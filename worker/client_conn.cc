@@ -1,0 +1,783 @@
+#include "worker/client_conn.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/log.h"
+#include "worker/router.h"
+#include "worker/upstream_conn.h"
+
+namespace pasture::worker {
+namespace {
+
+constexpr size_t kMaxPipelined = 64 * 1024;  // unparsed bytes held while a response is in flight
+constexpr uint32_t kLingerMs = 2000;
+
+void format_peer(const sockaddr* sa, char* out, size_t len) {
+  out[0] = 0;
+  if (!sa) return;
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, out, len);
+  } else if (sa->sa_family == AF_INET6) {
+    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+      inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, len);
+    else
+      inet_ntop(AF_INET6, &s6->sin6_addr, out, len);
+  }
+}
+
+void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
+
+}  // namespace
+
+ClientConn::ClientConn(Worker* w) : w_(w) {
+  tcp_.data = static_cast<StreamOwner*>(this);
+  timer_.owner = this;
+  timer_.fire = on_timer;
+  llhttp_init(&parser_, HTTP_REQUEST, settings());
+  parser_.data = this;
+}
+
+const llhttp_settings_t* ClientConn::settings() {
+  static llhttp_settings_t s = [] {
+    llhttp_settings_t st;
+    llhttp_settings_init(&st);
+    st.on_url = [](llhttp_t* p, const char* at, size_t n) {
+      static_cast<ClientConn*>(p->data)->head_.on_url(at, n);
+      return 0;
+    };
+    st.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+      static_cast<ClientConn*>(p->data)->head_.on_field(at, n);
+      return 0;
+    };
+    st.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+      static_cast<ClientConn*>(p->data)->head_.on_value(at, n);
+      return 0;
+    };
+    // Pause at both ends of a message so parse() learns exact byte positions.
+    st.on_headers_complete = [](llhttp_t*) { return (int)HPE_PAUSED; };
+    st.on_message_complete = [](llhttp_t*) { return (int)HPE_PAUSED; };
+    return st;
+  }();
+  return &s;
+}
+
+void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer) {
+  auto* c = new ClientConn(w);
+  uv_tcp_init(w->loop(), &c->tcp_);
+  int r = uv_tcp_open(&c->tcp_, fd);
+  if (r < 0) {
+    PLOG_WARN("uv_tcp_open(%d) failed: %s", fd, uv_strerror(r));
+    ::close(fd);
+    c->state_ = State::kClosed;
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp_), [](uv_handle_t* h) {
+      delete static_cast<ClientConn*>(static_cast<StreamOwner*>(h->data));
+    });
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp_, 1);
+  format_peer(peer, c->peer_, sizeof c->peer_);
+  w->client_opened(c);
+  c->arm_timer(w->site().server.client_header_timeout_ms);
+  c->start_reading();
+}
+
+void ClientConn::start_reading() {
+  if (reading_ || state_ == State::kClosed) return;
+  if (uv_read_start(stream(), Worker::alloc_cb, on_read_cb) == 0) reading_ = true;
+}
+
+void ClientConn::stop_reading() {
+  if (!reading_) return;
+  uv_read_stop(stream());
+  reading_ = false;
+}
+
+void ClientConn::arm_timer(uint32_t ms) { w_->timers().arm(&timer_, ms, w_->now()); }
+
+void ClientConn::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(s->data));
+  c->on_read(nread, buf->base);
+}
+
+void ClientConn::on_read(ssize_t nread, const char* data) {
+  if (nread == 0) return;
+  if (nread < 0) {
+    reading_ = false;  // libuv stops reading at EOF and on errors
+    if (nread == UV_EOF && state_ == State::kWaiting) {
+      // Half-close after a complete request: answer, then close.
+      client_eof_ = true;
+      keep_alive_ = false;
+      return;
+    }
+    close();
+    return;
+  }
+  if (state_ == State::kLinger || state_ == State::kClosed) return;  // discard
+  if (state_ == State::kIdle) {
+    state_ = State::kHead;
+    arm_timer(w_->site().server.client_header_timeout_ms);
+  }
+  size_t n = (size_t)nread;
+  if (inbuf_) {
+    inbuf_->append(data, n);
+    if (state_ == State::kWaiting) {
+      if (inbuf_->size() > kMaxPipelined) stop_reading();
+      return;
+    }
+    run_inbuf();
+  } else if (state_ == State::kWaiting) {
+    inbuf_ = w_->take_buf();
+    inbuf_->assign(data, n);
+    inbuf_parsed_ = 0;
+  } else {
+    const char* rest = parse(data, data, data + n);
+    retain(data, rest, data + n, false);
+  }
+  if (up_) up_->flush();
+}
+
+void ClientConn::run_inbuf() {
+  while (inbuf_ && state_ != State::kWaiting && state_ != State::kLinger &&
+         state_ != State::kClosed) {
+    std::string* buf = inbuf_;
+    const char* base = buf->data();
+    const char* end = base + buf->size();
+    const char* rest = parse(base, base + inbuf_parsed_, end);
+    if (inbuf_ != buf) return;  // closed and released meanwhile
+    retain(base, rest, end, true);
+    if (!inbuf_ || rest == base + inbuf_parsed_) break;
+  }
+}
+
+// Keep what parse() could not finish: a partial head (from its first byte, so
+// offsets stay valid) or bytes of pipelined requests not parsed yet.
+void ClientConn::retain(const char* base, const char* rest, const char* end, bool from_inbuf) {
+  if (state_ == State::kClosed || state_ == State::kLinger) return;
+  if (state_ == State::kHead && head_started_) {
+    if (!from_inbuf) {
+      inbuf_ = w_->take_buf();
+      inbuf_->assign(base + msg_start_, end);
+    } else if (msg_start_ > 0) {
+      inbuf_->erase(0, msg_start_);
+    }
+    head_.rebase(msg_start_);
+    head_.base = inbuf_->data();
+    msg_start_ = 0;
+    inbuf_parsed_ = (uint32_t)inbuf_->size();
+    return;
+  }
+  if (rest < end) {
+    if (!from_inbuf) {
+      inbuf_ = w_->take_buf();
+      inbuf_->assign(rest, end);
+    } else {
+      inbuf_->erase(0, rest - base);
+    }
+    inbuf_parsed_ = 0;
+    return;
+  }
+  if (from_inbuf) {
+    w_->give_buf(inbuf_);
+    inbuf_ = nullptr;
+  }
+}
+
+const char* ClientConn::parse(const char* base, const char* p, const char* end) {
+  in_parse_ = true;
+  const auto& srv = w_->site().server;
+  while (state_ != State::kClosed && state_ != State::kLinger) {
+    if (state_ == State::kIdle) {
+      if (p == end) break;
+      state_ = State::kHead;
+      arm_timer(srv.client_header_timeout_ms);
+    }
+    if (state_ == State::kHead) {
+      if (p == end) break;
+      if (!head_started_) {
+        head_started_ = true;
+        msg_start_ = (uint32_t)(p - base);
+        if (!head_.headers) head_.headers = w_->take_spans();
+        head_.reset();
+      }
+      head_.base = base;
+      llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
+      if (err == HPE_OK) {
+        if ((size_t)(end - (base + msg_start_)) > srv.max_header_bytes) {
+          respond_error(head_.last == HeadCollector::kUrl ? 414 : 431, "request head too large");
+        }
+        p = end;
+        break;
+      }
+      if (err != HPE_PAUSED) {
+        PLOG_DEBUG("bad request from %s: %s (%s)", peer_, llhttp_errno_name(err),
+                   llhttp_get_error_reason(&parser_));
+        respond_error(400, "malformed request");
+        p = end;
+        break;
+      }
+      const char* pos = llhttp_get_error_pos(&parser_);
+      llhttp_resume(&parser_);
+      if ((size_t)(pos - (base + msg_start_)) > srv.max_header_bytes) {
+        respond_error(431, "request head too large");
+        p = end;
+        break;
+      }
+      p = pos;
+      if (!on_head(base, pos)) {
+        p = end;
+        break;
+      }
+      continue;
+    }
+    if (state_ != State::kBody) break;
+    llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
+    if (err == HPE_OK) {
+      if (p < end) forward_body(p, end - p);
+      p = end;
+      break;
+    }
+    if (err != HPE_PAUSED) {
+      PLOG_DEBUG("bad request body from %s: %s", peer_, llhttp_errno_name(err));
+      if (resp_started_)
+        close();
+      else
+        respond_error(400, "malformed request body");
+      p = end;
+      break;
+    }
+    const char* pos = llhttp_get_error_pos(&parser_);
+    llhttp_resume(&parser_);
+    if (pos > p) forward_body(p, pos - p);
+    p = pos;
+    if (state_ == State::kBody) on_request_complete();
+  }
+  in_parse_ = false;
+  return p;
+}
+
+bool ClientConn::on_head(const char* base, const char* head_end) {
+  (void)head_end;
+  const auto& srv = w_->site().server;
+  method_ = parser_.method;
+  http10_ = parser_.http_major == 1 && parser_.http_minor == 0;
+  keep_alive_ = llhttp_should_keep_alive(&parser_) && !w_->draining();
+  std::string_view url = span_view(base, head_.url);
+  if (url.size() > srv.max_url_bytes) {
+    respond_error(414, "request target too long");
+    return false;
+  }
+  RequestTarget t;
+  if (!split_target(url, &t)) {
+    respond_error(400, "bad request target");
+    return false;
+  }
+  std::string_view host = t.authority;
+  bool have_host = false;
+  expect_continue_ = false;
+  for (const HeaderSpan& h : *head_.headers) {
+    std::string_view name = span_view(base, h.name);
+    if (name.size() == 4 && iequals(name, "host")) {
+      if (have_host) {
+        respond_error(400, "duplicate Host header");
+        return false;
+      }
+      have_host = true;
+      if (host.empty()) host = span_view(base, h.value);
+    } else if (name.size() == 6 && iequals(name, "expect")) {
+      expect_continue_ = iequals(span_view(base, h.value), "100-continue");
+    }
+  }
+  if (!have_host && !http10_) {
+    respond_error(400, "missing Host header");
+    return false;
+  }
+  state_ = State::kBody;
+  arm_timer(srv.client_header_timeout_ms);  // client body timeout
+  RouteResult r = route(w_->site(), host, t.path);
+  handler_ = r.handler;
+  if (handler_ < 0) {
+    respond_local(404, "404 Not Found\n", false);
+    return true;
+  }
+  const conf::Handler& hd = w_->site().handlers[handler_];
+  if (hd.kind == conf::HandlerKind::Echo) {
+    std::string body;
+    body.reserve(hd.echo_name.size() + url.size() + 16);
+    body.append(hd.echo_name).append(" ");
+    body.append(llhttp_method_name((llhttp_method_t)method_)).append(" ");
+    append(body, url);
+    body.append("\n");
+    respond_local(200, body, false);
+    return true;
+  }
+  start_proxy(base, hd.pool);
+  return state_ != State::kClosed && state_ != State::kLinger;
+}
+
+void ClientConn::start_proxy(const char* base, int pool_index) {
+  PoolRt& pool = w_->pools()[pool_index];
+  pool_ = pool_index;
+  lb::RequestView rv;
+  rv.client_addr = peer_;
+  int s = pool.balancer->pick(rv, pool.state, w_->now());
+  if (s < 0) {
+    respond_local(503, "503 Service Unavailable: no upstream server available\n", false);
+    return;
+  }
+  server_ = s;
+  shm::ServerSlot& slot = pool.state.server_slots[s];
+  slot.active.fetch_add(1, std::memory_order_relaxed);
+  slot.requests.fetch_add(1, std::memory_order_relaxed);
+  if (!build_upstream_head(base, pool, s)) return;
+  mode_ = Mode::kProxy;
+  connect_upstream();
+}
+
+bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int server) {
+  const conf::Pool& cfg = *pool.cfg;
+  std::string_view url = span_view(base, head_.url);
+  RequestTarget t;
+  split_target(url, &t);
+  if (!uphead_) uphead_ = w_->take_buf();
+  std::string& o = *uphead_;
+  o.clear();
+  o.append(llhttp_method_name((llhttp_method_t)method_)).push_back(' ');
+  if (!cfg.base_path.empty() && cfg.base_path != "/") {
+    o.append(join_base_path(cfg.base_path, t.path));
+    if (t.has_query) o.append("?").append(t.query);
+  } else if (!t.authority.empty()) {
+    append(o, t.path);
+    if (t.has_query) o.append("?").append(t.query);
+  } else {
+    append(o, url);
+  }
+  o.append(" HTTP/1.1\r\n");
+
+  std::string_view conn_tokens, host, xff;
+  for (const HeaderSpan& h : *head_.headers) {
+    std::string_view name = span_view(base, h.name);
+    if (name.size() == 10 && iequals(name, "connection")) conn_tokens = span_view(base, h.value);
+  }
+  for (const HeaderSpan& h : *head_.headers) {
+    std::string_view name = span_view(base, h.name);
+    std::string_view value = span_view(base, h.value);
+    if (is_hop_by_hop(name)) continue;
+    if (!conn_tokens.empty() && has_token(conn_tokens, name)) continue;
+    if (name.size() == 4 && iequals(name, "host")) {
+      host = value;
+      if (!cfg.preserve_host) continue;
+    } else if (name.size() == 15 && iequals(name, "x-forwarded-for")) {
+      xff = value;  // appended to below, as nginx's $proxy_add_x_forwarded_for
+      continue;
+    } else if ((name.size() == 17 && iequals(name, "x-forwarded-proto")) ||
+               (name.size() == 16 && iequals(name, "x-forwarded-host"))) {
+      continue;
+    }
+    append(o, name);
+    o.append(": ");
+    append(o, value);
+    o.append("\r\n");
+  }
+  if (!cfg.preserve_host) {
+    o.append("Host: ").append(pool.targets[server].addr.host_header).append("\r\n");
+  } else if (host.empty()) {
+    o.append("Host: ");
+    if (!t.authority.empty())
+      append(o, t.authority);
+    else
+      o.append(pool.targets[0].addr.host_header);
+    o.append("\r\n");
+  }
+  if (host.empty()) host = t.authority;
+  o.append("X-Forwarded-For: ");
+  if (!xff.empty()) append(o, xff), o.append(", ");
+  o.append(peer_).append("\r\nX-Forwarded-Proto: http\r\n");
+  if (!host.empty()) {
+    o.append("X-Forwarded-Host: ");
+    append(o, host);
+    o.append("\r\n");
+  }
+  o.append("\r\n");
+  return true;
+}
+
+void ClientConn::connect_upstream() {
+  PoolRt& pool = w_->pools()[pool_];
+  up_ = UpstreamConn::acquire(w_, &pool, server_, tries_ > 0);
+  if (!up_) {
+    on_upstream_error(502, true, "cannot create upstream connection", nullptr);
+    return;
+  }
+  up_->start(this, uphead_, method_ == HTTP_HEAD);
+}
+
+void ClientConn::forward_body(const char* p, size_t n) {
+  body_bytes_ += n;
+  if (mode_ != Mode::kProxy || !up_) return;  // local handlers discard the body
+  up_->send_body(p, n);
+  if (up_ && up_->queued() > kHighWater) {
+    client_paused_ = true;
+    stop_reading();
+  }
+}
+
+void ClientConn::on_upstream_drained() {
+  if (client_paused_) {
+    client_paused_ = false;
+    start_reading();
+  }
+}
+
+void ClientConn::on_request_complete() {
+  req_done_ = true;
+  state_ = State::kWaiting;
+  timer_disarm(&timer_);
+  if (mode_ == Mode::kLocal) {
+    finish_local();
+    return;
+  }
+  if (up_) up_->request_done();
+  if (resp_done_) finish_exchange();
+}
+
+void ClientConn::respond_local(int status, std::string_view body, bool close_after) {
+  mode_ = Mode::kLocal;
+  if (close_after) keep_alive_ = false;
+  if (!resp_head_) resp_head_ = w_->take_buf();
+  std::string& o = *resp_head_;
+  o.clear();
+  o.append("HTTP/1.1 ");
+  append_uint(o, (uint64_t)status);
+  o.append(" ").append(reason_phrase(status)).append("\r\nServer: pasture\r\n");
+  o.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  append_uint(o, body.size());
+  o.append("\r\n");
+  if (status == 503) o.append("Retry-After: 1\r\n");
+  // The keep-alive decision is final only when the response is sent, so the
+  // Connection header and the blank line are added then (finish_local).
+  local_head_len_ = (uint32_t)o.size();
+  if (method_ != HTTP_HEAD) append(o, body);
+  if (expect_continue_ && !http10_ && status < 300 && !req_done_) {
+    stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    expect_continue_ = false;
+  }
+}
+
+void ClientConn::finish_local() {
+  if (!resp_head_) return;
+  std::string& o = *resp_head_;
+  if (w_->draining()) keep_alive_ = false;
+  const char* conn = !keep_alive_ ? "Connection: close\r\n\r\n"
+                     : http10_    ? "Connection: keep-alive\r\n\r\n"
+                                  : "\r\n";
+  uv_buf_t bufs[3] = {uv_buf_init(o.data(), local_head_len_),
+                      uv_buf_init(const_cast<char*>(conn), (unsigned)strlen(conn)),
+                      uv_buf_init(o.data() + local_head_len_, (unsigned)(o.size() - local_head_len_))};
+  int r = stream_send(stream(), bufs, 3);
+  w_->give_buf(resp_head_);
+  resp_head_ = nullptr;
+  resp_done_ = true;
+  if (r < 0) {
+    close();
+    return;
+  }
+  finish_exchange();
+}
+
+void ClientConn::respond_error(int status, const char* why) {
+  PLOG_DEBUG("%d for %s: %s", status, peer_, why);
+  if (resp_started_) {
+    close();
+    return;
+  }
+  bool close_after = !req_done_;  // the rest of the request is unread: close
+  std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
+  respond_local(status, body, close_after);
+  if (req_done_ || close_after) {
+    state_ = State::kWaiting;
+    req_done_ = true;
+    finish_local();
+  }
+}
+
+void ClientConn::release_server(bool failed) {
+  if (server_ < 0 || pool_ < 0) return;
+  shm::ServerSlot& slot = w_->pools()[pool_].state.server_slots[server_];
+  slot.active.fetch_sub(1, std::memory_order_relaxed);
+  if (failed) slot.failures.fetch_add(1, std::memory_order_relaxed);
+  server_ = -1;
+}
+
+void ClientConn::on_upstream_error(int status, bool retryable, const char* why,
+                                   std::string* unsent) {
+  up_ = nullptr;
+  PoolRt& pool = w_->pools()[pool_];
+  const conf::UpstreamServer& srv = pool.cfg->servers[server_];
+  release_server(true);
+  // A request that never reached an upstream may go to another server, once
+  // per server of the pool at most. Bytes of the body not yet sent were
+  // handed back in `unsent`; bytes already sent cannot be replayed.
+  bool replayable = retryable && !resp_started_ && (body_bytes_ == 0 || unsent);
+  if (replayable && tries_ + 1u < pool.cfg->servers.size() + 1u) {
+    tries_++;
+    lb::RequestView rv;
+    rv.client_addr = peer_;
+    int s = pool.balancer->pick(rv, pool.state, w_->now());
+    if (s >= 0) {
+      PLOG_INFO("pool %s: %s %s; retrying on %s", pool.cfg->name.c_str(), srv.label().c_str(),
+                why, pool.cfg->servers[s].label().c_str());
+      server_ = s;
+      pool.state.server_slots[s].active.fetch_add(1, std::memory_order_relaxed);
+      pool.state.server_slots[s].requests.fetch_add(1, std::memory_order_relaxed);
+      connect_upstream();
+      if (up_ && unsent && !unsent->empty()) up_->send_body(unsent->data(), unsent->size());
+      if (unsent) w_->give_buf(unsent);
+      if (up_ && req_done_) up_->request_done();
+      return;
+    }
+  }
+  if (unsent) w_->give_buf(unsent);
+  PLOG_WARN("pool %s: %s %s (%d)", pool.cfg->name.c_str(), srv.label().c_str(), why, status);
+  respond_error(status, why);
+}
+
+void ClientConn::on_upstream_abort() {
+  up_ = nullptr;
+  release_server(true);
+  close();
+}
+
+bool ClientConn::on_response_head(const char* base, const HeadCollector& h, const llhttp_t* p) {
+  int status = p->status_code;
+  if (status < 200) {
+    if (status == 100 && expect_continue_ && !http10_)
+      stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    return false;
+  }
+  resp_started_ = true;
+  if (uphead_) {
+    w_->give_buf(uphead_);
+    uphead_ = nullptr;
+  }
+  bool chunked = p->flags & F_CHUNKED;
+  bool has_len = p->flags & F_CONTENT_LENGTH;
+  bool no_body = method_ == HTTP_HEAD || status == 204 || status == 304;
+  bool decode = false;
+  if (!no_body && !chunked && !has_len) keep_alive_ = false;  // body ends at upstream EOF
+  if (!no_body && chunked && http10_) {
+    decode = true;  // HTTP/1.0 has no chunked coding: send the payload, close to end it
+    keep_alive_ = false;
+  }
+  if (w_->draining()) keep_alive_ = false;
+
+  if (!resp_head_) resp_head_ = w_->take_buf();
+  std::string& o = *resp_head_;
+  o.clear();
+  o.append("HTTP/1.1 ");
+  append_uint(o, (uint64_t)status);
+  o.push_back(' ');
+  std::string_view reason = span_view(base, h.status);
+  if (reason.empty())
+    o.append(reason_phrase(status));
+  else
+    append(o, reason);
+  o.append("\r\n");
+  std::string_view conn_tokens;
+  for (const HeaderSpan& hs : *h.headers) {
+    std::string_view name = span_view(base, hs.name);
+    if (name.size() == 10 && iequals(name, "connection")) conn_tokens = span_view(base, hs.value);
+  }
+  for (const HeaderSpan& hs : *h.headers) {
+    std::string_view name = span_view(base, hs.name);
+    if (is_hop_by_hop(name)) continue;
+    if (!conn_tokens.empty() && has_token(conn_tokens, name)) continue;
+    if (decode && name.size() == 17 && iequals(name, "transfer-encoding")) continue;
+    append(o, name);
+    o.append(": ");
+    append(o, span_view(base, hs.value));
+    o.append("\r\n");
+  }
+  if (!keep_alive_)
+    o.append("Connection: close\r\n");
+  else if (http10_)
+    o.append("Connection: keep-alive\r\n");
+  o.append("\r\n");
+  return decode;
+}
+
+void ClientConn::flush() {
+  if (!resp_head_ || mode_ != Mode::kProxy || !resp_started_) return;
+  int r = stream_send(stream(), resp_head_->data(), resp_head_->size());
+  w_->give_buf(resp_head_);
+  resp_head_ = nullptr;
+  if (r < 0) close();
+}
+
+void ClientConn::on_response_body(const char* p, size_t n) {
+  int r;
+  if (resp_head_) {
+    uv_buf_t bufs[2] = {uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size()),
+                        uv_buf_init(const_cast<char*>(p), (unsigned)n)};
+    r = stream_send(stream(), bufs, 2);
+    w_->give_buf(resp_head_);
+    resp_head_ = nullptr;
+  } else {
+    r = stream_send(stream(), p, n);
+  }
+  if (r < 0) {
+    close();
+    return;
+  }
+  if (up_ && tcp_.write_queue_size > kHighWater) {
+    up_paused_ = true;
+    up_->pause_read();
+  }
+}
+
+void ClientConn::on_write_done(int status) {
+  if (state_ == State::kClosed) return;
+  if (status < 0) {
+    close();
+    return;
+  }
+  if (up_paused_ && tcp_.write_queue_size < kLowWater) {
+    up_paused_ = false;
+    if (up_) up_->resume_read();
+  }
+}
+
+void ClientConn::on_response_done(bool upstream_keepalive) {
+  (void)upstream_keepalive;
+  up_ = nullptr;
+  flush();
+  if (state_ == State::kClosed) return;
+  resp_done_ = true;
+  release_server(false);
+  if (req_done_) {
+    finish_exchange();
+  } else {
+    keep_alive_ = false;  // the upstream answered before the request ended
+    shutdown_and_linger();
+  }
+}
+
+void ClientConn::finish_exchange() {
+  w_->slot()->requests.fetch_add(1, std::memory_order_relaxed);
+  if (!keep_alive_ || client_eof_ || w_->draining()) {
+    shutdown_and_linger();
+    return;
+  }
+  reset_request();
+  state_ = State::kIdle;
+  arm_timer(w_->site().server.keepalive_timeout_ms);
+  if (client_paused_ || !reading_) {
+    client_paused_ = false;
+    if (!inbuf_ || inbuf_->size() <= kMaxPipelined) start_reading();
+  }
+  if (!in_parse_ && inbuf_) {
+    state_ = State::kHead;
+    arm_timer(w_->site().server.client_header_timeout_ms);
+    run_inbuf();
+    if (up_) up_->flush();
+  }
+}
+
+void ClientConn::reset_request() {
+  mode_ = Mode::kNone;
+  head_started_ = false;
+  req_done_ = resp_done_ = resp_started_ = false;
+  expect_continue_ = false;
+  tries_ = 0;
+  pool_ = server_ = handler_ = -1;
+  body_bytes_ = 0;
+  if (head_.headers) {
+    w_->give_spans(head_.headers);
+    head_.headers = nullptr;
+  }
+  if (uphead_) {
+    w_->give_buf(uphead_);
+    uphead_ = nullptr;
+  }
+}
+
+void ClientConn::close_if_idle() {
+  if (state_ == State::kIdle && !inbuf_) close();
+}
+
+void ClientConn::shutdown_and_linger() {
+  if (state_ == State::kClosed || state_ == State::kLinger) return;
+  if (up_) {
+    up_->abort();
+    up_ = nullptr;
+  }
+  release_server(false);
+  state_ = State::kLinger;
+  // Shut the write side once queued bytes are out, then read until the
+  // client's EOF (or kLingerMs), so unread input never turns our close into
+  // an RST that destroys the response in flight.
+  auto* req = new uv_shutdown_t;
+  int r = uv_shutdown(req, stream(), [](uv_shutdown_t* rq, int status) {
+    auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(rq->handle->data));
+    delete rq;
+    if (status < 0 && c->state_ != State::kClosed) c->close();
+  });
+  if (r < 0) {
+    delete req;
+    close();
+    return;
+  }
+  arm_timer(kLingerMs);
+  start_reading();
+}
+
+void ClientConn::on_timer(TimerNode* t) {
+  auto* c = static_cast<ClientConn*>(t->owner);
+  switch (c->state_) {
+    case State::kHead:
+      if (c->head_started_) {
+        c->respond_error(408, "client header timeout");
+        return;
+      }
+      c->close();
+      return;
+    case State::kBody:
+      if (!c->resp_started_) {
+        c->respond_error(408, "client body timeout");
+        return;
+      }
+      c->close();
+      return;
+    default:
+      c->close();
+  }
+}
+
+void ClientConn::close() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  if (up_) {
+    up_->abort();
+    up_ = nullptr;
+  }
+  release_server(false);
+  timer_disarm(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close_cb);
+}
+
+void ClientConn::on_close_cb(uv_handle_t* h) {
+  auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(h->data));
+  Worker* w = c->w_;
+  if (c->inbuf_) w->give_buf(c->inbuf_);
+  if (c->uphead_) w->give_buf(c->uphead_);
+  if (c->resp_head_) w->give_buf(c->resp_head_);
+  if (c->head_.headers) w->give_spans(c->head_.headers);
+  w->client_closed(c);
+  delete c;
+}
+
+}  // namespace pasture::worker

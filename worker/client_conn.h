@@ -1,0 +1,134 @@
+// One client connection: the server side of HTTP/1.1 (keep-alive,
+// pipelining, Content-Length and chunked bodies) and the client half of a
+// proxied exchange.
+//
+// States (one request at a time; pipelined bytes wait in inbuf_):
+//   kIdle     keep-alive, no byte of the next request yet   (keepalive_timeout)
+//   kHead     reading a request head                       (client_header_timeout)
+//   kBody     head handled; the body streams to its handler
+//   kWaiting  request complete; its response is in progress
+//   kLinger   response sent, write side shut; draining input until EOF
+//
+// llhttp callbacks only record; parse() acts on what they recorded.
+#pragma once
+
+#include <llhttp.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+
+#include "worker/http_head.h"
+#include "worker/runtime.h"
+#include "worker/stream_io.h"
+#include "worker/timers.h"
+
+namespace pasture::worker {
+
+class UpstreamConn;
+
+class ClientConn final : public StreamOwner {
+ public:
+  // Take ownership of an accepted, non-blocking socket.
+  static void accept_fd(Worker* w, int fd, const sockaddr* peer);
+
+  // --- called by UpstreamConn -------------------------------------------
+  // The upstream's response head is complete. `p` is its parser. Returns
+  // true if the body must be de-chunked for this client (HTTP/1.0).
+  bool on_response_head(const char* base, const HeadCollector& h, const llhttp_t* p);
+  void on_response_body(const char* p, size_t n);
+  void on_response_done(bool upstream_keepalive);
+  // The exchange failed before a response head arrived. `status` is 502 or
+  // 504. `retryable`: nothing of the request reached the upstream's
+  // application (connect failed, or a reused idle connection was closed).
+  // `unsent`: request bytes that never reached the upstream, handed back for
+  // a retry (may be null; the client takes ownership).
+  void on_upstream_error(int status, bool retryable, const char* why, std::string* unsent);
+  // The upstream failed after the response started: the client connection
+  // can only be closed.
+  void on_upstream_abort();
+  void on_upstream_drained();  // the upstream's send queue fell below kLowWater
+  void flush();                // write a response head still held back
+  bool is_head_request() const { return method_ == HTTP_HEAD; }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+
+  void on_write_done(int status) override;
+  void close_if_idle();  // used by the worker's drain
+
+  uint32_t registry_index = 0;
+
+ private:
+  enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kClosed };
+  enum class Mode : uint8_t { kNone, kProxy, kLocal };
+
+  explicit ClientConn(Worker* w);
+  ~ClientConn() override = default;
+
+  static void on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_close_cb(uv_handle_t* h);
+  static void on_timer(TimerNode* t);
+  static const llhttp_settings_t* settings();
+
+  void on_read(ssize_t nread, const char* data);
+  void run_inbuf();
+  const char* parse(const char* base, const char* p, const char* end);
+  void retain(const char* base, const char* rest, const char* end, bool from_inbuf);
+  bool on_head(const char* base, const char* head_end);
+  void start_proxy(const char* base, int handler);
+  bool build_upstream_head(const char* base, const PoolRt& pool, int server);
+  void connect_upstream();
+  void forward_body(const char* p, size_t n);
+  void on_request_complete();
+  void finish_local();
+  void finish_exchange();
+  void reset_request();
+
+  // Responses pasture makes itself.
+  void respond_local(int status, std::string_view body, bool close);
+  void respond_error(int status, const char* why);
+  void release_server(bool failed);
+  void stop_reading();
+  void start_reading();
+
+  void shutdown_and_linger();
+  void close();
+  void arm_timer(uint32_t ms);
+
+  uv_tcp_t tcp_;
+  Worker* w_;
+  llhttp_t parser_;
+  HeadCollector head_;
+  TimerNode timer_;
+  UpstreamConn* up_ = nullptr;
+  std::string* inbuf_ = nullptr;   // unparsed bytes: a partial head or pipelined requests
+  uint32_t inbuf_parsed_ = 0;      // bytes of inbuf_ llhttp has consumed
+  uint32_t msg_start_ = 0;         // offset of the current head in its buffer
+  std::string* uphead_ = nullptr;  // request head sent upstream (kept for a retry)
+  std::string* resp_head_ = nullptr;  // response head held back to share a writev with body
+
+  State state_ = State::kIdle;
+  Mode mode_ = Mode::kNone;
+  uint8_t method_ = 0;
+  bool head_started_ = false;
+  bool keep_alive_ = false;   // client wants (and may have) keep-alive
+  bool http10_ = false;
+  bool req_done_ = false;
+  bool resp_done_ = false;
+  bool resp_started_ = false;
+  bool client_eof_ = false;
+  bool expect_continue_ = false;
+  bool up_paused_ = false;    // we paused upstream reads: our write queue is full
+  bool reading_ = false;
+  bool in_parse_ = false;
+  bool client_paused_ = false;  // we stopped reading the client: upstream is backed up
+  uint8_t tries_ = 0;
+  int pool_ = -1;
+  int server_ = -1;
+  int handler_ = -1;
+  uint32_t local_head_len_ = 0;  // resp_head_ bytes before a local response's body
+  uint64_t body_bytes_ = 0;   // request body bytes seen (forwarded or consumed)
+  char peer_[48] = {0};       // client address, text
+};
+
+}  // namespace pasture::worker

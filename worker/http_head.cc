@@ -1,0 +1,171 @@
+#include "worker/http_head.h"
+
+#include <cstring>
+
+namespace pasture::worker {
+
+void HeadCollector::extend(Span& s, Last kind, const char* at, size_t n) {
+  if (last == kind && s.len) {
+    s.len += (uint32_t)n;  // contiguous continuation in the same buffer
+  } else {
+    s.off = (uint32_t)(at - base);
+    s.len = (uint32_t)n;
+  }
+  last = kind;
+}
+
+void HeadCollector::on_field(const char* at, size_t n) {
+  if (last == kField && !headers->empty()) {
+    headers->back().name.len += (uint32_t)n;
+  } else {
+    HeaderSpan h;
+    h.name = {(uint32_t)(at - base), (uint32_t)n};
+    h.value = {h.name.off + h.name.len, 0};
+    headers->push_back(h);
+  }
+  last = kField;
+}
+
+void HeadCollector::on_value(const char* at, size_t n) {
+  if (headers->empty()) return;
+  Span& v = headers->back().value;
+  if (last == kValue && v.len) {
+    v.len += (uint32_t)n;
+  } else {
+    v.off = (uint32_t)(at - base);
+    v.len = (uint32_t)n;
+  }
+  last = kValue;
+}
+
+void HeadCollector::rebase(uint32_t delta) {
+  auto shift = [delta](Span& s) { s.off = s.off >= delta ? s.off - delta : 0; };
+  shift(url);
+  shift(status);
+  if (headers)
+    for (HeaderSpan& h : *headers) {
+      shift(h.name);
+      shift(h.value);
+    }
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); i++) {
+    unsigned char x = a[i], y = b[i];
+    if (x != y && (x | 0x20) != (y | 0x20)) return false;
+    if (x != y && !((x | 0x20) >= 'a' && (x | 0x20) <= 'z')) return false;
+  }
+  return true;
+}
+
+bool has_token(std::string_view list, std::string_view token) {
+  size_t i = 0;
+  while (i < list.size()) {
+    size_t j = list.find(',', i);
+    if (j == std::string_view::npos) j = list.size();
+    std::string_view t = list.substr(i, j - i);
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    if (iequals(t, token)) return true;
+    i = j + 1;
+  }
+  return false;
+}
+
+bool is_hop_by_hop(std::string_view n) {
+  switch (n.size()) {
+    case 2: return iequals(n, "te");
+    case 7: return iequals(n, "trailer") || iequals(n, "upgrade");
+    case 10: return iequals(n, "connection") || iequals(n, "keep-alive");
+    case 16: return iequals(n, "proxy-connection");
+    case 14: return iequals(n, "http2-settings");
+    default: return false;
+  }
+}
+
+bool split_target(std::string_view url, RequestTarget* out) {
+  *out = RequestTarget{};
+  if (url.empty()) return false;
+  if (url[0] != '/') {
+    if (url == "*") {
+      out->path = url;
+      return true;
+    }
+    size_t scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) return false;
+    std::string_view scheme = url.substr(0, scheme_end);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) return false;
+    std::string_view rest = url.substr(scheme_end + 3);
+    size_t slash = rest.find_first_of("/?");
+    out->authority = rest.substr(0, slash);
+    if (out->authority.empty()) return false;
+    url = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    if (url[0] == '?') {
+      out->path = "/";
+      out->query = url.substr(1);
+      out->has_query = true;
+      return true;
+    }
+  }
+  size_t q = url.find('?');
+  if (q == std::string_view::npos) {
+    out->path = url;
+  } else {
+    out->path = url.substr(0, q);
+    out->query = url.substr(q + 1);
+    out->has_query = true;
+  }
+  return true;
+}
+
+std::string join_base_path(std::string_view base, std::string_view path) {
+  while (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  std::string out;
+  size_t slash = base.rfind('/');
+  if (slash == std::string_view::npos)
+    out = "/";
+  else
+    out.assign(base.substr(0, slash + 1));
+  if (out.empty() || out[0] != '/') out.insert(out.begin(), '/');
+  out.append(path);
+  return out;
+}
+
+void append_uint(std::string& out, uint64_t v) {
+  char buf[24];
+  int i = sizeof buf;
+  do {
+    buf[--i] = char('0' + v % 10);
+    v /= 10;
+  } while (v);
+  out.append(buf + i, sizeof buf - i);
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+}  // namespace pasture::worker

@@ -1,0 +1,76 @@
+// HTTP/1.1 message heads as llhttp reports them, and their rewriting for
+// proxying. Pure functions over bytes: no I/O, unit-testable.
+//
+// A head is collected as offsets into one contiguous buffer (`base`), never as
+// pointers, so the buffer may grow (realloc) while a head arrives in pieces.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pasture::worker {
+
+struct Span {
+  uint32_t off = 0, len = 0;
+};
+struct HeaderSpan {
+  Span name, value;
+};
+
+inline std::string_view span_view(const char* base, Span s) { return {base + s.off, s.len}; }
+
+// Receives llhttp's span callbacks for one message head. Consecutive calls for
+// the same element (a head split across reads) extend the element.
+struct HeadCollector {
+  enum Last : uint8_t { kNone, kUrl, kStatus, kField, kValue };
+  const char* base = nullptr;      // start of the buffer offsets refer to
+  std::vector<HeaderSpan>* headers = nullptr;  // borrowed, see Worker::take_spans
+  Span url, status;
+  Last last = kNone;
+
+  void reset() {
+    url = status = Span{};
+    last = kNone;
+    if (headers) headers->clear();
+  }
+  void on_url(const char* at, size_t n) { extend(url, kUrl, at, n); }
+  void on_status(const char* at, size_t n) { extend(status, kStatus, at, n); }
+  void on_field(const char* at, size_t n);
+  void on_value(const char* at, size_t n);
+  // Shift every offset down by `delta` (the head moved to a new buffer whose
+  // byte 0 was byte `delta` of the old one).
+  void rebase(uint32_t delta);
+
+ private:
+  void extend(Span& s, Last kind, const char* at, size_t n);
+};
+
+bool iequals(std::string_view a, std::string_view b);
+// Does comma-separated header value `list` contain `token` (case-insensitive)?
+bool has_token(std::string_view list, std::string_view token);
+
+// Headers a proxy must not forward (RFC 9110 7.6.1), lower-case comparison.
+bool is_hop_by_hop(std::string_view name);
+
+// Request-target pieces.
+struct RequestTarget {
+  std::string_view path;   // "/a/b" (origin form; "*" for OPTIONS *)
+  std::string_view query;  // after '?', without it; empty if none
+  bool has_query = false;
+  std::string_view authority;  // from absolute-form "http://host/path", else empty
+};
+bool split_target(std::string_view url, RequestTarget* out);
+
+// urljoin(base, path.lstrip('/')) as Python's urllib.parse.urljoin does for
+// the simple cases Paste's proxy produces.
+std::string join_base_path(std::string_view base, std::string_view path);
+
+// Append an integer as decimal.
+void append_uint(std::string& out, uint64_t v);
+
+// Reason phrase for a status code ("OK", "Bad Gateway", ...).
+const char* reason_phrase(int status);
+
+}  // namespace pasture::worker

@@ -1,0 +1,71 @@
+#include "worker/router.h"
+
+#include <string>
+
+namespace pasture::worker {
+namespace {
+
+bool path_matches(std::string_view path, std::string_view prefix) {
+  if (prefix.empty()) return true;
+  if (path.size() < prefix.size() || path.compare(0, prefix.size(), prefix) != 0) return false;
+  return path.size() == prefix.size() || path[prefix.size()] == '/';
+}
+
+// paste.urlmap collapses repeated slashes in PATH_INFO before matching.
+std::string_view collapse(std::string_view p, std::string& scratch) {
+  if (p.find("//") == std::string_view::npos) return p;
+  scratch.clear();
+  for (char c : p)
+    if (!(c == '/' && !scratch.empty() && scratch.back() == '/')) scratch.push_back(c);
+  return scratch;
+}
+
+}  // namespace
+
+RouteResult route(const conf::Site& site, std::string_view host_in,
+                  std::string_view path) {
+  RouteResult r;
+  int h = site.root;
+  char hostbuf[256];
+  size_t hl = host_in.size() < sizeof hostbuf ? host_in.size() : sizeof hostbuf - 1;
+  for (size_t i = 0; i < hl; i++) {
+    char c = host_in[i];
+    hostbuf[i] = (c >= 'A' && c <= 'Z') ? char(c + 32) : c;
+  }
+  std::string_view host(hostbuf, hl);
+  // As paste.urlmap: split off the port, else the scheme's default (http: 80).
+  std::string_view host_noport = host;
+  std::string host_port(host);
+  size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
+    host_noport = host.substr(0, colon);
+  } else {
+    host_port += ":80";
+  }
+  std::string scratch;
+  std::string_view rest = collapse(path, scratch);
+  uint32_t consumed = 0;
+
+  for (int depth = 0; depth < 64 && h >= 0; depth++) {
+    const conf::Handler& hd = site.handlers[h];
+    if (hd.kind != conf::HandlerKind::UrlMap) {
+      r.handler = h;
+      r.script_name_len = consumed;
+      return r;
+    }
+    int next = hd.not_found;
+    for (const conf::UrlMapEntry& e : hd.entries) {
+      if (!e.domain.empty() && e.domain != host_noport && e.domain != host_port)
+        continue;
+      if (!path_matches(rest, e.path)) continue;
+      rest.remove_prefix(e.path.size());
+      consumed += (uint32_t)e.path.size();
+      next = e.handler;
+      break;
+    }
+    h = next;
+  }
+  return r;
+}
+
+}  // namespace pasture::worker

@@ -1,0 +1,87 @@
+// Per-worker runtime state: the loop, the pools as this process sees them,
+// buffer free lists and timers. One instance per worker process.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/balancer.h"
+#include "common/shm_layout.h"
+#include "conf/model.h"
+#include "worker/http_head.h"
+#include "worker/timers.h"
+#include "worker/worker.h"
+
+namespace pasture::worker {
+
+class UpstreamConn;
+class ClientConn;
+
+// One upstream server as seen by this worker, with its keep-alive pool.
+struct Target {
+  ResolvedServer addr;
+  uint32_t shm_index = 0;
+  std::vector<UpstreamConn*> idle;  // most recently used last
+};
+
+struct PoolRt {
+  const conf::Pool* cfg = nullptr;
+  int index = 0;
+  lb::PoolState state;
+  std::unique_ptr<lb::Balancer> balancer;
+  std::vector<Target> targets;
+};
+
+class Worker {
+ public:
+  Worker(const Setup& setup, uv_loop_t* loop);
+  ~Worker();
+
+  uv_loop_t* loop() const { return loop_; }
+  const conf::Site& site() const { return *site_; }
+  uint64_t now() const { return uv_now(loop_); }
+  Timers& timers() { return timers_; }
+  std::vector<PoolRt>& pools() { return pools_; }
+  shm::WorkerSlot* slot() { return slot_; }
+
+  // A read buffer shared by every stream of this worker: reads are processed
+  // synchronously, and bytes that must outlive the callback are copied out.
+  static void alloc_cb(uv_handle_t*, size_t, uv_buf_t* buf);
+
+  // Free lists, so steady-state requests allocate nothing and idle
+  // connections hold no buffers.
+  std::vector<HeaderSpan>* take_spans();
+  void give_spans(std::vector<HeaderSpan>* v);
+  std::string* take_buf();
+  void give_buf(std::string* s);
+
+  // Connection bookkeeping for graceful drain.
+  void client_opened(ClientConn* c);
+  void client_closed(ClientConn* c);
+  bool draining() const { return draining_; }
+  void start_drain();  // stop accepting, close idle connections, exit when empty
+  size_t clients() const { return clients_.size(); }
+
+  void add_listener(uv_poll_t* p) { listeners_.push_back(p); }
+
+ private:
+  void maybe_exit();
+
+  uv_loop_t* loop_;
+  const conf::Site* site_;
+  shm::WorkerSlot* slot_;
+  std::vector<PoolRt> pools_;
+  Timers timers_;
+  std::vector<std::vector<HeaderSpan>*> free_spans_;
+  std::vector<std::string*> free_bufs_;
+  std::vector<ClientConn*> clients_;  // unordered; ClientConn keeps its index
+  std::vector<uv_poll_t*> listeners_;
+  bool draining_ = false;
+  uint32_t graceful_timeout_ms_;
+  uv_timer_t drain_timer_;
+};
+
+}  // namespace pasture::worker

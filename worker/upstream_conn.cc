@@ -1,0 +1,453 @@
+#include "worker/upstream_conn.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+#include "worker/client_conn.h"
+
+namespace pasture::worker {
+namespace {
+
+constexpr uint32_t kIdleTimeoutMs = 60000;         // idle pooled upstream connection
+constexpr size_t kMaxResponseHead = 64 * 1024;     // larger upstream heads -> 502
+
+}  // namespace
+
+// llhttp callbacks; they only record (see ClientConn for the same scheme).
+struct UpstreamCallbacks {
+  static UpstreamConn* up(llhttp_t* p) { return static_cast<UpstreamConn*>(p->data); }
+  static int on_status(llhttp_t* p, const char* at, size_t n) {
+    up(p)->head_.on_status(at, n);
+    return 0;
+  }
+  static int on_field(llhttp_t* p, const char* at, size_t n) {
+    up(p)->head_.on_field(at, n);
+    return 0;
+  }
+  static int on_value(llhttp_t* p, const char* at, size_t n) {
+    up(p)->head_.on_value(at, n);
+    return 0;
+  }
+  // A response to HEAD has no body whatever its headers say: return 1 and
+  // let on_message_complete pause instead.
+  static int on_headers_complete(llhttp_t* p) { return up(p)->head_request_ ? 1 : HPE_PAUSED; }
+  static int on_body(llhttp_t* p, const char* at, size_t n) {
+    UpstreamConn* u = up(p);
+    if (u->decode_ && u->client_) u->client_->on_response_body(at, n);
+    return 0;
+  }
+  static int on_message_complete(llhttp_t* p) {
+    up(p)->msg_done_ = true;
+    return HPE_PAUSED;
+  }
+};
+
+const llhttp_settings_t* UpstreamConn::settings() {
+  static llhttp_settings_t s = [] {
+    llhttp_settings_t st;
+    llhttp_settings_init(&st);
+    st.on_status = UpstreamCallbacks::on_status;
+    st.on_header_field = UpstreamCallbacks::on_field;
+    st.on_header_value = UpstreamCallbacks::on_value;
+    st.on_headers_complete = UpstreamCallbacks::on_headers_complete;
+    st.on_body = UpstreamCallbacks::on_body;
+    st.on_message_complete = UpstreamCallbacks::on_message_complete;
+    return st;
+  }();
+  return &s;
+}
+
+UpstreamConn::UpstreamConn(Worker* w, PoolRt* pool, int server)
+    : w_(w), pool_(pool), server_(server) {
+  tcp_.data = static_cast<StreamOwner*>(this);
+  timer_.owner = this;
+  timer_.fire = on_timer;
+}
+
+UpstreamConn* UpstreamConn::acquire(Worker* w, PoolRt* pool, int server, bool fresh) {
+  Target& t = pool->targets[server];
+  if (!fresh && !t.idle.empty()) {
+    UpstreamConn* u = t.idle.back();
+    t.idle.pop_back();
+    u->state_ = State::kActive;
+    u->reused_ = true;
+    timer_disarm(&u->timer_);
+    return u;
+  }
+  auto* u = new UpstreamConn(w, pool, server);
+  if (!u->connect()) return nullptr;
+  return u;
+}
+
+bool UpstreamConn::connect() {
+  uv_tcp_init(w_->loop(), &tcp_);
+  const ResolvedServer& a = pool_->targets[server_].addr;
+  int r = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&a.addr),
+                         on_connect_cb);
+  if (r < 0) {
+    PLOG_WARN("connect() to %s failed: %s", a.host_header.c_str(), uv_strerror(r));
+    close();
+    return false;
+  }
+  state_ = State::kConnecting;
+  w_->timers().arm(&timer_, pool_->cfg->connect_timeout_ms, w_->now());
+  return true;
+}
+
+void UpstreamConn::on_connect_cb(uv_connect_t* req, int status) {
+  auto* u = static_cast<UpstreamConn*>(static_cast<StreamOwner*>(req->handle->data));
+  u->on_connected(status);
+}
+
+void UpstreamConn::on_connected(int status) {
+  if (state_ == State::kClosed) return;  // aborted while connecting (UV_ECANCELED)
+  timer_disarm(&timer_);
+  if (status < 0) {
+    char why[160];
+    snprintf(why, sizeof why, "connect() failed: %s", uv_strerror(status));
+    fail(502, true, why);
+    return;
+  }
+  state_ = State::kActive;
+  uv_tcp_nodelay(&tcp_, 1);
+  resume_read();
+  if (!client_) return;
+  if (pending_) {
+    std::string* p = pending_;
+    pending_ = nullptr;
+    write_head_with(p->data(), p->size());
+    w_->give_buf(p);
+  } else {
+    flush();
+  }
+  if (state_ == State::kActive && request_done_) arm_read_timer();
+}
+
+void UpstreamConn::start(ClientConn* c, const std::string* head, bool head_request) {
+  client_ = c;
+  head_out_ = head;
+  head_request_ = head_request;
+  head_done_ = got_bytes_ = body_sent_ = request_done_ = decode_ = head_started_ = false;
+  msg_done_ = false;
+  llhttp_init(&parser_, HTTP_RESPONSE, settings());
+  parser_.data = this;
+  if (!head_.headers) head_.headers = w_->take_spans();
+  head_.reset();
+}
+
+void UpstreamConn::write_head_with(const char* body, size_t n) {
+  uv_buf_t bufs[2];
+  unsigned nb = 0;
+  if (head_out_) bufs[nb++] = uv_buf_init(const_cast<char*>(head_out_->data()),
+                                          (unsigned)head_out_->size());
+  if (n) bufs[nb++] = uv_buf_init(const_cast<char*>(body), (unsigned)n);
+  head_out_ = nullptr;
+  if (n) body_sent_ = true;
+  if (nb == 0) return;
+  int r = stream_send(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, nb);
+  if (r < 0) {
+    char why[160];
+    snprintf(why, sizeof why, "write() failed: %s", uv_strerror(r));
+    fail(502, reused_ && !got_bytes_ && !body_sent_, why);
+  }
+}
+
+void UpstreamConn::flush() {
+  if (state_ == State::kActive && head_out_) write_head_with(nullptr, 0);
+}
+
+void UpstreamConn::send_body(const char* p, size_t n) {
+  if (state_ == State::kConnecting) {
+    if (!pending_) {
+      pending_ = w_->take_buf();
+      pending_->clear();
+    }
+    pending_->append(p, n);
+    return;
+  }
+  if (state_ != State::kActive) return;
+  write_head_with(p, n);
+}
+
+void UpstreamConn::request_done() {
+  request_done_ = true;
+  if (state_ != State::kActive) return;
+  flush();
+  if (state_ == State::kActive && !head_done_) arm_read_timer();
+}
+
+void UpstreamConn::arm_read_timer() {
+  w_->timers().arm(&timer_, pool_->cfg->read_timeout_ms, w_->now());
+}
+
+void UpstreamConn::pause_read() {
+  paused_ = true;
+  if (reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  }
+}
+
+void UpstreamConn::resume_read() {
+  paused_ = false;
+  if (!reading_ && state_ != State::kClosed && state_ != State::kConnecting) {
+    if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), Worker::alloc_cb, on_read_cb) == 0)
+      reading_ = true;
+  }
+}
+
+void UpstreamConn::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* u = static_cast<UpstreamConn*>(static_cast<StreamOwner*>(s->data));
+  u->on_read(nread, buf->base);
+}
+
+void UpstreamConn::on_read(ssize_t nread, const char* data) {
+  if (nread == 0) return;
+  if (state_ == State::kIdle) {  // the server closed or sent junk: drop it
+    close();
+    return;
+  }
+  if (state_ != State::kActive || !client_) {
+    if (nread < 0) close();
+    return;
+  }
+  if (nread < 0) {
+    reading_ = false;
+    if (nread == UV_EOF && head_done_) {
+      // A body delimited by EOF ends here; any other framing is truncated.
+      llhttp_errno_t err = llhttp_finish(&parser_);
+      if (err == HPE_OK || err == HPE_PAUSED) {
+        on_message_complete(nullptr, nullptr);
+        return;
+      }
+    }
+    if (head_done_) {
+      abort_client();
+      return;
+    }
+    char why[160];
+    snprintf(why, sizeof why, "upstream closed the connection before answering (%s)",
+             uv_strerror((int)nread));
+    fail(502, !got_bytes_ && reused_ && !body_sent_, why);
+    return;
+  }
+  got_bytes_ = true;
+  if (!head_done_ || request_done_) arm_read_timer();
+  size_t n = (size_t)nread;
+  if (inbuf_) {
+    size_t old = inbuf_->size();
+    inbuf_->append(data, n);
+    const char* base = inbuf_->data();
+    parse(base, base + old, base + inbuf_->size());
+  } else {
+    parse(data, data, data + n);
+  }
+  // inbuf_ only outlives a read while a head is still incomplete.
+  if (inbuf_ && !(state_ == State::kActive && head_started_ && !head_done_)) {
+    w_->give_buf(inbuf_);
+    inbuf_ = nullptr;
+  }
+}
+
+const char* UpstreamConn::parse(const char* base, const char* p, const char* end) {
+  while (state_ == State::kActive && client_) {
+    if (!head_done_) {
+      if (!head_started_) {
+        head_started_ = true;
+        msg_start_ = (uint32_t)(p - base);
+        head_.reset();
+      }
+      head_.base = base;
+      llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
+      if (err == HPE_OK) {
+        keep_partial_head(base, end);
+        return end;
+      }
+      if (err != HPE_PAUSED) {
+        char why[200];
+        snprintf(why, sizeof why, "invalid response from upstream: %s",
+                 llhttp_get_error_reason(&parser_));
+        fail(502, false, why);
+        return end;
+      }
+      p = llhttp_get_error_pos(&parser_);
+      llhttp_resume(&parser_);
+      int status = parser_.status_code;
+      if (status == 101) {
+        fail(502, false, "upstream switched protocols, which pasture does not proxy");
+        return end;
+      }
+      decode_ = client_->on_response_head(base, head_, &parser_);
+      if (status < 200) {
+        // An interim 1xx: llhttp pauses once more in its on_message_complete,
+        // then the real head follows.
+        if (!msg_done_ && llhttp_execute(&parser_, p, end - p) == HPE_PAUSED) {
+          p = llhttp_get_error_pos(&parser_);
+          llhttp_resume(&parser_);
+        }
+        msg_done_ = false;
+        head_started_ = false;
+        continue;
+      }
+      head_done_ = true;
+      if (msg_done_) {  // HEAD: no body, the message ended with its head
+        on_message_complete(end, p);
+        return end;
+      }
+      continue;
+    }
+    llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
+    if (err == HPE_OK) {
+      if (!decode_ && p < end) client_->on_response_body(p, end - p);
+      if (client_) client_->flush();
+      return end;
+    }
+    if (err != HPE_PAUSED) {
+      PLOG_WARN("pool %s: invalid response body from %s: %s", pool_->cfg->name.c_str(),
+                pool_->targets[server_].addr.host_header.c_str(),
+                llhttp_get_error_reason(&parser_));
+      abort_client();
+      return end;
+    }
+    const char* pos = llhttp_get_error_pos(&parser_);
+    llhttp_resume(&parser_);
+    if (!decode_ && pos > p) client_->on_response_body(p, pos - p);
+    if (!client_) return end;
+    on_message_complete(end, pos);
+    return end;
+  }
+  return end;
+}
+
+// Keep a partial response head from its first byte, so offsets stay valid.
+void UpstreamConn::keep_partial_head(const char* base, const char* end) {
+  if ((size_t)(end - (base + msg_start_)) > kMaxResponseHead) {
+    fail(502, false, "upstream response head too large");
+    return;
+  }
+  if (!inbuf_) {
+    inbuf_ = w_->take_buf();
+    inbuf_->assign(base + msg_start_, end);
+  } else if (msg_start_) {
+    inbuf_->erase(0, msg_start_);
+  }
+  head_.rebase(msg_start_);
+  msg_start_ = 0;
+}
+
+void UpstreamConn::abort_client() {
+  ClientConn* c = client_;
+  client_ = nullptr;
+  close();
+  if (c) c->on_upstream_abort();
+}
+
+void UpstreamConn::on_message_complete(const char* end, const char* pos) {
+  bool reusable = pos != nullptr && pos == end && request_done_ &&
+                  llhttp_should_keep_alive(&parser_) && !w_->draining();
+  ClientConn* c = client_;
+  client_ = nullptr;
+  timer_disarm(&timer_);
+  if (reusable)
+    release_to_pool();
+  else
+    close();
+  // Last: the client may start its next request and acquire this connection again.
+  if (c) c->on_response_done(reusable);
+}
+
+void UpstreamConn::release_to_pool() {
+  Target& t = pool_->targets[server_];
+  if (t.idle.size() >= pool_->cfg->keepalive) {
+    close();
+    return;
+  }
+  state_ = State::kIdle;
+  head_out_ = nullptr;
+  if (head_.headers) {
+    w_->give_spans(head_.headers);
+    head_.headers = nullptr;
+  }
+  t.idle.push_back(this);
+  w_->timers().arm(&timer_, kIdleTimeoutMs, w_->now());
+  resume_read();  // to notice the server closing it
+}
+
+void UpstreamConn::fail(int status, bool retryable, const char* why) {
+  ClientConn* c = client_;
+  client_ = nullptr;
+  std::string* unsent = nullptr;
+  if (!body_sent_ && pending_) {
+    unsent = pending_;
+    pending_ = nullptr;
+  }
+  close();
+  if (c)
+    c->on_upstream_error(status, retryable, why, unsent);
+  else if (unsent)
+    w_->give_buf(unsent);
+}
+
+void UpstreamConn::abort() {
+  client_ = nullptr;
+  close();
+}
+
+void UpstreamConn::on_timer(TimerNode* t) {
+  auto* u = static_cast<UpstreamConn*>(t->owner);
+  switch (u->state_) {
+    case State::kConnecting:
+      u->fail(504, true, "connect() timed out");
+      return;
+    case State::kActive:
+      if (!u->head_done_) {
+        u->fail(504, false, "upstream timed out");
+      } else if (u->client_) {
+        u->abort_client();
+      } else {
+        u->close();
+      }
+      return;
+    default:
+      u->close();
+  }
+}
+
+void UpstreamConn::on_write_done(int status) {
+  if (state_ == State::kClosed) return;
+  if (status < 0) {
+    if (client_) {
+      if (head_done_)
+        abort_client();
+      else {
+        fail(502, false, "write to upstream failed");
+      }
+    } else {
+      close();
+    }
+    return;
+  }
+  if (client_ && queued() < kLowWater) client_->on_upstream_drained();
+}
+
+void UpstreamConn::close() {
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kIdle) {
+    auto& idle = pool_->targets[server_].idle;
+    idle.erase(std::remove(idle.begin(), idle.end(), this), idle.end());
+  }
+  state_ = State::kClosed;
+  timer_disarm(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close_cb);
+}
+
+void UpstreamConn::on_close_cb(uv_handle_t* h) {
+  auto* u = static_cast<UpstreamConn*>(static_cast<StreamOwner*>(h->data));
+  Worker* w = u->w_;
+  if (u->pending_) w->give_buf(u->pending_);
+  if (u->inbuf_) w->give_buf(u->inbuf_);
+  if (u->head_.headers) w->give_spans(u->head_.headers);
+  delete u;
+}
+
+}  // namespace pasture::worker

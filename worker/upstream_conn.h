@@ -1,0 +1,102 @@
+// One connection to an upstream server: connect, send a request head and a
+// streamed body, parse the response with llhttp and hand it to the client
+// side; afterwards wait in the per-worker keep-alive pool of its Target.
+//
+// States:
+//   kConnecting  TCP connect in progress           (connect_timeout)
+//   kActive      attached to a ClientConn: sending and/or reading a response
+//                                                  (read_timeout once the request is sent)
+//   kIdle        in the keep-alive pool; any byte or EOF closes it
+//   kClosed      uv_close called; freed in the close callback
+#pragma once
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include <string>
+
+#include "worker/http_head.h"
+#include "worker/runtime.h"
+#include "worker/stream_io.h"
+#include "worker/timers.h"
+
+namespace pasture::worker {
+
+class ClientConn;
+
+class UpstreamConn final : public StreamOwner {
+ public:
+  // An idle pooled connection to `server` of `pool`, or a new one (connecting).
+  // `fresh` forbids reuse (retry after a stale pooled connection).
+  static UpstreamConn* acquire(Worker* w, PoolRt* pool, int server, bool fresh);
+
+  // Attach to a client and send `head` (owned by the client, must stay valid
+  // until the response head arrives or the exchange ends).
+  void start(ClientConn* c, const std::string* head, bool head_request);
+  void send_body(const char* p, size_t n);
+  void request_done();  // the whole request is queued; start the read timeout
+  void flush();         // send the head if it is still held back
+  // Detach and close without reuse (client went away or the exchange failed).
+  void abort();
+  void pause_read();
+  void resume_read();
+  size_t queued() const { return tcp_.write_queue_size + (pending_ ? pending_->size() : 0); }
+  bool reused() const { return reused_; }
+  bool body_sent() const { return body_sent_; }
+
+  void on_write_done(int status) override;
+
+ private:
+  enum class State : uint8_t { kConnecting, kActive, kIdle, kClosed };
+
+  UpstreamConn(Worker* w, PoolRt* pool, int server);
+  ~UpstreamConn() override = default;
+
+  static void on_connect_cb(uv_connect_t* req, int status);
+  static void on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_close_cb(uv_handle_t* h);
+  static void on_timer(TimerNode* t);
+  static const llhttp_settings_t* settings();
+  friend struct UpstreamCallbacks;
+
+  bool connect();
+  void on_connected(int status);
+  void on_read(ssize_t nread, const char* data);
+  const char* parse(const char* base, const char* p, const char* end);
+  void on_message_complete(const char* end, const char* pos);
+  void keep_partial_head(const char* base, const char* end);
+  void abort_client();
+  void fail(int status, bool retryable, const char* why);
+  void release_to_pool();
+  void close();
+  void write_head_with(const char* body, size_t n);
+  void arm_read_timer();
+
+  uv_tcp_t tcp_;
+  uv_connect_t connect_req_;
+  Worker* w_;
+  PoolRt* pool_;
+  int server_;
+  llhttp_t parser_;
+  HeadCollector head_;
+  TimerNode timer_;
+  ClientConn* client_ = nullptr;
+  const std::string* head_out_ = nullptr;  // request head not yet written
+  std::string* pending_ = nullptr;  // bytes to send once connected
+  std::string* inbuf_ = nullptr;    // partial response head
+  uint32_t msg_start_ = 0;
+  State state_ = State::kConnecting;
+  bool reused_ = false;
+  bool head_request_ = false;
+  bool head_done_ = false;       // response head handed to the client
+  bool got_bytes_ = false;       // any response byte arrived
+  bool body_sent_ = false;       // request body bytes reached the socket or queue
+  bool request_done_ = false;
+  bool decode_ = false;          // forward on_body data instead of raw bytes
+  bool head_started_ = false;
+  bool msg_done_ = false;        // llhttp reported the end of the message
+  bool reading_ = false;
+  bool paused_ = false;
+};
+
+}  // namespace pasture::worker

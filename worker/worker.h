@@ -1,0 +1,37 @@
+// The worker process: one libuv loop serving client connections accepted
+// from the listen sockets inherited from the master.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <string>
+#include <vector>
+
+#include "common/shm_layout.h"
+#include "conf/model.h"
+
+namespace pasture::worker {
+
+// One upstream server's address, resolved by the master at start-up.
+struct ResolvedServer {
+  sockaddr_storage addr{};
+  socklen_t addrlen = 0;
+  std::string host_header;  // "host:port" as written in the config
+};
+
+// What the master hands a worker at fork. Everything is read-only for the
+// worker except the shared-memory region.
+struct Setup {
+  const conf::Site* site = nullptr;
+  std::vector<int> listen_fds;
+  shm::Region* shm = nullptr;
+  int slot = 0;                                      // worker slot in shm
+  std::vector<std::vector<ResolvedServer>> servers;  // [pool][server]
+  std::vector<uint32_t> pool_first_server;           // global shm server index per pool
+  uint32_t graceful_timeout_ms = 30000;
+};
+
+// Run the worker until told to stop. Returns the process exit code.
+int run(const Setup& setup);
+
+}  // namespace pasture::worker
