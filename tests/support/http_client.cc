@@ -116,8 +116,8 @@ struct HttpConn::Parser {
       llhttp_resume(&p);
       return used;
     }
-    r->error = std::string("bad response: ") + llhttp_errno_name(e) + ": " +
-               llhttp_get_error_reason(&p);
+    r->error =
+        std::string("bad response: ") + llhttp_errno_name(e) + ": " + llhttp_get_error_reason(&p);
     return data.size();
   }
 };
@@ -171,14 +171,15 @@ bool HttpConn::write(std::string_view data) {
 
 bool HttpConn::send_raw(std::string_view data) { return write(data); }
 
-std::string HttpConn::head(std::string_view method, std::string_view target,
-                           const Headers& headers, size_t body_length, bool chunked) const {
+std::string HttpConn::head(std::string_view method, std::string_view target, const Headers& headers,
+                           size_t body_length, bool chunked) const {
   std::string h;
   h.reserve(256);
   h.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
   if (count_header(headers, "Host") == 0) h += "Host: 127.0.0.1:" + std::to_string(port_) + "\r\n";
   for (const auto& [k, v] : headers) h.append(k).append(": ").append(v).append("\r\n");
-  const bool framed = count_header(headers, "Content-Length") + count_header(headers, "Transfer-Encoding") > 0;
+  const bool framed =
+      count_header(headers, "Content-Length") > 0 || count_header(headers, "Transfer-Encoding") > 0;
   if (chunked && count_header(headers, "Transfer-Encoding") == 0) {
     h += "Transfer-Encoding: chunked\r\n";
   } else if (!chunked && !framed &&
@@ -238,16 +239,16 @@ Response HttpConn::read_final_response(std::string_view method) {
   }
 }
 
-Response HttpConn::request(std::string_view method, std::string_view target,
-                           const Headers& headers, std::string_view body, bool chunked) {
+Response HttpConn::request(std::string_view method, std::string_view target, const Headers& headers,
+                           std::string_view body, bool chunked) {
   send_request(method, target, headers, body, chunked);
   // Even if sending failed the peer may have answered (e.g. 413 and close).
   return read_final_response(method);
 }
 
 Response HttpConn::request_stream(std::string_view method, std::string_view target,
-                                  const Headers& headers, size_t length,
-                                  const BodySource& source, bool chunked) {
+                                  const Headers& headers, size_t length, const BodySource& source,
+                                  bool chunked) {
   bool sent = write(head(method, target, headers, length, chunked));
   for (size_t off = 0; sent && off < length;) {
     std::string piece = source(off, std::min<size_t>(64 * 1024, length - off));
@@ -265,8 +266,8 @@ Response HttpConn::request_stream(std::string_view method, std::string_view targ
   return read_final_response(method);
 }
 
-Response HttpConn::request_pattern(std::string_view method, std::string_view target,
-                                   size_t length, bool chunked, const Headers& headers) {
+Response HttpConn::request_pattern(std::string_view method, std::string_view target, size_t length,
+                                   bool chunked, const Headers& headers) {
   return request_stream(
       method, target, headers, length,
       [](size_t off, size_t max) { return pattern_bytes(max, off); }, chunked);
@@ -305,8 +306,7 @@ Response http_request(uint16_t port, std::string_view method, std::string_view t
   return c.request(method, target, h, body);
 }
 
-Response http_get(uint16_t port, std::string_view target, const Headers& headers,
-                  Millis timeout) {
+Response http_get(uint16_t port, std::string_view target, const Headers& headers, Millis timeout) {
   return http_request(port, "GET", target, headers, {}, timeout);
 }
 

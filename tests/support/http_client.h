@@ -15,12 +15,12 @@
 namespace pasture::test {
 
 struct Response {
-  int status = 0;      // 0 when no status line arrived
+  int status = 0;  // 0 when no status line arrived
   std::string reason;
   int http_major = 0;
   int http_minor = 0;
-  Headers headers;     // wire order, original case
-  std::string body;    // de-chunked
+  Headers headers;          // wire order, original case
+  std::string body;         // de-chunked
   bool keep_alive = false;  // llhttp_should_keep_alive() for this message
   bool chunked = false;     // the body came chunked
   std::string error;        // "" when a complete response was read

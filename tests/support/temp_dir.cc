@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 
 TempDir::TempDir(std::string_view prefix) {
   const char* tmp = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/" + std::string(prefix) + "-XXXXXX";
+  std::string tmpl =
+      std::string(tmp && *tmp ? tmp : "/tmp") + "/" + std::string(prefix) + "-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr)
     throw std::runtime_error("mkdtemp(" + tmpl + "): " + std::strerror(errno));
   path_ = tmpl;
@@ -34,7 +35,8 @@ std::string TempDir::write(std::string_view name_hint, std::string_view contents
   fs::path hint(name_hint.empty() ? "file" : std::string(name_hint));
   fs::path p = fs::path(path_) / hint;
   for (int n = 2; fs::exists(p); ++n)
-    p = fs::path(path_) / (hint.stem().string() + "-" + std::to_string(n) + hint.extension().string());
+    p = fs::path(path_) /
+        (hint.stem().string() + "-" + std::to_string(n) + hint.extension().string());
   std::ofstream out(p, std::ios::binary);
   out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
   out.close();

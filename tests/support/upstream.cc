@@ -57,8 +57,8 @@ std::string format_reply(const std::string& name, const RecordedRequest& req, co
                     (rep.reason.empty() ? reason_phrase(rep.status) : rep.reason) + "\r\n";
   for (const auto& [k, v] : rep.headers) out.append(k).append(": ").append(v).append("\r\n");
   if (count_header(rep.headers, "X-Upstream") == 0) out += "X-Upstream: " + name + "\r\n";
-  const bool framed = count_header(rep.headers, "Content-Length") +
-                          count_header(rep.headers, "Transfer-Encoding") > 0;
+  const bool framed = count_header(rep.headers, "Content-Length") > 0 ||
+                      count_header(rep.headers, "Transfer-Encoding") > 0;
   if (!framed && body_allowed(rep.status)) {
     out += rep.chunked ? std::string("Transfer-Encoding: chunked\r\n")
                        : "Content-Length: " + std::to_string(rep.body.size()) + "\r\n";
@@ -189,17 +189,16 @@ class FakeUpstream::Session {
       Handler h = up_.handler();
       rep = h ? h(req_) : up_.default_reply(req_);
     } catch (const std::exception& ex) {
-      rep = Reply{.status = 500, .body = std::string("handler threw: ") + ex.what() + "\n",
+      rep = Reply{.status = 500,
+                  .body = std::string("handler threw: ") + ex.what() + "\n",
                   .close_after = true};
     }
     const Millis delay = Millis{up_.delay_ms_.load()} + rep.delay;
     if (delay > Millis{0} && wait_fd(up_.wake_r_.get(), POLLIN, delay) != IoResult::kTimeout)
       return false;  // stopped while waiting
     switch (rep.kind) {
-      case Reply::Kind::kClose:
-        return false;
-      case Reply::Kind::kRaw:
-        return send(rep.raw) && !rep.close_after;
+      case Reply::Kind::kClose: return false;
+      case Reply::Kind::kRaw: return send(rep.raw) && !rep.close_after;
       case Reply::Kind::kRespond: {
         const bool close = rep.close_after || !req_.keep_alive;
         return send(format_reply(up_.name_, req_, rep, close)) && !close;

@@ -27,12 +27,12 @@ struct RecordedRequest {
   std::string target;  // request-target as sent, e.g. "/a?b=1"
   int http_major = 1;
   int http_minor = 1;
-  Headers headers;     // wire order, original case
-  std::string body;    // de-chunked
-  bool chunked = false;      // the body came chunked
-  bool keep_alive = true;    // llhttp_should_keep_alive()
-  uint64_t conn_id = 0;      // 1-based, in accept order; equal ids = same connection
-  uint16_t peer_port = 0;    // the client's (proxy's) source port
+  Headers headers;         // wire order, original case
+  std::string body;        // de-chunked
+  bool chunked = false;    // the body came chunked
+  bool keep_alive = true;  // llhttp_should_keep_alive()
+  uint64_t conn_id = 0;    // 1-based, in accept order; equal ids = same connection
+  uint16_t peer_port = 0;  // the client's (proxy's) source port
 
   std::string header(std::string_view name) const { return find_header(headers, name); }
   size_t header_count(std::string_view name) const { return count_header(headers, name); }
@@ -86,7 +86,7 @@ class FakeUpstream {
   // Default: 200, X-Upstream: <name>, body "<name> <METHOD> <target>\n".
   void set_handler(Handler h);
   void reset_handler();
-  void echo_body(bool chunked = false);           // 200 with the request body
+  void echo_body(bool chunked = false);                  // 200 with the request body
   void respond_pattern(size_t n, bool chunked = false);  // 200 with pattern_bytes(n)
   void respond_raw(std::string bytes, bool close_after = false);
   void answer_then_close();     // default reply + "Connection: close", then close

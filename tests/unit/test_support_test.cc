@@ -64,8 +64,9 @@ TEST(SupportUpstream, KeepAliveReusesOneConnection) {
 TEST(SupportUpstream, PipelinedRequestsAnsweredInOrder) {
   FakeUpstream up("pipe");
   HttpConn c(up.port());
-  ASSERT_TRUE(c.send_raw("GET /one HTTP/1.1\r\nHost: x\r\n\r\n"
-                         "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"));
+  ASSERT_TRUE(
+      c.send_raw("GET /one HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"));
   Response a = c.read_response();
   Response b = c.read_response();
   ASSERT_TRUE(a.ok() && b.ok()) << a.error << b.error;
@@ -324,7 +325,8 @@ TEST(SupportProcess, ExitStatusEnvCwdAndSignals) {
   EXPECT_TRUE(exited_with(missing.wait_exit(Millis{5000}), 127));
   EXPECT_NE(missing.output().find("execve failed"), std::string::npos);
 
-  Process term({"sh", "-c", "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.05; done"});
+  Process term(
+      {"sh", "-c", "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.05; done"});
   ASSERT_TRUE(wait_for_output(term, "ready"));
   EXPECT_TRUE(term.signal(SIGTERM));
   EXPECT_TRUE(exited_with(term.wait_exit(), 0));
