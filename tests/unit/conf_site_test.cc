@@ -1,0 +1,195 @@
+// conf/load + site_builder: paste.deploy INI -> Site.
+#include <gtest/gtest.h>
+
+#include "conf/load.h"
+#include "conf/site_pool.h"
+#include "conf_test_util.h"
+
+namespace pasture::conf {
+namespace {
+
+class ConfSite : public ::testing::Test {
+ protected:
+  Site load(const std::string& text, LoadOptions opts = {}) {
+    file_ = dir_.write("site.ini", text);
+    if (opts.config.empty()) opts.config = file_;
+    return load_site(opts);
+  }
+  // Expects the config to fail; returns "line: message".
+  std::string error(const std::string& text, LoadOptions opts = {}) {
+    try {
+      load(text, opts);
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.file(), file_);
+      return std::to_string(e.line()) + ": " + e.message();
+    }
+    return "no error";
+  }
+
+  testing::TempDir dir_;
+  std::string file_;
+};
+
+const char* kEcho = "[app:main]\nuse = egg:pasture#echo\n";
+
+TEST_F(ConfSite, ServerDefaultsPerFlavour) {
+  Site s = load(std::string(kEcho) + "[server:main]\nuse = egg:Paste#http\n");
+  ASSERT_EQ(s.server.listen.size(), 1u);
+  EXPECT_EQ(s.server.listen[0].url(), "http://127.0.0.1:8080");
+  EXPECT_EQ(s.server.use, "egg:Paste#http");
+  s = load(std::string(kEcho) + "[server:main]\nuse = egg:waitress#main\nport = 6543\nworkers = 3\nbacklog = 64\n");
+  EXPECT_EQ(s.server.listen[0].url(), "http://0.0.0.0:6543");
+  EXPECT_EQ(s.server.workers, 3);
+  EXPECT_EQ(s.server.backlog, 64u);
+  s = load(std::string(kEcho) + "[server:main]\nuse = egg:Paste#http\nhost = 0.0.0.0:9000\n");
+  EXPECT_EQ(s.server.listen[0].url(), "http://0.0.0.0:9000");
+}
+
+TEST_F(ConfSite, WaitressListenAndGunicornBind) {
+  Site s = load(std::string(kEcho) + "[server:main]\nuse = egg:waitress#main\nlisten = *:6543 [::1]:80\n  127.0.0.1:81\n");
+  ASSERT_EQ(s.server.listen.size(), 3u);
+  EXPECT_EQ(s.server.listen[0].url(), "http://0.0.0.0:6543");
+  EXPECT_EQ(s.server.listen[1].url(), "http://[::1]:80");
+  EXPECT_EQ(s.server.listen[2].loc.line, 5);
+  s = load(std::string(kEcho) + "[server:main]\nuse = egg:gunicorn#main\nbind = 127.0.0.1:8000,127.0.0.1:8001\n");
+  EXPECT_EQ(s.server.listen.size(), 2u);
+  EXPECT_EQ(error(std::string(kEcho) + "[server:main]\nuse = egg:waitress#main\nlisten = *:1\nport = 2\n"),
+            "6: host/port cannot be combined with 'listen =' in [server:main]");
+}
+
+TEST_F(ConfSite, UnknownServerKeysBecomeNotices) {
+  Site s = load(std::string(kEcho) + "[server:main]\nuse = egg:waitress#main\nthreads = 4\n");
+  ASSERT_EQ(s.notices.size(), 1u);
+  EXPECT_EQ(s.notices[0], file_ + ":5: [server:main] key 'threads' does not apply to pasture; ignored");
+}
+
+TEST_F(ConfSite, FragmentSelectsAppAndServer) {
+  std::string text = "[app:x]\nuse = egg:pasture#echo\n[server:x]\nuse = egg:pasture#main\nport = 1\n"
+                     "[server:main]\nuse = egg:pasture#main\nport = 2\n";
+  Site s = load(text, {dir_.path() + "/site.ini#x", "", "", {}, ""});
+  EXPECT_EQ(s.app_name, "x");
+  EXPECT_EQ(s.server.listen[0].port, 1);
+  EXPECT_EQ(s.handlers[s.root].echo_name, "x");
+  s = load(text, {"site.ini#x", "", "main", {}, dir_.path()});
+  EXPECT_EQ(s.server.listen[0].port, 2);
+}
+
+TEST_F(ConfSite, VarsFillGlobalConfOnly) {
+  Site s = load("[DEFAULT]\nport = 1\n[server:main]\nuse = egg:pasture#main\nport = %(port)s\nhost = %(h)s\n" +
+                    std::string(kEcho),
+                {"", "", "", {{"port", "9"}, {"h", "127.0.0.2"}}, ""});
+  // `port` is a DEFAULT key: dropped from local_conf, so the default 8080 applies.
+  EXPECT_EQ(s.server.listen[0].url(), "http://127.0.0.2:8080");
+}
+
+TEST_F(ConfSite, UrlMapNormalisedSortedAndDeduplicated) {
+  Site s = load(
+      "[composite:main]\nuse = egg:Paste#urlmap\n/ = a\n/api/ = b\n/api//v2/ = a\n"
+      "domain b.example port 8080 /x = b\ndomain a.example / = a\n/api = a\nnot_found_app = b\n"
+      "[app:a]\nuse = egg:pasture#echo\n[app:b]\nuse = egg:pasture#echo\nname = bee\n"
+      "[server:main]\nuse = egg:pasture#main\n");
+  const Handler& root = s.handlers[s.root];
+  ASSERT_EQ(root.kind, HandlerKind::UrlMap);
+  std::vector<std::string> got;
+  for (const auto& e : root.entries) got.push_back(e.domain + "|" + e.path + "=" + s.handlers[e.handler].echo_name);
+  EXPECT_EQ(got, (std::vector<std::string>{"a.example|=a", "b.example:8080|/x=bee", "|/api/v2=a", "|/api=a", "|=a"}));
+  EXPECT_EQ(s.handlers.size(), 3u);  // a and b are shared
+  EXPECT_EQ(s.handlers[root.not_found].echo_name, "bee");
+  EXPECT_EQ(error("[composite:main]\nuse = egg:Paste#urlmap\nfoo = a\n[app:a]\nuse = egg:pasture#echo\n"
+                  "[server:main]\nuse = egg:pasture#main\n"),
+            "3: urlmap key 'foo' in [composite:main]: AssertionError: URL fragments must start with / or http:// "
+            "(you gave 'foo')");
+}
+
+TEST_F(ConfSite, PasteProxyIsAPoolOfOne) {
+  Site s = load("[app:main]\nuse = egg:Paste#proxy\naddress = http://10.0.0.1:8081/base/\n"
+                "[server:main]\nuse = egg:Paste#http\n");
+  ASSERT_EQ(s.pools.size(), 1u);
+  EXPECT_EQ(s.pools[0].servers[0].label(), "10.0.0.1:8081");
+  EXPECT_EQ(s.pools[0].base_path, "/base/");
+  EXPECT_FALSE(s.pools[0].preserve_host);
+  EXPECT_EQ(s.handlers[s.root].pool, 0);
+  EXPECT_EQ(error("[app:main]\nuse = egg:Paste#proxy\naddress = https://x/\n[server:main]\nuse = egg:Paste#http\n"),
+            "3: not supported yet: https upstream address https://x/");
+}
+
+TEST_F(ConfSite, BalancerApp) {
+  Site s = load(
+      "[app:main]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:9001 weight=3 max_conns=10\n"
+      "  [::1]:9002 backup\n  backend:9003 down\nmethod = least_conn\nconnect_timeout = 250ms\n"
+      "read_timeout = 1.5\nsend_timeout = 2m\nkeepalive = 8\n[server:main]\nuse = egg:pasture#main\n");
+  const Pool& p = s.pools.at(0);
+  EXPECT_EQ(p.name, "app:main");
+  ASSERT_EQ(p.servers.size(), 3u);
+  EXPECT_EQ(p.servers[0].weight, 3u);
+  EXPECT_EQ(p.servers[0].max_conns, 10u);
+  EXPECT_EQ(p.servers[1].host, "::1");
+  EXPECT_TRUE(p.servers[1].backup);
+  EXPECT_TRUE(p.servers[2].down);
+  EXPECT_EQ(p.servers[2].loc.line, 3);
+  EXPECT_EQ(p.method, BalanceMethod::LeastConn);
+  EXPECT_EQ(p.connect_timeout_ms, 250u);
+  EXPECT_EQ(p.read_timeout_ms, 1500u);
+  EXPECT_EQ(p.send_timeout_ms, 120000u);
+  EXPECT_EQ(p.keepalive, 8u);
+  EXPECT_TRUE(p.preserve_host);
+}
+
+TEST_F(ConfSite, BalancerServerListErrors) {
+  auto err = [&](const std::string& servers) {
+    return error("[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                 servers + "\n");
+  };
+  EXPECT_EQ(err("a:1 a:1"), "5: servers: duplicate server a:1");
+  EXPECT_EQ(err("a:1 weight=0"), "5: servers: weight of a:1 must be at least 1");
+  EXPECT_EQ(err("a:1 weight=x"), "5: weight of a:1: expected a whole number from 0 to 1000000, got 'x'");
+  EXPECT_EQ(err("a"), "5: missing port in 'a' (expected host:port)");
+  EXPECT_EQ(err(""), "5: servers: empty server list");
+  EXPECT_EQ(err("backup a:1"), "5: servers: parameter 'backup' before any host:port");
+  EXPECT_EQ(err("::1:80"), "5: IPv6 address '::1:80' must be written in brackets, like [::1]:8080");
+}
+
+TEST_F(ConfSite, PipelineWithBalancerFilter) {
+  Site s = load(
+      "[pipeline:main]\npipeline = balancer myapp\n[filter:balancer]\nuse = egg:Paste#balancer\n"
+      "servers = 127.0.0.1:9001 127.0.0.1:9002\ncookie_secret = s3cret\nmethod = cookie\n"
+      "[app:myapp]\nuse = egg:Foo#main\n[server:main]\nuse = egg:Paste#http\n");
+  ASSERT_EQ(s.pools.size(), 1u);
+  EXPECT_EQ(s.pools[0].name, "filter:balancer");
+  EXPECT_EQ(s.pools[0].cookie_secret, "s3cret");
+  EXPECT_EQ(s.pools[0].method, BalanceMethod::Cookie);
+  EXPECT_EQ(s.handlers[s.root].kind, HandlerKind::Proxy);
+  ASSERT_EQ(s.notices.size(), 1u);
+  EXPECT_NE(s.notices[0].find("(myapp)"), std::string::npos);
+}
+
+TEST_F(ConfSite, UnsupportedAppsNameTheUseLine) {
+  std::string server = "[server:main]\nuse = egg:Paste#http\n";
+  EXPECT_EQ(error(server + "[app:main]\nuse = x\n[app:x]\nkey = 1\nuse = egg:Foo#bar\n"),
+            "7: not supported yet: egg:Foo#bar in [app:x]");
+  EXPECT_EQ(error(server + "[app:main]\npaste.app_factory = myapp:make\n"),
+            "4: Python app paste.app_factory = myapp:make in [app:main] not supported yet");
+  EXPECT_EQ(error(server + "[app:main]\nuse = call:myapp:make\n"),
+            "4: Python app call:myapp:make in [app:main] not supported yet");
+  EXPECT_EQ(error(server + "[pipeline:main]\npipeline = gz main2\n[filter:gz]\nuse = egg:Paste#gzip\n"
+                           "[app:main2]\nuse = egg:pasture#echo\n"),
+            "6: not supported yet: filter [filter:gz] (egg:Paste#gzip) in [pipeline:main]; only the balancer filter "
+            "(egg:pasture#balancer) is");
+  EXPECT_EQ(error(server + "[app:main]\nuse = egg:Paste#nothing\n"),
+            "4: LookupError: Entry point 'nothing' not found in egg 'Paste' (protocols: paste.app_factory, "
+            "paste.composite_factory, paste.composit_factory)");
+}
+
+TEST_F(ConfSite, DurationsAndMethods) {
+  SourceLoc loc{"f", 1};
+  EXPECT_EQ(parse_duration_ms("5", loc), 5000u);
+  EXPECT_EQ(parse_duration_ms("0.25", loc), 250u);
+  EXPECT_EQ(parse_duration_ms("30s", loc), 30000u);
+  EXPECT_THROW(parse_duration_ms("5h", loc), ConfigError);
+  EXPECT_EQ(parse_method("random2", loc), BalanceMethod::Random2);
+  EXPECT_EQ(parse_method("ip_hash", loc), BalanceMethod::IpHash);
+  EXPECT_THROW(parse_method("fastest", loc), ConfigError);
+}
+
+}  // namespace
+}  // namespace pasture::conf
