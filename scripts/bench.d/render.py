@@ -1,0 +1,225 @@
+#!/usr/bin/python3
+"""Turn scripts/bench's raw records into the markdown report.
+
+    render.py RESULTS_FILE
+
+Each line of RESULTS_FILE is `TYPE key=value ...` with TYPE one of
+env, versions, run, mem, big, skip (skip's `reason=` runs to end of line).
+"""
+import os
+import sys
+from collections import defaultdict
+
+TCK = os.sysconf("SC_CLK_TCK")
+NOISY_PCT = 10  # foreign CPU (% of a core) above which a run is flagged
+ORDER = {"pasture": 0, "nginx": 1, "haproxy": 2, "paster": 3}
+
+
+def parse(path):
+    recs = defaultdict(list)
+    with open(path) as f:
+        for line in f:
+            kind, _, rest = line.rstrip("\n").partition(" ")
+            rec = {}
+            if kind == "skip":
+                head, _, reason = rest.partition(" reason=")
+                rec["reason"] = reason
+                rest = head
+            for kv in rest.split():
+                k, _, v = kv.partition("=")
+                rec[k] = v
+            recs[kind].append(rec)
+    return recs
+
+
+def num(v, default=0.0):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def fmt_ratio(a, b):
+    if not a or not b:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def run_metrics(r):
+    req = num(r["requests"])
+    dur = num(r["duration_us"], 1) / 1e6
+    return {
+        "rps": req / dur if dur else 0.0,
+        "p50": num(r["p50_us"]) / 1000,
+        "p99": num(r["p99_us"]) / 1000,
+        "cpu": num(r["ticks"]) * (1e6 / TCK) / req if req else 0.0,
+        "err": int(num(r["sockerr"]) + num(r["non2xx"])),
+        "req": req,
+        "up1": num(r["up1"]),
+        "up2": num(r["up2"]),
+        "upconns": num(r.get("upconns")),
+        # CPU used by processes that are not the bench's, in % of one core.
+        "foreign": num(r.get("foreign")) / TCK / dur * 100 if dur else 0.0,
+    }
+
+
+def main():
+    recs = parse(sys.argv[1])
+    env = recs["env"][0] if recs["env"] else {}
+    ver = recs["versions"][0] if recs["versions"] else {}
+    skips = {s["proxy"]: s["reason"] for s in recs["skip"]}
+    out = []
+    w = out.append
+
+    # Median round per (proxy, workers, concurrency), by req/s.
+    groups = defaultdict(list)
+    for r in recs["run"]:
+        groups[(r["proxy"], int(r["workers"]), int(r["conc"]))].append(run_metrics(r))
+    med = {}
+    for key, rounds in groups.items():
+        rounds.sort(key=lambda m: m["rps"])
+        med[key] = dict(rounds[(len(rounds) - 1) // 2], n=len(rounds))
+
+    w("## pasture vs nginx vs HAProxy")
+    w("")
+    w(f"- {env.get('date', '?')}; {ver.get('cpus', '?')} CPUs "
+      f"({ver.get('cpu', '?').replace('_', ' ')}), kernel {ver.get('kernel', '?')}; "
+      f"nginx {ver.get('nginx', '?')}, HAProxy {ver.get('haproxy', '?')}, "
+      f"wrk {ver.get('wrk', '?')}, pasture {ver.get('pasture', '?')}")
+    w(f"- wrk -t1, {env.get('warmup', '?')} s warm-up + {env.get('duration', '?')} s measured "
+      f"per row; median of {env.get('rounds', '?')} round(s) by req/s (each round restarts the proxy)")
+    w("- pinning: wrk and both nginx upstreams on core 0; a 1-worker proxy on core 1 alone; "
+      "a 2-worker proxy on cores 0-1, i.e. **sharing core 0 with wrk and the upstreams**, "
+      "so 2-worker rows measure a contended box, not 2 free cores")
+    w("- proxy CPU = utime+stime of all its processes and threads (master + workers) "
+      f"over the measured run / requests completed ({1000 / TCK:.0f} ms tick resolution)")
+    busiest = max((m["foreign"] for rs in groups.values() for m in rs), default=0.0)
+    noisy = busiest > NOISY_PCT
+    w(f"- other processes on the machine used at most {busiest:.0f}% of a core during "
+      "any measured run" + (f" — **the machine was not quiet: rows marked ⚠ (>{NOISY_PCT}%) "
+                            "are disturbed; rerun on an idle machine**" if noisy else ""))
+    w("")
+
+    w("### Throughput (13-byte response, keep-alive, 2 upstreams round-robin)")
+    w("")
+    w("| proxy | workers | conc | req/s | p50 | p99 | proxy CPU µs/req | errors "
+      "| req/s vs nginx | req/s vs haproxy | CPU/req vs nginx | CPU/req vs haproxy |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    warnings = []
+    churn = set()   # runs that opened many upstream connections
+    for key in sorted(med, key=lambda k: (ORDER.get(k[0], 9), k[1], k[2])):
+        p, wk, c = key
+        m = med[key]
+        ratios = ["", "", "", ""]
+        if p == "pasture":
+            n, h = med.get(("nginx", wk, c)), med.get(("haproxy", wk, c))
+            ratios = [fmt_ratio(m["rps"], n and n["rps"]), fmt_ratio(m["rps"], h and h["rps"]),
+                      fmt_ratio(m["cpu"], n and n["cpu"]), fmt_ratio(m["cpu"], h and h["cpu"])]
+        label = p if p != "paster" else "paster (Paste#proxy, 1 upstream)"
+        workers = wk if p != "paster" else "threads"
+        flag = " ⚠" if m["foreign"] > NOISY_PCT else ""
+        w(f"| {label}{flag} | {workers} | {c} | {m['rps']:,.0f} | {m['p50']:.2f} ms | {m['p99']:.2f} ms "
+          f"| {m['cpu']:.1f} | {m['err']} | " + " | ".join(ratios) + " |")
+        if m["req"] and m["upconns"] > 0.01 * m["req"]:
+            churn.add((p, wk, c, m["req"] / m["upconns"]))
+        # Plausibility: the proxy must really forward, to both upstreams.
+        for r in groups[key]:
+            fwd = r["up1"] + r["up2"]
+            if r["req"] and fwd < 0.95 * r["req"]:
+                warnings.append(f"{p} w={wk} c={c}: upstreams saw {fwd:.0f} requests "
+                                f"for {r['req']:.0f} completed")
+            if p != "paster" and fwd and not 0.4 <= r["up1"] / fwd <= 0.6:
+                warnings.append(f"{p} w={wk} c={c}: uneven split {r['up1']:.0f}/{r['up2']:.0f}")
+    for p, reason in sorted(skips.items(), key=lambda kv: ORDER.get(kv[0], 9)):
+        w(f"| {p} | – | – | skipped: {reason.replace('|', '/')} | | | | | | | | |")
+    w("")
+    w("errors = wrk socket errors (connect/read/write/timeout) + responses that "
+      "were not 2xx/3xx. Ratios > 1× mean pasture is faster (req/s) or costlier (CPU/req).")
+    if churn:
+        w("")
+        w("Upstream connection churn (new upstream connections, read from the "
+          "upstreams' stub_status): " + "; ".join(
+              (f"{p} c={c}" if p == "paster" else f"{p} w={wk} c={c}") + f": one per {per:,.0f} requests"
+              for p, wk, c, per in sorted(churn, key=lambda x: (ORDER.get(x[0], 9), x[1], x[2], x[3]))) +
+          "." + (" nginx's `keepalive 64` caches at most 64 idle upstream connections "
+                 "per worker (all servers together), so as concurrency nears or passes "
+                 "64 it closes and reopens the excess." if any(x[0] == "nginx" for x in churn) else "")
+          + (" Paste#proxy opens one per request." if any(x[0] == "paster" for x in churn) else ""))
+    w("")
+
+    if recs["mem"]:
+        hold = env.get("hold", "?")
+        w(f"### Memory (idle, and with {hold} idle keep-alive connections held)")
+        w("")
+        w("| proxy | workers | RSS/worker after start | RSS/worker after warm-up "
+          "| total RSS, all processes | connections held / still open "
+          "| RSS per idle keep-alive connection |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
+        threaded = False
+        for m in sorted(recs["mem"], key=lambda m: (ORDER.get(m["proxy"], 9), int(m["workers"]))):
+            wk, nw = int(m["workers"]), int(num(m["nworkers"], 1)) or 1
+            div, mark = nw, ""
+            if nw == 1 and wk > 1:      # one process, wk threads (HAProxy)
+                div, mark, threaded = wk, " †", True
+            held = int(num(m.get("held")))
+            delta = (num(m["held_rss_kb"]) - num(m["warm_rss_kb"])) * 1024
+            per = f"{delta / held:,.0f} B" if held else "–"
+            w(f"| {m['proxy']} | {wk} | {num(m['start_worker_rss_kb']) / div:,.0f} KiB{mark} "
+              f"| {num(m['warm_worker_rss_kb']) / div:,.0f} KiB{mark} | {num(m['warm_rss_kb']):,.0f} KiB "
+              f"| {held} / {m.get('alive', '?')} | {per} |")
+        w("")
+        w("RSS/worker = RSS of the worker processes / their count (pre-fork: the "
+          "master's children; the master is only in the total). Per-connection = "
+          "growth of the total RSS while the connections are held / connections held.")
+        if threaded:
+            w("† HAProxy runs one process with `nbthread` threads: its whole RSS "
+              "divided by the thread count.")
+        w("")
+
+    if recs["big"]:
+        w(f"### Large bodies (1 worker; {env.get('big_n', '?')} × 10 MiB each way on one "
+          "keep-alive connection, curl)")
+        w("")
+        w("| proxy | download MB/s | peak RSS during download | upload MB/s "
+          "| peak RSS during upload | failed transfers |")
+        w("|---|---:|---:|---:|---:|---:|")
+        by = defaultdict(dict)
+        for b in recs["big"]:
+            by[b["proxy"]][b["dir"]] = b
+        for p in sorted(by, key=lambda p: ORDER.get(p, 9)):
+            cells, failed = [], 0
+            for d in ("down", "up"):
+                b = by[p].get(d)
+                if not b:
+                    cells += ["–", "–"]
+                    continue
+                secs = num(b["seconds"])
+                cells.append(f"{num(b['bytes']) / 1e6 / secs:,.0f}" if secs else "–")
+                cells.append(f"{num(b['peak_kb']) / 1024:,.1f} MiB")
+                failed += int(num(b["transfers"])) - int(num(b["ok"]))
+            w(f"| {p} | " + " | ".join(cells) + f" | {failed} |")
+        w("")
+        w("MB = 10⁶ bytes. Peak RSS = sum of VmHWM over the proxy's processes "
+          "(master included), reset just before each direction." +
+          (" nginx runs with its defaults here: it buffers each request body, and "
+           "responses that outrun the client, to temp files (in the bench's temp dir)."
+           if "nginx" in by else ""))
+        w("")
+
+    if skips:
+        w("### Skipped")
+        w("")
+        for p, reason in skips.items():
+            w(f"- {p}: {reason}")
+        w("")
+    if warnings:
+        w("### Warnings")
+        w("")
+        for x in warnings:
+            w(f"- {x}")
+        w("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
