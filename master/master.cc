@@ -210,9 +210,9 @@ int Master::run() {
     fprintf(stderr, "pasture: %s\n", err.c_str());
     return 1;
   }
-  announce();
   procs_.resize(n_workers_);
   for (int i = 0; i < n_workers_; i++) spawn(i);
+  announce();  // after the fork: whoever waits for "serving on" finds workers up
 
   for (;;) {
     timespec ts{0, 200 * 1000000};
