@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "conf/inspect.h"
 #include "conf/load.h"
+#include "master/commands.h"
 #include "master/master.h"
 
 namespace {
@@ -25,6 +26,7 @@ const char* kUsage =
     "Usage: pasture serve [options] CONFIG_FILE[#name] [var=value ...]\n"
     "       pasture check CONFIG_FILE[#name] [var=value ...]\n"
     "       pasture inspect [--json] CONFIG_FILE [var=value ...]\n"
+    "       pasture convert CONFIG_FILE[#name] [var=value ...]\n"
     "\n"
     "Serve the application described by a paste.deploy config file with a\n"
     "pre-forked master/worker HTTP server and load balancer.\n"
@@ -87,7 +89,7 @@ Args parse_args(int argc, char** argv) {
     puts("pasture 0.1");
     exit(0);
   }
-  if (a.cmd != "serve" && a.cmd != "check" && a.cmd != "inspect")
+  if (a.cmd != "serve" && a.cmd != "check" && a.cmd != "inspect" && a.cmd != "convert")
     usage_error("unknown command '" + a.cmd + "'");
   std::vector<std::string> positional;
   for (int i = 2; i < argc; i++) {
@@ -134,32 +136,12 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-int cmd_inspect(const Args& a) {
-  std::string path = a.load.config;
-  if (path.rfind("config:", 0) == 0) path = path.substr(7);
-  fputs(pasture::conf::inspect_json(path, a.load.vars).c_str(), stdout);
-  fputc('\n', stdout);
-  return 0;
-}
-
-void print_site(const pasture::conf::Site& site) {
-  printf("config: %s (app %s, server %s)\n", site.config_file.c_str(), site.app_name.c_str(),
-         site.server_name.c_str());
-  for (const auto& l : site.server.listen) printf("listen: %s\n", l.url().c_str());
-  printf("workers: %d\n", site.server.workers);
-  for (const auto& p : site.pools) {
-    printf("pool %s:", p.name.c_str());
-    for (const auto& s : p.servers) printf(" %s weight=%u", s.label().c_str(), s.weight);
-    printf("\n");
-  }
-  for (const auto& n : site.notices) printf("notice: %s\n", n.c_str());
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Args a = parse_args(argc, argv);
-  if (a.cmd == "inspect") return cmd_inspect(a);
+  if (a.cmd == "inspect") return pasture::master::cmd_inspect(a.load, a.json);
+  if (a.cmd == "convert") return pasture::master::cmd_convert(a.load);
   pasture::conf::Site site;
   try {
     site = pasture::conf::load_site(a.load);
@@ -170,10 +152,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "pasture: %s\n", e.what());
     return a.cmd == "check" || a.check_only ? 2 : 1;
   }
-  if (a.cmd == "check" || a.check_only) {
-    print_site(site);
-    return 0;
-  }
+  if (a.cmd == "check" || a.check_only) return pasture::master::cmd_check(site);
   if (a.serve.verbosity >= 2) pasture::log::set_level(pasture::log::Level::Debug);
   if (a.serve.verbosity == 0) pasture::log::set_level(pasture::log::Level::Warn);
   for (const auto& n : site.notices) PLOG_NOTICE("%s", n.c_str());
