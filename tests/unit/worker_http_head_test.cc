@@ -1,0 +1,100 @@
+#include <gtest/gtest.h>
+#include <llhttp.h>
+
+#include "worker/http_head.h"
+
+namespace pasture::worker {
+namespace {
+
+TEST(WorkerHead, SplitTargetForms) {
+  RequestTarget t;
+  ASSERT_TRUE(split_target("/a/b?x=1&y", &t));
+  EXPECT_EQ(t.path, "/a/b");
+  EXPECT_EQ(t.query, "x=1&y");
+  EXPECT_TRUE(t.has_query);
+  ASSERT_TRUE(split_target("http://Example.com:81/p?q", &t));
+  EXPECT_EQ(t.authority, "Example.com:81");
+  EXPECT_EQ(t.path, "/p");
+  EXPECT_EQ(t.query, "q");
+  ASSERT_TRUE(split_target("http://h", &t));
+  EXPECT_EQ(t.path, "/");
+  ASSERT_TRUE(split_target("*", &t));
+  EXPECT_FALSE(split_target("ftp://h/x", &t));
+  EXPECT_FALSE(split_target("relative", &t));
+}
+
+TEST(WorkerHead, JoinBasePathLikeUrljoin) {
+  EXPECT_EQ(join_base_path("/base/", "/one/x"), "/base/one/x");
+  EXPECT_EQ(join_base_path("/base", "/one/x"), "/one/x");  // urljoin replaces the last segment
+  EXPECT_EQ(join_base_path("/a/b/", "/"), "/a/b/");
+}
+
+TEST(WorkerHead, HopByHopAndTokens) {
+  EXPECT_TRUE(is_hop_by_hop("Connection"));
+  EXPECT_TRUE(is_hop_by_hop("keep-alive"));
+  EXPECT_TRUE(is_hop_by_hop("TE"));
+  EXPECT_TRUE(is_hop_by_hop("Upgrade"));
+  EXPECT_FALSE(is_hop_by_hop("Transfer-Encoding"));  // framing passes through
+  EXPECT_FALSE(is_hop_by_hop("Host"));
+  EXPECT_TRUE(has_token("keep-alive, X-Foo ,bar", "x-foo"));
+  EXPECT_TRUE(has_token("close", "Close"));
+  EXPECT_FALSE(has_token("x-foobar", "x-foo"));
+  EXPECT_TRUE(iequals("Content-Length", "content-length"));
+  EXPECT_FALSE(iequals("a[", "a{"));  // case folding only for letters
+}
+
+// The collector sees a head split across reads as one contiguous buffer
+// growing at the end: elements continue where they stopped.
+TEST(WorkerHead, CollectorMergesSplitElements) {
+  std::string buf = "GET /abc HTTP/1.1\r\nHost: exa";
+  std::vector<HeaderSpan> hs;
+  HeadCollector c;
+  c.headers = &hs;
+  llhttp_settings_t st;
+  llhttp_settings_init(&st);
+  st.on_url = [](llhttp_t* p, const char* a, size_t n) {
+    static_cast<HeadCollector*>(p->data)->on_url(a, n);
+    return 0;
+  };
+  st.on_header_field = [](llhttp_t* p, const char* a, size_t n) {
+    static_cast<HeadCollector*>(p->data)->on_field(a, n);
+    return 0;
+  };
+  st.on_header_value = [](llhttp_t* p, const char* a, size_t n) {
+    static_cast<HeadCollector*>(p->data)->on_value(a, n);
+    return 0;
+  };
+  llhttp_t parser;
+  llhttp_init(&parser, HTTP_REQUEST, &st);
+  parser.data = &c;
+  buf.reserve(256);  // appends below must not move the buffer under llhttp
+  c.base = buf.data();
+  ASSERT_EQ(llhttp_execute(&parser, buf.data(), buf.size()), HPE_OK);
+  size_t old = buf.size();
+  buf += "mple.org\r\nX-A: 1\r\n\r\n";
+  c.base = buf.data();
+  ASSERT_EQ(llhttp_execute(&parser, buf.data() + old, buf.size() - old), HPE_OK);
+  EXPECT_EQ(span_view(c.base, c.url), "/abc");
+  ASSERT_EQ(hs.size(), 2u);
+  EXPECT_EQ(span_view(c.base, hs[0].name), "Host");
+  EXPECT_EQ(span_view(c.base, hs[0].value), "example.org");
+  EXPECT_EQ(span_view(c.base, hs[1].value), "1");
+  // Rebase: the head moves to a buffer that starts 4 bytes later.
+  c.rebase(4);
+  std::string moved = buf.substr(4);
+  EXPECT_EQ(span_view(moved.data(), c.url), "/abc");
+  EXPECT_EQ(span_view(moved.data(), hs[0].value), "example.org");
+}
+
+TEST(WorkerHead, AppendUintAndReasons) {
+  std::string s;
+  append_uint(s, 0);
+  s += ' ';
+  append_uint(s, 18446744073709551615ull);
+  EXPECT_EQ(s, "0 18446744073709551615");
+  EXPECT_STREQ(reason_phrase(502), "Bad Gateway");
+  EXPECT_STREQ(reason_phrase(431), "Request Header Fields Too Large");
+}
+
+}  // namespace
+}  // namespace pasture::worker
