@@ -113,6 +113,14 @@ struct ServerSettings {
   uint32_t keepalive_timeout_ms = 75000;
   uint32_t max_header_bytes = 32 * 1024;  // whole request head; more -> 431
   uint32_t max_url_bytes = 8 * 1024;      // request target; more -> 414
+  uint32_t client_body_timeout_ms = 60000;  // between body bytes; -> 408
+  // Lifecycle (gunicorn names where gunicorn has them).
+  uint32_t graceful_timeout_ms = 30000;   // drain time on TERM/QUIT/HUP
+  uint32_t worker_timeout_ms = 30000;     // heartbeat age that gets a worker killed; 0 = off
+  uint64_t max_requests = 0;              // recycle a worker after this many; 0 = never
+  uint64_t max_requests_jitter = 0;       // + random [0, jitter]
+  bool reuse_port = false;                // SO_REUSEPORT: one listen socket per worker
+  std::string access_log;                 // path; "-" = stderr; empty = off
   SourceLoc loc;
 };
 

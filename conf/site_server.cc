@@ -55,6 +55,28 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
     s.max_header_bytes = parse_uint(v.value, 1u << 30, v.loc, key);
   } else if (fl == Flavour::Pasture && key == "max_url_bytes") {
     s.max_url_bytes = parse_uint(v.value, 1u << 30, v.loc, key);
+  } else if (fl == Flavour::Pasture && key == "client_body_timeout") {
+    s.client_body_timeout_ms = parse_duration_ms(v.value, v.loc);
+  } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "graceful_timeout") {
+    s.graceful_timeout_ms = parse_duration_ms(v.value, v.loc);
+  } else if ((fl == Flavour::Pasture && key == "worker_timeout") ||
+             (fl == Flavour::Gunicorn && key == "timeout")) {
+    s.worker_timeout_ms = parse_duration_ms(v.value, v.loc);
+  } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "max_requests") {
+    s.max_requests = parse_uint(v.value, 1u << 31, v.loc, key);
+  } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "max_requests_jitter") {
+    s.max_requests_jitter = parse_uint(v.value, 1u << 31, v.loc, key);
+  } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "reuse_port") {
+    std::string b = py::strip(v.value);
+    for (auto& c : b) c = (char)tolower((unsigned char)c);
+    if (b == "true" || b == "yes" || b == "on" || b == "1") s.reuse_port = true;
+    else if (b == "false" || b == "no" || b == "off" || b == "0") s.reuse_port = false;
+    else bad(v.loc, "reuse_port: expected true or false, got '" + v.value + "'");
+  } else if ((fl == Flavour::Pasture && key == "access_log") ||
+             (fl == Flavour::Gunicorn && key == "accesslog")) {
+    s.access_log = py::strip(v.value);
+  } else if (fl == Flavour::Gunicorn && key == "keepalive") {
+    s.keepalive_timeout_ms = parse_duration_ms(v.value, v.loc);
   } else {
     return false;
   }

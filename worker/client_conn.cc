@@ -297,7 +297,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     return false;
   }
   state_ = State::kBody;
-  arm_timer(srv.client_header_timeout_ms);  // client body timeout
+  arm_timer(srv.client_body_timeout_ms);
   RouteResult r = route(w_->site(), host, t.path);
   handler_ = r.handler;
   if (handler_ < 0) {
