@@ -1,10 +1,84 @@
 #include "common/balancer.h"
 
+#include <pthread.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <numeric>
+
+#include "common/sticky_cookie.h"
 
 namespace pasture::lb {
 
 std::unique_ptr<Balancer> make_round_robin();
+std::unique_ptr<Balancer> make_least_conn();
+std::unique_ptr<Balancer> make_random();
+std::unique_ptr<Balancer> make_random2();
+std::unique_ptr<Balancer> make_ip_hash();
+std::unique_ptr<Balancer> make_hash();
+std::unique_ptr<Balancer> make_cookie();
+
+namespace {
+
+// Draws before weighted_draw() gives up on chance and scans.
+constexpr int kDrawTries = 8;
+
+thread_local bool t_rng_seeded = false;
+thread_local WyRand t_rng{0};
+
+void forget_seed_in_child() { t_rng_seeded = false; }
+
+void build_tier(Tier& t, const PoolParams& p, bool backup) {
+  t = Tier{};
+  std::vector<uint32_t> weights(p.servers.size(), 0), member_weights;
+  std::vector<std::string> ids;
+  uint64_t sum = 0;
+  for (size_t i = 0; i < p.servers.size(); i++) {
+    const ServerParams& s = p.servers[i];
+    if (s.backup != backup) continue;
+    uint32_t w = std::max<uint32_t>(s.weight, 1);
+    weights[i] = w;
+    t.members.push_back((uint16_t)i);
+    t.cum_weight.push_back(sum += w);
+    member_weights.push_back(w);
+    ids.push_back(s.id.empty() ? "#" + std::to_string(i) : s.id);
+  }
+  t.schedule = smooth_wrr_schedule(weights);
+  if (p.method == Method::Hash || p.method == Method::IpHash) {
+    t.hash.build(p.consistent, t.members, ids, member_weights);
+  }
+}
+
+}  // namespace
+
+uint64_t WyRand::next() {
+  state_ += 0xa0761d6478bd642full;
+  unsigned __int128 r = (unsigned __int128)state_ * (state_ ^ 0xe7037ed1a0b428dbull);
+  return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+uint64_t seed_from_os() {
+  uint64_t s = 0;
+  if (getrandom(&s, sizeof s, GRND_NONBLOCK) == (ssize_t)sizeof s) return s;
+  uint64_t t = (uint64_t)std::chrono::steady_clock::now().time_since_epoch().count();
+  return t ^ ((uint64_t)getpid() << 32);
+}
+
+uint64_t below(Random& rng, uint64_t n) {
+  return (uint64_t)(((unsigned __int128)rng.next() * n) >> 64);
+}
+
+Random& default_rng() {
+  if (!t_rng_seeded) {
+    static const int registered = pthread_atfork(nullptr, nullptr, forget_seed_in_child);
+    (void)registered;
+    t_rng = WyRand(seed_from_os());
+    t_rng_seeded = true;
+  }
+  return t_rng;
+}
 
 bool PoolState::usable(uint32_t i, uint64_t now_ms) const {
   const ServerParams& p = servers[i];
@@ -18,11 +92,58 @@ bool PoolState::usable(uint32_t i, uint64_t now_ms) const {
   return true;
 }
 
+uint64_t active_conns(const PoolState& pool, uint32_t i) {
+  int32_t a = pool.server_slots[i].active.load(std::memory_order_relaxed);
+  return a > 0 ? (uint64_t)a : 0;
+}
+
+int weighted_draw(const Tier& tier, const PoolState& pool, Random& rng, uint64_t now_ms) {
+  if (tier.members.empty()) return kNoServer;
+  size_t k = 0;
+  for (int tries = 0; tries < kDrawTries; tries++) {
+    uint64_t r = below(rng, tier.cum_weight.back());
+    k = std::upper_bound(tier.cum_weight.begin(), tier.cum_weight.end(), r) -
+        tier.cum_weight.begin();
+    if (pool.usable(tier.members[k], now_ms)) return tier.members[k];
+  }
+  size_t n = tier.members.size();
+  for (size_t j = 1; j < n; j++) {
+    uint16_t s = tier.members[(k + j) % n];
+    if (pool.usable(s, now_ms)) return s;
+  }
+  return kNoServer;
+}
+
+void build_tables(PoolState& pool, const PoolParams& params) {
+  pool.servers = params.servers;
+  pool.hash_whole_ip = params.hash_whole_ip;
+  build_tier(pool.primary, params, false);
+  build_tier(pool.backup, params, true);
+  pool.sticky_values.clear();
+  if (params.method == Method::Cookie && !params.cookie_secret.empty()) {
+    for (const ServerParams& s : params.servers) {
+      pool.sticky_values.push_back(make_sticky_cookie(params.cookie_secret, s.id));
+    }
+  }
+}
+
+void build_schedules(PoolState& pool) {
+  PoolParams p;
+  p.servers = pool.servers;
+  build_tables(pool, p);
+}
+
 std::unique_ptr<Balancer> make_balancer(Method m) {
   switch (m) {
     case Method::RoundRobin: return make_round_robin();
-    default: return nullptr;
+    case Method::LeastConn: return make_least_conn();
+    case Method::Random: return make_random();
+    case Method::Random2: return make_random2();
+    case Method::IpHash: return make_ip_hash();
+    case Method::Hash: return make_hash();
+    case Method::Cookie: return make_cookie();
   }
+  return nullptr;
 }
 
 const char* method_name(Method m) {
@@ -61,16 +182,6 @@ std::vector<uint16_t> smooth_wrr_schedule(const std::vector<uint32_t>& weights) 
     out.push_back((uint16_t)best);
   }
   return out;
-}
-
-void build_schedules(PoolState& pool) {
-  std::vector<uint32_t> prim, back;
-  for (const ServerParams& s : pool.servers) {
-    prim.push_back(s.backup ? 0 : s.weight);
-    back.push_back(s.backup ? s.weight : 0);
-  }
-  pool.schedule = smooth_wrr_schedule(prim);
-  pool.backup_schedule = smooth_wrr_schedule(back);
 }
 
 }  // namespace pasture::lb

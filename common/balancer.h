@@ -1,17 +1,24 @@
 // The balancer interface shared by all algorithms.
 //
 // An algorithm picks a server index of a pool for one request. Static data
-// (weights, computed schedules) lives in PoolState, built once from the config
-// before fork and only read afterwards; everything that changes lives in the
-// shared-memory slots and is updated with atomics, so all workers together
-// make one decision (one global rotation, one connection count).
+// (weights, schedules, hash tables, sticky cookie values) lives in PoolState,
+// built once from the config before fork by build_tables() and only read
+// afterwards; everything that changes lives in the shared-memory slots and is
+// updated with atomics, so all workers together make one decision (one global
+// rotation, one connection count). No locks and no syscalls on the pick path.
+//
+// Every algorithm skips servers PoolState::usable() rejects (down by config
+// or health, or at max_conns), and serves from backup servers only while no
+// primary is usable.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/hash_table.h"
 #include "common/shm_layout.h"
 
 namespace pasture::lb {
@@ -19,31 +26,98 @@ namespace pasture::lb {
 enum class Method { RoundRobin, LeastConn, Random, Random2, IpHash, Hash, Cookie };
 
 struct ServerParams {
-  uint32_t weight = 1;
+  // Stable identity, "host:port" as configured: places the server in hash
+  // tables and names it in sticky cookies, so both survive reloads that add,
+  // remove or reorder other servers.
+  std::string id;
+  uint32_t weight = 1;     // >= 1
   uint32_t max_conns = 0;  // 0 = unlimited
   bool backup = false;
   bool down = false;  // administratively down (config)
 };
 
-// What an algorithm may look at in a request. Filled lazily by the caller;
-// round robin needs none of it.
+// A pool's balancing configuration as plain values (the worker converts
+// conf::Pool into this; common/ does not know conf/).
+struct PoolParams {
+  Method method = Method::RoundRobin;
+  std::vector<ServerParams> servers;              // at most 65535
+  Consistency consistent = Consistency::Maglev;  // hash, ip_hash
+  bool hash_whole_ip = false;                    // ip_hash: whole IPv4 address, not its /24
+  std::string cookie_secret;                     // cookie: HMAC key; empty = trust no cookie
+};
+
+// A source of 64-bit random numbers for one process (or thread): never
+// shared, so drawing costs no atomic. Injectable so tests can script exact
+// draws.
+class Random {
+ public:
+  virtual ~Random() = default;
+  virtual uint64_t next() = 0;
+};
+
+// wyrand: one add and one 64x64->128 multiply per draw.
+class WyRand final : public Random {
+ public:
+  explicit WyRand(uint64_t seed) : state_(seed) {}
+  uint64_t next() override;
+
+ private:
+  uint64_t state_;
+};
+
+// 8 bytes from getrandom(2); falls back to the clock and pid. One syscall:
+// call it once per process after fork, never per request.
+uint64_t seed_from_os();
+
+// Uniform in [0, n) from one draw (Lemire's multiply-shift, no rejection: the
+// bias is below n / 2^64). n must be > 0.
+uint64_t below(Random& rng, uint64_t n);
+
+// The calling thread's default Random, seeded from the OS on first use and
+// again in a child after fork(). Used when RequestView::rng is null.
+Random& default_rng();
+
+// What an algorithm may look at in a request. The caller fills the fields
+// its pool's method needs; the views must outlive the pick() call.
 struct RequestView {
-  std::string_view client_addr;  // textual client address
-  std::string_view path;
+  std::string_view client_addr;    // ip_hash: client address, text, no port ("10.1.2.3", "::1")
+  std::string_view hash_key;       // hash: extract_hash_key()'s result; empty -> round robin
+  std::string_view sticky_cookie;  // cookie: the value of the pool's cookie, empty if absent
+  Random* rng = nullptr;           // least_conn, random, random2; null = default_rng()
+};
+
+// Primary or backup servers of a pool, with the tables computed for them.
+struct Tier {
+  std::vector<uint16_t> members;     // server indices, ascending
+  std::vector<uint64_t> cum_weight;  // running sums of the members' weights
+  std::vector<uint16_t> schedule;    // one smooth-WRR cycle, server indices
+  HashTable hash;                    // hash, ip_hash only
 };
 
 // One pool as seen by one process.
 struct PoolState {
   std::vector<ServerParams> servers;
-  shm::PoolSlot* slot = nullptr;          // shared
+  shm::PoolSlot* slot = nullptr;            // shared
   shm::ServerSlot* server_slots = nullptr;  // shared, servers.size() entries
-  std::vector<uint16_t> schedule;         // smooth-WRR order of primary servers
-  std::vector<uint16_t> backup_schedule;  // same for backup servers
+  Tier primary, backup;
+  bool hash_whole_ip = false;
+  // cookie: the cookie value naming each server (empty without a secret).
+  std::vector<std::string> sticky_values;
 
   // A server can take a request now: not down by config or health, and
   // below max_conns. `now_ms` is the monotonic clock used by passive checks.
   bool usable(uint32_t i, uint64_t now_ms) const;
 };
+
+// Fills `pool` (servers and the tables `params.method` needs) from `params`.
+// Leaves pool.slot and pool.server_slots alone: the caller points them at
+// the shared region. Call before fork, or in each worker; never concurrently
+// with pick() on the same PoolState.
+void build_tables(PoolState& pool, const PoolParams& params);
+
+// Transitional: round-robin tables from pool.servers as already filled in.
+// Remove once the worker calls build_tables().
+void build_schedules(PoolState& pool);
 
 // No usable server.
 inline constexpr int kNoServer = -1;
@@ -55,8 +129,7 @@ class Balancer {
   virtual int pick(const RequestView& req, PoolState& pool, uint64_t now_ms) = 0;
 };
 
-// The registry: one line per algorithm. Returns nullptr for a method not
-// implemented yet.
+// The registry: one line per algorithm.
 std::unique_ptr<Balancer> make_balancer(Method m);
 const char* method_name(Method m);
 
@@ -65,7 +138,30 @@ const char* method_name(Method m);
 // is the sum of the reduced weights. Only servers with weight > 0 appear.
 std::vector<uint16_t> smooth_wrr_schedule(const std::vector<uint32_t>& weights);
 
-// Fill schedule/backup_schedule from servers' weights.
-void build_schedules(PoolState& pool);
+// cookie: after `server` was picked for a request whose sticky cookie was
+// `request_cookie`, the value to send back in Set-Cookie, or empty when the
+// request's cookie already names that server (or the pool has no secret).
+std::string_view sticky_cookie_to_set(const PoolState& pool, std::string_view request_cookie,
+                                      int server);
+
+// Helpers shared by the algorithms (lb_*.cc).
+
+// The shared round-robin rotation: primaries, then backups. Also the fallback
+// of hash (no key) and cookie (no valid cookie, or its server unusable).
+int round_robin_pick(PoolState& pool, uint64_t now_ms);
+
+// A weighted random usable member of `tier`: up to a few draws, then a scan
+// from the last draw. kNoServer if none is usable.
+int weighted_draw(const Tier& tier, const PoolState& pool, Random& rng, uint64_t now_ms);
+
+// hash, ip_hash: the server for key hash h in the primary table, else in the
+// backup table (HashTable::find), kNoServer if none is usable.
+int hash_table_pick(const PoolState& pool, uint64_t h, uint64_t now_ms);
+
+// ip_hash: the key hash of a textual client address (see lb_ip_hash.cc).
+uint64_t ip_hash_key(std::string_view addr, bool whole_ip);
+
+// Requests in flight on server i, all workers (never negative).
+uint64_t active_conns(const PoolState& pool, uint32_t i);
 
 }  // namespace pasture::lb

@@ -9,15 +9,34 @@
 namespace pasture::lb {
 namespace {
 
-int walk(const std::vector<uint16_t>& sched, std::atomic<uint64_t>& cursor, PoolState& pool,
+// Schedule positions looked at past an unusable server before scanning the
+// tier's members instead (a long run of one heavy, dead server).
+constexpr size_t kScanLimit = 128;
+
+// Takes one position; if its server is unusable, looks ahead in the schedule
+// and tries to move the cursor past the skipped positions (one CAS; losing
+// the race to another worker is harmless), so that the rotation continues
+// over the usable servers in schedule order, as if the dead one were absent.
+int walk(const Tier& tier, std::atomic<uint64_t>& cursor, const PoolState& pool,
          uint64_t now_ms) {
+  const std::vector<uint16_t>& sched = tier.schedule;
   size_t n = sched.size();
   if (n == 0) return kNoServer;
-  // Bounded: at most one full cycle of skips before giving up.
-  for (size_t tries = 0; tries < n; tries++) {
-    uint64_t pos = cursor.fetch_add(1, std::memory_order_relaxed);
-    uint16_t idx = sched[pos % n];
-    if (pool.usable(idx, now_ms)) return idx;
+  uint64_t pos = cursor.fetch_add(1, std::memory_order_relaxed);
+  int rejected = -1;
+  size_t limit = n < kScanLimit ? n : kScanLimit;
+  for (size_t j = 0; j < limit; j++) {
+    int s = sched[(pos + j) % n];
+    if (s == rejected) continue;
+    if (pool.usable(s, now_ms)) {
+      uint64_t expected = pos + 1;
+      if (j > 0) cursor.compare_exchange_strong(expected, pos + j + 1, std::memory_order_relaxed);
+      return s;
+    }
+    rejected = s;
+  }
+  for (uint16_t s : tier.members) {
+    if (pool.usable(s, now_ms)) return s;
   }
   return kNoServer;
 }
@@ -25,14 +44,18 @@ int walk(const std::vector<uint16_t>& sched, std::atomic<uint64_t>& cursor, Pool
 class RoundRobin final : public Balancer {
  public:
   int pick(const RequestView&, PoolState& pool, uint64_t now_ms) override {
-    int i = walk(pool.schedule, pool.slot->rr_cursor, pool, now_ms);
-    if (i != kNoServer) return i;
-    // Backups share the cursor; they only serve while no primary can.
-    return walk(pool.backup_schedule, pool.slot->rr_cursor, pool, now_ms);
+    return round_robin_pick(pool, now_ms);
   }
 };
 
 }  // namespace
+
+int round_robin_pick(PoolState& pool, uint64_t now_ms) {
+  int i = walk(pool.primary, pool.slot->rr_cursor, pool, now_ms);
+  if (i != kNoServer) return i;
+  // Backups share the cursor; they only serve while no primary can.
+  return walk(pool.backup, pool.slot->rr_cursor, pool, now_ms);
+}
 
 std::unique_ptr<Balancer> make_round_robin() { return std::make_unique<RoundRobin>(); }
 

@@ -35,6 +35,9 @@ struct UpstreamServer {
 
 enum class BalanceMethod { RoundRobin, LeastConn, Random, Random2, IpHash, Hash, Cookie };
 
+// `consistent =` of methods hash and ip_hash.
+enum class HashConsistency { Maglev, Ring, None };
+
 // A set of upstream servers requests are balanced over. `egg:pasture#balancer`,
 // `[filter:x] use = egg:Paste#balancer` and `egg:Paste#proxy` (a pool of one) all
 // become a Pool.
@@ -56,6 +59,12 @@ struct Pool {
   uint32_t send_timeout_ms = 60000;
   uint32_t keepalive = 32;  // idle upstream connections kept per server per worker
   std::string cookie_secret;  // `cookie_secret =` (method cookie); empty = none
+  // Method hash: `hash_key =` remote_addr, uri, path, header:NAME, cookie:NAME
+  // or arg:NAME, validated and stripped (lb::parse_hash_key accepts it).
+  std::string hash_key = "remote_addr";
+  HashConsistency consistent = HashConsistency::Maglev;  // methods hash, ip_hash
+  bool hash_whole_ip = false;  // ip_hash: the whole IPv4 address instead of its /24
+  std::string cookie_name = "pasture_sticky";  // method cookie: the sticky cookie's name
 
   SourceLoc loc;
 };

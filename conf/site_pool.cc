@@ -1,9 +1,13 @@
 #include "conf/site_pool.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 
+#include "common/hash_key.h"
 #include "conf/error.h"
+#include "conf/yaml_loader.h"
 
 namespace pasture::conf {
 
@@ -29,6 +33,44 @@ void apply_param(UpstreamServer& s, const std::string& tok, const SourceLoc& loc
     bad(loc, "servers: unknown parameter '" + tok + "' for " + s.label() +
                  " (expected weight=N, max_conns=N, backup or down)");
   }
+}
+
+std::string parse_hash_key(const std::string& value, const SourceLoc& loc) {
+  lb::HashKeySpec spec;
+  if (!lb::parse_hash_key(value, &spec)) {
+    bad(loc, "hash_key: unknown key '" + value +
+                 "' (expected remote_addr, uri, path, header:NAME, cookie:NAME or arg:NAME)");
+  }
+  return py::strip(value);
+}
+
+HashConsistency parse_consistency(const std::string& value, const SourceLoc& loc) {
+  std::string v = py::strip(value);
+  if (v == "maglev") return HashConsistency::Maglev;
+  if (v == "ring") return HashConsistency::Ring;
+  if (v == "none") return HashConsistency::None;
+  bad(loc, "consistent: expected maglev, ring or none, got '" + value + "'");
+}
+
+// paste.deploy's asbool spellings.
+bool parse_bool(const std::string& value, const SourceLoc& loc, const std::string& what) {
+  std::string v = py::strip(value);
+  for (char& c : v) c = (char)std::tolower((unsigned char)c);
+  if (v == "true" || v == "yes" || v == "on" || v == "y" || v == "t" || v == "1") return true;
+  if (v == "false" || v == "no" || v == "off" || v == "n" || v == "f" || v == "0") return false;
+  bad(loc, what + ": expected true or false, got '" + value + "'");
+}
+
+// An RFC 6265 cookie-name: a token.
+std::string parse_cookie_name(const std::string& value, const SourceLoc& loc) {
+  std::string v = py::strip(value);
+  static constexpr std::string_view kSeparators = "()<>@,;:\\\"/[]?={}";
+  bool ok = !v.empty();
+  for (char c : v) {
+    if (c <= 32 || c >= 127 || kSeparators.find(c) != std::string_view::npos) ok = false;
+  }
+  if (!ok) bad(loc, "cookie_name: '" + value + "' is not a valid cookie name");
+  return v;
 }
 
 }  // namespace
@@ -125,12 +167,16 @@ uint32_t parse_duration_ms(const std::string& value, const SourceLoc& loc) {
 std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const SourceLoc& section_loc) {
   std::vector<std::string> unknown;
   const py::Value* servers = local_conf.find("servers");
-  if (!servers) bad(section_loc, "[" + pool.name + "] has no 'servers =' list");
-  pool.servers = parse_servers(servers->value, servers->loc);
+  const py::Value* from = local_conf.find("servers_from");
+  if (!servers && !from) bad(section_loc, "[" + pool.name + "] has no 'servers =' list");
+  if (servers && from) bad(from->loc, "[" + pool.name + "] has both 'servers =' and 'servers_from ='");
+  pool.servers = servers ? parse_servers(servers->value, servers->loc) : load_servers_from(*from, &pool.servers_from);
+  SourceLoc method_loc = section_loc;
   for (const auto& [key, v] : local_conf) {
-    if (key == "servers") continue;
+    if (key == "servers" || key == "servers_from") continue;
     if (key == "method") {
       pool.method = parse_method(v.value, v.loc);
+      method_loc = v.loc;
     } else if (key == "connect_timeout") {
       pool.connect_timeout_ms = parse_duration_ms(v.value, v.loc);
     } else if (key == "read_timeout") {
@@ -141,9 +187,21 @@ std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const
       pool.keepalive = parse_uint(v.value, 100000, v.loc, "keepalive");
     } else if (key == "cookie_secret") {
       pool.cookie_secret = v.value;
+    } else if (key == "cookie_name") {
+      pool.cookie_name = parse_cookie_name(v.value, v.loc);
+    } else if (key == "hash_key") {
+      pool.hash_key = parse_hash_key(v.value, v.loc);
+    } else if (key == "consistent") {
+      pool.consistent = parse_consistency(v.value, v.loc);
+    } else if (key == "hash_whole_ip") {
+      pool.hash_whole_ip = parse_bool(v.value, v.loc, "hash_whole_ip");
     } else {
       unknown.push_back(key);
     }
+  }
+  if (pool.method == BalanceMethod::Cookie && pool.cookie_secret.empty()) {
+    bad(method_loc, "method = cookie needs 'cookie_secret =' in [" + pool.name +
+                        "] (the key that signs the sticky cookies)");
   }
   return unknown;
 }
