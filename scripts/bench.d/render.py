@@ -87,12 +87,14 @@ def main():
       f"nginx {ver.get('nginx', '?')}, HAProxy {ver.get('haproxy', '?')}, "
       f"wrk {ver.get('wrk', '?')}, pasture {ver.get('pasture', '?')}")
     w(f"- wrk -t1, {env.get('warmup', '?')} s warm-up + {env.get('duration', '?')} s measured "
-      f"per row; median of {env.get('rounds', '?')} round(s) by req/s (each round restarts the proxy)")
+      f"per row; median of {env.get('rounds', '?')} round(s) by req/s (each round restarts the proxy); "
+      f"whole run {num(ver.get('elapsed')) / 60:.1f} min")
     w("- pinning: wrk and both nginx upstreams on core 0; a 1-worker proxy on core 1 alone; "
       "a 2-worker proxy on cores 0-1, i.e. **sharing core 0 with wrk and the upstreams**, "
       "so 2-worker rows measure a contended box, not 2 free cores")
     w("- proxy CPU = utime+stime of all its processes and threads (master + workers) "
-      f"over the measured run / requests completed ({1000 / TCK:.0f} ms tick resolution)")
+      f"over the measured run / requests completed ({1000 / TCK:.0f} ms tick resolution); "
+      "a 1-worker proxy saturates its core, so there CPU/req ≈ 10⁶ / (req/s)")
     busiest = max((m["foreign"] for rs in groups.values() for m in rs), default=0.0)
     noisy = busiest > NOISY_PCT
     w(f"- other processes on the machine used at most {busiest:.0f}% of a core during "
