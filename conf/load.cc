@@ -5,6 +5,7 @@
 
 #include "conf/paste.h"
 #include "conf/site_builder.h"
+#include "conf/yaml_loader.h"
 
 namespace pasture::conf {
 
@@ -39,6 +40,12 @@ Site load_site(const LoadOptions& opts) {
   std::string relative_to = opts.relative_to.empty() ? py::abspath(".") : opts.relative_to;
   std::string path = uri.substr(7);
   site.config_file = py::abspath(py::isabs(path) ? path : relative_to + "/" + path);
+  if (is_yaml_path(site.config_file)) {
+    site = load_yaml_site(site.config_file, !opts.app_name.empty() ? opts.app_name : fragment, opts.server_name,
+                          opts.vars);
+    validate(site);
+    return site;
+  }
 
   auto vars = std::make_shared<py::Dict>();
   for (const auto& [k, v] : opts.vars) vars->set(k, v);

@@ -44,6 +44,9 @@ enum class HashConsistency { Maglev, Ring, None };
 struct Pool {
   std::string name;  // the section that defined it, e.g. "app:backends"
   std::vector<UpstreamServer> servers;
+  // `servers_from = FILE`: absolute path of the YAML file `servers` was read
+  // from at load time (conf::load_servers_file); empty = listed inline.
+  std::string servers_from;
   BalanceMethod method = BalanceMethod::RoundRobin;
 
   // Path prefix joined to the request path like Paste's proxy joins its address

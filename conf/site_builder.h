@@ -11,6 +11,10 @@ namespace pasture::conf {
 
 // Fills site.server from the loadserver context. Unknown keys become notices.
 void build_server(Site& site, const paste::ContextPtr& server);
+// One egg:pasture#main server key (workers, backlog, timeouts, ...; not
+// host/port/listen) into `s`; false for a key it does not know. The YAML
+// loader's server section uses it.
+bool apply_server_key(ServerSettings& s, const std::string& key, const py::Value& v);
 
 // Fills site.handlers / site.pools / site.root from the loadapp context.
 // `resolver` loads the apps a urlmap names (through the composite's loader).

@@ -104,6 +104,10 @@ Listener host_port_listener(const py::Dict& conf, Flavour fl, const SourceLoc& s
 
 }  // namespace
 
+bool apply_server_key(ServerSettings& s, const std::string& key, const py::Value& v) {
+  return apply_key(s, Flavour::Pasture, key, v);
+}
+
 void build_server(Site& site, const paste::ContextPtr& ctx) {
   if (ctx->object_type != paste::ObjectType::Server) {
     bad(section_loc(ctx), "[" + section_of(ctx) + "] is not a server (filter-with on a server?)");
@@ -118,6 +122,10 @@ void build_server(Site& site, const paste::ContextPtr& ctx) {
   std::vector<std::string> ignored;
   for (const auto& [key, v] : conf) {
     if (key == "host" || key == "port" || (listen && &v == listen)) continue;
+    if (fl == Flavour::Waitress && key == "unix_socket") {
+      bad(v.loc, "not supported yet: unix_socket = " + py::strip(v.value) + " in [" + section_of(ctx) +
+                     "] (pasture listens on TCP only; use listen = host:port)");
+    }
     if (!apply_key(s, fl, key, v)) ignored.push_back(key);
   }
   if (listen && (conf.contains("host") || conf.contains("port"))) {

@@ -1,0 +1,280 @@
+#include "conf/describe.h"
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+namespace pasture::conf {
+
+namespace {
+
+bool is_v6(const std::string& host) { return host.find(':') != std::string::npos; }
+
+json::Value server_json(const ServerSettings& s) {
+  json::Value v = json::Value::object();
+  v["use"] = s.use;
+  v["listen"] = json::Value::array();
+  for (const auto& l : s.listen) v["listen"].push(l.url());
+  v["workers"] = s.workers;
+  v["backlog"] = static_cast<double>(s.backlog);
+  v["client_header_timeout_ms"] = static_cast<double>(s.client_header_timeout_ms);
+  v["keepalive_timeout_ms"] = static_cast<double>(s.keepalive_timeout_ms);
+  v["max_header_bytes"] = static_cast<double>(s.max_header_bytes);
+  v["max_url_bytes"] = static_cast<double>(s.max_url_bytes);
+  v["client_body_timeout_ms"] = static_cast<double>(s.client_body_timeout_ms);
+  v["graceful_timeout_ms"] = static_cast<double>(s.graceful_timeout_ms);
+  v["worker_timeout_ms"] = static_cast<double>(s.worker_timeout_ms);
+  v["max_requests"] = static_cast<double>(s.max_requests);
+  v["max_requests_jitter"] = static_cast<double>(s.max_requests_jitter);
+  v["reuse_port"] = s.reuse_port;
+  v["access_log"] = s.access_log;
+  return v;
+}
+
+json::Value pool_json(const Pool& p) {
+  json::Value v = json::Value::object();
+  v["servers"] = json::Value::array();
+  for (const auto& s : p.servers) v["servers"].push(server_spec(s));
+  v["servers_from"] = p.servers_from;
+  v["method"] = method_word(p.method);
+  v["base_path"] = p.base_path;
+  v["preserve_host"] = p.preserve_host;
+  v["connect_timeout_ms"] = static_cast<double>(p.connect_timeout_ms);
+  v["read_timeout_ms"] = static_cast<double>(p.read_timeout_ms);
+  v["send_timeout_ms"] = static_cast<double>(p.send_timeout_ms);
+  v["keepalive"] = static_cast<double>(p.keepalive);
+  v["cookie_secret"] = p.cookie_secret;
+  v["cookie_name"] = p.cookie_name;
+  v["hash_key"] = p.hash_key;
+  v["consistent"] = consistency_word(p.consistent);
+  v["hash_whole_ip"] = p.hash_whole_ip;
+  return v;
+}
+
+json::Value handler_json(const Site& site, int idx, int depth) {
+  if (idx < 0 || idx >= static_cast<int>(site.handlers.size()) || depth > 64) return json::Value();
+  const Handler& h = site.handlers[idx];
+  json::Value v = json::Value::object();
+  switch (h.kind) {
+    case HandlerKind::UrlMap:
+      v["kind"] = "urlmap";
+      v["routes"] = json::Value::array();
+      for (const auto& e : h.entries) {
+        json::Value r = json::Value::object();
+        r["domain"] = e.domain;
+        r["path"] = e.path;
+        r["app"] = handler_json(site, e.handler, depth + 1);
+        v["routes"].push(r);
+      }
+      v["not_found"] = handler_json(site, h.not_found, depth + 1);
+      break;
+    case HandlerKind::Proxy:
+      v["kind"] = "proxy";
+      v["pool"] = h.pool >= 0 && h.pool < static_cast<int>(site.pools.size()) ? pool_json(site.pools[h.pool])
+                                                                               : json::Value();
+      break;
+    case HandlerKind::Echo:
+      v["kind"] = "echo";
+      v["name"] = h.echo_name;
+      break;
+  }
+  return v;
+}
+
+const char* method_words(BalanceMethod m) {
+  switch (m) {
+    case BalanceMethod::RoundRobin: return "smooth weighted round robin";
+    case BalanceMethod::LeastConn: return "fewest active connections, weighted";
+    case BalanceMethod::Random: return "weighted random";
+    case BalanceMethod::Random2: return "best of two random picks";
+    case BalanceMethod::IpHash: return "hash of the client address";
+    case BalanceMethod::Hash: return "hash of the request";
+    case BalanceMethod::Cookie: return "sticky cookie";
+  }
+  return "?";
+}
+
+bool starts(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+
+// The `pasture check` tree.
+class Describer {
+ public:
+  explicit Describer(const Site& site) : site_(site) {}
+  std::string out;
+
+  void handler(int idx, const std::string& indent);
+
+ private:
+  void urlmap(const Handler& h, const std::string& indent);
+  void pool(const Handler& h, const std::string& indent);
+  std::string kind_word(const Handler& h) const {
+    if (h.kind == HandlerKind::UrlMap) return "urlmap";
+    if (h.kind == HandlerKind::Echo) return "echo";
+    return proxy_like(h) ? "proxy" : "balancer";
+  }
+  bool proxy_like(const Handler& h) const {
+    return h.pool >= 0 && h.pool < static_cast<int>(site_.pools.size()) && !site_.pools[h.pool].preserve_host;
+  }
+
+  const Site& site_;
+  std::set<int> shown_;
+};
+
+// Appends the handler's one-line title to the current line, then its details
+// on lines of their own, indented by `indent` plus two spaces.
+void Describer::handler(int idx, const std::string& indent) {
+  if (idx < 0 || idx >= static_cast<int>(site_.handlers.size())) {
+    out += "404 Not Found (built in)\n";
+    return;
+  }
+  const Handler& h = site_.handlers[idx];
+  if (!shown_.insert(idx).second) {
+    out += kind_word(h) + " [" + h.name + "] (described above)\n";
+    return;
+  }
+  switch (h.kind) {
+    case HandlerKind::Echo:
+      out += "echo [" + h.name + "]: answers \"" + h.echo_name + " <METHOD> <TARGET>\" itself\n";
+      break;
+    case HandlerKind::UrlMap:
+      urlmap(h, indent);
+      break;
+    case HandlerKind::Proxy:
+      pool(h, indent);
+      break;
+  }
+}
+
+void Describer::urlmap(const Handler& h, const std::string& indent) {
+  out += "urlmap [" + h.name + "]: the first route whose prefix matches takes the request\n";
+  std::vector<std::string> labels;
+  size_t width = 0;
+  for (const auto& e : h.entries) {
+    std::string label = e.domain.empty() ? (e.path.empty() ? "/" : e.path) : "http://" + e.domain + e.path + (e.path.empty() ? "/" : "");
+    labels.push_back(label);
+    width = std::max(width, label.size());
+  }
+  std::string nf = "anything else";
+  width = std::max(width, nf.size());
+  for (size_t i = 0; i < h.entries.size(); i++) {
+    out += indent + "  " + labels[i] + std::string(width - labels[i].size(), ' ') + "  -> ";
+    handler(h.entries[i].handler, indent + "    ");
+  }
+  out += indent + "  " + nf + std::string(width - nf.size(), ' ') + "  -> ";
+  handler(h.not_found, indent + "    ");
+}
+
+void Describer::pool(const Handler& h, const std::string& indent) {
+  if (h.pool < 0 || h.pool >= static_cast<int>(site_.pools.size())) {
+    out += "proxy [" + h.name + "] without a pool\n";
+    return;
+  }
+  const Pool& p = site_.pools[h.pool];
+  std::string in = indent + "  ";
+  if (!p.preserve_host && p.servers.size() == 1) {
+    const UpstreamServer& s = p.servers[0];
+    out += "proxy [" + h.name + "] to http://" + (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" +
+           std::to_string(s.port) + p.base_path + " (sends the upstream's host:port as Host)\n";
+  } else {
+    std::string title = "balancer [" + p.name + "]";
+    if (h.name != p.name) {
+      bool pipeline = starts(h.name, "pipeline:") || starts(h.name, "filter-app:");
+      title = (pipeline ? "pipeline [" : "[") + h.name + "] -> balancer filter [" + p.name + "]";
+    }
+    size_t n = p.servers.size();
+    out += title + ": " + method_word(p.method) + " (" + method_words(p.method) + ") over " + std::to_string(n) +
+           (n == 1 ? " server\n" : " servers\n");
+    for (const auto& s : p.servers) out += in + server_spec(s) + "\n";
+    if (!p.servers_from.empty()) out += in + "(servers read from " + p.servers_from + ")\n";
+    if (p.method == BalanceMethod::Cookie) out += in + (p.cookie_secret.empty() ? "cookie not signed\n" : "cookie signed with cookie_secret\n");
+  }
+  out += in + "timeouts: connect " + format_duration_ms(p.connect_timeout_ms) + ", read " +
+         format_duration_ms(p.read_timeout_ms) + ", send " + format_duration_ms(p.send_timeout_ms) + "; keeps up to " +
+         std::to_string(p.keepalive) + " idle connections per server in each worker\n";
+}
+
+}  // namespace
+
+std::string server_spec(const UpstreamServer& s) {
+  std::string out = (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
+  if (s.weight != 1) out += " weight=" + std::to_string(s.weight);
+  if (s.max_conns != 0) out += " max_conns=" + std::to_string(s.max_conns);
+  if (s.backup) out += " backup";
+  if (s.down) out += " down";
+  return out;
+}
+
+std::string format_duration_ms(uint32_t ms) {
+  if (ms >= 120000 && ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  std::string frac = std::to_string(1000 + ms % 1000).substr(1);
+  while (frac.back() == '0') frac.pop_back();
+  return std::to_string(ms / 1000) + "." + frac + "s";
+}
+
+const char* consistency_word(HashConsistency c) {
+  switch (c) {
+    case HashConsistency::Maglev: return "maglev";
+    case HashConsistency::Ring: return "ring";
+    case HashConsistency::None: return "none";
+  }
+  return "maglev";
+}
+
+const char* method_word(BalanceMethod m) {
+  switch (m) {
+    case BalanceMethod::RoundRobin: return "round_robin";
+    case BalanceMethod::LeastConn: return "least_conn";
+    case BalanceMethod::Random: return "random";
+    case BalanceMethod::Random2: return "random2";
+    case BalanceMethod::IpHash: return "ip_hash";
+    case BalanceMethod::Hash: return "hash";
+    case BalanceMethod::Cookie: return "cookie";
+  }
+  return "round_robin";
+}
+
+json::Value site_to_json(const Site& site) {
+  json::Value v = json::Value::object();
+  v["app_name"] = site.app_name;
+  v["server"] = server_json(site.server);
+  v["root"] = handler_json(site, site.root, 0);
+  return v;
+}
+
+bool same_site(const Site& a, const Site& b) { return site_to_json(a) == site_to_json(b); }
+
+std::string describe_site(const Site& site, int workers_override) {
+  const ServerSettings& s = site.server;
+  std::string out = "Config " + site.config_file + " is valid";
+  out += " (app \"" + site.app_name + "\", server \"" + site.server_name + "\").\n\n";
+  out += "Server (" + s.use + "):\n";
+  for (const auto& l : s.listen) out += "  listens on " + l.url() + "\n";
+  int workers = workers_override > 0 ? workers_override : s.workers;
+  if (workers > 0) {
+    out += "  " + std::to_string(workers) + (workers == 1 ? " worker process" : " worker processes");
+    out += workers_override > 0 ? " (--workers)\n" : "\n";
+  } else {
+    unsigned cpus = std::thread::hardware_concurrency();
+    out += "  one worker process per CPU (" + std::to_string(cpus ? cpus : 1) + " here)\n";
+  }
+  out += "  listen backlog " + std::to_string(s.backlog) + "; client header timeout " +
+         format_duration_ms(s.client_header_timeout_ms) + ", keep-alive timeout " +
+         format_duration_ms(s.keepalive_timeout_ms) + "\n";
+  out += "  request head up to " + std::to_string(s.max_header_bytes) + " bytes, URL up to " +
+         std::to_string(s.max_url_bytes) + " bytes\n\n";
+  out += "Requests go to:\n  ";
+  Describer d(site);
+  d.handler(site.root, "  ");
+  out += d.out;
+  out += "\nAll of this is served natively by pasture (urlmap, proxy, balancer, echo).\n"
+         "Python WSGI apps and filters cannot be served yet; a config that needs one is refused.\n";
+  if (!site.notices.empty()) {
+    out += "\nNotices:\n";
+    for (const auto& n : site.notices) out += "  " + n + "\n";
+  }
+  return out;
+}
+
+}  // namespace pasture::conf

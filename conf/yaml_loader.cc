@@ -1,0 +1,470 @@
+// YAML -> Site (schema in yaml_loader.h).
+#include "conf/yaml_loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "conf/describe.h"
+#include "conf/site_builder.h"
+#include "conf/site_pool.h"
+#include "conf/urlmap.h"
+
+namespace pasture::conf {
+
+namespace {
+
+[[noreturn]] void bad(const SourceLoc& loc, const std::string& msg) { throw ConfigError(loc.file, loc.line, msg); }
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Reads and parses a YAML file; unreadable files are reported at line 0.
+YAML::Node parse_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) bad({path, 0}, std::string("cannot read: ") + std::strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return YAML::Load(text.str());
+  } catch (const YAML::ParserException& e) {
+    bad({path, e.mark.line + 1}, "YAML: " + e.msg);
+  }
+}
+
+// Node access with file:line on every error.
+class Doc {
+ public:
+  explicit Doc(std::string file) : file_(std::move(file)) {}
+  const std::string& file() const { return file_; }
+
+  SourceLoc loc(const YAML::Node& n) const {
+    YAML::Mark m = n.Mark();
+    return {file_, m.is_null() ? 0 : m.line + 1};
+  }
+  std::string scalar(const YAML::Node& n, const std::string& what) const {
+    if (n.IsNull()) bad(loc(n), what + ": missing value");
+    if (!n.IsScalar()) bad(loc(n), what + ": expected a single value, not a " + (n.IsMap() ? "map" : "list"));
+    return n.Scalar();
+  }
+  void require_map(const YAML::Node& n, const std::string& what) const {
+    if (!n.IsMap()) bad(loc(n), what + ": expected a map of key: value");
+  }
+  bool boolean(const YAML::Node& n, const std::string& what) const {
+    std::string v = lower(scalar(n, what));
+    if (v == "true" || v == "yes" || v == "on") return true;
+    if (v == "false" || v == "no" || v == "off") return false;
+    bad(loc(n), what + ": expected true or false, got '" + n.Scalar() + "'");
+  }
+
+  UpstreamServer server_map(const YAML::Node& n) const;
+  std::vector<UpstreamServer> server_list(const YAML::Node& n, const std::string& what) const;
+
+ private:
+  std::string file_;
+};
+
+// {host: h, port: p, weight: N, max_conns: N, backup: bool, down: bool}
+UpstreamServer Doc::server_map(const YAML::Node& n) const {
+  UpstreamServer s;
+  s.loc = loc(n);
+  bool has_port = false;
+  for (const auto& kv : n) {
+    std::string key = scalar(kv.first, "server key");
+    const YAML::Node& v = kv.second;
+    if (key == "host") {
+      s.host = scalar(v, "host");
+      if (s.host.size() > 2 && s.host.front() == '[' && s.host.back() == ']') s.host = s.host.substr(1, s.host.size() - 2);
+    } else if (key == "port") {
+      s.port = static_cast<uint16_t>(parse_uint(scalar(v, "port"), 65535, loc(v), "port"));
+      has_port = true;
+    } else if (key == "weight") {
+      s.weight = parse_uint(scalar(v, "weight"), 1000000, loc(v), "weight");
+      if (s.weight == 0) bad(loc(v), "weight: must be at least 1");
+    } else if (key == "max_conns") {
+      s.max_conns = parse_uint(scalar(v, "max_conns"), 1000000000, loc(v), "max_conns");
+    } else if (key == "backup") {
+      s.backup = boolean(v, "backup");
+    } else if (key == "down") {
+      s.down = boolean(v, "down");
+    } else {
+      bad(loc(kv.first), "server: unknown key '" + key + "' (expected host, port, weight, max_conns, backup, down)");
+    }
+  }
+  if (s.host.empty()) bad(s.loc, "server: missing host");
+  if (!has_port || s.port == 0) bad(s.loc, "server: missing port (1-65535)");
+  return s;
+}
+
+// A list of server strings/maps, or one string of several servers.
+std::vector<UpstreamServer> Doc::server_list(const YAML::Node& n, const std::string& what) const {
+  if (n.IsScalar()) return parse_servers(n.Scalar(), loc(n));
+  if (!n.IsSequence()) bad(loc(n), what + ": expected a list of servers like \"10.0.0.1:8000 weight=2\"");
+  std::vector<UpstreamServer> out;
+  for (const auto& item : n) {
+    std::vector<UpstreamServer> got;
+    if (item.IsMap()) {
+      got.push_back(server_map(item));
+    } else {
+      got = parse_servers(scalar(item, what), loc(item));
+    }
+    for (const auto& s : got) {
+      for (const auto& o : out) {
+        if (o.host == s.host && o.port == s.port) bad(s.loc, "servers: duplicate server " + s.label());
+      }
+      out.push_back(s);
+    }
+  }
+  if (out.empty()) bad(loc(n), "servers: empty server list");
+  return out;
+}
+
+void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>& node) {
+  ServerSettings& s = site.server;
+  s.use = "egg:pasture#main";
+  s.loc = {doc.file(), 0};
+  if (!node || node->IsNull()) {
+    s.listen = {Listener{"127.0.0.1", 8080, s.loc}};
+    return;
+  }
+  const YAML::Node& n = *node;
+  doc.require_map(n, "server");
+  s.loc = doc.loc(n);
+  std::optional<YAML::Node> host, port, listen;
+  for (const auto& kv : n) {
+    std::string key = doc.scalar(kv.first, "server key");
+    const YAML::Node& v = kv.second;
+    SourceLoc at = doc.loc(v);
+    if (key == "use") {
+      static const std::set<std::string> known = {"egg:pasture#main", "egg:paste#http", "egg:waitress#main",
+                                                  "egg:gunicorn#main"};
+      s.use = doc.scalar(v, "use");
+      if (!known.count(lower(s.use))) {
+        bad(at, "server: use: not supported yet: " + s.use +
+                    " (expected egg:pasture#main, egg:Paste#http, egg:waitress#main or egg:gunicorn#main)");
+      }
+    } else if (key == "host") {
+      host = v;
+    } else if (key == "port") {
+      port = v;
+    } else if (key == "listen") {
+      listen = v;
+    } else if (!apply_server_key(s, key, py::Value{doc.scalar(v, "server: " + key), at})) {
+      bad(doc.loc(kv.first), "server: unknown key '" + key +
+                                 "' (expected use, host, port, listen or an egg:pasture#main setting such as "
+                                 "workers, backlog or keepalive_timeout)");
+    }
+  }
+  if (listen) {
+    if (host || port) bad(doc.loc(host ? *host : *port), "server: host/port cannot be combined with listen");
+    std::vector<std::pair<std::string, SourceLoc>> tokens;
+    if (listen->IsSequence()) {
+      for (const auto& item : *listen) tokens.emplace_back(doc.scalar(item, "listen"), doc.loc(item));
+    } else {
+      for (const auto& t : py::split(doc.scalar(*listen, "listen"))) tokens.emplace_back(t, doc.loc(*listen));
+    }
+    for (const auto& [t, at] : tokens) {
+      if (py::starts_with(t, "unix:")) bad(at, "not supported yet: listening on " + t);
+      s.listen.push_back(parse_host_port(t, 8080, at));
+    }
+    if (s.listen.empty()) bad(doc.loc(*listen), "server: empty listen list");
+    return;
+  }
+  Listener l;
+  l.loc = host ? doc.loc(*host) : port ? doc.loc(*port) : s.loc;
+  l.host = host ? py::strip(doc.scalar(*host, "host")) : "127.0.0.1";
+  if (l.host.size() > 1 && l.host.front() == '[' && l.host.back() == ']') l.host = l.host.substr(1, l.host.size() - 2);
+  if (l.host.empty() || l.host == "*") l.host = "0.0.0.0";
+  l.port = port ? static_cast<uint16_t>(parse_uint(doc.scalar(*port, "port"), 65535, doc.loc(*port), "port")) : 8080;
+  s.listen.push_back(l);
+}
+
+enum class AppKind { UrlMap, Balancer, Proxy, Echo };
+
+class AppBuilder {
+ public:
+  AppBuilder(Site& site, const Doc& doc, const YAML::Node& apps) : site_(site), doc_(doc), apps_(apps) {}
+  int app(const std::string& name, const SourceLoc& ref);
+
+ private:
+  int add(Handler h) {
+    site_.handlers.push_back(std::move(h));
+    return static_cast<int>(site_.handlers.size()) - 1;
+  }
+  int add_pool(Pool p, const std::string& name, const YAML::Node& n) {
+    site_.pools.push_back(std::move(p));
+    Handler h;
+    h.kind = HandlerKind::Proxy;
+    h.name = "app:" + name;
+    h.loc = doc_.loc(n);
+    h.pool = static_cast<int>(site_.pools.size()) - 1;
+    return add(std::move(h));
+  }
+  AppKind kind_of(const std::string& name, const YAML::Node& n);
+  int urlmap(const std::string& name, const YAML::Node& n);
+  int balancer(const std::string& name, const YAML::Node& n);
+  int proxy(const std::string& name, const YAML::Node& n);
+  int echo(const std::string& name, const YAML::Node& n);
+  void route(Handler& h, std::vector<urlmap::Normalized>& keys, const std::string& key, const YAML::Node& target,
+             const SourceLoc& at);
+
+  Site& site_;
+  const Doc& doc_;
+  YAML::Node apps_;
+  std::map<std::string, int> done_;
+  std::set<std::string> building_;
+};
+
+int AppBuilder::app(const std::string& name, const SourceLoc& ref) {
+  if (auto it = done_.find(name); it != done_.end()) return it->second;
+  YAML::Node n = apps_[name];
+  if (!n) bad(ref, "app '" + name + "' is not defined in apps:");
+  if (!building_.insert(name).second) bad(doc_.loc(n), "apps: " + name + " refers to itself");
+  doc_.require_map(n, "apps: " + name);
+  int idx = -1;
+  switch (kind_of(name, n)) {
+    case AppKind::UrlMap: idx = urlmap(name, n); break;
+    case AppKind::Balancer: idx = balancer(name, n); break;
+    case AppKind::Proxy: idx = proxy(name, n); break;
+    case AppKind::Echo: idx = echo(name, n); break;
+  }
+  building_.erase(name);
+  done_[name] = idx;
+  return idx;
+}
+
+AppKind AppBuilder::kind_of(const std::string& name, const YAML::Node& n) {
+  YAML::Node use = n["use"];
+  if (!use) bad(doc_.loc(n), "apps: " + name + ": missing 'use:' (urlmap, balancer, proxy or echo)");
+  std::string u = lower(doc_.scalar(use, "use"));
+  if (u == "urlmap" || u == "egg:paste#urlmap") return AppKind::UrlMap;
+  if (u == "balancer" || u == "egg:pasture#balancer" || u == "egg:paste#balancer") return AppKind::Balancer;
+  if (u == "proxy" || u == "egg:paste#proxy") return AppKind::Proxy;
+  if (u == "echo" || u == "egg:pasture#echo") return AppKind::Echo;
+  bad(doc_.loc(use), "apps: " + name + ": not supported yet: use: " + use.Scalar() +
+                         " (pasture serves egg:Paste#urlmap, egg:pasture#balancer, egg:Paste#proxy and "
+                         "egg:pasture#echo; Python WSGI apps are not servable yet)");
+}
+
+void AppBuilder::route(Handler& h, std::vector<urlmap::Normalized>& keys, const std::string& key,
+                       const YAML::Node& target, const SourceLoc& at) {
+  urlmap::Normalized norm;
+  try {
+    norm = urlmap::normalize_url(urlmap::parse_path_expression(key));
+  } catch (const py::Error& e) {
+    bad(at, "route '" + key + "' in apps: " + h.name.substr(10) + ": " + e.py_str());
+  }
+  std::string target_name = doc_.scalar(target, "route target");
+  h.entries.push_back({norm.domain.value_or(""), norm.path, app(target_name, doc_.loc(target)), at});
+  keys.push_back(norm);
+}
+
+int AppBuilder::urlmap(const std::string& name, const YAML::Node& n) {
+  Handler h;
+  h.kind = HandlerKind::UrlMap;
+  h.name = "composite:" + name;
+  h.loc = doc_.loc(n);
+  std::vector<urlmap::Normalized> keys;
+  std::optional<YAML::Node> routes;
+  for (const auto& kv : n) {
+    std::string key = doc_.scalar(kv.first, "key");
+    if (key == "use") continue;
+    if (key == "routes") {
+      routes = kv.second;
+    } else if (key == "not_found_app") {
+      h.not_found = app(doc_.scalar(kv.second, key), doc_.loc(kv.second));
+    } else {
+      bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for a urlmap (expected routes, "
+                              "not_found_app)");
+    }
+  }
+  if (!routes || routes->IsNull()) bad(h.loc, "apps: " + name + ": a urlmap needs routes:");
+  if (routes->IsMap()) {
+    for (const auto& kv : *routes) route(h, keys, doc_.scalar(kv.first, "route"), kv.second, doc_.loc(kv.first));
+  } else if (routes->IsSequence()) {
+    // - {path: /api, domain: example.com, port: 8080, app: pool}
+    for (const auto& r : *routes) {
+      doc_.require_map(r, "route");
+      std::string path = r["path"] ? doc_.scalar(r["path"], "path") : "/";
+      std::string url = path;
+      if (r["domain"]) {
+        url = "http://" + doc_.scalar(r["domain"], "domain") + (r["port"] ? ":" + doc_.scalar(r["port"], "port") : "") +
+              path;
+      } else if (r["port"]) {
+        bad(doc_.loc(r["port"]), "route: port needs a domain");
+      }
+      if (!r["app"]) bad(doc_.loc(r), "route: missing app:");
+      route(h, keys, url, r["app"], doc_.loc(r));
+    }
+  } else {
+    bad(doc_.loc(*routes), "apps: " + name + ": routes: expected a map of path: app");
+  }
+  std::vector<UrlMapEntry> entries = std::move(h.entries);
+  h.entries.clear();
+  for (size_t i : urlmap::dispatch_order(keys)) h.entries.push_back(entries[i]);
+  return add(std::move(h));
+}
+
+int AppBuilder::balancer(const std::string& name, const YAML::Node& n) {
+  Pool p;
+  p.name = "app:" + name;
+  p.loc = doc_.loc(n);
+  py::Dict conf;
+  std::vector<UpstreamServer> servers;
+  for (const auto& kv : n) {
+    std::string key = doc_.scalar(kv.first, "key");
+    if (key == "use") continue;
+    if (key == "servers") {
+      servers = doc_.server_list(kv.second, "apps: " + name + ": servers");
+      std::string spec;
+      for (const auto& s : servers) spec += server_spec(s) + "\n";
+      conf.set(key, py::Value{spec, doc_.loc(kv.second)});
+    } else {
+      conf.set(key, py::Value{doc_.scalar(kv.second, "apps: " + name + ": " + key), doc_.loc(kv.second)});
+    }
+  }
+  if (!conf.contains("servers") && !conf.contains("servers_from")) {
+    bad(p.loc, "apps: " + name + ": a balancer needs servers: (or servers_from:)");
+  }
+  std::vector<std::string> unknown = fill_pool(p, conf, p.loc);
+  if (!unknown.empty()) {
+    bad(conf.find(unknown[0])->loc, "apps: " + name + ": unknown key '" + unknown[0] +
+                                       "' for a balancer (expected servers, servers_from, method, connect_timeout, "
+                                       "read_timeout, send_timeout, keepalive, cookie_secret)");
+  }
+  if (!servers.empty()) p.servers = servers;  // with each item's own line
+  return add_pool(std::move(p), name, n);
+}
+
+int AppBuilder::proxy(const std::string& name, const YAML::Node& n) {
+  std::optional<YAML::Node> address;
+  for (const auto& kv : n) {
+    std::string key = doc_.scalar(kv.first, "key");
+    if (key == "address") {
+      address = kv.second;
+    } else if (key != "use") {
+      bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for a proxy (expected address)");
+    }
+  }
+  if (!address) bad(doc_.loc(n), "apps: " + name + ": a proxy needs address: http://host:port");
+  SourceLoc at = doc_.loc(*address);
+  std::string a = py::strip(doc_.scalar(*address, "address"));
+  if (py::starts_with(a, "https://")) bad(at, "not supported yet: https upstream address " + a);
+  if (!py::starts_with(a, "http://")) bad(at, "address must be an http:// URL, got '" + a + "'");
+  std::string rest = a.substr(7);
+  size_t slash = rest.find_first_of("/?");
+  Pool p;
+  p.name = "app:" + name;
+  p.loc = doc_.loc(n);
+  p.preserve_host = false;
+  p.base_path = slash == std::string::npos ? "" : rest.substr(slash);
+  Listener hp = parse_host_port(rest.substr(0, slash), 80, at);
+  p.servers.push_back({hp.host, hp.port, 1, 0, false, false, at});
+  return add_pool(std::move(p), name, n);
+}
+
+int AppBuilder::echo(const std::string& name, const YAML::Node& n) {
+  Handler h;
+  h.kind = HandlerKind::Echo;
+  h.name = "app:" + name;
+  h.loc = doc_.loc(n);
+  h.echo_name = name;
+  for (const auto& kv : n) {
+    std::string key = doc_.scalar(kv.first, "key");
+    if (key == "name") {
+      h.echo_name = doc_.scalar(kv.second, "name");
+    } else if (key != "use") {
+      bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for echo (expected name)");
+    }
+  }
+  return add(std::move(h));
+}
+
+}  // namespace
+
+bool is_yaml_path(const std::string& path) {
+  auto ends = [&](const char* ext) {
+    size_t n = strlen(ext);
+    return path.size() > n && lower(path.substr(path.size() - n)) == ext;
+  };
+  return ends(".yaml") || ends(".yml");
+}
+
+Site load_yaml_site(const std::string& path, const std::string& app_name, const std::string& server_name,
+                    const std::vector<std::pair<std::string, std::string>>& vars) {
+  Doc doc(path);
+  YAML::Node root = parse_file(path);
+  if (!root || root.IsNull()) bad({path, 0}, "empty config (expected server:, app: and apps:)");
+  doc.require_map(root, "top level");
+  Site site;
+  site.config_file = path;
+  site.server_name = "main";
+  std::optional<YAML::Node> server, app, apps;
+  for (const auto& kv : root) {
+    std::string key = doc.scalar(kv.first, "key");
+    if (key == "server") {
+      server = kv.second;
+    } else if (key == "app") {
+      app = kv.second;
+    } else if (key == "apps") {
+      apps = kv.second;
+    } else {
+      bad(doc.loc(kv.first), "unknown top-level key '" + key + "' (expected server, app, apps)");
+    }
+  }
+  server_settings(site, doc, server);
+  if (!apps || !apps->IsMap() || apps->size() == 0) {
+    bad(apps ? doc.loc(*apps) : SourceLoc{path, 0}, "apps: expected a map of app name -> app settings");
+  }
+  site.app_name = !app_name.empty() ? app_name : app ? doc.scalar(*app, "app") : "main";
+  SourceLoc ref = app && app_name.empty() ? doc.loc(*app) : SourceLoc{path, 0};
+  AppBuilder builder(site, doc, *apps);
+  site.root = builder.app(site.app_name, ref);
+  if (!server_name.empty() && server_name != "main") {
+    site.notices.push_back(path + ": --server-name " + server_name + " has no effect on a YAML config (it has one server)");
+  }
+  for (const auto& [k, v] : vars) {
+    site.notices.push_back(path + ": " + k + "=" + v + " has no effect on a YAML config (no %(name)s interpolation)");
+  }
+  return site;
+}
+
+std::vector<UpstreamServer> load_servers_file(const std::string& path) {
+  Doc doc(path);
+  YAML::Node root = parse_file(path);
+  YAML::Node list = root;
+  if (root.IsMap()) {
+    for (const auto& kv : root) {
+      std::string key = doc.scalar(kv.first, "key");
+      if (key != "servers") bad(doc.loc(kv.first), "servers file: unknown key '" + key + "' (expected servers)");
+    }
+    list = root["servers"];
+  }
+  if (!list || list.IsNull()) bad({path, 0}, "servers file: expected a list of servers (or a map with servers:)");
+  return doc.server_list(list, "servers file");
+}
+
+std::vector<UpstreamServer> load_servers_from(const py::Value& setting, std::string* resolved) {
+  std::string p = py::strip(setting.value);
+  if (p.empty()) bad(setting.loc, "servers_from: empty file name");
+  if (!py::isabs(p)) p = py::dirname(setting.loc.file.empty() ? py::abspath(".") + "/x" : setting.loc.file) + "/" + p;
+  p = py::normpath(p);
+  *resolved = p;
+  try {
+    return load_servers_file(p);
+  } catch (const ConfigError& e) {
+    if (e.line() > 0 || e.file() != p) throw;
+    bad(setting.loc, "servers_from: " + p + ": " + e.message());
+  }
+}
+
+}  // namespace pasture::conf

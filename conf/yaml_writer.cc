@@ -1,0 +1,193 @@
+#include "conf/yaml_writer.h"
+
+#include <map>
+#include <set>
+
+#include "conf/describe.h"
+
+namespace pasture::conf {
+
+namespace {
+
+// A plain YAML scalar when that reads back as the same string, else a
+// double-quoted one.
+std::string scalar(const std::string& s) {
+  static const std::set<std::string> words = {"true", "false", "yes", "no", "on", "off", "null", "~",
+                                              "True", "False", "Yes", "No", "On", "Off", "Null", "NULL",
+                                              "TRUE", "FALSE", "YES", "NO", "ON", "OFF"};
+  bool plain = !s.empty() && !words.count(s) && s.find_first_not_of(
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./@#:+-") == std::string::npos;
+  plain = plain && std::string("#:-.@").find(s[0]) == std::string::npos && s.back() != ':';
+  if (plain) return s;
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20) {
+      static const char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string object_name(const std::string& section) {
+  size_t colon = section.find(':');
+  return colon == std::string::npos ? section : section.substr(colon + 1);
+}
+
+class Writer {
+ public:
+  explicit Writer(const Site& site) : site_(site) {}
+  std::string run();
+
+ private:
+  void collect(int idx);
+  void server();
+  void app(int idx);
+  void pool(const Handler& h, const std::string& name);
+  std::string name_of(int idx) const { return names_.at(idx); }
+
+  const Site& site_;
+  std::string out_;
+  std::vector<int> order_;          // handlers reachable from the root, root first
+  std::map<int, std::string> names_;
+  std::set<std::string> taken_;
+};
+
+void Writer::collect(int idx) {
+  if (idx < 0 || idx >= static_cast<int>(site_.handlers.size()) || names_.count(idx)) return;
+  std::string base = object_name(site_.handlers[idx].name), name = base;
+  if (order_.empty()) name = site_.app_name;
+  for (int n = 2; name.empty() || taken_.count(name); n++) name = base + "_" + std::to_string(n);
+  taken_.insert(name);
+  names_[idx] = name;
+  order_.push_back(idx);
+  const Handler& h = site_.handlers[idx];
+  for (const auto& e : h.entries) collect(e.handler);
+  collect(h.not_found);
+}
+
+void Writer::server() {
+  const ServerSettings& s = site_.server;
+  ServerSettings d;
+  out_ += "server:\n  use: " + scalar(s.use) + "\n";
+  if (s.listen.size() == 1) {
+    out_ += "  host: " + scalar(s.listen[0].host) + "\n  port: " + std::to_string(s.listen[0].port) + "\n";
+  } else {
+    out_ += "  listen:\n";
+    for (const auto& l : s.listen) {
+      bool v6 = l.host.find(':') != std::string::npos;
+      out_ += "    - " + scalar((v6 ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port)) + "\n";
+    }
+  }
+  if (s.workers != d.workers) out_ += "  workers: " + std::to_string(s.workers) + "\n";
+  if (s.backlog != d.backlog) out_ += "  backlog: " + std::to_string(s.backlog) + "\n";
+  if (s.client_header_timeout_ms != d.client_header_timeout_ms) {
+    out_ += "  client_header_timeout: " + format_duration_ms(s.client_header_timeout_ms) + "\n";
+  }
+  if (s.keepalive_timeout_ms != d.keepalive_timeout_ms) {
+    out_ += "  keepalive_timeout: " + format_duration_ms(s.keepalive_timeout_ms) + "\n";
+  }
+  if (s.max_header_bytes != d.max_header_bytes) out_ += "  max_header_bytes: " + std::to_string(s.max_header_bytes) + "\n";
+  if (s.max_url_bytes != d.max_url_bytes) out_ += "  max_url_bytes: " + std::to_string(s.max_url_bytes) + "\n";
+  auto duration = [&](const char* key, uint32_t v, uint32_t def) {
+    if (v != def) out_ += std::string("  ") + key + ": " + format_duration_ms(v) + "\n";
+  };
+  duration("client_body_timeout", s.client_body_timeout_ms, d.client_body_timeout_ms);
+  duration("graceful_timeout", s.graceful_timeout_ms, d.graceful_timeout_ms);
+  duration("worker_timeout", s.worker_timeout_ms, d.worker_timeout_ms);
+  if (s.max_requests != d.max_requests) out_ += "  max_requests: " + std::to_string(s.max_requests) + "\n";
+  if (s.max_requests_jitter != d.max_requests_jitter) {
+    out_ += "  max_requests_jitter: " + std::to_string(s.max_requests_jitter) + "\n";
+  }
+  if (s.reuse_port != d.reuse_port) out_ += std::string("  reuse_port: ") + (s.reuse_port ? "true" : "false") + "\n";
+  if (s.access_log != d.access_log) out_ += "  access_log: " + scalar(s.access_log) + "\n";
+}
+
+void Writer::pool(const Handler& h, const std::string& name) {
+  const Pool& p = site_.pools.at(h.pool);
+  Pool d;
+  std::string in = "    ";
+  if (!p.preserve_host && p.servers.size() == 1 && p.servers_from.empty()) {
+    const UpstreamServer& s = p.servers[0];
+    bool v6 = s.host.find(':') != std::string::npos;
+    std::string addr = "http://" + (v6 ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port) + p.base_path;
+    out_ += "  " + scalar(name) + ":\n" + in + "use: egg:Paste#proxy\n" + in + "address: " + scalar(addr) + "\n";
+    return;
+  }
+  if (h.name != p.name) out_ += "  # [" + h.name + "]: requests go to the servers of [" + p.name + "]\n";
+  out_ += "  " + scalar(name) + ":\n" + in + "use: egg:pasture#balancer\n";
+  if (!p.servers_from.empty()) {
+    out_ += in + "servers_from: " + scalar(p.servers_from) + "\n";
+  } else {
+    out_ += in + "servers:\n";
+    for (const auto& s : p.servers) out_ += in + "  - " + scalar(server_spec(s)) + "\n";
+  }
+  if (p.method != d.method) out_ += in + "method: " + method_word(p.method) + "\n";
+  if (p.connect_timeout_ms != d.connect_timeout_ms) {
+    out_ += in + "connect_timeout: " + format_duration_ms(p.connect_timeout_ms) + "\n";
+  }
+  if (p.read_timeout_ms != d.read_timeout_ms) out_ += in + "read_timeout: " + format_duration_ms(p.read_timeout_ms) + "\n";
+  if (p.send_timeout_ms != d.send_timeout_ms) out_ += in + "send_timeout: " + format_duration_ms(p.send_timeout_ms) + "\n";
+  if (p.keepalive != d.keepalive) out_ += in + "keepalive: " + std::to_string(p.keepalive) + "\n";
+  if (!p.cookie_secret.empty()) out_ += in + "cookie_secret: " + scalar(p.cookie_secret) + "\n";
+  if (p.cookie_name != d.cookie_name) out_ += in + "cookie_name: " + scalar(p.cookie_name) + "\n";
+  if (p.hash_key != d.hash_key) out_ += in + "hash_key: " + scalar(p.hash_key) + "\n";
+  if (p.consistent != d.consistent) out_ += in + "consistent: " + consistency_word(p.consistent) + "\n";
+  if (p.hash_whole_ip != d.hash_whole_ip) out_ += in + "hash_whole_ip: " + (p.hash_whole_ip ? "true\n" : "false\n");
+  if (!p.preserve_host || !p.base_path.empty()) {
+    out_ += in + "# note: this pool's Host/base path handling has no YAML form; it was a proxy\n";
+  }
+}
+
+void Writer::app(int idx) {
+  const Handler& h = site_.handlers[idx];
+  std::string name = name_of(idx);
+  switch (h.kind) {
+    case HandlerKind::Echo:
+      out_ += "  " + scalar(name) + ":\n    use: egg:pasture#echo\n    name: " + scalar(h.echo_name) + "\n";
+      break;
+    case HandlerKind::Proxy:
+      pool(h, name);
+      break;
+    case HandlerKind::UrlMap:
+      out_ += "  " + scalar(name) + ":\n    use: egg:Paste#urlmap\n    routes:\n";
+      for (const auto& e : h.entries) {
+        std::string path = e.path.empty() ? "/" : e.path;
+        std::string key = e.domain.empty() ? path : "http://" + e.domain + path;
+        out_ += "      " + scalar(key) + ": " + scalar(name_of(e.handler)) + "\n";
+      }
+      if (h.not_found >= 0) out_ += "    not_found_app: " + scalar(name_of(h.not_found)) + "\n";
+      break;
+  }
+}
+
+std::string Writer::run() {
+  collect(site_.root);
+  out_ += "# pasture site (YAML form of " + site_.config_file + ", app \"" + site_.app_name + "\", server \"" +
+          site_.server_name + "\")\n";
+  if (!site_.notices.empty()) {
+    out_ += "# notices about the original file:\n";
+    for (const auto& n : site_.notices) out_ += "#   " + n + "\n";
+  }
+  server();
+  out_ += "app: " + scalar(site_.app_name) + "\napps:\n";
+  for (int idx : order_) app(idx);
+  return out_;
+}
+
+}  // namespace
+
+std::string site_to_yaml(const Site& site) { return Writer(site).run(); }
+
+}  // namespace pasture::conf
