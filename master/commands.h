@@ -5,11 +5,15 @@
 
 namespace pasture::master {
 
-// `pasture check`: print in plain words what will be served. Returns 0.
-int cmd_check(const conf::Site& site);
-// `pasture inspect [--json]`: paste.deploy's view of the file.
+// `pasture check`: print in plain words what will be served (listeners,
+// workers, the handler tree, notices). `workers` > 0 is --workers. Returns 0.
+int cmd_check(const conf::Site& site, int workers = 0);
+// `pasture inspect [--json]`: paste.deploy's view of the file; the JSON is
+// pastedeploy-dump/1, the text a summary of it. A file that cannot be read
+// (or is not an INI file) is an error: message on stderr, returns 2.
 int cmd_inspect(const conf::LoadOptions& opts, bool json);
-// `pasture convert`: the equivalent YAML on stdout.
+// `pasture convert`: the YAML form of what `serve` would load, on stdout.
+// Config errors: file:line on stderr, returns 2.
 int cmd_convert(const conf::LoadOptions& opts);
 
 }  // namespace pasture::master

@@ -17,6 +17,19 @@ namespace pasture::master {
 struct ServeOptions {
   int workers = 0;  // 0: from the config, else number of CPUs
   int verbosity = 1;
+  // paster serve's command line, parsed (and checked) by master/cli.cc.
+  std::string command;           // "start" "stop" "restart" "status" (the word after CONFIG), or ""
+  bool daemon = false;           // --daemon, or implied by start/restart
+  std::string pid_file;          // --pid-file; "" = not given (paster.pid when daemonizing/stopping)
+  std::string log_file;          // --log-file; "" = not given (paster.log when daemonizing)
+  bool reload = false;           // --reload (never together with an explicit --daemon)
+  double reload_interval = 1;    // --reload-interval SECS
+  bool monitor_restart = false;  // --monitor-restart
+  bool stop_daemon = false;      // --stop-daemon: needs no CONFIG; handled before anything else
+  std::string user, group;       // --user / --group as given (names or numbers; checked to exist)
+  std::string server_type;       // -s/--server TYPE: egg:PasteScript#TYPE (a Python server)
+  int app_workers = 0;           // --app-workers N: processes hosting Python apps (later issue)
+  std::string python;            // --python PATH: interpreter for Python apps (later issue)
 };
 
 class Master {
