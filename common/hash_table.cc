@@ -49,7 +49,9 @@ uint64_t mix64(uint64_t x) {
 uint64_t hash64(std::string_view s, uint64_t seed) {
   const char* p = s.data();
   size_t n = s.size();
-  uint64_t h = seed ^ kP0;
+  // The seed is mixed before data is XORed in: nearby seeds (the ring's
+  // seed + k) must not cancel against nearby data ("b:1" vs "c:1").
+  uint64_t h = mix64(seed ^ kP0);
   for (; n >= 8; p += 8, n -= 8) {
     uint64_t w;
     std::memcpy(&w, p, 8);
@@ -90,11 +92,17 @@ void HashTable::build_maglev(const std::vector<std::string>& ids,
     skip[i] = hash64(ids[i], kSkipSeed) % (m - 1) + 1;
     target[i] = wmax;
   }
+  // Turns go in id order, so the table does not depend on the order the
+  // servers are listed in.
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ids[a] < ids[b]; });
   constexpr uint16_t kEmpty = 0xffff;
   std::vector<uint16_t> table(m, kEmpty);
   uint32_t filled = 0;
   for (uint64_t round = 1; filled < m; round++) {
-    for (size_t i = 0; i < n && filled < m; i++) {
+    for (size_t k = 0; k < n && filled < m; k++) {
+      size_t i = order[k];
       if (round * weights[i] < target[i]) continue;
       target[i] += wmax;
       uint64_t c = (offset[i] + next[i] * skip[i]) % m;

@@ -53,8 +53,8 @@ class RoundRobin final : public Balancer {
 int round_robin_pick(PoolState& pool, uint64_t now_ms) {
   int i = walk(pool.primary, pool.slot->rr_cursor, pool, now_ms);
   if (i != kNoServer) return i;
-  // Backups share the cursor; they only serve while no primary can.
-  return walk(pool.backup, pool.slot->rr_cursor, pool, now_ms);
+  // Backups only serve while no primary can.
+  return walk(pool.backup, pool.slot->backup_cursor, pool, now_ms);
 }
 
 std::unique_ptr<Balancer> make_round_robin() { return std::make_unique<RoundRobin>(); }

@@ -37,7 +37,12 @@ struct alignas(64) PoolSlot {
   std::atomic<uint64_t> rr_cursor;  // position in the pool's smooth-WRR schedule
   std::atomic<uint64_t> picks;      // total picks (for stats)
   std::atomic<uint64_t> rng_state;  // shared seed for randomised methods
+  // Round robin over the backup servers: apart from rr_cursor so that the
+  // primaries' walk (which takes a position even when all are down) does
+  // not skew the backups' rotation.
+  std::atomic<uint64_t> backup_cursor;
 };
+static_assert(sizeof(PoolSlot) == 64);
 
 // Server health flags (ServerSlot::flags).
 inline constexpr uint32_t kServerDown = 1u << 0;  // marked down by health checks
