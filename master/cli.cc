@@ -134,14 +134,19 @@ CliExit opt_error(const std::string& cmd, const std::string& msg) {
 // paster's BadCommand: the message on stdout, exit 2.
 CliExit bad_command(const std::string& msg) { return {2, msg + "\n", ""}; }
 
-// optparse's _match_abbrev over the long option names.
+bool is_pasture_own(Id id) { return id >= Id::Workers; }
+
+// optparse's _match_abbrev over the long option names. An abbreviation that
+// paster accepts keeps meaning what it did there (--app is --app-name, not
+// ambiguous with --app-workers): paster's options are tried first.
 const Opt* match_long(const std::string& cmd, const std::string& name, std::string* err) {
-  std::vector<const Opt*> hits;
+  std::vector<const Opt*> hits, own;
   for (const auto& o : kOptions) {
     if (o.id == Id::Json && cmd != "inspect") continue;
     if (name == o.long_name) return &o;
-    if (std::string(o.long_name).rfind(name, 0) == 0) hits.push_back(&o);
+    if (std::string(o.long_name).rfind(name, 0) == 0) (is_pasture_own(o.id) ? own : hits).push_back(&o);
   }
+  if (hits.empty()) hits = own;
   if (hits.size() == 1) return hits[0];
   if (hits.empty()) {
     *err = "no such option: " + name;
