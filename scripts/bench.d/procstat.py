@@ -5,6 +5,7 @@ group), summed.
 
     procstat.py ROOT_PID            -> one line of key=value pairs
     procstat.py ROOT_PID --clear-peak  reset VmHWM (peak RSS) of them all
+    procstat.py ROOT_PID --pids     their PIDs (for cleanup)
     procstat.py OUR_PID --foreign  CPU ticks of every process that is NOT
              OUR_PID or its descendant (nor a kernel thread), counting
              reaped children (cutime+cstime) too: how busy the rest of the
@@ -107,6 +108,9 @@ def main():
     if "--foreign" in sys.argv[2:]:
         return foreign(root)
     procs = members(root)
+    if "--pids" in sys.argv[2:]:
+        print(" ".join(map(str, sorted(procs))))
+        return
     if "--clear-peak" in sys.argv[2:]:
         for p in procs:
             try:

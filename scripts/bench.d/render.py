@@ -21,7 +21,7 @@ def parse(path):
         for line in f:
             kind, _, rest = line.rstrip("\n").partition(" ")
             rec = {}
-            if kind == "skip":
+            if kind in ("skip", "died"):
                 head, _, reason = rest.partition(" reason=")
                 rec["reason"] = reason
                 rest = head
@@ -52,7 +52,8 @@ def run_metrics(r):
         "rps": req / dur if dur else 0.0,
         "p50": num(r["p50_us"]) / 1000,
         "p99": num(r["p99_us"]) / 1000,
-        "cpu": num(r["ticks"]) * (1e6 / TCK) / req if req else 0.0,
+        # ticks < 0: the proxy died during the run, its CPU is unknown.
+        "cpu": num(r["ticks"]) * (1e6 / TCK) / req if req and num(r["ticks"]) >= 0 else None,
         "err": int(num(r["sockerr"]) + num(r["non2xx"])),
         "req": req,
         "up1": num(r["up1"]),
@@ -120,8 +121,9 @@ def main():
         label = p if p != "paster" else "paster (Paste#proxy, 1 upstream)"
         workers = wk if p != "paster" else "threads"
         flag = " ⚠" if m["foreign"] > NOISY_PCT else ""
+        cpu = "–" if m["cpu"] is None else f"{m['cpu']:.1f}"
         w(f"| {label}{flag} | {workers} | {c} | {m['rps']:,.0f} | {m['p50']:.2f} ms | {m['p99']:.2f} ms "
-          f"| {m['cpu']:.1f} | {m['err']} | " + " | ".join(ratios) + " |")
+          f"| {cpu} | {m['err']} | " + " | ".join(ratios) + " |")
         if m["req"] and m["upconns"] > 0.01 * m["req"]:
             churn.add((p, wk, c, m["req"] / m["upconns"]))
         # Plausibility: the proxy must really forward, to both upstreams.
@@ -132,6 +134,8 @@ def main():
                                 f"for {r['req']:.0f} completed")
             if p != "paster" and fwd and not 0.4 <= r["up1"] / fwd <= 0.6:
                 warnings.append(f"{p} w={wk} c={c}: uneven split {r['up1']:.0f}/{r['up2']:.0f}")
+    for d in recs["died"]:
+        warnings.append(f"{d['proxy']} ({d['workers']} workers) {d['reason']}")
     for p, reason in sorted(skips.items(), key=lambda kv: ORDER.get(kv[0], 9)):
         w(f"| {p} | – | – | skipped: {reason.replace('|', '/')} | | | | | | | | |")
     w("")
@@ -197,12 +201,14 @@ def main():
                     continue
                 secs = num(b["seconds"])
                 cells.append(f"{num(b['bytes']) / 1e6 / secs:,.0f}" if secs else "–")
-                cells.append(f"{num(b['peak_kb']) / 1024:,.1f} MiB")
+                grow = num(b["peak_kb"]) - num(b.get("base_kb"), num(b["peak_kb"]))
+                cells.append(f"{num(b['peak_kb']) / 1024:,.1f} MiB (+{grow / 1024:,.1f})")
                 failed += int(num(b["transfers"])) - int(num(b["ok"]))
             w(f"| {p} | " + " | ".join(cells) + f" | {failed} |")
         w("")
         w("MB = 10⁶ bytes. Peak RSS = sum of VmHWM over the proxy's processes "
-          "(master included), reset just before each direction." +
+          "(master included), reset just before each direction; in parentheses its "
+          "growth over the RSS at that moment." +
           (" nginx runs with its defaults here: it buffers each request body, and "
            "responses that outrun the client, to temp files (in the bench's temp dir)."
            if "nginx" in by else ""))
