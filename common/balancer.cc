@@ -130,6 +130,10 @@ void build_tables(PoolState& pool, const PoolParams& params) {
 void build_schedules(PoolState& pool) {
   PoolParams p;
   p.servers = pool.servers;
+  // The method is unknown here: build the hash tables too (Maglev, ids from
+  // indices), so hash and ip_hash pools work until the worker passes its
+  // PoolParams; without a secret, cookie pools run round robin.
+  p.method = Method::Hash;
   build_tables(pool, p);
 }
 

@@ -40,7 +40,7 @@ struct ServerParams {
 // conf::Pool into this; common/ does not know conf/).
 struct PoolParams {
   Method method = Method::RoundRobin;
-  std::vector<ServerParams> servers;              // at most 65535
+  std::vector<ServerParams> servers;             // at most 65535
   Consistency consistent = Consistency::Maglev;  // hash, ip_hash
   bool hash_whole_ip = false;                    // ip_hash: whole IPv4 address, not its /24
   std::string cookie_secret;                     // cookie: HMAC key; empty = trust no cookie
@@ -115,8 +115,8 @@ struct PoolState {
 // with pick() on the same PoolState.
 void build_tables(PoolState& pool, const PoolParams& params);
 
-// Transitional: round-robin tables from pool.servers as already filled in.
-// Remove once the worker calls build_tables().
+// Transitional: round-robin and Maglev tables from pool.servers as already
+// filled in (ids may be empty). Remove once the worker calls build_tables().
 void build_schedules(PoolState& pool);
 
 // No usable server.

@@ -23,15 +23,18 @@ std::string_view next_field(std::string_view& s, char sep) {
 bool parse_hash_key(std::string_view text, HashKeySpec* out) {
   std::string_view t = trim(text);
   static const std::pair<std::string_view, HashKeyKind> plain[] = {
-      {"remote_addr", HashKeyKind::RemoteAddr}, {"uri", HashKeyKind::Uri}, {"path", HashKeyKind::Path}};
+      {"remote_addr", HashKeyKind::RemoteAddr},
+      {"uri", HashKeyKind::Uri},
+      {"path", HashKeyKind::Path}};
   for (const auto& [n, k] : plain) {
     if (t == n) {
       *out = HashKeySpec{k, {}};
       return true;
     }
   }
-  static const std::pair<std::string_view, HashKeyKind> named[] = {
-      {"header:", HashKeyKind::Header}, {"cookie:", HashKeyKind::Cookie}, {"arg:", HashKeyKind::Arg}};
+  static const std::pair<std::string_view, HashKeyKind> named[] = {{"header:", HashKeyKind::Header},
+                                                                   {"cookie:", HashKeyKind::Cookie},
+                                                                   {"arg:", HashKeyKind::Arg}};
   for (const auto& [prefix, k] : named) {
     if (t.substr(0, prefix.size()) != prefix) continue;
     std::string_view name = trim(t.substr(prefix.size()));

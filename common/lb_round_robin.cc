@@ -17,8 +17,7 @@ constexpr size_t kScanLimit = 128;
 // and tries to move the cursor past the skipped positions (one CAS; losing
 // the race to another worker is harmless), so that the rotation continues
 // over the usable servers in schedule order, as if the dead one were absent.
-int walk(const Tier& tier, std::atomic<uint64_t>& cursor, const PoolState& pool,
-         uint64_t now_ms) {
+int walk(const Tier& tier, std::atomic<uint64_t>& cursor, const PoolState& pool, uint64_t now_ms) {
   const std::vector<uint16_t>& sched = tier.schedule;
   size_t n = sched.size();
   if (n == 0) return kNoServer;

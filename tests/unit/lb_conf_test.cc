@@ -27,7 +27,8 @@ class LbConf : public ::testing::Test {
   // A balancer app (line 3 on) followed by `keys`.
   std::string app(const std::string& keys) {
     return "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\n"
-           "servers = 127.0.0.1:9001 127.0.0.1:9002\n" + keys;
+           "servers = 127.0.0.1:9001 127.0.0.1:9002\n" +
+           keys;
   }
   testing::TempDir dir_;
   std::string file_;
@@ -43,7 +44,8 @@ TEST_F(LbConf, Defaults) {
 
 TEST_F(LbConf, HashKeys) {
   const Pool p = load(app("method = hash\nhash_key = header:X-User \nconsistent = ring\n"
-                          "hash_whole_ip = Yes\ncookie_name = sid\n")).pools.at(0);
+                          "hash_whole_ip = Yes\ncookie_name = sid\n"))
+                     .pools.at(0);
   EXPECT_EQ(p.method, BalanceMethod::Hash);
   EXPECT_EQ(p.hash_key, "header:X-User");
   EXPECT_EQ(p.consistent, HashConsistency::Ring);
@@ -73,9 +75,12 @@ TEST_F(LbConf, Errors) {
   EXPECT_EQ(error(app("hash_key = url\n")),
             "6: hash_key: unknown key 'url' (expected remote_addr, uri, path, header:NAME, "
             "cookie:NAME or arg:NAME)");
-  EXPECT_EQ(error(app("method = hash\nhash_key = header:\n")).substr(0, 24), "7: hash_key: unknown key");
-  EXPECT_EQ(error(app("consistent = yes\n")), "6: consistent: expected maglev, ring or none, got 'yes'");
-  EXPECT_EQ(error(app("hash_whole_ip = maybe\n")), "6: hash_whole_ip: expected true or false, got 'maybe'");
+  EXPECT_EQ(error(app("method = hash\nhash_key = header:\n")).substr(0, 24),
+            "7: hash_key: unknown key");
+  EXPECT_EQ(error(app("consistent = yes\n")),
+            "6: consistent: expected maglev, ring or none, got 'yes'");
+  EXPECT_EQ(error(app("hash_whole_ip = maybe\n")),
+            "6: hash_whole_ip: expected true or false, got 'maybe'");
   EXPECT_EQ(error(app("cookie_name = a;b\n")), "6: cookie_name: 'a;b' is not a valid cookie name");
 }
 

@@ -1,6 +1,5 @@
 // common/sticky_cookie.cc and lb_cookie.cc: signed sticky sessions.
 #include "common/sticky_cookie.h"
-
 #include "lb_test_util.h"
 
 namespace pasture::lb {
@@ -84,7 +83,8 @@ TEST(LbCookie, ValidCookieSticksWhileItsServerIsUp) {
   p.set_health_down(2, true);
   int s = pick_with(p, to_c);
   EXPECT_NE(s, 2);
-  EXPECT_EQ(sticky_cookie_to_set(p.state, to_c, s), make_sticky_cookie("s3cret", p.state.servers[s].id));
+  EXPECT_EQ(sticky_cookie_to_set(p.state, to_c, s),
+            make_sticky_cookie("s3cret", p.state.servers[s].id));
   p.set_health_down(2, false);
   EXPECT_EQ(pick_with(p, to_c), 2);
 }
@@ -99,7 +99,8 @@ TEST(LbCookie, InvalidCookiesAreIgnoredNotTrusted) {
   std::string unsigned_id = sticky_server_id("c:1");
   // Round robin as if no cookie: a b c a b c ...
   std::string seq;
-  for (const std::string& bad : {forged, tampered, stale, unsigned_id, std::string("x"), std::string()}) {
+  for (const std::string& bad :
+       {forged, tampered, stale, unsigned_id, std::string("x"), std::string()}) {
     int s = pick_with(p, bad);
     seq += (char)('a' + s);
     EXPECT_EQ(sticky_cookie_to_set(p.state, bad, s), p.state.sticky_values[s]);

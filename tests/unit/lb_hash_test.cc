@@ -187,6 +187,22 @@ TEST(LbHash, TablesAreSizedForTheServers) {
   EXPECT_EQ(rr.state.primary.hash.maglev_size(), 0u);
 }
 
+TEST(LbHash, TransitionalBuildSchedulesServesHashPools) {
+  TestPool p(hash_params(numbered(3)));
+  // What worker/runtime.cc does today: servers without ids, then build_schedules.
+  PoolState fresh;
+  fresh.servers = p.state.servers;
+  fresh.slot = p.state.slot;
+  fresh.server_slots = p.state.server_slots;
+  for (ServerParams& s : fresh.servers) s.id.clear();
+  build_schedules(fresh);
+  p.state = fresh;
+  int first = p.pick_key("k");
+  ASSERT_GE(first, 0);
+  EXPECT_EQ(p.pick_key("k"), first);
+  EXPECT_EQ(p.state.primary.schedule.size(), 3u);
+}
+
 PoolParams ip_params(bool whole_ip) {
   PoolParams p = hash_params(numbered(8));
   p.method = Method::IpHash;
