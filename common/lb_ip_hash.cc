@@ -23,9 +23,29 @@ class IpHash final : public Balancer {
   }
 };
 
+// Dotted-quad IPv4 without inet_pton's generality (leading zeros and
+// the like fall through to it); the common case costs a few ns.
+bool parse_ipv4(std::string_view s, unsigned char out[4]) {
+  size_t i = 0;
+  for (int part = 0; part < 4; part++) {
+    if (part && (i >= s.size() || s[i++] != '.')) return false;
+    unsigned v = 0, digits = 0;
+    for (; i < s.size() && s[i] >= '0' && s[i] <= '9' && digits < 4; i++, digits++) {
+      v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (digits == 0 || digits > 3 || v > 255) return false;
+    out[part] = (unsigned char)v;
+  }
+  return i == s.size();
+}
+
 }  // namespace
 
 uint64_t ip_hash_key(std::string_view addr, bool whole_ip) {
+  unsigned char v4[4];
+  if (parse_ipv4(addr, v4)) {
+    return hash64({reinterpret_cast<const char*>(v4), whole_ip ? 4u : 3u}, kIpSeed);
+  }
   char text[INET6_ADDRSTRLEN];
   if (addr.size() >= sizeof text) return hash64(addr, kIpSeed);
   std::memcpy(text, addr.data(), addr.size());

@@ -178,7 +178,7 @@ TEST(LbHash, MissingKeyGoesRoundRobin) {
 
 TEST(LbHash, TablesAreSizedForTheServers) {
   TestPool p(hash_params(numbered(10)));
-  EXPECT_EQ(p.state.primary.hash.maglev_size(), 2039u);
+  EXPECT_EQ(p.state.primary.hash.maglev_size(), 8191u);
   EXPECT_TRUE(p.state.backup.hash.empty());
   TestPool r(hash_params(numbered(10), Consistency::Ring));
   EXPECT_EQ(r.state.primary.hash.ring_size(), 1600u);
@@ -225,6 +225,12 @@ TEST(LbIpHash, IPv4CountsByItsSlash24) {
   EXPECT_NE(ip_hash_key("2001:db8::1", false), ip_hash_key("2001:db8::2", false));
   EXPECT_EQ(ip_hash_key("2001:db8::1", false), ip_hash_key("2001:0db8:0::1", false));
   EXPECT_EQ(ip_hash_key("not an ip", false), ip_hash_key("not an ip", true));
+  // The fast IPv4 parser agrees with inet_pton (via the mapped form).
+  for (const char* ip : {"0.0.0.0", "255.255.255.255", "1.2.3.4", "192.168.100.7"}) {
+    EXPECT_EQ(ip_hash_key(ip, true), ip_hash_key(std::string("::ffff:") + ip, true)) << ip;
+  }
+  EXPECT_NE(ip_hash_key("1.2.3.256", true), ip_hash_key("1.2.3.0", true));
+  EXPECT_NE(ip_hash_key("1.2.3", false), ip_hash_key("1.2.3.4", false));
   TestPool p(ip_params(false));
   for (int i = 0; i < 256; i++) {
     ASSERT_EQ(pick_ip(p, "192.168.7." + std::to_string(i)), pick_ip(p, "192.168.7.1"));
