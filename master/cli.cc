@@ -310,7 +310,7 @@ std::optional<CliExit> Parser::after_options() {
   s.verbosity = 1 + verbose_ - quiet_;
   if (!env_.config_file.empty()) positional_.insert(positional_.begin(), env_.config_file);
   if (env_.default_quiet) s.verbosity = 0;
-  if (s.stop_daemon && cl_.cmd == "serve") return std::nullopt;  // needs no CONFIG_FILE
+  if (s.stop_daemon && cl_.cmd == "serve" && !cl_.check_only) return std::nullopt;  // needs no CONFIG_FILE
   if (auto e = check_user_group()) return e;
   if (positional_.empty()) return bad_command("You must give a config file");
   cl_.load.config = positional_[0];
