@@ -186,7 +186,14 @@ void Describer::pool(const Handler& h, const std::string& indent) {
            (n == 1 ? " server\n" : " servers\n");
     for (const auto& s : p.servers) out += in + server_spec(s) + "\n";
     if (!p.servers_from.empty()) out += in + "(servers read from " + p.servers_from + ")\n";
-    if (p.method == BalanceMethod::Cookie) out += in + (p.cookie_secret.empty() ? "cookie not signed\n" : "cookie signed with cookie_secret\n");
+    if (p.method == BalanceMethod::Cookie) {
+      out += in + "sticky cookie " + p.cookie_name + (p.cookie_secret.empty() ? ", not signed\n" : ", signed with cookie_secret\n");
+    } else if (p.method == BalanceMethod::Hash) {
+      out += in + "hash of " + p.hash_key + ", consistent hashing: " + consistency_word(p.consistent) + "\n";
+    } else if (p.method == BalanceMethod::IpHash) {
+      out += in + "hash of the client's " + (p.hash_whole_ip ? "whole IPv4 address" : "IPv4 /24 network") +
+             ", consistent hashing: " + consistency_word(p.consistent) + "\n";
+    }
   }
   out += in + "timeouts: connect " + format_duration_ms(p.connect_timeout_ms) + ", read " +
          format_duration_ms(p.read_timeout_ms) + ", send " + format_duration_ms(p.send_timeout_ms) + "; keeps up to " +

@@ -56,8 +56,16 @@ class Doc {
     if (!n.IsScalar()) bad(loc(n), what + ": expected a single value, not a " + (n.IsMap() ? "map" : "list"));
     return n.Scalar();
   }
+  // A map without repeated keys (yaml-cpp keeps both; paste.deploy's
+  // ConfigParser refuses duplicates, and so does pasture).
   void require_map(const YAML::Node& n, const std::string& what) const {
     if (!n.IsMap()) bad(loc(n), what + ": expected a map of key: value");
+    std::set<std::string> seen;
+    for (const auto& kv : n) {
+      if (kv.first.IsScalar() && !seen.insert(kv.first.Scalar()).second) {
+        bad(loc(kv.first), what + ": duplicate key '" + kv.first.Scalar() + "'");
+      }
+    }
   }
   bool boolean(const YAML::Node& n, const std::string& what) const {
     std::string v = lower(scalar(n, what));
@@ -75,6 +83,7 @@ class Doc {
 
 // {host: h, port: p, weight: N, max_conns: N, backup: bool, down: bool}
 UpstreamServer Doc::server_map(const YAML::Node& n) const {
+  require_map(n, "server");
   UpstreamServer s;
   s.loc = loc(n);
   bool has_port = false;
@@ -289,6 +298,7 @@ int AppBuilder::urlmap(const std::string& name, const YAML::Node& n) {
   }
   if (!routes || routes->IsNull()) bad(h.loc, "apps: " + name + ": a urlmap needs routes:");
   if (routes->IsMap()) {
+    doc_.require_map(*routes, "apps: " + name + ": routes");
     for (const auto& kv : *routes) route(h, keys, doc_.scalar(kv.first, "route"), kv.second, doc_.loc(kv.first));
   } else if (routes->IsSequence()) {
     // - {path: /api, domain: example.com, port: 8080, app: pool}
@@ -425,6 +435,7 @@ Site load_yaml_site(const std::string& path, const std::string& app_name, const 
   if (!apps || !apps->IsMap() || apps->size() == 0) {
     bad(apps ? doc.loc(*apps) : SourceLoc{path, 0}, "apps: expected a map of app name -> app settings");
   }
+  doc.require_map(*apps, "apps");
   site.app_name = !app_name.empty() ? app_name : app ? doc.scalar(*app, "app") : "main";
   SourceLoc ref = app && app_name.empty() ? doc.loc(*app) : SourceLoc{path, 0};
   AppBuilder builder(site, doc, *apps);
@@ -443,6 +454,7 @@ std::vector<UpstreamServer> load_servers_file(const std::string& path) {
   YAML::Node root = parse_file(path);
   YAML::Node list = root;
   if (root.IsMap()) {
+    doc.require_map(root, "servers file");
     for (const auto& kv : root) {
       std::string key = doc.scalar(kv.first, "key");
       if (key != "servers") bad(doc.loc(kv.first), "servers file: unknown key '" + key + "' (expected servers)");

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -82,16 +83,23 @@ void objects_text(std::string& out, const char* title, const Value* objs) {
     return;
   }
   out += "\n";
+  size_t name_w = 0, text_w = 0;
   for (const auto& [name, n] : objs->members()) {
+    name_w = std::max(name_w, name.size());
+    if (!n.find("error")) text_w = std::max(text_w, node_text(n).size());
+  }
+  for (const auto& [name, n] : objs->members()) {
+    std::string line = "  " + name + std::string(name_w - name.size(), ' ') + "  ";
     if (const Value* e = n.find("error")) {
-      out += "  " + name + "  ERROR: " + str(e) + "\n";
+      out += line + "ERROR: " + str(e) + "\n";
       continue;
     }
-    std::string line = "  " + name + "  " + node_text(n);
-    std::string secs = sections_text(n.find("sections"));
-    out += line + (secs.empty() ? "" : "  " + secs) + "\n";
+    std::string text = node_text(n), secs = sections_text(n.find("sections"));
+    out += line + text + (secs.empty() ? "" : std::string(text_w - text.size(), ' ') + "  " + secs) + "\n";
     if (const Value* lc = n.find("local_conf")) {
-      for (const auto& [k, v] : lc->members()) out += "      " + k + " = " + fold(str(&v)) + "\n";
+      for (const auto& [k, v] : lc->members()) {
+        out += "  " + std::string(name_w, ' ') + "    " + k + " = " + fold(str(&v)) + "\n";
+      }
     }
   }
 }

@@ -163,6 +163,9 @@ TEST_F(ConfYaml, ErrorsNameFileAndLine) {
   EXPECT_EQ(yaml_error("apps:\n  main: {use: proxy, address: 'https://x/'}\n"),
             "site.yaml:2: not supported yet: https upstream address https://x/");
   EXPECT_EQ(yaml_error(""), "site.yaml:0: empty config (expected server:, app: and apps:)");
+  EXPECT_EQ(yaml_error("apps:\n  main: {use: echo}\n  main: {use: echo}\n"), "site.yaml:3: apps: duplicate key 'main'");
+  EXPECT_EQ(yaml_error("apps:\n  main: {use: urlmap, routes: {/: e, /: e}}\n  e: {use: echo}\n"),
+            "site.yaml:2: apps: main: routes: duplicate key '/'");
 }
 
 // Loads `ini`, converts it, loads the YAML and compares the canonical dumps.
