@@ -13,6 +13,9 @@
 //     keepalive_timeout: 75s
 //     max_header_bytes: 32768
 //     max_url_bytes: 8192
+//     # ... and every other egg:pasture#main key: client_body_timeout,
+//     # graceful_timeout, worker_timeout, max_requests, max_requests_jitter,
+//     # reuse_port, access_log
 //   app: main                      # the root app; default "main" (CONFIG#name and -n override)
 //   apps:
 //     main:
@@ -34,7 +37,9 @@
 //       read_timeout: 60s
 //       send_timeout: 60s
 //       keepalive: 32
-//       cookie_secret: s3cret      # method cookie
+//       cookie_secret: s3cret      # method cookie (also cookie_name)
+//       # hash_key: header:X-User  # method hash; consistent: maglev|ring|none (hash, ip_hash);
+//       # hash_whole_ip: true      # ip_hash
 //     old: {use: egg:Paste#proxy, address: "http://127.0.0.1:9000/base"}
 //     hello: {use: egg:pasture#echo, name: hi}   # name defaults to the app's name
 //
