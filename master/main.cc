@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
     printf("Starting server in PID %d.\n", (int)getpid());
     fflush(stdout);
   }
-  pasture::master::Master m(std::move(site), a.serve);
+  std::vector<std::string> argv_copy(argv, argv + argc);
+  pasture::master::Master m(a.load, std::move(site), a.serve, argv_copy);
   return m.run();
 }

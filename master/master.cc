@@ -1,24 +1,32 @@
 #include "master/master.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <random>
 #include <thread>
 
 #include "common/balancer.h"
 #include "common/log.h"
+#include "conf/load.h"
+#include "master/notify.h"
 
 namespace pasture::master {
 namespace {
 
 constexpr uint64_t kFastDeathMs = 1000;  // a worker dying sooner failed to start
 constexpr int kMaxFastDeaths = 10;       // ...this many times in a row: give up
+constexpr uint32_t kWorkerSlots = 256;   // shm worker slots (TTIN beyond this is refused)
 
 sigset_t handled_signals() {
   sigset_t s;
@@ -26,6 +34,30 @@ sigset_t handled_signals() {
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU})
     sigaddset(&s, sig);
   return s;
+}
+
+// The address a configured listener binds, in socket_name() form, so an
+// existing socket can be matched before binding anew.
+std::string listener_key(const conf::Listener& l) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(l.port);
+  const char* host = l.host.empty() || l.host == "*" ? nullptr : l.host.c_str();
+  if (getaddrinfo(host, port.c_str(), &hints, &res) != 0 || !res) return l.host + ":" + port;
+  char buf[INET6_ADDRSTRLEN] = "";
+  std::string key;
+  if (res->ai_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, buf, sizeof buf);
+    key = "[" + std::string(buf) + "]:" + port;
+  } else {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf, sizeof buf);
+    key = std::string(buf) + ":" + port;
+  }
+  freeaddrinfo(res);
+  return key;
 }
 
 }  // namespace
@@ -36,17 +68,24 @@ uint64_t monotonic_ms() {
   return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-Master::Master(conf::Site site, ServeOptions opts) : site_(std::move(site)), opts_(opts) {
-  n_workers_ = opts_.workers > 0 ? opts_.workers : site_.server.workers;
-  if (n_workers_ <= 0) n_workers_ = (int)std::max(1u, std::thread::hardware_concurrency());
+Master::Master(conf::LoadOptions load, conf::Site site, ServeOptions opts,
+               std::vector<std::string> argv)
+    : load_(std::move(load)), opts_(opts), argv_(std::move(argv)) {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) self_exe_.assign(buf, n);
+  std::string err;
+  gen_ = std::make_unique<Generation>();
+  gen_->site = std::move(site);
 }
 
-bool Master::resolve_upstreams(std::string* err) {
-  setup_.servers.resize(site_.pools.size());
+bool Master::resolve_upstreams(Generation& g, std::string* err) {
+  g.setup.servers.assign(g.site.pools.size(), {});
+  g.setup.pool_first_server.clear();
   uint32_t next = 0;
-  for (size_t i = 0; i < site_.pools.size(); i++) {
-    const conf::Pool& p = site_.pools[i];
-    setup_.pool_first_server.push_back(next);
+  for (size_t i = 0; i < g.site.pools.size(); i++) {
+    const conf::Pool& p = g.site.pools[i];
+    g.setup.pool_first_server.push_back(next);
     next += (uint32_t)p.servers.size();
     for (const conf::UpstreamServer& s : p.servers) {
       addrinfo hints{};
@@ -66,55 +105,131 @@ bool Master::resolve_upstreams(std::string* err) {
       bool v6 = s.host.find(':') != std::string::npos;
       r.host_header = (v6 ? "[" + s.host + "]" : s.host) + ":" + port;
       freeaddrinfo(res);
-      setup_.servers[i].push_back(r);
+      g.setup.servers[i].push_back(r);
     }
   }
   return true;
 }
 
-bool Master::prepare(std::string* err) {
-  for (const conf::Pool& p : site_.pools) {
+// Reuse a socket the master already holds for the same address (kept across
+// reloads, inherited in an upgrade, or passed by systemd); bind the rest.
+bool Master::open_sockets(const conf::ServerSettings& s, std::vector<int>* fds, std::string* err) {
+  for (const conf::Listener& l : s.listen) {
+    std::string key = listener_key(l);
+    auto it = std::find_if(sockets_.begin(), sockets_.end(),
+                           [&](const Socket& k) { return k.key == key; });
+    if (it != sockets_.end()) {
+      fds->push_back(it->fd);
+      continue;
+    }
+    conf::ServerSettings one = s;
+    one.listen = {l};
+    std::vector<BoundListener> bound;
+    if (!bind_listeners(one, &bound, err)) return false;
+    sockets_.push_back({bound[0].fd, socket_name(bound[0].fd)});
+    fds->push_back(bound[0].fd);
+  }
+  return true;
+}
+
+std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std::string* err) {
+  auto g = std::make_unique<Generation>();
+  g->site = std::move(site);
+  g->id = next_gen_id_;
+  for (const conf::Pool& p : g->site.pools) {
     if (p.servers.empty()) {
       *err = p.loc.str() + ": pool " + p.name + " has no servers";
-      return false;
+      return nullptr;
     }
     lb::Method m = static_cast<lb::Method>(static_cast<int>(p.method));
     if (!lb::make_balancer(m)) {
       *err = p.loc.str() + ": balancing method " + lb::method_name(m) + " in [" + p.name +
              "] is not supported yet";
-      return false;
+      return nullptr;
     }
   }
-  if (!resolve_upstreams(err)) return false;
-  if (!bind_listeners(site_.server, &listeners_, err)) return false;
+  if (!resolve_upstreams(*g, err)) return nullptr;
+  std::vector<int> fds;
+  if (!open_sockets(g->site.server, &fds, err)) return nullptr;
   shm::LayoutSizes sz;
-  sz.n_pools = (uint32_t)site_.pools.size();
-  for (const conf::Pool& p : site_.pools) sz.n_servers += (uint32_t)p.servers.size();
-  sz.n_workers = (uint32_t)std::max(n_workers_, 64);
-  if (!shm_.create(sz)) {
+  sz.n_pools = (uint32_t)g->site.pools.size();
+  for (const conf::Pool& p : g->site.pools) sz.n_servers += (uint32_t)p.servers.size();
+  sz.n_workers = kWorkerSlots;
+  g->shm = std::make_unique<shm::Region>();
+  if (!g->shm->create(sz)) {
     *err = std::string("mmap(MAP_SHARED|MAP_ANONYMOUS, ") + std::to_string(sz.total()) +
            ") failed: " + strerror(errno);
-    return false;
+    return nullptr;
   }
-  setup_.site = &site_;
-  setup_.shm = &shm_;
-  for (const BoundListener& l : listeners_) setup_.listen_fds.push_back(l.fd);
-  return true;
+  g->setup.site = &g->site;
+  g->setup.shm = g->shm.get();
+  g->setup.listen_fds = fds;
+  g->setup.graceful_timeout_ms = g->site.server.graceful_timeout_ms;
+  next_gen_id_++;
+  return g;
+}
+
+// Balancer state survives a reload for pools (by section) and servers (by
+// host:port) that still exist. In-flight counts stay with the old workers.
+void Master::carry_over_state(const Generation& from, Generation& to) {
+  for (size_t i = 0; i < to.site.pools.size(); i++) {
+    const conf::Pool& np = to.site.pools[i];
+    for (size_t j = 0; j < from.site.pools.size(); j++) {
+      const conf::Pool& op = from.site.pools[j];
+      if (op.name != np.name) continue;
+      auto& ns = to.shm->pools()[i];
+      auto& os = from.shm->pools()[j];
+      ns.rr_cursor.store(os.rr_cursor.load());
+      ns.picks.store(os.picks.load());
+      for (size_t a = 0; a < np.servers.size(); a++)
+        for (size_t b = 0; b < op.servers.size(); b++) {
+          if (np.servers[a].label() != op.servers[b].label()) continue;
+          auto& n = to.shm->servers()[to.setup.pool_first_server[i] + a];
+          auto& o = from.shm->servers()[from.setup.pool_first_server[j] + b];
+          n.flags.store(o.flags.load());
+          n.requests.store(o.requests.load());
+          n.failures.store(o.failures.load());
+          n.down_until_ms.store(o.down_until_ms.load());
+        }
+    }
+  }
 }
 
 void Master::announce() {
-  // paster serve prints these two lines; scripts wait for "serving on".
-  for (const BoundListener& l : listeners_) {
-    if (l.cfg.host == "0.0.0.0")
-      printf("serving on 0.0.0.0:%u view at http://127.0.0.1:%u\n", l.cfg.port, l.cfg.port);
+  // paster serve prints these; scripts wait for "serving on".
+  for (const conf::Listener& l : gen_->site.server.listen) {
+    if (l.host == "0.0.0.0")
+      printf("serving on 0.0.0.0:%u view at http://127.0.0.1:%u\n", l.port, l.port);
     else
-      printf("serving on %s\n", l.cfg.url().c_str());
+      printf("serving on %s\n", l.url().c_str());
   }
   fflush(stdout);
 }
 
+void Master::notify_status(const char* extra) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%sSTATUS=%d workers, generation %d", extra ? extra : "", n_alive(),
+           gen_->id);
+  sd_notify(buf);
+}
+
+int Master::n_alive() const {
+  int n = 0;
+  for (const WorkerProc& w : procs_) n += w.pid > 0;
+  return n;
+}
+
 void Master::spawn(int slot) {
-  setup_.slot = slot;
+  Generation& g = *gen_;
+  g.setup.slot = slot;
+  const conf::ServerSettings& srv = g.site.server;
+  g.setup.max_requests = srv.max_requests;
+  if (srv.max_requests && srv.max_requests_jitter) {
+    static std::mt19937_64 rng(std::random_device{}());
+    g.setup.max_requests += rng() % (srv.max_requests_jitter + 1);
+  }
+  // A fresh heartbeat so the stuck-worker check measures this process.
+  g.shm->workers()[slot].heartbeat_ms.store(0);
   pid_t pid = fork();
   if (pid < 0) {
     PLOG_ERROR("fork() failed: %s", strerror(errno));
@@ -125,42 +240,60 @@ void Master::spawn(int slot) {
     char role[32];
     snprintf(role, sizeof role, "worker %d", slot);
     log::set_role(role);
-    int rc = worker::run(setup_);
+    int rc = worker::run(g.setup);
     fflush(nullptr);
     _exit(rc);
   }
-  procs_[slot].pid = pid;
-  procs_[slot].started_ms = monotonic_ms();
-  procs_[slot].respawn_at_ms = 0;
-  PLOG_INFO("worker %d started, pid %d", slot, (int)pid);
+  WorkerProc& w = procs_[slot];
+  w.pid = pid;
+  w.gen = g.id;
+  w.slot = slot;
+  w.started_ms = monotonic_ms();
+  w.respawn_at_ms = 0;
+  PLOG_INFO("worker %d started, pid %d (generation %d)", slot, (int)pid, g.id);
+}
+
+void Master::retire(pid_t pid, int sig) {
+  if (pid <= 0) return;
+  kill(pid, sig);
+  retiring_.push_back({pid, monotonic_ms() + gen_->site.server.graceful_timeout_ms + 1000});
 }
 
 void Master::reap() {
   int status;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    for (size_t i = 0; i < procs_.size(); i++) {
-      WorkerProc& w = procs_[i];
-      if (w.pid != pid) continue;
-      w.pid = 0;
-      if (stopping_) break;
-      uint64_t now = monotonic_ms();
-      bool fast = now - w.started_ms < kFastDeathMs;
-      if (WIFSIGNALED(status))
-        PLOG_WARN("worker %zu (pid %d) killed by signal %d", i, (int)pid, WTERMSIG(status));
-      else
-        PLOG_WARN("worker %zu (pid %d) exited with status %d", i, (int)pid, WEXITSTATUS(status));
-      fast_deaths_ = fast ? fast_deaths_ + 1 : 0;
-      if (fast_deaths_ >= kMaxFastDeaths) {
-        fatal_ = "workers keep dying at start-up (" + std::to_string(fast_deaths_) +
-                 " in a row); giving up";
-        break;
-      }
-      // Respawn at once; back off (up to 5 s) while workers die at start-up.
-      uint64_t delay = fast ? std::min<uint64_t>(5000, 100ull << std::min(fast_deaths_, 6)) : 0;
-      w.respawn_at_ms = now + delay;
-      break;
+    auto r = std::find_if(retiring_.begin(), retiring_.end(),
+                          [&](const Retiring& x) { return x.pid == pid; });
+    if (r != retiring_.end()) {
+      retiring_.erase(r);
+      continue;
     }
+    auto it = std::find_if(procs_.begin(), procs_.end(),
+                           [&](const WorkerProc& w) { return w.pid == pid; });
+    if (it == procs_.end()) continue;  // e.g. a new master started by an upgrade
+    WorkerProc& w = *it;
+    w.pid = 0;
+    if (stopping_) continue;
+    uint64_t now = monotonic_ms();
+    bool fast = now - w.started_ms < kFastDeathMs;
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;  // recycled (max_requests)
+    if (WIFSIGNALED(status))
+      PLOG_WARN("worker %d (pid %d) killed by signal %d", w.slot, (int)pid, WTERMSIG(status));
+    else if (!clean)
+      PLOG_WARN("worker %d (pid %d) exited with status %d", w.slot, (int)pid, WEXITSTATUS(status));
+    else
+      PLOG_INFO("worker %d (pid %d) exited; replacing it", w.slot, (int)pid);
+    fast = fast && !clean;
+    fast_deaths_ = fast ? fast_deaths_ + 1 : 0;
+    if (fast_deaths_ >= kMaxFastDeaths) {
+      fatal_ = "workers keep dying at start-up (" + std::to_string(fast_deaths_) +
+               " in a row); giving up";
+      continue;
+    }
+    // Respawn at once; back off (up to 5 s) while workers die at start-up.
+    uint64_t delay = fast ? std::min<uint64_t>(5000, 100ull << std::min(fast_deaths_, 6)) : 0;
+    w.respawn_at_ms = now + std::max<uint64_t>(delay, 1);
   }
 }
 
@@ -169,24 +302,144 @@ void Master::supervise_tick(uint64_t now) {
   for (size_t i = 0; i < procs_.size(); i++)
     if (procs_[i].pid == 0 && procs_[i].respawn_at_ms && now >= procs_[i].respawn_at_ms)
       spawn((int)i);
+  // Stuck workers (gunicorn's timeout): no loop tick for worker_timeout.
+  uint32_t limit = gen_->site.server.worker_timeout_ms;
+  if (limit) {
+    for (WorkerProc& w : procs_) {
+      if (w.pid <= 0) continue;
+      uint64_t hb = gen_->shm->workers()[w.slot].heartbeat_ms.load(std::memory_order_relaxed);
+      uint64_t last = std::max(hb, w.started_ms);
+      if (now > last + limit) {
+        PLOG_ERROR("worker %d (pid %d) stuck for %llu ms (worker_timeout); killing it", w.slot,
+                   (int)w.pid, (unsigned long long)(now - last));
+        kill(w.pid, SIGKILL);
+        w.started_ms = now;  // one kill per timeout period
+      }
+    }
+  }
+  for (Retiring& r : retiring_)
+    if (now >= r.kill_at_ms) {
+      kill(r.pid, SIGKILL);
+      r.kill_at_ms = now + 5000;
+    }
+}
+
+void Master::reload() {
+  sd_notify("RELOADING=1");
+  PLOG_NOTICE("SIGHUP: reloading %s", load_.config.c_str());
+  conf::Site site;
+  try {
+    site = conf::load_site(load_);
+  } catch (const std::exception& e) {
+    PLOG_ERROR("reload failed, still serving the previous configuration: %s", e.what());
+    notify_status("READY=1\n");
+    return;
+  }
+  std::string err;
+  std::unique_ptr<Generation> g = make_generation(std::move(site), &err);
+  if (!g) {
+    PLOG_ERROR("reload failed, still serving the previous configuration: %s", err.c_str());
+    notify_status("READY=1\n");
+    return;
+  }
+  carry_over_state(*gen_, *g);
+  for (const auto& n : g->site.notices) PLOG_NOTICE("%s", n.c_str());
+  // Start the new generation first, then drain the old one: the shared
+  // listen sockets never lack an acceptor.
+  std::vector<WorkerProc> old = std::move(procs_);
+  std::unique_ptr<Generation> old_gen = std::move(gen_);
+  gen_ = std::move(g);
+  if (opts_.workers <= 0 && gen_->site.server.workers > 0) n_workers_ = gen_->site.server.workers;
+  procs_.assign(n_workers_, WorkerProc{});
+  for (int i = 0; i < n_workers_; i++) spawn(i);
+  for (WorkerProc& w : old) retire(w.pid, SIGTERM);
+  // Close sockets no longer configured (the draining workers hold their own).
+  for (auto it = sockets_.begin(); it != sockets_.end();) {
+    bool used = std::find(gen_->setup.listen_fds.begin(), gen_->setup.listen_fds.end(),
+                          it->fd) != gen_->setup.listen_fds.end();
+    if (!used) {
+      close(it->fd);
+      it = sockets_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  PLOG_NOTICE("reloaded: generation %d serving with %d workers", gen_->id, n_workers_);
+  notify_status("READY=1\n");
+}
+
+void Master::change_workers(int delta) {
+  if (delta > 0) {
+    if (procs_.size() >= kWorkerSlots) {
+      PLOG_WARN("SIGTTIN: already at %u workers", kWorkerSlots);
+      return;
+    }
+    procs_.push_back(WorkerProc{});
+    n_workers_ = (int)procs_.size();
+    spawn(n_workers_ - 1);
+  } else {
+    if (procs_.size() <= 1) {
+      PLOG_WARN("SIGTTOU: keeping the last worker");
+      return;
+    }
+    retire(procs_.back().pid, SIGTERM);
+    procs_.pop_back();
+    n_workers_ = (int)procs_.size();
+  }
+  PLOG_NOTICE("workers: %d", n_workers_);
+  notify_status();
+}
+
+// nginx-style binary upgrade: start the (new) binary with our listen sockets;
+// both masters serve until the operator stops the old one (TERM/QUIT).
+void Master::upgrade_binary() {
+  std::string exe = self_exe_;
+  if (exe.size() > 10 && exe.compare(exe.size() - 10, 10, " (deleted)") == 0)
+    exe.resize(exe.size() - 10);  // replaced on disk: run the new file at that path
+  std::string fds;
+  for (const Socket& s : sockets_) fds += (fds.empty() ? "" : ",") + std::to_string(s.fd);
+  pid_t pid = fork();
+  if (pid < 0) {
+    PLOG_ERROR("SIGUSR2: fork() failed: %s", strerror(errno));
+    return;
+  }
+  if (pid == 0) {
+    for (const Socket& s : sockets_) fcntl(s.fd, F_SETFD, 0);
+    setenv(kInheritEnv, fds.c_str(), 1);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    std::vector<char*> av;
+    for (auto& a : argv_) av.push_back(const_cast<char*>(a.c_str()));
+    av.push_back(nullptr);
+    execv(exe.c_str(), av.data());
+    fprintf(stderr, "pasture: SIGUSR2: execv(%s) failed: %s\n", exe.c_str(), strerror(errno));
+    _exit(127);
+  }
+  PLOG_NOTICE("SIGUSR2: started new master %s, pid %d, with the listen sockets", exe.c_str(),
+              (int)pid);
 }
 
 int Master::shutdown(bool graceful) {
   stopping_ = true;
+  sd_notify("STOPPING=1");
   int sig = graceful ? SIGTERM : SIGINT;
   for (WorkerProc& w : procs_)
     if (w.pid > 0) kill(w.pid, sig);
-  uint64_t deadline = monotonic_ms() + (graceful ? setup_.graceful_timeout_ms + 1000 : 2000);
+  for (Retiring& r : retiring_) kill(r.pid, sig);
+  uint64_t deadline =
+      monotonic_ms() + (graceful ? gen_->site.server.graceful_timeout_ms + 1000 : 2000);
   sigset_t set = handled_signals();
   for (;;) {
     reap();
-    bool any = false;
+    bool any = !retiring_.empty();
     for (WorkerProc& w : procs_) any |= w.pid > 0;
     if (!any) break;
     uint64_t now = monotonic_ms();
     if (now >= deadline) {
       for (WorkerProc& w : procs_)
         if (w.pid > 0) kill(w.pid, SIGKILL);
+      for (Retiring& r : retiring_) kill(r.pid, SIGKILL);
       deadline = now + 5000;
       continue;
     }
@@ -195,9 +448,10 @@ int Master::shutdown(bool graceful) {
     if (s == SIGINT && graceful) {  // Ctrl-C during a graceful stop: hurry up
       for (WorkerProc& w : procs_)
         if (w.pid > 0) kill(w.pid, SIGINT);
+      for (Retiring& r : retiring_) kill(r.pid, SIGINT);
     }
   }
-  for (BoundListener& l : listeners_) close(l.fd);
+  for (Socket& s : sockets_) close(s.fd);
   return 0;
 }
 
@@ -205,14 +459,38 @@ int Master::run() {
   sigset_t set = handled_signals();
   sigprocmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Sockets handed over by systemd or by the previous master in an upgrade.
+  for (int fd : inherited_fds()) sockets_.push_back({fd, socket_name(fd)});
+  std::vector<int> activated = sd_listen_fds();
+  for (int fd : activated) sockets_.push_back({fd, socket_name(fd)});
+  if (!activated.empty()) {
+    // Socket activation: serve on exactly the sockets systemd passed.
+    gen_->site.server.listen.clear();
+    for (int fd : activated) {
+      std::string name = socket_name(fd);
+      size_t colon = name.rfind(':');
+      conf::Listener l;
+      l.host = name.substr(0, colon);
+      if (l.host.size() > 2 && l.host.front() == '[') l.host = l.host.substr(1, l.host.size() - 2);
+      l.port = (uint16_t)atoi(name.c_str() + colon + 1);
+      gen_->site.server.listen.push_back(l);
+    }
+  }
+  n_workers_ = opts_.workers > 0 ? opts_.workers : gen_->site.server.workers;
+  if (n_workers_ <= 0) n_workers_ = (int)std::max(1u, std::thread::hardware_concurrency());
   std::string err;
-  if (!prepare(&err)) {
+  std::unique_ptr<Generation> g = make_generation(std::move(gen_->site), &err);
+  if (!g) {
     fprintf(stderr, "pasture: %s\n", err.c_str());
     return 1;
   }
-  procs_.resize(n_workers_);
+  gen_ = std::move(g);
+  procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
   announce();  // after the fork: whoever waits for "serving on" finds workers up
+  char mainpid[64];
+  snprintf(mainpid, sizeof mainpid, "READY=1\nMAINPID=%d\n", (int)getpid());
+  notify_status(mainpid);
 
   for (;;) {
     timespec ts{0, 200 * 1000000};
@@ -231,6 +509,22 @@ int Master::run() {
       case SIGINT:
         PLOG_INFO("SIGINT: fast shutdown");
         return shutdown(false);
+      case SIGHUP:
+        reload();
+        break;
+      case SIGTTIN:
+        change_workers(+1);
+        break;
+      case SIGTTOU:
+        change_workers(-1);
+        break;
+      case SIGUSR2:
+        upgrade_binary();
+        break;
+      case SIGUSR1:
+        for (WorkerProc& w : procs_)
+          if (w.pid > 0) kill(w.pid, SIGUSR1);
+        break;
       default:
         break;
     }

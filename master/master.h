@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <memory>
+
 #include <string>
 #include <vector>
 
@@ -34,32 +36,62 @@ struct ServeOptions {
 
 class Master {
  public:
-  Master(conf::Site site, ServeOptions opts);
+  // `load` is kept to re-read the config on SIGHUP; `argv` to re-exec on SIGUSR2.
+  Master(conf::LoadOptions load, conf::Site site, ServeOptions opts,
+         std::vector<std::string> argv);
   // Bind, map, fork, supervise until stopped. Returns the exit code.
   int run();
 
  private:
+  // Everything one configuration needs; a reload builds a new one.
+  struct Generation {
+    int id = 0;
+    conf::Site site;
+    std::unique_ptr<shm::Region> shm;
+    worker::Setup setup;
+  };
   struct WorkerProc {
     pid_t pid = 0;
+    int gen = 0;
+    int slot = 0;
     uint64_t started_ms = 0;
     uint64_t respawn_at_ms = 0;  // 0: running or not scheduled
   };
+  struct Retiring {  // a worker of an older generation or a removed slot, draining
+    pid_t pid = 0;
+    uint64_t kill_at_ms = 0;
+  };
+  struct Socket {
+    int fd = -1;
+    std::string key;  // "host:port" as getsockname() reports it
+  };
 
-  bool prepare(std::string* err);
-  bool resolve_upstreams(std::string* err);
+  std::unique_ptr<Generation> make_generation(conf::Site site, std::string* err);
+  bool resolve_upstreams(Generation& g, std::string* err);
+  bool open_sockets(const conf::ServerSettings& s, std::vector<int>* fds, std::string* err);
+  void carry_over_state(const Generation& from, Generation& to);
   void spawn(int slot);
   void reap();
   void supervise_tick(uint64_t now);
+  void retire(pid_t pid, int sig);
+  void reload();
+  void change_workers(int delta);
+  void upgrade_binary();
   int shutdown(bool graceful);
   void announce();
+  void notify_status(const char* extra = nullptr);
+  int n_alive() const;
 
-  conf::Site site_;
+  conf::LoadOptions load_;
   ServeOptions opts_;
+  std::vector<std::string> argv_;
+  std::string self_exe_;
+  std::unique_ptr<Generation> gen_;
+  int next_gen_id_ = 1;
   int n_workers_ = 1;
-  std::vector<BoundListener> listeners_;
-  shm::Region shm_;
-  worker::Setup setup_;
-  std::vector<WorkerProc> procs_;
+  std::vector<Socket> sockets_;   // every listen socket the master holds
+  std::vector<WorkerProc> procs_; // current generation, one per slot
+  std::vector<Retiring> retiring_;
   int fast_deaths_ = 0;     // consecutive workers that died right after start
   bool stopping_ = false;
   std::string fatal_;       // why the master gives up, if it does

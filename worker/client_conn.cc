@@ -667,7 +667,8 @@ void ClientConn::on_response_done(bool upstream_keepalive) {
 }
 
 void ClientConn::finish_exchange() {
-  w_->slot()->requests.fetch_add(1, std::memory_order_relaxed);
+  w_->note_request();
+  served_ = true;
   if (!keep_alive_ || client_eof_ || w_->draining()) {
     shutdown_and_linger();
     return;
@@ -706,7 +707,9 @@ void ClientConn::reset_request() {
 }
 
 void ClientConn::close_if_idle() {
-  if (state_ == State::kIdle && !inbuf_) close();
+  // A connection that has not sent its first request yet is not idle: its
+  // client is about to send one. It gets one answer with Connection: close.
+  if (state_ == State::kIdle && !inbuf_ && served_) close();
 }
 
 void ClientConn::shutdown_and_linger() {

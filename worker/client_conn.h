@@ -121,6 +121,7 @@ class ClientConn final : public StreamOwner {
   bool up_paused_ = false;    // we paused upstream reads: our write queue is full
   bool reading_ = false;
   bool in_parse_ = false;
+  bool served_ = false;         // at least one response was completed
   bool client_paused_ = false;  // we stopped reading the client: upstream is backed up
   uint8_t tries_ = 0;
   int pool_ = -1;

@@ -1,6 +1,12 @@
 #include "worker/runtime.h"
 
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "common/log.h"
 #include "worker/client_conn.h"
@@ -9,6 +15,7 @@ namespace pasture::worker {
 namespace {
 
 char g_readbuf[64 * 1024];
+constexpr int kAcceptBatch = 8;
 
 lb::Method to_lb(conf::BalanceMethod m) {
   switch (m) {
@@ -29,7 +36,8 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
     : loop_(loop),
       site_(setup.site),
       slot_(&setup.shm->workers()[setup.slot]),
-      graceful_timeout_ms_(setup.graceful_timeout_ms) {
+      graceful_timeout_ms_(setup.graceful_timeout_ms),
+      max_requests_(setup.max_requests) {
   const conf::Site& site = *setup.site;
   pools_.resize(site.pools.size());
   for (size_t i = 0; i < site.pools.size(); i++) {
@@ -124,23 +132,86 @@ void Worker::client_closed(ClientConn* c) {
   if (draining_) maybe_exit();
 }
 
+bool Worker::start_accepting(const std::vector<int>& listen_fds) {
+  listen_fds_ = listen_fds;
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) {
+    PLOG_ERROR("epoll_create1() failed: %s", strerror(errno));
+    return false;
+  }
+  for (int fd : listen_fds_) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.fd = fd;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+      PLOG_ERROR("epoll_ctl(ADD, %d, EPOLLEXCLUSIVE) failed: %s", fd, strerror(errno));
+      return false;
+    }
+  }
+  accept_poll_ = new uv_poll_t;
+  uv_poll_init(loop_, accept_poll_, epfd_);
+  accept_poll_->data = this;
+  uv_poll_start(accept_poll_, UV_READABLE, on_acceptable);
+  return true;
+}
+
+void Worker::on_acceptable(uv_poll_t* h, int status, int) {
+  auto* w = static_cast<Worker*>(h->data);
+  if (status < 0 || w->draining_) return;
+  epoll_event evs[16];
+  int n = epoll_wait(w->epfd_, evs, 16, 0);
+  for (int i = 0; i < n; i++) w->accept_batch(evs[i].data.fd, kAcceptBatch);
+}
+
+// A bounded batch per wake-up keeps workers' shares even.
+void Worker::accept_batch(int lfd, int max) {
+  for (int k = 0; k < max; k++) {
+    sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        PLOG_WARN("accept4() failed: %s", strerror(errno));  // EMFILE...: retried next tick
+      return;
+    }
+    ClientConn::accept_fd(this, fd, reinterpret_cast<sockaddr*>(&ss));
+  }
+}
+
 void Worker::start_drain() {
   if (draining_) return;
   draining_ = true;
-  for (uv_poll_t* p : listeners_) {
-    uv_poll_stop(p);
-    uv_close(reinterpret_cast<uv_handle_t*>(p), nullptr);  // owned by run(); the process exits
+  if (accept_poll_) {
+    // Leave the listen sockets' wait queues first, then take what may already
+    // have been signalled to us: with EPOLLEXCLUSIVE a wake-up we swallow is
+    // not given to another worker, so a connection must not be left behind.
+    uv_poll_stop(accept_poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(accept_poll_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    accept_poll_ = nullptr;
+    close(epfd_);
+    epfd_ = -1;
+    for (int fd : listen_fds_) accept_batch(fd, 1 << 16);
   }
-  listeners_.clear();
+  // Idle keep-alive connections go now; busy ones and new ones that have not
+  // sent their first request yet close after one response.
+  std::vector<ClientConn*> snapshot = clients_;
+  for (ClientConn* c : snapshot) c->close_if_idle();
   // Busy connections get graceful_timeout to finish, then the loop stops.
   uv_timer_init(loop_, &drain_timer_);
   drain_timer_.data = this;
   uv_timer_start(&drain_timer_, [](uv_timer_t* t) { uv_stop(t->loop); }, graceful_timeout_ms_, 0);
   uv_unref(reinterpret_cast<uv_handle_t*>(&drain_timer_));
-  // Idle keep-alive connections go now; busy ones close after their response.
-  std::vector<ClientConn*> snapshot = clients_;
-  for (ClientConn* c : snapshot) c->close_if_idle();
   maybe_exit();
+}
+
+void Worker::note_request() {
+  slot_->requests.fetch_add(1, std::memory_order_relaxed);
+  if (max_requests_ && ++requests_ == max_requests_) {
+    PLOG_INFO("served %llu requests (max_requests): recycling", (unsigned long long)requests_);
+    start_drain();
+  }
 }
 
 void Worker::maybe_exit() {

@@ -65,7 +65,12 @@ class Worker {
   void start_drain();  // stop accepting, close idle connections, exit when empty
   size_t clients() const { return clients_.size(); }
 
-  void add_listener(uv_poll_t* p) { listeners_.push_back(p); }
+  // Watch the shared listen sockets through a private epoll instance with
+  // EPOLLEXCLUSIVE (one worker woken per connection). Returns false on error.
+  bool start_accepting(const std::vector<int>& listen_fds);
+  // Count a finished request; past max_requests the worker drains and exits
+  // (the master starts a fresh one), as gunicorn's max_requests.
+  void note_request();
 
  private:
   void maybe_exit();
@@ -78,9 +83,15 @@ class Worker {
   std::vector<std::vector<HeaderSpan>*> free_spans_;
   std::vector<std::string*> free_bufs_;
   std::vector<ClientConn*> clients_;  // unordered; ClientConn keeps its index
-  std::vector<uv_poll_t*> listeners_;
+  static void on_acceptable(uv_poll_t* h, int status, int events);
+  void accept_batch(int lfd, int max);
+  std::vector<int> listen_fds_;
+  int epfd_ = -1;
+  uv_poll_t* accept_poll_ = nullptr;
   bool draining_ = false;
   uint32_t graceful_timeout_ms_;
+  uint64_t max_requests_;
+  uint64_t requests_ = 0;
   uv_timer_t drain_timer_;
 };
 

@@ -1,8 +1,5 @@
-// Worker process main: a fresh libuv loop, the inherited listen sockets, and
-// signal handling. Accepting goes through a private epoll instance that
-// watches the shared listen sockets with EPOLLEXCLUSIVE, so a new connection
-// wakes one worker, not all of them (the thundering herd), and each wake-up
-// accepts a bounded batch to keep workers' shares even.
+// Worker process main: a fresh libuv loop, the inherited listen sockets
+// (accepted through Worker::start_accepting), and signal handling.
 #include "worker/worker.h"
 
 #include <signal.h>
@@ -18,38 +15,6 @@
 
 namespace pasture::worker {
 namespace {
-
-constexpr int kAcceptBatch = 8;
-
-struct Acceptor {
-  uv_poll_t poll;
-  int epfd = -1;
-  std::vector<int> fds;
-  Worker* w = nullptr;
-};
-
-void on_acceptable(uv_poll_t* h, int status, int) {
-  auto* a = static_cast<Acceptor*>(h->data);
-  if (status < 0 || a->w->draining()) return;
-  epoll_event evs[16];
-  int n = epoll_wait(a->epfd, evs, 16, 0);
-  for (int i = 0; i < n; i++) {
-    int lfd = evs[i].data.fd;
-    for (int k = 0; k < kAcceptBatch; k++) {
-      sockaddr_storage ss;
-      socklen_t sl = sizeof ss;
-      int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
-        if (errno == ECONNABORTED) continue;
-        // EMFILE/ENFILE/ENOBUFS: stop for this tick; the socket stays readable.
-        PLOG_WARN("accept4() failed: %s", strerror(errno));
-        break;
-      }
-      ClientConn::accept_fd(a->w, fd, reinterpret_cast<sockaddr*>(&ss));
-    }
-  }
-}
 
 struct Signals {
   uv_signal_t term, quit, intr, hup;
@@ -79,27 +44,7 @@ int run(const Setup& setup) {
   Worker w(setup, &loop);
   w.slot()->pid.store(getpid(), std::memory_order_relaxed);
 
-  // One epoll instance per worker over all listen sockets.
-  auto* acc = new Acceptor;
-  acc->w = &w;
-  acc->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (acc->epfd < 0) {
-    PLOG_ERROR("epoll_create1() failed: %s", strerror(errno));
-    return 1;
-  }
-  for (int fd : setup.listen_fds) {
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    ev.data.fd = fd;
-    if (epoll_ctl(acc->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-      PLOG_ERROR("epoll_ctl(ADD, %d, EPOLLEXCLUSIVE) failed: %s", fd, strerror(errno));
-      return 1;
-    }
-  }
-  uv_poll_init(&loop, &acc->poll, acc->epfd);
-  acc->poll.data = acc;
-  uv_poll_start(&acc->poll, UV_READABLE, on_acceptable);
-  w.add_listener(&acc->poll);
+  if (!w.start_accepting(setup.listen_fds)) return 1;
 
   Signals sig;
   for (auto [h, num] : {std::pair{&sig.term, SIGTERM}, std::pair{&sig.quit, SIGQUIT},

@@ -29,6 +29,7 @@ struct Setup {
   std::vector<std::vector<ResolvedServer>> servers;  // [pool][server]
   std::vector<uint32_t> pool_first_server;           // global shm server index per pool
   uint32_t graceful_timeout_ms = 30000;
+  uint64_t max_requests = 0;  // drain and exit after this many (0 = never); jitter applied
 };
 
 // Run the worker until told to stop. Returns the process exit code.
