@@ -141,12 +141,6 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
       *err = p.loc.str() + ": pool " + p.name + " has no servers";
       return nullptr;
     }
-    lb::Method m = static_cast<lb::Method>(static_cast<int>(p.method));
-    if (!lb::make_balancer(m)) {
-      *err = p.loc.str() + ": balancing method " + lb::method_name(m) + " in [" + p.name +
-             "] is not supported yet";
-      return nullptr;
-    }
   }
   if (!resolve_upstreams(*g, err)) return nullptr;
   std::vector<int> fds;
@@ -163,6 +157,10 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   }
   g->setup.site = &g->site;
   g->setup.shm = g->shm.get();
+  for (size_t i = 0; i < g->site.pools.size(); i++)
+    g->pool_states.push_back(worker::build_pool_state(
+        g->site.pools[i], &g->shm->pools()[i], &g->shm->servers()[g->setup.pool_first_server[i]]));
+  g->setup.pool_states = &g->pool_states;
   g->setup.listen_fds = fds;
   g->setup.graceful_timeout_ms = g->site.server.graceful_timeout_ms;
   next_gen_id_++;

@@ -48,6 +48,7 @@ class Master {
     int id = 0;
     conf::Site site;
     std::unique_ptr<shm::Region> shm;
+    std::vector<lb::PoolState> pool_states;
     worker::Setup setup;
   };
   struct WorkerProc {

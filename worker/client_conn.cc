@@ -322,20 +322,55 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
 void ClientConn::start_proxy(const char* base, int pool_index) {
   PoolRt& pool = w_->pools()[pool_index];
   pool_ = pool_index;
-  lb::RequestView rv;
-  rv.client_addr = peer_;
-  int s = pool.balancer->pick(rv, pool.state, w_->now());
+  lb::RequestView rv = request_view(base, pool);
+  int s = pool.balancer->pick(rv, *pool.state, w_->now());
   if (s < 0) {
     respond_local(503, "503 Service Unavailable: no upstream server available\n", false);
     return;
   }
-  server_ = s;
-  shm::ServerSlot& slot = pool.state.server_slots[s];
-  slot.active.fetch_add(1, std::memory_order_relaxed);
-  slot.requests.fetch_add(1, std::memory_order_relaxed);
+  take_server(pool, s, rv.sticky_cookie);
   if (!build_upstream_head(base, pool, s)) return;
   mode_ = Mode::kProxy;
   connect_upstream();
+}
+
+// What the pool's balancing method looks at, as views into the request head.
+lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool) {
+  lb::RequestView rv;
+  rv.client_addr = peer_;
+  rv.rng = &w_->rng();
+  const conf::Pool& cfg = *pool.cfg;
+  bool hash = cfg.method == conf::BalanceMethod::Hash;
+  bool cookie = cfg.method == conf::BalanceMethod::Cookie;
+  if (!hash && !cookie) return rv;
+  auto header = [&](std::string_view name) -> std::string_view {
+    for (const HeaderSpan& h : *head_.headers)
+      if (iequals(span_view(base, h.name), name)) return span_view(base, h.value);
+    return {};
+  };
+  std::string_view cookies = header("cookie");
+  if (cookie) {
+    rv.sticky_cookie = lb::find_cookie(cookies, cfg.cookie_name);
+    return rv;
+  }
+  std::string_view url = span_view(base, head_.url);
+  RequestTarget t;
+  split_target(url, &t);
+  lb::KeySources src{peer_, url, t.path, t.query, cookies};
+  rv.hash_key = lb::extract_hash_key(pool.hash_key, src, header);
+  return rv;
+}
+
+// Count the request against server `s` and remember the sticky cookie to
+// send back (a view into the pool's table, valid for the worker's life).
+void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cookie) {
+  server_ = s;
+  shm::ServerSlot& slot = pool.state->server_slots[s];
+  slot.active.fetch_add(1, std::memory_order_relaxed);
+  slot.requests.fetch_add(1, std::memory_order_relaxed);
+  set_cookie_ = pool.cfg->method == conf::BalanceMethod::Cookie
+                    ? lb::sticky_cookie_to_set(*pool.state, request_cookie, s)
+                    : std::string_view();
 }
 
 bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int server) {
@@ -507,7 +542,7 @@ void ClientConn::respond_error(int status, const char* why) {
 
 void ClientConn::release_server(bool failed) {
   if (server_ < 0 || pool_ < 0) return;
-  shm::ServerSlot& slot = w_->pools()[pool_].state.server_slots[server_];
+  shm::ServerSlot& slot = w_->pools()[pool_].state->server_slots[server_];
   slot.active.fetch_sub(1, std::memory_order_relaxed);
   if (failed) slot.failures.fetch_add(1, std::memory_order_relaxed);
   server_ = -1;
@@ -525,15 +560,17 @@ void ClientConn::on_upstream_error(int status, bool retryable, const char* why,
   bool replayable = retryable && !resp_started_ && (body_bytes_ == 0 || unsent);
   if (replayable && tries_ + 1u < pool.cfg->servers.size() + 1u) {
     tries_++;
+    // The head is gone by now: the retry is balanced without request keys
+    // (hash and cookie fall back to round robin), which also moves it off
+    // the server that just failed.
     lb::RequestView rv;
     rv.client_addr = peer_;
-    int s = pool.balancer->pick(rv, pool.state, w_->now());
+    rv.rng = &w_->rng();
+    int s = pool.balancer->pick(rv, *pool.state, w_->now());
     if (s >= 0) {
       PLOG_INFO("pool %s: %s %s; retrying on %s", pool.cfg->name.c_str(), srv.label().c_str(),
                 why, pool.cfg->servers[s].label().c_str());
-      server_ = s;
-      pool.state.server_slots[s].active.fetch_add(1, std::memory_order_relaxed);
-      pool.state.server_slots[s].requests.fetch_add(1, std::memory_order_relaxed);
+      take_server(pool, s, {});
       connect_upstream();
       if (up_ && unsent && !unsent->empty()) up_->send_body(unsent->data(), unsent->size());
       if (unsent) w_->give_buf(unsent);
@@ -601,6 +638,12 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
     o.append(": ");
     append(o, span_view(base, hs.value));
     o.append("\r\n");
+  }
+  if (!set_cookie_.empty()) {
+    const std::string& name = w_->pools()[pool_].cfg->cookie_name;
+    o.append("Set-Cookie: ").append(name).push_back('=');
+    append(o, set_cookie_);
+    o.append("; Path=/; HttpOnly\r\n");
   }
   if (!keep_alive_)
     o.append("Connection: close\r\n");
@@ -696,6 +739,7 @@ void ClientConn::reset_request() {
   tries_ = 0;
   pool_ = server_ = handler_ = -1;
   body_bytes_ = 0;
+  set_cookie_ = {};
   if (head_.headers) {
     w_->give_spans(head_.headers);
     head_.headers = nullptr;

@@ -75,7 +75,9 @@ class ClientConn final : public StreamOwner {
   const char* parse(const char* base, const char* p, const char* end);
   void retain(const char* base, const char* rest, const char* end, bool from_inbuf);
   bool on_head(const char* base, const char* head_end);
-  void start_proxy(const char* base, int handler);
+  void start_proxy(const char* base, int pool_index);
+  lb::RequestView request_view(const char* base, const PoolRt& pool);
+  void take_server(PoolRt& pool, int s, std::string_view request_cookie);
   bool build_upstream_head(const char* base, const PoolRt& pool, int server);
   void connect_upstream();
   void forward_body(const char* p, size_t n);
@@ -129,6 +131,7 @@ class ClientConn final : public StreamOwner {
   int handler_ = -1;
   uint32_t local_head_len_ = 0;  // resp_head_ bytes before a local response's body
   uint64_t body_bytes_ = 0;   // request body bytes seen (forwarded or consumed)
+  std::string_view set_cookie_;  // sticky cookie value to send back (pool table)
   char peer_[48] = {0};       // client address, text
 };
 

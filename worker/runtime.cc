@@ -32,10 +32,34 @@ lb::Method to_lb(conf::BalanceMethod m) {
 
 }  // namespace
 
+lb::PoolState build_pool_state(const conf::Pool& pc, shm::PoolSlot* slot,
+                               shm::ServerSlot* servers) {
+  lb::PoolParams params;
+  params.method = to_lb(pc.method);
+  params.consistent = static_cast<lb::Consistency>(static_cast<int>(pc.consistent));
+  params.hash_whole_ip = pc.hash_whole_ip;
+  params.cookie_secret = pc.cookie_secret;
+  for (const conf::UpstreamServer& s : pc.servers) {
+    lb::ServerParams sp;
+    sp.id = s.label();
+    sp.weight = s.weight;
+    sp.max_conns = s.max_conns;
+    sp.backup = s.backup;
+    sp.down = s.down;
+    params.servers.push_back(sp);
+  }
+  lb::PoolState st;
+  lb::build_tables(st, params);
+  st.slot = slot;
+  st.server_slots = servers;
+  return st;
+}
+
 Worker::Worker(const Setup& setup, uv_loop_t* loop)
     : loop_(loop),
       site_(setup.site),
       slot_(&setup.shm->workers()[setup.slot]),
+      rng_(lb::seed_from_os()),
       graceful_timeout_ms_(setup.graceful_timeout_ms),
       max_requests_(setup.max_requests) {
   const conf::Site& site = *setup.site;
@@ -45,18 +69,9 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
     PoolRt& p = pools_[i];
     p.cfg = &pc;
     p.index = (int)i;
-    for (const conf::UpstreamServer& s : pc.servers) {
-      lb::ServerParams sp;
-      sp.weight = s.weight;
-      sp.max_conns = s.max_conns;
-      sp.backup = s.backup;
-      sp.down = s.down;
-      p.state.servers.push_back(sp);
-    }
-    p.state.slot = &setup.shm->pools()[i];
-    p.state.server_slots = &setup.shm->servers()[setup.pool_first_server[i]];
-    lb::build_schedules(p.state);
+    p.state = &(*setup.pool_states)[i];
     p.balancer = lb::make_balancer(to_lb(pc.method));
+    if (pc.method == conf::BalanceMethod::Hash) lb::parse_hash_key(pc.hash_key, &p.hash_key);
     p.targets.resize(pc.servers.size());
     for (size_t j = 0; j < pc.servers.size(); j++) {
       p.targets[j].addr = setup.servers[i][j];

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/balancer.h"
+#include "common/hash_key.h"
 #include "common/shm_layout.h"
 #include "conf/model.h"
 #include "worker/http_head.h"
@@ -30,8 +31,9 @@ struct Target {
 struct PoolRt {
   const conf::Pool* cfg = nullptr;
   int index = 0;
-  lb::PoolState state;
+  lb::PoolState* state = nullptr;  // built by the master before fork (Setup::pool_states)
   std::unique_ptr<lb::Balancer> balancer;
+  lb::HashKeySpec hash_key;  // method hash
   std::vector<Target> targets;
 };
 
@@ -46,6 +48,7 @@ class Worker {
   Timers& timers() { return timers_; }
   std::vector<PoolRt>& pools() { return pools_; }
   shm::WorkerSlot* slot() { return slot_; }
+  lb::Random& rng() { return rng_; }
 
   // A read buffer shared by every stream of this worker: reads are processed
   // synchronously, and bytes that must outlive the callback are copied out.
@@ -78,6 +81,7 @@ class Worker {
   uv_loop_t* loop_;
   const conf::Site* site_;
   shm::WorkerSlot* slot_;
+  lb::WyRand rng_;  // seeded per process after fork
   std::vector<PoolRt> pools_;
   Timers timers_;
   std::vector<std::vector<HeaderSpan>*> free_spans_;

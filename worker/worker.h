@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/balancer.h"
 #include "common/shm_layout.h"
 #include "conf/model.h"
 
@@ -28,9 +29,16 @@ struct Setup {
   int slot = 0;                                      // worker slot in shm
   std::vector<std::vector<ResolvedServer>> servers;  // [pool][server]
   std::vector<uint32_t> pool_first_server;           // global shm server index per pool
+  // Balancer tables per pool (schedules, Maglev/ring tables), computed once
+  // before fork; workers only read them.
+  std::vector<lb::PoolState>* pool_states = nullptr;
   uint32_t graceful_timeout_ms = 30000;
   uint64_t max_requests = 0;  // drain and exit after this many (0 = never); jitter applied
 };
+
+// The balancer view of a pool: tables from the config, counters in shm.
+lb::PoolState build_pool_state(const conf::Pool& pool, shm::PoolSlot* slot,
+                               shm::ServerSlot* servers);
 
 // Run the worker until told to stop. Returns the process exit code.
 int run(const Setup& setup);

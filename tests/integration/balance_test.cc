@@ -1,0 +1,112 @@
+// Balancing methods across several workers, over real sockets.
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "tests/integration/pasture_server.h"
+
+namespace pasture::test {
+namespace {
+
+std::string pool_ini(const std::string& servers, const std::string& extra) {
+  return "[app:main]\nuse = egg:pasture#balancer\nservers = " + servers + "\n" + extra;
+}
+
+// `threads` clients, each sending `per_thread` requests on new connections.
+std::map<std::string, int> spread(uint16_t port, int threads, int per_thread,
+                                  const Headers& headers = {}) {
+  std::map<std::string, int> seen;
+  std::mutex mu;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; t++)
+    ts.emplace_back([&] {
+      for (int i = 0; i < per_thread; i++) {
+        Response r = http_get(port, "/", headers);
+        std::lock_guard<std::mutex> l(mu);
+        seen[r.ok() ? r.header("X-Upstream") : "error:" + r.error]++;
+      }
+    });
+  for (auto& t : ts) t.join();
+  return seen;
+}
+
+TEST(Balance, WeightedRoundRobinExactUnderConcurrency) {
+  FakeUpstream a("a"), b("b"), c("c");
+  PastureServer srv(pool_ini(a.address() + " weight=5 " + b.address() + " " + c.address() +
+                                 " weight=2", ""),
+                    3);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto seen = spread(srv.port(), 4, 200);  // 800 = 100 cycles of 8
+  EXPECT_EQ(seen["a"], 500);
+  EXPECT_EQ(seen["b"], 100);
+  EXPECT_EQ(seen["c"], 200);
+}
+
+TEST(Balance, LeastConnSteersAwayFromSlowServer) {
+  FakeUpstream fast("fast"), slow("slow");
+  slow.set_delay(Millis(300));
+  PastureServer srv(pool_ini(fast.address() + " " + slow.address(), "method = least_conn\n"), 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto seen = spread(srv.port(), 4, 40);
+  // Round robin would send half (80) to the slow server.
+  EXPECT_GT(seen["fast"], 140) << seen["slow"];
+  EXPECT_EQ(seen["fast"] + seen["slow"], 160);
+}
+
+TEST(Balance, HashOnHeaderKeepsEachKeyOnOneServer) {
+  FakeUpstream a("a"), b("b"), c("c");
+  PastureServer srv(pool_ini(a.address() + " " + b.address() + " " + c.address(),
+                             "method = hash\nhash_key = header:X-User\n"),
+                    3);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  std::map<std::string, int> servers_used;
+  for (int u = 0; u < 30; u++) {
+    std::string user = "user-" + std::to_string(u);
+    auto seen = spread(srv.port(), 1, 10, {{"X-User", user}});
+    EXPECT_EQ(seen.size(), 1u) << user;
+    servers_used[seen.begin()->first]++;
+  }
+  EXPECT_EQ(servers_used.size(), 3u);  // keys spread over all servers
+}
+
+TEST(Balance, IpHashKeepsClientOnOneServer) {
+  FakeUpstream a("a"), b("b");
+  PastureServer srv(pool_ini(a.address() + " " + b.address(), "method = ip_hash\n"), 3);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto seen = spread(srv.port(), 2, 30);
+  EXPECT_EQ(seen.size(), 1u);
+}
+
+std::string cookie_value(const Response& r, const std::string& name) {
+  std::string sc = r.header("Set-Cookie");
+  if (sc.rfind(name + "=", 0) != 0) return "";
+  return sc.substr(name.size() + 1, sc.find(';') - name.size() - 1);
+}
+
+TEST(Balance, StickyCookieHoldsAcrossWorkersAndRejectsForgery) {
+  FakeUpstream a("a"), b("b"), c("c");
+  PastureServer srv(pool_ini(a.address() + " " + b.address() + " " + c.address(),
+                             "method = cookie\ncookie_secret = s3cret\ncookie_name = sid\n"),
+                    3);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Response first = http_get(srv.port(), "/");
+  ASSERT_EQ(first.status, 200);
+  std::string value = cookie_value(first, "sid");
+  ASSERT_FALSE(value.empty()) << first.header("Set-Cookie");
+  EXPECT_NE(first.header("Set-Cookie").find("HttpOnly"), std::string::npos);
+  std::string home = first.header("X-Upstream");
+  auto seen = spread(srv.port(), 3, 20, {{"Cookie", "other=1; sid=" + value}});
+  EXPECT_EQ(seen[home], 60) << "sticky across workers and connections";
+  Response again = http_get(srv.port(), "/", {{"Cookie", "sid=" + value}});
+  EXPECT_EQ(again.header_count("Set-Cookie"), 0u);  // already has the right cookie
+  // A tampered cookie is ignored: requests rotate and get a fresh cookie.
+  std::string forged = value;
+  forged.back() = forged.back() == '0' ? '1' : '0';
+  auto tampered = spread(srv.port(), 1, 30, {{"Cookie", "sid=" + forged}});
+  EXPECT_EQ(tampered.size(), 3u);
+  Response r = http_get(srv.port(), "/", {{"Cookie", "sid=" + forged}});
+  EXPECT_FALSE(cookie_value(r, "sid").empty());
+}
+
+}  // namespace
+}  // namespace pasture::test
