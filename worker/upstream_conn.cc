@@ -8,7 +8,9 @@
 namespace pasture::worker {
 namespace {
 
-constexpr uint32_t kIdleTimeoutMs = 60000;         // idle pooled upstream connection
+constexpr uint32_t kIdleTimeoutMs = 60000;  // idle pooled upstream connection, up to `keepalive`
+constexpr uint32_t kExcessIdleMs = 2000;    // ...beyond `keepalive`: kept briefly (see release_to_pool)
+constexpr size_t kMaxIdlePerServer = 4096;  // hard cap per server per worker
 constexpr size_t kMaxResponseHead = 64 * 1024;     // larger upstream heads -> 502
 
 }  // namespace
@@ -358,10 +360,17 @@ void UpstreamConn::on_message_complete(const char* end, const char* pos) {
 
 void UpstreamConn::release_to_pool() {
   Target& t = pool_->targets[server_];
-  if (t.idle.size() >= pool_->cfg->keepalive) {
+  // `keepalive` connections may idle for a minute. Beyond that, under a
+  // burst of concurrency, closing every excess connection at once would make
+  // the next burst reconnect (nginx's keepalive does exactly that: about one
+  // new upstream connection per three requests at 200 concurrent clients), so
+  // excess connections are kept too, but time out after kExcessIdleMs unused.
+  // The idle list is LIFO: busy traffic reuses the newest, the oldest age out.
+  if (t.idle.size() >= kMaxIdlePerServer) {
     close();
     return;
   }
+  uint32_t idle_ms = t.idle.size() >= pool_->cfg->keepalive ? kExcessIdleMs : kIdleTimeoutMs;
   state_ = State::kIdle;
   head_out_ = nullptr;
   if (head_.headers) {
@@ -369,7 +378,7 @@ void UpstreamConn::release_to_pool() {
     head_.headers = nullptr;
   }
   t.idle.push_back(this);
-  w_->timers().arm(&timer_, kIdleTimeoutMs, w_->now());
+  w_->timers().arm(&timer_, idle_ms, w_->now());
   resume_read();  // to notice the server closing it
 }
 
