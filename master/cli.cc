@@ -369,15 +369,6 @@ std::variant<CommandLine, CliExit> parse_command_line(const std::vector<std::str
 
 std::string pending_options(const ServeOptions& s) {
   std::vector<std::string> names;
-  if (s.stop_daemon) names.push_back("--stop-daemon");
-  if (!s.command.empty()) names.push_back(s.command);
-  if (s.daemon && s.command.empty()) names.push_back("--daemon");
-  if (!s.pid_file.empty()) names.push_back("--pid-file");
-  if (!s.log_file.empty()) names.push_back("--log-file");
-  if (s.reload) names.push_back("--reload");
-  if (s.monitor_restart) names.push_back("--monitor-restart");
-  if (!s.user.empty()) names.push_back("--user");
-  if (!s.group.empty()) names.push_back("--group");
   if (!s.server_type.empty()) names.push_back("-s " + s.server_type + " (egg:PasteScript#" + s.server_type + ")");
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;

@@ -19,6 +19,7 @@
 #include "common/balancer.h"
 #include "common/log.h"
 #include "conf/load.h"
+#include "master/daemon.h"
 #include "master/notify.h"
 
 namespace pasture::master {
@@ -520,6 +521,10 @@ int Master::run() {
         upgrade_binary();
         break;
       case SIGUSR1:
+        if (!opts_.log_file.empty()) {  // logrotate: reopen --log-file onto fds 1 and 2
+          std::string lerr;
+          if (!redirect_output(opts_.log_file, &lerr)) PLOG_ERROR("SIGUSR1: %s", lerr.c_str());
+        }
         for (WorkerProc& w : procs_)
           if (w.pid > 0) kill(w.pid, SIGUSR1);
         break;

@@ -89,10 +89,10 @@ TEST(Cli, EveryPasterOptionIsAccepted) {
   EXPECT_NE(r.out.find("3 worker processes (--workers)"), std::string::npos) << r.out;
   r = pasture({"serve", "--daemon", "--check", ini});
   EXPECT_EQ(r.code, 0) << r.err;
-  // Until master/ implements them, serving with them says so.
-  r = pasture({"serve", "--pid-file=p.pid", ini});
+  // Python servers are not served yet; serving with one says so.
+  r = pasture({"serve", "-s", "cgi", ini});
   EXPECT_EQ(r.code, 2);
-  EXPECT_EQ(r.err, "pasture serve: not implemented yet: --pid-file\n");
+  EXPECT_EQ(r.err, "pasture serve: not implemented yet: -s cgi (egg:PasteScript#cgi)\n");
 }
 
 TEST(Cli, CheckPrintsWhatWillBeServed) {
