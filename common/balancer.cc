@@ -8,6 +8,7 @@
 #include <chrono>
 #include <numeric>
 
+#include "common/health_state.h"
 #include "common/sticky_cookie.h"
 
 namespace pasture::lb {
@@ -92,6 +93,12 @@ bool PoolState::usable(uint32_t i, uint64_t now_ms) const {
   return true;
 }
 
+bool PoolState::ramp_admits(uint32_t i, uint64_t now_ms, uint64_t coin) const {
+  uint64_t at = server_slots[i].recovered_at_ms.load(std::memory_order_relaxed);
+  uint32_t r = slow_start_ramp(at, servers[i].slow_start_ms, now_ms);
+  return r >= kRampOne || lb::ramp_admits(r, coin);
+}
+
 uint64_t active_conns(const PoolState& pool, uint32_t i) {
   int32_t a = pool.server_slots[i].active.load(std::memory_order_relaxed);
   return a > 0 ? (uint64_t)a : 0;
@@ -100,18 +107,25 @@ uint64_t active_conns(const PoolState& pool, uint32_t i) {
 int weighted_draw(const Tier& tier, const PoolState& pool, Random& rng, uint64_t now_ms) {
   if (tier.members.empty()) return kNoServer;
   size_t k = 0;
+  int ramping = kNoServer;
   for (int tries = 0; tries < kDrawTries; tries++) {
     uint64_t r = below(rng, tier.cum_weight.back());
     k = std::upper_bound(tier.cum_weight.begin(), tier.cum_weight.end(), r) -
         tier.cum_weight.begin();
-    if (pool.usable(tier.members[k], now_ms)) return tier.members[k];
+    uint16_t m = tier.members[k];
+    // Slow start by rejection: a ramping server drawn is kept with
+    // probability ramp, so its share is weight x ramp. The scan below
+    // ignores the ramp: better a ramping server than none.
+    if (!pool.usable(m, now_ms)) continue;
+    if (pool.servers[m].slow_start_ms == 0 || pool.ramp_admits(m, now_ms, rng.next())) return m;
+    ramping = m;
   }
   size_t n = tier.members.size();
   for (size_t j = 1; j < n; j++) {
     uint16_t s = tier.members[(k + j) % n];
     if (pool.usable(s, now_ms)) return s;
   }
-  return kNoServer;
+  return ramping;
 }
 
 void build_tables(PoolState& pool, const PoolParams& params) {

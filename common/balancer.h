@@ -34,6 +34,10 @@ struct ServerParams {
   uint32_t max_conns = 0;  // 0 = unlimited
   bool backup = false;
   bool down = false;  // administratively down (config)
+  // Slow start (conf::UpstreamServer::slow_start_ms): after the server comes
+  // back up, round_robin, least_conn, random and random2 give it a share
+  // ramping from 0 to its weight over this time. 0 = off (no extra reads).
+  uint32_t slow_start_ms = 0;
 };
 
 // A pool's balancing configuration as plain values (the worker converts
@@ -107,6 +111,12 @@ struct PoolState {
   // A server can take a request now: not down by config or health, and
   // below max_conns. `now_ms` is the monotonic clock used by passive checks.
   bool usable(uint32_t i, uint64_t now_ms) const;
+
+  // Slow start: whether server i, while ramping up after a recovery, takes
+  // this pick, decided by a uniform 64-bit `coin`: true with probability
+  // slow_start_ramp() (always once the ramp is over). Call only for servers
+  // with servers[i].slow_start_ms != 0.
+  bool ramp_admits(uint32_t i, uint64_t now_ms, uint64_t coin) const;
 };
 
 // Fills `pool` (servers and the tables `params.method` needs) from `params`.

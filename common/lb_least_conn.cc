@@ -14,10 +14,17 @@ namespace pasture::lb {
 namespace {
 
 int least_loaded(const Tier& tier, const PoolState& pool, Random& rng, uint64_t now_ms) {
-  int best = kNoServer;
+  int best = kNoServer, ramping = kNoServer;
   uint64_t best_a = 0, best_w = 1, tied_w = 0;
   for (uint16_t s : tier.members) {
     if (!pool.usable(s, now_ms)) continue;
+    // Slow start: a ramping server competes with probability ramp (an idle
+    // server would otherwise win at once, whatever its weight); if it was
+    // the only usable one, it still serves.
+    if (pool.servers[s].slow_start_ms && !pool.ramp_admits(s, now_ms, rng.next())) {
+      ramping = s;
+      continue;
+    }
     uint64_t a = active_conns(pool, s), w = pool.servers[s].weight;
     if (best == kNoServer || a * best_w < best_a * w) {
       best = s, best_a = a, best_w = w, tied_w = w;
@@ -26,7 +33,7 @@ int least_loaded(const Tier& tier, const PoolState& pool, Random& rng, uint64_t 
       if (below(rng, tied_w) < w) best = s, best_a = a, best_w = w;
     }
   }
-  return best;
+  return best != kNoServer ? best : ramping;
 }
 
 class LeastConn final : public Balancer {

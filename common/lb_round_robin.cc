@@ -4,10 +4,22 @@
 //
 // fetch_add(relaxed) is enough: the cursor only has to hand out distinct
 // positions; no other memory is published through it.
+//
+// Slow start: the schedule is precomputed from the configured weights, so a
+// server ramping up after a recovery is skipped at a position with
+// probability 1 - ramp, decided by a hash of the position (no shared RNG,
+// no extra atomic); its share of picks is then its weight x ramp.
 #include "common/balancer.h"
 
 namespace pasture::lb {
 namespace {
+
+// splitmix64's finalizer: consecutive positions give independent-looking coins.
+uint64_t mix(uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
 
 // Schedule positions looked at past an unusable server before scanning the
 // tier's members instead (a long run of one heavy, dead server).
@@ -27,7 +39,8 @@ int walk(const Tier& tier, std::atomic<uint64_t>& cursor, const PoolState& pool,
   for (size_t j = 0; j < limit; j++) {
     int s = sched[(pos + j) % n];
     if (s == rejected) continue;
-    if (pool.usable(s, now_ms)) {
+    if (pool.usable(s, now_ms) &&
+        (pool.servers[s].slow_start_ms == 0 || pool.ramp_admits(s, now_ms, mix(pos + j)))) {
       uint64_t expected = pos + 1;
       if (j > 0) cursor.compare_exchange_strong(expected, pos + j + 1, std::memory_order_relaxed);
       return s;

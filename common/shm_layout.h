@@ -20,7 +20,7 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(std::atomic<int32_t>::is_always_lock_free);
 
 inline constexpr uint32_t kMagic = 0x50415354;  // "PAST"
-inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kVersion = 2;  // 2: ServerSlot health fields
 
 struct ShmHeader {
   uint32_t magic;
@@ -45,16 +45,29 @@ struct alignas(64) PoolSlot {
 static_assert(sizeof(PoolSlot) == 64);
 
 // Server health flags (ServerSlot::flags).
-inline constexpr uint32_t kServerDown = 1u << 0;  // marked down by health checks
+inline constexpr uint32_t kServerDown = 1u << 0;  // marked down by active health checks
 
 // Per upstream server, indexed globally (pool.first_server + i).
+// Health fields (see common/health_state.h for the protocols): `flags`
+// kServerDown is written only by the pool's health-checker process;
+// down_until_ms and fail_window by any worker (passive checks, CAS);
+// recovered_at_ms by whichever process brings the server back up.
+// All times are CLOCK_MONOTONIC milliseconds (uv_now() in the workers).
 struct alignas(64) ServerSlot {
   std::atomic<int32_t> active;      // requests in flight, all workers
   std::atomic<uint32_t> flags;      // kServer*
   std::atomic<uint64_t> requests;   // total requests sent
-  std::atomic<uint64_t> failures;   // connect errors, timeouts, resets
-  std::atomic<uint64_t> down_until_ms;  // passive health: monotonic ms
+  std::atomic<uint64_t> failures;   // connect errors, timeouts, fail_on statuses
+  std::atomic<uint64_t> down_until_ms;  // passive health: unusable before this; 0 = not down
+  // Passive health: the current failure window, (start_ms << kFailCountBits) | count;
+  // 0 = no failure counted.
+  std::atomic<uint64_t> fail_window;
+  // Slow start: when the server last came back up (0 = never went down);
+  // its weight ramps from 0 over slow_start after this instant.
+  std::atomic<uint64_t> recovered_at_ms;
 };
+static_assert(sizeof(ServerSlot) == 64);
+inline constexpr unsigned kFailCountBits = 20;  // ServerSlot::fail_window: count field width
 
 // Per worker slot (not per pid): the master assigns slot i to the i-th worker.
 struct alignas(64) WorkerSlot {

@@ -30,6 +30,12 @@ struct UpstreamServer {
   bool backup = false;
   bool down = false;     // administratively down
   SourceLoc loc;
+  // Passive health (nginx): max_fails failures within fail_timeout mark the
+  // server down for fail_timeout; max_fails=0 disables. slow_start: after
+  // coming back up, its weight ramps from 0 over this time (0 = off).
+  uint32_t max_fails = 1;
+  uint32_t fail_timeout_ms = 10000;
+  uint32_t slow_start_ms = 0;
   std::string label() const { return host + ":" + std::to_string(port); }
 };
 
@@ -37,6 +43,12 @@ enum class BalanceMethod { RoundRobin, LeastConn, Random, Random2, IpHash, Hash,
 
 // `consistent =` of methods hash and ip_hash.
 enum class HashConsistency { Maglev, Ring, None };
+
+// `retry_on =` conditions besides http_NNN statuses (Pool::retry_on).
+inline constexpr uint32_t kRetryError = 1u << 0;          // `error`: connect error, reset/close before a response
+inline constexpr uint32_t kRetryTimeout = 1u << 1;        // `timeout`: connect or response-head timeout
+inline constexpr uint32_t kRetryInvalidHeader = 1u << 2;  // `invalid_header`: unparsable response head
+inline constexpr uint32_t kRetryNonIdempotent = 1u << 3;  // `non_idempotent`: also POST, LOCK, PATCH
 
 // A set of upstream servers requests are balanced over. `egg:pasture#balancer`,
 // `[filter:x] use = egg:Paste#balancer` and `egg:Paste#proxy` (a pool of one) all
@@ -68,6 +80,31 @@ struct Pool {
   HashConsistency consistent = HashConsistency::Maglev;  // methods hash, ip_hash
   bool hash_whole_ip = false;  // ip_hash: the whole IPv4 address instead of its /24
   std::string cookie_name = "pasture_sticky";  // method cookie: the sticky cookie's name
+
+  // Passive health: response statuses that count as a server failure
+  // (`fail_on = 502 503 504`, ranges allowed; `off` = none), besides connect
+  // errors and timeouts. Inclusive [lo, hi] ranges (lb::StatusRanges).
+  std::vector<std::pair<uint16_t, uint16_t>> fail_on = {{502, 502}, {503, 503}, {504, 504}};
+  // Retries (nginx proxy_next_upstream): at most `retries` further attempts,
+  // each on another server, when a condition in retry_on holds and nothing
+  // was sent to the client yet. `retry_budget = 20%` (INI: `20%%` or `20`): retries in flight may
+  // be at most this percentage of requests in flight (Envoy's budget);
+  // 100 = no limit.
+  uint32_t retries = 1;
+  uint32_t retry_on = kRetryError | kRetryTimeout;  // kRetry* flags
+  std::vector<std::pair<uint16_t, uint16_t>> retry_on_status = {{502, 502}, {503, 503}, {504, 504}};
+  uint32_t retry_budget_percent = 20;
+
+  // Active health checks, run by the master's health-checker process: GET
+  // health_check every health_interval, failing after health_timeout or on a
+  // status outside health_status; `fall` consecutive failures mark a server
+  // down, `rise` consecutive successes up again. Empty path = off.
+  std::string health_check;
+  uint32_t health_interval_ms = 5000;
+  uint32_t health_timeout_ms = 2000;
+  uint32_t rise = 2;
+  uint32_t fall = 3;
+  std::vector<std::pair<uint16_t, uint16_t>> health_status = {{200, 399}};
 
   SourceLoc loc;
 };

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "common/hash_key.h"
+#include "common/health_state.h"
 #include "conf/error.h"
 #include "conf/yaml_loader.h"
 
@@ -19,6 +20,15 @@ bool all_digits(const std::string& s) {
   return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
+// parse_duration_ms() with `what` in front of its message.
+uint32_t duration(const std::string& value, const SourceLoc& loc, const std::string& what) {
+  try {
+    return parse_duration_ms(value, loc);
+  } catch (const ConfigError& e) {
+    bad(loc, what + ": " + e.message());
+  }
+}
+
 void apply_param(UpstreamServer& s, const std::string& tok, const SourceLoc& loc) {
   if (tok == "backup") {
     s.backup = true;
@@ -29,10 +39,85 @@ void apply_param(UpstreamServer& s, const std::string& tok, const SourceLoc& loc
     if (s.weight == 0) bad(loc, "servers: weight of " + s.label() + " must be at least 1");
   } else if (py::starts_with(tok, "max_conns=")) {
     s.max_conns = parse_uint(tok.substr(10), 1000000000, loc, "max_conns of " + s.label());
+  } else if (py::starts_with(tok, "max_fails=")) {
+    s.max_fails = parse_uint(tok.substr(10), 1000000, loc, "max_fails of " + s.label());
+  } else if (py::starts_with(tok, "fail_timeout=")) {
+    s.fail_timeout_ms = duration(tok.substr(13), loc, "servers: fail_timeout of " + s.label());
+    if (s.fail_timeout_ms == 0) bad(loc, "servers: fail_timeout of " + s.label() + " must be more than 0");
+  } else if (py::starts_with(tok, "slow_start=")) {
+    s.slow_start_ms = duration(tok.substr(11), loc, "servers: slow_start of " + s.label());
   } else {
     bad(loc, "servers: unknown parameter '" + tok + "' for " + s.label() +
-                 " (expected weight=N, max_conns=N, backup or down)");
+                 " (expected weight=N, max_conns=N, max_fails=N, fail_timeout=T, slow_start=T, backup or down)");
   }
+}
+
+using Ranges = std::vector<std::pair<uint16_t, uint16_t>>;
+
+Ranges parse_statuses(const std::string& value, const SourceLoc& loc, const std::string& what) {
+  Ranges out;
+  std::string err;
+  if (!lb::parse_status_ranges(value, &out, &err)) bad(loc, what + ": " + err);
+  return out;
+}
+
+// `fail_on = 502 503 504` (ranges allowed), or `off`.
+Ranges parse_fail_on(const std::string& value, const SourceLoc& loc) {
+  std::string v = py::strip(value);
+  if (v == "off" || v == "none") return {};
+  return parse_statuses(v, loc, "fail_on");
+}
+
+// nginx proxy_next_upstream words: error timeout invalid_header
+// non_idempotent http_NNN (400-599), or `off`.
+void parse_retry_on(Pool& pool, const std::string& value, const SourceLoc& loc) {
+  pool.retry_on = 0;
+  pool.retry_on_status.clear();
+  std::vector<std::string> words = py::split(value);
+  if (words.size() == 1 && words[0] == "off") return;
+  if (words.empty()) bad(loc, "retry_on: expected conditions like 'error timeout http_502', or off");
+  for (const std::string& w : words) {
+    uint16_t code = 0;
+    if (w == "error") {
+      pool.retry_on |= kRetryError;
+    } else if (w == "timeout") {
+      pool.retry_on |= kRetryTimeout;
+    } else if (w == "invalid_header") {
+      pool.retry_on |= kRetryInvalidHeader;
+    } else if (w == "non_idempotent") {
+      pool.retry_on |= kRetryNonIdempotent;
+    } else if (w.size() == 8 && py::starts_with(w, "http_") && all_digits(w.substr(5)) &&
+               (code = (uint16_t)std::atoi(w.c_str() + 5)) >= 400 && code <= 599) {
+      pool.retry_on_status.emplace_back(code, code);
+    } else {
+      bad(loc, "retry_on: unknown condition '" + w +
+                   "' (expected error, timeout, invalid_header, non_idempotent, http_NNN or off)");
+    }
+  }
+}
+
+// "20%" or "20": a whole percentage 0-100.
+uint32_t parse_percent(const std::string& value, const SourceLoc& loc, const std::string& what) {
+  std::string v = py::strip(value);
+  if (!v.empty() && v.back() == '%') v.pop_back();
+  return parse_uint(v, 100, loc, what + " (a percentage like 20%)");
+}
+
+// An origin-form path: starts with '/', no whitespace or control characters.
+std::string parse_check_path(const std::string& value, const SourceLoc& loc) {
+  std::string v = py::strip(value);
+  bool ok = !v.empty() && v[0] == '/';
+  for (char c : v) {
+    if ((unsigned char)c <= 32 || c == 127) ok = false;
+  }
+  if (!ok) bad(loc, "health_check: expected a path like /health, got '" + value + "'");
+  return v;
+}
+
+uint32_t positive_ms(const std::string& value, const SourceLoc& loc, const std::string& what) {
+  uint32_t ms = duration(value, loc, what);
+  if (ms == 0) bad(loc, what + ": must be more than 0");
+  return ms;
 }
 
 std::string parse_hash_key(const std::string& value, const SourceLoc& loc) {
@@ -164,6 +249,38 @@ uint32_t parse_duration_ms(const std::string& value, const SourceLoc& loc) {
   return static_cast<uint32_t>(std::llround(ms));
 }
 
+namespace {
+
+// Health and retry keys of a pool; false if `key` is none of them.
+bool fill_health_key(Pool& pool, const std::string& key, const py::Value& v) {
+  if (key == "fail_on") {
+    pool.fail_on = parse_fail_on(v.value, v.loc);
+  } else if (key == "retries") {
+    pool.retries = parse_uint(v.value, 100, v.loc, "retries");
+  } else if (key == "retry_on") {
+    parse_retry_on(pool, v.value, v.loc);
+  } else if (key == "retry_budget") {
+    pool.retry_budget_percent = parse_percent(v.value, v.loc, "retry_budget");
+  } else if (key == "health_check") {
+    pool.health_check = parse_check_path(v.value, v.loc);
+  } else if (key == "health_interval") {
+    pool.health_interval_ms = positive_ms(v.value, v.loc, "health_interval");
+  } else if (key == "health_timeout") {
+    pool.health_timeout_ms = positive_ms(v.value, v.loc, "health_timeout");
+  } else if (key == "rise" || key == "fall") {
+    uint32_t n = parse_uint(v.value, 1000, v.loc, key);
+    if (n == 0) bad(v.loc, key + ": must be at least 1");
+    (key == "rise" ? pool.rise : pool.fall) = n;
+  } else if (key == "health_status") {
+    pool.health_status = parse_statuses(v.value, v.loc, "health_status");
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const SourceLoc& section_loc) {
   std::vector<std::string> unknown;
   const py::Value* servers = local_conf.find("servers");
@@ -195,7 +312,7 @@ std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const
       pool.consistent = parse_consistency(v.value, v.loc);
     } else if (key == "hash_whole_ip") {
       pool.hash_whole_ip = parse_bool(v.value, v.loc, "hash_whole_ip");
-    } else {
+    } else if (!fill_health_key(pool, key, v)) {
       unknown.push_back(key);
     }
   }

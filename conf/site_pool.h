@@ -10,7 +10,8 @@
 
 namespace pasture::conf {
 
-// `servers = host:port [weight=N] [max_conns=N] [backup] [down] ...`:
+// `servers = host:port [weight=N] [max_conns=N] [max_fails=N] [fail_timeout=T]
+// [slow_start=T] [backup] [down] ...`:
 // whitespace/newline separated; parameters attach to the preceding
 // host:port; IPv6 as [::1]:port. Rejects an empty list, a missing port,
 // bad numbers, unknown parameters and duplicate host:port.
