@@ -44,13 +44,15 @@ TEST(Balance, WeightedRoundRobinExactUnderConcurrency) {
 
 TEST(Balance, LeastConnSteersAwayFromSlowServer) {
   FakeUpstream fast("fast"), slow("slow");
-  slow.set_delay(Millis(300));
+  slow.set_delay(Millis(200));
   PastureServer srv(pool_ini(fast.address() + " " + slow.address(), "method = least_conn\n"), 2);
   ASSERT_TRUE(srv.started()) << srv.output();
-  auto seen = spread(srv.port(), 4, 40);
-  // Round robin would send half (80) to the slow server.
-  EXPECT_GT(seen["fast"], 140) << seen["slow"];
-  EXPECT_EQ(seen["fast"] + seen["slow"], 160);
+  auto seen = spread(srv.port(), 4, 30);
+  // Round robin would send half (60) to the slow server; least_conn sends it
+  // a request only when it has no more in flight than the fast one (ties
+  // are broken at random).
+  EXPECT_LT(seen["slow"], 30) << seen["fast"];
+  EXPECT_EQ(seen["fast"] + seen["slow"], 120);
 }
 
 TEST(Balance, HashOnHeaderKeepsEachKeyOnOneServer) {
