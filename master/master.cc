@@ -19,6 +19,7 @@
 #include "common/balancer.h"
 #include "common/log.h"
 #include "conf/load.h"
+#include "master/health.h"
 #include "master/daemon.h"
 #include "master/notify.h"
 
@@ -185,7 +186,12 @@ void Master::carry_over_state(const Generation& from, Generation& to) {
           if (np.servers[a].label() != op.servers[b].label()) continue;
           auto& n = to.shm->servers()[to.setup.pool_first_server[i] + a];
           auto& o = from.shm->servers()[from.setup.pool_first_server[j] + b];
-          n.flags.store(o.flags.load());
+          // kServerDown belongs to active checks: dropped when the pool no longer has them.
+          uint32_t flags = o.flags.load();
+          if (np.health_check.empty()) flags &= ~shm::kServerDown;
+          n.flags.store(flags);
+          n.fail_window.store(o.fail_window.load());
+          n.recovered_at_ms.store(o.recovered_at_ms.load());
           n.requests.store(o.requests.load());
           n.failures.store(o.failures.load());
           n.down_until_ms.store(o.down_until_ms.load());
@@ -252,6 +258,36 @@ void Master::spawn(int slot) {
   PLOG_INFO("worker %d started, pid %d (generation %d)", slot, (int)pid, g.id);
 }
 
+void Master::spawn_health() {
+  health_respawn_at_ms_ = 0;
+  Generation& g = *gen_;
+  std::vector<HealthTarget> targets =
+      health_targets(g.site, g.setup.servers, g.setup.pool_first_server, *g.shm);
+  if (targets.empty()) return;
+  pid_t pid = fork();
+  if (pid < 0) {
+    PLOG_ERROR("fork() failed: %s", strerror(errno));
+    health_respawn_at_ms_ = monotonic_ms() + 1000;
+    return;
+  }
+  if (pid == 0) {
+    log::set_role("health");
+    for (const Socket& s : sockets_) close(s.fd);  // never accepts; must not keep ports bound
+    int rc = run_health_checker(std::move(targets));
+    fflush(nullptr);
+    _exit(rc);
+  }
+  health_pid_ = pid;
+  PLOG_INFO("health checker is pid %d (generation %d, %zu servers)", (int)pid, g.id,
+            targets.size());
+}
+
+void Master::stop_health() {
+  if (health_pid_ > 0) retire(health_pid_, SIGTERM);
+  health_pid_ = 0;
+  health_respawn_at_ms_ = 0;
+}
+
 void Master::retire(pid_t pid, int sig) {
   if (pid <= 0) return;
   kill(pid, sig);
@@ -266,6 +302,15 @@ void Master::reap() {
                           [&](const Retiring& x) { return x.pid == pid; });
     if (r != retiring_.end()) {
       retiring_.erase(r);
+      continue;
+    }
+    if (pid == health_pid_) {
+      health_pid_ = 0;
+      if (stopping_) continue;
+      PLOG_WARN("health checker (pid %d) %s %d; restarting it", (int)pid,
+                WIFSIGNALED(status) ? "killed by signal" : "exited with status",
+                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+      health_respawn_at_ms_ = monotonic_ms() + 1000;
       continue;
     }
     auto it = std::find_if(procs_.begin(), procs_.end(),
@@ -298,6 +343,7 @@ void Master::reap() {
 
 void Master::supervise_tick(uint64_t now) {
   if (stopping_) return;
+  if (health_respawn_at_ms_ && now >= health_respawn_at_ms_) spawn_health();
   for (size_t i = 0; i < procs_.size(); i++)
     if (procs_[i].pid == 0 && procs_[i].respawn_at_ms && now >= procs_[i].respawn_at_ms)
       spawn((int)i);
@@ -352,6 +398,7 @@ void Master::reload() {
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
   for (WorkerProc& w : old) retire(w.pid, SIGTERM);
+  stop_health();
   // Close sockets no longer configured (the draining workers hold their own).
   for (auto it = sockets_.begin(); it != sockets_.end();) {
     bool used = std::find(gen_->setup.listen_fds.begin(), gen_->setup.listen_fds.end(),
@@ -363,6 +410,7 @@ void Master::reload() {
       ++it;
     }
   }
+  spawn_health();  // after the sockets the new generation dropped are closed
   PLOG_NOTICE("reloaded: generation %d serving with %d workers", gen_->id, n_workers_);
   notify_status("READY=1\n");
 }
@@ -422,6 +470,7 @@ void Master::upgrade_binary() {
 int Master::shutdown(bool graceful) {
   stopping_ = true;
   sd_notify("STOPPING=1");
+  stop_health();
   int sig = graceful ? SIGTERM : SIGINT;
   for (WorkerProc& w : procs_)
     if (w.pid > 0) kill(w.pid, sig);
@@ -486,6 +535,7 @@ int Master::run() {
   gen_ = std::move(g);
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
+  spawn_health();
   announce();  // after the fork: whoever waits for "serving on" finds workers up
   char mainpid[64];
   snprintf(mainpid, sizeof mainpid, "READY=1\nMAINPID=%d\n", (int)getpid());

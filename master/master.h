@@ -72,6 +72,10 @@ class Master {
   bool open_sockets(const conf::ServerSettings& s, std::vector<int>* fds, std::string* err);
   void carry_over_state(const Generation& from, Generation& to);
   void spawn(int slot);
+  // The current generation's health checker (master/health.h), if any pool
+  // has health_check; stop_health() retires the running one.
+  void spawn_health();
+  void stop_health();
   void reap();
   void supervise_tick(uint64_t now);
   void retire(pid_t pid, int sig);
@@ -93,6 +97,8 @@ class Master {
   std::vector<Socket> sockets_;   // every listen socket the master holds
   std::vector<WorkerProc> procs_; // current generation, one per slot
   std::vector<Retiring> retiring_;
+  pid_t health_pid_ = 0;               // the current generation's health checker
+  uint64_t health_respawn_at_ms_ = 0;  // 0: running or not needed
   int fast_deaths_ = 0;     // consecutive workers that died right after start
   bool stopping_ = false;
   std::string fatal_;       // why the master gives up, if it does
