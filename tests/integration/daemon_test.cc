@@ -1,0 +1,376 @@
+// paster serve's process management with the real binary: --daemon and the
+// pid file, --stop-daemon and start/stop/restart/status, --log-file and its
+// SIGUSR1 reopen, --reload, --monitor-restart, --user. Every run has a temp
+// dir as its cwd, so paster.pid and paster.log land there.
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/http_client.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+namespace pasture::test {
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+bool wait_until(const std::function<bool()>& pred, Millis timeout = Millis(5000)) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+// A zombie (exited, not yet reaped by init) counts as gone.
+bool alive(int pid) {
+  if (pid <= 0 || kill(pid, 0) != 0) return false;
+  std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
+}
+
+std::vector<int> children_of(int pid) {
+  std::vector<int> out;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  int c;
+  while (f >> c) out.push_back(c);
+  return out;
+}
+
+struct CmdResult {
+  int code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// A temp dir holding site.ini (an echo app answering "NAME METHOD PATH") and
+// used as the working directory of every command.
+class Site {
+ public:
+  explicit Site(const std::string& name = "one", int workers = 2) : port_(free_port()) {
+    write_config(name, workers);
+  }
+  ~Site() { kill_daemon(); }
+
+  const std::string& dir() const { return dir_.path(); }
+  std::string file(const std::string& name) const { return dir_.file(name); }
+  std::string config() const { return dir_.file("site.ini"); }
+  uint16_t port() const { return port_; }
+
+  // Replaced by rename, as editors and config management do.
+  void write_config(const std::string& name, int workers = 2) {
+    std::string tmp = file("site.ini.tmp");
+    std::ofstream(tmp) << "[server:main]\nuse = egg:pasture#main\nhost = 127.0.0.1\nport = " << port_
+                       << "\nworkers = " << workers << "\n\n[app:main]\nuse = egg:pasture#echo\nname = " << name
+                       << "\n";
+    ASSERT_EQ(rename(tmp.c_str(), config().c_str()), 0);
+  }
+
+  // `pasture ARGS...` to completion, stdout and stderr apart.
+  CmdResult run(const std::vector<std::string>& args) {
+    std::string cmd = "exec \"$0\"";
+    for (size_t i = 0; i < args.size(); i++) cmd += " \"${" + std::to_string(i + 1) + "}\"";
+    cmd += " >" + file(".out") + " 2>" + file(".err");
+    std::vector<std::string> argv = {"/bin/sh", "-c", cmd, PASTURE_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p(argv, {}, dir());
+    CmdResult r;
+    std::optional<int> st = p.wait_exit(Millis(30000));
+    if (st && WIFEXITED(*st)) r.code = WEXITSTATUS(*st);
+    r.out = slurp(file(".out"));
+    r.err = slurp(file(".err"));
+    return r;
+  }
+  // A long-running `pasture ARGS...` in the foreground.
+  std::unique_ptr<Process> start(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {PASTURE_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return std::make_unique<Process>(argv, Process::Env{}, dir());
+  }
+
+  // Waits for a daemon to have written `pid_file` and to answer; its pid.
+  int wait_daemon(const std::string& pid_file = "paster.pid") {
+    int pid = 0;
+    wait_until([&] {
+      std::string s = slurp(file(pid_file));
+      pid = atoi(s.c_str());
+      return pid > 0 && http_get(port_, "/", {}, Millis(500)).status == 200;
+    });
+    if (pid > 0) daemons_.push_back(pid);
+    return pid;
+  }
+
+  std::string body(const std::string& path = "/") { return http_get(port_, path).body; }
+
+ private:
+  // Daemons left its own session, out of reach of ~Process: stop them here.
+  void kill_daemon() {
+    for (int pid : daemons_) {
+      if (!alive(pid)) continue;
+      kill(pid, SIGINT);
+      if (!wait_until([&] { return !alive(pid); }, Millis(3000))) kill(pid, SIGKILL);
+    }
+  }
+
+  TempDir dir_{"pasture-daemon"};
+  uint16_t port_;
+  std::vector<int> daemons_;
+};
+
+TEST(Daemon, DaemonPidFileStopDaemonRoundTrip) {
+  Site site;
+  CmdResult r = site.run({"serve", "--daemon", "site.ini"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "Entering daemon mode\n");
+  EXPECT_EQ(r.err, "");
+  int pid = site.wait_daemon();
+  ASSERT_GT(pid, 0) << slurp(site.file("paster.log"));
+  EXPECT_EQ(slurp(site.file("paster.pid")), std::to_string(pid));  // no newline
+  EXPECT_EQ(site.body("/d"), "one GET /d\n");
+  std::string log = slurp(site.file("paster.log"));
+  EXPECT_NE(log.find("Starting server in PID " + std::to_string(pid) + ".\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("serving on http://127.0.0.1:"), std::string::npos) << log;
+  // A daemon: its own session, not a child of anything we started.
+  EXPECT_NE(getsid(pid), getsid(0));
+
+  r = site.run({"serve", "--stop-daemon"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "");
+  EXPECT_FALSE(alive(pid));
+  EXPECT_FALSE(exists(site.file("paster.pid")));
+  log = slurp(site.file("paster.log"));
+  EXPECT_NE(log.find("Removing PID file paster.pid\n"), std::string::npos) << log;
+}
+
+TEST(Daemon, StartStatusRestartStopWords) {
+  Site site;
+  CmdResult r = site.run({"serve", "site.ini", "start"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "Entering daemon mode\n");
+  int pid = site.wait_daemon();
+  ASSERT_GT(pid, 0);
+  r = site.run({"serve", "site.ini", "status"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "Server running in PID " + std::to_string(pid) + "\n");
+  r = site.run({"serve", "--status", "site.ini"});
+  EXPECT_EQ(r.out, "Server running in PID " + std::to_string(pid) + "\n");
+
+  r = site.run({"serve", "site.ini", "restart"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "Entering daemon mode\n");
+  EXPECT_FALSE(alive(pid));
+  int pid2 = site.wait_daemon();
+  ASSERT_GT(pid2, 0);
+  EXPECT_NE(pid2, pid);
+  EXPECT_EQ(site.body(), "one GET /\n");
+
+  r = site.run({"serve", "site.ini", "stop"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "");
+  EXPECT_FALSE(alive(pid2));
+  r = site.run({"serve", "site.ini", "status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "No PID file paster.pid\n");
+}
+
+TEST(Daemon, AlreadyRunningExitsZero) {
+  Site site;
+  ASSERT_EQ(site.run({"serve", "--daemon", "--pid-file=my.pid", "site.ini"}).code, 0);
+  int pid = site.wait_daemon("my.pid");
+  ASSERT_GT(pid, 0);
+  CmdResult r = site.run({"serve", "--daemon", "--pid-file=my.pid", "site.ini"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "Daemon is already running (PID: " + std::to_string(pid) + " from PID file my.pid)\n");
+  r = site.run({"serve", "--pid-file=my.pid", "site.ini", "start"});
+  EXPECT_EQ(r.out, "Daemon is already running (PID: " + std::to_string(pid) + " from PID file my.pid)\n");
+  r = site.run({"serve", "-q", "--pid-file=my.pid", "site.ini", "start"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_TRUE(alive(pid));
+  EXPECT_EQ(site.run({"serve", "--stop-daemon", "--pid-file=my.pid"}).code, 0);
+  EXPECT_FALSE(alive(pid));
+}
+
+TEST(Daemon, NoPidFile) {
+  Site site;
+  CmdResult r = site.run({"serve", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "No PID file exists in paster.pid\n");
+  r = site.run({"serve", "site.ini", "stop"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "No PID file exists in paster.pid\nCould not stop daemon\n");
+  r = site.run({"serve", "site.ini", "restart"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "No PID file exists in paster.pid\nCould not stop daemon; aborting\n");
+  r = site.run({"serve", "site.ini", "status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "No PID file paster.pid\n");
+  EXPECT_FALSE(exists(site.file("paster.log")));  // nothing was started
+}
+
+TEST(Daemon, StaleAndInvalidPidFile) {
+  Site site;
+  // A pid that surely is dead: a child we reaped.
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  waitpid(dead, nullptr, 0);
+  std::ofstream(site.file("paster.pid")) << dead;
+  CmdResult r = site.run({"serve", "site.ini", "status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "PID None in paster.pid is not running\n");  // sic, as paster prints it
+  r = site.run({"serve", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "PID in paster.pid is not valid (deleting)\n");
+  EXPECT_FALSE(exists(site.file("paster.pid")));
+
+  std::ofstream(site.file("paster.pid")) << "not a pid";
+  r = site.run({"serve", "site.ini", "status"});
+  EXPECT_EQ(r.out, "No PID in file paster.pid\n");
+  r = site.run({"serve", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "Not a valid PID file in paster.pid\n");
+
+  // A stale pid does not stop a new daemon.
+  std::ofstream(site.file("paster.pid")) << dead;
+  r = site.run({"serve", "--daemon", "site.ini"});
+  EXPECT_EQ(r.out, "Entering daemon mode\n");
+  int pid = site.wait_daemon();
+  ASSERT_GT(pid, 0);
+  EXPECT_NE(pid, dead);
+  EXPECT_EQ(site.run({"serve", "--stop-daemon"}).code, 0);
+}
+
+TEST(Daemon, LogFileAndUsr1ReopenAfterRename) {
+  Site site;
+  auto p = site.start({"serve", "--log-file=app.log", "--pid-file=app.pid", "site.ini"});
+  ASSERT_TRUE(wait_until([&] { return slurp(site.file("app.log")).find("serving on") != std::string::npos; }))
+      << p->output() << slurp(site.file("app.log"));
+  EXPECT_EQ(p->output(), "");  // everything went to the log
+  EXPECT_EQ(slurp(site.file("app.pid")), std::to_string(p->pid()));
+  std::string log = slurp(site.file("app.log"));
+  EXPECT_NE(log.find("Starting server in PID " + std::to_string(p->pid()) + ".\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("worker 0 started"), std::string::npos) << log;
+
+  // logrotate: rename, then USR1; the master writes to the new file.
+  ASSERT_EQ(rename(site.file("app.log").c_str(), site.file("app.log.1").c_str()), 0);
+  p->signal(SIGUSR1);
+  ASSERT_TRUE(wait_until([&] { return exists(site.file("app.log")); })) << slurp(site.file("app.log.1"));
+  p->signal(SIGTTIN);
+  EXPECT_TRUE(wait_until([&] { return slurp(site.file("app.log")).find("workers: 3") != std::string::npos; }))
+      << slurp(site.file("app.log"));
+  EXPECT_EQ(slurp(site.file("app.log.1")).find("workers: 3"), std::string::npos);
+  EXPECT_EQ(site.body("/r"), "one GET /r\n");
+
+  p->signal(SIGTERM);
+  auto st = p->wait_exit();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(exited_with(st, 0)) << describe_status(*st);
+  EXPECT_FALSE(exists(site.file("app.pid")));
+  EXPECT_NE(slurp(site.file("app.log")).find("Removing PID file app.pid\n"), std::string::npos);
+}
+
+TEST(Daemon, UnwritableLogFile) {
+  Site site;
+  CmdResult r = site.run({"serve", "--log-file=no/such/dir/x.log", "site.ini"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out,
+            "Error: Unable to write to log file: [Errno 2] No such file or directory: 'no/such/dir/x.log'\n");
+}
+
+TEST(Daemon, ReloadRestartsOnConfigChange) {
+  Site site("one", 1);
+  auto p = site.start({"serve", "--reload", "--reload-interval=0.2", "site.ini"});
+  ASSERT_TRUE(wait_for_output(*p, "serving on") && wait_for_port(site.port())) << p->output();
+  EXPECT_EQ(p->output().rfind("Starting subprocess with file monitor\n", 0), 0u) << p->output();
+  EXPECT_EQ(site.body("/a"), "one GET /a\n");
+  site.write_config("two", 1);
+  ASSERT_TRUE(wait_until([&] { return site.body("/b") == "two GET /b\n"; }, Millis(10000))) << p->output();
+  std::string out = p->output();
+  EXPECT_NE(out.find(site.config() + " changed; reloading...\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("-------------------- Restarting --------------------\n"), std::string::npos) << out;
+  // The monitor stops the server with itself.
+  p->signal(SIGTERM);
+  auto st = p->wait_exit();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(exited_with(st, 0)) << describe_status(*st);
+  EXPECT_FALSE(wait_for_port(site.port(), Millis(200)));
+}
+
+TEST(Daemon, MonitorRestartAfterTheServerDies) {
+  Site site("one", 1);
+  auto p = site.start({"serve", "--monitor-restart", "--pid-file=m.pid", "site.ini"});
+  ASSERT_TRUE(wait_for_output(*p, "serving on") && wait_for_port(site.port())) << p->output();
+  EXPECT_EQ(p->output().rfind("Starting subprocess with monitor parent\n", 0), 0u) << p->output();
+  // The pid file names the monitor, so --stop-daemon stops it for good.
+  EXPECT_EQ(slurp(site.file("m.pid")), std::to_string(p->pid()));
+  auto kids = children_of(p->pid());
+  ASSERT_EQ(kids.size(), 1u);
+  ASSERT_EQ(kill(kids[0], SIGKILL), 0);  // its workers are orphaned; the monitor ends them
+  ASSERT_TRUE(wait_until([&] {
+    auto now = children_of(p->pid());
+    return now.size() == 1 && now[0] != kids[0] && site.body() == "one GET /\n";
+  }, Millis(10000))) << p->output();
+  EXPECT_NE(p->output().find("-------------------- Restarting --------------------\n"), std::string::npos);
+  CmdResult r = site.run({"serve", "--stop-daemon", "--pid-file=m.pid"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  auto st = p->wait_exit();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_FALSE(wait_for_port(site.port(), Millis(200)));
+}
+
+TEST(Daemon, UserNobodyWhenRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  const passwd* pw = getpwnam("nobody");
+  if (!pw) GTEST_SKIP() << "no user nobody";
+  Site site("one", 2);
+  ASSERT_EQ(chmod(site.dir().c_str(), 0755), 0);
+  ASSERT_EQ(chmod(site.config().c_str(), 0644), 0);
+  auto p = site.start({"serve", "--user", "nobody", "site.ini"});
+  ASSERT_TRUE(wait_for_output(*p, "serving on") && wait_for_port(site.port())) << p->output();
+  EXPECT_EQ(p->output().rfind("Changing user to nobody:(unknown) (" + std::to_string(pw->pw_uid) + ":" +
+                                  std::to_string(pw->pw_gid) + ")\n",
+                              0),
+            0u)
+      << p->output();
+  std::vector<int> procs = children_of(p->pid());
+  procs.push_back(p->pid());
+  ASSERT_GE(procs.size(), 3u);
+  for (int pid : procs) {
+    std::string status = slurp("/proc/" + std::to_string(pid) + "/status");
+    std::string want = "Uid:\t" + std::to_string(pw->pw_uid) + "\t" + std::to_string(pw->pw_uid);
+    EXPECT_NE(status.find(want), std::string::npos) << pid << "\n" << status;
+  }
+  EXPECT_EQ(site.body(), "one GET /\n");
+}
+
+TEST(Daemon, DaemonAndReloadRefused) {
+  Site site;
+  CmdResult r = site.run({"serve", "--daemon", "--reload", "site.ini"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "The --daemon and --reload options may not be used together\n");
+}
+
+}  // namespace
+}  // namespace pasture::test
