@@ -165,6 +165,15 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   g->setup.pool_states = &g->pool_states;
   g->setup.listen_fds = fds;
   g->setup.graceful_timeout_ms = g->site.server.graceful_timeout_ms;
+  // Access log: `access_log =` (a file, "-" for stdout, "off"), else to
+  // --log-file (which stdout is redirected to) when given.
+  const std::string& al = g->site.server.access_log;
+  if (al == "off" || al == "none")
+    g->setup.access_log.clear();
+  else if (!al.empty())
+    g->setup.access_log = al;
+  else if (!opts_.log_file.empty())
+    g->setup.access_log = "-";
   next_gen_id_++;
   return g;
 }

@@ -267,6 +267,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   http10_ = parser_.http_major == 1 && parser_.http_minor == 0;
   keep_alive_ = llhttp_should_keep_alive(&parser_) && !w_->draining();
   std::string_view url = span_view(base, head_.url);
+  if (w_->access_log().enabled()) begin_log(base);
   if (url.size() > srv.max_url_bytes) {
     respond_error(414, "request target too long");
     return false;
@@ -482,6 +483,8 @@ void ClientConn::on_request_complete() {
 
 void ClientConn::respond_local(int status, std::string_view body, bool close_after) {
   mode_ = Mode::kLocal;
+  status_ = (uint16_t)status;
+  resp_bytes_ = method_ == HTTP_HEAD ? 0 : body.size();
   if (close_after) keep_alive_ = false;
   if (!resp_head_) resp_head_ = w_->take_buf();
   std::string& o = *resp_head_;
@@ -597,6 +600,7 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
     return false;
   }
   resp_started_ = true;
+  status_ = (uint16_t)status;
   if (uphead_) {
     w_->give_buf(uphead_);
     uphead_ = nullptr;
@@ -662,6 +666,7 @@ void ClientConn::flush() {
 }
 
 void ClientConn::on_response_body(const char* p, size_t n) {
+  resp_bytes_ += n;
   int r;
   if (resp_head_) {
     uv_buf_t bufs[2] = {uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size()),
@@ -712,6 +717,7 @@ void ClientConn::on_response_done(bool upstream_keepalive) {
 void ClientConn::finish_exchange() {
   w_->note_request();
   served_ = true;
+  if (log_) end_log();
   if (!keep_alive_ || client_eof_ || w_->draining()) {
     shutdown_and_linger();
     return;
@@ -740,6 +746,8 @@ void ClientConn::reset_request() {
   pool_ = server_ = handler_ = -1;
   body_bytes_ = 0;
   set_cookie_ = {};
+  status_ = 0;
+  resp_bytes_ = 0;
   if (head_.headers) {
     w_->give_spans(head_.headers);
     head_.headers = nullptr;
@@ -748,6 +756,64 @@ void ClientConn::reset_request() {
     w_->give_buf(uphead_);
     uphead_ = nullptr;
   }
+}
+
+namespace {
+
+// nginx's escaping for log fields: '"', '\\' and non-printable bytes as \xHH.
+void append_escaped(std::string& o, std::string_view s) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (unsigned char c : s) {
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      o.append("\\x");
+      o.push_back(hex[c >> 4]);
+      o.push_back(hex[c & 15]);
+    } else {
+      o.push_back((char)c);
+    }
+  }
+}
+
+}  // namespace
+
+// The parts of a combined-format line only the request head knows.
+void ClientConn::begin_log(const char* base) {
+  if (!log_) log_ = w_->take_buf();
+  std::string& o = *log_;
+  o.clear();
+  o.push_back('"');
+  o.append(llhttp_method_name((llhttp_method_t)method_)).push_back(' ');
+  append_escaped(o, span_view(base, head_.url));
+  o.append(http10_ ? " HTTP/1.0\" " : " HTTP/1.1\" ");
+  log_tail_ = (uint32_t)o.size();
+  std::string_view referer = "-", agent = "-";
+  for (const HeaderSpan& h : *head_.headers) {
+    std::string_view name = span_view(base, h.name);
+    if (iequals(name, "referer")) referer = span_view(base, h.value);
+    else if (iequals(name, "user-agent")) agent = span_view(base, h.value);
+  }
+  o.append(" \"");
+  append_escaped(o, referer);
+  o.append("\" \"");
+  append_escaped(o, agent);
+  o.append("\"\n");
+}
+
+// host - - [time] "request" status bytes "referer" "user-agent"
+void ClientConn::end_log() {
+  AccessLog& al = w_->access_log();
+  std::string& out = al.buffer();
+  std::string_view line(*log_);
+  out.append(peer_).append(" - - ");
+  out.append(al.timestamp()).push_back(' ');
+  out.append(line.substr(0, log_tail_));
+  append_uint(out, status_ ? status_ : 499);
+  out.push_back(' ');
+  append_uint(out, resp_bytes_);
+  out.append(line.substr(log_tail_));
+  w_->give_buf(log_);
+  log_ = nullptr;
+  al.maybe_flush();
 }
 
 void ClientConn::close_if_idle() {
@@ -806,6 +872,7 @@ void ClientConn::on_timer(TimerNode* t) {
 
 void ClientConn::close() {
   if (state_ == State::kClosed) return;
+  if (log_) end_log();  // an aborted exchange: 499 when nothing was answered
   state_ = State::kClosed;
   if (up_) {
     up_->abort();
@@ -823,6 +890,7 @@ void ClientConn::on_close_cb(uv_handle_t* h) {
   if (c->uphead_) w->give_buf(c->uphead_);
   if (c->resp_head_) w->give_buf(c->resp_head_);
   if (c->head_.headers) w->give_spans(c->head_.headers);
+  if (c->log_) w->give_buf(c->log_);
   w->client_closed(c);
   delete c;
 }

@@ -90,6 +90,8 @@ class ClientConn final : public StreamOwner {
   void respond_local(int status, std::string_view body, bool close);
   void respond_error(int status, const char* why);
   void release_server(bool failed);
+  void begin_log(const char* base);
+  void end_log();
   void stop_reading();
   void start_reading();
 
@@ -131,6 +133,10 @@ class ClientConn final : public StreamOwner {
   int handler_ = -1;
   uint32_t local_head_len_ = 0;  // resp_head_ bytes before a local response's body
   uint64_t body_bytes_ = 0;   // request body bytes seen (forwarded or consumed)
+  std::string* log_ = nullptr;   // access log line under construction
+  uint32_t log_tail_ = 0;        // where its referer/user-agent part starts
+  uint16_t status_ = 0;          // response status, for the log
+  uint64_t resp_bytes_ = 0;      // response body bytes sent, for the log
   std::string_view set_cookie_;  // sticky cookie value to send back (pool table)
   char peer_[48] = {0};       // client address, text
 };

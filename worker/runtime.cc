@@ -63,6 +63,8 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
       graceful_timeout_ms_(setup.graceful_timeout_ms),
       max_requests_(setup.max_requests) {
   const conf::Site& site = *setup.site;
+  if (!setup.access_log.empty() && !access_log_.open(loop, setup.access_log))
+    PLOG_ERROR("cannot open access log %s: %s", setup.access_log.c_str(), strerror(errno));
   pools_.resize(site.pools.size());
   for (size_t i = 0; i < site.pools.size(); i++) {
     const conf::Pool& pc = site.pools[i];

@@ -12,6 +12,7 @@
 #include "common/hash_key.h"
 #include "common/shm_layout.h"
 #include "conf/model.h"
+#include "worker/access_log.h"
 #include "worker/http_head.h"
 #include "worker/timers.h"
 #include "worker/worker.h"
@@ -49,6 +50,7 @@ class Worker {
   std::vector<PoolRt>& pools() { return pools_; }
   shm::WorkerSlot* slot() { return slot_; }
   lb::Random& rng() { return rng_; }
+  AccessLog& access_log() { return access_log_; }
 
   // A read buffer shared by every stream of this worker: reads are processed
   // synchronously, and bytes that must outlive the callback are copied out.
@@ -82,6 +84,7 @@ class Worker {
   const conf::Site* site_;
   shm::WorkerSlot* slot_;
   lb::WyRand rng_;  // seeded per process after fork
+  AccessLog access_log_;
   std::vector<PoolRt> pools_;
   Timers timers_;
   std::vector<std::vector<HeaderSpan>*> free_spans_;

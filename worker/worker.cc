@@ -17,7 +17,7 @@ namespace pasture::worker {
 namespace {
 
 struct Signals {
-  uv_signal_t term, quit, intr, hup;
+  uv_signal_t term, quit, intr, hup, usr1;
 };
 
 void on_signal(uv_signal_t* h, int signum) {
@@ -27,6 +27,10 @@ void on_signal(uv_signal_t* h, int signum) {
     return;
   }
   if (signum == SIGHUP) return;  // the master handles reloads
+  if (signum == SIGUSR1) {       // logrotate: reopen the access log
+    w->access_log().reopen();
+    return;
+  }
   PLOG_DEBUG("signal %d: draining", signum);
   w->start_drain();
 }
@@ -48,7 +52,8 @@ int run(const Setup& setup) {
 
   Signals sig;
   for (auto [h, num] : {std::pair{&sig.term, SIGTERM}, std::pair{&sig.quit, SIGQUIT},
-                        std::pair{&sig.intr, SIGINT}, std::pair{&sig.hup, SIGHUP}}) {
+                        std::pair{&sig.intr, SIGINT}, std::pair{&sig.hup, SIGHUP},
+                        std::pair{&sig.usr1, SIGUSR1}}) {
     uv_signal_init(&loop, h);
     h->data = &w;
     uv_signal_start(h, on_signal, num);
@@ -71,12 +76,14 @@ int run(const Setup& setup) {
         auto* wk = static_cast<Worker*>(t->data);
         uint64_t now = uv_now(wk->loop());
         wk->timers().expire(now);
+        wk->access_log().flush();
         wk->slot()->heartbeat_ms.store(now, std::memory_order_relaxed);
       },
       Timers::kTickMs, Timers::kTickMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(&tick));
 
   uv_run(&loop, UV_RUN_DEFAULT);
+  w.access_log().flush_sync();
   // Exiting: the kernel closes every socket; nothing in this process needs
   // an orderly teardown, and skipping it keeps shutdown fast.
   return 0;

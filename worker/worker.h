@@ -33,6 +33,7 @@ struct Setup {
   // before fork; workers only read them.
   std::vector<lb::PoolState>* pool_states = nullptr;
   uint32_t graceful_timeout_ms = 30000;
+  std::string access_log;     // "" = off, "-" = stdout, else a file
   uint64_t max_requests = 0;  // drain and exit after this many (0 = never); jitter applied
 };
 

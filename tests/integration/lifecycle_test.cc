@@ -302,3 +302,46 @@ TEST(Lifecycle, SocketActivation) {
 
 }  // namespace
 }  // namespace pasture::test
+
+namespace pasture::test {
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+TEST(Lifecycle, AccessLogCombinedFormatAndReopenOnUsr1) {
+  TempDir d;
+  std::string log = d.file("access.log");
+  uint16_t port = free_port();
+  std::string ini = d.write("l.ini", "[server:main]\nuse = egg:pasture#main\nport = " +
+                                         std::to_string(port) + "\nworkers = 2\naccess_log = " +
+                                         log + "\n[app:main]\nuse = egg:pasture#echo\nname = e\n");
+  Process p({PASTURE_BINARY, "serve", ini});
+  ASSERT_TRUE(wait_for_output(p, "serving on"));
+  Response r = http_get(port, "/a?b=1", {{"User-Agent", "ua \"x\""}, {"Referer", "http://r/"}});
+  ASSERT_EQ(r.status, 200);
+  ASSERT_TRUE(wait_until([&] { return slurp(log).find("/a?b=1") != std::string::npos; }))
+      << p.output();
+  std::string line = slurp(log);
+  EXPECT_NE(line.find("127.0.0.1 - - ["), std::string::npos) << line;
+  EXPECT_NE(line.find("] \"GET /a?b=1 HTTP/1.1\" 200 " + std::to_string(r.body.size()) +
+                      " \"http://r/\" \"ua \\x22x\\x22\"\n"),
+            std::string::npos)
+      << line;
+  // logrotate: move the file away, USR1, new lines go to a new file.
+  ASSERT_EQ(rename(log.c_str(), (log + ".1").c_str()), 0);
+  p.signal(SIGUSR1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(wait_until([&] {
+    http_get(port, "/after");
+    return slurp(log).find("/after") != std::string::npos;
+  })) << p.output();
+  EXPECT_EQ(slurp(log + ".1").find("/after"), std::string::npos);
+  EXPECT_TRUE(p.running()) << "USR1 must not kill anything";
+  EXPECT_EQ(children_of(p.pid()).size(), 2u);
+}
+
+}  // namespace
+}  // namespace pasture::test

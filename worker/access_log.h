@@ -1,0 +1,49 @@
+// The access log, in Apache/nginx "combined" format, written without
+// blocking the event loop: lines collect in a buffer that is handed to
+// libuv's thread pool (uv_fs_write) on every tick or when it grows large.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace pasture::worker {
+
+class AccessLog {
+ public:
+  // `path`: a file (opened O_APPEND, created 0644), or "-" for stdout.
+  // Returns false with errno set if the file cannot be opened.
+  bool open(uv_loop_t* loop, const std::string& path);
+  bool enabled() const { return fd_ >= 0; }
+  // Reopen the file (logrotate moved it away); SIGUSR1.
+  void reopen();
+  // Append one finished line (with its newline).
+  std::string& buffer() { return buf_; }
+  void maybe_flush() {
+    if (buf_.size() >= kFlushBytes) flush();
+  }
+  void flush();
+  void flush_sync();  // at exit
+
+  // "[25/Nov/2026:18:55:13 +0000]", recomputed once per second.
+  std::string_view timestamp();
+
+ private:
+  static constexpr size_t kFlushBytes = 64 * 1024;
+  static void on_written(uv_fs_t* req);
+
+  uv_loop_t* loop_ = nullptr;
+  int fd_ = -1;
+  bool own_fd_ = false;
+  std::string path_;
+  std::string buf_, inflight_;
+  uv_fs_t req_;
+  bool busy_ = false;
+  bool reopen_pending_ = false;
+  int64_t stamp_sec_ = -1;
+  char stamp_[40] = {0};
+};
+
+}  // namespace pasture::worker
