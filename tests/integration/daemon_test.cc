@@ -149,9 +149,9 @@ TEST(Daemon, DaemonPidFileStopDaemonRoundTrip) {
   ASSERT_GT(pid, 0) << slurp(site.file("paster.log"));
   EXPECT_EQ(slurp(site.file("paster.pid")), std::to_string(pid));  // no newline
   EXPECT_EQ(site.body("/d"), "one GET /d\n");
+  EXPECT_TRUE(wait_until([&] { return slurp(site.file("paster.log")).find("serving on http://127.0.0.1:") != std::string::npos; }));
   std::string log = slurp(site.file("paster.log"));
   EXPECT_NE(log.find("Starting server in PID " + std::to_string(pid) + ".\n"), std::string::npos) << log;
-  EXPECT_NE(log.find("serving on http://127.0.0.1:"), std::string::npos) << log;
   // A daemon: its own session, not a child of anything we started.
   EXPECT_NE(getsid(pid), getsid(0));
 
