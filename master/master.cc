@@ -173,7 +173,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   else if (!al.empty())
     g->setup.access_log = al;
   else if (!opts_.log_file.empty())
-    g->setup.access_log = "-";
+    g->setup.access_log = opts_.log_file;  // by path: workers reopen it on USR1 (logrotate)
   next_gen_id_++;
   return g;
 }

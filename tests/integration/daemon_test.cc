@@ -281,7 +281,11 @@ TEST(Daemon, LogFileAndUsr1ReopenAfterRename) {
   EXPECT_TRUE(wait_until([&] { return slurp(site.file("app.log")).find("workers: 3") != std::string::npos; }))
       << slurp(site.file("app.log"));
   EXPECT_EQ(slurp(site.file("app.log.1")).find("workers: 3"), std::string::npos);
-  EXPECT_EQ(site.body("/r"), "one GET /r\n");
+  EXPECT_EQ(site.body("/rotated"), "one GET /rotated\n");
+  // The workers' access log follows too.
+  EXPECT_TRUE(wait_until([&] { return slurp(site.file("app.log")).find("GET /rotated") != std::string::npos; }))
+      << slurp(site.file("app.log"));
+  EXPECT_EQ(slurp(site.file("app.log.1")).find("GET /rotated"), std::string::npos);
 
   p->signal(SIGTERM);
   auto st = p->wait_exit();
