@@ -122,6 +122,9 @@ class Site {
     return pid;
   }
 
+  // Stopped (if still running) when the test ends.
+  void adopt(int pid) { daemons_.push_back(pid); }
+
   std::string body(const std::string& path = "/") { return http_get(port_, path).body; }
 
  private:
@@ -367,6 +370,29 @@ TEST(Daemon, UserNobodyWhenRoot) {
     EXPECT_NE(status.find(want), std::string::npos) << pid << "\n" << status;
   }
   EXPECT_EQ(site.body(), "one GET /\n");
+}
+
+TEST(Daemon, BinaryUpgradeTakesOverThePidFile) {
+  Site site;
+  ASSERT_EQ(site.run({"serve", "--daemon", "site.ini"}).code, 0);
+  int old_pid = site.wait_daemon();
+  ASSERT_GT(old_pid, 0);
+  kill(old_pid, SIGUSR2);  // the new master must neither daemonize again nor see "already running"
+  int new_pid = 0;
+  ASSERT_TRUE(wait_until([&] { return (new_pid = atoi(slurp(site.file("paster.pid")).c_str())) != old_pid; }))
+      << slurp(site.file("paster.log"));
+  site.adopt(new_pid);
+  kill(old_pid, SIGTERM);
+  ASSERT_TRUE(wait_until([&] { return !alive(old_pid); }));
+  EXPECT_EQ(site.body(), "one GET /\n");
+  std::string log = slurp(site.file("paster.log"));
+  EXPECT_NE(log.find("PID file paster.pid contains " + std::to_string(new_pid) + ", not expected PID " +
+                     std::to_string(old_pid) + "\n"),
+            std::string::npos)
+      << log;
+  CmdResult r = site.run({"serve", "site.ini", "stop"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_FALSE(alive(new_pid));
 }
 
 TEST(Daemon, DaemonAndReloadRefused) {
