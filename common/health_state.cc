@@ -94,10 +94,14 @@ Transition apply_probe(shm::ServerSlot& slot, ProbeCounts& counts, bool ok, uint
   if (ok) {
     counts.fail = 0;
     if (counts.ok < UINT32_MAX) counts.ok++;
-    if (!down || counts.ok < rise) return Transition::None;
+    // `rise` good probes are evidence enough to end a passive mark-down too
+    // (a hung server that recovers should not sit out its fail_timeout).
+    bool passive_down = slot.down_until_ms.load(std::memory_order_relaxed) > now_ms;
+    if ((!down && !passive_down) || counts.ok < rise) return Transition::None;
     // recovered_at_ms first: a worker that sees the server up sees its ramp.
     slot.recovered_at_ms.store(now_ms, std::memory_order_relaxed);
-    slot.flags.fetch_and(~shm::kServerDown, std::memory_order_release);
+    if (passive_down) slot.down_until_ms.store(0, std::memory_order_relaxed);
+    if (down) slot.flags.fetch_and(~shm::kServerDown, std::memory_order_release);
     return Transition::Up;
   }
   counts.ok = 0;

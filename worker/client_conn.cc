@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "common/health_state.h"
 #include "common/log.h"
 #include "worker/router.h"
 #include "worker/upstream_conn.h"
@@ -366,6 +367,11 @@ lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool) {
 // send back (a view into the pool's table, valid for the worker's life).
 void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cookie) {
   server_ = s;
+  if (s < 64) tried_ |= 1ull << s;
+  if (!in_flight_) {
+    in_flight_ = true;
+    pool.in_flight++;
+  }
   shm::ServerSlot& slot = pool.state->server_slots[s];
   slot.active.fetch_add(1, std::memory_order_relaxed);
   slot.requests.fetch_add(1, std::memory_order_relaxed);
@@ -446,7 +452,7 @@ void ClientConn::connect_upstream() {
   PoolRt& pool = w_->pools()[pool_];
   up_ = UpstreamConn::acquire(w_, &pool, server_, tries_ > 0);
   if (!up_) {
-    on_upstream_error(502, true, "cannot create upstream connection", nullptr);
+    on_upstream_error(502, FailKind::kConnect, "cannot create upstream connection", nullptr);
     return;
   }
   up_->start(this, uphead_, method_ == HTTP_HEAD);
@@ -551,44 +557,141 @@ void ClientConn::release_server(bool failed) {
   server_ = -1;
 }
 
-void ClientConn::on_upstream_error(int status, bool retryable, const char* why,
+namespace {
+
+bool idempotent(uint8_t m) {
+  return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE ||
+         m == HTTP_OPTIONS || m == HTTP_TRACE;
+}
+
+}  // namespace
+
+// Passive health: one failure or success against the current server. A
+// single-server pool is never marked down (nginx's rule: there is nowhere
+// else to go, so marking it would only turn 502s into 503s).
+void ClientConn::note_health(PoolRt& pool, bool failed, const char* why) {
+  if (server_ < 0) return;
+  const conf::UpstreamServer& srv = pool.cfg->servers[server_];
+  shm::ServerSlot& slot = pool.state->server_slots[server_];
+  uint64_t now = w_->now();
+  if (!failed) {
+    lb::note_success(slot, now, pool.cfg->name, srv.label());
+  } else if (pool.cfg->servers.size() > 1) {
+    lb::note_failure(slot, srv.max_fails, srv.fail_timeout_ms, now, pool.cfg->name, srv.label(),
+                     why);
+  } else {
+    slot.failures.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+// nginx's proxy_next_upstream rules: only while nothing went to the client,
+// at most `retries` times, never replaying request body bytes already sent,
+// and, once the request reached the upstream, only for idempotent methods
+// (unless `retry_on = non_idempotent`). `condition` is a conf::kRetry* flag,
+// or 0 with `status` for http_NNN.
+bool ClientConn::may_retry(const PoolRt& pool, bool sent, uint32_t condition, int status) {
+  const conf::Pool& cfg = *pool.cfg;
+  if (resp_started_ || tries_ >= cfg.retries) return false;
+  if (condition ? !(cfg.retry_on & condition) : !lb::status_in(cfg.retry_on_status, status))
+    return false;
+  if (sent && !idempotent(method_) && !(cfg.retry_on & conf::kRetryNonIdempotent)) return false;
+  return true;
+}
+
+// The server for the next attempt, or -1 when none can be had (no other
+// usable server, or the retry budget is spent). Changes nothing.
+int ClientConn::pick_retry(PoolRt& pool, const char* why) {
+  const conf::Pool& cfg = *pool.cfg;
+  // Envoy's budget: retries in flight at most retry_budget% of requests in
+  // flight (at least 3), so a failing pool cannot double its own load.
+  uint32_t allowed = std::max<uint32_t>(3, pool.in_flight * cfg.retry_budget_percent / 100);
+  if (cfg.retry_budget_percent < 100 && pool.retries_in_flight + (retry_flight_ ? 0 : 1) > allowed) {
+    uint64_t now = w_->now();
+    if (now >= pool.budget_logged_ms + 1000) {
+      pool.budget_logged_ms = now;
+      PLOG_WARN("pool %s: retry budget exhausted (%u retries in flight of %u requests); "
+                "not retrying: %s",
+                cfg.name.c_str(), pool.retries_in_flight, pool.in_flight, why);
+    }
+    return -1;
+  }
+  lb::RequestView rv;  // the head is gone: no request keys, round robin order
+  rv.client_addr = peer_;
+  rv.rng = &w_->rng();
+  for (int i = 0; i < 4; i++) {
+    int c = pool.balancer->pick(rv, *pool.state, w_->now());
+    if (c < 0) break;
+    if (c >= 64 || !(tried_ & (1ull << c))) return c;
+  }
+  return -1;
+}
+
+// Send the request again, to server `s`.
+void ClientConn::start_retry(PoolRt& pool, int s, const char* why, std::string* unsent) {
+  const conf::Pool& cfg = *pool.cfg;
+  const std::string failed = cfg.servers[server_].label();
+  release_server(false);
+  tries_++;
+  if (!retry_flight_) {
+    retry_flight_ = true;
+    pool.retries_in_flight++;
+  }
+  PLOG_INFO("pool %s: %s %s; retrying on %s (attempt %u)", cfg.name.c_str(), failed.c_str(), why,
+            cfg.servers[s].label().c_str(), tries_ + 1u);
+  take_server(pool, s, {});
+  connect_upstream();
+  if (up_ && unsent && !unsent->empty()) up_->send_body(unsent->data(), unsent->size());
+  if (up_ && req_done_) up_->request_done();
+}
+
+void ClientConn::on_upstream_error(int status, FailKind kind, const char* why,
                                    std::string* unsent) {
   up_ = nullptr;
   PoolRt& pool = w_->pools()[pool_];
   const conf::UpstreamServer& srv = pool.cfg->servers[server_];
-  release_server(true);
-  // A request that never reached an upstream may go to another server, once
-  // per server of the pool at most. Bytes of the body not yet sent were
-  // handed back in `unsent`; bytes already sent cannot be replayed.
-  bool replayable = retryable && !resp_started_ && (body_bytes_ == 0 || unsent);
-  if (replayable && tries_ + 1u < pool.cfg->servers.size() + 1u) {
-    tries_++;
-    // The head is gone by now: the retry is balanced without request keys
-    // (hash and cookie fall back to round robin), which also moves it off
-    // the server that just failed.
-    lb::RequestView rv;
-    rv.client_addr = peer_;
-    rv.rng = &w_->rng();
-    int s = pool.balancer->pick(rv, *pool.state, w_->now());
-    if (s >= 0) {
-      PLOG_INFO("pool %s: %s %s; retrying on %s", pool.cfg->name.c_str(), srv.label().c_str(),
-                why, pool.cfg->servers[s].label().c_str());
-      take_server(pool, s, {});
-      connect_upstream();
-      if (up_ && unsent && !unsent->empty()) up_->send_body(unsent->data(), unsent->size());
-      if (unsent) w_->give_buf(unsent);
-      if (up_ && req_done_) up_->request_done();
-      return;
-    }
+  if (kind != FailKind::kStale) note_health(pool, true, why);
+  // Body bytes already sent cannot be replayed; those never sent came back.
+  bool body_lost = body_bytes_ > (unsent ? unsent->size() : 0);
+  bool sent = kind != FailKind::kConnect && kind != FailKind::kConnectTimeout;
+  uint32_t condition = kind == FailKind::kTimeout || kind == FailKind::kConnectTimeout
+                           ? conf::kRetryTimeout
+                       : kind == FailKind::kInvalid ? conf::kRetryInvalidHeader
+                                                    : conf::kRetryError;
+  // A reused keep-alive connection the server had just closed is no fault
+  // of the server: it gets its own retry, as in nginx.
+  bool ok = !body_lost &&
+            (kind == FailKind::kStale ? !resp_started_ && idempotent(method_) && tries_ < 8
+                                      : may_retry(pool, sent, condition, 0));
+  int next = ok ? pick_retry(pool, why) : -1;
+  if (next >= 0) {
+    start_retry(pool, next, why, unsent);
+    if (unsent) w_->give_buf(unsent);
+    return;
   }
   if (unsent) w_->give_buf(unsent);
   PLOG_WARN("pool %s: %s %s (%d)", pool.cfg->name.c_str(), srv.label().c_str(), why, status);
+  release_server(false);
+  end_flight();
   respond_error(status, why);
+}
+
+void ClientConn::end_flight() {
+  if (pool_ < 0) return;
+  PoolRt& pool = w_->pools()[pool_];
+  if (in_flight_) {
+    in_flight_ = false;
+    pool.in_flight--;
+  }
+  if (retry_flight_) {
+    retry_flight_ = false;
+    pool.retries_in_flight--;
+  }
 }
 
 void ClientConn::on_upstream_abort() {
   up_ = nullptr;
-  release_server(true);
+  if (pool_ >= 0) note_health(w_->pools()[pool_], true, "failed while answering");
+  release_server(false);
   close();
 }
 
@@ -598,6 +701,23 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
     if (status == 100 && expect_continue_ && !http10_)
       stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     return false;
+  }
+  PoolRt& pool = w_->pools()[pool_];
+  bool bad = lb::status_in(pool.cfg->fail_on, status);
+  char why[48];
+  if (bad) snprintf(why, sizeof why, "answered %d", status);
+  note_health(pool, bad, why);
+  if (lb::status_in(pool.cfg->retry_on_status, status) && body_bytes_ == 0 &&
+      may_retry(pool, true, 0, status)) {
+    int next = pick_retry(pool, why);
+    if (next >= 0) {
+      UpstreamConn* old = up_;
+      up_ = nullptr;
+      old->abort();  // mid-response: that connection cannot be reused
+      start_retry(pool, next, why, nullptr);
+      return false;
+    }
+    // Nowhere else to go: the client gets this answer.
   }
   resp_started_ = true;
   status_ = (uint16_t)status;
@@ -738,6 +858,7 @@ void ClientConn::finish_exchange() {
 }
 
 void ClientConn::reset_request() {
+  end_flight();  // needs pool_: first
   mode_ = Mode::kNone;
   head_started_ = false;
   req_done_ = resp_done_ = resp_started_ = false;
@@ -745,6 +866,7 @@ void ClientConn::reset_request() {
   tries_ = 0;
   pool_ = server_ = handler_ = -1;
   body_bytes_ = 0;
+  tried_ = 0;
   set_cookie_ = {};
   status_ = 0;
   resp_bytes_ = 0;
@@ -879,6 +1001,7 @@ void ClientConn::close() {
     up_ = nullptr;
   }
   release_server(false);
+  end_flight();
   timer_disarm(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close_cb);
 }

@@ -23,6 +23,7 @@
 #include "worker/runtime.h"
 #include "worker/stream_io.h"
 #include "worker/timers.h"
+#include "worker/upstream_conn.h"
 
 namespace pasture::worker {
 
@@ -40,11 +41,9 @@ class ClientConn final : public StreamOwner {
   void on_response_body(const char* p, size_t n);
   void on_response_done(bool upstream_keepalive);
   // The exchange failed before a response head arrived. `status` is 502 or
-  // 504. `retryable`: nothing of the request reached the upstream's
-  // application (connect failed, or a reused idle connection was closed).
   // `unsent`: request bytes that never reached the upstream, handed back for
   // a retry (may be null; the client takes ownership).
-  void on_upstream_error(int status, bool retryable, const char* why, std::string* unsent);
+  void on_upstream_error(int status, FailKind kind, const char* why, std::string* unsent);
   // The upstream failed after the response started: the client connection
   // can only be closed.
   void on_upstream_abort();
@@ -78,6 +77,11 @@ class ClientConn final : public StreamOwner {
   void start_proxy(const char* base, int pool_index);
   lb::RequestView request_view(const char* base, const PoolRt& pool);
   void take_server(PoolRt& pool, int s, std::string_view request_cookie);
+  bool may_retry(const PoolRt& pool, bool sent, uint32_t condition, int status);
+  int pick_retry(PoolRt& pool, const char* why);
+  void start_retry(PoolRt& pool, int s, const char* why, std::string* unsent);
+  void note_health(PoolRt& pool, bool failed, const char* why);
+  void end_flight();
   bool build_upstream_head(const char* base, const PoolRt& pool, int server);
   void connect_upstream();
   void forward_body(const char* p, size_t n);
@@ -127,7 +131,10 @@ class ClientConn final : public StreamOwner {
   bool in_parse_ = false;
   bool served_ = false;         // at least one response was completed
   bool client_paused_ = false;  // we stopped reading the client: upstream is backed up
-  uint8_t tries_ = 0;
+  uint8_t tries_ = 0;          // retries made for this request
+  bool in_flight_ = false;      // counted in the pool's in_flight
+  bool retry_flight_ = false;   // counted in the pool's retries_in_flight
+  uint64_t tried_ = 0;          // servers tried (bit i = server i < 64)
   int pool_ = -1;
   int server_ = -1;
   int handler_ = -1;

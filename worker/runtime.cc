@@ -46,6 +46,7 @@ lb::PoolState build_pool_state(const conf::Pool& pc, shm::PoolSlot* slot,
     sp.max_conns = s.max_conns;
     sp.backup = s.backup;
     sp.down = s.down;
+    sp.slow_start_ms = s.slow_start_ms;
     params.servers.push_back(sp);
   }
   lb::PoolState st;

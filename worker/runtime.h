@@ -35,6 +35,10 @@ struct PoolRt {
   lb::PoolState* state = nullptr;  // built by the master before fork (Setup::pool_states)
   std::unique_ptr<lb::Balancer> balancer;
   lb::HashKeySpec hash_key;  // method hash
+  // Retry budget, per worker: retries in flight vs requests in flight.
+  uint32_t in_flight = 0;
+  uint32_t retries_in_flight = 0;
+  uint64_t budget_logged_ms = 0;
   std::vector<Target> targets;
 };
 

@@ -107,7 +107,7 @@ void UpstreamConn::on_connected(int status) {
   if (status < 0) {
     char why[160];
     snprintf(why, sizeof why, "connect() failed: %s", uv_strerror(status));
-    fail(502, true, why);
+    fail(502, FailKind::kConnect, why);
     return;
   }
   state_ = State::kActive;
@@ -150,7 +150,7 @@ void UpstreamConn::write_head_with(const char* body, size_t n) {
   if (r < 0) {
     char why[160];
     snprintf(why, sizeof why, "write() failed: %s", uv_strerror(r));
-    fail(502, reused_ && !got_bytes_ && !body_sent_, why);
+    fail(502, reused_ && !got_bytes_ ? FailKind::kStale : FailKind::kReset, why);
   }
 }
 
@@ -230,7 +230,7 @@ void UpstreamConn::on_read(ssize_t nread, const char* data) {
     char why[160];
     snprintf(why, sizeof why, "upstream closed the connection before answering (%s)",
              uv_strerror((int)nread));
-    fail(502, !got_bytes_ && reused_ && !body_sent_, why);
+    fail(502, reused_ && !got_bytes_ ? FailKind::kStale : FailKind::kReset, why);
     return;
   }
   got_bytes_ = true;
@@ -269,17 +269,18 @@ const char* UpstreamConn::parse(const char* base, const char* p, const char* end
         char why[200];
         snprintf(why, sizeof why, "invalid response from upstream: %s",
                  llhttp_get_error_reason(&parser_));
-        fail(502, false, why);
+        fail(502, FailKind::kInvalid, why);
         return end;
       }
       p = llhttp_get_error_pos(&parser_);
       llhttp_resume(&parser_);
       int status = parser_.status_code;
       if (status == 101) {
-        fail(502, false, "upstream switched protocols, which pasture does not proxy");
+        fail(502, FailKind::kInvalid, "upstream switched protocols, which pasture does not proxy");
         return end;
       }
       decode_ = client_->on_response_head(base, head_, &parser_);
+      if (!client_) return end;  // the client retried elsewhere and dropped us
       if (status < 200) {
         // An interim 1xx: llhttp pauses once more in its on_message_complete,
         // then the real head follows.
@@ -324,7 +325,7 @@ const char* UpstreamConn::parse(const char* base, const char* p, const char* end
 // Keep a partial response head from its first byte, so offsets stay valid.
 void UpstreamConn::keep_partial_head(const char* base, const char* end) {
   if ((size_t)(end - (base + msg_start_)) > kMaxResponseHead) {
-    fail(502, false, "upstream response head too large");
+    fail(502, FailKind::kInvalid, "upstream response head too large");
     return;
   }
   if (!inbuf_) {
@@ -382,7 +383,7 @@ void UpstreamConn::release_to_pool() {
   resume_read();  // to notice the server closing it
 }
 
-void UpstreamConn::fail(int status, bool retryable, const char* why) {
+void UpstreamConn::fail(int status, FailKind kind, const char* why) {
   ClientConn* c = client_;
   client_ = nullptr;
   std::string* unsent = nullptr;
@@ -392,7 +393,7 @@ void UpstreamConn::fail(int status, bool retryable, const char* why) {
   }
   close();
   if (c)
-    c->on_upstream_error(status, retryable, why, unsent);
+    c->on_upstream_error(status, kind, why, unsent);
   else if (unsent)
     w_->give_buf(unsent);
 }
@@ -406,11 +407,11 @@ void UpstreamConn::on_timer(TimerNode* t) {
   auto* u = static_cast<UpstreamConn*>(t->owner);
   switch (u->state_) {
     case State::kConnecting:
-      u->fail(504, true, "connect() timed out");
+      u->fail(504, FailKind::kConnectTimeout, "connect() timed out");
       return;
     case State::kActive:
       if (!u->head_done_) {
-        u->fail(504, false, "upstream timed out");
+        u->fail(504, FailKind::kTimeout, "upstream timed out");
       } else if (u->client_) {
         u->abort_client();
       } else {
@@ -429,7 +430,7 @@ void UpstreamConn::on_write_done(int status) {
       if (head_done_)
         abort_client();
       else {
-        fail(502, false, "write to upstream failed");
+        fail(502, reused_ && !got_bytes_ ? FailKind::kStale : FailKind::kReset, "write to upstream failed");
       }
     } else {
       close();

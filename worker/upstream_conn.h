@@ -24,6 +24,17 @@ namespace pasture::worker {
 
 class ClientConn;
 
+// Why an exchange failed before a response head reached the client; decides
+// whether it may be retried and whether it counts against the server.
+enum class FailKind : uint8_t {
+  kConnect,         // connect() failed: nothing was sent
+  kConnectTimeout,  // connect() timed out: nothing was sent
+  kStale,           // a reused idle connection closed before any response byte
+  kReset,           // closed or reset after the request was sent, before answering
+  kTimeout,         // no response head within read_timeout
+  kInvalid,         // unparsable or unsupported response head
+};
+
 class UpstreamConn final : public StreamOwner {
  public:
   // An idle pooled connection to `server` of `pool`, or a new one (connecting).
@@ -66,7 +77,7 @@ class UpstreamConn final : public StreamOwner {
   void on_message_complete(const char* end, const char* pos);
   void keep_partial_head(const char* base, const char* end);
   void abort_client();
-  void fail(int status, bool retryable, const char* why);
+  void fail(int status, FailKind kind, const char* why);
   void release_to_pool();
   void close();
   void write_head_with(const char* body, size_t n);

@@ -196,10 +196,30 @@ TEST(Serve, DeadPoolGives502AndDeadMemberIsSkipped) {
     EXPECT_EQ(r.header("X-Upstream"), "b");
   }
   b.stop();
+  // The request that finds the last server dead gets its 502; from then on
+  // every server is marked down (max_fails=1, fail_timeout=10s) and the
+  // answer is an immediate 503 with Retry-After.
+  Response first = http_get(srv.port(), "/");
+  ASSERT_TRUE(first.ok()) << first.error;
+  EXPECT_EQ(first.status, 502);
   for (int i = 0; i < 5; i++) {
     Response r = http_get(srv.port(), "/");
     ASSERT_TRUE(r.ok()) << r.error;
-    EXPECT_EQ(r.status, 502);
+    EXPECT_EQ(r.status, 503);
+    EXPECT_FALSE(r.header("Retry-After").empty());
+  }
+}
+
+TEST(Serve, DeadSingleUpstreamKeepsGiving502) {
+  uint16_t dead = free_port();
+  PastureServer srv("[app:main]\nuse = egg:Paste#proxy\naddress = http://127.0.0.1:" +
+                        std::to_string(dead) + "\n",
+                    2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  for (int i = 0; i < 5; i++) {
+    Response r = http_get(srv.port(), "/");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.status, 502);  // one server: never marked down (nginx's rule)
   }
 }
 

@@ -1,0 +1,194 @@
+// High availability: faults injected into real upstreams while clients run.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <fstream>
+#include <thread>
+
+#include "tests/integration/pasture_server.h"
+
+namespace pasture::test {
+namespace {
+
+bool wait_until(const std::function<bool()>& pred, Millis timeout = Millis(5000)) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+// Client threads sending GETs on keep-alive connections as fast as they can.
+struct GetLoop {
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::mutex mu;
+  std::map<std::string, int> by_server;
+  std::string last_fail;
+  std::vector<std::thread> ts;
+  GetLoop(uint16_t port, int threads) {
+    for (int i = 0; i < threads; i++)
+      ts.emplace_back([this, port] {
+        HttpConn c(port);
+        while (!stop) {
+          Response r = c.request("GET", "/loop");
+          if (!r.ok() && c.closed()) {  // the server may close a keep-alive connection
+            c = HttpConn(port);
+            continue;
+          }
+          std::lock_guard<std::mutex> l(mu);
+          if (r.ok() && r.status == 200) {
+            ok++;
+            by_server[r.header("X-Upstream")]++;
+          } else {
+            failed++;
+            last_fail = r.ok() ? std::to_string(r.status) : r.error;
+          }
+        }
+      });
+  }
+  void finish() {
+    stop = true;
+    for (auto& t : ts)
+      if (t.joinable()) t.join();
+  }
+  ~GetLoop() { finish(); }
+};
+
+TEST(Failover, KillOneOfThreeUnderLoadLosesNoGet) {
+  FakeUpstream a("a"), b("b"), c("c");
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = " + a.address() + " " +
+                        b.address() + " " + c.address() + "\n",
+                    2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  GetLoop loop(srv.port(), 4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  b.stop();  // listener and every connection closed: requests in flight die
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  loop.finish();
+  EXPECT_GT(loop.ok.load(), 500);
+  EXPECT_EQ(loop.failed.load(), 0) << loop.last_fail << "\n" << srv.output();
+  RecordProperty("gets", loop.ok.load());
+}
+
+TEST(Failover, FrozenUpstreamTimesOutIsMarkedDownAndComesBack) {
+  // The frozen upstream is a real process (a pasture echo server) so that
+  // SIGSTOP freezes it the way a hung app server freezes.
+  TempDir d;
+  uint16_t frozen_port = free_port();
+  std::string up_ini = d.write("up.ini", "[server:main]\nuse = egg:pasture#main\nport = " +
+                                             std::to_string(frozen_port) +
+                                             "\nworkers = 1\n[app:main]\nuse = egg:pasture#echo\n"
+                                             "name = frozen\n");
+  Process frozen({PASTURE_BINARY, "serve", up_ini});
+  ASSERT_TRUE(wait_for_output(frozen, "serving on"));
+  FakeUpstream good("good");
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:" +
+                        std::to_string(frozen_port) + " slow_start=2 " + good.address() +
+                        "\nread_timeout = 300ms\nhealth_check = /health\nhealth_interval = "
+                        "200ms\nhealth_timeout = 150ms\nrise = 2\nfall = 2\n",
+                    3);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_TRUE(frozen.signal_group(SIGSTOP));
+  auto t0 = std::chrono::steady_clock::now();
+  // GETs keep succeeding: a timed-out attempt is retried on the good server.
+  int failed = 0;
+  for (int i = 0; i < 20; i++) {
+    Response r = http_get(srv.port(), "/");
+    if (!r.ok() || r.status != 200 || r.header("X-Upstream") != "good") failed++;
+  }
+  EXPECT_EQ(failed, 0);
+  ASSERT_TRUE(wait_for_output(srv.proc(), "down", Millis(3000))) << srv.output();
+  auto down_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - t0).count();
+  // Marked down for every worker: 60 quick requests all go to the good one.
+  auto quick_start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 60; i++) EXPECT_EQ(http_get(srv.port(), "/").header("X-Upstream"), "good");
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - quick_start).count(),
+            3000);
+  // Thaw: after `rise` good probes it is back, ramping up over slow_start.
+  ASSERT_TRUE(frozen.signal_group(SIGCONT));
+  bool back = wait_until([&] {
+    for (int i = 0; i < 20; i++)
+      if (http_get(srv.port(), "/").body.rfind("frozen", 0) == 0) return true;
+    return false;
+  }, Millis(6000));
+  EXPECT_TRUE(back) << srv.output();
+  RecordProperty("marked_down_ms", (int)down_ms);
+}
+
+TEST(Failover, PostIsNotReplayedAfterUpstreamDiesHoldingIt) {
+  FakeUpstream a("a"), b("b");
+  auto killer = [](const RecordedRequest& r) {
+    if (r.method == "POST") return Reply::close_connection();  // dies holding the request
+    Reply ok;
+    ok.body = "fine\n";
+    return ok;
+  };
+  a.set_handler(killer);
+  b.set_handler(killer);
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = " + a.address() + " " +
+                        b.address() + "\n",
+                    2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  HttpConn c(srv.port());
+  Response r = c.request("POST", "/order", {}, "buy one");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 502);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(a.request_count() + b.request_count(), 1u) << "the POST reached a second server";
+  // A GET that meets the same fault is retried once on the other server.
+  a.clear();
+  b.clear();
+  a.set_handler([](const RecordedRequest&) { return Reply::close_connection(); });
+  b.reset_handler();
+  int got = 0;
+  for (int i = 0; i < 4; i++) got += http_get(srv.port(), "/g").status == 200;
+  EXPECT_EQ(got, 4);
+}
+
+TEST(Failover, SlowlorisGets408WhileOthersAreServed) {
+  FakeUpstream up("u");
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = " + up.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  // Shorten the header timeout through a reload of the server section.
+  {
+    std::ifstream in(srv.path());
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    all.replace(all.find("workers = 1"), 11, "workers = 1\nclient_header_timeout = 1s");
+    std::ofstream(srv.path()) << all;
+  }
+  srv.proc().signal(SIGHUP);
+  ASSERT_TRUE(wait_for_output(srv.proc(), "generation 2 serving"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  HttpConn slow(srv.port());
+  auto t0 = std::chrono::steady_clock::now();
+  std::string head = "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa";
+  std::atomic<bool> done{false};
+  std::thread dribble([&] {
+    for (char ch : head) {
+      if (done || !slow.send_raw(std::string(1, ch))) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  // Others are served meanwhile.
+  for (int i = 0; i < 20; i++) EXPECT_EQ(http_get(srv.port(), "/").status, 200);
+  Response r = slow.read_response();
+  done = true;
+  dribble.join();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 408);
+  EXPECT_GE(ms, 900);
+  EXPECT_LT(ms, 2500);
+}
+
+}  // namespace
+}  // namespace pasture::test
