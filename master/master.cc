@@ -174,6 +174,8 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
     g->setup.access_log = al;
   else if (!opts_.log_file.empty())
     g->setup.access_log = opts_.log_file;  // by path: workers reopen it on USR1 (logrotate)
+  g->setup.log_file = opts_.log_file;
+  g->setup.master_pid = getpid();
   next_gen_id_++;
   return g;
 }

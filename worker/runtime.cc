@@ -1,5 +1,6 @@
 #include "worker/runtime.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -63,6 +64,7 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
       rng_(lb::seed_from_os()),
       graceful_timeout_ms_(setup.graceful_timeout_ms),
       max_requests_(setup.max_requests) {
+  log_file_ = setup.log_file;
   const conf::Site& site = *setup.site;
   if (!setup.access_log.empty() && !access_log_.open(loop, setup.access_log))
     PLOG_ERROR("cannot open access log %s: %s", setup.access_log.c_str(), strerror(errno));
@@ -210,7 +212,11 @@ void Worker::start_drain() {
     accept_poll_ = nullptr;
     close(epfd_);
     epfd_ = -1;
-    for (int fd : listen_fds_) accept_batch(fd, 1 << 16);
+    for (int fd : listen_fds_) {
+      accept_batch(fd, 1 << 16);
+      close(fd);  // this process will not accept again; let the port go with the master
+    }
+    listen_fds_.clear();
   }
   // Idle keep-alive connections go now; busy ones and new ones that have not
   // sent their first request yet close after one response.
@@ -222,6 +228,19 @@ void Worker::start_drain() {
   uv_timer_start(&drain_timer_, [](uv_timer_t* t) { uv_stop(t->loop); }, graceful_timeout_ms_, 0);
   uv_unref(reinterpret_cast<uv_handle_t*>(&drain_timer_));
   maybe_exit();
+}
+
+void Worker::reopen_logs() {
+  access_log_.reopen();
+  if (log_file_.empty()) return;
+  int fd = open(log_file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    PLOG_ERROR("SIGUSR1: cannot reopen %s: %s", log_file_.c_str(), strerror(errno));
+    return;
+  }
+  dup2(fd, STDOUT_FILENO);
+  dup2(fd, STDERR_FILENO);
+  close(fd);
 }
 
 void Worker::note_request() {

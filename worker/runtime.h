@@ -55,6 +55,7 @@ class Worker {
   shm::WorkerSlot* slot() { return slot_; }
   lb::Random& rng() { return rng_; }
   AccessLog& access_log() { return access_log_; }
+  void reopen_logs();  // SIGUSR1
 
   // A read buffer shared by every stream of this worker: reads are processed
   // synchronously, and bytes that must outlive the callback are copied out.
@@ -101,6 +102,7 @@ class Worker {
   uv_poll_t* accept_poll_ = nullptr;
   bool draining_ = false;
   uint32_t graceful_timeout_ms_;
+  std::string log_file_;
   uint64_t max_requests_;
   uint64_t requests_ = 0;
   uv_timer_t drain_timer_;

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,8 +28,8 @@ void on_signal(uv_signal_t* h, int signum) {
     return;
   }
   if (signum == SIGHUP) return;  // the master handles reloads
-  if (signum == SIGUSR1) {       // logrotate: reopen the access log
-    w->access_log().reopen();
+  if (signum == SIGUSR1) {       // logrotate: reopen the logs
+    w->reopen_logs();
     return;
   }
   PLOG_DEBUG("signal %d: draining", signum);
@@ -39,6 +40,10 @@ void on_signal(uv_signal_t* h, int signum) {
 
 int run(const Setup& setup) {
   signal(SIGPIPE, SIG_IGN);
+  // If the master dies (even by SIGKILL) drain and exit rather than hold the
+  // port forever. Checked after arming: the master may already be gone.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (setup.master_pid && getppid() != setup.master_pid) return 0;
 
   uv_loop_t loop;
   if (int r = uv_loop_init(&loop); r < 0) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@ struct Setup {
   std::vector<lb::PoolState>* pool_states = nullptr;
   uint32_t graceful_timeout_ms = 30000;
   std::string access_log;     // "" = off, "-" = stdout, else a file
+  std::string log_file;       // --log-file: reopened onto fds 1/2 on USR1
+  pid_t master_pid = 0;       // the worker exits (gracefully) if this process dies
   uint64_t max_requests = 0;  // drain and exit after this many (0 = never); jitter applied
 };
 

@@ -345,3 +345,25 @@ TEST(Lifecycle, AccessLogCombinedFormatAndReopenOnUsr1) {
 
 }  // namespace
 }  // namespace pasture::test
+
+namespace pasture::test {
+namespace {
+
+TEST(Lifecycle, WorkersLeaveWhenTheMasterIsKilled) {
+  PastureServer srv("[app:main]\nuse = egg:pasture#echo\n", 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto workers = children_of(srv.proc().pid());
+  ASSERT_EQ(workers.size(), 2u);
+  ASSERT_TRUE(srv.proc().signal(SIGKILL));
+  srv.proc().wait_exit(Millis(2000));
+  // Orphaned workers drain and exit, releasing the port.
+  EXPECT_TRUE(wait_until([&] {
+    for (int w : workers)
+      if (kill(w, 0) == 0) return false;
+    return true;
+  }, Millis(5000)));
+  EXPECT_TRUE(wait_until([&] { return !http_get(srv.port(), "/", {}, Millis(200)).ok(); }));
+}
+
+}  // namespace
+}  // namespace pasture::test
