@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,14 @@
 
 namespace pasture::master {
 namespace {
+
+// What identifies a file's content cheaply: inode, size, mtime.
+std::string file_state(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return "missing";
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
 
 constexpr uint64_t kFastDeathMs = 1000;  // a worker dying sooner failed to start
 constexpr int kMaxFastDeaths = 10;       // ...this many times in a row: give up
@@ -157,6 +166,8 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
            ") failed: " + strerror(errno);
     return nullptr;
   }
+  for (const conf::Pool& p : g->site.pools)
+    if (!p.servers_from.empty()) g->watched.emplace_back(p.servers_from, file_state(p.servers_from));
   g->setup.site = &g->site;
   g->setup.shm = g->shm.get();
   for (size_t i = 0; i < g->site.pools.size(); i++)
@@ -352,8 +363,25 @@ void Master::reap() {
   }
 }
 
+// A pool's servers_from file changed: apply it with a graceful reload (a
+// broken file is reported with file:line and the old members stay).
+bool Master::watched_files_changed() {
+  for (auto& [path, state] : gen_->watched) {
+    std::string now = file_state(path);
+    if (now == state) continue;
+    PLOG_NOTICE("%s changed: reloading its pool", path.c_str());
+    state = now;  // a broken file is reported once, not every second
+    return true;
+  }
+  return false;
+}
+
 void Master::supervise_tick(uint64_t now) {
   if (stopping_) return;
+  if (now >= next_watch_ms_) {
+    next_watch_ms_ = now + 1000;
+    if (watched_files_changed()) reload();
+  }
   if (health_respawn_at_ms_ && now >= health_respawn_at_ms_) spawn_health();
   for (size_t i = 0; i < procs_.size(); i++)
     if (procs_[i].pid == 0 && procs_[i].respawn_at_ms && now >= procs_[i].respawn_at_ms)

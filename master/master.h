@@ -49,6 +49,8 @@ class Master {
     conf::Site site;
     std::unique_ptr<shm::Region> shm;
     std::vector<lb::PoolState> pool_states;
+    // servers_from files and their state when loaded: a change reloads.
+    std::vector<std::pair<std::string, std::string>> watched;
     worker::Setup setup;
   };
   struct WorkerProc {
@@ -80,6 +82,7 @@ class Master {
   void supervise_tick(uint64_t now);
   void retire(pid_t pid, int sig);
   void reload();
+  bool watched_files_changed();
   void change_workers(int delta);
   void upgrade_binary();
   int shutdown(bool graceful);
@@ -99,6 +102,7 @@ class Master {
   std::vector<Retiring> retiring_;
   pid_t health_pid_ = 0;               // the current generation's health checker
   uint64_t health_respawn_at_ms_ = 0;  // 0: running or not needed
+  uint64_t next_watch_ms_ = 0;
   int fast_deaths_ = 0;     // consecutive workers that died right after start
   bool stopping_ = false;
   std::string fatal_;       // why the master gives up, if it does

@@ -1,5 +1,6 @@
 // Balancing methods across several workers, over real sockets.
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -108,6 +109,36 @@ TEST(Balance, StickyCookieHoldsAcrossWorkersAndRejectsForgery) {
   EXPECT_EQ(tampered.size(), 3u);
   Response r = http_get(srv.port(), "/", {{"Cookie", "sid=" + forged}});
   EXPECT_FALSE(cookie_value(r, "sid").empty());
+}
+
+}  // namespace
+}  // namespace pasture::test
+
+namespace pasture::test {
+namespace {
+
+TEST(Balance, ServersFromFileIsWatchedAndApplied) {
+  FakeUpstream a("a"), b("b");
+  TempDir d;
+  std::string pool = d.write("pool.yaml", "- " + a.address() + "\n");
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers_from = " + pool + "\n", 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  EXPECT_EQ(http_get(srv.port(), "/").header("X-Upstream"), "a");
+  // Replace the member list: applied without a restart.
+  std::ofstream(pool + ".tmp") << "- " << b.address() << "\n";
+  ASSERT_EQ(rename((pool + ".tmp").c_str(), pool.c_str()), 0);
+  bool switched = false;
+  for (int i = 0; i < 100 && !switched; i++) {
+    switched = http_get(srv.port(), "/").header("X-Upstream") == "b";
+    if (!switched) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(switched) << srv.output();
+  // A broken file keeps the old members and says where it is broken.
+  std::ofstream(pool + ".tmp") << "- " << b.address() << "\n- [unclosed\n";
+  ASSERT_EQ(rename((pool + ".tmp").c_str(), pool.c_str()), 0);
+  ASSERT_TRUE(wait_for_output(srv.proc(), "reload failed", Millis(4000))) << srv.output();
+  EXPECT_NE(srv.output().find("pool.yaml:"), std::string::npos) << srv.output();
+  for (int i = 0; i < 10; i++) EXPECT_EQ(http_get(srv.port(), "/").header("X-Upstream"), "b");
 }
 
 }  // namespace
