@@ -572,6 +572,9 @@ int Master::run() {
     return 1;
   }
   gen_ = std::move(g);
+  if (gen_->site.server.reuse_port)
+    PLOG_WARN("reuse_port = true is not implemented yet; workers share one listen socket "
+              "(EPOLLEXCLUSIVE)");
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
   spawn_health();
