@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/integration/pasture_server.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -34,29 +35,12 @@ bool exists(const std::string& path) {
   return stat(path.c_str(), &st) == 0;
 }
 
-bool wait_until(const std::function<bool()>& pred, Millis timeout = Millis(5000)) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
-
 // A zombie (exited, not yet reaped by init) counts as gone.
 bool alive(int pid) {
   if (pid <= 0 || kill(pid, 0) != 0) return false;
   std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
   size_t paren = stat.rfind(')');
   return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
-}
-
-std::vector<int> children_of(int pid) {
-  std::vector<int> out;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  int c;
-  while (f >> c) out.push_back(c);
-  return out;
 }
 
 struct CmdResult {

@@ -13,15 +13,6 @@
 namespace pasture::test {
 namespace {
 
-bool wait_until(const std::function<bool()>& pred, Millis timeout = Millis(5000)) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
-
 // Client threads sending GETs on keep-alive connections as fast as they can.
 struct GetLoop {
   std::atomic<bool> stop{false};

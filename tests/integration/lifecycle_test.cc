@@ -29,24 +29,6 @@ void rewrite_app(const PastureServer& srv, const std::string& app_ini) {
   ASSERT_EQ(rename(tmp.c_str(), srv.path().c_str()), 0);
 }
 
-// Live children of `pid` (the master's workers).
-std::vector<int> children_of(int pid) {
-  std::vector<int> out;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  int c;
-  while (f >> c) out.push_back(c);
-  return out;
-}
-
-bool wait_until(const std::function<bool()>& pred, Millis timeout = Millis(5000)) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
-
 // A client loop on fresh connections, counting answers that are not 200.
 struct Loop {
   std::atomic<bool> stop{false};

@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <fstream>
+#include <functional>
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -13,6 +17,25 @@
 #include "tests/support/upstream.h"
 
 namespace pasture::test {
+
+// Polls `pred` every 20 ms until it holds or `timeout` passes.
+inline bool wait_until(const std::function<bool()>& pred, Millis timeout = Millis(5000)) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+// Live children of `pid` (a master's workers), from /proc.
+inline std::vector<int> children_of(int pid) {
+  std::vector<int> out;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  int c;
+  while (f >> c) out.push_back(c);
+  return out;
+}
 
 class PastureServer {
  public:
