@@ -119,6 +119,9 @@ void UpstreamConn::on_connected(int status) {
     pending_ = nullptr;
     write_head_with(p->data(), p->size());
     w_->give_buf(p);
+    // The client may have stopped reading because `pending_` grew large; if
+    // the kernel took it all, no write callback will come to resume it.
+    if (client_ && queued() < kLowWater) client_->on_upstream_drained();
   } else {
     flush();
   }

@@ -119,6 +119,13 @@ Fd connect_loopback(uint16_t port, Millis timeout, std::string* err) {
       return {};
     }
   }
+  // TCP self-connect: with no listener on an ephemeral-range port, the
+  // kernel may pick that very port as our source and "connect" us to
+  // ourselves. That is no server.
+  if (local_port(fd.get()) == port) {
+    if (err) *err = "connect(127.0.0.1:" + std::to_string(port) + "): connected to itself";
+    return {};
+  }
   int one = 1;
   ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
