@@ -64,6 +64,26 @@ UpstreamConn::UpstreamConn(Worker* w, PoolRt* pool, int server)
   tcp_.data = static_cast<StreamOwner*>(this);
   timer_.owner = this;
   timer_.fire = on_timer;
+  send_timer_.owner = this;
+  send_timer_.fire = on_send_timer;
+}
+
+// send_timeout (nginx's proxy_send_timeout): the upstream must take request
+// bytes at least every send_timeout while some wait in our queue.
+void UpstreamConn::watch_send() {
+  if (tcp_.write_queue_size > 0)
+    w_->timers().arm(&send_timer_, pool_->cfg->send_timeout_ms, w_->now());
+  else
+    timer_disarm(&send_timer_);
+}
+
+void UpstreamConn::on_send_timer(TimerNode* t) {
+  auto* u = static_cast<UpstreamConn*>(t->owner);
+  if (u->state_ != State::kActive) return;
+  if (u->head_done_)
+    u->abort_client();
+  else
+    u->fail(504, FailKind::kTimeout, "upstream did not take the request (send_timeout)");
 }
 
 UpstreamConn* UpstreamConn::acquire(Worker* w, PoolRt* pool, int server, bool fresh) {
@@ -150,6 +170,7 @@ void UpstreamConn::write_head_with(const char* body, size_t n) {
   if (n) body_sent_ = true;
   if (nb == 0) return;
   int r = stream_send(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, nb);
+  if (r >= 0 && tcp_.write_queue_size > 0 && !send_timer_.armed()) watch_send();
   if (r < 0) {
     char why[160];
     snprintf(why, sizeof why, "write() failed: %s", uv_strerror(r));
@@ -376,6 +397,7 @@ void UpstreamConn::release_to_pool() {
   }
   uint32_t idle_ms = t.idle.size() >= pool_->cfg->keepalive ? kExcessIdleMs : kIdleTimeoutMs;
   state_ = State::kIdle;
+  timer_disarm(&send_timer_);
   head_out_ = nullptr;
   if (head_.headers) {
     w_->give_spans(head_.headers);
@@ -440,6 +462,7 @@ void UpstreamConn::on_write_done(int status) {
     }
     return;
   }
+  watch_send();  // progress: restart (or stop) the send timeout
   if (client_ && queued() < kLowWater) client_->on_upstream_drained();
 }
 
@@ -451,6 +474,7 @@ void UpstreamConn::close() {
   }
   state_ = State::kClosed;
   timer_disarm(&timer_);
+  timer_disarm(&send_timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close_cb);
 }
 

@@ -67,6 +67,8 @@ class UpstreamConn final : public StreamOwner {
   static void on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void on_close_cb(uv_handle_t* h);
   static void on_timer(TimerNode* t);
+  static void on_send_timer(TimerNode* t);
+  void watch_send();
   static const llhttp_settings_t* settings();
   friend struct UpstreamCallbacks;
 
@@ -90,7 +92,8 @@ class UpstreamConn final : public StreamOwner {
   int server_;
   llhttp_t parser_;
   HeadCollector head_;
-  TimerNode timer_;
+  TimerNode timer_;       // connect, read, idle
+  TimerNode send_timer_;  // send_timeout: armed while request bytes wait in the queue
   ClientConn* client_ = nullptr;
   const std::string* head_out_ = nullptr;  // request head not yet written
   std::string* pending_ = nullptr;  // bytes to send once connected

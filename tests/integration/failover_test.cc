@@ -183,3 +183,28 @@ TEST(Failover, SlowlorisGets408WhileOthersAreServed) {
 
 }  // namespace
 }  // namespace pasture::test
+
+namespace pasture::test {
+namespace {
+
+TEST(Failover, UpstreamThatStopsReadingHitsSendTimeout) {
+  Fd stuck = listen_loopback(0);  // completes handshakes, never reads a byte
+  ASSERT_TRUE(stuck.valid());
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:" +
+                        std::to_string(local_port(stuck.get())) +
+                        "\nsend_timeout = 500ms\nread_timeout = 30s\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  HttpConn c(srv.port(), Millis(15000));
+  auto t0 = std::chrono::steady_clock::now();
+  Response r = c.request_pattern("PUT", "/big", 256u * 1024 * 1024);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 504);
+  EXPECT_LT(ms, 10000);
+  EXPECT_NE(srv.output().find("send_timeout"), std::string::npos) << srv.output();
+}
+
+}  // namespace
+}  // namespace pasture::test
