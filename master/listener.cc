@@ -12,7 +12,8 @@
 namespace pasture::master {
 namespace {
 
-bool bind_one(const conf::Listener& l, uint32_t backlog, int* fd_out, std::string* err) {
+bool bind_one(const conf::Listener& l, uint32_t backlog, bool reuse_port, int* fd_out,
+              std::string* err) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -35,6 +36,8 @@ bool bind_one(const conf::Listener& l, uint32_t backlog, int* fd_out, std::strin
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // reuse_port: workers bind their own sockets to the same address.
+    if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     // Accepted sockets inherit TCP_NODELAY on Linux: one setsockopt here
     // instead of one per connection.
@@ -60,7 +63,7 @@ bool bind_listeners(const conf::ServerSettings& s, std::vector<BoundListener>* o
   for (const conf::Listener& l : s.listen) {
     BoundListener b;
     b.cfg = l;
-    if (!bind_one(l, s.backlog, &b.fd, err)) {
+    if (!bind_one(l, s.backlog, s.reuse_port, &b.fd, err)) {
       if (l.loc.line) *err = l.loc.str() + ": " + *err;
       for (auto& o : *out) ::close(o.fd);
       out->clear();

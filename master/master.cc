@@ -5,12 +5,14 @@
 #include <netdb.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -99,6 +101,21 @@ bool Master::resolve_upstreams(Generation& g, std::string* err) {
     g.setup.pool_first_server.push_back(next);
     next += (uint32_t)p.servers.size();
     for (const conf::UpstreamServer& s : p.servers) {
+      if (!s.unix_path.empty()) {  // a unix-domain socket (e.g. a hosted Python app)
+        worker::ResolvedServer r;
+        sockaddr_un sun{};
+        sun.sun_family = AF_UNIX;
+        if (s.unix_path.size() >= sizeof sun.sun_path) {
+          *err = s.loc.str() + ": unix socket path too long: " + s.unix_path;
+          return false;
+        }
+        memcpy(sun.sun_path, s.unix_path.data(), s.unix_path.size());
+        memcpy(&r.addr, &sun, sizeof sun);
+        r.addrlen = (socklen_t)(offsetof(sockaddr_un, sun_path) + s.unix_path.size() + 1);
+        r.host_header = "localhost";
+        g.setup.servers[i].push_back(r);
+        continue;
+      }
       addrinfo hints{};
       hints.ai_family = AF_UNSPEC;
       hints.ai_socktype = SOCK_STREAM;
@@ -147,6 +164,29 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   auto g = std::make_unique<Generation>();
   g->site = std::move(site);
   g->id = next_gen_id_;
+  if (!g->site.python_apps.empty()) {
+    AppHost::Options o;
+    o.python = find_python(!opts_.python.empty() ? opts_.python : g->site.server.python, err);
+    if (o.python.empty()) return nullptr;
+    o.runner = find_runner(self_exe_);
+    if (o.runner.empty()) {
+      *err = "cannot find pasture_wsgi.py (the Python app runner) next to " + self_exe_ +
+             " or in ../python relative to it; set PASTURE_WSGI_RUNNER";
+      return nullptr;
+    }
+    o.processes = opts_.app_workers > 0 ? opts_.app_workers : g->site.server.app_workers;
+    if (o.processes <= 0) o.processes = (int)std::max(1u, std::thread::hardware_concurrency());
+    o.vars = load_.vars;
+    if (!g->site.server.listen.empty()) {
+      o.public_host = g->site.server.listen[0].host;
+      o.public_port = g->site.server.listen[0].port;
+    }
+    o.graceful_timeout_ms = g->site.server.graceful_timeout_ms;
+    o.reload_interval = opts_.reload ? opts_.reload_interval : 0;
+    o.generation = g->id;
+    g->apps = std::make_unique<AppHost>(std::move(o));
+    if (!g->apps->prepare(g->site, err)) return nullptr;
+  }
   for (const conf::Pool& p : g->site.pools) {
     if (p.servers.empty()) {
       *err = p.loc.str() + ": pool " + p.name + " has no servers";
@@ -186,6 +226,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   else if (!opts_.log_file.empty())
     g->setup.access_log = opts_.log_file;  // by path: workers reopen it on USR1 (logrotate)
   g->setup.log_file = opts_.log_file;
+  g->setup.reuse_port = g->site.server.reuse_port;
   g->setup.master_pid = getpid();
   next_gen_id_++;
   return g;
@@ -244,6 +285,26 @@ int Master::n_alive() const {
   int n = 0;
   for (const WorkerProc& w : procs_) n += w.pid > 0;
   return n;
+}
+
+bool Master::start_apps(Generation& g, std::string* err) {
+  if (!g.apps) return true;
+  constexpr uint64_t kAppStartTimeoutMs = 60000;
+  return g.apps->start(kAppStartTimeoutMs, err);
+}
+
+void Master::stop_drained_apps(uint64_t now, bool all) {
+  for (auto it = draining_apps_.begin(); it != draining_apps_.end();) {
+    bool busy = std::any_of(it->workers.begin(), it->workers.end(), [&](pid_t w) {
+      return std::any_of(retiring_.begin(), retiring_.end(), [&](const Retiring& r) { return r.pid == w; });
+    });
+    if (!all && busy && now < it->stop_at_ms) {
+      ++it;
+      continue;
+    }
+    for (pid_t pid : it->apps->release()) retire(pid, SIGTERM);
+    it = draining_apps_.erase(it);
+  }
 }
 
 void Master::spawn(int slot) {
@@ -335,6 +396,13 @@ void Master::reap() {
       health_respawn_at_ms_ = monotonic_ms() + 1000;
       continue;
     }
+    if (gen_->apps && gen_->apps->on_exit(pid, status, monotonic_ms())) {
+      if (!gen_->apps->fatal().empty() && !stopping_) fatal_ = gen_->apps->fatal();
+      continue;
+    }
+    if (std::any_of(draining_apps_.begin(), draining_apps_.end(),
+                    [&](DrainingApps& d) { return d.apps->on_exit(pid, status, monotonic_ms()); }))
+      continue;
     auto it = std::find_if(procs_.begin(), procs_.end(),
                            [&](const WorkerProc& w) { return w.pid == pid; });
     if (it == procs_.end()) continue;  // e.g. a new master started by an upgrade
@@ -383,6 +451,8 @@ void Master::supervise_tick(uint64_t now) {
     if (watched_files_changed()) reload();
   }
   if (health_respawn_at_ms_ && now >= health_respawn_at_ms_) spawn_health();
+  if (gen_->apps) gen_->apps->tick(now);
+  stop_drained_apps(now, false);
   for (size_t i = 0; i < procs_.size(); i++)
     if (procs_[i].pid == 0 && procs_[i].respawn_at_ms && now >= procs_[i].respawn_at_ms)
       spawn((int)i);
@@ -427,6 +497,12 @@ void Master::reload() {
     return;
   }
   carry_over_state(*gen_, *g);
+  // The new app processes are up and ready before any old one is stopped.
+  if (!start_apps(*g, &err)) {
+    PLOG_ERROR("reload failed, still serving the previous configuration: %s", err.c_str());
+    notify_status("READY=1\n");
+    return;
+  }
   for (const auto& n : g->site.notices) PLOG_NOTICE("%s", n.c_str());
   // Start the new generation first, then drain the old one: the shared
   // listen sockets never lack an acceptor.
@@ -437,6 +513,14 @@ void Master::reload() {
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
   for (WorkerProc& w : old) retire(w.pid, SIGTERM);
+  if (old_gen->apps) {
+    DrainingApps d;
+    d.apps = std::move(old_gen->apps);
+    for (WorkerProc& w : old)
+      if (w.pid > 0) d.workers.push_back(w.pid);
+    d.stop_at_ms = monotonic_ms() + old_gen->site.server.graceful_timeout_ms + 1000;
+    draining_apps_.push_back(std::move(d));
+  }
   stop_health();
   // Close sockets no longer configured (the draining workers hold their own).
   for (auto it = sockets_.begin(); it != sockets_.end();) {
@@ -506,6 +590,36 @@ void Master::upgrade_binary() {
               (int)pid);
 }
 
+// The app processes stop last: until the workers are gone they may still be
+// finishing requests on them.
+void Master::stop_apps(bool graceful) {
+  std::vector<pid_t> pids;
+  if (gen_->apps) pids = gen_->apps->release();
+  for (DrainingApps& d : draining_apps_)
+    for (pid_t pid : d.apps->release()) pids.push_back(pid);
+  draining_apps_.clear();
+  int sig = graceful ? SIGTERM : SIGINT;
+  for (pid_t pid : pids) kill(pid, sig);
+  uint64_t deadline = monotonic_ms() + (graceful ? gen_->site.server.graceful_timeout_ms + 1000 : 2000);
+  sigset_t set = handled_signals();
+  while (!pids.empty()) {
+    int status;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid > 0) {
+      pids.erase(std::remove(pids.begin(), pids.end(), pid), pids.end());
+      continue;
+    }
+    if (pid < 0 && errno == ECHILD) break;
+    uint64_t now = monotonic_ms();
+    if (now >= deadline) {
+      for (pid_t p : pids) kill(p, SIGKILL);
+      deadline = now + 5000;
+    }
+    timespec ts{0, 50 * 1000000};
+    sigtimedwait(&set, nullptr, &ts);
+  }
+}
+
 int Master::shutdown(bool graceful) {
   stopping_ = true;
   sd_notify("STOPPING=1");
@@ -538,6 +652,7 @@ int Master::shutdown(bool graceful) {
       for (Retiring& r : retiring_) kill(r.pid, SIGINT);
     }
   }
+  stop_apps(graceful);
   for (Socket& s : sockets_) close(s.fd);
   return 0;
 }
@@ -572,9 +687,10 @@ int Master::run() {
     return 1;
   }
   gen_ = std::move(g);
-  if (gen_->site.server.reuse_port)
-    PLOG_WARN("reuse_port = true is not implemented yet; workers share one listen socket "
-              "(EPOLLEXCLUSIVE)");
+  if (!start_apps(*gen_, &err)) {
+    fprintf(stderr, "pasture: %s\n", err.c_str());
+    return 1;
+  }
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
   spawn_health();

@@ -1,6 +1,7 @@
 #include "worker/runtime.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -152,8 +153,44 @@ void Worker::client_closed(ClientConn* c) {
   if (draining_) maybe_exit();
 }
 
-bool Worker::start_accepting(const std::vector<int>& listen_fds) {
+namespace {
+
+// A private socket bound to the same address as `shared`, with SO_REUSEPORT:
+// the kernel then spreads new connections over every worker's socket (and
+// the shared one, which all workers still accept from). -1 on failure.
+int reuse_port_socket(int shared, uint32_t backlog) {
+  sockaddr_storage ss{};
+  socklen_t sl = sizeof ss;
+  if (getsockname(shared, reinterpret_cast<sockaddr*>(&ss), &sl) < 0) return -1;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0 || listen(fd, (int)backlog) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+bool Worker::start_accepting(const std::vector<int>& listen_fds, bool reuse_port) {
   listen_fds_ = listen_fds;
+  if (reuse_port) {
+    for (int shared : listen_fds) {
+      int fd = reuse_port_socket(shared, site_->server.backlog);
+      if (fd < 0) {
+        PLOG_WARN("reuse_port: cannot bind a private socket (%s); using the shared one only",
+                  strerror(errno));
+        continue;
+      }
+      own_fds_.push_back(fd);
+      listen_fds_.push_back(fd);
+    }
+  }
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) {
     PLOG_ERROR("epoll_create1() failed: %s", strerror(errno));

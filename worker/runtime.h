@@ -77,7 +77,7 @@ class Worker {
 
   // Watch the shared listen sockets through a private epoll instance with
   // EPOLLEXCLUSIVE (one worker woken per connection). Returns false on error.
-  bool start_accepting(const std::vector<int>& listen_fds);
+  bool start_accepting(const std::vector<int>& listen_fds, bool reuse_port);
   // Count a finished request; past max_requests the worker drains and exits
   // (the master starts a fresh one), as gunicorn's max_requests.
   void note_request();
@@ -98,6 +98,7 @@ class Worker {
   static void on_acceptable(uv_poll_t* h, int status, int events);
   void accept_batch(int lfd, int max);
   std::vector<int> listen_fds_;
+  std::vector<int> own_fds_;  // reuse_port: this worker's private sockets
   int epfd_ = -1;
   uv_poll_t* accept_poll_ = nullptr;
   bool draining_ = false;

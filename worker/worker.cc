@@ -53,7 +53,7 @@ int run(const Setup& setup) {
   Worker w(setup, &loop);
   w.slot()->pid.store(getpid(), std::memory_order_relaxed);
 
-  if (!w.start_accepting(setup.listen_fds)) return 1;
+  if (!w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
 
   Signals sig;
   for (auto [h, num] : {std::pair{&sig.term, SIGTERM}, std::pair{&sig.quit, SIGQUIT},

@@ -38,6 +38,7 @@ struct Setup {
   std::string log_file;       // --log-file: reopened onto fds 1/2 on USR1
   pid_t master_pid = 0;       // the worker exits (gracefully) if this process dies
   uint64_t max_requests = 0;  // drain and exit after this many (0 = never); jitter applied
+  bool reuse_port = false;    // also accept on a private SO_REUSEPORT socket per listener
 };
 
 // The balancer view of a pool: tables from the config, counters in shm.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <sstream>
 #include <fstream>
 #include <thread>
 
@@ -345,6 +346,46 @@ TEST(Lifecycle, WorkersLeaveWhenTheMasterIsKilled) {
     return true;
   }, Millis(5000)));
   EXPECT_TRUE(wait_until([&] { return !http_get(srv.port(), "/", {}, Millis(200)).ok(); }));
+}
+
+}  // namespace
+}  // namespace pasture::test
+
+namespace pasture::test {
+namespace {
+
+// Listening sockets on `port` (IPv4), from /proc/net/tcp.
+int listeners_on(uint16_t port) {
+  std::ifstream f("/proc/net/tcp");
+  std::string line;
+  char want[8];
+  snprintf(want, sizeof want, ":%04X", port);
+  int n = 0;
+  std::getline(f, line);
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string sl, local, remote, st;
+    in >> sl >> local >> remote >> st;
+    if (st == "0A" && local.size() > 5 && local.substr(local.size() - 5) == want) n++;
+  }
+  return n;
+}
+
+TEST(Lifecycle, ReusePortGivesEachWorkerItsOwnSocket) {
+  PastureServer srv("[app:main]\nuse = egg:pasture#echo\nname = rp\n", 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  EXPECT_EQ(listeners_on(srv.port()), 1);
+  std::ifstream in(srv.path());
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  all.replace(all.find("workers = 2"), 11, "workers = 2\nreuse_port = true");
+  std::ofstream(srv.path()) << all;
+  // reuse_port applies to sockets bound from now on: restart, not reload.
+  srv.proc().signal(SIGTERM);
+  ASSERT_TRUE(srv.proc().wait_exit(Millis(5000)).has_value());
+  Process p({PASTURE_BINARY, "serve", srv.path()});
+  ASSERT_TRUE(wait_for_output(p, "serving on"));
+  EXPECT_TRUE(wait_until([&] { return listeners_on(srv.port()) == 3; })) << listeners_on(srv.port());
+  for (int i = 0; i < 50; i++) ASSERT_EQ(http_get(srv.port(), "/").body, "rp GET /\n");
 }
 
 }  // namespace
