@@ -171,7 +171,23 @@ void Describer::pool(const Handler& h, const std::string& indent) {
   }
   const Pool& p = site_.pools[h.pool];
   std::string in = indent + "  ";
-  if (!p.preserve_host && p.servers.size() == 1) {
+  const PythonApp* app = nullptr;
+  for (const PythonApp& a : site_.python_apps)
+    if (a.pool == h.pool) app = &a;
+  if (app) {
+    std::string what = app->section.empty() ? app->uri : "[" + app->section + "]";
+    out += "python app " + what + " (" + app->factory + "): hosted by pasture in Python processes\n";
+    out += in + "each loads it with paste.deploy: loadapp('" + app->uri + "'" +
+           (app->name.empty() ? "" : ", name='" + app->name + "'") + ")" +
+           (app->skip_filters ? " minus the first " + std::to_string(app->skip_filters) +
+                                    " filter(s), which pasture runs in front"
+                              : "") +
+           "\n";
+    std::string workers = site_.server.app_workers > 0 ? std::to_string(site_.server.app_workers)
+                                                       : "one per CPU";
+    out += in + "app processes: " + workers + " (app_workers / --app-workers), balanced by [" + p.name +
+           "]: " + method_word(p.method) + " (" + method_words(p.method) + ")\n";
+  } else if (!p.preserve_host && p.servers.size() == 1) {
     const UpstreamServer& s = p.servers[0];
     out += "proxy [" + h.name + "] to http://" + (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" +
            std::to_string(s.port) + p.base_path + " (sends the upstream's host:port as Host)\n";
@@ -275,8 +291,13 @@ std::string describe_site(const Site& site, int workers_override) {
   Describer d(site);
   d.handler(site.root, "  ");
   out += d.out;
-  out += "\nAll of this is served natively by pasture (urlmap, proxy, balancer, echo).\n"
-         "Python WSGI apps and filters cannot be served yet; a config that needs one is refused.\n";
+  if (site.python_apps.empty()) {
+    out += "\nAll of this is served natively by pasture (urlmap, proxy, balancer, echo).\n";
+  } else {
+    out += "\nPython WSGI apps (and their Python filters) run in pasture's app processes,\n"
+           "loaded with paste.deploy by " + std::string(s.python.empty() ? "python3 (on PATH, else /usr/bin/python3)" : s.python) +
+           "; the rest is served natively by pasture (urlmap, proxy, balancer, echo).\n";
+  }
   if (!site.notices.empty()) {
     out += "\nNotices:\n";
     for (const auto& n : site.notices) out += "  " + n + "\n";

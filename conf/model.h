@@ -36,7 +36,12 @@ struct UpstreamServer {
   uint32_t max_fails = 1;
   uint32_t fail_timeout_ms = 10000;
   uint32_t slow_start_ms = 0;
-  std::string label() const { return host + ":" + std::to_string(port); }
+  // Non-empty: a unix-domain stream socket at this path instead of host:port
+  // (e.g. a Python app process pasture hosts; see PythonApp).
+  std::string unix_path = {};
+  std::string label() const {
+    return unix_path.empty() ? host + ":" + std::to_string(port) : "unix:" + unix_path;
+  }
 };
 
 enum class BalanceMethod { RoundRobin, LeastConn, Random, Random2, IpHash, Hash, Cookie };
@@ -142,6 +147,25 @@ struct Handler {
   std::string echo_name;
 };
 
+// A WSGI app pasture does not serve natively (`use = egg:myapp`, `call:`,
+// `paste.app_factory`, Python filters, Python composites). The master hosts it
+// (master/apphost.h): app_workers Python processes load exactly this object
+// with paste.deploy and serve it; a Proxy handler balances over them through
+// `pool`. conf/ leaves that pool's `servers` empty: the master fills in one
+// server per app process when it builds a generation.
+struct PythonApp {
+  std::string uri;        // loadapp's first argument: "config:/abs/file.ini", "egg:X", "call:m:f"
+  std::string name;       // loadapp's name= (the section's object name); "" = paste.deploy's default
+  int skip_filters = 0;   // leading pipeline filters pasture runs itself (the balancer), not loaded
+  // skip_filters > 0: what is loaded instead, each by name from `uri`:
+  // filters outermost first, then the app (paste.deploy pipeline order).
+  std::vector<std::string> pipeline;
+  std::string section;    // "app:myapp", "pipeline:main"; "" when named by a URI
+  std::string factory;    // what paste.deploy calls, for messages: "egg:myapp", "call:m:f", ...
+  int pool = -1;          // index into Site::pools
+  SourceLoc loc;
+};
+
 struct Listener {
   std::string host;  // "0.0.0.0", "127.0.0.1", "::", ...
   uint16_t port = 0;
@@ -170,6 +194,11 @@ struct ServerSettings {
   uint64_t max_requests_jitter = 0;       // + random [0, jitter]
   bool reuse_port = false;                // SO_REUSEPORT: one listen socket per worker
   std::string access_log;                 // path; "-" = stderr; empty = off
+  // Python apps (Site::python_apps): processes per app (0 = number of CPUs)
+  // and the interpreter (empty = the first of python3 on PATH and
+  // /usr/bin/python3 that can import paste.deploy).
+  int app_workers = 0;
+  std::string python;
   SourceLoc loc;
 };
 
@@ -181,6 +210,7 @@ struct Site {
   std::vector<Handler> handlers;
   int root = -1;  // index into handlers
   std::vector<Pool> pools;
+  std::vector<PythonApp> python_apps;  // hosted by the master (master/apphost.h)
   std::vector<std::string> notices;  // one-line notices (ignored keys, ...)
 };
 

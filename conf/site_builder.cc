@@ -1,6 +1,8 @@
 // The app tree -> Handlers and Pools.
 #include "conf/site_builder.h"
 
+#include <unistd.h>
+
 #include <map>
 #include <set>
 
@@ -52,18 +54,56 @@ namespace {
 
 [[noreturn]] void bad(const SourceLoc& loc, const std::string& msg) { throw ConfigError(loc.file, loc.line, msg); }
 
-[[noreturn]] void unsupported(const ContextPtr& ctx, const std::string& what) {
-  std::string where = "[" + (ctx->factory_section.empty() ? section_of(ctx) : ctx->factory_section) + "]";
-  SourceLoc loc = ctx->factory_loc.line ? ctx->factory_loc : section_loc(ctx);
-  const auto& f = ctx->factory;
-  if (f.type == paste::FactoryRef::Type::Egg) {
-    bad(loc, "not supported yet: egg:" + f.dist + "#" + f.entry_point + " in " + where);
-  }
-  bad(loc, "Python " + what + " " + f.str() + " in " + where + " not supported yet");
-}
-
 bool is_balancer_filter(const ContextPtr& f) {
   return f->object_type == paste::ObjectType::Filter && (is_egg(f, "paste", "balancer") || is_egg(f, "pasture", "balancer"));
+}
+
+bool has_servers(const ContextPtr& pool_ctx) {
+  return pool_ctx->local_conf->contains("servers") || pool_ctx->local_conf->contains("servers_from");
+}
+
+// What pasture serves itself; everything else is a Python app it hosts.
+bool is_native(const ContextPtr& ctx) {
+  std::string kind = ctx->kind();
+  if (kind == "composite") return is_egg(ctx, "paste", "urlmap");
+  if (kind == "pipeline") {
+    if (ctx->filter_contexts.empty()) return is_native(ctx->app_context);
+    return is_balancer_filter(ctx->filter_contexts.front()) && has_servers(ctx->filter_contexts.front());
+  }
+  if (kind == "filter_app" || kind == "filter_with")
+    return is_balancer_filter(ctx->filter_context) && has_servers(ctx->filter_context);
+  return is_egg(ctx, "paste", "proxy") || is_egg(ctx, "pasture", "balancer") || is_egg(ctx, "pasture", "echo");
+}
+
+std::string absolute(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[4096];
+  return getcwd(cwd, sizeof cwd) ? std::string(cwd) + "/" + path : path;
+}
+
+// The loadapp() arguments that load exactly `ctx` again in a Python process.
+PythonApp python_app_for(const ContextPtr& ctx, int skip_filters) {
+  PythonApp a;
+  a.skip_filters = skip_filters;
+  a.factory = ctx->factory.type == paste::FactoryRef::Type::None ? ctx->kind() : ctx->factory.str();
+  if (skip_filters > 0) {
+    if (ctx->object_type == paste::ObjectType::Pipeline)
+      a.pipeline.assign(ctx->pipeline_names.begin() + skip_filters, ctx->pipeline_names.end());
+    else if (!ctx->next_name.empty())
+      a.pipeline = {ctx->next_name};
+    else
+      a.pipeline = {object_name(section_of(ctx->next_context))};
+  }
+  if (!ctx->sections.empty()) {
+    a.uri = "config:" + absolute(ctx->sections.front().file);
+    a.section = section_of(ctx);
+    a.name = object_name(a.section);
+    a.loc = ctx->factory_loc.line ? ctx->factory_loc : section_loc(ctx);  // the use = line
+  } else {
+    a.uri = ctx->factory.str();  // a urlmap value such as egg:myapp or call:m:f
+    a.loc = ctx->factory_loc;
+  }
+  return a;
 }
 
 class AppBuilder {
@@ -81,6 +121,7 @@ class AppBuilder {
   int proxy(const ContextPtr& ctx);
   int balancer(const ContextPtr& ctx, const ContextPtr& pool_ctx, bool as_filter);
   int echo(const ContextPtr& ctx);
+  int hosted(const ContextPtr& ctx, const ContextPtr& pool_ctx, int skip_filters);
   int filtered(const ContextPtr& ctx, const ContextPtr& filter, const ContextPtr& next);
   ContextPtr resolve(const ContextPtr& composite, const py::Value& name);
 
@@ -108,7 +149,7 @@ int AppBuilder::dispatch(const ContextPtr& ctx) {
   std::string kind = ctx->kind();
   if (kind == "composite") {
     if (is_egg(ctx, "paste", "urlmap")) return urlmap(ctx);
-    unsupported(ctx, "composite");
+    return hosted(ctx, nullptr, 0);
   }
   if (kind == "pipeline") {
     if (ctx->filter_contexts.empty()) return build(ctx->app_context);
@@ -119,18 +160,62 @@ int AppBuilder::dispatch(const ContextPtr& ctx) {
   if (is_egg(ctx, "paste", "proxy")) return proxy(ctx);
   if (is_egg(ctx, "pasture", "balancer")) return balancer(ctx, ctx, false);
   if (is_egg(ctx, "pasture", "echo")) return echo(ctx);
-  unsupported(ctx, "app");
+  return hosted(ctx, nullptr, 0);
+}
+
+// A Python app: a Proxy handler over a pool the master fills with the app
+// processes hosting it. `pool_ctx` (a balancer filter without servers, run by
+// pasture in front) holds the pool settings; least_conn unless it says
+// otherwise. `skip_filters`: leading filters of ctx that pasture runs itself.
+int AppBuilder::hosted(const ContextPtr& ctx, const ContextPtr& pool_ctx, int skip_filters) {
+  PythonApp app = python_app_for(ctx, skip_filters);
+  Pool p;
+  p.name = app.section.empty() ? app.uri : app.section;
+  p.loc = app.loc;
+  p.method = BalanceMethod::LeastConn;
+  p.preserve_host = true;
+  // Our own processes: an idempotent request on one that dies is always retried.
+  p.retries = 2;
+  p.retry_budget_percent = 100;
+  if (pool_ctx) {
+    p.name = section_of(pool_ctx);
+    p.loc = section_loc(pool_ctx);
+    py::Dict local = *pool_ctx->local_conf;
+    local.set("servers", "127.0.0.1:1");  // placeholder: fill_pool insists on servers
+    ignored_keys(site_, pool_ctx, fill_pool(p, local, p.loc));
+    p.servers.clear();
+  }
+  site_.pools.push_back(std::move(p));
+  app.pool = static_cast<int>(site_.pools.size()) - 1;
+  site_.python_apps.push_back(app);
+  Handler h;
+  h.kind = HandlerKind::Proxy;
+  h.name = app.section.empty() ? app.uri : app.section;
+  h.loc = app.loc;
+  h.pool = app.pool;
+  return add(std::move(h));
 }
 
 // A filter in front of an app: only the balancer filter is understood; it
 // replaces the app (the app is what the upstream servers run).
 int AppBuilder::filtered(const ContextPtr& ctx, const ContextPtr& filter, const ContextPtr& next) {
   if (!is_balancer_filter(filter)) {
-    std::string where = section_of(filter).empty() ? filter->factory.str() : "[" + section_of(filter) + "]";
-    SourceLoc loc = filter->factory_loc.line ? filter->factory_loc : section_loc(filter);
-    if (loc.line == 0) loc = section_loc(ctx);
-    bad(loc, "not supported yet: filter " + where + " (" + filter->factory.str() + ") in [" + section_of(ctx) +
-                 "]; only the balancer filter (egg:pasture#balancer) is");
+    // A Python filter: the whole pipeline runs in Python, as under paster serve.
+    for (const ContextPtr& f : ctx->filter_contexts) {
+      if (!is_balancer_filter(f)) continue;
+      SourceLoc loc = f->factory_loc.line ? f->factory_loc : section_loc(f);
+      if (loc.line == 0) loc = section_loc(ctx);
+      bad(loc, "the balancer filter [" + section_of(f) + "] must come first in [" + section_of(ctx) +
+                   "] (pasture runs it in front of the Python filters)");
+    }
+    return hosted(ctx, nullptr, 0);
+  }
+  if (!has_servers(filter)) {
+    // No servers: balance over app processes hosting the rest, if it is Python.
+    bool rest_python = ctx->object_type == paste::ObjectType::Pipeline
+                           ? ctx->filter_contexts.size() > 1 || !is_native(ctx->app_context)
+                           : !is_native(next);
+    if (rest_python) return hosted(ctx, filter, 1);
   }
   int h = balancer(ctx, filter, true);
   std::string rest = ctx->object_type == paste::ObjectType::Pipeline ? "" : section_of(next);

@@ -75,6 +75,10 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
   } else if ((fl == Flavour::Pasture && key == "access_log") ||
              (fl == Flavour::Gunicorn && key == "accesslog")) {
     s.access_log = py::strip(v.value);
+  } else if (key == "app_workers") {  // pasture's Python app processes, whatever the flavour
+    s.app_workers = static_cast<int>(parse_uint(v.value, 4096, v.loc, key));
+  } else if (key == "python") {
+    s.python = py::strip(v.value);
   } else if (fl == Flavour::Gunicorn && key == "keepalive") {
     s.keepalive_timeout_ms = parse_duration_ms(v.value, v.loc);
   } else {

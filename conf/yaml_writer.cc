@@ -4,6 +4,7 @@
 #include <set>
 
 #include "conf/describe.h"
+#include "conf/error.h"
 
 namespace pasture::conf {
 
@@ -188,6 +189,12 @@ std::string Writer::run() {
 
 }  // namespace
 
-std::string site_to_yaml(const Site& site) { return Writer(site).run(); }
+std::string site_to_yaml(const Site& site) {
+  // The YAML form has no way to name a Python app (conf::PythonApp) yet.
+  for (const PythonApp& a : site.python_apps)
+    throw ConfigError(a.loc.file, a.loc.line,
+                      "not supported yet: " + a.factory + (a.section.empty() ? "" : " in [" + a.section + "]"));
+  return Writer(site).run();
+}
 
 }  // namespace pasture::conf

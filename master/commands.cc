@@ -178,13 +178,14 @@ int cmd_inspect(const conf::LoadOptions& opts, bool json) {
 
 int cmd_convert(const conf::LoadOptions& opts) {
   conf::Site site;
+  std::string yaml;
   try {
     site = conf::load_site(opts);
+    yaml = conf::site_to_yaml(site);  // refuses Python apps: YAML cannot name them yet
   } catch (const std::exception& e) {
     fprintf(stderr, "%s\n", e.what());
     return 2;
   }
-  std::string yaml = conf::site_to_yaml(site);
   // Load the YAML back: what convert prints must serve the same way.
   char tmpl[] = "/tmp/pasture-convert-XXXXXX.yaml";
   int fd = mkstemps(tmpl, 5);

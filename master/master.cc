@@ -310,6 +310,7 @@ void Master::stop_drained_apps(uint64_t now, bool all) {
 void Master::spawn(int slot) {
   Generation& g = *gen_;
   g.setup.slot = slot;
+  g.setup.n_workers = n_workers_;
   const conf::ServerSettings& srv = g.site.server;
   g.setup.max_requests = srv.max_requests;
   if (srv.max_requests && srv.max_requests_jitter) {

@@ -11,6 +11,7 @@
 
 #include "common/shm_layout.h"
 #include "conf/model.h"
+#include "master/apphost.h"
 #include "master/listener.h"
 #include "worker/worker.h"
 
@@ -52,6 +53,7 @@ class Master {
     // servers_from files and their state when loaded: a change reloads.
     std::vector<std::pair<std::string, std::string>> watched;
     worker::Setup setup;
+    std::unique_ptr<AppHost> apps;  // the Python app processes; null without Python apps
   };
   struct WorkerProc {
     pid_t pid = 0;
@@ -64,6 +66,13 @@ class Master {
     pid_t pid = 0;
     uint64_t kill_at_ms = 0;
   };
+  // An older generation's app processes: stopped once the old workers that
+  // may still send them requests have exited (or at stop_at_ms).
+  struct DrainingApps {
+    std::unique_ptr<AppHost> apps;
+    std::vector<pid_t> workers;
+    uint64_t stop_at_ms = 0;
+  };
   struct Socket {
     int fd = -1;
     std::string key;  // "host:port" as getsockname() reports it
@@ -73,6 +82,11 @@ class Master {
   bool resolve_upstreams(Generation& g, std::string* err);
   bool open_sockets(const conf::ServerSettings& s, std::vector<int>* fds, std::string* err);
   void carry_over_state(const Generation& from, Generation& to);
+  // Starts g's app processes and waits for them (before its workers).
+  bool start_apps(Generation& g, std::string* err);
+  // Retires the draining app hosts whose workers are gone (all when `all`).
+  void stop_drained_apps(uint64_t now, bool all);
+  void stop_apps(bool graceful);
   void spawn(int slot);
   // The current generation's health checker (master/health.h), if any pool
   // has health_check; stop_health() retires the running one.
@@ -100,6 +114,7 @@ class Master {
   std::vector<Socket> sockets_;   // every listen socket the master holds
   std::vector<WorkerProc> procs_; // current generation, one per slot
   std::vector<Retiring> retiring_;
+  std::vector<DrainingApps> draining_apps_;
   pid_t health_pid_ = 0;               // the current generation's health checker
   uint64_t health_respawn_at_ms_ = 0;  // 0: running or not needed
   uint64_t next_watch_ms_ = 0;

@@ -107,11 +107,12 @@ TEST(Cli, CheckPrintsWhatWillBeServed) {
   r = pasture({"check", std::string(PASTURE_SOURCE_DIR) + "/conf/examples/demo.ini#backend_a"});
   EXPECT_NE(r.out.find("listens on http://127.0.0.1:8081"), std::string::npos) << r.out;
 
-  std::string bad = write_temp_file("bad.ini", "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:Foo#x\n");
+  std::string bad = write_temp_file("bad.ini", "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:Paste#nothing\n");
   r = pasture({"check", bad});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.out, "");
-  EXPECT_EQ(r.err, bad + ":4: not supported yet: egg:Foo#x in [app:main]\n");
+  EXPECT_EQ(r.err, bad + ":4: LookupError: Entry point 'nothing' not found in egg 'Paste' (protocols: "
+                         "paste.app_factory, paste.composite_factory, paste.composit_factory)\n");
   r = pasture({"serve", "--check", bad});
   EXPECT_EQ(r.code, 2);
   std::string notice = write_temp_file("n.ini", "[server:main]\nuse = egg:waitress#main\nthreads = 4\n"

@@ -163,20 +163,48 @@ TEST_F(ConfSite, PipelineWithBalancerFilter) {
   EXPECT_NE(s.notices[0].find("(myapp)"), std::string::npos);
 }
 
-TEST_F(ConfSite, UnsupportedAppsNameTheUseLine) {
-  std::string server = "[server:main]\nuse = egg:Paste#http\n";
-  EXPECT_EQ(error(server + "[app:main]\nuse = x\n[app:x]\nkey = 1\nuse = egg:Foo#bar\n"),
-            "7: not supported yet: egg:Foo#bar in [app:x]");
-  EXPECT_EQ(error(server + "[app:main]\npaste.app_factory = myapp:make\n"),
-            "4: Python app paste.app_factory = myapp:make in [app:main] not supported yet");
-  EXPECT_EQ(error(server + "[app:main]\nuse = call:myapp:make\n"),
-            "4: Python app call:myapp:make in [app:main] not supported yet");
-  EXPECT_EQ(error(server + "[pipeline:main]\npipeline = gz main2\n[filter:gz]\nuse = egg:Paste#gzip\n"
-                           "[app:main2]\nuse = egg:pasture#echo\n"),
-            "6: not supported yet: filter [filter:gz] (egg:Paste#gzip) in [pipeline:main]; only the balancer filter "
-            "(egg:pasture#balancer) is");
+TEST_F(ConfSite, PythonAppsAreHosted) {
+  std::string server = "[server:main]\nuse = egg:Paste#http\napp_workers = 3\npython = /usr/bin/python3\n";
+  Site s = load(server + "[app:main]\nuse = x\n[app:x]\nkey = 1\nuse = egg:Foo#bar\n");
+  EXPECT_EQ(s.server.app_workers, 3);
+  EXPECT_EQ(s.server.python, "/usr/bin/python3");
+  ASSERT_EQ(s.python_apps.size(), 1u);
+  EXPECT_EQ(s.python_apps[0].name, "main");
+  EXPECT_EQ(s.python_apps[0].section, "app:main");
+  EXPECT_EQ(s.python_apps[0].factory, "egg:Foo#bar");
+  EXPECT_EQ(s.python_apps[0].uri.substr(0, 8), "config:/");
+  EXPECT_EQ(s.python_apps[0].loc.line, 9);  // the use = line that names the factory
+  const Pool& p = s.pools[s.python_apps[0].pool];
+  EXPECT_TRUE(p.servers.empty());  // the master fills in its app processes
+  EXPECT_EQ(p.method, BalanceMethod::LeastConn);
+  EXPECT_EQ(s.handlers[s.root].kind, HandlerKind::Proxy);
+  EXPECT_EQ(s.handlers[s.root].pool, s.python_apps[0].pool);
+
+  s = load(server + "[app:main]\nuse = call:myapp:make\n");
+  ASSERT_EQ(s.python_apps.size(), 1u);
+  EXPECT_EQ(s.python_apps[0].factory, "call:myapp:make");
+
+  // A Python filter: the whole pipeline is hosted.
+  s = load(server + "[pipeline:main]\npipeline = gz main2\n[filter:gz]\nuse = egg:Paste#gzip\n"
+                    "[app:main2]\nuse = egg:pasture#echo\n");
+  ASSERT_EQ(s.python_apps.size(), 1u);
+  EXPECT_EQ(s.python_apps[0].section, "pipeline:main");
+  EXPECT_EQ(s.python_apps[0].skip_filters, 0);
+
+  // A balancer filter without servers balances over the hosted rest.
+  s = load(server + "[pipeline:main]\npipeline = balancer myapp\n[filter:balancer]\nuse = egg:Paste#balancer\n"
+                    "method = round_robin\n[app:myapp]\nuse = call:myapp:make\n");
+  ASSERT_EQ(s.python_apps.size(), 1u);
+  EXPECT_EQ(s.python_apps[0].skip_filters, 1);
+  EXPECT_EQ(s.pools[s.python_apps[0].pool].name, "filter:balancer");
+  EXPECT_EQ(s.pools[s.python_apps[0].pool].method, BalanceMethod::RoundRobin);
+
+  EXPECT_EQ(error(server + "[pipeline:main]\npipeline = gz balancer main2\n[filter:gz]\nuse = egg:Paste#gzip\n"
+                           "[filter:balancer]\nuse = egg:Paste#balancer\n[app:main2]\nuse = call:m:f\n"),
+            "10: the balancer filter [filter:balancer] must come first in [pipeline:main] (pasture runs it in "
+            "front of the Python filters)");
   EXPECT_EQ(error(server + "[app:main]\nuse = egg:Paste#nothing\n"),
-            "4: LookupError: Entry point 'nothing' not found in egg 'Paste' (protocols: paste.app_factory, "
+            "6: LookupError: Entry point 'nothing' not found in egg 'Paste' (protocols: paste.app_factory, "
             "paste.composite_factory, paste.composit_factory)");
 }
 
