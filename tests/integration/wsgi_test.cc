@@ -183,7 +183,7 @@ struct GetLoop {
 };
 
 TEST(Wsgi, KillNineAnAppProcessUnderLoadFailsNothing) {
-  WsgiSite site("call.ini", 2);
+  WsgiSite site("kill.ini", 2);
   ASSERT_TRUE(site.start_pasture()) << site.pasture().output();
   std::vector<int> pids = site.app_pids();
   ASSERT_EQ(pids.size(), 2u);
