@@ -64,7 +64,9 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
       slot_(&setup.shm->workers()[setup.slot]),
       rng_(lb::seed_from_os()),
       graceful_timeout_ms_(setup.graceful_timeout_ms),
-      max_requests_(setup.max_requests) {
+      max_requests_(setup.max_requests),
+      all_slots_(setup.shm->workers()),
+      n_workers_(setup.n_workers) {
   log_file_ = setup.log_file;
   const conf::Site& site = *setup.site;
   if (!setup.access_log.empty() && !access_log_.open(loop, setup.access_log))
@@ -205,6 +207,9 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds, bool reuse_port
       return false;
     }
   }
+  uv_timer_init(loop_, &accept_pause_);
+  accept_pause_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&accept_pause_));
   accept_poll_ = new uv_poll_t;
   uv_poll_init(loop_, accept_poll_, epfd_);
   accept_poll_->data = this;
@@ -212,9 +217,43 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds, bool reuse_port
   return true;
 }
 
+// Keep-alive connections live long, so whoever accepts them carries their
+// load: a worker holding clearly more than its share of the workers' open
+// connections steps aside for a moment and lets the others accept (the idea
+// of nginx's accept_mutex, with the counts from shared memory).
+bool Worker::over_share() const {
+  if (n_workers_ <= 1) return false;
+  uint64_t total = 0;
+  for (int i = 0; i < n_workers_; i++)
+    total += all_slots_[i].connections.load(std::memory_order_relaxed);
+  uint64_t mine = clients_.size();
+  uint64_t fair = total / n_workers_;
+  return mine > fair + std::max<uint64_t>(2, fair / 16);
+}
+
+void Worker::pause_accepting() {
+  for (int fd : listen_fds_) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  accept_paused_ = true;
+  uv_timer_start(&accept_pause_, [](uv_timer_t* t) {
+    auto* w = static_cast<Worker*>(t->data);
+    if (!w->accept_paused_ || w->draining_ || w->epfd_ < 0) return;
+    w->accept_paused_ = false;
+    for (int fd : w->listen_fds_) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+      ev.data.fd = fd;
+      epoll_ctl(w->epfd_, EPOLL_CTL_ADD, fd, &ev);
+    }
+  }, 2, 0);
+}
+
 void Worker::on_acceptable(uv_poll_t* h, int status, int) {
   auto* w = static_cast<Worker*>(h->data);
   if (status < 0 || w->draining_) return;
+  if (w->over_share()) {
+    w->pause_accepting();
+    return;
+  }
   epoll_event evs[16];
   int n = epoll_wait(w->epfd_, evs, 16, 0);
   for (int i = 0; i < n; i++) w->accept_batch(evs[i].data.fd, kAcceptBatch);
@@ -247,6 +286,7 @@ void Worker::start_drain() {
     uv_close(reinterpret_cast<uv_handle_t*>(accept_poll_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     accept_poll_ = nullptr;
+    uv_timer_stop(&accept_pause_);
     close(epfd_);
     epfd_ = -1;
     for (int fd : listen_fds_) {

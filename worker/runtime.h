@@ -96,11 +96,17 @@ class Worker {
   std::vector<std::string*> free_bufs_;
   std::vector<ClientConn*> clients_;  // unordered; ClientConn keeps its index
   static void on_acceptable(uv_poll_t* h, int status, int events);
+  bool over_share() const;
+  void pause_accepting();
   void accept_batch(int lfd, int max);
   std::vector<int> listen_fds_;
   std::vector<int> own_fds_;  // reuse_port: this worker's private sockets
   int epfd_ = -1;
   uv_poll_t* accept_poll_ = nullptr;
+  uv_timer_t accept_pause_;
+  bool accept_paused_ = false;
+  shm::WorkerSlot* all_slots_;
+  int n_workers_;
   bool draining_ = false;
   uint32_t graceful_timeout_ms_;
   std::string log_file_;
