@@ -302,6 +302,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   arm_timer(srv.client_body_timeout_ms);
   RouteResult r = route(w_->site(), host, t.path);
   handler_ = r.handler;
+  script_len_ = r.script_name_len;
   if (handler_ < 0) {
     respond_local(404, "404 Not Found\n", false);
     return true;
@@ -417,8 +418,9 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
       xff = value;  // appended to below, as nginx's $proxy_add_x_forwarded_for
       continue;
     } else if ((name.size() == 17 && iequals(name, "x-forwarded-proto")) ||
-               (name.size() == 16 && iequals(name, "x-forwarded-host"))) {
-      continue;
+               (name.size() == 16 && iequals(name, "x-forwarded-host")) ||
+               (pool.hosted && iequals(name, "x-pasture-script-name"))) {
+      continue;  // ours to set; a client's value is never trusted
     }
     append(o, name);
     o.append(": ");
@@ -439,6 +441,13 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   o.append("X-Forwarded-For: ");
   if (!xff.empty()) append(o, xff), o.append(", ");
   o.append(peer_).append("\r\nX-Forwarded-Proto: http\r\n");
+  // A hosted WSGI app learns the urlmap prefix it is mounted at (its
+  // SCRIPT_NAME); python/pasture_wsgi.py strips it from PATH_INFO.
+  if (pool.hosted && script_len_ > 0 && script_len_ <= t.path.size()) {
+    o.append("X-Pasture-Script-Name: ");
+    append(o, t.path.substr(0, script_len_));
+    o.append("\r\n");
+  }
   if (!host.empty()) {
     o.append("X-Forwarded-Host: ");
     append(o, host);
@@ -450,7 +459,7 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
 
 void ClientConn::connect_upstream() {
   PoolRt& pool = w_->pools()[pool_];
-  up_ = UpstreamConn::acquire(w_, &pool, server_, tries_ > 0);
+  up_ = UpstreamConn::acquire(w_, &pool, server_, fresh_);
   if (!up_) {
     on_upstream_error(502, FailKind::kConnect, "cannot create upstream connection", nullptr);
     return;
@@ -627,17 +636,20 @@ int ClientConn::pick_retry(PoolRt& pool, const char* why) {
 }
 
 // Send the request again, to server `s`.
-void ClientConn::start_retry(PoolRt& pool, int s, const char* why, std::string* unsent) {
+void ClientConn::start_retry(PoolRt& pool, int s, const char* why, std::string* unsent,
+                             bool counts) {
   const conf::Pool& cfg = *pool.cfg;
   const std::string failed = cfg.servers[server_].label();
   release_server(false);
-  tries_++;
+  if (counts) tries_++;
+  fresh_ = true;
   if (!retry_flight_) {
     retry_flight_ = true;
     pool.retries_in_flight++;
   }
-  PLOG_INFO("pool %s: %s %s; retrying on %s (attempt %u)", cfg.name.c_str(), failed.c_str(), why,
-            cfg.servers[s].label().c_str(), tries_ + 1u);
+  PLOG_INFO("pool %s: %s %s; retrying on %s (retry %u%s)", cfg.name.c_str(), failed.c_str(),
+            why, cfg.servers[s].label().c_str(), tries_ + stale_tries_,
+            counts ? "" : ", stale keep-alive connection");
   take_server(pool, s, {});
   connect_upstream();
   if (up_ && unsent && !unsent->empty()) up_->send_body(unsent->data(), unsent->size());
@@ -659,12 +671,20 @@ void ClientConn::on_upstream_error(int status, FailKind kind, const char* why,
                                                     : conf::kRetryError;
   // A reused keep-alive connection the server had just closed is no fault
   // of the server: it gets its own retry, as in nginx.
-  bool ok = !body_lost &&
-            (kind == FailKind::kStale ? !resp_started_ && idempotent(method_) && tries_ < 8
-                                      : may_retry(pool, sent, condition, 0));
+  // It is retried on the same server over a fresh connection, without
+  // counting against `retries` (if the server is really gone, that connect
+  // fails and the ordinary rules take over).
+  if (kind == FailKind::kStale && !body_lost && !resp_started_ && idempotent(method_) &&
+      stale_tries_ < 4) {
+    stale_tries_++;
+    start_retry(pool, server_, why, unsent, /*counts=*/false);
+    if (unsent) w_->give_buf(unsent);
+    return;
+  }
+  bool ok = !body_lost && kind != FailKind::kStale && may_retry(pool, sent, condition, 0);
   int next = ok ? pick_retry(pool, why) : -1;
   if (next >= 0) {
-    start_retry(pool, next, why, unsent);
+    start_retry(pool, next, why, unsent, /*counts=*/true);
     if (unsent) w_->give_buf(unsent);
     return;
   }
@@ -714,7 +734,7 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
       UpstreamConn* old = up_;
       up_ = nullptr;
       old->abort();  // mid-response: that connection cannot be reused
-      start_retry(pool, next, why, nullptr);
+      start_retry(pool, next, why, nullptr, /*counts=*/true);
       return false;
     }
     // Nowhere else to go: the client gets this answer.
@@ -863,7 +883,8 @@ void ClientConn::reset_request() {
   head_started_ = false;
   req_done_ = resp_done_ = resp_started_ = false;
   expect_continue_ = false;
-  tries_ = 0;
+  tries_ = stale_tries_ = 0;
+  fresh_ = false;
   pool_ = server_ = handler_ = -1;
   body_bytes_ = 0;
   tried_ = 0;

@@ -79,7 +79,7 @@ class ClientConn final : public StreamOwner {
   void take_server(PoolRt& pool, int s, std::string_view request_cookie);
   bool may_retry(const PoolRt& pool, bool sent, uint32_t condition, int status);
   int pick_retry(PoolRt& pool, const char* why);
-  void start_retry(PoolRt& pool, int s, const char* why, std::string* unsent);
+  void start_retry(PoolRt& pool, int s, const char* why, std::string* unsent, bool counts);
   void note_health(PoolRt& pool, bool failed, const char* why);
   void end_flight();
   bool build_upstream_head(const char* base, const PoolRt& pool, int server);
@@ -131,14 +131,17 @@ class ClientConn final : public StreamOwner {
   bool in_parse_ = false;
   bool served_ = false;         // at least one response was completed
   bool client_paused_ = false;  // we stopped reading the client: upstream is backed up
-  uint8_t tries_ = 0;          // retries made for this request
+  uint8_t tries_ = 0;          // retries made for this request (against `retries`)
+  uint8_t stale_tries_ = 0;    // retries after a stale keep-alive connection
+  bool fresh_ = false;         // the next upstream connection must be a new one
   bool in_flight_ = false;      // counted in the pool's in_flight
   bool retry_flight_ = false;   // counted in the pool's retries_in_flight
   uint64_t tried_ = 0;          // servers tried (bit i = server i < 64)
   int pool_ = -1;
   int server_ = -1;
   int handler_ = -1;
-  uint32_t local_head_len_ = 0;  // resp_head_ bytes before a local response's body
+  uint32_t local_head_len_ = 0;
+  uint32_t script_len_ = 0;      // bytes of the path a urlmap matched (SCRIPT_NAME)  // resp_head_ bytes before a local response's body
   uint64_t body_bytes_ = 0;   // request body bytes seen (forwarded or consumed)
   std::string* log_ = nullptr;   // access log line under construction
   uint32_t log_tail_ = 0;        // where its referer/user-agent part starts

@@ -64,9 +64,9 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
       slot_(&setup.shm->workers()[setup.slot]),
       rng_(lb::seed_from_os()),
       graceful_timeout_ms_(setup.graceful_timeout_ms),
-      max_requests_(setup.max_requests),
-      all_slots_(setup.shm->workers()),
-      n_workers_(setup.n_workers) {
+      max_requests_(setup.max_requests) {
+  all_slots_ = setup.shm->workers();
+  n_workers_ = setup.n_workers;
   log_file_ = setup.log_file;
   const conf::Site& site = *setup.site;
   if (!setup.access_log.empty() && !access_log_.open(loop, setup.access_log))
@@ -80,6 +80,7 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
     p.state = &(*setup.pool_states)[i];
     p.balancer = lb::make_balancer(to_lb(pc.method));
     if (pc.method == conf::BalanceMethod::Hash) lb::parse_hash_key(pc.hash_key, &p.hash_key);
+    for (const conf::PythonApp& a : site.python_apps) p.hosted |= a.pool == (int)i;
     p.targets.resize(pc.servers.size());
     for (size_t j = 0; j < pc.servers.size(); j++) {
       p.targets[j].addr = setup.servers[i][j];

@@ -35,6 +35,7 @@ struct PoolRt {
   lb::PoolState* state = nullptr;  // built by the master before fork (Setup::pool_states)
   std::unique_ptr<lb::Balancer> balancer;
   lb::HashKeySpec hash_key;  // method hash
+  bool hosted = false;       // balances over the master's Python app processes
   // Retry budget, per worker: retries in flight vs requests in flight.
   uint32_t in_flight = 0;
   uint32_t retries_in_flight = 0;

@@ -249,3 +249,31 @@ TEST(Wsgi, HupUnderLoadServesTheNewCodeAndFailsNothing) {
 
 }  // namespace
 }  // namespace pasture::test
+
+namespace pasture::test {
+namespace {
+
+TEST(Wsgi, UrlmapMountSetsScriptNameLikePaster) {
+  if (!have_paster()) GTEST_SKIP() << "paster3 (python3-pastescript) is not installed";
+  WsgiSite site("urlmap.ini");
+  ASSERT_TRUE(site.start_pasture()) << site.pasture().output();
+  ASSERT_TRUE(site.start_paster());
+  for (const char* target : {"/mnt/environ?x=1", "/mnt/text", "/mnt", "/mntx/text"}) {
+    // A client cannot forge the prefix.
+    Headers h = {{"X-Pasture-Script-Name", "/forged"}};
+    Response a = http_request(site.port(), "GET", target, h, "");
+    Response b = http_request(site.paster_port(), "GET", target, h, "");
+    ASSERT_TRUE(a.ok() && b.ok()) << target;
+    EXPECT_EQ(a.status, b.status) << target;
+    if (std::string(target).find("environ") != std::string::npos) {
+      EXPECT_NE(a.body.find("\"SCRIPT_NAME\": \"/mnt\""), std::string::npos) << a.body;
+      EXPECT_NE(a.body.find("\"PATH_INFO\": \"/environ\""), std::string::npos) << a.body;
+      EXPECT_NE(b.body.find("\"SCRIPT_NAME\": \"/mnt\""), std::string::npos) << b.body;
+    } else if (a.status == 200) {
+      EXPECT_EQ(a.body, b.body) << target;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pasture::test
