@@ -362,6 +362,16 @@ TEST(SupportProcess, ChildDoesNotHoldTestSockets) {
   FakeUpstream up("fd");
   const uint16_t port = up.port();
   Process p({"sleep", "5"});
+  // Until exec, the forked child holds copies of every fd (CLOEXEC acts at
+  // exec): wait for it to be `sleep` before checking it holds none.
+  auto exec_done = [&] {
+    std::ifstream f("/proc/" + std::to_string(p.pid()) + "/cmdline");
+    std::string cmd;
+    std::getline(f, cmd, '\0');
+    return cmd == "sleep";
+  };
+  for (int i = 0; i < 500 && !exec_done(); i++) std::this_thread::sleep_for(Millis{2});
+  ASSERT_TRUE(exec_done());
   up.stop();
   EXPECT_FALSE(wait_for_port(port, Millis{50}));
   EXPECT_TRUE(p.running());
