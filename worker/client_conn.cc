@@ -8,6 +8,7 @@
 
 #include "common/health_state.h"
 #include "common/log.h"
+#include "worker/proxy_head.h"
 #include "worker/router.h"
 #include "worker/upstream_conn.h"
 
@@ -383,77 +384,22 @@ void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cooki
 
 bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int server) {
   const conf::Pool& cfg = *pool.cfg;
-  std::string_view url = span_view(base, head_.url);
-  RequestTarget t;
-  split_target(url, &t);
   if (!uphead_) uphead_ = w_->take_buf();
-  std::string& o = *uphead_;
-  o.clear();
-  o.append(llhttp_method_name((llhttp_method_t)method_)).push_back(' ');
-  if (!cfg.base_path.empty() && cfg.base_path != "/") {
-    o.append(join_base_path(cfg.base_path, t.path));
-    if (t.has_query) o.append("?").append(t.query);
-  } else if (!t.authority.empty()) {
-    append(o, t.path);
-    if (t.has_query) o.append("?").append(t.query);
-  } else {
-    append(o, url);
-  }
-  o.append(" HTTP/1.1\r\n");
-
-  std::string_view conn_tokens, host, xff;
-  for (const HeaderSpan& h : *head_.headers) {
-    std::string_view name = span_view(base, h.name);
-    if (name.size() == 10 && iequals(name, "connection")) conn_tokens = span_view(base, h.value);
-  }
-  for (const HeaderSpan& h : *head_.headers) {
-    std::string_view name = span_view(base, h.name);
-    std::string_view value = span_view(base, h.value);
-    if (is_hop_by_hop(name)) continue;
-    if (!conn_tokens.empty() && has_token(conn_tokens, name)) continue;
-    if (name.size() == 4 && iequals(name, "host")) {
-      host = value;
-      if (!cfg.preserve_host) continue;
-    } else if (name.size() == 15 && iequals(name, "x-forwarded-for")) {
-      xff = value;  // appended to below, as nginx's $proxy_add_x_forwarded_for
-      continue;
-    } else if ((name.size() == 17 && iequals(name, "x-forwarded-proto")) ||
-               (name.size() == 16 && iequals(name, "x-forwarded-host")) ||
-               (pool.hosted && iequals(name, "x-pasture-script-name"))) {
-      continue;  // ours to set; a client's value is never trusted
-    }
-    append(o, name);
-    o.append(": ");
-    append(o, value);
-    o.append("\r\n");
-  }
-  if (!cfg.preserve_host) {
-    o.append("Host: ").append(pool.targets[server].addr.host_header).append("\r\n");
-  } else if (host.empty()) {
-    o.append("Host: ");
-    if (!t.authority.empty())
-      append(o, t.authority);
-    else
-      o.append(pool.targets[0].addr.host_header);
-    o.append("\r\n");
-  }
-  if (host.empty()) host = t.authority;
-  o.append("X-Forwarded-For: ");
-  if (!xff.empty()) append(o, xff), o.append(", ");
-  o.append(peer_).append("\r\nX-Forwarded-Proto: http\r\n");
-  // A hosted WSGI app learns the urlmap prefix it is mounted at (its
-  // SCRIPT_NAME); python/pasture_wsgi.py strips it from PATH_INFO.
-  if (pool.hosted && script_len_ > 0 && script_len_ <= t.path.size()) {
-    o.append("X-Pasture-Script-Name: ");
-    append(o, t.path.substr(0, script_len_));
-    o.append("\r\n");
-  }
-  if (!host.empty()) {
-    o.append("X-Forwarded-Host: ");
-    append(o, host);
-    o.append("\r\n");
-  }
-  o.append("\r\n");
+  uphead_->clear();
+  ProxyHeadInput in;
+  in.method = llhttp_method_name((llhttp_method_t)method_);
+  in.url = span_view(base, head_.url);
+  in.base = base;
+  in.headers = head_.headers;
+  in.peer = peer_;
+  in.script_len = script_len_;
+  ProxyHeadPolicy p;
+  p.base_path = cfg.base_path;
+  p.preserve_host = cfg.preserve_host;
+  p.hosted = pool.hosted;
+  p.upstream_host = pool.targets[server].addr.host_header;
+  p.fallback_host = pool.targets[0].addr.host_header;
+  build_proxy_head(*uphead_, in, p);
   return true;
 }
 
