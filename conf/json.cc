@@ -1,5 +1,7 @@
 #include "conf/json.h"
 
+#include "conf/pyutil.h"
+
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -131,7 +133,6 @@ class Reader {
   }
   Value value();
   std::string string();
-  void utf8(std::string& out, unsigned cp);
   unsigned hex4();
 
   const std::string& t_;
@@ -189,24 +190,6 @@ unsigned Reader::hex4() {
   return v;
 }
 
-void Reader::utf8(std::string& out, unsigned cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
-
 std::string Reader::string() {
   if (!eat("\"")) fail("expected string");
   std::string out;
@@ -227,7 +210,7 @@ std::string Reader::string() {
       case 'u': {
         unsigned cp = hex4();
         if (cp >= 0xd800 && cp < 0xdc00 && eat("\\u")) cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4() - 0xdc00);
-        utf8(out, cp);
+        py::append_utf8(out, cp);
         break;
       }
       default: out += e;

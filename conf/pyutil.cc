@@ -77,6 +77,9 @@ bool printable(uint32_t cp) {
   return true;
 }
 
+
+}  // namespace
+
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
     out += static_cast<char>(cp);
@@ -94,8 +97,6 @@ void append_utf8(std::string& out, uint32_t cp) {
     out += static_cast<char>(0x80 | (cp & 0x3f));
   }
 }
-
-}  // namespace
 
 std::string repr(const std::string& s) {
   char quote = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';

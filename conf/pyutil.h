@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +40,9 @@ bool starts_with(const std::string& s, const std::string& prefix);
 
 // repr() of a Python 3 str given as UTF-8.
 std::string repr(const std::string& s);
+
+// Appends code point `cp` as UTF-8.
+void append_utf8(std::string& out, uint32_t cp);
 // repr() of a list of str: ['a', 'b'].
 std::string repr_list(const std::vector<std::string>& items);
 
