@@ -30,8 +30,10 @@ void build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
     if (name.size() == 10 && iequals(name, "connection")) conn_tokens = span_view(base, h.value);
   }
   // X-Forwarded-For: every value the client sent, in order, then the peer
-  // (nginx's $proxy_add_x_forwarded_for).
-  std::string xff;
+  // (nginx's $proxy_add_x_forwarded_for). One field (the usual case) is a
+  // view; only several are joined into a string.
+  std::string_view xff;
+  std::string xff_joined;
   for (const HeaderSpan& h : *in.headers) {
     std::string_view name = span_view(base, h.name);
     std::string_view value = span_view(base, h.value);
@@ -41,8 +43,14 @@ void build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
       host = value;
       if (!p.preserve_host) continue;
     } else if (name.size() == 15 && iequals(name, "x-forwarded-for")) {
-      if (!xff.empty()) xff.append(", ");
-      append(xff, value);
+      if (xff.empty()) {
+        xff = value;
+      } else {
+        if (xff_joined.empty()) xff_joined.assign(xff);
+        xff_joined.append(", ");
+        append(xff_joined, value);
+        xff = xff_joined;
+      }
       continue;
     } else if ((name.size() == 17 && iequals(name, "x-forwarded-proto")) ||
                (name.size() == 16 && iequals(name, "x-forwarded-host")) ||
@@ -65,7 +73,10 @@ void build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
   }
   if (host.empty()) host = t.authority;
   o.append("X-Forwarded-For: ");
-  if (!xff.empty()) o.append(xff).append(", ");
+  if (!xff.empty()) {
+    append(o, xff);
+    o.append(", ");
+  }
   append(o, in.peer);
   o.append("\r\nX-Forwarded-Proto: http\r\n");
   // A hosted WSGI app learns the urlmap prefix it is mounted at (its

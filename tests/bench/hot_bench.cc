@@ -9,6 +9,7 @@
 
 #include "common/balancer.h"
 #include "common/shm_layout.h"
+#include "tests/unit/collect_head.h"
 #include "worker/http_head.h"
 #include "worker/proxy_head.h"
 #include "worker/router.h"
@@ -32,19 +33,7 @@ struct Parser {
   Parser() {
     hs.reserve(32);
     c.headers = &hs;
-    llhttp_settings_init(&st);
-    st.on_url = [](llhttp_t* p, const char* a, size_t n) {
-      static_cast<worker::HeadCollector*>(p->data)->on_url(a, n);
-      return 0;
-    };
-    st.on_header_field = [](llhttp_t* p, const char* a, size_t n) {
-      static_cast<worker::HeadCollector*>(p->data)->on_field(a, n);
-      return 0;
-    };
-    st.on_header_value = [](llhttp_t* p, const char* a, size_t n) {
-      static_cast<worker::HeadCollector*>(p->data)->on_value(a, n);
-      return 0;
-    };
+    st = worker::collector_settings();
     st.on_headers_complete = [](llhttp_t*) { return (int)HPE_PAUSED; };
   }
   void parse(const std::string& s) {

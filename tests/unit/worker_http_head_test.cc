@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <llhttp.h>
 
+#include "tests/unit/collect_head.h"
 #include "worker/http_head.h"
 
 namespace pasture::worker {
@@ -50,20 +51,7 @@ TEST(WorkerHead, CollectorMergesSplitElements) {
   std::vector<HeaderSpan> hs;
   HeadCollector c;
   c.headers = &hs;
-  llhttp_settings_t st;
-  llhttp_settings_init(&st);
-  st.on_url = [](llhttp_t* p, const char* a, size_t n) {
-    static_cast<HeadCollector*>(p->data)->on_url(a, n);
-    return 0;
-  };
-  st.on_header_field = [](llhttp_t* p, const char* a, size_t n) {
-    static_cast<HeadCollector*>(p->data)->on_field(a, n);
-    return 0;
-  };
-  st.on_header_value = [](llhttp_t* p, const char* a, size_t n) {
-    static_cast<HeadCollector*>(p->data)->on_value(a, n);
-    return 0;
-  };
+  llhttp_settings_t st = collector_settings();
   llhttp_t parser;
   llhttp_init(&parser, HTTP_REQUEST, &st);
   parser.data = &c;
