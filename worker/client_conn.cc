@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "common/health_state.h"
@@ -29,6 +31,8 @@ void format_peer(const sockaddr* sa, char* out, size_t len) {
       inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, len);
     else
       inet_ntop(AF_INET6, &s6->sin6_addr, out, len);
+  } else if (sa->sa_family == AF_UNIX) {
+    snprintf(out, len, "unix:");  // what nginx's $remote_addr says
   }
 }
 
