@@ -12,7 +12,7 @@ from collections import defaultdict
 
 TCK = os.sysconf("SC_CLK_TCK")
 NOISY_PCT = 10  # foreign CPU (% of a core) above which a run is flagged
-ORDER = {"pasture": 0, "nginx": 1, "haproxy": 2, "paster": 3}
+ORDER = {"pasture": 0, "nginx": 1, "haproxy": 2, "floor": 3, "paster": 4}
 
 
 def parse(path):
@@ -118,7 +118,8 @@ def main():
             n, h = med.get(("nginx", wk, c)), med.get(("haproxy", wk, c))
             ratios = [fmt_ratio(m["rps"], n and n["rps"]), fmt_ratio(m["rps"], h and h["rps"]),
                       fmt_ratio(m["cpu"], n and n["cpu"]), fmt_ratio(m["cpu"], h and h["cpu"])]
-        label = p if p != "paster" else "paster (Paste#proxy, 1 upstream)"
+        label = {"paster": "paster (Paste#proxy, 1 upstream)",
+                 "floor": "floor (reference, not HTTP)"}.get(p, p)
         workers = wk if p != "paster" else "threads"
         flag = " ⚠" if m["foreign"] > NOISY_PCT else ""
         cpu = "–" if m["cpu"] is None else f"{m['cpu']:.1f}"
@@ -152,6 +153,36 @@ def main():
                  "64 it closes and reopens the excess." if any(x[0] == "nginx" for x in churn) else "")
           + (" Paste#proxy opens one per request." if any(x[0] == "paster" for x in churn) else ""))
     w("")
+
+    # The floor: what the kernel's loopback TCP alone costs per request.
+    floor_keys = sorted(k for k in med if k[0] == "floor")
+    if floor_keys:
+        w("### Above the floor (proxy CPU µs/req minus the floor's, same run)")
+        w("")
+        w("`floor` (scripts/bench.d/floor.c) is not a proxy: it forwards bytes with the "
+          "four socket calls per request any proxy must make (recv from the client, send "
+          "upstream, recv the answer, send it back) on edge-triggered epoll, and nothing "
+          "else — no parsing, timers, logging or allocation. Its CPU per request is the "
+          "kernel's loopback TCP work, which no user-space design avoids; what a proxy "
+          "spends above it is its own code.")
+        w("")
+        w("| workers | conc | floor | pasture | nginx | haproxy | pasture above floor "
+          "| nginx above | haproxy above | 0.8 × haproxy (target) |")
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for _, wk, c in floor_keys:
+            f = med[("floor", wk, c)]["cpu"]
+            vals = {p: (med.get((p, wk, c)) or {}).get("cpu") for p in ("pasture", "nginx", "haproxy")}
+            def cell(v):
+                return "–" if v is None else f"{v:.1f}"
+            def above(v):
+                return "–" if v is None or f is None else f"{v - f:+.1f}"
+            h = vals["haproxy"]
+            target = "–" if h is None else f"{0.8 * h:.1f}" + (
+                f" ({0.8 * h / f:.2f}× floor)" if f else "")
+            w(f"| {wk} | {c} | {cell(f)} | {cell(vals['pasture'])} | {cell(vals['nginx'])} "
+              f"| {cell(h)} | {above(vals['pasture'])} | {above(vals['nginx'])} "
+              f"| {above(h)} | {target} |")
+        w("")
 
     if recs["mem"]:
         hold = env.get("hold", "?")

@@ -1,0 +1,197 @@
+/*
+ * floor.c -- the least work an epoll-based keep-alive proxy can do per
+ * request on this machine, as a reference row for scripts/bench.
+ *
+ * NOT an HTTP proxy: it parses nothing. It assumes what holds for the
+ * benchmark's traffic (wrk's small GETs, the upstreams' 13-byte answers, all
+ * on loopback): one whole request per client read, one whole response per
+ * upstream read, every send accepted whole. Per request it makes exactly the
+ * four socket calls any proxy must make (recv from the client, send upstream,
+ * recv from upstream, send to the client) plus its share of epoll_wait, and
+ * nothing else: edge-triggered epoll registered once per socket, no timers,
+ * no parsing, no allocation, no logging. Whatever a real proxy spends above
+ * this row is its own code; what this row spends is the kernel's loopback
+ * TCP, which no user-space design can avoid.
+ *
+ * usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS]
+ * Anything outside the assumptions (a partial send, a read error) closes the
+ * connection, which wrk then counts as an error.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_UPSTREAMS 8
+#define MAX_CONNS 65536
+
+struct conn {
+    int fd;
+    int upstream;          /* pool index for an upstream connection, -1 for a client */
+    struct conn *peer;     /* the other side while a request is in flight */
+    struct conn *next;     /* idle list (upstreams) or free list */
+};
+
+static struct sockaddr_in ups[MAX_UPSTREAMS];
+static int nups, rr, ep;
+static struct conn conns[MAX_CONNS], *free_list, *idle[MAX_UPSTREAMS];
+
+static struct conn *conn_new(int fd, int upstream)
+{
+    struct conn *c = free_list;
+    if (!c) return NULL;
+    free_list = c->next;
+    c->fd = fd;
+    c->upstream = upstream;
+    c->peer = c->next = NULL;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        c->next = free_list;
+        free_list = c;
+        return NULL;
+    }
+    return c;
+}
+
+/* Close C and, if a request was in flight, its partner: a client gone
+ * mid-request leaves a stray response behind, an upstream gone mid-request
+ * leaves a client without an answer. */
+static void conn_close(struct conn *c)
+{
+    if (c->fd < 0) return;
+    struct conn *p = c->peer;
+    close(c->fd);
+    c->fd = -1;
+    c->peer = NULL;
+    if (c->upstream >= 0) {              /* unlink from the idle list */
+        struct conn **pp = &idle[c->upstream];
+        while (*pp && *pp != c) pp = &(*pp)->next;
+        if (*pp) *pp = c->next;
+    }
+    c->next = free_list;
+    free_list = c;
+    if (p) {
+        p->peer = NULL;
+        conn_close(p);
+    }
+}
+
+static struct conn *upstream_get(void)
+{
+    int i = rr++ % nups;
+    struct conn *u = idle[i];
+    if (u) {
+        idle[i] = u->next;
+        u->next = NULL;
+        return u;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    if (fd < 0) return NULL;
+    /* Blocking connect, then non-blocking: only while the pool fills up. */
+    if (connect(fd, (struct sockaddr *)&ups[i], sizeof ups[i]) != 0) {
+        close(fd);
+        return NULL;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    u = conn_new(fd, i);
+    if (!u) close(fd);
+    return u;
+}
+
+static void run(int lfd)
+{
+    static char buf[16384];
+    struct epoll_event evs[512];
+    ep = epoll_create1(0);
+    for (int i = MAX_CONNS - 1; i >= 0; i--) {
+        conns[i].fd = -1;
+        conns[i].next = free_list;
+        free_list = &conns[i];
+    }
+    struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
+    for (;;) {
+        int n = epoll_wait(ep, evs, 512, -1);
+        for (int k = 0; k < n; k++) {
+            struct conn *c = evs[k].data.ptr;
+            if (!c) {
+                int fd, one = 1;
+                while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    if (!conn_new(fd, -1)) close(fd);
+                }
+                continue;
+            }
+            if (c->fd < 0) continue;     /* closed earlier in this batch */
+            ssize_t r = recv(c->fd, buf, sizeof buf, 0);
+            if (r < 0 && errno == EAGAIN) continue;
+            if (r <= 0) { conn_close(c); continue; }
+            if (c->upstream < 0) {       /* a request: forward it */
+                struct conn *u = upstream_get();
+                if (!u) { conn_close(c); continue; }
+                u->peer = c;
+                c->peer = u;
+                if (send(u->fd, buf, r, MSG_NOSIGNAL) != r) { conn_close(c); continue; }
+            } else {                     /* a response: back to its client */
+                struct conn *cl = c->peer;
+                c->peer = NULL;
+                c->next = idle[c->upstream];
+                idle[c->upstream] = c;
+                if (!cl) continue;
+                cl->peer = NULL;
+                if (send(cl->fd, buf, r, MSG_NOSIGNAL) != r) conn_close(cl);
+            }
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int workers = 1, lport = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-w") && i + 1 < argc) workers = atoi(argv[++i]);
+        else if (!lport) lport = atoi(argv[i]);
+        else if (nups < MAX_UPSTREAMS) {
+            ups[nups].sin_family = AF_INET;
+            ups[nups].sin_port = htons((unsigned short)atoi(argv[i]));
+            ups[nups].sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            nups++;
+        }
+    }
+    if (!lport || !nups || workers < 1) {
+        fprintf(stderr, "usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS]\n");
+        return 2;
+    }
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)lport),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 4096) != 0) {
+        perror("floor: bind/listen");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    for (int w = 0; w < workers; w++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            run(lfd);
+        }
+    }
+    printf("floor: serving on 127.0.0.1:%d with %d worker(s)\n", lport, workers);
+    fflush(stdout);
+    while (wait(NULL) > 0) {}
+    return 0;
+}
