@@ -64,6 +64,11 @@ const llhttp_settings_t* ClientConn::settings() {
       static_cast<ClientConn*>(p->data)->head_.on_value(at, n);
       return 0;
     };
+    st.on_body = [](llhttp_t* p, const char* at, size_t n) {
+      auto* c = static_cast<ClientConn*>(p->data);
+      if (c->chunked_) c->add_chunk(at, n);
+      return 0;
+    };
     // Pause at both ends of a message so parse() learns exact byte positions.
     st.on_headers_complete = [](llhttp_t*) { return (int)HPE_PAUSED; };
     st.on_message_complete = [](llhttp_t*) { return (int)HPE_PAUSED; };
@@ -213,7 +218,13 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       head_.base = base;
       llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
       if (err == HPE_OK) {
-        if ((size_t)(end - (base + msg_start_)) > srv.max_header_bytes) {
+        if (parser_.http_major == 0 && parser_.http_minor == 9) {
+          // "GET /\r\n": llhttp takes it for HTTP/0.9 and waits for a head
+          // that will never come. Answer now, as nginx does (but with 400).
+          begin_raw_log(base + msg_start_, end);
+          respond_error(400, "HTTP/0.9 request");
+        } else if ((size_t)(end - (base + msg_start_)) > srv.max_header_bytes) {
+          begin_raw_log(base + msg_start_, end);
           respond_error(head_.last == HeadCollector::kUrl ? 414 : 431, "request head too large");
         }
         p = end;
@@ -222,13 +233,15 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       if (err != HPE_PAUSED) {
         PLOG_DEBUG("bad request from %s: %s (%s)", peer_, llhttp_errno_name(err),
                    llhttp_get_error_reason(&parser_));
-        respond_error(400, "malformed request");
+        begin_raw_log(base + msg_start_, end);
+        respond_error(head_error_status(base, err), "malformed request");
         p = end;
         break;
       }
       const char* pos = llhttp_get_error_pos(&parser_);
       llhttp_resume(&parser_);
       if ((size_t)(pos - (base + msg_start_)) > srv.max_header_bytes) {
+        begin_raw_log(base + msg_start_, end);
         respond_error(431, "request head too large");
         p = end;
         break;
@@ -243,12 +256,17 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
     if (state_ != State::kBody) break;
     llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
     if (err == HPE_OK) {
-      if (p < end) forward_body(p, end - p);
+      if (chunked_)
+        flush_chunks();
+      else if (p < end)
+        forward_body(p, end - p);
       p = end;
       break;
     }
     if (err != HPE_PAUSED) {
-      PLOG_DEBUG("bad request body from %s: %s", peer_, llhttp_errno_name(err));
+      PLOG_DEBUG("bad request body from %s: %s (%s)", peer_, llhttp_errno_name(err),
+                 llhttp_get_error_reason(&parser_));
+      if (chunk_out_) chunk_out_->clear();  // the upstream never sees bad framing
       if (resp_started_)
         close();
       else
@@ -258,7 +276,15 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
     }
     const char* pos = llhttp_get_error_pos(&parser_);
     llhttp_resume(&parser_);
-    if (pos > p) forward_body(p, pos - p);
+    if (chunked_) {
+      if (mode_ == Mode::kProxy && up_) {
+        if (!chunk_out_) chunk_out_ = w_->take_buf();
+        chunk_out_->append("0\r\n\r\n", 5);  // trailers are not forwarded (as nginx)
+      }
+      flush_chunks();
+    } else if (pos > p) {
+      forward_body(p, pos - p);
+    }
     p = pos;
     if (state_ == State::kBody) on_request_complete();
   }
@@ -272,8 +298,16 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   method_ = parser_.method;
   http10_ = parser_.http_major == 1 && parser_.http_minor == 0;
   keep_alive_ = llhttp_should_keep_alive(&parser_) && !w_->draining();
+  // Upgrade is not proxied (the upstream sees a plain request without it):
+  // close after the answer rather than guess what the client sends next.
+  if (parser_.upgrade) keep_alive_ = false;
+  chunked_ = false;
   std::string_view url = span_view(base, head_.url);
   if (w_->access_log().enabled()) begin_log(base);
+  if (parser_.http_major != 1) {  // HTTP/0.9 ("GET /"), HTTP/2.0: nginx says 400, 505
+    respond_error(parser_.http_major == 0 ? 400 : 505, "unsupported HTTP version");
+    return false;
+  }
   if (url.size() > srv.max_url_bytes) {
     respond_error(414, "request target too long");
     return false;
@@ -283,25 +317,53 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     respond_error(400, "bad request target");
     return false;
   }
-  std::string_view host = t.authority;
-  bool have_host = false;
+  std::string_view host = t.authority, host_field, te;
+  bool have_host = false, bad_name = false;
   expect_continue_ = false;
   for (const HeaderSpan& h : *head_.headers) {
     std::string_view name = span_view(base, h.name);
+    // llhttp accepts an empty name and whitespace before the colon; RFC 9112
+    // 5.1 says reject (400), as nginx does.
+    if (name.empty() || name.back() == ' ' || name.back() == '\t') bad_name = true;
     if (name.size() == 4 && iequals(name, "host")) {
       if (have_host) {
         respond_error(400, "duplicate Host header");
         return false;
       }
       have_host = true;
-      if (host.empty()) host = span_view(base, h.value);
+      host_field = trim_ows(span_view(base, h.value));
     } else if (name.size() == 6 && iequals(name, "expect")) {
       expect_continue_ = iequals(span_view(base, h.value), "100-continue");
+    } else if (name.size() == 17 && iequals(name, "transfer-encoding")) {
+      te = span_view(base, h.value);  // llhttp rejects a second one
     }
+  }
+  if (bad_name || head_.folded) {
+    respond_error(400, "malformed header line");
+    return false;
   }
   if (!have_host && !http10_) {
     respond_error(400, "missing Host header");
     return false;
+  }
+  if (have_host && !valid_host(host_field)) {
+    respond_error(400, "invalid Host header");
+    return false;
+  }
+  if (host.empty()) host = host_field;
+  if (parser_.flags & F_TRANSFER_ENCODING) {
+    // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. Any
+    // coding but a lone "chunked" is not implemented (nginx: 501); llhttp
+    // would accept "gzip, chunked".
+    if (http10_) {
+      respond_error(400, "Transfer-Encoding in an HTTP/1.0 request");
+      return false;
+    }
+    if (!iequals(trim_ows(te), "chunked")) {
+      respond_error(501, "unsupported Transfer-Encoding");
+      return false;
+    }
+    chunked_ = true;  // the body is decoded and chunked again (add_chunk)
   }
   state_ = State::kBody;
   arm_timer(srv.client_body_timeout_ms);
@@ -425,6 +487,33 @@ void ClientConn::forward_body(const char* p, size_t n) {
     client_paused_ = true;
     stop_reading();
   }
+}
+
+// A chunked request body is forwarded as llhttp decoded it, in chunks of our
+// own framing: bytes llhttp parsed leniently (chunk extensions, trailers)
+// never reach an upstream that might frame them differently (smuggling).
+void ClientConn::add_chunk(const char* p, size_t n) {
+  if (mode_ != Mode::kProxy || !up_ || n == 0) return;
+  if (!chunk_out_) chunk_out_ = w_->take_buf();
+  char hex[20];
+  int i = sizeof hex;
+  hex[--i] = '\n';
+  hex[--i] = '\r';
+  size_t v = n;
+  do {
+    hex[--i] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v);
+  chunk_out_->append(hex + i, sizeof hex - i);
+  chunk_out_->append(p, n);
+  chunk_out_->append("\r\n", 2);
+}
+
+void ClientConn::flush_chunks() {
+  std::string* b = chunk_out_;
+  if (!b || b->empty()) return;
+  forward_body(b->data(), b->size());
+  if (chunk_out_ == b) b->clear();  // else given back meanwhile (reset_request)
 }
 
 void ClientConn::on_upstream_drained() {
@@ -839,6 +928,11 @@ void ClientConn::reset_request() {
   body_bytes_ = 0;
   tried_ = 0;
   set_cookie_ = {};
+  chunked_ = false;
+  if (chunk_out_) {
+    w_->give_buf(chunk_out_);
+    chunk_out_ = nullptr;
+  }
   status_ = 0;
   resp_bytes_ = 0;
   if (head_.headers) {
@@ -890,6 +984,36 @@ void ClientConn::begin_log(const char* base) {
   o.append("\" \"");
   append_escaped(o, agent);
   o.append("\"\n");
+}
+
+// An error before a complete head (400, 408, 414, 431): nginx logs the
+// request line as far as it came ("-" if empty) and no headers.
+void ClientConn::begin_raw_log(const char* p, const char* end) {
+  if (!w_->access_log().enabled() || log_) return;
+  while (p < end && (*p == '\r' || *p == '\n')) p++;  // empty lines before a request
+  const char* eol = p;
+  while (eol < end && *eol != '\r' && *eol != '\n') eol++;
+  constexpr size_t kMaxLogged = 8192;
+  log_ = w_->take_buf();
+  std::string& o = *log_;
+  o.clear();
+  o.push_back('"');
+  if (eol == p)
+    o.push_back('-');
+  else
+    append_escaped(o, std::string_view(p, std::min<size_t>(eol - p, kMaxLogged)));
+  o.append("\" ");
+  log_tail_ = (uint32_t)o.size();
+  o.append(" \"-\" \"-\"\n");
+}
+
+int ClientConn::head_error_status(const char* base, llhttp_errno_t err) const {
+  if (err != HPE_INVALID_TRANSFER_ENCODING) return 400;
+  // An unknown coding is 501 as in nginx; a repeated header line is 400.
+  int n = 0;
+  for (const HeaderSpan& h : *head_.headers)
+    if (iequals(span_view(base, h.name), "transfer-encoding")) n++;
+  return n > 1 ? 400 : 501;
 }
 
 // host - - [time] "request" status bytes "referer" "user-agent"
@@ -946,6 +1070,7 @@ void ClientConn::on_timer(TimerNode* t) {
   switch (c->state_) {
     case State::kHead:
       if (c->head_started_) {
+        if (c->inbuf_) c->begin_raw_log(c->inbuf_->data(), c->inbuf_->data() + c->inbuf_->size());
         c->respond_error(408, "client header timeout");
         return;
       }
@@ -983,6 +1108,7 @@ void ClientConn::on_close_cb(uv_handle_t* h) {
   if (c->inbuf_) w->give_buf(c->inbuf_);
   if (c->uphead_) w->give_buf(c->uphead_);
   if (c->resp_head_) w->give_buf(c->resp_head_);
+  if (c->chunk_out_) w->give_buf(c->chunk_out_);
   if (c->head_.headers) w->give_spans(c->head_.headers);
   if (c->log_) w->give_buf(c->log_);
   w->client_closed(c);

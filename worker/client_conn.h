@@ -85,6 +85,9 @@ class ClientConn final : public StreamOwner {
   bool build_upstream_head(const char* base, const PoolRt& pool, int server);
   void connect_upstream();
   void forward_body(const char* p, size_t n);
+  void add_chunk(const char* p, size_t n);
+  void flush_chunks();
+  int head_error_status(const char* base, llhttp_errno_t err) const;
   void on_request_complete();
   void finish_local();
   void finish_exchange();
@@ -95,6 +98,7 @@ class ClientConn final : public StreamOwner {
   void respond_error(int status, const char* why);
   void release_server(bool failed);
   void begin_log(const char* base);
+  void begin_raw_log(const char* p, const char* end);
   void end_log();
   void stop_reading();
   void start_reading();
@@ -114,6 +118,7 @@ class ClientConn final : public StreamOwner {
   uint32_t msg_start_ = 0;         // offset of the current head in its buffer
   std::string* uphead_ = nullptr;  // request head sent upstream (kept for a retry)
   std::string* resp_head_ = nullptr;  // response head held back to share a writev with body
+  std::string* chunk_out_ = nullptr;  // re-chunked request body not yet forwarded
 
   State state_ = State::kIdle;
   Mode mode_ = Mode::kNone;
@@ -126,6 +131,7 @@ class ClientConn final : public StreamOwner {
   bool resp_started_ = false;
   bool client_eof_ = false;
   bool expect_continue_ = false;
+  bool chunked_ = false;      // chunked request body: decoded, then chunked again
   bool up_paused_ = false;    // we paused upstream reads: our write queue is full
   bool reading_ = false;
   bool in_parse_ = false;

@@ -16,7 +16,9 @@ void HeadCollector::extend(Span& s, Last kind, const char* at, size_t n) {
 
 void HeadCollector::on_field(const char* at, size_t n) {
   if (last == kField && !headers->empty()) {
-    headers->back().name.len += (uint32_t)n;
+    Span& name = headers->back().name;
+    if (at != base + name.off + name.len) folded = true;
+    name.len += (uint32_t)n;
   } else {
     HeaderSpan h;
     h.name = {(uint32_t)(at - base), (uint32_t)n};
@@ -30,6 +32,7 @@ void HeadCollector::on_value(const char* at, size_t n) {
   if (headers->empty()) return;
   Span& v = headers->back().value;
   if (last == kValue && v.len) {
+    if (at != base + v.off + v.len) folded = true;  // obs-fold: "a\r\n b"
     v.len += (uint32_t)n;
   } else {
     v.off = (uint32_t)(at - base);
@@ -71,6 +74,23 @@ bool has_token(std::string_view list, std::string_view token) {
     i = j + 1;
   }
   return false;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool valid_host(std::string_view host) {
+  if (host.empty()) return false;
+  char prev = 0;
+  for (char ch : host) {
+    auto c = (unsigned char)ch;
+    if (c <= 0x20 || c == 0x7f || c == '/' || (c == '.' && prev == '.')) return false;
+    prev = ch;
+  }
+  return true;
 }
 
 bool is_hop_by_hop(std::string_view n) {

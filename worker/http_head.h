@@ -29,10 +29,15 @@ struct HeadCollector {
   std::vector<HeaderSpan>* headers = nullptr;  // borrowed, see Worker::take_spans
   Span url, status;
   Last last = kNone;
+  // A header line continued a name or value across a line break (obs-fold,
+  // RFC 9112 5.2): llhttp reports the pieces as non-contiguous spans. Such a
+  // head is rejected, never forwarded.
+  bool folded = false;
 
   void reset() {
     url = status = Span{};
     last = kNone;
+    folded = false;
     if (headers) headers->clear();
   }
   void on_url(const char* at, size_t n) { extend(url, kUrl, at, n); }
@@ -50,6 +55,13 @@ struct HeadCollector {
 bool iequals(std::string_view a, std::string_view b);
 // Does comma-separated header value `list` contain `token` (case-insensitive)?
 bool has_token(std::string_view list, std::string_view token);
+
+// `s` without leading and trailing spaces and tabs.
+std::string_view trim_ows(std::string_view s);
+
+// A Host value nginx would accept (ngx_http_validate_host): not empty, no
+// control byte, space, '/' or "..".
+bool valid_host(std::string_view host);
 
 // Headers a proxy must not forward (RFC 9110 7.6.1), lower-case comparison.
 bool is_hop_by_hop(std::string_view name);
