@@ -30,9 +30,12 @@ struct UpstreamCallbacks {
     up(p)->head_.on_value(at, n);
     return 0;
   }
-  // A response to HEAD has no body whatever its headers say: return 1 and
-  // let on_message_complete pause instead.
-  static int on_headers_complete(llhttp_t* p) { return up(p)->head_request_ ? 1 : HPE_PAUSED; }
+  // A response to HEAD, a 204 and a 304 have no body whatever their headers
+  // say (RFC 9112 6.3; llhttp would read a 304's Content-Length bytes): return
+  // 1 and let on_message_complete pause instead.
+  static int on_headers_complete(llhttp_t* p) {
+    return up(p)->head_request_ || p->status_code == 204 || p->status_code == 304 ? 1 : HPE_PAUSED;
+  }
   static int on_body(llhttp_t* p, const char* at, size_t n) {
     UpstreamConn* u = up(p);
     if (u->decode_ && u->client_) u->client_->on_response_body(at, n);
