@@ -751,11 +751,33 @@ void ClientConn::on_upstream_abort() {
   up_ = nullptr;
   if (pool_ >= 0) note_health(w_->pools()[pool_], true, "failed while answering");
   release_server(false);
+  if (resp_head_ && mode_ == Mode::kProxy) {
+    // The response head is still held back (see on_response_body): nothing
+    // reached the client, which gets a clean 502 instead of an empty reply.
+    w_->give_buf(resp_head_);
+    resp_head_ = nullptr;
+    resp_started_ = false;
+    resp_bytes_ = 0;
+    end_flight();
+    respond_error(502, "upstream response broken before any byte was sent");
+    return;
+  }
   close();
 }
 
 bool ClientConn::on_response_head(const char* base, const HeadCollector& h, const llhttp_t* p) {
   int status = p->status_code;
+  if (!valid_response_head(base, h)) {
+    // llhttp accepts obs-fold, empty names and whitespace before the colon;
+    // RFC 9112 5 lets a proxy reject them, and nothing of it may reach the
+    // client. The upstream connection cannot be reused.
+    UpstreamConn* old = up_;
+    up_ = nullptr;
+    old->abort();
+    on_upstream_error(502, FailKind::kInvalid, "invalid header line in the upstream's response",
+                      nullptr);
+    return false;
+  }
   if (status < 200) {
     if (status == 100 && expect_continue_ && !http10_)
       stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -788,6 +810,7 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
   bool has_len = p->flags & F_CONTENT_LENGTH;
   bool no_body = method_ == HTTP_HEAD || status == 204 || status == 304;
   bool decode = false;
+  if (!req_done_) keep_alive_ = false;  // an early answer: the unread body ends the connection
   if (!no_body && !chunked && !has_len) keep_alive_ = false;  // body ends at upstream EOF
   if (!no_body && chunked && http10_) {
     decode = true;  // HTTP/1.0 has no chunked coding: send the payload, close to end it
@@ -834,6 +857,15 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
     o.append("Connection: keep-alive\r\n");
   o.append("\r\n");
   return decode;
+}
+
+bool ClientConn::valid_response_head(const char* base, const HeadCollector& h) {
+  if (h.folded) return false;
+  for (const HeaderSpan& hs : *h.headers) {
+    std::string_view name = span_view(base, hs.name);
+    if (name.empty() || name.back() == ' ' || name.back() == '\t') return false;
+  }
+  return true;
 }
 
 void ClientConn::flush() {

@@ -49,6 +49,7 @@ class ClientConn final : public StreamOwner {
   void on_upstream_abort();
   void on_upstream_drained();  // the upstream's send queue fell below kLowWater
   void flush();                // write a response head still held back
+  static bool valid_response_head(const char* base, const HeadCollector& h);
   bool is_head_request() const { return method_ == HTTP_HEAD; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
