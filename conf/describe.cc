@@ -1,6 +1,7 @@
 #include "conf/describe.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 #include <thread>
 
@@ -219,7 +220,8 @@ void Describer::pool(const Handler& h, const std::string& indent) {
 }  // namespace
 
 std::string server_spec(const UpstreamServer& s) {
-  std::string out = (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
+  std::string out = !s.unix_path.empty() ? "unix:" + s.unix_path
+                                          : (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
   if (s.weight != 1) out += " weight=" + std::to_string(s.weight);
   if (s.max_conns != 0) out += " max_conns=" + std::to_string(s.max_conns);
   if (s.backup) out += " backup";
@@ -273,7 +275,11 @@ std::string describe_site(const Site& site, int workers_override) {
   std::string out = "Config " + site.config_file + " is valid";
   out += " (app \"" + site.app_name + "\", server \"" + site.server_name + "\").\n\n";
   out += "Server (" + s.use + "):\n";
-  for (const auto& l : s.listen) out += "  listens on " + l.url() + "\n";
+  for (const auto& l : s.listen) {
+    char mode[16];
+    snprintf(mode, sizeof mode, "%04o", l.unix_perms);
+    out += "  listens on " + l.url() + (l.unix_path.empty() ? "" : std::string(" (mode ") + mode + ")") + "\n";
+  }
   int workers = workers_override > 0 ? workers_override : s.workers;
   if (workers > 0) {
     out += "  " + std::to_string(workers) + (workers == 1 ? " worker process" : " worker processes");

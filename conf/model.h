@@ -170,7 +170,13 @@ struct Listener {
   std::string host;  // "0.0.0.0", "127.0.0.1", "::", ...
   uint16_t port = 0;
   SourceLoc loc;
+  // Non-empty: a unix-domain stream socket at this absolute path instead of
+  // host:port (`listen = unix:/path`, waitress's `unix_socket =`), chmod'ed
+  // to unix_perms once bound (waitress's `unix_socket_perms`, octal).
+  std::string unix_path = {};
+  uint32_t unix_perms = 0666;
   std::string url() const {
+    if (!unix_path.empty()) return "unix:" + unix_path;
     bool v6 = host.find(':') != std::string::npos;
     return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
   }

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <string_view>
 
+#include <sys/un.h>
+
 #include "common/hash_key.h"
 #include "common/health_state.h"
 #include "conf/error.h"
@@ -196,6 +198,27 @@ Listener parse_host_port(const std::string& value, int default_port, const Sourc
   return l;
 }
 
+std::string parse_unix_path(const std::string& path, const SourceLoc& loc, const std::string& what) {
+  constexpr size_t kMaxPath = sizeof(sockaddr_un::sun_path) - 1;
+  if (path.empty()) bad(loc, what + ": empty unix socket path");
+  if (path[0] != '/') bad(loc, what + ": unix socket path must be absolute, got '" + path + "'");
+  if (path.size() > kMaxPath) {
+    bad(loc, what + ": unix socket path longer than " + std::to_string(kMaxPath) + " bytes: " + path);
+  }
+  return path;
+}
+
+// waitress's `unix_socket_perms = 660`: octal (int(value, 8)), permission bits only.
+uint32_t parse_unix_perms(const std::string& value, const SourceLoc& loc) {
+  std::string v = py::strip(value);
+  if (py::starts_with(v, "0o") || py::starts_with(v, "0O")) v = v.substr(2);
+  if (v.empty() || v.size() > 4 || v.find_first_not_of("01234567") != std::string::npos ||
+      std::strtoul(v.c_str(), nullptr, 8) > 0777) {
+    bad(loc, "unix_socket_perms: expected octal permissions like 600 or 0660, got '" + value + "'");
+  }
+  return static_cast<uint32_t>(std::strtoul(v.c_str(), nullptr, 8));
+}
+
 std::vector<UpstreamServer> parse_servers(const std::string& value, const SourceLoc& loc) {
   std::vector<UpstreamServer> out;
   for (const auto& tok : py::split(value)) {
@@ -205,14 +228,18 @@ std::vector<UpstreamServer> parse_servers(const std::string& value, const Source
       apply_param(out.back(), tok, loc);
       continue;
     }
-    Listener hp = parse_host_port(tok, -1, loc);
-    if (hp.port == 0) bad(loc, "servers: port 0 in '" + tok + "'");
     UpstreamServer s;
-    s.host = hp.host;
-    s.port = hp.port;
     s.loc = loc;
+    if (py::starts_with(tok, "unix:")) {  // nginx: `server unix:/path`
+      s.unix_path = parse_unix_path(tok.substr(5), loc, "servers");
+    } else {
+      Listener hp = parse_host_port(tok, -1, loc);
+      if (hp.port == 0) bad(loc, "servers: port 0 in '" + tok + "'");
+      s.host = hp.host;
+      s.port = hp.port;
+    }
     for (const auto& o : out) {
-      if (o.host == s.host && o.port == s.port) bad(loc, "servers: duplicate server " + s.label());
+      if (o.label() == s.label()) bad(loc, "servers: duplicate server " + s.label());
     }
     out.push_back(s);
   }

@@ -13,7 +13,7 @@ namespace pasture::conf {
 // `servers = host:port [weight=N] [max_conns=N] [max_fails=N] [fail_timeout=T]
 // [slow_start=T] [backup] [down] ...`:
 // whitespace/newline separated; parameters attach to the preceding
-// host:port; IPv6 as [::1]:port. Rejects an empty list, a missing port,
+// host:port; IPv6 as [::1]:port; `unix:/abs/path` for a unix-domain socket. Rejects an empty list, a missing port,
 // bad numbers, unknown parameters and duplicate host:port.
 std::vector<UpstreamServer> parse_servers(const std::string& value, const SourceLoc& loc);
 
@@ -28,6 +28,13 @@ uint32_t parse_uint(const std::string& value, uint32_t max, const SourceLoc& loc
 
 // "host:port", "[v6]:port" (port required unless default_port >= 0; "*" -> 0.0.0.0).
 Listener parse_host_port(const std::string& value, int default_port, const SourceLoc& loc);
+
+// The PATH of `unix:PATH` (a server or listen token) or of waitress's
+// `unix_socket = PATH`: absolute, and short enough for sockaddr_un.
+std::string parse_unix_path(const std::string& path, const SourceLoc& loc, const std::string& what);
+
+// waitress's `unix_socket_perms = 660`: octal (int(value, 8)), at most 0777.
+uint32_t parse_unix_perms(const std::string& value, const SourceLoc& loc);
 
 // Fills a Pool's tunables (method, timeouts, keepalive, cookie_secret) and
 // its servers from a balancer section's local_conf. Keys it does not know

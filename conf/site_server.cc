@@ -27,13 +27,20 @@ Flavour flavour_of(const paste::ContextPtr& ctx) {
   bad(loc, "Python server " + f.str() + " in " + where + " not supported yet");
 }
 
-// `listen = a:1 b:2` (waitress, pasture) or gunicorn `bind = a:1,b:2`.
+// `listen = a:1 b:2 unix:/path` (waitress, pasture) or gunicorn `bind = a:1,b:2`.
 std::vector<Listener> parse_listen(const std::string& value, const SourceLoc& loc, int default_port) {
   std::string v = value;
   std::replace(v.begin(), v.end(), ',', ' ');
   std::vector<Listener> out;
   for (const auto& tok : py::split(v)) {
-    if (py::starts_with(tok, "unix:") || py::starts_with(tok, "fd://")) bad(loc, "not supported yet: listening on " + tok);
+    if (py::starts_with(tok, "fd://")) bad(loc, "not supported yet: listening on " + tok);
+    if (py::starts_with(tok, "unix:")) {
+      Listener l;
+      l.loc = loc;
+      l.unix_path = parse_unix_path(tok.substr(5), loc, "listen");
+      out.push_back(l);
+      continue;
+    }
     out.push_back(parse_host_port(tok, default_port, loc));
   }
   if (out.empty()) bad(loc, "empty listen list");
@@ -126,10 +133,8 @@ void build_server(Site& site, const paste::ContextPtr& ctx) {
   std::vector<std::string> ignored;
   for (const auto& [key, v] : conf) {
     if (key == "host" || key == "port" || (listen && &v == listen)) continue;
-    if (fl == Flavour::Waitress && key == "unix_socket") {
-      bad(v.loc, "not supported yet: unix_socket = " + py::strip(v.value) + " in [" + section_of(ctx) +
-                     "] (pasture listens on TCP only; use listen = host:port)");
-    }
+    bool unix_keys = fl == Flavour::Waitress || fl == Flavour::Pasture;
+    if (unix_keys && (key == "unix_socket" || key == "unix_socket_perms")) continue;
     if (!apply_key(s, fl, key, v)) ignored.push_back(key);
   }
   if (listen && (conf.contains("host") || conf.contains("port"))) {
@@ -137,8 +142,27 @@ void build_server(Site& site, const paste::ContextPtr& ctx) {
     bad(hp->loc, "host/port cannot be combined with '" + std::string(fl == Flavour::Gunicorn ? "bind" : "listen") +
                      " =' in [" + section_of(ctx) + "]");
   }
-  s.listen = listen ? parse_listen(listen->value, listen->loc, fl == Flavour::Gunicorn ? 8000 : 8080)
-                    : std::vector<Listener>{host_port_listener(conf, fl, s.loc)};
+  const py::Value* unix_socket = fl == Flavour::Waitress || fl == Flavour::Pasture ? conf.find("unix_socket") : nullptr;
+  const py::Value* perms = fl == Flavour::Waitress || fl == Flavour::Pasture ? conf.find("unix_socket_perms") : nullptr;
+  if (unix_socket) {
+    // waitress's own checks (Adjustments.__init__), with its messages.
+    if (conf.contains("host") || conf.contains("port")) {
+      bad(unix_socket->loc, "unix_socket may not be set if host or port is set");
+    }
+    if (listen) bad(unix_socket->loc, "unix_socket may not be set if listen is set");
+    Listener l;
+    l.loc = unix_socket->loc;
+    l.unix_path = parse_unix_path(py::strip(unix_socket->value), unix_socket->loc, "unix_socket");
+    l.unix_perms = 0600;  // waitress's default unix_socket_perms
+    s.listen = {l};
+  } else {
+    s.listen = listen ? parse_listen(listen->value, listen->loc, fl == Flavour::Gunicorn ? 8000 : 8080)
+                      : std::vector<Listener>{host_port_listener(conf, fl, s.loc)};
+  }
+  if (perms) {
+    uint32_t mode = parse_unix_perms(perms->value, perms->loc);
+    for (Listener& l : s.listen) l.unix_perms = mode;
+  }
   ignored_keys(site, ctx, ignored);
 }
 

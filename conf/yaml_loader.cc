@@ -96,6 +96,8 @@ UpstreamServer Doc::server_map(const YAML::Node& n) const {
     } else if (key == "port") {
       s.port = static_cast<uint16_t>(parse_uint(scalar(v, "port"), 65535, loc(v), "port"));
       has_port = true;
+    } else if (key == "unix") {
+      s.unix_path = parse_unix_path(scalar(v, "unix"), loc(v), "server: unix");
     } else if (key == "weight") {
       s.weight = parse_uint(scalar(v, "weight"), 1000000, loc(v), "weight");
       if (s.weight == 0) bad(loc(v), "weight: must be at least 1");
@@ -106,8 +108,13 @@ UpstreamServer Doc::server_map(const YAML::Node& n) const {
     } else if (key == "down") {
       s.down = boolean(v, "down");
     } else {
-      bad(loc(kv.first), "server: unknown key '" + key + "' (expected host, port, weight, max_conns, backup, down)");
+      bad(loc(kv.first),
+          "server: unknown key '" + key + "' (expected host, port, unix, weight, max_conns, backup, down)");
     }
+  }
+  if (!s.unix_path.empty()) {
+    if (!s.host.empty() || has_port) bad(s.loc, "server: unix cannot be combined with host/port");
+    return s;
   }
   if (s.host.empty()) bad(s.loc, "server: missing host");
   if (!has_port || s.port == 0) bad(s.loc, "server: missing port (1-65535)");
@@ -128,7 +135,7 @@ std::vector<UpstreamServer> Doc::server_list(const YAML::Node& n, const std::str
     }
     for (const auto& s : got) {
       for (const auto& o : out) {
-        if (o.host == s.host && o.port == s.port) bad(s.loc, "servers: duplicate server " + s.label());
+        if (o.label() == s.label()) bad(s.loc, "servers: duplicate server " + s.label());
       }
       out.push_back(s);
     }
@@ -148,7 +155,7 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
   const YAML::Node& n = *node;
   doc.require_map(n, "server");
   s.loc = doc.loc(n);
-  std::optional<YAML::Node> host, port, listen;
+  std::optional<YAML::Node> host, port, listen, unix_socket, unix_perms;
   for (const auto& kv : n) {
     std::string key = doc.scalar(kv.first, "server key");
     const YAML::Node& v = kv.second;
@@ -167,11 +174,25 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
       port = v;
     } else if (key == "listen") {
       listen = v;
+    } else if (key == "unix_socket") {
+      unix_socket = v;
+    } else if (key == "unix_socket_perms") {
+      unix_perms = v;
     } else if (!apply_server_key(s, key, py::Value{doc.scalar(v, "server: " + key), at})) {
       bad(doc.loc(kv.first), "server: unknown key '" + key +
                                  "' (expected use, host, port, listen or an egg:pasture#main setting such as "
                                  "workers, backlog or keepalive_timeout)");
     }
+  }
+  // waitress's unix_socket (perms 0600 unless unix_socket_perms says otherwise).
+  if (unix_socket) {
+    if (host || port) bad(doc.loc(*unix_socket), "server: unix_socket may not be set if host or port is set");
+    if (listen) bad(doc.loc(*unix_socket), "server: unix_socket may not be set if listen is set");
+    Listener l;
+    l.loc = doc.loc(*unix_socket);
+    l.unix_path = parse_unix_path(py::strip(doc.scalar(*unix_socket, "unix_socket")), l.loc, "server: unix_socket");
+    l.unix_perms = 0600;
+    s.listen.push_back(l);
   }
   if (listen) {
     if (host || port) bad(doc.loc(host ? *host : *port), "server: host/port cannot be combined with listen");
@@ -182,12 +203,22 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
       for (const auto& t : py::split(doc.scalar(*listen, "listen"))) tokens.emplace_back(t, doc.loc(*listen));
     }
     for (const auto& [t, at] : tokens) {
-      if (py::starts_with(t, "unix:")) bad(at, "not supported yet: listening on " + t);
-      s.listen.push_back(parse_host_port(t, 8080, at));
+      if (py::starts_with(t, "unix:")) {
+        Listener l;
+        l.loc = at;
+        l.unix_path = parse_unix_path(t.substr(5), at, "server: listen");
+        s.listen.push_back(l);
+      } else {
+        s.listen.push_back(parse_host_port(t, 8080, at));
+      }
     }
     if (s.listen.empty()) bad(doc.loc(*listen), "server: empty listen list");
-    return;
   }
+  if (unix_perms) {
+    uint32_t mode = parse_unix_perms(doc.scalar(*unix_perms, "unix_socket_perms"), doc.loc(*unix_perms));
+    for (Listener& l : s.listen) l.unix_perms = mode;
+  }
+  if (listen || unix_socket) return;
   Listener l;
   l.loc = host ? doc.loc(*host) : port ? doc.loc(*port) : s.loc;
   l.host = host ? py::strip(doc.scalar(*host, "host")) : "127.0.0.1";

@@ -6,7 +6,9 @@
 //     use: egg:pasture#main        # or egg:Paste#http, egg:waitress#main, egg:gunicorn#main
 //     host: 127.0.0.1              # host + port, or
 //     port: 8080
-//     listen: ["127.0.0.1:8080", "[::1]:8080"]   # a list (or one "a:1 b:2" string)
+//     listen: ["127.0.0.1:8080", "[::1]:8080", "unix:/run/site.sock"]   # a list (or one "a:1 b:2" string)
+//     # unix_socket: /run/site.sock  # waitress's key: instead of host/port/listen
+//     # unix_socket_perms: "0660"    # octal mode of the socket files (unix_socket: 600, unix: 666)
 //     workers: 2                   # default: number of CPUs
 //     backlog: 1024
 //     client_header_timeout: 60s   # durations: 5, 0.5, 250ms, 5s, 2m
@@ -31,6 +33,7 @@
 //         - 127.0.0.1:8081 weight=2 max_conns=100
 //         - 127.0.0.1:8082 backup
 //         - {host: 127.0.0.1, port: 8083, weight: 1, down: true}
+//         - unix:/run/app.sock     # or {unix: /run/app.sock}: a unix-domain socket
 //       # servers_from: pool.yaml  # instead of servers: a file read at load time
 //       method: round_robin        # least_conn random random2 ip_hash hash cookie
 //       connect_timeout: 5s

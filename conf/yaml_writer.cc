@@ -1,5 +1,6 @@
 #include "conf/yaml_writer.h"
 
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -82,13 +83,22 @@ void Writer::server() {
   const ServerSettings& s = site_.server;
   ServerSettings d;
   out_ += "server:\n  use: " + scalar(s.use) + "\n";
-  if (s.listen.size() == 1) {
+  if (s.listen.size() == 1 && s.listen[0].unix_path.empty()) {
     out_ += "  host: " + scalar(s.listen[0].host) + "\n  port: " + std::to_string(s.listen[0].port) + "\n";
   } else {
     out_ += "  listen:\n";
+    uint32_t perms = Listener{}.unix_perms;
     for (const auto& l : s.listen) {
       bool v6 = l.host.find(':') != std::string::npos;
-      out_ += "    - " + scalar((v6 ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port)) + "\n";
+      if (!l.unix_path.empty()) perms = l.unix_perms;  // one server-wide setting
+      out_ += "    - " + scalar(!l.unix_path.empty() ? l.url()
+                                                     : (v6 ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port)) +
+              "\n";
+    }
+    if (perms != Listener{}.unix_perms) {
+      char mode[16];
+      snprintf(mode, sizeof mode, "\"%04o\"", perms);
+      out_ += std::string("  unix_socket_perms: ") + mode + "\n";
     }
   }
   if (s.workers != d.workers) out_ += "  workers: " + std::to_string(s.workers) + "\n";

@@ -1,18 +1,18 @@
 #include "master/apphost.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/log.h"
@@ -98,42 +98,54 @@ std::string find_runner(const std::string& self_exe) {
 }
 
 AppHost::~AppHost() {
+  bool owner = getpid() == owner_pid_;  // not in a forked child that never exec'ed
   for (Proc& p : procs_) {
     if (p.pid > 0) kill(p.pid, SIGKILL);
     if (p.ready_fd >= 0) close(p.ready_fd);
     if (p.listen_fd >= 0) close(p.listen_fd);
+    if (owner && !p.path.empty()) unlink(p.path.c_str());
   }
+  if (owner && !dir_.empty()) rmdir(dir_.c_str());
 }
 
 bool AppHost::prepare(conf::Site& site, std::string* err) {
   apps_ = site.python_apps;
+  owner_pid_ = getpid();
+  // A private directory (0700: only this user's processes may connect) under
+  // $XDG_RUNTIME_DIR, else /tmp, for one unix socket per app process.
+  const char* runtime = getenv("XDG_RUNTIME_DIR");
+  std::string base = runtime && *runtime == '/' && access(runtime, W_OK | X_OK) == 0 ? runtime : "/tmp";
+  std::string tmpl = base + "/pasture-apps-XXXXXX";
+  if (!mkdtemp(tmpl.data())) {
+    *err = "mkdtemp(" + tmpl + ") for the app processes' sockets failed: " + strerror(errno);
+    return false;
+  }
+  dir_ = tmpl;
   for (size_t a = 0; a < apps_.size(); a++) {
     conf::Pool& pool = site.pools[apps_[a].pool];
     pool.servers.clear();
     for (int s = 0; s < opts_.processes; s++) {
-      // Loopback TCP: the workers connect with uv_tcp_connect, which takes
-      // AF_INET/AF_INET6 only (conf::UpstreamServer::unix_path is ready for
-      // when they use uv_pipe_t).
-      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in sin{};
-      sin.sin_family = AF_INET;
-      sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      socklen_t len = sizeof sin;
-      if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0 ||
-          listen(fd, 1024) != 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len) != 0) {
-        *err = std::string("socket/bind/listen(127.0.0.1:0) for app process failed: ") +
-               strerror(errno);
-        if (fd >= 0) close(fd);
-        return false;
-      }
       Proc p;
       p.app = (int)a;
       p.slot = s;
+      p.path = dir_ + "/app" + std::to_string(a) + "-" + std::to_string(s) + ".sock";
+      sockaddr_un sun{};
+      sun.sun_family = AF_UNIX;
+      if (p.path.size() >= sizeof sun.sun_path) {
+        *err = "app process socket path too long: " + p.path + " (set XDG_RUNTIME_DIR to a shorter directory)";
+        return false;
+      }
+      memcpy(sun.sun_path, p.path.data(), p.path.size());
+      int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0 || listen(fd, 1024) != 0) {
+        *err = "socket/bind/listen(unix:" + p.path + ") for app process failed: " + strerror(errno);
+        if (fd >= 0) close(fd);
+        return false;
+      }
       p.listen_fd = fd;
       procs_.push_back(p);
       conf::UpstreamServer u;
-      u.host = "127.0.0.1";
-      u.port = ntohs(sin.sin_port);
+      u.unix_path = p.path;
       u.loc = apps_[a].loc;
       pool.servers.push_back(u);
     }

@@ -2,8 +2,9 @@
 // apps (conf::Site::python_apps), supervised by the master like workers.
 //
 // Each app gets `processes` slots. For every slot the master binds one
-// listening socket (loopback TCP, port 0) once and keeps it for the life of
-// the generation; each incarnation of the slot's process (python/pasture_wsgi.py)
+// listening unix socket (in a private 0700 directory under $XDG_RUNTIME_DIR
+// or /tmp, removed with the AppHost) once and keeps it for the life of the
+// generation, so no TCP port is used; each incarnation of the slot's process (python/pasture_wsgi.py)
 // inherits it, loads the app with paste.deploy, then reports "ready" on a
 // pipe. Because the socket outlives the process, connections made while a
 // slot respawns wait in its backlog instead of failing.
@@ -46,8 +47,8 @@ class AppHost {
   };
 
   explicit AppHost(Options opts) : opts_(std::move(opts)) {}
-  // SIGKILLs processes still tracked and closes the sockets; the master's
-  // reap() collects the children.
+  // SIGKILLs processes still tracked, closes the sockets and removes their
+  // files; the master's reap() collects the children.
   ~AppHost();
   AppHost(const AppHost&) = delete;
   AppHost& operator=(const AppHost&) = delete;
@@ -77,6 +78,7 @@ class AppHost {
     int app = 0;
     int slot = 0;
     int listen_fd = -1;
+    std::string path;       // the unix socket's file
     pid_t pid = 0;
     int ready_fd = -1;      // read end of the ready pipe; -1 once ready or dead
     bool ready = false;
@@ -93,6 +95,8 @@ class AppHost {
   std::vector<conf::PythonApp> apps_;
   std::vector<Proc> procs_;
   bool released_ = false;
+  std::string dir_;       // holds the sockets' files; "" until prepare()
+  pid_t owner_pid_ = 0;   // the process that made them (forked copies leave them)
   std::string fatal_;
 };
 

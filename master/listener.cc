@@ -4,9 +4,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 namespace pasture::master {
@@ -56,16 +59,102 @@ bool bind_one(const conf::Listener& l, uint32_t backlog, bool reuse_port, int* f
   return true;
 }
 
+// Is anyone accepting on the unix socket at `sun`? A non-blocking connect:
+// EAGAIN (full backlog) counts as alive, ECONNREFUSED as a stale file.
+bool unix_socket_alive(const sockaddr_un& sun, socklen_t len) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;  // cannot tell: do not remove it
+  bool alive = connect(fd, reinterpret_cast<const sockaddr*>(&sun), len) == 0 || errno == EAGAIN ||
+               errno == EINPROGRESS;
+  ::close(fd);
+  return alive;
+}
+
+// `listen = unix:/path`, waitress's `unix_socket = /path`. A socket file left
+// by a process that died is replaced; one somebody still accepts on is not
+// (a second instance must not steal the first one's clients).
+bool bind_unix(const conf::Listener& l, uint32_t backlog, int* fd_out, ino_t* ino_out, std::string* err) {
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  const std::string& path = l.unix_path;
+  if (path.size() >= sizeof sun.sun_path) {
+    *err = "cannot listen on unix:" + path + ": path too long";
+    return false;
+  }
+  memcpy(sun.sun_path, path.data(), path.size());
+  socklen_t len = (socklen_t)(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *err = std::string("socket(AF_UNIX) failed: ") + strerror(errno);
+    return false;
+  }
+  auto fail = [&](const std::string& why) {
+    *err = "cannot listen on unix:" + path + ": " + why;
+    ::close(fd);
+    return false;
+  };
+  // The file is created with unix_perms (umask), then chmod'ed to them
+  // exactly before listen(): nobody connects while the mode is wrong.
+  mode_t old_mask = umask(~l.unix_perms & 0777);
+  int r = bind(fd, reinterpret_cast<sockaddr*>(&sun), len);
+  if (r != 0 && errno == EADDRINUSE) {
+    int e = errno;
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+      umask(old_mask);
+      return fail("the path exists and is not a socket");
+    }
+    if (unix_socket_alive(sun, len)) {
+      umask(old_mask);
+      return fail("another process is listening on it (is pasture already running?)");
+    }
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+      e = errno;
+      umask(old_mask);
+      return fail(std::string("stale socket file, unlink() failed: ") + strerror(e));
+    }
+    r = bind(fd, reinterpret_cast<sockaddr*>(&sun), len);
+  }
+  int bind_errno = errno;
+  umask(old_mask);
+  if (r != 0) return fail(std::string("bind() failed: ") + strerror(bind_errno));
+  if (chmod(path.c_str(), l.unix_perms) != 0) {
+    int e = errno;
+    unlink(path.c_str());
+    return fail(std::string("chmod() failed: ") + strerror(e));
+  }
+  struct stat st;
+  *ino_out = stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+  if (listen(fd, (int)backlog) != 0) {
+    int e = errno;
+    unlink(path.c_str());
+    return fail(std::string("listen() failed: ") + strerror(e));
+  }
+  *fd_out = fd;
+  return true;
+}
+
 }  // namespace
+
+bool remove_unix_socket(const std::string& path, ino_t ino) {
+  struct stat st;
+  if (path.empty() || lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_ino != ino) return false;
+  return unlink(path.c_str()) == 0;
+}
 
 bool bind_listeners(const conf::ServerSettings& s, std::vector<BoundListener>* out,
                     std::string* err) {
   for (const conf::Listener& l : s.listen) {
     BoundListener b;
     b.cfg = l;
-    if (!bind_one(l, s.backlog, s.reuse_port, &b.fd, err)) {
+    bool ok = l.unix_path.empty() ? bind_one(l, s.backlog, s.reuse_port, &b.fd, err)
+                                  : bind_unix(l, s.backlog, &b.fd, &b.unix_ino, err);
+    if (!ok) {
       if (l.loc.line) *err = l.loc.str() + ": " + *err;
-      for (auto& o : *out) ::close(o.fd);
+      for (auto& o : *out) {
+        ::close(o.fd);
+        remove_unix_socket(o.cfg.unix_path, o.unix_ino);
+      }
       out->clear();
       return false;
     }

@@ -1,6 +1,8 @@
 // Listen sockets, bound by the master before fork and shared by all workers.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -11,11 +13,18 @@ namespace pasture::master {
 struct BoundListener {
   int fd = -1;
   conf::Listener cfg;
+  ino_t unix_ino = 0;  // a unix socket: the inode of the file bind() made
 };
 
 // Bind and listen on every configured address. On failure returns false and
-// sets `err` to a message naming the address and the errno text.
+// sets `err` to a message naming the address and the errno text. A unix
+// socket's file is chmod'ed to its unix_perms; a stale one (nobody accepting)
+// is replaced, a live one is an error.
 bool bind_listeners(const conf::ServerSettings& s, std::vector<BoundListener>* out,
                     std::string* err);
+
+// Unlinks the unix socket file at `path` if it is still the socket with inode
+// `ino` (not a file another instance has since bound there).
+bool remove_unix_socket(const std::string& path, ino_t ino);
 
 }  // namespace pasture::master

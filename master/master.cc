@@ -52,6 +52,7 @@ sigset_t handled_signals() {
 // The address a configured listener binds, in socket_name() form, so an
 // existing socket can be matched before binding anew.
 std::string listener_key(const conf::Listener& l) {
+  if (!l.unix_path.empty()) return l.url();
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -74,6 +75,13 @@ std::string listener_key(const conf::Listener& l) {
 }
 
 }  // namespace
+
+// Closes a listen socket; a unix socket's file goes too, unless a new master
+// (USR2) serves on it now.
+void Master::close_socket(const Socket& s) {
+  close(s.fd);
+  if (!s.unix_path.empty() && upgrade_pid_ == 0) remove_unix_socket(s.unix_path, s.unix_ino);
+}
 
 uint64_t monotonic_ms() {
   timespec ts;
@@ -154,7 +162,7 @@ bool Master::open_sockets(const conf::ServerSettings& s, std::vector<int>* fds, 
     one.listen = {l};
     std::vector<BoundListener> bound;
     if (!bind_listeners(one, &bound, err)) return false;
-    sockets_.push_back({bound[0].fd, socket_name(bound[0].fd)});
+    sockets_.push_back({bound[0].fd, socket_name(bound[0].fd), l.unix_path, bound[0].unix_ino});
     fds->push_back(bound[0].fd);
   }
   return true;
@@ -177,10 +185,16 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
     o.processes = opts_.app_workers > 0 ? opts_.app_workers : g->site.server.app_workers;
     if (o.processes <= 0) o.processes = (int)std::max(1u, std::thread::hardware_concurrency());
     o.vars = load_.vars;
-    if (!g->site.server.listen.empty()) {
-      o.public_host = g->site.server.listen[0].host;
-      o.public_port = g->site.server.listen[0].port;
-    }
+    // SERVER_NAME/SERVER_PORT: the first TCP listener; with unix sockets
+    // only, what a client of the socket most likely sent (curl: localhost).
+    o.public_host = "localhost";
+    o.public_port = 80;
+    for (const conf::Listener& l : g->site.server.listen)
+      if (l.unix_path.empty()) {
+        o.public_host = l.host;
+        o.public_port = l.port;
+        break;
+      }
     o.graceful_timeout_ms = g->site.server.graceful_timeout_ms;
     o.reload_interval = opts_.reload ? opts_.reload_interval : 0;
     o.generation = g->id;
@@ -266,7 +280,9 @@ void Master::carry_over_state(const Generation& from, Generation& to) {
 void Master::announce() {
   // paster serve prints these; scripts wait for "serving on".
   for (const conf::Listener& l : gen_->site.server.listen) {
-    if (l.host == "0.0.0.0")
+    if (!l.unix_path.empty())
+      printf("serving on %s\n", l.url().c_str());
+    else if (l.host == "0.0.0.0")
       printf("serving on 0.0.0.0:%u view at http://127.0.0.1:%u\n", l.port, l.port);
     else
       printf("serving on %s\n", l.url().c_str());
@@ -386,6 +402,10 @@ void Master::reap() {
                           [&](const Retiring& x) { return x.pid == pid; });
     if (r != retiring_.end()) {
       retiring_.erase(r);
+      continue;
+    }
+    if (pid == upgrade_pid_) {  // the new master is gone: the socket files are ours again
+      upgrade_pid_ = 0;
       continue;
     }
     if (pid == health_pid_) {
@@ -528,7 +548,7 @@ void Master::reload() {
     bool used = std::find(gen_->setup.listen_fds.begin(), gen_->setup.listen_fds.end(),
                           it->fd) != gen_->setup.listen_fds.end();
     if (!used) {
-      close(it->fd);
+      close_socket(*it);
       it = sockets_.erase(it);
     } else {
       ++it;
@@ -587,6 +607,7 @@ void Master::upgrade_binary() {
     fprintf(stderr, "pasture: SIGUSR2: execv(%s) failed: %s\n", exe.c_str(), strerror(errno));
     _exit(127);
   }
+  upgrade_pid_ = pid;
   PLOG_NOTICE("SIGUSR2: started new master %s, pid %d, with the listen sockets", exe.c_str(),
               (int)pid);
 }
@@ -654,7 +675,7 @@ int Master::shutdown(bool graceful) {
     }
   }
   stop_apps(graceful);
-  for (Socket& s : sockets_) close(s.fd);
+  for (Socket& s : sockets_) close_socket(s);
   return 0;
 }
 
@@ -663,9 +684,17 @@ int Master::run() {
   sigprocmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
   // Sockets handed over by systemd or by the previous master in an upgrade.
-  for (int fd : inherited_fds()) sockets_.push_back({fd, socket_name(fd)});
+  for (int fd : inherited_fds()) {
+    Socket s{fd, socket_name(fd)};
+    struct stat st;
+    if (s.key.compare(0, 5, "unix:") == 0 && stat(s.key.c_str() + 5, &st) == 0) {
+      s.unix_path = s.key.substr(5);  // ours now: the old master leaves it (upgrade_pid_)
+      s.unix_ino = st.st_ino;
+    }
+    sockets_.push_back(s);
+  }
   std::vector<int> activated = sd_listen_fds();
-  for (int fd : activated) sockets_.push_back({fd, socket_name(fd)});
+  for (int fd : activated) sockets_.push_back({fd, socket_name(fd)});  // systemd removes its files
   if (!activated.empty()) {
     // Socket activation: serve on exactly the sockets systemd passed.
     gen_->site.server.listen.clear();
@@ -673,6 +702,11 @@ int Master::run() {
       std::string name = socket_name(fd);
       size_t colon = name.rfind(':');
       conf::Listener l;
+      if (name.compare(0, 5, "unix:") == 0) {
+        l.unix_path = name.substr(5);
+        gen_->site.server.listen.push_back(l);
+        continue;
+      }
       l.host = name.substr(0, colon);
       if (l.host.size() > 2 && l.host.front() == '[') l.host = l.host.substr(1, l.host.size() - 2);
       l.port = (uint16_t)atoi(name.c_str() + colon + 1);

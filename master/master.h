@@ -75,8 +75,13 @@ class Master {
   };
   struct Socket {
     int fd = -1;
-    std::string key;  // "host:port" as getsockname() reports it
+    std::string key;  // "host:port" (or "unix:/path") as getsockname() reports it
+    // A unix socket this master unlinks when it stops (not systemd's): its
+    // path and the inode of the file, so a file bound there since is left alone.
+    std::string unix_path = {};
+    ino_t unix_ino = 0;
   };
+  void close_socket(const Socket& s);
 
   std::unique_ptr<Generation> make_generation(conf::Site site, std::string* err);
   bool resolve_upstreams(Generation& g, std::string* err);
@@ -115,6 +120,7 @@ class Master {
   std::vector<WorkerProc> procs_; // current generation, one per slot
   std::vector<Retiring> retiring_;
   std::vector<DrainingApps> draining_apps_;
+  pid_t upgrade_pid_ = 0;               // a new master started by USR2, while it runs
   pid_t health_pid_ = 0;               // the current generation's health checker
   uint64_t health_respawn_at_ms_ = 0;  // 0: running or not needed
   uint64_t next_watch_ms_ = 0;

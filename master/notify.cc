@@ -88,6 +88,12 @@ std::string socket_name(int fd) {
     port = ntohs(s4->sin_port);
     return std::string(host) + ":" + std::to_string(port);
   }
+  if (ss.ss_family == AF_UNIX) {
+    auto* su = reinterpret_cast<sockaddr_un*>(&ss);
+    size_t n = sl > offsetof(sockaddr_un, sun_path) ? sl - offsetof(sockaddr_un, sun_path) : 0;
+    std::string path(su->sun_path, strnlen(su->sun_path, n));
+    return path.empty() || path[0] == 0 ? "" : "unix:" + path;
+  }
   if (ss.ss_family == AF_INET6) {
     auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
     inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);

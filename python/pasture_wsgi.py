@@ -10,8 +10,8 @@ Contract with the master:
     loadcontext when --skip-filters drops leading pipeline filters that pasture
     runs natively, i.e. the balancer) BEFORE anything is served. A failure prints
     the Python traceback to stderr and exits with status 3.
-  * Then it serves on the listening socket it inherited as --listen-fd (the
-    master binds it once per app slot and keeps it across respawns, so
+  * Then it serves on the listening socket it inherited as --listen-fd (a
+    unix socket in a private directory; the master binds it once per app slot and keeps it across respawns, so
     connections made while a process restarts wait in the backlog), or binds
     --unix PATH itself, and writes "ready <pid>\\n" to --ready-fd.
   * SIGTERM: stop accepting, finish the requests in flight (at most
@@ -207,6 +207,15 @@ class WsgirefServer:
 
         class Server(socketserver.ThreadingMixIn, WSGIServer):
             daemon_threads = True
+
+            def get_request(self):
+                conn, addr = self.socket.accept()
+                if not isinstance(addr, tuple):
+                    # A unix socket's peer has no address; the peer is one of
+                    # pasture's workers on this host, as over loopback TCP
+                    # (REMOTE_ADDR comes from X-Forwarded-For anyway).
+                    addr = ('127.0.0.1', 0)
+                return conn, addr
 
         self.httpd = Server(('127.0.0.1', 0), Handler, bind_and_activate=False)
         self.httpd.socket.close()

@@ -160,11 +160,13 @@ namespace {
 
 // A private socket bound to the same address as `shared`, with SO_REUSEPORT:
 // the kernel then spreads new connections over every worker's socket (and
-// the shared one, which all workers still accept from). -1 on failure.
+// the shared one, which all workers still accept from). -1 on failure; -2
+// for a unix socket (its path has one socket: all workers share it).
 int reuse_port_socket(int shared, uint32_t backlog) {
   sockaddr_storage ss{};
   socklen_t sl = sizeof ss;
   if (getsockname(shared, reinterpret_cast<sockaddr*>(&ss), &sl) < 0) return -1;
+  if (ss.ss_family == AF_UNIX) return -2;
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   int one = 1;
@@ -185,6 +187,7 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds, bool reuse_port
   if (reuse_port) {
     for (int shared : listen_fds) {
       int fd = reuse_port_socket(shared, site_->server.backlog);
+      if (fd == -2) continue;
       if (fd < 0) {
         PLOG_WARN("reuse_port: cannot bind a private socket (%s); using the shared one only",
                   strerror(errno));

@@ -1,6 +1,10 @@
 #include "worker/upstream_conn.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include "common/log.h"
 #include "worker/client_conn.h"
@@ -107,15 +111,39 @@ UpstreamConn* UpstreamConn::acquire(Worker* w, PoolRt* pool, int server, bool fr
 bool UpstreamConn::connect() {
   uv_tcp_init(w_->loop(), &tcp_);
   const ResolvedServer& a = pool_->targets[server_].addr;
+  if (a.addr.ss_family == AF_UNIX) return connect_unix(a);
   int r = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&a.addr),
                          on_connect_cb);
   if (r < 0) {
-    PLOG_WARN("connect() to %s failed: %s", a.host_header.c_str(), uv_strerror(r));
+    PLOG_WARN("connect() to %s failed: %s", pool_->cfg->servers[server_].label().c_str(), uv_strerror(r));
     close();
     return false;
   }
   state_ = State::kConnecting;
   w_->timers().arm(&timer_, pool_->cfg->connect_timeout_ms, w_->now());
+  return true;
+}
+
+// uv_tcp_connect takes AF_INET/AF_INET6 only. A unix-domain connect()
+// completes or fails at once (EAGAIN: full backlog; ECONNREFUSED: nobody
+// accepts; ENOENT: no socket file), so it is done here and the connected fd
+// handed to the uv_tcp_t, whose stream code works on any stream socket; the
+// connection starts out kActive like a reused one. A failure returns false:
+// the caller treats it as a connect error (retry, passive health).
+bool UpstreamConn::connect_unix(const ResolvedServer& a) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int r = fd < 0 ? -errno : 0;
+  if (r == 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.addrlen) != 0) r = -errno;
+  if (r == 0) r = uv_tcp_open(&tcp_, fd);
+  if (r < 0) {
+    PLOG_WARN("pool %s: connect() to %s failed: %s", pool_->cfg->name.c_str(),
+              pool_->cfg->servers[server_].label().c_str(), uv_strerror(r));
+    if (fd >= 0) ::close(fd);
+    close();
+    return false;
+  }
+  state_ = State::kActive;
+  resume_read();
   return true;
 }
 
@@ -334,7 +362,7 @@ const char* UpstreamConn::parse(const char* base, const char* p, const char* end
     }
     if (err != HPE_PAUSED) {
       PLOG_WARN("pool %s: invalid response body from %s: %s", pool_->cfg->name.c_str(),
-                pool_->targets[server_].addr.host_header.c_str(),
+                pool_->cfg->servers[server_].label().c_str(),
                 llhttp_get_error_reason(&parser_));
       abort_client();
       return end;

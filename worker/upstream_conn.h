@@ -3,7 +3,8 @@
 // side; afterwards wait in the per-worker keep-alive pool of its Target.
 //
 // States:
-//   kConnecting  TCP connect in progress           (connect_timeout)
+//   kConnecting  TCP connect in progress           (connect_timeout; a unix
+//                socket connects at once and starts kActive)
 //   kActive      attached to a ClientConn: sending and/or reading a response
 //                                                  (read_timeout once the request is sent)
 //   kIdle        in the keep-alive pool; any byte or EOF closes it
@@ -73,6 +74,7 @@ class UpstreamConn final : public StreamOwner {
   friend struct UpstreamCallbacks;
 
   bool connect();
+  bool connect_unix(const ResolvedServer& a);
   void on_connected(int status);
   void on_read(ssize_t nread, const char* data);
   const char* parse(const char* base, const char* p, const char* end);
