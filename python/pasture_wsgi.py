@@ -100,7 +100,7 @@ class PastureEnviron:
         except BaseException:
             self.done()
             raise
-        return _Closing(result, self.done)
+        return (_SizedClosing if hasattr(result, '__len__') else _Closing)(result, self.done)
 
     def done(self):
         with self.lock:
@@ -113,8 +113,6 @@ class _Closing:
     def __init__(self, result, on_close):
         self.result = result
         self.on_close = on_close
-        if hasattr(result, '__len__'):
-            self.__len__ = result.__len__
 
     def __iter__(self):
         return iter(self.result)
@@ -125,6 +123,14 @@ class _Closing:
                 self.result.close()
         finally:
             self.on_close()
+
+
+class _SizedClosing(_Closing):
+    """For a list result: servers look for __len__ on the type (waitress
+    sets Content-Length from a one-item list), not on the instance."""
+
+    def __len__(self):
+        return len(self.result)
 
 
 def module_files():
