@@ -46,6 +46,13 @@ std::vector<std::string> flatten(const Groups& g) {
   throw py::Error(file, 0, "LookupError", msg);
 }
 
+// A LookupError about one section: at its header line, so that an error
+// reached from the top (no `use =`/`next =` line to blame) still names a line.
+[[noreturn]] void section_error(const ConfigLoader& loader, const std::string& section, const std::string& msg) {
+  const ini::Section* s = loader.parser().section(section);
+  throw py::Error(loader.filename(), s ? s->line : 0, "LookupError", msg);
+}
+
 // Python's recursion limit, reached by `use` cycles.
 class DepthGuard {
  public:
@@ -312,9 +319,9 @@ ContextPtr Resolver::context_from_explicit(const std::shared_ptr<ConfigLoader>& 
     for (size_t i = 0; i < possible.size(); ++i) {
       list += (i ? ", (" : "(") + repr(possible[i].first) + ", " + repr(possible[i].second) + ")";
     }
-    lookup_error(loader->filename(), "Multiple protocols given in section " + repr(section) + ": " + list + "]");
+    section_error(*loader, section, "Multiple protocols given in section " + repr(section) + ": " + list + "]");
   }
-  if (possible.empty()) lookup_error(loader->filename(), "No loader given in section " + repr(section));
+  if (possible.empty()) section_error(*loader, section, "No loader given in section " + repr(section));
   py::Value spec = *local_conf->pop(possible[0].first);
   auto ctx = std::make_shared<Context>();
   ctx->object_type = type;
@@ -335,8 +342,8 @@ ContextPtr Resolver::filter_app_context(const std::shared_ptr<ConfigLoader>& loa
                                         DictPtr global_conf, DictPtr local_conf, const py::Dict& additions) {
   auto next = local_conf->pop("next");
   if (!next) {
-    lookup_error(loader->filename(),
-                 "The [" + section + "] section in " + loader->filename() + " is missing a 'next' setting");
+    section_error(*loader, section,
+                  "The [" + section + "] section in " + loader->filename() + " is missing a 'next' setting");
   }
   auto ctx = std::make_shared<Context>();
   ctx->object_type = ObjectType::FilterApp;
@@ -359,12 +366,16 @@ ContextPtr Resolver::pipeline_context(const std::shared_ptr<ConfigLoader>& loade
                                       DictPtr global_conf, DictPtr local_conf) {
   auto pipeline = local_conf->pop("pipeline");
   if (!pipeline) {
-    lookup_error(loader->filename(),
-                 "The [" + section + "] section in " + loader->filename() + " is missing a 'pipeline' setting");
+    section_error(*loader, section,
+                  "The [" + section + "] section in " + loader->filename() + " is missing a 'pipeline' setting");
   }
   if (!local_conf->empty()) {
-    lookup_error(loader->filename(), "The [" + section + "] pipeline section in " + loader->filename() +
-                                         " has extra (disallowed) settings: " + join(local_conf->keys(), ", "));
+    std::string msg = "The [" + section + "] pipeline section in " + loader->filename() +
+                      " has extra (disallowed) settings: " + join(local_conf->keys(), ", ");
+    // At the first extra key's line, or else the header's.
+    const SourceLoc& first = local_conf->begin()->second.loc;
+    if (first.line > 0) throw py::Error(first.file, first.line, "LookupError", msg);
+    section_error(*loader, section, msg);
   }
   auto ctx = std::make_shared<Context>();
   ctx->object_type = ObjectType::Pipeline;
