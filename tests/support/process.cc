@@ -167,7 +167,11 @@ std::optional<int> Process::wait_exit(Millis timeout) {
 
 int Process::kill_and_wait() {
   if (pid_ < 0) return -1;
-  // Even if the leader has exited, its workers may live on in the group.
+  // A fast shutdown first, as Ctrl-C in a terminal would (SIGINT to the
+  // group), so a master removes what it made (unix socket files, hosted
+  // apps' socket directory); then, even if the leader has exited, its
+  // workers may live on in the group.
+  if (running() && ::killpg(pid_, SIGINT) == 0) wait_exit(Millis{2000});
   ::killpg(pid_, SIGKILL);
   if (!status_) wait_exit(kDefaultTimeout);
   return status_.value_or(-1);

@@ -45,7 +45,9 @@ class Process {
   std::optional<int> wait_exit(Millis timeout = kDefaultTimeout);
   // Status once reaped, without waiting.
   std::optional<int> exit_status() const { return status_; }
-  // SIGKILLs the group, reaps the leader, returns its status.
+  // SIGINT to the group (up to 2 s for the leader to exit: pasture's fast
+  // shutdown cleans up its files), then SIGKILLs the group, reaps the
+  // leader, returns its status.
   int kill_and_wait();
 
   // Everything written to stdout/stderr so far.
