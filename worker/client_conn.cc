@@ -471,9 +471,12 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
 
 void ClientConn::connect_upstream() {
   PoolRt& pool = w_->pools()[pool_];
-  up_ = UpstreamConn::acquire(w_, &pool, server_, fresh_);
+  int err = 0;
+  up_ = UpstreamConn::acquire(w_, &pool, server_, fresh_, &err);
   if (!up_) {
-    on_upstream_error(502, FailKind::kConnect, "cannot create upstream connection", nullptr);
+    char why[96];
+    snprintf(why, sizeof why, "connect() failed: %s", uv_strerror(err));
+    on_upstream_error(502, FailKind::kConnect, why, nullptr);
     return;
   }
   up_->start(this, uphead_, method_ == HTTP_HEAD);

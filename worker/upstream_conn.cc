@@ -93,7 +93,7 @@ void UpstreamConn::on_send_timer(TimerNode* t) {
     u->fail(504, FailKind::kTimeout, "upstream did not take the request (send_timeout)");
 }
 
-UpstreamConn* UpstreamConn::acquire(Worker* w, PoolRt* pool, int server, bool fresh) {
+UpstreamConn* UpstreamConn::acquire(Worker* w, PoolRt* pool, int server, bool fresh, int* err) {
   Target& t = pool->targets[server];
   if (!fresh && !t.idle.empty()) {
     UpstreamConn* u = t.idle.back();
@@ -104,11 +104,11 @@ UpstreamConn* UpstreamConn::acquire(Worker* w, PoolRt* pool, int server, bool fr
     return u;
   }
   auto* u = new UpstreamConn(w, pool, server);
-  if (!u->connect()) return nullptr;
-  return u;
+  *err = u->connect();
+  return *err == 0 ? u : nullptr;
 }
 
-bool UpstreamConn::connect() {
+int UpstreamConn::connect() {
   uv_tcp_init(w_->loop(), &tcp_);
   const ResolvedServer& a = pool_->targets[server_].addr;
   if (a.addr.ss_family == AF_UNIX) return connect_unix(a);
@@ -117,20 +117,20 @@ bool UpstreamConn::connect() {
   if (r < 0) {
     PLOG_WARN("connect() to %s failed: %s", pool_->cfg->servers[server_].label().c_str(), uv_strerror(r));
     close();
-    return false;
+    return r;
   }
   state_ = State::kConnecting;
   w_->timers().arm(&timer_, pool_->cfg->connect_timeout_ms, w_->now());
-  return true;
+  return 0;
 }
 
 // uv_tcp_connect takes AF_INET/AF_INET6 only. A unix-domain connect()
 // completes or fails at once (EAGAIN: full backlog; ECONNREFUSED: nobody
 // accepts; ENOENT: no socket file), so it is done here and the connected fd
 // handed to the uv_tcp_t, whose stream code works on any stream socket; the
-// connection starts out kActive like a reused one. A failure returns false:
-// the caller treats it as a connect error (retry, passive health).
-bool UpstreamConn::connect_unix(const ResolvedServer& a) {
+// connection starts out kActive like a reused one. A failure returns its
+// error: the caller treats it as a connect error (retry, passive health).
+int UpstreamConn::connect_unix(const ResolvedServer& a) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int r = fd < 0 ? -errno : 0;
   if (r == 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.addrlen) != 0) r = -errno;
@@ -140,11 +140,11 @@ bool UpstreamConn::connect_unix(const ResolvedServer& a) {
               pool_->cfg->servers[server_].label().c_str(), uv_strerror(r));
     if (fd >= 0) ::close(fd);
     close();
-    return false;
+    return r;
   }
   state_ = State::kActive;
   resume_read();
-  return true;
+  return 0;
 }
 
 void UpstreamConn::on_connect_cb(uv_connect_t* req, int status) {

@@ -40,7 +40,8 @@ class UpstreamConn final : public StreamOwner {
  public:
   // An idle pooled connection to `server` of `pool`, or a new one (connecting).
   // `fresh` forbids reuse (retry after a stale pooled connection).
-  static UpstreamConn* acquire(Worker* w, PoolRt* pool, int server, bool fresh);
+  // nullptr if a new connection failed at once; *err is then its libuv error.
+  static UpstreamConn* acquire(Worker* w, PoolRt* pool, int server, bool fresh, int* err);
 
   // Attach to a client and send `head` (owned by the client, must stay valid
   // until the response head arrives or the exchange ends).
@@ -73,8 +74,8 @@ class UpstreamConn final : public StreamOwner {
   static const llhttp_settings_t* settings();
   friend struct UpstreamCallbacks;
 
-  bool connect();
-  bool connect_unix(const ResolvedServer& a);
+  int connect();  // 0, or a libuv error (the connection is closed)
+  int connect_unix(const ResolvedServer& a);
   void on_connected(int status);
   void on_read(ssize_t nread, const char* data);
   const char* parse(const char* base, const char* p, const char* end);
