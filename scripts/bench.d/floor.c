@@ -14,7 +14,9 @@
  * TCP, which no user-space design can avoid.
  *
  * usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS]
- * Anything outside the assumptions (a partial send, a read error) closes the
+ * With several workers (forked processes) each has its own SO_REUSEPORT
+ * listener, so clients are spread evenly over them, as pasture, nginx and
+ * HAProxy spread theirs. Anything outside the assumptions (a partial send, a read error) closes the
  * connection, which wrk then counts as an error.
  */
 #define _GNU_SOURCE
@@ -120,7 +122,7 @@ static void run(int lfd)
         conns[i].next = free_list;
         free_list = &conns[i];
     }
-    struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
     for (;;) {
         int n = epoll_wait(ep, evs, 512, -1);
@@ -174,20 +176,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS]\n");
         return 2;
     }
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)lport),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 4096) != 0) {
-        perror("floor: bind/listen");
-        return 1;
-    }
+    /* One SO_REUSEPORT listener per worker, all bound before the first
+     * fork: the kernel spreads connections evenly over them, as a balanced
+     * pre-fork proxy spreads its clients over its workers (one shared
+     * socket with EPOLLEXCLUSIVE would hand a burst of connects to whichever
+     * worker wakes first). */
     signal(SIGPIPE, SIG_IGN);
+    int lfds[64];
+    if (workers > 64) workers = 64;
+    for (int w = 0; w < workers; w++) {
+        int one = 1;
+        lfds[w] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        setsockopt(lfds[w], SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(lfds[w], SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)lport),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (bind(lfds[w], (struct sockaddr *)&a, sizeof a) != 0 || listen(lfds[w], 4096) != 0) {
+            perror("floor: bind/listen");
+            return 1;
+        }
+    }
     for (int w = 0; w < workers; w++) {
         pid_t pid = fork();
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
-            run(lfd);
+            for (int k = 0; k < workers; k++)
+                if (k != w) close(lfds[k]);
+            run(lfds[w]);
         }
     }
     printf("floor: serving on 127.0.0.1:%d with %d worker(s)\n", lport, workers);

@@ -162,9 +162,11 @@ def main():
         w("`floor` (scripts/bench.d/floor.c) is not a proxy: it forwards bytes with the "
           "four socket calls per request any proxy must make (recv from the client, send "
           "upstream, recv the answer, send it back) on edge-triggered epoll, and nothing "
-          "else — no parsing, timers, logging or allocation. Its CPU per request is the "
-          "kernel's loopback TCP work, which no user-space design avoids; what a proxy "
-          "spends above it is its own code.")
+          "else — no parsing, timers, logging or allocation; with 2 workers each has its "
+          "own SO_REUSEPORT listener, so clients are spread evenly, as the proxies spread "
+          "theirs. Its CPU per request is the kernel's loopback TCP work (plus, with 2 "
+          "workers, the cost of sharing core 0), which no user-space design avoids; what a "
+          "proxy spends above it is its own code.")
         w("")
         w("| workers | conc | floor | pasture | nginx | haproxy | pasture above floor "
           "| nginx above | haproxy above | 0.8 × haproxy (target) |")
