@@ -95,7 +95,7 @@ def main():
       "so 2-worker rows measure a contended box, not 2 free cores")
     w("- proxy CPU = utime+stime of all its processes and threads (master + workers) "
       f"over the measured run / requests completed ({1000 / TCK:.0f} ms tick resolution); "
-      "a 1-worker proxy saturates its core, so there CPU/req ≈ 10⁶ / (req/s)")
+      "with 1 worker req/s is capped by core 0 (wrk and the upstreams), not by the proxy's core")
     busiest = max((m["foreign"] for rs in groups.values() for m in rs), default=0.0)
     noisy = busiest > NOISY_PCT
     w(f"- other processes on the machine used at most {busiest:.0f}% of a core during "
