@@ -18,14 +18,8 @@ namespace {
 namespace fs = std::filesystem;
 using json::Value;
 
-const std::string kCorpus = PASTURE_SOURCE_DIR "/../shared/corpus/paste";
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::kCorpus;
+using testing::slurp;
 
 Value replace_root(const Value& v, const std::string& root) {
   auto sub = [&](std::string s) {

@@ -30,14 +30,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kCorpus = PASTURE_SOURCE_DIR "/../shared/corpus/paste";
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::kCorpus;
+using testing::slurp;
 
 std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> out;

@@ -6,9 +6,22 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 namespace pasture::conf::testing {
+
+// The real-world paste.deploy configs (with Python's dumps) beside the
+// project; tests that use them skip when it is absent.
+inline const std::string kCorpus = PASTURE_SOURCE_DIR "/../shared/corpus/paste";
+
+// A whole file's bytes ("" if unreadable).
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 // A fresh directory under the system temp dir, removed on destruction.
 class TempDir {
