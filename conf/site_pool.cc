@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include <arpa/inet.h>
 #include <sys/un.h>
 
 #include "common/hash_key.h"
@@ -170,6 +171,19 @@ uint32_t parse_uint(const std::string& value, uint32_t max, const SourceLoc& loc
   return static_cast<uint32_t>(std::strtoull(v.c_str(), nullptr, 10));
 }
 
+void check_host(const std::string& host, const SourceLoc& loc) {
+  // A name is resolved when it is used; an address is checked now, so a typo
+  // like 10.0.0.256 is a config error, not a failed bind or connect later.
+  // inet_aton's forms (127.1) stay accepted, as getaddrinfo takes them.
+  in_addr a4;
+  in6_addr a6;
+  if (host.find(':') != std::string::npos) {
+    if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) bad(loc, "not an IPv6 address: '" + host + "'");
+  } else if (!host.empty() && host.find_first_not_of("0123456789.") == std::string::npos) {
+    if (inet_aton(host.c_str(), &a4) == 0) bad(loc, "not an IPv4 address: '" + host + "'");
+  }
+}
+
 Listener parse_host_port(const std::string& value, int default_port, const SourceLoc& loc) {
   Listener l;
   l.loc = loc;
@@ -192,6 +206,7 @@ Listener parse_host_port(const std::string& value, int default_port, const Sourc
   }
   if (host.empty()) bad(loc, "missing host in '" + value + "'");
   l.host = host == "*" ? "0.0.0.0" : host;
+  check_host(l.host, loc);
   if (port.empty() && default_port < 0) bad(loc, "missing port in '" + value + "' (expected host:port)");
   uint32_t p = port.empty() ? static_cast<uint32_t>(default_port) : parse_uint(port, 65535, loc, "port in '" + value + "'");
   l.port = static_cast<uint16_t>(p);

@@ -28,6 +28,8 @@ uint32_t parse_uint(const std::string& value, uint32_t max, const SourceLoc& loc
 
 // "host:port", "[v6]:port" (port required unless default_port >= 0; "*" -> 0.0.0.0).
 Listener parse_host_port(const std::string& value, int default_port, const SourceLoc& loc);
+// Raises a config error if `host` is written as an IP address but is not one.
+void check_host(const std::string& host, const SourceLoc& loc);
 
 // The PATH of `unix:PATH` (a server or listen token) or of waitress's
 // `unix_socket = PATH`: absolute, and short enough for sockaddr_un.

@@ -109,6 +109,7 @@ Listener host_port_listener(const py::Dict& conf, Flavour fl, const SourceLoc& s
   }
   if (l.host.size() > 1 && l.host.front() == '[' && l.host.back() == ']') l.host = l.host.substr(1, l.host.size() - 2);
   if (l.host.empty() || l.host == "*") l.host = "0.0.0.0";
+  check_host(l.host, l.loc);
   if (port) l.port = static_cast<uint16_t>(parse_uint(port->value, 65535, port->loc, "port"));
   return l;
 }

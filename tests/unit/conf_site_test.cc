@@ -147,6 +147,11 @@ TEST_F(ConfSite, BalancerServerListErrors) {
   EXPECT_EQ(err(""), "5: servers: empty server list");
   EXPECT_EQ(err("backup a:1"), "5: servers: parameter 'backup' before any host:port");
   EXPECT_EQ(err("::1:80"), "5: IPv6 address '::1:80' must be written in brackets, like [::1]:8080");
+  EXPECT_EQ(err("10.0.0.256:80"), "5: not an IPv4 address: '10.0.0.256'");
+  EXPECT_EQ(err("[::1::2]:80"), "5: not an IPv6 address: '::1::2'");
+  EXPECT_EQ(error("[server:main]\nuse = egg:pasture#main\nhost = 999.1.1.1\n[app:main]\n"
+                  "use = egg:pasture#balancer\nservers = 127.1:80\n"),
+            "3: not an IPv4 address: '999.1.1.1'");  // 127.1 is inet_aton's 127.0.0.1: fine
 }
 
 TEST_F(ConfSite, PipelineWithBalancerFilter) {
