@@ -180,8 +180,8 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
       unix_perms = v;
     } else if (!apply_server_key(s, key, py::Value{doc.scalar(v, "server: " + key), at})) {
       bad(doc.loc(kv.first), "server: unknown key '" + key +
-                                 "' (expected use, host, port, listen or an egg:pasture#main setting such as "
-                                 "workers, backlog or keepalive_timeout)");
+                                 "' (expected use, host, port, listen, unix_socket, unix_socket_perms or an "
+                                 "egg:pasture#main setting such as workers, backlog or keepalive_timeout)");
     }
   }
   // waitress's unix_socket (perms 0600 unless unix_socket_perms says otherwise).

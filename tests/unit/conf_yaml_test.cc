@@ -157,8 +157,8 @@ TEST_F(ConfYaml, ErrorsNameFileAndLine) {
   EXPECT_EQ(yaml_error("server:\n  port: 70000\napps: {main: {use: echo}}\n"),
             "site.yaml:2: port: expected a whole number from 0 to 65535, got '70000'");
   EXPECT_EQ(yaml_error("server:\n  threads: 4\napps: {main: {use: echo}}\n"),
-            "site.yaml:2: server: unknown key 'threads' (expected use, host, port, listen or an egg:pasture#main "
-            "setting such as workers, backlog or keepalive_timeout)");
+            "site.yaml:2: server: unknown key 'threads' (expected use, host, port, listen, unix_socket, "
+            "unix_socket_perms or an egg:pasture#main setting such as workers, backlog or keepalive_timeout)");
   EXPECT_EQ(yaml_error("apps:\n  main: {use: urlmap, routes: {/: main}}\n"),
             "site.yaml:2: apps: main refers to itself");
   EXPECT_EQ(yaml_error("apps:\n  main: {use: proxy, address: 'https://x/'}\n"),
