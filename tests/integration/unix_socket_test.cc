@@ -242,6 +242,43 @@ TEST(UnixSocket, ListensOnAUnixSocketWithPermsAndRemovesItOnTerm) {
   EXPECT_NE(stat(sock.c_str(), &st), 0) << "socket file left behind";
 }
 
+// USR2 (binary upgrade): the new master inherits the unix listener; the old
+// one, told to quit, leaves the file to it; the new one removes it on TERM.
+TEST(UnixSocket, BinaryUpgradeHandsTheSocketFileOver) {
+  TempDir dir;
+  std::string sock = dir.file("up.sock");
+  std::string ini = dir.write("site.ini", "[server:main]\nuse = egg:pasture#main\nlisten = unix:" + sock +
+                                              "\nworkers = 1\n[app:main]\nuse = egg:pasture#echo\nname = u\n");
+  Process p({PASTURE_BINARY, "serve", ini});
+  ASSERT_TRUE(wait_for_output(p, "serving on unix:" + sock)) << p.output();
+  struct stat st;
+  ASSERT_EQ(stat(sock.c_str(), &st), 0);
+  const ino_t ino = st.st_ino;
+  ASSERT_TRUE(p.signal(SIGUSR2));
+  ASSERT_TRUE(wait_for_output(p, "started new master")) << p.output();
+  // "SIGUSR2: started new master EXE, pid N, ...": the new master's pid.
+  std::string out = p.output();
+  size_t at = out.find(", pid ", out.find("started new master"));
+  ASSERT_NE(at, std::string::npos) << out;
+  const pid_t new_pid = static_cast<pid_t>(atoi(out.c_str() + at + 6));
+  ASSERT_GT(new_pid, 0) << out;
+  ASSERT_TRUE(wait_until([&] {
+    size_t n = 0;
+    for (size_t i = p.output().find("serving on unix:" + sock); i != std::string::npos;
+         i = p.output().find("serving on unix:" + sock, i + 1))
+      n++;
+    return n >= 2;  // the new master serves on the inherited socket
+  })) << p.output();
+  ASSERT_TRUE(p.signal(SIGQUIT));  // the old master drains and exits
+  EXPECT_TRUE(exited_with(p.wait_exit(), 0)) << p.output();
+  ASSERT_EQ(stat(sock.c_str(), &st), 0) << "the old master removed the new master's socket";
+  EXPECT_EQ(st.st_ino, ino);
+  EXPECT_NE(unix_get(sock, "/new").find("u GET /new"), std::string::npos);
+  ASSERT_EQ(::kill(new_pid, SIGTERM), 0);
+  EXPECT_TRUE(wait_until([&] { return ::kill(new_pid, 0) != 0; }));
+  EXPECT_TRUE(wait_until([&] { return stat(sock.c_str(), &st) != 0; })) << "socket file left behind";
+}
+
 // waitress's unix_socket: a stale file is replaced; a live one is not stolen.
 TEST(UnixSocket, StaleSocketFileIsReplacedLiveOneIsNotStolen) {
   TempDir dir;
