@@ -8,27 +8,7 @@
 namespace pasture::conf {
 namespace {
 
-class ConfSite : public ::testing::Test {
- protected:
-  Site load(const std::string& text, LoadOptions opts = {}) {
-    file_ = dir_.write("site.ini", text);
-    if (opts.config.empty()) opts.config = file_;
-    return load_site(opts);
-  }
-  // Expects the config to fail; returns "line: message".
-  std::string error(const std::string& text, LoadOptions opts = {}) {
-    try {
-      load(text, opts);
-    } catch (const ConfigError& e) {
-      EXPECT_EQ(e.file(), file_);
-      return std::to_string(e.line()) + ": " + e.message();
-    }
-    return "no error";
-  }
-
-  testing::TempDir dir_;
-  std::string file_;
-};
+class ConfSite : public testing::SiteFixture {};
 
 const char* kEcho = "[app:main]\nuse = egg:pasture#echo\n";
 

@@ -1,4 +1,4 @@
-// Temp-file helpers for the conf/ unit tests.
+// Temp-file helpers and a load-a-site fixture for the conf/ unit tests.
 #pragma once
 
 #include <stdlib.h>
@@ -8,6 +8,11 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+
+#include <gtest/gtest.h>
+
+#include "conf/error.h"
+#include "conf/load.h"
 
 namespace pasture::conf::testing {
 
@@ -49,6 +54,40 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// Writes a config into a fresh temp dir and loads it as `pasture serve` would.
+class SiteFixture : public ::testing::Test {
+ protected:
+  // Writes `text` to `name` and loads it (or opts.config, when set).
+  Site load_file(const std::string& name, const std::string& text, LoadOptions opts = {}) {
+    file_ = dir_.write(name, text);
+    if (opts.config.empty()) opts.config = file_;
+    return load_site(opts);
+  }
+  Site load(const std::string& text, LoadOptions opts = {}) { return load_file("site.ini", text, opts); }
+  // Expects the config to fail in the file written; returns "line: message".
+  std::string error(const std::string& text, LoadOptions opts = {}) {
+    try {
+      load(text, opts);
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.file(), file_);
+      return std::to_string(e.line()) + ": " + e.message();
+    }
+    return "no error";
+  }
+  // Expects `name` to fail to load; returns "file-basename:line: message".
+  std::string error_in(const std::string& name, const std::string& text) {
+    try {
+      load_file(name, text);
+    } catch (const ConfigError& e) {
+      return e.file().substr(e.file().rfind('/') + 1) + ":" + std::to_string(e.line()) + ": " + e.message();
+    }
+    return "no error";
+  }
+
+  TempDir dir_;
+  std::string file_;
 };
 
 }  // namespace pasture::conf::testing

@@ -11,25 +11,11 @@
 namespace pasture::conf {
 namespace {
 
-class ConfUnix : public ::testing::Test {
+class ConfUnix : public testing::SiteFixture {
  protected:
-  Site load(const std::string& name, const std::string& text) {
-    LoadOptions opts;
-    opts.config = file_ = dir_.write(name, text);
-    return load_site(opts);
-  }
+  Site load(const std::string& name, const std::string& text) { return load_file(name, text); }
   // "basename:line: message", or "no error".
-  std::string error(const std::string& name, const std::string& text) {
-    try {
-      load(name, text);
-    } catch (const ConfigError& e) {
-      return e.file().substr(e.file().rfind('/') + 1) + ":" + std::to_string(e.line()) + ": " + e.message();
-    }
-    return "no error";
-  }
-
-  testing::TempDir dir_;
-  std::string file_;
+  std::string error(const std::string& name, const std::string& text) { return error_in(name, text); }
 };
 
 const char* kEcho = "[app:main]\nuse = egg:pasture#echo\n";

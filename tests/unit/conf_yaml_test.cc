@@ -11,28 +11,15 @@
 namespace pasture::conf {
 namespace {
 
-class ConfYaml : public ::testing::Test {
+class ConfYaml : public testing::SiteFixture {
  protected:
   Site load(const std::string& name, const std::string& text, LoadOptions opts = {}) {
-    file_ = dir_.write(name, text);
-    if (opts.config.empty()) opts.config = file_;
-    return load_site(opts);
+    return load_file(name, text, opts);
   }
-  Site yaml(const std::string& text, LoadOptions opts = {}) { return load("site.yaml", text, opts); }
+  Site yaml(const std::string& text, LoadOptions opts = {}) { return load_file("site.yaml", text, opts); }
   // Expects the config to fail in `name`; returns "file-basename:line: message".
-  std::string error(const std::string& name, const std::string& text) {
-    try {
-      load(name, text);
-    } catch (const ConfigError& e) {
-      std::string f = e.file().substr(e.file().rfind('/') + 1);
-      return f + ":" + std::to_string(e.line()) + ": " + e.message();
-    }
-    return "no error";
-  }
-  std::string yaml_error(const std::string& text) { return error("site.yaml", text); }
-
-  testing::TempDir dir_;
-  std::string file_;
+  std::string error(const std::string& name, const std::string& text) { return error_in(name, text); }
+  std::string yaml_error(const std::string& text) { return error_in("site.yaml", text); }
 };
 
 const char* kFull = R"(# a full site

@@ -11,31 +11,14 @@ namespace {
 
 using Ranges = std::vector<std::pair<uint16_t, uint16_t>>;
 
-class HealthConf : public ::testing::Test {
+class HealthConf : public testing::SiteFixture {
  protected:
-  Site load(const std::string& text) {
-    file_ = dir_.write("site.ini", text);
-    LoadOptions opts;
-    opts.config = file_;
-    return load_site(opts);
-  }
-  std::string error(const std::string& text) {
-    try {
-      load(text);
-    } catch (const ConfigError& e) {
-      EXPECT_EQ(e.file(), file_);
-      return std::to_string(e.line()) + ": " + e.message();
-    }
-    return "no error";
-  }
   // A balancer app whose servers line (line 5) ends with `params`, then `keys` (line 6 on).
   std::string app(const std::string& keys, const std::string& params = "") {
     return "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\n"
            "servers = 127.0.0.1:9001 127.0.0.1:9002" +
            params + "\n" + keys;
   }
-  testing::TempDir dir_;
-  std::string file_;
 };
 
 TEST_F(HealthConf, Defaults) {

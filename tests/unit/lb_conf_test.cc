@@ -7,31 +7,14 @@
 namespace pasture::conf {
 namespace {
 
-class LbConf : public ::testing::Test {
+class LbConf : public testing::SiteFixture {
  protected:
-  Site load(const std::string& text) {
-    file_ = dir_.write("site.ini", text);
-    LoadOptions opts;
-    opts.config = file_;
-    return load_site(opts);
-  }
-  std::string error(const std::string& text) {
-    try {
-      load(text);
-    } catch (const ConfigError& e) {
-      EXPECT_EQ(e.file(), file_);
-      return std::to_string(e.line()) + ": " + e.message();
-    }
-    return "no error";
-  }
   // A balancer app (line 3 on) followed by `keys`.
   std::string app(const std::string& keys) {
     return "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\n"
            "servers = 127.0.0.1:9001 127.0.0.1:9002\n" +
            keys;
   }
-  testing::TempDir dir_;
-  std::string file_;
 };
 
 TEST_F(LbConf, Defaults) {
