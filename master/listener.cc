@@ -2,7 +2,6 @@
 
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -13,18 +12,26 @@
 #include <cstring>
 
 namespace pasture::master {
-namespace {
 
-bool bind_one(const conf::Listener& l, uint32_t backlog, bool reuse_port, int* fd_out,
-              std::string* err) {
+int resolve_listener(const conf::Listener& l, addrinfo** res) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
   std::string port = std::to_string(l.port);
   const char* host = l.host.empty() || l.host == "*" ? nullptr : l.host.c_str();
-  int gai = getaddrinfo(host, port.c_str(), &hints, &res);
+  *res = nullptr;
+  int gai = getaddrinfo(host, port.c_str(), &hints, res);
+  if (gai == 0 && !*res) gai = EAI_NONAME;
+  return gai;
+}
+
+namespace {
+
+bool bind_one(const conf::Listener& l, uint32_t backlog, bool reuse_port, int* fd_out,
+              std::string* err) {
+  addrinfo* res = nullptr;
+  int gai = resolve_listener(l, &res);
   if (gai != 0) {
     *err = "cannot resolve listen address " + l.host + ": " + gai_strerror(gai);
     return false;
@@ -42,9 +49,6 @@ bool bind_one(const conf::Listener& l, uint32_t backlog, bool reuse_port, int* f
     // reuse_port: workers bind their own sockets to the same address.
     if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    // Accepted sockets inherit TCP_NODELAY on Linux: one setsockopt here
-    // instead of one per connection.
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, (int)backlog) == 0) break;
     last = std::string(strerror(errno));
     ::close(fd);

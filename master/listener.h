@@ -1,6 +1,7 @@
 // Listen sockets, bound by the master before fork and shared by all workers.
 #pragma once
 
+#include <netdb.h>
 #include <sys/types.h>
 
 #include <string>
@@ -15,6 +16,10 @@ struct BoundListener {
   conf::Listener cfg;
   ino_t unix_ino = 0;  // a unix socket: the inode of the file bind() made
 };
+
+// getaddrinfo() for a TCP listener (host "" or "*": every address), as
+// bind_listeners() binds it: 0 and a list to freeaddrinfo(), or an EAI_* code.
+int resolve_listener(const conf::Listener& l, addrinfo** res);
 
 // Bind and listen on every configured address. On failure returns false and
 // sets `err` to a message naming the address and the errno text. A unix

@@ -53,14 +53,9 @@ sigset_t handled_signals() {
 // existing socket can be matched before binding anew.
 std::string listener_key(const conf::Listener& l) {
   if (!l.unix_path.empty()) return l.url();
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   std::string port = std::to_string(l.port);
-  const char* host = l.host.empty() || l.host == "*" ? nullptr : l.host.c_str();
-  if (getaddrinfo(host, port.c_str(), &hints, &res) != 0 || !res) return l.host + ":" + port;
+  if (resolve_listener(l, &res) != 0) return l.host + ":" + port;
   char buf[INET6_ADDRSTRLEN] = "";
   std::string key;
   if (res->ai_family == AF_INET6) {
