@@ -90,7 +90,6 @@ void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer) {
     });
     return;
   }
-  uv_tcp_nodelay(&c->tcp_, 1);
   format_peer(peer, c->peer_, sizeof c->peer_);
   w->client_opened(c);
   c->arm_timer(w->site().server.client_header_timeout_ms);

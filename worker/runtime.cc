@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -203,6 +204,11 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds, bool reuse_port
     return false;
   }
   for (int fd : listen_fds_) {
+    // Accepted TCP sockets inherit TCP_NODELAY on Linux: set once here, on
+    // every listener whoever bound it (master, systemd, reuse_port), instead
+    // of once per connection. A unix socket refuses it, harmlessly.
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;
     ev.data.fd = fd;
