@@ -97,6 +97,26 @@ TEST_F(HealthPassive, UsableFollowsDownUntil) {
   EXPECT_EQ(p.sequence(2), "a b");
 }
 
+// Runs `work` in this process and a forked child at once (both spin on `go`
+// in shared memory until it is set); returns the sum of their results, or
+// -1000 if the child did not exit normally.
+template <class Work>
+int in_two_processes(std::atomic<uint64_t>* go, Work work) {
+  auto run = [&] {
+    while (!go->load()) {
+    }
+    return work();
+  };
+  pid_t pid = fork();
+  if (pid < 0) return -1000;
+  if (pid == 0) _exit(run());
+  go->store(1);
+  int total = run();
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1000;
+  return total + WEXITSTATUS(status);
+}
+
 // Two processes fail the same server at once: no increment is lost (the
 // 1000th failure lands exactly once) and exactly one call marks it down.
 TEST_F(HealthPassive, TwoProcessesMarkDownExactlyOnce) {
@@ -107,22 +127,11 @@ TEST_F(HealthPassive, TwoProcessesMarkDownExactlyOnce) {
     auto* go = &region_.pools()[0].picks;
     go->store(0);
     const uint64_t now = 100000 + round;
-    auto hammer = [&] {
-      while (!go->load()) {
-      }
-      int marked = 0;
-      for (int i = 0; i < 700; i++) marked += record_failure(slot(), 1000, 60000, now);
-      return marked;
-    };
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) _exit(hammer());
-    go->store(1);
-    int marked = hammer();
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status));
-    marked += WEXITSTATUS(status);
+    int marked = in_two_processes(go, [&] {
+      int n = 0;
+      for (int i = 0; i < 700; i++) n += record_failure(slot(), 1000, 60000, now);
+      return n;
+    });
     EXPECT_EQ(marked, 1) << "round " << round;
     EXPECT_EQ(slot().down_until_ms.load(), now + 60000);
     EXPECT_EQ(slot().failures.load(), 1400u);
@@ -137,21 +146,11 @@ TEST_F(HealthPassive, TwoProcessesMaxFailsOne) {
     slot().fail_window.store(0);
     auto* go = &region_.pools()[0].picks;
     go->store(0);
-    auto hammer = [&] {
-      while (!go->load()) {
-      }
-      int marked = 0;
-      for (int i = 0; i < 50; i++) marked += record_failure(slot(), 1, 10000, 5000);
-      return marked;
-    };
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) _exit(hammer());
-    go->store(1);
-    int marked = hammer();
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    marked += WEXITSTATUS(status);
+    int marked = in_two_processes(go, [&] {
+      int n = 0;
+      for (int i = 0; i < 50; i++) n += record_failure(slot(), 1, 10000, 5000);
+      return n;
+    });
     EXPECT_EQ(marked, 1) << "round " << round;
   }
 }
