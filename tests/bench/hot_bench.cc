@@ -93,17 +93,23 @@ void BM_PickRoundRobin(benchmark::State& state) {
 }
 BENCHMARK(BM_PickRoundRobin);
 
-void BM_BuildUpstreamHead(benchmark::State& state) {
-  Parser p;
-  p.parse(kRequest);
-  std::string out;
-  out.reserve(1024);
+// What the worker hands build_proxy_head() for kRequest parsed by `p`.
+worker::ProxyHeadInput head_input(const Parser& p) {
   worker::ProxyHeadInput in;
   in.method = "GET";
   in.url = worker::span_view(kRequest.data(), p.c.url);
   in.base = kRequest.data();
   in.headers = &p.hs;
   in.peer = "127.0.0.1";
+  return in;
+}
+
+void BM_BuildUpstreamHead(benchmark::State& state) {
+  Parser p;
+  p.parse(kRequest);
+  std::string out;
+  out.reserve(1024);
+  worker::ProxyHeadInput in = head_input(p);
   worker::ProxyHeadPolicy pol;
   for (auto _ : state) {
     out.clear();
@@ -124,12 +130,7 @@ void BM_WholeRequestPath(benchmark::State& state) {
     worker::RequestTarget t;
     worker::split_target(worker::span_view(kRequest.data(), p.c.url), &t);
     auto r = worker::route(site, "app.example.com", t.path);
-    worker::ProxyHeadInput in;
-    in.method = "GET";
-    in.url = worker::span_view(kRequest.data(), p.c.url);
-    in.base = kRequest.data();
-    in.headers = &p.hs;
-    in.peer = "127.0.0.1";
+    worker::ProxyHeadInput in = head_input(p);
     out.clear();
     worker::build_proxy_head(out, in, pol);
     benchmark::DoNotOptimize(r.handler);
