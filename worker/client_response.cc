@@ -1,0 +1,238 @@
+// ClientConn, response half: the response head sent to the client (from an
+// upstream's or made here), its body, and the end of an exchange.
+#include <cstdio>
+#include <cstring>
+
+#include "common/health_state.h"
+#include "common/log.h"
+#include "worker/client_conn.h"
+#include "worker/upstream_conn.h"
+
+namespace pasture::worker {
+namespace {
+
+void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
+
+}  // namespace
+void ClientConn::respond_local(int status, std::string_view body, bool close_after) {
+  mode_ = Mode::kLocal;
+  status_ = (uint16_t)status;
+  resp_bytes_ = method_ == HTTP_HEAD ? 0 : body.size();
+  if (close_after) keep_alive_ = false;
+  if (!resp_head_) resp_head_ = w_->take_buf();
+  std::string& o = *resp_head_;
+  o.clear();
+  o.append("HTTP/1.1 ");
+  append_uint(o, (uint64_t)status);
+  o.append(" ").append(reason_phrase(status)).append("\r\nServer: pasture\r\n");
+  o.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  append_uint(o, body.size());
+  o.append("\r\n");
+  if (status == 503) o.append("Retry-After: 1\r\n");
+  // The keep-alive decision is final only when the response is sent, so the
+  // Connection header and the blank line are added then (finish_local).
+  local_head_len_ = (uint32_t)o.size();
+  if (method_ != HTTP_HEAD) append(o, body);
+  if (expect_continue_ && !http10_ && status < 300 && !req_done_) {
+    stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    expect_continue_ = false;
+  }
+}
+
+void ClientConn::finish_local() {
+  if (!resp_head_) return;
+  std::string& o = *resp_head_;
+  if (w_->draining()) keep_alive_ = false;
+  const char* conn = !keep_alive_ ? "Connection: close\r\n\r\n"
+                     : http10_    ? "Connection: keep-alive\r\n\r\n"
+                                  : "\r\n";
+  uv_buf_t bufs[3] = {uv_buf_init(o.data(), local_head_len_),
+                      uv_buf_init(const_cast<char*>(conn), (unsigned)strlen(conn)),
+                      uv_buf_init(o.data() + local_head_len_, (unsigned)(o.size() - local_head_len_))};
+  int r = stream_send(stream(), bufs, 3);
+  w_->give_buf(resp_head_);
+  resp_head_ = nullptr;
+  resp_done_ = true;
+  if (r < 0) {
+    close();
+    return;
+  }
+  finish_exchange();
+}
+
+void ClientConn::respond_error(int status, const char* why) {
+  PLOG_DEBUG("%d for %s: %s", status, peer_, why);
+  if (resp_started_) {
+    close();
+    return;
+  }
+  bool close_after = !req_done_;  // the rest of the request is unread: close
+  std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
+  respond_local(status, body, close_after);
+  if (req_done_ || close_after) {
+    state_ = State::kWaiting;
+    req_done_ = true;
+    finish_local();
+  }
+}
+
+bool ClientConn::on_response_head(const char* base, const HeadCollector& h, const llhttp_t* p) {
+  int status = p->status_code;
+  if (!valid_response_head(base, h)) {
+    // llhttp accepts obs-fold, empty names and whitespace before the colon;
+    // RFC 9112 5 lets a proxy reject them, and nothing of it may reach the
+    // client. The upstream connection cannot be reused.
+    UpstreamConn* old = up_;
+    up_ = nullptr;
+    old->abort();
+    on_upstream_error(502, FailKind::kInvalid, "invalid header line in the upstream's response",
+                      nullptr);
+    return false;
+  }
+  if (status < 200) {
+    if (status == 100 && expect_continue_ && !http10_)
+      stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    return false;
+  }
+  PoolRt& pool = w_->pools()[pool_];
+  bool bad = lb::status_in(pool.cfg->fail_on, status);
+  char why[48];
+  if (bad) snprintf(why, sizeof why, "answered %d", status);
+  note_health(pool, bad, why);
+  if (lb::status_in(pool.cfg->retry_on_status, status) && body_bytes_ == 0 &&
+      may_retry(pool, true, 0, status)) {
+    int next = pick_retry(pool, why);
+    if (next >= 0) {
+      UpstreamConn* old = up_;
+      up_ = nullptr;
+      old->abort();  // mid-response: that connection cannot be reused
+      start_retry(pool, next, why, nullptr, /*counts=*/true);
+      return false;
+    }
+    // Nowhere else to go: the client gets this answer.
+  }
+  resp_started_ = true;
+  status_ = (uint16_t)status;
+  if (uphead_) {
+    w_->give_buf(uphead_);
+    uphead_ = nullptr;
+  }
+  bool chunked = p->flags & F_CHUNKED;
+  bool has_len = p->flags & F_CONTENT_LENGTH;
+  bool no_body = method_ == HTTP_HEAD || status == 204 || status == 304;
+  bool decode = false;
+  if (!req_done_) keep_alive_ = false;  // an early answer: the unread body ends the connection
+  if (!no_body && !chunked && !has_len) keep_alive_ = false;  // body ends at upstream EOF
+  if (!no_body && chunked && http10_) {
+    decode = true;  // HTTP/1.0 has no chunked coding: send the payload, close to end it
+    keep_alive_ = false;
+  }
+  if (w_->draining()) keep_alive_ = false;
+
+  if (!resp_head_) resp_head_ = w_->take_buf();
+  std::string& o = *resp_head_;
+  o.clear();
+  o.append("HTTP/1.1 ");
+  append_uint(o, (uint64_t)status);
+  o.push_back(' ');
+  std::string_view reason = span_view(base, h.status);
+  if (reason.empty())
+    o.append(reason_phrase(status));
+  else
+    append(o, reason);
+  o.append("\r\n");
+  std::string_view conn_tokens;
+  for (const HeaderSpan& hs : *h.headers) {
+    std::string_view name = span_view(base, hs.name);
+    if (name.size() == 10 && iequals(name, "connection")) conn_tokens = span_view(base, hs.value);
+  }
+  for (const HeaderSpan& hs : *h.headers) {
+    std::string_view name = span_view(base, hs.name);
+    if (is_hop_by_hop(name)) continue;
+    if (!conn_tokens.empty() && has_token(conn_tokens, name)) continue;
+    if (decode && name.size() == 17 && iequals(name, "transfer-encoding")) continue;
+    append(o, name);
+    o.append(": ");
+    append(o, span_view(base, hs.value));
+    o.append("\r\n");
+  }
+  if (!set_cookie_.empty()) {
+    const std::string& name = w_->pools()[pool_].cfg->cookie_name;
+    o.append("Set-Cookie: ").append(name).push_back('=');
+    append(o, set_cookie_);
+    o.append("; Path=/; HttpOnly\r\n");
+  }
+  if (!keep_alive_)
+    o.append("Connection: close\r\n");
+  else if (http10_)
+    o.append("Connection: keep-alive\r\n");
+  o.append("\r\n");
+  return decode;
+}
+
+bool ClientConn::valid_response_head(const char* base, const HeadCollector& h) {
+  if (h.folded) return false;
+  for (const HeaderSpan& hs : *h.headers) {
+    std::string_view name = span_view(base, hs.name);
+    if (name.empty() || name.back() == ' ' || name.back() == '\t') return false;
+  }
+  return true;
+}
+
+void ClientConn::flush() {
+  if (!resp_head_ || mode_ != Mode::kProxy || !resp_started_) return;
+  int r = stream_send(stream(), resp_head_->data(), resp_head_->size());
+  w_->give_buf(resp_head_);
+  resp_head_ = nullptr;
+  if (r < 0) close();
+}
+
+void ClientConn::on_response_body(const char* p, size_t n) {
+  resp_bytes_ += n;
+  int r;
+  if (resp_head_) {
+    uv_buf_t bufs[2] = {uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size()),
+                        uv_buf_init(const_cast<char*>(p), (unsigned)n)};
+    r = stream_send(stream(), bufs, 2);
+    w_->give_buf(resp_head_);
+    resp_head_ = nullptr;
+  } else {
+    r = stream_send(stream(), p, n);
+  }
+  if (r < 0) {
+    close();
+    return;
+  }
+  if (up_ && tcp_.write_queue_size > kHighWater) {
+    up_paused_ = true;
+    up_->pause_read();
+  }
+}
+
+void ClientConn::on_write_done(int status) {
+  if (state_ == State::kClosed) return;
+  if (status < 0) {
+    close();
+    return;
+  }
+  if (up_paused_ && tcp_.write_queue_size < kLowWater) {
+    up_paused_ = false;
+    if (up_) up_->resume_read();
+  }
+}
+
+void ClientConn::on_response_done(bool upstream_keepalive) {
+  (void)upstream_keepalive;
+  up_ = nullptr;
+  flush();
+  if (state_ == State::kClosed) return;
+  resp_done_ = true;
+  release_server(false);
+  if (req_done_) {
+    finish_exchange();
+  } else {
+    keep_alive_ = false;  // the upstream answered before the request ended
+    shutdown_and_linger();
+  }
+}
+}  // namespace pasture::worker

@@ -1,0 +1,317 @@
+// ClientConn, upstream half: picking a server, the upstream request head,
+// forwarding the body, retries and passive health.
+#include <cstdio>
+#include <cstring>
+
+#include "common/health_state.h"
+#include "common/log.h"
+#include "worker/client_conn.h"
+#include "worker/proxy_head.h"
+#include "worker/upstream_conn.h"
+
+namespace pasture::worker {
+void ClientConn::start_proxy(const char* base, int pool_index) {
+  PoolRt& pool = w_->pools()[pool_index];
+  pool_ = pool_index;
+  lb::RequestView rv = request_view(base, pool);
+  int s = pool.balancer->pick(rv, *pool.state, w_->now());
+  if (s < 0) {
+    respond_local(503, "503 Service Unavailable: no upstream server available\n", false);
+    return;
+  }
+  take_server(pool, s, rv.sticky_cookie);
+  if (!build_upstream_head(base, pool, s)) return;
+  mode_ = Mode::kProxy;
+  connect_upstream();
+}
+
+// What the pool's balancing method looks at, as views into the request head.
+lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool) {
+  lb::RequestView rv;
+  rv.client_addr = peer_;
+  rv.rng = &w_->rng();
+  const conf::Pool& cfg = *pool.cfg;
+  bool hash = cfg.method == conf::BalanceMethod::Hash;
+  bool cookie = cfg.method == conf::BalanceMethod::Cookie;
+  if (!hash && !cookie) return rv;
+  auto header = [&](std::string_view name) -> std::string_view {
+    for (const HeaderSpan& h : *head_.headers)
+      if (iequals(span_view(base, h.name), name)) return span_view(base, h.value);
+    return {};
+  };
+  std::string_view cookies = header("cookie");
+  if (cookie) {
+    rv.sticky_cookie = lb::find_cookie(cookies, cfg.cookie_name);
+    return rv;
+  }
+  std::string_view url = span_view(base, head_.url);
+  RequestTarget t;
+  split_target(url, &t);
+  lb::KeySources src{peer_, url, t.path, t.query, cookies};
+  rv.hash_key = lb::extract_hash_key(pool.hash_key, src, header);
+  return rv;
+}
+
+// Count the request against server `s` and remember the sticky cookie to
+// send back (a view into the pool's table, valid for the worker's life).
+void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cookie) {
+  server_ = s;
+  if (s < 64) tried_ |= 1ull << s;
+  if (!in_flight_) {
+    in_flight_ = true;
+    pool.in_flight++;
+  }
+  shm::ServerSlot& slot = pool.state->server_slots[s];
+  slot.active.fetch_add(1, std::memory_order_relaxed);
+  slot.requests.fetch_add(1, std::memory_order_relaxed);
+  set_cookie_ = pool.cfg->method == conf::BalanceMethod::Cookie
+                    ? lb::sticky_cookie_to_set(*pool.state, request_cookie, s)
+                    : std::string_view();
+}
+
+bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int server) {
+  const conf::Pool& cfg = *pool.cfg;
+  if (!uphead_) uphead_ = w_->take_buf();
+  uphead_->clear();
+  ProxyHeadInput in;
+  in.method = llhttp_method_name((llhttp_method_t)method_);
+  in.url = span_view(base, head_.url);
+  in.base = base;
+  in.headers = head_.headers;
+  in.peer = peer_;
+  in.script_len = script_len_;
+  ProxyHeadPolicy p;
+  p.base_path = cfg.base_path;
+  p.preserve_host = cfg.preserve_host;
+  p.hosted = pool.hosted;
+  p.upstream_host = pool.targets[server].addr.host_header;
+  p.fallback_host = pool.targets[0].addr.host_header;
+  build_proxy_head(*uphead_, in, p);
+  return true;
+}
+
+void ClientConn::connect_upstream() {
+  PoolRt& pool = w_->pools()[pool_];
+  int err = 0;
+  up_ = UpstreamConn::acquire(w_, &pool, server_, fresh_, &err);
+  if (!up_) {
+    char why[96];
+    snprintf(why, sizeof why, "connect() failed: %s", uv_strerror(err));
+    on_upstream_error(502, FailKind::kConnect, why, nullptr);
+    return;
+  }
+  up_->start(this, uphead_, method_ == HTTP_HEAD);
+}
+
+void ClientConn::forward_body(const char* p, size_t n) {
+  body_bytes_ += n;
+  if (mode_ != Mode::kProxy || !up_) return;  // local handlers discard the body
+  up_->send_body(p, n);
+  if (up_ && up_->queued() > kHighWater) {
+    client_paused_ = true;
+    stop_reading();
+  }
+}
+
+// A chunked request body is forwarded as llhttp decoded it, in chunks of our
+// own framing: bytes llhttp parsed leniently (chunk extensions, trailers)
+// never reach an upstream that might frame them differently (smuggling).
+void ClientConn::add_chunk(const char* p, size_t n) {
+  if (mode_ != Mode::kProxy || !up_ || n == 0) return;
+  if (!chunk_out_) chunk_out_ = w_->take_buf();
+  char hex[20];
+  int i = sizeof hex;
+  hex[--i] = '\n';
+  hex[--i] = '\r';
+  size_t v = n;
+  do {
+    hex[--i] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v);
+  chunk_out_->append(hex + i, sizeof hex - i);
+  chunk_out_->append(p, n);
+  chunk_out_->append("\r\n", 2);
+}
+
+void ClientConn::flush_chunks() {
+  std::string* b = chunk_out_;
+  if (!b || b->empty()) return;
+  forward_body(b->data(), b->size());
+  if (chunk_out_ == b) b->clear();  // else given back meanwhile (reset_request)
+}
+
+void ClientConn::on_upstream_drained() {
+  if (client_paused_) {
+    client_paused_ = false;
+    start_reading();
+  }
+}
+void ClientConn::release_server(bool failed) {
+  if (server_ < 0 || pool_ < 0) return;
+  shm::ServerSlot& slot = w_->pools()[pool_].state->server_slots[server_];
+  slot.active.fetch_sub(1, std::memory_order_relaxed);
+  if (failed) slot.failures.fetch_add(1, std::memory_order_relaxed);
+  server_ = -1;
+}
+
+namespace {
+
+bool idempotent(uint8_t m) {
+  return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE ||
+         m == HTTP_OPTIONS || m == HTTP_TRACE;
+}
+
+}  // namespace
+
+// Passive health: one failure or success against the current server. A
+// single-server pool is never marked down (nginx's rule: there is nowhere
+// else to go, so marking it would only turn 502s into 503s).
+void ClientConn::note_health(PoolRt& pool, bool failed, const char* why) {
+  if (server_ < 0) return;
+  const conf::UpstreamServer& srv = pool.cfg->servers[server_];
+  shm::ServerSlot& slot = pool.state->server_slots[server_];
+  uint64_t now = w_->now();
+  if (!failed) {
+    lb::note_success(slot, now, pool.cfg->name, srv.label());
+  } else if (pool.cfg->servers.size() > 1) {
+    lb::note_failure(slot, srv.max_fails, srv.fail_timeout_ms, now, pool.cfg->name, srv.label(),
+                     why);
+  } else {
+    slot.failures.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+// nginx's proxy_next_upstream rules: only while nothing went to the client,
+// at most `retries` times, never replaying request body bytes already sent,
+// and, once the request reached the upstream, only for idempotent methods
+// (unless `retry_on = non_idempotent`). `condition` is a conf::kRetry* flag,
+// or 0 with `status` for http_NNN.
+bool ClientConn::may_retry(const PoolRt& pool, bool sent, uint32_t condition, int status) {
+  const conf::Pool& cfg = *pool.cfg;
+  if (resp_started_ || tries_ >= cfg.retries) return false;
+  if (condition ? !(cfg.retry_on & condition) : !lb::status_in(cfg.retry_on_status, status))
+    return false;
+  if (sent && !idempotent(method_) && !(cfg.retry_on & conf::kRetryNonIdempotent)) return false;
+  return true;
+}
+
+// The server for the next attempt, or -1 when none can be had (no other
+// usable server, or the retry budget is spent). Changes nothing.
+int ClientConn::pick_retry(PoolRt& pool, const char* why) {
+  const conf::Pool& cfg = *pool.cfg;
+  // Envoy's budget: retries in flight at most retry_budget% of requests in
+  // flight (at least 3), so a failing pool cannot double its own load.
+  uint32_t allowed = std::max<uint32_t>(3, pool.in_flight * cfg.retry_budget_percent / 100);
+  if (cfg.retry_budget_percent < 100 && pool.retries_in_flight + (retry_flight_ ? 0 : 1) > allowed) {
+    uint64_t now = w_->now();
+    if (now >= pool.budget_logged_ms + 1000) {
+      pool.budget_logged_ms = now;
+      PLOG_WARN("pool %s: retry budget exhausted (%u retries in flight of %u requests); "
+                "not retrying: %s",
+                cfg.name.c_str(), pool.retries_in_flight, pool.in_flight, why);
+    }
+    return -1;
+  }
+  lb::RequestView rv;  // the head is gone: no request keys, round robin order
+  rv.client_addr = peer_;
+  rv.rng = &w_->rng();
+  for (int i = 0; i < 4; i++) {
+    int c = pool.balancer->pick(rv, *pool.state, w_->now());
+    if (c < 0) break;
+    if (c >= 64 || !(tried_ & (1ull << c))) return c;
+  }
+  return -1;
+}
+
+// Send the request again, to server `s`.
+void ClientConn::start_retry(PoolRt& pool, int s, const char* why, std::string* unsent,
+                             bool counts) {
+  const conf::Pool& cfg = *pool.cfg;
+  const std::string failed = cfg.servers[server_].label();
+  release_server(false);
+  if (counts) tries_++;
+  fresh_ = true;
+  if (!retry_flight_) {
+    retry_flight_ = true;
+    pool.retries_in_flight++;
+  }
+  PLOG_INFO("pool %s: %s %s; retrying on %s (retry %u%s)", cfg.name.c_str(), failed.c_str(),
+            why, cfg.servers[s].label().c_str(), tries_ + stale_tries_,
+            counts ? "" : ", stale keep-alive connection");
+  take_server(pool, s, {});
+  connect_upstream();
+  if (up_ && unsent && !unsent->empty()) up_->send_body(unsent->data(), unsent->size());
+  if (up_ && req_done_) up_->request_done();
+}
+
+void ClientConn::on_upstream_error(int status, FailKind kind, const char* why,
+                                   std::string* unsent) {
+  up_ = nullptr;
+  PoolRt& pool = w_->pools()[pool_];
+  const conf::UpstreamServer& srv = pool.cfg->servers[server_];
+  if (kind != FailKind::kStale) note_health(pool, true, why);
+  // Body bytes already sent cannot be replayed; those never sent came back.
+  bool body_lost = body_bytes_ > (unsent ? unsent->size() : 0);
+  bool sent = kind != FailKind::kConnect && kind != FailKind::kConnectTimeout;
+  uint32_t condition = kind == FailKind::kTimeout || kind == FailKind::kConnectTimeout
+                           ? conf::kRetryTimeout
+                       : kind == FailKind::kInvalid ? conf::kRetryInvalidHeader
+                                                    : conf::kRetryError;
+  // A reused keep-alive connection the server had just closed is no fault
+  // of the server: it gets its own retry, as in nginx.
+  // It is retried on the same server over a fresh connection, without
+  // counting against `retries` (if the server is really gone, that connect
+  // fails and the ordinary rules take over).
+  if (kind == FailKind::kStale && !body_lost && !resp_started_ && idempotent(method_) &&
+      stale_tries_ < 4) {
+    stale_tries_++;
+    start_retry(pool, server_, why, unsent, /*counts=*/false);
+    if (unsent) w_->give_buf(unsent);
+    return;
+  }
+  bool ok = !body_lost && kind != FailKind::kStale && may_retry(pool, sent, condition, 0);
+  int next = ok ? pick_retry(pool, why) : -1;
+  if (next >= 0) {
+    start_retry(pool, next, why, unsent, /*counts=*/true);
+    if (unsent) w_->give_buf(unsent);
+    return;
+  }
+  if (unsent) w_->give_buf(unsent);
+  PLOG_WARN("pool %s: %s %s (%d)", pool.cfg->name.c_str(), srv.label().c_str(), why, status);
+  release_server(false);
+  end_flight();
+  respond_error(status, why);
+}
+
+void ClientConn::end_flight() {
+  if (pool_ < 0) return;
+  PoolRt& pool = w_->pools()[pool_];
+  if (in_flight_) {
+    in_flight_ = false;
+    pool.in_flight--;
+  }
+  if (retry_flight_) {
+    retry_flight_ = false;
+    pool.retries_in_flight--;
+  }
+}
+
+void ClientConn::on_upstream_abort() {
+  up_ = nullptr;
+  if (pool_ >= 0) note_health(w_->pools()[pool_], true, "failed while answering");
+  release_server(false);
+  if (resp_head_ && mode_ == Mode::kProxy) {
+    // The response head is still held back (see on_response_body): nothing
+    // reached the client, which gets a clean 502 instead of an empty reply.
+    w_->give_buf(resp_head_);
+    resp_head_ = nullptr;
+    resp_started_ = false;
+    resp_bytes_ = 0;
+    end_flight();
+    respond_error(502, "upstream response broken before any byte was sent");
+    return;
+  }
+  close();
+}
+
+}  // namespace pasture::worker
