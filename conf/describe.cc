@@ -22,6 +22,7 @@ json::Value server_json(const ServerSettings& s) {
   v["keepalive_timeout_ms"] = static_cast<double>(s.keepalive_timeout_ms);
   v["max_header_bytes"] = static_cast<double>(s.max_header_bytes);
   v["max_url_bytes"] = static_cast<double>(s.max_url_bytes);
+  v["max_header_fields"] = static_cast<double>(s.max_header_fields);
   v["client_body_timeout_ms"] = static_cast<double>(s.client_body_timeout_ms);
   v["graceful_timeout_ms"] = static_cast<double>(s.graceful_timeout_ms);
   v["worker_timeout_ms"] = static_cast<double>(s.worker_timeout_ms);
@@ -292,7 +293,8 @@ std::string describe_site(const Site& site, int workers_override) {
          format_duration_ms(s.client_header_timeout_ms) + ", keep-alive timeout " +
          format_duration_ms(s.keepalive_timeout_ms) + "\n";
   out += "  request head up to " + std::to_string(s.max_header_bytes) + " bytes, URL up to " +
-         std::to_string(s.max_url_bytes) + " bytes\n\n";
+         std::to_string(s.max_url_bytes) + " bytes, " + std::to_string(s.max_header_fields) +
+         " header fields\n\n";
   out += "Requests go to:\n  ";
   Describer d(site);
   d.handler(site.root, "  ");

@@ -192,6 +192,7 @@ struct ServerSettings {
   uint32_t keepalive_timeout_ms = 75000;
   uint32_t max_header_bytes = 32 * 1024;  // whole request head; more -> 431
   uint32_t max_url_bytes = 8 * 1024;      // request target; more -> 414
+  uint32_t max_header_fields = 100;       // header lines in a request head; more -> 431
   uint32_t client_body_timeout_ms = 60000;  // between body bytes; -> 408
   // Lifecycle (gunicorn names where gunicorn has them).
   uint32_t graceful_timeout_ms = 30000;   // drain time on TERM/QUIT/HUP

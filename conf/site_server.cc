@@ -62,6 +62,10 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
     s.max_header_bytes = parse_uint(v.value, 1u << 30, v.loc, key);
   } else if (fl == Flavour::Pasture && key == "max_url_bytes") {
     s.max_url_bytes = parse_uint(v.value, 1u << 30, v.loc, key);
+  } else if ((fl == Flavour::Pasture && key == "max_header_fields") ||
+             (fl == Flavour::Gunicorn && key == "limit_request_fields")) {
+    s.max_header_fields = parse_uint(v.value, 32768, v.loc, key);
+    if (s.max_header_fields == 0) bad(v.loc, key + ": must be at least 1");
   } else if (fl == Flavour::Pasture && key == "client_body_timeout") {
     s.client_body_timeout_ms = parse_duration_ms(v.value, v.loc);
   } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "graceful_timeout") {

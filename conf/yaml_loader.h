@@ -15,6 +15,7 @@
 //     keepalive_timeout: 75s
 //     max_header_bytes: 32768
 //     max_url_bytes: 8192
+//     max_header_fields: 100
 //     # ... and every other egg:pasture#main key: client_body_timeout,
 //     # graceful_timeout, worker_timeout, max_requests, max_requests_jitter,
 //     # reuse_port, access_log

@@ -111,6 +111,7 @@ void Writer::server() {
   }
   if (s.max_header_bytes != d.max_header_bytes) out_ += "  max_header_bytes: " + std::to_string(s.max_header_bytes) + "\n";
   if (s.max_url_bytes != d.max_url_bytes) out_ += "  max_url_bytes: " + std::to_string(s.max_url_bytes) + "\n";
+  if (s.max_header_fields != d.max_header_fields) out_ += "  max_header_fields: " + std::to_string(s.max_header_fields) + "\n";
   auto duration = [&](const char* key, uint32_t v, uint32_t def) {
     if (v != def) out_ += std::string("  ") + key + ": " + format_duration_ms(v) + "\n";
   };

@@ -307,6 +307,10 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     respond_error(parser_.http_major == 0 ? 400 : 505, "unsupported HTTP version");
     return false;
   }
+  if (head_.headers->size() > srv.max_header_fields) {
+    respond_error(431, "too many header fields");
+    return false;
+  }
   if (url.size() > srv.max_url_bytes) {
     respond_error(414, "request target too long");
     return false;

@@ -4,6 +4,7 @@
 #include "worker/client_conn.h"
 
 namespace pasture::worker {
+
 namespace {
 
 // nginx's escaping for log fields: '"', '\\' and non-printable bytes as \xHH.

@@ -14,6 +14,7 @@ namespace {
 void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
 
 }  // namespace
+
 void ClientConn::respond_local(int status, std::string_view body, bool close_after) {
   mode_ = Mode::kLocal;
   status_ = (uint16_t)status;
@@ -141,20 +142,33 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
   else
     append(o, reason);
   o.append("\r\n");
-  std::string_view conn_tokens;
+  ConnectionTokens nominated;
   for (const HeaderSpan& hs : *h.headers) {
     std::string_view name = span_view(base, hs.name);
-    if (name.size() == 10 && iequals(name, "connection")) conn_tokens = span_view(base, hs.value);
+    if (name.size() == 10 && iequals(name, "connection")) nominated.add(span_view(base, hs.value));
   }
+  nominated.finish();
   for (const HeaderSpan& hs : *h.headers) {
     std::string_view name = span_view(base, hs.name);
-    if (is_hop_by_hop(name)) continue;
-    if (!conn_tokens.empty() && has_token(conn_tokens, name)) continue;
-    if (decode && name.size() == 17 && iequals(name, "transfer-encoding")) continue;
+    if (is_hop_by_hop(name) || is_framing(name)) continue;
+    if (nominated.nominates(name)) continue;
     append(o, name);
     o.append(": ");
     append(o, span_view(base, hs.value));
     o.append("\r\n");
+  }
+  // The framing is ours, from llhttp's parse of the upstream's head (its
+  // own fields were dropped above): the client frames the body exactly as
+  // pasture forwards it. A 204 has neither field (RFC 9112 6.1, RFC 9110
+  // 8.6); a de-chunked HTTP/1.0 body ends with the connection.
+  if (status != 204 && !decode) {
+    if (chunked) {
+      o.append("Transfer-Encoding: chunked\r\n");
+    } else if (has_len) {
+      o.append("Content-Length: ");
+      append_uint(o, p->content_length);
+      o.append("\r\n");
+    }
   }
   if (!set_cookie_.empty()) {
     const std::string& name = w_->pools()[pool_].cfg->cookie_name;
@@ -175,6 +189,11 @@ bool ClientConn::valid_response_head(const char* base, const HeadCollector& h) {
   for (const HeaderSpan& hs : *h.headers) {
     std::string_view name = span_view(base, hs.name);
     if (name.empty() || name.back() == ' ' || name.back() == '\t') return false;
+    // pasture writes "Transfer-Encoding: chunked" itself; any other coding
+    // would reach the client mislabelled (nginx: 502 too).
+    if (name.size() == 17 && iequals(name, "transfer-encoding") &&
+        !iequals(trim_ows(span_view(base, hs.value)), "chunked"))
+      return false;
   }
   return true;
 }

@@ -10,6 +10,7 @@
 #include "worker/upstream_conn.h"
 
 namespace pasture::worker {
+
 void ClientConn::start_proxy(const char* base, int pool_index) {
   PoolRt& pool = w_->pools()[pool_index];
   pool_ = pool_index;
@@ -80,6 +81,13 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   in.headers = head_.headers;
   in.peer = peer_;
   in.script_len = script_len_;
+  // Called from on_head: the parser still holds the declared length.
+  if (chunked_) {
+    in.body = ProxyHeadInput::Body::kChunked;
+  } else if (parser_.flags & F_CONTENT_LENGTH) {
+    in.body = ProxyHeadInput::Body::kLength;
+    in.content_length = parser_.content_length;
+  }
   ProxyHeadPolicy p;
   p.base_path = cfg.base_path;
   p.preserve_host = cfg.preserve_host;

@@ -1,5 +1,6 @@
 #include "worker/http_head.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace pasture::worker {
@@ -102,6 +103,54 @@ bool is_hop_by_hop(std::string_view n) {
     case 14: return iequals(n, "http2-settings");
     default: return false;
   }
+}
+
+bool is_framing(std::string_view n) {
+  return (n.size() == 14 && iequals(n, "content-length")) ||
+         (n.size() == 17 && iequals(n, "transfer-encoding"));
+}
+
+namespace {
+
+// Case-insensitive order for field names (ASCII letters folded).
+int icompare(std::string_view a, std::string_view b) {
+  size_t n = a.size() < b.size() ? a.size() : b.size();
+  for (size_t i = 0; i < n; i++) {
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if (x >= 'A' && x <= 'Z') x += 32;
+    if (y >= 'A' && y <= 'Z') y += 32;
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return a.size() == b.size() ? 0 : a.size() < b.size() ? -1 : 1;
+}
+
+}  // namespace
+
+void ConnectionTokens::add(std::string_view list) {
+  size_t i = 0;
+  while (i <= list.size()) {
+    size_t j = list.find(',', i);
+    if (j == std::string_view::npos) j = list.size();
+    std::string_view t = trim_ows(list.substr(i, j - i));
+    i = j + 1;
+    if (t.empty() || is_hop_by_hop(t) || is_framing(t) || (t.size() == 4 && iequals(t, "host")) ||
+        (t.size() == 5 && iequals(t, "close")))
+      continue;
+    tokens_.push_back(t);
+  }
+}
+
+void ConnectionTokens::finish() {
+  if (tokens_.size() > 1)
+    std::sort(tokens_.begin(), tokens_.end(),
+              [](std::string_view a, std::string_view b) { return icompare(a, b) < 0; });
+}
+
+bool ConnectionTokens::nominates(std::string_view name) const {
+  if (tokens_.empty()) return false;
+  auto it = std::lower_bound(tokens_.begin(), tokens_.end(), name,
+                             [](std::string_view a, std::string_view b) { return icompare(a, b) < 0; });
+  return it != tokens_.end() && icompare(*it, name) == 0;
 }
 
 bool split_target(std::string_view url, RequestTarget* out) {

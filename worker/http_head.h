@@ -66,6 +66,28 @@ bool valid_host(std::string_view host);
 // Headers a proxy must not forward (RFC 9110 7.6.1), lower-case comparison.
 bool is_hop_by_hop(std::string_view name);
 
+// Content-Length, Transfer-Encoding: a message's framing, which pasture writes
+// from its own parse in both directions and never copies.
+bool is_framing(std::string_view name);
+
+// The field names a message's Connection header(s) nominate as hop-by-hop
+// (RFC 9110 7.6.1). Never nominated, whatever a peer says: the framing fields
+// and Host (dropping them would let the body of one message be read as the
+// next one by a peer that parses the rest). Built once per head and sorted,
+// so a head with thousands of tokens and fields costs O(n log n), not n^2.
+// Views point into the head's buffer. No allocation for the usual values
+// ("close", "keep-alive", "upgrade"), which name hop-by-hop fields anyway.
+class ConnectionTokens {
+ public:
+  void add(std::string_view connection_value);  // one Connection field's value
+  void finish();                                // after the last add()
+  bool nominates(std::string_view name) const;
+  bool empty() const { return tokens_.empty(); }
+
+ private:
+  std::vector<std::string_view> tokens_;
+};
+
 // Request-target pieces.
 struct RequestTarget {
   std::string_view path;   // "/a/b" (origin form; "*" for OPTIONS *)

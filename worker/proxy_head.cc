@@ -24,11 +24,13 @@ void build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
   o.append(" HTTP/1.1\r\n");
 
   const char* base = in.base;
-  std::string_view conn_tokens, host;
+  std::string_view host;
+  ConnectionTokens nominated;
   for (const HeaderSpan& h : *in.headers) {
     std::string_view name = span_view(base, h.name);
-    if (name.size() == 10 && iequals(name, "connection")) conn_tokens = span_view(base, h.value);
+    if (name.size() == 10 && iequals(name, "connection")) nominated.add(span_view(base, h.value));
   }
+  nominated.finish();
   // X-Forwarded-For: every value the client sent, in order, then the peer
   // (nginx's $proxy_add_x_forwarded_for). One field (the usual case) is a
   // view; only several are joined into a string.
@@ -37,8 +39,8 @@ void build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
   for (const HeaderSpan& h : *in.headers) {
     std::string_view name = span_view(base, h.name);
     std::string_view value = span_view(base, h.value);
-    if (is_hop_by_hop(name)) continue;
-    if (!conn_tokens.empty() && has_token(conn_tokens, name)) continue;
+    if (is_hop_by_hop(name) || is_framing(name)) continue;
+    if (nominated.nominates(name)) continue;
     if (name.size() == 4 && iequals(name, "host")) {
       host = value;
       if (!p.preserve_host) continue;
@@ -60,6 +62,13 @@ void build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
     append(o, name);
     o.append(": ");
     append(o, value);
+    o.append("\r\n");
+  }
+  if (in.body == ProxyHeadInput::Body::kChunked) {
+    o.append("Transfer-Encoding: chunked\r\n");
+  } else if (in.body == ProxyHeadInput::Body::kLength) {
+    o.append("Content-Length: ");
+    append_uint(o, in.content_length);
     o.append("\r\n");
   }
   if (!p.preserve_host) {

@@ -17,6 +17,10 @@ struct ProxyHeadInput {
   const std::vector<HeaderSpan>* headers = nullptr;  // the client's header fields
   std::string_view peer;    // client address, text
   uint32_t script_len = 0;  // path bytes a urlmap matched (hosted apps' SCRIPT_NAME)
+  // The request body's framing as pasture parsed it; written by pasture,
+  // never copied from the client's fields.
+  enum class Body : uint8_t { kNone, kLength, kChunked } body = Body::kNone;
+  uint64_t content_length = 0;  // with kLength
 };
 
 struct ProxyHeadPolicy {
@@ -28,8 +32,8 @@ struct ProxyHeadPolicy {
 };
 
 // Appends the upstream request head to `o`: HTTP/1.1 request line, the
-// client's fields minus hop-by-hop ones (and those named in Connection),
-// Host per policy, X-Forwarded-For (appended to the client's), -Proto and
+// client's fields minus hop-by-hop ones (and those named in Connection, but
+// never Host or framing), the body's framing from `in.body`, Host per policy, X-Forwarded-For (appended to the client's), -Proto and
 // -Host, X-Pasture-Script-Name for hosted apps, and the blank line.
 void build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p);
 

@@ -84,5 +84,65 @@ TEST(WorkerProxyHead, HostedAppsGetTheirScriptNameNeverTheClients) {
   EXPECT_EQ(out.find("/forged"), std::string::npos) << out;
 }
 
+TEST(WorkerProxyHead, FramingIsWrittenFromTheParseNeverCopied) {
+  Parsed p("POST /u HTTP/1.1\r\nHost: h\r\nConnection: Content-Length, Host, X-A\r\n"
+           "Content-Length: 35\r\nX-A: 1\r\nX-B: 2\r\n\r\n");
+  ProxyHeadInput in = p.input();
+  in.method = "POST";
+  in.body = ProxyHeadInput::Body::kLength;
+  in.content_length = 35;
+  std::string out;
+  build_proxy_head(out, in, ProxyHeadPolicy{});
+  EXPECT_EQ(out,
+            "POST /u HTTP/1.1\r\nHost: h\r\nX-B: 2\r\nContent-Length: 35\r\n"
+            "X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n\r\n");
+  Parsed c("POST /u HTTP/1.1\r\nHost: h\r\nConnection: TRANSFER-encoding\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n");
+  in = c.input();
+  in.body = ProxyHeadInput::Body::kChunked;
+  out.clear();
+  build_proxy_head(out, in, ProxyHeadPolicy{});
+  EXPECT_NE(out.find("\r\nTransfer-Encoding: chunked\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Transfer-Encoding", out.find("Transfer-Encoding") + 1), std::string::npos);
+  // A client's framing field without a body (none parsed) is not forwarded.
+  Parsed g("GET /g HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x\r\n\r\n");
+  out.clear();
+  build_proxy_head(out, g.input(), ProxyHeadPolicy{});
+  EXPECT_EQ(out.find("Transfer-Encoding"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Content-Length"), std::string::npos) << out;
+}
+
+TEST(WorkerConnectionTokens, NominatesCaseInsensitivelyButNeverFramingOrHost) {
+  ConnectionTokens t;
+  t.add("keep-alive, X-One ,x-TWO");
+  t.add("close");
+  t.add(" content-LENGTH, Transfer-Encoding,HOST, ,x-three");
+  t.finish();
+  EXPECT_TRUE(t.nominates("x-one"));
+  EXPECT_TRUE(t.nominates("X-TWO"));
+  EXPECT_TRUE(t.nominates("X-Three"));
+  EXPECT_FALSE(t.nominates("x-on"));
+  EXPECT_FALSE(t.nominates("x-one2"));
+  EXPECT_FALSE(t.nominates("Content-Length"));
+  EXPECT_FALSE(t.nominates("transfer-encoding"));
+  EXPECT_FALSE(t.nominates("Host"));
+  EXPECT_FALSE(t.nominates("close"));
+  ConnectionTokens plain;
+  plain.add("keep-alive");
+  plain.add("Close");
+  plain.finish();
+  EXPECT_TRUE(plain.empty());  // no allocation, no lookup for the usual values
+}
+
+TEST(WorkerConnectionTokens, ThousandsOfTokensStayCorrect) {
+  std::string list;
+  for (int i = 0; i < 5000; i++) list += "t" + std::to_string(i * 7) + ", ";
+  ConnectionTokens t;
+  t.add(list);
+  t.finish();
+  for (int i = 0; i < 35000; i++)
+    EXPECT_EQ(t.nominates("T" + std::to_string(i)), i % 7 == 0) << i;
+}
+
 }  // namespace
 }  // namespace pasture::worker
