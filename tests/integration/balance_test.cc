@@ -97,6 +97,7 @@ TEST(Balance, StickyCookieHoldsAcrossWorkersAndRejectsForgery) {
   std::string value = cookie_value(first, "sid");
   ASSERT_FALSE(value.empty()) << first.header("Set-Cookie");
   EXPECT_NE(first.header("Set-Cookie").find("HttpOnly"), std::string::npos);
+  EXPECT_EQ(first.header("Set-Cookie").find("Max-Age"), std::string::npos);  // a session cookie
   std::string home = first.header("X-Upstream");
   auto seen = spread(srv.port(), 3, 20, {{"Cookie", "other=1; sid=" + value}});
   EXPECT_EQ(seen[home], 60) << "sticky across workers and connections";
@@ -109,6 +110,16 @@ TEST(Balance, StickyCookieHoldsAcrossWorkersAndRejectsForgery) {
   EXPECT_EQ(tampered.size(), 3u);
   Response r = http_get(srv.port(), "/", {{"Cookie", "sid=" + forged}});
   EXPECT_FALSE(cookie_value(r, "sid").empty());
+}
+
+TEST(Balance, StickyCookieCarriesMaxAgeWhenConfigured) {
+  FakeUpstream a("a");
+  PastureServer srv(pool_ini(a.address(), "method = cookie\ncookie_secret = s3cret\ncookie_max_age = 1h\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Response r = http_get(srv.port(), "/");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.header("Set-Cookie").find("; Max-Age=3600;"), std::string::npos) << r.header("Set-Cookie");
+  EXPECT_FALSE(cookie_value(r, "pasture_sticky").empty()) << r.header("Set-Cookie");
 }
 
 }  // namespace
