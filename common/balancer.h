@@ -39,7 +39,8 @@ struct ServerParams {
   bool down = false;  // administratively down (config)
   // Slow start (conf::UpstreamServer::slow_start_ms): after the server comes
   // back up, round_robin, least_conn, random and random2 give it a share
-  // ramping from 0 to its weight over this time. 0 = off (no extra reads).
+  // ramping from 0 to its weight over this time, and cookie honours a cookie
+  // naming it with the same probability. 0 = off (no extra reads).
   uint32_t slow_start_ms = 0;
 };
 
@@ -91,7 +92,7 @@ struct RequestView {
   std::string_view client_addr;    // ip_hash: client address, text, no port ("10.1.2.3", "::1")
   std::string_view hash_key;       // hash: extract_hash_key()'s result; empty -> round robin
   std::string_view sticky_cookie;  // cookie: the value of the pool's cookie, empty if absent
-  Random* rng = nullptr;           // least_conn, random, random2; null = default_rng()
+  Random* rng = nullptr;           // least_conn, random, random2, cookie; null = default_rng()
 };
 
 // Primary or backup servers of a pool, with the tables computed for them.

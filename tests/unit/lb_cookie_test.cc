@@ -1,6 +1,7 @@
 // common/sticky_cookie.cc and lb_cookie.cc: signed, expiring sticky sessions.
 #include <openssl/sha.h>
 
+#include "common/health_state.h"
 #include "common/sticky_cookie.h"
 #include "lb_test_util.h"
 
@@ -8,6 +9,7 @@ namespace pasture::lb {
 namespace {
 
 using testing::backup;
+using testing::ScriptedRandom;
 using testing::srv;
 using testing::TestPool;
 
@@ -250,6 +252,58 @@ TEST(LbCookie, ExpiredCookieIsIgnoredAndOldOneReissued) {
   EXPECT_EQ(p.pick_with(renewed), 2);
   g_now = kT + kHour / 2 + kHour;
   EXPECT_EQ(p.to_set(renewed, 2), p.cookie_for("c:1"));  // expired: a new one
+}
+
+// A backup server serves only while no primary can: its cookie pins the
+// client there only while every primary is unusable.
+TEST(LbCookie, BackupCookieYieldsToUsablePrimaries) {
+  CookiePool p(cookie_params({srv("a:1"), srv("b:1"), backup("z:1")}));
+  std::string to_z = p.cookie_for("z:1");
+  std::string seq;
+  for (int i = 0; i < 4; i++) {
+    int s = p.pick_with(to_z);
+    seq += (char)('a' + s);
+    EXPECT_EQ(p.to_set(to_z, s), p.cookie_for(p.state.servers[s].id));
+  }
+  EXPECT_EQ(seq, "abab");
+  p.set_health_down(0, true);
+  EXPECT_EQ(p.pick_with(to_z), 1);  // one primary is enough
+  p.set_health_down(1, true);
+  for (int i = 0; i < 3; i++) EXPECT_EQ(p.pick_with(to_z), 2);
+  EXPECT_EQ(p.to_set(to_z, 2), "");
+  p.set_health_down(0, false);
+  EXPECT_EQ(p.pick_with(to_z), 0);
+}
+
+// A server in slow start takes a request with its cookie with probability
+// ramp (the other methods' admission), so the clients still pinned to it
+// come back gradually, not all at once.
+TEST(LbCookie, SlowStartAdmitsCookieTrafficByTheRamp) {
+  ServerParams b = srv("b:1");
+  b.slow_start_ms = 10000;
+  CookiePool p(cookie_params({srv("a:1"), b}));
+  std::string to_b = p.cookie_for("b:1");
+  p.now_ms = 100000;
+  p.state.server_slots[1].recovered_at_ms.store(p.now_ms);  // ramp 0: admits none
+  for (int i = 0; i < 10; i++) ASSERT_EQ(p.pick_with(to_b), 0);
+  EXPECT_FALSE(p.to_set(to_b, 0).empty());  // the client moves, with a cookie for a
+
+  p.now_ms += 5000;  // ramp 1/2: the coin decides
+  ScriptedRandom low({0}), high({~uint64_t{0}});
+  EXPECT_EQ(p.pick_with(to_b, &low), 1);
+  EXPECT_EQ(low.draws(), 1u);
+  int b_picks = 0;
+  for (int i = 0; i < 20; i++) b_picks += p.pick_with(to_b, &high) == 1;
+  EXPECT_EQ(high.draws(), 20u);
+  EXPECT_LT(b_picks, 20);  // only the round robin fallback's own share
+
+  p.now_ms -= 2500;  // ramp 1/4: b gets 25% by cookie, plus 20% of the rest by round robin
+  WyRand rng(7);
+  std::vector<double> sh = testing::shares(2, 20000, [&](int) { return p.pick_with(to_b, &rng); });
+  EXPECT_NEAR(sh[1], 0.25 + 0.75 * 0.2, 0.02);
+
+  p.now_ms += 10000;  // ramp over: always b, whatever the coin
+  for (int i = 0; i < 5; i++) ASSERT_EQ(p.pick_with(to_b, &high), 1);
 }
 
 }  // namespace
