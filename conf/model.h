@@ -85,6 +85,10 @@ struct Pool {
   HashConsistency consistent = HashConsistency::Maglev;  // methods hash, ip_hash
   bool hash_whole_ip = false;  // ip_hash: the whole IPv4 address instead of its /24
   std::string cookie_name = "pasture_sticky";  // method cookie: the sticky cookie's name
+  // Method cookie: `cookie_max_age =` in seconds, sent as Max-Age and the
+  // server-side validity; 0 = unset: a session cookie (no Max-Age), valid
+  // lb::kStickyDefaultMaxAge (24h) server-side.
+  uint32_t cookie_max_age_s = 0;
 
   // Passive health: response statuses that count as a server failure
   // (`fail_on = 502 503 504`, ranges allowed; `off` = none), besides connect

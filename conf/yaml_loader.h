@@ -41,7 +41,7 @@
 //       read_timeout: 60s
 //       send_timeout: 60s
 //       keepalive: 32
-//       cookie_secret: s3cret      # method cookie (also cookie_name)
+//       cookie_secret: s3cret      # method cookie (also cookie_name, cookie_max_age: 12h)
 //       # hash_key: header:X-User  # method hash; consistent: maglev|ring|none (hash, ip_hash);
 //       # hash_whole_ip: true      # ip_hash
 //     old: {use: egg:Paste#proxy, address: "http://127.0.0.1:9000/base"}

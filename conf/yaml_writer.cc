@@ -154,6 +154,7 @@ void Writer::pool(const Handler& h, const std::string& name) {
   if (p.keepalive != d.keepalive) out_ += in + "keepalive: " + std::to_string(p.keepalive) + "\n";
   if (!p.cookie_secret.empty()) out_ += in + "cookie_secret: " + scalar(p.cookie_secret) + "\n";
   if (p.cookie_name != d.cookie_name) out_ += in + "cookie_name: " + scalar(p.cookie_name) + "\n";
+  if (p.cookie_max_age_s != 0) out_ += in + "cookie_max_age: " + std::to_string(p.cookie_max_age_s) + "s\n";
   if (p.hash_key != d.hash_key) out_ += in + "hash_key: " + scalar(p.hash_key) + "\n";
   if (p.consistent != d.consistent) out_ += in + "consistent: " + consistency_word(p.consistent) + "\n";
   if (p.hash_whole_ip != d.hash_whole_ip) out_ += in + "hash_whole_ip: " + (p.hash_whole_ip ? "true\n" : "false\n");

@@ -154,7 +154,7 @@ class ClientConn final : public StreamOwner {
   uint32_t log_tail_ = 0;        // where its referer/user-agent part starts
   uint16_t status_ = 0;          // response status, for the log
   uint64_t resp_bytes_ = 0;      // response body bytes sent, for the log
-  std::string_view set_cookie_;  // sticky cookie value to send back (pool table)
+  std::string_view set_cookie_;  // sticky cookie: the server id to send back (pool table)
   char peer_[48] = {0};       // client address, text
 };
 

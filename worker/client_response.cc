@@ -170,10 +170,14 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
       o.append("\r\n");
     }
   }
-  if (!set_cookie_.empty()) {
-    const std::string& name = w_->pools()[pool_].cfg->cookie_name;
-    o.append("Set-Cookie: ").append(name).push_back('=');
-    append(o, set_cookie_);
+  if (!set_cookie_.empty()) {  // the server's id: the value is issued now
+    PoolRt& pool = w_->pools()[pool_];
+    o.append("Set-Cookie: ").append(pool.cfg->cookie_name).push_back('=');
+    o.append(lb::sticky_cookie_value(*pool.state, set_cookie_));
+    if (pool.cfg->cookie_max_age_s != 0) {
+      o.append("; Max-Age=");
+      append_uint(o, pool.cfg->cookie_max_age_s);
+    }
     o.append("; Path=/; HttpOnly\r\n");
   }
   if (!keep_alive_)

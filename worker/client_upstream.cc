@@ -53,8 +53,9 @@ lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool) {
   return rv;
 }
 
-// Count the request against server `s` and remember the sticky cookie to
-// send back (a view into the pool's table, valid for the worker's life).
+// Count the request against server `s` and remember the sticky cookie's
+// server id to send back (a view into the pool's table, valid for the
+// worker's life; the signed value is made with the response head).
 void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cookie) {
   server_ = s;
   if (s < 64) tried_ |= 1ull << s;

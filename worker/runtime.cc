@@ -42,6 +42,7 @@ lb::PoolState build_pool_state(const conf::Pool& pc, shm::PoolSlot* slot,
   params.consistent = static_cast<lb::Consistency>(static_cast<int>(pc.consistent));
   params.hash_whole_ip = pc.hash_whole_ip;
   params.cookie_secret = pc.cookie_secret;
+  params.cookie_max_age = pc.cookie_max_age_s;
   for (const conf::UpstreamServer& s : pc.servers) {
     lb::ServerParams sp;
     sp.id = s.label();
