@@ -155,22 +155,25 @@ bool change_user_group(const std::string& user, const std::string& group, int ve
   }
   std::string user_name = pw->pw_name;
   uid_t uid = pw->pw_uid;
-  // paster takes the user's primary group only for a user given by name.
-  if (group.empty() && !number(user, &n)) gid = pw->pw_gid;
+  // The user's primary group unless --group names one, for a numeric uid too
+  // (paster keeps gid 0 there, and initgroups(user, 0) makes root a
+  // supplementary group of every process).
+  if (group.empty()) gid = pw->pw_gid;
   if (verbosity > 0) {
     printf("Changing user to %s:%s (%d:%d)\n", user_name.c_str(),
            group.empty() ? "(unknown)" : group_name.c_str(), (int)uid, (int)gid);
     fflush(stdout);
   }
+  // Supplementary groups: the user's groups (from the group database) plus gid.
   if (initgroups(user_name.c_str(), gid) != 0) {
     *err = "initgroups(" + user_name + ", " + std::to_string(gid) + ") failed: " + strerror(errno);
     return false;
   }
-  if (gid && setgid(gid) != 0) {
+  if (setgid(gid) != 0) {
     *err = "setgid(" + std::to_string(gid) + ") failed: " + strerror(errno);
     return false;
   }
-  if (uid && setuid(uid) != 0) {
+  if (setuid(uid) != 0) {
     *err = "setuid(" + std::to_string(uid) + ") failed: " + strerror(errno);
     return false;
   }

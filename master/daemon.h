@@ -30,11 +30,13 @@ int stop_daemon(const std::string& pid_file);
 // `--status` / `status`: 0 when the pid in the file is alive, else 1.
 int show_status(const std::string& pid_file);
 
-// --user / --group, applied as paster does: initgroups(user, gid), then
-// setgid(gid) and setuid(uid) unless 0. Prints "Changing user to U:G
-// (uid:gid)" when verbosity > 0. Names were checked by master/cli. A group
-// alone (paster crashes on it) sets the group only. False + `err` when a
-// call fails (e.g. EPERM when not root).
+// --user / --group: initgroups(user, gid), setgid(gid), setuid(uid), where
+// gid is --group or else the user's primary group (for a numeric uid too:
+// paster keeps gid 0 there). So the supplementary groups are the user's own
+// plus gid, never root's. Prints "Changing user to U:G (uid:gid)" when
+// verbosity > 0. Names were checked by master/cli. A group alone (paster
+// crashes on it) sets the group and clears the supplementary groups. False +
+// `err` when a call fails (e.g. EPERM when not root).
 bool change_user_group(const std::string& user, const std::string& group, int verbosity,
                        std::string* err);
 

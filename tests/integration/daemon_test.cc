@@ -3,12 +3,14 @@
 // SIGUSR1 reopen, --reload, --monitor-restart, --user. Every run has a temp
 // dir as its cwd, so paster.pid and paster.log land there.
 #include <gtest/gtest.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <functional>
@@ -331,29 +333,70 @@ TEST(Daemon, MonitorRestartAfterTheServerDies) {
   EXPECT_FALSE(wait_for_port(site.port(), Millis(200)));
 }
 
-TEST(Daemon, UserNobodyWhenRoot) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root";
-  const passwd* pw = getpwnam("nobody");
-  if (!pw) GTEST_SKIP() << "no user nobody";
+// The "Key:\t..." line of /proc/PID/status, without the key.
+std::string proc_status(int pid, const std::string& key) {
+  std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key + ":\t", 0) == 0) return line.substr(key.size() + 2);
+  return "?";
+}
+
+// `pw`'s groups as the Groups: line of /proc/PID/status lists them: its
+// primary group `gid` and those of the group database, ascending.
+std::string groups_line(const passwd* pw, gid_t gid) {
+  int n = 64;
+  std::vector<gid_t> groups(n);
+  if (getgrouplist(pw->pw_name, gid, groups.data(), &n) < 0) return "getgrouplist failed";
+  groups.resize(n);
+  std::sort(groups.begin(), groups.end());
+  groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+  std::string out;
+  for (gid_t g : groups) out += std::to_string(g) + " ";
+  return out;
+}
+
+// `pasture serve --user USER` as root: the master and every worker run as
+// the user, in its primary group, with its groups as the supplementary ones
+// (never root's group 0).
+void expect_runs_as(const std::string& user_arg, const passwd& pw) {
   Site site("one", 2);
   ASSERT_EQ(chmod(site.dir().c_str(), 0755), 0);
   ASSERT_EQ(chmod(site.config().c_str(), 0644), 0);
-  auto p = site.start({"serve", "--user", "nobody", "site.ini"});
+  auto p = site.start({"serve", "--user", user_arg, "site.ini"});
   ASSERT_TRUE(wait_for_output(*p, "serving on") && wait_for_port(site.port())) << p->output();
-  EXPECT_EQ(p->output().rfind("Changing user to nobody:(unknown) (" + std::to_string(pw->pw_uid) + ":" +
-                                  std::to_string(pw->pw_gid) + ")\n",
+  EXPECT_EQ(p->output().rfind("Changing user to " + std::string(pw.pw_name) + ":(unknown) (" +
+                                  std::to_string(pw.pw_uid) + ":" + std::to_string(pw.pw_gid) + ")\n",
                               0),
             0u)
       << p->output();
   std::vector<int> procs = children_of(p->pid());
   procs.push_back(p->pid());
   ASSERT_GE(procs.size(), 3u);
+  std::string uid = std::to_string(pw.pw_uid), gid = std::to_string(pw.pw_gid);
   for (int pid : procs) {
-    std::string status = slurp("/proc/" + std::to_string(pid) + "/status");
-    std::string want = "Uid:\t" + std::to_string(pw->pw_uid) + "\t" + std::to_string(pw->pw_uid);
-    EXPECT_NE(status.find(want), std::string::npos) << pid << "\n" << status;
+    EXPECT_EQ(proc_status(pid, "Uid"), uid + "\t" + uid + "\t" + uid + "\t" + uid) << pid;
+    EXPECT_EQ(proc_status(pid, "Gid"), gid + "\t" + gid + "\t" + gid + "\t" + gid) << pid;
+    EXPECT_EQ(proc_status(pid, "Groups"), groups_line(&pw, pw.pw_gid)) << pid;
   }
   EXPECT_EQ(site.body(), "one GET /\n");
+}
+
+TEST(Daemon, UserNobodyWhenRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  const passwd* pw = getpwnam("nobody");
+  if (!pw) GTEST_SKIP() << "no user nobody";
+  expect_runs_as("nobody", *pw);
+}
+
+// A numeric uid gets the same: its passwd entry's primary group, not gid 0.
+TEST(Daemon, NumericUserGetsItsPrimaryGroupNotRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  const passwd* pw = getpwnam("nobody");
+  if (!pw || pw->pw_gid == 0) GTEST_SKIP() << "no user nobody outside group 0";
+  passwd copy = *pw;
+  std::string name = pw->pw_name;
+  copy.pw_name = name.data();
+  expect_runs_as(std::to_string(pw->pw_uid), copy);
 }
 
 TEST(Daemon, BinaryUpgradeTakesOverThePidFile) {
