@@ -17,14 +17,17 @@
 
 #include "common/log.h"
 #include "master/master.h"
+#include "master/notify.h"
 
 namespace pasture::master {
 namespace {
 
 constexpr int kMaxFastDeaths = 10;  // app processes dying before ready, in a row: give up
 
-// Undo what the master set up for itself before exec'ing a child.
-void reset_signals_for_exec() {
+// Undo what the master set up for itself before exec'ing a child, and keep
+// what only the master may use.
+void reset_for_exec() {
+  forget_notify_socket();
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -42,7 +45,7 @@ std::string probe_python(const std::string& python) {
     return std::string("fork() failed: ") + strerror(errno);
   }
   if (pid == 0) {
-    reset_signals_for_exec();
+    reset_for_exec();
     dup2(out[1], 1);
     dup2(out[1], 2);
     execlp(python.c_str(), python.c_str(), "-c", "import paste.deploy", (char*)nullptr);
@@ -185,7 +188,7 @@ bool AppHost::spawn(Proc& p, uint64_t now) {
     return false;
   }
   if (pid == 0) {
-    reset_signals_for_exec();
+    reset_for_exec();
     fcntl(p.listen_fd, F_SETFD, 0);
     fcntl(ready[1], F_SETFD, 0);
     setenv("PASTURE_SERVER_HOST", opts_.public_host.c_str(), 1);
