@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -197,7 +198,15 @@ void daemonize() {
     fprintf(stderr, "pasture: fork() failed: %s\n", strerror(errno));
     _exit(1);
   }
-  if (pid > 0) _exit(0);  // before the config is loaded, as paster does
+  if (pid > 0) {
+    // Returns before the config is loaded, as paster does, but only once the
+    // session leader below has forked the daemon: whatever kills the
+    // caller's process group as soon as this returns (a shell's job
+    // control, a test harness) must not catch the daemon still in it.
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+  }
   setsid();
   pid = fork();
   if (pid < 0) _exit(1);

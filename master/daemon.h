@@ -45,8 +45,10 @@ bool change_user_group(const std::string& user, const std::string& group, int ve
 // denied: 'path'".
 bool touch_file(const std::string& path, std::string* err);
 
-// Double fork (each parent _exit(0)s), setsid, closes every fd and opens
-// /dev/null as 0, 1 and 2. cwd and umask are kept. Returns in the daemon.
+// Double fork (each parent _exit(0)s, the first once the second has forked,
+// so the daemon is out of the caller's process group when the command
+// returns), setsid, closes every fd and opens /dev/null as 0, 1 and 2. cwd
+// and umask are kept. Returns in the daemon.
 void daemonize();
 
 // Points fds 1 and 2 at `path`, opened for append (created if missing).

@@ -3,6 +3,7 @@
 // SIGUSR1 reopen, --reload, --monitor-restart, --user. Every run has a temp
 // dir as its cwd, so paster.pid and paster.log land there.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -151,6 +152,34 @@ TEST(Daemon, DaemonPidFileStopDaemonRoundTrip) {
   EXPECT_FALSE(exists(site.file("paster.pid")));
   log = slurp(site.file("paster.log"));
   EXPECT_NE(log.find("Removing PID file paster.pid\n"), std::string::npos) << log;
+}
+
+// `serve --daemon` returns only once the daemon has left the caller's
+// process group: killing that group the moment the command returns (job
+// control, a harness cleaning up) does not take the new daemon with it.
+TEST(Daemon, DaemonHasLeftTheCallersProcessGroupOnReturn) {
+  Site site;
+  for (int i = 0; i < 10; i++) {
+    pid_t starter = fork();
+    ASSERT_GE(starter, 0);
+    if (starter == 0) {
+      setpgid(0, 0);
+      int null_fd = open("/dev/null", O_WRONLY);
+      if (chdir(site.dir().c_str()) != 0 || null_fd < 0) _exit(126);
+      dup2(null_fd, 1);
+      dup2(null_fd, 2);
+      execl(PASTURE_BINARY, PASTURE_BINARY, "serve", "--daemon", "site.ini", (char*)nullptr);
+      _exit(127);
+    }
+    setpgid(starter, starter);  // whichever of the two runs first
+    int st = 0;
+    ASSERT_EQ(waitpid(starter, &st, 0), starter);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << describe_status(st);
+    killpg(starter, SIGKILL);  // ESRCH once everything left the group
+    int pid = site.wait_daemon();
+    ASSERT_GT(pid, 0) << "start " << i << ": the daemon died with its caller's process group";
+    ASSERT_EQ(site.run({"serve", "--stop-daemon"}).code, 0);
+  }
 }
 
 TEST(Daemon, StartStatusRestartStopWords) {
@@ -403,10 +432,13 @@ TEST(Daemon, BinaryUpgradeTakesOverThePidFile) {
   Site site;
   ASSERT_EQ(site.run({"serve", "--daemon", "site.ini"}).code, 0);
   int old_pid = site.wait_daemon();
-  ASSERT_GT(old_pid, 0);
+  ASSERT_GT(old_pid, 0) << slurp(site.file("paster.log"));
   kill(old_pid, SIGUSR2);  // the new master must neither daemonize again nor see "already running"
   int new_pid = 0;
-  ASSERT_TRUE(wait_until([&] { return (new_pid = atoi(slurp(site.file("paster.pid")).c_str())) != old_pid; }))
+  ASSERT_TRUE(wait_until([&] {
+    new_pid = atoi(slurp(site.file("paster.pid")).c_str());  // 0 while the new master writes it
+    return new_pid > 0 && new_pid != old_pid;
+  }))
       << slurp(site.file("paster.log"));
   site.adopt(new_pid);
   kill(old_pid, SIGTERM);
