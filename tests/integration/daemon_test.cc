@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -319,6 +320,110 @@ TEST(Daemon, UnwritableLogFile) {
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.out,
             "Error: Unable to write to log file: [Errno 2] No such file or directory: 'no/such/dir/x.log'\n");
+}
+
+// The pid file may be written by the service user while `stop` runs as
+// root: a pid that is not a pasture server gets no signal, and its file is
+// kept (it is no stale pid: something runs there).
+TEST(Daemon, StopSignalsNoProcessButAPastureServer) {
+  Site site;
+  Process sleeper({"sleep", "30"});
+  const std::string pid = std::to_string(sleeper.pid());
+  std::ofstream(site.file("paster.pid")) << pid;
+  std::string refusal = "PID " + pid + " in paster.pid is not a pasture server (it runs ";
+  CmdResult r = site.run({"serve", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out.rfind(refusal, 0), 0u) << r.out;
+  char self[PATH_MAX];
+  ASSERT_TRUE(realpath(PASTURE_BINARY, self));
+  EXPECT_NE(r.out.find("sleep, not " + std::string(self) + "); not signalling it\n"), std::string::npos)
+      << r.out;
+  r = site.run({"serve", "site.ini", "stop"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out.rfind(refusal, 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\nCould not stop daemon\n"), std::string::npos) << r.out;
+  r = site.run({"serve", "site.ini", "restart"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("\nCould not stop daemon; aborting\n"), std::string::npos) << r.out;
+  EXPECT_TRUE(sleeper.running());
+  EXPECT_EQ(slurp(site.file("paster.pid")), pid);
+  r = site.run({"serve", "site.ini", "status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "PID None in paster.pid is not running\n");
+  // Nor does it count as a running daemon: `start` starts one.
+  r = site.run({"serve", "site.ini", "start"});
+  EXPECT_EQ(r.out, "Entering daemon mode\n");
+  int daemon = site.wait_daemon();
+  ASSERT_GT(daemon, 0);
+  EXPECT_NE(std::to_string(daemon), pid);
+  EXPECT_EQ(site.run({"serve", "site.ini", "stop"}).code, 0);
+  EXPECT_TRUE(sleeper.running());
+}
+
+// A pid file the service user owns cannot aim root's `stop` at a pasture
+// server that runs as another user (here root's own).
+TEST(Daemon, StopRefusesAServerOfAnotherUserThanThePidFiles) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  const passwd* pw = getpwnam("nobody");
+  if (!pw) GTEST_SKIP() << "no user nobody";
+  Site site;
+  auto p = site.start({"serve", "site.ini"});
+  ASSERT_TRUE(wait_for_output(*p, "serving on")) << p->output();
+  std::ofstream(site.file("paster.pid")) << p->pid();
+  ASSERT_EQ(chown(site.file("paster.pid").c_str(), pw->pw_uid, pw->pw_gid), 0);
+  CmdResult r = site.run({"serve", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "PID " + std::to_string(p->pid()) + " in paster.pid runs as uid 0 but the file belongs to uid " +
+                       std::to_string(pw->pw_uid) + "; not signalling it\n");
+  EXPECT_TRUE(p->running());
+  // Owned by root (or by the server's user), the same file is trusted.
+  ASSERT_EQ(chown(site.file("paster.pid").c_str(), 0, 0), 0);
+  r = site.run({"serve", "--stop-daemon"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(exited_with(p->wait_exit(), 0));
+}
+
+// Pid and log files are opened with O_NOFOLLOW: a symbolic link planted
+// where they go is an error naming the path, and its target is not written.
+TEST(Daemon, SymlinkedPidAndLogFilesAreRefused) {
+  Site site;
+  std::ofstream(site.file("victim")) << "keep";
+  ASSERT_EQ(symlink("victim", site.file("app.pid").c_str()), 0);
+  ASSERT_EQ(symlink("victim", site.file("app.log").c_str()), 0);
+  const std::string loop = "[Errno 40] Too many levels of symbolic links: ";
+  CmdResult r = site.run({"serve", "--pid-file=app.pid", "site.ini"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "Error: Unable to write to pid file: " + loop + "'app.pid' (a symbolic link: not followed)\n");
+  r = site.run({"serve", "--log-file=app.log", "site.ini"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "Error: Unable to write to log file: " + loop + "'app.log' (a symbolic link: not followed)\n");
+  r = site.run({"serve", "--pid-file=app.pid", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "PID file app.pid is a symbolic link; not following it\n");
+  r = site.run({"serve", "--pid-file=app.pid", "site.ini", "status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "PID file app.pid is a symbolic link; not following it\n");
+  EXPECT_EQ(slurp(site.file("victim")), "keep");
+  // Nor does a FIFO in the pid file's place hang `stop`.
+  ASSERT_EQ(mkfifo(site.file("fifo.pid").c_str(), 0600), 0);
+  r = site.run({"serve", "--pid-file=fifo.pid", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "Not a valid PID file in fifo.pid\n");
+
+  // logrotate's USR1 reopen: a link put in the log file's place is refused
+  // and the master keeps writing to the file it had.
+  ASSERT_EQ(unlink(site.file("app.log").c_str()), 0);
+  auto p = site.start({"serve", "--log-file=app.log", "site.ini"});
+  ASSERT_TRUE(wait_until([&] { return slurp(site.file("app.log")).find("serving on") != std::string::npos; }))
+      << p->output();
+  ASSERT_EQ(rename(site.file("app.log").c_str(), site.file("app.log.1").c_str()), 0);
+  ASSERT_EQ(symlink("victim", site.file("app.log").c_str()), 0);
+  p->signal(SIGUSR1);
+  EXPECT_TRUE(wait_until([&] {
+    return slurp(site.file("app.log.1")).find("SIGUSR1: open(app.log, O_APPEND) failed: Too many levels of "
+                                              "symbolic links (a symbolic link: not followed)") != std::string::npos;
+  })) << slurp(site.file("app.log.1"));
+  EXPECT_EQ(slurp(site.file("victim")), "keep");
 }
 
 TEST(Daemon, ReloadRestartsOnConfigChange) {
