@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,9 +26,12 @@ namespace {
 constexpr int kMaxFastDeaths = 10;  // app processes dying before ready, in a row: give up
 
 // Undo what the master set up for itself before exec'ing a child, and keep
-// what only the master may use.
+// what only the master may use: $NOTIFY_SOCKET, and ambient capabilities
+// (systemd's AmbientCapabilities=CAP_NET_BIND_SERVICE is for pasture's
+// listeners, not for the app's code).
 void reset_for_exec() {
   forget_notify_socket();
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
