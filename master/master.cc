@@ -337,6 +337,7 @@ void Master::spawn(int slot) {
     return;
   }
   if (pid == 0) {
+    forget_notify_socket();
     char role[32];
     snprintf(role, sizeof role, "worker %d", slot);
     log::set_role(role);
@@ -367,6 +368,7 @@ void Master::spawn_health() {
   }
   if (pid == 0) {
     log::set_role("health");
+    forget_notify_socket();
     for (const Socket& s : sockets_) close(s.fd);  // never accepts; must not keep ports bound
     int rc = run_health_checker(std::move(targets));
     fflush(nullptr);
@@ -639,7 +641,10 @@ void Master::stop_apps(bool graceful) {
 
 int Master::shutdown(bool graceful) {
   stopping_ = true;
-  sd_notify("STOPPING=1");
+  // After a USR2 upgrade the new master carries on: make it systemd's main
+  // process (only the main one may notify under NotifyAccess=main) rather
+  // than announce a stop.
+  sd_notify(upgrade_pid_ > 0 ? "MAINPID=" + std::to_string(upgrade_pid_) : "STOPPING=1");
   stop_health();
   int sig = graceful ? SIGTERM : SIGINT;
   for (WorkerProc& w : procs_)
