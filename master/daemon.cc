@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/log.h"
 #include "conf/pyutil.h"
 
 namespace pasture::master {
@@ -62,7 +63,7 @@ std::string os_error(int err, const std::string& path) {
 // directory the service user may write: a symbolic link planted there must
 // not steer the open to another file.
 int open_no_follow(const std::string& path, int flags, mode_t mode = 0) {
-  return open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
+  return log::open_no_follow(path.c_str(), flags, mode);
 }
 
 void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <ctime>
 
+#include "common/log.h"
+
 namespace pasture::worker {
 
 bool AccessLog::open(uv_loop_t* loop, const std::string& path) {
@@ -16,7 +18,7 @@ bool AccessLog::open(uv_loop_t* loop, const std::string& path) {
     own_fd_ = false;
     return true;
   }
-  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  fd_ = log::open_no_follow(path.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
   own_fd_ = fd_ >= 0;
   return fd_ >= 0;
 }
@@ -29,7 +31,7 @@ void AccessLog::reopen() {
   }
   reopen_pending_ = false;
   write_sync();
-  int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  int fd = log::open_no_follow(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
   if (fd < 0) return;  // keep writing to the old file rather than lose lines
   ::close(fd_);
   fd_ = fd;

@@ -383,7 +383,7 @@ void Worker::start_drain() {
 void Worker::reopen_logs() {
   access_log_.reopen();
   if (log_file_.empty()) return;
-  int fd = open(log_file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  int fd = log::open_no_follow(log_file_.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
   if (fd < 0) {
     PLOG_ERROR("SIGUSR1: cannot reopen %s: %s", log_file_.c_str(), strerror(errno));
     return;

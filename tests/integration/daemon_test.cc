@@ -426,6 +426,35 @@ TEST(Daemon, SymlinkedPidAndLogFilesAreRefused) {
   EXPECT_EQ(slurp(site.file("victim")), "keep");
 }
 
+// Workers open the access log the same way; the system's links (/dev/stdout,
+// the usual container set-up) are followed.
+TEST(Daemon, AccessLogSymlinkRefusedButDevStdoutFollowed) {
+  Site site;
+  std::ofstream(site.file("victim")) << "keep";
+  ASSERT_EQ(symlink("victim", site.file("access.log").c_str()), 0);
+  {
+    std::string ini = slurp(site.config());
+    ini.replace(ini.find("\n\n[app:main]"), 0, "\naccess_log = access.log");
+    std::ofstream(site.config()) << ini;
+  }
+  auto p = site.start({"serve", "site.ini"});
+  ASSERT_TRUE(wait_until([&] { return http_get(site.port(), "/x", {}, Millis(500)).status == 200; }))
+      << p->output();
+  EXPECT_TRUE(wait_until([&] {
+    return p->output().find("cannot open access log access.log: Too many levels of symbolic links") !=
+           std::string::npos;
+  })) << p->output();
+  EXPECT_EQ(slurp(site.file("victim")), "keep");
+  p.reset();
+  site.write_config("one");  // no access_log: it goes to --log-file
+  auto q = site.start({"serve", "--log-file=/dev/stdout", "site.ini"});
+  ASSERT_TRUE(wait_until([&] { return q->output().find("serving on") != std::string::npos; }))
+      << q->output();
+  ASSERT_EQ(http_get(site.port(), "/logged").status, 200);
+  EXPECT_TRUE(wait_until([&] { return q->output().find("GET /logged") != std::string::npos; }))
+      << q->output();
+}
+
 TEST(Daemon, ReloadRestartsOnConfigChange) {
   Site site("one", 1);
   auto p = site.start({"serve", "--reload", "--reload-interval=0.2", "site.ini"});
