@@ -143,24 +143,45 @@ bool Master::resolve_upstreams(Generation& g, std::string* err) {
 }
 
 // Reuse a socket the master already holds for the same address (kept across
-// reloads, inherited in an upgrade, or passed by systemd); bind the rest.
-bool Master::open_sockets(const conf::ServerSettings& s, std::vector<int>* fds, std::string* err) {
+// reloads, inherited in an upgrade, or passed by systemd); bind the rest into
+// `opened`. On failure what this call bound is closed again.
+bool Master::open_sockets(const conf::ServerSettings& s, std::vector<int>* fds,
+                          std::vector<Socket>* opened, std::string* err) {
   for (const conf::Listener& l : s.listen) {
     std::string key = listener_key(l);
-    auto it = std::find_if(sockets_.begin(), sockets_.end(),
-                           [&](const Socket& k) { return k.key == key; });
-    if (it != sockets_.end()) {
-      fds->push_back(it->fd);
+    auto find = [&](const std::vector<Socket>& set) -> const Socket* {
+      for (const Socket& k : set)
+        if (k.key == key) return &k;
+      return nullptr;
+    };
+    const Socket* held = find(sockets_);
+    if (!held) held = find(*opened);
+    if (held) {
+      fds->push_back(held->fd);
       continue;
     }
     conf::ServerSettings one = s;
     one.listen = {l};
     std::vector<BoundListener> bound;
-    if (!bind_listeners(one, &bound, err)) return false;
-    sockets_.push_back({bound[0].fd, socket_name(bound[0].fd), l.unix_path, bound[0].unix_ino});
+    if (!bind_listeners(one, &bound, err)) {
+      for (const Socket& o : *opened) close_socket(o);
+      opened->clear();
+      return false;
+    }
+    opened->push_back({bound[0].fd, socket_name(bound[0].fd), l.unix_path, bound[0].unix_ino});
     fds->push_back(bound[0].fd);
   }
   return true;
+}
+
+void Master::commit_sockets(Generation& g) {
+  sockets_.insert(sockets_.end(), g.opened.begin(), g.opened.end());
+  g.opened.clear();
+}
+
+void Master::discard_sockets(Generation& g) {
+  for (const Socket& s : g.opened) close_socket(s);
+  g.opened.clear();
 }
 
 std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std::string* err) {
@@ -203,8 +224,6 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
     }
   }
   if (!resolve_upstreams(*g, err)) return nullptr;
-  std::vector<int> fds;
-  if (!open_sockets(g->site.server, &fds, err)) return nullptr;
   shm::LayoutSizes sz;
   sz.n_pools = (uint32_t)g->site.pools.size();
   for (const conf::Pool& p : g->site.pools) sz.n_servers += (uint32_t)p.servers.size();
@@ -215,6 +234,9 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
            ") failed: " + strerror(errno);
     return nullptr;
   }
+  // The last step that can fail: the caller commits or discards g->opened.
+  std::vector<int> fds;
+  if (!open_sockets(g->site.server, &fds, &g->opened, err)) return nullptr;
   for (const conf::Pool& p : g->site.pools)
     if (!p.servers_from.empty()) g->watched.emplace_back(p.servers_from, file_state(p.servers_from));
   g->setup.site = &g->site;
@@ -515,10 +537,12 @@ void Master::reload() {
   carry_over_state(*gen_, *g);
   // The new app processes are up and ready before any old one is stopped.
   if (!start_apps(*g, &err)) {
+    discard_sockets(*g);
     PLOG_ERROR("reload failed, still serving the previous configuration: %s", err.c_str());
     notify_status("READY=1\n");
     return;
   }
+  commit_sockets(*g);
   for (const auto& n : g->site.notices) PLOG_NOTICE("%s", n.c_str());
   // Start the new generation first, then drain the old one: the shared
   // listen sockets never lack an acceptor.
@@ -718,9 +742,11 @@ int Master::run() {
   }
   gen_ = std::move(g);
   if (!start_apps(*gen_, &err)) {
+    discard_sockets(*gen_);
     fprintf(stderr, "pasture: %s\n", err.c_str());
     return 1;
   }
+  commit_sockets(*gen_);
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
   spawn_health();

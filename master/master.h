@@ -44,6 +44,14 @@ class Master {
   int run();
 
  private:
+  struct Socket {
+    int fd = -1;
+    std::string key;  // "host:port" (or "unix:/path") as getsockname() reports it
+    // A unix socket this master unlinks when it stops (not systemd's): its
+    // path and the inode of the file, so a file bound there since is left alone.
+    std::string unix_path = {};
+    ino_t unix_ino = 0;
+  };
   // Everything one configuration needs; a reload builds a new one.
   struct Generation {
     int id = 0;
@@ -54,6 +62,10 @@ class Master {
     std::vector<std::pair<std::string, std::string>> watched;
     worker::Setup setup;
     std::unique_ptr<AppHost> apps;  // the Python app processes; null without Python apps
+    // Listen sockets bound for this generation that the master did not hold
+    // before: they join sockets_ only when the generation takes over, and
+    // are closed if it never does (a failed reload keeps the old set).
+    std::vector<Socket> opened;
   };
   struct WorkerProc {
     pid_t pid = 0;
@@ -73,19 +85,16 @@ class Master {
     std::vector<pid_t> workers;
     uint64_t stop_at_ms = 0;
   };
-  struct Socket {
-    int fd = -1;
-    std::string key;  // "host:port" (or "unix:/path") as getsockname() reports it
-    // A unix socket this master unlinks when it stops (not systemd's): its
-    // path and the inode of the file, so a file bound there since is left alone.
-    std::string unix_path = {};
-    ino_t unix_ino = 0;
-  };
   void close_socket(const Socket& s);
 
   std::unique_ptr<Generation> make_generation(conf::Site site, std::string* err);
   bool resolve_upstreams(Generation& g, std::string* err);
-  bool open_sockets(const conf::ServerSettings& s, std::vector<int>* fds, std::string* err);
+  bool open_sockets(const conf::ServerSettings& s, std::vector<int>* fds,
+                    std::vector<Socket>* opened, std::string* err);
+  // g's new listen sockets join the master's (g takes over), or are closed
+  // (g failed to start).
+  void commit_sockets(Generation& g);
+  void discard_sockets(Generation& g);
   void carry_over_state(const Generation& from, Generation& to);
   // Starts g's app processes and waits for them (before its workers).
   bool start_apps(Generation& g, std::string* err);

@@ -87,6 +87,33 @@ TEST(Lifecycle, BrokenConfigOnReloadKeepsServing) {
   EXPECT_EQ(r.body, "good GET /\n");
 }
 
+// A reload that fails after binding some of its new listeners (here the
+// third address is taken) keeps the old socket set: the new port it did bind
+// is closed again rather than left accepting connections nobody serves.
+TEST(Lifecycle, FailedReloadClosesTheListenersItOpened) {
+  PastureServer srv(echo_ini("old"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd taken = listen_loopback(0);
+  ASSERT_TRUE(taken.valid());
+  uint16_t p1 = srv.port(), p2 = free_port(), p3 = local_port(taken.get());
+  auto addr = [](uint16_t p) { return "127.0.0.1:" + std::to_string(p); };
+  std::string server = "[server:main]\nuse = egg:pasture#main\nworkers = 1\nlisten = " + addr(p1) +
+                       " " + addr(p2) + " " + addr(p3) + "\n";
+  std::ofstream(srv.path()) << server << echo_ini("new");
+  srv.proc().signal(SIGHUP);
+  ASSERT_TRUE(wait_for_output(srv.proc(), "reload failed", Millis(5000))) << srv.output();
+  EXPECT_NE(srv.output().find(addr(p3)), std::string::npos) << srv.output();
+  std::string err;
+  EXPECT_FALSE(connect_loopback(p2, Millis(1000), &err).valid()) << "port " << p2 << " left bound";
+  EXPECT_EQ(http_get(p1, "/").body, "old GET /\n");
+  // Once the address is free the same config loads, on all three ports.
+  taken.reset();
+  srv.proc().signal(SIGHUP);
+  ASSERT_TRUE(wait_for_output(srv.proc(), "reloaded: generation")) << srv.output();
+  for (uint16_t p : {p1, p2, p3})
+    EXPECT_TRUE(wait_until([&] { return http_get(p, "/").body == "new GET /\n"; })) << p;
+}
+
 TEST(Lifecycle, KilledWorkerReplacedWithinASecondUnderLoad) {
   PastureServer srv(echo_ini("k"), 2);
   ASSERT_TRUE(srv.started()) << srv.output();
