@@ -340,10 +340,31 @@ void Master::stop_drained_apps(uint64_t now, bool all) {
   }
 }
 
-void Master::spawn(int slot) {
+// The lowest worker slot no process of this generation holds: neither a
+// current worker (running or due to respawn) nor a retired one still
+// draining. -1 if all are taken.
+int Master::free_slot() const {
+  std::vector<bool> used(kWorkerSlots);
+  for (const WorkerProc& w : procs_)
+    if (w.slot >= 0) used[w.slot] = true;
+  for (const Retiring& r : retiring_)
+    if (r.slot >= 0 && r.gen == gen_->id) used[r.slot] = true;
+  auto it = std::find(used.begin(), used.end(), false);
+  return it == used.end() ? -1 : (int)(it - used.begin());
+}
+
+void Master::spawn(int i) {
   Generation& g = *gen_;
+  if (procs_[i].slot < 0) procs_[i].slot = free_slot();
+  int slot = procs_[i].slot;
+  if (slot < 0) {
+    PLOG_ERROR("no free worker slot (%u, some held by draining workers); retrying", kWorkerSlots);
+    procs_[i].respawn_at_ms = monotonic_ms() + 1000;
+    return;
+  }
   g.setup.slot = slot;
-  g.setup.n_workers = n_workers_;
+  // Accept balance looks at slots 0..n_workers-1: include ours.
+  g.setup.n_workers = std::max(n_workers_, slot + 1);
   const conf::ServerSettings& srv = g.site.server;
   g.setup.max_requests = srv.max_requests;
   if (srv.max_requests && srv.max_requests_jitter) {
@@ -355,7 +376,7 @@ void Master::spawn(int slot) {
   pid_t pid = fork();
   if (pid < 0) {
     PLOG_ERROR("fork() failed: %s", strerror(errno));
-    procs_[slot].respawn_at_ms = monotonic_ms() + 1000;
+    procs_[i].respawn_at_ms = monotonic_ms() + 1000;
     return;
   }
   if (pid == 0) {
@@ -366,10 +387,10 @@ void Master::spawn(int slot) {
     fflush(nullptr);
     _exit(rc);
   }
-  WorkerProc& w = procs_[slot];
+  g.shm->workers()[slot].pid.store(pid, std::memory_order_relaxed);
+  WorkerProc& w = procs_[i];
   w.pid = pid;
   w.gen = g.id;
-  w.slot = slot;
   w.started_ms = monotonic_ms();
   w.respawn_at_ms = 0;
   PLOG_INFO("worker %d started, pid %d (generation %d)", slot, (int)pid, g.id);
@@ -405,10 +426,19 @@ void Master::stop_health() {
   health_respawn_at_ms_ = 0;
 }
 
-void Master::retire(pid_t pid, int sig) {
+void Master::retire(pid_t pid, int sig, const WorkerProc* w) {
   if (pid <= 0) return;
   kill(pid, sig);
-  retiring_.push_back({pid, monotonic_ms() + gen_->site.server.graceful_timeout_ms + 1000});
+  retiring_.push_back({pid, monotonic_ms() + gen_->site.server.graceful_timeout_ms + 1000,
+                       w ? w->gen : 0, w ? w->slot : -1});
+}
+
+void Master::reclaim_slot(int gen, int slot, pid_t pid) {
+  if (slot < 0 || gen != gen_->id) return;
+  int64_t held = gen_->shm->reclaim_worker((uint32_t)slot);
+  if (held > 0)
+    PLOG_WARN("worker %d (pid %d) died holding %lld request(s) in flight; their upstream "
+              "counts are released", slot, (int)pid, (long long)held);
 }
 
 void Master::reap() {
@@ -418,6 +448,7 @@ void Master::reap() {
     auto r = std::find_if(retiring_.begin(), retiring_.end(),
                           [&](const Retiring& x) { return x.pid == pid; });
     if (r != retiring_.end()) {
+      reclaim_slot(r->gen, r->slot, pid);
       retiring_.erase(r);
       continue;
     }
@@ -446,6 +477,7 @@ void Master::reap() {
     if (it == procs_.end()) continue;  // e.g. a new master started by an upgrade
     WorkerProc& w = *it;
     w.pid = 0;
+    reclaim_slot(w.gen, w.slot, pid);
     if (stopping_) continue;
     uint64_t now = monotonic_ms();
     bool fast = now - w.started_ms < kFastDeathMs;
@@ -552,7 +584,7 @@ void Master::reload() {
   if (opts_.workers <= 0 && gen_->site.server.workers > 0) n_workers_ = gen_->site.server.workers;
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
-  for (WorkerProc& w : old) retire(w.pid, SIGTERM);
+  for (WorkerProc& w : old) retire(w.pid, SIGTERM, &w);
   if (old_gen->apps) {
     DrainingApps d;
     d.apps = std::move(old_gen->apps);
@@ -580,8 +612,9 @@ void Master::reload() {
 
 void Master::change_workers(int delta) {
   if (delta > 0) {
-    if (procs_.size() >= kWorkerSlots) {
-      PLOG_WARN("SIGTTIN: already at %u workers", kWorkerSlots);
+    if (procs_.size() >= kWorkerSlots || free_slot() < 0) {
+      PLOG_WARN("SIGTTIN: all %u worker slots are taken (draining workers hold theirs)",
+                kWorkerSlots);
       return;
     }
     procs_.push_back(WorkerProc{});
@@ -592,7 +625,7 @@ void Master::change_workers(int delta) {
       PLOG_WARN("SIGTTOU: keeping the last worker");
       return;
     }
-    retire(procs_.back().pid, SIGTERM);
+    retire(procs_.back().pid, SIGTERM, &procs_.back());  // its slot stays taken until reaped
     procs_.pop_back();
     n_workers_ = (int)procs_.size();
   }

@@ -70,13 +70,18 @@ class Master {
   struct WorkerProc {
     pid_t pid = 0;
     int gen = 0;
-    int slot = 0;
+    int slot = -1;  // shm worker slot; kept across respawns; -1 until first spawned
     uint64_t started_ms = 0;
     uint64_t respawn_at_ms = 0;  // 0: running or not scheduled
   };
-  struct Retiring {  // a worker of an older generation or a removed slot, draining
+  // Draining: a worker of an older generation or a removed one, an app
+  // process, a health checker. A current-generation worker keeps its shm
+  // slot (`slot`) until it is reaped.
+  struct Retiring {
     pid_t pid = 0;
     uint64_t kill_at_ms = 0;
+    int gen = 0;
+    int slot = -1;  // -1: not a worker
   };
   // An older generation's app processes: stopped once the old workers that
   // may still send them requests have exited (or at stop_at_ms).
@@ -101,14 +106,19 @@ class Master {
   // Retires the draining app hosts whose workers are gone (all when `all`).
   void stop_drained_apps(uint64_t now, bool all);
   void stop_apps(bool graceful);
-  void spawn(int slot);
+  // Starts procs_[i]'s process, in its shm slot (a free one the first time).
+  void spawn(int i);
+  int free_slot() const;
+  // The process in worker slot `slot` of generation `gen` is gone: return
+  // what it held in shm (current generation only; older regions are unmapped).
+  void reclaim_slot(int gen, int slot, pid_t pid);
   // The current generation's health checker (master/health.h), if any pool
   // has health_check; stop_health() retires the running one.
   void spawn_health();
   void stop_health();
   void reap();
   void supervise_tick(uint64_t now);
-  void retire(pid_t pid, int sig);
+  void retire(pid_t pid, int sig, const WorkerProc* w = nullptr);
   void reload();
   bool watched_files_changed();
   void change_workers(int delta);
