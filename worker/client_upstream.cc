@@ -64,7 +64,8 @@ void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cooki
     pool.in_flight++;
   }
   shm::ServerSlot& slot = pool.state->server_slots[s];
-  slot.active.fetch_add(1, std::memory_order_relaxed);
+  // Also in this worker's held row: if it dies, the master gives it back.
+  shm::take_active(slot, w_->held(pool.targets[s].shm_index));
   slot.requests.fetch_add(1, std::memory_order_relaxed);
   set_cookie_ = pool.cfg->method == conf::BalanceMethod::Cookie
                     ? lb::sticky_cookie_to_set(*pool.state, request_cookie, s)
@@ -157,8 +158,9 @@ void ClientConn::on_upstream_drained() {
 }
 void ClientConn::release_server(bool failed) {
   if (server_ < 0 || pool_ < 0) return;
-  shm::ServerSlot& slot = w_->pools()[pool_].state->server_slots[server_];
-  slot.active.fetch_sub(1, std::memory_order_relaxed);
+  PoolRt& pool = w_->pools()[pool_];
+  shm::ServerSlot& slot = pool.state->server_slots[server_];
+  shm::release_active(slot, w_->held(pool.targets[server_].shm_index));
   if (failed) slot.failures.fetch_add(1, std::memory_order_relaxed);
   server_ = -1;
 }

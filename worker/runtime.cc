@@ -87,6 +87,7 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
     : loop_(loop),
       site_(setup.site),
       slot_(&setup.shm->workers()[setup.slot]),
+      held_(setup.shm->held(setup.slot)),
       rng_(lb::seed_from_os()),
       graceful_timeout_ms_(setup.graceful_timeout_ms),
       max_requests_(setup.max_requests) {

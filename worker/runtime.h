@@ -54,6 +54,8 @@ class Worker {
   Timers& timers() { return timers_; }
   std::vector<PoolRt>& pools() { return pools_; }
   shm::WorkerSlot* slot() { return slot_; }
+  // This worker's held counts (shm::HeldCount), by global server index.
+  shm::HeldCount& held(uint32_t server) { return held_[server]; }
   lb::Random& rng() { return rng_; }
   AccessLog& access_log() { return access_log_; }
   void reopen_logs();  // SIGUSR1
@@ -89,6 +91,7 @@ class Worker {
   uv_loop_t* loop_;
   const conf::Site* site_;
   shm::WorkerSlot* slot_;
+  shm::HeldCount* held_;
   lb::WyRand rng_;  // seeded per process after fork
   AccessLog access_log_;
   std::vector<PoolRt> pools_;
