@@ -234,10 +234,18 @@ void ClientConn::on_write_done(int status) {
     close();
     return;
   }
-  if (up_paused_ && tcp_.write_queue_size < kLowWater) {
+  size_t queued = tcp_.write_queue_size;
+  if (up_paused_ && queued < kLowWater) {
     up_paused_ = false;
     if (up_) up_->resume_read();
   }
+  if (out_full_ && queued < kLowWater) {
+    out_full_ = false;
+    next_request();
+    return;
+  }
+  // The client took bytes: send_timeout restarts wherever it governs.
+  if (out_full_ || (state_ == State::kLinger && !shut_done_)) arm_send_timer();
 }
 
 void ClientConn::on_response_done(bool upstream_keepalive) {
