@@ -445,6 +445,7 @@ void ClientConn::on_request_complete() {
   req_done_ = true;
   state_ = State::kWaiting;
   timer_disarm(&timer_);
+  if (up_paused_) arm_send_timer();  // the answer waits for the client (on_response_body)
   if (mode_ == Mode::kLocal) {
     finish_local();
     return;

@@ -9,7 +9,8 @@
 //   kHead     reading a request head                       (client_header_timeout)
 //   kBody     head handled; the body streams to its handler  (client_body_timeout,
 //             re-armed by every read that brings body bytes)
-//   kWaiting  request complete; its response is in progress
+//   kWaiting  request complete; its response is in progress (send_timeout while
+//             the client's unread answer holds the upstream paused)
 //   kLinger   last response queued; once it is written the write side is
 //             shut, then input is drained until EOF         (send_timeout, then 2 s)
 //

@@ -285,6 +285,76 @@ TEST(ClientFlow, PipelinedBodyBehindABacklogIsRead) {
   EXPECT_TRUE(up.requests()[1].body == body) << up.requests()[1].body.size() << " bytes";
 }
 
+// Same class of defect, UpstreamConn: read_timeout measures the upstream, but
+// it kept running while pasture held the upstream paused because the client
+// was not taking the answer, and cut the answer of a client that paused.
+TEST(ClientFlow, PausingClientIsNotCutByTheUpstreamReadTimeout) {
+  FakeUpstream up("u");
+  const size_t size = 16 << 20;  // well past the socket buffers
+  up.respond_pattern(size);
+  PastureServer srv(balancer(up.port()) + "read_timeout = 1s\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  send_all(fd.get(), "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::this_thread::sleep_for(Millis(2000));  // not reading, past read_timeout
+  std::vector<Answer> a = read_answers(fd.get(), 1, Millis(10000));
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].status, 200);
+  EXPECT_EQ(a[0].body.size(), size);
+  EXPECT_TRUE(check_pattern(a[0].body));
+}
+
+// An interim 100 Continue from the upstream started its read_timeout while
+// the client was still sending the body: a slow upload got 504.
+TEST(ClientFlow, InterimContinueDoesNotStartTheReadTimeout) {
+  FakeUpstream up("u");
+  up.echo_body();
+  PastureServer srv(balancer(up.port()) + "read_timeout = 1s\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  send_all(fd.get(), "POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 8\r\n\r\n");
+  std::string got;
+  while (got.find("\r\n\r\n") == std::string::npos && recv_some(fd.get(), got, Millis(3000)) == IoResult::kOk) {
+  }
+  ASSERT_EQ(got, "HTTP/1.1 100 Continue\r\n\r\n");
+  for (char c : std::string("01234567")) {  // 2 s in all
+    std::this_thread::sleep_for(Millis(250));
+    ASSERT_EQ(send_all(fd.get(), std::string_view(&c, 1)), IoResult::kOk);
+  }
+  std::vector<Answer> a = read_answers(fd.get(), 1);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].status, 200) << a[0].head;
+  EXPECT_EQ(a[0].body, "01234567");
+}
+
+// read_timeout starts when the request is sent, also for an answer that
+// began early: an upstream that stalls after that is timed out, not waited
+// for forever.
+TEST(ClientFlow, EarlyAnswerThatStallsTimesOut) {
+  RawUpstream up([](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    c.send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");  // before the body
+    if (!c.read_until("THE-END!")) return;
+    c.eof(Millis(5000));  // stalls until pasture gives up
+  });
+  PastureServer srv(balancer(up.port()) + "read_timeout = 1s\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  send_all(fd.get(), "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n");
+  std::string got;
+  while (got.find("abc") == std::string::npos && recv_some(fd.get(), got, Millis(3000)) == IoResult::kOk) {
+  }
+  ASSERT_NE(got.find("abc"), std::string::npos) << got;
+  send_all(fd.get(), "THE-END!");
+  Exchange ex;
+  drain(fd.get(), ex, Millis(3000));
+  EXPECT_TRUE(ex.closed) << "the client connection must close once read_timeout passes";
+  ASSERT_TRUE(up.wait_scripts(1));
+}
+
 // client_body_timeout measures the client: while pasture stops reading
 // because the upstream takes no body, the upstream's send_timeout governs.
 TEST(ClientFlow, BodyTimeoutWaitsWhileTheUpstreamTakesNothing) {
