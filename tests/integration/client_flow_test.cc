@@ -67,6 +67,31 @@ std::vector<Answer> read_answers(int fd, size_t n, Millis timeout = Millis(5000)
   return out;
 }
 
+// Sends `bytes` one at a time, `gap` before each; false if a send failed.
+bool send_slowly(int fd, std::string_view bytes, Millis gap) {
+  for (char c : bytes) {
+    std::this_thread::sleep_for(gap);
+    if (send_all(fd, std::string_view(&c, 1)) != IoResult::kOk) return false;
+  }
+  return true;
+}
+
+// Reads until `marker` arrives (or `timeout` passes, or the connection ends).
+std::string read_until(int fd, std::string_view marker, Millis timeout = Millis(3000)) {
+  std::string got;
+  while (got.find(marker) == std::string::npos && recv_some(fd, got, timeout) == IoResult::kOk) {
+  }
+  return got;
+}
+
+// The one answer on `fd`: 200 with `body`.
+void expect_answer(int fd, const std::string& body) {
+  std::vector<Answer> a = read_answers(fd, 1);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].status, 200) << a[0].head;
+  EXPECT_EQ(a[0].body, body);
+}
+
 // A request for the echo app whose answer ("e GET <url>\n") is `n` bytes
 // and more: larger than the kernel's socket buffers, so most of it waits in
 // pasture's write queue while the client does not read.
@@ -76,6 +101,24 @@ std::string big_request(const std::string& extra_headers = "") {
   return "GET /" + std::string(kBigUrl, 'a') + " HTTP/1.1\r\nHost: x\r\n" + extra_headers + "\r\n";
 }
 std::string big_answer_body() { return "e GET /" + std::string(kBigUrl, 'a') + "\n"; }
+
+// big_request(extra) on a new connection (half-closed if asked); reads
+// nothing for `pause`, then everything.
+Exchange big_exchange(uint16_t port, const std::string& extra, bool half_close, Millis pause) {
+  Exchange ex;
+  Fd fd = connect_loopback(port);
+  if (!fd.valid() || send_all(fd.get(), big_request(extra)) != IoResult::kOk) return ex;
+  if (half_close) ::shutdown(fd.get(), SHUT_WR);
+  std::this_thread::sleep_for(pause);
+  drain(fd.get(), ex, Millis(3000));
+  return ex;
+}
+
+void expect_big_answer(const Exchange& ex) {
+  EXPECT_EQ(ex.status(), 200);
+  EXPECT_EQ(ex.body().size(), big_answer_body().size());
+  EXPECT_TRUE(ex.body() == big_answer_body());
+}
 
 // Issue 19 #2: one client pipelining requests without reading the answers
 // made its worker queue every answer (20 MB of GETs: 3 MB -> 215 MB RSS).
@@ -145,16 +188,10 @@ TEST(ClientFlow, UnreadAnswersHoldPipelinedRequestsBack) {
 TEST(ClientFlow, AnswerToConnectionCloseOutlivesTheLinger) {
   PastureServer srv(echo_site(kBigKeys), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
-  Fd fd = connect_loopback(srv.port());
-  ASSERT_TRUE(fd.valid());
-  ASSERT_EQ(send_all(fd.get(), big_request("Connection: close\r\n")), IoResult::kOk);
-  std::this_thread::sleep_for(Millis(3000));  // not reading, past the 2 s linger
-  Exchange ex;
-  drain(fd.get(), ex, Millis(3000));
+  // Not reading for 3 s: past the 2 s linger.
+  Exchange ex = big_exchange(srv.port(), "Connection: close\r\n", false, Millis(3000));
   EXPECT_TRUE(ex.closed);
-  EXPECT_EQ(ex.status(), 200);
-  EXPECT_EQ(ex.body().size(), big_answer_body().size());
-  EXPECT_TRUE(ex.body() == big_answer_body());
+  expect_big_answer(ex);
 }
 
 // Issue 19 #3b: a client that half-closes after its request still reads its
@@ -164,17 +201,9 @@ TEST(ClientFlow, HalfClosedClientGetsTheWholeAnswer) {
   ASSERT_TRUE(srv.started()) << srv.output();
   for (const char* extra : {"", "Connection: close\r\n"}) {
     SCOPED_TRACE(*extra ? "Connection: close" : "keep-alive");
-    Fd fd = connect_loopback(srv.port());
-    ASSERT_TRUE(fd.valid());
-    ASSERT_EQ(send_all(fd.get(), big_request(extra)), IoResult::kOk);
-    ::shutdown(fd.get(), SHUT_WR);
-    std::this_thread::sleep_for(Millis(1200));  // a slow reader
-    Exchange ex;
-    drain(fd.get(), ex, Millis(3000));
+    Exchange ex = big_exchange(srv.port(), extra, true, Millis(1200));  // a slow reader
     EXPECT_TRUE(ex.closed);
-    EXPECT_EQ(ex.status(), 200);
-    EXPECT_EQ(ex.body().size(), big_answer_body().size());
-    EXPECT_TRUE(ex.body() == big_answer_body());
+    expect_big_answer(ex);
   }
 }
 
@@ -185,12 +214,7 @@ TEST(ClientFlow, SendTimeoutDropsOnlyAClientThatStopsReading) {
   ASSERT_TRUE(srv.started()) << srv.output();
   {
     SCOPED_TRACE("stops reading");
-    Fd fd = connect_loopback(srv.port());
-    ASSERT_TRUE(fd.valid());
-    ASSERT_EQ(send_all(fd.get(), big_request()), IoResult::kOk);
-    std::this_thread::sleep_for(Millis(2000));
-    Exchange ex;
-    drain(fd.get(), ex, Millis(2000));
+    Exchange ex = big_exchange(srv.port(), "", false, Millis(2000));
     EXPECT_TRUE(ex.closed);
     EXPECT_EQ(ex.status(), 200);
     EXPECT_LT(ex.body().size(), big_answer_body().size());
@@ -211,9 +235,7 @@ TEST(ClientFlow, SendTimeoutDropsOnlyAClientThatStopsReading) {
     Exchange ex;
     ex.bytes = std::move(got);
     drain(fd.get(), ex, Millis(*extra ? 3000 : 300));
-    EXPECT_EQ(ex.status(), 200);
-    EXPECT_EQ(ex.body().size(), big_answer_body().size());
-    EXPECT_TRUE(ex.body() == big_answer_body());
+    expect_big_answer(ex);
   }
 }
 
@@ -230,14 +252,8 @@ TEST(ClientFlow, BodyTimeoutRunsBetweenReads) {
     Fd fd = connect_loopback(srv.port());
     ASSERT_TRUE(fd.valid());
     send_all(fd.get(), head);
-    for (char c : std::string("0123456789")) {
-      std::this_thread::sleep_for(Millis(300));
-      ASSERT_EQ(send_all(fd.get(), std::string_view(&c, 1)), IoResult::kOk);
-    }
-    std::vector<Answer> a = read_answers(fd.get(), 1);
-    ASSERT_EQ(a.size(), 1u);
-    EXPECT_EQ(a[0].status, 200) << a[0].head;
-    EXPECT_EQ(a[0].body, "0123456789");
+    ASSERT_TRUE(send_slowly(fd.get(), "0123456789", Millis(300)));
+    expect_answer(fd.get(), "0123456789");
     ASSERT_TRUE(up.wait_for_requests(1));
     EXPECT_EQ(up.requests()[0].body, "0123456789");
   }
@@ -315,18 +331,9 @@ TEST(ClientFlow, InterimContinueDoesNotStartTheReadTimeout) {
   Fd fd = connect_loopback(srv.port());
   ASSERT_TRUE(fd.valid());
   send_all(fd.get(), "POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 8\r\n\r\n");
-  std::string got;
-  while (got.find("\r\n\r\n") == std::string::npos && recv_some(fd.get(), got, Millis(3000)) == IoResult::kOk) {
-  }
-  ASSERT_EQ(got, "HTTP/1.1 100 Continue\r\n\r\n");
-  for (char c : std::string("01234567")) {  // 2 s in all
-    std::this_thread::sleep_for(Millis(250));
-    ASSERT_EQ(send_all(fd.get(), std::string_view(&c, 1)), IoResult::kOk);
-  }
-  std::vector<Answer> a = read_answers(fd.get(), 1);
-  ASSERT_EQ(a.size(), 1u);
-  EXPECT_EQ(a[0].status, 200) << a[0].head;
-  EXPECT_EQ(a[0].body, "01234567");
+  ASSERT_EQ(read_until(fd.get(), "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_TRUE(send_slowly(fd.get(), "01234567", Millis(250)));  // 2 s in all
+  expect_answer(fd.get(), "01234567");
 }
 
 // read_timeout starts when the request is sent, also for an answer that
@@ -344,9 +351,7 @@ TEST(ClientFlow, EarlyAnswerThatStallsTimesOut) {
   Fd fd = connect_loopback(srv.port());
   ASSERT_TRUE(fd.valid());
   send_all(fd.get(), "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n");
-  std::string got;
-  while (got.find("abc") == std::string::npos && recv_some(fd.get(), got, Millis(3000)) == IoResult::kOk) {
-  }
+  std::string got = read_until(fd.get(), "abc");
   ASSERT_NE(got.find("abc"), std::string::npos) << got;
   send_all(fd.get(), "THE-END!");
   Exchange ex;
@@ -372,10 +377,7 @@ TEST(ClientFlow, BodyTimeoutWaitsWhileTheUpstreamTakesNothing) {
   ASSERT_EQ(send_all(fd.get(), "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: " +
                                    std::to_string(body.size()) + "\r\n\r\n" + body),
             IoResult::kOk);
-  std::vector<Answer> a = read_answers(fd.get(), 1, Millis(10000));
-  ASSERT_EQ(a.size(), 1u);
-  EXPECT_EQ(a[0].status, 200) << a[0].head;
-  EXPECT_EQ(a[0].body, "ok");
+  expect_answer(fd.get(), "ok");
 }
 
 // A graceful stop closes idle keep-alive connections; an answer still
@@ -394,9 +396,7 @@ TEST(ClientFlow, GracefulStopDeliversAnAnswerStillQueued) {
   ex.bytes = std::move(got);
   drain(fd.get(), ex, Millis(3000));
   EXPECT_TRUE(ex.closed);
-  EXPECT_EQ(ex.status(), 200);
-  EXPECT_EQ(ex.body().size(), big_answer_body().size());
-  EXPECT_TRUE(ex.body() == big_answer_body());
+  expect_big_answer(ex);
 }
 
 }  // namespace
