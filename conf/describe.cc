@@ -26,6 +26,7 @@ json::Value server_json(const ServerSettings& s) {
   v["max_url_bytes"] = static_cast<double>(s.max_url_bytes);
   v["max_header_fields"] = static_cast<double>(s.max_header_fields);
   v["client_body_timeout_ms"] = static_cast<double>(s.client_body_timeout_ms);
+  v["send_timeout_ms"] = static_cast<double>(s.send_timeout_ms);
   v["graceful_timeout_ms"] = static_cast<double>(s.graceful_timeout_ms);
   v["worker_timeout_ms"] = static_cast<double>(s.worker_timeout_ms);
   v["max_requests"] = static_cast<double>(s.max_requests);

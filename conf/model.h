@@ -198,6 +198,7 @@ struct ServerSettings {
   uint32_t max_url_bytes = 8 * 1024;      // request target; more -> 414
   uint32_t max_header_fields = 100;       // header lines in a request head; more -> 431
   uint32_t client_body_timeout_ms = 60000;  // between body bytes; -> 408
+  uint32_t send_timeout_ms = 60000;  // between writes the client takes, while answers wait for it
   // Lifecycle (gunicorn names where gunicorn has them).
   uint32_t graceful_timeout_ms = 30000;   // drain time on TERM/QUIT/HUP
   uint32_t worker_timeout_ms = 30000;     // heartbeat age that gets a worker killed; 0 = off

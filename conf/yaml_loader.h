@@ -17,7 +17,7 @@
 //     max_url_bytes: 8192
 //     max_header_fields: 100
 //     # ... and every other egg:pasture#main key: client_body_timeout,
-//     # graceful_timeout, worker_timeout, max_requests, max_requests_jitter,
+//     # send_timeout, graceful_timeout, worker_timeout, max_requests, max_requests_jitter,
 //     # reuse_port, access_log
 //   app: main                      # the root app; default "main" (CONFIG#name and -n override)
 //   apps:

@@ -116,6 +116,7 @@ void Writer::server() {
     if (v != def) out_ += std::string("  ") + key + ": " + format_duration_ms(v) + "\n";
   };
   duration("client_body_timeout", s.client_body_timeout_ms, d.client_body_timeout_ms);
+  duration("send_timeout", s.send_timeout_ms, d.send_timeout_ms);
   duration("graceful_timeout", s.graceful_timeout_ms, d.graceful_timeout_ms);
   duration("worker_timeout", s.worker_timeout_ms, d.worker_timeout_ms);
   if (s.max_requests != d.max_requests) out_ += "  max_requests: " + std::to_string(s.max_requests) + "\n";

@@ -227,8 +227,11 @@ void ClientConn::on_response_body(const char* p, size_t n) {
     return;
   }
   if (up_ && tcp_.write_queue_size > kHighWater) {
+    // The client is the bottleneck: the upstream waits (and its read_timeout
+    // with it), and send_timeout runs for the client once the request is in.
     up_paused_ = true;
     up_->pause_read();
+    if (state_ == State::kWaiting) arm_send_timer();
   }
 }
 
@@ -238,10 +241,21 @@ void ClientConn::on_write_done(int status) {
     close();
     return;
   }
-  if (up_paused_ && tcp_.write_queue_size < kLowWater) {
+  size_t queued = tcp_.write_queue_size;
+  if (up_paused_ && queued < kLowWater) {
     up_paused_ = false;
+    if (state_ == State::kWaiting) timer_disarm(&timer_);
     if (up_) up_->resume_read();
   }
+  if (out_full_ && queued < kLowWater) {
+    out_full_ = false;
+    next_request();
+    return;
+  }
+  // The client took bytes: send_timeout restarts wherever it governs.
+  if (out_full_ || (up_paused_ && state_ == State::kWaiting) ||
+      (state_ == State::kLinger && !shut_done_))
+    arm_send_timer();
 }
 
 void ClientConn::on_response_done(bool upstream_keepalive) {

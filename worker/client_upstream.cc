@@ -118,8 +118,11 @@ void ClientConn::forward_body(const char* p, size_t n) {
   if (mode_ != Mode::kProxy || !up_) return;  // local handlers discard the body
   up_->send_body(p, n);
   if (up_ && up_->queued() > kHighWater) {
+    // The upstream is not taking the body: its send_timeout governs, and
+    // client_body_timeout waits until reading resumes (on_upstream_drained).
     client_paused_ = true;
     stop_reading();
+    if (state_ == State::kBody) timer_disarm(&timer_);
   }
 }
 
@@ -153,7 +156,8 @@ void ClientConn::flush_chunks() {
 void ClientConn::on_upstream_drained() {
   if (client_paused_) {
     client_paused_ = false;
-    start_reading();
+    if (state_ == State::kBody) arm_timer(w_->site().server.client_body_timeout_ms);
+    update_reading();
   }
 }
 void ClientConn::release_server(bool failed) {
