@@ -103,7 +103,7 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
   bool claims = in.trusted_peer || p.hosted;
   for (const HeaderSpan& h : *in.headers) {
     std::string_view name = span_view(base, h.name);
-    std::string_view value = span_view(base, h.value);
+    std::string_view value = trim_ows(span_view(base, h.value));  // OWS is not part of it
     bool underscore = name.find('_') != std::string_view::npos;
     if (underscore && !p.underscores) continue;
     Field f = underscore ? classify_folded(name) : classify(name);

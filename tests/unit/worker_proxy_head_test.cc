@@ -115,6 +115,17 @@ TEST(WorkerProxyHead, AbsoluteFormAuthorityReplacesHost) {
             "X-Forwarded-Host: shop.example.com\r\n\r\n");
 }
 
+// Routing reads Host without its trailing whitespace (OWS is not part of a
+// field value); the upstream gets the same value.
+TEST(WorkerProxyHead, FieldValuesAreForwardedWithoutTrailingWhitespace) {
+  Parsed p("GET / HTTP/1.1\r\nHost: a.test \t\r\nX-A: v  \r\n\r\n");
+  std::string out;
+  ASSERT_TRUE(build_proxy_head(out, p.input(), ProxyHeadPolicy{}));
+  EXPECT_EQ(out,
+            "GET / HTTP/1.1\r\nHost: a.test\r\nX-A: v\r\nX-Forwarded-For: 10.0.0.9\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: a.test\r\n\r\n");
+}
+
 // Issue 20 #4: what is forwarded is the path routing matched; a hosted app's
 // SCRIPT_NAME is cut from that path, never from the raw one.
 TEST(WorkerProxyHead, ForwardsTheNormalizedPathAndCutsScriptNameFromIt) {
