@@ -27,14 +27,17 @@ RouteResult route(const conf::Site& site, std::string_view host_in,
   }
   std::string_view host(hostbuf, hl);
   // As paste.urlmap: split off the port, else the scheme's default (http: 80).
-  std::string_view host_noport = host;
-  std::string host_port(host);
+  std::string_view host_noport = host, port = "80";
   size_t colon = host.rfind(':');
   if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
     host_noport = host.substr(0, colon);
-  } else {
-    host_port += ":80";
+    port = host.substr(colon + 1);
   }
+  // "example.com." is example.com to DNS and to most apps' host checks: as
+  // nginx (ngx_http_validate_host), one trailing dot is not part of the name.
+  if (host_noport.size() > 1 && host_noport.back() == '.') host_noport.remove_suffix(1);
+  std::string host_port(host_noport);
+  host_port.append(":").append(port);
   std::string_view rest = path;
   uint32_t consumed = 0;
 

@@ -14,8 +14,8 @@ struct RouteResult {
 
 // Follow urlmap composites from site.root until a leaf handler. `host` is the
 // Host header or an absolute-form target's authority (may carry :port;
-// without one, port 80 as for http); a host longer than 255 bytes matches no
-// domain entry. `path` is NormalPath::decoded of the request path (no query):
+// without one, port 80 as for http; one trailing dot of the name dropped, as
+// nginx); a host longer than 255 bytes matches no domain entry. `path` is NormalPath::decoded of the request path (no query):
 // decoded, `//`-merged, without dot segments, so a prefix matches whatever
 // spelling the client used, and the first script_name_len bytes of the path
 // the upstream is sent (decoded) are exactly the prefixes matched.

@@ -149,6 +149,10 @@ TEST(RequestTarget, AbsoluteFormAuthorityIsTheHost) {
   EXPECT_EQ(other.requests()[0].header("host"), "evil.com");
   EXPECT_EQ(other.requests()[0].header("x-forwarded-host"), "evil.com");
   EXPECT_EQ(shop.request_count(), 1u);
+  // A trailing dot names the same host (nginx drops it): same pool.
+  EXPECT_EQ(exchange(srv.port(), get("/dot", "Shop.Example.Com.")).body(), "shop GET /dot\n");
+  EXPECT_EQ(exchange(srv.port(), get("http://shop.example.com.:80/dot", "x")).body(), "shop GET /dot\n");
+  EXPECT_EQ(shop.request_count(), 3u);
   // The authority is validated like Host, and userinfo is refused (nginx).
   for (const std::string target : {"http://user@shop.example.com/", "http://shop..example.com/",
                                    "http://a@evil.com@shop.example.com/"}) {
@@ -156,7 +160,7 @@ TEST(RequestTarget, AbsoluteFormAuthorityIsTheHost) {
     Exchange bad = exchange(srv.port(), get(target, "shop.example.com"));
     EXPECT_EQ(bad.status(), 400) << bad.bytes;
   }
-  EXPECT_EQ(shop.request_count() + other.request_count(), 2u);
+  EXPECT_EQ(shop.request_count() + other.request_count(), 4u);
 }
 
 // Balancing by path or uri looks at the request as forwarded, so spellings

@@ -138,6 +138,18 @@ TEST(WorkerRouter, DomainMatchesHostWithAndWithoutPort) {
   EXPECT_EQ(route(s, "api.example.com", "/x").handler, 1);
 }
 
+// A fully qualified name with its trailing dot is the same host to DNS and
+// to the app behind (nginx drops the dot too): it cannot dodge a domain rule.
+TEST(WorkerRouter, TrailingDotOfTheHostIsNotPartOfTheName) {
+  conf::Site s = make_site();
+  EXPECT_EQ(route(s, "api.example.com.", "/x").handler, 1);
+  EXPECT_EQ(route(s, "API.example.com.:8080", "/x").handler, 1);
+  EXPECT_EQ(route(s, "api.example.com..", "/x").handler, 3);
+  s.handlers[0].entries[0].domain = "api.example.com:8080";
+  EXPECT_EQ(route(s, "api.example.com.:8080", "/x").handler, 1);
+  EXPECT_EQ(route(s, "api.example.com.", "/x").handler, 3);
+}
+
 TEST(WorkerRouter, NoMatchAndNotFoundApp) {
   conf::Site s = make_site();
   s.handlers[0].entries.pop_back();  // drop "/"
