@@ -102,9 +102,18 @@ namespace {
 
 // Bytes NormalPath::wire carries as %XX: those that would end the path or
 // change how the next hop splits or decodes it.
-bool needs_escape(unsigned char c) {
+constexpr bool needs_escape(unsigned char c) {
   return c == '%' || c == '?' || c == '#' || c <= 0x20 || c >= 0x7f;
 }
+
+// 1: needs_escape(); 2: '/', after which a "/", "." or ".." segment may start.
+constexpr struct PathBytes {
+  uint8_t kind[256] = {};
+  constexpr PathBytes() {
+    for (int c = 0; c < 256; c++) kind[c] = needs_escape((unsigned char)c) ? 1 : 0;
+    kind[(unsigned char)'/'] = 2;
+  }
+} kPathBytes;
 
 int hex_value(char ch) {
   if (ch >= '0' && ch <= '9') return ch - '0';
@@ -115,9 +124,10 @@ int hex_value(char ch) {
 // No escape to decode, nothing to escape, no "//", no "." or ".." segment.
 bool already_normal(std::string_view p) {
   for (size_t i = 0; i < p.size(); i++) {
-    unsigned char c = (unsigned char)p[i];
-    if (needs_escape(c)) return false;
-    if (c != '/' || i + 1 == p.size()) continue;
+    uint8_t kind = kPathBytes.kind[(unsigned char)p[i]];
+    if (kind == 0) continue;
+    if (kind == 1) return false;
+    if (i + 1 == p.size()) continue;
     std::string_view rest = p.substr(i + 1);
     if (rest[0] == '/') return false;
     if (rest[0] == '.' && (rest.size() == 1 || rest[1] == '/')) return false;

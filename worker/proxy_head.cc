@@ -25,28 +25,45 @@ bool istarts_with(std::string_view name, std::string_view lower_prefix) {
          iequals(name.substr(0, lower_prefix.size()), lower_prefix);
 }
 
-// `name` has no '_' (see classify_folded).
-Field classify(std::string_view name) {
-  if (is_hop_by_hop(name) || is_framing(name)) return Field::kDrop;
-  switch (name.size()) {
+// `name` has no '_' (see classify_folded). One switch on the length, as
+// is_hop_by_hop(): a name pasture does not know costs a comparison or two.
+Field classify(std::string_view n) {
+  switch (n.size()) {
+    case 2:
+      if (iequals(n, "te")) return Field::kDrop;
+      break;
     case 4:
-      if (iequals(name, "host")) return Field::kHost;
+      if (iequals(n, "host")) return Field::kHost;
+      break;
+    case 7:
+      if (iequals(n, "trailer") || iequals(n, "upgrade")) return Field::kDrop;
+      break;
+    case 9:
+      if (iequals(n, "forwarded") || iequals(n, "x-real-ip")) return Field::kClaim;
+      break;
+    case 10:
+      if (iequals(n, "connection") || iequals(n, "keep-alive")) return Field::kDrop;
+      break;
+    case 14:
+      if (iequals(n, "content-length") || iequals(n, "http2-settings")) return Field::kDrop;
       break;
     case 15:
-      if (iequals(name, "x-forwarded-for")) return Field::kXff;
+      if (iequals(n, "x-forwarded-for")) return Field::kXff;
       break;
     case 16:
-      if (iequals(name, "x-forwarded-host")) return Field::kXfh;
+      if (iequals(n, "x-forwarded-host")) return Field::kXfh;
+      if (iequals(n, "proxy-connection")) return Field::kDrop;
       break;
     case 17:
-      if (iequals(name, "x-forwarded-proto")) return Field::kXfp;
+      if (iequals(n, "x-forwarded-proto")) return Field::kXfp;
+      if (iequals(n, "transfer-encoding")) return Field::kDrop;
       break;
     default:
       break;
   }
-  if (istarts_with(name, "x-pasture-")) return Field::kDrop;  // pasture's internal fields
-  if (istarts_with(name, "x-forwarded-") || iequals(name, "forwarded") || iequals(name, "x-real-ip"))
-    return Field::kClaim;
+  if (n.size() < 10 || (n[0] | 0x20) != 'x' || n[1] != '-') return Field::kOther;
+  if (istarts_with(n, "x-forwarded-")) return Field::kClaim;
+  if (istarts_with(n, "x-pasture-")) return Field::kDrop;  // pasture's internal fields
   return Field::kOther;
 }
 
@@ -64,10 +81,15 @@ void append_request_line(std::string& o, const ProxyHeadInput& in, const ProxyHe
                          const RequestTarget& t, const NormalPath& np) {
   append(o, in.method);
   o.push_back(' ');
-  if (!p.base_path.empty() && p.base_path != "/")
+  if (!p.base_path.empty() && p.base_path != "/") {
     o.append(join_base_path(p.base_path, np.wire));  // no dot segment left to climb out of it
-  else
+  } else if (np.wire.data() == in.url.data()) {  // origin form, path already normal
+    append(o, in.url);
+    o.append(" HTTP/1.1\r\n");
+    return;
+  } else {
     append(o, np.wire);
+  }
   if (t.has_query) o.append("?").append(t.query);
   o.append(" HTTP/1.1\r\n");
 }
@@ -75,6 +97,13 @@ void append_request_line(std::string& o, const ProxyHeadInput& in, const ProxyHe
 void append_field(std::string& o, std::string_view name, std::string_view value) {
   append(o, name);
   o.append(": ");
+  append(o, value);
+  o.append("\r\n");
+}
+
+// `prefix` is "Name: ".
+void append_line(std::string& o, std::string_view prefix, std::string_view value) {
+  append(o, prefix);
   append(o, value);
   o.append("\r\n");
 }
@@ -103,7 +132,9 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
   bool claims = in.trusted_peer || p.hosted;
   for (const HeaderSpan& h : *in.headers) {
     std::string_view name = span_view(base, h.name);
-    std::string_view value = trim_ows(span_view(base, h.value));  // OWS is not part of it
+    std::string_view value = span_view(base, h.value);
+    // Trailing OWS is not part of the value (llhttp drops the leading one).
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     bool underscore = name.find('_') != std::string_view::npos;
     if (underscore && !p.underscores) continue;
     Field f = underscore ? classify_folded(name) : classify(name);
@@ -157,11 +188,11 @@ bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
     o.append("\r\n");
   }
   if (!p.preserve_host)
-    append_field(o, "Host", p.upstream_host);
+    append_line(o, "Host: ", p.upstream_host);
   else if (absolute)
-    append_field(o, "Host", t.authority);
+    append_line(o, "Host: ", t.authority);
   else if (seen.host.empty())
-    append_field(o, "Host", p.fallback_host);
+    append_line(o, "Host: ", p.fallback_host);
   o.append("X-Forwarded-For: ");
   if (!seen.xff.empty()) {
     append(o, seen.xff);
@@ -169,7 +200,7 @@ bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
   }
   append(o, in.peer);
   o.append("\r\n");
-  append_field(o, "X-Forwarded-Proto", seen.xfp.empty() ? std::string_view("http") : seen.xfp);
+  append_line(o, "X-Forwarded-Proto: ", seen.xfp.empty() ? std::string_view("http") : seen.xfp);
   // A hosted WSGI app learns the urlmap prefix it is mounted at (its
   // SCRIPT_NAME): python/pasture_wsgi.py decodes it and strips it from
   // PATH_INFO, which its server decodes from np.wire.
@@ -179,7 +210,7 @@ bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
     o.append("\r\n");
   }
   std::string_view xfh = seen.xfh.empty() ? seen.host : seen.xfh;
-  if (!xfh.empty()) append_field(o, "X-Forwarded-Host", xfh);
+  if (!xfh.empty()) append_line(o, "X-Forwarded-Host: ", xfh);
   o.append("\r\n");
   return true;
 }
