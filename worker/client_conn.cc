@@ -325,8 +325,8 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   // np.wire), and an absolute-form authority is the Host (RFC 9112 3.2.2).
   std::string path_scratch;
   NormalPath np;
-  if (!normalize_path(t.path, path_scratch, &np)) {
-    respond_error(400, "bad request path");
+  if (!normalize_path(t.path, path_scratch, &np) || (t.path == "*" && method_ != HTTP_OPTIONS)) {
+    respond_error(400, "bad request path");  // asterisk form: OPTIONS only (RFC 9112 3.2.4)
     return false;
   }
   if (!t.authority.empty() && !valid_authority(t.authority)) {

@@ -95,13 +95,19 @@ TEST(RequestTarget, UnresolvablePathsAre400) {
   UrlmapSite site;
   ASSERT_TRUE(site.srv().started()) << site.srv().output();
   for (const std::string target : {"/..", "/../admin/users", "/admin/../../x", "/%2e%2e/admin", "/a%2F..%2F..%2Fx",
-                                   "/%zz", "/a%4", "/a%00b", "http://site.test/../admin"}) {
+                                   "/%zz", "/a%4", "/a%00b", "http://site.test/../admin", "*"}) {
     SCOPED_TRACE(target);
     site.clear();
     Exchange ex = exchange(site.srv().port(), get(target));
     EXPECT_EQ(ex.status(), 400) << ex.bytes;
     EXPECT_EQ(site.total(), 0u);
   }
+  // The asterisk form is for OPTIONS only (RFC 9112 3.2.4), as in nginx.
+  site.clear();
+  EXPECT_EQ(exchange(site.srv().port(), "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").status(),
+            200);
+  ASSERT_EQ(site.pub.request_count(), 1u);
+  EXPECT_EQ(site.pub.requests()[0].target, "*");
 }
 
 // Paste's proxy joins its address path and the request path: a path that
