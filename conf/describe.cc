@@ -33,6 +33,9 @@ json::Value server_json(const ServerSettings& s) {
   v["max_requests_jitter"] = static_cast<double>(s.max_requests_jitter);
   v["reuse_port"] = s.reuse_port;
   v["access_log"] = s.access_log;
+  v["underscores_in_headers"] = s.underscores_in_headers;
+  v["trusted_proxies"] = json::Value::array();
+  for (const auto& r : s.trusted_proxies) v["trusted_proxies"].push(r.text);
   return v;
 }
 
@@ -301,7 +304,14 @@ std::string describe_site(const Site& site, int workers_override) {
          format_duration_ms(s.keepalive_timeout_ms) + "\n";
   out += "  request head up to " + std::to_string(s.max_header_bytes) + " bytes, URL up to " +
          std::to_string(s.max_url_bytes) + " bytes, " + std::to_string(s.max_header_fields) +
-         " header fields\n\n";
+         " header fields\n";
+  if (!s.trusted_proxies.empty()) {
+    out += "  forwarding headers (X-Forwarded-*, Forwarded, X-Real-IP) believed from:";
+    for (const auto& r : s.trusted_proxies) out += " " + r.text;
+    out += "\n";
+  }
+  if (s.underscores_in_headers) out += "  header names with '_' are forwarded\n";
+  out += "\n";
   out += "Requests go to:\n  ";
   Describer d(site);
   d.handler(site.root, "  ");
