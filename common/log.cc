@@ -58,7 +58,8 @@ void logf(Level l, const char* fmt, ...) {
 }
 
 int open_no_follow(const char* path, int flags, unsigned mode) {
-  bool system_link = strncmp(path, "/dev/", 5) == 0 || strncmp(path, "/proc/", 6) == 0;
+  bool system_link = (strncmp(path, "/dev/", 5) == 0 || strncmp(path, "/proc/", 6) == 0) &&
+                     strstr(path, "/..") == nullptr;  // not /dev/../var/...
   return ::open(path, flags | O_CLOEXEC | (system_link ? 0 : O_NOFOLLOW), (mode_t)mode);
 }
 

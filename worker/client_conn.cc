@@ -383,6 +383,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   }
   std::string_view host = t.authority, host_field, te;
   bool have_host = false, bad_name = false;
+  int te_fields = 0;
   expect_continue_ = false;
   for (const HeaderSpan& h : *head_.headers) {
     std::string_view name = span_view(base, h.name);
@@ -399,7 +400,8 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     } else if (name.size() == 6 && iequals(name, "expect")) {
       expect_continue_ = iequals(span_view(base, h.value), "100-continue");
     } else if (name.size() == 17 && iequals(name, "transfer-encoding")) {
-      te = span_view(base, h.value);  // llhttp rejects a second one
+      te = span_view(base, h.value);
+      te_fields++;  // llhttp rejects only "chunked" twice
     }
   }
   if (bad_name || head_.folded) {
@@ -423,7 +425,13 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
       respond_error(400, "Transfer-Encoding in an HTTP/1.0 request");
       return false;
     }
-    if (!iequals(trim_ows(te), "chunked")) {
+    if (te_fields > 1) {  // "gzip" then "chunked": one coding would be lost
+      respond_error(400, "several Transfer-Encoding header lines");
+      return false;
+    }
+    // llhttp's F_CHUNKED too: it must frame the body as chunked exactly when
+    // pasture forwards it so ("chunked\t" is not chunked to llhttp).
+    if (!iequals(trim_ows(te), "chunked") || !(parser_.flags & F_CHUNKED)) {
       respond_error(501, "unsupported Transfer-Encoding");
       return false;
     }

@@ -79,7 +79,10 @@ void ClientConn::respond_error(int status, const char* why) {
 
 bool ClientConn::on_response_head(const char* base, const HeadCollector& h, const llhttp_t* p) {
   int status = p->status_code;
-  if (!valid_response_head(base, h)) {
+  // A Transfer-Encoding that is not llhttp's chunked ("chunked\t") would
+  // have its body framed one way here and labelled another way there.
+  if (!valid_response_head(base, h) ||
+      ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))) {
     // llhttp accepts obs-fold, empty names and whitespace before the colon;
     // RFC 9112 5 lets a proxy reject them, and nothing of it may reach the
     // client. The upstream connection cannot be reused.
@@ -163,7 +166,8 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
   // 8.6); a de-chunked HTTP/1.0 body ends with the connection.
   if (status != 204 && !decode) {
     if (chunked) {
-      o.append("Transfer-Encoding: chunked\r\n");
+      // Never to HTTP/1.0 (RFC 9112 6.1), not even on a bodyless answer.
+      if (!http10_) o.append("Transfer-Encoding: chunked\r\n");
     } else if (has_len) {
       o.append("Content-Length: ");
       append_uint(o, p->content_length);

@@ -37,6 +37,11 @@ TEST(HttpRobustness, AmbiguousFramingIsRejectedNotForwarded) {
     {"TE chunked, gzip", kPost + "Transfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501},
     {"TE identity", kPost + "Transfer-Encoding: identity\r\n\r\n", 501},
     {"TE xchunked", kPost + "Transfer-Encoding: xchunked\r\n\r\n", 501},
+    // Found by review: the coding of an earlier line was silently dropped.
+    {"TE gzip line, chunked line", kPost + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400},
+    {"TE identity line, chunked line", kPost + "Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+    {"TE empty line, chunked line", kPost + "Transfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+    {"TE chunked TAB", kPost + "Transfer-Encoding: chunked\t\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501},
   });
 }
 

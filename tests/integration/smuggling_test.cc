@@ -193,6 +193,36 @@ TEST(Smuggling, UnknownResponseTransferCodingIsBadGateway) {
   EXPECT_EQ(ex.bytes.find("hello"), std::string::npos) << ex.bytes;
 }
 
+// Found by review: "chunked<TAB>" passed pasture's check but is not chunked
+// to llhttp, so the raw chunk bytes went out as a close-delimited body.
+TEST(Smuggling, ResponseTransferEncodingLlhttpDoesNotFrameIsBadGateway) {
+  RawUpstream up([](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    c.eof();
+  });
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Exchange ex = exchange(srv.port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(ex.status(), 502) << ex.bytes;
+  EXPECT_EQ(ex.bytes.find("abc"), std::string::npos) << ex.bytes;
+}
+
+// RFC 9112 6.1: no Transfer-Encoding in a response to HTTP/1.0, even one
+// without a body (HEAD, 304).
+TEST(Smuggling, NoTransferEncodingToHttp10EvenWithoutBody) {
+  RawUpstream up([](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    c.eof();
+  });
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Exchange ex = exchange(srv.port(), "HEAD / HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(ex.status(), 200) << ex.bytes;
+  EXPECT_EQ(ex.bytes.find("Transfer-Encoding"), std::string::npos) << ex.bytes;
+}
+
 // Finding 3: a head of thousands of fields is refused before any per-field
 // work (431, as HAProxy's tune.http.maxhdr and gunicorn's
 // limit_request_fields), at a limit the config sets.
