@@ -166,15 +166,20 @@ void ClientConn::on_read(ssize_t nread, const char* data) {
 // queued are still delivered (a half-closed client reads on).
 void ClientConn::on_eof() {
   client_eof_ = true;
-  keep_alive_ = false;
   switch (state_) {
-    case State::kWaiting:  // half-close after a complete request: answer, then close
+    case State::kWaiting:
+      // Half-close after a complete request: it and the requests pipelined
+      // behind it are answered (as nginx does), then the connection closes
+      // (finish_exchange, next_request).
+      if (!inbuf_) keep_alive_ = false;
       return;
     case State::kLinger:
       if (shut_done_) close();  // else on_shutdown closes
       return;
     case State::kIdle:
     case State::kHead:
+      if (out_full_ && inbuf_) return;  // answered as the client reads (on_write_done)
+      keep_alive_ = false;
       if (tcp_.write_queue_size > 0) {
         shutdown_and_linger();
         return;
@@ -182,6 +187,7 @@ void ClientConn::on_eof() {
       close();
       return;
     default:
+      keep_alive_ = false;
       close();
   }
 }
@@ -480,7 +486,7 @@ void ClientConn::finish_exchange() {
   w_->note_request();
   served_ = true;
   if (log_) end_log();
-  if (!keep_alive_ || client_eof_ || w_->draining()) {
+  if (!keep_alive_ || (client_eof_ && !inbuf_) || w_->draining()) {
     shutdown_and_linger();
     return;
   }
@@ -507,6 +513,14 @@ void ClientConn::next_request() {
     arm_timer(w_->site().server.client_header_timeout_ms);
     run_inbuf();
     if (up_) up_->flush();
+  }
+  if (client_eof_ && !in_parse_ && !out_full_ &&
+      (state_ == State::kIdle || state_ == State::kHead)) {
+    // A half-closed client's pipelined requests are all answered; a partial
+    // head left over can never complete.
+    keep_alive_ = false;
+    shutdown_and_linger();
+    return;
   }
   update_reading();
 }

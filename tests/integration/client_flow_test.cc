@@ -209,6 +209,30 @@ TEST(ClientFlow, HalfClosedClientGetsTheWholeAnswer) {
 
 // send_timeout (nginx's): a client that takes no byte for that long is
 // dropped; one that keeps taking bytes, however slowly, is not.
+// Found by review: requests pipelined before a half-close were dropped
+// after the first proxied answer. nginx answers them all, then closes.
+TEST(ClientFlow, HalfClosedClientsPipelinedRequestsAreAllAnswered) {
+  FakeUpstream up("u");
+  up.set_delay(Millis(50));  // the EOF arrives while the first is in flight
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  for (int partial = 0; partial < 2; partial++) {
+    SCOPED_TRACE(partial ? "with a partial head at the end" : "whole requests only");
+    Fd fd = connect_loopback(srv.port());
+    std::string req;
+    for (const char* p : {"/a", "/b", "/c"}) req += std::string("GET ") + p + " HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (partial) req += "GET /never HTTP/1.1\r\nHo";
+    send_all(fd.get(), req);
+    ::shutdown(fd.get(), SHUT_WR);
+    Exchange ex;
+    drain(fd.get(), ex, Millis(3000));
+    EXPECT_TRUE(ex.closed);
+    EXPECT_EQ(ex.responses(), 3u) << ex.bytes;
+    for (const char* p : {"u GET /a", "u GET /b", "u GET /c"})
+      EXPECT_NE(ex.bytes.find(p), std::string::npos) << p << "\n" << ex.bytes;
+  }
+}
+
 TEST(ClientFlow, SendTimeoutDropsOnlyAClientThatStopsReading) {
   PastureServer srv(echo_site(kBigKeys + "send_timeout = 800ms\n"), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
