@@ -24,6 +24,8 @@ json::Value server_json(const ServerSettings& s) {
   v["max_url_bytes"] = static_cast<double>(s.max_url_bytes);
   v["max_header_fields"] = static_cast<double>(s.max_header_fields);
   v["client_body_timeout_ms"] = static_cast<double>(s.client_body_timeout_ms);
+  v["via"] = s.via;
+  v["trace"] = s.trace;
   v["graceful_timeout_ms"] = static_cast<double>(s.graceful_timeout_ms);
   v["worker_timeout_ms"] = static_cast<double>(s.worker_timeout_ms);
   v["max_requests"] = static_cast<double>(s.max_requests);
@@ -294,7 +296,9 @@ std::string describe_site(const Site& site, int workers_override) {
          format_duration_ms(s.keepalive_timeout_ms) + "\n";
   out += "  request head up to " + std::to_string(s.max_header_bytes) + " bytes, URL up to " +
          std::to_string(s.max_url_bytes) + " bytes, " + std::to_string(s.max_header_fields) +
-         " header fields\n\n";
+         " header fields\n";
+  out += std::string("  ") + (s.via.empty() ? "no Via" : "Via: 1.1 " + s.via) +
+         " on forwarded messages; TRACE " + (s.trace ? "forwarded" : "refused (405)") + "\n\n";
   out += "Requests go to:\n  ";
   Describer d(site);
   d.handler(site.root, "  ");

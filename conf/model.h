@@ -194,6 +194,11 @@ struct ServerSettings {
   uint32_t max_url_bytes = 8 * 1024;      // request target; more -> 414
   uint32_t max_header_fields = 100;       // header lines in a request head; more -> 431
   uint32_t client_body_timeout_ms = 60000;  // between body bytes; -> 408
+  // Proxying (RFC 9110 7.6). `via`: the received-by name pasture adds to Via
+  // in forwarded requests and responses ("" = none; Apache's ProxyVia).
+  // `trace`: TRACE is forwarded (else 405, as most operators configure).
+  std::string via = "pasture";
+  bool trace = false;
   // Lifecycle (gunicorn names where gunicorn has them).
   uint32_t graceful_timeout_ms = 30000;   // drain time on TERM/QUIT/HUP
   uint32_t worker_timeout_ms = 30000;     // heartbeat age that gets a worker killed; 0 = off

@@ -1,5 +1,7 @@
 // [server:NAME] -> ServerSettings.
 #include <algorithm>
+#include <cctype>
+#include <string_view>
 
 #include "conf/paste_eggs.h"
 #include "conf/site_builder.h"
@@ -47,6 +49,21 @@ std::vector<Listener> parse_listen(const std::string& value, const SourceLoc& lo
   return out;
 }
 
+// `via = on | off | NAME` (Apache's ProxyVia, with the pseudonym RFC 9110
+// 7.6.3 allows): the received-by name, "" for off. A name is a token or
+// host[:port], as it goes into every forwarded head.
+std::string parse_via(const std::string& value, const SourceLoc& loc) {
+  int b = as_bool(value);
+  if (b >= 0) return b ? ServerSettings{}.via : "";
+  std::string v = py::strip(value);
+  static constexpr std::string_view kAllowed = "!#$%&'*+-.^_`|~:[]";
+  bool ok = !v.empty() && v.size() <= 255;
+  for (char c : v)
+    if (!isalnum((unsigned char)c) && kAllowed.find(c) == std::string_view::npos) ok = false;
+  if (!ok) bad(loc, "via: expected on, off or a name (a token or host:port), got '" + value + "'");
+  return v;
+}
+
 // Applies one known key; returns false for a key pasture does not use.
 bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::Value& v) {
   if (key == "workers") {
@@ -66,6 +83,10 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
              (fl == Flavour::Gunicorn && key == "limit_request_fields")) {
     s.max_header_fields = parse_uint(v.value, 32768, v.loc, key);
     if (s.max_header_fields == 0) bad(v.loc, key + ": must be at least 1");
+  } else if (fl == Flavour::Pasture && key == "via") {
+    s.via = parse_via(v.value, v.loc);
+  } else if (fl == Flavour::Pasture && key == "trace") {
+    s.trace = parse_bool(v.value, v.loc, key);
   } else if (fl == Flavour::Pasture && key == "client_body_timeout") {
     s.client_body_timeout_ms = parse_duration_ms(v.value, v.loc);
   } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "graceful_timeout") {

@@ -81,6 +81,7 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   in.headers = head_.headers;
   in.peer = peer_;
   in.script_len = script_len_;
+  in.http10 = http10_;
   // Called from on_head: the parser still holds the declared length.
   if (chunked_) {
     in.body = ProxyHeadInput::Body::kChunked;
@@ -94,6 +95,8 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   p.hosted = pool.hosted;
   p.upstream_host = pool.targets[server].addr.host_header;
   p.fallback_host = pool.targets[0].addr.host_header;
+  // A hosted app's server is pasture itself, as under paster serve: no Via.
+  if (!pool.hosted) p.via = w_->site().server.via;
   build_proxy_head(*uphead_, in, p);
   return true;
 }
