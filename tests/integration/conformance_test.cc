@@ -25,6 +25,22 @@ bool read_until(int fd, Exchange& ex, std::string_view marker) {
   });
 }
 
+// Upstream side of a second exchange on the same connection: "GET /next"
+// answered "next", then wait for pasture to close. Shows that the first
+// response left the upstream connection in step.
+void serve_next(RawUpstream::Conn& c) {
+  c.got.clear();
+  if (!c.read_until("/next") || !c.read_until("\r\n\r\n")) return;
+  c.send("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext");
+  c.eof();
+}
+
+// Client side of it: the answer arrives whole on the same client connection.
+bool get_next(int fd, Exchange& ex) {
+  send_all(fd, "GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
+  return read_until(fd, ex, "\r\n\r\nnext");
+}
+
 // --- 1. Connection in a trailer (RFC 9110 6.5.1: not allowed there) ---------
 
 TEST(Conformance, RequestTrailerConnectionCloseIsIgnored) {
@@ -117,10 +133,7 @@ TEST(Conformance, ResponseTrailersAreDropped) {
            "3;ext=1\r\nabc\r\n0\r\nX-Sum: 1");
     if (!wait_until([&] { return first_part_seen.load(); })) return;
     c.send("23\r\nX-Other: 2\r\n\r\n");
-    c.got.clear();
-    if (!c.read_until("/next") || !c.read_until("\r\n\r\n")) return;
-    c.send("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext");
-    c.eof();
+    serve_next(c);
   });
   PastureServer srv(balancer(up.port()), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
@@ -131,8 +144,7 @@ TEST(Conformance, ResponseTrailersAreDropped) {
   first_part_seen = true;
   ASSERT_TRUE(read_until(fd.get(), ex, "0\r\n\r\n")) << ex.bytes;
   EXPECT_EQ(ex.body(), "3;ext=1\r\nabc\r\n0\r\n\r\n");
-  send_all(fd.get(), "GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
-  ASSERT_TRUE(read_until(fd.get(), ex, "next")) << ex.bytes;
+  ASSERT_TRUE(get_next(fd.get(), ex)) << ex.bytes;
   EXPECT_EQ(ex.bytes.find("X-Sum: 1"), std::string::npos) << ex.bytes;
   EXPECT_EQ(ex.bytes.find("X-Other"), std::string::npos) << ex.bytes;
   EXPECT_EQ(ex.responses(), 2u) << ex.bytes;
@@ -150,24 +162,20 @@ TEST(Conformance, NoContentHasNoFramingFields) {
     RawUpstream up([&](RawUpstream::Conn& c) {
       if (!c.read_until("\r\n\r\n")) return;
       c.send(answer);
-      c.got.clear();
-      if (!c.read_until("/second") || !c.read_until("\r\n\r\n")) return;
-      c.send("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond");
-      c.eof();
+      serve_next(c);
     });
     PastureServer srv(balancer(up.port()), 1);
     ASSERT_TRUE(srv.started()) << srv.output();
     Fd fd = connect_loopback(srv.port());
     Exchange ex;
-    send_all(fd.get(), "DELETE /first HTTP/1.1\r\nHost: t\r\n\r\n");
+    send_all(fd.get(), "DELETE /d HTTP/1.1\r\nHost: t\r\n\r\n");
     ASSERT_TRUE(read_until(fd.get(), ex, "\r\n\r\n")) << ex.bytes;
     std::string head = head_at(ex.bytes);
     EXPECT_EQ(ex.status(), 204) << head;
     EXPECT_NE(head.find("X-A: 1"), std::string::npos) << head;
     EXPECT_EQ(head.find("Transfer-Encoding"), std::string::npos) << head;
     EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
-    send_all(fd.get(), "GET /second HTTP/1.1\r\nHost: t\r\n\r\n");
-    ASSERT_TRUE(read_until(fd.get(), ex, "second")) << ex.bytes;
+    ASSERT_TRUE(get_next(fd.get(), ex)) << ex.bytes;
     EXPECT_EQ(ex.responses(), 2u) << ex.bytes;
     EXPECT_EQ(ex.bytes.find("0\r\n\r\n"), std::string::npos) << "a body on a 204: " << ex.bytes;
   }
@@ -186,10 +194,7 @@ TEST(Conformance, EarlyHintsAndOtherInterimResponsesAreForwarded) {
     if (!wait_until([&] { return hints_seen.load(); })) return;
     c.send("HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 199 Whatever\r\nX-Interim: 1\r\n\r\n"
            "HTTP/1.1 200 OK\r\nLink: </s.css>; rel=preload\r\nContent-Length: 2\r\n\r\nok");
-    c.got.clear();
-    if (!c.read_until("/next") || !c.read_until("\r\n\r\n")) return;
-    c.send("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext");
-    c.eof();
+    serve_next(c);
   });
   PastureServer srv(balancer(up.port()), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
@@ -214,8 +219,7 @@ TEST(Conformance, EarlyHintsAndOtherInterimResponsesAreForwarded) {
   EXPECT_LT(p199, p200);
   EXPECT_NE(head_at(ex.bytes, p199).find("X-Interim: 1"), std::string::npos) << ex.bytes;
   // The connection goes on: the interim heads did not disturb the framing.
-  send_all(fd.get(), "GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
-  ASSERT_TRUE(read_until(fd.get(), ex, "next")) << ex.bytes;
+  ASSERT_TRUE(get_next(fd.get(), ex)) << ex.bytes;
   EXPECT_EQ(ex.responses(), 5u) << ex.bytes;
 }
 
