@@ -9,7 +9,6 @@
 #include <numeric>
 
 #include "common/health_state.h"
-#include "common/sticky_cookie.h"
 
 namespace pasture::lb {
 
@@ -133,11 +132,11 @@ void build_tables(PoolState& pool, const PoolParams& params) {
   pool.hash_whole_ip = params.hash_whole_ip;
   build_tier(pool.primary, params, false);
   build_tier(pool.backup, params, true);
-  pool.sticky_values.clear();
+  pool.sticky = StickyCookies();
   if (params.method == Method::Cookie && !params.cookie_secret.empty()) {
-    for (const ServerParams& s : params.servers) {
-      pool.sticky_values.push_back(make_sticky_cookie(params.cookie_secret, s.id));
-    }
+    std::vector<std::string> ids;
+    for (const ServerParams& s : params.servers) ids.push_back(s.id);
+    pool.sticky = StickyCookies(params.cookie_secret, ids, params.cookie_max_age);
   }
 }
 

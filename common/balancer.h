@@ -1,11 +1,13 @@
 // The balancer interface shared by all algorithms.
 //
 // An algorithm picks a server index of a pool for one request. Static data
-// (weights, schedules, hash tables, sticky cookie values) lives in PoolState,
+// (weights, schedules, hash tables, sticky cookie ids) lives in PoolState,
 // built once from the config before fork by build_tables() and only read
-// afterwards; everything that changes lives in the shared-memory slots and is
-// updated with atomics, so all workers together make one decision (one global
-// rotation, one connection count). No locks and no syscalls on the pick path.
+// afterwards (except the cookie method's cache of signed values, which each
+// worker fills in its own copy); everything that changes lives in the
+// shared-memory slots and is updated with atomics, so all workers together
+// make one decision (one global rotation, one connection count). No locks and
+// no syscalls on the pick path.
 //
 // Every algorithm skips servers PoolState::usable() rejects (down by config
 // or health, or at max_conns), and serves from backup servers only while no
@@ -20,6 +22,7 @@
 
 #include "common/hash_table.h"
 #include "common/shm_layout.h"
+#include "common/sticky_cookie.h"
 
 namespace pasture::lb {
 
@@ -36,7 +39,8 @@ struct ServerParams {
   bool down = false;  // administratively down (config)
   // Slow start (conf::UpstreamServer::slow_start_ms): after the server comes
   // back up, round_robin, least_conn, random and random2 give it a share
-  // ramping from 0 to its weight over this time. 0 = off (no extra reads).
+  // ramping from 0 to its weight over this time, and cookie honours a cookie
+  // naming it with the same probability. 0 = off (no extra reads).
   uint32_t slow_start_ms = 0;
 };
 
@@ -48,6 +52,7 @@ struct PoolParams {
   Consistency consistent = Consistency::Maglev;  // hash, ip_hash
   bool hash_whole_ip = false;                    // ip_hash: whole IPv4 address, not its /24
   std::string cookie_secret;                     // cookie: HMAC key; empty = trust no cookie
+  uint32_t cookie_max_age = 0;                   // cookie: seconds valid; 0 = kStickyDefaultMaxAge
 };
 
 // A source of 64-bit random numbers for one process (or thread): never
@@ -87,7 +92,7 @@ struct RequestView {
   std::string_view client_addr;    // ip_hash: client address, text, no port ("10.1.2.3", "::1")
   std::string_view hash_key;       // hash: extract_hash_key()'s result; empty -> round robin
   std::string_view sticky_cookie;  // cookie: the value of the pool's cookie, empty if absent
-  Random* rng = nullptr;           // least_conn, random, random2; null = default_rng()
+  Random* rng = nullptr;           // least_conn, random, random2, cookie; null = default_rng()
 };
 
 // Primary or backup servers of a pool, with the tables computed for them.
@@ -105,8 +110,10 @@ struct PoolState {
   shm::ServerSlot* server_slots = nullptr;  // shared, servers.size() entries
   Tier primary, backup;
   bool hash_whole_ip = false;
-  // cookie: the cookie value naming each server (empty without a secret).
-  std::vector<std::string> sticky_values;
+  // cookie: ids, signing and the cache of values (disabled without a secret),
+  // and the wall clock cookies are issued and judged by (tests inject one).
+  StickyCookies sticky;
+  uint64_t (*unix_clock)() = unix_seconds;
 
   // A server can take a request now: not down by config or health, and
   // below max_conns. `now_ms` is the monotonic clock used by passive checks.
@@ -149,10 +156,13 @@ const char* method_name(Method m);
 std::vector<uint16_t> smooth_wrr_schedule(const std::vector<uint32_t>& weights);
 
 // cookie: after `server` was picked for a request whose sticky cookie was
-// `request_cookie`, the value to send back in Set-Cookie, or empty when the
-// request's cookie already names that server (or the pool has no secret).
-std::string_view sticky_cookie_to_set(const PoolState& pool, std::string_view request_cookie,
-                                      int server);
+// `request_cookie`, whether to send a cookie back: empty when the request's
+// cookie is valid, names that server and is less than half its max age old
+// (or the pool has no secret); else the server's id, a view into the pool's
+// table, valid for the worker's life. sticky_cookie_value() turns it into the
+// value to send, issued when it is called.
+std::string_view sticky_cookie_to_set(PoolState& pool, std::string_view request_cookie, int server);
+const std::string& sticky_cookie_value(PoolState& pool, std::string_view id);
 
 // Helpers shared by the algorithms (lb_*.cc).
 

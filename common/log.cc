@@ -1,5 +1,7 @@
 #include "common/log.h"
 
+#include <fcntl.h>
+
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -53,6 +55,11 @@ void logf(Level l, const char* fmt, ...) {
   va_start(ap, fmt);
   vlogf(l, fmt, ap);
   va_end(ap);
+}
+
+int open_no_follow(const char* path, int flags, unsigned mode) {
+  bool system_link = strncmp(path, "/dev/", 5) == 0 || strncmp(path, "/proc/", 6) == 0;
+  return ::open(path, flags | O_CLOEXEC | (system_link ? 0 : O_NOFOLLOW), (mode_t)mode);
 }
 
 }  // namespace pasture::log

@@ -16,6 +16,13 @@ Level level();
 // Process role shown in each line ("master", "worker 2").
 void set_role(const char* role);
 
+// open(2) for a log or pid file that pasture (often root) creates in a
+// directory the service user may write: O_NOFOLLOW | O_CLOEXEC, so a symbolic
+// link planted there cannot steer the open to another file. Paths under
+// /dev/ and /proc/ (/dev/stdout, /dev/fd/N, /proc/self/fd/N) are the system's
+// links, not the user's, and are followed. Returns the fd or -1 (errno).
+int open_no_follow(const char* path, int flags, unsigned mode = 0);
+
 void logf(Level l, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 void vlogf(Level l, const char* fmt, va_list ap);
 

@@ -27,8 +27,52 @@ bool Region::create(const LayoutSizes& sizes) {
   h->n_workers = sizes.n_workers;
   for (uint32_t i = 0; i < sizes.n_pools; i++) new (&pools()[i]) PoolSlot{};
   for (uint32_t i = 0; i < sizes.n_servers; i++) new (&servers()[i]) ServerSlot{};
-  for (uint32_t i = 0; i < sizes.n_workers; i++) new (&workers()[i]) WorkerSlot{};
+  for (uint32_t i = 0; i < sizes.n_workers; i++) {
+    new (&workers()[i]) WorkerSlot{};
+    for (uint32_t s = 0; s < sizes.n_servers; s++) new (&held(i)[s]) HeldCount{0};
+  }
   return true;
+}
+
+namespace {
+
+// Subtracts up to `n` from `a`, never going below zero.
+void sub_clamped(std::atomic<int32_t>& a, int32_t n) {
+  int32_t cur = a.load(std::memory_order_relaxed);
+  while (cur > 0 && !a.compare_exchange_weak(cur, cur > n ? cur - n : 0, std::memory_order_release,
+                                             std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+// The release orders keep the steps in program order (the compiler may not
+// sink the first below the second): what matters is where a SIGKILL can fall.
+void take_active(ServerSlot& server, HeldCount& held) {
+  held.fetch_add(1, std::memory_order_relaxed);
+  server.active.fetch_add(1, std::memory_order_release);
+}
+
+void release_active(ServerSlot& server, HeldCount& held) {
+  sub_clamped(server.active, 1);
+  held.fetch_sub(1, std::memory_order_release);
+}
+
+int64_t Region::reclaim_worker(uint32_t w) {
+  int64_t returned = 0;
+  HeldCount* row = held(w);
+  for (uint32_t s = 0; s < sizes_.n_servers; s++) {
+    int32_t n = row[s].exchange(0, std::memory_order_acquire);
+    if (n <= 0) continue;
+    sub_clamped(servers()[s].active, n);
+    returned += n;
+  }
+  WorkerSlot& slot = workers()[w];
+  slot.pid.store(0, std::memory_order_relaxed);
+  slot.connections.store(0, std::memory_order_relaxed);
+  slot.requests.store(0, std::memory_order_relaxed);
+  slot.heartbeat_ms.store(0, std::memory_order_relaxed);
+  return returned;
 }
 
 }  // namespace pasture::shm

@@ -7,6 +7,10 @@
 // (binary upgrade). Every hot atomic group gets its own cache line.
 //
 // Layout: [ShmHeader][PoolSlot x n_pools][ServerSlot x n_servers][WorkerSlot x n_workers]
+//         [held row x n_workers]: one row per worker slot of n_servers
+//         std::atomic<int32_t>, each row padded to a multiple of 64 bytes (a
+//         row is written by one process; padding keeps two workers' rows off
+//         one cache line)
 #pragma once
 
 #include <atomic>
@@ -20,7 +24,7 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(std::atomic<int32_t>::is_always_lock_free);
 
 inline constexpr uint32_t kMagic = 0x50415354;  // "PAST"
-inline constexpr uint32_t kVersion = 2;  // 2: ServerSlot health fields
+inline constexpr uint32_t kVersion = 3;  // 2: ServerSlot health fields; 3: held rows
 
 struct ShmHeader {
   uint32_t magic;
@@ -69,13 +73,21 @@ struct alignas(64) ServerSlot {
 static_assert(sizeof(ServerSlot) == 64);
 inline constexpr unsigned kFailCountBits = 20;  // ServerSlot::fail_window: count field width
 
-// Per worker slot (not per pid): the master assigns slot i to the i-th worker.
+// Per worker slot (not per pid). The master gives a slot to one process at a
+// time: a slot is free again only once its process has been reaped and
+// Region::reclaim_worker() has run. Written by the worker in the slot.
 struct alignas(64) WorkerSlot {
   std::atomic<int32_t> pid;
   std::atomic<uint32_t> connections;  // open client connections
   std::atomic<uint64_t> requests;     // requests served
   std::atomic<uint64_t> heartbeat_ms; // monotonic ms of the worker's last loop tick
 };
+
+// Held counts: row w, column s is how many of ServerSlot s's `active` the
+// process in worker slot w holds. Only that process writes its row while it
+// lives; once it is reaped the master gives the counts back (nobody else
+// could: the worker's decrement died with it). See take_active().
+using HeldCount = std::atomic<int32_t>;
 
 inline size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 
@@ -84,8 +96,20 @@ struct LayoutSizes {
   size_t pools_off() const { return align64(sizeof(ShmHeader)); }
   size_t servers_off() const { return pools_off() + n_pools * sizeof(PoolSlot); }
   size_t workers_off() const { return servers_off() + n_servers * sizeof(ServerSlot); }
-  size_t total() const { return workers_off() + n_workers * sizeof(WorkerSlot); }
+  size_t held_off() const { return workers_off() + n_workers * sizeof(WorkerSlot); }
+  size_t held_row_bytes() const { return align64(n_servers * sizeof(HeldCount)); }
+  size_t total() const { return held_off() + n_workers * held_row_bytes(); }
 };
+
+// A worker counts one request against `server` (take) or ends it (release),
+// `held` being its own count for that server. Own count first on take and
+// last on release: a process killed between the two steps holds at most one
+// count more than it added to `active`, never less. The master returns the
+// held counts clamped at zero, and release never takes `active` below zero,
+// so such an over-return heals once the server is idle; the other order
+// would leak a count for good (max_conns would stay full).
+void take_active(ServerSlot& server, HeldCount& held);
+void release_active(ServerSlot& server, HeldCount& held);
 
 // A mapped region. Create once in the master (before fork); children inherit
 // the mapping. Not copyable; unmaps on destruction.
@@ -104,6 +128,15 @@ class Region {
   PoolSlot* pools() { return reinterpret_cast<PoolSlot*>(at(sizes_.pools_off())); }
   ServerSlot* servers() { return reinterpret_cast<ServerSlot*>(at(sizes_.servers_off())); }
   WorkerSlot* workers() { return reinterpret_cast<WorkerSlot*>(at(sizes_.workers_off())); }
+  // Worker slot w's held row, indexed by global server index.
+  HeldCount* held(uint32_t w) {
+    return reinterpret_cast<HeldCount*>(at(sizes_.held_off() + w * sizes_.held_row_bytes()));
+  }
+  // Master only, after the process in worker slot `w` was reaped and before
+  // the slot is given to another: returns what it held to the servers'
+  // `active` (clamped at zero) and clears its row and gauges. Returns the
+  // number of requests it held.
+  int64_t reclaim_worker(uint32_t w);
   const LayoutSizes& sizes() const { return sizes_; }
   bool valid() const { return base_ != nullptr; }
 

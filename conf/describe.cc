@@ -5,6 +5,8 @@
 #include <set>
 #include <thread>
 
+#include "common/sticky_cookie.h"
+
 namespace pasture::conf {
 
 namespace {
@@ -24,6 +26,7 @@ json::Value server_json(const ServerSettings& s) {
   v["max_url_bytes"] = static_cast<double>(s.max_url_bytes);
   v["max_header_fields"] = static_cast<double>(s.max_header_fields);
   v["client_body_timeout_ms"] = static_cast<double>(s.client_body_timeout_ms);
+  v["send_timeout_ms"] = static_cast<double>(s.send_timeout_ms);
   v["via"] = s.via;
   v["trace"] = s.trace;
   v["graceful_timeout_ms"] = static_cast<double>(s.graceful_timeout_ms);
@@ -49,6 +52,7 @@ json::Value pool_json(const Pool& p) {
   v["keepalive"] = static_cast<double>(p.keepalive);
   v["cookie_secret"] = p.cookie_secret;
   v["cookie_name"] = p.cookie_name;
+  v["cookie_max_age_s"] = static_cast<double>(p.cookie_max_age_s);
   v["hash_key"] = p.hash_key;
   v["consistent"] = consistency_word(p.consistent);
   v["hash_whole_ip"] = p.hash_whole_ip;
@@ -207,7 +211,10 @@ void Describer::pool(const Handler& h, const std::string& indent) {
     for (const auto& s : p.servers) out += in + server_spec(s) + "\n";
     if (!p.servers_from.empty()) out += in + "(servers read from " + p.servers_from + ")\n";
     if (p.method == BalanceMethod::Cookie) {
-      out += in + "sticky cookie " + p.cookie_name + (p.cookie_secret.empty() ? ", not signed\n" : ", signed with cookie_secret\n");
+      out += in + "sticky cookie " + p.cookie_name + (p.cookie_secret.empty() ? ", not signed" : ", signed with cookie_secret") +
+             (p.cookie_max_age_s ? ", Max-Age " + std::to_string(p.cookie_max_age_s) + "s\n"
+                                 : ", session cookie, valid " + std::to_string(lb::kStickyDefaultMaxAge) +
+                                       "s server-side\n");
     } else if (p.method == BalanceMethod::Hash) {
       out += in + "hash of " + p.hash_key + ", consistent hashing: " + consistency_word(p.consistent) + "\n";
     } else if (p.method == BalanceMethod::IpHash) {

@@ -1,6 +1,7 @@
 #include "conf/ini.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -310,16 +311,24 @@ std::string Parser::get(const std::string& section, const std::string& option) c
     throw py::Error(filename_, 0, "NoOptionError", "No option " + repr(option) + " in section: " + repr(section));
   }
   std::string out;
-  interpolate(section, option, o->raw, out, o->raw, 1);
+  interpolate(section, option, o->raw, out, o->raw, 1, option);
   return out;
 }
 
 void Parser::interpolate(const std::string& section, const std::string& option, const std::string& rawval,
-                         std::string& accum, const std::string& rest_in, int depth) const {
+                         std::string& accum, const std::string& rest_in, int depth,
+                         const std::string& source) const {
+  // Python quotes the raw value in these messages; for a secret (the value
+  // of `option` or of the key `source` it reached) the message names the
+  // key instead: it lands in logs (a reload's) and terminals.
+  bool hide = is_secret(option) || is_secret(source);
+  const std::string where = "option " + repr(option) + " in section " + repr(section);
+  const std::string hidden = " (its value is a secret: not shown)";
   if (depth > kMaxInterpolationDepth) {
     fail(section, option, "InterpolationDepthError",
-         "Recursion limit exceeded in value substitution: option " + repr(option) + " in section " + repr(section) +
-             " contains an interpolation key which cannot be substituted in 10 steps. Raw value: " + repr(rawval));
+         "Recursion limit exceeded in value substitution: " + where +
+             " contains an interpolation key which cannot be substituted in 10 steps. " +
+             (hide ? "Raw value not shown: a secret" : "Raw value: " + repr(rawval)));
   }
   std::string rest = rest_in;
   while (!rest.empty()) {
@@ -337,27 +346,64 @@ void Parser::interpolate(const std::string& section, const std::string& option, 
     } else if (c == '(') {
       size_t close = rest.find(')', 2);
       if (close == std::string::npos || close == 2 || close + 1 >= rest.size() || rest[close + 1] != 's') {
-        fail(section, option, "InterpolationSyntaxError", "bad interpolation variable reference " + repr(rest));
+        fail(section, option, "InterpolationSyntaxError",
+             hide ? "bad interpolation variable reference in " + where + hidden
+                  : "bad interpolation variable reference " + repr(rest));
       }
       std::string var = rest.substr(2, close - 2);
       rest = rest.substr(close + 2);
       const Option* v = lookup(section, var);
       if (!v) {
         fail(section, option, "InterpolationMissingOptionError",
-             "Bad value substitution: option " + repr(option) + " in section " + repr(section) +
-                 " contains an interpolation key " + repr(var) + " which is not a valid option name. Raw value: " +
-                 repr(rawval));
+             hide ? "Bad value substitution: " + where +
+                        " contains an interpolation key which is not a valid option name" + hidden
+                  : "Bad value substitution: " + where + " contains an interpolation key " + repr(var) +
+                        " which is not a valid option name. Raw value: " + repr(rawval));
       }
       if (v->raw.find('%') != std::string::npos) {
-        interpolate(section, option, rawval, accum, v->raw, depth + 1);
+        interpolate(section, option, rawval, accum, v->raw, depth + 1, var);
       } else {
         accum += v->raw;
       }
     } else {
       fail(section, option, "InterpolationSyntaxError",
-           "'%' must be followed by '%' or '(', found: " + repr(rest));
+           hide ? "'%' must be followed by '%' or '(' in " + where + " (its value is a secret: not shown; " +
+                      "write %% for a literal %)"
+                : "'%' must be followed by '%' or '(', found: " + repr(rest));
     }
   }
+}
+
+bool is_secret_key(const std::string& key) {
+  std::string k = key;
+  std::transform(k.begin(), k.end(), k.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* word : {"secret", "password", "passwd", "token", "credential"})
+    if (k.find(word) != std::string::npos) return true;
+  return k.size() >= 3 && k.compare(k.size() - 3, 3, "key") == 0;  // api_key, private_key...
+}
+
+// Computed only on the error path. Keys are matched by name in every
+// section: over-inclusive, which only costs a quoted value in a message.
+bool Parser::is_secret(const std::string& key) const {
+  std::set<std::string> secret;
+  std::vector<const Option*> all;
+  for (const Option& o : defaults_) all.push_back(&o);
+  for (const Section& sec : sections_)
+    for (const Option& o : sec.options) all.push_back(&o);
+  for (const Option* o : all)
+    if (is_secret_key(o->key)) secret.insert(o->key);
+  // What a secret refers to with %(name)s holds (part of) the secret too.
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const Option* o : all) {
+      if (!secret.count(o->key)) continue;
+      for (size_t at = o->raw.find("%("); at != std::string::npos; at = o->raw.find("%(", at + 2)) {
+        size_t close = o->raw.find(")s", at + 2);
+        if (close != std::string::npos && secret.insert(o->raw.substr(at + 2, close - at - 2)).second) grew = true;
+      }
+    }
+  }
+  return secret.count(key) > 0;
 }
 
 py::Dict Parser::defaults() const {

@@ -14,6 +14,11 @@
 
 namespace pasture::conf::ini {
 
+// Whether a key's value is a credential, by its name: it contains secret,
+// password, passwd, token or credential, or ends in "key" (cookie_secret,
+// db_password, api_key). Errors name such a key and never quote its value.
+bool is_secret_key(const std::string& key);
+
 struct Option {
   std::string key;
   std::string raw;  // continuation lines joined with "\n", trailing blank lines dropped
@@ -58,8 +63,11 @@ class Parser {
 
  private:
   const Option* lookup(const std::string& section, const std::string& option) const;
+  // `source` names the key whose raw text `rest` is (option itself at depth 1).
   void interpolate(const std::string& section, const std::string& option, const std::string& rawval,
-                   std::string& accum, const std::string& rest, int depth) const;
+                   std::string& accum, const std::string& rest, int depth, const std::string& source) const;
+  // is_secret_key(key), or key is referred to (%(key)s, transitively) by such a key.
+  bool is_secret(const std::string& key) const;
   [[noreturn]] void fail(const std::string& section, const std::string& option, const std::string& type,
                          const std::string& msg) const;
 

@@ -85,6 +85,10 @@ struct Pool {
   HashConsistency consistent = HashConsistency::Maglev;  // methods hash, ip_hash
   bool hash_whole_ip = false;  // ip_hash: the whole IPv4 address instead of its /24
   std::string cookie_name = "pasture_sticky";  // method cookie: the sticky cookie's name
+  // Method cookie: `cookie_max_age =` in seconds, sent as Max-Age and the
+  // server-side validity; 0 = unset: a session cookie (no Max-Age), valid
+  // lb::kStickyDefaultMaxAge (24h) server-side.
+  uint32_t cookie_max_age_s = 0;
 
   // Passive health: response statuses that count as a server failure
   // (`fail_on = 502 503 504`, ranges allowed; `off` = none), besides connect
@@ -194,6 +198,7 @@ struct ServerSettings {
   uint32_t max_url_bytes = 8 * 1024;      // request target; more -> 414
   uint32_t max_header_fields = 100;       // header lines in a request head; more -> 431
   uint32_t client_body_timeout_ms = 60000;  // between body bytes; -> 408
+  uint32_t send_timeout_ms = 60000;  // between writes the client takes, while answers wait for it
   // Proxying (RFC 9110 7.6). `via`: the received-by name pasture adds to Via
   // in forwarded requests and responses ("" = none; Apache's ProxyVia).
   // `trace`: TRACE is forwarded (else 405, as most operators configure).

@@ -117,6 +117,25 @@ std::string parse_check_path(const std::string& value, const SourceLoc& loc) {
   return v;
 }
 
+// `cookie_max_age`: a number and a unit (ms, s, m, h or d; none = s),
+// rounded to whole seconds, 1s to 400d (browsers cap Max-Age at 400 days).
+uint32_t parse_max_age(const std::string& value, const SourceLoc& loc) {
+  static const std::pair<std::string_view, double> units[] = {
+      {"", 1}, {"ms", 0.001}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+  std::string v = py::strip(value);
+  size_t end = v.find_first_not_of("0123456789.");
+  std::string num = v.substr(0, end), unit = end == std::string::npos ? "" : v.substr(end);
+  double s = -1;
+  for (const auto& [name, scale] : units) {
+    bool ok = unit == name && !num.empty() && num != "." && num.find('.') == num.rfind('.');
+    if (ok) s = std::strtod(num.c_str(), nullptr) * scale;
+  }
+  if (s < 0.5 || s > 400 * 86400.0) {
+    bad(loc, "cookie_max_age: expected a duration from 1s to 400d like 30m, 12h or 7d, got '" + value + "'");
+  }
+  return static_cast<uint32_t>(std::llround(s));
+}
+
 uint32_t positive_ms(const std::string& value, const SourceLoc& loc, const std::string& what) {
   uint32_t ms = duration(value, loc, what);
   if (ms == 0) bad(loc, what + ": must be more than 0");
@@ -353,6 +372,8 @@ std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const
       pool.cookie_secret = v.value;
     } else if (key == "cookie_name") {
       pool.cookie_name = parse_cookie_name(v.value, v.loc);
+    } else if (key == "cookie_max_age") {
+      pool.cookie_max_age_s = parse_max_age(v.value, v.loc);
     } else if (key == "hash_key") {
       pool.hash_key = parse_hash_key(v.value, v.loc);
     } else if (key == "consistent") {

@@ -89,6 +89,9 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
     s.trace = parse_bool(v.value, v.loc, key);
   } else if (fl == Flavour::Pasture && key == "client_body_timeout") {
     s.client_body_timeout_ms = parse_duration_ms(v.value, v.loc);
+  } else if (fl == Flavour::Pasture && key == "send_timeout") {
+    s.send_timeout_ms = parse_duration_ms(v.value, v.loc);
+    if (s.send_timeout_ms == 0) bad(v.loc, "send_timeout: must be more than 0");
   } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "graceful_timeout") {
     s.graceful_timeout_ms = parse_duration_ms(v.value, v.loc);
   } else if ((fl == Flavour::Pasture && key == "worker_timeout") ||

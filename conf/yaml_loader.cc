@@ -292,7 +292,7 @@ AppKind AppBuilder::kind_of(const std::string& name, const YAML::Node& n) {
   if (u == "echo" || u == "egg:pasture#echo") return AppKind::Echo;
   bad(doc_.loc(use), "apps: " + name + ": not supported yet: use: " + use.Scalar() +
                          " (pasture serves egg:Paste#urlmap, egg:pasture#balancer, egg:Paste#proxy and "
-                         "egg:pasture#echo; Python WSGI apps are not servable yet)");
+                         "egg:pasture#echo; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
 }
 
 void AppBuilder::route(Handler& h, std::vector<urlmap::Normalized>& keys, const std::string& key,

@@ -19,7 +19,7 @@
 //     via: pasture                 # Via received-by name; off = no Via
 //     trace: off                   # on: forward TRACE (else 405)
 //     # ... and every other egg:pasture#main key: client_body_timeout,
-//     # graceful_timeout, worker_timeout, max_requests, max_requests_jitter,
+//     # send_timeout, graceful_timeout, worker_timeout, max_requests, max_requests_jitter,
 //     # reuse_port, access_log
 //   app: main                      # the root app; default "main" (CONFIG#name and -n override)
 //   apps:
@@ -43,7 +43,7 @@
 //       read_timeout: 60s
 //       send_timeout: 60s
 //       keepalive: 32
-//       cookie_secret: s3cret      # method cookie (also cookie_name)
+//       cookie_secret: s3cret      # method cookie (also cookie_name, cookie_max_age: 12h)
 //       # hash_key: header:X-User  # method hash; consistent: maglev|ring|none (hash, ip_hash);
 //       # hash_whole_ip: true      # ip_hash
 //     old: {use: egg:Paste#proxy, address: "http://127.0.0.1:9000/base"}

@@ -118,6 +118,7 @@ void Writer::server() {
     if (v != def) out_ += std::string("  ") + key + ": " + format_duration_ms(v) + "\n";
   };
   duration("client_body_timeout", s.client_body_timeout_ms, d.client_body_timeout_ms);
+  duration("send_timeout", s.send_timeout_ms, d.send_timeout_ms);
   duration("graceful_timeout", s.graceful_timeout_ms, d.graceful_timeout_ms);
   duration("worker_timeout", s.worker_timeout_ms, d.worker_timeout_ms);
   if (s.max_requests != d.max_requests) out_ += "  max_requests: " + std::to_string(s.max_requests) + "\n";
@@ -156,6 +157,7 @@ void Writer::pool(const Handler& h, const std::string& name) {
   if (p.keepalive != d.keepalive) out_ += in + "keepalive: " + std::to_string(p.keepalive) + "\n";
   if (!p.cookie_secret.empty()) out_ += in + "cookie_secret: " + scalar(p.cookie_secret) + "\n";
   if (p.cookie_name != d.cookie_name) out_ += in + "cookie_name: " + scalar(p.cookie_name) + "\n";
+  if (p.cookie_max_age_s != 0) out_ += in + "cookie_max_age: " + std::to_string(p.cookie_max_age_s) + "s\n";
   if (p.hash_key != d.hash_key) out_ += in + "hash_key: " + scalar(p.hash_key) + "\n";
   if (p.consistent != d.consistent) out_ += in + "consistent: " + consistency_word(p.consistent) + "\n";
   if (p.hash_whole_ip != d.hash_whole_ip) out_ += in + "hash_whole_ip: " + (p.hash_whole_ip ? "true\n" : "false\n");

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,14 +18,20 @@
 
 #include "common/log.h"
 #include "master/master.h"
+#include "master/notify.h"
 
 namespace pasture::master {
 namespace {
 
 constexpr int kMaxFastDeaths = 10;  // app processes dying before ready, in a row: give up
 
-// Undo what the master set up for itself before exec'ing a child.
-void reset_signals_for_exec() {
+// Undo what the master set up for itself before exec'ing a child, and keep
+// what only the master may use: $NOTIFY_SOCKET, and ambient capabilities
+// (systemd's AmbientCapabilities=CAP_NET_BIND_SERVICE is for pasture's
+// listeners, not for the app's code).
+void reset_for_exec() {
+  forget_notify_socket();
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -42,7 +49,7 @@ std::string probe_python(const std::string& python) {
     return std::string("fork() failed: ") + strerror(errno);
   }
   if (pid == 0) {
-    reset_signals_for_exec();
+    reset_for_exec();
     dup2(out[1], 1);
     dup2(out[1], 2);
     execlp(python.c_str(), python.c_str(), "-c", "import paste.deploy", (char*)nullptr);
@@ -185,7 +192,7 @@ bool AppHost::spawn(Proc& p, uint64_t now) {
     return false;
   }
   if (pid == 0) {
-    reset_signals_for_exec();
+    reset_for_exec();
     fcntl(p.listen_fd, F_SETFD, 0);
     fcntl(ready[1], F_SETFD, 0);
     setenv("PASTURE_SERVER_HOST", opts_.public_host.c_str(), 1);

@@ -103,8 +103,10 @@ const char* kServeHelp =
     "  pasture's own options:\n"
     "  --workers=N           Worker processes (default: the server section's\n"
     "                        workers, else one per CPU)\n"
-    "  --app-workers=N       Processes hosting Python WSGI apps (not servable yet)\n"
-    "  --python=PATH         Python interpreter for WSGI apps (not servable yet)\n"
+    "  --app-workers=N       Processes hosting each Python WSGI app (default: the\n"
+    "                        server section's app_workers, else one per CPU)\n"
+    "  --python=PATH         Python interpreter for hosted WSGI apps (default:\n"
+    "                        the server section's python, else python3)\n"
     "  --check               Validate the config, print what would be served, exit\n"
     "\n"
     "CONFIG_FILE may also be a .yaml/.yml file (see `pasture convert`).\n";

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,17 +14,24 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <thread>
+#include <vector>
 
+#include "common/log.h"
 #include "conf/pyutil.h"
 
 namespace pasture::master {
 namespace {
 
+// lstat: a dangling symbolic link exists too (and is refused when opened).
 bool exists(const std::string& path) {
   struct stat st;
-  return stat(path.c_str(), &st) == 0;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+bool is_symlink(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
 }
 
 // A zombie still answers kill(pid, 0); it is not running all the same.
@@ -40,30 +48,107 @@ bool alive(pid_t pid) {
   return !is_zombie(pid);
 }
 
+// Why an open with O_NOFOLLOW failed with ELOOP, if that was the reason.
+std::string symlink_note(int err, const std::string& path) {
+  return err == ELOOP && is_symlink(path) ? " (a symbolic link: not followed)" : "";
+}
+
 // Python's str(OSError): "[Errno 2] No such file or directory: 'x'".
 std::string os_error(int err, const std::string& path) {
-  return "[Errno " + std::to_string(err) + "] " + strerror(err) + ": " + conf::py::repr(path);
+  return "[Errno " + std::to_string(err) + "] " + strerror(err) + ": " + conf::py::repr(path) +
+         symlink_note(err, path);
+}
+
+// Pid and log files are opened by whoever runs pasture, often root, in a
+// directory the service user may write: a symbolic link planted there must
+// not steer the open to another file.
+int open_no_follow(const std::string& path, int flags, mode_t mode = 0) {
+  return log::open_no_follow(path.c_str(), flags, mode);
 }
 
 void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
+// The program /proc/PID/exe names ("self" for this process), without the
+// " (deleted)" of a binary replaced on disk since; "" when unreadable
+// (EACCES without CAP_SYS_PTRACE for another user's process).
+std::string program_of(const std::string& pid) {
+  char buf[4096];
+  ssize_t n = readlink(("/proc/" + pid + "/exe").c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  std::string exe(buf, n);
+  const std::string deleted = " (deleted)";
+  if (exe.size() > deleted.size() && exe.compare(exe.size() - deleted.size(), deleted.size(), deleted) == 0)
+    exe.resize(exe.size() - deleted.size());
+  return exe;
+}
+
+// argv of `pid` from /proc/PID/cmdline (readable for any process).
+std::vector<std::string> cmdline_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> argv;
+  for (std::string arg; std::getline(f, arg, '\0');) argv.push_back(arg);
+  return argv;
+}
+
+std::string base_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+// The real uid of `pid` (the Uid: line of /proc/PID/status), or -1.
+long uid_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("Uid:", 0) == 0) return strtol(line.c_str() + 4, nullptr, 10);
+  return -1;
+}
+
+// "" when the live process `pid`, read from a pid file owned by `owner`, is
+// a pasture server this command may signal; else why not. It must run this
+// binary: /proc/PID/exe, or where that is unreadable (we are not root, or
+// lack CAP_SYS_PTRACE) an argv of "<this program's name> serve ...". A
+// file not owned by root must belong to the process's user: the service
+// user, who can write the file, cannot aim root at another user's server.
+std::string not_our_server(pid_t pid, uid_t owner) {
+  std::string self = program_of("self"), them = program_of(std::to_string(pid));
+  if (them.empty()) {
+    std::vector<std::string> argv = cmdline_of(pid);
+    if (argv.size() < 2 || base_name(argv[0]) != base_name(self) || argv[1] != "serve")
+      return "is not a pasture server (" + (argv.empty() ? std::string("its program is unknown") : "it runs " + argv[0]) + ")";
+  } else if (them != self) {
+    return "is not a pasture server (it runs " + them + ", not " + self + ")";
+  }
+  long uid = uid_of(pid);
+  if (owner != 0 && uid != (long)owner)
+    return "runs as uid " + std::to_string(uid) + " but the file belongs to uid " + std::to_string(owner);
+  return "";
+}
+
 }  // namespace
 
-pid_t read_pid_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return 0;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = conf::py::strip(ss.str());
+pid_t read_pid_file(const std::string& path, uid_t* owner) {
+  // O_NONBLOCK and regular files only: a FIFO put there must not hang `stop`.
+  int fd = open_no_follow(path, O_RDONLY | O_NONBLOCK);
+  if (fd < 0) return 0;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return 0;
+  }
+  if (owner) *owner = st.st_uid;
+  std::string s;
+  char buf[64];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0 && s.size() < 4096) s.append(buf, n);
+  close(fd);
+  s = conf::py::strip(s);
   char* end = nullptr;
-  long n = strtol(s.c_str(), &end, 10);
-  if (s.empty() || *end || n <= 0 || n > 0x7fffffff) return 0;
-  return static_cast<pid_t>(n);
+  long v = strtol(s.c_str(), &end, 10);
+  if (s.empty() || *end || v <= 0 || v > 0x7fffffff) return 0;
+  return static_cast<pid_t>(v);
 }
 
 pid_t live_pid_file(const std::string& path) {
-  pid_t pid = read_pid_file(path);
-  return pid > 0 && alive(pid) ? pid : 0;
+  uid_t owner = 0;
+  pid_t pid = read_pid_file(path, &owner);
+  return pid > 0 && alive(pid) && not_our_server(pid, owner).empty() ? pid : 0;
 }
 
 int stop_daemon(const std::string& pid_file) {
@@ -71,17 +156,29 @@ int stop_daemon(const std::string& pid_file) {
     printf("No PID file exists in %s\n", pid_file.c_str());
     return 1;
   }
-  pid_t pid = read_pid_file(pid_file);
+  if (is_symlink(pid_file)) {
+    printf("PID file %s is a symbolic link; not following it\n", pid_file.c_str());
+    return 1;
+  }
+  uid_t owner = 0;
+  pid_t pid = read_pid_file(pid_file, &owner);
   if (!pid) {
     printf("Not a valid PID file in %s\n", pid_file.c_str());
     return 1;
   }
-  if (!live_pid_file(pid_file)) {
+  if (!alive(pid)) {
     printf("PID in %s is not valid (deleting)\n", pid_file.c_str());
     if (unlink(pid_file.c_str()) != 0) {
       printf("Could not delete: %s\n", os_error(errno, pid_file).c_str());
       return 2;
     }
+    return 1;
+  }
+  // Checked before any signal: the file may have been written by a less
+  // privileged user than the one running `stop`. A live process that is not
+  // ours keeps its file too (it may be ours under another binary's path).
+  if (std::string why = not_our_server(pid, owner); !why.empty()) {
+    printf("PID %d in %s %s; not signalling it\n", (int)pid, pid_file.c_str(), why.c_str());
     return 1;
   }
   // Graceful first: the master drains its workers on SIGTERM.
@@ -104,6 +201,10 @@ int stop_daemon(const std::string& pid_file) {
 int show_status(const std::string& pid_file) {
   if (!exists(pid_file)) {
     printf("No PID file %s\n", pid_file.c_str());
+    return 1;
+  }
+  if (is_symlink(pid_file)) {
+    printf("PID file %s is a symbolic link; not following it\n", pid_file.c_str());
     return 1;
   }
   if (!read_pid_file(pid_file)) {
@@ -155,22 +256,25 @@ bool change_user_group(const std::string& user, const std::string& group, int ve
   }
   std::string user_name = pw->pw_name;
   uid_t uid = pw->pw_uid;
-  // paster takes the user's primary group only for a user given by name.
-  if (group.empty() && !number(user, &n)) gid = pw->pw_gid;
+  // The user's primary group unless --group names one, for a numeric uid too
+  // (paster keeps gid 0 there, and initgroups(user, 0) makes root a
+  // supplementary group of every process).
+  if (group.empty()) gid = pw->pw_gid;
   if (verbosity > 0) {
     printf("Changing user to %s:%s (%d:%d)\n", user_name.c_str(),
            group.empty() ? "(unknown)" : group_name.c_str(), (int)uid, (int)gid);
     fflush(stdout);
   }
+  // Supplementary groups: the user's groups (from the group database) plus gid.
   if (initgroups(user_name.c_str(), gid) != 0) {
     *err = "initgroups(" + user_name + ", " + std::to_string(gid) + ") failed: " + strerror(errno);
     return false;
   }
-  if (gid && setgid(gid) != 0) {
+  if (setgid(gid) != 0) {
     *err = "setgid(" + std::to_string(gid) + ") failed: " + strerror(errno);
     return false;
   }
-  if (uid && setuid(uid) != 0) {
+  if (setuid(uid) != 0) {
     *err = "setuid(" + std::to_string(uid) + ") failed: " + strerror(errno);
     return false;
   }
@@ -178,7 +282,7 @@ bool change_user_group(const std::string& user, const std::string& group, int ve
 }
 
 bool touch_file(const std::string& path, std::string* err) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+  int fd = open_no_follow(path, O_WRONLY | O_CREAT | O_APPEND, 0666);
   if (fd < 0) {
     *err = os_error(errno, path);
     return false;
@@ -194,7 +298,15 @@ void daemonize() {
     fprintf(stderr, "pasture: fork() failed: %s\n", strerror(errno));
     _exit(1);
   }
-  if (pid > 0) _exit(0);  // before the config is loaded, as paster does
+  if (pid > 0) {
+    // Returns before the config is loaded, as paster does, but only once the
+    // session leader below has forked the daemon: whatever kills the
+    // caller's process group as soon as this returns (a shell's job
+    // control, a test harness) must not catch the daemon still in it.
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+  }
   setsid();
   pid = fork();
   if (pid < 0) _exit(1);
@@ -209,9 +321,10 @@ void daemonize() {
 }
 
 bool redirect_output(const std::string& path, std::string* err) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+  int fd = open_no_follow(path, O_WRONLY | O_CREAT | O_APPEND, 0666);
   if (fd < 0) {
-    *err = "open(" + path + ", O_APPEND) failed: " + strerror(errno);
+    int e = errno;
+    *err = "open(" + path + ", O_APPEND) failed: " + strerror(e) + symlink_note(e, path);
     return false;
   }
   fflush(stdout);
@@ -225,7 +338,7 @@ bool redirect_output(const std::string& path, std::string* err) {
 bool PidFile::write(const std::string& path, int verbosity, std::string* err) {
   pid_t pid = getpid();
   if (verbosity > 1) printf("Writing PID %d to %s\n", (int)pid, path.c_str());
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  int fd = open_no_follow(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
   std::string s = std::to_string(pid);
   if (fd < 0 || ::write(fd, s.data(), s.size()) != (ssize_t)s.size()) {
     *err = "Error: Unable to write to pid file: " + os_error(errno, path);
@@ -254,7 +367,7 @@ void PidFile::remove() {
   if (verbosity_ > 0) printf("Removing PID file %s\n", path.c_str());
   if (unlink(path.c_str()) != 0) {
     printf("Cannot remove PID file: %s\n", os_error(errno, path).c_str());
-    int fd = open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    int fd = open_no_follow(path, O_WRONLY | O_TRUNC);
     if (fd < 0) {
       printf("Stale PID left in file: %s (%s)\n", path.c_str(), strerror(errno));
     } else {

@@ -14,11 +14,16 @@ namespace pasture::master {
 inline constexpr const char* kDefaultPidFile = "paster.pid";
 inline constexpr const char* kDefaultLogFile = "paster.log";
 
+// Pid and log files are opened with O_NOFOLLOW: a symbolic link there is an
+// error naming the path, not a way to make root write elsewhere.
+//
 // read_pidfile: the integer in `path` (surrounding white space allowed), or
-// 0 when the file is missing, unreadable or holds no integer.
-pid_t read_pid_file(const std::string& path);
+// 0 when the file is missing, a symbolic link, not a regular file,
+// unreadable or holds no integer. `owner` (if given) gets the file's uid.
+pid_t read_pid_file(const std::string& path, uid_t* owner = nullptr);
 // live_pidfile: read_pid_file() if that process exists (kill(pid, 0)
-// succeeds or fails with EPERM, and it is not a zombie), else 0.
+// succeeds or fails with EPERM, and it is not a zombie) and is a pasture
+// server (see stop_daemon), else 0.
 pid_t live_pid_file(const std::string& path);
 
 // `--stop-daemon` / `stop`. paster sends SIGINT; pasture's SIGINT is the
@@ -26,15 +31,20 @@ pid_t live_pid_file(const std::string& path);
 // 10 s, then SIGINT every second up to 10 times. Returns 0 (stopped, pid
 // file removed), 1 (no pid file, no integer in it, or a dead pid: the file
 // is deleted), 2 (a dead pid's file could not be deleted), 3 (still alive).
+// Nothing is signalled (1, the file is kept) unless the pid runs this
+// pasture binary as the file's owner (any user for a root-owned file): the
+// file may have been written by the service user, and `stop` run as root.
 int stop_daemon(const std::string& pid_file);
 // `--status` / `status`: 0 when the pid in the file is alive, else 1.
 int show_status(const std::string& pid_file);
 
-// --user / --group, applied as paster does: initgroups(user, gid), then
-// setgid(gid) and setuid(uid) unless 0. Prints "Changing user to U:G
-// (uid:gid)" when verbosity > 0. Names were checked by master/cli. A group
-// alone (paster crashes on it) sets the group only. False + `err` when a
-// call fails (e.g. EPERM when not root).
+// --user / --group: initgroups(user, gid), setgid(gid), setuid(uid), where
+// gid is --group or else the user's primary group (for a numeric uid too:
+// paster keeps gid 0 there). So the supplementary groups are the user's own
+// plus gid, never root's. Prints "Changing user to U:G (uid:gid)" when
+// verbosity > 0. Names were checked by master/cli. A group alone (paster
+// crashes on it) sets the group and clears the supplementary groups. False +
+// `err` when a call fails (e.g. EPERM when not root).
 bool change_user_group(const std::string& user, const std::string& group, int verbosity,
                        std::string* err);
 
@@ -43,8 +53,10 @@ bool change_user_group(const std::string& user, const std::string& group, int ve
 // denied: 'path'".
 bool touch_file(const std::string& path, std::string* err);
 
-// Double fork (each parent _exit(0)s), setsid, closes every fd and opens
-// /dev/null as 0, 1 and 2. cwd and umask are kept. Returns in the daemon.
+// Double fork (each parent _exit(0)s, the first once the second has forked,
+// so the daemon is out of the caller's process group when the command
+// returns), setsid, closes every fd and opens /dev/null as 0, 1 and 2. cwd
+// and umask are kept. Returns in the daemon.
 void daemonize();
 
 // Points fds 1 and 2 at `path`, opened for append (created if missing).

@@ -143,24 +143,45 @@ bool Master::resolve_upstreams(Generation& g, std::string* err) {
 }
 
 // Reuse a socket the master already holds for the same address (kept across
-// reloads, inherited in an upgrade, or passed by systemd); bind the rest.
-bool Master::open_sockets(const conf::ServerSettings& s, std::vector<int>* fds, std::string* err) {
+// reloads, inherited in an upgrade, or passed by systemd); bind the rest into
+// `opened`. On failure what this call bound is closed again.
+bool Master::open_sockets(const conf::ServerSettings& s, std::vector<int>* fds,
+                          std::vector<Socket>* opened, std::string* err) {
   for (const conf::Listener& l : s.listen) {
     std::string key = listener_key(l);
-    auto it = std::find_if(sockets_.begin(), sockets_.end(),
-                           [&](const Socket& k) { return k.key == key; });
-    if (it != sockets_.end()) {
-      fds->push_back(it->fd);
+    auto find = [&](const std::vector<Socket>& set) -> const Socket* {
+      for (const Socket& k : set)
+        if (k.key == key) return &k;
+      return nullptr;
+    };
+    const Socket* held = find(sockets_);
+    if (!held) held = find(*opened);
+    if (held) {
+      fds->push_back(held->fd);
       continue;
     }
     conf::ServerSettings one = s;
     one.listen = {l};
     std::vector<BoundListener> bound;
-    if (!bind_listeners(one, &bound, err)) return false;
-    sockets_.push_back({bound[0].fd, socket_name(bound[0].fd), l.unix_path, bound[0].unix_ino});
+    if (!bind_listeners(one, &bound, err)) {
+      for (const Socket& o : *opened) close_socket(o);
+      opened->clear();
+      return false;
+    }
+    opened->push_back({bound[0].fd, socket_name(bound[0].fd), l.unix_path, bound[0].unix_ino});
     fds->push_back(bound[0].fd);
   }
   return true;
+}
+
+void Master::commit_sockets(Generation& g) {
+  sockets_.insert(sockets_.end(), g.opened.begin(), g.opened.end());
+  g.opened.clear();
+}
+
+void Master::discard_sockets(Generation& g) {
+  for (const Socket& s : g.opened) close_socket(s);
+  g.opened.clear();
 }
 
 std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std::string* err) {
@@ -203,8 +224,6 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
     }
   }
   if (!resolve_upstreams(*g, err)) return nullptr;
-  std::vector<int> fds;
-  if (!open_sockets(g->site.server, &fds, err)) return nullptr;
   shm::LayoutSizes sz;
   sz.n_pools = (uint32_t)g->site.pools.size();
   for (const conf::Pool& p : g->site.pools) sz.n_servers += (uint32_t)p.servers.size();
@@ -215,6 +234,9 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
            ") failed: " + strerror(errno);
     return nullptr;
   }
+  // The last step that can fail: the caller commits or discards g->opened.
+  std::vector<int> fds;
+  if (!open_sockets(g->site.server, &fds, &g->opened, err)) return nullptr;
   for (const conf::Pool& p : g->site.pools)
     if (!p.servers_from.empty()) g->watched.emplace_back(p.servers_from, file_state(p.servers_from));
   g->setup.site = &g->site;
@@ -318,10 +340,31 @@ void Master::stop_drained_apps(uint64_t now, bool all) {
   }
 }
 
-void Master::spawn(int slot) {
+// The lowest worker slot no process of this generation holds: neither a
+// current worker (running or due to respawn) nor a retired one still
+// draining. -1 if all are taken.
+int Master::free_slot() const {
+  std::vector<bool> used(kWorkerSlots);
+  for (const WorkerProc& w : procs_)
+    if (w.slot >= 0) used[w.slot] = true;
+  for (const Retiring& r : retiring_)
+    if (r.slot >= 0 && r.gen == gen_->id) used[r.slot] = true;
+  auto it = std::find(used.begin(), used.end(), false);
+  return it == used.end() ? -1 : (int)(it - used.begin());
+}
+
+void Master::spawn(int i) {
   Generation& g = *gen_;
+  if (procs_[i].slot < 0) procs_[i].slot = free_slot();
+  int slot = procs_[i].slot;
+  if (slot < 0) {
+    PLOG_ERROR("no free worker slot (%u, some held by draining workers); retrying", kWorkerSlots);
+    procs_[i].respawn_at_ms = monotonic_ms() + 1000;
+    return;
+  }
   g.setup.slot = slot;
-  g.setup.n_workers = n_workers_;
+  // Accept balance looks at slots 0..n_workers-1: include ours.
+  g.setup.n_workers = std::max(n_workers_, slot + 1);
   const conf::ServerSettings& srv = g.site.server;
   g.setup.max_requests = srv.max_requests;
   if (srv.max_requests && srv.max_requests_jitter) {
@@ -333,10 +376,11 @@ void Master::spawn(int slot) {
   pid_t pid = fork();
   if (pid < 0) {
     PLOG_ERROR("fork() failed: %s", strerror(errno));
-    procs_[slot].respawn_at_ms = monotonic_ms() + 1000;
+    procs_[i].respawn_at_ms = monotonic_ms() + 1000;
     return;
   }
   if (pid == 0) {
+    forget_notify_socket();
     char role[32];
     snprintf(role, sizeof role, "worker %d", slot);
     log::set_role(role);
@@ -344,10 +388,10 @@ void Master::spawn(int slot) {
     fflush(nullptr);
     _exit(rc);
   }
-  WorkerProc& w = procs_[slot];
+  g.shm->workers()[slot].pid.store(pid, std::memory_order_relaxed);
+  WorkerProc& w = procs_[i];
   w.pid = pid;
   w.gen = g.id;
-  w.slot = slot;
   w.started_ms = monotonic_ms();
   w.respawn_at_ms = 0;
   PLOG_INFO("worker %d started, pid %d (generation %d)", slot, (int)pid, g.id);
@@ -367,6 +411,7 @@ void Master::spawn_health() {
   }
   if (pid == 0) {
     log::set_role("health");
+    forget_notify_socket();
     for (const Socket& s : sockets_) close(s.fd);  // never accepts; must not keep ports bound
     int rc = run_health_checker(std::move(targets));
     fflush(nullptr);
@@ -383,10 +428,19 @@ void Master::stop_health() {
   health_respawn_at_ms_ = 0;
 }
 
-void Master::retire(pid_t pid, int sig) {
+void Master::retire(pid_t pid, int sig, const WorkerProc* w) {
   if (pid <= 0) return;
   kill(pid, sig);
-  retiring_.push_back({pid, monotonic_ms() + gen_->site.server.graceful_timeout_ms + 1000});
+  retiring_.push_back({pid, monotonic_ms() + gen_->site.server.graceful_timeout_ms + 1000,
+                       w ? w->gen : 0, w ? w->slot : -1});
+}
+
+void Master::reclaim_slot(int gen, int slot, pid_t pid) {
+  if (slot < 0 || gen != gen_->id) return;
+  int64_t held = gen_->shm->reclaim_worker((uint32_t)slot);
+  if (held > 0)
+    PLOG_WARN("worker %d (pid %d) died holding %lld request(s) in flight; their upstream "
+              "counts are released", slot, (int)pid, (long long)held);
 }
 
 void Master::reap() {
@@ -396,6 +450,7 @@ void Master::reap() {
     auto r = std::find_if(retiring_.begin(), retiring_.end(),
                           [&](const Retiring& x) { return x.pid == pid; });
     if (r != retiring_.end()) {
+      reclaim_slot(r->gen, r->slot, pid);
       retiring_.erase(r);
       continue;
     }
@@ -424,6 +479,7 @@ void Master::reap() {
     if (it == procs_.end()) continue;  // e.g. a new master started by an upgrade
     WorkerProc& w = *it;
     w.pid = 0;
+    reclaim_slot(w.gen, w.slot, pid);
     if (stopping_) continue;
     uint64_t now = monotonic_ms();
     bool fast = now - w.started_ms < kFastDeathMs;
@@ -515,10 +571,12 @@ void Master::reload() {
   carry_over_state(*gen_, *g);
   // The new app processes are up and ready before any old one is stopped.
   if (!start_apps(*g, &err)) {
+    discard_sockets(*g);
     PLOG_ERROR("reload failed, still serving the previous configuration: %s", err.c_str());
     notify_status("READY=1\n");
     return;
   }
+  commit_sockets(*g);
   for (const auto& n : g->site.notices) PLOG_NOTICE("%s", n.c_str());
   // Start the new generation first, then drain the old one: the shared
   // listen sockets never lack an acceptor.
@@ -528,7 +586,7 @@ void Master::reload() {
   if (opts_.workers <= 0 && gen_->site.server.workers > 0) n_workers_ = gen_->site.server.workers;
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
-  for (WorkerProc& w : old) retire(w.pid, SIGTERM);
+  for (WorkerProc& w : old) retire(w.pid, SIGTERM, &w);
   if (old_gen->apps) {
     DrainingApps d;
     d.apps = std::move(old_gen->apps);
@@ -556,8 +614,9 @@ void Master::reload() {
 
 void Master::change_workers(int delta) {
   if (delta > 0) {
-    if (procs_.size() >= kWorkerSlots) {
-      PLOG_WARN("SIGTTIN: already at %u workers", kWorkerSlots);
+    if (procs_.size() >= kWorkerSlots || free_slot() < 0) {
+      PLOG_WARN("SIGTTIN: all %u worker slots are taken (draining workers hold theirs)",
+                kWorkerSlots);
       return;
     }
     procs_.push_back(WorkerProc{});
@@ -568,7 +627,7 @@ void Master::change_workers(int delta) {
       PLOG_WARN("SIGTTOU: keeping the last worker");
       return;
     }
-    retire(procs_.back().pid, SIGTERM);
+    retire(procs_.back().pid, SIGTERM, &procs_.back());  // its slot stays taken until reaped
     procs_.pop_back();
     n_workers_ = (int)procs_.size();
   }
@@ -639,7 +698,10 @@ void Master::stop_apps(bool graceful) {
 
 int Master::shutdown(bool graceful) {
   stopping_ = true;
-  sd_notify("STOPPING=1");
+  // After a USR2 upgrade the new master carries on: make it systemd's main
+  // process (only the main one may notify under NotifyAccess=main) rather
+  // than announce a stop.
+  sd_notify(upgrade_pid_ > 0 ? "MAINPID=" + std::to_string(upgrade_pid_) : "STOPPING=1");
   stop_health();
   int sig = graceful ? SIGTERM : SIGINT;
   for (WorkerProc& w : procs_)
@@ -718,9 +780,11 @@ int Master::run() {
   }
   gen_ = std::move(g);
   if (!start_apps(*gen_, &err)) {
+    discard_sockets(*gen_);
     fprintf(stderr, "pasture: %s\n", err.c_str());
     return 1;
   }
+  commit_sockets(*gen_);
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
   spawn_health();

@@ -44,6 +44,14 @@ class Master {
   int run();
 
  private:
+  struct Socket {
+    int fd = -1;
+    std::string key;  // "host:port" (or "unix:/path") as getsockname() reports it
+    // A unix socket this master unlinks when it stops (not systemd's): its
+    // path and the inode of the file, so a file bound there since is left alone.
+    std::string unix_path = {};
+    ino_t unix_ino = 0;
+  };
   // Everything one configuration needs; a reload builds a new one.
   struct Generation {
     int id = 0;
@@ -54,17 +62,26 @@ class Master {
     std::vector<std::pair<std::string, std::string>> watched;
     worker::Setup setup;
     std::unique_ptr<AppHost> apps;  // the Python app processes; null without Python apps
+    // Listen sockets bound for this generation that the master did not hold
+    // before: they join sockets_ only when the generation takes over, and
+    // are closed if it never does (a failed reload keeps the old set).
+    std::vector<Socket> opened;
   };
   struct WorkerProc {
     pid_t pid = 0;
     int gen = 0;
-    int slot = 0;
+    int slot = -1;  // shm worker slot; kept across respawns; -1 until first spawned
     uint64_t started_ms = 0;
     uint64_t respawn_at_ms = 0;  // 0: running or not scheduled
   };
-  struct Retiring {  // a worker of an older generation or a removed slot, draining
+  // Draining: a worker of an older generation or a removed one, an app
+  // process, a health checker. A current-generation worker keeps its shm
+  // slot (`slot`) until it is reaped.
+  struct Retiring {
     pid_t pid = 0;
     uint64_t kill_at_ms = 0;
+    int gen = 0;
+    int slot = -1;  // -1: not a worker
   };
   // An older generation's app processes: stopped once the old workers that
   // may still send them requests have exited (or at stop_at_ms).
@@ -73,33 +90,35 @@ class Master {
     std::vector<pid_t> workers;
     uint64_t stop_at_ms = 0;
   };
-  struct Socket {
-    int fd = -1;
-    std::string key;  // "host:port" (or "unix:/path") as getsockname() reports it
-    // A unix socket this master unlinks when it stops (not systemd's): its
-    // path and the inode of the file, so a file bound there since is left alone.
-    std::string unix_path = {};
-    ino_t unix_ino = 0;
-  };
   void close_socket(const Socket& s);
 
   std::unique_ptr<Generation> make_generation(conf::Site site, std::string* err);
   bool resolve_upstreams(Generation& g, std::string* err);
-  bool open_sockets(const conf::ServerSettings& s, std::vector<int>* fds, std::string* err);
+  bool open_sockets(const conf::ServerSettings& s, std::vector<int>* fds,
+                    std::vector<Socket>* opened, std::string* err);
+  // g's new listen sockets join the master's (g takes over), or are closed
+  // (g failed to start).
+  void commit_sockets(Generation& g);
+  void discard_sockets(Generation& g);
   void carry_over_state(const Generation& from, Generation& to);
   // Starts g's app processes and waits for them (before its workers).
   bool start_apps(Generation& g, std::string* err);
   // Retires the draining app hosts whose workers are gone (all when `all`).
   void stop_drained_apps(uint64_t now, bool all);
   void stop_apps(bool graceful);
-  void spawn(int slot);
+  // Starts procs_[i]'s process, in its shm slot (a free one the first time).
+  void spawn(int i);
+  int free_slot() const;
+  // The process in worker slot `slot` of generation `gen` is gone: return
+  // what it held in shm (current generation only; older regions are unmapped).
+  void reclaim_slot(int gen, int slot, pid_t pid);
   // The current generation's health checker (master/health.h), if any pool
   // has health_check; stop_health() retires the running one.
   void spawn_health();
   void stop_health();
   void reap();
   void supervise_tick(uint64_t now);
-  void retire(pid_t pid, int sig);
+  void retire(pid_t pid, int sig, const WorkerProc* w = nullptr);
   void reload();
   bool watched_files_changed();
   void change_workers(int delta);

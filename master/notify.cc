@@ -46,6 +46,8 @@ bool sd_notify(const std::string& state) {
   return n == (ssize_t)state.size();
 }
 
+void forget_notify_socket() { unsetenv("NOTIFY_SOCKET"); }
+
 std::vector<int> sd_listen_fds() {
   std::vector<int> out;
   const char* pid = getenv("LISTEN_PID");

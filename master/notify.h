@@ -11,6 +11,11 @@ namespace pasture::master {
 // false only when the socket is set and sending failed.
 bool sd_notify(const std::string& state);
 
+// In a process the master forks (worker, health checker, hosted app): only
+// the master may notify systemd (the unit's NotifyAccess=main), and code
+// running here must not find a socket to try.
+void forget_notify_socket();
+
 // sd_listen_fds(): the sockets systemd passed (fd 3 ...), if LISTEN_PID is
 // this process. Unsets LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES so children do
 // not see them.

@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <ctime>
+
+#include "common/log.h"
 
 namespace pasture::worker {
 
@@ -15,7 +18,7 @@ bool AccessLog::open(uv_loop_t* loop, const std::string& path) {
     own_fd_ = false;
     return true;
   }
-  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  fd_ = log::open_no_follow(path.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
   own_fd_ = fd_ >= 0;
   return fd_ >= 0;
 }
@@ -27,15 +30,15 @@ void AccessLog::reopen() {
     return;
   }
   reopen_pending_ = false;
-  flush_sync();
-  int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  write_sync();
+  int fd = log::open_no_follow(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
   if (fd < 0) return;  // keep writing to the old file rather than lose lines
   ::close(fd_);
   fd_ = fd;
 }
 
 void AccessLog::flush() {
-  if (busy_ || buf_.empty() || fd_ < 0) return;
+  if (busy_ || finishing_ || buf_.empty() || fd_ < 0) return;
   inflight_.swap(buf_);
   buf_.clear();
   busy_ = true;
@@ -56,12 +59,22 @@ void AccessLog::on_written(uv_fs_t* req) {
   if (log->buf_.size() >= kFlushBytes) log->flush();
 }
 
-void AccessLog::flush_sync() {
+void AccessLog::finish() {
+  finishing_ = true;
+  // The pool thread may not even have started this write: writing buf_ now
+  // would put newer lines first, or tear lines where the two writes meet,
+  // and exiting would drop what the thread had not written yet.
+  while (busy_) uv_run(loop_, UV_RUN_ONCE);
+  write_sync();
+}
+
+void AccessLog::write_sync() {
   if (fd_ < 0 || buf_.empty()) return;
   const char* p = buf_.data();
   size_t n = buf_.size();
   while (n > 0) {
     ssize_t w = ::write(fd_, p, n);
+    if (w < 0 && errno == EINTR) continue;
     if (w <= 0) break;
     p += w;
     n -= (size_t)w;

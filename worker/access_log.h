@@ -25,7 +25,10 @@ class AccessLog {
     if (buf_.size() >= kFlushBytes) flush();
   }
   void flush();
-  void flush_sync();  // at exit
+  // At exit, after the loop stopped: waits for the write in flight (running
+  // the loop until its callback), then writes the rest here, so every line
+  // arrives, whole and in order. No write is started afterwards.
+  void finish();
 
   // "[25/Nov/2026:18:55:13 +0000]", recomputed once per second.
   std::string_view timestamp();
@@ -33,6 +36,7 @@ class AccessLog {
  private:
   static constexpr size_t kFlushBytes = 64 * 1024;
   static void on_written(uv_fs_t* req);
+  void write_sync();  // buf_, on this thread; only while no write is in flight
 
   uv_loop_t* loop_ = nullptr;
   int fd_ = -1;
@@ -40,7 +44,8 @@ class AccessLog {
   std::string path_;
   std::string buf_, inflight_;
   uv_fs_t req_;
-  bool busy_ = false;
+  bool busy_ = false;  // inflight_ is being written by a pool thread
+  bool finishing_ = false;
   bool reopen_pending_ = false;
   int64_t stamp_sec_ = -1;
   char stamp_[40] = {0};

@@ -121,6 +121,16 @@ void ClientConn::stop_reading() {
 
 void ClientConn::arm_timer(uint32_t ms) { w_->timers().arm(&timer_, ms, w_->now()); }
 
+// For timeouts restarted by progress (every read, every write): moving the
+// node to its list's tail within one tick of its deadline changes nothing
+// the coarse timers can tell apart, so that is skipped.
+void ClientConn::rearm_timer(uint32_t ms) {
+  uint64_t now = w_->now();
+  if (timer_.armed() && timer_.list->timeout_ms() == ms && timer_.deadline + Timers::kTickMs > now + ms)
+    return;
+  w_->timers().arm(&timer_, ms, now);
+}
+
 void ClientConn::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(s->data));
   c->on_read(nread, buf->base);
@@ -130,41 +140,77 @@ void ClientConn::on_read(ssize_t nread, const char* data) {
   if (nread == 0) return;
   if (nread < 0) {
     reading_ = false;  // libuv stops reading at EOF and on errors
-    if (nread == UV_EOF && state_ == State::kWaiting) {
-      // Half-close after a complete request: answer, then close.
-      client_eof_ = true;
-      keep_alive_ = false;
-      return;
-    }
-    close();
+    if (nread == UV_EOF)
+      on_eof();
+    else
+      close();
     return;
   }
   if (state_ == State::kLinger || state_ == State::kClosed) return;  // discard
-  if (state_ == State::kIdle) {
-    state_ = State::kHead;
-    arm_timer(w_->site().server.client_header_timeout_ms);
-  }
   size_t n = (size_t)nread;
-  if (inbuf_) {
-    inbuf_->append(data, n);
-    if (state_ == State::kWaiting) {
-      if (inbuf_->size() > kMaxPipelined) stop_reading();
-      return;
+  if (state_ == State::kWaiting || out_full_) {
+    // A response is in progress: pipelined bytes wait (update_reading bounds them).
+    if (!inbuf_) {
+      inbuf_ = w_->take_buf();
+      inbuf_->clear();
+      inbuf_parsed_ = 0;
     }
-    run_inbuf();
-  } else if (state_ == State::kWaiting) {
-    inbuf_ = w_->take_buf();
-    inbuf_->assign(data, n);
-    inbuf_parsed_ = 0;
+    inbuf_->append(data, n);
   } else {
-    const char* rest = parse(data, data, data + n);
-    retain(data, rest, data + n, false);
+    if (state_ == State::kIdle) {
+      state_ = State::kHead;
+      arm_timer(w_->site().server.client_header_timeout_ms);
+    }
+    if (inbuf_) {
+      inbuf_->append(data, n);
+      run_inbuf();
+    } else {
+      const char* rest = parse(data, data, data + n);
+      retain(data, rest, data + n, false);
+    }
+    if (up_) up_->flush();
   }
-  if (up_) up_->flush();
+  update_reading();
+}
+
+// The client's EOF. A request not yet complete is abandoned; answers already
+// queued are still delivered (a half-closed client reads on).
+void ClientConn::on_eof() {
+  client_eof_ = true;
+  keep_alive_ = false;
+  switch (state_) {
+    case State::kWaiting:  // half-close after a complete request: answer, then close
+      return;
+    case State::kLinger:
+      if (shut_done_) close();  // else on_shutdown closes
+      return;
+    case State::kIdle:
+    case State::kHead:
+      if (tcp_.write_queue_size > 0) {
+        shutdown_and_linger();
+        return;
+      }
+      close();
+      return;
+    default:
+      close();
+  }
+}
+
+// Reading is on unless something holds it off: the upstream is not taking
+// the body (client_paused_), answers wait unread (out_full_), the pipelined
+// backlog behind a response in progress is over kMaxPipelined, or EOF.
+void ClientConn::update_reading() {
+  if (in_parse_ || state_ == State::kClosed) return;
+  bool backlog = state_ == State::kWaiting && inbuf_ && inbuf_->size() > kMaxPipelined;
+  if (client_eof_ || client_paused_ || out_full_ || backlog)
+    stop_reading();
+  else
+    start_reading();
 }
 
 void ClientConn::run_inbuf() {
-  while (inbuf_ && state_ != State::kWaiting && state_ != State::kLinger &&
+  while (inbuf_ && !out_full_ && state_ != State::kWaiting && state_ != State::kLinger &&
          state_ != State::kClosed) {
     std::string* buf = inbuf_;
     const char* base = buf->data();
@@ -214,7 +260,7 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
   const auto& srv = w_->site().server;
   while (state_ != State::kClosed && state_ != State::kLinger) {
     if (state_ == State::kIdle) {
-      if (p == end) break;
+      if (p == end || out_full_) break;
       state_ = State::kHead;
       arm_timer(srv.client_header_timeout_ms);
     }
@@ -267,6 +313,8 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
     if (state_ != State::kBody) break;
     llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
     if (err == HPE_OK) {
+      // client_body_timeout runs between reads, as nginx's: progress re-arms it.
+      if (p < end && !client_paused_) rearm_timer(srv.client_body_timeout_ms);
       if (chunked_)
         flush_chunks();
       else if (p < end)
@@ -413,6 +461,7 @@ void ClientConn::on_request_complete() {
   req_done_ = true;
   state_ = State::kWaiting;
   timer_disarm(&timer_);
+  if (up_paused_) arm_send_timer();  // the answer waits for the client (on_response_body)
   if (mode_ == Mode::kLocal) {
     finish_local();
     return;
@@ -432,17 +481,29 @@ void ClientConn::finish_exchange() {
   }
   reset_request();
   state_ = State::kIdle;
-  arm_timer(w_->site().server.keepalive_timeout_ms);
-  if (client_paused_ || !reading_) {
-    client_paused_ = false;
-    if (!inbuf_ || inbuf_->size() <= kMaxPipelined) start_reading();
+  client_paused_ = false;
+  if (tcp_.write_queue_size > kHighWater) {
+    // The client does not read its answers: take no request (and read
+    // nothing) until they drain below kLowWater (on_write_done).
+    out_full_ = true;
+    stop_reading();
+    arm_timer(w_->site().server.send_timeout_ms);
+    return;
   }
+  next_request();
+}
+
+// Keep-alive: parse pipelined bytes already here, and read when the backlog
+// allows. Inside parse() (a local answer), parse() goes on by itself.
+void ClientConn::next_request() {
+  arm_timer(w_->site().server.keepalive_timeout_ms);
   if (!in_parse_ && inbuf_) {
     state_ = State::kHead;
     arm_timer(w_->site().server.client_header_timeout_ms);
     run_inbuf();
     if (up_) up_->flush();
   }
+  update_reading();
 }
 
 void ClientConn::reset_request() {
@@ -453,6 +514,7 @@ void ClientConn::reset_request() {
   expect_continue_ = false;
   tries_ = stale_tries_ = 0;
   fresh_ = false;
+  up_paused_ = false;
   pool_ = server_ = handler_ = -1;
   body_bytes_ = 0;
   tried_ = 0;
@@ -493,7 +555,12 @@ int ClientConn::head_error_status(const char* base, llhttp_errno_t err) const {
 void ClientConn::close_if_idle() {
   // A connection that has not sent its first request yet is not idle: its
   // client is about to send one. It gets one answer with Connection: close.
-  if (state_ == State::kIdle && !inbuf_ && served_) close();
+  // Answers it has not read yet are delivered before the close.
+  if (state_ != State::kIdle || inbuf_ || !served_) return;
+  if (tcp_.write_queue_size > 0)
+    shutdown_and_linger();
+  else
+    close();
 }
 
 void ClientConn::shutdown_and_linger() {
@@ -504,22 +571,34 @@ void ClientConn::shutdown_and_linger() {
   }
   release_server(false);
   state_ = State::kLinger;
-  // Shut the write side once queued bytes are out, then read until the
-  // client's EOF (or kLingerMs), so unread input never turns our close into
-  // an RST that destroys the response in flight.
+  out_full_ = client_paused_ = false;
+  // Shut the write side once every queued byte is written (send_timeout
+  // governs until then: closing earlier would cancel those writes), then
+  // read until the client's EOF (or kLingerMs), so unread input never turns
+  // our close into an RST that destroys the response in flight.
   auto* req = new uv_shutdown_t;
   int r = uv_shutdown(req, stream(), [](uv_shutdown_t* rq, int status) {
     auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(rq->handle->data));
     delete rq;
-    if (status < 0 && c->state_ != State::kClosed) c->close();
+    c->on_shutdown(status);
   });
   if (r < 0) {
     delete req;
     close();
     return;
   }
+  arm_timer(w_->site().server.send_timeout_ms);
+  update_reading();  // discards input until EOF (unless EOF came already)
+}
+
+void ClientConn::on_shutdown(int status) {
+  if (state_ == State::kClosed) return;  // closed meanwhile (UV_ECANCELED)
+  if (status < 0 || client_eof_) {
+    close();
+    return;
+  }
+  shut_done_ = true;
   arm_timer(kLingerMs);
-  start_reading();
 }
 
 void ClientConn::on_timer(TimerNode* t) {

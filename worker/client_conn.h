@@ -3,11 +3,16 @@
 // proxied exchange.
 //
 // States (one request at a time; pipelined bytes wait in inbuf_):
-//   kIdle     keep-alive, no byte of the next request yet   (keepalive_timeout)
+//   kIdle     keep-alive, no byte of the next request yet   (keepalive_timeout;
+//             send_timeout while answers the client does not read hold
+//             further requests back: out_full_)
 //   kHead     reading a request head                       (client_header_timeout)
-//   kBody     head handled; the body streams to its handler
-//   kWaiting  request complete; its response is in progress
-//   kLinger   response sent, write side shut; draining input until EOF
+//   kBody     head handled; the body streams to its handler  (client_body_timeout,
+//             re-armed by every read that brings body bytes)
+//   kWaiting  request complete; its response is in progress (send_timeout while
+//             the client's unread answer holds the upstream paused)
+//   kLinger   last response queued; once it is written the write side is
+//             shut, then input is drained until EOF         (send_timeout, then 2 s)
 //
 // llhttp callbacks only record; parse() acts on what they recorded.
 #pragma once
@@ -92,6 +97,9 @@ class ClientConn final : public StreamOwner {
   void on_request_complete();
   void finish_local();
   void finish_exchange();
+  void next_request();
+  void update_reading();
+  void on_eof();
   void reset_request();
 
   // Responses pasture makes itself. `fields`: extra header lines, each
@@ -102,7 +110,7 @@ class ClientConn final : public StreamOwner {
   int count_trailer(size_t n);
   void append_response_head(std::string& o, const char* base, const HeadCollector& h,
                             const llhttp_t* p);
-  bool send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
+  int send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
   void respond_error(int status, const char* why);
   void release_server(bool failed);
   void begin_log(const char* base);
@@ -112,8 +120,11 @@ class ClientConn final : public StreamOwner {
   void start_reading();
 
   void shutdown_and_linger();
+  void on_shutdown(int status);
   void close();
   void arm_timer(uint32_t ms);
+  void rearm_timer(uint32_t ms);
+  void arm_send_timer() { rearm_timer(w_->site().server.send_timeout_ms); }
 
   uv_tcp_t tcp_;
   Worker* w_;
@@ -138,6 +149,8 @@ class ClientConn final : public StreamOwner {
   bool resp_done_ = false;
   bool resp_started_ = false;
   bool client_eof_ = false;
+  bool out_full_ = false;     // answers over kHighWater wait in our queue: no new request, no reading
+  bool shut_done_ = false;    // kLinger: every byte written and the write side shut
   bool expect_continue_ = false;
   bool chunked_ = false;      // chunked request body: decoded, then chunked again
   uint32_t trailer_bytes_ = 0;  // of the chunked body's trailer section, never forwarded
@@ -162,7 +175,7 @@ class ClientConn final : public StreamOwner {
   uint32_t log_tail_ = 0;        // where its referer/user-agent part starts
   uint16_t status_ = 0;          // response status, for the log
   uint64_t resp_bytes_ = 0;      // response body bytes sent, for the log
-  std::string_view set_cookie_;  // sticky cookie value to send back (pool table)
+  std::string_view set_cookie_;  // sticky cookie: the server id to send back (pool table)
   char peer_[48] = {0};       // client address, text
 };
 

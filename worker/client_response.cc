@@ -106,10 +106,13 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
   }
   if (status < 200) {
     // RFC 9110 15.2: a proxy forwards every interim response, except to an
-    // HTTP/1.0 client; 100 only when the client asked with Expect (an
-    // upstream may send it unasked). 101 never gets here (UpstreamConn).
+    // HTTP/1.0 client. 100 goes bare, as pasture sends it itself, and only
+    // when the client asked with Expect (an upstream may send it unasked).
+    // 101 never gets here (UpstreamConn).
     if (http10_ || (status == 100 && !expect_continue_)) return false;
-    if (!send_interim(base, h, p)) close();
+    int r = status == 100 ? stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25)
+                          : send_interim(base, h, p);
+    if (r < 0) close();
     return false;
   }
   PoolRt& pool = w_->pools()[pool_];
@@ -164,10 +167,14 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
       o.append("\r\n");
     }
   }
-  if (!set_cookie_.empty()) {
-    const std::string& name = w_->pools()[pool_].cfg->cookie_name;
-    o.append("Set-Cookie: ").append(name).push_back('=');
-    append(o, set_cookie_);
+  if (!set_cookie_.empty()) {  // the server's id: the value is issued now
+    PoolRt& pool = w_->pools()[pool_];
+    o.append("Set-Cookie: ").append(pool.cfg->cookie_name).push_back('=');
+    o.append(lb::sticky_cookie_value(*pool.state, set_cookie_));
+    if (pool.cfg->cookie_max_age_s != 0) {
+      o.append("; Max-Age=");
+      append_uint(o, pool.cfg->cookie_max_age_s);
+    }
     o.append("; Path=/; HttpOnly\r\n");
   }
   if (!keep_alive_)
@@ -220,15 +227,16 @@ void ClientConn::append_response_head(std::string& o, const char* base, const He
 }
 
 // An interim (1xx) response, forwarded at once: it has no framing of its
-// own, and the final response follows on the same connection.
-bool ClientConn::send_interim(const char* base, const HeadCollector& h, const llhttp_t* p) {
+// own, and the final response follows on the same connection. Returns 0
+// or a libuv error.
+int ClientConn::send_interim(const char* base, const HeadCollector& h, const llhttp_t* p) {
   std::string* b = w_->take_buf();
   b->clear();
   append_response_head(*b, base, h, p);
   b->append("\r\n");
   int r = stream_send(stream(), b->data(), b->size());
   w_->give_buf(b);
-  return r >= 0;
+  return r;
 }
 
 // Requests pasture answers itself whatever the route: TRACE when it is not
@@ -298,8 +306,11 @@ void ClientConn::on_response_body(const char* p, size_t n) {
     return;
   }
   if (up_ && tcp_.write_queue_size > kHighWater) {
+    // The client is the bottleneck: the upstream waits (and its read_timeout
+    // with it), and send_timeout runs for the client once the request is in.
     up_paused_ = true;
     up_->pause_read();
+    if (state_ == State::kWaiting) arm_send_timer();
   }
 }
 
@@ -309,10 +320,21 @@ void ClientConn::on_write_done(int status) {
     close();
     return;
   }
-  if (up_paused_ && tcp_.write_queue_size < kLowWater) {
+  size_t queued = tcp_.write_queue_size;
+  if (up_paused_ && queued < kLowWater) {
     up_paused_ = false;
+    if (state_ == State::kWaiting) timer_disarm(&timer_);
     if (up_) up_->resume_read();
   }
+  if (out_full_ && queued < kLowWater) {
+    out_full_ = false;
+    next_request();
+    return;
+  }
+  // The client took bytes: send_timeout restarts wherever it governs.
+  if (out_full_ || (up_paused_ && state_ == State::kWaiting) ||
+      (state_ == State::kLinger && !shut_done_))
+    arm_send_timer();
 }
 
 void ClientConn::on_response_done(bool upstream_keepalive) {

@@ -53,8 +53,9 @@ lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool) {
   return rv;
 }
 
-// Count the request against server `s` and remember the sticky cookie to
-// send back (a view into the pool's table, valid for the worker's life).
+// Count the request against server `s` and remember the sticky cookie's
+// server id to send back (a view into the pool's table, valid for the
+// worker's life; the signed value is made with the response head).
 void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cookie) {
   server_ = s;
   if (s < 64) tried_ |= 1ull << s;
@@ -63,7 +64,8 @@ void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cooki
     pool.in_flight++;
   }
   shm::ServerSlot& slot = pool.state->server_slots[s];
-  slot.active.fetch_add(1, std::memory_order_relaxed);
+  // Also in this worker's held row: if it dies, the master gives it back.
+  shm::take_active(slot, w_->held(pool.targets[s].shm_index));
   slot.requests.fetch_add(1, std::memory_order_relaxed);
   set_cookie_ = pool.cfg->method == conf::BalanceMethod::Cookie
                     ? lb::sticky_cookie_to_set(*pool.state, request_cookie, s)
@@ -119,8 +121,11 @@ void ClientConn::forward_body(const char* p, size_t n) {
   if (mode_ != Mode::kProxy || !up_) return;  // local handlers discard the body
   up_->send_body(p, n);
   if (up_ && up_->queued() > kHighWater) {
+    // The upstream is not taking the body: its send_timeout governs, and
+    // client_body_timeout waits until reading resumes (on_upstream_drained).
     client_paused_ = true;
     stop_reading();
+    if (state_ == State::kBody) timer_disarm(&timer_);
   }
 }
 
@@ -154,13 +159,15 @@ void ClientConn::flush_chunks() {
 void ClientConn::on_upstream_drained() {
   if (client_paused_) {
     client_paused_ = false;
-    start_reading();
+    if (state_ == State::kBody) arm_timer(w_->site().server.client_body_timeout_ms);
+    update_reading();
   }
 }
 void ClientConn::release_server(bool failed) {
   if (server_ < 0 || pool_ < 0) return;
-  shm::ServerSlot& slot = w_->pools()[pool_].state->server_slots[server_];
-  slot.active.fetch_sub(1, std::memory_order_relaxed);
+  PoolRt& pool = w_->pools()[pool_];
+  shm::ServerSlot& slot = pool.state->server_slots[server_];
+  shm::release_active(slot, w_->held(pool.targets[server_].shm_index));
   if (failed) slot.failures.fetch_add(1, std::memory_order_relaxed);
   server_ = -1;
 }

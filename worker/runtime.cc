@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "common/log.h"
@@ -19,6 +20,28 @@ namespace {
 
 char g_readbuf[64 * 1024];
 constexpr int kAcceptBatch = 8;
+// Out of descriptors or memory, accept4() fails but leaves the connection
+// queued, so the listen socket stays readable: back off this long (or until
+// one of our connections closes) instead of spinning, and say so at most once
+// per kAcceptErrorLogMs.
+constexpr uint64_t kAcceptStarvedMs = 100;
+constexpr uint64_t kAcceptErrorLogMs = 5000;
+constexpr uint64_t kOverSharePauseMs = 2;
+
+// accept4() errors that took their connection away: ECONNABORTED, and the
+// network errors Linux passes on from the new connection (accept(2): "treat
+// them like EAGAIN by retrying"). Any other (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM...) leaves the connection queued, and retrying at once fails again.
+bool consumed_connection(int err) {
+  switch (err) {
+    case ECONNABORTED: case EPERM: case EPROTO: case ENOPROTOOPT: case ENETDOWN:
+    case ENONET: case EHOSTDOWN: case EHOSTUNREACH: case ENETUNREACH: case EOPNOTSUPP:
+    case ETIMEDOUT:
+      return true;
+    default:
+      return false;
+  }
+}
 
 lb::Method to_lb(conf::BalanceMethod m) {
   switch (m) {
@@ -42,6 +65,7 @@ lb::PoolState build_pool_state(const conf::Pool& pc, shm::PoolSlot* slot,
   params.consistent = static_cast<lb::Consistency>(static_cast<int>(pc.consistent));
   params.hash_whole_ip = pc.hash_whole_ip;
   params.cookie_secret = pc.cookie_secret;
+  params.cookie_max_age = pc.cookie_max_age_s;
   for (const conf::UpstreamServer& s : pc.servers) {
     lb::ServerParams sp;
     sp.id = s.label();
@@ -63,6 +87,7 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
     : loop_(loop),
       site_(setup.site),
       slot_(&setup.shm->workers()[setup.slot]),
+      held_(setup.shm->held(setup.slot)),
       rng_(lb::seed_from_os()),
       graceful_timeout_ms_(setup.graceful_timeout_ms),
       max_requests_(setup.max_requests) {
@@ -154,6 +179,7 @@ void Worker::client_closed(ClientConn* c) {
     clients_.pop_back();
   }
   slot_->connections.fetch_sub(1, std::memory_order_relaxed);
+  if (accept_starved_) resume_accepting();  // a descriptor just came back
   if (draining_) maybe_exit();
 }
 
@@ -241,48 +267,86 @@ bool Worker::over_share() const {
   return mine > fair + std::max<uint64_t>(2, fair / 16);
 }
 
-void Worker::pause_accepting() {
-  for (int fd : listen_fds_) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+void Worker::pause_accepting(uint64_t ms) {
+  if (!accept_paused_)
+    for (int fd : listen_fds_) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
   accept_paused_ = true;
   uv_timer_start(&accept_pause_, [](uv_timer_t* t) {
-    auto* w = static_cast<Worker*>(t->data);
-    if (!w->accept_paused_ || w->draining_ || w->epfd_ < 0) return;
-    w->accept_paused_ = false;
-    for (int fd : w->listen_fds_) {
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-      ev.data.fd = fd;
-      epoll_ctl(w->epfd_, EPOLL_CTL_ADD, fd, &ev);
-    }
-  }, 2, 0);
+    static_cast<Worker*>(t->data)->resume_accepting();
+  }, ms, 0);
+}
+
+void Worker::resume_accepting() {
+  accept_starved_ = false;
+  if (!accept_paused_ || draining_ || epfd_ < 0) return;
+  accept_paused_ = false;
+  uv_timer_stop(&accept_pause_);
+  for (int fd : listen_fds_) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.fd = fd;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  }
 }
 
 void Worker::on_acceptable(uv_poll_t* h, int status, int) {
   auto* w = static_cast<Worker*>(h->data);
   if (status < 0 || w->draining_) return;
   if (w->over_share()) {
-    w->pause_accepting();
+    w->pause_accepting(kOverSharePauseMs);
     return;
   }
   epoll_event evs[16];
   int n = epoll_wait(w->epfd_, evs, 16, 0);
-  for (int i = 0; i < n; i++) w->accept_batch(evs[i].data.fd, kAcceptBatch);
+  for (int i = 0; i < n; i++) {
+    if (!w->accept_batch(evs[i].data.fd, kAcceptBatch)) {
+      // Pausing, not nginx's spin nor libuv's accept-and-close of a reserved
+      // descriptor: the connection stays queued for a worker that has
+      // descriptors to spare (the socket is shared), or for us once ours
+      // come back.
+      w->accept_starved_ = true;
+      w->pause_accepting(kAcceptStarvedMs);
+      return;
+    }
+  }
+}
+
+void Worker::note_accept_failure(int err, bool pausing) {
+  uint64_t now = uv_now(loop_);
+  if (accept_failure_log_ms_ && now - accept_failure_log_ms_ < kAcceptErrorLogMs) {
+    accept_failures_++;  // counted in the next message
+    return;
+  }
+  char more[80] = "";
+  if (accept_failures_)
+    snprintf(more, sizeof more, " (%llu more since the last such message)",
+             (unsigned long long)accept_failures_);
+  if (pausing)
+    PLOG_WARN("accept4() failed: %s; not accepting for %llu ms or until a connection closes%s",
+              strerror(err), (unsigned long long)kAcceptStarvedMs, more);
+  else
+    PLOG_WARN("accept4() failed: %s%s", strerror(err), more);
+  accept_failures_ = 0;
+  accept_failure_log_ms_ = now;
 }
 
 // A bounded batch per wake-up keeps workers' shares even.
-void Worker::accept_batch(int lfd, int max) {
+bool Worker::accept_batch(int lfd, int max) {
   for (int k = 0; k < max; k++) {
     sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        PLOG_WARN("accept4() failed: %s", strerror(errno));  // EMFILE...: retried next tick
-      return;
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return true;
+      bool queued = !consumed_connection(err);
+      if (err != ECONNABORTED) note_accept_failure(err, queued);
+      if (queued) return false;
+      continue;
     }
     ClientConn::accept_fd(this, fd, reinterpret_cast<sockaddr*>(&ss));
   }
+  return true;
 }
 
 void Worker::start_drain() {
@@ -320,7 +384,7 @@ void Worker::start_drain() {
 void Worker::reopen_logs() {
   access_log_.reopen();
   if (log_file_.empty()) return;
-  int fd = open(log_file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  int fd = log::open_no_follow(log_file_.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
   if (fd < 0) {
     PLOG_ERROR("SIGUSR1: cannot reopen %s: %s", log_file_.c_str(), strerror(errno));
     return;

@@ -54,6 +54,8 @@ class Worker {
   Timers& timers() { return timers_; }
   std::vector<PoolRt>& pools() { return pools_; }
   shm::WorkerSlot* slot() { return slot_; }
+  // This worker's held counts (shm::HeldCount), by global server index.
+  shm::HeldCount& held(uint32_t server) { return held_[server]; }
   lb::Random& rng() { return rng_; }
   AccessLog& access_log() { return access_log_; }
   void reopen_logs();  // SIGUSR1
@@ -89,6 +91,7 @@ class Worker {
   uv_loop_t* loop_;
   const conf::Site* site_;
   shm::WorkerSlot* slot_;
+  shm::HeldCount* held_;
   lb::WyRand rng_;  // seeded per process after fork
   AccessLog access_log_;
   std::vector<PoolRt> pools_;
@@ -98,14 +101,21 @@ class Worker {
   std::vector<ClientConn*> clients_;  // unordered; ClientConn keeps its index
   static void on_acceptable(uv_poll_t* h, int status, int events);
   bool over_share() const;
-  void pause_accepting();
-  void accept_batch(int lfd, int max);
+  void pause_accepting(uint64_t ms);
+  void resume_accepting();
+  // False when accept4() failed in a way that leaves the connection queued
+  // (out of descriptors or memory): the caller backs off.
+  bool accept_batch(int lfd, int max);
+  void note_accept_failure(int err, bool pausing);  // one log line per 5 s at most
   std::vector<int> listen_fds_;
   std::vector<int> own_fds_;  // reuse_port: this worker's private sockets
   int epfd_ = -1;
   uv_poll_t* accept_poll_ = nullptr;
   uv_timer_t accept_pause_;
   bool accept_paused_ = false;
+  bool accept_starved_ = false;       // paused by EMFILE & co: a closed connection resumes
+  uint64_t accept_failures_ = 0;      // not logged yet
+  uint64_t accept_failure_log_ms_ = 0;
   shm::WorkerSlot* all_slots_;
   int n_workers_;
   bool draining_ = false;

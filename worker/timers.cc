@@ -24,11 +24,20 @@ void TimerList::arm(TimerNode* n, uint64_t now_ms) {
   head_.prev = n;
 }
 
+bool TimerList::due(const TimerNode* n, uint64_t now_ms) const {
+  // Armed at deadline - timeout: a node (re-)armed during this walk was armed
+  // at now_ms and waits for the next one, even with a zero timeout, so a
+  // callback that re-arms its own node cannot keep the walk going.
+  return n->deadline <= now_ms && n->deadline - timeout_ms_ < now_ms;
+}
+
 void TimerList::expire(uint64_t now_ms) {
-  while (head_.next != &head_ && head_.next->deadline <= now_ms) {
+  // Reads the head afresh after every callback: a callback may disarm, re-arm
+  // or free any node, this one's or another's.
+  while (head_.next != &head_ && due(head_.next, now_ms)) {
     TimerNode* n = head_.next;
     timer_disarm(n);
-    n->fire(n);  // may re-arm n or free its owner
+    n->fire(n);
   }
 }
 
@@ -40,7 +49,10 @@ TimerList* Timers::list(uint32_t timeout_ms) {
 }
 
 void Timers::expire(uint64_t now_ms) {
-  for (auto& l : lists_) l->expire(now_ms);
+  // By index: a callback that arms a duration not seen before appends a list
+  // and may reallocate lists_ under this walk (the lists themselves never
+  // move). A list appended now holds only nodes armed now: none is due.
+  for (size_t i = 0; i < lists_.size(); i++) lists_[i]->expire(now_ms);
 }
 
 }  // namespace pasture::worker

@@ -31,18 +31,23 @@ class TimerList {
   explicit TimerList(uint32_t timeout_ms);
   uint32_t timeout_ms() const { return timeout_ms_; }
   void arm(TimerNode* n, uint64_t now_ms);
-  // Fire every node whose deadline passed.
+  // Fire every node whose deadline passed and that was armed before now_ms;
+  // nodes armed by the callbacks fire in a later walk.
   void expire(uint64_t now_ms);
   bool empty() const { return head_.next == &head_; }
 
  private:
+  bool due(const TimerNode* n, uint64_t now_ms) const;
+
   uint32_t timeout_ms_;
   TimerNode head_;  // sentinel of a circular list
 };
 
 void timer_disarm(TimerNode* n);
 
-// All lists of one worker, keyed by duration.
+// All lists of one worker, keyed by duration. A TimerList never moves once
+// made (TimerNode::list points at it); callbacks may arm any duration, new
+// ones included.
 class Timers {
  public:
   static constexpr uint32_t kTickMs = 100;

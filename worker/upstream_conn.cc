@@ -247,27 +247,35 @@ void UpstreamConn::request_done() {
   request_done_ = true;
   if (state_ != State::kActive) return;
   flush();
-  if (state_ == State::kActive && !head_done_) arm_read_timer();
+  // read_timeout runs from here, also for an answer that began early (on_read
+  // re-arms it), unless the client holds us paused (pause_read).
+  if (state_ == State::kActive && !paused_) arm_read_timer();
 }
 
 void UpstreamConn::arm_read_timer() {
   w_->timers().arm(&timer_, pool_->cfg->read_timeout_ms, w_->now());
 }
 
+// The client is not taking the response: nothing is read, and read_timeout
+// (which measures the upstream) stops until reading resumes; the client's
+// send_timeout governs meanwhile.
 void UpstreamConn::pause_read() {
   paused_ = true;
   if (reading_) {
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
     reading_ = false;
   }
+  if (state_ == State::kActive && request_done_) timer_disarm(&timer_);
 }
 
 void UpstreamConn::resume_read() {
+  bool was_paused = paused_;
   paused_ = false;
   if (!reading_ && state_ != State::kClosed && state_ != State::kConnecting) {
     if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), Worker::alloc_cb, on_read_cb) == 0)
       reading_ = true;
   }
+  if (was_paused && state_ == State::kActive && client_ && request_done_) arm_read_timer();
 }
 
 void UpstreamConn::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
@@ -306,7 +314,10 @@ void UpstreamConn::on_read(ssize_t nread, const char* data) {
     return;
   }
   got_bytes_ = true;
-  if (!head_done_ || request_done_) arm_read_timer();
+  // read_timeout starts once the whole request is sent (request_done): an
+  // interim 100 Continue, or an early answer, before then must not time out
+  // a client still sending its body (client_body_timeout watches that).
+  if (request_done_) arm_read_timer();
   size_t n = (size_t)nread;
   if (inbuf_) {
     size_t old = inbuf_->size();

@@ -88,7 +88,7 @@ int run(const Setup& setup) {
   uv_unref(reinterpret_cast<uv_handle_t*>(&tick));
 
   uv_run(&loop, UV_RUN_DEFAULT);
-  w.access_log().flush_sync();
+  w.access_log().finish();
   // Exiting: the kernel closes every socket; nothing in this process needs
   // an orderly teardown, and skipping it keeps shutdown fast.
   return 0;

@@ -38,7 +38,7 @@ struct Setup {
   std::string log_file;       // --log-file: reopened onto fds 1/2 on USR1
   pid_t master_pid = 0;       // the worker exits (gracefully) if this process dies
   uint64_t max_requests = 0;  // drain and exit after this many (0 = never); jitter applied
-  int n_workers = 1;          // workers of this generation (slots 0..n-1), for accept balance
+  int n_workers = 1;          // accept balance looks at slots 0..n-1 (this one among them)
   bool reuse_port = false;    // also accept on a private SO_REUSEPORT socket per listener
 };
 

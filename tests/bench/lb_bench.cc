@@ -61,7 +61,7 @@ class Bench {
       keys_.push_back("/api/v1/users/" + std::to_string(i * 7919) + "/profile?lang=en");
       addrs_.push_back("192.168." + std::to_string(i / 256) + "." + std::to_string(i % 256));
     }
-    if (s.with_cookie) cookie_ = make_sticky_cookie(p.cookie_secret, p.servers[3].id);
+    if (s.with_cookie) cookie_ = make_sticky_cookie(p.cookie_secret, p.servers[3].id, unix_seconds());
   }
 
   int pick(size_t i) {

@@ -97,6 +97,7 @@ TEST(Balance, StickyCookieHoldsAcrossWorkersAndRejectsForgery) {
   std::string value = cookie_value(first, "sid");
   ASSERT_FALSE(value.empty()) << first.header("Set-Cookie");
   EXPECT_NE(first.header("Set-Cookie").find("HttpOnly"), std::string::npos);
+  EXPECT_EQ(first.header("Set-Cookie").find("Max-Age"), std::string::npos);  // a session cookie
   std::string home = first.header("X-Upstream");
   auto seen = spread(srv.port(), 3, 20, {{"Cookie", "other=1; sid=" + value}});
   EXPECT_EQ(seen[home], 60) << "sticky across workers and connections";
@@ -109,6 +110,44 @@ TEST(Balance, StickyCookieHoldsAcrossWorkersAndRejectsForgery) {
   EXPECT_EQ(tampered.size(), 3u);
   Response r = http_get(srv.port(), "/", {{"Cookie", "sid=" + forged}});
   EXPECT_FALSE(cookie_value(r, "sid").empty());
+}
+
+TEST(Balance, StickyCookieCarriesMaxAgeWhenConfigured) {
+  FakeUpstream a("a");
+  PastureServer srv(pool_ini(a.address(), "method = cookie\ncookie_secret = s3cret\ncookie_max_age = 1h\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Response r = http_get(srv.port(), "/");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.header("Set-Cookie").find("; Max-Age=3600;"), std::string::npos) << r.header("Set-Cookie");
+  EXPECT_FALSE(cookie_value(r, "pasture_sticky").empty()) << r.header("Set-Cookie");
+}
+
+// A backup serves only while no primary can; its cookie must not keep the
+// client there once a primary is back.
+TEST(Balance, BackupCookieDoesNotPinWhileAPrimaryIsUp) {
+  FakeUpstream a("a"), z("z");
+  std::string keys = "method = cookie\ncookie_secret = s3cret\ncookie_name = sid\n";
+  // The primary down: the backup answers and sets its cookie, which holds.
+  PastureServer down(pool_ini(a.address() + " down " + z.address() + " backup", keys), 1);
+  ASSERT_TRUE(down.started()) << down.output();
+  Response first = http_get(down.port(), "/");
+  ASSERT_EQ(first.header("X-Upstream"), "z");
+  std::string to_z = cookie_value(first, "sid");
+  ASSERT_FALSE(to_z.empty()) << first.header("Set-Cookie");
+  Response again = http_get(down.port(), "/", {{"Cookie", "sid=" + to_z}});
+  EXPECT_EQ(again.header("X-Upstream"), "z");
+  EXPECT_EQ(again.header_count("Set-Cookie"), 0u);
+  // The same secret with the primary up (as after the reload that brings it
+  // back): the client moves to the primary and gets the primary's cookie.
+  PastureServer up(pool_ini(a.address() + " " + z.address() + " backup", keys), 2);
+  ASSERT_TRUE(up.started()) << up.output();
+  auto seen = spread(up.port(), 2, 10, {{"Cookie", "sid=" + to_z}});
+  EXPECT_EQ(seen["a"], 20);
+  Response moved = http_get(up.port(), "/", {{"Cookie", "sid=" + to_z}});
+  EXPECT_EQ(moved.header("X-Upstream"), "a");
+  std::string to_a = cookie_value(moved, "sid");
+  EXPECT_FALSE(to_a.empty());
+  EXPECT_NE(to_a, to_z);
 }
 
 }  // namespace

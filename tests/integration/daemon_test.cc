@@ -3,13 +3,17 @@
 // SIGUSR1 reopen, --reload, --monitor-restart, --user. Every run has a temp
 // dir as its cwd, so paster.pid and paster.log land there.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -151,6 +155,34 @@ TEST(Daemon, DaemonPidFileStopDaemonRoundTrip) {
   EXPECT_NE(log.find("Removing PID file paster.pid\n"), std::string::npos) << log;
 }
 
+// `serve --daemon` returns only once the daemon has left the caller's
+// process group: killing that group the moment the command returns (job
+// control, a harness cleaning up) does not take the new daemon with it.
+TEST(Daemon, DaemonHasLeftTheCallersProcessGroupOnReturn) {
+  Site site;
+  for (int i = 0; i < 10; i++) {
+    pid_t starter = fork();
+    ASSERT_GE(starter, 0);
+    if (starter == 0) {
+      setpgid(0, 0);
+      int null_fd = open("/dev/null", O_WRONLY);
+      if (chdir(site.dir().c_str()) != 0 || null_fd < 0) _exit(126);
+      dup2(null_fd, 1);
+      dup2(null_fd, 2);
+      execl(PASTURE_BINARY, PASTURE_BINARY, "serve", "--daemon", "site.ini", (char*)nullptr);
+      _exit(127);
+    }
+    setpgid(starter, starter);  // whichever of the two runs first
+    int st = 0;
+    ASSERT_EQ(waitpid(starter, &st, 0), starter);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << describe_status(st);
+    killpg(starter, SIGKILL);  // ESRCH once everything left the group
+    int pid = site.wait_daemon();
+    ASSERT_GT(pid, 0) << "start " << i << ": the daemon died with its caller's process group";
+    ASSERT_EQ(site.run({"serve", "--stop-daemon"}).code, 0);
+  }
+}
+
 TEST(Daemon, StartStatusRestartStopWords) {
   Site site;
   CmdResult r = site.run({"serve", "site.ini", "start"});
@@ -290,6 +322,139 @@ TEST(Daemon, UnwritableLogFile) {
             "Error: Unable to write to log file: [Errno 2] No such file or directory: 'no/such/dir/x.log'\n");
 }
 
+// The pid file may be written by the service user while `stop` runs as
+// root: a pid that is not a pasture server gets no signal, and its file is
+// kept (it is no stale pid: something runs there).
+TEST(Daemon, StopSignalsNoProcessButAPastureServer) {
+  Site site;
+  Process sleeper({"sleep", "30"});
+  const std::string pid = std::to_string(sleeper.pid());
+  std::ofstream(site.file("paster.pid")) << pid;
+  std::string refusal = "PID " + pid + " in paster.pid is not a pasture server (it runs ";
+  CmdResult r = site.run({"serve", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out.rfind(refusal, 0), 0u) << r.out;
+  char self[PATH_MAX];
+  ASSERT_TRUE(realpath(PASTURE_BINARY, self));
+  EXPECT_NE(r.out.find("sleep, not " + std::string(self) + "); not signalling it\n"), std::string::npos)
+      << r.out;
+  r = site.run({"serve", "site.ini", "stop"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out.rfind(refusal, 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\nCould not stop daemon\n"), std::string::npos) << r.out;
+  r = site.run({"serve", "site.ini", "restart"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("\nCould not stop daemon; aborting\n"), std::string::npos) << r.out;
+  EXPECT_TRUE(sleeper.running());
+  EXPECT_EQ(slurp(site.file("paster.pid")), pid);
+  r = site.run({"serve", "site.ini", "status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "PID None in paster.pid is not running\n");
+  // Nor does it count as a running daemon: `start` starts one.
+  r = site.run({"serve", "site.ini", "start"});
+  EXPECT_EQ(r.out, "Entering daemon mode\n");
+  int daemon = site.wait_daemon();
+  ASSERT_GT(daemon, 0);
+  EXPECT_NE(std::to_string(daemon), pid);
+  EXPECT_EQ(site.run({"serve", "site.ini", "stop"}).code, 0);
+  EXPECT_TRUE(sleeper.running());
+}
+
+// A pid file the service user owns cannot aim root's `stop` at a pasture
+// server that runs as another user (here root's own).
+TEST(Daemon, StopRefusesAServerOfAnotherUserThanThePidFiles) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  const passwd* pw = getpwnam("nobody");
+  if (!pw) GTEST_SKIP() << "no user nobody";
+  Site site;
+  auto p = site.start({"serve", "site.ini"});
+  ASSERT_TRUE(wait_for_output(*p, "serving on")) << p->output();
+  std::ofstream(site.file("paster.pid")) << p->pid();
+  ASSERT_EQ(chown(site.file("paster.pid").c_str(), pw->pw_uid, pw->pw_gid), 0);
+  CmdResult r = site.run({"serve", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "PID " + std::to_string(p->pid()) + " in paster.pid runs as uid 0 but the file belongs to uid " +
+                       std::to_string(pw->pw_uid) + "; not signalling it\n");
+  EXPECT_TRUE(p->running());
+  // Owned by root (or by the server's user), the same file is trusted.
+  ASSERT_EQ(chown(site.file("paster.pid").c_str(), 0, 0), 0);
+  r = site.run({"serve", "--stop-daemon"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(exited_with(p->wait_exit(), 0));
+}
+
+// Pid and log files are opened with O_NOFOLLOW: a symbolic link planted
+// where they go is an error naming the path, and its target is not written.
+TEST(Daemon, SymlinkedPidAndLogFilesAreRefused) {
+  Site site;
+  std::ofstream(site.file("victim")) << "keep";
+  ASSERT_EQ(symlink("victim", site.file("app.pid").c_str()), 0);
+  ASSERT_EQ(symlink("victim", site.file("app.log").c_str()), 0);
+  const std::string loop = "[Errno 40] Too many levels of symbolic links: ";
+  CmdResult r = site.run({"serve", "--pid-file=app.pid", "site.ini"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "Error: Unable to write to pid file: " + loop + "'app.pid' (a symbolic link: not followed)\n");
+  r = site.run({"serve", "--log-file=app.log", "site.ini"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "Error: Unable to write to log file: " + loop + "'app.log' (a symbolic link: not followed)\n");
+  r = site.run({"serve", "--pid-file=app.pid", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "PID file app.pid is a symbolic link; not following it\n");
+  r = site.run({"serve", "--pid-file=app.pid", "site.ini", "status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "PID file app.pid is a symbolic link; not following it\n");
+  EXPECT_EQ(slurp(site.file("victim")), "keep");
+  // Nor does a FIFO in the pid file's place hang `stop`.
+  ASSERT_EQ(mkfifo(site.file("fifo.pid").c_str(), 0600), 0);
+  r = site.run({"serve", "--pid-file=fifo.pid", "--stop-daemon"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "Not a valid PID file in fifo.pid\n");
+
+  // logrotate's USR1 reopen: a link put in the log file's place is refused
+  // and the master keeps writing to the file it had.
+  ASSERT_EQ(unlink(site.file("app.log").c_str()), 0);
+  auto p = site.start({"serve", "--log-file=app.log", "site.ini"});
+  ASSERT_TRUE(wait_until([&] { return slurp(site.file("app.log")).find("serving on") != std::string::npos; }))
+      << p->output();
+  ASSERT_EQ(rename(site.file("app.log").c_str(), site.file("app.log.1").c_str()), 0);
+  ASSERT_EQ(symlink("victim", site.file("app.log").c_str()), 0);
+  p->signal(SIGUSR1);
+  EXPECT_TRUE(wait_until([&] {
+    return slurp(site.file("app.log.1")).find("SIGUSR1: open(app.log, O_APPEND) failed: Too many levels of "
+                                              "symbolic links (a symbolic link: not followed)") != std::string::npos;
+  })) << slurp(site.file("app.log.1"));
+  EXPECT_EQ(slurp(site.file("victim")), "keep");
+}
+
+// Workers open the access log the same way; the system's links (/dev/stdout,
+// the usual container set-up) are followed.
+TEST(Daemon, AccessLogSymlinkRefusedButDevStdoutFollowed) {
+  Site site;
+  std::ofstream(site.file("victim")) << "keep";
+  ASSERT_EQ(symlink("victim", site.file("access.log").c_str()), 0);
+  {
+    std::string ini = slurp(site.config());
+    ini.replace(ini.find("\n\n[app:main]"), 0, "\naccess_log = access.log");
+    std::ofstream(site.config()) << ini;
+  }
+  auto p = site.start({"serve", "site.ini"});
+  ASSERT_TRUE(wait_until([&] { return http_get(site.port(), "/x", {}, Millis(500)).status == 200; }))
+      << p->output();
+  EXPECT_TRUE(wait_until([&] {
+    return p->output().find("cannot open access log access.log: Too many levels of symbolic links") !=
+           std::string::npos;
+  })) << p->output();
+  EXPECT_EQ(slurp(site.file("victim")), "keep");
+  p.reset();
+  site.write_config("one");  // no access_log: it goes to --log-file
+  auto q = site.start({"serve", "--log-file=/dev/stdout", "site.ini"});
+  ASSERT_TRUE(wait_until([&] { return q->output().find("serving on") != std::string::npos; }))
+      << q->output();
+  ASSERT_EQ(http_get(site.port(), "/logged").status, 200);
+  EXPECT_TRUE(wait_until([&] { return q->output().find("GET /logged") != std::string::npos; }))
+      << q->output();
+}
+
 TEST(Daemon, ReloadRestartsOnConfigChange) {
   Site site("one", 1);
   auto p = site.start({"serve", "--reload", "--reload-interval=0.2", "site.ini"});
@@ -331,39 +496,83 @@ TEST(Daemon, MonitorRestartAfterTheServerDies) {
   EXPECT_FALSE(wait_for_port(site.port(), Millis(200)));
 }
 
-TEST(Daemon, UserNobodyWhenRoot) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root";
-  const passwd* pw = getpwnam("nobody");
-  if (!pw) GTEST_SKIP() << "no user nobody";
+// The "Key:\t..." line of /proc/PID/status, without the key.
+std::string proc_status(int pid, const std::string& key) {
+  std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key + ":\t", 0) == 0) return line.substr(key.size() + 2);
+  return "?";
+}
+
+// `pw`'s groups as the Groups: line of /proc/PID/status lists them: its
+// primary group `gid` and those of the group database, ascending.
+std::string groups_line(const passwd* pw, gid_t gid) {
+  int n = 64;
+  std::vector<gid_t> groups(n);
+  if (getgrouplist(pw->pw_name, gid, groups.data(), &n) < 0) return "getgrouplist failed";
+  groups.resize(n);
+  std::sort(groups.begin(), groups.end());
+  groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+  std::string out;
+  for (gid_t g : groups) out += std::to_string(g) + " ";
+  return out;
+}
+
+// `pasture serve --user USER` as root: the master and every worker run as
+// the user, in its primary group, with its groups as the supplementary ones
+// (never root's group 0).
+void expect_runs_as(const std::string& user_arg, const passwd& pw) {
   Site site("one", 2);
   ASSERT_EQ(chmod(site.dir().c_str(), 0755), 0);
   ASSERT_EQ(chmod(site.config().c_str(), 0644), 0);
-  auto p = site.start({"serve", "--user", "nobody", "site.ini"});
+  auto p = site.start({"serve", "--user", user_arg, "site.ini"});
   ASSERT_TRUE(wait_for_output(*p, "serving on") && wait_for_port(site.port())) << p->output();
-  EXPECT_EQ(p->output().rfind("Changing user to nobody:(unknown) (" + std::to_string(pw->pw_uid) + ":" +
-                                  std::to_string(pw->pw_gid) + ")\n",
+  EXPECT_EQ(p->output().rfind("Changing user to " + std::string(pw.pw_name) + ":(unknown) (" +
+                                  std::to_string(pw.pw_uid) + ":" + std::to_string(pw.pw_gid) + ")\n",
                               0),
             0u)
       << p->output();
   std::vector<int> procs = children_of(p->pid());
   procs.push_back(p->pid());
   ASSERT_GE(procs.size(), 3u);
+  std::string uid = std::to_string(pw.pw_uid), gid = std::to_string(pw.pw_gid);
   for (int pid : procs) {
-    std::string status = slurp("/proc/" + std::to_string(pid) + "/status");
-    std::string want = "Uid:\t" + std::to_string(pw->pw_uid) + "\t" + std::to_string(pw->pw_uid);
-    EXPECT_NE(status.find(want), std::string::npos) << pid << "\n" << status;
+    EXPECT_EQ(proc_status(pid, "Uid"), uid + "\t" + uid + "\t" + uid + "\t" + uid) << pid;
+    EXPECT_EQ(proc_status(pid, "Gid"), gid + "\t" + gid + "\t" + gid + "\t" + gid) << pid;
+    EXPECT_EQ(proc_status(pid, "Groups"), groups_line(&pw, pw.pw_gid)) << pid;
   }
   EXPECT_EQ(site.body(), "one GET /\n");
+}
+
+TEST(Daemon, UserNobodyWhenRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  const passwd* pw = getpwnam("nobody");
+  if (!pw) GTEST_SKIP() << "no user nobody";
+  expect_runs_as("nobody", *pw);
+}
+
+// A numeric uid gets the same: its passwd entry's primary group, not gid 0.
+TEST(Daemon, NumericUserGetsItsPrimaryGroupNotRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  const passwd* pw = getpwnam("nobody");
+  if (!pw || pw->pw_gid == 0) GTEST_SKIP() << "no user nobody outside group 0";
+  passwd copy = *pw;
+  std::string name = pw->pw_name;
+  copy.pw_name = name.data();
+  expect_runs_as(std::to_string(pw->pw_uid), copy);
 }
 
 TEST(Daemon, BinaryUpgradeTakesOverThePidFile) {
   Site site;
   ASSERT_EQ(site.run({"serve", "--daemon", "site.ini"}).code, 0);
   int old_pid = site.wait_daemon();
-  ASSERT_GT(old_pid, 0);
+  ASSERT_GT(old_pid, 0) << slurp(site.file("paster.log"));
   kill(old_pid, SIGUSR2);  // the new master must neither daemonize again nor see "already running"
   int new_pid = 0;
-  ASSERT_TRUE(wait_until([&] { return (new_pid = atoi(slurp(site.file("paster.pid")).c_str())) != old_pid; }))
+  ASSERT_TRUE(wait_until([&] {
+    new_pid = atoi(slurp(site.file("paster.pid")).c_str());  // 0 while the new master writes it
+    return new_pid > 0 && new_pid != old_pid;
+  }))
       << slurp(site.file("paster.log"));
   site.adopt(new_pid);
   kill(old_pid, SIGTERM);

@@ -87,6 +87,77 @@ TEST(Lifecycle, BrokenConfigOnReloadKeepsServing) {
   EXPECT_EQ(r.body, "good GET /\n");
 }
 
+// A reload that fails after binding some of its new listeners (here the
+// third address is taken) keeps the old socket set: the new port it did bind
+// is closed again rather than left accepting connections nobody serves.
+TEST(Lifecycle, FailedReloadClosesTheListenersItOpened) {
+  PastureServer srv(echo_ini("old"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd taken = listen_loopback(0);
+  ASSERT_TRUE(taken.valid());
+  uint16_t p1 = srv.port(), p2 = free_port(), p3 = local_port(taken.get());
+  auto addr = [](uint16_t p) { return "127.0.0.1:" + std::to_string(p); };
+  std::string server = "[server:main]\nuse = egg:pasture#main\nworkers = 1\nlisten = " + addr(p1) +
+                       " " + addr(p2) + " " + addr(p3) + "\n";
+  std::ofstream(srv.path()) << server << echo_ini("new");
+  srv.proc().signal(SIGHUP);
+  ASSERT_TRUE(wait_for_output(srv.proc(), "reload failed", Millis(5000))) << srv.output();
+  EXPECT_NE(srv.output().find(addr(p3)), std::string::npos) << srv.output();
+  std::string err;
+  EXPECT_FALSE(connect_loopback(p2, Millis(1000), &err).valid()) << "port " << p2 << " left bound";
+  EXPECT_EQ(http_get(p1, "/").body, "old GET /\n");
+  // Once the address is free the same config loads, on all three ports.
+  taken.reset();
+  srv.proc().signal(SIGHUP);
+  ASSERT_TRUE(wait_for_output(srv.proc(), "reloaded: generation")) << srv.output();
+  for (uint16_t p : {p1, p2, p3})
+    EXPECT_TRUE(wait_until([&] { return http_get(p, "/").body == "new GET /\n"; })) << p;
+}
+
+// The same when the last step fails: a hosted Python app that cannot start
+// (its module does not import), after the new port was bound.
+TEST(Lifecycle, ReloadWhoseAppFailsToStartClosesItsNewListener) {
+  if (system("/usr/bin/python3 -c 'import paste.deploy' 2>/dev/null") != 0)
+    GTEST_SKIP() << "no python3 with paste.deploy";
+  TempDir d;
+  uint16_t p1 = free_port(), p2 = free_port();
+  auto server = [](const std::string& listen) {
+    return "[server:main]\nuse = egg:pasture#main\nworkers = 1\napp_workers = 1\nlisten = " + listen +
+           "\n";
+  };
+  std::string a1 = "127.0.0.1:" + std::to_string(p1), a2 = "127.0.0.1:" + std::to_string(p2);
+  std::string ini = d.write("site.ini", server(a1) + echo_ini("old"));
+  Process p({PASTURE_BINARY, "serve", ini},
+            {{"PYTHONPATH", std::string(PASTURE_SOURCE_DIR) + "/tests/wsgi"}});
+  ASSERT_TRUE(wait_for_output(p, "serving on") && wait_for_port(p1)) << p.output();
+  std::ofstream(ini) << server(a1 + " " + a2)
+                     << "[app:main]\npaste.app_factory = pasture_testapp.broken:make_app\n";
+  p.signal(SIGHUP);
+  ASSERT_TRUE(wait_for_output(p, "reload failed", Millis(15000))) << p.output();
+  EXPECT_NE(p.output().find("cannot load [app:main]"), std::string::npos) << p.output();
+  std::string err;
+  EXPECT_FALSE(connect_loopback(p2, Millis(1000), &err).valid()) << "port " << p2 << " left bound";
+  EXPECT_EQ(http_get(p1, "/").body, "old GET /\n");
+}
+
+// At start-up too: a master whose app cannot start leaves no socket file.
+TEST(Lifecycle, StartWhoseAppFailsLeavesNoUnixSocketFile) {
+  if (system("/usr/bin/python3 -c 'import paste.deploy' 2>/dev/null") != 0)
+    GTEST_SKIP() << "no python3 with paste.deploy";
+  TempDir d;
+  std::string sock = d.file("s.sock");
+  std::string ini = d.write("site.ini", "[server:main]\nuse = egg:pasture#main\nworkers = 1\n"
+                                        "app_workers = 1\nlisten = unix:" + sock + "\n"
+                                        "[app:main]\npaste.app_factory = pasture_testapp.broken:make_app\n");
+  Process p({PASTURE_BINARY, "serve", ini},
+            {{"PYTHONPATH", std::string(PASTURE_SOURCE_DIR) + "/tests/wsgi"}});
+  std::optional<int> st = p.wait_exit(Millis(15000));
+  ASSERT_TRUE(st.has_value()) << p.output();
+  EXPECT_FALSE(exited_with(st, 0));
+  EXPECT_NE(p.output().find("cannot load [app:main]"), std::string::npos) << p.output();
+  EXPECT_NE(access(sock.c_str(), F_OK), 0) << sock << " left behind";
+}
+
 TEST(Lifecycle, KilledWorkerReplacedWithinASecondUnderLoad) {
   PastureServer srv(echo_ini("k"), 2);
   ASSERT_TRUE(srv.started()) << srv.output();

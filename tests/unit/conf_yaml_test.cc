@@ -127,7 +127,7 @@ TEST_F(ConfYaml, ErrorsNameFileAndLine) {
             "site.yaml:2: app 'nope' is not defined in apps:");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: egg:MyApp#main\n"),
             "site.yaml:3: apps: main: not supported yet: use: egg:MyApp#main (pasture serves egg:Paste#urlmap, "
-            "egg:pasture#balancer, egg:Paste#proxy and egg:pasture#echo; Python WSGI apps are not servable yet)");
+            "egg:pasture#balancer, egg:Paste#proxy and egg:pasture#echo; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: balancer\n    servers:\n      - a:1\n      - b:2 weight=0\n"),
             "site.yaml:6: servers: weight of b:2 must be at least 1");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: balancer\n    servers:\n      - a:1\n      - a:1\n"),
@@ -188,7 +188,7 @@ TEST_F(ConfYaml, RoundTripVocabulary) {
       "[server:main]\nuse = egg:Paste#http\nhost = 0.0.0.0:9000\n[app:main]\nuse = egg:Paste#proxy\n"
       "address = http://[::1]:8081/base/\n",
       "[server:main]\nuse = egg:pasture#main\nport = 1\nclient_header_timeout = 250ms\nmax_header_bytes = 100\n"
-      "max_url_bytes = 50\nclient_body_timeout = 2m\naccess_log = /tmp/a log\nvia = edge:8080\ntrace = on\n"
+      "max_url_bytes = 50\nclient_body_timeout = 2m\nsend_timeout = 90s\naccess_log = /tmp/a log\nvia = edge:8080\ntrace = on\n"
       "[app:main]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:9001 weight=3 max_conns=10\n"
       "  [::1]:9002 backup\n  backend:9003 down\nmethod = hash\nhash_key = header:X-User\nconsistent = ring\n"
       "connect_timeout = 0.25\nread_timeout = 1.5\nsend_timeout = 2m\nkeepalive = 0\n",

@@ -1,0 +1,403 @@
+// Flow control on client connections, over real sockets: clients that do
+// not read their answers, read them slowly, half-close, send their bodies
+// slowly, or pipeline more than pasture holds at once. Every answer must
+// arrive whole, in order, with bounded memory in the worker; only a client
+// that stops taking bytes for send_timeout is dropped.
+#include <sys/socket.h>
+
+#include <csignal>
+#include <fstream>
+
+#include "tests/integration/raw_http.h"
+
+namespace pasture::test {
+namespace {
+
+std::string echo_site(const std::string& server_keys = "") {
+  return server_keys + "\n[app:main]\nuse = egg:pasture#echo\nname = e\n";
+}
+
+// A /proc/PID/status field in kB ("VmRSS", "VmHWM"); -1 if unreadable.
+long status_kb(int pid, const std::string& field) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.compare(0, field.size() + 1, field + ":") == 0) return atol(line.c_str() + field.size() + 1);
+  }
+  return -1;
+}
+
+// One answer framed by Content-Length, read from `buf` at `*pos`; false if
+// it is not all there yet.
+struct Answer {
+  int status = 0;
+  std::string head;
+  std::string body;
+};
+
+bool take_answer(const std::string& buf, size_t* pos, Answer* a) {
+  size_t end = buf.find("\r\n\r\n", *pos);
+  if (end == std::string::npos) return false;
+  std::string_view head(buf.data() + *pos, end + 4 - *pos);
+  size_t cl = head.find("Content-Length: ");
+  size_t len = cl == std::string::npos ? 0 : strtoul(head.data() + cl + 16, nullptr, 10);
+  if (buf.size() < end + 4 + len) return false;
+  a->head.assign(head);
+  a->status = head.size() > 12 ? atoi(std::string(head.substr(9, 3)).c_str()) : 0;
+  a->body.assign(buf, end + 4, len);
+  *pos = end + 4 + len;
+  return true;
+}
+
+// Reads until `n` answers are complete (or the connection ends, or `timeout`).
+std::vector<Answer> read_answers(int fd, size_t n, Millis timeout = Millis(5000)) {
+  std::vector<Answer> out;
+  std::string buf;
+  size_t pos = 0;
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (out.size() < n) {
+    Answer a;
+    if (take_answer(buf, &pos, &a)) {
+      out.push_back(std::move(a));
+      continue;
+    }
+    auto left = std::chrono::duration_cast<Millis>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || recv_some(fd, buf, left) != IoResult::kOk) break;
+  }
+  return out;
+}
+
+// Sends `bytes` one at a time, `gap` before each; false if a send failed.
+bool send_slowly(int fd, std::string_view bytes, Millis gap) {
+  for (char c : bytes) {
+    std::this_thread::sleep_for(gap);
+    if (send_all(fd, std::string_view(&c, 1)) != IoResult::kOk) return false;
+  }
+  return true;
+}
+
+// Reads until `marker` arrives (or `timeout` passes, or the connection ends).
+std::string read_until(int fd, std::string_view marker, Millis timeout = Millis(3000)) {
+  std::string got;
+  while (got.find(marker) == std::string::npos && recv_some(fd, got, timeout) == IoResult::kOk) {
+  }
+  return got;
+}
+
+// The one answer on `fd`: 200 with `body`.
+void expect_answer(int fd, const std::string& body) {
+  std::vector<Answer> a = read_answers(fd, 1);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].status, 200) << a[0].head;
+  EXPECT_EQ(a[0].body, body);
+}
+
+// A request for the echo app whose answer ("e GET <url>\n") is `n` bytes
+// and more: larger than the kernel's socket buffers, so most of it waits in
+// pasture's write queue while the client does not read.
+const size_t kBigUrl = 6 << 20;
+const std::string kBigKeys = "max_url_bytes = 16777216\nmax_header_bytes = 16777216\n";
+std::string big_request(const std::string& extra_headers = "") {
+  return "GET /" + std::string(kBigUrl, 'a') + " HTTP/1.1\r\nHost: x\r\n" + extra_headers + "\r\n";
+}
+std::string big_answer_body() { return "e GET /" + std::string(kBigUrl, 'a') + "\n"; }
+
+// big_request(extra) on a new connection (half-closed if asked); reads
+// nothing for `pause`, then everything.
+Exchange big_exchange(uint16_t port, const std::string& extra, bool half_close, Millis pause) {
+  Exchange ex;
+  Fd fd = connect_loopback(port);
+  if (!fd.valid() || send_all(fd.get(), big_request(extra)) != IoResult::kOk) return ex;
+  if (half_close) ::shutdown(fd.get(), SHUT_WR);
+  std::this_thread::sleep_for(pause);
+  drain(fd.get(), ex, Millis(3000));
+  return ex;
+}
+
+void expect_big_answer(const Exchange& ex) {
+  EXPECT_EQ(ex.status(), 200);
+  EXPECT_EQ(ex.body().size(), big_answer_body().size());
+  EXPECT_TRUE(ex.body() == big_answer_body());
+}
+
+// Issue 19 #2: one client pipelining requests without reading the answers
+// made its worker queue every answer (20 MB of GETs: 3 MB -> 215 MB RSS).
+// pasture now takes no further request while the client's unread answers
+// exceed the high-water mark, so the client's sends stall instead.
+TEST(ClientFlow, UnreadAnswersHoldPipelinedRequestsBack) {
+  PastureServer srv(echo_site(), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  std::vector<int> pids = srv.worker_pids();
+  ASSERT_EQ(pids.size(), 1u) << srv.output();
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  // Warm up, so the baseline includes the buffers any connection uses.
+  send_all(fd.get(), "GET /warm HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_EQ(read_answers(fd.get(), 1).size(), 1u);
+  long base_kb = status_kb(pids[0], "VmRSS");
+  ASSERT_GT(base_kb, 0);
+
+  const size_t n = 560000;  // ~20 MB of requests
+  std::string reqs;
+  reqs.reserve(n * 40);
+  for (size_t i = 0; i < n; i++) reqs += "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::atomic<size_t> sent{0};
+  std::thread sender([&] {
+    for (size_t off = 0; off < reqs.size(); off += 64 * 1024) {
+      std::string_view slice(reqs.data() + off, std::min<size_t>(64 * 1024, reqs.size() - off));
+      if (send_all(fd.get(), slice, Millis(20000)) != IoResult::kOk) return;
+      sent = off + slice.size();
+    }
+  });
+  // Wait until the sender is done or stalls (pasture stopped reading).
+  size_t last = 0;
+  auto still = std::chrono::steady_clock::now();
+  while (sent < reqs.size() && std::chrono::steady_clock::now() - still < Millis(700)) {
+    std::this_thread::sleep_for(Millis(50));
+    if (sent != last) last = sent, still = std::chrono::steady_clock::now();
+  }
+  long peak_kb = status_kb(pids[0], "VmHWM");
+
+  // Now read: every answer arrives, whole and in order.
+  std::string buf;
+  size_t pos = 0, got = 0;
+  bool in_order = true;
+  auto deadline = std::chrono::steady_clock::now() + Millis(60000);
+  while (got < n && std::chrono::steady_clock::now() < deadline) {
+    if (recv_some(fd.get(), buf, Millis(5000), -1, 1 << 20) != IoResult::kOk) break;
+    Answer a;
+    while (take_answer(buf, &pos, &a)) {
+      if (in_order && (a.status != 200 || a.body != "e GET /" + std::to_string(got) + "\n")) {
+        in_order = false;
+        ADD_FAILURE() << "answer " << got << ": " << a.head << a.body;
+      }
+      got++;
+    }
+    if (pos > (4 << 20)) buf.erase(0, pos), pos = 0;
+  }
+  sender.join();
+  EXPECT_EQ(got, n);
+  EXPECT_TRUE(in_order);
+  EXPECT_EQ(sent.load(), reqs.size());
+  peak_kb = std::max(peak_kb, status_kb(pids[0], "VmHWM"));
+  EXPECT_LT(peak_kb - base_kb, 32 * 1024) << "worker RSS " << base_kb << " kB, peak " << peak_kb << " kB";
+}
+
+// Issue 19 #3a: the 2 s linger timer started when the shutdown was asked
+// for, and its close() cancelled the answer still queued behind it.
+TEST(ClientFlow, AnswerToConnectionCloseOutlivesTheLinger) {
+  PastureServer srv(echo_site(kBigKeys), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  // Not reading for 3 s: past the 2 s linger.
+  Exchange ex = big_exchange(srv.port(), "Connection: close\r\n", false, Millis(3000));
+  EXPECT_TRUE(ex.closed);
+  expect_big_answer(ex);
+}
+
+// Issue 19 #3b: a client that half-closes after its request still reads its
+// answer; its EOF closed the connection and cancelled the queued bytes.
+TEST(ClientFlow, HalfClosedClientGetsTheWholeAnswer) {
+  PastureServer srv(echo_site(kBigKeys), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  for (const char* extra : {"", "Connection: close\r\n"}) {
+    SCOPED_TRACE(*extra ? "Connection: close" : "keep-alive");
+    Exchange ex = big_exchange(srv.port(), extra, true, Millis(1200));  // a slow reader
+    EXPECT_TRUE(ex.closed);
+    expect_big_answer(ex);
+  }
+}
+
+// send_timeout (nginx's): a client that takes no byte for that long is
+// dropped; one that keeps taking bytes, however slowly, is not.
+TEST(ClientFlow, SendTimeoutDropsOnlyAClientThatStopsReading) {
+  PastureServer srv(echo_site(kBigKeys + "send_timeout = 800ms\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  {
+    SCOPED_TRACE("stops reading");
+    Exchange ex = big_exchange(srv.port(), "", false, Millis(2000));
+    EXPECT_TRUE(ex.closed);
+    EXPECT_EQ(ex.status(), 200);
+    EXPECT_LT(ex.body().size(), big_answer_body().size());
+  }
+  for (const char* extra : {"", "Connection: close\r\n"}) {
+    SCOPED_TRACE(*extra ? "reads slowly, Connection: close" : "reads slowly, keep-alive");
+    Fd fd = connect_loopback(srv.port());
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(send_all(fd.get(), big_request(extra)), IoResult::kOk);
+    std::string got;
+    // Pauses of 300 ms, 1.2 s in all: more than send_timeout, never at once.
+    for (int i = 0; i < 4 && got.size() < big_answer_body().size(); i++) {
+      std::this_thread::sleep_for(Millis(300));
+      size_t want = got.size() + (2 << 20);
+      while (got.size() < want && recv_some(fd.get(), got, Millis(1000), -1, 1 << 20) == IoResult::kOk) {
+      }
+    }
+    Exchange ex;
+    ex.bytes = std::move(got);
+    drain(fd.get(), ex, Millis(*extra ? 3000 : 300));
+    expect_big_answer(ex);
+  }
+}
+
+// Issue 19 #6: client_body_timeout was one deadline for the whole body;
+// like nginx's it now runs between reads.
+TEST(ClientFlow, BodyTimeoutRunsBetweenReads) {
+  FakeUpstream up("u");
+  up.echo_body();
+  PastureServer srv(balancer(up.port(), "client_body_timeout = 1s\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  const std::string head = "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n";
+  {
+    SCOPED_TRACE("a byte every 300 ms for 3 s");
+    Fd fd = connect_loopback(srv.port());
+    ASSERT_TRUE(fd.valid());
+    send_all(fd.get(), head);
+    ASSERT_TRUE(send_slowly(fd.get(), "0123456789", Millis(300)));
+    expect_answer(fd.get(), "0123456789");
+    ASSERT_TRUE(up.wait_for_requests(1));
+    EXPECT_EQ(up.requests()[0].body, "0123456789");
+  }
+  {
+    SCOPED_TRACE("stalls 1.5 s mid-body");
+    up.clear();
+    Fd fd = connect_loopback(srv.port());
+    ASSERT_TRUE(fd.valid());
+    send_all(fd.get(), head + "01234");
+    Exchange ex;
+    drain(fd.get(), ex, Millis(1500));
+    EXPECT_EQ(ex.status(), 408) << ex.bytes;
+    EXPECT_TRUE(ex.closed);
+    EXPECT_EQ(up.request_count(), 0u);
+  }
+}
+
+// Issue 19 #7: a POST pipelined behind a slow GET, its body past the 64 KB
+// backlog, stalled: its buffered start was consumed and nothing restarted
+// reading (408 at client_body_timeout).
+TEST(ClientFlow, PipelinedBodyBehindABacklogIsRead) {
+  FakeUpstream up("u");
+  up.set_handler([&up](const RecordedRequest& r) {
+    Reply rep = up.default_reply(r);
+    if (r.target == "/delay") rep.delay = Millis(300);
+    if (r.method == "POST") rep.body = r.body;
+    return rep;
+  });
+  PastureServer srv(balancer(up.port(), "client_body_timeout = 2s\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  const std::string body = pattern_bytes(200 * 1024);
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(send_all(fd.get(), "GET /delay HTTP/1.1\r\nHost: x\r\n\r\nPOST /p HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body),
+            IoResult::kOk);
+  std::vector<Answer> a = read_answers(fd.get(), 2);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].status, 200) << a[0].head;
+  EXPECT_EQ(a[0].body, "u GET /delay\n");
+  EXPECT_EQ(a[1].status, 200) << a[1].head;
+  EXPECT_TRUE(a[1].body == body) << a[1].body.size() << " bytes";
+  ASSERT_TRUE(up.wait_for_requests(2));
+  EXPECT_EQ(up.requests()[1].target, "/p");
+  EXPECT_TRUE(up.requests()[1].body == body) << up.requests()[1].body.size() << " bytes";
+}
+
+// Same class of defect, UpstreamConn: read_timeout measures the upstream, but
+// it kept running while pasture held the upstream paused because the client
+// was not taking the answer, and cut the answer of a client that paused.
+TEST(ClientFlow, PausingClientIsNotCutByTheUpstreamReadTimeout) {
+  FakeUpstream up("u");
+  const size_t size = 16 << 20;  // well past the socket buffers
+  up.respond_pattern(size);
+  PastureServer srv(balancer(up.port()) + "read_timeout = 1s\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  send_all(fd.get(), "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::this_thread::sleep_for(Millis(2000));  // not reading, past read_timeout
+  std::vector<Answer> a = read_answers(fd.get(), 1, Millis(10000));
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].status, 200);
+  EXPECT_EQ(a[0].body.size(), size);
+  EXPECT_TRUE(check_pattern(a[0].body));
+}
+
+// An interim 100 Continue from the upstream started its read_timeout while
+// the client was still sending the body: a slow upload got 504.
+TEST(ClientFlow, InterimContinueDoesNotStartTheReadTimeout) {
+  FakeUpstream up("u");
+  up.echo_body();
+  PastureServer srv(balancer(up.port()) + "read_timeout = 1s\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  send_all(fd.get(), "POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 8\r\n\r\n");
+  ASSERT_EQ(read_until(fd.get(), "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_TRUE(send_slowly(fd.get(), "01234567", Millis(250)));  // 2 s in all
+  expect_answer(fd.get(), "01234567");
+}
+
+// read_timeout starts when the request is sent, also for an answer that
+// began early: an upstream that stalls after that is timed out, not waited
+// for forever.
+TEST(ClientFlow, EarlyAnswerThatStallsTimesOut) {
+  RawUpstream up([](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    c.send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");  // before the body
+    if (!c.read_until("THE-END!")) return;
+    c.eof(Millis(5000));  // stalls until pasture gives up
+  });
+  PastureServer srv(balancer(up.port()) + "read_timeout = 1s\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  send_all(fd.get(), "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n");
+  std::string got = read_until(fd.get(), "abc");
+  ASSERT_NE(got.find("abc"), std::string::npos) << got;
+  send_all(fd.get(), "THE-END!");
+  Exchange ex;
+  drain(fd.get(), ex, Millis(3000));
+  EXPECT_TRUE(ex.closed) << "the client connection must close once read_timeout passes";
+  ASSERT_TRUE(up.wait_scripts(1));
+}
+
+// client_body_timeout measures the client: while pasture stops reading
+// because the upstream takes no body, the upstream's send_timeout governs.
+TEST(ClientFlow, BodyTimeoutWaitsWhileTheUpstreamTakesNothing) {
+  RawUpstream up([](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    std::this_thread::sleep_for(Millis(2000));  // takes no body for 2 s
+    if (!c.read_until("THE-END!", Millis(10000))) return;
+    c.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  });
+  PastureServer srv(balancer(up.port(), "client_body_timeout = 1s\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  const std::string body = std::string(8 << 20, 'b') + "THE-END!";  // past the socket buffers
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(send_all(fd.get(), "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                                   std::to_string(body.size()) + "\r\n\r\n" + body),
+            IoResult::kOk);
+  expect_answer(fd.get(), "ok");
+}
+
+// A graceful stop closes idle keep-alive connections; an answer still
+// queued on one was cancelled by that close.
+TEST(ClientFlow, GracefulStopDeliversAnAnswerStillQueued) {
+  PastureServer srv(echo_site(kBigKeys), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(send_all(fd.get(), big_request()), IoResult::kOk);
+  std::string got;  // the head: the answer is on its way
+  ASSERT_EQ(recv_some(fd.get(), got, Millis(3000), -1, 16), IoResult::kOk);
+  ASSERT_TRUE(srv.proc().signal(SIGTERM));
+  std::this_thread::sleep_for(Millis(500));  // the worker drains; the client reads later
+  Exchange ex;
+  ex.bytes = std::move(got);
+  drain(fd.get(), ex, Millis(3000));
+  EXPECT_TRUE(ex.closed);
+  expect_big_answer(ex);
+}
+
+}  // namespace
+}  // namespace pasture::test
