@@ -48,8 +48,8 @@ class HeaderLookup {
 // The pieces of a request a key may come from.
 struct KeySources {
   std::string_view remote_addr;    // client address, text, no port
-  std::string_view uri;            // request target as received
-  std::string_view path;           // target up to '?'
+  std::string_view uri;            // request target as forwarded (origin form, normalized path)
+  std::string_view path;           // its path (worker: NormalPath::wire)
   std::string_view query;          // after '?', without it; empty if none
   std::string_view cookie_header;  // Cookie header value (several joined with "; ")
 };

@@ -35,6 +35,9 @@ json::Value server_json(const ServerSettings& s) {
   v["max_requests_jitter"] = static_cast<double>(s.max_requests_jitter);
   v["reuse_port"] = s.reuse_port;
   v["access_log"] = s.access_log;
+  v["underscores_in_headers"] = s.underscores_in_headers;
+  v["trusted_proxies"] = json::Value::array();
+  for (const auto& r : s.trusted_proxies) v["trusted_proxies"].push(r.text);
   return v;
 }
 
@@ -305,7 +308,14 @@ std::string describe_site(const Site& site, int workers_override) {
          std::to_string(s.max_url_bytes) + " bytes, " + std::to_string(s.max_header_fields) +
          " header fields\n";
   out += std::string("  ") + (s.via.empty() ? "no Via" : "Via: 1.1 " + s.via) +
-         " on forwarded messages; TRACE " + (s.trace ? "forwarded" : "refused (405)") + "\n\n";
+         " on forwarded messages; TRACE " + (s.trace ? "forwarded" : "refused (405)") + "\n";
+  if (!s.trusted_proxies.empty()) {
+    out += "  forwarding headers (X-Forwarded-*, Forwarded, X-Real-IP) believed from:";
+    for (const auto& r : s.trusted_proxies) out += " " + r.text;
+    out += "\n";
+  }
+  if (s.underscores_in_headers) out += "  header names with '_' are forwarded\n";
+  out += "\n";
   out += "Requests go to:\n  ";
   Describer d(site);
   d.handler(site.root, "  ");

@@ -186,6 +186,16 @@ struct Listener {
   }
 };
 
+// One `trusted_proxies` entry: an address or CIDR block ("10.0.0.0/8",
+// "::1", "192.0.2.7"), or `unix` for peers on a unix-socket listener.
+struct AddressRange {
+  std::string text;     // as written, for messages and `pasture convert`
+  bool unix = false;
+  int family = 0;       // AF_INET or AF_INET6 (an IPv4 range also matches v4-mapped v6 peers)
+  uint8_t addr[16] = {};  // network byte order; 4 bytes used for AF_INET
+  uint8_t prefix = 0;   // leading bits that must match
+};
+
 struct ServerSettings {
   std::string use;  // e.g. "egg:Paste#http"
   std::vector<Listener> listen;
@@ -199,6 +209,13 @@ struct ServerSettings {
   uint32_t max_header_fields = 100;       // header lines in a request head; more -> 431
   uint32_t client_body_timeout_ms = 60000;  // between body bytes; -> 408
   uint32_t send_timeout_ms = 60000;  // between writes the client takes, while answers wait for it
+  // Request header names with '_' are forwarded only when on (nginx's
+  // underscores_in_headers; default off: dropped, as nginx and waitress).
+  bool underscores_in_headers = false;
+  // Peers whose forwarding headers (X-Forwarded-*, Forwarded, X-Real-IP)
+  // are believed and passed on (nginx set_real_ip_from, gunicorn
+  // forwarded_allow_ips). Empty: nobody's.
+  std::vector<AddressRange> trusted_proxies;
   // Proxying (RFC 9110 7.6). `via`: the received-by name pasture adds to Via
   // in forwarded requests and responses ("" = none; Apache's ProxyVia).
   // `trace`: TRACE is forwarded (else 405, as most operators configure).

@@ -1,4 +1,6 @@
 // [server:NAME] -> ServerSettings.
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <string_view>
@@ -64,6 +66,42 @@ std::string parse_via(const std::string& value, const SourceLoc& loc) {
   return v;
 }
 
+// `trusted_proxies = 127.0.0.1 10.0.0.0/8 ::1 unix` (commas allowed).
+std::vector<AddressRange> parse_trusted_proxies(const py::Value& v) {
+  std::string list = v.value;
+  std::replace(list.begin(), list.end(), ',', ' ');
+  std::vector<AddressRange> out;
+  for (const auto& tok : py::split(list)) {
+    AddressRange r;
+    r.text = tok;
+    if (tok == "unix") {
+      r.unix = true;
+      out.push_back(r);
+      continue;
+    }
+    size_t slash = tok.find('/');
+    std::string addr = tok.substr(0, slash);
+    if (inet_pton(AF_INET, addr.c_str(), r.addr) == 1) {
+      r.family = AF_INET;
+    } else if (inet_pton(AF_INET6, addr.c_str(), r.addr) == 1) {
+      r.family = AF_INET6;
+    } else {
+      bad(v.loc, "trusted_proxies: '" + tok + "' is not an IP address, CIDR block or 'unix'");
+    }
+    unsigned max = r.family == AF_INET ? 32 : 128;
+    r.prefix = (uint8_t)max;
+    if (slash != std::string::npos) {
+      std::string bits = tok.substr(slash + 1);
+      if (bits.empty() || bits.size() > 3 || bits.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoul(bits) > max)
+        bad(v.loc, "trusted_proxies: '" + tok + "': prefix length must be 0-" + std::to_string(max));
+      r.prefix = (uint8_t)std::stoul(bits);
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
 // Applies one known key; returns false for a key pasture does not use.
 bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::Value& v) {
   if (key == "workers") {
@@ -102,11 +140,11 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
   } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "max_requests_jitter") {
     s.max_requests_jitter = parse_uint(v.value, 1u << 31, v.loc, key);
   } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "reuse_port") {
-    std::string b = py::strip(v.value);
-    for (auto& c : b) c = (char)tolower((unsigned char)c);
-    if (b == "true" || b == "yes" || b == "on" || b == "1") s.reuse_port = true;
-    else if (b == "false" || b == "no" || b == "off" || b == "0") s.reuse_port = false;
-    else bad(v.loc, "reuse_port: expected true or false, got '" + v.value + "'");
+    s.reuse_port = parse_bool(v.value, v.loc, key);
+  } else if (fl == Flavour::Pasture && key == "underscores_in_headers") {
+    s.underscores_in_headers = parse_bool(v.value, v.loc, key);
+  } else if (fl == Flavour::Pasture && key == "trusted_proxies") {
+    s.trusted_proxies = parse_trusted_proxies(v);
   } else if ((fl == Flavour::Pasture && key == "access_log") ||
              (fl == Flavour::Gunicorn && key == "accesslog")) {
     s.access_log = py::strip(v.value);

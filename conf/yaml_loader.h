@@ -20,7 +20,8 @@
 //     trace: off                   # on: forward TRACE (else 405)
 //     # ... and every other egg:pasture#main key: client_body_timeout,
 //     # send_timeout, graceful_timeout, worker_timeout, max_requests, max_requests_jitter,
-//     # reuse_port, access_log
+//     # reuse_port, access_log, underscores_in_headers (false),
+//     # trusted_proxies ("127.0.0.1 10.0.0.0/8 unix")
 //   app: main                      # the root app; default "main" (CONFIG#name and -n override)
 //   apps:
 //     main:

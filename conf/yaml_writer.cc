@@ -127,6 +127,12 @@ void Writer::server() {
   }
   if (s.reuse_port != d.reuse_port) out_ += std::string("  reuse_port: ") + (s.reuse_port ? "true" : "false") + "\n";
   if (s.access_log != d.access_log) out_ += "  access_log: " + scalar(s.access_log) + "\n";
+  if (s.underscores_in_headers) out_ += "  underscores_in_headers: true\n";
+  if (!s.trusted_proxies.empty()) {
+    std::string list;
+    for (const AddressRange& r : s.trusted_proxies) list += (list.empty() ? "" : " ") + r.text;
+    out_ += "  trusted_proxies: " + scalar(list) + "\n";
+  }
 }
 
 void Writer::pool(const Handler& h, const std::string& name) {

@@ -23,6 +23,10 @@ Requests come from pasture's workers, which add X-Forwarded-For (the real
 client is the last hop), X-Forwarded-Proto, X-Forwarded-Host and, behind a
 urlmap prefix, X-Pasture-Script-Name. The environ is rebuilt from them so the
 app sees what `paster serve` would have given it; see PastureEnviron.
+pasture strips every client spelling of these fields (X_Pasture_Script_Name
+too), and this side reads only the exact names pasture writes: both servers
+drop header names with '_' (waitress itself, wsgiref in WsgirefServer), which
+would otherwise share an environ key with them.
 """
 
 import argparse
@@ -33,6 +37,7 @@ import sys
 import threading
 import time
 import traceback
+from urllib.parse import unquote_to_bytes
 
 
 def load_app(uri, name, relative_to, global_conf, pipeline):
@@ -54,8 +59,10 @@ class PastureEnviron:
     REMOTE_ADDR: last hop of X-Forwarded-For (pasture appends the client);
     the hops before it stay as HTTP_X_FORWARDED_FOR, as the client sent them.
     wsgi.url_scheme: X-Forwarded-Proto. SCRIPT_NAME: X-Pasture-Script-Name
-    (the urlmap prefix pasture matched, not URL-encoded), stripped from the
-    front of PATH_INFO; '' without the header. SERVER_NAME/SERVER_PORT: the
+    (the urlmap prefixes pasture matched, percent-encoded as the request path
+    is), decoded as the server decodes PATH_INFO and stripped from its front;
+    '' without the header. pasture forwards the normalized path it routed on,
+    so PATH_INFO starts with it. SERVER_NAME/SERVER_PORT: the
     public listener (PASTURE_SERVER_HOST / PASTURE_SERVER_PORT). CONTENT_TYPE
     and CONTENT_LENGTH default to '' and '0', as Paste's httpserver sets them.
     """
@@ -83,6 +90,9 @@ class PastureEnviron:
         script = environ.pop('HTTP_X_PASTURE_SCRIPT_NAME', '')
         environ['SCRIPT_NAME'] = ''
         if script:
+            # PEP 3333: PATH_INFO is the decoded bytes as latin-1, as waitress
+            # and wsgiref make it.
+            script = unquote_to_bytes(script).decode('latin-1')
             path = environ.get('PATH_INFO', '')
             if path.startswith(script) and (len(path) == len(script) or path[len(script)] == '/'):
                 environ['PATH_INFO'] = path[len(script):]
@@ -210,6 +220,16 @@ class WsgirefServer:
         class Handler(WSGIRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def get_environ(self):
+                # As waitress: a name with '_' would share an environ key with
+                # its '-' spelling (X_Pasture_Script_Name and
+                # X-Pasture-Script-Name are both HTTP_X_PASTURE_SCRIPT_NAME),
+                # and only the exact fields pasture writes may set those.
+                for name in set(self.headers.keys()):
+                    if '_' in name:
+                        del self.headers[name]
+                return super().get_environ()
 
         class Server(socketserver.ThreadingMixIn, WSGIServer):
             daemon_threads = True

@@ -103,6 +103,7 @@ void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer) {
     return;
   }
   format_peer(peer, c->peer_, sizeof c->peer_);
+  c->trusted_peer_ = peer_trusted(w->site().server.trusted_proxies, peer);
   w->client_opened(c);
   c->arm_timer(w->site().server.client_header_timeout_ms);
   c->start_reading();
@@ -381,6 +382,18 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     respond_error(400, "bad request target");
     return false;
   }
+  // Routing sees the path as the upstream will (build_proxy_head forwards
+  // np.wire), and an absolute-form authority is the Host (RFC 9112 3.2.2).
+  std::string path_scratch;
+  NormalPath np;
+  if (!normalize_path(t.path, path_scratch, &np) || (t.path == "*" && method_ != HTTP_OPTIONS)) {
+    respond_error(400, "bad request path");  // asterisk form: OPTIONS only (RFC 9112 3.2.4)
+    return false;
+  }
+  if (!t.authority.empty() && !valid_authority(t.authority)) {
+    respond_error(400, "invalid request target authority");
+    return false;
+  }
   std::string_view host = t.authority, host_field, te, max_forwards;
   bool have_host = false, bad_name = false;
   expect_continue_ = false;
@@ -434,7 +447,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   state_ = State::kBody;
   arm_timer(srv.client_body_timeout_ms);
   if (answer_here(base, max_forwards)) return true;
-  RouteResult r = route(w_->site(), host, t.path);
+  RouteResult r = route(w_->site(), host, np.decoded);
   handler_ = r.handler;
   script_len_ = r.script_name_len;
   if (handler_ < 0) {

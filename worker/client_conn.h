@@ -81,7 +81,7 @@ class ClientConn final : public StreamOwner {
   void retain(const char* base, const char* rest, const char* end, bool from_inbuf);
   bool on_head(const char* base, const char* head_end);
   void start_proxy(const char* base, int pool_index);
-  lb::RequestView request_view(const char* base, const PoolRt& pool);
+  lb::RequestView request_view(const char* base, const PoolRt& pool, std::string& scratch);
   void take_server(PoolRt& pool, int s, std::string_view request_cookie);
   bool may_retry(const PoolRt& pool, bool sent, uint32_t condition, int status);
   int pick_retry(PoolRt& pool, const char* why);
@@ -159,6 +159,7 @@ class ClientConn final : public StreamOwner {
   bool in_parse_ = false;
   bool served_ = false;         // at least one response was completed
   bool client_paused_ = false;  // we stopped reading the client: upstream is backed up
+  bool trusted_peer_ = false;   // the peer is in trusted_proxies (its X-Forwarded-* pass on)
   uint8_t tries_ = 0;          // retries made for this request (against `retries`)
   uint8_t stale_tries_ = 0;    // retries after a stale keep-alive connection
   bool fresh_ = false;         // the next upstream connection must be a new one

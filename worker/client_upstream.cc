@@ -14,7 +14,8 @@ namespace pasture::worker {
 void ClientConn::start_proxy(const char* base, int pool_index) {
   PoolRt& pool = w_->pools()[pool_index];
   pool_ = pool_index;
-  lb::RequestView rv = request_view(base, pool);
+  std::string key_scratch;  // a hash key in the forwarded form, until pick()
+  lb::RequestView rv = request_view(base, pool, key_scratch);
   int s = pool.balancer->pick(rv, *pool.state, w_->now());
   if (s < 0) {
     respond_local(503, "503 Service Unavailable: no upstream server available\n", false);
@@ -26,8 +27,11 @@ void ClientConn::start_proxy(const char* base, int pool_index) {
   connect_upstream();
 }
 
-// What the pool's balancing method looks at, as views into the request head.
-lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool) {
+// What the pool's balancing method looks at, as views into the request head
+// or `scratch`: uri and path in the form forwarded (NormalPath::wire, origin
+// form), Host an absolute-form target's authority, as build_proxy_head sends.
+lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool,
+                                         std::string& scratch) {
   lb::RequestView rv;
   rv.client_addr = peer_;
   rv.rng = &w_->rng();
@@ -35,7 +39,11 @@ lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool) {
   bool hash = cfg.method == conf::BalanceMethod::Hash;
   bool cookie = cfg.method == conf::BalanceMethod::Cookie;
   if (!hash && !cookie) return rv;
+  std::string_view url = span_view(base, head_.url);
+  RequestTarget t;
+  split_target(url, &t);
   auto header = [&](std::string_view name) -> std::string_view {
+    if (!t.authority.empty() && iequals(name, "host")) return t.authority;
     for (const HeaderSpan& h : *head_.headers)
       if (iequals(span_view(base, h.name), name)) return span_view(base, h.value);
     return {};
@@ -45,10 +53,17 @@ lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool) {
     rv.sticky_cookie = lb::find_cookie(cookies, cfg.cookie_name);
     return rv;
   }
-  std::string_view url = span_view(base, head_.url);
-  RequestTarget t;
-  split_target(url, &t);
-  lb::KeySources src{peer_, url, t.path, t.query, cookies};
+  std::string norm;
+  NormalPath np;
+  normalize_path(t.path, norm, &np);  // on_head checked that it normalizes
+  std::string_view uri = url, path = np.wire;
+  if (np.wire.data() != t.path.data() || !t.authority.empty()) {
+    scratch.assign(np.wire.data(), np.wire.size());
+    if (t.has_query) scratch.append("?").append(t.query);
+    uri = scratch;
+    path = uri.substr(0, np.wire.size());
+  }
+  lb::KeySources src{peer_, uri, path, t.query, cookies};
   rv.hash_key = lb::extract_hash_key(pool.hash_key, src, header);
   return rv;
 }
@@ -82,6 +97,7 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   in.base = base;
   in.headers = head_.headers;
   in.peer = peer_;
+  in.trusted_peer = trusted_peer_;
   in.script_len = script_len_;
   in.http10 = http10_;
   // Called from on_head: the parser still holds the declared length.
@@ -95,12 +111,16 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   p.base_path = cfg.base_path;
   p.preserve_host = cfg.preserve_host;
   p.hosted = pool.hosted;
+  p.underscores = w_->site().server.underscores_in_headers;
   p.upstream_host = pool.targets[server].addr.host_header;
   p.fallback_host = pool.targets[0].addr.host_header;
   // A hosted app's server is pasture itself, as under paster serve: no Via.
   if (!pool.hosted) p.via = w_->site().server.via;
-  build_proxy_head(*uphead_, in, p);
-  return true;
+  if (build_proxy_head(*uphead_, in, p)) return true;
+  release_server(false);  // unreachable: on_head answered 400 for such a target
+  end_flight();
+  respond_error(400, "bad request target");
+  return false;
 }
 
 void ClientConn::connect_upstream() {

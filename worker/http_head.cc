@@ -94,6 +94,117 @@ bool valid_host(std::string_view host) {
   return true;
 }
 
+bool valid_authority(std::string_view authority) {
+  return valid_host(authority) && authority.find('@') == std::string_view::npos;
+}
+
+namespace {
+
+// Bytes NormalPath::wire carries as %XX: those that would end the path or
+// change how the next hop splits or decodes it.
+constexpr bool needs_escape(unsigned char c) {
+  return c == '%' || c == '?' || c == '#' || c <= 0x20 || c >= 0x7f;
+}
+
+// 1: needs_escape(); 2: '/', after which a "/", "." or ".." segment may start.
+constexpr struct PathBytes {
+  uint8_t kind[256] = {};
+  constexpr PathBytes() {
+    for (int c = 0; c < 256; c++) kind[c] = needs_escape((unsigned char)c) ? 1 : 0;
+    kind[(unsigned char)'/'] = 2;
+  }
+} kPathBytes;
+
+int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f') return (ch | 0x20) - 'a' + 10;
+  return -1;
+}
+
+// No escape to decode, nothing to escape, no "//", no "." or ".." segment.
+bool already_normal(std::string_view p) {
+  for (size_t i = 0; i < p.size(); i++) {
+    uint8_t kind = kPathBytes.kind[(unsigned char)p[i]];
+    if (kind == 0) continue;
+    if (kind == 1) return false;
+    if (i + 1 == p.size()) continue;
+    std::string_view rest = p.substr(i + 1);
+    if (rest[0] == '/') return false;
+    if (rest[0] == '.' && (rest.size() == 1 || rest[1] == '/')) return false;
+    if (rest.size() >= 2 && rest[0] == '.' && rest[1] == '.' && (rest.size() == 2 || rest[2] == '/'))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void append_path_encoded(std::string& out, std::string_view decoded) {
+  static const char kHex[] = "0123456789ABCDEF";
+  for (char ch : decoded) {
+    auto c = (unsigned char)ch;
+    if (needs_escape(c)) {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+}
+
+bool normalize_path(std::string_view raw, std::string& scratch, NormalPath* out) {
+  if (raw == "*" || (!raw.empty() && raw[0] == '/' && already_normal(raw))) {
+    out->decoded = out->wire = raw;
+    return true;
+  }
+  if (raw.empty() || raw[0] != '/') return false;
+  std::string dec;
+  dec.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); i++) {
+    if (raw[i] != '%') {
+      dec.push_back(raw[i]);
+      continue;
+    }
+    int hi = i + 2 < raw.size() ? hex_value(raw[i + 1]) : -1;
+    int lo = hi >= 0 ? hex_value(raw[i + 2]) : -1;
+    if (lo < 0 || (hi | lo) == 0) return false;  // "%zz", "%4", "%00"
+    dec.push_back(char(hi * 16 + lo));
+    i += 2;
+  }
+  // Segment by segment: empty ones ("//") and "." vanish, ".." drops the
+  // segment before it. A last segment of "", "." or ".." leaves a trailing
+  // slash ("/a/b/.." -> "/a/").
+  scratch.clear();
+  bool trailing = false;
+  for (size_t i = 1;;) {
+    size_t j = dec.find('/', i);
+    if (j == std::string::npos) j = dec.size();
+    std::string_view seg(dec.data() + i, j - i);
+    bool last = j == dec.size();
+    if (seg.empty() || seg == ".") {
+      trailing = last;
+    } else if (seg == "..") {
+      if (scratch.empty()) return false;  // above the root
+      scratch.resize(scratch.rfind('/'));
+      trailing = last;
+    } else {
+      scratch.push_back('/');
+      scratch.append(seg);
+      trailing = false;
+    }
+    if (last) break;
+    i = j + 1;
+  }
+  if (scratch.empty() || trailing) scratch.push_back('/');
+  size_t dlen = scratch.size();
+  scratch.reserve(dlen * 4);  // the worst case: every byte escaped; no reallocation below
+  append_path_encoded(scratch, std::string_view(scratch).substr(0, dlen));
+  out->decoded = std::string_view(scratch).substr(0, dlen);
+  out->wire = std::string_view(scratch).substr(dlen);
+  return true;
+}
+
 bool is_hop_by_hop(std::string_view n) {
   switch (n.size()) {
     case 2: return iequals(n, "te");

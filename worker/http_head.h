@@ -62,6 +62,9 @@ std::string_view trim_ows(std::string_view s);
 // A Host value nginx would accept (ngx_http_validate_host): not empty, no
 // control byte, space, '/' or "..".
 bool valid_host(std::string_view host);
+// The authority of an absolute-form target (RFC 9112 3.2.2), which replaces
+// Host: a valid_host() without userinfo ('@'), as nginx's request-line parser.
+bool valid_authority(std::string_view authority);
 
 // Headers a proxy must not forward (RFC 9110 7.6.1), lower-case comparison.
 bool is_hop_by_hop(std::string_view name);
@@ -96,6 +99,30 @@ struct RequestTarget {
   std::string_view authority;  // from absolute-form "http://host/path", else empty
 };
 bool split_target(std::string_view url, RequestTarget* out);
+
+// The request path as routing and the upstream both see it: one function
+// makes both forms, so the prefix a urlmap matched is the prefix the chosen
+// upstream or hosted app finds at the start of its path.
+//   decoded: every %XX decoded (%2F too: an encoded slash separates segments,
+//            as in nginx's location matching and in a WSGI app's PATH_INFO),
+//            then "//" merged (nginx merge_slashes, paste.urlmap) and dot
+//            segments removed (RFC 3986 5.2.4, "%2e%2e" counts): what urlmap
+//            prefixes are matched against (paste.urlmap's PATH_INFO).
+//   wire:    `decoded` percent-encoded again where a byte would change the
+//            request line's meaning ('%', '?', '#', controls, space, bytes
+//            >= 0x80): what is forwarded. decode(wire) == decoded.
+// A path already in that form (the usual case) is returned as is, both views
+// being `raw`, and `scratch` is untouched; else both point into `scratch`.
+// False (400) for a malformed %-escape, %00, a path not starting with '/'
+// (other than "*"), or dot segments that climb above the root ("/../x"), as
+// nginx.
+struct NormalPath {
+  std::string_view decoded;
+  std::string_view wire;
+};
+bool normalize_path(std::string_view raw, std::string& scratch, NormalPath* out);
+// Appends `decoded` bytes percent-encoded as NormalPath::wire is.
+void append_path_encoded(std::string& out, std::string_view decoded);
 
 // urljoin(base, path.lstrip('/')) as Python's urllib.parse.urljoin does for
 // the simple cases Paste's proxy produces.

@@ -1,13 +1,239 @@
 #include "worker/proxy_head.h"
 
+#include <netinet/in.h>
+
+#include <cstring>
+
 namespace pasture::worker {
 namespace {
 
 void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
 
+// What build_proxy_head does with a client's field, by name.
+enum class Field : uint8_t {
+  kOther,  // forwarded as is
+  kDrop,   // hop-by-hop, framing (written from the parse) or pasture's own
+  kHost,
+  kXff,    // X-Forwarded-For
+  kXfp,    // X-Forwarded-Proto
+  kXfh,    // X-Forwarded-Host
+  kClaim,  // another forwarding claim: Forwarded, X-Real-IP, X-Forwarded-*
+  kVia,
+  kExpect,
+  kMaxForwards,
+};
+
+bool istarts_with(std::string_view name, std::string_view lower_prefix) {
+  return name.size() >= lower_prefix.size() &&
+         iequals(name.substr(0, lower_prefix.size()), lower_prefix);
+}
+
+// `name` has no '_' (see classify_folded). One switch on the length, as
+// is_hop_by_hop(): a name pasture does not know costs a comparison or two.
+Field classify(std::string_view n) {
+  switch (n.size()) {
+    case 2:
+      if (iequals(n, "te")) return Field::kDrop;
+      break;
+    case 3:
+      if (iequals(n, "via")) return Field::kVia;
+      break;
+    case 4:
+      if (iequals(n, "host")) return Field::kHost;
+      break;
+    case 6:
+      if (iequals(n, "expect")) return Field::kExpect;
+      break;
+    case 7:
+      if (iequals(n, "trailer") || iequals(n, "upgrade")) return Field::kDrop;
+      break;
+    case 9:
+      if (iequals(n, "forwarded") || iequals(n, "x-real-ip")) return Field::kClaim;
+      break;
+    case 10:
+      if (iequals(n, "connection") || iequals(n, "keep-alive")) return Field::kDrop;
+      break;
+    case 12:
+      if (iequals(n, "max-forwards")) return Field::kMaxForwards;
+      break;
+    case 14:
+      if (iequals(n, "content-length") || iequals(n, "http2-settings")) return Field::kDrop;
+      break;
+    case 15:
+      if (iequals(n, "x-forwarded-for")) return Field::kXff;
+      break;
+    case 16:
+      if (iequals(n, "x-forwarded-host")) return Field::kXfh;
+      if (iequals(n, "proxy-connection")) return Field::kDrop;
+      break;
+    case 17:
+      if (iequals(n, "x-forwarded-proto")) return Field::kXfp;
+      if (iequals(n, "transfer-encoding")) return Field::kDrop;
+      break;
+    default:
+      break;
+  }
+  if (n.size() < 10 || (n[0] | 0x20) != 'x' || n[1] != '-') return Field::kOther;
+  if (istarts_with(n, "x-forwarded-")) return Field::kClaim;
+  if (istarts_with(n, "x-pasture-")) return Field::kDrop;  // pasture's internal fields
+  return Field::kOther;
+}
+
+// A name with '_' is what a CGI/WSGI server (wsgiref, Paste's httpserver)
+// maps to the same environ key as its '-' spelling: it passes only when
+// that spelling would be an ordinary field.
+Field classify_folded(std::string_view name) {
+  std::string folded(name);
+  for (char& c : folded)
+    if (c == '_') c = '-';
+  return classify(folded) == Field::kOther ? Field::kOther : Field::kDrop;
+}
+
+void append_request_line(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p,
+                         const RequestTarget& t, const NormalPath& np) {
+  append(o, in.method);
+  o.push_back(' ');
+  if (!p.base_path.empty() && p.base_path != "/") {
+    o.append(join_base_path(p.base_path, np.wire));  // no dot segment left to climb out of it
+  } else if (np.wire.data() == in.url.data()) {  // origin form, path already normal
+    append(o, in.url);
+    o.append(" HTTP/1.1\r\n");
+    return;
+  } else {
+    append(o, np.wire);
+  }
+  if (t.has_query) o.append("?").append(t.query);
+  o.append(" HTTP/1.1\r\n");
+}
+
+void append_field(std::string& o, std::string_view name, std::string_view value) {
+  append(o, name);
+  o.append(": ");
+  append(o, value);
+  o.append("\r\n");
+}
+
+// `prefix` is "Name: ".
+void append_line(std::string& o, std::string_view prefix, std::string_view value) {
+  append(o, prefix);
+  append(o, value);
+  o.append("\r\n");
+}
+
+// What copy_fields() saw of the fields pasture writes itself: views into
+// the head (several X-Forwarded-For or Via fields joined).
+struct Seen {
+  std::string_view host;  // the Host to forward and report (X-Forwarded-Host)
+  std::string_view xfp, xfh;
+  FieldJoin xff, via;
+};
+
 bool is_hop_counted(std::string_view method) { return method == "OPTIONS" || method == "TRACE"; }
 
+// Appends the client's fields that pass on (see build_proxy_head) and
+// records in `seen` those pasture rewrites.
+void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p, bool absolute,
+                 Seen& seen) {
+  const char* base = in.base;
+  ConnectionTokens nominated;
+  for (const HeaderSpan& h : *in.headers) {
+    std::string_view name = span_view(base, h.name);
+    if (name.size() == 10 && iequals(name, "connection")) nominated.add(span_view(base, h.value));
+  }
+  nominated.finish();
+  // A client's forwarding claims pass on only from a trusted proxy, or to a
+  // hosted app (as paster serve shows them: plain HTTP_* keys).
+  bool claims = in.trusted_peer || p.hosted;
+  for (const HeaderSpan& h : *in.headers) {
+    std::string_view name = span_view(base, h.name);
+    std::string_view value = span_view(base, h.value);
+    // Trailing OWS is not part of the value (llhttp drops the leading one).
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    bool underscore = name.find('_') != std::string_view::npos;
+    if (underscore && !p.underscores) continue;
+    Field f = underscore ? classify_folded(name) : classify(name);
+    if (f == Field::kDrop || nominated.nominates(name)) continue;
+    if (f == Field::kHost) {
+      if (absolute) continue;  // the target's authority is the Host
+      seen.host = value;
+      if (!p.preserve_host) continue;
+    } else if (f == Field::kXff) {
+      // Every value passed on, in order (nginx's $proxy_add_x_forwarded_for).
+      if (claims) seen.xff.add(value);
+      continue;
+    } else if (f == Field::kXfp || f == Field::kXfh) {
+      // Ours to set, unless a trusted proxy set it (its last field).
+      if (in.trusted_peer) (f == Field::kXfp ? seen.xfp : seen.xfh) = value;
+      continue;
+    } else if (f == Field::kClaim && !claims) {
+      continue;
+    } else if (f == Field::kVia && !p.via.empty()) {
+      seen.via.add(value);  // then this hop (build_proxy_head)
+      continue;
+    } else if (f == Field::kExpect && in.http10) {
+      continue;
+    } else if (f == Field::kMaxForwards && is_hop_counted(in.method)) {
+      // Zero was answered here (ClientConn::answer_here); a value that is no
+      // number goes on as it came.
+      int64_t left = max_forwards_value(value);
+      if (left > 0) {
+        o.append("Max-Forwards: ");
+        append_uint(o, (uint64_t)(left - 1));
+        o.append("\r\n");
+        continue;
+      }
+    }
+    append_field(o, name, value);
+  }
+}
+
 }  // namespace
+
+bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p) {
+  RequestTarget t;
+  std::string scratch;
+  NormalPath np;
+  if (!split_target(in.url, &t) || !normalize_path(t.path, scratch, &np)) return false;
+  append_request_line(o, in, p, t, np);
+  bool absolute = !t.authority.empty();
+  Seen seen;
+  seen.host = t.authority;
+  copy_fields(o, in, p, absolute, seen);
+  if (in.body == ProxyHeadInput::Body::kChunked) {
+    o.append("Transfer-Encoding: chunked\r\n");
+  } else if (in.body == ProxyHeadInput::Body::kLength) {
+    o.append("Content-Length: ");
+    append_uint(o, in.content_length);
+    o.append("\r\n");
+  }
+  if (!p.preserve_host)
+    append_line(o, "Host: ", p.upstream_host);
+  else if (absolute)
+    append_line(o, "Host: ", t.authority);
+  else if (seen.host.empty())
+    append_line(o, "Host: ", p.fallback_host);
+  o.append("X-Forwarded-For: ");
+  if (!seen.xff.value().empty()) {
+    append(o, seen.xff.value());
+    o.append(", ");
+  }
+  append(o, in.peer);
+  o.append("\r\n");
+  append_line(o, "X-Forwarded-Proto: ", seen.xfp.empty() ? std::string_view("http") : seen.xfp);
+  // A hosted WSGI app learns the urlmap prefix it is mounted at (its
+  // SCRIPT_NAME): python/pasture_wsgi.py decodes it and strips it from
+  // PATH_INFO, which its server decodes from np.wire.
+  if (p.hosted && in.script_len > 0 && in.script_len <= np.decoded.size()) {
+    o.append("X-Pasture-Script-Name: ");
+    append_path_encoded(o, np.decoded.substr(0, in.script_len));
+    o.append("\r\n");
+  }
+  std::string_view xfh = seen.xfh.empty() ? seen.host : seen.xfh;
+  if (!xfh.empty()) append_line(o, "X-Forwarded-Host: ", xfh);
+  if (!p.via.empty()) append_via(o, seen.via, in.http10, p.via);
+  o.append("\r\n");
+  return true;
+}
 
 void FieldJoin::add(std::string_view v) {
   if (view_.empty()) {
@@ -42,110 +268,6 @@ int64_t max_forwards_value(std::string_view v) {
   return n;
 }
 
-void build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p) {
-  RequestTarget t;
-  split_target(in.url, &t);
-  append(o, in.method);
-  o.push_back(' ');
-  if (!p.base_path.empty() && p.base_path != "/") {
-    o.append(join_base_path(p.base_path, t.path));
-    if (t.has_query) o.append("?").append(t.query);
-  } else if (!t.authority.empty()) {  // absolute form: send origin form
-    append(o, t.path);
-    if (t.has_query) o.append("?").append(t.query);
-  } else {
-    append(o, in.url);
-  }
-  o.append(" HTTP/1.1\r\n");
-
-  const char* base = in.base;
-  std::string_view host;
-  ConnectionTokens nominated;
-  for (const HeaderSpan& h : *in.headers) {
-    std::string_view name = span_view(base, h.name);
-    if (name.size() == 10 && iequals(name, "connection")) nominated.add(span_view(base, h.value));
-  }
-  nominated.finish();
-  // X-Forwarded-For: every value the client sent, in order, then the peer
-  // (nginx's $proxy_add_x_forwarded_for). Via likewise, then this hop.
-  FieldJoin xff, via;
-  bool hop_counted = is_hop_counted(in.method);
-  for (const HeaderSpan& h : *in.headers) {
-    std::string_view name = span_view(base, h.name);
-    std::string_view value = span_view(base, h.value);
-    if (is_hop_by_hop(name) || is_framing(name)) continue;
-    if (nominated.nominates(name)) continue;
-    if (name.size() == 4 && iequals(name, "host")) {
-      host = value;
-      if (!p.preserve_host) continue;
-    } else if (name.size() == 15 && iequals(name, "x-forwarded-for")) {
-      xff.add(value);
-      continue;
-    } else if (name.size() == 3 && !p.via.empty() && iequals(name, "via")) {
-      via.add(value);
-      continue;
-    } else if (name.size() == 6 && in.http10 && iequals(name, "expect")) {
-      continue;
-    } else if (name.size() == 12 && hop_counted && iequals(name, "max-forwards")) {
-      // Zero was answered here (ClientConn::answer_here); a value that is no
-      // number goes on as it came.
-      int64_t left = max_forwards_value(value);
-      if (left > 0) {
-        o.append("Max-Forwards: ");
-        append_uint(o, (uint64_t)(left - 1));
-        o.append("\r\n");
-        continue;
-      }
-    } else if ((name.size() == 17 && iequals(name, "x-forwarded-proto")) ||
-               (name.size() == 16 && iequals(name, "x-forwarded-host")) ||
-               (p.hosted && iequals(name, "x-pasture-script-name"))) {
-      continue;  // ours to set; a client's value is never trusted
-    }
-    append(o, name);
-    o.append(": ");
-    append(o, value);
-    o.append("\r\n");
-  }
-  if (in.body == ProxyHeadInput::Body::kChunked) {
-    o.append("Transfer-Encoding: chunked\r\n");
-  } else if (in.body == ProxyHeadInput::Body::kLength) {
-    o.append("Content-Length: ");
-    append_uint(o, in.content_length);
-    o.append("\r\n");
-  }
-  if (!p.preserve_host) {
-    o.append("Host: ");
-    append(o, p.upstream_host);
-    o.append("\r\n");
-  } else if (host.empty()) {
-    o.append("Host: ");
-    append(o, t.authority.empty() ? p.fallback_host : t.authority);
-    o.append("\r\n");
-  }
-  if (host.empty()) host = t.authority;
-  o.append("X-Forwarded-For: ");
-  if (!xff.value().empty()) {
-    append(o, xff.value());
-    o.append(", ");
-  }
-  append(o, in.peer);
-  o.append("\r\nX-Forwarded-Proto: http\r\n");
-  // A hosted WSGI app learns the urlmap prefix it is mounted at (its
-  // SCRIPT_NAME); python/pasture_wsgi.py strips it from PATH_INFO.
-  if (p.hosted && in.script_len > 0 && in.script_len <= t.path.size()) {
-    o.append("X-Pasture-Script-Name: ");
-    append(o, t.path.substr(0, in.script_len));
-    o.append("\r\n");
-  }
-  if (!host.empty()) {
-    o.append("X-Forwarded-Host: ");
-    append(o, host);
-    o.append("\r\n");
-  }
-  if (!p.via.empty()) append_via(o, via, in.http10, p.via);
-  o.append("\r\n");
-}
-
 void build_trace_echo(std::string& o, const ProxyHeadInput& in) {
   append(o, in.method);
   o.push_back(' ');
@@ -156,12 +278,37 @@ void build_trace_echo(std::string& o, const ProxyHeadInput& in) {
     if (iequals(name, "authorization") || iequals(name, "proxy-authorization") ||
         iequals(name, "cookie"))
       continue;
-    append(o, name);
-    o.append(": ");
-    append(o, span_view(in.base, h.value));
-    o.append("\r\n");
+    append_field(o, name, span_view(in.base, h.value));
   }
   o.append("\r\n");
+}
+
+bool peer_trusted(const std::vector<conf::AddressRange>& ranges, const sockaddr* peer) {
+  if (ranges.empty() || !peer) return false;
+  const uint8_t* addr = nullptr;
+  int family = peer->sa_family;
+  if (family == AF_INET) {
+    addr = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(peer)->sin_addr);
+  } else if (family == AF_INET6) {
+    const auto* a6 = &reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr;
+    addr = a6->s6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a6)) {
+      family = AF_INET;
+      addr += 12;
+    }
+  }
+  for (const conf::AddressRange& r : ranges) {
+    if (r.unix) {
+      if (family == AF_UNIX) return true;
+      continue;
+    }
+    if (r.family != family || !addr) continue;
+    unsigned full = r.prefix / 8, rest = r.prefix % 8;
+    if (std::memcmp(addr, r.addr, full) != 0) continue;
+    if (rest && ((addr[full] ^ r.addr[full]) & (0xff00 >> rest) & 0xff)) continue;
+    return true;
+  }
+  return false;
 }
 
 }  // namespace pasture::worker

@@ -2,11 +2,14 @@
 // pure, so it can be unit-tested and benchmarked without sockets.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "conf/model.h"
 #include "worker/http_head.h"
 
 namespace pasture::worker {
@@ -17,20 +20,20 @@ struct ProxyHeadInput {
   const char* base = nullptr;                        // where `headers` offsets point
   const std::vector<HeaderSpan>* headers = nullptr;  // the client's header fields
   std::string_view peer;    // client address, text
-  uint32_t script_len = 0;  // path bytes a urlmap matched (hosted apps' SCRIPT_NAME)
+  bool trusted_peer = false;  // the peer is in trusted_proxies (peer_trusted())
+  uint32_t script_len = 0;  // bytes of NormalPath::decoded a urlmap matched (SCRIPT_NAME)
   // The request body's framing as pasture parsed it; written by pasture,
   // never copied from the client's fields.
   enum class Body : uint8_t { kNone, kLength, kChunked } body = Body::kNone;
   uint64_t content_length = 0;  // with kLength
-  // An HTTP/1.0 request: Via names 1.0, and Expect is not forwarded (RFC
-  // 9110 10.1.1: a server ignores it in HTTP/1.0; the upstream gets 1.1).
-  bool http10 = false;
+  bool http10 = false;  // an HTTP/1.0 request: Via says 1.0, Expect is dropped
 };
 
 struct ProxyHeadPolicy {
   std::string_view base_path;      // Paste#proxy address path; "" or "/" = unchanged
   bool preserve_host = true;       // forward the client's Host (else upstream_host)
   bool hosted = false;             // the pool is pasture's Python app processes
+  bool underscores = false;        // underscores_in_headers = on: keep names with '_'
   std::string_view upstream_host;  // "host:port" of the chosen server
   std::string_view fallback_host;  // Host to send when the client sent none
   std::string_view via;            // Via received-by name (RFC 9110 7.6.3); "" = no Via
@@ -59,13 +62,34 @@ void append_via(std::string& o, const FieldJoin& earlier, bool http10, std::stri
 // is not a number.
 int64_t max_forwards_value(std::string_view v);
 
-// Appends the upstream request head to `o`: HTTP/1.1 request line, the
-// client's fields minus hop-by-hop ones (and those named in Connection, but
-// never Host or framing), the body's framing from `in.body`, Host per
-// policy, X-Forwarded-For (appended to the client's), -Proto and -Host,
-// X-Pasture-Script-Name for hosted apps, Via (appended to the client's), and
-// the blank line. OPTIONS and TRACE go with Max-Forwards less one.
-void build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p);
+// Appends the upstream request head to `o`; false (nothing usable appended)
+// when the target's path does not normalize (on_head answered 400 already).
+//  - Request line: NormalPath::wire of the path (the form the urlmap routed
+//    on), joined to base_path as Paste's proxy does, then the query as sent.
+//  - The client's fields minus hop-by-hop ones (and those named in
+//    Connection, but never Host or framing); the body's framing from
+//    `in.body`.
+//  - Host: an absolute-form target's authority replaces the client's Host
+//    (RFC 9112 3.2.2); policy may send upstream_host instead.
+//  - Names with '_' are dropped unless p.underscores (nginx's
+//    underscores_in_headers); even then none whose name, '_' read as '-',
+//    is one of the fields below or hop-by-hop/framing.
+//  - X-Pasture-* from a client never passes. Forwarding claims
+//    (X-Forwarded-*, Forwarded, X-Real-IP) pass only from a trusted peer,
+//    or to a hosted app (which sees them as paster serve would; its
+//    REMOTE_ADDR, scheme and SCRIPT_NAME come from pasture's fields alone).
+//    Then X-Forwarded-For: the passed chain plus the peer; -Proto: the
+//    trusted peer's, else "http"; -Host: the trusted peer's, else the Host;
+//    and X-Pasture-Script-Name (percent-encoded) for hosted apps.
+//  - Via: the client's values, then this hop (p.via), in one field.
+//  - Conformance: OPTIONS and TRACE go with Max-Forwards less one (0 was
+//    answered by pasture); an HTTP/1.0 request's Expect is dropped (RFC 9110
+//    10.1.1: ignored in HTTP/1.0; the upstream gets HTTP/1.1).
+bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p);
+
+// Is `peer` inside one of `ranges` (conf::ServerSettings::trusted_proxies)?
+// A unix-socket peer matches a range with `unix` set.
+bool peer_trusted(const std::vector<conf::AddressRange>& ranges, const sockaddr* peer);
 
 // The body of a 200 answering TRACE at its final recipient (RFC 9110 9.3.8,
 // Content-Type message/http): the request head as received, minus fields

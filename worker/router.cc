@@ -11,15 +11,6 @@ bool path_matches(std::string_view path, std::string_view prefix) {
   return path.size() == prefix.size() || path[prefix.size()] == '/';
 }
 
-// paste.urlmap collapses repeated slashes in PATH_INFO before matching.
-std::string_view collapse(std::string_view p, std::string& scratch) {
-  if (p.find("//") == std::string_view::npos) return p;
-  scratch.clear();
-  for (char c : p)
-    if (!(c == '/' && !scratch.empty() && scratch.back() == '/')) scratch.push_back(c);
-  return scratch;
-}
-
 }  // namespace
 
 RouteResult route(const conf::Site& site, std::string_view host_in,
@@ -27,23 +18,27 @@ RouteResult route(const conf::Site& site, std::string_view host_in,
   RouteResult r;
   int h = site.root;
   char hostbuf[256];
-  size_t hl = host_in.size() < sizeof hostbuf ? host_in.size() : sizeof hostbuf - 1;
+  // Longer than any DNS name: matches no domain (never a truncated prefix).
+  bool host_ok = host_in.size() < sizeof hostbuf;
+  size_t hl = host_ok ? host_in.size() : 0;
   for (size_t i = 0; i < hl; i++) {
     char c = host_in[i];
     hostbuf[i] = (c >= 'A' && c <= 'Z') ? char(c + 32) : c;
   }
   std::string_view host(hostbuf, hl);
   // As paste.urlmap: split off the port, else the scheme's default (http: 80).
-  std::string_view host_noport = host;
-  std::string host_port(host);
+  std::string_view host_noport = host, port = "80";
   size_t colon = host.rfind(':');
   if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
     host_noport = host.substr(0, colon);
-  } else {
-    host_port += ":80";
+    port = host.substr(colon + 1);
   }
-  std::string scratch;
-  std::string_view rest = collapse(path, scratch);
+  // "example.com." is example.com to DNS and to most apps' host checks: as
+  // nginx (ngx_http_validate_host), one trailing dot is not part of the name.
+  if (host_noport.size() > 1 && host_noport.back() == '.') host_noport.remove_suffix(1);
+  std::string host_port(host_noport);
+  host_port.append(":").append(port);
+  std::string_view rest = path;
   uint32_t consumed = 0;
 
   for (int depth = 0; depth < 64 && h >= 0; depth++) {
@@ -55,7 +50,8 @@ RouteResult route(const conf::Site& site, std::string_view host_in,
     }
     int next = hd.not_found;
     for (const conf::UrlMapEntry& e : hd.entries) {
-      if (!e.domain.empty() && e.domain != host_noport && e.domain != host_port)
+      if (!e.domain.empty() &&
+          (!host_ok || (e.domain != host_noport && e.domain != host_port)))
         continue;
       if (!path_matches(rest, e.path)) continue;
       rest.remove_prefix(e.path.size());

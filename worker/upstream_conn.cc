@@ -200,6 +200,7 @@ void UpstreamConn::start(ClientConn* c, const std::string* head, bool head_reque
   head_out_ = head;
   head_request_ = head_request;
   head_done_ = got_bytes_ = body_sent_ = request_done_ = decode_ = head_started_ = false;
+  early_answer_ = false;
   msg_done_ = in_trailer_ = false;
   trailer_bytes_ = 0;
   llhttp_init(&parser_, HTTP_RESPONSE, settings());
@@ -376,6 +377,11 @@ const char* UpstreamConn::parse(const char* base, const char* p, const char* end
         continue;
       }
       head_done_ = true;
+      // An answer that began before the whole request reached the socket
+      // (nginx: "upstream sent response before request body was fully
+      // sent"): request bytes may still be queued here or unread there, and
+      // whatever follows on this connection could be read as their tail.
+      early_answer_ = !request_done_ || tcp_.write_queue_size > 0;
       if (msg_done_) {  // HEAD: no body, the message ended with its head
         on_message_complete(end, p);
         return end;
@@ -447,7 +453,8 @@ void UpstreamConn::abort_client() {
 }
 
 void UpstreamConn::on_message_complete(const char* end, const char* pos) {
-  bool reusable = pos != nullptr && pos == end && request_done_ &&
+  bool reusable = pos != nullptr && pos == end && request_done_ && !early_answer_ &&
+                  tcp_.write_queue_size == 0 &&
                   llhttp_should_keep_alive(&parser_) && !w_->draining();
   ClientConn* c = client_;
   client_ = nullptr;

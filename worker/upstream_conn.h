@@ -110,6 +110,7 @@ class UpstreamConn final : public StreamOwner {
   bool got_bytes_ = false;       // any response byte arrived
   bool body_sent_ = false;       // request body bytes reached the socket or queue
   bool request_done_ = false;
+  bool early_answer_ = false;    // the response head came before the request was all written
   bool decode_ = false;          // forward on_body data instead of raw bytes
   bool head_started_ = false;
   bool msg_done_ = false;        // llhttp reported the end of the message

@@ -277,3 +277,86 @@ TEST(Wsgi, UrlmapMountSetsScriptNameLikePaster) {
 
 }  // namespace
 }  // namespace pasture::test
+
+#include "tests/integration/raw_http.h"
+
+namespace pasture::test {
+namespace {
+
+std::string environ_value(const std::string& json, const std::string& key) {
+  std::string k = "\"" + key + "\": \"";
+  size_t at = json.find(k);
+  if (at == std::string::npos) return "<absent>";
+  at += k.size();
+  return json.substr(at, json.find('"', at) - at);
+}
+
+// Issue 20 #4: the app behind a urlmap prefix gets SCRIPT_NAME/PATH_INFO as
+// paste.urlmap gives them for the normalized path, whatever the spelling;
+// paster3 agrees wherever Paste's server decodes the same way.
+TEST(Wsgi, UrlmapMountSeesTheNormalizedPathLikePaster) {
+  if (!have_paster()) GTEST_SKIP() << "paster3 (python3-pastescript) is not installed";
+  WsgiSite site("urlmap.ini");
+  ASSERT_TRUE(site.start_pasture()) << site.pasture().output();
+  ASSERT_TRUE(site.start_paster());
+  for (const char* target : {"/mnt/environ", "//mnt/environ", "/%6Dnt/environ", "/mnt//environ",
+                             "/%6d%6e%74/%65nviron", "/x/../mnt/environ", "/mnt/./environ",
+                             "/mnt/a/%2e%2e/environ", "/x%2F..%2Fmnt/environ"}) {
+    SCOPED_TRACE(target);
+    Response a = http_request(site.port(), "GET", target, {}, "");
+    ASSERT_EQ(a.status, 200) << a.body;
+    EXPECT_EQ(environ_value(a.body, "SCRIPT_NAME"), "/mnt") << a.body;
+    EXPECT_EQ(environ_value(a.body, "PATH_INFO"), "/environ") << a.body;
+    if (std::string(target).find('.') == std::string::npos) {
+      Response b = http_request(site.paster_port(), "GET", target, {}, "");
+      EXPECT_EQ(environ_value(b.body, "SCRIPT_NAME"), "/mnt") << b.body;
+      EXPECT_EQ(environ_value(b.body, "PATH_INFO"), "/environ") << b.body;
+    }
+  }
+  Response up = http_request(site.port(), "GET", "/../mnt/environ", {}, "");
+  EXPECT_EQ(up.status, 400) << up.body;
+}
+
+// Issue 20 #6: a client's spelling of X-Pasture-Script-Name with '_' that
+// wsgiref (the fallback when waitress is missing) maps to the same environ
+// key cannot set SCRIPT_NAME. A stub `waitress` package forces the fallback.
+TEST(Wsgi, UnderscoreSpellingsCannotSetScriptName) {
+  TempDir stub;
+  fs::create_directories(stub.path() + "/waitress");
+  stub.write("waitress/__init__.py", "");
+  for (bool wsgiref : {true, false}) {
+    SCOPED_TRACE(wsgiref ? "wsgiref" : "waitress");
+    WsgiSite site("call.ini", 1, wsgiref ? stub.path() + ":" + kWsgiDir : kWsgiDir);
+    ASSERT_TRUE(site.start_pasture()) << site.pasture().output();
+    Response r;
+    for (const char* name : {"X_Pasture_Script_Name", "x_pasture-script_NAME"}) {
+      r = http_request(site.port(), "GET", "/admin/environ", {{name, "/admin"}}, "");
+      EXPECT_EQ(r.header("Server").find("WSGIServer") != std::string::npos, wsgiref) << r.header("Server");
+      EXPECT_EQ(r.status, 404) << name << ": " << r.body;
+      EXPECT_EQ(r.body, "not found: /admin/environ\n") << name;
+    }
+    r = http_request(site.port(), "GET", "/environ",
+                     {{"X_Forwarded_For", "6.6.6.6"}, {"X_Forwarded_Proto", "https"}, {"X_Custom", "1"}}, "");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(environ_value(r.body, "SCRIPT_NAME"), "");
+    EXPECT_EQ(environ_value(r.body, "REMOTE_ADDR"), "127.0.0.1");
+    EXPECT_EQ(environ_value(r.body, "wsgi.url_scheme"), "http");
+    EXPECT_EQ(r.body.find("6.6.6.6"), std::string::npos) << r.body;
+  }
+}
+
+// Issue 20 #5: an absolute-form target's authority is what the app sees as
+// HTTP_HOST.
+TEST(Wsgi, AbsoluteFormAuthorityIsTheAppsHost) {
+  WsgiSite site("call.ini", 1);
+  ASSERT_TRUE(site.start_pasture()) << site.pasture().output();
+  Exchange ex = exchange(site.port(),
+                         "GET http://shop.test:8080/environ HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n",
+                         Millis(3000));
+  ASSERT_EQ(ex.status(), 200) << ex.bytes;
+  EXPECT_EQ(environ_value(ex.body(), "HTTP_HOST"), "shop.test:8080") << ex.body();
+  EXPECT_EQ(ex.body().find("evil.test"), std::string::npos) << ex.body();
+}
+
+}  // namespace
+}  // namespace pasture::test

@@ -1,5 +1,7 @@
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <llhttp.h>
+#include <sys/un.h>
 
 #include "tests/unit/collect_head.h"
 #include "worker/proxy_head.h"
@@ -32,16 +34,137 @@ struct Parsed {
   }
 };
 
+// From a trusted proxy (trusted_proxies), its X-Forwarded-For chain is
+// appended to and its -Proto and -Host kept.
 TEST(WorkerProxyHead, ForwardsEndToEndFieldsAndAddsForwarded) {
   Parsed p("GET /a?b=1 HTTP/1.1\r\nHost: site.test\r\nConnection: keep-alive, X-Drop\r\n"
            "X-Drop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nX-Forwarded-For: 1.1.1.1\r\n"
            "X-Forwarded-For: 2.2.2.2\r\nX-Forwarded-Proto: https\r\nAccept: */*\r\n\r\n");
   std::string out;
-  build_proxy_head(out, p.input(), ProxyHeadPolicy{});
+  ProxyHeadInput in = p.input();
+  in.trusted_peer = true;
+  ASSERT_TRUE(build_proxy_head(out, in, ProxyHeadPolicy{}));
   EXPECT_EQ(out,
             "GET /a?b=1 HTTP/1.1\r\nHost: site.test\r\nAccept: */*\r\n"
-            "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\nX-Forwarded-Proto: http\r\n"
+            "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\nX-Forwarded-Proto: https\r\n"
             "X-Forwarded-Host: site.test\r\n\r\n");
+}
+
+// Issue 20 #6: from any other peer, no forwarding claim passes; pasture's
+// own values replace them.
+TEST(WorkerProxyHead, UntrustedPeersForwardingClaimsAreDropped) {
+  Parsed p("GET /a HTTP/1.1\r\nHost: site.test\r\nX-Forwarded-For: 1.1.1.1\r\n"
+           "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nForwarded: for=1.1.1.1\r\n"
+           "X-Real-IP: 1.1.1.1\r\nX-Forwarded-Port: 443\r\nx-forwarded-ssl: on\r\n"
+           "X-Forwarded-Scheme: https\r\nX-Forwarded-Server: evil\r\nX-Pasture-Anything: 1\r\n"
+           "Accept: */*\r\n\r\n");
+  std::string out;
+  ASSERT_TRUE(build_proxy_head(out, p.input(), ProxyHeadPolicy{}));
+  EXPECT_EQ(out,
+            "GET /a HTTP/1.1\r\nHost: site.test\r\nAccept: */*\r\n"
+            "X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: site.test\r\n\r\n");
+  // A hosted app sees the claims as paster serve shows them (plain HTTP_*
+  // keys) but pasture's own X-Forwarded-Proto/-Host and last hop.
+  ProxyHeadPolicy hosted;
+  hosted.hosted = true;
+  out.clear();
+  ASSERT_TRUE(build_proxy_head(out, p.input(), hosted));
+  EXPECT_EQ(out,
+            "GET /a HTTP/1.1\r\nHost: site.test\r\nForwarded: for=1.1.1.1\r\n"
+            "X-Real-IP: 1.1.1.1\r\nX-Forwarded-Port: 443\r\nx-forwarded-ssl: on\r\n"
+            "X-Forwarded-Scheme: https\r\nX-Forwarded-Server: evil\r\nAccept: */*\r\n"
+            "X-Forwarded-For: 1.1.1.1, 10.0.0.9\r\nX-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: site.test\r\n\r\n");
+}
+
+// Issue 20 #6: a name with '_' is dropped (nginx underscores_in_headers off);
+// with it on, never one that a WSGI server would read as one of pasture's.
+TEST(WorkerProxyHead, UnderscoreNamesNeverStandInForPasturesFields) {
+  Parsed p("GET /mnt/x HTTP/1.1\r\nHost: h\r\nX_Pasture_Script_Name: /mnt/x\r\n"
+           "x_pasture-script_NAME: /a\r\nX_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Proto: https\r\n"
+           "X_Forwarded_Host: evil\r\nX_Real_IP: 6.6.6.6\r\nContent_Length: 5\r\n"
+           "Transfer_Encoding: chunked\r\nKeep_Alive: 1\r\nX_Custom: kept\r\n\r\n");
+  ProxyHeadInput in = p.input();
+  in.script_len = 4;
+  ProxyHeadPolicy pol;
+  pol.hosted = true;
+  std::string out;
+  ASSERT_TRUE(build_proxy_head(out, in, pol));
+  EXPECT_EQ(out,
+            "GET /mnt/x HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.9\r\n"
+            "X-Forwarded-Proto: http\r\nX-Pasture-Script-Name: /mnt\r\nX-Forwarded-Host: h\r\n\r\n");
+  pol.underscores = true;
+  in.trusted_peer = true;
+  out.clear();
+  ASSERT_TRUE(build_proxy_head(out, in, pol));
+  EXPECT_EQ(out,
+            "GET /mnt/x HTTP/1.1\r\nHost: h\r\nX_Custom: kept\r\nX-Forwarded-For: 10.0.0.9\r\n"
+            "X-Forwarded-Proto: http\r\nX-Pasture-Script-Name: /mnt\r\nX-Forwarded-Host: h\r\n\r\n");
+}
+
+// Issue 20 #5: an absolute-form target's authority is the Host (RFC 9112
+// 3.2.2), also for X-Forwarded-Host.
+TEST(WorkerProxyHead, AbsoluteFormAuthorityReplacesHost) {
+  Parsed p("GET http://shop.example.com/reset?x HTTP/1.1\r\nHost: evil.com\r\nAccept: a\r\n\r\n");
+  std::string out;
+  ASSERT_TRUE(build_proxy_head(out, p.input(), ProxyHeadPolicy{}));
+  EXPECT_EQ(out,
+            "GET /reset?x HTTP/1.1\r\nAccept: a\r\nHost: shop.example.com\r\n"
+            "X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: shop.example.com\r\n\r\n");
+}
+
+// Routing reads Host without its trailing whitespace (OWS is not part of a
+// field value); the upstream gets the same value.
+TEST(WorkerProxyHead, FieldValuesAreForwardedWithoutTrailingWhitespace) {
+  Parsed p("GET / HTTP/1.1\r\nHost: a.test \t\r\nX-A: v  \r\n\r\n");
+  std::string out;
+  ASSERT_TRUE(build_proxy_head(out, p.input(), ProxyHeadPolicy{}));
+  EXPECT_EQ(out,
+            "GET / HTTP/1.1\r\nHost: a.test\r\nX-A: v\r\nX-Forwarded-For: 10.0.0.9\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: a.test\r\n\r\n");
+}
+
+// Issue 20 #4: what is forwarded is the path routing matched; a hosted app's
+// SCRIPT_NAME is cut from that path, never from the raw one.
+TEST(WorkerProxyHead, ForwardsTheNormalizedPathAndCutsScriptNameFromIt) {
+  Parsed p("GET //mnt/./a/../%65nviron?q=%2F.. HTTP/1.1\r\nHost: h\r\n\r\n");
+  ProxyHeadInput in = p.input();
+  in.script_len = 4;  // "/mnt", as route() measured it on the decoded path
+  ProxyHeadPolicy pol;
+  pol.hosted = true;
+  std::string out;
+  ASSERT_TRUE(build_proxy_head(out, in, pol));
+  EXPECT_EQ(out.substr(0, out.find("\r\n")), "GET /mnt/environ?q=%2F.. HTTP/1.1");
+  EXPECT_NE(out.find("\r\nX-Pasture-Script-Name: /mnt\r\n"), std::string::npos) << out;
+  Parsed q("GET /a%20b/c HTTP/1.1\r\nHost: h\r\n\r\n");
+  in = q.input();
+  in.script_len = 4;  // "/a b"
+  out.clear();
+  ASSERT_TRUE(build_proxy_head(out, in, pol));
+  EXPECT_NE(out.find("\r\nX-Pasture-Script-Name: /a%20b\r\n"), std::string::npos) << out;
+  Parsed bad("GET /../x HTTP/1.1\r\nHost: h\r\n\r\n");
+  out.clear();
+  EXPECT_FALSE(build_proxy_head(out, bad.input(), pol));
+}
+
+// Paste's proxy joins its address path with the path; dot segments are gone
+// before the join, so no request reaches above base_path.
+TEST(WorkerProxyHead, BasePathJoinStaysUnderTheBase) {
+  ProxyHeadPolicy pol;
+  pol.preserve_host = false;
+  pol.upstream_host = "u:1";
+  pol.base_path = "/base/";
+  for (const char* target : {"/x/../../etc/passwd", "/%2e%2e/etc/passwd", "/a/%2E%2E/%2E%2E/etc"}) {
+    Parsed p(std::string("GET ") + target + " HTTP/1.1\r\nHost: h\r\n\r\n");
+    std::string out;
+    EXPECT_FALSE(build_proxy_head(out, p.input(), pol)) << target << ": " << out;
+  }
+  Parsed p("GET /x/../y//%7a HTTP/1.1\r\nHost: h\r\n\r\n");
+  std::string out;
+  ASSERT_TRUE(build_proxy_head(out, p.input(), pol));
+  EXPECT_EQ(out.substr(0, out.find("\r\n")), "GET /base/y/z HTTP/1.1");
 }
 
 TEST(WorkerProxyHead, PasteProxyPolicyRewritesHostAndJoinsBasePath) {
@@ -110,6 +233,50 @@ TEST(WorkerProxyHead, FramingIsWrittenFromTheParseNeverCopied) {
   build_proxy_head(out, g.input(), ProxyHeadPolicy{});
   EXPECT_EQ(out.find("Transfer-Encoding"), std::string::npos) << out;
   EXPECT_EQ(out.find("Content-Length"), std::string::npos) << out;
+}
+
+conf::AddressRange range(int family, const char* addr, int prefix) {
+  conf::AddressRange r;
+  r.text = addr;
+  r.family = family;
+  r.prefix = (uint8_t)prefix;
+  inet_pton(family, addr, r.addr);
+  return r;
+}
+
+TEST(WorkerPeerTrusted, AddressesAndCidrBlocks) {
+  std::vector<conf::AddressRange> ranges = {range(AF_INET, "10.0.0.0", 8), range(AF_INET, "192.0.2.7", 32),
+                                            range(AF_INET, "198.51.100.0", 23), range(AF_INET6, "2001:db8::", 32)};
+  auto v4 = [&](const char* a) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    inet_pton(AF_INET, a, &sa.sin_addr);
+    return peer_trusted(ranges, reinterpret_cast<sockaddr*>(&sa));
+  };
+  auto v6 = [&](const char* a) {
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, a, &sa.sin6_addr);
+    return peer_trusted(ranges, reinterpret_cast<sockaddr*>(&sa));
+  };
+  EXPECT_TRUE(v4("10.1.2.3"));
+  EXPECT_FALSE(v4("11.0.0.1"));
+  EXPECT_TRUE(v4("192.0.2.7"));
+  EXPECT_FALSE(v4("192.0.2.8"));
+  EXPECT_TRUE(v4("198.51.101.255"));  // /23
+  EXPECT_FALSE(v4("198.51.102.0"));
+  EXPECT_TRUE(v6("::ffff:10.9.9.9"));  // a v4-mapped peer on a dual-stack listener
+  EXPECT_TRUE(v6("2001:db8:1::1"));
+  EXPECT_FALSE(v6("2001:db9::1"));
+  EXPECT_FALSE(v6("::1"));
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  EXPECT_FALSE(peer_trusted(ranges, reinterpret_cast<sockaddr*>(&un)));
+  conf::AddressRange unix_range;
+  unix_range.unix = true;
+  ranges.push_back(unix_range);
+  EXPECT_TRUE(peer_trusted(ranges, reinterpret_cast<sockaddr*>(&un)));
+  EXPECT_FALSE(peer_trusted({}, reinterpret_cast<sockaddr*>(&un)));
 }
 
 // RFC 9110 7.6.3: the client's Via values, then this hop, in one field at
