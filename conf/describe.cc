@@ -27,6 +27,8 @@ json::Value server_json(const ServerSettings& s) {
   v["max_header_fields"] = static_cast<double>(s.max_header_fields);
   v["client_body_timeout_ms"] = static_cast<double>(s.client_body_timeout_ms);
   v["send_timeout_ms"] = static_cast<double>(s.send_timeout_ms);
+  v["via"] = s.via;
+  v["trace"] = s.trace;
   v["graceful_timeout_ms"] = static_cast<double>(s.graceful_timeout_ms);
   v["worker_timeout_ms"] = static_cast<double>(s.worker_timeout_ms);
   v["max_requests"] = static_cast<double>(s.max_requests);
@@ -305,6 +307,8 @@ std::string describe_site(const Site& site, int workers_override) {
   out += "  request head up to " + std::to_string(s.max_header_bytes) + " bytes, URL up to " +
          std::to_string(s.max_url_bytes) + " bytes, " + std::to_string(s.max_header_fields) +
          " header fields\n";
+  out += std::string("  ") + (s.via.empty() ? "no Via" : "Via: 1.1 " + s.via) +
+         " on forwarded messages; TRACE " + (s.trace ? "forwarded" : "refused (405)") + "\n";
   if (!s.trusted_proxies.empty()) {
     out += "  forwarding headers (X-Forwarded-*, Forwarded, X-Real-IP) believed from:";
     for (const auto& r : s.trusted_proxies) out += " " + r.text;

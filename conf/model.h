@@ -216,6 +216,11 @@ struct ServerSettings {
   // are believed and passed on (nginx set_real_ip_from, gunicorn
   // forwarded_allow_ips). Empty: nobody's.
   std::vector<AddressRange> trusted_proxies;
+  // Proxying (RFC 9110 7.6). `via`: the received-by name pasture adds to Via
+  // in forwarded requests and responses ("" = none; Apache's ProxyVia).
+  // `trace`: TRACE is forwarded (else 405, as most operators configure).
+  std::string via = "pasture";
+  bool trace = false;
   // Lifecycle (gunicorn names where gunicorn has them).
   uint32_t graceful_timeout_ms = 30000;   // drain time on TERM/QUIT/HUP
   uint32_t worker_timeout_ms = 30000;     // heartbeat age that gets a worker killed; 0 = off

@@ -159,15 +159,6 @@ HashConsistency parse_consistency(const std::string& value, const SourceLoc& loc
   bad(loc, "consistent: expected maglev, ring or none, got '" + value + "'");
 }
 
-// paste.deploy's asbool spellings.
-bool parse_bool(const std::string& value, const SourceLoc& loc, const std::string& what) {
-  std::string v = py::strip(value);
-  for (char& c : v) c = (char)std::tolower((unsigned char)c);
-  if (v == "true" || v == "yes" || v == "on" || v == "y" || v == "t" || v == "1") return true;
-  if (v == "false" || v == "no" || v == "off" || v == "n" || v == "f" || v == "0") return false;
-  bad(loc, what + ": expected true or false, got '" + value + "'");
-}
-
 // An RFC 6265 cookie-name: a token.
 std::string parse_cookie_name(const std::string& value, const SourceLoc& loc) {
   std::string v = py::strip(value);
@@ -181,6 +172,20 @@ std::string parse_cookie_name(const std::string& value, const SourceLoc& loc) {
 }
 
 }  // namespace
+
+int as_bool(const std::string& value) {
+  std::string v = py::strip(value);
+  for (char& c : v) c = (char)std::tolower((unsigned char)c);
+  if (v == "true" || v == "yes" || v == "on" || v == "y" || v == "t" || v == "1") return 1;
+  if (v == "false" || v == "no" || v == "off" || v == "n" || v == "f" || v == "0") return 0;
+  return -1;
+}
+
+bool parse_bool(const std::string& value, const SourceLoc& loc, const std::string& what) {
+  int b = as_bool(value);
+  if (b < 0) bad(loc, what + ": expected true or false, got '" + value + "'");
+  return b == 1;
+}
 
 uint32_t parse_uint(const std::string& value, uint32_t max, const SourceLoc& loc, const std::string& what) {
   std::string v = py::strip(value);

@@ -23,6 +23,11 @@ BalanceMethod parse_method(const std::string& value, const SourceLoc& loc);
 // "5" / "0.5" (seconds), "250ms", "5s", "2m" -> milliseconds.
 uint32_t parse_duration_ms(const std::string& value, const SourceLoc& loc);
 
+// paste.deploy's asbool spellings (true/false, yes/no, on/off, 1/0, ...):
+// as_bool gives 1, 0, or -1 for anything else; parse_bool throws for that.
+int as_bool(const std::string& value);
+bool parse_bool(const std::string& value, const SourceLoc& loc, const std::string& what);
+
 // A non-negative decimal integer <= max.
 uint32_t parse_uint(const std::string& value, uint32_t max, const SourceLoc& loc, const std::string& what);
 

@@ -2,6 +2,8 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
+#include <string_view>
 
 #include "conf/paste_eggs.h"
 #include "conf/site_builder.h"
@@ -49,12 +51,19 @@ std::vector<Listener> parse_listen(const std::string& value, const SourceLoc& lo
   return out;
 }
 
-bool parse_bool(const py::Value& v, const std::string& key) {
-  std::string b = py::strip(v.value);
-  for (auto& c : b) c = (char)tolower((unsigned char)c);
-  if (b == "true" || b == "yes" || b == "on" || b == "1") return true;
-  if (b == "false" || b == "no" || b == "off" || b == "0") return false;
-  bad(v.loc, key + ": expected true or false, got '" + v.value + "'");
+// `via = on | off | NAME` (Apache's ProxyVia, with the pseudonym RFC 9110
+// 7.6.3 allows): the received-by name, "" for off. A name is a token or
+// host[:port], as it goes into every forwarded head.
+std::string parse_via(const std::string& value, const SourceLoc& loc) {
+  int b = as_bool(value);
+  if (b >= 0) return b ? ServerSettings{}.via : "";
+  std::string v = py::strip(value);
+  static constexpr std::string_view kAllowed = "!#$%&'*+-.^_`|~:[]";
+  bool ok = !v.empty() && v.size() <= 255;
+  for (char c : v)
+    if (!isalnum((unsigned char)c) && kAllowed.find(c) == std::string_view::npos) ok = false;
+  if (!ok) bad(loc, "via: expected on, off or a name (a token or host:port), got '" + value + "'");
+  return v;
 }
 
 // `trusted_proxies = 127.0.0.1 10.0.0.0/8 ::1 unix` (commas allowed).
@@ -112,6 +121,10 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
              (fl == Flavour::Gunicorn && key == "limit_request_fields")) {
     s.max_header_fields = parse_uint(v.value, 32768, v.loc, key);
     if (s.max_header_fields == 0) bad(v.loc, key + ": must be at least 1");
+  } else if (fl == Flavour::Pasture && key == "via") {
+    s.via = parse_via(v.value, v.loc);
+  } else if (fl == Flavour::Pasture && key == "trace") {
+    s.trace = parse_bool(v.value, v.loc, key);
   } else if (fl == Flavour::Pasture && key == "client_body_timeout") {
     s.client_body_timeout_ms = parse_duration_ms(v.value, v.loc);
   } else if (fl == Flavour::Pasture && key == "send_timeout") {
@@ -127,9 +140,9 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
   } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "max_requests_jitter") {
     s.max_requests_jitter = parse_uint(v.value, 1u << 31, v.loc, key);
   } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "reuse_port") {
-    s.reuse_port = parse_bool(v, key);
+    s.reuse_port = parse_bool(v.value, v.loc, key);
   } else if (fl == Flavour::Pasture && key == "underscores_in_headers") {
-    s.underscores_in_headers = parse_bool(v, key);
+    s.underscores_in_headers = parse_bool(v.value, v.loc, key);
   } else if (fl == Flavour::Pasture && key == "trusted_proxies") {
     s.trusted_proxies = parse_trusted_proxies(v);
   } else if ((fl == Flavour::Pasture && key == "access_log") ||

@@ -16,6 +16,8 @@
 //     max_header_bytes: 32768
 //     max_url_bytes: 8192
 //     max_header_fields: 100
+//     via: pasture                 # Via received-by name; off = no Via
+//     trace: off                   # on: forward TRACE (else 405)
 //     # ... and every other egg:pasture#main key: client_body_timeout,
 //     # send_timeout, graceful_timeout, worker_timeout, max_requests, max_requests_jitter,
 //     # reuse_port, access_log, underscores_in_headers (false),

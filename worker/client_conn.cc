@@ -56,12 +56,18 @@ const llhttp_settings_t* ClientConn::settings() {
       static_cast<ClientConn*>(p->data)->head_.on_url(at, n);
       return 0;
     };
+    // In kBody these are a chunked body's trailer fields: never forwarded
+    // (see parse()), so only counted, against the limit a head has.
     st.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
-      static_cast<ClientConn*>(p->data)->head_.on_field(at, n);
+      auto* c = static_cast<ClientConn*>(p->data);
+      if (c->state_ == State::kBody) return c->count_trailer(n);
+      c->head_.on_field(at, n);
       return 0;
     };
     st.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
-      static_cast<ClientConn*>(p->data)->head_.on_value(at, n);
+      auto* c = static_cast<ClientConn*>(p->data);
+      if (c->state_ == State::kBody) return c->count_trailer(n);
+      c->head_.on_value(at, n);
       return 0;
     };
     st.on_body = [](llhttp_t* p, const char* at, size_t n) {
@@ -71,7 +77,13 @@ const llhttp_settings_t* ClientConn::settings() {
     };
     // Pause at both ends of a message so parse() learns exact byte positions.
     st.on_headers_complete = [](llhttp_t*) { return (int)HPE_PAUSED; };
-    st.on_message_complete = [](llhttp_t*) { return (int)HPE_PAUSED; };
+    // RFC 9110 6.5.1: a trailer cannot manage the connection. llhttp takes a
+    // trailer's "Connection: close" for the message's and would then
+    // swallow every later byte in silence; the head's decision stands.
+    st.on_message_complete = [](llhttp_t* p) {
+      if (static_cast<ClientConn*>(p->data)->keep_alive_) p->flags &= ~F_CONNECTION_CLOSE;
+      return (int)HPE_PAUSED;
+    };
     return st;
   }();
   return &s;
@@ -356,6 +368,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   // close after the answer rather than guess what the client sends next.
   if (parser_.upgrade) keep_alive_ = false;
   chunked_ = false;
+  trailer_bytes_ = 0;
   std::string_view url = span_view(base, head_.url);
   if (w_->access_log().enabled()) begin_log(base);
   if (parser_.http_major != 1) {  // HTTP/0.9 ("GET /"), HTTP/2.0: nginx says 400, 505
@@ -387,7 +400,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     respond_error(400, "invalid request target authority");
     return false;
   }
-  std::string_view host = t.authority, host_field, te;
+  std::string_view host = t.authority, host_field, te, max_forwards;
   bool have_host = false, bad_name = false;
   int te_fields = 0;
   expect_continue_ = false;
@@ -408,6 +421,8 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     } else if (name.size() == 17 && iequals(name, "transfer-encoding")) {
       te = span_view(base, h.value);
       te_fields++;  // llhttp rejects only "chunked" twice
+    } else if (name.size() == 12 && iequals(name, "max-forwards")) {
+      max_forwards = span_view(base, h.value);
     }
   }
   if (bad_name || head_.folded) {
@@ -445,6 +460,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   }
   state_ = State::kBody;
   arm_timer(srv.client_body_timeout_ms);
+  if (answer_here(base, max_forwards)) return true;
   RouteResult r = route(w_->site(), host, np.decoded);
   handler_ = r.handler;
   script_len_ = r.script_name_len;
@@ -553,6 +569,12 @@ void ClientConn::reset_request() {
     w_->give_buf(uphead_);
     uphead_ = nullptr;
   }
+}
+
+// A trailer section may be as large as a head; more is an error (400).
+int ClientConn::count_trailer(size_t n) {
+  trailer_bytes_ += (uint32_t)n;  // n is at most one read
+  return trailer_bytes_ > w_->site().server.max_header_bytes ? HPE_USER : 0;
 }
 
 int ClientConn::head_error_status(const char* base, llhttp_errno_t err) const {

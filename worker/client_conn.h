@@ -102,8 +102,15 @@ class ClientConn final : public StreamOwner {
   void on_eof();
   void reset_request();
 
-  // Responses pasture makes itself.
-  void respond_local(int status, std::string_view body, bool close);
+  // Responses pasture makes itself. `fields`: extra header lines, each
+  // ending in CRLF; `type`: the Content-Type, "" for none.
+  void respond_local(int status, std::string_view body, bool close, std::string_view fields = {},
+                     std::string_view type = "text/plain; charset=utf-8");
+  bool answer_here(const char* base, std::string_view max_forwards);
+  int count_trailer(size_t n);
+  void append_response_head(std::string& o, const char* base, const HeadCollector& h,
+                            const llhttp_t* p);
+  int send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
   void respond_error(int status, const char* why);
   void release_server(bool failed);
   void begin_log(const char* base);
@@ -146,6 +153,7 @@ class ClientConn final : public StreamOwner {
   bool shut_done_ = false;    // kLinger: every byte written and the write side shut
   bool expect_continue_ = false;
   bool chunked_ = false;      // chunked request body: decoded, then chunked again
+  uint32_t trailer_bytes_ = 0;  // of the chunked body's trailer section, never forwarded
   bool up_paused_ = false;    // we paused upstream reads: our write queue is full
   bool reading_ = false;
   bool in_parse_ = false;

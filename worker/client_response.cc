@@ -6,6 +6,7 @@
 #include "common/health_state.h"
 #include "common/log.h"
 #include "worker/client_conn.h"
+#include "worker/proxy_head.h"
 #include "worker/upstream_conn.h"
 
 namespace pasture::worker {
@@ -13,9 +14,16 @@ namespace {
 
 void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
 
+// What OPTIONS at Max-Forwards 0 and a refused TRACE list: the methods
+// pasture proxies (it cannot know a resource's own list).
+constexpr std::string_view kAllow = "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n";
+constexpr std::string_view kAllowTrace =
+    "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE\r\n";
+
 }  // namespace
 
-void ClientConn::respond_local(int status, std::string_view body, bool close_after) {
+void ClientConn::respond_local(int status, std::string_view body, bool close_after,
+                               std::string_view fields, std::string_view type) {
   mode_ = Mode::kLocal;
   status_ = (uint16_t)status;
   resp_bytes_ = method_ == HTTP_HEAD ? 0 : body.size();
@@ -26,9 +34,15 @@ void ClientConn::respond_local(int status, std::string_view body, bool close_aft
   o.append("HTTP/1.1 ");
   append_uint(o, (uint64_t)status);
   o.append(" ").append(reason_phrase(status)).append("\r\nServer: pasture\r\n");
-  o.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  if (!type.empty()) {
+    o.append("Content-Type: ");
+    append(o, type);
+    o.append("\r\n");
+  }
+  o.append("Content-Length: ");
   append_uint(o, body.size());
   o.append("\r\n");
+  append(o, fields);
   if (status == 503) o.append("Retry-After: 1\r\n");
   // The keep-alive decision is final only when the response is sent, so the
   // Connection header and the blank line are added then (finish_local).
@@ -94,8 +108,14 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
     return false;
   }
   if (status < 200) {
-    if (status == 100 && expect_continue_ && !http10_)
-      stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    // RFC 9110 15.2: a proxy forwards every interim response, except to an
+    // HTTP/1.0 client. 100 goes bare, as pasture sends it itself, and only
+    // when the client asked with Expect (an upstream may send it unasked).
+    // 101 never gets here (UpstreamConn).
+    if (http10_ || (status == 100 && !expect_continue_)) return false;
+    int r = status == 100 ? stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25)
+                          : send_interim(base, h, p);
+    if (r < 0) close();
     return false;
   }
   PoolRt& pool = w_->pools()[pool_];
@@ -136,30 +156,7 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
   if (!resp_head_) resp_head_ = w_->take_buf();
   std::string& o = *resp_head_;
   o.clear();
-  o.append("HTTP/1.1 ");
-  append_uint(o, (uint64_t)status);
-  o.push_back(' ');
-  std::string_view reason = span_view(base, h.status);
-  if (reason.empty())
-    o.append(reason_phrase(status));
-  else
-    append(o, reason);
-  o.append("\r\n");
-  ConnectionTokens nominated;
-  for (const HeaderSpan& hs : *h.headers) {
-    std::string_view name = span_view(base, hs.name);
-    if (name.size() == 10 && iequals(name, "connection")) nominated.add(span_view(base, hs.value));
-  }
-  nominated.finish();
-  for (const HeaderSpan& hs : *h.headers) {
-    std::string_view name = span_view(base, hs.name);
-    if (is_hop_by_hop(name) || is_framing(name)) continue;
-    if (nominated.nominates(name)) continue;
-    append(o, name);
-    o.append(": ");
-    append(o, span_view(base, hs.value));
-    o.append("\r\n");
-  }
+  append_response_head(o, base, h, p);
   // The framing is ours, from llhttp's parse of the upstream's head (its
   // own fields were dropped above): the client frames the body exactly as
   // pasture forwards it. A 204 has neither field (RFC 9112 6.1, RFC 9110
@@ -190,6 +187,88 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
     o.append("Connection: keep-alive\r\n");
   o.append("\r\n");
   return decode;
+}
+
+// The status line and the end-to-end fields of an upstream's head (RFC 9110
+// 7.6.1: minus hop-by-hop ones and those its Connection fields name; the
+// framing is never copied), then Via. The caller adds framing and the end.
+void ClientConn::append_response_head(std::string& o, const char* base, const HeadCollector& h,
+                                      const llhttp_t* p) {
+  int status = p->status_code;
+  o.append("HTTP/1.1 ");
+  append_uint(o, (uint64_t)status);
+  o.push_back(' ');
+  std::string_view reason = span_view(base, h.status);
+  if (reason.empty())
+    o.append(reason_phrase(status));
+  else
+    append(o, reason);
+  o.append("\r\n");
+  const PoolRt& pool = w_->pools()[pool_];
+  std::string_view via_name = pool.hosted ? std::string_view() : w_->site().server.via;
+  ConnectionTokens nominated;
+  for (const HeaderSpan& hs : *h.headers) {
+    std::string_view name = span_view(base, hs.name);
+    if (name.size() == 10 && iequals(name, "connection")) nominated.add(span_view(base, hs.value));
+  }
+  nominated.finish();
+  FieldJoin via;
+  for (const HeaderSpan& hs : *h.headers) {
+    std::string_view name = span_view(base, hs.name);
+    if (is_hop_by_hop(name) || is_framing(name)) continue;
+    if (nominated.nominates(name)) continue;
+    if (name.size() == 3 && !via_name.empty() && iequals(name, "via")) {
+      via.add(span_view(base, hs.value));
+      continue;
+    }
+    append(o, name);
+    o.append(": ");
+    append(o, span_view(base, hs.value));
+    o.append("\r\n");
+  }
+  // The received protocol is the upstream's (RFC 9110 7.6.3).
+  if (!via_name.empty()) append_via(o, via, p->http_major == 1 && p->http_minor == 0, via_name);
+}
+
+// An interim (1xx) response, forwarded at once: it has no framing of its
+// own, and the final response follows on the same connection. Returns 0
+// or a libuv error.
+int ClientConn::send_interim(const char* base, const HeadCollector& h, const llhttp_t* p) {
+  std::string* b = w_->take_buf();
+  b->clear();
+  append_response_head(*b, base, h, p);
+  b->append("\r\n");
+  int r = stream_send(stream(), b->data(), b->size());
+  w_->give_buf(b);
+  return r;
+}
+
+// Requests pasture answers itself whatever the route: TRACE when it is not
+// forwarded (405, RFC 9110 15.5.6 wants Allow), and OPTIONS or TRACE whose
+// Max-Forwards reached 0 here (RFC 9110 7.6.2). Called from on_head, once
+// the head is valid; true if it answered.
+bool ClientConn::answer_here(const char* base, std::string_view max_forwards) {
+  if (method_ != HTTP_OPTIONS && method_ != HTTP_TRACE) return false;
+  const conf::ServerSettings& srv = w_->site().server;
+  if (method_ == HTTP_TRACE && !srv.trace) {
+    respond_local(405, "405 Method Not Allowed\n", false, kAllow);
+    return true;
+  }
+  if (max_forwards.empty() || max_forwards_value(max_forwards) != 0) return false;
+  if (method_ == HTTP_OPTIONS) {
+    respond_local(200, "", false, srv.trace ? kAllowTrace : kAllow, "");
+    return true;
+  }
+  ProxyHeadInput in;
+  in.method = "TRACE";
+  in.url = span_view(base, head_.url);
+  in.base = base;
+  in.headers = head_.headers;
+  in.http10 = http10_;
+  std::string echo;
+  build_trace_echo(echo, in);
+  respond_local(200, echo, false, {}, "message/http");
+  return true;
 }
 
 bool ClientConn::valid_response_head(const char* base, const HeadCollector& h) {

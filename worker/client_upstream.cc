@@ -99,6 +99,7 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   in.peer = peer_;
   in.trusted_peer = trusted_peer_;
   in.script_len = script_len_;
+  in.http10 = http10_;
   // Called from on_head: the parser still holds the declared length.
   if (chunked_) {
     in.body = ProxyHeadInput::Body::kChunked;
@@ -113,6 +114,8 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   p.underscores = w_->site().server.underscores_in_headers;
   p.upstream_host = pool.targets[server].addr.host_header;
   p.fallback_host = pool.targets[0].addr.host_header;
+  // A hosted app's server is pasture itself, as under paster serve: no Via.
+  if (!pool.hosted) p.via = w_->site().server.via;
   if (build_proxy_head(*uphead_, in, p)) return true;
   release_server(false);  // unreachable: on_head answered 400 for such a target
   end_flight();

@@ -18,6 +18,9 @@ enum class Field : uint8_t {
   kXfp,    // X-Forwarded-Proto
   kXfh,    // X-Forwarded-Host
   kClaim,  // another forwarding claim: Forwarded, X-Real-IP, X-Forwarded-*
+  kVia,
+  kExpect,
+  kMaxForwards,
 };
 
 bool istarts_with(std::string_view name, std::string_view lower_prefix) {
@@ -32,8 +35,14 @@ Field classify(std::string_view n) {
     case 2:
       if (iequals(n, "te")) return Field::kDrop;
       break;
+    case 3:
+      if (iequals(n, "via")) return Field::kVia;
+      break;
     case 4:
       if (iequals(n, "host")) return Field::kHost;
+      break;
+    case 6:
+      if (iequals(n, "expect")) return Field::kExpect;
       break;
     case 7:
       if (iequals(n, "trailer") || iequals(n, "upgrade")) return Field::kDrop;
@@ -43,6 +52,9 @@ Field classify(std::string_view n) {
       break;
     case 10:
       if (iequals(n, "connection") || iequals(n, "keep-alive")) return Field::kDrop;
+      break;
+    case 12:
+      if (iequals(n, "max-forwards")) return Field::kMaxForwards;
       break;
     case 14:
       if (iequals(n, "content-length") || iequals(n, "http2-settings")) return Field::kDrop;
@@ -108,13 +120,15 @@ void append_line(std::string& o, std::string_view prefix, std::string_view value
   o.append("\r\n");
 }
 
-// What copy_fields() saw of the fields pasture writes itself. Views into
-// the head, or into xff_joined.
+// What copy_fields() saw of the fields pasture writes itself: views into
+// the head (several X-Forwarded-For or Via fields joined).
 struct Seen {
   std::string_view host;  // the Host to forward and report (X-Forwarded-Host)
-  std::string_view xff, xfp, xfh;
-  std::string xff_joined;
+  std::string_view xfp, xfh;
+  FieldJoin xff, via;
 };
+
+bool is_hop_counted(std::string_view method) { return method == "OPTIONS" || method == "TRACE"; }
 
 // Appends the client's fields that pass on (see build_proxy_head) and
 // records in `seen` those pasture rewrites.
@@ -144,18 +158,8 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
       seen.host = value;
       if (!p.preserve_host) continue;
     } else if (f == Field::kXff) {
-      // Every value passed on, in order (nginx's
-      // $proxy_add_x_forwarded_for). One field (the usual case) is a view;
-      // only several are joined into a string.
-      if (!claims) continue;
-      if (seen.xff.empty()) {
-        seen.xff = value;
-      } else {
-        if (seen.xff_joined.empty()) seen.xff_joined.assign(seen.xff);
-        seen.xff_joined.append(", ");
-        append(seen.xff_joined, value);
-        seen.xff = seen.xff_joined;
-      }
+      // Every value passed on, in order (nginx's $proxy_add_x_forwarded_for).
+      if (claims) seen.xff.add(value);
       continue;
     } else if (f == Field::kXfp || f == Field::kXfh) {
       // Ours to set, unless a trusted proxy set it (its last field).
@@ -163,6 +167,21 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
       continue;
     } else if (f == Field::kClaim && !claims) {
       continue;
+    } else if (f == Field::kVia && !p.via.empty()) {
+      seen.via.add(value);  // then this hop (build_proxy_head)
+      continue;
+    } else if (f == Field::kExpect && in.http10) {
+      continue;
+    } else if (f == Field::kMaxForwards && is_hop_counted(in.method)) {
+      // Zero was answered here (ClientConn::answer_here); a value that is no
+      // number goes on as it came.
+      int64_t left = max_forwards_value(value);
+      if (left > 0) {
+        o.append("Max-Forwards: ");
+        append_uint(o, (uint64_t)(left - 1));
+        o.append("\r\n");
+        continue;
+      }
     }
     append_field(o, name, value);
   }
@@ -194,8 +213,8 @@ bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
   else if (seen.host.empty())
     append_line(o, "Host: ", p.fallback_host);
   o.append("X-Forwarded-For: ");
-  if (!seen.xff.empty()) {
-    append(o, seen.xff);
+  if (!seen.xff.value().empty()) {
+    append(o, seen.xff.value());
     o.append(", ");
   }
   append(o, in.peer);
@@ -211,8 +230,57 @@ bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
   }
   std::string_view xfh = seen.xfh.empty() ? seen.host : seen.xfh;
   if (!xfh.empty()) append_line(o, "X-Forwarded-Host: ", xfh);
+  if (!p.via.empty()) append_via(o, seen.via, in.http10, p.via);
   o.append("\r\n");
   return true;
+}
+
+void FieldJoin::add(std::string_view v) {
+  if (view_.empty()) {
+    view_ = v;
+    return;
+  }
+  if (joined_.empty()) joined_.assign(view_);
+  joined_.append(", ");
+  append(joined_, v);
+  view_ = joined_;
+}
+
+void append_via(std::string& o, const FieldJoin& earlier, bool http10, std::string_view name) {
+  o.append("Via: ");
+  if (!earlier.value().empty()) {
+    append(o, earlier.value());
+    o.append(", ");
+  }
+  o.append(http10 ? "1.0 " : "1.1 ");
+  append(o, name);
+  o.append("\r\n");
+}
+
+int64_t max_forwards_value(std::string_view v) {
+  v = trim_ows(v);
+  if (v.empty()) return -1;
+  int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return -1;
+    n = n > (INT64_MAX - 9) / 10 ? INT64_MAX : n * 10 + (c - '0');
+  }
+  return n;
+}
+
+void build_trace_echo(std::string& o, const ProxyHeadInput& in) {
+  append(o, in.method);
+  o.push_back(' ');
+  append(o, in.url);
+  o.append(in.http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+  for (const HeaderSpan& h : *in.headers) {
+    std::string_view name = span_view(in.base, h.name);
+    if (iequals(name, "authorization") || iequals(name, "proxy-authorization") ||
+        iequals(name, "cookie"))
+      continue;
+    append_field(o, name, span_view(in.base, h.value));
+  }
+  o.append("\r\n");
 }
 
 bool peer_trusted(const std::vector<conf::AddressRange>& ranges, const sockaddr* peer) {

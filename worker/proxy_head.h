@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,7 @@ struct ProxyHeadInput {
   // never copied from the client's fields.
   enum class Body : uint8_t { kNone, kLength, kChunked } body = Body::kNone;
   uint64_t content_length = 0;  // with kLength
+  bool http10 = false;  // an HTTP/1.0 request: Via says 1.0, Expect is dropped
 };
 
 struct ProxyHeadPolicy {
@@ -34,7 +36,31 @@ struct ProxyHeadPolicy {
   bool underscores = false;        // underscores_in_headers = on: keep names with '_'
   std::string_view upstream_host;  // "host:port" of the chosen server
   std::string_view fallback_host;  // Host to send when the client sent none
+  std::string_view via;            // Via received-by name (RFC 9110 7.6.3); "" = no Via
 };
+
+// The values of a repeated list field, in order, joined with ", ". One field
+// (the usual case) stays a view into the head; only several are copied.
+class FieldJoin {
+ public:
+  FieldJoin() = default;
+  FieldJoin(const FieldJoin&) = delete;  // value() may point into joined_
+  FieldJoin& operator=(const FieldJoin&) = delete;
+  void add(std::string_view v);
+  std::string_view value() const { return view_; }
+
+ private:
+  std::string_view view_;
+  std::string joined_;
+};
+
+// "Via: [earlier, ]1.1 NAME\r\n" (1.0 for an HTTP/1.0 message): the values
+// the message carried, then this hop's (RFC 9110 7.6.3).
+void append_via(std::string& o, const FieldJoin& earlier, bool http10, std::string_view name);
+
+// Max-Forwards' value (RFC 9110 7.6.2: 1*DIGIT, saturating), or -1 when it
+// is not a number.
+int64_t max_forwards_value(std::string_view v);
 
 // Appends the upstream request head to `o`; false (nothing usable appended)
 // when the target's path does not normalize (on_head answered 400 already).
@@ -55,10 +81,19 @@ struct ProxyHeadPolicy {
 //    Then X-Forwarded-For: the passed chain plus the peer; -Proto: the
 //    trusted peer's, else "http"; -Host: the trusted peer's, else the Host;
 //    and X-Pasture-Script-Name (percent-encoded) for hosted apps.
+//  - Via: the client's values, then this hop (p.via), in one field.
+//  - Conformance: OPTIONS and TRACE go with Max-Forwards less one (0 was
+//    answered by pasture); an HTTP/1.0 request's Expect is dropped (RFC 9110
+//    10.1.1: ignored in HTTP/1.0; the upstream gets HTTP/1.1).
 bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p);
 
 // Is `peer` inside one of `ranges` (conf::ServerSettings::trusted_proxies)?
 // A unix-socket peer matches a range with `unix` set.
 bool peer_trusted(const std::vector<conf::AddressRange>& ranges, const sockaddr* peer);
+
+// The body of a 200 answering TRACE at its final recipient (RFC 9110 9.3.8,
+// Content-Type message/http): the request head as received, minus fields
+// likely to hold credentials (Authorization, Proxy-Authorization, Cookie).
+void build_trace_echo(std::string& o, const ProxyHeadInput& in);
 
 }  // namespace pasture::worker

@@ -26,27 +26,42 @@ struct UpstreamCallbacks {
     up(p)->head_.on_status(at, n);
     return 0;
   }
+  // After the head, fields are a chunked body's trailer section: dropped
+  // (see parse()), so only counted, against the limit a head has.
   static int on_field(llhttp_t* p, const char* at, size_t n) {
-    up(p)->head_.on_field(at, n);
+    UpstreamConn* u = up(p);
+    if (u->head_done_) return u->count_trailer(n);
+    u->head_.on_field(at, n);
     return 0;
   }
   static int on_value(llhttp_t* p, const char* at, size_t n) {
-    up(p)->head_.on_value(at, n);
+    UpstreamConn* u = up(p);
+    if (u->head_done_) return u->count_trailer(n);
+    u->head_.on_value(at, n);
     return 0;
   }
-  // A response to HEAD, a 204 and a 304 have no body whatever their headers
-  // say (RFC 9112 6.3; llhttp would read a 304's Content-Length bytes): return
-  // 1 and let on_message_complete pause instead.
+  // A response to HEAD, a 1xx, a 204 and a 304 have no body whatever their
+  // headers say (RFC 9112 6.3; llhttp would read a 304's or a 103's
+  // Content-Length bytes): return 1 and let on_message_complete pause instead.
   static int on_headers_complete(llhttp_t* p) {
-    return up(p)->head_request_ || p->status_code == 204 || p->status_code == 304 ? 1 : HPE_PAUSED;
+    int s = p->status_code;
+    return up(p)->head_request_ || s < 200 || s == 204 || s == 304 ? 1 : HPE_PAUSED;
+  }
+  // The last chunk's size line: pause, so parse() learns where the trailer
+  // section starts.
+  static int on_chunk_header(llhttp_t* p) {
+    return p->content_length == 0 && !up(p)->decode_ ? HPE_PAUSED : 0;
   }
   static int on_body(llhttp_t* p, const char* at, size_t n) {
     UpstreamConn* u = up(p);
     if (u->decode_ && u->client_) u->client_->on_response_body(at, n);
     return 0;
   }
+  // An interim response cannot close the connection: its final response
+  // follows (llhttp would swallow that in silence).
   static int on_message_complete(llhttp_t* p) {
     up(p)->msg_done_ = true;
+    if (p->status_code < 200) p->flags &= ~F_CONNECTION_CLOSE;
     return HPE_PAUSED;
   }
 };
@@ -59,6 +74,7 @@ const llhttp_settings_t* UpstreamConn::settings() {
     st.on_header_field = UpstreamCallbacks::on_field;
     st.on_header_value = UpstreamCallbacks::on_value;
     st.on_headers_complete = UpstreamCallbacks::on_headers_complete;
+    st.on_chunk_header = UpstreamCallbacks::on_chunk_header;
     st.on_body = UpstreamCallbacks::on_body;
     st.on_message_complete = UpstreamCallbacks::on_message_complete;
     return st;
@@ -185,7 +201,8 @@ void UpstreamConn::start(ClientConn* c, const std::string* head, bool head_reque
   head_request_ = head_request;
   head_done_ = got_bytes_ = body_sent_ = request_done_ = decode_ = head_started_ = false;
   early_answer_ = false;
-  msg_done_ = false;
+  msg_done_ = in_trailer_ = false;
+  trailer_bytes_ = 0;
   llhttp_init(&parser_, HTTP_RESPONSE, settings());
   parser_.data = this;
   if (!head_.headers) head_.headers = w_->take_spans();
@@ -371,9 +388,13 @@ const char* UpstreamConn::parse(const char* base, const char* p, const char* end
       }
       continue;
     }
+    // The body goes to the client as it came, up to the last chunk's size
+    // line; its trailer section is dropped (RFC 9110 6.5.1 lets a proxy; a
+    // Connection field there would tell the client to close) and ended here.
+    bool raw = !decode_ && !in_trailer_;
     llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
     if (err == HPE_OK) {
-      if (!decode_ && p < end) client_->on_response_body(p, end - p);
+      if (raw && p < end) client_->on_response_body(p, end - p);
       if (client_) client_->flush();
       return end;
     }
@@ -386,12 +407,26 @@ const char* UpstreamConn::parse(const char* base, const char* p, const char* end
     }
     const char* pos = llhttp_get_error_pos(&parser_);
     llhttp_resume(&parser_);
-    if (!decode_ && pos > p) client_->on_response_body(p, pos - p);
+    if (raw && pos > p) client_->on_response_body(p, pos - p);
     if (!client_) return end;
+    if (!msg_done_) {  // paused at the last chunk (on_chunk_header)
+      in_trailer_ = true;
+      p = pos;
+      continue;
+    }
+    if (in_trailer_) {
+      client_->on_response_body("\r\n", 2);
+      if (!client_) return end;
+    }
     on_message_complete(end, pos);
     return end;
   }
   return end;
+}
+
+int UpstreamConn::count_trailer(size_t n) {
+  trailer_bytes_ += (uint32_t)n;  // n is at most one read
+  return trailer_bytes_ > kMaxResponseHead ? HPE_USER : 0;
 }
 
 // Keep a partial response head from its first byte, so offsets stay valid.

@@ -81,6 +81,7 @@ class UpstreamConn final : public StreamOwner {
   const char* parse(const char* base, const char* p, const char* end);
   void on_message_complete(const char* end, const char* pos);
   void keep_partial_head(const char* base, const char* end);
+  int count_trailer(size_t n);
   void abort_client();
   void fail(int status, FailKind kind, const char* why);
   void release_to_pool();
@@ -113,6 +114,8 @@ class UpstreamConn final : public StreamOwner {
   bool decode_ = false;          // forward on_body data instead of raw bytes
   bool head_started_ = false;
   bool msg_done_ = false;        // llhttp reported the end of the message
+  bool in_trailer_ = false;      // past the last chunk: bytes are not forwarded
+  uint32_t trailer_bytes_ = 0;
   bool reading_ = false;
   bool paused_ = false;
 };

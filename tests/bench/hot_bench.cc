@@ -111,6 +111,7 @@ void BM_BuildUpstreamHead(benchmark::State& state) {
   out.reserve(1024);
   worker::ProxyHeadInput in = head_input(p);
   worker::ProxyHeadPolicy pol;
+  pol.via = "pasture";  // the default: Via is added
   for (auto _ : state) {
     out.clear();
     worker::build_proxy_head(out, in, pol);
@@ -125,6 +126,7 @@ void BM_WholeRequestPath(benchmark::State& state) {
   std::string out;
   out.reserve(1024);
   worker::ProxyHeadPolicy pol;
+  pol.via = "pasture";
   for (auto _ : state) {
     p.parse(kRequest);
     worker::RequestTarget t;

@@ -43,6 +43,24 @@ TEST_F(ConfSite, UnknownServerKeysBecomeNotices) {
   EXPECT_EQ(s.notices[0], file_ + ":5: [server:main] key 'threads' does not apply to pasture; ignored");
 }
 
+// Via and TRACE (RFC 9110 7.6.3, 9.3.8): on and off by default.
+TEST_F(ConfSite, ViaAndTraceSettings) {
+  std::string srv = std::string(kEcho) + "[server:main]\nuse = egg:pasture#main\n";
+  Site s = load(srv);
+  EXPECT_EQ(s.server.via, "pasture");
+  EXPECT_FALSE(s.server.trace);
+  s = load(srv + "via = OFF\ntrace = on\n");
+  EXPECT_EQ(s.server.via, "");
+  EXPECT_TRUE(s.server.trace);
+  EXPECT_EQ(load(srv + "via = yes\n").server.via, "pasture");
+  EXPECT_EQ(load(srv + "via = edge-1.example:8443\n").server.via, "edge-1.example:8443");
+  EXPECT_EQ(error(srv + "via = two words\n"),
+            "5: via: expected on, off or a name (a token or host:port), got 'two words'");
+  EXPECT_EQ(error(srv + "via = a,b\n"),
+            "5: via: expected on, off or a name (a token or host:port), got 'a,b'");
+  EXPECT_EQ(error(srv + "trace = sometimes\n"), "5: trace: expected true or false, got 'sometimes'");
+}
+
 TEST_F(ConfSite, FragmentSelectsAppAndServer) {
   std::string text = "[app:x]\nuse = egg:pasture#echo\n[server:x]\nuse = egg:pasture#main\nport = 1\n"
                      "[server:main]\nuse = egg:pasture#main\nport = 2\n";

@@ -279,6 +279,79 @@ TEST(WorkerPeerTrusted, AddressesAndCidrBlocks) {
   EXPECT_FALSE(peer_trusted({}, reinterpret_cast<sockaddr*>(&un)));
 }
 
+// RFC 9110 7.6.3: the client's Via values, then this hop, in one field at
+// the end; 1.0 for an HTTP/1.0 client. No policy name, no Via.
+TEST(WorkerProxyHead, ViaIsAppendedInOneField) {
+  Parsed p("GET /v HTTP/1.1\r\nHost: h\r\nvia: 1.1 a\r\nX-A: 1\r\nVia: 1.0 b\r\n\r\n");
+  ProxyHeadPolicy pol;
+  pol.via = "edge";
+  std::string out;
+  build_proxy_head(out, p.input(), pol);
+  EXPECT_EQ(out,
+            "GET /v HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nX-Forwarded-For: 10.0.0.9\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\nVia: 1.1 a, 1.0 b, 1.1 edge\r\n\r\n");
+  ProxyHeadInput in = p.input();
+  in.http10 = true;
+  out.clear();
+  build_proxy_head(out, in, pol);
+  EXPECT_NE(out.find("\r\nVia: 1.1 a, 1.0 b, 1.0 edge\r\n"), std::string::npos) << out;
+  out.clear();
+  build_proxy_head(out, p.input(), ProxyHeadPolicy{});
+  EXPECT_NE(out.find("\r\nvia: 1.1 a\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nVia: 1.0 b\r\n"), std::string::npos) << out;
+}
+
+// RFC 9110 10.1.1: Expect in HTTP/1.0 is ignored, so not forwarded.
+TEST(WorkerProxyHead, ExpectOfHttp10IsNotForwarded) {
+  Parsed p("POST /e HTTP/1.0\r\nExpect: 100-continue\r\nX-A: 1\r\n\r\n");
+  ProxyHeadInput in = p.input();
+  in.method = "POST";
+  in.http10 = true;
+  std::string out;
+  build_proxy_head(out, in, ProxyHeadPolicy{});
+  EXPECT_EQ(out.find("Expect"), std::string::npos) << out;
+  in.http10 = false;
+  out.clear();
+  build_proxy_head(out, in, ProxyHeadPolicy{});
+  EXPECT_NE(out.find("\r\nExpect: 100-continue\r\n"), std::string::npos) << out;
+}
+
+// RFC 9110 7.6.2: OPTIONS and TRACE go on with one hop less; other methods
+// and values that are no number go on unchanged.
+TEST(WorkerProxyHead, MaxForwardsIsDecrementedOnOptionsAndTrace) {
+  struct Case {
+    const char* method;
+    const char* value;
+    const char* sent;
+  };
+  for (const Case& c : {Case{"OPTIONS", "10", "9"}, Case{"TRACE", " 1 ", "0"},
+                        Case{"OPTIONS", "99999999999999999999999", "9223372036854775806"},
+                        Case{"GET", "10", "10"}, Case{"OPTIONS", "1x", "1x"}}) {
+    SCOPED_TRACE(std::string(c.method) + " " + c.value);
+    Parsed p(std::string(c.method) + " / HTTP/1.1\r\nHost: h\r\nMax-Forwards: " + c.value +
+             "\r\n\r\n");
+    ProxyHeadInput in = p.input();
+    in.method = c.method;
+    std::string out;
+    build_proxy_head(out, in, ProxyHeadPolicy{});
+    EXPECT_NE(out.find(std::string("\r\nMax-Forwards: ") + c.sent + "\r\n"), std::string::npos) << out;
+  }
+  EXPECT_EQ(max_forwards_value("0"), 0);
+  EXPECT_EQ(max_forwards_value("007"), 7);
+  EXPECT_EQ(max_forwards_value(""), -1);
+  EXPECT_EQ(max_forwards_value("-1"), -1);
+}
+
+TEST(WorkerProxyHead, TraceEchoLeavesOutCredentials) {
+  Parsed p("TRACE /t HTTP/1.1\r\nHost: h\r\nCookie: c=1\r\nAUTHORIZATION: x\r\n"
+           "Proxy-Authorization: y\r\nX-A: 1\r\n\r\n");
+  ProxyHeadInput in = p.input();
+  in.method = "TRACE";
+  std::string out;
+  build_trace_echo(out, in);
+  EXPECT_EQ(out, "TRACE /t HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n");
+}
+
 TEST(WorkerConnectionTokens, NominatesCaseInsensitivelyButNeverFramingOrHost) {
   ConnectionTokens t;
   t.add("keep-alive, X-One ,x-TWO");
