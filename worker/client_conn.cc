@@ -38,6 +38,18 @@ void format_peer(const sockaddr* sa, char* out, size_t len) {
 
 void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
 
+// A complete first line (after the empty lines RFC 9112 2.2 lets a server
+// skip) without the two spaces of "METHOD TARGET VERSION".
+bool request_line_lacks_version(const char* p, const char* end) {
+  while (p < end && (*p == '\r' || *p == '\n')) p++;
+  int spaces = 0;
+  for (; p < end; p++) {
+    if (*p == '\n') return spaces < 2;
+    if (*p == ' ') spaces++;
+  }
+  return false;  // the line is not complete yet
+}
+
 }  // namespace
 
 ClientConn::ClientConn(Worker* w) : w_(w) {
@@ -282,9 +294,11 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       head_.base = base;
       llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
       if (err == HPE_OK) {
-        if (parser_.http_major == 0 && parser_.http_minor == 9) {
-          // "GET /\r\n": llhttp takes it for HTTP/0.9 and waits for a head
-          // that will never come. Answer now, as nginx does (but with 400).
+        if ((parser_.http_major == 0 && parser_.http_minor == 9) ||
+            request_line_lacks_version(base + msg_start_, end)) {
+          // "GET /\r\n": llhttp takes it for HTTP/0.9 (or, strict, waits
+          // for a version) and for a head that will never come. Answer now,
+          // as nginx does (but with 400).
           begin_raw_log(base + msg_start_, end);
           respond_error(400, "HTTP/0.9 request");
         } else if ((size_t)(end - (base + msg_start_)) > srv.max_header_bytes) {

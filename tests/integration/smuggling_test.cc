@@ -223,6 +223,30 @@ TEST(Smuggling, NoTransferEncodingToHttp10EvenWithoutBody) {
   EXPECT_EQ(ex.bytes.find("Transfer-Encoding"), std::string::npos) << ex.bytes;
 }
 
+// llhttp's lenient build accepted any byte where the LF after a chunk size
+// belongs ("3\rX"): pasture now compiles its strict build. A request body
+// so framed is a 400; an upstream's is never forwarded as a good answer.
+TEST(Smuggling, ChunkSizeLineMustEndInCrlf) {
+  FakeUpstream up("u");
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Exchange ex = exchange(srv.port(), "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                     "3\rXabc\r\n0\r\n\r\n");
+  EXPECT_EQ(ex.status(), 400) << ex.bytes;
+  EXPECT_TRUE(ex.closed);
+
+  RawUpstream raw([](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\rXabc\r\n0\r\n\r\n");
+    c.eof();
+  });
+  PastureServer srv2(balancer(raw.port()), 1);
+  ASSERT_TRUE(srv2.started()) << srv2.output();
+  Exchange bad = exchange(srv2.port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(bad.status(), 200) << bad.bytes;
+  EXPECT_EQ(bad.bytes.find("abc"), std::string::npos) << bad.bytes;
+}
+
 // Finding 3: a head of thousands of fields is refused before any per-field
 // work (431, as HAProxy's tune.http.maxhdr and gunicorn's
 // limit_request_fields), at a limit the config sets.
