@@ -180,15 +180,24 @@ TEST(Smuggling, ConnectionCannotDropResponseFraming) {
   }
 }
 
-TEST(Smuggling, UnknownResponseTransferCodingIsBadGateway) {
-  RawUpstream up([](RawUpstream::Conn& c) {
+// `request` sent through pasture to an upstream that answers every request
+// with `answer` and then waits for pasture to close; what the client got.
+const std::string kGet = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+Exchange through_upstream_answering(const std::string& answer, const std::string& request = kGet) {
+  RawUpstream up([&](RawUpstream::Conn& c) {
     if (!c.read_until("\r\n\r\n")) return;
-    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    c.send(answer);
     c.eof();
   });
   PastureServer srv(balancer(up.port()), 1);
-  ASSERT_TRUE(srv.started()) << srv.output();
-  Exchange ex = exchange(srv.port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(srv.started()) << srv.output();
+  return exchange(srv.port(), request);
+}
+
+TEST(Smuggling, UnknownResponseTransferCodingIsBadGateway) {
+  Exchange ex = through_upstream_answering(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
   EXPECT_EQ(ex.status(), 502) << ex.bytes;
   EXPECT_EQ(ex.bytes.find("hello"), std::string::npos) << ex.bytes;
 }
@@ -196,14 +205,8 @@ TEST(Smuggling, UnknownResponseTransferCodingIsBadGateway) {
 // Found by review: "chunked<TAB>" passed pasture's check but is not chunked
 // to llhttp, so the raw chunk bytes went out as a close-delimited body.
 TEST(Smuggling, ResponseTransferEncodingLlhttpDoesNotFrameIsBadGateway) {
-  RawUpstream up([](RawUpstream::Conn& c) {
-    if (!c.read_until("\r\n\r\n")) return;
-    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
-    c.eof();
-  });
-  PastureServer srv(balancer(up.port()), 1);
-  ASSERT_TRUE(srv.started()) << srv.output();
-  Exchange ex = exchange(srv.port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  Exchange ex = through_upstream_answering(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
   EXPECT_EQ(ex.status(), 502) << ex.bytes;
   EXPECT_EQ(ex.bytes.find("abc"), std::string::npos) << ex.bytes;
 }
@@ -211,14 +214,8 @@ TEST(Smuggling, ResponseTransferEncodingLlhttpDoesNotFrameIsBadGateway) {
 // RFC 9112 6.1: no Transfer-Encoding in a response to HTTP/1.0, even one
 // without a body (HEAD, 304).
 TEST(Smuggling, NoTransferEncodingToHttp10EvenWithoutBody) {
-  RawUpstream up([](RawUpstream::Conn& c) {
-    if (!c.read_until("\r\n\r\n")) return;
-    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-    c.eof();
-  });
-  PastureServer srv(balancer(up.port()), 1);
-  ASSERT_TRUE(srv.started()) << srv.output();
-  Exchange ex = exchange(srv.port(), "HEAD / HTTP/1.0\r\n\r\n");
+  Exchange ex = through_upstream_answering(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "HEAD / HTTP/1.0\r\n\r\n");
   EXPECT_EQ(ex.status(), 200) << ex.bytes;
   EXPECT_EQ(ex.bytes.find("Transfer-Encoding"), std::string::npos) << ex.bytes;
 }
@@ -235,14 +232,8 @@ TEST(Smuggling, ChunkSizeLineMustEndInCrlf) {
   EXPECT_EQ(ex.status(), 400) << ex.bytes;
   EXPECT_TRUE(ex.closed);
 
-  RawUpstream raw([](RawUpstream::Conn& c) {
-    if (!c.read_until("\r\n\r\n")) return;
-    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\rXabc\r\n0\r\n\r\n");
-    c.eof();
-  });
-  PastureServer srv2(balancer(raw.port()), 1);
-  ASSERT_TRUE(srv2.started()) << srv2.output();
-  Exchange bad = exchange(srv2.port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  Exchange bad = through_upstream_answering(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\rXabc\r\n0\r\n\r\n");
   EXPECT_NE(bad.status(), 200) << bad.bytes;
   EXPECT_EQ(bad.bytes.find("abc"), std::string::npos) << bad.bytes;
 }
