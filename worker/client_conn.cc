@@ -431,7 +431,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
       have_host = true;
       host_field = trim_ows(span_view(base, h.value));
     } else if (name.size() == 6 && iequals(name, "expect")) {
-      expect_continue_ = iequals(span_view(base, h.value), "100-continue");
+      expect_continue_ = iequals(trim_ows(span_view(base, h.value)), "100-continue");
     } else if (name.size() == 17 && iequals(name, "transfer-encoding")) {
       te = span_view(base, h.value);
       te_fields++;  // llhttp rejects only "chunked" twice
@@ -493,7 +493,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     respond_local(200, body, false);
     return true;
   }
-  start_proxy(base, hd.pool);
+  start_proxy(base, hd.pool, t, np);
   return state_ != State::kClosed && state_ != State::kLinger;
 }
 

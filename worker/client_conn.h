@@ -80,15 +80,18 @@ class ClientConn final : public StreamOwner {
   const char* parse(const char* base, const char* p, const char* end);
   void retain(const char* base, const char* rest, const char* end, bool from_inbuf);
   bool on_head(const char* base, const char* head_end);
-  void start_proxy(const char* base, int pool_index);
-  lb::RequestView request_view(const char* base, const PoolRt& pool, std::string& scratch);
+  // `t` and `np`: the request target as on_head parsed and normalized it.
+  void start_proxy(const char* base, int pool_index, const RequestTarget& t, const NormalPath& np);
+  lb::RequestView request_view(const char* base, const PoolRt& pool, const RequestTarget& t,
+                               const NormalPath& np, std::string& scratch);
   void take_server(PoolRt& pool, int s, std::string_view request_cookie);
   bool may_retry(const PoolRt& pool, bool sent, uint32_t condition, int status);
   int pick_retry(PoolRt& pool, const char* why);
   void start_retry(PoolRt& pool, int s, const char* why, std::string* unsent, bool counts);
   void note_health(PoolRt& pool, bool failed, const char* why);
   void end_flight();
-  bool build_upstream_head(const char* base, const PoolRt& pool, int server);
+  void build_upstream_head(const char* base, const PoolRt& pool, int server,
+                           const RequestTarget& t, const NormalPath& np);
   void connect_upstream();
   void forward_body(const char* p, size_t n);
   void add_chunk(const char* p, size_t n);

@@ -11,18 +11,19 @@
 
 namespace pasture::worker {
 
-void ClientConn::start_proxy(const char* base, int pool_index) {
+void ClientConn::start_proxy(const char* base, int pool_index, const RequestTarget& t,
+                             const NormalPath& np) {
   PoolRt& pool = w_->pools()[pool_index];
   pool_ = pool_index;
   std::string key_scratch;  // a hash key in the forwarded form, until pick()
-  lb::RequestView rv = request_view(base, pool, key_scratch);
+  lb::RequestView rv = request_view(base, pool, t, np, key_scratch);
   int s = pool.balancer->pick(rv, *pool.state, w_->now());
   if (s < 0) {
     respond_local(503, "503 Service Unavailable: no upstream server available\n", false);
     return;
   }
   take_server(pool, s, rv.sticky_cookie);
-  if (!build_upstream_head(base, pool, s)) return;
+  build_upstream_head(base, pool, s, t, np);
   mode_ = Mode::kProxy;
   connect_upstream();
 }
@@ -31,6 +32,7 @@ void ClientConn::start_proxy(const char* base, int pool_index) {
 // or `scratch`: uri and path in the form forwarded (NormalPath::wire, origin
 // form), Host an absolute-form target's authority, as build_proxy_head sends.
 lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool,
+                                         const RequestTarget& t, const NormalPath& np,
                                          std::string& scratch) {
   lb::RequestView rv;
   rv.client_addr = peer_;
@@ -40,8 +42,6 @@ lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool,
   bool cookie = cfg.method == conf::BalanceMethod::Cookie;
   if (!hash && !cookie) return rv;
   std::string_view url = span_view(base, head_.url);
-  RequestTarget t;
-  split_target(url, &t);
   auto header = [&](std::string_view name) -> std::string_view {
     if (!t.authority.empty() && iequals(name, "host")) return t.authority;
     for (const HeaderSpan& h : *head_.headers)
@@ -53,9 +53,6 @@ lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool,
     rv.sticky_cookie = lb::find_cookie(cookies, cfg.cookie_name);
     return rv;
   }
-  std::string norm;
-  NormalPath np;
-  normalize_path(t.path, norm, &np);  // on_head checked that it normalizes
   std::string_view uri = url, path = np.wire;
   if (np.wire.data() != t.path.data() || !t.authority.empty()) {
     scratch.assign(np.wire.data(), np.wire.size());
@@ -87,7 +84,8 @@ void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cooki
                     : std::string_view();
 }
 
-bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int server) {
+void ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int server,
+                                     const RequestTarget& t, const NormalPath& np) {
   const conf::Pool& cfg = *pool.cfg;
   if (!uphead_) uphead_ = w_->take_buf();
   uphead_->clear();
@@ -100,6 +98,8 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   in.trusted_peer = trusted_peer_;
   in.script_len = script_len_;
   in.http10 = http10_;
+  in.target = &t;
+  in.path = &np;
   // Called from on_head: the parser still holds the declared length.
   if (chunked_) {
     in.body = ProxyHeadInput::Body::kChunked;
@@ -116,11 +116,7 @@ bool ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   p.fallback_host = pool.targets[0].addr.host_header;
   // A hosted app's server is pasture itself, as under paster serve: no Via.
   if (!pool.hosted) p.via = w_->site().server.via;
-  if (build_proxy_head(*uphead_, in, p)) return true;
-  release_server(false);  // unreachable: on_head answered 400 for such a target
-  end_flight();
-  respond_error(400, "bad request target");
-  return false;
+  build_proxy_head(*uphead_, in, p);  // fails only on a target on_head refused
 }
 
 void ClientConn::connect_upstream() {

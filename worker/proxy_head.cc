@@ -190,10 +190,14 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
 }  // namespace
 
 bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p) {
-  RequestTarget t;
+  RequestTarget own_t;
   std::string scratch;
-  NormalPath np;
-  if (!split_target(in.url, &t) || !normalize_path(t.path, scratch, &np)) return false;
+  NormalPath own_np;
+  if (!in.target || !in.path) {
+    if (!split_target(in.url, &own_t) || !normalize_path(own_t.path, scratch, &own_np)) return false;
+  }
+  const RequestTarget& t = in.target && in.path ? *in.target : own_t;
+  const NormalPath& np = in.target && in.path ? *in.path : own_np;
   append_request_line(o, in, p, t, np);
   bool absolute = !t.authority.empty();
   Seen seen;
