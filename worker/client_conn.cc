@@ -416,7 +416,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   }
   std::string_view host = t.authority, host_field, te, max_forwards;
   bool have_host = false, bad_name = false;
-  int te_fields = 0;
+  int te_fields = 0, max_forwards_fields = 0;
   expect_continue_ = false;
   for (const HeaderSpan& h : *head_.headers) {
     std::string_view name = span_view(base, h.name);
@@ -437,7 +437,16 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
       te_fields++;  // llhttp rejects only "chunked" twice
     } else if (name.size() == 12 && iequals(name, "max-forwards")) {
       max_forwards = span_view(base, h.value);
+      max_forwards_fields++;
     }
+  }
+  // OPTIONS and TRACE act on Max-Forwards (1*DIGIT, RFC 9110 7.6.2): several
+  // values (fields or a list) would let the hop that answers and the one
+  // that forwards disagree. (A single non-number is forwarded as it came.)
+  if ((method_ == HTTP_OPTIONS || method_ == HTTP_TRACE) &&
+      (max_forwards_fields > 1 || max_forwards.find(',') != std::string_view::npos)) {
+    respond_error(400, "invalid Max-Forwards");
+    return false;
   }
   if (bad_name || head_.folded) {
     respond_error(400, "malformed header line");

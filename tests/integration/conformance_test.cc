@@ -436,5 +436,24 @@ TEST(Conformance, TraceOnIsForwardedOrReflectedAtMaxForwardsZero) {
             std::string::npos) << ex.bytes;
 }
 
+// Found by review #3: with two Max-Forwards fields the decision took the
+// last while each was decremented; "0, 5" was forwarded untouched.
+TEST(Conformance, AmbiguousMaxForwardsIsRefused) {
+  FakeUpstream up("u");
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  for (const char* mf : {"Max-Forwards: 0\r\nMax-Forwards: 5\r\n", "Max-Forwards: 5\r\nMax-Forwards: 0\r\n",
+                         "Max-Forwards: 0, 5\r\n"}) {
+    SCOPED_TRACE(mf);
+    Exchange ex = exchange(srv.port(), std::string("OPTIONS /o HTTP/1.1\r\nHost: x\r\n") + mf + "\r\n");
+    EXPECT_EQ(ex.status(), 400) << ex.bytes;
+  }
+  EXPECT_EQ(up.request_count(), 0u);
+  Exchange one = exchange(srv.port(), "OPTIONS /o HTTP/1.1\r\nHost: x\r\nMax-Forwards: 5\r\n\r\n");
+  EXPECT_EQ(one.status(), 200) << one.bytes;
+  ASSERT_EQ(up.request_count(), 1u);
+  EXPECT_EQ(up.requests()[0].header("max-forwards"), "4");
+}
+
 }  // namespace
 }  // namespace pasture::test
