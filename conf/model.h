@@ -149,6 +149,10 @@ struct Handler {
 
   // Echo
   std::string echo_name;
+
+  // Proxy of a Python app (Site::python_apps[app]): in embedded mode the
+  // worker calls the app in-process instead of balancing over `pool`.
+  int app = -1;
 };
 
 // A WSGI app pasture does not serve natively (`use = egg:myapp`, `call:`,
@@ -233,6 +237,19 @@ struct ServerSettings {
   // /usr/bin/python3 that can import paste.deploy).
   int app_workers = 0;
   std::string python;
+  // How Python apps run. Embedded (default): every worker embeds CPython and
+  // calls the app in-process (worker/wsgi/). Process: app_workers
+  // supervised Python processes behind the workers (master/apphost.h);
+  // implied by `python =`.
+  enum class AppMode : uint8_t { Embedded, Process };
+  AppMode app_mode = AppMode::Embedded;
+  SourceLoc app_mode_loc;  // line 0: not set
+  // Embedded: app threads per worker (1 = the app runs on the event loop;
+  // waitress's and gunicorn's `threads`, Paste's `threadpool_workers`), and
+  // `preload` (gunicorn's preload_app): the app is imported in the master
+  // before forking.
+  uint32_t threads = 1;
+  bool preload = false;
   SourceLoc loc;
 };
 

@@ -193,6 +193,7 @@ int AppBuilder::hosted(const ContextPtr& ctx, const ContextPtr& pool_ctx, int sk
   h.name = app.section.empty() ? app.uri : app.section;
   h.loc = app.loc;
   h.pool = app.pool;
+  h.app = static_cast<int>(site_.python_apps.size()) - 1;
   return add(std::move(h));
 }
 

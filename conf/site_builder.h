@@ -15,6 +15,8 @@ void build_server(Site& site, const paste::ContextPtr& server);
 // host/port/listen) into `s`; false for a key it does not know. The YAML
 // loader's server section uses it.
 bool apply_server_key(ServerSettings& s, const std::string& key, const py::Value& v);
+// After the keys: `python =` implies app_mode = process (an error with app_mode = embedded).
+void finish_app_mode(ServerSettings& s);
 
 // Fills site.handlers / site.pools / site.root from the loadapp context.
 // `resolver` loads the apps a urlmap names (through the composite's loader).

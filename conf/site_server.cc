@@ -152,6 +152,23 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
     s.app_workers = static_cast<int>(parse_uint(v.value, 4096, v.loc, key));
   } else if (key == "python") {
     s.python = py::strip(v.value);
+  } else if (key == "app_mode") {
+    std::string m = py::strip(v.value);
+    if (m == "embedded")
+      s.app_mode = ServerSettings::AppMode::Embedded;
+    else if (m == "process")
+      s.app_mode = ServerSettings::AppMode::Process;
+    else
+      bad(v.loc, "app_mode: '" + m + "' is neither 'embedded' nor 'process'");
+    s.app_mode_loc = v.loc;
+  } else if (key == "threads" && fl != Flavour::PasteHttp) {  // waitress, gunicorn, pasture
+    s.threads = parse_uint(v.value, 1024, v.loc, key);
+    if (s.threads == 0) bad(v.loc, key + ": must be at least 1");
+  } else if (key == "threadpool_workers" && fl == Flavour::PasteHttp) {
+    s.threads = std::max(1u, parse_uint(v.value, 1024, v.loc, key));
+  } else if ((fl == Flavour::Pasture && key == "preload") ||
+             (fl == Flavour::Gunicorn && key == "preload_app")) {
+    s.preload = parse_bool(v.value, v.loc, key);
   } else if (fl == Flavour::Gunicorn && key == "keepalive") {
     s.keepalive_timeout_ms = parse_duration_ms(v.value, v.loc);
   } else {
@@ -184,6 +201,16 @@ Listener host_port_listener(const py::Dict& conf, Flavour fl, const SourceLoc& s
 
 bool apply_server_key(ServerSettings& s, const std::string& key, const py::Value& v) {
   return apply_key(s, Flavour::Pasture, key, v);
+}
+
+void finish_app_mode(ServerSettings& s) {
+  if (!s.python.empty()) {
+    // Another interpreter can only run the app in its own processes.
+    if (s.app_mode_loc.line && s.app_mode == ServerSettings::AppMode::Embedded)
+      bad(s.app_mode_loc, "app_mode = embedded cannot use another interpreter (python = " + s.python +
+                              "); use app_mode = process");
+    s.app_mode = ServerSettings::AppMode::Process;
+  }
 }
 
 void build_server(Site& site, const paste::ContextPtr& ctx) {
@@ -230,6 +257,7 @@ void build_server(Site& site, const paste::ContextPtr& ctx) {
     uint32_t mode = parse_unix_perms(perms->value, perms->loc);
     for (Listener& l : s.listen) l.unix_perms = mode;
   }
+  finish_app_mode(s);
   ignored_keys(site, ctx, ignored);
 }
 

@@ -214,6 +214,7 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
     }
     if (s.listen.empty()) bad(doc.loc(*listen), "server: empty listen list");
   }
+  finish_app_mode(s);
   if (unix_perms) {
     uint32_t mode = parse_unix_perms(doc.scalar(*unix_perms, "unix_socket_perms"), doc.loc(*unix_perms));
     for (Listener& l : s.listen) l.unix_perms = mode;

@@ -188,7 +188,28 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   auto g = std::make_unique<Generation>();
   g->site = std::move(site);
   g->id = next_gen_id_;
-  if (!g->site.python_apps.empty()) {
+  // Python apps run in the workers (embedded, the default) or in app
+  // processes the master supervises (app_mode = process, or another
+  // interpreter named by `python =` / --python).
+  g->embed_apps = !g->site.python_apps.empty() && opts_.python.empty() &&
+                  g->site.server.app_mode == conf::ServerSettings::AppMode::Embedded;
+  if (g->embed_apps) {
+    worker::wsgi::Options& o = g->setup.app_options;
+    o.vars = load_.vars;
+    o.server_name = "localhost";
+    o.server_port = "80";
+    for (const conf::Listener& l : g->site.server.listen)
+      if (l.unix_path.empty()) {
+        o.server_name = l.host;
+        o.server_port = std::to_string(l.port);
+        break;
+      }
+    int workers = opts_.workers > 0 ? opts_.workers : g->site.server.workers;
+    if (workers <= 0) workers = (int)std::max(1u, std::thread::hardware_concurrency());
+    o.multiprocess = workers > 1;
+    o.threads = g->site.server.threads;
+    g->setup.embed_apps = true;
+  } else if (!g->site.python_apps.empty()) {
     AppHost::Options o;
     o.python = find_python(!opts_.python.empty() ? opts_.python : g->site.server.python, err);
     if (o.python.empty()) return nullptr;
@@ -218,7 +239,9 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
     if (!g->apps->prepare(g->site, err)) return nullptr;
   }
   for (const conf::Pool& p : g->site.pools) {
-    if (p.servers.empty()) {
+    bool app_pool = g->embed_apps && std::any_of(g->site.python_apps.begin(), g->site.python_apps.end(),
+                                                 [&](const conf::PythonApp& a) { return &g->site.pools[a.pool] == &p; });
+    if (p.servers.empty() && !app_pool) {
       *err = p.loc.str() + ": pool " + p.name + " has no servers";
       return nullptr;
     }
@@ -321,6 +344,7 @@ int Master::n_alive() const {
 }
 
 bool Master::start_apps(Generation& g, std::string* err) {
+  if (g.embed_apps) return g.site.server.preload ? preload_apps(g, err) : probe_apps(g, err);
   if (!g.apps) return true;
   constexpr uint64_t kAppStartTimeoutMs = 60000;
   return g.apps->start(kAppStartTimeoutMs, err);
@@ -373,13 +397,16 @@ void Master::spawn(int i) {
   }
   // A fresh heartbeat so the stuck-worker check measures this process.
   g.shm->workers()[slot].heartbeat_ms.store(0);
+  worker::wsgi::fork_prepare();  // a preloaded interpreter crosses fork() as os.fork() does it
   pid_t pid = fork();
+  if (pid != 0) worker::wsgi::fork_parent();
   if (pid < 0) {
     PLOG_ERROR("fork() failed: %s", strerror(errno));
     procs_[i].respawn_at_ms = monotonic_ms() + 1000;
     return;
   }
   if (pid == 0) {
+    worker::wsgi::fork_child();
     forget_notify_socket();
     char role[32];
     snprintf(role, sizeof role, "worker %d", slot);

@@ -62,6 +62,7 @@ class Master {
     std::vector<std::pair<std::string, std::string>> watched;
     worker::Setup setup;
     std::unique_ptr<AppHost> apps;  // the Python app processes; null without Python apps
+    bool embed_apps = false;        // Python apps run inside the workers (worker/wsgi/)
     // Listen sockets bound for this generation that the master did not hold
     // before: they join sockets_ only when the generation takes over, and
     // are closed if it never does (a failed reload keeps the old set).
@@ -103,6 +104,11 @@ class Master {
   void carry_over_state(const Generation& from, Generation& to);
   // Starts g's app processes and waits for them (before its workers).
   bool start_apps(Generation& g, std::string* err);
+  // Embedded apps (master/app_load.cc): loaded once in a throw-away child
+  // so a broken app fails start-up or the reload, not every worker; or,
+  // with `preload`, in the master itself before the workers fork.
+  bool probe_apps(Generation& g, std::string* err);
+  bool preload_apps(Generation& g, std::string* err);
   // Retires the draining app hosts whose workers are gone (all when `all`).
   void stop_drained_apps(uint64_t now, bool all);
   void stop_apps(bool graceful);

@@ -502,6 +502,10 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     respond_local(200, body, false);
     return true;
   }
+  if (hd.app >= 0 && w_->embed_apps()) {
+    start_app(base, hd.app, t, np);
+    return state_ != State::kClosed && state_ != State::kLinger;
+  }
   start_proxy(base, hd.pool, t, np);
   return state_ != State::kClosed && state_ != State::kLinger;
 }
@@ -514,6 +518,10 @@ void ClientConn::on_request_complete() {
   if (up_paused_) arm_send_timer();  // the answer waits for the client (on_response_body)
   if (mode_ == Mode::kLocal) {
     finish_local();
+    return;
+  }
+  if (mode_ == Mode::kApp) {
+    if (call_) call_->run();  // may answer at once (inline app)
     return;
   }
   if (up_) up_->request_done();
@@ -566,6 +574,8 @@ void ClientConn::next_request() {
 
 void ClientConn::reset_request() {
   end_flight();  // needs pool_: first
+  cancel_app();
+  app_chunked_ = app_paused_ = app_no_body_ = false;
   mode_ = Mode::kNone;
   head_started_ = false;
   req_done_ = resp_done_ = resp_started_ = false;
@@ -686,6 +696,7 @@ void ClientConn::close() {
   if (state_ == State::kClosed) return;
   if (log_) end_log();  // an aborted exchange: 499 when nothing was answered
   state_ = State::kClosed;
+  cancel_app();
   if (up_) {
     up_->abort();
     up_ = nullptr;

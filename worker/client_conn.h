@@ -29,12 +29,13 @@
 #include "worker/stream_io.h"
 #include "worker/timers.h"
 #include "worker/upstream_conn.h"
+#include "worker/wsgi/wsgi.h"
 
 namespace pasture::worker {
 
 class UpstreamConn;
 
-class ClientConn final : public StreamOwner {
+class ClientConn final : public StreamOwner, public wsgi::Sink {
  public:
   // Take ownership of an accepted, non-blocking socket.
   static void accept_fd(Worker* w, int fd, const sockaddr* peer);
@@ -61,11 +62,17 @@ class ClientConn final : public StreamOwner {
   void on_write_done(int status) override;
   void close_if_idle();  // used by the worker's drain
 
+  // --- wsgi::Sink: a Python app served in-process (client_app.cc) ----------
+  void app_head(int status, std::string_view status_line, std::string_view fields, int64_t content_length,
+                bool close_after) override;
+  bool app_body(const char* p, size_t n) override;
+  void app_end(bool ok) override;
+
   uint32_t registry_index = 0;
 
  private:
   enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kClosed };
-  enum class Mode : uint8_t { kNone, kProxy, kLocal };
+  enum class Mode : uint8_t { kNone, kProxy, kLocal, kApp };
 
   explicit ClientConn(Worker* w);
   ~ClientConn() override = default;
@@ -93,6 +100,11 @@ class ClientConn final : public StreamOwner {
   void build_upstream_head(const char* base, const PoolRt& pool, int server,
                            const RequestTarget& t, const NormalPath& np);
   void connect_upstream();
+  // An in-process Python app (client_app.cc).
+  void start_app(const char* base, int app, const RequestTarget& t, const NormalPath& np);
+  void app_body_in(const char* p, size_t n);
+  void cancel_app();
+  int send_app_bytes(const char* p, size_t n);
   void forward_body(const char* p, size_t n);
   void add_chunk(const char* p, size_t n);
   void flush_chunks();
@@ -135,6 +147,10 @@ class ClientConn final : public StreamOwner {
   HeadCollector head_;
   TimerNode timer_;
   UpstreamConn* up_ = nullptr;
+  wsgi::Call* call_ = nullptr;     // kApp: the app call in progress
+  bool app_chunked_ = false;       // kApp: the response is chunked here
+  bool app_paused_ = false;        // kApp: the client is behind; the app waits (resume on drain)
+  bool app_no_body_ = false;       // kApp: HEAD, 204, 304: body bytes are dropped
   std::string* inbuf_ = nullptr;   // unparsed bytes: a partial head or pipelined requests
   uint32_t inbuf_parsed_ = 0;      // bytes of inbuf_ llhttp has consumed
   uint32_t msg_start_ = 0;         // offset of the current head in its buffer

@@ -81,6 +81,7 @@ void ClientConn::respond_error(int status, const char* why) {
     close();
     return;
   }
+  cancel_app();
   bool close_after = !req_done_;  // the rest of the request is unread: close
   std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
   respond_local(status, body, close_after);
@@ -325,6 +326,13 @@ void ClientConn::on_write_done(int status) {
     return;
   }
   size_t queued = tcp_.write_queue_size;
+  if (app_paused_ && queued < kLowWater) {
+    app_paused_ = false;
+    if (state_ == State::kWaiting) timer_disarm(&timer_);
+    if (call_) call_->resume();  // an inline app produces more right here
+    if (state_ == State::kClosed) return;
+    queued = tcp_.write_queue_size;
+  }
   if (up_paused_ && queued < kLowWater) {
     up_paused_ = false;
     if (state_ == State::kWaiting) timer_disarm(&timer_);
@@ -336,7 +344,7 @@ void ClientConn::on_write_done(int status) {
     return;
   }
   // The client took bytes: send_timeout restarts wherever it governs.
-  if (out_full_ || (up_paused_ && state_ == State::kWaiting) ||
+  if (out_full_ || ((up_paused_ || app_paused_) && state_ == State::kWaiting) ||
       (state_ == State::kLinger && !shut_done_))
     arm_send_timer();
 }

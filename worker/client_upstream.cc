@@ -134,6 +134,10 @@ void ClientConn::connect_upstream() {
 
 void ClientConn::forward_body(const char* p, size_t n) {
   body_bytes_ += n;
+  if (mode_ == Mode::kApp) {
+    if (!chunked_) app_body_in(p, n);
+    return;
+  }
   if (mode_ != Mode::kProxy || !up_) return;  // local handlers discard the body
   up_->send_body(p, n);
   if (up_ && up_->queued() > kHighWater) {
@@ -149,6 +153,10 @@ void ClientConn::forward_body(const char* p, size_t n) {
 // own framing: bytes llhttp parsed leniently (chunk extensions, trailers)
 // never reach an upstream that might frame them differently (smuggling).
 void ClientConn::add_chunk(const char* p, size_t n) {
+  if (mode_ == Mode::kApp) {
+    app_body_in(p, n);
+    return;
+  }
   if (mode_ != Mode::kProxy || !up_ || n == 0) return;
   if (!chunk_out_) chunk_out_ = w_->take_buf();
   char hex[20];

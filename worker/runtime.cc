@@ -89,6 +89,7 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
       slot_(&setup.shm->workers()[setup.slot]),
       held_(setup.shm->held(setup.slot)),
       rng_(lb::seed_from_os()),
+      embed_apps_(setup.embed_apps),
       graceful_timeout_ms_(setup.graceful_timeout_ms),
       max_requests_(setup.max_requests) {
   all_slots_ = setup.shm->workers();

@@ -50,6 +50,7 @@ class Worker {
 
   uv_loop_t* loop() const { return loop_; }
   const conf::Site& site() const { return *site_; }
+  bool embed_apps() const { return embed_apps_; }  // Python apps run in this process
   uint64_t now() const { return uv_now(loop_); }
   Timers& timers() { return timers_; }
   std::vector<PoolRt>& pools() { return pools_; }
@@ -119,6 +120,7 @@ class Worker {
   shm::WorkerSlot* all_slots_;
   int n_workers_;
   bool draining_ = false;
+  bool embed_apps_ = false;
   uint32_t graceful_timeout_ms_;
   std::string log_file_;
   uint64_t max_requests_;

@@ -52,6 +52,15 @@ int run(const Setup& setup) {
   }
   Worker w(setup, &loop);
   w.slot()->pid.store(getpid(), std::memory_order_relaxed);
+  if (setup.embed_apps) {
+    // After fork (unless the master preloaded): each worker imports the
+    // app itself, as gunicorn without --preload.
+    std::string err;
+    if (!wsgi::load(*setup.site, setup.app_options, &err) || !wsgi::start_threads(&loop, &err)) {
+      PLOG_ERROR("%s", err.c_str());
+      return 3;
+    }
+  }
 
   if (!w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
 

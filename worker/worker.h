@@ -11,6 +11,7 @@
 #include "common/balancer.h"
 #include "common/shm_layout.h"
 #include "conf/model.h"
+#include "worker/wsgi/wsgi.h"
 
 namespace pasture::worker {
 
@@ -40,6 +41,10 @@ struct Setup {
   uint64_t max_requests = 0;  // drain and exit after this many (0 = never); jitter applied
   int n_workers = 1;          // accept balance looks at slots 0..n-1 (this one among them)
   bool reuse_port = false;    // also accept on a private SO_REUSEPORT socket per listener
+  // Python apps in-process (app_mode = embedded): loaded after fork unless
+  // the master preloaded them.
+  bool embed_apps = false;
+  wsgi::Options app_options;
 };
 
 // The balancer view of a pool: tables from the config, counters in shm.

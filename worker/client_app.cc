@@ -1,0 +1,169 @@
+// ClientConn, app half: a request for a Python app served in-process
+// (worker/wsgi/): the request copied for the call, its body buffered, and
+// the call's response (wsgi::Sink) framed for this client.
+#include <cstring>
+
+#include "common/log.h"
+#include "worker/client_conn.h"
+
+namespace pasture::worker {
+namespace {
+
+void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
+
+bool iequals_ascii(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+void ClientConn::start_app(const char* base, int app, const RequestTarget& t, const NormalPath& np) {
+  mode_ = Mode::kApp;
+  call_ = wsgi::Call::create(this, app);
+  wsgi::Request& r = call_->request();
+  r.clear();
+  r.method = r.add(llhttp_method_name((llhttp_method_t)method_));
+  r.path = r.add(np.decoded);
+  r.script_len = script_len_;
+  r.query = r.add(t.query);
+  r.protocol = r.add(http10_ ? "HTTP/1.0" : "HTTP/1.1");
+  r.remote_addr = r.add(peer_);
+  bool underscores = w_->site().server.underscores_in_headers;
+  for (const HeaderSpan& h : *head_.headers) {
+    std::string_view name = span_view(base, h.name);
+    // As waitress and nginx: a name with '_' would share an environ key
+    // with its '-' spelling (X_Forwarded_For and X-Forwarded-For).
+    if (!underscores && name.find('_') != std::string_view::npos) continue;
+    std::string_view value = trim_ows(span_view(base, h.value));
+    if (trusted_peer_ && iequals_ascii(name, "x-forwarded-proto")) {
+      std::string_view v = value.substr(value.rfind(',') == std::string_view::npos ? 0 : value.rfind(',') + 1);
+      v = trim_ows(v);
+      if (iequals_ascii(v, "https") || iequals_ascii(v, "http")) r.url_scheme = r.add(iequals_ascii(v, "https") ? "https" : "http");
+    }
+    wsgi::Request::Span n = r.add(name);
+    r.headers.emplace_back(n, r.add(value));
+  }
+  // The body is read before the app runs (as waitress does): a client that
+  // waits for 100 Continue gets it now.
+  if (expect_continue_ && !http10_ && !req_done_) {
+    stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    expect_continue_ = false;
+  }
+}
+
+void ClientConn::app_body_in(const char* p, size_t n) {
+  if (!call_ || n == 0) return;
+  if (!call_->add_body(p, n)) respond_error(413, "request body too large for the app");
+}
+
+void ClientConn::cancel_app() {
+  if (!call_) return;
+  wsgi::Call* c = call_;
+  call_ = nullptr;
+  c->cancel();
+}
+
+void ClientConn::app_head(int status, std::string_view status_line, std::string_view fields,
+                          int64_t content_length, bool close_after) {
+  if (state_ == State::kClosed) return;
+  resp_started_ = true;
+  status_ = (uint16_t)status;
+  if (close_after || !req_done_ || w_->draining()) keep_alive_ = false;
+  app_no_body_ = method_ == HTTP_HEAD || status == 204 || status == 304;
+  app_chunked_ = false;
+  if (!resp_head_) resp_head_ = w_->take_buf();
+  std::string& o = *resp_head_;
+  o.clear();
+  o.append("HTTP/1.1 ");
+  append(o, status_line);
+  o.append("\r\n");
+  append(o, fields);
+  if (status != 204) {
+    if (content_length >= 0) {
+      o.append("Content-Length: ");
+      append_uint(o, (uint64_t)content_length);
+      o.append("\r\n");
+    } else if (!app_no_body_) {
+      if (http10_)
+        keep_alive_ = false;  // the body ends with the connection
+      else {
+        o.append("Transfer-Encoding: chunked\r\n");
+        app_chunked_ = true;
+      }
+    }
+  }
+  if (!keep_alive_)
+    o.append("Connection: close\r\n");
+  else if (http10_)
+    o.append("Connection: keep-alive\r\n");
+  o.append("\r\n");
+  // Held back: it leaves with the first body bytes or the end (one write).
+}
+
+// The head still held back, a chunk's framing, the bytes: one writev.
+int ClientConn::send_app_bytes(const char* p, size_t n) {
+  uv_buf_t bufs[4];
+  unsigned k = 0;
+  if (resp_head_) bufs[k++] = uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size());
+  char hex[20];
+  if (app_chunked_ && n > 0) {
+    int i = sizeof hex;
+    hex[--i] = '\n';
+    hex[--i] = '\r';
+    size_t v = n;
+    do {
+      hex[--i] = "0123456789abcdef"[v & 15];
+      v >>= 4;
+    } while (v);
+    bufs[k++] = uv_buf_init(hex + i, (unsigned)(sizeof hex - i));
+  }
+  if (n > 0) bufs[k++] = uv_buf_init(const_cast<char*>(p), (unsigned)n);
+  if (app_chunked_ && n > 0) bufs[k++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
+  int r = k ? stream_send(stream(), bufs, k) : 0;
+  if (resp_head_) {
+    w_->give_buf(resp_head_);
+    resp_head_ = nullptr;
+  }
+  return r;
+}
+
+bool ClientConn::app_body(const char* p, size_t n) {
+  if (state_ == State::kClosed) return false;
+  if (app_no_body_) return true;
+  resp_bytes_ += n;
+  if (send_app_bytes(p, n) < 0) {
+    close();
+    return false;
+  }
+  if (tcp_.write_queue_size <= kHighWater) return true;
+  // The client is behind: the app waits; send_timeout governs meanwhile.
+  app_paused_ = true;
+  arm_send_timer();
+  return false;
+}
+
+void ClientConn::app_end(bool ok) {
+  call_ = nullptr;  // the call frees itself after this returns
+  if (state_ == State::kClosed) return;
+  if (!ok) {
+    // Broken after its head: the client can only learn by the close.
+    if (resp_head_) {
+      w_->give_buf(resp_head_);
+      resp_head_ = nullptr;
+    }
+    close();
+    return;
+  }
+  int r = send_app_bytes(nullptr, 0);  // a head still held back
+  if (r == 0 && app_chunked_) r = stream_send(stream(), "0\r\n\r\n", 5);
+  if (r < 0) {
+    close();
+    return;
+  }
+  resp_done_ = true;
+  app_paused_ = false;
+  if (state_ == State::kWaiting && !out_full_) timer_disarm(&timer_);
+  finish_exchange();
+}
+
+}  // namespace pasture::worker
