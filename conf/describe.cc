@@ -187,17 +187,27 @@ void Describer::pool(const Handler& h, const std::string& indent) {
     if (a.pool == h.pool) app = &a;
   if (app) {
     std::string what = app->section.empty() ? app->uri : "[" + app->section + "]";
-    out += "python app " + what + " (" + app->factory + "): hosted by pasture in Python processes\n";
-    out += in + "each loads it with paste.deploy: loadapp('" + app->uri + "'" +
-           (app->name.empty() ? "" : ", name='" + app->name + "'") + ")" +
+    bool embedded = site_.server.app_mode == ServerSettings::AppMode::Embedded;
+    out += "python app " + what + " (" + app->factory + "): " +
+           (embedded ? "called in-process by every worker (embedded CPython)\n"
+                     : "hosted by pasture in Python processes\n");
+    out += in + (embedded ? "loaded with paste.deploy: loadapp('" : "each loads it with paste.deploy: loadapp('") +
+           app->uri + "'" + (app->name.empty() ? "" : ", name='" + app->name + "'") + ")" +
            (app->skip_filters ? " minus the first " + std::to_string(app->skip_filters) +
                                     " filter(s), which pasture runs in front"
                               : "") +
            "\n";
-    std::string workers = site_.server.app_workers > 0 ? std::to_string(site_.server.app_workers)
-                                                       : "one per CPU";
-    out += in + "app processes: " + workers + " (app_workers / --app-workers), balanced by [" + p.name +
-           "]: " + method_word(p.method) + " (" + method_words(p.method) + ")\n";
+    if (embedded) {
+      out += in + "app threads per worker: " + std::to_string(site_.server.threads) +
+             (site_.server.threads == 1 ? " (the app runs on the worker's event loop)" : "") +
+             (site_.server.preload ? "; imported once in the master before forking (preload)" : "; imported by each worker after fork") + "\n";
+      return;  // no pool, no upstream timeouts
+    } else {
+      std::string workers = site_.server.app_workers > 0 ? std::to_string(site_.server.app_workers)
+                                                         : "one per CPU";
+      out += in + "app processes: " + workers + " (app_workers / --app-workers), balanced by [" + p.name +
+             "]: " + method_word(p.method) + " (" + method_words(p.method) + ")\n";
+    }
   } else if (!p.preserve_host && p.servers.size() == 1) {
     const UpstreamServer& s = p.servers[0];
     out += "proxy [" + h.name + "] to http://" + (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" +
@@ -323,9 +333,14 @@ std::string describe_site(const Site& site, int workers_override) {
   if (site.python_apps.empty()) {
     out += "\nAll of this is served natively by pasture (urlmap, proxy, balancer, echo).\n";
   } else {
-    out += "\nPython WSGI apps (and their Python filters) run in pasture's app processes,\n"
-           "loaded with paste.deploy by " + std::string(s.python.empty() ? "python3 (on PATH, else /usr/bin/python3)" : s.python) +
-           "; the rest is served natively by pasture (urlmap, proxy, balancer, echo).\n";
+    if (s.app_mode == ServerSettings::AppMode::Embedded)
+      out += "\nPython WSGI apps (and their Python filters) run inside pasture's workers (app_mode = embedded),\n"
+             "loaded with paste.deploy by the embedded interpreter; the rest is served natively by pasture\n"
+             "(urlmap, proxy, balancer, echo).\n";
+    else
+      out += "\nPython WSGI apps (and their Python filters) run in pasture's app processes (app_mode = process),\n"
+             "loaded with paste.deploy by " + std::string(s.python.empty() ? "python3 (on PATH, else /usr/bin/python3)" : s.python) +
+             "; the rest is served natively by pasture (urlmap, proxy, balancer, echo).\n";
   }
   if (!site.notices.empty()) {
     out += "\nNotices:\n";

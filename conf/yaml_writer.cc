@@ -128,6 +128,10 @@ void Writer::server() {
   if (s.reuse_port != d.reuse_port) out_ += std::string("  reuse_port: ") + (s.reuse_port ? "true" : "false") + "\n";
   if (s.access_log != d.access_log) out_ += "  access_log: " + scalar(s.access_log) + "\n";
   if (s.underscores_in_headers) out_ += "  underscores_in_headers: true\n";
+  if (s.threads != d.threads) out_ += "  threads: " + std::to_string(s.threads) + "\n";
+  if (s.preload != d.preload) out_ += std::string("  preload: ") + (s.preload ? "true" : "false") + "\n";
+  if (s.app_mode != d.app_mode) out_ += "  app_mode: process\n";
+  if (s.app_workers != d.app_workers) out_ += "  app_workers: " + std::to_string(s.app_workers) + "\n";
   if (!s.trusted_proxies.empty()) {
     std::string list;
     for (const AddressRange& r : s.trusted_proxies) list += (list.empty() ? "" : " ") + r.text;

@@ -29,8 +29,11 @@ void ClientConn::start_app(const char* base, int app, const RequestTarget& t, co
   r.protocol = r.add(http10_ ? "HTTP/1.0" : "HTTP/1.1");
   r.remote_addr = r.add(peer_);
   bool underscores = w_->site().server.underscores_in_headers;
+  // An absolute-form target's authority is the Host (RFC 9112 3.2.2).
+  if (!t.authority.empty()) r.headers.emplace_back(r.add("Host"), r.add(t.authority));
   for (const HeaderSpan& h : *head_.headers) {
     std::string_view name = span_view(base, h.name);
+    if (!t.authority.empty() && iequals_ascii(name, "host")) continue;
     // As waitress and nginx: a name with '_' would share an environ key
     // with its '-' spelling (X_Forwarded_For and X-Forwarded-For).
     if (!underscores && name.find('_') != std::string_view::npos) continue;

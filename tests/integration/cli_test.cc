@@ -115,10 +115,10 @@ TEST(Cli, CheckPrintsWhatWillBeServed) {
                          "paste.app_factory, paste.composite_factory, paste.composit_factory)\n");
   r = pasture({"serve", "--check", bad});
   EXPECT_EQ(r.code, 2);
-  std::string notice = write_temp_file("n.ini", "[server:main]\nuse = egg:waitress#main\nthreads = 4\n"
+  std::string notice = write_temp_file("n.ini", "[server:main]\nuse = egg:waitress#main\nchannel_timeout = 120\n"
                                                 "[app:main]\nuse = egg:pasture#echo\n");
   r = pasture({"check", notice});
-  EXPECT_NE(r.out.find("Notices:\n  " + notice + ":3: [server:main] key 'threads' does not apply"), std::string::npos)
+  EXPECT_NE(r.out.find("Notices:\n  " + notice + ":3: [server:main] key 'channel_timeout' does not apply"), std::string::npos)
       << r.out;
   std::string unix_socket = write_temp_file("u.ini", "[server:main]\nuse = egg:waitress#main\nport = 80\n"
                                                      "unix_socket = /tmp/s\n[app:main]\nuse = egg:pasture#echo\n");

@@ -38,9 +38,9 @@ TEST_F(ConfSite, WaitressListenAndGunicornBind) {
 }
 
 TEST_F(ConfSite, UnknownServerKeysBecomeNotices) {
-  Site s = load(std::string(kEcho) + "[server:main]\nuse = egg:waitress#main\nthreads = 4\n");
+  Site s = load(std::string(kEcho) + "[server:main]\nuse = egg:waitress#main\nchannel_timeout = 120\n");
   ASSERT_EQ(s.notices.size(), 1u);
-  EXPECT_EQ(s.notices[0], file_ + ":5: [server:main] key 'threads' does not apply to pasture; ignored");
+  EXPECT_EQ(s.notices[0], file_ + ":5: [server:main] key 'channel_timeout' does not apply to pasture; ignored");
 }
 
 // Via and TRACE (RFC 9110 7.6.3, 9.3.8): on and off by default.

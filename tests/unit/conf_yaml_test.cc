@@ -143,8 +143,8 @@ TEST_F(ConfYaml, ErrorsNameFileAndLine) {
             "site.yaml:2: server: host/port cannot be combined with listen");
   EXPECT_EQ(yaml_error("server:\n  port: 70000\napps: {main: {use: echo}}\n"),
             "site.yaml:2: port: expected a whole number from 0 to 65535, got '70000'");
-  EXPECT_EQ(yaml_error("server:\n  threads: 4\napps: {main: {use: echo}}\n"),
-            "site.yaml:2: server: unknown key 'threads' (expected use, host, port, listen, unix_socket, "
+  EXPECT_EQ(yaml_error("server:\n  channel_timeout: 4\napps: {main: {use: echo}}\n"),
+            "site.yaml:2: server: unknown key 'channel_timeout' (expected use, host, port, listen, unix_socket, "
             "unix_socket_perms or an egg:pasture#main setting such as workers, backlog or keepalive_timeout)");
   EXPECT_EQ(yaml_error("apps:\n  main: {use: urlmap, routes: {/: main}}\n"),
             "site.yaml:2: apps: main refers to itself");
@@ -172,8 +172,21 @@ void expect_round_trip(const std::string& ini_path, const std::string& yaml_path
 
 TEST_F(ConfYaml, RoundTripDemo) {
   std::string demo = std::string(PASTURE_SOURCE_DIR) + "/conf/examples/demo.ini";
-  expect_round_trip(demo, dir_.path() + "/demo.yaml");
+  // The front site mounts a Python app at /app, which YAML cannot name yet:
+  // convert says so with the app's file:line.
+  LoadOptions front;
+  front.config = demo;
+  try {
+    site_to_yaml(load_site(front));
+    ADD_FAILURE() << "the demo's Python app converted to YAML";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("not supported yet: paste.app_factory = demo_app:make_app in [app:app]"),
+              std::string::npos)
+        << e.what();
+  }
   LoadOptions backend;
+  backend.config = "#backend_a";
+  expect_round_trip(demo, dir_.path() + "/backend_a.yaml", backend);
   backend.config = "#backend_b";
   expect_round_trip(demo, dir_.path() + "/backend_b.yaml", backend);
 }
