@@ -25,6 +25,7 @@ bool Master::probe_apps(Generation& g, std::string* err) {
   }
   if (pid == 0) {
     forget_notify_socket();
+    worker::drop_capabilities();
     log::set_role("app loader");
     std::string why;
     int rc = worker::wsgi::load(g.site, g.setup.app_options, &why) ? 0 : 3;

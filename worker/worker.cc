@@ -4,7 +4,9 @@
 
 #include <signal.h>
 #include <sys/epoll.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -38,6 +40,16 @@ void on_signal(uv_signal_t* h, int signum) {
 
 }  // namespace
 
+// Ambient capabilities cleared; a non-root worker also empties its
+// permitted and effective sets (root keeps being root).
+void drop_capabilities() {
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if (getuid() == 0 || geteuid() == 0) return;
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &hdr, data) != 0) PLOG_WARN("capset() failed: %s", strerror(errno));
+}
+
 int run(const Setup& setup) {
   signal(SIGPIPE, SIG_IGN);
   // If the master dies (even by SIGKILL) drain and exit rather than hold the
@@ -52,7 +64,13 @@ int run(const Setup& setup) {
   }
   Worker w(setup, &loop);
   w.slot()->pid.store(getpid(), std::memory_order_relaxed);
+
+  if (!w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
   if (setup.embed_apps) {
+    // The app's code runs in this process: it gets no capability the
+    // master kept for binding ports (systemd's AmbientCapabilities), as
+    // app processes get none. Every socket of this worker is bound by now.
+    drop_capabilities();
     // After fork (unless the master preloaded): each worker imports the
     // app itself, as gunicorn without --preload.
     std::string err;
@@ -61,8 +79,6 @@ int run(const Setup& setup) {
       return 3;
     }
   }
-
-  if (!w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
 
   Signals sig;
   for (auto [h, num] : {std::pair{&sig.term, SIGTERM}, std::pair{&sig.quit, SIGQUIT},

@@ -51,6 +51,11 @@ struct Setup {
 lb::PoolState build_pool_state(const conf::Pool& pool, shm::PoolSlot* slot,
                                shm::ServerSlot* servers);
 
+// Before a process runs a Python app's code: ambient capabilities cleared
+// (systemd's AmbientCapabilities are for the master's listeners); a non-root
+// process also empties its permitted and effective sets.
+void drop_capabilities();
+
 // Run the worker until told to stop. Returns the process exit code.
 int run(const Setup& setup);
 

@@ -58,7 +58,7 @@ TEST(MasterOnly, AppProcessesDoNotInheritNotifySocket) {
   uint16_t port = free_port();
   std::string ini = d.write("a.ini", "[server:main]\nuse = egg:pasture#main\nhost = 127.0.0.1\nport = " +
                                          std::to_string(port) +
-                                         "\nworkers = 1\napp_workers = 2\n\n[app:main]\n"
+                                         "\nworkers = 1\napp_mode = process\napp_workers = 2\n\n[app:main]\n"
                                          "paste.app_factory = pasture_testapp:make_app\n");
   Process p({PASTURE_BINARY, "serve", ini},
             {{"NOTIFY_SOCKET", ns.path()}, {"PYTHONPATH", std::string(PASTURE_SOURCE_DIR) + "/tests/wsgi"}});
@@ -120,7 +120,7 @@ TEST(MasterOnly, AppProcessesDoNotInheritAmbientCapabilities) {
   uint16_t port = free_port();
   std::string ini = d.write("c.ini", "[server:main]\nuse = egg:pasture#main\nhost = 127.0.0.1\nport = " +
                                          std::to_string(port) +
-                                         "\nworkers = 1\napp_workers = 1\n\n[app:main]\n"
+                                         "\nworkers = 1\napp_mode = process\napp_workers = 1\n\n[app:main]\n"
                                          "paste.app_factory = pasture_testapp:make_app\n");
   ASSERT_EQ(chmod(ini.c_str(), 0644), 0);
   Process p({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+net_bind_service",
@@ -135,6 +135,68 @@ TEST(MasterOnly, AppProcessesDoNotInheritAmbientCapabilities) {
   EXPECT_EQ(proc_status(apps[0], "CapAmb"), "0000000000000000");
   EXPECT_EQ(proc_status(apps[0], "CapEff"), "0000000000000000");
   EXPECT_EQ(http_get(port, "/text").status, 200);
+}
+
+// Embedded apps (app_mode = embedded, the default) run the app's code in the
+// workers: what the app sees of the process (os.environ, capabilities) is
+// what it would in an app process. The app reports both.
+const char* kProcApp = R"PY(
+import os
+def make_app(global_conf, **local):
+    def app(environ, start_response):
+        caps = {}
+        for line in open('/proc/self/status'):
+            k, _, v = line.partition(':')
+            if k in ('CapAmb', 'CapEff', 'CapPrm'):
+                caps[k] = v.strip()
+        body = ('NOTIFY_SOCKET=%s %s' % (os.environ.get('NOTIFY_SOCKET', '-'),
+                ' '.join('%s=%s' % kv for kv in sorted(caps.items())))).encode()
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+        return [body]
+    return app
+)PY";
+
+TEST(MasterOnly, EmbeddedAppsSeeNoNotifySocket) {
+  if (!have_paste_deploy()) GTEST_SKIP() << "python3-pastedeploy is not installed";
+  NotifySocket ns;
+  TempDir d;
+  d.write("procapp.py", kProcApp);
+  uint16_t port = free_port();
+  std::string ini = d.write("e.ini", "[server:main]\nuse = egg:pasture#main\nhost = 127.0.0.1\nport = " +
+                                         std::to_string(port) +
+                                         "\nworkers = 1\n\n[app:main]\npaste.app_factory = procapp:make_app\n");
+  Process p({PASTURE_BINARY, "serve", ini}, {{"NOTIFY_SOCKET", ns.path()}, {"PYTHONPATH", d.path()}});
+  ASSERT_TRUE(wait_for_output(p, "serving on", Millis(20000))) << p.output();
+  ASSERT_TRUE(wait_until([&] { return ns.got(p.pid(), "READY=1"); })) << p.output();
+  Response r = http_get(port, "/");
+  ASSERT_EQ(r.status, 200) << r.error << p.output();
+  EXPECT_EQ(r.body.rfind("NOTIFY_SOCKET=- ", 0), 0u) << r.body;
+  for (const NotifySocket::Message& m : ns.drain()) EXPECT_EQ(m.pid, p.pid()) << m.text;
+}
+
+TEST(MasterOnly, EmbeddedAppsRunWithoutTheMastersCapabilities) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no setpriv (util-linux)";
+  if (!have_paste_deploy()) GTEST_SKIP() << "python3-pastedeploy is not installed";
+  TempDir d;
+  ASSERT_EQ(chmod(d.path().c_str(), 0755), 0);
+  std::string mod = d.write("procapp.py", kProcApp);
+  ASSERT_EQ(chmod(mod.c_str(), 0644), 0);
+  uint16_t port = free_port();
+  std::string ini = d.write("c.ini", "[server:main]\nuse = egg:pasture#main\nhost = 127.0.0.1\nport = " +
+                                         std::to_string(port) + "\nworkers = 1\nreuse_port = true\n\n[app:main]\n"
+                                         "paste.app_factory = procapp:make_app\n");
+  ASSERT_EQ(chmod(ini.c_str(), 0644), 0);
+  Process p({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+net_bind_service",
+             "--ambient-caps=+net_bind_service", PASTURE_BINARY, "serve", ini},
+            {{"PYTHONPATH", d.path()}});
+  ASSERT_TRUE(wait_for_output(p, "serving on", Millis(20000))) << p.output();
+  EXPECT_EQ(proc_status(p.pid(), "CapAmb"), "0000000000000400");  // the master keeps it
+  Response r = http_get(port, "/");
+  ASSERT_EQ(r.status, 200) << r.error << p.output();
+  EXPECT_NE(r.body.find("CapAmb=0000000000000000 CapEff=0000000000000000 CapPrm=0000000000000000"),
+            std::string::npos)
+      << r.body;
 }
 
 }  // namespace
