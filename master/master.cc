@@ -208,6 +208,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
     if (workers <= 0) workers = (int)std::max(1u, std::thread::hardware_concurrency());
     o.multiprocess = workers > 1;
     o.threads = g->site.server.threads;
+    o.reload_interval = opts_.reload ? opts_.reload_interval : 0;
     g->setup.embed_apps = true;
   } else if (!g->site.python_apps.empty()) {
     AppHost::Options o;

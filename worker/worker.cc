@@ -74,7 +74,9 @@ int run(const Setup& setup) {
     // After fork (unless the master preloaded): each worker imports the
     // app itself, as gunicorn without --preload.
     std::string err;
-    if (!wsgi::load(*setup.site, setup.app_options, &err) || !wsgi::start_threads(&loop, &err)) {
+    wsgi::Options o = setup.app_options;
+    o.watch = setup.slot == 0;  // one watcher is enough for --reload
+    if (!wsgi::load(*setup.site, o, &err) || !wsgi::start_threads(&loop, &err)) {
       PLOG_ERROR("%s", err.c_str());
       return 3;
     }

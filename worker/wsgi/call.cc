@@ -370,15 +370,17 @@ Call::Impl::Step Call::Impl::fail() {
 // PEP 3333: close() whatever happened; then nothing of the call stays
 // reachable from Python. GIL held.
 void Call::Impl::close_result() {
-  if (result) {
-    PyObject* exc_t, *exc_v, *exc_tb;
+  // A list or tuple has no close(); anything else is asked without raising
+  // (an AttributeError per request would cost more than the app).
+  if (result && !PyList_CheckExact(result) && !PyTuple_CheckExact(result)) {
+    PyObject *exc_t, *exc_v, *exc_tb;
     PyErr_Fetch(&exc_t, &exc_v, &exc_tb);
-    Ref close_m(PyObject_GetAttr(result, g().s_close));
+    PyObject* m = nullptr;
+    if (_PyObject_LookupAttr(result, g().s_close, &m) < 0) PyErr_Clear();
+    Ref close_m(m);
     if (close_m) {
       Ref r(PyObject_CallNoArgs(close_m.get()));
       if (!r) log_exception("the app iterable's close() raised");
-    } else {
-      PyErr_Clear();
     }
     PyErr_Restore(exc_t, exc_v, exc_tb);
     PyErr_Clear();

@@ -26,6 +26,31 @@ def _pasture_load(uri, name, relative_to, global_conf, pipeline):
     for f in reversed(pipeline[:-1]):
         app = loadfilter(uri, name=f, relative_to=relative_to, global_conf=global_conf)(app)
     return app
+
+def _pasture_watch(interval, conf_files):
+    import os, signal, sys, threading, time
+    def mtimes():
+        out = {}
+        files = [getattr(m, '__file__', None) for m in list(sys.modules.values())] + list(conf_files)
+        for f in files:
+            if f:
+                try:
+                    out[f] = os.stat(f).st_mtime
+                except OSError:
+                    pass
+        return out
+    def run():
+        seen = mtimes()
+        while True:
+            time.sleep(interval)
+            for f, t in mtimes().items():
+                if seen.get(f, t) != t:
+                    sys.stderr.write('pasture: %s changed; reloading the app (HUP)\n' % f)
+                    sys.stderr.flush()
+                    os.kill(os.getppid(), signal.SIGHUP)
+                    return
+                seen[f] = t
+    threading.Thread(target=run, daemon=True, name='pasture-reload').start()
 )PY";
 
 std::string fetch_traceback() {
@@ -186,6 +211,17 @@ bool load(const conf::Site& site, const Options& o, std::string* err) {
   PyObject* loader = ok ? PyDict_GetItemString(globals.get(), "_pasture_load") : nullptr;
   for (size_t i = 0; ok && i < site.python_apps.size(); i++) ok = load_one(loader, site.python_apps[i], o, err);
   g_.underscores = site.server.underscores_in_headers;
+  if (ok && o.watch && o.reload_interval > 0) {
+    Ref files(PyList_New(0));
+    for (const conf::PythonApp& a : site.python_apps)
+      if (a.uri.compare(0, 7, "config:") == 0) {
+        Ref f(PyUnicode_FromString(a.uri.c_str() + 7));
+        if (f) PyList_Append(files.get(), f.get());
+      }
+    Ref r(PyObject_CallFunction(PyDict_GetItemString(globals.get(), "_pasture_watch"), "dO", o.reload_interval,
+                                files.get()));
+    if (!r) log_exception("cannot watch the app's files for --reload");
+  }
   g_.main_ts = PyEval_SaveThread();
   if (ok) {
     loaded_ = true;

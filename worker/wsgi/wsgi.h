@@ -38,6 +38,11 @@ struct Options {
   std::string server_port = "80";
   bool multiprocess = true;  // wsgi.multiprocess: more than one worker
   uint32_t threads = 1;      // wsgi.multithread = threads > 1
+  // --reload: every reload_interval seconds, the files of the loaded
+  // modules (and the config files) are checked; a change sends the master
+  // HUP, whose new generation imports the new code. One worker watches.
+  double reload_interval = 0;
+  bool watch = false;
 };
 
 // Start CPython (once) and load the site's apps. False: *err says which app
