@@ -290,10 +290,14 @@ row_is_what_it_says() {
 }
 
 # ---------------------------------------------------------- measurement --
-apps_wrk() {  # SECONDS URL
-    timeout --foreground -k 5 $(($1 + 30)) taskset -c "$CLIENT_CPUS" \
-        wrk -t"$WRK_THREADS" -c"$CONC" -d"$1"s --latency -s "$BENCH_D/report.lua" "$2" 2>&1 || true
+# apps_wrk SECONDS URL OUT: start wrk in its own process group (start_bg),
+# so that cleanup stops it too; apps_wrk_wait waits for it.
+apps_wrk() {
+    start_bg "$3" "$CLIENT_CPUS" timeout -k 5 $(($1 + 30)) \
+        wrk -t"$WRK_THREADS" -c"$CONC" -d"$1"s --latency -s "$BENCH_D/report.lua" "$2"
+    WRK_PID=$LAST_PID
 }
+apps_wrk_wait() { wait "$WRK_PID" || true; stop_group "$WRK_PID"; }
 
 # probe_new_client URL WAIT: while wrk runs, one request on a fresh
 # connection, given at most WAIT seconds; prints "CODE SECONDS" ("000 ..."
@@ -315,18 +319,18 @@ row_measure() {
     local row=$1 app=$2 r=$3 url
     url="http://127.0.0.1:$PORT$(app_path "$app")"
     local -A s0 s1 f0 f1 b
-    local out line root_rss probe wrk_pid half wait_s
-    apps_wrk "$WARMUP" "$url" >/dev/null
+    local out line root_rss probe half wait_s
+    apps_wrk "$WARMUP" "$url" /dev/null
+    apps_wrk_wait
     parse_kv s0 "$(procstat "$SERVER_PID")"
     parse_kv f0 "$(procstat $$ --foreign)"
-    apps_wrk "$DURATION" "$url" >"$TMP/wrk.out" &
-    wrk_pid=$!
+    apps_wrk "$DURATION" "$url" "$TMP/wrk.out"
     # Half-way; the probe's answer must come before wrk stops.
     half=$(awk -v d="$DURATION" 'BEGIN { printf "%.1f", d / 2 }')
     wait_s=$(awk -v d="$DURATION" 'BEGIN { w = d / 2 - 0.3; printf "%.1f", w < 0.2 ? 0.2 : w }')
     sleep "$half"
     probe=$(probe_new_client "$url" "$wait_s")
-    wait "$wrk_pid" || true
+    apps_wrk_wait
     out=$(cat "$TMP/wrk.out")
     parse_kv s1 "$(procstat "$SERVER_PID")"
     parse_kv f1 "$(procstat $$ --foreign)"
@@ -434,6 +438,7 @@ apps_main() {
     chmod 755 "$TMP"
     RESULTS="$TMP/results.txt"; : >"$RESULTS"
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    port_busy "$PORT" && die "port $PORT is in use; pick another --port"
     [[ " ${ROWS[*]} " == *" pasture-"* ]] && build_pasture
     log "plan: ${ROWS[*]} × apps ${APPS[*]} × $ROUNDS round(s), ${WARMUP}+${DURATION} s each;" \
         "W=$W, wrk -t$WRK_THREADS -c$CONC; servers on CPUs $SERVER_CPUS, wrk on $CLIENT_CPUS"

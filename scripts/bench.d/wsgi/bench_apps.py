@@ -2,8 +2,8 @@
 
 Loaded through paste.deploy by every server that reads an INI
 (scripts/bench.d/wsgi/hello.ini, sleep.ini), and as module:callable by
-those that don't (waitress-serve: bench_apps:hello, bench_apps:sleep, or
-bench_apps:from_ini for an INI named by $BENCH_APPS_INI, e.g. Pyramid's).
+those that don't (waitress-serve --call bench_apps:from_ini, which loads
+the INI named by $BENCH_APPS_INI).
 
   hello   b"Hello, world!\\n" with Content-Length: the least a WSGI app does
   sleep   time.sleep(ms/1000) then b"slept\\n": a request that waits (I/O,
@@ -31,8 +31,6 @@ def make_sleep(seconds):
     return sleep
 
 
-sleep = make_sleep(0.020)
-
 
 def hello_factory(global_conf, **settings):
     """paste.app_factory for hello."""
@@ -46,6 +44,12 @@ def sleep_factory(global_conf, ms="20", **settings):
 
 def from_ini():
     """waitress-serve --call bench_apps:from_ini: the [app:main] of
-    $BENCH_APPS_INI, loaded as paste.deploy's loadapp does."""
+    $BENCH_APPS_INI, loaded as paste.deploy's loadapp does.
+
+    waitress logs "Task queue depth is N" whenever a request waits for a
+    thread, i.e. all the time under the benchmark's load: silenced, as
+    pasture's app processes (python/pasture_wsgi.py) silence it."""
+    import logging
     from paste.deploy import loadapp
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     return loadapp("config:" + os.path.abspath(os.environ["BENCH_APPS_INI"]))
