@@ -182,11 +182,12 @@ pasture_ini() {
     local row=$1 app=$2 f=$3
     {
         printf '[server:main]\nuse = egg:pasture#main\nhost = 127.0.0.1\nport = %s\n' "$PORT"
-        printf 'workers = %s\npython = %s\n' "$W" "$PY"
+        printf 'workers = %s\n' "$W"
+        # Embedded: the libpython pasture is linked with (no `python =`).
         case "$row" in
             pasture-t1) printf 'app_mode = embedded\nthreads = 1\n' ;;
             pasture-t4) printf 'app_mode = embedded\nthreads = %s\n' "$THREADS" ;;
-            pasture-proc) printf 'app_mode = process\napp_workers = %s\n' "$W" ;;
+            pasture-proc) printf 'app_mode = process\napp_workers = %s\npython = %s\n' "$W" "$PY" ;;
         esac
         echo
         cat "$(app_ini "$app")"
@@ -246,6 +247,9 @@ row_start() {
     row_ready "$row" "$app" "$d/server.log" && row_is_what_it_says "$row" "$d/server.log"
 }
 
+# The end of a server's log on one line, paths in the temp dir shortened.
+log_tail() { tail -c 300 "$1" | tr '\n' ' ' | sed "s|$TMP/||g"; }
+
 # row_ready ROW APP LOG: up to 30 s for the server to answer 200 with APP's
 # body (Python servers import Pyramid first; the machine may be busy).
 row_ready() {
@@ -254,7 +258,7 @@ row_ready() {
     local bodyf="${logf%/*}/body"
     for ((i = 0; i < 300; i++)); do
         pid_running "$SERVER_PID" ||
-            { READY_ERR="exited during start-up; log: $(tail -c 300 "$logf" | tr '\n' ' ')"; return 1; }
+            { READY_ERR="exited during start-up; log: $(log_tail "$logf")"; return 1; }
         if port_busy "$PORT"; then
             code=$(curl -s -m 5 -o "$bodyf" -w '%{http_code}' "$url" || true)
             if [[ $code == 200 ]]; then
@@ -265,7 +269,7 @@ row_ready() {
         fi
         sleep 0.1
     done
-    READY_ERR="no 200 on GET $(app_path "$app") within 30 s (last: ${code:-no answer}); log: $(tail -c 300 "$logf" | tr '\n' ' ')"
+    READY_ERR="no 200 on GET $(app_path "$app") within 30 s (last: ${code:-no answer}); log: $(log_tail "$logf")"
     return 1
 }
 
