@@ -131,7 +131,7 @@ row_slots() {
 # master/worker servers (RSS per worker leaves the master out) or one process.
 row_kind() { case "$1" in waitress|paster) echo single ;; *) echo prefork ;; esac; }
 
-# What a row needs installed: "command-or-module debian-package ...".
+# The Debian packages ROW needs that are not installed (space-separated).
 row_missing() {
     local pkgs=()
     case "$1" in
