@@ -80,6 +80,8 @@ std::string fetch_traceback() {
 
 PyObject* intern(const char* s) { return PyUnicode_InternFromString(s); }
 
+bool set_options(const Options& o);
+
 bool init_globals(const Options& o) {
   g_.k_method = intern("REQUEST_METHOD");
   g_.k_script = intern("SCRIPT_NAME");
@@ -99,11 +101,15 @@ bool init_globals(const Options& o) {
   g_.method_get = intern("GET");
   g_.method_post = intern("POST");
   g_.s_close = intern("close");
-  g_.multithread = o.threads > 1;
-  g_.threads = o.threads;
   g_.stderr_obj = PySys_GetObject("stderr");  // borrowed; sys keeps it
   Py_XINCREF(g_.stderr_obj);
-  if (!types_ready()) return false;
+  return types_ready() && set_options(o);
+}
+
+// What depends on the generation (a preloaded interpreter serves several).
+bool set_options(const Options& o) {
+  g_.multithread = o.threads > 1;
+  g_.threads = o.threads;
   // What every request's environ starts from (PyDict_Copy per request):
   // what `paster serve` sets that does not change per request, and
   // Paste's httpserver defaults for CONTENT_TYPE and CONTENT_LENGTH.
@@ -128,7 +134,7 @@ bool init_globals(const Options& o) {
       PyDict_SetItem(d, g_.k_script, g_.empty_str) < 0 || PyDict_SetItem(d, g_.k_ctype, g_.empty_str) < 0 ||
       PyDict_SetItem(d, g_.k_clen, zero.get()) < 0 || PyDict_SetItem(d, g_.k_scheme, g_.scheme_http) < 0)
     return false;
-  g_.environ_template = t.release();
+  Py_XSETREF(g_.environ_template, t.release());
   return true;
 }
 
@@ -181,7 +187,13 @@ void log_exception(const char* what) {
 }
 
 bool load(const conf::Site& site, const Options& o, std::string* err) {
-  if (loaded_) return true;
+  if (loaded_) {  // preloaded by the master: this generation's settings only
+    PyEval_RestoreThread(g_.main_ts);
+    bool ok = set_options(o);
+    if (!ok) *err = "cannot set up the embedded interpreter:\n" + fetch_traceback();
+    g_.main_ts = PyEval_SaveThread();
+    return ok;
+  }
   if (!Py_IsInitialized()) {
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
@@ -210,7 +222,6 @@ bool load(const conf::Site& site, const Options& o, std::string* err) {
   }
   PyObject* loader = ok ? PyDict_GetItemString(globals.get(), "_pasture_load") : nullptr;
   for (size_t i = 0; ok && i < site.python_apps.size(); i++) ok = load_one(loader, site.python_apps[i], o, err);
-  g_.underscores = site.server.underscores_in_headers;
   if (ok && o.watch && o.reload_interval > 0) {
     Ref files(PyList_New(0));
     for (const conf::PythonApp& a : site.python_apps)

@@ -83,7 +83,6 @@ struct Globals {
   PyThreadState* main_ts = nullptr;  // the loading thread's state, GIL released
   bool multithread = false;
   uint32_t threads = 1;
-  bool underscores = false;
 };
 Globals& g();
 
