@@ -1,6 +1,11 @@
 // ClientConn, app half: a request for a Python app served in-process
 // (worker/wsgi/): the request copied for the call, its body buffered, and
 // the call's response (wsgi::Sink) framed for this client.
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "common/log.h"
@@ -143,6 +148,59 @@ bool ClientConn::app_body(const char* p, size_t n) {
   app_paused_ = true;
   arm_send_timer();
   return false;
+}
+
+// sendfile(2) straight to the socket while nothing waits in libuv's queue
+// (which keeps the order of bytes); when the socket is full, one block is
+// read and queued the usual way, so libuv reports the drain (on_write_done
+// resumes the call).
+int64_t ClientConn::app_sendfile(int fd, uint64_t off, size_t n, bool* more) {
+  *more = true;
+  if (state_ == State::kClosed) return -1;
+  if (app_no_body_) return (int64_t)n;
+  if (resp_head_ && send_app_bytes(nullptr, 0) < 0) {
+    close();
+    return -1;
+  }
+  size_t done = 0;
+  uv_os_fd_t sock;
+  if (!app_chunked_ && tcp_.write_queue_size == 0 && uv_fileno((uv_handle_t*)&tcp_, &sock) == 0) {
+    while (done < n) {
+      off_t o = (off_t)(off + done);
+      ssize_t w = ::sendfile(sock, fd, &o, n - done);
+      if (w > 0) {
+        done += (size_t)w;
+      } else if (w < 0 && errno == EINTR) {
+        continue;
+      } else if (w == 0 || errno == EAGAIN) {
+        break;  // the socket is full (or the file shrank: the read below sees it)
+      } else {
+        close();
+        return -1;
+      }
+    }
+  }
+  if (done < n) {
+    char buf[64 * 1024];
+    size_t want = std::min(n - done, sizeof buf);
+    ssize_t r = pread(fd, buf, want, (off_t)(off + done));
+    if (r <= 0) {  // the file is shorter than it was: the response cannot complete
+      close();
+      return -1;
+    }
+    if (send_app_bytes(buf, (size_t)r) < 0) {
+      close();
+      return -1;
+    }
+    done += (size_t)r;
+    if (tcp_.write_queue_size > 0) {
+      app_paused_ = true;
+      arm_send_timer();
+      *more = false;
+    }
+  }
+  resp_bytes_ += done;
+  return (int64_t)done;
 }
 
 void ClientConn::app_end(bool ok) {

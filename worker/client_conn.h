@@ -66,6 +66,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   void app_head(int status, std::string_view status_line, std::string_view fields, int64_t content_length,
                 bool close_after) override;
   bool app_body(const char* p, size_t n) override;
+  int64_t app_sendfile(int fd, uint64_t off, size_t n, bool* more) override;
   void app_end(bool ok) override;
 
   uint32_t registry_index = 0;

@@ -3,11 +3,13 @@
 // the loop (threads = 1) or on an app thread (threads.cc) — the same
 // steps, with the Sink reached directly or through the loop's async.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -251,6 +253,8 @@ Call::Impl::Step Call::Impl::start() {
       }
       if (total >= 0) clen = total;
     }
+  } else if (!threaded && Py_TYPE(result) == &FileWrapperType && open_file()) {
+    return produce_file();
   } else {
     iter = PyObject_GetIter(result);
     if (!iter) return fail();
@@ -258,9 +262,56 @@ Call::Impl::Step Call::Impl::start() {
   return produce();
 }
 
+// A file_wrapper whose file has a descriptor on a regular file: its bytes
+// from the current position to the end, with sendfile. Else (a BytesIO,
+// a pipe) the wrapper is iterated. GIL held.
+bool Call::Impl::open_file() {
+  PyObject* f = file_wrapper_file(result);
+  Ref fileno(f ? PyObject_CallMethod(f, "fileno", nullptr) : nullptr);
+  int fd = fileno ? (int)PyLong_AsLong(fileno.get()) : -1;
+  if (fd < 0) {
+    PyErr_Clear();
+    return false;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  Ref pos(PyObject_CallMethod(f, "tell", nullptr));
+  long long off = pos ? PyLong_AsLongLong(pos.get()) : -1;
+  if (off < 0) {
+    PyErr_Clear();
+    off = lseek(fd, 0, SEEK_CUR);
+  }
+  if (off < 0 || off > st.st_size) return false;
+  file_fd = fd;
+  file_off = (uint64_t)off;
+  file_left = (uint64_t)(st.st_size - off);
+  if (have_status && clen < 0) clen = (int64_t)file_left;  // known: no chunking
+  if (clen >= 0 && (uint64_t)clen < file_left) file_left = (uint64_t)clen;
+  return true;
+}
+
+Call::Impl::Step Call::Impl::produce_file() {
+  if (!have_status) {
+    PyErr_SetString(PyExc_AssertionError, "the app returned without calling start_response()");
+    return fail();
+  }
+  if (!head_sent) send_head();
+  while (file_left > 0 && !cancelled) {
+    bool more = true;
+    int64_t k = sink->app_sendfile(file_fd, file_off, (size_t)std::min<uint64_t>(file_left, 1 << 20), &more);
+    if (k < 0 || cancelled) return finish(false);
+    file_off += (uint64_t)k;
+    file_left -= (uint64_t)k;
+    sent += (uint64_t)k;
+    if (!more) return kPaused;
+  }
+  return finish(!cancelled);
+}
+
 // Items of the iterable to the sink until it is behind (kPaused) or the
 // iterable ends (kDone). GIL held.
 Call::Impl::Step Call::Impl::produce() {
+  if (file_fd >= 0) return produce_file();
   for (;;) {
     if (cancelled) return finish(false);
     PyObject* item;

@@ -25,6 +25,10 @@ struct Call::Impl {
   PyObject* result = nullptr;
   PyObject* iter = nullptr;
   Py_ssize_t list_i = -1;  // result is a list or tuple: index of the next item
+  // result is a wsgi.file_wrapper over a regular file (inline only): sent
+  // with sendfile from file_off, file_left bytes to go.
+  int file_fd = -1;
+  uint64_t file_off = 0, file_left = 0;
 
   // The response (written by whoever runs the app).
   bool have_status = false;
@@ -52,6 +56,8 @@ struct Call::Impl {
 
   Step start();
   Step produce();
+  Step produce_file();
+  bool open_file();
   Step finish(bool complete);
   Step fail();
   bool send(const char* p, size_t n, bool from_write);

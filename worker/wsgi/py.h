@@ -92,6 +92,7 @@ PyObject* new_input(Call::Impl* call);           // wsgi.input over the call's b
 PyObject* new_start_response(Call::Impl* call);  // start_response; its write() too
 void detach(PyObject* input, PyObject* start_response);  // the call is over: later use raises
 extern PyTypeObject FileWrapperType;
+PyObject* file_wrapper_file(PyObject* wrapper);  // borrowed: its filelike
 
 // Python's traceback of the pending exception, to pasture's log (stderr).
 void log_exception(const char* what);

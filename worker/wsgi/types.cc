@@ -262,6 +262,8 @@ PyTypeObject FileWrapperType = [] {
   return t;
 }();
 
+PyObject* file_wrapper_file(PyObject* wrapper) { return ((FileWrapperObject*)wrapper)->filelike; }
+
 bool types_ready() {
   return PyType_Ready(&InputType) == 0 && PyType_Ready(&StartType) == 0 && PyType_Ready(&FileWrapperType) == 0;
 }

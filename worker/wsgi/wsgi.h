@@ -102,6 +102,11 @@ class Sink {
   // Body bytes (copied or written at once). False: the client is behind;
   // nothing more comes until Call::resume().
   virtual bool app_body(const char* p, size_t n) = 0;
+  // Body bytes from a regular file (wsgi.file_wrapper): up to n bytes at
+  // `off` of `fd`, sent with sendfile(2) while the socket takes them.
+  // Returns how many were consumed (-1: the connection failed); *more =
+  // false when the client is behind (then resume() follows).
+  virtual int64_t app_sendfile(int fd, uint64_t off, size_t n, bool* more) = 0;
   // The end. ok = false: the response broke after its head (an exception
   // while iterating, fewer bytes than its Content-Length): the connection
   // must close. The call frees itself after this returns.
