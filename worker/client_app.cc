@@ -113,18 +113,8 @@ int ClientConn::send_app_bytes(const char* p, size_t n) {
   uv_buf_t bufs[4];
   unsigned k = 0;
   if (resp_head_) bufs[k++] = uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size());
-  char hex[20];
-  if (app_chunked_ && n > 0) {
-    int i = sizeof hex;
-    hex[--i] = '\n';
-    hex[--i] = '\r';
-    size_t v = n;
-    do {
-      hex[--i] = "0123456789abcdef"[v & 15];
-      v >>= 4;
-    } while (v);
-    bufs[k++] = uv_buf_init(hex + i, (unsigned)(sizeof hex - i));
-  }
+  ChunkLine line(n);
+  if (app_chunked_ && n > 0) bufs[k++] = uv_buf_init(const_cast<char*>(line.text.data()), (unsigned)line.text.size());
   if (n > 0) bufs[k++] = uv_buf_init(const_cast<char*>(p), (unsigned)n);
   if (app_chunked_ && n > 0) bufs[k++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
   int r = k ? stream_send(stream(), bufs, k) : 0;

@@ -159,16 +159,8 @@ void ClientConn::add_chunk(const char* p, size_t n) {
   }
   if (mode_ != Mode::kProxy || !up_ || n == 0) return;
   if (!chunk_out_) chunk_out_ = w_->take_buf();
-  char hex[20];
-  int i = sizeof hex;
-  hex[--i] = '\n';
-  hex[--i] = '\r';
-  size_t v = n;
-  do {
-    hex[--i] = "0123456789abcdef"[v & 15];
-    v >>= 4;
-  } while (v);
-  chunk_out_->append(hex + i, sizeof hex - i);
+  ChunkLine line(n);
+  chunk_out_->append(line.text.data(), line.text.size());
   chunk_out_->append(p, n);
   chunk_out_->append("\r\n", 2);
 }

@@ -312,6 +312,17 @@ std::string join_base_path(std::string_view base, std::string_view path) {
   return out;
 }
 
+ChunkLine::ChunkLine(size_t n) {
+  size_t i = sizeof buf;
+  buf[--i] = '\n';
+  buf[--i] = '\r';
+  do {
+    buf[--i] = "0123456789abcdef"[n & 15];
+    n >>= 4;
+  } while (n);
+  text = std::string_view(buf + i, sizeof buf - i);
+}
+
 void append_uint(std::string& out, uint64_t v) {
   char buf[24];
   int i = sizeof buf;

@@ -130,6 +130,13 @@ std::string join_base_path(std::string_view base, std::string_view path);
 
 // Append an integer as decimal.
 void append_uint(std::string& out, uint64_t v);
+// A chunk's size line ("1a2f\r\n") for n bytes, written at the end of buf.
+struct ChunkLine {
+  char buf[20];
+  std::string_view text;
+  explicit ChunkLine(size_t n);
+  ChunkLine(const ChunkLine&) = delete;  // text points into buf
+};
 
 // Reason phrase for a status code ("OK", "Bad Gateway", ...).
 const char* reason_phrase(int status);
