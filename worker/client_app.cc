@@ -76,7 +76,7 @@ void ClientConn::app_head(int status, std::string_view status_line, std::string_
   if (state_ == State::kClosed) return;
   resp_started_ = true;
   status_ = (uint16_t)status;
-  if (close_after || !req_done_ || w_->draining()) keep_alive_ = false;
+  if (close_after || !req_done_ || w_->closing_soon()) keep_alive_ = false;
   app_no_body_ = method_ == HTTP_HEAD || status == 204 || status == 304;
   app_chunked_ = false;
   if (!resp_head_) resp_head_ = w_->take_buf();

@@ -57,7 +57,7 @@ void ClientConn::respond_local(int status, std::string_view body, bool close_aft
 void ClientConn::finish_local() {
   if (!resp_head_) return;
   std::string& o = *resp_head_;
-  if (w_->draining()) keep_alive_ = false;
+  if (w_->closing_soon()) keep_alive_ = false;
   const char* conn = !keep_alive_ ? "Connection: close\r\n\r\n"
                      : http10_    ? "Connection: keep-alive\r\n\r\n"
                                   : "\r\n";
@@ -152,7 +152,7 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
     decode = true;  // HTTP/1.0 has no chunked coding: send the payload, close to end it
     keep_alive_ = false;
   }
-  if (w_->draining()) keep_alive_ = false;
+  if (w_->closing_soon()) keep_alive_ = false;
 
   if (!resp_head_) resp_head_ = w_->take_buf();
   std::string& o = *resp_head_;

@@ -76,6 +76,9 @@ class Worker {
   void client_opened(ClientConn* c);
   void client_closed(ClientConn* c);
   bool draining() const { return draining_; }
+  // Draining, or the next request to finish is the last before
+  // max_requests recycles this worker: answers say Connection: close.
+  bool closing_soon() const { return draining_ || (max_requests_ && requests_ + 1 >= max_requests_); }
   void start_drain();  // stop accepting, close idle connections, exit when empty
   size_t clients() const { return clients_.size(); }
 

@@ -244,7 +244,7 @@ Call::Impl::Step Call::Impl::start() {
     // One pass over a list of bytes gives the length a head without
     // Content-Length can carry (waitress does the same), so the answer
     // keeps the connection without chunking.
-    if (have_status && clen < 0) {
+    if (have_status && clen < 0 && !head_sent) {  // (write() may have sent some already)
       int64_t total = 0;
       Py_ssize_t n = PySequence_Fast_GET_SIZE(result);
       for (Py_ssize_t i = 0; i < n && total >= 0; i++) {
@@ -348,7 +348,7 @@ Call::Impl::Step Call::Impl::produce() {
 bool Call::Impl::send(const char* p, size_t n, bool from_write) {
   if (cancelled) return false;
   if (!head_sent) send_head();
-  if (clen >= 0 && sent + n > (uint64_t)clen) n = (size_t)((uint64_t)clen - sent);
+  if (clen >= 0 && sent + n > (uint64_t)clen) n = sent >= (uint64_t)clen ? 0 : (size_t)((uint64_t)clen - sent);
   sent += n;
   if (n == 0) return !cancelled;
   if (threaded) return thread_send(p, n);
@@ -378,8 +378,9 @@ Call::Impl::Step Call::Impl::finish(bool complete) {
       send_head();
     }
     // A body shorter than its Content-Length cannot end the message.
-    bool is_head = call->req_.view(call->req_.method) == "HEAD";
-    if (!is_head && clen >= 0 && sent < (uint64_t)clen) {
+    // A HEAD, 204 or 304 answer carries no body, whatever its Content-Length says.
+    bool no_body = call->req_.view(call->req_.method) == "HEAD" || status == 204 || status == 304;
+    if (!no_body && clen >= 0 && sent < (uint64_t)clen) {
       std::string path(call->req_.view(call->req_.path));
       PLOG_WARN("app response to %s ended after %llu of its Content-Length %lld bytes; closing the connection",
                 path.c_str(), (unsigned long long)sent, (long long)clen);
