@@ -28,6 +28,7 @@ Routes (query string `k=v&...`):
   /conn_close            "Connection: close" from the app
   /cl_short /cl_long     Content-Length smaller / larger than the body
   /big?size=&cl=         a pattern body of size bytes in 64 KiB items (Content-Length when cl=1)
+  /write_big?size=       a pattern body of size bytes through write() (with Content-Length)
   /sleep?ms=&tag=        sleeps, then answers "slept <tag>\n"
   /hang                  sleeps for an hour
   /crash                 reads address 0 through ctypes (SIGSEGV)
@@ -267,6 +268,16 @@ class App:
                 yield BLOCK if n == len(BLOCK) else BLOCK[:n]
                 left -= n
         return gen()
+
+    def r_write_big(self, environ, start_response, q):
+        size = int(q.get('size', '0'))
+        write = start_response('200 OK', [('Content-Type', 'application/octet-stream'), ('Content-Length', str(size))])
+        left = size
+        while left > 0:
+            n = min(left, len(BLOCK))
+            write(BLOCK if n == len(BLOCK) else BLOCK[:n])
+            left -= n
+        return []
 
     def r_sleep(self, environ, start_response, q):
         time.sleep(int(q.get('ms', '300')) / 1000.0)
