@@ -272,7 +272,7 @@ TEST_P(Embed, CloseIsCalledAfterANormalEndAndAfterAnErrorMidIteration) {
   EXPECT_EQ(site.record("closed"), "normal 3\nraise 2\n");
 }
 
-TEST_P(Embed, CloseIsCalledWhenTheClientLeavesMidStream) {
+TEST_P(Embed, CloseIsCalledWhenTheClientLeaves) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   {
@@ -280,9 +280,17 @@ TEST_P(Embed, CloseIsCalledWhenTheClientLeavesMidStream) {
     c.send("GET /close?tag=gone&mode=endless" + kGet);
     ASSERT_TRUE(c.read_bytes(300000)) << c.got.size();
   }  // closed with the endless body unread
+  // Another that leaves while the app has not answered yet.
+  {
+    RawConn c(site.port());
+    c.send("GET /close?tag=early&ms=200" + kGet);
+    std::this_thread::sleep_for(Millis(50));
+  }
   EXPECT_TRUE(site.wait_record("closed", "gone ")) << site.log();
+  EXPECT_TRUE(site.wait_record("closed", "early ")) << site.log();
   std::this_thread::sleep_for(Millis(100));
   EXPECT_EQ(count_of(site.record("closed"), "gone "), 1u) << site.record("closed");
+  EXPECT_EQ(count_of(site.record("closed"), "early "), 1u) << site.record("closed");
   EXPECT_EQ(http_get(site.port(), "/text").body, "hello\n");
 }
 
@@ -614,6 +622,32 @@ TEST_P(Embed, MaxRequestsRecyclesWorkersWithoutFailingARequest) {
   EXPECT_EQ(failed.load(), 0) << last_error;
   EXPECT_GE(pids.size(), 3u) << "no worker was recycled";
   EXPECT_NE(site.log().find("(max_requests): recycling"), kNpos) << site.log();
+}
+
+// A keep-alive client across a recycle: the worker's last answer must say
+// "Connection: close" (as gunicorn's does), or the client's next request
+// on that connection meets a close it could not foresee.
+TEST(EmbedWorkers, MaxRequestsWarnsKeepAliveClientsBeforeRecycling) {
+  EmbedSite site(1, 1, "max_requests = 20\n");
+  ASSERT_TRUE(site.started()) << site.log();
+  std::unique_ptr<HttpConn> c;
+  int failed = 0, closes = 0;
+  std::string failures;
+  for (int i = 0; i < 45; i++) {
+    if (!c) c = std::make_unique<HttpConn>(site.port(), Millis(3000));
+    Response r = c->request("GET", "/pid");
+    if (r.status != 200) {
+      failed++;
+      failures += " #" + std::to_string(i + 1) + ": " + (r.error.empty() ? std::to_string(r.status) : r.error) + ";";
+      c.reset();
+    } else if (!r.keep_alive) {
+      closes++;
+      c.reset();
+    }
+  }
+  EXPECT_EQ(failed, 0) << "requests lost on a keep-alive connection the recycling worker closed:" << failures;
+  EXPECT_GE(closes, 2) << "no answer said Connection: close";
+  EXPECT_GE(count_of(site.log(), "(max_requests): recycling"), 2u) << site.log();
 }
 
 // ---------------------------------------------------------- app threads --

@@ -18,7 +18,7 @@ Routes (query string `k=v&...`):
   /exc_before            start_response 200, then again with exc_info: 500 and its own body
   /exc_after             yields, then start_response with exc_info (re-raised: abort)
   /raise                 raises before start_response
-  /close?tag=&mode=      an iterable recording close(): mode=normal|raise|endless
+  /close?tag=&mode=&ms=  an iterable recording close(): mode=normal|raise|endless (after sleeping ms)
   /input?mode=           wsgi.input read as mode says, each piece as "[len]bytes"
   /echo                  the body back, with X-Content-Length (environ CONTENT_LENGTH)
   /file?path=&cl=&tag=   wsgi.file_wrapper over a file (Content-Length when cl=1)
@@ -206,6 +206,8 @@ class App:
         raise RuntimeError('embedapp: /raise was asked to fail')
 
     def r_close(self, environ, start_response, q):
+        if q.get('ms'):
+            time.sleep(int(q['ms']) / 1000.0)
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
         return ClosingIter(self.rec, q.get('tag', '-'), q.get('mode', 'normal'))
 
