@@ -421,16 +421,20 @@ TEST_P(Embed, HeadSendsNoBodyAndKeepsTheConnection) {
   EXPECT_EQ(c.body(), "hello\n");
 }
 
+// Each on its own keep-alive connection, then a GET on it. A 304 may carry
+// the Content-Length of the representation it stands for (RFC 9110 8.6);
+// a 204's Content-Length is dropped.
 TEST_P(Embed, NoBodyFor204And304) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
-  RawConn c(site.port());
-  for (const char* target : {"/status?code=204", "/status?code=204&body=xx", "/status?code=304",
-                             "/status?code=304&body=xx"}) {
+  for (const char* target : {"/status?code=204", "/status?code=204&body=xx", "/status?code=204&cl=0",
+                             "/status?code=304", "/status?code=304&body=xx", "/status?code=304&cl=1234"}) {
     SCOPED_TRACE(target);
-    c.got.clear();
+    RawConn c(site.port());
     c.send(std::string("GET ") + target + kGet);
-    ASSERT_TRUE(c.read_until("\r\n\r\n")) << brief(c.got);
+    bool head = c.read_until("\r\n\r\n");
+    EXPECT_TRUE(head) << "no answer: " << brief(c.got);
+    if (!head) continue;
     EXPECT_FALSE(c.quiet()) << "closed";
     bool is204 = std::string(target).find("204") != kNpos;
     EXPECT_EQ(c.got.compare(0, 12, is204 ? "HTTP/1.1 204" : "HTTP/1.1 304"), 0) << brief(c.got);
@@ -439,11 +443,11 @@ TEST_P(Embed, NoBodyFor204And304) {
     if (is204) {
       EXPECT_FALSE(head_has(c.head(), "Content-Length")) << brief(c.got);
     }
+    c.got.clear();
+    c.send("GET /text" + kGet);
+    EXPECT_TRUE(c.read_until("hello\n")) << brief(c.got);
+    EXPECT_EQ(c.body(), "hello\n");
   }
-  c.got.clear();
-  c.send("GET /text" + kGet);
-  ASSERT_TRUE(c.read_until("hello\n")) << brief(c.got);
-  EXPECT_EQ(c.body(), "hello\n");
 }
 
 // --------------------------------------------------------------- framing --

@@ -24,7 +24,7 @@ Routes (query string `k=v&...`):
   /file?path=&cl=&tag=   wsgi.file_wrapper over a file (Content-Length when cl=1)
   /gen                   a generator, no Content-Length
   /onelist               [b"one item"], no Content-Length
-  /status?code=&body=    that status with no Content-Length, optionally yielding bytes
+  /status?code=&body=&cl= that status, optionally yielding bytes, with Content-Length: cl if given
   /conn_close            "Connection: close" from the app
   /cl_short /cl_long     Content-Length smaller / larger than the body
   /big?size=&cl=         a pattern body of size bytes in 64 KiB items (Content-Length when cl=1)
@@ -240,7 +240,10 @@ class App:
 
     def r_status(self, environ, start_response, q):
         code = q.get('code', '204')
-        start_response(code + ' Status', [('X-Status', code)])
+        headers = [('X-Status', code)]
+        if q.get('cl'):
+            headers.append(('Content-Length', q['cl']))
+        start_response(code + ' Status', headers)
         if q.get('body'):
             return (b for b in [q['body'].encode()])
         return []
