@@ -337,6 +337,22 @@ TEST_P(Embed, InputReadReadNReadlineIterationAndReadlines) {
       EXPECT_EQ(r.status, 200) << r.error << site.log();
       EXPECT_EQ(r.body, want);
     }
+  // Past 1 MiB the body is read from its spool file: lines across the
+  // reader's blocks, one far longer than a block.
+  std::string big;
+  for (int i = 0; big.size() < (3u << 19); i++) {
+    big += std::string(i == 500 ? 20000 : i % 97, (char)('a' + i % 26)) + "\n";
+  }
+  big += "tail";
+  for (const char* mode : {"read", "readline", "iter", "readlines"}) {
+    SCOPED_TRACE(std::string("spooled ") + mode);
+    Response r = c.request("POST", std::string("/input?mode=") + mode, {}, big);
+    std::string mode_s = mode;
+    std::string want = mode_s == "read" ? framed({big}) : framed(lines_of(big, 0));
+    EXPECT_EQ(r.status, 200) << r.error;
+    EXPECT_EQ(r.body.size(), want.size());
+    EXPECT_TRUE(r.body == want) << brief(r.body);
+  }
 }
 
 TEST_P(Embed, ChunkedAndSpooledBodiesAreEchoedExactly) {
