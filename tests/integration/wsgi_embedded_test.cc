@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -177,15 +178,15 @@ std::string brief(const std::string& s) {
 
 const std::string kGet = " HTTP/1.1\r\nHost: t\r\n\r\n";
 
-class Embed : public ::testing::TestWithParam<int> {};
+class WsgiEmbedded : public ::testing::TestWithParam<int> {};
 
-INSTANTIATE_TEST_SUITE_P(Threads, Embed, ::testing::Values(1, 4),
+INSTANTIATE_TEST_SUITE_P(Threads, WsgiEmbedded, ::testing::Values(1, 4),
                          [](const ::testing::TestParamInfo<int>& p) { return "threads" + std::to_string(p.param); });
 
 // ------------------------------------------------------------ write() --
 // write() sends the head without a length; the list the app then returns
 // must follow in the same (chunked) body.
-TEST_P(Embed, WriteCallableThenAReturnedList) {
+TEST_P(WsgiEmbedded, WriteCallableThenAReturnedList) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   int pid = site.worker_pid();
@@ -198,7 +199,7 @@ TEST_P(Embed, WriteCallableThenAReturnedList) {
   EXPECT_EQ(site.worker_pid(), pid) << "the worker died:\n" << site.log();
 }
 
-TEST_P(Embed, WriteCallableWithContentLength) {
+TEST_P(WsgiEmbedded, WriteCallableWithContentLength) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   HttpConn c(site.port(), Millis(3000));
@@ -211,7 +212,7 @@ TEST_P(Embed, WriteCallableWithContentLength) {
 }
 
 // ----------------------------------------------------------- exc_info --
-TEST_P(Embed, ExcInfoBeforeTheHeadReplacesTheResponse) {
+TEST_P(WsgiEmbedded, ExcInfoBeforeTheHeadReplacesTheResponse) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   HttpConn c(site.port(), Millis(3000));
@@ -223,7 +224,7 @@ TEST_P(Embed, ExcInfoBeforeTheHeadReplacesTheResponse) {
   EXPECT_EQ(c.request("GET", "/text").body, "hello\n");
 }
 
-TEST_P(Embed, ExcInfoAfterTheHeadAbortsTheConnection) {
+TEST_P(WsgiEmbedded, ExcInfoAfterTheHeadAbortsTheConnection) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   int pid = site.worker_pid();
@@ -239,7 +240,7 @@ TEST_P(Embed, ExcInfoAfterTheHeadAbortsTheConnection) {
 }
 
 // ---------------------------------------------------------- exceptions --
-TEST_P(Embed, AppExceptionIs500WithTracebackAndTheWorkerServesOn) {
+TEST_P(WsgiEmbedded, AppExceptionIs500WithTracebackAndTheWorkerServesOn) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   int pid = site.worker_pid();
@@ -257,7 +258,7 @@ TEST_P(Embed, AppExceptionIs500WithTracebackAndTheWorkerServesOn) {
 }
 
 // ------------------------------------------------------------- close() --
-TEST_P(Embed, CloseIsCalledAfterANormalEndAndAfterAnErrorMidIteration) {
+TEST_P(WsgiEmbedded, CloseIsCalledAfterANormalEndAndAfterAnErrorMidIteration) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   Response r = http_get(site.port(), "/close?tag=normal");
@@ -272,7 +273,7 @@ TEST_P(Embed, CloseIsCalledAfterANormalEndAndAfterAnErrorMidIteration) {
   EXPECT_EQ(site.record("closed"), "normal 3\nraise 2\n");
 }
 
-TEST_P(Embed, CloseIsCalledWhenTheClientLeaves) {
+TEST_P(WsgiEmbedded, CloseIsCalledWhenTheClientLeaves) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   {
@@ -315,7 +316,7 @@ std::vector<std::string> lines_of(const std::string& s, size_t limit) {
   return out;
 }
 
-TEST_P(Embed, InputReadReadNReadlineIterationAndReadlines) {
+TEST_P(WsgiEmbedded, InputReadReadNReadlineIterationAndReadlines) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   const std::string body = "line one\nline two, longer\n\nlast line without newline";
@@ -355,7 +356,7 @@ TEST_P(Embed, InputReadReadNReadlineIterationAndReadlines) {
   }
 }
 
-TEST_P(Embed, ChunkedAndSpooledBodiesAreEchoedExactly) {
+TEST_P(WsgiEmbedded, ChunkedAndSpooledBodiesAreEchoedExactly) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   HttpConn c(site.port(), Millis(5000));
@@ -373,7 +374,7 @@ TEST_P(Embed, ChunkedAndSpooledBodiesAreEchoedExactly) {
   }
 }
 
-TEST_P(Embed, ExpectContinueIsAnsweredBeforeTheBody) {
+TEST_P(WsgiEmbedded, ExpectContinueIsAnsweredBeforeTheBody) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   RawConn c(site.port());
@@ -388,7 +389,7 @@ TEST_P(Embed, ExpectContinueIsAnsweredBeforeTheBody) {
 }
 
 // ----------------------------------------------------- file_wrapper --
-TEST_P(Embed, FileWrapperServesTheFileExactlyAndClosesIt) {
+TEST_P(WsgiEmbedded, FileWrapperServesTheFileExactlyAndClosesIt) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   std::string file = site.rec().write("served.bin", pattern_bytes(300000));
@@ -408,8 +409,37 @@ TEST_P(Embed, FileWrapperServesTheFileExactlyAndClosesIt) {
   EXPECT_EQ(site.record("closed"), "file a\nfile b\n");
 }
 
+// A real file object (fileno()): with threads = 1 pasture sends it with
+// sendfile(2) from the file's position, its size as Content-Length.
+TEST_P(WsgiEmbedded, FileWrapperOverARealFileFromItsPosition) {
+  EmbedSite site(GetParam());
+  ASSERT_TRUE(site.started()) << site.log();
+  std::string file = site.rec().write("served.bin", pattern_bytes(300000));
+  HttpConn c(site.port(), Millis(3000));
+  struct Case {
+    std::string query;
+    size_t skip;
+  };
+  for (const Case& k : {Case{"cl=0&tag=a", 0}, Case{"cl=0&tag=b&skip=1000", 1000}, Case{"cl=1&tag=c&skip=77", 77}}) {
+    SCOPED_TRACE(k.query);
+    Response r = c.request("GET", "/file?real=1&" + k.query + "&path=" + file);
+    ASSERT_EQ(r.status, 200) << r.error;
+    EXPECT_EQ(r.body.size(), 300000 - k.skip);
+    EXPECT_EQ(pattern_mismatch(r.body, k.skip), kNpos);
+    if (GetParam() == 1 || k.query.find("cl=1") != kNpos) {
+      EXPECT_EQ(r.header("Content-Length"), std::to_string(300000 - k.skip));
+    }
+  }
+  Response head = c.request("HEAD", "/file?real=1&cl=0&tag=d&path=" + file);
+  EXPECT_EQ(head.status, 200) << head.error;
+  EXPECT_EQ(head.body, "");
+  EXPECT_EQ(c.request("GET", "/text").body, "hello\n") << "the connection did not survive the HEAD";
+  EXPECT_TRUE(site.wait_record("closed", "file d\n"));
+  EXPECT_EQ(site.record("closed"), "file a\nfile b\nfile c\nfile d\n");
+}
+
 // ------------------------------------------------------- bodiless answers --
-TEST_P(Embed, HeadSendsNoBodyAndKeepsTheConnection) {
+TEST_P(WsgiEmbedded, HeadSendsNoBodyAndKeepsTheConnection) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   RawConn c(site.port());
@@ -440,7 +470,7 @@ TEST_P(Embed, HeadSendsNoBodyAndKeepsTheConnection) {
 // Each on its own keep-alive connection, then a GET on it. A 304 may carry
 // the Content-Length of the representation it stands for (RFC 9110 8.6);
 // a 204's Content-Length is dropped.
-TEST_P(Embed, NoBodyFor204And304) {
+TEST_P(WsgiEmbedded, NoBodyFor204And304) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   for (const char* target : {"/status?code=204", "/status?code=204&body=xx", "/status?code=204&cl=0",
@@ -467,7 +497,7 @@ TEST_P(Embed, NoBodyFor204And304) {
 }
 
 // --------------------------------------------------------------- framing --
-TEST_P(Embed, ConnectionCloseFromTheAppClosesAfterTheResponse) {
+TEST_P(WsgiEmbedded, ConnectionCloseFromTheAppClosesAfterTheResponse) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   HttpConn c(site.port(), Millis(3000));
@@ -479,7 +509,7 @@ TEST_P(Embed, ConnectionCloseFromTheAppClosesAfterTheResponse) {
   EXPECT_TRUE(c.closed(Millis(2000))) << "still open after Connection: close";
 }
 
-TEST_P(Embed, ContentLengthShorterThanTheBodyTruncatesAndKeepsTheConnection) {
+TEST_P(WsgiEmbedded, ContentLengthShorterThanTheBodyTruncatesAndKeepsTheConnection) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   RawConn c(site.port());
@@ -494,7 +524,7 @@ TEST_P(Embed, ContentLengthShorterThanTheBodyTruncatesAndKeepsTheConnection) {
   EXPECT_EQ(c.got.compare(0, 15, "HTTP/1.1 200 OK"), 0) << brief(c.got);
 }
 
-TEST_P(Embed, ContentLengthLongerThanTheBodyClosesTheConnection) {
+TEST_P(WsgiEmbedded, ContentLengthLongerThanTheBodyClosesTheConnection) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   RawConn c(site.port());
@@ -508,7 +538,7 @@ TEST_P(Embed, ContentLengthLongerThanTheBodyClosesTheConnection) {
   EXPECT_EQ(http_get(site.port(), "/text").body, "hello\n");
 }
 
-TEST_P(Embed, GeneratorIsChunkedOn11CloseDelimitedOn10AndAListGetsALength) {
+TEST_P(WsgiEmbedded, GeneratorIsChunkedOn11CloseDelimitedOn10AndAListGetsALength) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   {
@@ -539,17 +569,18 @@ TEST_P(Embed, GeneratorIsChunkedOn11CloseDelimitedOn10AndAListGetsALength) {
 }
 
 // ---------------------------------------------------------- back-pressure --
-// A 20 MB answer (`route`, Content-Length given) read slowly: the app must
-// be held back, so the worker's RSS does not grow by the body.
-void expect_held_back(EmbedSite& site, const std::string& route) {
+// A 20 MB pattern answer (`target(size)`: its target for a body of that
+// size) read slowly: the app must be held back, so the worker's RSS does
+// not grow by the body.
+void expect_held_back(EmbedSite& site, const std::function<std::string(size_t)>& target) {
   int pid = site.worker_pid();
   ASSERT_GT(pid, 0);
-  Response warm = http_get(site.port(), route + "?cl=1&size=2097152");  // buffers at their working size
-  ASSERT_EQ(warm.body.size(), 2097152u) << warm.error;
+  Response warm = http_get(site.port(), target(2 << 20));  // buffers at their working size
+  ASSERT_EQ(warm.body.size(), 2u << 20) << warm.error;
   long base = rss_kb(pid);
   constexpr size_t kSize = 20 << 20;
   RawConn c(site.port(), 32768);
-  c.send("GET " + route + "?cl=1&size=" + std::to_string(kSize) + kGet);
+  c.send("GET " + target(kSize) + kGet);
   ASSERT_TRUE(c.read_until("\r\n\r\n")) << brief(c.got);
   size_t head = c.head().size();
   std::this_thread::sleep_for(Millis(400));  // an unbounded producer would have made all 20 MB by now
@@ -570,22 +601,30 @@ void expect_held_back(EmbedSite& site, const std::string& route) {
   EXPECT_EQ(site.worker_pid(), pid);
 }
 
-TEST_P(Embed, SlowReaderHoldsTheIterableBack) {
+TEST_P(WsgiEmbedded, SlowReaderHoldsTheIterableBack) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
-  expect_held_back(site, "/big");
+  expect_held_back(site, [](size_t n) { return "/big?cl=1&size=" + std::to_string(n); });
 }
 
 // The same body through write() calls: PEP 3333 lets write() buffer, not
 // without bound.
-TEST_P(Embed, SlowReaderHoldsWriteBack) {
+TEST_P(WsgiEmbedded, SlowReaderHoldsWriteBack) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
-  expect_held_back(site, "/write_big");
+  expect_held_back(site, [](size_t n) { return "/write_big?size=" + std::to_string(n); });
+}
+
+TEST_P(WsgiEmbedded, SlowReaderHoldsAFileWrapperBack) {
+  EmbedSite site(GetParam());
+  ASSERT_TRUE(site.started()) << site.log();
+  std::string small = site.rec().write("2m.bin", pattern_bytes(2 << 20));
+  std::string big = site.rec().write("20m.bin", pattern_bytes(20 << 20));
+  expect_held_back(site, [&](size_t n) { return "/file?real=1&cl=1&path=" + (n == (2 << 20) ? small : big); });
 }
 
 // --------------------------------------------------------- pipelining --
-TEST_P(Embed, PipelinedRequestsAreAnsweredInOrder) {
+TEST_P(WsgiEmbedded, PipelinedRequestsAreAnsweredInOrder) {
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   RawConn c(site.port());
@@ -600,7 +639,7 @@ TEST_P(Embed, PipelinedRequestsAreAnsweredInOrder) {
 }
 
 // ------------------------------------------------------------ crashes --
-TEST_P(Embed, CExtensionCrashKillsOneWorkerTheMasterRespawnsIt) {
+TEST_P(WsgiEmbedded, CExtensionCrashKillsOneWorkerTheMasterRespawnsIt) {
   EmbedSite site(GetParam(), 2);
   ASSERT_TRUE(site.started()) << site.log();
   RawConn c(site.port());
@@ -617,7 +656,7 @@ TEST_P(Embed, CExtensionCrashKillsOneWorkerTheMasterRespawnsIt) {
 }
 
 // ------------------------------------------------------------- recycling --
-TEST_P(Embed, MaxRequestsRecyclesWorkersWithoutFailingARequest) {
+TEST_P(WsgiEmbedded, MaxRequestsRecyclesWorkersWithoutFailingARequest) {
   EmbedSite site(GetParam(), 2, "max_requests = 50\n");
   ASSERT_TRUE(site.started()) << site.log();
   std::atomic<int> failed{0};
@@ -647,7 +686,7 @@ TEST_P(Embed, MaxRequestsRecyclesWorkersWithoutFailingARequest) {
 // A keep-alive client across a recycle: the worker's last answer must say
 // "Connection: close" (as gunicorn's does), or the client's next request
 // on that connection meets a close it could not foresee.
-TEST(EmbedWorkers, MaxRequestsWarnsKeepAliveClientsBeforeRecycling) {
+TEST(WsgiEmbeddedWorkers, MaxRequestsWarnsKeepAliveClientsBeforeRecycling) {
   EmbedSite site(1, 1, "max_requests = 20\n");
   ASSERT_TRUE(site.started()) << site.log();
   std::unique_ptr<HttpConn> c;
@@ -692,7 +731,7 @@ Burst burst(uint16_t port, int n, const std::string& target) {
   return b;
 }
 
-TEST(EmbedAppThreads, SleepingRequestsDoNotHoldTheWorker) {
+TEST(WsgiEmbeddedAppThreads, SleepingRequestsDoNotHoldTheWorker) {
   EmbedSite site(4, 1);
   ASSERT_TRUE(site.started()) << site.log();
   ASSERT_GT(site.worker_pid(), 0);
@@ -713,7 +752,7 @@ TEST(EmbedAppThreads, SleepingRequestsDoNotHoldTheWorker) {
 }
 
 // The counterpart: with threads = 1 the app runs on the loop, one call at a time.
-TEST(EmbedAppThreads, InlineCallsTakeTurns) {
+TEST(WsgiEmbeddedAppThreads, InlineCallsTakeTurns) {
   EmbedSite site(1, 1);
   ASSERT_TRUE(site.started()) << site.log();
   ASSERT_GT(site.worker_pid(), 0);
@@ -722,7 +761,7 @@ TEST(EmbedAppThreads, InlineCallsTakeTurns) {
   EXPECT_GE(b.ms, 740);
 }
 
-TEST(EmbedAppThreads, StuckInlineAppGetsTheWorkerKilledAndReplaced) {
+TEST(WsgiEmbeddedAppThreads, StuckInlineAppGetsTheWorkerKilledAndReplaced) {
   EmbedSite site(1, 1, "worker_timeout = 2\n");
   ASSERT_TRUE(site.started()) << site.log();
   int pid = site.worker_pid();
@@ -760,7 +799,7 @@ std::set<int> answering_pids(const EmbedSite& site, size_t want) {
   return pids;
 }
 
-TEST(EmbedWorkers, PreloadImportsTheAppOnceInTheMaster) {
+TEST(WsgiEmbeddedWorkers, PreloadImportsTheAppOnceInTheMaster) {
   EmbedSite site(1, 2, "preload = true\n");
   ASSERT_TRUE(site.started()) << site.log();
   std::set<int> pids = answering_pids(site, 2);
@@ -774,7 +813,7 @@ TEST(EmbedWorkers, PreloadImportsTheAppOnceInTheMaster) {
   EXPECT_EQ(site.record("imports"), std::to_string(master) + "\n");
 }
 
-TEST(EmbedWorkers, WithoutPreloadEachWorkerImportsTheApp) {
+TEST(WsgiEmbeddedWorkers, WithoutPreloadEachWorkerImportsTheApp) {
   EmbedSite site(1, 2);
   ASSERT_TRUE(site.started()) << site.log();
   std::set<int> pids = answering_pids(site, 2);
@@ -795,7 +834,7 @@ std::string json_value(const std::string& json, const std::string& key) {
   return v;
 }
 
-TEST(EmbedWorkers, EnvironIsTruthful) {
+TEST(WsgiEmbeddedWorkers, EnvironIsTruthful) {
   struct Case {
     int threads, workers;
     std::string keys, multithread, multiprocess, scheme;

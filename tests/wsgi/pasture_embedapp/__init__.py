@@ -21,7 +21,9 @@ Routes (query string `k=v&...`):
   /close?tag=&mode=&ms=  an iterable recording close(): mode=normal|raise|endless (after sleeping ms)
   /input?mode=           wsgi.input read as mode says, each piece as "[len]bytes"
   /echo                  the body back, with X-Content-Length (environ CONTENT_LENGTH)
-  /file?path=&cl=&tag=   wsgi.file_wrapper over a file (Content-Length when cl=1)
+  /file?path=&cl=&tag=&real=&skip=
+                         wsgi.file_wrapper over a file from byte skip (Content-Length when
+                         cl=1): a real file object when real=1, else a file-like without fileno()
   /gen                   a generator, no Content-Length
   /onelist               [b"one item"], no Content-Length
   /status?code=&body=&cl= that status, optionally yielding bytes, with Content-Length: cl if given
@@ -34,6 +36,7 @@ Routes (query string `k=v&...`):
   /crash                 reads address 0 through ctypes (SIGSEGV)
 """
 import ctypes
+import io
 import json
 import os
 import sys
@@ -110,6 +113,19 @@ class RecordingFile:
     def close(self):
         self.f.close()
         self.rec.note('closed', 'file ' + self.tag)
+
+
+class RecordingFileIO(io.FileIO):
+    """A real file (it has fileno(): pasture may sendfile it) whose close() is recorded."""
+
+    def __init__(self, rec, path, tag):
+        super().__init__(path, 'rb')
+        self.rec, self.tag = rec, tag
+
+    def close(self):
+        if not self.closed:
+            self.rec.note('closed', 'file ' + self.tag)
+        super().close()
 
 
 def read_input(inp, mode):
@@ -223,10 +239,16 @@ class App:
         return [data]
 
     def r_file(self, environ, start_response, q):
-        f = RecordingFile(self.rec, q['path'], q.get('tag', '-'))
+        if q.get('real') == '1':
+            f = RecordingFileIO(self.rec, q['path'], q.get('tag', '-'))
+        else:
+            f = RecordingFile(self.rec, q['path'], q.get('tag', '-'))
+        skip = int(q.get('skip', '0'))
+        if skip:
+            f.read(skip)
         headers = [('Content-Type', 'application/octet-stream')]
         if q.get('cl') == '1':
-            headers.append(('Content-Length', str(os.path.getsize(q['path']))))
+            headers.append(('Content-Length', str(os.path.getsize(q['path']) - skip)))
         start_response('200 OK', headers)
         return environ['wsgi.file_wrapper'](f, 8192)
 
