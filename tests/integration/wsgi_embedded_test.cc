@@ -612,8 +612,11 @@ TEST_P(WsgiEmbedded, SlowReaderHoldsTheIterableBack) {
 }
 
 // The same body through write() calls: PEP 3333 lets write() buffer, not
-// without bound.
+// without bound. Only app threads can wait in write(): with threads = 1 the
+// call runs on the event loop, which cannot block, and what write() gets
+// is queued (README, "Python WSGI apps").
 TEST_P(WsgiEmbedded, SlowReaderHoldsWriteBack) {
+  if (GetParam() == 1) GTEST_SKIP() << "threads = 1: write() queues (a known limit, in the README)";
   EmbedSite site(GetParam());
   ASSERT_TRUE(site.started()) << site.log();
   expect_held_back(site, [](size_t n) { return "/write_big?size=" + std::to_string(n); });
