@@ -3,9 +3,10 @@
 // proxied exchange.
 //
 // States (one request at a time; pipelined bytes wait in inbuf_):
-//   kIdle     keep-alive, no byte of the next request yet   (keepalive_timeout;
-//             send_timeout while answers the client does not read hold
-//             further requests back: out_full_)
+//   kIdle     keep-alive, no byte of the next request yet   (keepalive_timeout,
+//             drain_idle_grace once the worker drains; send_timeout while
+//             answers the client does not read hold further requests
+//             back: out_full_)
 //   kHead     reading a request head                       (client_header_timeout)
 //   kBody     head handled; the body streams to its handler  (client_body_timeout,
 //             re-armed by every read that brings body bytes)
@@ -60,7 +61,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
   void on_write_done(int status) override;
-  void close_if_idle();  // used by the worker's drain
+  void on_drain();  // the worker started draining (Worker::start_drain)
 
   // --- wsgi::Sink: a Python app served in-process (client_app.cc) ----------
   void app_head(int status, std::string_view status_line, std::string_view fields, int64_t content_length,
@@ -135,6 +136,8 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   void stop_reading();
   void start_reading();
 
+  uint32_t idle_timeout_ms() const;  // keepalive_timeout, or the drain grace
+  void end_drain_grace();
   void shutdown_and_linger();
   void on_shutdown(int status);
   void close();
