@@ -586,7 +586,7 @@ void ClientConn::reset_request() {
   req_done_ = resp_done_ = resp_started_ = false;
   expect_continue_ = false;
   tries_ = stale_tries_ = 0;
-  fresh_ = false;
+  fresh_ = stale_same_ = false;
   up_paused_ = false;
   pool_ = server_ = handler_ = -1;
   body_bytes_ = 0;

@@ -94,9 +94,16 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   lb::RequestView request_view(const char* base, const PoolRt& pool, const RequestTarget& t,
                                const NormalPath& np, std::string& scratch);
   void take_server(PoolRt& pool, int s, std::string_view request_cookie);
+  // What a retry counts against (client_upstream.cc, on_upstream_error).
+  enum class Retry : uint8_t {
+    kStale,       // a pooled connection found closed: neither `retries` nor the budget
+    kConnection,  // refused, reset or closed unanswered: `retries`, not the budget
+    kBudgeted,    // timeout, invalid answer, retry_on status: `retries` and the budget
+  };
   bool may_retry(const PoolRt& pool, bool sent, uint32_t condition, int status);
-  int pick_retry(PoolRt& pool, const char* why);
-  void start_retry(PoolRt& pool, int s, const char* why, std::string* unsent, bool counts);
+  int pick_retry(PoolRt& pool, const char* why, Retry r = Retry::kBudgeted);
+  bool budget_allows(PoolRt& pool, const char* why);
+  void start_retry(PoolRt& pool, int s, const char* why, std::string* unsent, Retry r);
   void note_health(PoolRt& pool, bool failed, const char* why);
   void end_flight();
   void build_upstream_head(const char* base, const PoolRt& pool, int server,
@@ -186,6 +193,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   uint8_t tries_ = 0;          // retries made for this request (against `retries`)
   uint8_t stale_tries_ = 0;    // retries after a stale keep-alive connection
   bool fresh_ = false;         // the next upstream connection must be a new one
+  bool stale_same_ = false;    // this attempt retries a stale connection on its own server
   bool in_flight_ = false;      // counted in the pool's in_flight
   bool retry_flight_ = false;   // counted in the pool's retries_in_flight
   uint64_t tried_ = 0;          // servers tried (bit i = server i < 64)

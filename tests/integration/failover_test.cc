@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/integration/keepalive_load.h"
 #include "tests/integration/pasture_server.h"
 
 namespace pasture::test {
@@ -64,6 +65,58 @@ TEST(Failover, KillOneOfThreeUnderLoadLosesNoGet) {
   EXPECT_GT(loop.ok.load(), 500);
   EXPECT_EQ(loop.failed.load(), 0) << loop.last_fail << "\n" << srv.output();
   RecordProperty("gets", loop.ok.load());
+}
+
+// An upstream server as a real process (a pasture echo server, one worker)
+// on a fixed port, so that it can die by SIGKILL and come back on that port.
+class EchoUpstream {
+ public:
+  explicit EchoUpstream(std::string name) : name_(std::move(name)), port_(free_port()) {}
+  bool start() {
+    std::string ini = dir_.write("up.ini", "[server:main]\nuse = egg:pasture#main\nport = " +
+                                               std::to_string(port_) +
+                                               "\nworkers = 1\n[app:main]\nuse = egg:pasture#echo\n"
+                                               "name = " + name_ + "\n");
+    proc_ = std::make_unique<Process>(std::vector<std::string>{PASTURE_BINARY, "serve", ini});
+    return wait_for_output(*proc_, "serving on") && wait_for_port(port_);
+  }
+  void kill9() { proc_->signal_group(SIGKILL); proc_->wait_exit(); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  TempDir dir_;
+  std::string name_;
+  uint16_t port_;
+  std::unique_ptr<Process> proc_;
+};
+
+// Issue 13 §1b: kill -9 of one of two upstreams under keep-alive load (16
+// clients that never retry, through 2 workers, retries = 1) costs no
+// request: the requests it held, those on its pooled keep-alive connections
+// and those whose connect it refuses all go to the other server, the retry
+// budget notwithstanding. Twice: a, then (once back) b.
+TEST(Failover, UpstreamKilledUnderKeepAliveLoadLosesNothing) {
+  EchoUpstream a("a"), b("b");
+  ASSERT_TRUE(a.start() && b.start());
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = " + a.address() +
+                        " fail_timeout=1s " + b.address() + " fail_timeout=1s\n",
+                    2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  KeepAliveLoad load(srv.port(), 16);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  a.kill9();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  ASSERT_TRUE(a.start());
+  // Back in rotation once fail_timeout has passed: b's pooled connections
+  // to a are gone, its own to b are warm.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  int before = load.ok();
+  b.kill9();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  load.finish();
+  EXPECT_EQ(load.failed(), 0) << load.failures() << srv.output();
+  EXPECT_GT(load.ok() - before, 200);  // load ran on through the second kill
+  RecordProperty("requests", load.ok());
 }
 
 TEST(Failover, FrozenUpstreamTimesOutIsMarkedDownAndComesBack) {
