@@ -317,8 +317,8 @@ void ClientConn::on_upstream_error(int status, FailKind kind, const char* why,
                        : kind == FailKind::kInvalid ? conf::kRetryInvalidHeader
                                                     : conf::kRetryError;
   // A reused keep-alive connection found closed is no fault of the server:
-  // its retry counts against neither `retries` nor the budget, as in nginx,
-  // and goes to another server when there is one, as in nginx too: when a
+  // its retry counts against neither `retries` (as in nginx) nor the budget,
+  // and goes to another server when there is one (as in nginx too): when a
   // server dies, every connection to it fails at once and its address then
   // refuses the retry. Methods with affinity try the same server first over
   // a fresh connection (most often it lives and had closed an idle
