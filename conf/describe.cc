@@ -30,6 +30,7 @@ json::Value server_json(const ServerSettings& s) {
   v["via"] = s.via;
   v["trace"] = s.trace;
   v["graceful_timeout_ms"] = static_cast<double>(s.graceful_timeout_ms);
+  v["drain_idle_grace_ms"] = static_cast<double>(s.drain_idle_grace_ms);
   v["worker_timeout_ms"] = static_cast<double>(s.worker_timeout_ms);
   v["max_requests"] = static_cast<double>(s.max_requests);
   v["max_requests_jitter"] = static_cast<double>(s.max_requests_jitter);

@@ -227,6 +227,11 @@ struct ServerSettings {
   bool trace = false;
   // Lifecycle (gunicorn names where gunicorn has them).
   uint32_t graceful_timeout_ms = 30000;   // drain time on TERM/QUIT/HUP
+  // While a worker drains, an idle keep-alive connection stays open this
+  // long (never longer than keepalive_timeout): a request its client was
+  // already sending is answered, with Connection: close, instead of meeting
+  // a closed socket. 0 = close idle connections at once.
+  uint32_t drain_idle_grace_ms = 1000;
   uint32_t worker_timeout_ms = 30000;     // heartbeat age that gets a worker killed; 0 = off
   uint64_t max_requests = 0;              // recycle a worker after this many; 0 = never
   uint64_t max_requests_jitter = 0;       // + random [0, jitter]

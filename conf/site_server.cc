@@ -132,6 +132,8 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
     if (s.send_timeout_ms == 0) bad(v.loc, "send_timeout: must be more than 0");
   } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "graceful_timeout") {
     s.graceful_timeout_ms = parse_duration_ms(v.value, v.loc);
+  } else if (fl == Flavour::Pasture && key == "drain_idle_grace") {
+    s.drain_idle_grace_ms = parse_duration_ms(v.value, v.loc);
   } else if ((fl == Flavour::Pasture && key == "worker_timeout") ||
              (fl == Flavour::Gunicorn && key == "timeout")) {
     s.worker_timeout_ms = parse_duration_ms(v.value, v.loc);

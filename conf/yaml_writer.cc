@@ -120,6 +120,7 @@ void Writer::server() {
   duration("client_body_timeout", s.client_body_timeout_ms, d.client_body_timeout_ms);
   duration("send_timeout", s.send_timeout_ms, d.send_timeout_ms);
   duration("graceful_timeout", s.graceful_timeout_ms, d.graceful_timeout_ms);
+  duration("drain_idle_grace", s.drain_idle_grace_ms, d.drain_idle_grace_ms);
   duration("worker_timeout", s.worker_timeout_ms, d.worker_timeout_ms);
   if (s.max_requests != d.max_requests) out_ += "  max_requests: " + std::to_string(s.max_requests) + "\n";
   if (s.max_requests_jitter != d.max_requests_jitter) {

@@ -533,7 +533,12 @@ void ClientConn::finish_exchange() {
   w_->note_request();
   served_ = true;
   if (log_) end_log();
-  if (!keep_alive_ || (client_eof_ && !inbuf_) || w_->draining()) {
+  // While the worker drains, keep_alive_ is still set only when this answer
+  // went out before the drain began and promised keep-alive: its client may
+  // send another request at once, so the connection idles for the drain
+  // grace like the others (next_request) instead of closing under it.
+  if (!keep_alive_ || (client_eof_ && !inbuf_) ||
+      (w_->draining() && w_->drain_idle_grace_ms() == 0)) {
     shutdown_and_linger();
     return;
   }
@@ -554,7 +559,7 @@ void ClientConn::finish_exchange() {
 // Keep-alive: parse pipelined bytes already here, and read when the backlog
 // allows. Inside parse() (a local answer), parse() goes on by itself.
 void ClientConn::next_request() {
-  arm_timer(w_->site().server.keepalive_timeout_ms);
+  arm_timer(idle_timeout_ms());
   if (!in_parse_ && inbuf_) {
     state_ = State::kHead;
     arm_timer(w_->site().server.client_header_timeout_ms);
@@ -581,7 +586,7 @@ void ClientConn::reset_request() {
   req_done_ = resp_done_ = resp_started_ = false;
   expect_continue_ = false;
   tries_ = stale_tries_ = 0;
-  fresh_ = false;
+  fresh_ = stale_same_ = false;
   up_paused_ = false;
   pool_ = server_ = handler_ = -1;
   body_bytes_ = 0;
@@ -620,11 +625,38 @@ int ClientConn::head_error_status(const char* base, llhttp_errno_t err) const {
 }
 
 
-void ClientConn::close_if_idle() {
+void ClientConn::on_drain() {
   // A connection that has not sent its first request yet is not idle: its
   // client is about to send one. It gets one answer with Connection: close.
-  // Answers it has not read yet are delivered before the close.
-  if (state_ != State::kIdle || inbuf_ || !served_) return;
+  // One whose client does not read its answers (out_full_) keeps its
+  // send_timeout; once they are read it idles for the grace (next_request).
+  if (state_ != State::kIdle || inbuf_ || !served_ || out_full_) return;
+  uint32_t grace = w_->drain_idle_grace_ms();
+  if (grace == 0) {
+    end_drain_grace();
+    return;
+  }
+  // keepalive_timeout may end sooner: the client expects no more than that.
+  if (timer_.armed() && timer_.deadline <= w_->now() + grace) return;
+  arm_timer(grace);
+}
+
+uint32_t ClientConn::idle_timeout_ms() const {
+  return w_->draining() ? w_->drain_idle_grace_ms() : w_->site().server.keepalive_timeout_ms;
+}
+
+// An idle connection of a draining worker stayed silent through the grace.
+// Bytes that came in but are not read yet begin a request: closing now would
+// turn it into a reset, so it is read and answered instead (the loop reads
+// after timers). Answers not read yet are delivered before the close.
+void ClientConn::end_drain_grace() {
+  int fd = -1;
+  char byte;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 &&
+      recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+    arm_timer(w_->site().server.client_header_timeout_ms);
+    return;
+  }
   if (tcp_.write_queue_size > 0)
     shutdown_and_linger();
   else
@@ -683,6 +715,13 @@ void ClientConn::on_timer(TimerNode* t) {
     case State::kBody:
       if (!c->resp_started_) {
         c->respond_error(408, "client body timeout");
+        return;
+      }
+      c->close();
+      return;
+    case State::kIdle:
+      if (c->w_->draining() && !c->out_full_) {  // else send_timeout: the client reads nothing
+        c->end_drain_grace();
         return;
       }
       c->close();

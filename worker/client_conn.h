@@ -3,9 +3,10 @@
 // proxied exchange.
 //
 // States (one request at a time; pipelined bytes wait in inbuf_):
-//   kIdle     keep-alive, no byte of the next request yet   (keepalive_timeout;
-//             send_timeout while answers the client does not read hold
-//             further requests back: out_full_)
+//   kIdle     keep-alive, no byte of the next request yet   (keepalive_timeout,
+//             drain_idle_grace once the worker drains; send_timeout while
+//             answers the client does not read hold further requests
+//             back: out_full_)
 //   kHead     reading a request head                       (client_header_timeout)
 //   kBody     head handled; the body streams to its handler  (client_body_timeout,
 //             re-armed by every read that brings body bytes)
@@ -60,7 +61,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
   void on_write_done(int status) override;
-  void close_if_idle();  // used by the worker's drain
+  void on_drain();  // the worker started draining (Worker::start_drain)
 
   // --- wsgi::Sink: a Python app served in-process (client_app.cc) ----------
   void app_head(int status, std::string_view status_line, std::string_view fields, int64_t content_length,
@@ -93,9 +94,16 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   lb::RequestView request_view(const char* base, const PoolRt& pool, const RequestTarget& t,
                                const NormalPath& np, std::string& scratch);
   void take_server(PoolRt& pool, int s, std::string_view request_cookie);
+  // What a retry counts against (client_upstream.cc, on_upstream_error).
+  enum class Retry : uint8_t {
+    kStale,       // a pooled connection found closed: neither `retries` nor the budget
+    kConnection,  // refused, reset or closed unanswered: `retries`, not the budget
+    kBudgeted,    // timeout, invalid answer, retry_on status: `retries` and the budget
+  };
   bool may_retry(const PoolRt& pool, bool sent, uint32_t condition, int status);
-  int pick_retry(PoolRt& pool, const char* why);
-  void start_retry(PoolRt& pool, int s, const char* why, std::string* unsent, bool counts);
+  int pick_retry(PoolRt& pool, const char* why, Retry r = Retry::kBudgeted);
+  bool budget_allows(PoolRt& pool, const char* why);
+  void start_retry(PoolRt& pool, int s, const char* why, std::string* unsent, Retry r);
   void note_health(PoolRt& pool, bool failed, const char* why);
   void end_flight();
   void build_upstream_head(const char* base, const PoolRt& pool, int server,
@@ -135,6 +143,8 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   void stop_reading();
   void start_reading();
 
+  uint32_t idle_timeout_ms() const;  // keepalive_timeout, or the drain grace
+  void end_drain_grace();
   void shutdown_and_linger();
   void on_shutdown(int status);
   void close();
@@ -183,6 +193,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   uint8_t tries_ = 0;          // retries made for this request (against `retries`)
   uint8_t stale_tries_ = 0;    // retries after a stale keep-alive connection
   bool fresh_ = false;         // the next upstream connection must be a new one
+  bool stale_same_ = false;    // this attempt retries a stale connection on its own server
   bool in_flight_ = false;      // counted in the pool's in_flight
   bool retry_flight_ = false;   // counted in the pool's retries_in_flight
   uint64_t tried_ = 0;          // servers tried (bit i = server i < 64)

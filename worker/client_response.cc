@@ -131,7 +131,7 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
       UpstreamConn* old = up_;
       up_ = nullptr;
       old->abort();  // mid-response: that connection cannot be reused
-      start_retry(pool, next, why, nullptr, /*counts=*/true);
+      start_retry(pool, next, why, nullptr, Retry::kBudgeted);
       return false;
     }
     // Nowhere else to go: the client gets this answer.

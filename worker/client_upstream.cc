@@ -195,6 +195,18 @@ bool idempotent(uint8_t m) {
          m == HTTP_OPTIONS || m == HTTP_TRACE;
 }
 
+// Methods that choose a server for the request (a hash of a key, a sticky
+// cookie): an attempt elsewhere gives up what they were chosen for.
+bool affine(conf::BalanceMethod m) {
+  return m == conf::BalanceMethod::Hash || m == conf::BalanceMethod::IpHash ||
+         m == conf::BalanceMethod::Cookie;
+}
+
+// Retries after stale pooled connections, per request: enough to get past a
+// few dead connections to a server that died, bounded because they count
+// against nothing else.
+constexpr uint8_t kMaxStaleRetries = 4;
+
 }  // namespace
 
 // Passive health: one failure or success against the current server. A
@@ -229,23 +241,36 @@ bool ClientConn::may_retry(const PoolRt& pool, bool sent, uint32_t condition, in
   return true;
 }
 
-// The server for the next attempt, or -1 when none can be had (no other
-// usable server, or the retry budget is spent). Changes nothing.
-int ClientConn::pick_retry(PoolRt& pool, const char* why) {
+// Envoy's budget: retries in flight at most retry_budget% of requests in
+// flight, so a pool that is failing because it is overloaded (timeouts,
+// 503s) is not sent more. At least kMinRetryConcurrency are always allowed
+// (Envoy's default min_retry_concurrency, 3): a worker with few requests in
+// flight still retries the odd failure. Only Retry::kBudgeted retries count
+// and are checked: a server that dies or refuses connections fails every
+// request it holds at once (dozens in a burst under load), its failures add
+// no work to any server, and no floor sized for timeouts would cover them.
+bool ClientConn::budget_allows(PoolRt& pool, const char* why) {
+  constexpr uint32_t kMinRetryConcurrency = 3;
   const conf::Pool& cfg = *pool.cfg;
-  // Envoy's budget: retries in flight at most retry_budget% of requests in
-  // flight (at least 3), so a failing pool cannot double its own load.
-  uint32_t allowed = std::max<uint32_t>(3, pool.in_flight * cfg.retry_budget_percent / 100);
-  if (cfg.retry_budget_percent < 100 && pool.retries_in_flight + (retry_flight_ ? 0 : 1) > allowed) {
-    uint64_t now = w_->now();
-    if (now >= pool.budget_logged_ms + 1000) {
-      pool.budget_logged_ms = now;
-      PLOG_WARN("pool %s: retry budget exhausted (%u retries in flight of %u requests); "
-                "not retrying: %s",
-                cfg.name.c_str(), pool.retries_in_flight, pool.in_flight, why);
-    }
-    return -1;
+  uint32_t allowed =
+      std::max<uint32_t>(kMinRetryConcurrency, pool.in_flight * cfg.retry_budget_percent / 100);
+  if (cfg.retry_budget_percent >= 100 || pool.retries_in_flight + (retry_flight_ ? 0 : 1) <= allowed)
+    return true;
+  uint64_t now = w_->now();
+  if (now >= pool.budget_logged_ms + 1000) {
+    pool.budget_logged_ms = now;
+    PLOG_WARN("pool %s: retry budget exhausted (%u retries in flight of %u requests); "
+              "not retrying: %s",
+              cfg.name.c_str(), pool.retries_in_flight, pool.in_flight, why);
   }
+  return false;
+}
+
+// The server for the next attempt: a usable one not tried yet for this
+// request, or -1 when none can be had (or a kBudgeted retry finds the budget
+// spent). Changes nothing.
+int ClientConn::pick_retry(PoolRt& pool, const char* why, Retry r) {
+  if (r == Retry::kBudgeted && !budget_allows(pool, why)) return -1;
   lb::RequestView rv;  // the head is gone: no request keys, round robin order
   rv.client_addr = peer_;
   rv.rng = &w_->rng();
@@ -258,20 +283,20 @@ int ClientConn::pick_retry(PoolRt& pool, const char* why) {
 }
 
 // Send the request again, to server `s`.
-void ClientConn::start_retry(PoolRt& pool, int s, const char* why, std::string* unsent,
-                             bool counts) {
+void ClientConn::start_retry(PoolRt& pool, int s, const char* why, std::string* unsent, Retry r) {
   const conf::Pool& cfg = *pool.cfg;
   const std::string failed = cfg.servers[server_].label();
+  stale_same_ = r == Retry::kStale && s == server_;
   release_server(false);
-  if (counts) tries_++;
+  if (r != Retry::kStale) tries_++;
   fresh_ = true;
-  if (!retry_flight_) {
+  if (r == Retry::kBudgeted && !retry_flight_) {
     retry_flight_ = true;
     pool.retries_in_flight++;
   }
   PLOG_INFO("pool %s: %s %s; retrying on %s (retry %u%s)", cfg.name.c_str(), failed.c_str(),
             why, cfg.servers[s].label().c_str(), tries_ + stale_tries_,
-            counts ? "" : ", stale keep-alive connection");
+            r == Retry::kStale ? ", stale keep-alive connection" : "");
   take_server(pool, s, {});
   connect_upstream();
   if (up_ && unsent && !unsent->empty()) up_->send_body(unsent->data(), unsent->size());
@@ -291,22 +316,34 @@ void ClientConn::on_upstream_error(int status, FailKind kind, const char* why,
                            ? conf::kRetryTimeout
                        : kind == FailKind::kInvalid ? conf::kRetryInvalidHeader
                                                     : conf::kRetryError;
-  // A reused keep-alive connection the server had just closed is no fault
-  // of the server: it gets its own retry, as in nginx.
-  // It is retried on the same server over a fresh connection, without
-  // counting against `retries` (if the server is really gone, that connect
-  // fails and the ordinary rules take over).
-  if (kind == FailKind::kStale && !body_lost && !resp_started_ && idempotent(method_) &&
-      stale_tries_ < 4) {
-    stale_tries_++;
-    start_retry(pool, server_, why, unsent, /*counts=*/false);
-    if (unsent) w_->give_buf(unsent);
-    return;
+  // A reused keep-alive connection found closed is no fault of the server:
+  // its retry counts against neither `retries` (as in nginx) nor the budget,
+  // and goes to another server when there is one (as in nginx too): when a
+  // server dies, every connection to it fails at once and its address then
+  // refuses the retry. Methods with affinity try the same server first over
+  // a fresh connection (most often it lives and had closed an idle
+  // connection); if that connect fails the server is gone, and the request
+  // moves on, still uncounted.
+  bool stale = kind == FailKind::kStale || (stale_same_ && !sent);
+  if (stale && !body_lost && !resp_started_ && idempotent(method_) &&
+      stale_tries_ < kMaxStaleRetries) {
+    int next = kind == FailKind::kStale && affine(pool.cfg->method)
+                   ? -1
+                   : pick_retry(pool, why, Retry::kStale);
+    if (next < 0 && kind == FailKind::kStale) next = server_;
+    if (next >= 0) {
+      stale_tries_++;
+      start_retry(pool, next, why, unsent, Retry::kStale);
+      if (unsent) w_->give_buf(unsent);
+      return;
+    }
   }
   bool ok = !body_lost && kind != FailKind::kStale && may_retry(pool, sent, condition, 0);
-  int next = ok ? pick_retry(pool, why) : -1;
+  Retry r = kind == FailKind::kConnect || kind == FailKind::kReset ? Retry::kConnection
+                                                                   : Retry::kBudgeted;
+  int next = ok ? pick_retry(pool, why, r) : -1;
   if (next >= 0) {
-    start_retry(pool, next, why, unsent, /*counts=*/true);
+    start_retry(pool, next, why, unsent, r);
     if (unsent) w_->give_buf(unsent);
     return;
   }

@@ -370,10 +370,13 @@ void Worker::start_drain() {
     }
     listen_fds_.clear();
   }
-  // Idle keep-alive connections go now; busy ones and new ones that have not
-  // sent their first request yet close after one response.
+  // Closing an idle keep-alive connection at once would race the request its
+  // client may be sending right now (it would meet a closed socket): idle
+  // connections get drain_idle_grace, and a request in it is answered with
+  // Connection: close. Busy connections, and new ones that have not sent
+  // their first request yet, close after one response.
   std::vector<ClientConn*> snapshot = clients_;
-  for (ClientConn* c : snapshot) c->close_if_idle();
+  for (ClientConn* c : snapshot) c->on_drain();
   // Busy connections get graceful_timeout to finish, then the loop stops.
   uv_timer_init(loop_, &drain_timer_);
   drain_timer_.data = this;

@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,7 +80,15 @@ class Worker {
   // Draining, or the next request to finish is the last before
   // max_requests recycles this worker: answers say Connection: close.
   bool closing_soon() const { return draining_ || (max_requests_ && requests_ + 1 >= max_requests_); }
-  void start_drain();  // stop accepting, close idle connections, exit when empty
+  // Stop accepting, close idle connections after drain_idle_grace_ms() and
+  // busy ones after their response, exit when none is left (or after
+  // graceful_timeout).
+  void start_drain();
+  // drain_idle_grace, never more than keepalive_timeout: a client may not
+  // count on an idle connection for longer than that anyway.
+  uint32_t drain_idle_grace_ms() const {
+    return std::min(site_->server.drain_idle_grace_ms, site_->server.keepalive_timeout_ms);
+  }
   size_t clients() const { return clients_.size(); }
 
   // Watch the shared listen sockets through a private epoll instance with

@@ -488,6 +488,7 @@ void UpstreamConn::release_to_pool() {
     head_.headers = nullptr;
   }
   t.idle.push_back(this);
+  idle_since_ = w_->now();
   w_->timers().arm(&timer_, idle_ms, w_->now());
   resume_read();  // to notice the server closing it
 }
@@ -501,10 +502,23 @@ void UpstreamConn::fail(int status, FailKind kind, const char* why) {
     pending_ = nullptr;
   }
   close();
+  if (kind == FailKind::kStale) drop_older_idle();
   if (c)
     c->on_upstream_error(status, kind, why, unsent);
   else if (unsent)
     w_->give_buf(unsent);
+}
+
+// This pooled connection was found closed by its server. Those to the same
+// server that have idled at least as long (the pool is LIFO: the ones below
+// it) were most likely closed too, by the same keep-alive timeout or the
+// same death: dropped now, they cost the next requests no stale attempt each.
+void UpstreamConn::drop_older_idle() {
+  std::vector<UpstreamConn*>& idle = pool_->targets[server_].idle;
+  std::vector<UpstreamConn*> older;
+  for (UpstreamConn* u : idle)
+    if (u->idle_since_ <= idle_since_) older.push_back(u);
+  for (UpstreamConn* u : older) u->close();  // each leaves `idle`
 }
 
 void UpstreamConn::abort() {

@@ -85,6 +85,7 @@ class UpstreamConn final : public StreamOwner {
   void abort_client();
   void fail(int status, FailKind kind, const char* why);
   void release_to_pool();
+  void drop_older_idle();
   void close();
   void write_head_with(const char* body, size_t n);
   void arm_read_timer();
@@ -103,6 +104,7 @@ class UpstreamConn final : public StreamOwner {
   std::string* pending_ = nullptr;  // bytes to send once connected
   std::string* inbuf_ = nullptr;    // partial response head
   uint32_t msg_start_ = 0;
+  uint64_t idle_since_ = 0;      // when it last entered the keep-alive pool (loop time)
   State state_ = State::kConnecting;
   bool reused_ = false;
   bool head_request_ = false;

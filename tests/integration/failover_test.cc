@@ -1,5 +1,7 @@
 // High availability: faults injected into real upstreams while clients run.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -8,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/integration/keepalive_load.h"
 #include "tests/integration/pasture_server.h"
 
 namespace pasture::test {
@@ -64,6 +67,151 @@ TEST(Failover, KillOneOfThreeUnderLoadLosesNoGet) {
   EXPECT_GT(loop.ok.load(), 500);
   EXPECT_EQ(loop.failed.load(), 0) << loop.last_fail << "\n" << srv.output();
   RecordProperty("gets", loop.ok.load());
+}
+
+// An upstream server as a real process (a pasture echo server, one worker)
+// on a fixed port, so that it can die by SIGKILL and come back on that port.
+class EchoUpstream {
+ public:
+  explicit EchoUpstream(std::string name) : name_(std::move(name)), port_(free_port()) {}
+  bool start() {
+    std::string ini = dir_.write("up.ini", "[server:main]\nuse = egg:pasture#main\nport = " +
+                                               std::to_string(port_) +
+                                               "\nworkers = 1\n[app:main]\nuse = egg:pasture#echo\n"
+                                               "name = " + name_ + "\n");
+    proc_ = std::make_unique<Process>(std::vector<std::string>{PASTURE_BINARY, "serve", ini});
+    return wait_for_output(*proc_, "serving on") && wait_for_port(port_);
+  }
+  void kill9() { proc_->signal_group(SIGKILL); proc_->wait_exit(); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  TempDir dir_;
+  std::string name_;
+  uint16_t port_;
+  std::unique_ptr<Process> proc_;
+};
+
+// Issue 13 §1b: kill -9 of one of two upstreams under keep-alive load (16
+// clients that never retry, through 2 workers, retries = 1) costs no
+// request: the requests it held, those on its pooled keep-alive connections
+// and those whose connect it refuses all go to the other server, the retry
+// budget notwithstanding. Twice: a, then (once back) b.
+TEST(Failover, UpstreamKilledUnderKeepAliveLoadLosesNothing) {
+  EchoUpstream a("a"), b("b");
+  ASSERT_TRUE(a.start() && b.start());
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = " + a.address() +
+                        " fail_timeout=1s " + b.address() + " fail_timeout=1s\n",
+                    2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  KeepAliveLoad load(srv.port(), 16);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  a.kill9();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  ASSERT_TRUE(a.start());
+  // Back in rotation once fail_timeout has passed: b's pooled connections
+  // to a are gone, its own to b are warm.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  int before = load.ok();
+  b.kill9();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  load.finish();
+  EXPECT_EQ(load.failed(), 0) << load.failures() << srv.output();
+  EXPECT_GT(load.ok() - before, 200);  // load ran on through the second kill
+  RecordProperty("requests", load.ok());
+}
+
+// An upstream that answers every GET with 200 until `armed`: then the first
+// request that reaches one of these servers on a connection it already
+// answered on (a pooled connection) finds it dead, as after kill -9 - the
+// listener closed first, so the port refuses, then that connection closed
+// unanswered. One server dies per arming (the flag is taken).
+class DyingServer {
+ public:
+  DyingServer(std::string name, std::atomic<bool>* armed)
+      : name_(std::move(name)), armed_(armed), listener_(listen_loopback(0)),
+        port_(local_port(listener_.get())), t_([this] { run(); }) {}
+  ~DyingServer() {
+    stop_ = true;
+    t_.join();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  bool died() const { return died_; }
+
+ private:
+  struct Conn {
+    Fd fd;
+    std::string in;
+    int answered = 0;
+  };
+  void run() {
+    std::vector<Conn> conns;
+    while (!stop_) {
+      std::vector<pollfd> fds;
+      if (listener_.valid()) fds.push_back({listener_.get(), POLLIN, 0});
+      for (Conn& c : conns) fds.push_back({c.fd.get(), POLLIN, 0});
+      if (poll(fds.data(), fds.size(), 20) <= 0) continue;
+      if (listener_.valid() && (fds[0].revents & POLLIN))
+        conns.push_back(Conn{Fd(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC)), {}, 0});
+      for (Conn& c : conns) {
+        IoResult io = recv_some(c.fd.get(), c.in, Millis(0));
+        if (io == IoResult::kClosed || io == IoResult::kError) {
+          c.fd.reset();
+          continue;
+        }
+        size_t end;
+        while (c.fd.valid() && (end = c.in.find("\r\n\r\n")) != std::string::npos) {
+          c.in.erase(0, end + 4);
+          if (c.answered > 0 && armed_->exchange(false)) {
+            listener_.reset();
+            c.fd.reset();
+            died_ = true;
+            break;
+          }
+          std::string body = name_ + "\n";
+          send_all(c.fd.get(), "HTTP/1.1 200 OK\r\nX-Upstream: " + name_ + "\r\nContent-Length: " +
+                                   std::to_string(body.size()) + "\r\n\r\n" + body);
+          c.answered++;
+        }
+      }
+      std::erase_if(conns, [](const Conn& c) { return !c.fd.valid(); });
+    }
+  }
+
+  std::string name_;
+  std::atomic<bool>* armed_;
+  Fd listener_;
+  uint16_t port_;
+  std::atomic<bool> stop_{false}, died_{false};
+  std::thread t_;
+};
+
+// A pooled connection to a server that has just died is retried elsewhere,
+// and not counted against `retries` (0 here): with round robin at once, with
+// ip_hash (affinity) after the same server refused a new connection.
+TEST(Failover, StaleConnectionToADeadServerIsRetriedElsewhereUncounted) {
+  for (const char* method : {"round_robin", "ip_hash"}) {
+    SCOPED_TRACE(method);
+    std::atomic<bool> armed{false};
+    DyingServer a("a", &armed), b("b", &armed);
+    PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = " + a.address() + " " +
+                          b.address() + "\nmethod = " + method + "\nretries = 0\n",
+                      1);
+    ASSERT_TRUE(srv.started()) << srv.output();
+    HttpConn c(srv.port());
+    for (int i = 0; i < 2; i++) ASSERT_EQ(c.request("GET", "/warm").status, 200);  // pooled
+    armed = true;
+    Response r = c.request("GET", "/after");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.status, 200) << srv.output();
+    EXPECT_TRUE(a.died() || b.died());
+    std::string dead = a.died() ? "a" : "b";
+    EXPECT_NE(r.header("X-Upstream"), dead);
+    EXPECT_NE(srv.output().find("stale keep-alive connection"), std::string::npos) << srv.output();
+    // Only ip_hash tried the dead server's address again.
+    bool refused = srv.output().find("connection refused; retrying on") != std::string::npos;
+    EXPECT_EQ(refused, std::string(method) == "ip_hash") << srv.output();
+  }
 }
 
 TEST(Failover, FrozenUpstreamTimesOutIsMarkedDownAndComesBack) {

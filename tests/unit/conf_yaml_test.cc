@@ -201,7 +201,7 @@ TEST_F(ConfYaml, RoundTripVocabulary) {
       "[server:main]\nuse = egg:Paste#http\nhost = 0.0.0.0:9000\n[app:main]\nuse = egg:Paste#proxy\n"
       "address = http://[::1]:8081/base/\n",
       "[server:main]\nuse = egg:pasture#main\nport = 1\nclient_header_timeout = 250ms\nmax_header_bytes = 100\n"
-      "max_url_bytes = 50\nclient_body_timeout = 2m\nsend_timeout = 90s\naccess_log = /tmp/a log\nvia = edge:8080\ntrace = on\n"
+      "max_url_bytes = 50\nclient_body_timeout = 2m\nsend_timeout = 90s\ndrain_idle_grace = 2s\naccess_log = /tmp/a log\nvia = edge:8080\ntrace = on\n"
       "[app:main]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:9001 weight=3 max_conns=10\n"
       "  [::1]:9002 backup\n  backend:9003 down\nmethod = hash\nhash_key = header:X-User\nconsistent = ring\n"
       "connect_timeout = 0.25\nread_timeout = 1.5\nsend_timeout = 2m\nkeepalive = 0\n",
