@@ -16,6 +16,9 @@ namespace {
 
 void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
 
+// What an inline app's write() may queue ahead of a slow client.
+constexpr size_t kAppQueueCap = 16 << 20;
+
 bool iequals_ascii(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
@@ -61,7 +64,12 @@ void ClientConn::start_app(const char* base, int app, const RequestTarget& t, co
 
 void ClientConn::app_body_in(const char* p, size_t n) {
   if (!call_ || n == 0) return;
-  if (!call_->add_body(p, n)) respond_error(413, "request body too large for the app");
+  if (!call_->add_body(p, n)) {
+    if (call_->body_size() + n > wsgi::kMaxBody)
+      respond_error(413, "request body too large for the app");
+    else
+      respond_error(500, "cannot spool the request body");  // logged by the spool
+  }
 }
 
 void ClientConn::cancel_app() {
@@ -134,6 +142,14 @@ bool ClientConn::app_body(const char* p, size_t n) {
     return false;
   }
   if (tcp_.write_queue_size <= kHighWater) return true;
+  if (tcp_.write_queue_size > kAppQueueCap) {
+    // Only write() with threads = 1 gets here (it cannot wait on the loop):
+    // a client this far behind is dropped rather than buffered for.
+    PLOG_WARN("%s: the app wrote %zu bytes ahead of its client; closing the connection", peer_,
+              (size_t)tcp_.write_queue_size);
+    close();
+    return false;
+  }
   // The client is behind: the app waits; send_timeout governs meanwhile.
   app_paused_ = true;
   arm_send_timer();

@@ -116,6 +116,7 @@ int run(const Setup& setup) {
 
   uv_run(&loop, UV_RUN_DEFAULT);
   w.access_log().finish();
+  if (setup.embed_apps) wsgi::shutdown();
   // Exiting: the kernel closes every socket; nothing in this process needs
   // an orderly teardown, and skipping it keeps shutdown fast.
   return 0;

@@ -151,7 +151,8 @@ int CallHooks::start_response(Call::Impl* c, PyObject* status, PyObject* headers
   std::string_view st;
   if (!latin1_of(status, "status", &st)) return -1;
   if (st.size() < 4 || st[3] != ' ' || !isdigit((unsigned char)st[0]) || !isdigit((unsigned char)st[1]) ||
-      !isdigit((unsigned char)st[2]) || st[0] < '2' || st.find_first_of("\r\n") != std::string_view::npos) {
+      !isdigit((unsigned char)st[2]) || st[0] < '2' ||
+      std::any_of(st.begin(), st.end(), [](char ch) { return ((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f; })) {
     PyErr_Format(PyExc_ValueError, "status must be 'NNN reason' with NNN from 200 to 999: %R", status);
     return -1;
   }
@@ -179,7 +180,7 @@ int CallHooks::start_response(Call::Impl* c, PyObject* status, PyObject* headers
       return -1;
     }
     if (hop_by_hop(name)) {
-      if (ieq(name, "connection") && value.find("close") != std::string_view::npos) conn_close = true;
+      if (ieq(name, "connection") && strcasestr(std::string(value).c_str(), "close")) conn_close = true;
       continue;
     }
     if (ieq(name, "content-length")) {
@@ -218,6 +219,13 @@ int CallHooks::write(Call::Impl* c, PyObject* data) {
     PyErr_SetString(PyExc_AssertionError, "write() before start_response()");
     return -1;
   }
+  // Only from the app call itself: another thread of the app (or the call
+  // after it returned, paused by back-pressure) would reach the connection
+  // from outside the loop.
+  if (!pthread_equal(c->runner, pthread_self()) || (!c->threaded && !c->busy)) {
+    PyErr_SetString(PyExc_RuntimeError, "write() may only be called by the app while it runs its request");
+    return -1;
+  }
   if (!c->send(PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), /*from_write=*/true) && c->cancelled) {
     PyErr_SetString(PyExc_OSError, "the client disconnected");
     return -1;
@@ -231,6 +239,7 @@ const Body& CallHooks::body(Call::Impl* c) { return c->body; }
 // Calls the app. GIL held.
 Call::Impl::Step Call::Impl::start() {
   Globals& G = g();
+  runner = pthread_self();
   input = new_input(this);
   start_fn = new_start_response(this);
   if (!input || !start_fn) return fail();
@@ -286,7 +295,7 @@ bool Call::Impl::open_file() {
   file_off = (uint64_t)off;
   file_left = (uint64_t)(st.st_size - off);
   if (have_status && clen < 0) clen = (int64_t)file_left;  // known: no chunking
-  if (clen >= 0 && (uint64_t)clen < file_left) file_left = (uint64_t)clen;
+  if (clen >= 0) file_left = std::min<uint64_t>(file_left, (uint64_t)clen - std::min<uint64_t>(sent, (uint64_t)clen));
   return true;
 }
 
@@ -477,6 +486,7 @@ Call* Call::create(Sink* sink, int app) {
 Call::~Call() { delete impl_; }
 
 bool Call::add_body(const char* p, size_t n) { return impl_->body.add(p, n); }
+uint64_t Call::body_size() const { return impl_->body.size(); }
 
 void Call::run() {
   // CONTENT_LENGTH: the body's real length (a chunked body's too); without

@@ -1,6 +1,8 @@
 // A call's state, shared by call.cc (the steps) and threads.cc (app threads).
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <string>
 
@@ -42,6 +44,10 @@ struct Call::Impl {
 
   // Inline: inside run_inline (cancel() only marks).
   bool busy = false;
+  // The thread running the app call (the loop's, or an app thread's):
+  // write() from any other thread is refused, since the sink is reached
+  // from this one only.
+  pthread_t runner{};
   std::atomic<bool> cancelled{false};
 
   // Threaded (threads.cc), under the pool's mutex unless said otherwise.

@@ -243,6 +243,20 @@ bool load(const conf::Site& site, const Options& o, std::string* err) {
 
 bool loaded() { return loaded_; }
 
+void shutdown() {
+  if (!loaded_) return;
+  PyEval_RestoreThread(g_.main_ts);
+  Ref atexit(PyImport_ImportModule("atexit"));
+  Ref r(atexit ? PyObject_CallMethod(atexit.get(), "_run_exitfuncs", nullptr) : nullptr);
+  if (!r) log_exception("the app's atexit handlers");
+  for (const char* name : {"stdout", "stderr"}) {
+    PyObject* f = PySys_GetObject(name);  // borrowed
+    Ref fr(f ? PyObject_CallMethod(f, "flush", nullptr) : nullptr);
+    if (!fr) PyErr_Clear();
+  }
+  g_.main_ts = PyEval_SaveThread();
+}
+
 bool same_apps(const conf::Site& site) {
   if (site.python_apps.size() != loaded_apps_.size()) return false;
   for (size_t i = 0; i < loaded_apps_.size(); i++) {

@@ -76,9 +76,10 @@ void deliver(Call::Impl* c, bool posted) {
       if (c->head_ready && !c->head_delivered) head = c->head_delivered = true;
       if (!c->paused && c->head_delivered && !c->out.empty()) {
         chunk.swap(c->out);
-        c->space.notify_one();
+        c->space.notify_all();
       }
-      end = c->thread_done && c->out.empty() && c->head_delivered;
+      // Still in the ready list: on_async ends it (and only then may free it).
+      end = c->thread_done && c->out.empty() && c->head_delivered && !c->pending;
     }
   }
   if (c->cancelled) {
@@ -169,7 +170,7 @@ void Call::Impl::loop_cancel() {
   {
     std::lock_guard<std::mutex> l(pool_->mu);
     cancelled = true;
-    space.notify_one();
+    space.notify_all();
     dead = thread_done && !pending && !delivering;
   }
   if (!started)

@@ -61,6 +61,9 @@ void fork_child();
 
 // Worker: start the app threads (Options::threads > 1), reporting to `loop`.
 bool start_threads(uv_loop_t* loop, std::string* err);
+// A worker about to exit: the app's atexit handlers run (as when a
+// gunicorn or paster process ends), and Python's output is flushed.
+void shutdown();
 
 // What the connection parsed, copied (the call may outlive its buffers).
 struct Request {
@@ -120,6 +123,7 @@ class Call {
   // Request body bytes (chunked bodies decoded). False: more than the
   // limit (413).
   bool add_body(const char* p, size_t n);
+  uint64_t body_size() const;
   // The body is complete: call the app (inline, or on an app thread).
   void run();
   // The sink drained: produce more.

@@ -34,6 +34,14 @@ Routes (query string `k=v&...`):
   /sleep?ms=&tag=        sleeps, then answers "slept <tag>\n"
   /hang                  sleeps for an hour
   /crash                 reads address 0 through ctypes (SIGSEGV)
+  /write_then?w=&l=&cl=  write(w bytes of 'A'), then return [l bytes of 'B'] ([] for l=0);
+                         Content-Length: cl if given
+  /write_file?path=      Content-Length: 10, write(10 bytes), then a file_wrapper over path
+  /bgwrite               start_response, then write() from another thread (records the
+                         outcome in `bgwrite`), then "ok"
+  /ctl_status            a status line with a NUL byte
+  /conn_Close            "Connection: Close" (any case closes)
+At exit (atexit) the process appends its pid to the record `atexit`.
 """
 import ctypes
 import io
@@ -319,6 +327,53 @@ class App:
         return reply(start_response, '200 OK', b'survived\n')
 
 
+def _r_write_then(self, environ, start_response, q):
+    headers = [('Content-Type', 'text/plain')]
+    if q.get('cl'):
+        headers.append(('Content-Length', q['cl']))
+    w = start_response('200 OK', headers)
+    w(b'A' * int(q.get('w', '0')))
+    n = int(q.get('l', '0'))
+    return [b'B' * n] if n else []
+
+
+def _r_write_file(self, environ, start_response, q):
+    w = start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '10')])
+    w(b'0123456789')
+    return environ['wsgi.file_wrapper'](open(q['path'], 'rb'))
+
+
+def _r_bgwrite(self, environ, start_response, q):
+    import threading
+    w = start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
+
+    def other():
+        try:
+            w(b'XX')
+            self.rec.note('bgwrite', 'accepted')
+        except Exception as e:
+            self.rec.note('bgwrite', type(e).__name__)
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    return [b'ok']
+
+
+def _r_ctl_status(self, environ, start_response, q):
+    return reply(start_response, '200 OK\x00x', b'never\n')
+
+
+def _r_conn_Close(self, environ, start_response, q):
+    return reply(start_response, '200 OK', b'bye\n', extra=[('Connection', 'Close')])
+
+
+App.r_write_then = _r_write_then
+App.r_write_file = _r_write_file
+App.r_bgwrite = _r_bgwrite
+App.r_ctl_status = _r_ctl_status
+App.r_conn_Close = _r_conn_Close
+
+
 def reply(start_response, status, body, ctype='text/plain', extra=()):
     start_response(status, [('Content-Type', ctype), ('Content-Length', str(len(body)))] + list(extra))
     return [body]
@@ -326,4 +381,8 @@ def reply(start_response, status, body, ctype='text/plain', extra=()):
 
 def make_app(global_conf, record_to='', **local_conf):
     """paste.app_factory"""
-    return App(record_to)
+    app = App(record_to)
+    if record_to:
+        import atexit
+        atexit.register(lambda: app.rec.note('atexit', str(os.getpid())))
+    return app
