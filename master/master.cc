@@ -502,6 +502,13 @@ void Master::reap() {
     if (std::any_of(draining_apps_.begin(), draining_apps_.end(),
                     [&](DrainingApps& d) { return d.apps->on_exit(pid, status, monotonic_ms()); }))
       continue;
+    auto old = std::find_if(handover_.old.begin(), handover_.old.end(),
+                            [&](const WorkerProc& w) { return w.pid == pid; });
+    if (old != handover_.old.end()) {  // a previous generation's worker, not retired yet
+      PLOG_WARN("worker %d (pid %d) of generation %d exited during the reload", old->slot, (int)pid, old->gen);
+      old->pid = 0;
+      continue;
+    }
     auto it = std::find_if(procs_.begin(), procs_.end(),
                            [&](const WorkerProc& w) { return w.pid == pid; });
     if (it == procs_.end()) continue;  // e.g. a new master started by an upgrade
@@ -544,8 +551,32 @@ bool Master::watched_files_changed() {
   return false;
 }
 
+// The old generation's workers (and app processes) are told to drain.
+void Master::finish_handover() {
+  if (!handover_.gen) return;
+  for (WorkerProc& w : handover_.old) retire(w.pid, SIGTERM, &w);
+  if (handover_.gen->apps) {
+    DrainingApps d;
+    d.apps = std::move(handover_.gen->apps);
+    for (WorkerProc& w : handover_.old)
+      if (w.pid > 0) d.workers.push_back(w.pid);
+    d.stop_at_ms = monotonic_ms() + handover_.gen->site.server.graceful_timeout_ms + 1000;
+    draining_apps_.push_back(std::move(d));
+  }
+  handover_.old.clear();
+  handover_.gen.reset();
+}
+
+// Every worker of the new generation runs its loop (its first heartbeat).
+bool Master::new_workers_up() const {
+  for (const WorkerProc& w : procs_)
+    if (w.pid <= 0 || gen_->shm->workers()[w.slot].heartbeat_ms.load(std::memory_order_relaxed) == 0) return false;
+  return true;
+}
+
 void Master::supervise_tick(uint64_t now) {
   if (stopping_) return;
+  if (handover_.gen && (now >= handover_.deadline_ms || new_workers_up())) finish_handover();
   if (now >= next_watch_ms_) {
     next_watch_ms_ = now + 1000;
     if (watched_files_changed()) reload();
@@ -613,16 +644,15 @@ void Master::reload() {
   gen_ = std::move(g);
   if (opts_.workers <= 0 && gen_->site.server.workers > 0) n_workers_ = gen_->site.server.workers;
   procs_.assign(n_workers_, WorkerProc{});
+  finish_handover();  // a reload still waiting for its workers: its old ones go now
   for (int i = 0; i < n_workers_; i++) spawn(i);
-  for (WorkerProc& w : old) retire(w.pid, SIGTERM, &w);
-  if (old_gen->apps) {
-    DrainingApps d;
-    d.apps = std::move(old_gen->apps);
-    for (WorkerProc& w : old)
-      if (w.pid > 0) d.workers.push_back(w.pid);
-    d.stop_at_ms = monotonic_ms() + old_gen->site.server.graceful_timeout_ms + 1000;
-    draining_apps_.push_back(std::move(d));
-  }
+  handover_.old = std::move(old);
+  handover_.gen = std::move(old_gen);
+  handover_.deadline_ms = monotonic_ms() + kHandoverMaxMs;
+  // Workers that import a Python app accept only once it is loaded: the old
+  // ones keep accepting until then (supervise_tick), so a reload never
+  // leaves the listen sockets without a worker that takes connections.
+  if (!gen_->embed_apps) finish_handover();
   stop_health();
   // Close sockets no longer configured (the draining workers hold their own).
   for (auto it = sockets_.begin(); it != sockets_.end();) {
@@ -725,6 +755,7 @@ void Master::stop_apps(bool graceful) {
 }
 
 int Master::shutdown(bool graceful) {
+  finish_handover();
   stopping_ = true;
   // After a USR2 upgrade the new master carries on: make it systemd's main
   // process (only the main one may notify under NotifyAccess=main) rather

@@ -145,6 +145,17 @@ class Master {
   std::vector<WorkerProc> procs_; // current generation, one per slot
   std::vector<Retiring> retiring_;
   std::vector<DrainingApps> draining_apps_;
+  // A reload whose new workers import a Python app: the old generation keeps
+  // accepting until every new worker runs its loop (or kHandoverMaxMs).
+  struct Handover {
+    std::vector<WorkerProc> old;
+    std::unique_ptr<Generation> gen;
+    uint64_t deadline_ms = 0;
+  };
+  static constexpr uint64_t kHandoverMaxMs = 60000;
+  Handover handover_;
+  void finish_handover();
+  bool new_workers_up() const;
   pid_t upgrade_pid_ = 0;               // a new master started by USR2, while it runs
   pid_t health_pid_ = 0;               // the current generation's health checker
   uint64_t health_respawn_at_ms_ = 0;  // 0: running or not needed
