@@ -4,7 +4,8 @@ Routes: /text, /json, /stream, /echo (POST), /lines (POST: wsgi.input by
 readline, readlines and iteration), /write (the write() callable),
 /exc_info (start_response again with exc_info), /unavailable (the app's
 own 503), /file (wsgi.file_wrapper when the server has one), /empty (204),
-/environ, /not_str (CGI keys whose value is not a str), /raise, /version,
+/environ, /not_str (CGI keys whose value is not a str), /raise,
+/deep_raise (an error with a long traceback), /version,
 /validated ("yes" under the validator),
 /invalid (headers given as a tuple: the validator's AssertionError, for the
 tests that check it is heard).
@@ -102,10 +103,15 @@ class App:
             env = {k: environ[k] for k in ENVIRON_KEYS if k in environ}
             return self.reply(start_response, '200 OK', 'application/json', json.dumps(env, sort_keys=True))
         if path == '/version':
-            return self.reply(start_response, '200 OK', 'text/plain', version.VERSION + '\n')
+            body = (version.VERSION + '\n').encode()
+            start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body))),
+                                      ('X-Testapp-Pid', str(os.getpid()))])
+            return [body]
         if path == '/slow':
             time.sleep(0.2)
             return self.reply(start_response, '200 OK', 'text/plain', 'slow\n')
+        if path == '/deep_raise':
+            return deep(40)
         if path == '/raise':
             raise RuntimeError('testapp: /raise was asked to fail')
         return self.reply(start_response, '404 Not Found', 'text/plain', 'not found: %s\n' % path)
@@ -121,6 +127,18 @@ class App:
         body = text.encode()
         start_response(status, [('Content-Type', ctype), ('Content-Length', str(len(body)))])
         return [body]
+
+
+def deep(n):
+    """Raises under 2n frames of two alternating functions (a long
+    traceback: Python folds only a frame repeated back to back)."""
+    if n == 0:
+        raise RuntimeError('testapp: the end of a deep stack')
+    return _deeper(n)
+
+
+def _deeper(n):
+    return deep(n - 1)
 
 
 def validated(app):
