@@ -97,6 +97,9 @@ TEST_P(WsgiPyramid, MatchesPasterServe) {
   Response head = http_request(s.port(), "HEAD", "/");
   EXPECT_EQ(head.header("Content-Length"), "19");  // "Hello from Pyramid\n"
   EXPECT_EQ(head.body, "");
+  // The validator was there (its frame opens /error's traceback) or not.
+  EXPECT_TRUE(wait_for_output(s.pasture(), "Traceback (most recent call last)", Millis{3000}));
+  EXPECT_EQ(s.pasture().output().find("wsgiref/validate.py") != std::string::npos, mode().validate);
 }
 
 }  // namespace

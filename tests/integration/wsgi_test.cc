@@ -116,8 +116,8 @@ TEST_P(WsgiCompare, PythonFilterPipelineMatchesPasterServe) {
   expect_same_as_paster(site("pipeline.ini"), {"/exc_info"});
 }
 
-// Unwrapped (the validator would hide the list): an app that sends part of
-// its body with write() and returns the rest in a list.
+// The apps unwrapped: what the validator hides from the server (a list
+// response) or stops before the app (an environ it rejects).
 class WsgiUnvalidated : public WsgiModes {};
 INSTANTIATE_TEST_SUITE_P(Wsgi, WsgiUnvalidated,
                          Values(HostMode{true, 1, false}, HostMode{true, 4, false}, HostMode{false, 1, false}),
@@ -128,6 +128,8 @@ TEST_P(WsgiUnvalidated, CallMatchesPasterServe) {
   expect_same_as_paster(site("call.ini"));
 }
 
+// An app that sends part of its body with write() and returns the rest in
+// a list: the list is not the whole body (nor its length).
 TEST_P(WsgiUnvalidated, WriteThenAListIsSentWhole) {
   WsgiSite& s = site("call.ini", 1);
   ASSERT_TRUE(s.start()) << s.pasture().output();
@@ -186,6 +188,31 @@ TEST_P(WsgiModes, AppsOwn503IsAnAnswerNotAFailure) {
     Response t = http_get(s.port(), "/text");
     EXPECT_EQ(t.status, 200) << t.body;
   }
+}
+
+// Request bodies as the app reads them: chunked (CONTENT_LENGTH then says
+// how long it was), past the size pasture spools to a file (1 MiB), by
+// lines, and on a keep-alive connection after an "Expect: 100-continue".
+TEST_P(WsgiModes, ChunkedAndLargeBodiesReachTheApp) {
+  WsgiSite& s = site("call.ini", 1);
+  ASSERT_TRUE(s.start()) << s.pasture().output();
+  std::string big;
+  for (int i = 0; big.size() < (3u << 19); i++) big += "line " + std::to_string(i) + "\n";
+  HttpConn c(s.port());
+  const Headers octets = {{"Content-Type", "application/octet-stream"}};
+  Response r = c.request("POST", "/echo", octets, big, /*chunked=*/true);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.body == big) << r.body.size() << " bytes of " << big.size();
+  r = c.request("POST", "/echo", octets, big);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.body == big) << r.body.size() << " bytes of " << big.size();
+  r = c.request("POST", "/lines", {{"Content-Type", "text/plain"}}, "a\nbb\n\nccc\ndddd", /*chunked=*/true);
+  EXPECT_EQ(r.body, R"(["a\n", "bb", "\n", "\n", "ccc\n", "dddd"])");
+  r = c.request("POST", "/echo", {{"Content-Type", "application/octet-stream"}, {"Expect", "100-continue"}}, "after");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "after");
+  r = c.request("POST", "/environ", {{"Content-Type", "text/plain"}}, "four", /*chunked=*/true);
+  EXPECT_EQ(environ_value(r.body, "CONTENT_LENGTH"), "4") << r.body;
 }
 
 // [filter:balancer] without servers (paster has no such filter): process
