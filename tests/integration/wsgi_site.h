@@ -88,13 +88,15 @@ class WsgiSite {
             {"PATH", std::string("/usr/bin:/bin") + (path ? ":" + std::string(path) : "")}};
   }
   // `pasture serve` (and paster3 with `with_paster`, started alongside);
-  // true once they listen.
+  // true once they answer. pasture says "serving on" before its workers
+  // have imported the app (embedded): one answer from the app says one has.
   bool start(bool with_paster = false) {
     pasture_ = std::make_unique<Process>(std::vector<std::string>{PASTURE_BINARY, "serve", path_}, env());
     if (with_paster)
       paster_ = std::make_unique<Process>(
           std::vector<std::string>{"/usr/bin/paster3", "serve", path_, "--server-name=paster"}, env());
-    bool ok = wait_for_output(*pasture_, "serving on", Millis{20000}) && wait_for_port(port_);
+    bool ok = wait_for_output(*pasture_, "serving on", Millis{20000}) && wait_for_port(port_) &&
+              http_get(port_, "/", {}, Millis{20000}).status != 0;
     return ok && (!with_paster || wait_for_port(paster_port_, Millis{20000}));
   }
   bool started() const { return pasture_ != nullptr; }
