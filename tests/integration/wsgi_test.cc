@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -241,7 +242,8 @@ TEST_P(WsgiModes, BalancerFilterWithoutServersHostsTheRest) {
 struct GetLoop {
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0};
-  std::string last_error;
+  std::mutex mu;
+  std::string last_error;  // under mu
   std::vector<std::thread> threads;
   GetLoop(uint16_t port, const std::string& target, int n, std::atomic<int>* v2 = nullptr) {
     for (int i = 0; i < n; i++)
@@ -253,7 +255,8 @@ struct GetLoop {
             if (v2 && r.body == "v2-new\n") (*v2)++;
           } else {
             failed++;
-            last_error = std::to_string(r.status) + " " + r.error + " " + r.body;
+            std::lock_guard<std::mutex> l(mu);
+            last_error = std::to_string(r.status) + " " + r.error + " " + shorten(r.body);
           }
         }
       });
@@ -261,6 +264,10 @@ struct GetLoop {
   void join() {
     stop = true;
     for (auto& t : threads) t.join();
+  }
+  std::string error() {
+    std::lock_guard<std::mutex> l(mu);
+    return last_error;
   }
 };
 
@@ -274,7 +281,7 @@ TEST_F(WsgiProcessOnly, KillNineAnAppProcessUnderLoadFailsNothing) {
   ASSERT_EQ(kill(pids[0], SIGKILL), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   loop.join();
-  EXPECT_EQ(loop.failed.load(), 0) << loop.last_error;
+  EXPECT_EQ(loop.failed.load(), 0) << loop.error();
   EXPECT_GT(loop.ok.load(), 50);
   EXPECT_TRUE(wait_for_output(s.pasture(), "killed by signal 9; respawning"));
   EXPECT_EQ(s.app_pids().size(), 3u) << s.pasture().output();  // respawned
@@ -330,7 +337,7 @@ TEST_P(WsgiModes, HupUnderLoadServesTheNewCodeAndFailsNothing) {
   for (int i = 0; i < 100 && v2.load() == v2_then; i++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   loop.join();
-  EXPECT_EQ(loop.failed.load(), 0) << loop.last_error;
+  EXPECT_EQ(loop.failed.load(), 0) << loop.error();
   EXPECT_GT(v2.load(), v2_then);
   Response last = http_get(s.port(), "/version");
   EXPECT_EQ(last.body, "v2-new\n") << "from pid " << last.header("X-Testapp-Pid");
