@@ -289,6 +289,28 @@ TEST_F(WsgiProcessOnly, KillNineAnAppProcessUnderLoadFailsNothing) {
   EXPECT_EQ(r.status, 200);
 }
 
+// A master that dies (SIGKILL, a crash) takes its app processes with it, as
+// it takes its workers (PR_SET_PDEATHSIG): left behind they would hold their
+// memory for good, and a restarted pasture would start as many again.
+TEST_F(WsgiProcessOnly, AppProcessesExitWhenTheMasterDies) {
+  WsgiSite& s = site("call.ini", 2);
+  ASSERT_TRUE(s.start()) << s.pasture().output();
+  std::vector<int> pids = s.app_pids();
+  ASSERT_EQ(pids.size(), 2u) << s.pasture().output();
+  auto alive = [](int pid) {  // a zombie is dead
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(f)), {});
+    size_t paren = stat.rfind(')');
+    return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+  };
+  ASSERT_TRUE(alive(pids[0]) && alive(pids[1]));
+  ASSERT_EQ(kill(s.pasture().pid(), SIGKILL), 0);
+  bool gone = wait_until([&] { return !alive(pids[0]) && !alive(pids[1]); }, Millis{3000});
+  EXPECT_TRUE(gone) << "app processes " << pids[0] << " and " << pids[1] << " outlive their master";
+  for (int pid : pids)
+    if (alive(pid)) kill(pid, SIGKILL);
+}
+
 // Embedded: the master's load probe fails before any worker starts.
 TEST_P(WsgiModes, AppThatCannotImportExitsWithTheTraceback) {
   WsgiSite& s = site("broken.ini", 2);
