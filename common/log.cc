@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <ctime>
 #include <unistd.h>
 
@@ -39,14 +40,31 @@ void vlogf(Level l, const char* fmt, va_list ap) {
   int n = (int)strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   n += snprintf(buf + n, sizeof buf - n, " pasture[%d] %s %s: ", (int)getpid(), g_role,
                 level_name(l));
+  char* out = buf;
+  std::string big;  // a message longer than buf (a Python traceback): whole, in one write
   if (n < (int)sizeof buf) {
+    va_list again;
+    va_copy(again, ap);
     int m = vsnprintf(buf + n, sizeof buf - n, fmt, ap);
+    if (m >= 0 && n + m > (int)sizeof buf - 2) {
+      big.assign(buf, (size_t)n);
+      big.resize((size_t)n + (size_t)m + 1);
+      vsnprintf(big.data() + n, (size_t)m + 1, fmt, again);
+      big.resize((size_t)n + (size_t)m);
+      big.push_back('\n');
+      out = big.data();
+    }
+    va_end(again);
     n = m < 0 ? n : n + m;
   }
-  if (n > (int)sizeof buf - 2) n = (int)sizeof buf - 2;
-  buf[n++] = '\n';
+  if (out == buf) {
+    if (n > (int)sizeof buf - 2) n = (int)sizeof buf - 2;
+    buf[n++] = '\n';
+  } else {
+    n = (int)big.size();
+  }
   // One write(2) per line so lines from several processes never interleave.
-  ssize_t r = write(STDERR_FILENO, buf, n);
+  ssize_t r = write(STDERR_FILENO, out, n);
   (void)r;
 }
 

@@ -177,6 +177,11 @@ int AppBuilder::hosted(const ContextPtr& ctx, const ContextPtr& pool_ctx, int sk
   // Our own processes: an idempotent request on one that dies is always retried.
   p.retries = 2;
   p.retry_budget_percent = 100;
+  // A status is the app's answer, not a sign of a dead process: no 502/503/504
+  // marks an app process down or is retried (which would run the app twice),
+  // unless the balancer filter's section says so.
+  p.fail_on.clear();
+  p.retry_on_status.clear();
   if (pool_ctx) {
     p.name = section_of(pool_ctx);
     p.loc = section_loc(pool_ctx);

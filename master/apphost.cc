@@ -193,6 +193,12 @@ bool AppHost::spawn(Proc& p, uint64_t now) {
   }
   if (pid == 0) {
     reset_for_exec();
+    // If the master dies (even by SIGKILL), the app process stops too, as
+    // workers do, instead of serving a socket nobody forwards to forever.
+    // Checked after arming: the master may be gone already.
+    pid_t master = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master) _exit(0);
     fcntl(p.listen_fd, F_SETFD, 0);
     fcntl(ready[1], F_SETFD, 0);
     setenv("PASTURE_SERVER_HOST", opts_.public_host.c_str(), 1);

@@ -97,6 +97,7 @@ class PastureEnviron:
             if path.startswith(script) and (len(path) == len(script) or path[len(script)] == '/'):
                 environ['PATH_INFO'] = path[len(script):]
             environ['SCRIPT_NAME'] = script
+        environ['SERVER_SOFTWARE'] = 'pasture'  # waitress's ident=None would leave None (PEP 3333: a str)
         environ.setdefault('CONTENT_TYPE', '')
         environ.setdefault('CONTENT_LENGTH', '0')
         if self.server_name:
