@@ -34,22 +34,29 @@ bool Master::probe_apps(Generation& g, std::string* err) {
     _exit(rc);
   }
   uint64_t deadline = monotonic_ms() + kLoadTimeoutMs;
-  int status = 0;
+  // While the app imports (seconds, for a large one), the generation that
+  // serves is still looked after: its dead workers are reaped (reap() hands
+  // the probe's status back through probe_pid_) and replaced.
+  probe_pid_ = pid;
+  probe_done_ = false;
   for (;;) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR) {
-      *err = std::string("waitpid() failed: ") + strerror(errno);
-      return false;
-    }
-    if (monotonic_ms() >= deadline) {
+    reap();
+    if (probe_done_) break;
+    uint64_t now = monotonic_ms();
+    for (size_t i = 0; i < procs_.size(); i++)
+      if (procs_[i].pid == 0 && procs_[i].respawn_at_ms && now >= procs_[i].respawn_at_ms) spawn((int)i);
+    if (now >= deadline) {
       kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
+      int ignored;
+      waitpid(pid, &ignored, 0);
+      probe_pid_ = 0;
       *err = "loading the Python apps took more than " + std::to_string(kLoadTimeoutMs / 1000) + " s; gave up";
       return false;
     }
     usleep(5000);
   }
+  probe_pid_ = 0;
+  int status = probe_status_;
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
   const conf::PythonApp& a = g.site.python_apps.front();
   *err = WIFEXITED(status) && WEXITSTATUS(status) == 3

@@ -482,6 +482,11 @@ void Master::reap() {
       retiring_.erase(r);
       continue;
     }
+    if (pid == probe_pid_ && pid > 0) {  // the app load probe (probe_apps waits for it)
+      probe_status_ = status;
+      probe_done_ = true;
+      continue;
+    }
     if (pid == upgrade_pid_) {  // the new master is gone: the socket files are ours again
       upgrade_pid_ = 0;
       continue;

@@ -154,6 +154,10 @@ class Master {
   };
   static constexpr uint64_t kHandoverMaxMs = 60000;
   Handover handover_;
+  // The app load probe in flight (probe_apps): reap() records its end.
+  pid_t probe_pid_ = 0;
+  int probe_status_ = 0;
+  bool probe_done_ = false;
   void finish_handover();
   bool new_workers_up() const;
   pid_t upgrade_pid_ = 0;               // a new master started by USR2, while it runs

@@ -400,6 +400,38 @@ TEST(WsgiHostedReload, HupKeepsAnAcceptorWhileTheNewWorkersImport) {
   s.expect_validator_quiet();
 }
 
+// While a HUP's load probe imports the app (1.5 s here), the master still
+// looks after the serving generation: a worker killed meanwhile is replaced
+// at once, not after the import (review: with workers = 1 that was an outage).
+TEST(WsgiHostedReload, WorkersAreReplacedWhileTheNewCodeImports) {
+  TempDir code;
+  fs::copy(kWsgiDir + "/pasture_testapp", code.path() + "/pasture_testapp", fs::copy_options::recursive);
+  WsgiSite s(kEmbedded1, read_text(kWsgiDir + "/slow.ini"), 1, code.path());
+  ASSERT_TRUE(s.start()) << s.pasture().output();
+  std::string out = s.pasture().output();
+  size_t at = out.find("worker 0 started, pid ");
+  ASSERT_NE(at, std::string::npos) << out;
+  int worker = atoi(out.c_str() + at + 22);
+  ASSERT_GT(worker, 0);
+  std::ofstream(code.path() + "/pasture_testapp/SLOW_IMPORT") << "";
+  ASSERT_TRUE(s.pasture().signal(SIGHUP));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the probe is importing
+  ASSERT_EQ(kill(worker, SIGKILL), 0);
+  // Replaced while the probe still sleeps: a generation-1 worker starts
+  // before generation 2 does.
+  ASSERT_TRUE(wait_for_output(s.pasture(), "generation 2 serving", Millis{10000})) << s.pasture().output();
+  auto gen1_starts = [](const std::string& text) {
+    size_t n = 0;
+    for (size_t p = text.find("(generation 1)"); p != std::string::npos; p = text.find("(generation 1)", p + 1)) n++;
+    return n;
+  };
+  size_t before = gen1_starts(out);  // the first generation's workers
+  out = s.pasture().output();
+  std::string until_gen2 = out.substr(0, out.find("(generation 2)"));
+  EXPECT_EQ(gen1_starts(until_gen2), before + 1) << out;
+  EXPECT_EQ(http_get(s.port(), "/text").status, 200);
+}
+
 // preload: the master imports the app once; a HUP re-reads the INI but keeps
 // that code (as gunicorn's preload_app), and says so.
 TEST(WsgiHostedReload, HupKeepsThePreloadedCode) {
