@@ -183,6 +183,7 @@ bool AppHost::spawn(Proc& p, uint64_t now) {
   if (app.uri.compare(0, 7, "config:") == 0 && slash != std::string::npos)
     args.insert(args.end(), {"--relative-to", app.uri.substr(7, slash - 7)});
   for (const auto& [k, v] : opts_.vars) args.insert(args.end(), {"--var", k + "=" + v});
+  pid_t master = getpid();  // compared in the child: getppid() after fork could already be 1
   pid_t pid = fork();
   if (pid < 0) {
     PLOG_ERROR("fork() failed: %s", strerror(errno));
@@ -196,7 +197,6 @@ bool AppHost::spawn(Proc& p, uint64_t now) {
     // If the master dies (even by SIGKILL), the app process stops too, as
     // workers do, instead of serving a socket nobody forwards to forever.
     // Checked after arming: the master may be gone already.
-    pid_t master = getppid();
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master) _exit(0);
     fcntl(p.listen_fd, F_SETFD, 0);

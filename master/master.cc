@@ -644,15 +644,23 @@ void Master::reload() {
   for (const auto& n : g->site.notices) PLOG_NOTICE("%s", n.c_str());
   // Start the new generation first, then drain the old one: the shared
   // listen sockets never lack an acceptor.
+  // A reload still waiting for its workers to import the app: they never
+  // accepted a connection, so they are the ones to go; the generation
+  // before them keeps accepting until this reload's workers are up.
+  bool drop_pending = handover_.gen && !new_workers_up();
+  if (!drop_pending) finish_handover();
   std::vector<WorkerProc> old = std::move(procs_);
   std::unique_ptr<Generation> old_gen = std::move(gen_);
   gen_ = std::move(g);
   if (opts_.workers <= 0 && gen_->site.server.workers > 0) n_workers_ = gen_->site.server.workers;
   procs_.assign(n_workers_, WorkerProc{});
-  finish_handover();  // a reload still waiting for its workers: its old ones go now
   for (int i = 0; i < n_workers_; i++) spawn(i);
-  handover_.old = std::move(old);
-  handover_.gen = std::move(old_gen);
+  if (drop_pending) {
+    for (WorkerProc& w : old) retire(w.pid, SIGTERM, &w);
+  } else {
+    handover_.old = std::move(old);
+    handover_.gen = std::move(old_gen);
+  }
   handover_.deadline_ms = monotonic_ms() + kHandoverMaxMs;
   // Workers that import a Python app accept only once it is loaded: the old
   // ones keep accepting until then (supervise_tick), so a reload never

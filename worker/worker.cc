@@ -65,12 +65,16 @@ int run(const Setup& setup) {
   Worker w(setup, &loop);
   w.slot()->pid.store(getpid(), std::memory_order_relaxed);
 
-  if (!w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
+  // A worker that imports a Python app accepts only once it is loaded:
+  // registered earlier (or, with reuse_port, listening on its own socket),
+  // it would be handed connections it cannot take for the whole import.
+  // The app's code gets no capability the master kept for binding ports
+  // (systemd's AmbientCapabilities), as app processes get none; with
+  // reuse_port they go once this worker's own socket is bound, after the
+  // import (the load probe already imported the app without them).
+  if (setup.embed_apps && !setup.reuse_port) drop_capabilities();
+  if (!setup.embed_apps && !w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
   if (setup.embed_apps) {
-    // The app's code runs in this process: it gets no capability the
-    // master kept for binding ports (systemd's AmbientCapabilities), as
-    // app processes get none. Every socket of this worker is bound by now.
-    drop_capabilities();
     // After fork (unless the master preloaded): each worker imports the
     // app itself, as gunicorn without --preload.
     std::string err;
@@ -80,6 +84,8 @@ int run(const Setup& setup) {
       PLOG_ERROR("%s", err.c_str());
       return 3;
     }
+    if (!w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
+    if (setup.reuse_port) drop_capabilities();
   }
 
   Signals sig;

@@ -369,10 +369,10 @@ TEST_P(WsgiModes, HupUnderLoadServesTheNewCodeAndFailsNothing) {
 // Embedded: a HUP's new workers import the app before they accept; the old
 // ones must go on accepting until then, or every connection waits out the
 // import (a large app takes seconds) in the listen queue.
-TEST(WsgiHostedReload, HupKeepsAnAcceptorWhileTheNewWorkersImport) {
+void expect_acceptor_while_importing(const std::string& keys) {
   TempDir code;
   fs::copy(kWsgiDir + "/pasture_testapp", code.path() + "/pasture_testapp", fs::copy_options::recursive);
-  WsgiSite s(kEmbedded1, read_text(kWsgiDir + "/slow.ini"), 2, code.path());
+  WsgiSite s(kEmbedded1, read_text(kWsgiDir + "/slow.ini"), 2, code.path(), keys);
   ASSERT_TRUE(s.start()) << s.pasture().output();
   std::atomic<bool> stop{false};
   std::atomic<long> worst_ms{0};
@@ -398,6 +398,14 @@ TEST(WsgiHostedReload, HupKeepsAnAcceptorWhileTheNewWorkersImport) {
   EXPECT_EQ(failed.load(), 0);
   EXPECT_LT(worst_ms.load(), 1000) << "no worker accepted for that long during the reload";
   s.expect_validator_quiet();
+}
+
+TEST(WsgiHostedReload, HupKeepsAnAcceptorWhileTheNewWorkersImport) { expect_acceptor_while_importing(""); }
+
+// reuse_port: a new worker listens on its own socket only once the app is
+// loaded (the kernel spread connections to importing workers: ~2 s stalls).
+TEST(WsgiHostedReload, HupWithReusePortKeepsAnAcceptorWhileTheNewWorkersImport) {
+  expect_acceptor_while_importing("reuse_port = true\n");
 }
 
 // While a HUP's load probe imports the app (1.5 s here), the master still
