@@ -226,7 +226,7 @@ int CallHooks::write(Call::Impl* c, PyObject* data) {
     PyErr_SetString(PyExc_RuntimeError, "write() may only be called by the app while it runs its request");
     return -1;
   }
-  if (!c->send(PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), /*from_write=*/true) && c->cancelled) {
+  if (!c->send(PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data)) && c->cancelled) {
     PyErr_SetString(PyExc_OSError, "the client disconnected");
     return -1;
   }
@@ -344,7 +344,7 @@ Call::Impl::Step Call::Impl::produce() {
       PyErr_SetString(PyExc_AssertionError, "the app's iterable yielded before start_response()");
       return fail();
     }
-    if (!send(PyBytes_AS_STRING(item), n, false)) {
+    if (!send(PyBytes_AS_STRING(item), n)) {
       if (cancelled) return finish(false);
       if (!threaded) return kPaused;
     }
@@ -354,7 +354,7 @@ Call::Impl::Step Call::Impl::produce() {
 
 // Body bytes (and the head before the first): false when the sink is
 // behind (inline) or the call was cancelled.
-bool Call::Impl::send(const char* p, size_t n, bool from_write) {
+bool Call::Impl::send(const char* p, size_t n) {
   if (cancelled) return false;
   if (!head_sent) send_head();
   if (clen >= 0 && sent + n > (uint64_t)clen) n = sent >= (uint64_t)clen ? 0 : (size_t)((uint64_t)clen - sent);
@@ -362,7 +362,6 @@ bool Call::Impl::send(const char* p, size_t n, bool from_write) {
   if (n == 0) return !cancelled;
   if (threaded) return thread_send(p, n);
   bool more = sink->app_body(p, n);
-  (void)from_write;  // write() cannot wait on the loop: its bytes are queued
   return more && !cancelled;
 }
 
@@ -419,7 +418,7 @@ Call::Impl::Step Call::Impl::fail() {
       clen = (int64_t)kBody.size();
       have_status = true;
       conn_close = false;
-      send(kBody.data(), kBody.size(), false);
+      send(kBody.data(), kBody.size());
     } else {
       ok = false;
     }

@@ -66,7 +66,7 @@ struct Call::Impl {
   bool open_file();
   Step finish(bool complete);
   Step fail();
-  bool send(const char* p, size_t n, bool from_write);
+  bool send(const char* p, size_t n);
   void send_head();
   void close_result();
   void run_inline(bool first);

@@ -93,7 +93,6 @@ bool init_globals(const Options& o) {
   g_.k_input = intern("wsgi.input");
   g_.k_ctype = intern("CONTENT_TYPE");
   g_.k_clen = intern("CONTENT_LENGTH");
-  g_.k_host = intern("HTTP_HOST");
   g_.empty_str = intern("");
   g_.http_11 = intern("HTTP/1.1");
   g_.http_10 = intern("HTTP/1.0");

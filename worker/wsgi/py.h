@@ -72,7 +72,7 @@ struct Globals {
   PyObject* stderr_obj = nullptr;
   // Interned environ keys.
   PyObject *k_method, *k_script, *k_path, *k_query, *k_protocol, *k_remote_addr, *k_scheme,
-      *k_input, *k_ctype, *k_clen, *k_host;
+      *k_input, *k_ctype, *k_clen;
   PyObject* empty_str = nullptr;
   PyObject* http_11 = nullptr;  // "HTTP/1.1"
   PyObject* http_10 = nullptr;

@@ -71,7 +71,7 @@ struct Request {
     uint32_t off = 0, len = 0;
   };
   std::string arena;  // every field's bytes
-  Span method, path, query, protocol, remote_addr, remote_port, host;
+  Span method, path, query, protocol, remote_addr;
   Span url_scheme;     // "http", or a trusted proxy's X-Forwarded-Proto
   uint32_t script_len = 0;  // leading bytes of `path` (decoded) that are SCRIPT_NAME
   std::vector<std::pair<Span, Span>> headers;  // as received, in order
