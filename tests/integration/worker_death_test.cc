@@ -102,14 +102,17 @@ TEST(WorkerDeath, TtouThenTtinGivesTheNewWorkerItsOwnSlot) {
   ASSERT_TRUE(srv.started()) << srv.output();
   int master = srv.proc().pid();
   ASSERT_TRUE(wait_until([&] { return children_of(master).size() == 2; }));
-  // Slow requests on enough connections that both workers hold some (a
-  // worker holding more than its share of connections stops accepting).
+  // Slow requests on enough connections that both workers hold some: a
+  // worker holding more than its share (fair + 2) steps aside. One at a
+  // time, each forwarded before the next connects, so one wake-up cannot
+  // accept a burst before the share is checked again (seen: all to one).
   std::vector<HttpConn> conns;
-  for (int i = 0; i < 8; i++) {
+  conns.reserve(12);
+  for (int i = 0; i < 12; i++) {
     conns.emplace_back(srv.port());
     ASSERT_TRUE(conns.back().send_request("GET", "/slow"));
+    ASSERT_TRUE(up.wait_for_requests(i + 1)) << srv.output();
   }
-  ASSERT_TRUE(up.wait_for_requests(8));
   auto pids = srv.worker_pids();  // "worker 0 started", "worker 1 started"
   ASSERT_EQ(pids.size(), 2u) << srv.output();
   int retiring = pids[1];
