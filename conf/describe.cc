@@ -25,6 +25,8 @@ json::Value server_json(const ServerSettings& s) {
   v["max_header_bytes"] = static_cast<double>(s.max_header_bytes);
   v["max_url_bytes"] = static_cast<double>(s.max_url_bytes);
   v["max_header_fields"] = static_cast<double>(s.max_header_fields);
+  v["max_body_bytes"] = static_cast<double>(s.max_body_bytes);
+  v["max_connections"] = static_cast<double>(s.max_connections);
   v["client_body_timeout_ms"] = static_cast<double>(s.client_body_timeout_ms);
   v["send_timeout_ms"] = static_cast<double>(s.send_timeout_ms);
   v["via"] = s.via;
@@ -317,7 +319,13 @@ std::string describe_site(const Site& site, int workers_override) {
          format_duration_ms(s.keepalive_timeout_ms) + "\n";
   out += "  request head up to " + std::to_string(s.max_header_bytes) + " bytes, URL up to " +
          std::to_string(s.max_url_bytes) + " bytes, " + std::to_string(s.max_header_fields) +
-         " header fields\n";
+         " header fields; request body " +
+         (s.max_body_bytes ? "up to " + std::to_string(s.max_body_bytes) + " bytes" : std::string("unlimited")) +
+         "\n";
+  out += "  connections per worker: " +
+         (s.max_connections ? "up to " + std::to_string(s.max_connections)
+                            : std::string("up to half the descriptor limit")) +
+         "\n";
   out += std::string("  ") + (s.via.empty() ? "no Via" : "Via: 1.1 " + s.via) +
          " on forwarded messages; TRACE " + (s.trace ? "forwarded" : "refused (405)") + "\n";
   if (!s.trusted_proxies.empty()) {

@@ -213,6 +213,17 @@ struct ServerSettings {
   uint32_t max_header_fields = 100;       // header lines in a request head; more -> 431
   uint32_t client_body_timeout_ms = 60000;  // between body bytes; -> 408
   uint32_t send_timeout_ms = 60000;  // between writes the client takes, while answers wait for it
+  // Largest request body (nginx's client_max_body_size, waitress's
+  // max_request_body_size): a larger Content-Length is answered 413 before
+  // a body byte is read (no 100 Continue); a chunked body is cut at the
+  // limit (413 unless the answer began). 0 = no limit.
+  uint64_t max_body_bytes = 0;
+  // Client connections one worker holds at most (nginx's worker_connections,
+  // gunicorn's worker_connections, waitress's connection_limit); beyond it
+  // the worker stops accepting until one closes, and new connections wait in
+  // the listen queue for any worker with room. 0 = half the worker's
+  // descriptor limit (each proxied connection may need an upstream one).
+  uint32_t max_connections = 0;
   // Request header names with '_' are forwarded only when on (nginx's
   // underscores_in_headers; default off: dropped, as nginx and waitress).
   bool underscores_in_headers = false;

@@ -102,6 +102,27 @@ std::vector<AddressRange> parse_trusted_proxies(const py::Value& v) {
   return out;
 }
 
+// A byte size as nginx writes it: "1048576", "512k", "10m", "1g" (case
+// insensitive); 0 is allowed.
+uint64_t parse_size(const std::string& value, const SourceLoc& loc, const std::string& what) {
+  std::string v = py::strip(value);
+  uint64_t mult = 1;
+  if (!v.empty()) {
+    switch (tolower((unsigned char)v.back())) {
+      case 'k': mult = 1ull << 10; break;
+      case 'm': mult = 1ull << 20; break;
+      case 'g': mult = 1ull << 30; break;
+      default: break;
+    }
+    if (mult != 1) v.pop_back();
+  }
+  if (v.empty() || v.size() > 15 || v.find_first_not_of("0123456789") != std::string::npos)
+    bad(loc, what + ": expected a size in bytes (e.g. 1048576, 512k, 10m, 1g), got '" + py::strip(value) + "'");
+  uint64_t n = std::stoull(v);
+  if (n > (1ull << 50) / mult) bad(loc, what + ": '" + py::strip(value) + "' is too large");
+  return n * mult;
+}
+
 // Applies one known key; returns false for a key pasture does not use.
 bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::Value& v) {
   if (key == "workers") {
@@ -117,6 +138,21 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
     s.max_header_bytes = parse_uint(v.value, 1u << 30, v.loc, key);
   } else if (fl == Flavour::Pasture && key == "max_url_bytes") {
     s.max_url_bytes = parse_uint(v.value, 1u << 30, v.loc, key);
+  } else if ((fl == Flavour::Pasture && key == "client_max_body_size") ||
+             (fl == Flavour::Waitress && key == "max_request_body_size")) {
+    s.max_body_bytes = parse_size(v.value, v.loc, key);
+  } else if ((fl == Flavour::Pasture && key == "max_connections") ||
+             (fl == Flavour::Gunicorn && key == "worker_connections") ||
+             (fl == Flavour::Waitress && key == "connection_limit")) {
+    s.max_connections = parse_uint(v.value, 1u << 24, v.loc, key);
+    if (s.max_connections == 0 && fl != Flavour::Pasture) bad(v.loc, key + ": must be at least 1");
+  } else if (fl == Flavour::Waitress && key == "max_request_header_size") {
+    s.max_header_bytes = parse_uint(v.value, 1u << 30, v.loc, key);
+  } else if (fl == Flavour::Gunicorn && key == "limit_request_line") {
+    // gunicorn: 0 = unlimited; the limit applies to the whole request line,
+    // pasture's to the target (the line's largest part).
+    uint32_t n = parse_uint(v.value, 1u << 30, v.loc, key);
+    s.max_url_bytes = n == 0 ? (1u << 30) : n;
   } else if ((fl == Flavour::Pasture && key == "max_header_fields") ||
              (fl == Flavour::Gunicorn && key == "limit_request_fields")) {
     s.max_header_fields = parse_uint(v.value, 32768, v.loc, key);

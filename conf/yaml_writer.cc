@@ -112,6 +112,8 @@ void Writer::server() {
   if (s.max_header_bytes != d.max_header_bytes) out_ += "  max_header_bytes: " + std::to_string(s.max_header_bytes) + "\n";
   if (s.max_url_bytes != d.max_url_bytes) out_ += "  max_url_bytes: " + std::to_string(s.max_url_bytes) + "\n";
   if (s.max_header_fields != d.max_header_fields) out_ += "  max_header_fields: " + std::to_string(s.max_header_fields) + "\n";
+  if (s.max_body_bytes != d.max_body_bytes) out_ += "  client_max_body_size: " + std::to_string(s.max_body_bytes) + "\n";
+  if (s.max_connections != d.max_connections) out_ += "  max_connections: " + std::to_string(s.max_connections) + "\n";
   if (s.via != d.via) out_ += "  via: " + (s.via.empty() ? std::string("off") : scalar(s.via)) + "\n";
   if (s.trace != d.trace) out_ += std::string("  trace: ") + (s.trace ? "on" : "off") + "\n";
   auto duration = [&](const char* key, uint32_t v, uint32_t def) {

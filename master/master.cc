@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
@@ -336,6 +337,22 @@ void Master::notify_status(const char* extra) {
   snprintf(buf, sizeof buf, "%sSTATUS=%d workers, generation %d", extra ? extra : "", n_alive(),
            gen_->id);
   sd_notify(buf);
+}
+
+// Descriptors: the soft limit up to the hard one (systemd's default soft
+// limit, 1024, is for select() users), as HAProxy and Go do; every process
+// forked from here inherits it. max_connections' default follows from it.
+void Master::raise_nofile_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rlim_t want = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : std::min<rlim_t>(rl.rlim_max, (rlim_t)1 << 20);
+  if (want <= rl.rlim_cur) return;
+  rlim_t was = rl.rlim_cur;
+  rl.rlim_cur = want;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+    PLOG_DEBUG("descriptor limit raised from %llu to %llu", (unsigned long long)was, (unsigned long long)want);
+  else
+    PLOG_WARN("setrlimit(RLIMIT_NOFILE, %llu) failed: %s", (unsigned long long)want, strerror(errno));
 }
 
 int Master::n_alive() const {
@@ -812,6 +829,7 @@ int Master::run() {
   sigset_t set = handled_signals();
   sigprocmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  raise_nofile_limit();
   // Sockets handed over by systemd or by the previous master in an upgrade.
   for (int fd : inherited_fds()) {
     Socket s{fd, socket_name(fd)};

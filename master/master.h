@@ -133,6 +133,7 @@ class Master {
   void announce();
   void notify_status(const char* extra = nullptr);
   int n_alive() const;
+  static void raise_nofile_limit();
 
   conf::LoadOptions load_;
   ServeOptions opts_;

@@ -84,7 +84,15 @@ const llhttp_settings_t* ClientConn::settings() {
     };
     st.on_body = [](llhttp_t* p, const char* at, size_t n) {
       auto* c = static_cast<ClientConn*>(p->data);
-      if (c->chunked_) c->add_chunk(at, n);
+      if (c->chunked_) {
+        uint64_t limit = c->w_->site().server.max_body_bytes;
+        c->chunked_in_ += n;
+        if (limit && c->chunked_in_ > limit) {
+          c->too_large_ = true;  // parse() answers 413; no byte past the limit is forwarded
+          return (int)HPE_USER;
+        }
+        c->add_chunk(at, n);
+      }
       return 0;
     };
     // Pause at both ends of a message so parse() learns exact byte positions.
@@ -349,6 +357,8 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       if (chunk_out_) chunk_out_->clear();  // the upstream never sees bad framing
       if (resp_started_)
         close();
+      else if (too_large_)
+        respond_error(413, "request body larger than client_max_body_size");
       else
         respond_error(400, "malformed request body");
       p = end;
@@ -415,7 +425,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     return false;
   }
   std::string_view host = t.authority, host_field, te, max_forwards;
-  bool have_host = false, bad_name = false;
+  bool have_host = false, bad_name = false, bad_expect = false;
   int te_fields = 0, max_forwards_fields = 0;
   expect_continue_ = false;
   for (const HeaderSpan& h : *head_.headers) {
@@ -431,7 +441,14 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
       have_host = true;
       host_field = trim_ows(span_view(base, h.value));
     } else if (name.size() == 6 && iequals(name, "expect")) {
-      expect_continue_ = iequals(trim_ows(span_view(base, h.value)), "100-continue");
+      // RFC 9110 10.1.1: 100-continue is the only expectation; another one
+      // is refused (417) rather than forwarded to an upstream that may
+      // ignore it. HTTP/1.0 expectations are ignored (nginx, RFC 9110).
+      std::string_view e = trim_ows(span_view(base, h.value));
+      if (iequals(e, "100-continue"))
+        expect_continue_ = true;
+      else if (!e.empty())
+        bad_expect = true;
     } else if (name.size() == 17 && iequals(name, "transfer-encoding")) {
       te = span_view(base, h.value);
       te_fields++;  // llhttp rejects only "chunked" twice
@@ -480,6 +497,16 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
       return false;
     }
     chunked_ = true;  // the body is decoded and chunked again (add_chunk)
+  }
+  if (bad_expect && !http10_) {
+    respond_error(417, "unsupported expectation");
+    return false;
+  }
+  // nginx's order: a body known to be too large is refused before any of it
+  // is read, and a client waiting for 100 Continue gets 413 instead.
+  if (srv.max_body_bytes && (parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > srv.max_body_bytes) {
+    respond_error(413, "request body larger than client_max_body_size");
+    return false;
   }
   state_ = State::kBody;
   arm_timer(srv.client_body_timeout_ms);
@@ -590,6 +617,8 @@ void ClientConn::reset_request() {
   up_paused_ = false;
   pool_ = server_ = handler_ = -1;
   body_bytes_ = 0;
+  chunked_in_ = 0;
+  too_large_ = false;
   tried_ = 0;
   set_cookie_ = {};
   chunked_ = false;

@@ -203,6 +203,8 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   uint32_t local_head_len_ = 0;
   uint32_t script_len_ = 0;      // bytes of the path a urlmap matched (SCRIPT_NAME)  // resp_head_ bytes before a local response's body
   uint64_t body_bytes_ = 0;   // request body bytes seen (forwarded or consumed)
+  uint64_t chunked_in_ = 0;   // decoded bytes of a chunked request body (client_max_body_size)
+  bool too_large_ = false;    // the chunked body passed client_max_body_size: 413
   std::string* log_ = nullptr;   // access log line under construction
   uint32_t log_tail_ = 0;        // where its referer/user-agent part starts
   uint16_t status_ = 0;          // response status, for the log

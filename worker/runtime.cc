@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,6 +28,9 @@ constexpr int kAcceptBatch = 8;
 constexpr uint64_t kAcceptStarvedMs = 100;
 constexpr uint64_t kAcceptErrorLogMs = 5000;
 constexpr uint64_t kOverSharePauseMs = 2;
+// At max_connections: a closing connection resumes accepting; this is only
+// a safety net.
+constexpr uint64_t kFullPauseMs = 1000;
 
 // accept4() errors that took their connection away: ECONNABORTED, and the
 // network errors Linux passes on from the new connection (accept(2): "treat
@@ -96,6 +100,15 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
   n_workers_ = setup.n_workers;
   log_file_ = setup.log_file;
   const conf::Site& site = *setup.site;
+  max_connections_ = site.server.max_connections;
+  if (max_connections_ == 0) {
+    // Half the descriptors (a proxied client may hold an upstream one too),
+    // less a reserve for logs, the pools' idle connections and the app.
+    rlimit rl{};
+    uint64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    nofile = std::min<uint64_t>(nofile, 1u << 24);
+    max_connections_ = (uint32_t)(nofile > 128 ? (nofile - 64) / 2 : nofile);  // tiny: EMFILE back-off
+  }
   if (!setup.access_log.empty() && !access_log_.open(loop, setup.access_log))
     PLOG_ERROR("cannot open access log %s: %s", setup.access_log.c_str(), strerror(errno));
   pools_.resize(site.pools.size());
@@ -180,7 +193,7 @@ void Worker::client_closed(ClientConn* c) {
     clients_.pop_back();
   }
   slot_->connections.fetch_sub(1, std::memory_order_relaxed);
-  if (accept_starved_) resume_accepting();  // a descriptor just came back
+  if (accept_starved_) resume_accepting();  // a descriptor (or a max_connections place) came back
   if (draining_) maybe_exit();
 }
 
@@ -298,8 +311,8 @@ void Worker::on_acceptable(uv_poll_t* h, int status, int) {
     return;
   }
   epoll_event evs[16];
-  int n = epoll_wait(w->epfd_, evs, 16, 0);
-  for (int i = 0; i < n; i++) {
+  int n = w->full() ? 0 : epoll_wait(w->epfd_, evs, 16, 0);
+  for (int i = 0; i < n && !w->full(); i++) {
     if (!w->accept_batch(evs[i].data.fd, kAcceptBatch)) {
       // Pausing, not nginx's spin nor libuv's accept-and-close of a reserved
       // descriptor: the connection stays queued for a worker that has
@@ -309,6 +322,17 @@ void Worker::on_acceptable(uv_poll_t* h, int status, int) {
       w->pause_accepting(kAcceptStarvedMs);
       return;
     }
+  }
+  if (w->full()) {
+    // New connections wait in the listen queue, for any worker with room.
+    uint64_t now = uv_now(w->loop_);
+    if (!w->full_log_ms_ || now - w->full_log_ms_ >= kAcceptErrorLogMs) {
+      PLOG_WARN("max_connections (%u) reached: not accepting until a connection closes",
+                w->max_connections_);
+      w->full_log_ms_ = now;
+    }
+    w->accept_starved_ = true;
+    w->pause_accepting(kFullPauseMs);
   }
 }
 
@@ -332,8 +356,8 @@ void Worker::note_accept_failure(int err, bool pausing) {
 }
 
 // A bounded batch per wake-up keeps workers' shares even.
-bool Worker::accept_batch(int lfd, int max) {
-  for (int k = 0; k < max; k++) {
+bool Worker::accept_batch(int lfd, int max, bool capped) {
+  for (int k = 0; k < max && !(capped && full()); k++) {
     sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -365,7 +389,7 @@ void Worker::start_drain() {
     close(epfd_);
     epfd_ = -1;
     for (int fd : listen_fds_) {
-      accept_batch(fd, 1 << 16);
+      accept_batch(fd, 1 << 16, false);
       close(fd);  // this process will not accept again; let the port go with the master
     }
     listen_fds_.clear();

@@ -118,7 +118,10 @@ class Worker {
   void resume_accepting();
   // False when accept4() failed in a way that leaves the connection queued
   // (out of descriptors or memory): the caller backs off.
-  bool accept_batch(int lfd, int max);
+  bool accept_batch(int lfd, int max, bool capped = true);
+  bool full() const { return clients_.size() >= max_connections_; }
+  uint32_t max_connections_ = 0;      // max_connections, resolved (never 0)
+  uint64_t full_log_ms_ = 0;          // last "max_connections reached" line
   void note_accept_failure(int err, bool pausing);  // one log line per 5 s at most
   std::vector<int> listen_fds_;
   std::vector<int> own_fds_;  // reuse_port: this worker's private sockets

@@ -37,6 +37,30 @@ TEST_F(ConfSite, WaitressListenAndGunicornBind) {
             "6: host/port cannot be combined with 'listen =' in [server:main]");
 }
 
+TEST_F(ConfSite, BodyAndConnectionLimitsInEveryFlavour) {
+  Site s = load(std::string(kEcho) + "[server:main]\nuse = egg:pasture#main\nclient_max_body_size = 10m\n"
+                                     "max_connections = 500\n");
+  EXPECT_EQ(s.server.max_body_bytes, 10u << 20);
+  EXPECT_EQ(s.server.max_connections, 500u);
+  EXPECT_EQ(load(std::string(kEcho) + "[server:main]\nuse = egg:pasture#main\nclient_max_body_size = 512K\n")
+                .server.max_body_bytes,
+            512u << 10);
+  EXPECT_EQ(load(std::string(kEcho) + "[server:main]\nuse = egg:pasture#main\n").server.max_body_bytes, 0u);
+  s = load(std::string(kEcho) + "[server:main]\nuse = egg:waitress#main\nmax_request_body_size = 1000\n"
+                                "connection_limit = 7\nmax_request_header_size = 9000\n");
+  EXPECT_EQ(s.server.max_body_bytes, 1000u);
+  EXPECT_EQ(s.server.max_connections, 7u);
+  EXPECT_EQ(s.server.max_header_bytes, 9000u);
+  s = load(std::string(kEcho) + "[server:main]\nuse = egg:gunicorn#main\nworker_connections = 9\n"
+                                "limit_request_line = 100\n");
+  EXPECT_EQ(s.server.max_connections, 9u);
+  EXPECT_EQ(s.server.max_url_bytes, 100u);
+  EXPECT_EQ(error(std::string(kEcho) + "[server:main]\nuse = egg:pasture#main\nclient_max_body_size = 10x\n"),
+            "5: client_max_body_size: expected a size in bytes (e.g. 1048576, 512k, 10m, 1g), got '10x'");
+  EXPECT_EQ(error(std::string(kEcho) + "[server:main]\nuse = egg:gunicorn#main\nworker_connections = 0\n"),
+            "5: worker_connections: must be at least 1");
+}
+
 TEST_F(ConfSite, UnknownServerKeysBecomeNotices) {
   Site s = load(std::string(kEcho) + "[server:main]\nuse = egg:waitress#main\nchannel_timeout = 120\n");
   ASSERT_EQ(s.notices.size(), 1u);
