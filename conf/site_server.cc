@@ -123,6 +123,18 @@ uint64_t parse_size(const std::string& value, const SourceLoc& loc, const std::s
   return n * mult;
 }
 
+// A key that asks for TLS is an error until pasture speaks TLS: ignoring it
+// would serve plain HTTP on a port the operator believes is encrypted.
+void refuse_tls_key(Flavour fl, const std::string& key, const py::Value& v) {
+  bool tls = (fl == Flavour::PasteHttp && key == "ssl_pem") ||
+             (fl == Flavour::Gunicorn && (key == "certfile" || key == "keyfile")) ||
+             (fl == Flavour::Pasture && (key == "ssl_pem" || key == "tls_cert" || key == "tls_key" ||
+                                         key == "certfile" || key == "keyfile"));
+  if (tls && !py::strip(v.value).empty())
+    bad(v.loc, "not supported yet: TLS (" + key + "); pasture serves plain HTTP only, so it refuses to start "
+               "rather than serve this port unencrypted (terminate TLS in front of it for now)");
+}
+
 // Applies one known key; returns false for a key pasture does not use.
 bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::Value& v) {
   if (key == "workers") {
@@ -265,6 +277,7 @@ void build_server(Site& site, const paste::ContextPtr& ctx) {
   std::vector<std::string> ignored;
   for (const auto& [key, v] : conf) {
     if (key == "host" || key == "port" || (listen && &v == listen)) continue;
+    refuse_tls_key(fl, key, v);
     bool unix_keys = fl == Flavour::Waitress || fl == Flavour::Pasture;
     if (unix_keys && (key == "unix_socket" || key == "unix_socket_perms")) continue;
     if (!apply_key(s, fl, key, v)) ignored.push_back(key);

@@ -61,6 +61,16 @@ TEST_F(ConfSite, BodyAndConnectionLimitsInEveryFlavour) {
             "5: worker_connections: must be at least 1");
 }
 
+TEST_F(ConfSite, AKeyThatAsksForTlsIsAnErrorNotPlainHttp) {
+  EXPECT_EQ(error(std::string(kEcho) + "[server:main]\nuse = egg:Paste#http\nssl_pem = /etc/x.pem\n"),
+            "5: not supported yet: TLS (ssl_pem); pasture serves plain HTTP only, so it refuses to start rather "
+            "than serve this port unencrypted (terminate TLS in front of it for now)");
+  EXPECT_NE(error(std::string(kEcho) + "[server:main]\nuse = egg:gunicorn#main\ncertfile = /etc/c.pem\n"), "no error");
+  EXPECT_NE(error(std::string(kEcho) + "[server:main]\nuse = egg:pasture#main\ntls_cert = /etc/c.pem\n"), "no error");
+  // Empty: nothing asked for.
+  EXPECT_EQ(load(std::string(kEcho) + "[server:main]\nuse = egg:Paste#http\nssl_pem =\n").server.listen.size(), 1u);
+}
+
 TEST_F(ConfSite, UnknownServerKeysBecomeNotices) {
   Site s = load(std::string(kEcho) + "[server:main]\nuse = egg:waitress#main\nchannel_timeout = 120\n");
   ASSERT_EQ(s.notices.size(), 1u);
