@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <ctime>
 #include <new>
 
 namespace pasture::shm {
@@ -25,6 +26,9 @@ bool Region::create(const LayoutSizes& sizes) {
   h->n_pools = sizes.n_pools;
   h->n_servers = sizes.n_servers;
   h->n_workers = sizes.n_workers;
+  h->counters_since.store((uint64_t)time(nullptr));
+  // The stats rows are left as mmap gave them (zero = every count 0): a
+  // worker slot never used costs no memory.
   for (uint32_t i = 0; i < sizes.n_pools; i++) new (&pools()[i]) PoolSlot{};
   for (uint32_t i = 0; i < sizes.n_servers; i++) new (&servers()[i]) ServerSlot{};
   for (uint32_t i = 0; i < sizes.n_workers; i++) {
@@ -67,6 +71,8 @@ int64_t Region::reclaim_worker(uint32_t w) {
     sub_clamped(servers()[s].active, n);
     returned += n;
   }
+  // Its counts stay in the totals: the retired row keeps them.
+  fold_row(stats_row(w), retired_row(), sizes_.n_pools, sizes_.n_servers);
   WorkerSlot& slot = workers()[w];
   slot.pid.store(0, std::memory_order_relaxed);
   slot.connections.store(0, std::memory_order_relaxed);

@@ -11,11 +11,15 @@
 //         std::atomic<int32_t>, each row padded to a multiple of 64 bytes (a
 //         row is written by one process; padding keeps two workers' rows off
 //         one cache line)
+//         [stats rows x (n_workers + 1)]: traffic counters, one row per
+//         worker slot plus the retired row (common/stats.h)
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+
+#include "common/stats.h"
 
 namespace pasture::shm {
 
@@ -24,7 +28,7 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(std::atomic<int32_t>::is_always_lock_free);
 
 inline constexpr uint32_t kMagic = 0x50415354;  // "PAST"
-inline constexpr uint32_t kVersion = 3;  // 2: ServerSlot health fields; 3: held rows
+inline constexpr uint32_t kVersion = 4;  // 2: ServerSlot health fields; 3: held rows; 4: stats rows
 
 struct ShmHeader {
   uint32_t magic;
@@ -33,7 +37,12 @@ struct ShmHeader {
   uint32_t n_servers;
   uint32_t n_workers;
   uint32_t reserved;
-  std::atomic<uint64_t> generation;  // bumped by the master on reload
+  std::atomic<uint64_t> generation;  // the master's generation id: 1 at start, +1 per reload
+  // `clear counters`: bumped by the master; each worker zeroes its own stats
+  // row when it sees a new value (common/stats.h).
+  std::atomic<uint64_t> clear_epoch;
+  // CLOCK_REALTIME seconds when the counters began (start, or the last clear).
+  std::atomic<uint64_t> counters_since;
 };
 
 // Per pool. Written by every worker on every pick.
@@ -98,7 +107,9 @@ struct LayoutSizes {
   size_t workers_off() const { return servers_off() + n_servers * sizeof(ServerSlot); }
   size_t held_off() const { return workers_off() + n_workers * sizeof(WorkerSlot); }
   size_t held_row_bytes() const { return align64(n_servers * sizeof(HeldCount)); }
-  size_t total() const { return held_off() + n_workers * held_row_bytes(); }
+  size_t stats_off() const { return align64(held_off() + n_workers * held_row_bytes()); }
+  StatsSizes stats() const { return {n_pools, n_servers, n_workers}; }
+  size_t total() const { return stats_off() + stats().total(); }
 };
 
 // A worker counts one request against `server` (take) or ends it (release),
@@ -137,6 +148,11 @@ class Region {
   // `active` (clamped at zero) and clears its row and gauges. Returns the
   // number of requests it held.
   int64_t reclaim_worker(uint32_t w);
+  // Worker slot w's stats row; w == n_workers is the retired row.
+  StatsRow stats_row(uint32_t w) {
+    return {at(sizes_.stats_off() + w * sizes_.stats().row_bytes()), sizes_.n_pools};
+  }
+  StatsRow retired_row() { return stats_row(sizes_.n_workers); }
   const LayoutSizes& sizes() const { return sizes_; }
   bool valid() const { return base_ != nullptr; }
 

@@ -91,6 +91,11 @@ json::Value handler_json(const Site& site, int idx, int depth) {
       v["kind"] = "echo";
       v["name"] = h.echo_name;
       break;
+    case HandlerKind::Status:
+      v["kind"] = "status";
+      v["allow"] = json::Value::array();
+      for (const auto& r : h.allow) v["allow"].push(r.text);
+      break;
   }
   return v;
 }
@@ -124,6 +129,7 @@ class Describer {
   std::string kind_word(const Handler& h) const {
     if (h.kind == HandlerKind::UrlMap) return "urlmap";
     if (h.kind == HandlerKind::Echo) return "echo";
+    if (h.kind == HandlerKind::Status) return "status";
     return proxy_like(h) ? "proxy" : "balancer";
   }
   bool proxy_like(const Handler& h) const {
@@ -150,6 +156,12 @@ void Describer::handler(int idx, const std::string& indent) {
     case HandlerKind::Echo:
       out += "echo [" + h.name + "]: answers \"" + h.echo_name + " <METHOD> <TARGET>\" itself\n";
       break;
+    case HandlerKind::Status: {
+      out += "status [" + h.name + "]: counters of every worker (HTML, ?format=json, /metrics, /ready), to";
+      for (const auto& r : h.allow) out += " " + r.text;
+      out += "\n";
+      break;
+    }
     case HandlerKind::UrlMap:
       urlmap(h, indent);
       break;

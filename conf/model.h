@@ -118,10 +118,21 @@ struct Pool {
   SourceLoc loc;
 };
 
+// One `trusted_proxies` entry: an address or CIDR block ("10.0.0.0/8",
+// "::1", "192.0.2.7"), or `unix` for peers on a unix-socket listener.
+struct AddressRange {
+  std::string text;     // as written, for messages and `pasture convert`
+  bool unix = false;
+  int family = 0;       // AF_INET or AF_INET6 (an IPv4 range also matches v4-mapped v6 peers)
+  uint8_t addr[16] = {};  // network byte order; 4 bytes used for AF_INET
+  uint8_t prefix = 0;   // leading bits that must match
+};
+
 enum class HandlerKind {
   UrlMap,    // egg:Paste#urlmap composite
   Proxy,     // forwards to `pool`
   Echo,      // egg:pasture#echo: answers with its name and the request line
+  Status,    // egg:pasture#status: the counters in shared memory (worker/status_*.cc)
 };
 
 // `[composite:x] use = egg:Paste#urlmap` entry, already normalised the way
@@ -149,6 +160,9 @@ struct Handler {
 
   // Echo
   std::string echo_name;
+
+  // Status: who may see it (default: loopback and unix-socket peers); others get 403.
+  std::vector<AddressRange> allow;
 
   // Proxy of a Python app (Site::python_apps[app]): in embedded mode the
   // worker calls the app in-process instead of balancing over `pool`.
@@ -188,16 +202,6 @@ struct Listener {
     bool v6 = host.find(':') != std::string::npos;
     return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
   }
-};
-
-// One `trusted_proxies` entry: an address or CIDR block ("10.0.0.0/8",
-// "::1", "192.0.2.7"), or `unix` for peers on a unix-socket listener.
-struct AddressRange {
-  std::string text;     // as written, for messages and `pasture convert`
-  bool unix = false;
-  int family = 0;       // AF_INET or AF_INET6 (an IPv4 range also matches v4-mapped v6 peers)
-  uint8_t addr[16] = {};  // network byte order; 4 bytes used for AF_INET
-  uint8_t prefix = 0;   // leading bits that must match
 };
 
 struct ServerSettings {

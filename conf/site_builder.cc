@@ -72,7 +72,8 @@ bool is_native(const ContextPtr& ctx) {
   }
   if (kind == "filter_app" || kind == "filter_with")
     return is_balancer_filter(ctx->filter_context) && has_servers(ctx->filter_context);
-  return is_egg(ctx, "paste", "proxy") || is_egg(ctx, "pasture", "balancer") || is_egg(ctx, "pasture", "echo");
+  return is_egg(ctx, "paste", "proxy") || is_egg(ctx, "pasture", "balancer") || is_egg(ctx, "pasture", "echo") ||
+         is_egg(ctx, "pasture", "status");
 }
 
 std::string absolute(const std::string& path) {
@@ -121,6 +122,7 @@ class AppBuilder {
   int proxy(const ContextPtr& ctx);
   int balancer(const ContextPtr& ctx, const ContextPtr& pool_ctx, bool as_filter);
   int echo(const ContextPtr& ctx);
+  int status(const ContextPtr& ctx);
   int hosted(const ContextPtr& ctx, const ContextPtr& pool_ctx, int skip_filters);
   int filtered(const ContextPtr& ctx, const ContextPtr& filter, const ContextPtr& next);
   ContextPtr resolve(const ContextPtr& composite, const py::Value& name);
@@ -160,6 +162,7 @@ int AppBuilder::dispatch(const ContextPtr& ctx) {
   if (is_egg(ctx, "paste", "proxy")) return proxy(ctx);
   if (is_egg(ctx, "pasture", "balancer")) return balancer(ctx, ctx, false);
   if (is_egg(ctx, "pasture", "echo")) return echo(ctx);
+  if (is_egg(ctx, "pasture", "status")) return status(ctx);
   return hosted(ctx, nullptr, 0);
 }
 
@@ -311,6 +314,21 @@ int AppBuilder::balancer(const ContextPtr& owner, const ContextPtr& pool_ctx, bo
   h.name = as_filter ? section_of(owner) : section_of(pool_ctx);
   h.loc = section_loc(owner);
   h.pool = static_cast<int>(site_.pools.size()) - 1;
+  return add(std::move(h));
+}
+
+int AppBuilder::status(const ContextPtr& ctx) {
+  Handler h;
+  h.kind = HandlerKind::Status;
+  h.name = section_of(ctx);
+  h.loc = section_loc(ctx);
+  const py::Value* allow = ctx->local_conf->find("allow");
+  h.allow = allow ? parse_address_ranges(*allow, "allow") : default_status_allow();
+  std::vector<std::string> ignored;
+  for (const auto& [k, v] : *ctx->local_conf) {
+    if (k != "allow") ignored.push_back(k);
+  }
+  ignored_keys(site_, ctx, ignored);
   return add(std::move(h));
 }
 

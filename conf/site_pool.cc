@@ -1,5 +1,6 @@
 #include "conf/site_pool.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -389,6 +390,45 @@ std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const
                         "] (the key that signs the sticky cookies)");
   }
   return unknown;
+}
+
+std::vector<AddressRange> parse_address_ranges(const py::Value& v, const std::string& key) {
+  std::string list = v.value;
+  std::replace(list.begin(), list.end(), ',', ' ');
+  std::vector<AddressRange> out;
+  for (const auto& tok : py::split(list)) {
+    AddressRange r;
+    r.text = tok;
+    if (tok == "unix") {
+      r.unix = true;
+      out.push_back(r);
+      continue;
+    }
+    size_t slash = tok.find('/');
+    std::string addr = tok.substr(0, slash);
+    if (inet_pton(AF_INET, addr.c_str(), r.addr) == 1) {
+      r.family = AF_INET;
+    } else if (inet_pton(AF_INET6, addr.c_str(), r.addr) == 1) {
+      r.family = AF_INET6;
+    } else {
+      bad(v.loc, key + ": '" + tok + "' is not an IP address, CIDR block or 'unix'");
+    }
+    unsigned max = r.family == AF_INET ? 32 : 128;
+    r.prefix = (uint8_t)max;
+    if (slash != std::string::npos) {
+      std::string bits = tok.substr(slash + 1);
+      if (bits.empty() || bits.size() > 3 || bits.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoul(bits) > max)
+        bad(v.loc, key + ": '" + tok + "': prefix length must be 0-" + std::to_string(max));
+      r.prefix = (uint8_t)std::stoul(bits);
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<AddressRange> default_status_allow() {
+  return parse_address_ranges(py::Value{"127.0.0.0/8 ::1 unix", SourceLoc{}}, "allow");
 }
 
 }  // namespace pasture::conf

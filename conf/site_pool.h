@@ -43,6 +43,13 @@ std::string parse_unix_path(const std::string& path, const SourceLoc& loc, const
 // waitress's `unix_socket_perms = 660`: octal (int(value, 8)), at most 0777.
 uint32_t parse_unix_perms(const std::string& value, const SourceLoc& loc);
 
+// `trusted_proxies = 127.0.0.1 10.0.0.0/8 ::1 unix`, a status app's
+// `allow = ...` (commas allowed): addresses, CIDR blocks, `unix`. `key`
+// names the key in errors.
+std::vector<AddressRange> parse_address_ranges(const py::Value& v, const std::string& key);
+// A status app's `allow` when none is given: 127.0.0.0/8, ::1 and unix.
+std::vector<AddressRange> default_status_allow();
+
 // Fills a Pool's tunables (method, timeouts, keepalive, cookie_secret) and
 // its servers from a balancer section's local_conf. Keys it does not know
 // are returned for the caller to report.

@@ -66,42 +66,6 @@ std::string parse_via(const std::string& value, const SourceLoc& loc) {
   return v;
 }
 
-// `trusted_proxies = 127.0.0.1 10.0.0.0/8 ::1 unix` (commas allowed).
-std::vector<AddressRange> parse_trusted_proxies(const py::Value& v) {
-  std::string list = v.value;
-  std::replace(list.begin(), list.end(), ',', ' ');
-  std::vector<AddressRange> out;
-  for (const auto& tok : py::split(list)) {
-    AddressRange r;
-    r.text = tok;
-    if (tok == "unix") {
-      r.unix = true;
-      out.push_back(r);
-      continue;
-    }
-    size_t slash = tok.find('/');
-    std::string addr = tok.substr(0, slash);
-    if (inet_pton(AF_INET, addr.c_str(), r.addr) == 1) {
-      r.family = AF_INET;
-    } else if (inet_pton(AF_INET6, addr.c_str(), r.addr) == 1) {
-      r.family = AF_INET6;
-    } else {
-      bad(v.loc, "trusted_proxies: '" + tok + "' is not an IP address, CIDR block or 'unix'");
-    }
-    unsigned max = r.family == AF_INET ? 32 : 128;
-    r.prefix = (uint8_t)max;
-    if (slash != std::string::npos) {
-      std::string bits = tok.substr(slash + 1);
-      if (bits.empty() || bits.size() > 3 || bits.find_first_not_of("0123456789") != std::string::npos ||
-          std::stoul(bits) > max)
-        bad(v.loc, "trusted_proxies: '" + tok + "': prefix length must be 0-" + std::to_string(max));
-      r.prefix = (uint8_t)std::stoul(bits);
-    }
-    out.push_back(r);
-  }
-  return out;
-}
-
 // A byte size as nginx writes it: "1048576", "512k", "10m", "1g" (case
 // insensitive); 0 is allowed.
 uint64_t parse_size(const std::string& value, const SourceLoc& loc, const std::string& what) {
@@ -194,7 +158,7 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
   } else if (fl == Flavour::Pasture && key == "underscores_in_headers") {
     s.underscores_in_headers = parse_bool(v.value, v.loc, key);
   } else if (fl == Flavour::Pasture && key == "trusted_proxies") {
-    s.trusted_proxies = parse_trusted_proxies(v);
+    s.trusted_proxies = parse_address_ranges(v, "trusted_proxies");
   } else if ((fl == Flavour::Pasture && key == "access_log") ||
              (fl == Flavour::Gunicorn && key == "accesslog")) {
     s.access_log = py::strip(v.value);

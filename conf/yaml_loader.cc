@@ -229,7 +229,7 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
   s.listen.push_back(l);
 }
 
-enum class AppKind { UrlMap, Balancer, Proxy, Echo };
+enum class AppKind { UrlMap, Balancer, Proxy, Echo, Status };
 
 class AppBuilder {
  public:
@@ -255,6 +255,7 @@ class AppBuilder {
   int balancer(const std::string& name, const YAML::Node& n);
   int proxy(const std::string& name, const YAML::Node& n);
   int echo(const std::string& name, const YAML::Node& n);
+  int status(const std::string& name, const YAML::Node& n);
   void route(Handler& h, std::vector<urlmap::Normalized>& keys, const std::string& key, const YAML::Node& target,
              const SourceLoc& at);
 
@@ -277,6 +278,7 @@ int AppBuilder::app(const std::string& name, const SourceLoc& ref) {
     case AppKind::Balancer: idx = balancer(name, n); break;
     case AppKind::Proxy: idx = proxy(name, n); break;
     case AppKind::Echo: idx = echo(name, n); break;
+    case AppKind::Status: idx = status(name, n); break;
   }
   building_.erase(name);
   done_[name] = idx;
@@ -291,9 +293,10 @@ AppKind AppBuilder::kind_of(const std::string& name, const YAML::Node& n) {
   if (u == "balancer" || u == "egg:pasture#balancer" || u == "egg:paste#balancer") return AppKind::Balancer;
   if (u == "proxy" || u == "egg:paste#proxy") return AppKind::Proxy;
   if (u == "echo" || u == "egg:pasture#echo") return AppKind::Echo;
+  if (u == "status" || u == "egg:pasture#status") return AppKind::Status;
   bad(doc_.loc(use), "apps: " + name + ": not supported yet: use: " + use.Scalar() +
-                         " (pasture serves egg:Paste#urlmap, egg:pasture#balancer, egg:Paste#proxy and "
-                         "egg:pasture#echo; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
+                         " (pasture serves egg:Paste#urlmap, egg:pasture#balancer, egg:Paste#proxy, "
+                         "egg:pasture#echo and egg:pasture#status; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
 }
 
 void AppBuilder::route(Handler& h, std::vector<urlmap::Normalized>& keys, const std::string& key,
@@ -413,6 +416,29 @@ int AppBuilder::proxy(const std::string& name, const YAML::Node& n) {
   Listener hp = parse_host_port(rest.substr(0, slash), 80, at);
   p.servers.push_back({hp.host, hp.port, 1, 0, false, false, at});
   return add_pool(std::move(p), name, n);
+}
+
+int AppBuilder::status(const std::string& name, const YAML::Node& n) {
+  Handler h;
+  h.kind = HandlerKind::Status;
+  h.name = "app:" + name;
+  h.loc = doc_.loc(n);
+  h.allow = default_status_allow();
+  for (const auto& kv : n) {
+    std::string key = doc_.scalar(kv.first, "key");
+    if (key == "allow") {
+      std::string list;
+      if (kv.second.IsSequence()) {
+        for (const auto& item : kv.second) list += doc_.scalar(item, "allow") + " ";
+      } else {
+        list = doc_.scalar(kv.second, "allow");
+      }
+      h.allow = parse_address_ranges(py::Value{list, doc_.loc(kv.second)}, "allow");
+    } else if (key != "use") {
+      bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for status (expected allow)");
+    }
+  }
+  return add(std::move(h));
 }
 
 int AppBuilder::echo(const std::string& name, const YAML::Node& n) {

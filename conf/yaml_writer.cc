@@ -186,6 +186,11 @@ void Writer::app(int idx) {
     case HandlerKind::Echo:
       out_ += "  " + scalar(name) + ":\n    use: egg:pasture#echo\n    name: " + scalar(h.echo_name) + "\n";
       break;
+    case HandlerKind::Status: {
+      out_ += "  " + scalar(name) + ":\n    use: egg:pasture#status\n    allow:\n";
+      for (const auto& r : h.allow) out_ += "      - " + scalar(r.text) + "\n";
+      break;
+    }
     case HandlerKind::Proxy:
       pool(h, name);
       break;

@@ -259,6 +259,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
            ") failed: " + strerror(errno);
     return nullptr;
   }
+  g->shm->header().generation.store((uint64_t)g->id, std::memory_order_relaxed);
   // The last step that can fail: the caller commits or discards g->opened.
   std::vector<int> fds;
   if (!open_sockets(g->site.server, &fds, &g->opened, err)) return nullptr;
@@ -290,7 +291,10 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
 
 // Balancer state survives a reload for pools (by section) and servers (by
 // host:port) that still exist. In-flight counts stay with the old workers.
-void Master::carry_over_state(const Generation& from, Generation& to) {
+void Master::carry_over_state(Generation& from, Generation& to) {
+  from.carried = std::make_unique<StatsTotals>(sum_stats(*from.shm));
+  carry_stats(*from.carried, nullptr, StatsNames::of(from.site, from.setup.pool_first_server),
+              StatsNames::of(to.site, to.setup.pool_first_server), *to.shm);
   for (size_t i = 0; i < to.site.pools.size(); i++) {
     const conf::Pool& np = to.site.pools[i];
     for (size_t j = 0; j < from.site.pools.size(); j++) {
@@ -497,6 +501,7 @@ void Master::reap() {
     if (r != retiring_.end()) {
       reclaim_slot(r->gen, r->slot, pid);
       retiring_.erase(r);
+      if (!parked_stats_.empty()) fold_parked_stats();
       continue;
     }
     if (pid == probe_pid_ && pid > 0) {  // the app load probe (probe_apps waits for it)
@@ -586,7 +591,34 @@ void Master::finish_handover() {
     draining_apps_.push_back(std::move(d));
   }
   handover_.old.clear();
+  park_stats(*handover_.gen);
   handover_.gen.reset();
+}
+
+void Master::park_stats(Generation& g) {
+  if (!g.shm || !g.carried) return;
+  ParkedStats p;
+  p.gen = g.id;
+  p.region = std::move(g.shm);
+  p.carried = std::move(g.carried);
+  p.names = StatsNames::of(g.site, g.setup.pool_first_server);
+  parked_stats_.push_back(std::move(p));
+  fold_parked_stats();  // its workers may all be gone already
+}
+
+void Master::fold_parked_stats() {
+  for (auto it = parked_stats_.begin(); it != parked_stats_.end();) {
+    int gen = it->gen;
+    bool draining = std::any_of(retiring_.begin(), retiring_.end(), [&](const Retiring& r) { return r.gen == gen; });
+    if (draining) {
+      ++it;
+      continue;
+    }
+    StatsTotals final_counts = sum_stats(*it->region);
+    carry_stats(final_counts, it->carried.get(), it->names,
+                StatsNames::of(gen_->site, gen_->setup.pool_first_server), *gen_->shm);
+    it = parked_stats_.erase(it);
+  }
 }
 
 // Every worker of the new generation runs its loop (its first heartbeat).
@@ -674,6 +706,7 @@ void Master::reload() {
   for (int i = 0; i < n_workers_; i++) spawn(i);
   if (drop_pending) {
     for (WorkerProc& w : old) retire(w.pid, SIGTERM, &w);
+    park_stats(*old_gen);
   } else {
     handover_.old = std::move(old);
     handover_.gen = std::move(old_gen);

@@ -11,6 +11,7 @@
 
 #include "common/shm_layout.h"
 #include "conf/model.h"
+#include "master/stats_carry.h"
 #include "master/apphost.h"
 #include "master/listener.h"
 #include "worker/worker.h"
@@ -67,6 +68,8 @@ class Master {
     // before: they join sockets_ only when the generation takes over, and
     // are closed if it never does (a failed reload keeps the old set).
     std::vector<Socket> opened;
+    // Its counters as carried into the next generation at the reload.
+    std::unique_ptr<StatsTotals> carried;
   };
   struct WorkerProc {
     pid_t pid = 0;
@@ -101,7 +104,12 @@ class Master {
   // (g failed to start).
   void commit_sockets(Generation& g);
   void discard_sockets(Generation& g);
-  void carry_over_state(const Generation& from, Generation& to);
+  void carry_over_state(Generation& from, Generation& to);
+  // A replaced generation's counters keep coming in while its workers drain:
+  // its region is parked, and folded into the current one once they are gone.
+  void park_stats(Generation& g);
+  void fold_parked_stats();
+  std::vector<ParkedStats> parked_stats_;
   // Starts g's app processes and waits for them (before its workers).
   bool start_apps(Generation& g, std::string* err);
   // Embedded apps (master/app_load.cc): loaded once in a throw-away child

@@ -228,6 +228,7 @@ void ClientConn::app_end(bool ok) {
     return;
   }
   resp_done_ = true;
+  count_response();
   app_paused_ = false;
   if (state_ == State::kWaiting && !out_full_) timer_disarm(&timer_);
   finish_exchange();

@@ -122,6 +122,7 @@ void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer) {
     });
     return;
   }
+  w->stats().accepted.add();
   format_peer(peer, c->peer_, sizeof c->peer_);
   c->trusted_peer_ = peer_trusted(w->site().server.trusted_proxies, peer);
   w->client_opened(c);
@@ -169,6 +170,7 @@ void ClientConn::on_read(ssize_t nread, const char* data) {
   }
   if (state_ == State::kLinger || state_ == State::kClosed) return;  // discard
   size_t n = (size_t)nread;
+  w_->stats().bytes_in.add(n);
   if (state_ == State::kWaiting || out_full_) {
     // A response is in progress: pipelined bytes wait (update_reading bounds them).
     if (!inbuf_) {
@@ -386,6 +388,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   (void)head_end;
   const auto& srv = w_->site().server;
   method_ = parser_.method;
+  w_->stats().requests.add();
   http10_ = parser_.http_major == 1 && parser_.http_minor == 0;
   keep_alive_ = llhttp_should_keep_alive(&parser_) && !w_->draining();
   // Upgrade is not proxied (the upstream sees a plain request without it):
@@ -529,6 +532,10 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     respond_local(200, body, false);
     return true;
   }
+  if (hd.kind == conf::HandlerKind::Status) {
+    respond_status(hd, t, np);
+    return true;
+  }
   if (hd.app >= 0 && w_->embed_apps()) {
     start_app(base, hd.app, t, np);
     return state_ != State::kClosed && state_ != State::kLinger;
@@ -654,6 +661,12 @@ int ClientConn::head_error_status(const char* base, llhttp_errno_t err) const {
 }
 
 
+void ClientConn::count_response() {
+  shm::WorkerStats& ws = w_->stats();
+  ws.responses[shm::status_class(status_)].add();
+  ws.bytes_out.add(resp_bytes_);
+}
+
 void ClientConn::on_drain() {
   // A connection that has not sent its first request yet is not idle: its
   // client is about to send one. It gets one answer with Connection: close.
@@ -763,6 +776,10 @@ void ClientConn::on_timer(TimerNode* t) {
 void ClientConn::close() {
   if (state_ == State::kClosed) return;
   if (log_) end_log();  // an aborted exchange: 499 when nothing was answered
+  if (mode_ != Mode::kNone && !resp_done_) {
+    w_->stats().responses[shm::kStatusClasses - 1].add();  // aborted: no complete answer
+    w_->stats().bytes_out.add(resp_bytes_);
+  }
   state_ = State::kClosed;
   cancel_app();
   if (up_) {

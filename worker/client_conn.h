@@ -111,6 +111,8 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   void connect_upstream();
   // An in-process Python app (client_app.cc).
   void start_app(const char* base, int app, const RequestTarget& t, const NormalPath& np);
+  // The status app (client_status.cc).
+  void respond_status(const conf::Handler& hd, const RequestTarget& t, const NormalPath& np);
   void app_body_in(const char* p, size_t n);
   void cancel_app();
   int send_app_bytes(const char* p, size_t n);
@@ -137,6 +139,13 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   int send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
   void respond_error(int status, const char* why);
   void release_server(bool failed);
+  // Traffic counters (common/stats.h): the current server's, and the
+  // client-side answer once it is complete (or aborted, in close()).
+  shm::ServerStats& server_stats() {
+    return w_->server_stats(w_->pools()[pool_].targets[server_].shm_index);
+  }
+  uint64_t since_taken_us() const { return (uv_hrtime() - taken_ns_) / 1000; }
+  void count_response();
   void begin_log(const char* base);
   void begin_raw_log(const char* p, const char* end);
   void end_log();
@@ -203,6 +212,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   uint32_t local_head_len_ = 0;
   uint32_t script_len_ = 0;      // bytes of the path a urlmap matched (SCRIPT_NAME)  // resp_head_ bytes before a local response's body
   uint64_t body_bytes_ = 0;   // request body bytes seen (forwarded or consumed)
+  uint64_t taken_ns_ = 0;     // uv_hrtime() when the current server was taken (latency histograms)
   uint64_t chunked_in_ = 0;   // decoded bytes of a chunked request body (client_max_body_size)
   bool too_large_ = false;    // the chunked body passed client_max_body_size: 413
   std::string* log_ = nullptr;   // access log line under construction

@@ -68,6 +68,7 @@ void ClientConn::finish_local() {
   w_->give_buf(resp_head_);
   resp_head_ = nullptr;
   resp_done_ = true;
+  count_response();
   if (r < 0) {
     close();
     return;
@@ -120,6 +121,11 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
     return false;
   }
   PoolRt& pool = w_->pools()[pool_];
+  {
+    shm::ServerStats& ss = server_stats();
+    ss.responses[shm::status_class(status)].add();
+    ss.ttfb.observe(since_taken_us());
+  }
   bool bad = lb::status_in(pool.cfg->fail_on, status);
   char why[48];
   if (bad) snprintf(why, sizeof why, "answered %d", status);
@@ -296,6 +302,7 @@ void ClientConn::flush() {
 
 void ClientConn::on_response_body(const char* p, size_t n) {
   resp_bytes_ += n;
+  if (server_ >= 0) server_stats().bytes_out.add(n);
   int r;
   if (resp_head_) {
     uv_buf_t bufs[2] = {uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size()),
@@ -355,6 +362,8 @@ void ClientConn::on_response_done(bool upstream_keepalive) {
   flush();
   if (state_ == State::kClosed) return;
   resp_done_ = true;
+  count_response();
+  if (server_ >= 0) server_stats().total.observe(since_taken_us());
   release_server(false);
   if (req_done_) {
     finish_exchange();

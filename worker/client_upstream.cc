@@ -18,7 +18,9 @@ void ClientConn::start_proxy(const char* base, int pool_index, const RequestTarg
   std::string key_scratch;  // a hash key in the forwarded form, until pick()
   lb::RequestView rv = request_view(base, pool, t, np, key_scratch);
   int s = pool.balancer->pick(rv, *pool.state, w_->now());
+  w_->pool_stats(pool_index).requests.add();
   if (s < 0) {
+    w_->pool_stats(pool_index).no_server.add();
     respond_local(503, "503 Service Unavailable: no upstream server available\n", false);
     return;
   }
@@ -79,6 +81,8 @@ void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cooki
   // Also in this worker's held row: if it dies, the master gives it back.
   shm::take_active(slot, w_->held(pool.targets[s].shm_index));
   slot.requests.fetch_add(1, std::memory_order_relaxed);
+  server_stats().selected.add();
+  taken_ns_ = uv_hrtime();
   set_cookie_ = pool.cfg->method == conf::BalanceMethod::Cookie
                     ? lb::sticky_cookie_to_set(*pool.state, request_cookie, s)
                     : std::string_view();
@@ -139,6 +143,7 @@ void ClientConn::forward_body(const char* p, size_t n) {
     return;
   }
   if (mode_ != Mode::kProxy || !up_) return;  // local handlers discard the body
+  if (server_ >= 0) server_stats().bytes_in.add(n);
   up_->send_body(p, n);
   if (up_ && up_->queued() > kHighWater) {
     // The upstream is not taking the body: its send_timeout governs, and
@@ -256,6 +261,7 @@ bool ClientConn::budget_allows(PoolRt& pool, const char* why) {
       std::max<uint32_t>(kMinRetryConcurrency, pool.in_flight * cfg.retry_budget_percent / 100);
   if (cfg.retry_budget_percent >= 100 || pool.retries_in_flight + (retry_flight_ ? 0 : 1) <= allowed)
     return true;
+  w_->pool_stats(pool.index).budget_refusals.add();
   uint64_t now = w_->now();
   if (now >= pool.budget_logged_ms + 1000) {
     pool.budget_logged_ms = now;
@@ -298,6 +304,8 @@ void ClientConn::start_retry(PoolRt& pool, int s, const char* why, std::string* 
             why, cfg.servers[s].label().c_str(), tries_ + stale_tries_,
             r == Retry::kStale ? ", stale keep-alive connection" : "");
   take_server(pool, s, {});
+  w_->pool_stats(pool.index).retries.add();
+  server_stats().retries.add();
   connect_upstream();
   if (up_ && unsent && !unsent->empty()) up_->send_body(unsent->data(), unsent->size());
   if (up_ && req_done_) up_->request_done();
@@ -309,6 +317,15 @@ void ClientConn::on_upstream_error(int status, FailKind kind, const char* why,
   PoolRt& pool = w_->pools()[pool_];
   const conf::UpstreamServer& srv = pool.cfg->servers[server_];
   if (kind != FailKind::kStale) note_health(pool, true, why);
+  shm::ServerStats& ss = server_stats();
+  switch (kind) {
+    case FailKind::kConnect:
+    case FailKind::kConnectTimeout: ss.connect_errors.add(); break;
+    case FailKind::kTimeout: ss.timeouts.add(); break;
+    case FailKind::kReset:
+    case FailKind::kInvalid: ss.response_errors.add(); break;
+    case FailKind::kStale: break;  // an idle connection the server closed: no fault
+  }
   // Body bytes already sent cannot be replayed; those never sent came back.
   bool body_lost = body_bytes_ > (unsent ? unsent->size() : 0);
   bool sent = kind != FailKind::kConnect && kind != FailKind::kConnectTimeout;
@@ -370,6 +387,7 @@ void ClientConn::end_flight() {
 void ClientConn::on_upstream_abort() {
   up_ = nullptr;
   if (pool_ >= 0) note_health(w_->pools()[pool_], true, "failed while answering");
+  if (server_ >= 0) server_stats().response_errors.add();
   release_server(false);
   if (resp_head_ && mode_ == Mode::kProxy) {
     // The response head is still held back (see on_response_body): nothing

@@ -91,6 +91,8 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
     : loop_(loop),
       site_(setup.site),
       slot_(&setup.shm->workers()[setup.slot]),
+      shm_(setup.shm),
+      stats_(setup.shm->stats_row((uint32_t)setup.slot)),
       held_(setup.shm->held(setup.slot)),
       rng_(lb::seed_from_os()),
       embed_apps_(setup.embed_apps),
@@ -420,6 +422,14 @@ void Worker::reopen_logs() {
   dup2(fd, STDOUT_FILENO);
   dup2(fd, STDERR_FILENO);
   close(fd);
+}
+
+void Worker::check_clear_counters() {
+  uint64_t epoch = shm_->header().clear_epoch.load(std::memory_order_acquire);
+  if (stats_.worker().clear_epoch_seen.get() == epoch) return;
+  const shm::LayoutSizes& sz = shm_->sizes();
+  shm::clear_row(stats_, sz.n_pools, sz.n_servers);
+  stats_.worker().clear_epoch_seen.set(epoch);
 }
 
 void Worker::note_request() {

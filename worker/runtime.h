@@ -56,6 +56,13 @@ class Worker {
   Timers& timers() { return timers_; }
   std::vector<PoolRt>& pools() { return pools_; }
   shm::WorkerSlot* slot() { return slot_; }
+  shm::Region& region() { return *shm_; }
+  // This worker's row of traffic counters (common/stats.h): it is their only writer.
+  shm::WorkerStats& stats() { return stats_.worker(); }
+  shm::PoolStats& pool_stats(int pool) { return stats_.pool((uint32_t)pool); }
+  shm::ServerStats& server_stats(uint32_t global_server) { return stats_.server(global_server); }
+  // On the tick: a `clear counters` the master announced zeroes this row.
+  void check_clear_counters();
   // This worker's held counts (shm::HeldCount), by global server index.
   shm::HeldCount& held(uint32_t server) { return held_[server]; }
   lb::Random& rng() { return rng_; }
@@ -104,6 +111,8 @@ class Worker {
   uv_loop_t* loop_;
   const conf::Site* site_;
   shm::WorkerSlot* slot_;
+  shm::Region* shm_;
+  shm::StatsRow stats_;
   shm::HeldCount* held_;
   lb::WyRand rng_;  // seeded per process after fork
   AccessLog access_log_;

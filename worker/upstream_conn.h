@@ -107,6 +107,7 @@ class UpstreamConn final : public StreamOwner {
   uint64_t idle_since_ = 0;      // when it last entered the keep-alive pool (loop time)
   State state_ = State::kConnecting;
   bool reused_ = false;
+  uint64_t connect_ns_ = 0;  // uv_hrtime() when connect() began (the connect histogram)
   bool head_request_ = false;
   bool head_done_ = false;       // response head handed to the client
   bool got_bytes_ = false;       // any response byte arrived

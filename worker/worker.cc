@@ -116,6 +116,7 @@ int run(const Setup& setup) {
         wk->timers().expire(now);
         wk->access_log().flush();
         wk->slot()->heartbeat_ms.store(now, std::memory_order_relaxed);
+        wk->check_clear_counters();
       },
       Timers::kTickMs, Timers::kTickMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(&tick));

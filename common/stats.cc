@@ -1,0 +1,88 @@
+#include "common/stats.h"
+
+#include <algorithm>
+
+namespace pasture::shm {
+
+static_assert(sizeof(WorkerStats) % 64 == 0 && sizeof(PoolStats) % 64 == 0 && sizeof(ServerStats) % 64 == 0,
+              "rows are whole cache lines");
+
+int latency_bucket(uint64_t us) {
+  // 18 bounds: a binary search costs as much as the scan it replaces.
+  const uint64_t* end = kLatencyBoundsUs + (kLatencyBuckets - 1);
+  return (int)(std::lower_bound(kLatencyBoundsUs, end, us) - kLatencyBoundsUs);
+}
+
+namespace {
+
+// Counters are laid out as consecutive uint64_t in every stats struct.
+template <typename T>
+Counter* counters(T& t) {
+  return reinterpret_cast<Counter*>(&t);
+}
+template <typename T>
+constexpr size_t n_counters() {
+  return sizeof(T) / sizeof(Counter);
+}
+
+template <typename T>
+void add_all(const T& from, T& to) {
+  const Counter* f = counters(const_cast<T&>(from));
+  Counter* t = counters(to);
+  for (size_t i = 0; i < n_counters<T>(); i++) t[i].add(f[i].get());
+}
+
+template <typename T>
+void zero_all(T& t, size_t keep = (size_t)-1) {
+  Counter* c = counters(t);
+  for (size_t i = 0; i < n_counters<T>(); i++)
+    if (i != keep) c[i].set(0);
+}
+
+constexpr size_t kEpochIndex = offsetof(WorkerStats, clear_epoch_seen) / sizeof(Counter);
+
+}  // namespace
+
+void add_server(const ServerStats& from, ServerStats& to) { add_all(from, to); }
+void add_pool(const PoolStats& from, PoolStats& to) { add_all(from, to); }
+void add_worker(const WorkerStats& from, WorkerStats& to) {
+  uint64_t epoch = to.clear_epoch_seen.get();
+  add_all(from, to);
+  to.clear_epoch_seen.set(epoch);
+}
+
+void fold_row(const StatsRow& from, const StatsRow& to, uint32_t n_pools, uint32_t n_servers) {
+  add_worker(from.worker(), to.worker());
+  for (uint32_t p = 0; p < n_pools; p++) add_pool(from.pool(p), to.pool(p));
+  for (uint32_t s = 0; s < n_servers; s++) add_server(from.server(s), to.server(s));
+  clear_row(from, n_pools, n_servers);
+}
+
+void clear_row(const StatsRow& row, uint32_t n_pools, uint32_t n_servers) {
+  zero_all(row.worker(), kEpochIndex);
+  for (uint32_t p = 0; p < n_pools; p++) zero_all(row.pool(p));
+  for (uint32_t s = 0; s < n_servers; s++) zero_all(row.server(s));
+}
+
+double histogram_quantile(const uint64_t (&buckets)[kLatencyBuckets], double q) {
+  uint64_t total = 0;
+  for (uint64_t b : buckets) total += b;
+  if (total == 0) return 0;
+  double rank = q * (double)total;
+  uint64_t seen = 0;
+  for (int i = 0; i < kLatencyBuckets; i++) {
+    if (buckets[i] == 0) continue;
+    if ((double)(seen + buckets[i]) >= rank) {
+      double lo = i == 0 ? 0 : (double)kLatencyBoundsUs[i - 1];
+      // The +Inf bucket has no upper bound: report its lower one (as
+      // Prometheus' histogram_quantile does).
+      if (i == kLatencyBuckets - 1) return lo;
+      double hi = (double)kLatencyBoundsUs[i];
+      return lo + (hi - lo) * std::clamp((rank - (double)seen) / (double)buckets[i], 0.0, 1.0);
+    }
+    seen += buckets[i];
+  }
+  return (double)kLatencyBoundsUs[kLatencyBuckets - 2];
+}
+
+}  // namespace pasture::shm

@@ -1,0 +1,147 @@
+#include "worker/status_view.h"
+
+#include <unistd.h>
+
+#include <ctime>
+
+#include "common/health_state.h"
+#include "worker/runtime.h"
+
+namespace pasture::worker {
+namespace {
+
+const char* method_name(conf::BalanceMethod m) {
+  switch (m) {
+    case conf::BalanceMethod::RoundRobin: return "round_robin";
+    case conf::BalanceMethod::LeastConn: return "least_conn";
+    case conf::BalanceMethod::Random: return "random";
+    case conf::BalanceMethod::Random2: return "random2";
+    case conf::BalanceMethod::IpHash: return "ip_hash";
+    case conf::BalanceMethod::Hash: return "hash";
+    case conf::BalanceMethod::Cookie: return "cookie";
+  }
+  return "?";
+}
+
+void add_classes(uint64_t (&to)[shm::kStatusClasses], const shm::Counter (&from)[shm::kStatusClasses]) {
+  for (int i = 0; i < shm::kStatusClasses; i++) to[i] += from[i].get();
+}
+
+}  // namespace
+
+void HistSnap::add(const shm::Histogram& h) {
+  for (int i = 0; i < shm::kLatencyBuckets; i++) bucket[i] += h.bucket[i].get();
+  sum_us += h.sum_us.get();
+  count += h.count.get();
+}
+
+Snapshot take_snapshot(Worker& w) {
+  shm::Region& r = w.region();
+  const shm::LayoutSizes& sz = r.sizes();
+  Snapshot s;
+  s.generation = r.header().generation.load(std::memory_order_relaxed);
+  s.counters_since = r.header().counters_since.load(std::memory_order_relaxed);
+  s.now = (uint64_t)time(nullptr);
+  s.self_pid = (int)getpid();
+  s.draining = w.draining();
+  uint64_t now_ms = w.now();
+
+  // Rows: live worker slots, slots whose process is gone but not yet folded
+  // (counted all the same), and the retired row.
+  std::vector<shm::StatsRow> rows;
+  for (uint32_t i = 0; i <= sz.n_workers; i++) {
+    shm::StatsRow row = r.stats_row(i);
+    if (i < sz.n_workers) {
+      const shm::WorkerSlot& ws = r.workers()[i];
+      int pid = ws.pid.load(std::memory_order_relaxed);
+      if (pid != 0) {
+        WorkerSnap k;
+        k.slot = (int)i;
+        k.pid = pid;
+        k.connections = ws.connections.load(std::memory_order_relaxed);
+        k.served = ws.requests.load(std::memory_order_relaxed);
+        uint64_t hb = ws.heartbeat_ms.load(std::memory_order_relaxed);
+        k.heartbeat_age_ms = hb && now_ms > hb ? now_ms - hb : 0;
+        const shm::WorkerStats& st = row.worker();
+        k.accepted = st.accepted.get();
+        k.requests = st.requests.get();
+        k.bytes_in = st.bytes_in.get();
+        k.bytes_out = st.bytes_out.get();
+        add_classes(k.responses, st.responses);
+        s.connections += k.connections;
+        s.workers.push_back(k);
+      } else if (row.worker().accepted.get() == 0 && row.worker().requests.get() == 0) {
+        continue;  // never used (its pages stay untouched)
+      }
+    }
+    const shm::WorkerStats& st = row.worker();
+    s.accepted += st.accepted.get();
+    s.requests += st.requests.get();
+    s.bytes_in += st.bytes_in.get();
+    s.bytes_out += st.bytes_out.get();
+    add_classes(s.responses, st.responses);
+    rows.push_back(row);
+  }
+
+  for (PoolRt& p : w.pools()) {
+    if (p.hosted) continue;
+    const conf::Pool& cfg = *p.cfg;
+    PoolSnap ps;
+    ps.name = cfg.name;
+    ps.method = method_name(cfg.method);
+    ps.health_checked = !cfg.health_check.empty();
+    for (const shm::StatsRow& row : rows) {
+      const shm::PoolStats& st = row.pool((uint32_t)p.index);
+      ps.requests += st.requests.get();
+      ps.no_server += st.no_server.get();
+      ps.retries += st.retries.get();
+      ps.budget_refusals += st.budget_refusals.get();
+    }
+    for (size_t j = 0; j < cfg.servers.size(); j++) {
+      const conf::UpstreamServer& us = cfg.servers[j];
+      const shm::ServerSlot& slot = p.state->server_slots[j];
+      ServerSnap ss;
+      ss.name = us.label();
+      ss.backup = us.backup;
+      ss.weight = us.weight;
+      ss.max_conns = us.max_conns;
+      uint64_t recovered = slot.recovered_at_ms.load(std::memory_order_relaxed);
+      ss.effective_weight = lb::effective_weight(us.weight, recovered, us.slow_start_ms, now_ms);
+      ss.state_age_ms = recovered && now_ms > recovered ? now_ms - recovered : 0;
+      uint64_t until = slot.down_until_ms.load(std::memory_order_relaxed);
+      if (us.down)
+        ss.state = "disabled";
+      else if (slot.flags.load(std::memory_order_relaxed) & shm::kServerDown)
+        ss.state = "down";
+      else if (until != 0 && now_ms < until)
+        ss.state = "failing";
+      if (std::string_view(ss.state) == "up") ps.up++;
+      ss.active = slot.active.load(std::memory_order_relaxed);
+      ss.sent = slot.requests.load(std::memory_order_relaxed);
+      ss.failures = slot.failures.load(std::memory_order_relaxed);
+      for (const shm::StatsRow& row : rows) {
+        const shm::ServerStats& st = row.server(p.targets[j].shm_index);
+        ss.selected += st.selected.get();
+        ss.bytes_in += st.bytes_in.get();
+        ss.bytes_out += st.bytes_out.get();
+        ss.connect_errors += st.connect_errors.get();
+        ss.response_errors += st.response_errors.get();
+        ss.timeouts += st.timeouts.get();
+        ss.retries += st.retries.get();
+        add_classes(ss.responses, st.responses);
+        ss.connect.add(st.connect);
+        ss.ttfb.add(st.ttfb);
+        ss.total.add(st.total);
+      }
+      for (int c = 0; c < shm::kStatusClasses; c++) ps.responses[c] += ss.responses[c];
+      for (int b = 0; b < shm::kLatencyBuckets; b++) ps.total.bucket[b] += ss.total.bucket[b];
+      ps.total.sum_us += ss.total.sum_us;
+      ps.total.count += ss.total.count;
+      ps.servers.push_back(std::move(ss));
+    }
+    s.pools.push_back(std::move(ps));
+  }
+  return s;
+}
+
+}  // namespace pasture::worker

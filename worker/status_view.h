@@ -1,0 +1,80 @@
+// One consistent reading of the shared-memory counters (common/stats.h,
+// common/shm_layout.h) for the status app: every worker's row summed, per
+// pool and server, with the states and weights the balancers see. Plain
+// data; the renderers (status_render.cc) turn it into HTML, typed JSON and
+// Prometheus text.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/stats.h"
+
+namespace pasture::worker {
+
+class Worker;
+
+struct HistSnap {
+  uint64_t bucket[shm::kLatencyBuckets] = {};
+  uint64_t sum_us = 0;
+  uint64_t count = 0;
+  void add(const shm::Histogram& h);
+  double quantile_ms(double q) const { return shm::histogram_quantile(bucket, q) / 1000.0; }
+};
+
+struct ServerSnap {
+  std::string name;       // host:port or unix:/path, as configured
+  bool backup = false;
+  const char* state = "up";  // up, down (health check), failing (passive), disabled (down in config)
+  uint64_t state_age_ms = 0;  // since it last came back up (0: unknown / never went down)
+  uint32_t weight = 0;        // configured
+  uint32_t effective_weight = 0;  // with slow start applied
+  uint32_t max_conns = 0;     // 0 = unlimited
+  int32_t active = 0;         // requests in flight, all workers
+  uint64_t sent = 0;          // requests sent (ServerSlot::requests; survives reloads)
+  uint64_t failures = 0;      // connect errors, timeouts, fail_on statuses (ServerSlot::failures)
+  uint64_t selected = 0, bytes_in = 0, bytes_out = 0, connect_errors = 0, response_errors = 0, timeouts = 0,
+           retries = 0;
+  uint64_t responses[shm::kStatusClasses] = {};
+  HistSnap connect, ttfb, total;
+};
+
+struct PoolSnap {
+  std::string name;
+  std::string method;
+  bool health_checked = false;
+  uint64_t requests = 0, no_server = 0, retries = 0, budget_refusals = 0;
+  uint64_t responses[shm::kStatusClasses] = {};  // summed over its servers
+  HistSnap total;                                 // summed over its servers
+  int up = 0;                                     // servers that take requests
+  std::vector<ServerSnap> servers;
+};
+
+struct WorkerSnap {
+  int slot = 0;
+  int pid = 0;
+  uint32_t connections = 0;
+  uint64_t served = 0;          // WorkerSlot::requests (since this process started)
+  uint64_t heartbeat_age_ms = 0;
+  uint64_t accepted = 0, requests = 0, bytes_in = 0, bytes_out = 0;
+  uint64_t responses[shm::kStatusClasses] = {};
+};
+
+struct Snapshot {
+  uint64_t generation = 0;
+  uint64_t counters_since = 0;  // unix seconds
+  uint64_t now = 0;             // unix seconds
+  int self_pid = 0;             // the worker that answered
+  bool draining = false;        // the answering worker is draining (/ready says 503)
+  // Every worker slot and the retired row summed: all client traffic.
+  uint64_t accepted = 0, requests = 0, bytes_in = 0, bytes_out = 0;
+  uint64_t responses[shm::kStatusClasses] = {};
+  uint32_t connections = 0;
+  std::vector<WorkerSnap> workers;  // live worker slots only
+  std::vector<PoolSnap> pools;      // Python app pools left out (their servers are pasture's own)
+};
+
+Snapshot take_snapshot(Worker& w);
+
+}  // namespace pasture::worker
