@@ -21,6 +21,7 @@
 
 #include "common/balancer.h"
 #include "common/log.h"
+#include "conf/describe.h"
 #include "conf/load.h"
 #include "master/health.h"
 #include "master/daemon.h"
@@ -235,6 +236,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
       }
     o.graceful_timeout_ms = g->site.server.graceful_timeout_ms;
     o.reload_interval = opts_.reload ? opts_.reload_interval : 0;
+    o.core_dumps = g->site.server.core_dumps;
     o.generation = g->id;
     g->apps = std::make_unique<AppHost>(std::move(o));
     if (!g->apps->prepare(g->site, err)) return nullptr;
@@ -440,6 +442,7 @@ void Master::spawn_health() {
   if (pid == 0) {
     log::set_role("health");
     forget_notify_socket();
+    worker::drop_capabilities();  // binds nothing: no CAP_NET_BIND_SERVICE kept for reuse_port
     for (const Socket& s : sockets_) close(s.fd);  // never accepts; must not keep ports bound
     int rc = run_health_checker(std::move(targets));
     fflush(nullptr);
@@ -617,28 +620,35 @@ void Master::supervise_tick(uint64_t now) {
 void Master::reload() {
   sd_notify("RELOADING=1");
   PLOG_NOTICE("SIGHUP: reloading %s", load_.config.c_str());
+  auto failed = [&](const std::string& why) {
+    set_dumpable(gen_->site.server.core_dumps);
+    PLOG_ERROR("reload failed, still serving the previous configuration: %s", why.c_str());
+    notify_status("READY=1\n");
+  };
   conf::Site site;
   try {
     site = conf::load_site(load_);
   } catch (const std::exception& e) {
-    PLOG_ERROR("reload failed, still serving the previous configuration: %s", e.what());
-    notify_status("READY=1\n");
-    return;
+    return failed(e.what());
   }
+  for (const std::string& secret : conf::site_secrets(site)) log::add_secret(secret);
+  if (std::string why = run_as_mismatch(site); !why.empty()) return failed(why);
+  set_dumpable(site.server.core_dumps);  // for the processes this generation starts
   std::string err;
   std::unique_ptr<Generation> g = make_generation(std::move(site), &err);
   if (!g) {
-    PLOG_ERROR("reload failed, still serving the previous configuration: %s", err.c_str());
-    notify_status("READY=1\n");
-    return;
+    // Binding a port below 1024, or a socket in a directory only root may
+    // write, is for the root the master no longer is.
+    if (run_as_.set_user && run_as_.uid != 0 && err.find(strerror(EACCES)) != std::string::npos)
+      err += " (the master runs as " + run_as_.text() + " since it bound its listeners at start-up: "
+             "a new port below 1024 needs a restart)";
+    return failed(err);
   }
   carry_over_state(*gen_, *g);
   // The new app processes are up and ready before any old one is stopped.
   if (!start_apps(*g, &err)) {
     discard_sockets(*g);
-    PLOG_ERROR("reload failed, still serving the previous configuration: %s", err.c_str());
-    notify_status("READY=1\n");
-    return;
+    return failed(err);
   }
   commit_sockets(*g);
   for (const auto& n : g->site.notices) PLOG_NOTICE("%s", n.c_str());
@@ -845,17 +855,25 @@ int Master::run() {
   n_workers_ = opts_.workers > 0 ? opts_.workers : gen_->site.server.workers;
   if (n_workers_ <= 0) n_workers_ = (int)std::max(1u, std::thread::hardware_concurrency());
   std::string err;
-  std::unique_ptr<Generation> g = make_generation(std::move(gen_->site), &err);
-  if (!g) {
-    fprintf(stderr, "pasture: %s\n", err.c_str());
-    return 1;
-  }
-  gen_ = std::move(g);
-  if (!start_apps(*gen_, &err)) {
+  // Every listener is bound first, then the master drops to user/group:
+  // a port below 1024 works, and everything started from here on (app
+  // processes, workers, the health checker) runs as the user.
+  std::vector<int> fds;
+  std::vector<Socket> bound;
+  bool ok = open_sockets(gen_->site.server, &fds, &bound, &err);
+  sockets_.insert(sockets_.end(), bound.begin(), bound.end());
+  auto fail = [&](const std::string& why) {
     discard_sockets(*gen_);
-    fprintf(stderr, "pasture: %s\n", err.c_str());
+    for (const Socket& s : bound) close_socket(s);
+    fprintf(stderr, "pasture: %s\n", why.c_str());
     return 1;
-  }
+  };
+  if (!ok || !drop_to_user(bound, &err)) return fail(err);
+  set_dumpable(gen_->site.server.core_dumps);
+  std::unique_ptr<Generation> g = make_generation(std::move(gen_->site), &err);
+  if (!g) return fail(err);
+  gen_ = std::move(g);
+  if (!start_apps(*gen_, &err)) return fail(err);
   commit_sockets(*gen_);
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);

@@ -72,8 +72,13 @@ int run(const Setup& setup) {
   // (systemd's AmbientCapabilities), as app processes get none; with
   // reuse_port they go once this worker's own socket is bound, after the
   // import (the load probe already imported the app without them).
+  // A worker binds nothing after start_accepting(): it keeps no capability
+  // past it (user = ...'s master may keep CAP_NET_BIND_SERVICE for them).
   if (setup.embed_apps && !setup.reuse_port) drop_capabilities();
-  if (!setup.embed_apps && !w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
+  if (!setup.embed_apps) {
+    if (!w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
+    drop_capabilities();
+  }
   if (setup.embed_apps) {
     // After fork (unless the master preloaded): each worker imports the
     // app itself, as gunicorn without --preload.
