@@ -164,7 +164,9 @@ bool Master::open_sockets(const conf::ServerSettings& s, std::vector<int>* fds,
     conf::ServerSettings one = s;
     one.listen = {l};
     std::vector<BoundListener> bound;
-    if (!bind_listeners(one, &bound, err)) {
+    // Bound before the drop to user: reuse_port workers' sockets must have the same owner.
+    uid_t owner = s.reuse_port && run_as_.set_user && !runs_as(run_as_) ? run_as_.uid : (uid_t)-1;
+    if (!bind_listeners(one, &bound, err, owner)) {
       for (const Socket& o : *opened) close_socket(o);
       opened->clear();
       return false;
@@ -860,7 +862,8 @@ int Master::run() {
   // processes, workers, the health checker) runs as the user.
   std::vector<int> fds;
   std::vector<Socket> bound;
-  bool ok = open_sockets(gen_->site.server, &fds, &bound, &err);
+  bool ok = wanted_run_as(gen_->site.server, opts_, &run_as_, &err) &&
+            open_sockets(gen_->site.server, &fds, &bound, &err);
   sockets_.insert(sockets_.end(), bound.begin(), bound.end());
   auto fail = [&](const std::string& why) {
     discard_sockets(*gen_);

@@ -107,8 +107,8 @@ class Master {
   void discard_sockets(Generation& g);
   void carry_over_state(const Generation& from, Generation& to);
   // Once the first generation's listeners (`bound`) are bound: hands the
-  // files the master must still write or remove to the user, then drops to
-  // it (master/privileges.h). Sets run_as_.
+  // files the master must still write or remove to run_as_ (resolved
+  // before binding), then drops to it (master/privileges.h).
   bool drop_to_user(const std::vector<Socket>& bound, std::string* err);
   // A reload's site must run as the master does: "" or why not.
   std::string run_as_mismatch(const conf::Site& site) const;

@@ -201,7 +201,6 @@ int unprivileged_port_start() {
 
 bool Master::drop_to_user(const std::vector<Socket>& bound, std::string* err) {
   const conf::ServerSettings& s = gen_->site.server;
-  if (!wanted_run_as(s, opts_, &run_as_, err)) return false;
   if (!run_as_.active() || runs_as(run_as_)) return true;  // e.g. a USR2 upgrade's new master
   // What the dropped master still writes or removes: the socket files (at
   // stop), the pid file (a USR2 upgrade's new master rewrites it), the log
