@@ -385,5 +385,45 @@ TEST(CoreDumps, NoCoreFileUnlessCoreDumpsIsOn) {
   }
 }
 
+// user/group are checked when the config is read, with file:line (a typo
+// fails `pasture check`, not the start after binding); YAML has the keys
+// too, and `convert` carries them over.
+TEST(PrivilegesConf, UnknownUserOrGroupFailsCheckAtItsLine) {
+  auto account = nobody();
+  if (!account) GTEST_SKIP() << "no user nobody with a group";
+  Site site;
+  auto run = [](const std::vector<std::string>& args) {
+    Process c(args);
+    std::optional<int> st = c.wait_exit();
+    return std::pair{st && WIFEXITED(*st) ? WEXITSTATUS(*st) : -1, c.output()};
+  };
+  std::string app = "[app:main]\nuse = egg:pasture#echo\n";
+  std::string ini = site.write("a.ini", server("127.0.0.1:8080", "user = no-such-user-pasture\n") + app);
+  auto [code, out] = run({PASTURE_BINARY, "check", ini});
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(out, ini + ":6: user: no such user 'no-such-user-pasture'\n");
+  ini = site.write("b.ini", server("127.0.0.1:8080", "group = no-such-group-pasture\n") + app);
+  std::tie(code, out) = run({PASTURE_BINARY, "check", ini});
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(out, ini + ":6: group: no such group 'no-such-group-pasture'\n");
+  std::string yaml = site.write("c.yaml", "server:\n  port: 8080\n  user: no-such-user-pasture\napps:\n  main: {use: echo}\n");
+  std::tie(code, out) = run({PASTURE_BINARY, "check", yaml});
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(out, yaml + ":3: user: no such user 'no-such-user-pasture'\n");
+
+  // gunicorn's keys under egg:gunicorn#main; numbers too.
+  ini = site.write("d.ini", "[server:main]\nuse = egg:gunicorn#main\nbind = 127.0.0.1:8080\nuser = " +
+                                std::to_string(account->uid) + "\ngroup = " + account->group + "\n\n" + app);
+  std::tie(code, out) = run({PASTURE_BINARY, "check", ini});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("runs as user " + std::to_string(account->uid) + ", group " + account->group), std::string::npos)
+      << out;
+  std::tie(code, out) = run({PASTURE_BINARY, "convert", ini});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\n  user: " + std::to_string(account->uid) + "\n  group: " + account->group + "\n"),
+            std::string::npos)
+      << out;
+}
+
 }  // namespace
 }  // namespace pasture::test
