@@ -239,7 +239,7 @@ std::string Master::run_as_mismatch(const conf::Site& site) const {
   RunAs want;
   std::string err;
   if (!wanted_run_as(site.server, opts_, &want, &err)) return err;
-  if (want.same_ids(run_as_)) return "";
+  if (want.same_ids(run_as_) || (want.active() && runs_as(want))) return "";  // nothing to switch
   const conf::ServerSettings& s = site.server;
   std::string where = s.user_loc.line ? s.user_loc.str() + ": " : s.group_loc.line ? s.group_loc.str() + ": " : "";
   std::string now = run_as_.active() ? run_as_.text() : "the user it was started as";
