@@ -643,7 +643,7 @@ void Master::reload() {
     // write, is for the root the master no longer is.
     if (run_as_.set_user && run_as_.uid != 0 && err.find(strerror(EACCES)) != std::string::npos)
       err += " (the master runs as " + run_as_.text() + " since it bound its listeners at start-up: "
-             "a new port below 1024 needs a restart)";
+             "a new port below 1024, or a socket in a directory only root may write, needs a restart)";
     return failed(err);
   }
   carry_over_state(*gen_, *g);
