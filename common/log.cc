@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 #include <ctime>
+#include <vector>
 #include <unistd.h>
 
 namespace pasture::log {
@@ -13,6 +14,15 @@ namespace {
 
 Level g_level = Level::Info;
 char g_role[32] = "master";
+std::vector<std::string> g_secrets;  // add_secret()
+constexpr size_t kMinSecret = 4;
+
+// `line` with every secret replaced by "***".
+std::string scrub(std::string line) {
+  for (const std::string& s : g_secrets)
+    for (size_t at = line.find(s); at != std::string::npos; at = line.find(s, at + 3)) line.replace(at, s.size(), "***");
+  return line;
+}
 
 const char* level_name(Level l) {
   switch (l) {
@@ -30,6 +40,13 @@ const char* level_name(Level l) {
 void set_level(Level l) { g_level = l; }
 Level level() { return g_level; }
 void set_role(const char* role) { snprintf(g_role, sizeof g_role, "%s", role); }
+
+void add_secret(const std::string& value) {
+  if (value.size() < kMinSecret) return;
+  for (const std::string& s : g_secrets)
+    if (s == value) return;
+  g_secrets.push_back(value);
+}
 
 void vlogf(Level l, const char* fmt, va_list ap) {
   if (l < g_level) return;
@@ -61,6 +78,11 @@ void vlogf(Level l, const char* fmt, va_list ap) {
     if (n > (int)sizeof buf - 2) n = (int)sizeof buf - 2;
     buf[n++] = '\n';
   } else {
+    n = (int)big.size();
+  }
+  if (!g_secrets.empty()) {
+    big = scrub(std::string(out, (size_t)n));
+    out = big.data();
     n = (int)big.size();
   }
   // One write(2) per line so lines from several processes never interleave.

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdarg>
+#include <string>
 
 namespace pasture::log {
 
@@ -22,6 +23,12 @@ void set_role(const char* role);
 // /dev/ and /proc/ (/dev/stdout, /dev/fd/N, /proc/self/fd/N) are the system's
 // links, not the user's, and are followed. Returns the fd or -1 (errno).
 int open_no_follow(const char* path, int flags, unsigned mode = 0);
+
+// A secret value (cookie_secret, ...) that no log line may show: each line
+// has it replaced by "***". Values shorter than 4 characters are ignored
+// (masking them would garble every line, and they protect nothing). Call
+// from one thread only (the master's, before forking).
+void add_secret(const std::string& value);
 
 void logf(Level l, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 void vlogf(Level l, const char* fmt, va_list ap);

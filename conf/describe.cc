@@ -41,6 +41,9 @@ json::Value server_json(const ServerSettings& s) {
   v["underscores_in_headers"] = s.underscores_in_headers;
   v["trusted_proxies"] = json::Value::array();
   for (const auto& r : s.trusted_proxies) v["trusted_proxies"].push(r.text);
+  v["user"] = s.user;
+  v["group"] = s.group;
+  v["core_dumps"] = s.core_dumps;
   return v;
 }
 
@@ -239,7 +242,7 @@ void Describer::pool(const Handler& h, const std::string& indent) {
     for (const auto& s : p.servers) out += in + server_spec(s) + "\n";
     if (!p.servers_from.empty()) out += in + "(servers read from " + p.servers_from + ")\n";
     if (p.method == BalanceMethod::Cookie) {
-      out += in + "sticky cookie " + p.cookie_name + (p.cookie_secret.empty() ? ", not signed" : ", signed with cookie_secret") +
+      out += in + "sticky cookie " + p.cookie_name + (p.cookie_secret.empty() ? ", not signed" : ", signed with cookie_secret = ***") +
              (p.cookie_max_age_s ? ", Max-Age " + std::to_string(p.cookie_max_age_s) + "s\n"
                                  : ", session cookie, valid " + std::to_string(lb::kStickyDefaultMaxAge) +
                                        "s server-side\n");
@@ -298,6 +301,13 @@ const char* method_word(BalanceMethod m) {
   return "round_robin";
 }
 
+std::vector<std::string> site_secrets(const Site& site) {
+  std::vector<std::string> out;
+  for (const Pool& p : site.pools)
+    if (!p.cookie_secret.empty()) out.push_back(p.cookie_secret);
+  return out;
+}
+
 json::Value site_to_json(const Site& site) {
   json::Value v = json::Value::object();
   v["app_name"] = site.app_name;
@@ -346,6 +356,12 @@ std::string describe_site(const Site& site, int workers_override) {
     out += "\n";
   }
   if (s.underscores_in_headers) out += "  header names with '_' are forwarded\n";
+  if (!s.user.empty() || !s.group.empty()) {
+    out += "  once its listen sockets are bound, runs as " +
+           (s.user.empty() ? std::string() : "user " + s.user + (s.group.empty() ? " (its primary group)" : ", ")) +
+           (s.group.empty() ? std::string() : "group " + s.group) + " (--user/--group replace this)\n";
+  }
+  if (s.core_dumps) out += "  core dumps allowed (core_dumps = true): they may hold secrets\n";
   out += "\n";
   out += "Requests go to:\n  ";
   Describer d(site);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "conf/json.h"
 #include "conf/model.h"
@@ -21,6 +22,10 @@ bool same_site(const Site& a, const Site& b);
 // `pasture check` text: listeners, workers, the handler tree, notices.
 // `workers_override` > 0 is the --workers option.
 std::string describe_site(const Site& site, int workers_override = 0);
+
+// The secret values `site` holds (each pool's cookie_secret), for the log
+// to hide: no log line may show one.
+std::vector<std::string> site_secrets(const Site& site);
 
 // "10.0.0.1:8000 weight=3 max_conns=10 backup down" (IPv6 in brackets;
 // defaults left out): the `servers =` syntax, parses back to `s`.

@@ -377,6 +377,7 @@ void Parser::interpolate(const std::string& section, const std::string& option, 
 bool is_secret_key(const std::string& key) {
   std::string k = key;
   std::transform(k.begin(), k.end(), k.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (k == "hash_key") return false;  // pasture's balancer: what to hash, not a key
   for (const char* word : {"secret", "password", "passwd", "token", "credential"})
     if (k.find(word) != std::string::npos) return true;
   return k.size() >= 3 && k.compare(k.size() - 3, 3, "key") == 0;  // api_key, private_key...

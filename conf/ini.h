@@ -16,7 +16,8 @@ namespace pasture::conf::ini {
 
 // Whether a key's value is a credential, by its name: it contains secret,
 // password, passwd, token or credential, or ends in "key" (cookie_secret,
-// db_password, api_key). Errors name such a key and never quote its value.
+// db_password, api_key; not pasture's hash_key). Errors name such a key and
+// never quote its value; `pasture inspect` shows it as "***".
 bool is_secret_key(const std::string& key);
 
 struct Option {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "conf/ini.h"
 #include "conf/paste.h"
 #include "conf/paste_eggs.h"
 #include "conf/urlmap.h"
@@ -286,6 +287,53 @@ json::Value inspect(const std::string& config_path_in,
 std::string inspect_json(const std::string& config_path,
                          const std::vector<std::pair<std::string, std::string>>& vars) {
   return json::dump(inspect(config_path, vars));
+}
+
+namespace {
+
+// Masks the values of secret-named keys, collecting what they were.
+void mask_secret_keys(Value& v, std::set<std::string>& found) {
+  if (v.type() == Value::Type::Array) {
+    for (Value& item : v.items()) mask_secret_keys(item, found);
+  } else if (v.type() == Value::Type::Object) {
+    for (auto& [key, m] : v.members()) {
+      if (m.type() == Value::Type::String && !m.as_string().empty() && ini::is_secret_key(key)) {
+        found.insert(m.as_string());
+        m.set_string("***");
+      } else {
+        mask_secret_keys(m, found);
+      }
+    }
+  }
+}
+
+void mask_secret_values(Value& v, const std::set<std::string>& secrets) {
+  constexpr size_t kMinPart = 6;  // shorter secrets are masked only as whole values
+  if (v.type() == Value::Type::String) {
+    std::string s = v.as_string();
+    for (const std::string& secret : secrets) {
+      if (s == secret) {
+        s = "***";
+        break;
+      }
+      if (secret.size() < kMinPart) continue;
+      for (size_t at = s.find(secret); at != std::string::npos; at = s.find(secret, at + 3)) s.replace(at, secret.size(), "***");
+    }
+    v.set_string(s);
+  } else if (v.type() == Value::Type::Array) {
+    for (Value& item : v.items()) mask_secret_values(item, secrets);
+  } else if (v.type() == Value::Type::Object) {
+    for (auto& [key, m] : v.members()) mask_secret_values(m, secrets);
+  }
+}
+
+}  // namespace
+
+void hide_secrets(Value& dump) {
+  std::set<std::string> found;
+  mask_secret_keys(dump, found);
+  found.erase("***");
+  if (!found.empty()) mask_secret_values(dump, found);
 }
 
 }  // namespace pasture::conf

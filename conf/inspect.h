@@ -19,4 +19,11 @@ json::Value inspect(const std::string& config_path, const std::vector<std::pair<
 std::string inspect_json(const std::string& config_path,
                          const std::vector<std::pair<std::string, std::string>>& vars);
 
+// What `pasture inspect` prints: every value of a secret-named key
+// (ini::is_secret_key: cookie_secret, db_password, api_key, ...) becomes
+// "***", and so does any other value equal to one of them (a DEFAULT that
+// cookie_secret = %(shared)s took it from) or, for secrets of 6 characters
+// or more, any part of one (a URL built with %(db_password)s).
+void hide_secrets(json::Value& dump);
+
 }  // namespace pasture::conf

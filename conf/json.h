@@ -28,7 +28,9 @@ class Value {
   bool as_bool() const { return bool_; }
   double as_number() const { return num_; }
   const std::string& as_string() const { return str_; }
+  void set_string(std::string s) { str_ = std::move(s); }
   const std::vector<Value>& items() const { return arr_; }
+  std::vector<Value>& items() { return arr_; }
   const std::map<std::string, Value>& members() const { return obj_; }
   std::map<std::string, Value>& members() { return obj_; }
 

@@ -270,6 +270,17 @@ struct ServerSettings {
   // before forking.
   uint32_t threads = 1;
   bool preload = false;
+  // Privileges (gunicorn's `user`/`group`, nginx's `user USER GROUP`): once
+  // every listener is bound, the master drops to this user (a name or uid)
+  // and group (a name or gid; default the user's primary group), and so does
+  // every process it starts. Checked to exist at load time. Empty = stay as
+  // started. --user/--group, when given, replace both.
+  std::string user, group;
+  SourceLoc user_loc, group_loc;  // line 0: not set
+  // pasture's processes hold secrets (cookie_secret, the app's config), so
+  // they are not dumpable (PR_SET_DUMPABLE 0: no core file, no ptrace by
+  // their user) unless this is on.
+  bool core_dumps = false;
   SourceLoc loc;
 };
 

@@ -1,5 +1,7 @@
 // [server:NAME] -> ServerSettings.
 #include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -99,6 +101,20 @@ void refuse_tls_key(Flavour fl, const std::string& key, const py::Value& v) {
                "rather than serve this port unencrypted (terminate TLS in front of it for now)");
 }
 
+// `user =` / `group =`: a name or a number that the passwd / group database
+// knows (what --user/--group accept), so a typo fails `pasture check`, not
+// the start after binding.
+std::string parse_account(const std::string& key, const py::Value& v) {
+  std::string name = py::strip(v.value);
+  if (name.empty()) bad(v.loc, key + ": empty (a " + key + " name or number)");
+  bool numeric = name.find_first_not_of("0123456789") == std::string::npos && name.size() <= 10;
+  unsigned long id = numeric ? std::stoul(name) : 0;
+  bool known = key == "user" ? (numeric ? getpwuid((uid_t)id) : getpwnam(name.c_str())) != nullptr
+                             : (numeric ? getgrgid((gid_t)id) : getgrnam(name.c_str())) != nullptr;
+  if (!known) bad(v.loc, key + ": no such " + key + " '" + name + "'");
+  return name;
+}
+
 // Applies one known key; returns false for a key pasture does not use.
 bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::Value& v) {
   if (key == "workers") {
@@ -183,6 +199,14 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
   } else if ((fl == Flavour::Pasture && key == "preload") ||
              (fl == Flavour::Gunicorn && key == "preload_app")) {
     s.preload = parse_bool(v.value, v.loc, key);
+  } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "user") {
+    s.user = parse_account(key, v);
+    s.user_loc = v.loc;
+  } else if ((fl == Flavour::Pasture || fl == Flavour::Gunicorn) && key == "group") {
+    s.group = parse_account(key, v);
+    s.group_loc = v.loc;
+  } else if (fl == Flavour::Pasture && key == "core_dumps") {
+    s.core_dumps = parse_bool(v.value, v.loc, key);
   } else if (fl == Flavour::Gunicorn && key == "keepalive") {
     s.keepalive_timeout_ms = parse_duration_ms(v.value, v.loc);
   } else {

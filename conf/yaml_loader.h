@@ -21,7 +21,8 @@
 //     # ... and every other egg:pasture#main key: client_body_timeout,
 //     # send_timeout, graceful_timeout, drain_idle_grace, worker_timeout, max_requests,
 //     # max_requests_jitter, reuse_port, access_log, underscores_in_headers (false),
-//     # trusted_proxies ("127.0.0.1 10.0.0.0/8 unix")
+//     # trusted_proxies ("127.0.0.1 10.0.0.0/8 unix"), user and group (names
+//     # or numbers: dropped to once the listeners are bound), core_dumps (false)
 //   app: main                      # the root app; default "main" (CONFIG#name and -n override)
 //   apps:
 //     main:

@@ -135,6 +135,9 @@ void Writer::server() {
   if (s.preload != d.preload) out_ += std::string("  preload: ") + (s.preload ? "true" : "false") + "\n";
   if (s.app_mode != d.app_mode) out_ += "  app_mode: process\n";
   if (s.app_workers != d.app_workers) out_ += "  app_workers: " + std::to_string(s.app_workers) + "\n";
+  if (!s.user.empty()) out_ += "  user: " + scalar(s.user) + "\n";
+  if (!s.group.empty()) out_ += "  group: " + scalar(s.group) + "\n";
+  if (s.core_dumps) out_ += "  core_dumps: true\n";
   if (!s.trusted_proxies.empty()) {
     std::string list;
     for (const AddressRange& r : s.trusted_proxies) list += (list.empty() ? "" : " ") + r.text;

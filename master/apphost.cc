@@ -206,6 +206,8 @@ bool AppHost::spawn(Proc& p, uint64_t now) {
     setenv("PASTURE_GRACEFUL_TIMEOUT", std::to_string(opts_.graceful_timeout_ms / 1000.0).c_str(), 1);
     if (opts_.reload_interval > 0)
       setenv("PASTURE_RELOAD", std::to_string(opts_.reload_interval).c_str(), 1);
+    // exec made the process dumpable again; the runner undoes that.
+    if (!opts_.core_dumps) setenv("PASTURE_NO_CORE_DUMPS", "1", 1);
     std::vector<char*> av;
     for (auto& s : args) av.push_back(const_cast<char*>(s.c_str()));
     av.push_back(nullptr);

@@ -43,6 +43,7 @@ class AppHost {
     uint16_t public_port = 0;
     uint32_t graceful_timeout_ms = 30000;
     double reload_interval = 0;  // > 0: processes restart when a loaded module changes
+    bool core_dumps = false;     // else the runner makes itself non-dumpable (the app's config holds secrets)
     int generation = 0;          // for logs
   };
 

@@ -16,7 +16,7 @@ namespace {
 
 enum class Id {
   Help, Verbose, Quiet, AppName, Server, ServerName, Daemon, PidFile, LogFile, Reload, ReloadInterval,
-  MonitorRestart, Status, User, Group, StopDaemon, Workers, AppWorkers, Python, Check, Json
+  MonitorRestart, Status, User, Group, StopDaemon, Workers, AppWorkers, Python, Check, Json, ShowSecrets
 };
 
 struct Opt {
@@ -49,12 +49,13 @@ const Opt kOptions[] = {
     {0, "--python", "PATH", Id::Python},
     {0, "--check", nullptr, Id::Check},
     {0, "--json", nullptr, Id::Json},
+    {0, "--show-secrets", nullptr, Id::ShowSecrets},
 };
 
 const char* kGeneralUsage =
     "Usage: pasture serve [options] CONFIG_FILE[#name] [start|stop|restart|status] [var=value ...]\n"
     "       pasture check [options] CONFIG_FILE[#name] [var=value ...]\n"
-    "       pasture inspect [--json] CONFIG_FILE [var=value ...]\n"
+    "       pasture inspect [--json] [--show-secrets] CONFIG_FILE [var=value ...]\n"
     "       pasture convert [options] CONFIG_FILE[#name] [var=value ...]\n"
     "\n"
     "Serve the application described by a paste.deploy config file (or its YAML\n"
@@ -63,7 +64,9 @@ const char* kGeneralUsage =
     "Commands:\n"
     "  serve     serve it, as `paster serve` does (`pasture serve --help`)\n"
     "  check     validate the config and print what would be served\n"
-    "  inspect   how paste.deploy resolves the file (--json: pastedeploy-dump/1)\n"
+    "  inspect   how paste.deploy resolves the file (--json: pastedeploy-dump/1);\n"
+    "            secrets (cookie_secret, *password*, *_key, ...) show as *** unless\n"
+    "            --show-secrets\n"
     "  convert   print the YAML form of what `serve` would load\n";
 
 const char* kServeHelp =
@@ -114,6 +117,9 @@ const char* kServeHelp =
     "                        section's python, else python3)\n"
     "  --check               Validate the config, print what would be served, exit\n"
     "\n"
+    "--user/--group switch once the listen sockets are bound (unlike paster, so a\n"
+    "port below 1024 works), before any worker, app process or health checker\n"
+    "starts; they replace the server section's user/group keys, which do the same.\n"
     "CONFIG_FILE may also be a .yaml/.yml file (see `pasture convert`).\n";
 
 std::string usage_line(const std::string& cmd) {
@@ -122,7 +128,7 @@ std::string usage_line(const std::string& cmd) {
            "Serve the described application\n";
   }
   if (cmd == "inspect") {
-    return "Usage: pasture inspect [options] [--json] CONFIG_FILE [var=value ...]\n"
+    return "Usage: pasture inspect [options] [--json] [--show-secrets] CONFIG_FILE [var=value ...]\n"
            "Show how paste.deploy resolves the config file\n";
   }
   if (cmd == "convert") {
@@ -149,7 +155,7 @@ bool is_pasture_own(Id id) { return id >= Id::Workers; }
 const Opt* match_long(const std::string& cmd, const std::string& name, std::string* err) {
   std::vector<const Opt*> hits, own;
   for (const auto& o : kOptions) {
-    if (o.id == Id::Json && cmd != "inspect") continue;
+    if ((o.id == Id::Json || o.id == Id::ShowSecrets) && cmd != "inspect") continue;
     if (name == o.long_name) return &o;
     if (std::string(o.long_name).rfind(name, 0) == 0) (is_pasture_own(o.id) ? own : hits).push_back(&o);
   }
@@ -244,6 +250,7 @@ bool Parser::apply(const Opt& o, const std::string& opt, const std::string* valu
     case Id::Python: s.python = v; break;
     case Id::Check: cl_.check_only = true; break;
     case Id::Json: cl_.json = true; break;
+    case Id::ShowSecrets: cl_.show_secrets = true; break;
   }
   return true;
 }

@@ -5,7 +5,7 @@
 //
 //   pasture serve [options] CONFIG[#name] [start|stop|restart|status] [var=value ...]
 //   pasture check [options] CONFIG[#name] [var=value ...]
-//   pasture inspect [--json] CONFIG [var=value ...]
+//   pasture inspect [--json] [--show-secrets] CONFIG [var=value ...]
 //   pasture convert [options] CONFIG[#name] [var=value ...]
 //
 // Pure: nothing is printed and nothing exits here, so unit tests can drive it.
@@ -25,6 +25,7 @@ struct CommandLine {
   conf::LoadOptions load;
   ServeOptions serve;
   bool json = false;        // inspect --json
+  bool show_secrets = false;  // inspect --show-secrets
   bool check_only = false;  // serve --check
 };
 

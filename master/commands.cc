@@ -142,7 +142,7 @@ int cmd_check(const conf::Site& site, int workers) {
   return 0;
 }
 
-int cmd_inspect(const conf::LoadOptions& opts, bool json) {
+int cmd_inspect(const conf::LoadOptions& opts, bool json, bool show_secrets) {
   std::string path = opts.config;
   if (size_t hash = path.find('#'); hash != std::string::npos) path.resize(hash);
   static const std::regex scheme("^[a-zA-Z][a-zA-Z]+:");
@@ -164,6 +164,7 @@ int cmd_inspect(const conf::LoadOptions& opts, bool json) {
     return 2;
   }
   conf::json::Value dump = conf::inspect(path, opts.vars);
+  if (!show_secrets) conf::hide_secrets(dump);
   if (json) {
     fputs(conf::json::dump(dump).c_str(), stdout);
     return 0;
@@ -206,6 +207,8 @@ int cmd_convert(const conf::LoadOptions& opts) {
       return 1;
     }
   }
+  // A config to use, so its secrets are in it (unlike check and inspect).
+  if (!conf::site_secrets(site).empty()) fputs("# holds secrets (cookie_secret): keep this file private\n", stdout);
   fputs(yaml.c_str(), stdout);
   return 0;
 }

@@ -8,11 +8,14 @@ namespace pasture::master {
 // `pasture check`: print in plain words what will be served (listeners,
 // workers, the handler tree, notices). `workers` > 0 is --workers. Returns 0.
 int cmd_check(const conf::Site& site, int workers = 0);
-// `pasture inspect [--json]`: paste.deploy's view of the file; the JSON is
-// pastedeploy-dump/1, the text a summary of it. A file that cannot be read
-// (or is not an INI file) is an error: message on stderr, returns 2.
-int cmd_inspect(const conf::LoadOptions& opts, bool json);
-// `pasture convert`: the YAML form of what `serve` would load, on stdout.
+// `pasture inspect [--json] [--show-secrets]`: paste.deploy's view of the
+// file; the JSON is pastedeploy-dump/1, the text a summary of it. Secrets
+// show as "***" (conf::hide_secrets) unless `show_secrets`. A file that
+// cannot be read (or is not an INI file) is an error: message on stderr,
+// returns 2.
+int cmd_inspect(const conf::LoadOptions& opts, bool json, bool show_secrets = false);
+// `pasture convert`: the YAML form of what `serve` would load, on stdout,
+// cookie_secret included (it is a config to use; a comment line says so).
 // Config errors: file:line on stderr, returns 2.
 int cmd_convert(const conf::LoadOptions& opts);
 

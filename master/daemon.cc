@@ -1,8 +1,6 @@
 #include "master/daemon.h"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -218,67 +216,6 @@ int show_status(const std::string& pid_file) {
   }
   printf("Server running in PID %d\n", (int)pid);
   return 0;
-}
-
-bool change_user_group(const std::string& user, const std::string& group, int verbosity,
-                       std::string* err) {
-  if (user.empty() && group.empty()) return true;
-  auto number = [](const std::string& s, long* out) {
-    char* end = nullptr;
-    *out = strtol(s.c_str(), &end, 10);
-    return !s.empty() && !*end && *out >= 0;
-  };
-  long n = 0;
-  gid_t gid = 0;
-  std::string group_name = group;
-  if (!group.empty()) {
-    const struct group* g = number(group, &n) ? getgrgid((gid_t)n) : getgrnam(group.c_str());
-    if (!g) {
-      *err = "Bad group: " + conf::py::repr(group) + "; no such group exists";
-      return false;
-    }
-    gid = g->gr_gid;
-    group_name = g->gr_name;
-  }
-  if (user.empty()) {
-    if (verbosity > 0) printf("Changing group to %s (%d)\n", group_name.c_str(), (int)gid);
-    fflush(stdout);
-    if (setgroups(1, &gid) != 0 || setgid(gid) != 0) {
-      *err = "setgid(" + std::to_string(gid) + ") failed: " + strerror(errno);
-      return false;
-    }
-    return true;
-  }
-  const struct passwd* pw = number(user, &n) ? getpwuid((uid_t)n) : getpwnam(user.c_str());
-  if (!pw) {
-    *err = "Bad username: " + conf::py::repr(user) + "; no such user exists";
-    return false;
-  }
-  std::string user_name = pw->pw_name;
-  uid_t uid = pw->pw_uid;
-  // The user's primary group unless --group names one, for a numeric uid too
-  // (paster keeps gid 0 there, and initgroups(user, 0) makes root a
-  // supplementary group of every process).
-  if (group.empty()) gid = pw->pw_gid;
-  if (verbosity > 0) {
-    printf("Changing user to %s:%s (%d:%d)\n", user_name.c_str(),
-           group.empty() ? "(unknown)" : group_name.c_str(), (int)uid, (int)gid);
-    fflush(stdout);
-  }
-  // Supplementary groups: the user's groups (from the group database) plus gid.
-  if (initgroups(user_name.c_str(), gid) != 0) {
-    *err = "initgroups(" + user_name + ", " + std::to_string(gid) + ") failed: " + strerror(errno);
-    return false;
-  }
-  if (setgid(gid) != 0) {
-    *err = "setgid(" + std::to_string(gid) + ") failed: " + strerror(errno);
-    return false;
-  }
-  if (setuid(uid) != 0) {
-    *err = "setuid(" + std::to_string(uid) + ") failed: " + strerror(errno);
-    return false;
-  }
-  return true;
 }
 
 bool touch_file(const std::string& path, std::string* err) {

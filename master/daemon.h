@@ -1,7 +1,7 @@
 // paster serve's process management: pid files, --stop-daemon and status,
-// daemon mode, --log-file and --user/--group, with PasteScript 3.2.1's
+// daemon mode and --log-file, with PasteScript 3.2.1's
 // messages and exit codes (serve.py; pastedeploy.md §8). Messages go to
-// stdout as paster prints them.
+// stdout as paster prints them. --user/--group: master/privileges.h.
 #pragma once
 
 #include <sys/types.h>
@@ -37,16 +37,6 @@ pid_t live_pid_file(const std::string& path);
 int stop_daemon(const std::string& pid_file);
 // `--status` / `status`: 0 when the pid in the file is alive, else 1.
 int show_status(const std::string& pid_file);
-
-// --user / --group: initgroups(user, gid), setgid(gid), setuid(uid), where
-// gid is --group or else the user's primary group (for a numeric uid too:
-// paster keeps gid 0 there). So the supplementary groups are the user's own
-// plus gid, never root's. Prints "Changing user to U:G (uid:gid)" when
-// verbosity > 0. Names were checked by master/cli. A group alone (paster
-// crashes on it) sets the group and clears the supplementary groups. False +
-// `err` when a call fails (e.g. EPERM when not root).
-bool change_user_group(const std::string& user, const std::string& group, int verbosity,
-                       std::string* err);
 
 // open(path, O_APPEND|O_CREAT) and close: paster's "is it writable" probe.
 // On failure `err` is Python's IOError text: "[Errno 13] Permission

@@ -3,6 +3,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -28,7 +29,7 @@ int resolve_listener(const conf::Listener& l, addrinfo** res) {
 
 namespace {
 
-bool bind_one(const conf::Listener& l, uint32_t backlog, bool reuse_port, int* fd_out,
+bool bind_one(const conf::Listener& l, uint32_t backlog, bool reuse_port, uid_t owner, int* fd_out,
               std::string* err) {
   addrinfo* res = nullptr;
   int gai = resolve_listener(l, &res);
@@ -39,7 +40,12 @@ bool bind_one(const conf::Listener& l, uint32_t backlog, bool reuse_port, int* f
   int fd = -1;
   std::string last;
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    // A socket belongs to the fsuid that created it, and the kernel lets
+    // SO_REUSEPORT sockets share a port only when they belong to the same
+    // user: the workers' own sockets, made once the master runs as `user`.
+    int was = owner != (uid_t)-1 ? setfsuid(owner) : -1;
     fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (was != -1) setfsuid((uid_t)was);
     if (fd < 0) {
       last = std::string("socket() failed: ") + strerror(errno);
       continue;
@@ -147,11 +153,11 @@ bool remove_unix_socket(const std::string& path, ino_t ino) {
 }
 
 bool bind_listeners(const conf::ServerSettings& s, std::vector<BoundListener>* out,
-                    std::string* err) {
+                    std::string* err, uid_t reuse_port_owner) {
   for (const conf::Listener& l : s.listen) {
     BoundListener b;
     b.cfg = l;
-    bool ok = l.unix_path.empty() ? bind_one(l, s.backlog, s.reuse_port, &b.fd, err)
+    bool ok = l.unix_path.empty() ? bind_one(l, s.backlog, s.reuse_port, reuse_port_owner, &b.fd, err)
                                   : bind_unix(l, s.backlog, &b.fd, &b.unix_ino, err);
     if (!ok) {
       if (l.loc.line) *err = l.loc.str() + ": " + *err;

@@ -24,9 +24,11 @@ int resolve_listener(const conf::Listener& l, addrinfo** res);
 // Bind and listen on every configured address. On failure returns false and
 // sets `err` to a message naming the address and the errno text. A unix
 // socket's file is chmod'ed to its unix_perms; a stale one (nobody accepting)
-// is replaced, a live one is an error.
+// is replaced, a live one is an error. With reuse_port, `reuse_port_owner`
+// (not -1) creates the TCP sockets as that user, whom the workers binding
+// their own sockets to the same port will run as (master/privileges.h).
 bool bind_listeners(const conf::ServerSettings& s, std::vector<BoundListener>* out,
-                    std::string* err);
+                    std::string* err, uid_t reuse_port_owner = (uid_t)-1);
 
 // Unlinks the unix socket file at `path` if it is still the socket with inode
 // `ino` (not a file another instance has since bound there).

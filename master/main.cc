@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "conf/describe.h"
 #include "conf/inspect.h"
 #include "conf/load.h"
 #include "master/cli.h"
@@ -22,6 +23,7 @@
 #include "master/daemon.h"
 #include "master/master.h"
 #include "master/notify.h"
+#include "master/privileges.h"
 #include "master/reloader.h"
 
 namespace {
@@ -68,6 +70,9 @@ int serve_site(const Args& a, const pm::ServeOptions& opts, const std::vector<st
     fprintf(stderr, "pasture: %s\n", e.what());
     return 1;
   }
+  // From here on a log line never shows a secret of the site (a Python
+  // traceback quoting one included).
+  for (const std::string& secret : pasture::conf::site_secrets(site)) pasture::log::add_secret(secret);
   if (opts.verbosity >= 2) pasture::log::set_level(pasture::log::Level::Debug);
   if (opts.verbosity <= 0) pasture::log::set_level(pasture::log::Level::Warn);
   for (const auto& n : site.notices) PLOG_NOTICE("%s", n.c_str());
@@ -84,16 +89,23 @@ int serve(const Args& a, const std::vector<std::string>& argv) {
   pm::ServeOptions opts = a.serve;
   if (opts.stop_daemon) return pm::stop_daemon(opts.pid_file.empty() ? pm::kDefaultPidFile : opts.pid_file);
   std::string err;
-  if (!pm::change_user_group(opts.user, opts.group, opts.verbosity, &err)) {
-    if (err.rfind("Bad ", 0) == 0) return bad_command(err);
-    fprintf(stderr, "pasture: %s\n", err.c_str());
-    return 1;
-  }
   // Started by a --reload/--monitor-restart parent, or by a master's
   // SIGUSR2 upgrade: the same arguments, but the parent did the daemon work.
   bool monitored = (opts.reload && getenv(pm::kReloaderEnv)) || (opts.monitor_restart && getenv(pm::kMonitorEnv));
   bool upgraded = getenv(pm::kInheritEnv) != nullptr;
   bool spawned = monitored || upgraded;
+  // --user/--group: paster switches here, first, so it cannot bind a port
+  // below 1024 as the user. pasture switches once the master has bound its
+  // sockets (master/privileges.h) but says so here, as paster does. A
+  // --reload/--monitor-restart parent stays root: its child binds.
+  if (!opts.user.empty() || !opts.group.empty()) {
+    pm::RunAs as;
+    if (!pm::resolve_run_as(opts.user, opts.group, &as, &err)) return bad_command(err);
+    if (!spawned && opts.verbosity > 0 && !pm::runs_as(as)) {
+      printf("%s\n", pm::changing_message(as).c_str());
+      fflush(stdout);
+    }
+  }
   const std::string status_pid_file = opts.pid_file.empty() ? pm::kDefaultPidFile : opts.pid_file;
   if (!spawned && opts.command == "status") return pm::show_status(status_pid_file);
   if (!spawned && (opts.command == "stop" || opts.command == "restart")) {
@@ -126,6 +138,7 @@ int serve(const Args& a, const std::vector<std::string>& argv) {
   pm::PidFile pid_file;
   if (!opts.pid_file.empty() && !monitored && !pid_file.write(opts.pid_file, opts.verbosity, &err))
     return bad_command(err);
+  opts.owns_pid_file = !opts.pid_file.empty() && !monitored;
   if (!opts.log_file.empty() && !pm::redirect_output(opts.log_file, &err)) {
     fprintf(stderr, "pasture: %s\n", err.c_str());
     return 1;
@@ -145,6 +158,10 @@ int serve(const Args& a, const std::vector<std::string>& argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Every command reads the config, secrets included: no core file (nor
+  // ptrace by the same user) shows them. `core_dumps = true` in the server
+  // section turns it back on for serve (Master::run).
+  pm::set_dumpable(false);
   Args a = parse_args(argc, argv);
   if (a.cmd == "serve" && !a.check_only) {
     std::string pending = pm::pending_options(a.serve);
@@ -154,7 +171,7 @@ int main(int argc, char** argv) {
     }
     return serve(a, std::vector<std::string>(argv, argv + argc));
   }
-  if (a.cmd == "inspect") return pm::cmd_inspect(a.load, a.json);
+  if (a.cmd == "inspect") return pm::cmd_inspect(a.load, a.json, a.show_secrets);
   if (a.cmd == "convert") return pm::cmd_convert(a.load);
   pasture::conf::Site site;
   try {

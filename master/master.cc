@@ -22,6 +22,7 @@
 
 #include "common/balancer.h"
 #include "common/log.h"
+#include "conf/describe.h"
 #include "conf/load.h"
 #include "master/health.h"
 #include "master/daemon.h"
@@ -164,7 +165,9 @@ bool Master::open_sockets(const conf::ServerSettings& s, std::vector<int>* fds,
     conf::ServerSettings one = s;
     one.listen = {l};
     std::vector<BoundListener> bound;
-    if (!bind_listeners(one, &bound, err)) {
+    // Bound before the drop to user: reuse_port workers' sockets must have the same owner.
+    uid_t owner = s.reuse_port && run_as_.set_user && !runs_as(run_as_) ? run_as_.uid : (uid_t)-1;
+    if (!bind_listeners(one, &bound, err, owner)) {
       for (const Socket& o : *opened) close_socket(o);
       opened->clear();
       return false;
@@ -236,6 +239,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
       }
     o.graceful_timeout_ms = g->site.server.graceful_timeout_ms;
     o.reload_interval = opts_.reload ? opts_.reload_interval : 0;
+    o.core_dumps = g->site.server.core_dumps;
     o.generation = g->id;
     g->apps = std::make_unique<AppHost>(std::move(o));
     if (!g->apps->prepare(g->site, err)) return nullptr;
@@ -287,40 +291,6 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   g->setup.master_pid = getpid();
   next_gen_id_++;
   return g;
-}
-
-// Balancer state survives a reload for pools (by section) and servers (by
-// host:port) that still exist. In-flight counts stay with the old workers.
-void Master::carry_over_state(Generation& from, Generation& to) {
-  from.carried = std::make_unique<StatsTotals>(sum_stats(*from.shm));
-  carry_stats(*from.carried, nullptr, StatsNames::of(from.site, from.setup.pool_first_server),
-              StatsNames::of(to.site, to.setup.pool_first_server), *to.shm);
-  for (size_t i = 0; i < to.site.pools.size(); i++) {
-    const conf::Pool& np = to.site.pools[i];
-    for (size_t j = 0; j < from.site.pools.size(); j++) {
-      const conf::Pool& op = from.site.pools[j];
-      if (op.name != np.name) continue;
-      auto& ns = to.shm->pools()[i];
-      auto& os = from.shm->pools()[j];
-      ns.rr_cursor.store(os.rr_cursor.load());
-      ns.picks.store(os.picks.load());
-      for (size_t a = 0; a < np.servers.size(); a++)
-        for (size_t b = 0; b < op.servers.size(); b++) {
-          if (np.servers[a].label() != op.servers[b].label()) continue;
-          auto& n = to.shm->servers()[to.setup.pool_first_server[i] + a];
-          auto& o = from.shm->servers()[from.setup.pool_first_server[j] + b];
-          // kServerDown belongs to active checks: dropped when the pool no longer has them.
-          uint32_t flags = o.flags.load();
-          if (np.health_check.empty()) flags &= ~shm::kServerDown;
-          n.flags.store(flags);
-          n.fail_window.store(o.fail_window.load());
-          n.recovered_at_ms.store(o.recovered_at_ms.load());
-          n.requests.store(o.requests.load());
-          n.failures.store(o.failures.load());
-          n.down_until_ms.store(o.down_until_ms.load());
-        }
-    }
-  }
 }
 
 void Master::announce() {
@@ -461,6 +431,7 @@ void Master::spawn_health() {
   if (pid == 0) {
     log::set_role("health");
     forget_notify_socket();
+    worker::drop_capabilities();  // binds nothing: no CAP_NET_BIND_SERVICE kept for reuse_port
     for (const Socket& s : sockets_) close(s.fd);  // never accepts; must not keep ports bound
     int rc = run_health_checker(std::move(targets));
     fflush(nullptr);
@@ -595,32 +566,6 @@ void Master::finish_handover() {
   handover_.gen.reset();
 }
 
-void Master::park_stats(Generation& g) {
-  if (!g.shm || !g.carried) return;
-  ParkedStats p;
-  p.gen = g.id;
-  p.region = std::move(g.shm);
-  p.carried = std::move(g.carried);
-  p.names = StatsNames::of(g.site, g.setup.pool_first_server);
-  parked_stats_.push_back(std::move(p));
-  fold_parked_stats();  // its workers may all be gone already
-}
-
-void Master::fold_parked_stats() {
-  for (auto it = parked_stats_.begin(); it != parked_stats_.end();) {
-    int gen = it->gen;
-    bool draining = std::any_of(retiring_.begin(), retiring_.end(), [&](const Retiring& r) { return r.gen == gen; });
-    if (draining) {
-      ++it;
-      continue;
-    }
-    StatsTotals final_counts = sum_stats(*it->region);
-    carry_stats(final_counts, it->carried.get(), it->names,
-                StatsNames::of(gen_->site, gen_->setup.pool_first_server), *gen_->shm);
-    it = parked_stats_.erase(it);
-  }
-}
-
 // Every worker of the new generation runs its loop (its first heartbeat).
 bool Master::new_workers_up() const {
   for (const WorkerProc& w : procs_)
@@ -666,28 +611,35 @@ void Master::supervise_tick(uint64_t now) {
 void Master::reload() {
   sd_notify("RELOADING=1");
   PLOG_NOTICE("SIGHUP: reloading %s", load_.config.c_str());
+  auto failed = [&](const std::string& why) {
+    set_dumpable(gen_->site.server.core_dumps);
+    PLOG_ERROR("reload failed, still serving the previous configuration: %s", why.c_str());
+    notify_status("READY=1\n");
+  };
   conf::Site site;
   try {
     site = conf::load_site(load_);
   } catch (const std::exception& e) {
-    PLOG_ERROR("reload failed, still serving the previous configuration: %s", e.what());
-    notify_status("READY=1\n");
-    return;
+    return failed(e.what());
   }
+  for (const std::string& secret : conf::site_secrets(site)) log::add_secret(secret);
+  if (std::string why = run_as_mismatch(site); !why.empty()) return failed(why);
+  set_dumpable(site.server.core_dumps);  // for the processes this generation starts
   std::string err;
   std::unique_ptr<Generation> g = make_generation(std::move(site), &err);
   if (!g) {
-    PLOG_ERROR("reload failed, still serving the previous configuration: %s", err.c_str());
-    notify_status("READY=1\n");
-    return;
+    // Binding a port below 1024, or a socket in a directory only root may
+    // write, is for the root the master no longer is.
+    if (run_as_.set_user && run_as_.uid != 0 && err.find(strerror(EACCES)) != std::string::npos)
+      err += " (the master runs as " + run_as_.text() + " since it bound its listeners at start-up: "
+             "a new port below 1024, or a socket in a directory only root may write, needs a restart)";
+    return failed(err);
   }
   carry_over_state(*gen_, *g);
   // The new app processes are up and ready before any old one is stopped.
   if (!start_apps(*g, &err)) {
     discard_sockets(*g);
-    PLOG_ERROR("reload failed, still serving the previous configuration: %s", err.c_str());
-    notify_status("READY=1\n");
-    return;
+    return failed(err);
   }
   commit_sockets(*g);
   for (const auto& n : g->site.notices) PLOG_NOTICE("%s", n.c_str());
@@ -896,17 +848,26 @@ int Master::run() {
   n_workers_ = opts_.workers > 0 ? opts_.workers : gen_->site.server.workers;
   if (n_workers_ <= 0) n_workers_ = (int)std::max(1u, std::thread::hardware_concurrency());
   std::string err;
-  std::unique_ptr<Generation> g = make_generation(std::move(gen_->site), &err);
-  if (!g) {
-    fprintf(stderr, "pasture: %s\n", err.c_str());
-    return 1;
-  }
-  gen_ = std::move(g);
-  if (!start_apps(*gen_, &err)) {
+  // Every listener is bound first, then the master drops to user/group:
+  // a port below 1024 works, and everything started from here on (app
+  // processes, workers, the health checker) runs as the user.
+  std::vector<int> fds;
+  std::vector<Socket> bound;
+  bool ok = wanted_run_as(gen_->site.server, opts_, &run_as_, &err) &&
+            open_sockets(gen_->site.server, &fds, &bound, &err);
+  sockets_.insert(sockets_.end(), bound.begin(), bound.end());
+  auto fail = [&](const std::string& why) {
     discard_sockets(*gen_);
-    fprintf(stderr, "pasture: %s\n", err.c_str());
+    for (const Socket& s : bound) close_socket(s);
+    fprintf(stderr, "pasture: %s\n", why.c_str());
     return 1;
-  }
+  };
+  if (!ok || !drop_to_user(bound, &err)) return fail(err);
+  set_dumpable(gen_->site.server.core_dumps);
+  std::unique_ptr<Generation> g = make_generation(std::move(gen_->site), &err);
+  if (!g) return fail(err);
+  gen_ = std::move(g);
+  if (!start_apps(*gen_, &err)) return fail(err);
   commit_sockets(*gen_);
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);

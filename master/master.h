@@ -14,6 +14,7 @@
 #include "master/stats_carry.h"
 #include "master/apphost.h"
 #include "master/listener.h"
+#include "master/privileges.h"
 #include "worker/worker.h"
 
 namespace pasture::master {
@@ -34,6 +35,9 @@ struct ServeOptions {
   std::string server_type;       // -s/--server TYPE: egg:PasteScript#TYPE (a Python server)
   int app_workers = 0;           // --app-workers N: processes hosting Python apps (later issue)
   std::string python;            // --python PATH: interpreter for Python apps (later issue)
+  // Set by main, not an option: this process wrote pid_file (a
+  // --reload/--monitor-restart child did not: its parent did, and keeps it).
+  bool owns_pid_file = false;
 };
 
 class Master {
@@ -110,6 +114,12 @@ class Master {
   void park_stats(Generation& g);
   void fold_parked_stats();
   std::vector<ParkedStats> parked_stats_;
+  // Once the first generation's listeners (`bound`) are bound: hands the
+  // files the master must still write or remove to run_as_ (resolved
+  // before binding), then drops to it (master/privileges.h).
+  bool drop_to_user(const std::vector<Socket>& bound, std::string* err);
+  // A reload's site must run as the master does: "" or why not.
+  std::string run_as_mismatch(const conf::Site& site) const;
   // Starts g's app processes and waits for them (before its workers).
   bool start_apps(Generation& g, std::string* err);
   // Embedded apps (master/app_load.cc): loaded once in a throw-away child
@@ -147,6 +157,7 @@ class Master {
   ServeOptions opts_;
   std::vector<std::string> argv_;
   std::string self_exe_;
+  RunAs run_as_;  // who the master became after binding (inactive: as started)
   std::unique_ptr<Generation> gen_;
   int next_gen_id_ = 1;
   int n_workers_ = 1;

@@ -18,6 +18,8 @@ Contract with the master:
     PASTURE_GRACEFUL_TIMEOUT seconds), exit 0. SIGINT: exit at once.
   * PASTURE_RELOAD=SECS: poll the files of the loaded modules every SECS and
     exit 0 (gracefully) when one changes; the master starts a new process.
+  * PASTURE_NO_CORE_DUMPS=1: before loading the app (its config holds
+    secrets), prctl(PR_SET_DUMPABLE, 0): no core file, no ptrace by its user.
 
 Requests come from pasture's workers, which add X-Forwarded-For (the real
 client is the last hop), X-Forwarded-Proto, X-Forwarded-Host and, behind a
@@ -260,6 +262,16 @@ class WsgirefServer:
         threading.Thread(target=self.httpd.shutdown, daemon=True).start()
 
 
+def no_core_dumps():
+    """prctl(PR_SET_DUMPABLE, 0), as pasture's own processes do."""
+    import ctypes
+    PR_SET_DUMPABLE = 4
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        sys.stderr.write('pasture_wsgi: prctl(PR_SET_DUMPABLE, 0) failed: %s\n'
+                         % os.strerror(ctypes.get_errno()))
+
+
 def main(argv):
     p = argparse.ArgumentParser(prog='pasture_wsgi')
     p.add_argument('--uri', required=True, help="loadapp's URI: config:/abs/file.ini, egg:X, call:m:f")
@@ -275,6 +287,8 @@ def main(argv):
     args = p.parse_args(argv)
 
     signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    if os.environ.get('PASTURE_NO_CORE_DUMPS') == '1':
+        no_core_dumps()
     global_conf = dict(v.split('=', 1) for v in args.var)
     label = args.uri + ('#' + args.name if args.name else '')
     try:

@@ -69,11 +69,16 @@ int run(const Setup& setup) {
   // registered earlier (or, with reuse_port, listening on its own socket),
   // it would be handed connections it cannot take for the whole import.
   // The app's code gets no capability the master kept for binding ports
-  // (systemd's AmbientCapabilities), as app processes get none; with
+  // (systemd's AmbientCapabilities, or the CAP_NET_BIND_SERVICE a master
+  // dropped to `user` keeps for reuse_port), as app processes get none; with
   // reuse_port they go once this worker's own socket is bound, after the
-  // import (the load probe already imported the app without them).
+  // import (the load probe already imported the app without them). A worker
+  // binds nothing after start_accepting(), so none outlives it.
   if (setup.embed_apps && !setup.reuse_port) drop_capabilities();
-  if (!setup.embed_apps && !w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
+  if (!setup.embed_apps) {
+    if (!w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
+    drop_capabilities();
+  }
   if (setup.embed_apps) {
     // After fork (unless the master preloaded): each worker imports the
     // app itself, as gunicorn without --preload.

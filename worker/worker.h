@@ -51,9 +51,11 @@ struct Setup {
 lb::PoolState build_pool_state(const conf::Pool& pool, shm::PoolSlot* slot,
                                shm::ServerSlot* servers);
 
-// Before a process runs a Python app's code: ambient capabilities cleared
-// (systemd's AmbientCapabilities are for the master's listeners); a non-root
-// process also empties its permitted and effective sets.
+// Before a process runs a Python app's code, and once a worker has bound
+// what it binds: ambient capabilities cleared (systemd's
+// AmbientCapabilities, or the CAP_NET_BIND_SERVICE a master dropped to
+// `user` keeps for reuse_port, are for binding listeners); a non-root
+// process also empties its permitted, effective and inheritable sets.
 void drop_capabilities();
 
 // Run the worker until told to stop. Returns the process exit code.

@@ -157,6 +157,9 @@ TEST(CliArgs, HelpVersionAndCommands) {
   EXPECT_NE(e.err.find("pasture: error: unknown command 'server'"), std::string::npos);
   CommandLine c = ok({"inspect", "--json", "s.ini"});
   EXPECT_TRUE(c.json);
+  EXPECT_FALSE(c.show_secrets);
+  EXPECT_TRUE(ok({"inspect", "--show", "s.ini"}).show_secrets);  // abbreviable, as every long option
+  EXPECT_EQ(fails({"check", "--show-secrets", "s.ini"}).code, 2);  // inspect's only: check never shows them
   EXPECT_EQ(ok({"convert", "s.ini#x", "a=1"}).load.config, "s.ini#x");
 }
 

@@ -4,7 +4,8 @@ Routes: /text, /json, /stream, /echo (POST), /lines (POST: wsgi.input by
 readline, readlines and iteration), /write (the write() callable),
 /exc_info (start_response again with exc_info), /unavailable (the app's
 own 503), /file (wsgi.file_wrapper when the server has one), /empty (204),
-/environ, /not_str (CGI keys whose value is not a str), /raise,
+/environ, /not_str (CGI keys whose value is not a str), /raise (the
+query string, if any, ends the error's message),
 /deep_raise (an error with a long traceback), /version,
 /validated ("yes" under the validator),
 /invalid (headers given as a tuple: the validator's AssertionError, for the
@@ -113,7 +114,8 @@ class App:
         if path == '/deep_raise':
             return deep(40)
         if path == '/raise':
-            raise RuntimeError('testapp: /raise was asked to fail')
+            query = environ.get('QUERY_STRING', '')
+            raise RuntimeError('testapp: /raise was asked to fail' + (': ' + query if query else ''))
         return self.reply(start_response, '404 Not Found', 'text/plain', 'not found: %s\n' % path)
 
     @staticmethod

@@ -1,0 +1,69 @@
+// Master, state that outlives a generation: the balancer's shared state and
+// the traffic counters, carried from one generation's region to the next.
+#include <algorithm>
+
+#include "master/master.h"
+
+namespace pasture::master {
+
+// Balancer state survives a reload for pools (by section) and servers (by
+// host:port) that still exist. In-flight counts stay with the old workers.
+void Master::carry_over_state(Generation& from, Generation& to) {
+  from.carried = std::make_unique<StatsTotals>(sum_stats(*from.shm));
+  carry_stats(*from.carried, nullptr, StatsNames::of(from.site, from.setup.pool_first_server),
+              StatsNames::of(to.site, to.setup.pool_first_server), *to.shm);
+  for (size_t i = 0; i < to.site.pools.size(); i++) {
+    const conf::Pool& np = to.site.pools[i];
+    for (size_t j = 0; j < from.site.pools.size(); j++) {
+      const conf::Pool& op = from.site.pools[j];
+      if (op.name != np.name) continue;
+      auto& ns = to.shm->pools()[i];
+      auto& os = from.shm->pools()[j];
+      ns.rr_cursor.store(os.rr_cursor.load());
+      ns.picks.store(os.picks.load());
+      for (size_t a = 0; a < np.servers.size(); a++)
+        for (size_t b = 0; b < op.servers.size(); b++) {
+          if (np.servers[a].label() != op.servers[b].label()) continue;
+          auto& n = to.shm->servers()[to.setup.pool_first_server[i] + a];
+          auto& o = from.shm->servers()[from.setup.pool_first_server[j] + b];
+          // kServerDown belongs to active checks: dropped when the pool no longer has them.
+          uint32_t flags = o.flags.load();
+          if (np.health_check.empty()) flags &= ~shm::kServerDown;
+          n.flags.store(flags);
+          n.fail_window.store(o.fail_window.load());
+          n.recovered_at_ms.store(o.recovered_at_ms.load());
+          n.requests.store(o.requests.load());
+          n.failures.store(o.failures.load());
+          n.down_until_ms.store(o.down_until_ms.load());
+        }
+    }
+  }
+}
+
+void Master::park_stats(Generation& g) {
+  if (!g.shm || !g.carried) return;
+  ParkedStats p;
+  p.gen = g.id;
+  p.region = std::move(g.shm);
+  p.carried = std::move(g.carried);
+  p.names = StatsNames::of(g.site, g.setup.pool_first_server);
+  parked_stats_.push_back(std::move(p));
+  fold_parked_stats();  // its workers may all be gone already
+}
+
+void Master::fold_parked_stats() {
+  for (auto it = parked_stats_.begin(); it != parked_stats_.end();) {
+    int gen = it->gen;
+    bool draining = std::any_of(retiring_.begin(), retiring_.end(), [&](const Retiring& r) { return r.gen == gen; });
+    if (draining) {
+      ++it;
+      continue;
+    }
+    StatsTotals final_counts = sum_stats(*it->region);
+    carry_stats(final_counts, it->carried.get(), it->names,
+                StatsNames::of(gen_->site, gen_->setup.pool_first_server), *gen_->shm);
+    it = parked_stats_.erase(it);
+  }
+}
+
+}  // namespace pasture::master
