@@ -481,7 +481,7 @@ class Run:
         return p, now() - t0
 
     def f_slowloris(self):
-        hold = 12 if self.q else 21  # bytes at 0, 10 and 20 s
+        hold = 11 if self.q else 21  # bytes at 0, 10 (and 20) s
         status = os.path.join(self.a.dir, "slowloris.status")
         p, opened_s = self.start_slowloris(status)
         try:
@@ -593,9 +593,10 @@ def pct(sorted_ms, q):
 def summarize(p):
     if not p:
         return None
-    lat = sorted(p["lat_ms"])
+    lat, fl = sorted(p["lat_ms"]), sorted(p["fail_ms"])
     return {"seconds": p["seconds"], "sent": p["sent"], "ok": p["ok"], "fail": p["fail"],
             "p50_ms": pct(lat, 0.50), "p99_ms": pct(lat, 0.99), "max_ms": lat[-1] if lat else None,
+            "fail_min_ms": fl[0] if fl else None, "fail_max_ms": fl[-1] if fl else None,
             "events": p["events"][:20]}
 
 

@@ -30,8 +30,9 @@ Commands, one per line on stdin:
                 prints "paused" once none is open
   resume        start again; prints "resumed"
   stop          prints "result JSON" (every phase: sent, ok, failures by
-                cause, latencies of the 2xx answers in ms, the first 200
-                failures as [seconds into the phase, cause]) and exits
+                cause, latencies of the 2xx answers and of the failures in
+                ms, the first 200 failures as [seconds into the phase,
+                cause]) and exits
 """
 import asyncio
 import errno
@@ -51,6 +52,7 @@ class Phase:
         self.ok = 0
         self.fail = {}
         self.lat = []
+        self.fail_ms = []
         self.events = []
 
     def record(self, cause, ms):
@@ -60,12 +62,13 @@ class Phase:
             self.lat.append(round(ms, 3))
             return
         self.fail[cause] = self.fail.get(cause, 0) + 1
+        self.fail_ms.append(round(ms, 3))
         if len(self.events) < 200:
             self.events.append([round(time.monotonic() - self.start, 3), cause])
 
     def as_dict(self):
         return {"name": self.name, "seconds": round((self.end or time.monotonic()) - self.start, 3),
-                "sent": self.sent, "ok": self.ok, "fail": self.fail, "lat_ms": self.lat,
+                "sent": self.sent, "ok": self.ok, "fail": self.fail, "lat_ms": self.lat, "fail_ms": self.fail_ms,
                 "events": self.events}
 
 
@@ -165,7 +168,7 @@ class Load:
             try:
                 reader, writer = await self.connect()
             except Failed as f:
-                self.phases[-1].record(f.cause, 0)
+                self.phases[-1].record(f.cause, (time.monotonic() - t0) * 1000)
                 await asyncio.sleep(0.05)
                 continue
             self.open += 1
@@ -177,7 +180,7 @@ class Load:
                     try:
                         status, keep = await self.exchange(writer, reader)
                     except Failed as f:
-                        self.phases[-1].record(f.cause, 0)
+                        self.phases[-1].record(f.cause, (time.monotonic() - t0) * 1000)
                         break
                     ms = (time.monotonic() - t0) * 1000
                     self.phases[-1].record(None if 200 <= status < 300 else f"status {status}", ms)

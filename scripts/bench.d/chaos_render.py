@@ -61,6 +61,10 @@ def notes(ph, res):
     elif name == "stall" and info:
         out.append(f"upstream 2 stalls every answer for {info['stalled_s']} s; read timeout "
                    f"{res['read_timeout_s']:g} s")
+        load = ph.get("load") or {}
+        if load.get("fail_max_ms") is not None:
+            out.append(f"the failed requests ended after {load['fail_min_ms'] / 1000:.1f}-"
+                       f"{load['fail_max_ms'] / 1000:.1f} s")
     elif name == "slowloris" and info:
         out.append(f"{n(info['opened'])} of {n(info['connections'])} open in {info['open_s']} s; after "
                    f"{info['held_s']} s: {n(info['open'])} open, {n(info['closed'])} closed, "
