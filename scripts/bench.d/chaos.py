@@ -33,7 +33,7 @@ reported as such):
   stall       upstream 2 answers with the head and half the body, then
               nothing, until the phase ends (the proxy's read timeout fires)
 Snapshots of every proxy process (RSS, fds by kind) are taken with the load
-paused and the upstreams' idle connections gone: at the start, at "mid" and
+paused and the upstreams' idle connections closed (SIGHUP to them): at the start, at "mid" and
 at the end. "mid" follows the phases that replace processes (upgrade to
 worker-kill) and a primer (slowloris and the non-readers for 2 s, so that
 buffer pools and malloc arenas are at their high-water mark): from mid to
@@ -166,14 +166,14 @@ class Load:
 
 
 class Upstream:
-    def __init__(self, port, name, idle, logdir, pids):
-        self.port, self.name, self.idle, self.logdir, self.pids = port, name, idle, logdir, pids
+    def __init__(self, port, name, logdir, pids):
+        self.port, self.name, self.logdir, self.pids = port, name, logdir, pids
         self.p = None
 
     def start(self):
         logf = open(os.path.join(self.logdir, f"{self.name}.log"), "a")
-        self.p = subprocess.Popen([PY, os.path.join(HERE, "chaos_upstream.py"), str(self.port), self.name,
-                                   str(self.idle)], stdout=logf, stderr=subprocess.STDOUT)
+        self.p = subprocess.Popen([PY, os.path.join(HERE, "chaos_upstream.py"), str(self.port), self.name],
+                                  stdout=logf, stderr=subprocess.STDOUT)
         self.pids.add(self.p.pid)
         if not wait_for(lambda: http_ok(self.port), 10):
             raise RuntimeError(f"upstream {self.name} not answering on {self.port}")
@@ -330,9 +330,7 @@ class Run:
         self.a = a
         self.q = a.quick
         self.pids = PidFile(os.path.join(a.dir, "pids"))
-        idle = 1.0 if self.q else 2.0
-        self.settle = idle + 0.6  # after a pause: upstreams close idle connections, proxies notice
-        self.ups = [Upstream(p, f"up{i + 1}", idle, a.dir, self.pids) for i, p in enumerate(a.upstream_ports)]
+        self.ups = [Upstream(p, f"up{i + 1}", a.dir, self.pids) for i, p in enumerate(a.upstream_ports)]
         self.proxy = Proxy(a, self.pids)
         self.load = None
         self.phases = []
@@ -347,7 +345,15 @@ class Run:
     # Snapshot of every proxy process, with the load paused.
     def snapshot(self, label):
         self.load.cmd("pause", "paused")
-        time.sleep(self.settle)
+        time.sleep(0.2)
+        for u in self.ups:
+            u.signal(signal.SIGHUP)  # closes its idle connections
+
+        def upstream_socks():
+            table, _ = tcp_table()
+            return sum(fd_kinds(p, self.a.port, self.proxy.upstreams, table)["upstream"] for p in self.proxy.tree())
+        wait_for(lambda: upstream_socks() == 0, 5)
+        time.sleep(0.3)
         table, _ = tcp_table()
         tree = self.proxy.tree()
         procs = []
@@ -564,7 +570,7 @@ class Run:
         # are that far apart, so neither meets the other's aftermath.
         self.phase("upstream-kill", "kill -9 of an upstream, back after 3 s", self.f_upstream_kill)
         self.phase("non-reader", "clients that never read a 32 MiB answer", self.f_non_reader)
-        self.phase("calm", "no fault (slowloris's reference)", self.f_sleep(3 if self.q else 6))
+        self.phase("calm", "no fault (slowloris's reference)", self.f_sleep(4 if self.q else 6))
         self.phase("slowloris", f"{self.slowloris_n()} slowloris connections", self.f_slowloris)
         self.phase("stall", "an upstream stalls mid-response", self.f_stall)
         self.snapshot("end")
@@ -594,8 +600,17 @@ def summarize(p):
     if not p:
         return None
     lat, fl = sorted(p["lat_ms"]), sorted(p["fail_ms"])
+    # p99 of each whole second, and their median: what the phase does to
+    # every second, which a burst from another process on the machine does
+    # not move the way it moves the p99 of the whole phase.
+    by_s = {}
+    for ms, sec in zip(p["lat_ms"], p["lat_s"]):
+        by_s.setdefault(sec, []).append(ms)
+    last = int(p["seconds"])  # the last second is partial
+    p99s = sorted(pct(sorted(v), 0.99) for sec, v in by_s.items() if sec < last and len(v) >= 100)
     return {"seconds": p["seconds"], "sent": p["sent"], "ok": p["ok"], "fail": p["fail"],
             "p50_ms": pct(lat, 0.50), "p99_ms": pct(lat, 0.99), "max_ms": lat[-1] if lat else None,
+            "p99_1s_median_ms": p99s[len(p99s) // 2] if p99s else None,
             "fail_min_ms": fl[0] if fl else None, "fail_max_ms": fl[-1] if fl else None,
             "events": p["events"][:20]}
 

@@ -30,8 +30,9 @@ Commands, one per line on stdin:
                 prints "paused" once none is open
   resume        start again; prints "resumed"
   stop          prints "result JSON" (every phase: sent, ok, failures by
-                cause, latencies of the 2xx answers and of the failures in
-                ms, the first 200 failures as [seconds into the phase,
+                cause, latencies of the 2xx answers (and the second of the
+                phase each completed in) and of the failures in ms, the
+                first 200 failures as [seconds into the phase,
                 cause]) and exits
 """
 import asyncio
@@ -53,6 +54,7 @@ class Phase:
         self.ok = 0
         self.fail = {}
         self.lat = []
+        self.lat_s = []  # the second of the phase each 2xx answer completed in
         self.fail_ms = []
         self.events = []
 
@@ -61,6 +63,7 @@ class Phase:
         if cause is None:
             self.ok += 1
             self.lat.append(round(ms, 3))
+            self.lat_s.append(int(time.monotonic() - self.start))
             return
         self.fail[cause] = self.fail.get(cause, 0) + 1
         self.fail_ms.append(round(ms, 3))
@@ -69,7 +72,8 @@ class Phase:
 
     def as_dict(self):
         return {"name": self.name, "seconds": round((self.end or time.monotonic()) - self.start, 3),
-                "sent": self.sent, "ok": self.ok, "fail": self.fail, "lat_ms": self.lat, "fail_ms": self.fail_ms,
+                "sent": self.sent, "ok": self.ok, "fail": self.fail, "lat_ms": self.lat, "lat_s": self.lat_s,
+                "fail_ms": self.fail_ms,
                 "events": self.events}
 
 

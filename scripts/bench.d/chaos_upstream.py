@@ -1,15 +1,15 @@
 #!/usr/bin/python3
 """A small HTTP/1.1 upstream for scripts/chaos (asyncio, one process).
 
-    chaos_upstream.py PORT NAME [IDLE_SECONDS]
+    chaos_upstream.py PORT NAME
 
   GET /big   a 32 MiB body (BIG_BYTES), written with back-pressure
   GET other  200, a 64-byte body naming the server (X-Upstream: NAME too)
 
-Keep-alive; an idle connection is closed after IDLE_SECONDS (default 2), as
-gunicorn and waitress do, so a proxy's idle upstream connections are gone a
-moment after its load stops (what scripts/chaos counts as fds must not
-depend on pool sizes).
+Keep-alive, without an idle timeout: a server closing idle connections
+races the proxies that reuse them, which would be a fault of its own.
+SIGHUP closes every idle connection at once, so that scripts/chaos can count
+a proxy's fds without its idle upstream connections.
 
 SIGUSR1 turns "stall" on: each answer to a non-/big request then stops
 mid-response (the head and half the body are sent, then nothing), until
@@ -19,7 +19,6 @@ SIGUSR2 turns it off and closes the stalled connections. Prints
 import asyncio
 import signal
 import sys
-import time
 
 BIG_BYTES = 32 * 1024 * 1024
 CHUNK = 256 * 1024
@@ -36,7 +35,6 @@ class Conn(asyncio.Protocol):
         self.conns = conns
         self.buf = b""
         self.transport = None
-        self.last = time.monotonic()
         self.busy = False           # a /big body or a stall in progress
         self.can_write = asyncio.Event()
         self.can_write.set()
@@ -57,7 +55,6 @@ class Conn(asyncio.Protocol):
         self.can_write.set()
 
     def data_received(self, data):
-        self.last = time.monotonic()
         self.buf += data
         while not self.busy:
             end = self.buf.find(b"\r\n\r\n")
@@ -101,7 +98,6 @@ class Conn(asyncio.Protocol):
             self.transport.write(block[:n])
             left -= n
         self.busy = False
-        self.last = time.monotonic()
         if self.buf:
             self.data_received(b"")
 
@@ -113,18 +109,14 @@ def stall_off():
     State.stalled.clear()
 
 
-async def sweep(conns, idle):
-    while True:
-        await asyncio.sleep(idle / 4)
-        cutoff = time.monotonic() - idle
-        for c in list(conns):
-            if not c.busy and c.last < cutoff:
-                c.transport.close()
+def close_idle(conns):
+    for c in list(conns):
+        if not c.busy and not c.buf:
+            c.transport.close()
 
 
 async def main():
     port, name = int(sys.argv[1]), sys.argv[2].encode()
-    idle = float(sys.argv[3]) if len(sys.argv) > 3 else 2.0
     loop = asyncio.get_running_loop()
     conns = set()
     server = await loop.create_server(lambda: Conn(name, conns), "127.0.0.1", port,
@@ -133,7 +125,7 @@ async def main():
     loop.add_signal_handler(signal.SIGUSR2, stall_off)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.create_task(sweep(conns, idle))
+    loop.add_signal_handler(signal.SIGHUP, close_idle, conns)
     print(f"listening on {port}", flush=True)
     await stop.wait()
     server.close()
