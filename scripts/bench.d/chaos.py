@@ -388,8 +388,10 @@ class Run:
         self.phases.append(entry)
 
     def restart_proxy(self, entry):
+        st = procstat.read_stat(self.proxy.master)
+        log(f"{self.a.proxy}: master {self.proxy.master} exited (/proc: {st and st['state']}); "
+            f"starting it again in 1 s; log: {self.proxy.log_tail()[-300:]}")
         time.sleep(1)
-        log(f"{self.a.proxy}: exited; starting it again")
         self.proxy.start()
         entry.setdefault("info", {})["restarted"] = True
 
