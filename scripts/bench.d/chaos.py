@@ -564,7 +564,7 @@ class Run:
         self.phase("scaling", f"{2 if self.q else 5} TTIN/TTOU pairs", self.f_scaling, applies=pasture,
                    why="no signal changes the number of workers (only a reload)")
         self.phase("worker-kill", "kill -9 of a worker every 2 s", self.f_worker_kill)
-        self.phase("primer", f"{self.slowloris_n()} slowloris connections and the non-readers for 2 s",
+        self.phase("primer", f"primer: {self.slowloris_n():,} slowloris connections and the non-readers for 2 s",
                    self.f_primer)
         self.snapshot("mid")
         # Passive health keeps a failed upstream out for 10 s (max_fails = 1,
@@ -573,7 +573,7 @@ class Run:
         self.phase("upstream-kill", "kill -9 of an upstream, back after 3 s", self.f_upstream_kill)
         self.phase("non-reader", "clients that never read a 32 MiB answer", self.f_non_reader)
         self.phase("calm", "no fault (slowloris's reference)", self.f_sleep(4 if self.q else 6))
-        self.phase("slowloris", f"{self.slowloris_n()} slowloris connections", self.f_slowloris)
+        self.phase("slowloris", f"{self.slowloris_n():,} slowloris connections", self.f_slowloris)
         self.phase("stall", "an upstream stalls mid-response", self.f_stall)
         self.snapshot("end")
         stats = {p["name"]: p for p in self.load.stop()}
