@@ -456,7 +456,7 @@ class Run:
             if not self.proxy.running():  # HAProxy: the master exits with its worker
                 kills[-1]["master_exited"] = True
         time.sleep(1)
-        return {"kills": kills, "in_flight": sum(k.get("client_conns", 0) for k in kills)}
+        return {"kills": kills, "planned": n, "in_flight": sum(k.get("client_conns", 0) for k in kills)}
 
     def f_upstream_kill(self):
         down = 2 if self.q else 3

@@ -179,9 +179,13 @@ def targets(res):
     wk = by["worker-kill"]
     in_flight = wk.get("info", {}).get("in_flight", 0)
     bad = {k: v for k, v in (wk.get("load") or {}).get("fail", {}).items() if k not in DEATH_CAUSES}
-    ok = failed(wk) <= in_flight and not bad and "error" not in wk
+    info = wk.get("info", {})
+    done = sum(1 for k in info.get("kills", []) if "pid" in k)
+    ok = failed(wk) <= in_flight and not bad and "error" not in wk and done == info.get("planned", -1)
     out.append((ok, f"kill -9 of a worker: {failed(wk)} failed, at most the {in_flight} requests in flight on "
-                    f"the killed workers" + (f"; other causes: {causes(bad)}" if bad else "") + err("worker-kill")))
+                    f"the killed workers" + (f"; other causes: {causes(bad)}" if bad else "")
+                    + ("" if done == info.get("planned", -1) else f"; {done} of {info.get('planned')} kills done")
+                    + err("worker-kill")))
 
     key = "p99_1s_median_ms"
     r, r_whole = p99_ratio(res, key), p99_ratio(res)
