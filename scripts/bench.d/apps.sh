@@ -3,10 +3,10 @@
 # side by side, in one run, on the same apps, port, CPU pinning and process
 # count.
 #
-# Sourced by scripts/bench (not run on its own): it reuses that script's
-# process-group helpers (start_bg, stop_group, the cleanup trap that kills
-# every group started, pid_running, port_busy), log/die, procstat.py, wrk's
-# report.lua and the pasture build. Entry point: apps_main ARGS...
+# Sourced by scripts/bench (not run on its own): it reuses the helpers that
+# script sources from bench.d/lib.sh (start_bg, stop_group, the cleanup trap
+# that kills every group started, pid_running, port_busy, log/die,
+# procstat.py, the pasture build) and wrk's report.lua. Entry point: apps_main ARGS...
 #
 # Rows (--only names): pasture embedded with threads 1 (pasture-t1) and T
 # (pasture-t4), pasture process mode (pasture-proc: pasture workers in front

@@ -80,15 +80,21 @@ def descendants(stats, keep):
     return keep
 
 
-def foreign(ours):
+def foreign_ticks(ours):
+    """CPU ticks of every process but those in `ours` (pids), their
+    descendants and kernel threads, reaped children included."""
     stats = all_stats(zombies=True)
-    mine = descendants(stats, {ours})
+    mine = descendants(stats, set(ours))
     total = 0
     for p, st in stats.items():
         if p in mine or p == 2 or st["ppid"] == 2:  # ours, or kernel threads
             continue
         total += st["ticks"] + st["cticks"]
-    print(f"foreign_ticks={total}")
+    return total
+
+
+def foreign(ours):
+    print(f"foreign_ticks={foreign_ticks({ours})}")
 
 
 def members(root):
