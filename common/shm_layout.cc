@@ -62,6 +62,10 @@ void release_active(ServerSlot& server, HeldCount& held) {
   held.fetch_sub(1, std::memory_order_release);
 }
 
+void Region::dont_fork() {
+  if (base_) madvise(base_, len_, MADV_DONTFORK);
+}
+
 int64_t Region::reclaim_worker(uint32_t w) {
   int64_t returned = 0;
   HeldCount* row = held(w);

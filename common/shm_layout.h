@@ -154,6 +154,9 @@ class Region {
   }
   StatsRow retired_row() { return stats_row(sizes_.n_workers); }
   const LayoutSizes& sizes() const { return sizes_; }
+  // A replaced generation's region: processes forked from now on do not
+  // inherit it (madvise MADV_DONTFORK).
+  void dont_fork();
   bool valid() const { return base_ != nullptr; }
 
  private:

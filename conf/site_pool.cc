@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
@@ -421,6 +422,15 @@ std::vector<AddressRange> parse_address_ranges(const py::Value& v, const std::st
           std::stoul(bits) > max)
         bad(v.loc, key + ": '" + tok + "': prefix length must be 0-" + std::to_string(max));
       r.prefix = (uint8_t)std::stoul(bits);
+    }
+    // ::ffff:a.b.c.d/n is an IPv4 range: a v4-mapped peer is compared as
+    // IPv4 (peer_trusted), so the range must be too.
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (r.family == AF_INET6 && r.prefix >= 96 && std::memcmp(r.addr, kMapped, 12) == 0) {
+      r.family = AF_INET;
+      std::memmove(r.addr, r.addr + 12, 4);
+      std::memset(r.addr + 4, 0, 12);
+      r.prefix = (uint8_t)(r.prefix - 96);
     }
     out.push_back(r);
   }

@@ -91,13 +91,17 @@ uint64_t parse_size(const std::string& value, const SourceLoc& loc, const std::s
 
 // A key that asks for TLS is an error until pasture speaks TLS: ignoring it
 // would serve plain HTTP on a port the operator believes is encrypted.
-void refuse_tls_key(Flavour fl, const std::string& key, const py::Value& v) {
+void refuse_tls_key(Flavour fl, const std::string& key_as_written, const py::Value& v) {
+  // Any case: gunicorn lower-cases its keys, and an unknown spelling must
+  // not turn a TLS port into a plain one either.
+  std::string key = key_as_written;
+  for (char& c : key) c = (char)tolower((unsigned char)c);
   bool tls = (fl == Flavour::PasteHttp && key == "ssl_pem") ||
              (fl == Flavour::Gunicorn && (key == "certfile" || key == "keyfile")) ||
              (fl == Flavour::Pasture && (key == "ssl_pem" || key == "tls_cert" || key == "tls_key" ||
                                          key == "certfile" || key == "keyfile"));
   if (tls && !py::strip(v.value).empty())
-    bad(v.loc, "not supported yet: TLS (" + key + "); pasture serves plain HTTP only, so it refuses to start "
+    bad(v.loc, "not supported yet: TLS (" + key_as_written + "); pasture serves plain HTTP only, so it refuses to start "
                "rather than serve this port unencrypted (terminate TLS in front of it for now)");
 }
 

@@ -652,6 +652,7 @@ void Master::reload() {
   if (!drop_pending) finish_handover();
   std::vector<WorkerProc> old = std::move(procs_);
   std::unique_ptr<Generation> old_gen = std::move(gen_);
+  old_gen->shm->dont_fork();  // the new workers map their own region only
   gen_ = std::move(g);
   if (opts_.workers <= 0 && gen_->site.server.workers > 0) n_workers_ = gen_->site.server.workers;
   procs_.assign(n_workers_, WorkerProc{});

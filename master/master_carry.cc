@@ -10,6 +10,7 @@ namespace pasture::master {
 // host:port) that still exist. In-flight counts stay with the old workers.
 void Master::carry_over_state(Generation& from, Generation& to) {
   from.carried = std::make_unique<StatsTotals>(sum_stats(*from.shm));
+  to.shm->header().counters_since.store(from.shm->header().counters_since.load());
   carry_stats(*from.carried, nullptr, StatsNames::of(from.site, from.setup.pool_first_server),
               StatsNames::of(to.site, to.setup.pool_first_server), *to.shm);
   for (size_t i = 0; i < to.site.pools.size(); i++) {

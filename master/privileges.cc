@@ -226,6 +226,15 @@ bool Master::drop_to_user(const std::vector<Socket>& bound, std::string* err) {
   bool keep_bind = s.reuse_port && std::any_of(s.listen.begin(), s.listen.end(), [&](const conf::Listener& l) {
                      return l.unix_path.empty() && l.port > 0 && l.port < first_free;
                    });
+  if (keep_bind && s.preload && !gen_->site.python_apps.empty()) {
+    // The preloaded app's import would run in this process, which keeps the
+    // capability for the workers' binds: its code could bind low ports.
+    *err = s.loc.str() + ": preload cannot be combined with reuse_port on a port below " +
+           std::to_string(first_free) + " run as another user (" + run_as_.text() + ")" +
+           " (the master keeps CAP_NET_BIND_SERVICE for the workers' own sockets and would import the "
+           "app with it); drop preload or reuse_port";
+    return false;
+  }
   if (!drop_privileges(run_as_, keep_bind, err)) {
     *err = "cannot run as " + run_as_.text() + ": " + *err;
     return false;

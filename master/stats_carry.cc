@@ -35,6 +35,9 @@ StatsTotals sum_stats(shm::Region& r) {
   t.servers.resize(sz.n_servers);
   for (uint32_t w = 0; w <= sz.n_workers; w++) {
     shm::StatsRow row = r.stats_row(w);
+    // A slot never used has nothing counted; reading it would only fault in
+    // its pages (every count comes with an accepted connection).
+    if (w < sz.n_workers && row.worker().accepted.get() == 0 && row.worker().requests.get() == 0) continue;
     shm::add_worker(row.worker(), t.worker);
     for (uint32_t p = 0; p < sz.n_pools; p++) shm::add_pool(row.pool(p), t.pools[p]);
     for (uint32_t s = 0; s < sz.n_servers; s++) shm::add_server(row.server(s), t.servers[s]);

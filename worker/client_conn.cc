@@ -388,7 +388,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   (void)head_end;
   const auto& srv = w_->site().server;
   method_ = parser_.method;
-  w_->stats().requests.add();
+  count_request();
   http10_ = parser_.http_major == 1 && parser_.http_minor == 0;
   keep_alive_ = llhttp_should_keep_alive(&parser_) && !w_->draining();
   // Upgrade is not proxied (the upstream sees a plain request without it):
@@ -533,7 +533,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     return true;
   }
   if (hd.kind == conf::HandlerKind::Status) {
-    respond_status(hd, t, np);
+    respond_status(base, hd, t, np);
     return true;
   }
   if (hd.app >= 0 && w_->embed_apps()) {
@@ -626,6 +626,7 @@ void ClientConn::reset_request() {
   body_bytes_ = 0;
   chunked_in_ = 0;
   too_large_ = false;
+  req_counted_ = false;
   tried_ = 0;
   set_cookie_ = {};
   chunked_ = false;

@@ -112,7 +112,8 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   // An in-process Python app (client_app.cc).
   void start_app(const char* base, int app, const RequestTarget& t, const NormalPath& np);
   // The status app (client_status.cc).
-  void respond_status(const conf::Handler& hd, const RequestTarget& t, const NormalPath& np);
+  void respond_status(const char* base, const conf::Handler& hd, const RequestTarget& t, const NormalPath& np);
+  bool status_client(const char* base, sockaddr_storage* who);
   void app_body_in(const char* p, size_t n);
   void cancel_app();
   int send_app_bytes(const char* p, size_t n);
@@ -146,6 +147,10 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   }
   uint64_t since_taken_us() const { return (uv_hrtime() - taken_ns_) / 1000; }
   void count_response();
+  void count_request() {
+    if (!req_counted_) w_->stats().requests.add();
+    req_counted_ = true;
+  }
   void begin_log(const char* base);
   void begin_raw_log(const char* p, const char* end);
   void end_log();
@@ -215,6 +220,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   uint64_t taken_ns_ = 0;     // uv_hrtime() when the current server was taken (latency histograms)
   uint64_t chunked_in_ = 0;   // decoded bytes of a chunked request body (client_max_body_size)
   bool too_large_ = false;    // the chunked body passed client_max_body_size: 413
+  bool req_counted_ = false;  // this request is in the worker's `requests` count
   std::string* log_ = nullptr;   // access log line under construction
   uint32_t log_tail_ = 0;        // where its referer/user-agent part starts
   uint16_t status_ = 0;          // response status, for the log

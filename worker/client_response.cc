@@ -78,6 +78,7 @@ void ClientConn::finish_local() {
 
 void ClientConn::respond_error(int status, const char* why) {
   PLOG_DEBUG("%d for %s: %s", status, peer_, why);
+  count_request();  // also a head refused before on_head took it (400, 414, 431)
   if (resp_started_) {
     close();
     return;

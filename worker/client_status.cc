@@ -1,7 +1,11 @@
 // ClientConn, the status app (egg:pasture#status): counters of every worker
 // as a page, typed JSON or Prometheus text, and /ready. Read-only; GET and
 // HEAD only.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+
+#include <cstring>
 
 #include "worker/client_conn.h"
 #include "worker/proxy_head.h"
@@ -27,13 +31,66 @@ std::vector<std::string_view> query_values(std::string_view query, std::string_v
 
 constexpr std::string_view kNoStore = "Cache-Control: no-store\r\n";
 
+// `text` ("192.0.2.7", "2001:db8::1", "[::1]", "10.0.0.1:5000") as a sockaddr.
+bool parse_addr(std::string_view text, sockaddr_storage* out) {
+  std::string t(text);
+  if (!t.empty() && t.front() == '[') t = t.substr(1, t.find(']') == std::string::npos ? 0 : t.find(']') - 1);
+  auto* in4 = reinterpret_cast<sockaddr_in*>(out);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
+  std::memset(out, 0, sizeof *out);
+  if (inet_pton(AF_INET6, t.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    return true;
+  }
+  size_t colon = t.find(':');
+  if (colon != std::string::npos) t.resize(colon);  // an IPv4 address with a port
+  if (inet_pton(AF_INET, t.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-void ClientConn::respond_status(const conf::Handler& hd, const RequestTarget& t, const NormalPath& np) {
+// Who the status app judges: the peer; behind trusted proxies the client
+// the nearest of them names in X-Forwarded-For (its rightmost address not
+// itself a trusted proxy, as nginx's real_ip_recursive). A request that
+// carries forwarding headers from a peer not in trusted_proxies came through
+// a proxy pasture cannot believe: nobody (false).
+bool ClientConn::status_client(const char* base, sockaddr_storage* who) {
+  int len = sizeof *who;
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(who), &len) != 0) return false;
+  std::string xff;
+  bool forwarded = false;
+  for (const HeaderSpan& h : *head_.headers) {
+    std::string_view name = span_view(base, h.name);
+    if (iequals(name, "x-forwarded-for")) {
+      if (!xff.empty()) xff += ',';
+      xff.append(span_view(base, h.value));
+      forwarded = true;
+    } else if (iequals(name, "forwarded") || iequals(name, "x-real-ip")) {
+      forwarded = true;
+    }
+  }
+  if (!forwarded) return true;
+  if (!trusted_peer_ || xff.empty()) return false;
+  const auto& trusted = w_->site().server.trusted_proxies;
+  std::string_view rest = xff;
+  while (!rest.empty()) {
+    size_t comma = rest.rfind(',');
+    std::string_view entry = trim_ows(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(0, comma);
+    if (!parse_addr(entry, who)) return false;
+    if (!peer_trusted(trusted, reinterpret_cast<sockaddr*>(who))) return true;
+  }
+  return true;  // every address a trusted proxy: the leftmost is the client
+}
+
+void ClientConn::respond_status(const char* base, const conf::Handler& hd, const RequestTarget& t,
+                                const NormalPath& np) {
   sockaddr_storage ss{};
-  int len = sizeof ss;
-  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
-      !peer_trusted(hd.allow, reinterpret_cast<sockaddr*>(&ss))) {
+  if (!status_client(base, &ss) || !peer_trusted(hd.allow, reinterpret_cast<sockaddr*>(&ss))) {
     respond_local(403, "403 Forbidden: not in the status app's allow list\n", false);
     return;
   }
@@ -73,9 +130,9 @@ void ClientConn::respond_status(const conf::Handler& hd, const RequestTarget& t,
     respond_local(200, render_json(take_snapshot(*w_)), false, kNoStore, "application/json");
     return;
   }
-  std::string base(np.decoded.substr(0, std::min<size_t>(script_len_, np.decoded.size())));
-  base += "/";
-  respond_local(200, render_html(take_snapshot(*w_), base), false, kNoStore, "text/html; charset=utf-8");
+  std::string mount(np.decoded.substr(0, std::min<size_t>(script_len_, np.decoded.size())));
+  mount += "/";
+  respond_local(200, render_html(take_snapshot(*w_), mount), false, kNoStore, "text/html; charset=utf-8");
 }
 
 }  // namespace pasture::worker

@@ -205,7 +205,7 @@ namespace {
 // the kernel then spreads new connections over every worker's socket (and
 // the shared one, which all workers still accept from). -1 on failure; -2
 // for a unix socket (its path has one socket: all workers share it).
-int reuse_port_socket(int shared, uint32_t backlog) {
+int reuse_port_socket(int shared) {
   sockaddr_storage ss{};
   socklen_t sl = sizeof ss;
   if (getsockname(shared, reinterpret_cast<sockaddr*>(&ss), &sl) < 0) return -1;
@@ -216,7 +216,7 @@ int reuse_port_socket(int shared, uint32_t backlog) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0 || listen(fd, (int)backlog) < 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
     close(fd);
     return -1;
   }
@@ -225,20 +225,30 @@ int reuse_port_socket(int shared, uint32_t backlog) {
 
 }  // namespace
 
-bool Worker::start_accepting(const std::vector<int>& listen_fds, bool reuse_port) {
-  listen_fds_ = listen_fds;
-  if (reuse_port) {
-    for (int shared : listen_fds) {
-      int fd = reuse_port_socket(shared, site_->server.backlog);
-      if (fd == -2) continue;
-      if (fd < 0) {
-        PLOG_WARN("reuse_port: cannot bind a private socket (%s); using the shared one only",
-                  strerror(errno));
-        continue;
-      }
-      own_fds_.push_back(fd);
-      listen_fds_.push_back(fd);
+void Worker::bind_own_sockets(const std::vector<int>& listen_fds) {
+  for (int shared : listen_fds) {
+    int fd = reuse_port_socket(shared);
+    if (fd == -2) continue;
+    if (fd < 0) {
+      PLOG_WARN("reuse_port: cannot bind a private socket (%s); using the shared one only", strerror(errno));
+      continue;
     }
+    own_fds_.push_back(fd);
+  }
+}
+
+bool Worker::start_accepting(const std::vector<int>& listen_fds) {
+  listen_fds_ = listen_fds;
+  for (int fd : own_fds_) {
+    // Bound before the capabilities went (bind_own_sockets); listening
+    // needs none. Not before now: a worker importing its app would be
+    // handed connections it cannot take.
+    if (listen(fd, (int)site_->server.backlog) < 0) {
+      PLOG_WARN("reuse_port: listen() on the private socket failed (%s); using the shared one only",
+                strerror(errno));
+      continue;
+    }
+    listen_fds_.push_back(fd);
   }
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) {

@@ -100,7 +100,10 @@ class Worker {
 
   // Watch the shared listen sockets through a private epoll instance with
   // EPOLLEXCLUSIVE (one worker woken per connection). Returns false on error.
-  bool start_accepting(const std::vector<int>& listen_fds, bool reuse_port);
+  bool start_accepting(const std::vector<int>& listen_fds);
+  // reuse_port: this worker's own SO_REUSEPORT sockets, bound (not yet
+  // listening) while it may still hold CAP_NET_BIND_SERVICE.
+  void bind_own_sockets(const std::vector<int>& listen_fds);
   // Count a finished request; past max_requests the worker drains and exits
   // (the master starts a fresh one), as gunicorn's max_requests.
   void note_request();

@@ -65,19 +65,18 @@ int run(const Setup& setup) {
   Worker w(setup, &loop);
   w.slot()->pid.store(getpid(), std::memory_order_relaxed);
 
-  // A worker that imports a Python app accepts only once it is loaded:
-  // registered earlier (or, with reuse_port, listening on its own socket),
-  // it would be handed connections it cannot take for the whole import.
-  // The app's code gets no capability the master kept for binding ports
-  // (systemd's AmbientCapabilities, or the CAP_NET_BIND_SERVICE a master
-  // dropped to `user` keeps for reuse_port), as app processes get none; with
-  // reuse_port they go once this worker's own socket is bound, after the
-  // import (the load probe already imported the app without them). A worker
-  // binds nothing after start_accepting(), so none outlives it.
-  if (setup.embed_apps && !setup.reuse_port) drop_capabilities();
+  // A worker binds its own reuse_port sockets first, then drops every
+  // capability the master kept for binding ports (systemd's
+  // AmbientCapabilities, or the CAP_NET_BIND_SERVICE a master dropped to
+  // `user` keeps for reuse_port), before any app code runs in any of its
+  // threads (capabilities are per thread: app threads started later
+  // inherit none). It accepts only once the app is loaded: registered
+  // earlier, it would be handed connections it cannot take for the whole
+  // import.
+  if (setup.reuse_port) w.bind_own_sockets(setup.listen_fds);
+  drop_capabilities();
   if (!setup.embed_apps) {
-    if (!w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
-    drop_capabilities();
+    if (!w.start_accepting(setup.listen_fds)) return 1;
   }
   if (setup.embed_apps) {
     // After fork (unless the master preloaded): each worker imports the
@@ -89,8 +88,7 @@ int run(const Setup& setup) {
       PLOG_ERROR("%s", err.c_str());
       return 3;
     }
-    if (!w.start_accepting(setup.listen_fds, setup.reuse_port)) return 1;
-    if (setup.reuse_port) drop_capabilities();
+    if (!w.start_accepting(setup.listen_fds)) return 1;
   }
 
   Signals sig;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -349,6 +350,59 @@ TEST_F(Privileges, PythonAppsRunAsTheUserAndCoreDumpsAreOptIn) {
       EXPECT_EQ(status_file_owner(pid), c.core_dumps ? who_.uid : 0u) << "pid " << pid << " dumpable: " << !c.core_dumps;
     }
   }
+}
+
+// Capabilities are per thread: with reuse_port on a port below 1024 the
+// workers bind their own socket, then drop every capability before the app
+// is imported or its threads start, so no thread of theirs keeps
+// CAP_NET_BIND_SERVICE (review: app threads kept it and could bind port 99).
+// preload would import the app in the master that keeps it: refused.
+TEST_F(Privileges, NoThreadOfAWorkerKeepsACapabilityForTheApp) {
+  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  uint16_t port = free_privileged_port();
+  if (!port) GTEST_SKIP() << "no free port below 1024";
+  const char* path = getenv("PATH");
+  Process::Env env = {{"PYTHONPATH", std::string(PASTURE_SOURCE_DIR) + "/tests/wsgi"},
+                      {"PATH", std::string("/usr/bin:/bin") + (path ? ":" + std::string(path) : "")}};
+  Site site;
+  std::string keys = user_lines() + "reuse_port = true\nthreads = 4\n";
+  std::string ini = site.write("site.ini", server("127.0.0.1:" + std::to_string(port), keys) +
+                                               "[app:main]\nuse = call:pasture_testapp:make_app\n");
+  {
+    Process p({PASTURE_BINARY, "serve", ini}, env);
+    ASSERT_TRUE(wait_for_output(p, "serving on", Millis(20000)) && wait_for_port(port)) << p.output();
+    ASSERT_TRUE(wait_until([&] { return http_get(port, "/text", {}, Millis(2000)).body == "hello from testapp\n"; },
+                           Millis(20000)))
+        << p.output();
+    auto workers = children_of(p.pid());
+    ASSERT_EQ(workers.size(), 2u) << p.output();
+    for (int w : workers) {
+      // The app threads start before the worker accepts.
+      EXPECT_TRUE(wait_until([&] {
+        return std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(w) + "/task"),
+                             std::filesystem::directory_iterator{}) >= 5;
+      })) << p.output();
+      int threads = 0;
+      for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(w) + "/task")) {
+        std::string st = slurp(t.path().string() + "/status");
+        for (const char* set : {"CapPrm:", "CapEff:", "CapAmb:"}) {
+          size_t at = st.find(set);
+          ASSERT_NE(at, std::string::npos);
+          EXPECT_EQ(st.substr(at + strlen(set), st.find('\n', at) - at - strlen(set)), "\t0000000000000000")
+              << "worker " << w << " thread " << t.path().filename() << " " << set;
+        }
+        threads++;
+      }
+      EXPECT_GE(threads, 5) << "the app threads run\n" << p.output();
+    }
+  }
+  std::string preload = site.write("preload.ini", server("127.0.0.1:" + std::to_string(port), keys + "preload = true\n") +
+                                                      "[app:main]\nuse = call:pasture_testapp:make_app\n");
+  Process q({PASTURE_BINARY, "serve", preload}, env);
+  auto st = q.wait_exit(Millis(20000));
+  ASSERT_TRUE(st.has_value()) << q.output();
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 1) << q.output();
+  EXPECT_NE(q.output().find("preload cannot be combined with reuse_port"), std::string::npos) << q.output();
 }
 
 // What a worker killed by SIGSEGV leaves, with RLIMIT_CORE unlimited and

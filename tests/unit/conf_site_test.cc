@@ -1,5 +1,6 @@
 // conf/load + site_builder: paste.deploy INI -> Site.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include "conf/load.h"
 #include "conf/site_pool.h"
@@ -69,6 +70,18 @@ TEST_F(ConfSite, AKeyThatAsksForTlsIsAnErrorNotPlainHttp) {
   EXPECT_NE(error(std::string(kEcho) + "[server:main]\nuse = egg:pasture#main\ntls_cert = /etc/c.pem\n"), "no error");
   // Empty: nothing asked for.
   EXPECT_EQ(load(std::string(kEcho) + "[server:main]\nuse = egg:Paste#http\nssl_pem =\n").server.listen.size(), 1u);
+}
+
+TEST_F(ConfSite, AnIpv4MappedRangeIsAnIpv4Range) {
+  auto r = parse_address_ranges(py::Value{"::ffff:192.0.2.0/120 ::ffff:10.1.2.3 ::1", SourceLoc{}}, "allow");
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].family, AF_INET);
+  EXPECT_EQ(r[0].prefix, 24);
+  EXPECT_EQ(r[0].addr[0], 192);
+  EXPECT_EQ(r[0].addr[2], 2);
+  EXPECT_EQ(r[1].family, AF_INET);
+  EXPECT_EQ(r[1].prefix, 32);
+  EXPECT_EQ(r[2].family, AF_INET6);
 }
 
 TEST_F(ConfSite, UnknownServerKeysBecomeNotices) {
