@@ -918,6 +918,7 @@ int Master::run() {
         break;
     }
     supervise_tick(monotonic_ms());
+    if (admin_tick(monotonic_ms())) return shutdown(true);
   }
 }
 

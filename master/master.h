@@ -142,6 +142,9 @@ class Master {
   void stop_health();
   void reap();
   void supervise_tick(uint64_t now);
+  // master_admin.cc: `clear counters` on the retired row; true once a
+  // `drain` is due (the caller stops gracefully).
+  bool admin_tick(uint64_t now);
   void retire(pid_t pid, int sig, const WorkerProc* w = nullptr);
   void reload();
   bool watched_files_changed();

@@ -533,7 +533,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
     return true;
   }
   if (hd.kind == conf::HandlerKind::Status) {
-    respond_status(hd, t, np);
+    respond_status(base, hd, t, np);
     return true;
   }
   if (hd.app >= 0 && w_->embed_apps()) {
@@ -556,6 +556,11 @@ void ClientConn::on_request_complete() {
   }
   if (mode_ == Mode::kApp) {
     if (call_) call_->run();  // may answer at once (inline app)
+    return;
+  }
+  if (mode_ == Mode::kStatusCmd) {
+    run_status_command();
+    finish_local();
     return;
   }
   if (up_) up_->request_done();
@@ -632,6 +637,10 @@ void ClientConn::reset_request() {
   if (chunk_out_) {
     w_->give_buf(chunk_out_);
     chunk_out_ = nullptr;
+  }
+  if (cmd_) {
+    w_->give_buf(cmd_);
+    cmd_ = nullptr;
   }
   status_ = 0;
   resp_bytes_ = 0;
@@ -799,6 +808,7 @@ void ClientConn::on_close_cb(uv_handle_t* h) {
   if (c->uphead_) w->give_buf(c->uphead_);
   if (c->resp_head_) w->give_buf(c->resp_head_);
   if (c->chunk_out_) w->give_buf(c->chunk_out_);
+  if (c->cmd_) w->give_buf(c->cmd_);
   if (c->head_.headers) w->give_spans(c->head_.headers);
   if (c->log_) w->give_buf(c->log_);
   w->client_closed(c);

@@ -101,6 +101,7 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
   all_slots_ = setup.shm->workers();
   n_workers_ = setup.n_workers;
   log_file_ = setup.log_file;
+  pool_first_server_ = setup.pool_first_server;
   const conf::Site& site = *setup.site;
   max_connections_ = site.server.max_connections;
   if (max_connections_ == 0) {

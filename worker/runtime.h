@@ -84,6 +84,11 @@ class Worker {
   void client_opened(ClientConn* c);
   void client_closed(ClientConn* c);
   bool draining() const { return draining_; }
+  // /ready answers 503: this worker drains, or `drain` was asked (ShmHeader::drain_at_ms).
+  bool ready_fails() const {
+    return draining_ || shm_->header().drain_at_ms.load(std::memory_order_relaxed) != 0;
+  }
+  const std::vector<uint32_t>& pool_first_server() const { return pool_first_server_; }
   // Draining, or the next request to finish is the last before
   // max_requests recycles this worker: answers say Connection: close.
   bool closing_soon() const { return draining_ || (max_requests_ && requests_ + 1 >= max_requests_); }
@@ -117,6 +122,7 @@ class Worker {
   lb::WyRand rng_;  // seeded per process after fork
   AccessLog access_log_;
   std::vector<PoolRt> pools_;
+  std::vector<uint32_t> pool_first_server_;
   Timers timers_;
   std::vector<std::vector<HeaderSpan>*> free_spans_;
   std::vector<std::string*> free_bufs_;

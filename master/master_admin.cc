@@ -1,0 +1,26 @@
+// Master, the runtime-control side (worker/admin_cmd.h runs the commands in
+// the workers): what only the master can do, on its tick.
+#include "common/log.h"
+#include "master/master.h"
+
+namespace pasture::master {
+
+bool Master::admin_tick(uint64_t now) {
+  shm::Region& r = *gen_->shm;
+  // `clear counters`: each worker zeroes its own row; the retired row is ours.
+  uint64_t epoch = r.header().clear_epoch.load(std::memory_order_acquire);
+  shm::StatsRow retired = r.retired_row();
+  if (retired.worker().clear_epoch_seen.get() != epoch) {
+    shm::clear_row(retired, r.sizes().n_pools, r.sizes().n_servers);
+    retired.worker().clear_epoch_seen.set(epoch);
+  }
+  // `drain`: /ready has been failing since it was asked; now stop.
+  uint64_t at = r.header().drain_at_ms.load(std::memory_order_relaxed);
+  if (at && now >= at) {
+    PLOG_NOTICE("drain: the delay is over; graceful shutdown");
+    return true;
+  }
+  return false;
+}
+
+}  // namespace pasture::master
