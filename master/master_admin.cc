@@ -1,6 +1,7 @@
 // Master, the runtime-control side (worker/admin_cmd.h runs the commands in
 // the workers): what only the master can do, on its tick.
 #include "common/log.h"
+#include "master/listener.h"
 #include "master/master.h"
 
 namespace pasture::master {
@@ -21,6 +22,32 @@ bool Master::admin_tick(uint64_t now) {
     return true;
   }
   return false;
+}
+
+bool Master::open_admin_socket(std::string* err) {
+  const conf::ServerSettings& s = gen_->site.server;
+  if (s.admin_socket.empty()) return true;
+  // A USR2 upgrade hands it over with the listen sockets.
+  std::string key = "unix:" + s.admin_socket;
+  for (auto it = sockets_.begin(); it != sockets_.end(); ++it)
+    if (it->key == key) {
+      admin_ = *it;
+      sockets_.erase(it);
+      return true;
+    }
+  conf::ServerSettings one = s;
+  conf::Listener l;
+  l.unix_path = s.admin_socket;
+  l.unix_perms = s.admin_socket_mode;
+  one.listen = {l};
+  one.reuse_port = false;
+  std::vector<BoundListener> bound;
+  if (!bind_listeners(one, &bound, err)) {
+    *err = "admin_socket: " + *err;
+    return false;
+  }
+  admin_ = {bound[0].fd, key, s.admin_socket, bound[0].unix_ino};
+  return true;
 }
 
 }  // namespace pasture::master

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "worker/admin_socket.h"
 #include "worker/client_conn.h"
 
 namespace pasture::worker {
@@ -377,9 +378,15 @@ bool Worker::accept_batch(int lfd, int max, bool capped) {
   return true;
 }
 
+void Worker::start_admin(int fd) {
+  if (fd >= 0) admin_ = start_admin_socket(*this, fd);
+}
+
 void Worker::start_drain() {
   if (draining_) return;
   draining_ = true;
+  stop_admin_socket(admin_);
+  admin_ = nullptr;
   if (accept_poll_) {
     // Leave the listen sockets' wait queues first, then take what may already
     // have been signalled to us: with EPOLLEXCLUSIVE a wake-up we swallow is

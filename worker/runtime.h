@@ -22,6 +22,7 @@ namespace pasture::worker {
 
 class UpstreamConn;
 class ClientConn;
+class AdminSocket;
 
 // One upstream server as seen by this worker, with its keep-alive pool.
 struct Target {
@@ -106,6 +107,8 @@ class Worker {
   // Watch the shared listen sockets through a private epoll instance with
   // EPOLLEXCLUSIVE (one worker woken per connection). Returns false on error.
   bool start_accepting(const std::vector<int>& listen_fds, bool reuse_port);
+  // The admin socket (worker/admin_socket.h): accepted until the worker drains.
+  void start_admin(int fd);
   // Count a finished request; past max_requests the worker drains and exits
   // (the master starts a fresh one), as gunicorn's max_requests.
   void note_request();
@@ -123,6 +126,7 @@ class Worker {
   AccessLog access_log_;
   std::vector<PoolRt> pools_;
   std::vector<uint32_t> pool_first_server_;
+  AdminSocket* admin_ = nullptr;
   Timers timers_;
   std::vector<std::vector<HeaderSpan>*> free_spans_;
   std::vector<std::string*> free_bufs_;

@@ -93,6 +93,8 @@ int run(const Setup& setup) {
     if (setup.reuse_port) drop_capabilities();
   }
 
+  w.start_admin(setup.admin_fd);
+
   Signals sig;
   for (auto [h, num] : {std::pair{&sig.term, SIGTERM}, std::pair{&sig.quit, SIGQUIT},
                         std::pair{&sig.intr, SIGINT}, std::pair{&sig.hup, SIGHUP},
