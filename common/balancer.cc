@@ -30,13 +30,14 @@ thread_local WyRand t_rng{0};
 
 void forget_seed_in_child() { t_rng_seeded = false; }
 
-void build_tier(Tier& t, const PoolParams& p, bool backup) {
+void build_tier(Tier& t, const std::vector<ServerParams>& servers, Method method, Consistency consistent,
+                bool backup) {
   t = Tier{};
-  std::vector<uint32_t> weights(p.servers.size(), 0), member_weights;
+  std::vector<uint32_t> weights(servers.size(), 0), member_weights;
   std::vector<std::string> ids;
   uint64_t sum = 0;
-  for (size_t i = 0; i < p.servers.size(); i++) {
-    const ServerParams& s = p.servers[i];
+  for (size_t i = 0; i < servers.size(); i++) {
+    const ServerParams& s = servers[i];
     if (s.backup != backup) continue;
     uint32_t w = std::max<uint32_t>(s.weight, 1);
     weights[i] = w;
@@ -46,8 +47,8 @@ void build_tier(Tier& t, const PoolParams& p, bool backup) {
     ids.push_back(s.id.empty() ? "#" + std::to_string(i) : s.id);
   }
   t.schedule = smooth_wrr_schedule(weights);
-  if (p.method == Method::Hash || p.method == Method::IpHash) {
-    t.hash.build(p.consistent, t.members, ids, member_weights);
+  if (method == Method::Hash || method == Method::IpHash) {
+    t.hash.build(consistent, t.members, ids, member_weights);
   }
 }
 
@@ -80,13 +81,22 @@ Random& default_rng() {
   return t_rng;
 }
 
-bool PoolState::usable(uint32_t i, uint64_t now_ms) const {
+bool PoolState::usable(uint32_t i, uint64_t now_ms, bool sticky) const {
   const ServerParams& p = servers[i];
   if (p.down) return false;
   const shm::ServerSlot& s = server_slots[i];
-  if (s.flags.load(std::memory_order_relaxed) & shm::kServerDown) return false;
-  uint64_t until = s.down_until_ms.load(std::memory_order_relaxed);
-  if (until != 0 && now_ms < until) return false;
+  uint32_t control = s.control.load(std::memory_order_relaxed);
+  shm::AdminState admin = shm::admin_state(control);
+  if (admin == shm::AdminState::Maint || (admin == shm::AdminState::Drain && !sticky)) return false;
+  shm::ForcedHealth forced = shm::forced_health(control);
+  if (forced == shm::ForcedHealth::Down) return false;
+  if (forced != shm::ForcedHealth::Up) {
+    // With checks disabled the checker's last verdict no longer counts.
+    if (!(control & shm::kChecksDisabled) && (s.flags.load(std::memory_order_relaxed) & shm::kServerDown))
+      return false;
+    uint64_t until = s.down_until_ms.load(std::memory_order_relaxed);
+    if (until != 0 && now_ms < until) return false;
+  }
   if (p.max_conns && (uint32_t)s.active.load(std::memory_order_relaxed) >= p.max_conns)
     return false;
   return true;
@@ -127,11 +137,27 @@ int weighted_draw(const Tier& tier, const PoolState& pool, Random& rng, uint64_t
   return ramping;
 }
 
+void PoolState::rebuild_weights() {
+  uint64_t epoch = slot->weights_epoch.load(std::memory_order_acquire);
+  for (size_t i = 0; i < servers.size(); i++) {
+    uint32_t w = server_slots[i].weight_override.load(std::memory_order_relaxed);
+    servers[i].weight = w ? w : config_weights[i];
+  }
+  build_tier(primary, servers, method, consistent, false);
+  build_tier(backup, servers, method, consistent, true);
+  weights_epoch_seen = epoch;
+}
+
 void build_tables(PoolState& pool, const PoolParams& params) {
   pool.servers = params.servers;
   pool.hash_whole_ip = params.hash_whole_ip;
-  build_tier(pool.primary, params, false);
-  build_tier(pool.backup, params, true);
+  pool.method = params.method;
+  pool.consistent = params.consistent;
+  pool.config_weights.clear();
+  for (const ServerParams& s : params.servers) pool.config_weights.push_back(s.weight);
+  pool.weights_epoch_seen = 0;
+  build_tier(pool.primary, params.servers, params.method, params.consistent, false);
+  build_tier(pool.backup, params.servers, params.method, params.consistent, true);
   pool.sticky = StickyCookies();
   if (params.method == Method::Cookie && !params.cookie_secret.empty()) {
     std::vector<std::string> ids;

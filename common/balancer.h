@@ -115,9 +115,27 @@ struct PoolState {
   StickyCookies sticky;
   uint64_t (*unix_clock)() = unix_seconds;
 
-  // A server can take a request now: not down by config or health, and
+  // For rebuilding the tables when weights change at run time.
+  Method method = Method::RoundRobin;
+  Consistency consistent = Consistency::Maglev;
+  std::vector<uint32_t> config_weights;  // as configured, by server index
+  uint64_t weights_epoch_seen = 0;       // slot->weights_epoch the tables were built for
+
+  // A server can take a request now: not down by config, health (unless its
+  // health is forced up) or forced health, not in maint (nor in drain,
+  // unless `sticky`: a request whose valid sticky cookie names it), and
   // below max_conns. `now_ms` is the monotonic clock used by passive checks.
-  bool usable(uint32_t i, uint64_t now_ms) const;
+  bool usable(uint32_t i, uint64_t now_ms, bool sticky = false) const;
+
+  // Before a pick: when the pool's weights_epoch moved (`set weight`),
+  // applies the servers' weight overrides and rebuilds this process's
+  // schedules and tables (each worker its own copy). One relaxed-cost
+  // acquire load when nothing changed.
+  void sync_weights() {
+    if (slot && slot->weights_epoch.load(std::memory_order_acquire) != weights_epoch_seen)
+      rebuild_weights();
+  }
+  void rebuild_weights();
 
   // Slow start: whether server i, while ramping up after a recovery, takes
   // this pick, decided by a uniform 64-bit `coin`: true with probability
@@ -145,6 +163,12 @@ class Balancer {
   // Returns a server index or kNoServer. Must skip servers that are not usable.
   virtual int pick(const RequestView& req, PoolState& pool, uint64_t now_ms) = 0;
 };
+
+// What the worker calls: the pool's weights brought up to date, then the pick.
+inline int pick(Balancer& b, const RequestView& req, PoolState& pool, uint64_t now_ms) {
+  pool.sync_weights();
+  return b.pick(req, pool, now_ms);
+}
 
 // The registry: one line per algorithm.
 std::unique_ptr<Balancer> make_balancer(Method m);

@@ -7,7 +7,8 @@
 // max age, so a client that keeps coming back keeps its server.
 //
 // The cookie's server is refused, like every method refuses it, when it is
-// unusable; when it is a backup and a primary is usable (backups serve only
+// unusable (a server in admin state drain still takes the clients whose
+// cookie names it: that is what drain is for); when it is a backup and a primary is usable (backups serve only
 // while no primary can, so the client moves back and gets a primary's
 // cookie); and, in slow start, with probability 1 - ramp (as the other
 // methods skip it), so a server that just came back is not handed all the
@@ -23,7 +24,7 @@ namespace pasture::lb {
 namespace {
 
 bool takes_cookie(const PoolState& pool, int s, const RequestView& req, uint64_t now_ms) {
-  if (!pool.usable((uint32_t)s, now_ms)) return false;
+  if (!pool.usable((uint32_t)s, now_ms, /*sticky=*/true)) return false;
   if (pool.servers[s].backup) {
     for (uint16_t m : pool.primary.members) {
       if (pool.usable(m, now_ms)) return false;

@@ -28,7 +28,10 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(std::atomic<int32_t>::is_always_lock_free);
 
 inline constexpr uint32_t kMagic = 0x50415354;  // "PAST"
-inline constexpr uint32_t kVersion = 4;  // 2: ServerSlot health fields; 3: held rows; 4: stats rows
+// 2: ServerSlot health fields; 3: held rows; 4: stats rows; 5: runtime control
+// (ServerSlot::control and weight_override, PoolSlot::weights_epoch,
+// ShmHeader::drain_at_ms)
+inline constexpr uint32_t kVersion = 5;
 
 struct ShmHeader {
   uint32_t magic;
@@ -43,7 +46,12 @@ struct ShmHeader {
   std::atomic<uint64_t> clear_epoch;
   // CLOCK_REALTIME seconds when the counters began (start, or the last clear).
   std::atomic<uint64_t> counters_since;
+  // `drain` (worker/admin_cmd.cc): CLOCK_MONOTONIC ms at which the master
+  // stops gracefully; 0 = not draining. Every worker's /ready answers 503
+  // while it is set; the master acts on it on its tick.
+  std::atomic<uint64_t> drain_at_ms;
 };
+static_assert(sizeof(ShmHeader) <= 64);
 
 // Per pool. Written by every worker on every pick.
 struct alignas(64) PoolSlot {
@@ -54,11 +62,30 @@ struct alignas(64) PoolSlot {
   // primaries' walk (which takes a position even when all are down) does
   // not skew the backups' rotation.
   std::atomic<uint64_t> backup_cursor;
+  // Bumped (release) after a server's weight_override changed: each worker
+  // rebuilds its weighted tables when it sees a new value (PoolState::sync_weights).
+  std::atomic<uint64_t> weights_epoch;
 };
 static_assert(sizeof(PoolSlot) == 64);
 
 // Server health flags (ServerSlot::flags).
 inline constexpr uint32_t kServerDown = 1u << 0;  // marked down by active health checks
+
+// Runtime control of a server (ServerSlot::control), written by the admin
+// commands (worker/admin_cmd.cc, any worker) with fetch_and/fetch_or and read
+// by every balancer with one relaxed load: a command takes effect in every
+// worker at the next pick. Bits 0-1: admin state; bits 2-3: forced health;
+// bit 4: active health checks disabled.
+enum class AdminState : uint32_t { Ready = 0, Drain = 1, Maint = 2 };
+enum class ForcedHealth : uint32_t { None = 0, Up = 1, Down = 2 };
+inline constexpr uint32_t kAdminStateMask = 3u;
+inline constexpr unsigned kForcedHealthShift = 2;
+inline constexpr uint32_t kForcedHealthMask = 3u << kForcedHealthShift;
+inline constexpr uint32_t kChecksDisabled = 1u << 4;
+inline AdminState admin_state(uint32_t control) { return AdminState(control & kAdminStateMask); }
+inline ForcedHealth forced_health(uint32_t control) {
+  return ForcedHealth((control & kForcedHealthMask) >> kForcedHealthShift);
+}
 
 // Per upstream server, indexed globally (pool.first_server + i).
 // Health fields (see common/health_state.h for the protocols): `flags`
@@ -78,6 +105,11 @@ struct alignas(64) ServerSlot {
   // Slow start: when the server last came back up (0 = never went down);
   // its weight ramps from 0 over slow_start after this instant.
   std::atomic<uint64_t> recovered_at_ms;
+  // Runtime control: admin state, forced health, checks off (kAdminStateMask & co).
+  std::atomic<uint32_t> control;
+  // `set weight`: the weight the balancers use instead of the configured
+  // one; 0 = none. Written before PoolSlot::weights_epoch is bumped.
+  std::atomic<uint32_t> weight_override;
 };
 static_assert(sizeof(ServerSlot) == 64);
 inline constexpr unsigned kFailCountBits = 20;  // ServerSlot::fail_window: count field width

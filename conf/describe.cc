@@ -38,6 +38,8 @@ json::Value server_json(const ServerSettings& s) {
   v["max_requests_jitter"] = static_cast<double>(s.max_requests_jitter);
   v["reuse_port"] = s.reuse_port;
   v["access_log"] = s.access_log;
+  v["admin_socket"] = s.admin_socket;
+  v["admin_socket_mode"] = static_cast<double>(s.admin_socket_mode);
   v["underscores_in_headers"] = s.underscores_in_headers;
   v["trusted_proxies"] = json::Value::array();
   for (const auto& r : s.trusted_proxies) v["trusted_proxies"].push(r.text);
@@ -327,6 +329,11 @@ std::string describe_site(const Site& site, int workers_override) {
     char mode[16];
     snprintf(mode, sizeof mode, "%04o", l.unix_perms);
     out += "  listens on " + l.url() + (l.unix_path.empty() ? "" : std::string(" (mode ") + mode + ")") + "\n";
+  }
+  if (!s.admin_socket.empty()) {
+    char mode[16];
+    snprintf(mode, sizeof mode, "%04o", s.admin_socket_mode);
+    out += "  admin socket " + s.admin_socket + " (mode " + mode + "; pasture ctl CONFIG COMMAND)\n";
   }
   int workers = workers_override > 0 ? workers_override : s.workers;
   if (workers > 0) {

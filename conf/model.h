@@ -252,6 +252,11 @@ struct ServerSettings {
   uint64_t max_requests_jitter = 0;       // + random [0, jitter]
   bool reuse_port = false;                // SO_REUSEPORT: one listen socket per worker
   std::string access_log;                 // path; "-" = stderr; empty = off
+  // The runtime-control socket (worker/admin_cmd.h): a unix socket the
+  // master binds at start-up, chowned to `user` like unix listeners, with
+  // these permission bits; "" = none. A reload keeps the socket bound at start.
+  std::string admin_socket;
+  uint32_t admin_socket_mode = 0600;
   // Python apps (Site::python_apps): processes per app (0 = number of CPUs)
   // and the interpreter (empty = the first of python3 on PATH and
   // /usr/bin/python3 that can import paste.deploy).

@@ -182,6 +182,11 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
   } else if ((fl == Flavour::Pasture && key == "access_log") ||
              (fl == Flavour::Gunicorn && key == "accesslog")) {
     s.access_log = py::strip(v.value);
+  } else if (fl == Flavour::Pasture && key == "admin_socket") {
+    std::string path = py::strip(v.value);
+    s.admin_socket = path.empty() ? "" : parse_unix_path(path, v.loc, key);
+  } else if (fl == Flavour::Pasture && key == "admin_socket_mode") {
+    s.admin_socket_mode = parse_unix_perms(v.value, v.loc);
   } else if (key == "app_workers") {  // pasture's Python app processes, whatever the flavour
     s.app_workers = static_cast<int>(parse_uint(v.value, 4096, v.loc, key));
   } else if (key == "python") {

@@ -130,6 +130,12 @@ void Writer::server() {
   }
   if (s.reuse_port != d.reuse_port) out_ += std::string("  reuse_port: ") + (s.reuse_port ? "true" : "false") + "\n";
   if (s.access_log != d.access_log) out_ += "  access_log: " + scalar(s.access_log) + "\n";
+  if (!s.admin_socket.empty()) out_ += "  admin_socket: " + scalar(s.admin_socket) + "\n";
+  if (s.admin_socket_mode != d.admin_socket_mode) {
+    char mode[16];
+    snprintf(mode, sizeof mode, "\"%04o\"", s.admin_socket_mode);
+    out_ += std::string("  admin_socket_mode: ") + mode + "\n";
+  }
   if (s.underscores_in_headers) out_ += "  underscores_in_headers: true\n";
   if (s.threads != d.threads) out_ += "  threads: " + std::to_string(s.threads) + "\n";
   if (s.preload != d.preload) out_ += std::string("  preload: ") + (s.preload ? "true" : "false") + "\n";

@@ -57,6 +57,8 @@ const char* kGeneralUsage =
     "       pasture check [options] CONFIG_FILE[#name] [var=value ...]\n"
     "       pasture inspect [--json] [--show-secrets] CONFIG_FILE [var=value ...]\n"
     "       pasture convert [options] CONFIG_FILE[#name] [var=value ...]\n"
+    "       pasture ctl CONFIG_FILE COMMAND...\n"
+    "       pasture status CONFIG_FILE\n"
     "\n"
     "Serve the application described by a paste.deploy config file (or its YAML\n"
     "form) with a pre-forked master/worker HTTP server and load balancer.\n"
@@ -67,7 +69,14 @@ const char* kGeneralUsage =
     "  inspect   how paste.deploy resolves the file (--json: pastedeploy-dump/1);\n"
     "            secrets (cookie_secret, *password*, *_key, ...) show as *** unless\n"
     "            --show-secrets\n"
-    "  convert   print the YAML form of what `serve` would load\n";
+    "  convert   print the YAML form of what `serve` would load\n"
+    "  ctl       send COMMAND to the running server through the config's\n"
+    "            admin_socket and print the answer (`pasture ctl CONFIG help`):\n"
+    "            show info|pools|servers|stat, set server POOL/SERVER state\n"
+    "            ready|drain|maint, set weight POOL/SERVER N|N%, set health\n"
+    "            POOL/SERVER up|down|auto, enable|disable health POOL/SERVER,\n"
+    "            clear counters, drain [SECONDS]; exit 1 on an error\n"
+    "  status    the running server's servers as a table (= ctl CONFIG show servers)\n";
 
 const char* kServeHelp =
     "\n"
@@ -375,6 +384,23 @@ std::variant<CommandLine, CliExit> parse_command_line(const std::vector<std::str
   const std::string& cmd = args[0];
   if (cmd == "-h" || cmd == "--help" || cmd == "help") return CliExit{0, kGeneralUsage, ""};
   if (cmd == "--version") return CliExit{0, "pasture 0.1\n", ""};
+  if (cmd == "ctl" || cmd == "status") {
+    bool ctl = cmd == "ctl";
+    if (args.size() < 2 || (ctl && args.size() < 3) || (!ctl && args.size() > 2) || args[1].rfind("-", 0) == 0)
+      return CliExit{2, "",
+                     std::string(ctl ? "Usage: pasture ctl CONFIG_FILE COMMAND...\n"
+                                     : "Usage: pasture status CONFIG_FILE\n") +
+                         "\npasture " + cmd + ": error: " + (ctl ? "CONFIG_FILE and COMMAND needed" : "one CONFIG_FILE needed") +
+                         "\n"};
+    CommandLine cl;
+    cl.cmd = cmd;
+    cl.load.config = args[1];
+    if (ctl)
+      cl.ctl_words.assign(args.begin() + 2, args.end());
+    else
+      cl.ctl_words = {"show", "servers"};
+    return cl;
+  }
   if (cmd != "serve" && cmd != "check" && cmd != "inspect" && cmd != "convert") {
     return CliExit{2, "", std::string(kGeneralUsage) + "\npasture: error: unknown command '" + cmd + "'\n"};
   }

@@ -21,12 +21,13 @@
 namespace pasture::master {
 
 struct CommandLine {
-  std::string cmd;  // serve, check, inspect, convert
+  std::string cmd;  // serve, check, inspect, convert, ctl, status
   conf::LoadOptions load;
   ServeOptions serve;
   bool json = false;        // inspect --json
   bool show_secrets = false;  // inspect --show-secrets
   bool check_only = false;  // serve --check
+  std::vector<std::string> ctl_words;  // ctl: the command's words
 };
 
 // Parsing ended the run: print `out` on stdout, `err` on stderr, exit `code`

@@ -1,5 +1,8 @@
-// The non-serving commands: check, inspect, convert.
+// The non-serving commands: check, inspect, convert, ctl, status.
 #pragma once
+
+#include <string>
+#include <vector>
 
 #include "conf/model.h"
 
@@ -18,5 +21,10 @@ int cmd_inspect(const conf::LoadOptions& opts, bool json, bool show_secrets = fa
 // cookie_secret included (it is a config to use; a comment line says so).
 // Config errors: file:line on stderr, returns 2.
 int cmd_convert(const conf::LoadOptions& opts);
+// `pasture ctl CONFIG COMMAND...` (and `pasture status CONFIG`, words =
+// show servers): sends the command line to the config's admin_socket,
+// prints the answer. Returns 0, 1 when the server answered an error or
+// cannot be reached, 2 for a config that does not load.
+int cmd_ctl(const conf::LoadOptions& opts, const std::vector<std::string>& words);
 
 }  // namespace pasture::master

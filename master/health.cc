@@ -202,7 +202,14 @@ int run_health_checker(std::vector<HealthTarget> targets) {
     fds.clear();
     polled.clear();
     for (Probe& p : probes) {
-      if (p.state == Probe::State::Idle && now >= p.next_ms) start(p, now);
+      if (p.state == Probe::State::Idle && now >= p.next_ms) {
+        // `disable health POOL/SERVER`: left alone (its last verdict no
+        // longer counts, PoolState::usable); probed again once enabled.
+        if (p.t.slot->control.load(std::memory_order_relaxed) & shm::kChecksDisabled)
+          p.next_ms = now + p.t.interval_ms;
+        else
+          start(p, now);
+      }
       if (p.state != Probe::State::Idle && now >= p.deadline_ms)
         finish(p, false, "no status line within " + lb::format_ms(p.t.timeout_ms), now);
       if (p.state == Probe::State::Idle) {

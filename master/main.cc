@@ -5,6 +5,7 @@
 //   pasture serve [options] CONFIG[#name] [start|stop|restart|status] [var=value ...]
 //   pasture check CONFIG[#name] [var=value ...]
 //   pasture inspect [--json] CONFIG [var=value ...]
+//   pasture ctl CONFIG COMMAND...   pasture status CONFIG
 #include <unistd.h>
 
 #include <cstdio>
@@ -173,6 +174,7 @@ int main(int argc, char** argv) {
   }
   if (a.cmd == "inspect") return pm::cmd_inspect(a.load, a.json, a.show_secrets);
   if (a.cmd == "convert") return pm::cmd_convert(a.load);
+  if (a.cmd == "ctl" || a.cmd == "status") return pm::cmd_ctl(a.load, a.ctl_words);
   pasture::conf::Site site;
   try {
     site = pasture::conf::load_site(a.load);

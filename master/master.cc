@@ -288,6 +288,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
     g->setup.access_log = opts_.log_file;  // by path: workers reopen it on USR1 (logrotate)
   g->setup.log_file = opts_.log_file;
   g->setup.reuse_port = g->site.server.reuse_port;
+  g->setup.admin_fd = admin_.fd;
   g->setup.master_pid = getpid();
   next_gen_id_++;
   return g;
@@ -433,6 +434,7 @@ void Master::spawn_health() {
     forget_notify_socket();
     worker::drop_capabilities();  // binds nothing: no CAP_NET_BIND_SERVICE kept for reuse_port
     for (const Socket& s : sockets_) close(s.fd);  // never accepts; must not keep ports bound
+    if (admin_.fd >= 0) close(admin_.fd);
     int rc = run_health_checker(std::move(targets));
     fflush(nullptr);
     _exit(rc);
@@ -717,6 +719,7 @@ void Master::upgrade_binary() {
     exe.resize(exe.size() - 10);  // replaced on disk: run the new file at that path
   std::string fds;
   for (const Socket& s : sockets_) fds += (fds.empty() ? "" : ",") + std::to_string(s.fd);
+  if (admin_.fd >= 0) fds += (fds.empty() ? "" : ",") + std::to_string(admin_.fd);
   pid_t pid = fork();
   if (pid < 0) {
     PLOG_ERROR("SIGUSR2: fork() failed: %s", strerror(errno));
@@ -724,6 +727,7 @@ void Master::upgrade_binary() {
   }
   if (pid == 0) {
     for (const Socket& s : sockets_) fcntl(s.fd, F_SETFD, 0);
+    if (admin_.fd >= 0) fcntl(admin_.fd, F_SETFD, 0);
     setenv(kInheritEnv, fds.c_str(), 1);
     sigset_t none;
     sigemptyset(&none);
@@ -808,6 +812,7 @@ int Master::shutdown(bool graceful) {
   }
   stop_apps(graceful);
   for (Socket& s : sockets_) close_socket(s);
+  if (admin_.fd >= 0) close_socket(admin_);
   return 0;
 }
 
@@ -855,10 +860,11 @@ int Master::run() {
   std::vector<int> fds;
   std::vector<Socket> bound;
   bool ok = wanted_run_as(gen_->site.server, opts_, &run_as_, &err) &&
-            open_sockets(gen_->site.server, &fds, &bound, &err);
+            open_sockets(gen_->site.server, &fds, &bound, &err) && open_admin_socket(&err);
   sockets_.insert(sockets_.end(), bound.begin(), bound.end());
   auto fail = [&](const std::string& why) {
     discard_sockets(*gen_);
+    if (admin_.fd >= 0) close_socket(admin_);
     for (const Socket& s : bound) close_socket(s);
     fprintf(stderr, "pasture: %s\n", why.c_str());
     return 1;
@@ -919,6 +925,7 @@ int Master::run() {
         break;
     }
     supervise_tick(monotonic_ms());
+    if (admin_tick(monotonic_ms())) return shutdown(true);
   }
 }
 

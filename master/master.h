@@ -142,6 +142,13 @@ class Master {
   void stop_health();
   void reap();
   void supervise_tick(uint64_t now);
+  // master_admin.cc: `clear counters` on the retired row; true once a
+  // `drain` is due (the caller stops gracefully).
+  bool admin_tick(uint64_t now);
+  // Binds `admin_socket` (or takes it from a previous master in a USR2
+  // upgrade) into admin_; false + err if it cannot be bound.
+  bool open_admin_socket(std::string* err);
+  Socket admin_;  // the admin socket; fd -1 without one
   void retire(pid_t pid, int sig, const WorkerProc* w = nullptr);
   void reload();
   bool watched_files_changed();

@@ -2,13 +2,38 @@
 // the traffic counters, carried from one generation's region to the next.
 #include <algorithm>
 
+#include "common/log.h"
 #include "master/master.h"
 
 namespace pasture::master {
 
 // Balancer state survives a reload for pools (by section) and servers (by
 // host:port) that still exist. In-flight counts stay with the old workers.
+namespace {
+
+// What the admin commands set (worker/admin_cmd.h) stays with a server that
+// is still configured: admin state, forced health, checks off and a weight
+// override (the new generation's workers rebuild their tables for it).
+void carry_control(const shm::ServerSlot& o, shm::ServerSlot& n, const conf::Pool& pool, size_t server) {
+  uint32_t control = o.control.load(std::memory_order_relaxed);
+  uint32_t weight = o.weight_override.load(std::memory_order_relaxed);
+  if (control == 0 && weight == 0) return;
+  n.control.store(control, std::memory_order_relaxed);
+  n.weight_override.store(weight, std::memory_order_relaxed);
+  const char* admin[] = {"ready", "drain", "maint", "?"};
+  const char* forced[] = {"auto", "up", "down", "?"};
+  PLOG_NOTICE("reload: %s/%s keeps state %s, health %s, checks %s, weight %s", pool.name.c_str(),
+              pool.servers[server].label().c_str(), admin[control & shm::kAdminStateMask],
+              forced[(uint32_t)shm::forced_health(control)],
+              control & shm::kChecksDisabled ? "disabled" : "enabled",
+              weight ? std::to_string(weight).c_str() : "as configured");
+}
+
+}  // namespace
+
 void Master::carry_over_state(Generation& from, Generation& to) {
+  // A `drain` in progress goes on (its deadline is the master's clock).
+  to.shm->header().drain_at_ms.store(from.shm->header().drain_at_ms.load());
   from.carried = std::make_unique<StatsTotals>(sum_stats(*from.shm));
   to.shm->header().counters_since.store(from.shm->header().counters_since.load());
   carry_stats(*from.carried, nullptr, StatsNames::of(from.site, from.setup.pool_first_server),
@@ -22,6 +47,7 @@ void Master::carry_over_state(Generation& from, Generation& to) {
       auto& os = from.shm->pools()[j];
       ns.rr_cursor.store(os.rr_cursor.load());
       ns.picks.store(os.picks.load());
+      ns.weights_epoch.store(1, std::memory_order_release);  // overrides may come: workers look once
       for (size_t a = 0; a < np.servers.size(); a++)
         for (size_t b = 0; b < op.servers.size(); b++) {
           if (np.servers[a].label() != op.servers[b].label()) continue;
@@ -36,6 +62,7 @@ void Master::carry_over_state(Generation& from, Generation& to) {
           n.requests.store(o.requests.load());
           n.failures.store(o.failures.load());
           n.down_until_ms.store(o.down_until_ms.load());
+          carry_control(o, n, np, a);
         }
     }
   }

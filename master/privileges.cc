@@ -206,7 +206,9 @@ bool Master::drop_to_user(const std::vector<Socket>& bound, std::string* err) {
   // stop), the pid file (a USR2 upgrade's new master rewrites it), the log
   // files (reopened on USR1), the access log (opened by each worker).
   std::string why;
-  for (const Socket& k : bound)
+  std::vector<Socket> files = bound;
+  if (admin_.fd >= 0) files.push_back(admin_);  // `pasture ctl` as the user connects to it
+  for (const Socket& k : files)
     if (!k.unix_path.empty() && !give_socket_file(k.unix_path, k.unix_ino, run_as_, &why))
       PLOG_WARN("%s: it stays where it is at exit", why.c_str());
   const std::string& al = s.access_log;

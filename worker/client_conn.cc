@@ -558,6 +558,11 @@ void ClientConn::on_request_complete() {
     if (call_) call_->run();  // may answer at once (inline app)
     return;
   }
+  if (mode_ == Mode::kStatusCmd) {
+    run_status_command();
+    finish_local();
+    return;
+  }
   if (up_) up_->request_done();
   if (resp_done_) finish_exchange();
 }
@@ -633,6 +638,10 @@ void ClientConn::reset_request() {
   if (chunk_out_) {
     w_->give_buf(chunk_out_);
     chunk_out_ = nullptr;
+  }
+  if (cmd_) {
+    w_->give_buf(cmd_);
+    cmd_ = nullptr;
   }
   status_ = 0;
   resp_bytes_ = 0;
@@ -800,6 +809,7 @@ void ClientConn::on_close_cb(uv_handle_t* h) {
   if (c->uphead_) w->give_buf(c->uphead_);
   if (c->resp_head_) w->give_buf(c->resp_head_);
   if (c->chunk_out_) w->give_buf(c->chunk_out_);
+  if (c->cmd_) w->give_buf(c->cmd_);
   if (c->head_.headers) w->give_spans(c->head_.headers);
   if (c->log_) w->give_buf(c->log_);
   w->client_closed(c);

@@ -74,7 +74,9 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
 
  private:
   enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kClosed };
-  enum class Mode : uint8_t { kNone, kProxy, kLocal, kApp };
+  // kStatusCmd: a POST to the status app; its body (the command) is
+  // collected into cmd_, then run by run_status_command().
+  enum class Mode : uint8_t { kNone, kProxy, kLocal, kApp, kStatusCmd };
 
   explicit ClientConn(Worker* w);
   ~ClientConn() override = default;
@@ -114,6 +116,8 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   // The status app (client_status.cc).
   void respond_status(const char* base, const conf::Handler& hd, const RequestTarget& t, const NormalPath& np);
   bool status_client(const char* base, sockaddr_storage* who);
+  void collect_status_command(const char* p, size_t n);
+  void run_status_command();
   void app_body_in(const char* p, size_t n);
   void cancel_app();
   int send_app_bytes(const char* p, size_t n);
@@ -182,6 +186,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   std::string* uphead_ = nullptr;  // request head sent upstream (kept for a retry)
   std::string* resp_head_ = nullptr;  // response head held back to share a writev with body
   std::string* chunk_out_ = nullptr;  // re-chunked request body not yet forwarded
+  std::string* cmd_ = nullptr;        // kStatusCmd: the body so far (a take_buf() buffer)
 
   State state_ = State::kIdle;
   Mode mode_ = Mode::kNone;

@@ -1,11 +1,14 @@
 // ClientConn, the status app (egg:pasture#status): counters of every worker
-// as a page, typed JSON or Prometheus text, and /ready. Read-only; GET and
-// HEAD only.
+// as a page, typed JSON or Prometheus text, and /ready on GET and HEAD; the
+// runtime-control commands (worker/admin_cmd.h) on POST only, with the
+// X-Pasture-Command header.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstring>
+
+#include "worker/admin_cmd.h"
 
 #include "worker/client_conn.h"
 #include "worker/proxy_head.h"
@@ -51,6 +54,47 @@ bool parse_addr(std::string_view text, sockaddr_storage* out) {
   return false;
 }
 
+// A command is one line; a body past this is refused.
+constexpr size_t kMaxCommandBytes = 4096;
+
+// The header a POST must carry. A page on another site cannot make a browser
+// send it without a CORS preflight, which the status app never grants: a
+// cross-site form or fetch cannot run a command (CSRF).
+constexpr std::string_view kCommandHeader = "X-Pasture-Command";
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// application/x-www-form-urlencoded value: '+' is a space, %XX a byte.
+std::string form_decode(std::string_view v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); i++) {
+    if (v[i] == '+') {
+      out += ' ';
+    } else if (v[i] == '%' && i + 2 < v.size() && hex_digit(v[i + 1]) >= 0 && hex_digit(v[i + 2]) >= 0) {
+      out += (char)(hex_digit(v[i + 1]) * 16 + hex_digit(v[i + 2]));
+      i += 2;
+    } else {
+      out += v[i];
+    }
+  }
+  return out;
+}
+
+// The command in a POST body: `cmd=...` (a form; other fields ignored) or
+// the text itself.
+std::string command_of(std::string_view body) {
+  std::string_view b = body;
+  while (!b.empty() && (b.back() == '\n' || b.back() == '\r')) b.remove_suffix(1);
+  if (b.substr(0, 4) != "cmd=" && b.find("&cmd=") == std::string_view::npos) return std::string(b);
+  std::vector<std::string_view> v = query_values(b, "cmd");
+  return v.empty() ? std::string() : form_decode(v.front());
+}
+
 }  // namespace
 
 // Who the status app judges: the peer; behind trusted proxies the client
@@ -94,14 +138,34 @@ void ClientConn::respond_status(const char* base, const conf::Handler& hd, const
     respond_local(403, "403 Forbidden: not in the status app's allow list\n", false);
     return;
   }
+  if (method_ == HTTP_POST) {
+    bool marked = false;
+    for (const HeaderSpan& h : *head_.headers)
+      marked |= iequals(span_view(base, h.name), kCommandHeader);
+    if (!marked) {
+      respond_local(403, "403 Forbidden: a command needs the X-Pasture-Command header (CSRF guard)\n", false);
+      return;
+    }
+    if ((parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > kMaxCommandBytes) {
+      respond_local(413, "413 Content Too Large: one command line\n", false);
+      return;
+    }
+    mode_ = Mode::kStatusCmd;  // on_request_complete() runs it
+    cmd_ = w_->take_buf();
+    if (expect_continue_ && !http10_) {
+      stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+      expect_continue_ = false;
+    }
+    return;
+  }
   if (method_ != HTTP_GET && method_ != HTTP_HEAD) {
-    respond_local(405, "405 Method Not Allowed\n", false, "Allow: GET, HEAD\r\n");
+    respond_local(405, "405 Method Not Allowed\n", false, "Allow: GET, HEAD, POST\r\n");
     return;
   }
   std::string_view path = np.decoded.substr(std::min<size_t>(script_len_, np.decoded.size()));
   if (path == "/ready") {
     // Fails while this worker drains; a load balancer in front moves on.
-    if (w_->draining())
+    if (w_->ready_fails())
       respond_local(503, "draining\n", false, kNoStore);
     else
       respond_local(200, "ready\n", false, kNoStore);
@@ -130,9 +194,26 @@ void ClientConn::respond_status(const char* base, const conf::Handler& hd, const
     respond_local(200, render_json(take_snapshot(*w_)), false, kNoStore, "application/json");
     return;
   }
-  std::string mount(np.decoded.substr(0, std::min<size_t>(script_len_, np.decoded.size())));
-  mount += "/";
-  respond_local(200, render_html(take_snapshot(*w_), mount), false, kNoStore, "text/html; charset=utf-8");
+  std::string page_base(np.decoded.substr(0, std::min<size_t>(script_len_, np.decoded.size())));
+  page_base += "/";
+  respond_local(200, render_html(take_snapshot(*w_), page_base), false, kNoStore, "text/html; charset=utf-8");
+}
+
+void ClientConn::collect_status_command(const char* p, size_t n) {
+  if (!cmd_ || cmd_->size() > kMaxCommandBytes) return;
+  cmd_->append(p, std::min(n, kMaxCommandBytes + 1 - cmd_->size()));
+}
+
+void ClientConn::run_status_command() {
+  if (!cmd_ || cmd_->size() > kMaxCommandBytes) {
+    respond_local(413, "413 Content Too Large: one command line\n", false);
+    return;
+  }
+  std::string cmd = command_of(*cmd_);
+  AdminResult r = execute_admin(
+      SnapshotSource{&w_->site(), &w_->region(), &w_->pool_first_server(), w_->ready_fails(), w_->now()}, cmd,
+      std::string("http ") + peer_);
+  respond_local(r.ok ? 200 : 400, r.text, false, kNoStore);
 }
 
 }  // namespace pasture::worker

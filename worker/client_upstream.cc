@@ -17,7 +17,7 @@ void ClientConn::start_proxy(const char* base, int pool_index, const RequestTarg
   pool_ = pool_index;
   std::string key_scratch;  // a hash key in the forwarded form, until pick()
   lb::RequestView rv = request_view(base, pool, t, np, key_scratch);
-  int s = pool.balancer->pick(rv, *pool.state, w_->now());
+  int s = lb::pick(*pool.balancer, rv, *pool.state, w_->now());
   w_->pool_stats(pool_index).requests.add();
   if (s < 0) {
     w_->pool_stats(pool_index).no_server.add();
@@ -138,6 +138,10 @@ void ClientConn::connect_upstream() {
 
 void ClientConn::forward_body(const char* p, size_t n) {
   body_bytes_ += n;
+  if (mode_ == Mode::kStatusCmd) {
+    if (!chunked_) collect_status_command(p, n);
+    return;
+  }
   if (mode_ == Mode::kApp) {
     if (!chunked_) app_body_in(p, n);
     return;
@@ -158,6 +162,10 @@ void ClientConn::forward_body(const char* p, size_t n) {
 // own framing: bytes llhttp parsed leniently (chunk extensions, trailers)
 // never reach an upstream that might frame them differently (smuggling).
 void ClientConn::add_chunk(const char* p, size_t n) {
+  if (mode_ == Mode::kStatusCmd) {
+    collect_status_command(p, n);
+    return;
+  }
   if (mode_ == Mode::kApp) {
     app_body_in(p, n);
     return;
@@ -281,7 +289,7 @@ int ClientConn::pick_retry(PoolRt& pool, const char* why, Retry r) {
   rv.client_addr = peer_;
   rv.rng = &w_->rng();
   for (int i = 0; i < 4; i++) {
-    int c = pool.balancer->pick(rv, *pool.state, w_->now());
+    int c = lb::pick(*pool.balancer, rv, *pool.state, w_->now());
     if (c < 0) break;
     if (c >= 64 || !(tried_ & (1ull << c))) return c;
   }

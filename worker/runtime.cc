@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "worker/admin_socket.h"
 #include "worker/client_conn.h"
 
 namespace pasture::worker {
@@ -101,6 +102,7 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
   all_slots_ = setup.shm->workers();
   n_workers_ = setup.n_workers;
   log_file_ = setup.log_file;
+  pool_first_server_ = setup.pool_first_server;
   const conf::Site& site = *setup.site;
   max_connections_ = site.server.max_connections;
   if (max_connections_ == 0) {
@@ -386,9 +388,15 @@ bool Worker::accept_batch(int lfd, int max, bool capped) {
   return true;
 }
 
+void Worker::start_admin(int fd) {
+  if (fd >= 0) admin_ = start_admin_socket(*this, fd);
+}
+
 void Worker::start_drain() {
   if (draining_) return;
   draining_ = true;
+  stop_admin_socket(admin_);
+  admin_ = nullptr;
   if (accept_poll_) {
     // Leave the listen sockets' wait queues first, then take what may already
     // have been signalled to us: with EPOLLEXCLUSIVE a wake-up we swallow is

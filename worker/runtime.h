@@ -22,6 +22,7 @@ namespace pasture::worker {
 
 class UpstreamConn;
 class ClientConn;
+class AdminSocket;
 
 // One upstream server as seen by this worker, with its keep-alive pool.
 struct Target {
@@ -84,6 +85,11 @@ class Worker {
   void client_opened(ClientConn* c);
   void client_closed(ClientConn* c);
   bool draining() const { return draining_; }
+  // /ready answers 503: this worker drains, or `drain` was asked (ShmHeader::drain_at_ms).
+  bool ready_fails() const {
+    return draining_ || shm_->header().drain_at_ms.load(std::memory_order_relaxed) != 0;
+  }
+  const std::vector<uint32_t>& pool_first_server() const { return pool_first_server_; }
   // Draining, or the next request to finish is the last before
   // max_requests recycles this worker: answers say Connection: close.
   bool closing_soon() const { return draining_ || (max_requests_ && requests_ + 1 >= max_requests_); }
@@ -104,6 +110,8 @@ class Worker {
   // reuse_port: this worker's own SO_REUSEPORT sockets, bound (not yet
   // listening) while it may still hold CAP_NET_BIND_SERVICE.
   void bind_own_sockets(const std::vector<int>& listen_fds);
+  // The admin socket (worker/admin_socket.h): accepted until the worker drains.
+  void start_admin(int fd);
   // Count a finished request; past max_requests the worker drains and exits
   // (the master starts a fresh one), as gunicorn's max_requests.
   void note_request();
@@ -120,6 +128,8 @@ class Worker {
   lb::WyRand rng_;  // seeded per process after fork
   AccessLog access_log_;
   std::vector<PoolRt> pools_;
+  std::vector<uint32_t> pool_first_server_;
+  AdminSocket* admin_ = nullptr;
   Timers timers_;
   std::vector<std::vector<HeaderSpan>*> free_spans_;
   std::vector<std::string*> free_bufs_;

@@ -95,7 +95,7 @@ th,td{padding:4px 9px;text-align:right;border-bottom:1px solid #e6e8ec;white-spa
 th{background:#eef0f4;font-weight:600;font-size:12px;color:#3b4456}
 td:first-child,th:first-child{text-align:left}
 .st{display:inline-block;padding:1px 8px;border-radius:9px;font-size:12px;color:#fff}
-.st-up{background:#1f9d55}.st-down{background:#d0352b}.st-failing{background:#e08a00}.st-disabled{background:#8a93a3}
+.st-up{background:#1f9d55}.st-down{background:#d0352b}.st-failing{background:#e08a00}.st-disabled{background:#8a93a3}.st-drain{background:#2b6cb0}.st-maint{background:#6b46c1}
 .bad{color:#d0352b;font-weight:600}.spark polyline{fill:none;stroke:#3867d6;stroke-width:1.5}
 .tot{display:flex;gap:26px;flex-wrap:wrap;margin:6px 0}.tot div span{display:block;font-size:12px;color:#5b6475}
 )";
@@ -163,7 +163,11 @@ std::string render_html(const Snapshot& s, std::string_view base) {
       std::string weight = std::to_string(v.weight);
       if (v.effective_weight != v.weight) weight = std::to_string(v.effective_weight) + " / " + weight;
       o += "<tr data-server=\"" + esc(v.name) + "\"><td>" + esc(v.name) + (v.backup ? " <small>backup</small>" : "") +
-           "</td><td><span class=\"st st-" + std::string(v.state) + "\">" + v.state + "</span></td><td>" + weight +
+           "</td><td><span class=\"st st-" + std::string(v.state) + "\">" + v.state + "</span>" +
+           (std::string_view(v.admin) != "ready"
+                ? " <span class=\"st st-" + std::string(v.admin) + "\">" + v.admin + "</span>"
+                : "") +
+           "</td><td>" + weight +
            "</td><td>" + std::to_string(v.active > 0 ? v.active : 0) + "</td><td>" + num(v.selected) + "</td>" +
            rate_cells(p.name + "/" + v.name, v.selected) + "<td>" + num(v.responses[1]) + "</td><td>" +
            num(v.responses[2]) + "</td><td>" + num(v.responses[3]) + "</td><td" +

@@ -157,6 +157,9 @@ std::string render_json(const Snapshot& s) {
       Obj m(o);
       m.str("name", v.name);
       m.str("state", v.state);
+      m.str("admin", v.admin);
+      m.str("health_forced", v.forced);
+      m.str("checks", v.checks_disabled ? "disabled" : "enabled");
       m.key("backup");
       o += v.backup ? "true" : "false";
       m.typed("since_recovery_ms", "age", v.state_age_ms);

@@ -23,6 +23,15 @@ const char* method_name(conf::BalanceMethod m) {
   return "?";
 }
 
+const char* admin_state_name(shm::AdminState a) {
+  switch (a) {
+    case shm::AdminState::Ready: return "ready";
+    case shm::AdminState::Drain: return "drain";
+    case shm::AdminState::Maint: return "maint";
+  }
+  return "?";
+}
+
 void add_classes(uint64_t (&to)[shm::kStatusClasses], const shm::Counter (&from)[shm::kStatusClasses]) {
   for (int i = 0; i < shm::kStatusClasses; i++) to[i] += from[i].get();
 }
@@ -36,15 +45,25 @@ void HistSnap::add(const shm::Histogram& h) {
 }
 
 Snapshot take_snapshot(Worker& w) {
-  shm::Region& r = w.region();
+  SnapshotSource src;
+  src.site = &w.site();
+  src.shm = &w.region();
+  src.first_server = &w.pool_first_server();
+  src.draining = w.ready_fails();
+  src.now_ms = w.now();
+  return take_snapshot(src);
+}
+
+Snapshot take_snapshot(const SnapshotSource& src) {
+  shm::Region& r = *src.shm;
   const shm::LayoutSizes& sz = r.sizes();
   Snapshot s;
   s.generation = r.header().generation.load(std::memory_order_relaxed);
   s.counters_since = r.header().counters_since.load(std::memory_order_relaxed);
   s.now = (uint64_t)time(nullptr);
   s.self_pid = (int)getpid();
-  s.draining = w.draining();
-  uint64_t now_ms = w.now();
+  s.draining = src.draining;
+  uint64_t now_ms = src.now_ms;
 
   // Rows: live worker slots, slots whose process is gone but not yet folded
   // (counted all the same), and the retired row.
@@ -83,15 +102,19 @@ Snapshot take_snapshot(Worker& w) {
     rows.push_back(row);
   }
 
-  for (PoolRt& p : w.pools()) {
-    if (p.hosted) continue;
-    const conf::Pool& cfg = *p.cfg;
+  const conf::Site& site = *src.site;
+  for (size_t pi = 0; pi < site.pools.size(); pi++) {
+    bool hosted = false;
+    for (const conf::PythonApp& a : site.python_apps) hosted |= a.pool == (int)pi;
+    if (hosted) continue;
+    const conf::Pool& cfg = site.pools[pi];
+    uint32_t first = (*src.first_server)[pi];
     PoolSnap ps;
     ps.name = cfg.name;
     ps.method = method_name(cfg.method);
     ps.health_checked = !cfg.health_check.empty();
     for (const shm::StatsRow& row : rows) {
-      const shm::PoolStats& st = row.pool((uint32_t)p.index);
+      const shm::PoolStats& st = row.pool((uint32_t)pi);
       ps.requests += st.requests.get();
       ps.no_server += st.no_server.get();
       ps.retries += st.retries.get();
@@ -99,28 +122,39 @@ Snapshot take_snapshot(Worker& w) {
     }
     for (size_t j = 0; j < cfg.servers.size(); j++) {
       const conf::UpstreamServer& us = cfg.servers[j];
-      const shm::ServerSlot& slot = p.state->server_slots[j];
+      const shm::ServerSlot& slot = r.servers()[first + j];
       ServerSnap ss;
       ss.name = us.label();
       ss.backup = us.backup;
       ss.weight = us.weight;
       ss.max_conns = us.max_conns;
       uint64_t recovered = slot.recovered_at_ms.load(std::memory_order_relaxed);
-      ss.effective_weight = lb::effective_weight(us.weight, recovered, us.slow_start_ms, now_ms);
+      ss.weight_override = slot.weight_override.load(std::memory_order_relaxed);
+      ss.effective_weight = lb::effective_weight(ss.weight_override ? ss.weight_override : us.weight, recovered,
+                                                 us.slow_start_ms, now_ms);
       ss.state_age_ms = recovered && now_ms > recovered ? now_ms - recovered : 0;
       uint64_t until = slot.down_until_ms.load(std::memory_order_relaxed);
+      uint32_t control = slot.control.load(std::memory_order_relaxed);
+      ss.admin = admin_state_name(shm::admin_state(control));
+      shm::ForcedHealth forced = shm::forced_health(control);
+      ss.forced = forced == shm::ForcedHealth::Up ? "up" : forced == shm::ForcedHealth::Down ? "down" : "";
+      ss.checks_disabled = control & shm::kChecksDisabled;
       if (us.down)
         ss.state = "disabled";
-      else if (slot.flags.load(std::memory_order_relaxed) & shm::kServerDown)
+      else if (forced == shm::ForcedHealth::Down)
+        ss.state = "down";
+      else if (forced == shm::ForcedHealth::Up)
+        ss.state = "up";
+      else if (!ss.checks_disabled && (slot.flags.load(std::memory_order_relaxed) & shm::kServerDown))
         ss.state = "down";
       else if (until != 0 && now_ms < until)
         ss.state = "failing";
-      if (std::string_view(ss.state) == "up") ps.up++;
+      if (std::string_view(ss.state) == "up" && shm::admin_state(control) == shm::AdminState::Ready) ps.up++;
       ss.active = slot.active.load(std::memory_order_relaxed);
       ss.sent = slot.requests.load(std::memory_order_relaxed);
       ss.failures = slot.failures.load(std::memory_order_relaxed);
       for (const shm::StatsRow& row : rows) {
-        const shm::ServerStats& st = row.server(p.targets[j].shm_index);
+        const shm::ServerStats& st = row.server(first + (uint32_t)j);
         ss.selected += st.selected.get();
         ss.bytes_in += st.bytes_in.get();
         ss.bytes_out += st.bytes_out.get();

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "common/shm_layout.h"
 #include "common/stats.h"
+#include "conf/model.h"
 
 namespace pasture::worker {
 
@@ -26,10 +28,14 @@ struct HistSnap {
 struct ServerSnap {
   std::string name;       // host:port or unix:/path, as configured
   bool backup = false;
-  const char* state = "up";  // up, down (health check), failing (passive), disabled (down in config)
+  const char* state = "up";  // up, down (health check or forced), failing (passive), disabled (down in config)
+  const char* admin = "ready";   // admin state: ready, drain, maint (`set server … state`)
+  const char* forced = "";       // `set health`: "", "up" or "down"
+  bool checks_disabled = false;  // `disable health`
+  uint32_t weight_override = 0;  // `set weight`; 0 = none
   uint64_t state_age_ms = 0;  // since it last came back up (0: unknown / never went down)
   uint32_t weight = 0;        // configured
-  uint32_t effective_weight = 0;  // with slow start applied
+  uint32_t effective_weight = 0;  // with a weight override and slow start applied
   uint32_t max_conns = 0;     // 0 = unlimited
   int32_t active = 0;         // requests in flight, all workers
   uint64_t sent = 0;          // requests sent (ServerSlot::requests; survives reloads)
@@ -75,6 +81,17 @@ struct Snapshot {
   std::vector<PoolSnap> pools;      // Python app pools left out (their servers are pasture's own)
 };
 
+// What a snapshot is read from: the site, its region and the global index
+// of each pool's first server (worker::Setup::pool_first_server).
+struct SnapshotSource {
+  const conf::Site* site = nullptr;
+  shm::Region* shm = nullptr;
+  const std::vector<uint32_t>* first_server = nullptr;
+  bool draining = false;  // the reader drains (or `drain` was asked)
+  uint64_t now_ms = 0;    // CLOCK_MONOTONIC ms
+};
+
+Snapshot take_snapshot(const SnapshotSource& src);
 Snapshot take_snapshot(Worker& w);
 
 }  // namespace pasture::worker

@@ -91,6 +91,8 @@ int run(const Setup& setup) {
     if (!w.start_accepting(setup.listen_fds)) return 1;
   }
 
+  w.start_admin(setup.admin_fd);
+
   Signals sig;
   for (auto [h, num] : {std::pair{&sig.term, SIGTERM}, std::pair{&sig.quit, SIGQUIT},
                         std::pair{&sig.intr, SIGINT}, std::pair{&sig.hup, SIGHUP},

@@ -41,6 +41,7 @@ struct Setup {
   uint64_t max_requests = 0;  // drain and exit after this many (0 = never); jitter applied
   int n_workers = 1;          // accept balance looks at slots 0..n-1 (this one among them)
   bool reuse_port = false;    // also accept on a private SO_REUSEPORT socket per listener
+  int admin_fd = -1;          // the admin socket (listening, unix), or -1 (worker/admin_socket.h)
   // Python apps in-process (app_mode = embedded): loaded after fork unless
   // the master preloaded them.
   bool embed_apps = false;

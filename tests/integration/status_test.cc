@@ -189,9 +189,16 @@ TEST(Status, OnlyAllowedPeersAndOnlyReads) {
   PastureServer open(status_site(a, b), 1);  // default: loopback
   ASSERT_TRUE(open.started()) << open.output();
   EXPECT_EQ(http_get(open.port(), "/status").status, 200);
+  // Writes are POST with the command header (StatusControl.*); the allow
+  // list comes first.
+  Response denied = http_request(srv.port(), "POST", "/status/", {{"X-Pasture-Command", "1"}}, "show info");
+  EXPECT_EQ(denied.status, 403);
+  EXPECT_NE(denied.body.find("allow list"), std::string::npos) << denied.body;
   Response post = http_request(open.port(), "POST", "/status", {}, "x");
-  EXPECT_EQ(post.status, 405);
-  EXPECT_EQ(post.header("Allow"), "GET, HEAD");
+  EXPECT_EQ(post.status, 403);  // no X-Pasture-Command
+  Response put = http_request(open.port(), "PUT", "/status", {}, "x");
+  EXPECT_EQ(put.status, 405);
+  EXPECT_EQ(put.header("Allow"), "GET, HEAD, POST");
   EXPECT_EQ(http_get(open.port(), "/status/nothing").status, 404);
   EXPECT_EQ(http_get(open.port(), "/status/ready").body, "ready\n");
 }

@@ -70,7 +70,7 @@ class TestPool {
   TestPool(Method m, std::vector<ServerParams> servers)
       : TestPool(PoolParams{m, std::move(servers), Consistency::Maglev, false, ""}) {}
 
-  int pick(const RequestView& rv = {}) { return balancer->pick(rv, state, now_ms); }
+  int pick(const RequestView& rv = {}) { return lb::pick(*balancer, rv, state, now_ms); }
   int pick_key(std::string_view key) {
     RequestView rv;
     rv.hash_key = key;
