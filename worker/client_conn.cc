@@ -10,6 +10,7 @@
 
 #include "common/health_state.h"
 #include "common/log.h"
+#include "worker/head_check.h"
 #include "worker/proxy_head.h"
 #include "worker/router.h"
 #include "worker/upstream_conn.h"
@@ -37,18 +38,6 @@ void format_peer(const sockaddr* sa, char* out, size_t len) {
 }
 
 void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
-
-// A complete first line (after the empty lines RFC 9112 2.2 lets a server
-// skip) without the two spaces of "METHOD TARGET VERSION".
-bool request_line_lacks_version(const char* p, const char* end) {
-  while (p < end && (*p == '\r' || *p == '\n')) p++;
-  int spaces = 0;
-  for (; p < end; p++) {
-    if (*p == '\n') return spaces < 2;
-    if (*p == ' ') spaces++;
-  }
-  return false;  // the line is not complete yet
-}
 
 }  // namespace
 
@@ -383,108 +372,24 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   if (parser_.upgrade) keep_alive_ = false;
   chunked_ = false;
   trailer_bytes_ = 0;
-  std::string_view url = span_view(base, head_.url);
   if (w_->access_log().enabled()) begin_log(base);
-  if (parser_.http_major != 1) {  // HTTP/0.9 ("GET /"), HTTP/2.0: nginx says 400, 505
-    respond_error(parser_.http_major == 0 ? 400 : 505, "unsupported HTTP version");
-    return false;
-  }
-  if (head_.headers->size() > srv.max_header_fields) {
-    respond_error(431, "too many header fields");
-    return false;
-  }
-  if (url.size() > srv.max_url_bytes) {
-    respond_error(414, "request target too long");
-    return false;
-  }
-  RequestTarget t;
-  if (!split_target(url, &t)) {
-    respond_error(400, "bad request target");
-    return false;
-  }
-  // Routing sees the path as the upstream will (build_proxy_head forwards
-  // np.wire), and an absolute-form authority is the Host (RFC 9112 3.2.2).
+  RequestHead rh;
   std::string path_scratch;
-  NormalPath np;
-  if (!normalize_path(t.path, path_scratch, &np) || (t.path == "*" && method_ != HTTP_OPTIONS)) {
-    respond_error(400, "bad request path");  // asterisk form: OPTIONS only (RFC 9112 3.2.4)
+  const char* why = nullptr;
+  int bad = check_request_head(parser_, base, head_, srv, path_scratch, &rh, &why);
+  expect_continue_ = rh.expect_continue;
+  if (bad) {
+    respond_error(bad, why);
     return false;
   }
-  if (!t.authority.empty() && !valid_authority(t.authority)) {
-    respond_error(400, "invalid request target authority");
-    return false;
-  }
-  std::string_view host = t.authority, host_field, te, max_forwards;
-  bool have_host = false, bad_name = false;
-  int te_fields = 0, max_forwards_fields = 0;
-  expect_continue_ = false;
-  for (const HeaderSpan& h : *head_.headers) {
-    std::string_view name = span_view(base, h.name);
-    // llhttp accepts an empty name and whitespace before the colon; RFC 9112
-    // 5.1 says reject (400), as nginx does.
-    if (name.empty() || name.back() == ' ' || name.back() == '\t') bad_name = true;
-    if (name.size() == 4 && iequals(name, "host")) {
-      if (have_host) {
-        respond_error(400, "duplicate Host header");
-        return false;
-      }
-      have_host = true;
-      host_field = trim_ows(span_view(base, h.value));
-    } else if (name.size() == 6 && iequals(name, "expect")) {
-      expect_continue_ = iequals(trim_ows(span_view(base, h.value)), "100-continue");
-    } else if (name.size() == 17 && iequals(name, "transfer-encoding")) {
-      te = span_view(base, h.value);
-      te_fields++;  // llhttp rejects only "chunked" twice
-    } else if (name.size() == 12 && iequals(name, "max-forwards")) {
-      max_forwards = span_view(base, h.value);
-      max_forwards_fields++;
-    }
-  }
-  // OPTIONS and TRACE act on Max-Forwards (1*DIGIT, RFC 9110 7.6.2): several
-  // values (fields or a list) would let the hop that answers and the one
-  // that forwards disagree. (A single non-number is forwarded as it came.)
-  if ((method_ == HTTP_OPTIONS || method_ == HTTP_TRACE) &&
-      (max_forwards_fields > 1 || max_forwards.find(',') != std::string_view::npos)) {
-    respond_error(400, "invalid Max-Forwards");
-    return false;
-  }
-  if (bad_name || head_.folded) {
-    respond_error(400, "malformed header line");
-    return false;
-  }
-  if (!have_host && !http10_) {
-    respond_error(400, "missing Host header");
-    return false;
-  }
-  if (have_host && !valid_host(host_field)) {
-    respond_error(400, "invalid Host header");
-    return false;
-  }
-  if (host.empty()) host = host_field;
-  if (parser_.flags & F_TRANSFER_ENCODING) {
-    // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. Any
-    // coding but a lone "chunked" is not implemented (nginx: 501); llhttp
-    // would accept "gzip, chunked".
-    if (http10_) {
-      respond_error(400, "Transfer-Encoding in an HTTP/1.0 request");
-      return false;
-    }
-    if (te_fields > 1) {  // "gzip" then "chunked": one coding would be lost
-      respond_error(400, "several Transfer-Encoding header lines");
-      return false;
-    }
-    // llhttp's F_CHUNKED too: it must frame the body as chunked exactly when
-    // pasture forwards it so ("chunked\t" is not chunked to llhttp).
-    if (!iequals(trim_ows(te), "chunked") || !(parser_.flags & F_CHUNKED)) {
-      respond_error(501, "unsupported Transfer-Encoding");
-      return false;
-    }
-    chunked_ = true;  // the body is decoded and chunked again (add_chunk)
-  }
+  chunked_ = rh.chunked;  // the body is decoded and chunked again (add_chunk)
+  const RequestTarget& t = rh.target;
+  const NormalPath& np = rh.path;
+  std::string_view url = span_view(base, head_.url);
   state_ = State::kBody;
   arm_timer(srv.client_body_timeout_ms);
-  if (answer_here(base, max_forwards)) return true;
-  RouteResult r = route(w_->site(), host, np.decoded);
+  if (answer_here(base, rh.max_forwards)) return true;
+  RouteResult r = route(w_->site(), rh.host, np.decoded);
   handler_ = r.handler;
   script_len_ = r.script_name_len;
   if (handler_ < 0) {

@@ -56,7 +56,6 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   void on_upstream_abort();
   void on_upstream_drained();  // the upstream's send queue fell below kLowWater
   void flush();                // write a response head still held back
-  static bool valid_response_head(const char* base, const HeadCollector& h);
   bool is_head_request() const { return method_ == HTTP_HEAD; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
@@ -132,9 +131,8 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
                      std::string_view type = "text/plain; charset=utf-8");
   bool answer_here(const char* base, std::string_view max_forwards);
   int count_trailer(size_t n);
-  void append_response_head(std::string& o, const char* base, const HeadCollector& h,
-                            const llhttp_t* p);
   int send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
+  std::string_view via_name() const;
   void respond_error(int status, const char* why);
   void release_server(bool failed);
   void begin_log(const char* base);
