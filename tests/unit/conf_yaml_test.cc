@@ -257,6 +257,33 @@ TEST_F(ConfYaml, ServersFromFile) {
   EXPECT_EQ(servers[2].loc.line, 3);
 }
 
+// Found by fuzzing (tests/fuzz/servers.cc, seed ini_value): server_spec()
+// left out max_fails, fail_timeout and slow_start, so `pasture convert`
+// dropped them, `pasture check` did not show them, and the site dump that
+// compares two sites (same_site) could not tell them apart.
+TEST_F(ConfYaml, PassiveHealthAndSlowStartSurviveServersLists) {
+  Site s = yaml("apps:\n  main:\n    use: balancer\n    servers:\n"
+                "      - 10.0.0.1:80 max_fails=3 fail_timeout=1.5s slow_start=2m\n"
+                "      - 10.0.0.2:80 max_fails=0 fail_timeout=250ms\n");
+  const auto& sv = s.pools.at(0).servers;
+  ASSERT_EQ(sv.size(), 2u);
+  EXPECT_EQ(sv[0].max_fails, 3u);
+  EXPECT_EQ(sv[0].fail_timeout_ms, 1500u);
+  EXPECT_EQ(sv[0].slow_start_ms, 120000u);
+  EXPECT_EQ(sv[1].max_fails, 0u);
+  EXPECT_EQ(sv[1].fail_timeout_ms, 250u);
+  EXPECT_EQ(server_spec(sv[0]), "10.0.0.1:80 max_fails=3 fail_timeout=1.5s slow_start=2m");
+  UpstreamServer plain;
+  plain.host = "h";
+  plain.port = 1;
+  EXPECT_EQ(server_spec(plain), "h:1");
+  const char* ini =
+      "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\n"
+      "servers = 10.0.0.1:80 max_fails=3 fail_timeout=1.5s slow_start=2m\n";
+  expect_round_trip(dir_.write("health.ini", ini), dir_.path() + "/health.yaml");
+  EXPECT_NE(site_to_yaml(load("health2.ini", ini)).find("slow_start=2m"), std::string::npos);
+}
+
 TEST_F(ConfYaml, ServersFromErrors) {
   auto err = [&](const std::string& pool_yaml, const std::string& setting = "servers_from = pool.yaml") {
     if (!pool_yaml.empty()) dir_.write("pool.yaml", pool_yaml);
