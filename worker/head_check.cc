@@ -3,6 +3,34 @@
 #include "worker/proxy_head.h"
 
 namespace pasture::worker {
+namespace {
+
+// A field name is a token (RFC 9110 5.1). llhttp's lenient build takes a
+// space inside one ("Transfer-Encoding x"), which a peer may read as
+// another field; nginx refuses such a line.
+bool valid_field_name(std::string_view name) {
+  static const std::string_view kSpecials = "!#$%&'*+-.^_`|~";
+  if (name.empty()) return false;
+  for (char ch : name) {
+    auto c = (unsigned char)ch;
+    bool alnum = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+    if (!alnum && kSpecials.find(ch) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+// A reason phrase that may go on: HTAB, SP, VCHAR, obs-text (RFC 9112 4).
+// llhttp's lenient build passes other control bytes (NUL) through.
+bool valid_reason(std::string_view r) {
+  for (char ch : r) {
+    auto c = (unsigned char)ch;
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool request_line_lacks_version(const char* p, const char* end) {
   while (p < end && (*p == '\r' || *p == '\n')) p++;
   int spaces = 0;
@@ -40,9 +68,9 @@ int check_request_head(const llhttp_t& p, const char* base, const HeadCollector&
   int te_fields = 0, max_forwards_fields = 0;
   for (const HeaderSpan& h : *head.headers) {
     std::string_view name = span_view(base, h.name);
-    // llhttp accepts an empty name and whitespace before the colon; RFC 9112
-    // 5.1 says reject (400), as nginx does.
-    if (name.empty() || name.back() == ' ' || name.back() == '\t') bad_name = true;
+    // llhttp accepts an empty name, whitespace before the colon or inside
+    // the name; RFC 9112 5.1 says reject (400), as nginx does.
+    if (!valid_field_name(name)) bad_name = true;
     if (name.size() == 4 && iequals(name, "host")) {
       if (have_host) return fail(400, "duplicate Host header");
       have_host = true;
@@ -88,7 +116,7 @@ bool valid_response_head(const char* base, const HeadCollector& h, const llhttp_
   if ((p.flags & F_TRANSFER_ENCODING) && !(p.flags & F_CHUNKED)) return false;
   for (const HeaderSpan& hs : *h.headers) {
     std::string_view name = span_view(base, hs.name);
-    if (name.empty() || name.back() == ' ' || name.back() == '\t') return false;
+    if (!valid_field_name(name)) return false;
     // pasture writes "Transfer-Encoding: chunked" itself; any other coding
     // would reach the client mislabelled (nginx: 502 too).
     if (name.size() == 17 && iequals(name, "transfer-encoding") &&
@@ -105,7 +133,7 @@ void append_response_head(std::string& o, const char* base, const HeadCollector&
   append_uint(o, (uint64_t)status);
   o.push_back(' ');
   std::string_view reason = span_view(base, h.status);
-  if (reason.empty())
+  if (reason.empty() || !valid_reason(reason))
     o.append(reason_phrase(status));
   else
     o.append(reason);

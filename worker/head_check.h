@@ -38,16 +38,17 @@ int check_request_head(const llhttp_t& p, const char* base, const HeadCollector&
                        const conf::ServerSettings& srv, std::string& scratch, RequestHead* out,
                        const char** why);
 
-// An upstream's response head pasture can forward: no obs-fold, no empty
-// name or whitespace before a colon, no Transfer-Encoding but a lone
+// An upstream's response head pasture can forward: no obs-fold, every
+// field name a token (not empty, no whitespace), no Transfer-Encoding but a lone
 // "chunked" that llhttp also framed as chunked (else the body would be
 // framed one way here and labelled another way there).
 bool valid_response_head(const char* base, const HeadCollector& h, const llhttp_t& p);
 
 // The status line and the end-to-end fields of an upstream's head (RFC 9110
 // 7.6.1: minus hop-by-hop ones and those its Connection fields name; the
-// framing is never copied), then Via when `via_name` is not empty. The
-// caller adds framing and the end.
+// framing is never copied), then Via when `via_name` is not empty. A reason
+// phrase with control bytes is replaced by the standard one. The caller
+// adds framing and the end.
 void append_response_head(std::string& o, const char* base, const HeadCollector& h, const llhttp_t& p,
                           std::string_view via_name);
 

@@ -87,6 +87,13 @@ TEST(WorkerHeadCheck, RequestHeadsAnsweredWithAnError) {
       {"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
       {"GET / HTTP/1.1\r\nHost: h\r\nX-A : 1\r\n\r\n", 400},
       {"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n 2\r\n\r\n", 400},
+      // Found by fuzzing (tests/fuzz/request.cc; corpus crash-name-with-space):
+      // llhttp takes a space inside a name, which went upstream as it came.
+      {"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encngd o:igzip, chunked\r\n\r\n", 400},
+      {"TRACE / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 1, 2\r\n\r\n", 400},
+      {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
   };
   for (const auto& c : cases) {
     Checked r(c.raw);
@@ -135,8 +142,16 @@ TEST(WorkerHeadCheck, ResponseHeadAndFraming) {
   EXPECT_FALSE(f.until_eof);
   EXPECT_EQ(response_head("HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n", false, false, &f, &valid),
             "HTTP/1.1 204 No Content\r\nVia: 1.1 pasture\r\n");
-  // Refused: obs-fold, a space before the colon, a coding pasture does not frame.
+  // Found by fuzzing (tests/fuzz/response.cc; corpus crash-nul-in-reason):
+  // llhttp passes NUL bytes in a reason phrase, which went to the client.
+  EXPECT_EQ(response_head(std::string("HTTP/1.1 200 OK\0\0\r\nContent-Length: 0\r\n\r\n", 40), false, false, &f,
+                          &valid),
+            "HTTP/1.1 200 OK\r\nVia: 1.1 pasture\r\nContent-Length: 0\r\n");
+  EXPECT_TRUE(valid);
+  // Refused: obs-fold, whitespace before the colon or in a name, a coding
+  // pasture does not frame.
   for (const char* bad : {"HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\n\r\n", "HTTP/1.1 200 OK\r\nX-A : 1\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nX A: 1\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n"}) {
     response_head(bad, false, false, &f, &valid);
