@@ -57,6 +57,11 @@ int check_request_head(const llhttp_t& p, const char* base, const HeadCollector&
   if (url.size() > srv.max_url_bytes) return fail(414, "request target too long");
   RequestTarget& t = out->target;
   if (!split_target(url, &t)) return fail(400, "bad request target");
+  // The query goes upstream as sent (the path is encoded again): llhttp's
+  // lenient build takes a TAB in it, which a peer that splits the request
+  // line at any whitespace would read as the end of the target.
+  for (char c : t.query)
+    if ((unsigned char)c <= 0x20 || c == 0x7f) return fail(400, "bad request target");
   // Routing sees the path as the upstream will (build_proxy_head forwards
   // path.wire), and an absolute-form authority is the Host (RFC 9112 3.2.2).
   if (!normalize_path(t.path, scratch, &out->path) || (t.path == "*" && p.method != HTTP_OPTIONS))

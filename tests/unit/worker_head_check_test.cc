@@ -90,6 +90,8 @@ TEST(WorkerHeadCheck, RequestHeadsAnsweredWithAnError) {
       // Found by fuzzing (tests/fuzz/request.cc; corpus crash-name-with-space):
       // llhttp takes a space inside a name, which went upstream as it came.
       {"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encngd o:igzip, chunked\r\n\r\n", 400},
+      // Found by fuzzing (crash-tab-in-query): a TAB in the query went upstream.
+      {"GET /x?q=%00\t HTTP/1.1\r\nHost: h\r\n\r\n", 400},
       {"TRACE / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 1, 2\r\n\r\n", 400},
       {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
       {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
