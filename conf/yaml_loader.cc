@@ -112,6 +112,13 @@ UpstreamServer Doc::server_map(const YAML::Node& n) const {
           "server: unknown key '" + key + "' (expected host, port, unix, weight, max_conns, backup, down)");
     }
   }
+  // Servers are written back in the `servers =` syntax (pasture convert,
+  // pasture check, and this loader's own pool settings), which separates
+  // servers and parameters by whitespace.
+  for (const std::string* v : {&s.host, &s.unix_path}) {
+    if (std::any_of(v->begin(), v->end(), py::is_space))
+      bad(s.loc, "server: whitespace in '" + *v + "' (a servers line could not name it)");
+  }
   if (!s.unix_path.empty()) {
     if (!s.host.empty() || has_port) bad(s.loc, "server: unix cannot be combined with host/port");
     return s;

@@ -298,6 +298,11 @@ TEST_F(ConfYaml, ServersFromErrors) {
             "site.ini:5: servers_from: " + dir_.path() + "/missing.yaml: cannot read: No such file or directory");
   EXPECT_EQ(err("- a:1\n", "servers = a:1\nservers_from = pool.yaml"),
             "site.ini:6: [app:main] has both 'servers =' and 'servers_from ='");
+  // Found by fuzzing (tests/fuzz/servers, corpus crash-unix-path-with-space):
+  // the map form took what no servers line can name, so convert and check
+  // wrote other servers, and an inline YAML list failed with a stray error.
+  EXPECT_EQ(err("- {unix: /run/a b.sock}\n"), "pool.yaml:1: server: whitespace in '/run/a b.sock' (a servers line could not name it)");
+  EXPECT_EQ(err("- {host: a b, port: 1}\n"), "pool.yaml:1: server: whitespace in 'a b' (a servers line could not name it)");
 }
 
 TEST_F(ConfYaml, CheckTextNamesWhatIsServed) {
