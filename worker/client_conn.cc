@@ -497,10 +497,14 @@ void ClientConn::reset_request() {
   body_bytes_ = 0;
   tried_ = 0;
   set_cookie_ = {};
-  chunked_ = false;
+  chunked_ = rechunk_ = false;
   if (chunk_out_) {
     w_->give_buf(chunk_out_);
     chunk_out_ = nullptr;
+  }
+  if (resp_out_) {
+    w_->give_buf(resp_out_);
+    resp_out_ = nullptr;
   }
   status_ = 0;
   resp_bytes_ = 0;
@@ -658,6 +662,7 @@ void ClientConn::on_close_cb(uv_handle_t* h) {
   if (c->uphead_) w->give_buf(c->uphead_);
   if (c->resp_head_) w->give_buf(c->resp_head_);
   if (c->chunk_out_) w->give_buf(c->chunk_out_);
+  if (c->resp_out_) w->give_buf(c->resp_out_);
   if (c->head_.headers) w->give_spans(c->head_.headers);
   if (c->log_) w->give_buf(c->log_);
   w->client_closed(c);

@@ -55,7 +55,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   // can only be closed.
   void on_upstream_abort();
   void on_upstream_drained();  // the upstream's send queue fell below kLowWater
-  void flush();                // write a response head still held back
+  void flush();                // write a response head and chunks still held back
   bool is_head_request() const { return method_ == HTTP_HEAD; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
@@ -134,6 +134,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   int send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
   std::string_view via_name() const;
   void respond_error(int status, const char* why);
+  void hold_upstream_if_behind();
   void release_server(bool failed);
   void begin_log(const char* base);
   void begin_raw_log(const char* p, const char* end);
@@ -166,6 +167,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   std::string* uphead_ = nullptr;  // request head sent upstream (kept for a retry)
   std::string* resp_head_ = nullptr;  // response head held back to share a writev with body
   std::string* chunk_out_ = nullptr;  // re-chunked request body not yet forwarded
+  std::string* resp_out_ = nullptr;   // re-chunked response body not yet sent (flush)
 
   State state_ = State::kIdle;
   Mode mode_ = Mode::kNone;
@@ -181,6 +183,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   bool shut_done_ = false;    // kLinger: every byte written and the write side shut
   bool expect_continue_ = false;
   bool chunked_ = false;      // chunked request body: decoded, then chunked again
+  bool rechunk_ = false;      // chunked response body: decoded, then chunked again
   uint32_t trailer_bytes_ = 0;  // of the chunked body's trailer section, never forwarded
   bool up_paused_ = false;    // we paused upstream reads: our write queue is full
   bool reading_ = false;

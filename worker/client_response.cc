@@ -149,6 +149,7 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
   append_response_head(o, base, h, *p, via_name());
   ResponseFraming f = append_response_framing(o, *p, method_ == HTTP_HEAD, http10_);
   if (f.until_eof || f.decode) keep_alive_ = false;
+  rechunk_ = f.rechunk;
   if (!set_cookie_.empty()) {  // the server's id: the value is issued now
     PoolRt& pool = w_->pools()[pool_];
     o.append("Set-Cookie: ").append(pool.cfg->cookie_name).push_back('=');
@@ -164,7 +165,7 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
   else if (http10_)
     o.append("Connection: keep-alive\r\n");
   o.append("\r\n");
-  return f.decode;
+  return f.decode || f.rechunk;  // UpstreamConn hands over llhttp's decoded body
 }
 
 // The Via received-by name for this pool's responses: none from pasture's
@@ -215,15 +216,42 @@ bool ClientConn::answer_here(const char* base, std::string_view max_forwards) {
 }
 
 void ClientConn::flush() {
-  if (!resp_head_ || mode_ != Mode::kProxy || !resp_started_) return;
-  int r = stream_send(stream(), resp_head_->data(), resp_head_->size());
-  w_->give_buf(resp_head_);
-  resp_head_ = nullptr;
-  if (r < 0) close();
+  if (mode_ != Mode::kProxy || !resp_started_) return;
+  bool chunks = resp_out_ && !resp_out_->empty();
+  if (!resp_head_ && !chunks) return;
+  uv_buf_t bufs[2];
+  unsigned nb = 0;
+  if (resp_head_) bufs[nb++] = uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size());
+  if (chunks) bufs[nb++] = uv_buf_init(resp_out_->data(), (unsigned)resp_out_->size());
+  int r = stream_send(stream(), bufs, nb);
+  if (resp_head_) {
+    w_->give_buf(resp_head_);
+    resp_head_ = nullptr;
+  }
+  if (chunks) resp_out_->clear();
+  if (r < 0) {
+    close();
+    return;
+  }
+  hold_upstream_if_behind();
 }
 
 void ClientConn::on_response_body(const char* p, size_t n) {
   resp_bytes_ += n;
+  if (rechunk_) {
+    // Framed here, sent by flush() once UpstreamConn has parsed the read:
+    // one write for all the chunks it held.
+    if (n == 0) return;
+    if (!resp_out_) {
+      resp_out_ = w_->take_buf();
+      resp_out_->clear();
+    }
+    ChunkLine line(n);
+    resp_out_->append(line.text.data(), line.text.size());
+    resp_out_->append(p, n);
+    resp_out_->append("\r\n", 2);
+    return;
+  }
   int r;
   if (resp_head_) {
     uv_buf_t bufs[2] = {uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size()),
@@ -238,6 +266,10 @@ void ClientConn::on_response_body(const char* p, size_t n) {
     close();
     return;
   }
+  hold_upstream_if_behind();
+}
+
+void ClientConn::hold_upstream_if_behind() {
   if (up_ && tcp_.write_queue_size > kHighWater) {
     // The client is the bottleneck: the upstream waits (and its read_timeout
     // with it), and send_timeout runs for the client once the request is in.
@@ -280,6 +312,13 @@ void ClientConn::on_write_done(int status) {
 void ClientConn::on_response_done(bool upstream_keepalive) {
   (void)upstream_keepalive;
   up_ = nullptr;
+  if (rechunk_) {  // the last chunk; the upstream's trailer section is not forwarded
+    if (!resp_out_) {
+      resp_out_ = w_->take_buf();
+      resp_out_->clear();
+    }
+    resp_out_->append("0\r\n\r\n", 5);
+  }
   flush();
   if (state_ == State::kClosed) return;
   resp_done_ = true;

@@ -176,6 +176,11 @@ ResponseFraming append_response_framing(std::string& o, const llhttp_t& p, bool 
   f.until_eof = !no_body && !chunked && !has_len;
   // HTTP/1.0 has no chunked coding: send the payload, close to end it.
   f.decode = !no_body && chunked && http10;
+  // A chunked body is never forwarded as it came: llhttp's lenient build
+  // skips the CRLF after chunk data unchecked, so bytes it framed one way a
+  // client would frame another (a response smuggled into the connection).
+  // As request bodies: decoded, then chunked again (trailers dropped).
+  f.rechunk = !no_body && chunked && !http10;
   // The framing is ours, from llhttp's parse of the upstream's head (its
   // own fields were dropped by append_response_head): the client frames
   // the body exactly as pasture forwards it. A 204 has neither field (RFC

@@ -54,7 +54,8 @@ void append_response_head(std::string& o, const char* base, const HeadCollector&
 
 // How a final response's body reaches the client.
 struct ResponseFraming {
-  bool decode = false;    // send the de-chunked payload (an HTTP/1.0 client)
+  bool decode = false;     // the de-chunked payload as it is (an HTTP/1.0 client)
+  bool rechunk = false;    // the de-chunked payload in pasture's own chunks
   bool until_eof = false;  // the body ends when the connection does: no keep-alive
 };
 // Appends the framing field pasture writes for a final response (from
