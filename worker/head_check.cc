@@ -117,7 +117,9 @@ int check_request_head(const llhttp_t& p, const char* base, const HeadCollector&
 }
 
 bool valid_response_head(const char* base, const HeadCollector& h, const llhttp_t& p) {
-  if (h.folded) return false;
+  // RFC 9110 15: 100-599. llhttp's lenient build takes "20" or "020",
+  // which went on as an interim "HTTP/1.1 20" that no client can read.
+  if (h.folded || p.status_code < 100 || p.status_code > 599) return false;
   if ((p.flags & F_TRANSFER_ENCODING) && !(p.flags & F_CHUNKED)) return false;
   for (const HeaderSpan& hs : *h.headers) {
     std::string_view name = span_view(base, hs.name);

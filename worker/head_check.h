@@ -38,10 +38,11 @@ int check_request_head(const llhttp_t& p, const char* base, const HeadCollector&
                        const conf::ServerSettings& srv, std::string& scratch, RequestHead* out,
                        const char** why);
 
-// An upstream's response head pasture can forward: no obs-fold, every
-// field name a token (not empty, no whitespace), no Transfer-Encoding but a lone
-// "chunked" that llhttp also framed as chunked (else the body would be
-// framed one way here and labelled another way there).
+// An upstream's response head pasture can forward: a status from 100 to
+// 599, no obs-fold, every field name a token (not empty, no whitespace), no
+// Transfer-Encoding but a lone "chunked" that llhttp also framed as chunked
+// (else the body would be framed one way here and labelled another way
+// there).
 bool valid_response_head(const char* base, const HeadCollector& h, const llhttp_t& p);
 
 // The status line and the end-to-end fields of an upstream's head (RFC 9110

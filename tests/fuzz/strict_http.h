@@ -123,7 +123,7 @@ class Parser {
     if (cl) {
       if (cl > 1) return error(m, "several Content-Length fields");
       std::string v = m->get("content-length");
-      if (v.empty() || v.size() > 15) return error(m, "bad Content-Length");
+      if (v.empty() || v.size() > 18) return error(m, "bad Content-Length");
       uint64_t n = 0;
       for (char c : v) {
         if (c < '0' || c > '9') return error(m, "bad Content-Length");

@@ -90,6 +90,11 @@ TEST(WorkerHeadCheck, RequestHeadsAnsweredWithAnError) {
       // Found by fuzzing (tests/fuzz/request.cc; corpus crash-name-with-space):
       // llhttp takes a space inside a name, which went upstream as it came.
       {"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encngd o:igzip, chunked\r\n\r\n", 400},
+      // Found by FramingDifferential: an obs-fold right after the colon was
+      // not seen (no value piece before it) and the head went on.
+      {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n 4\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n chunked\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost:\r\n\th\r\n\r\n", 400},
       // Found by fuzzing (crash-tab-in-query): a TAB in the query went upstream.
       {"GET /x?q=%00\t HTTP/1.1\r\nHost: h\r\n\r\n", 400},
       {"TRACE / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 1, 2\r\n\r\n", 400},
@@ -153,6 +158,9 @@ TEST(WorkerHeadCheck, ResponseHeadAndFraming) {
   // Refused: obs-fold, whitespace before the colon or in a name, a coding
   // pasture does not frame.
   for (const char* bad : {"HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\n\r\n", "HTTP/1.1 200 OK\r\nX-A : 1\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nContent-Length:\r\n 0\r\n\r\n",
+                          // Found by fuzzing (crash-status-020): forwarded as "HTTP/1.1 20".
+                          "HTTP/1.1 020 OK\r\n\r\n", "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nX A: 1\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n"}) {
