@@ -301,8 +301,12 @@ TEST_F(ConfYaml, ServersFromErrors) {
   // Found by fuzzing (tests/fuzz/servers, corpus crash-unix-path-with-space):
   // the map form took what no servers line can name, so convert and check
   // wrote other servers, and an inline YAML list failed with a stray error.
-  EXPECT_EQ(err("- {unix: /run/a b.sock}\n"), "pool.yaml:1: server: whitespace in '/run/a b.sock' (a servers line could not name it)");
-  EXPECT_EQ(err("- {host: a b, port: 1}\n"), "pool.yaml:1: server: whitespace in 'a b' (a servers line could not name it)");
+  const std::string cannot = "' cannot be written in a servers line (whitespace or '=' in it?)";
+  EXPECT_EQ(err("- {unix: /run/a b.sock}\n"), "pool.yaml:1: server: 'unix:/run/a b.sock" + cannot);
+  EXPECT_EQ(err("- {host: a b, port: 1}\n"), "pool.yaml:1: server: 'a b:1" + cannot);
+  EXPECT_EQ(err("- a:1\n- {unix: /run/a=b.sock}\n"),  // crash-unix-path-with-equals
+            "pool.yaml:2: server: 'unix:/run/a=b.sock" + cannot);
+  EXPECT_EQ(err("- {host: \"unix:/x\", port: 1}\n"), "pool.yaml:1: server: 'unix:/x:1" + cannot);
 }
 
 TEST_F(ConfYaml, CheckTextNamesWhatIsServed) {
