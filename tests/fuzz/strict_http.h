@@ -123,10 +123,10 @@ class Parser {
     if (cl) {
       if (cl > 1) return error(m, "several Content-Length fields");
       std::string v = m->get("content-length");
-      if (v.empty() || v.size() > 18) return error(m, "bad Content-Length");
+      if (v.empty() || v.size() > 20) return error(m, "bad Content-Length");
       uint64_t n = 0;
       for (char c : v) {
-        if (c < '0' || c > '9') return error(m, "bad Content-Length");
+        if (c < '0' || c > '9' || n > (UINT64_MAX - 9) / 10) return error(m, "bad Content-Length");
         n = n * 10 + uint64_t(c - '0');
       }
       *has_len = true;

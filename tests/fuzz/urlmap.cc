@@ -73,7 +73,9 @@ worker::RouteResult reference(const conf::Site& site, std::string_view host_in, 
     int next = hd.not_found;
     for (const conf::UrlMapEntry& e : hd.entries) {
       if (!e.domain.empty() && (!host_ok || (e.domain != host && e.domain != host + ":" + port))) continue;
-      if (rest == e.path || rest.rfind(e.path + "/", 0) == 0) {
+      // paste.urlmap: path == prefix or path.startswith(prefix + "/");
+      // pasture also routes OPTIONS's "*" to a "/" entry (prefix "").
+      if (e.path.empty() || rest == e.path || rest.rfind(e.path + "/", 0) == 0) {
         rest = rest.substr(e.path.size());
         consumed += (uint32_t)e.path.size();
         next = e.handler;
