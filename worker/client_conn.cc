@@ -73,7 +73,17 @@ const llhttp_settings_t* ClientConn::settings() {
     };
     st.on_body = [](llhttp_t* p, const char* at, size_t n) {
       auto* c = static_cast<ClientConn*>(p->data);
-      if (c->chunked_) c->add_chunk(at, n);
+      if (!c->chunked_) return 0;
+      c->add_chunk(at, n);
+      // The chunk's data ends here (llhttp counts it down to 0): its CRLF
+      // follows, which llhttp's lenient build skips without looking.
+      if (p->content_length == 0) {
+        c->crlf_due_ = 2;
+        if (!c->check_chunk_crlf(at + n, c->parse_end_)) {
+          llhttp_set_error_reason(p, "chunk data not followed by CRLF");
+          return (int)HPE_USER;
+        }
+      }
       return 0;
     };
     // Pause at both ends of a message so parse() learns exact byte positions.
@@ -321,7 +331,12 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       continue;
     }
     if (state_ != State::kBody) break;
-    llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
+    parse_end_ = end;
+    llhttp_errno_t err = HPE_USER;
+    if (check_chunk_crlf(p, end))
+      err = llhttp_execute(&parser_, p, end - p);
+    else
+      llhttp_set_error_reason(&parser_, "chunk data not followed by CRLF");
     if (err == HPE_OK) {
       // client_body_timeout runs between reads, as nginx's: progress re-arms it.
       if (p < end && !client_paused_) rearm_timer(srv.client_body_timeout_ms);
@@ -371,6 +386,7 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   // close after the answer rather than guess what the client sends next.
   if (parser_.upgrade) keep_alive_ = false;
   chunked_ = false;
+  crlf_due_ = 0;
   trailer_bytes_ = 0;
   if (w_->access_log().enabled()) begin_log(base);
   RequestHead rh;
@@ -498,6 +514,7 @@ void ClientConn::reset_request() {
   tried_ = 0;
   set_cookie_ = {};
   chunked_ = rechunk_ = false;
+  crlf_due_ = 0;
   if (chunk_out_) {
     w_->give_buf(chunk_out_);
     chunk_out_ = nullptr;
@@ -516,6 +533,14 @@ void ClientConn::reset_request() {
     w_->give_buf(uphead_);
     uphead_ = nullptr;
   }
+}
+
+// The CRLF after a chunk's data, from `q` (crlf_due_ of its bytes not
+// checked yet; those past `end` are checked when the next read comes).
+bool ClientConn::check_chunk_crlf(const char* q, const char* end) {
+  for (; crlf_due_ > 0 && q < end; crlf_due_--, q++)
+    if (*q != "\r\n"[2 - crlf_due_]) return false;
+  return true;
 }
 
 // A trailer section may be as large as a head; more is an error (400).

@@ -131,6 +131,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
                      std::string_view type = "text/plain; charset=utf-8");
   bool answer_here(const char* base, std::string_view max_forwards);
   int count_trailer(size_t n);
+  bool check_chunk_crlf(const char* q, const char* end);
   int send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
   std::string_view via_name() const;
   void respond_error(int status, const char* why);
@@ -184,6 +185,8 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   bool expect_continue_ = false;
   bool chunked_ = false;      // chunked request body: decoded, then chunked again
   bool rechunk_ = false;      // chunked response body: decoded, then chunked again
+  uint8_t crlf_due_ = 0;      // bytes of a request chunk's CRLF not checked yet (check_chunk_crlf)
+  const char* parse_end_ = nullptr;  // end of the bytes parse() is running llhttp on
   uint32_t trailer_bytes_ = 0;  // of the chunked body's trailer section, never forwarded
   bool up_paused_ = false;    // we paused upstream reads: our write queue is full
   bool reading_ = false;

@@ -60,11 +60,16 @@ class Client {
     st_.on_body = [](llhttp_t* p, const char* at, size_t n) {
       Client* c = self(p);
       c->accepted_.back().body.append(at, n);
-      if (c->chunked_ && n) {  // ClientConn::add_chunk
+      if (!c->chunked_) return 0;
+      if (n) {  // ClientConn::add_chunk
         ChunkLine line(n);
         c->chunk_out_.append(line.text);
         c->chunk_out_.append(at, n);
         c->chunk_out_.append("\r\n");
+      }
+      if (p->content_length == 0) {  // ClientConn's on_body: the CRLF after the data
+        c->crlf_due_ = 2;
+        if (!c->check_chunk_crlf(at + n, c->parse_end_)) return (int)HPE_USER;
       }
       return 0;
     };
@@ -102,6 +107,12 @@ class Client {
 
  private:
   static Client* self(llhttp_t* p) { return static_cast<Client*>(p->data); }
+
+  bool check_chunk_crlf(const char* q, const char* end) {  // as ClientConn's
+    for (; crlf_due_ > 0 && q < end; crlf_due_--, q++)
+      if (*q != "\r\n"[2 - crlf_due_]) return false;
+    return true;
+  }
 
   int count_trailer(size_t n) {
     trailer_bytes_ += n;
@@ -141,7 +152,8 @@ class Client {
         on_head(base);
         continue;
       }
-      llhttp_errno_t err = llhttp_execute(&parser_, p, (size_t)(end - p));
+      parse_end_ = end;
+      llhttp_errno_t err = check_chunk_crlf(p, end) ? llhttp_execute(&parser_, p, (size_t)(end - p)) : HPE_USER;
       if (err == HPE_OK) {
         if (chunked_)
           flush_chunks();
@@ -174,6 +186,7 @@ class Client {
   void on_head(const char* base) {
     keep_alive_ = llhttp_should_keep_alive(&parser_) && !parser_.upgrade;
     chunked_ = false;
+    crlf_due_ = 0;
     trailer_bytes_ = 0;
     RequestHead rh;
     std::string scratch;
@@ -240,6 +253,8 @@ class Client {
   bool head_started_ = false, in_body_ = false, done_ = false;
   bool keep_alive_ = false, chunked_ = false, forwarding_ = false;
   size_t trailer_bytes_ = 0;
+  uint8_t crlf_due_ = 0;
+  const char* parse_end_ = nullptr;
   std::string chunk_out_;
   std::string upstream_;
   std::vector<Accepted> accepted_;
