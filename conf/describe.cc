@@ -267,6 +267,10 @@ std::string server_spec(const UpstreamServer& s) {
                                           : (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
   if (s.weight != 1) out += " weight=" + std::to_string(s.weight);
   if (s.max_conns != 0) out += " max_conns=" + std::to_string(s.max_conns);
+  const UpstreamServer defaults;
+  if (s.max_fails != defaults.max_fails) out += " max_fails=" + std::to_string(s.max_fails);
+  if (s.fail_timeout_ms != defaults.fail_timeout_ms) out += " fail_timeout=" + format_duration_ms(s.fail_timeout_ms);
+  if (s.slow_start_ms != defaults.slow_start_ms) out += " slow_start=" + format_duration_ms(s.slow_start_ms);
   if (s.backup) out += " backup";
   if (s.down) out += " down";
   return out;

@@ -276,7 +276,8 @@ const Option* Parser::find_default(const std::string& key) const {
 
 void Parser::update_defaults(const py::Dict& values, bool overwrite) {
   for (const auto& [key, v] : values) {
-    auto it = std::find_if(defaults_.begin(), defaults_.end(), [&](const Option& o) { return o.key == key; });
+    const std::string& k = key;  // clang 14 cannot capture a structured binding
+    auto it = std::find_if(defaults_.begin(), defaults_.end(), [&](const Option& o) { return o.key == k; });
     if (it == defaults_.end()) {
       defaults_.push_back({key, v.value, 0});
     } else if (overwrite) {

@@ -114,10 +114,21 @@ UpstreamServer Doc::server_map(const YAML::Node& n) const {
   }
   if (!s.unix_path.empty()) {
     if (!s.host.empty() || has_port) bad(s.loc, "server: unix cannot be combined with host/port");
-    return s;
+  } else {
+    if (s.host.empty()) bad(s.loc, "server: missing host");
+    if (!has_port || s.port == 0) bad(s.loc, "server: missing port (1-65535)");
   }
-  if (s.host.empty()) bad(s.loc, "server: missing host");
-  if (!has_port || s.port == 0) bad(s.loc, "server: missing port (1-65535)");
+  // Servers are written back in the `servers =` syntax (pasture convert,
+  // pasture check, and this loader's own pool settings), which splits at
+  // whitespace and takes a word with '=' for a parameter: a map it could
+  // not name would come back as other servers.
+  std::vector<UpstreamServer> back;
+  try {
+    back = parse_servers(server_spec(s), s.loc);
+  } catch (const ConfigError&) {
+  }
+  if (back.size() != 1 || back[0].host != s.host || back[0].port != s.port || back[0].unix_path != s.unix_path)
+    bad(s.loc, "server: '" + s.label() + "' cannot be written in a servers line (whitespace or '=' in it?)");
   return s;
 }
 

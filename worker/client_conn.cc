@@ -10,6 +10,7 @@
 
 #include "common/health_state.h"
 #include "common/log.h"
+#include "worker/head_check.h"
 #include "worker/proxy_head.h"
 #include "worker/router.h"
 #include "worker/upstream_conn.h"
@@ -37,18 +38,6 @@ void format_peer(const sockaddr* sa, char* out, size_t len) {
 }
 
 void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
-
-// A complete first line (after the empty lines RFC 9112 2.2 lets a server
-// skip) without the two spaces of "METHOD TARGET VERSION".
-bool request_line_lacks_version(const char* p, const char* end) {
-  while (p < end && (*p == '\r' || *p == '\n')) p++;
-  int spaces = 0;
-  for (; p < end; p++) {
-    if (*p == '\n') return spaces < 2;
-    if (*p == ' ') spaces++;
-  }
-  return false;  // the line is not complete yet
-}
 
 }  // namespace
 
@@ -84,14 +73,24 @@ const llhttp_settings_t* ClientConn::settings() {
     };
     st.on_body = [](llhttp_t* p, const char* at, size_t n) {
       auto* c = static_cast<ClientConn*>(p->data);
-      if (c->chunked_) {
+      if (!c->chunked_) return 0;
+      {
         uint64_t limit = c->w_->site().server.max_body_bytes;
         c->chunked_in_ += n;
         if (limit && c->chunked_in_ > limit) {
           c->too_large_ = true;  // parse() answers 413; no byte past the limit is forwarded
           return (int)HPE_USER;
         }
-        c->add_chunk(at, n);
+      }
+      c->add_chunk(at, n);
+      // The chunk's data ends here (llhttp counts it down to 0): its CRLF
+      // follows, which llhttp's lenient build skips without looking.
+      if (p->content_length == 0) {
+        c->crlf_due_ = 2;
+        if (!c->check_chunk_crlf(at + n, c->parse_end_)) {
+          llhttp_set_error_reason(p, "chunk data not followed by CRLF");
+          return (int)HPE_USER;
+        }
       }
       return 0;
     };
@@ -342,7 +341,12 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       continue;
     }
     if (state_ != State::kBody) break;
-    llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
+    parse_end_ = end;
+    llhttp_errno_t err = HPE_USER;
+    if (check_chunk_crlf(p, end))
+      err = llhttp_execute(&parser_, p, end - p);
+    else
+      llhttp_set_error_reason(&parser_, "chunk data not followed by CRLF");
     if (err == HPE_OK) {
       // client_body_timeout runs between reads, as nginx's: progress re-arms it.
       if (p < end && !client_paused_) rearm_timer(srv.client_body_timeout_ms);
@@ -395,126 +399,26 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   // close after the answer rather than guess what the client sends next.
   if (parser_.upgrade) keep_alive_ = false;
   chunked_ = false;
+  crlf_due_ = 0;
   trailer_bytes_ = 0;
-  std::string_view url = span_view(base, head_.url);
   if (w_->access_log().enabled()) begin_log(base);
-  if (parser_.http_major != 1) {  // HTTP/0.9 ("GET /"), HTTP/2.0: nginx says 400, 505
-    respond_error(parser_.http_major == 0 ? 400 : 505, "unsupported HTTP version");
-    return false;
-  }
-  if (head_.headers->size() > srv.max_header_fields) {
-    respond_error(431, "too many header fields");
-    return false;
-  }
-  if (url.size() > srv.max_url_bytes) {
-    respond_error(414, "request target too long");
-    return false;
-  }
-  RequestTarget t;
-  if (!split_target(url, &t)) {
-    respond_error(400, "bad request target");
-    return false;
-  }
-  // Routing sees the path as the upstream will (build_proxy_head forwards
-  // np.wire), and an absolute-form authority is the Host (RFC 9112 3.2.2).
+  RequestHead rh;
   std::string path_scratch;
-  NormalPath np;
-  if (!normalize_path(t.path, path_scratch, &np) || (t.path == "*" && method_ != HTTP_OPTIONS)) {
-    respond_error(400, "bad request path");  // asterisk form: OPTIONS only (RFC 9112 3.2.4)
+  const char* why = nullptr;
+  int bad = check_request_head(parser_, base, head_, srv, path_scratch, &rh, &why);
+  expect_continue_ = rh.expect_continue;
+  if (bad) {
+    respond_error(bad, why);
     return false;
   }
-  if (!t.authority.empty() && !valid_authority(t.authority)) {
-    respond_error(400, "invalid request target authority");
-    return false;
-  }
-  std::string_view host = t.authority, host_field, te, max_forwards;
-  bool have_host = false, bad_name = false, bad_expect = false;
-  int te_fields = 0, max_forwards_fields = 0;
-  expect_continue_ = false;
-  for (const HeaderSpan& h : *head_.headers) {
-    std::string_view name = span_view(base, h.name);
-    // llhttp accepts an empty name and whitespace before the colon; RFC 9112
-    // 5.1 says reject (400), as nginx does.
-    if (name.empty() || name.back() == ' ' || name.back() == '\t') bad_name = true;
-    if (name.size() == 4 && iequals(name, "host")) {
-      if (have_host) {
-        respond_error(400, "duplicate Host header");
-        return false;
-      }
-      have_host = true;
-      host_field = trim_ows(span_view(base, h.value));
-    } else if (name.size() == 6 && iequals(name, "expect")) {
-      // RFC 9110 10.1.1: 100-continue is the only expectation; another one
-      // is refused (417) rather than forwarded to an upstream that may
-      // ignore it. HTTP/1.0 expectations are ignored (nginx, RFC 9110).
-      std::string_view e = trim_ows(span_view(base, h.value));
-      if (iequals(e, "100-continue"))
-        expect_continue_ = true;
-      else if (!e.empty())
-        bad_expect = true;
-    } else if (name.size() == 17 && iequals(name, "transfer-encoding")) {
-      te = span_view(base, h.value);
-      te_fields++;  // llhttp rejects only "chunked" twice
-    } else if (name.size() == 12 && iequals(name, "max-forwards")) {
-      max_forwards = span_view(base, h.value);
-      max_forwards_fields++;
-    }
-  }
-  // OPTIONS and TRACE act on Max-Forwards (1*DIGIT, RFC 9110 7.6.2): several
-  // values (fields or a list) would let the hop that answers and the one
-  // that forwards disagree. (A single non-number is forwarded as it came.)
-  if ((method_ == HTTP_OPTIONS || method_ == HTTP_TRACE) &&
-      (max_forwards_fields > 1 || max_forwards.find(',') != std::string_view::npos)) {
-    respond_error(400, "invalid Max-Forwards");
-    return false;
-  }
-  if (bad_name || head_.folded) {
-    respond_error(400, "malformed header line");
-    return false;
-  }
-  if (!have_host && !http10_) {
-    respond_error(400, "missing Host header");
-    return false;
-  }
-  if (have_host && !valid_host(host_field)) {
-    respond_error(400, "invalid Host header");
-    return false;
-  }
-  if (host.empty()) host = host_field;
-  if (parser_.flags & F_TRANSFER_ENCODING) {
-    // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. Any
-    // coding but a lone "chunked" is not implemented (nginx: 501); llhttp
-    // would accept "gzip, chunked".
-    if (http10_) {
-      respond_error(400, "Transfer-Encoding in an HTTP/1.0 request");
-      return false;
-    }
-    if (te_fields > 1) {  // "gzip" then "chunked": one coding would be lost
-      respond_error(400, "several Transfer-Encoding header lines");
-      return false;
-    }
-    // llhttp's F_CHUNKED too: it must frame the body as chunked exactly when
-    // pasture forwards it so ("chunked\t" is not chunked to llhttp).
-    if (!iequals(trim_ows(te), "chunked") || !(parser_.flags & F_CHUNKED)) {
-      respond_error(501, "unsupported Transfer-Encoding");
-      return false;
-    }
-    chunked_ = true;  // the body is decoded and chunked again (add_chunk)
-  }
-  if (bad_expect && !http10_) {
-    respond_error(417, "unsupported expectation");
-    return false;
-  }
-  // nginx's order: a body known to be too large is refused before any of it
-  // is read, and a client waiting for 100 Continue gets 413 instead.
-  if (srv.max_body_bytes && (parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > srv.max_body_bytes) {
-    respond_error(413, "request body larger than client_max_body_size");
-    return false;
-  }
+  chunked_ = rh.chunked;  // the body is decoded and chunked again (add_chunk)
+  const RequestTarget& t = rh.target;
+  const NormalPath& np = rh.path;
+  std::string_view url = span_view(base, head_.url);
   state_ = State::kBody;
   arm_timer(srv.client_body_timeout_ms);
-  if (answer_here(base, max_forwards)) return true;
-  RouteResult r = route(w_->site(), host, np.decoded);
+  if (answer_here(base, rh.max_forwards)) return true;
+  RouteResult r = route(w_->site(), rh.host, np.decoded);
   handler_ = r.handler;
   script_len_ = r.script_name_len;
   if (handler_ < 0) {
@@ -634,7 +538,8 @@ void ClientConn::reset_request() {
   req_counted_ = false;
   tried_ = 0;
   set_cookie_ = {};
-  chunked_ = false;
+  chunked_ = rechunk_ = false;
+  crlf_due_ = 0;
   if (chunk_out_) {
     w_->give_buf(chunk_out_);
     chunk_out_ = nullptr;
@@ -642,6 +547,10 @@ void ClientConn::reset_request() {
   if (cmd_) {
     w_->give_buf(cmd_);
     cmd_ = nullptr;
+  }
+  if (resp_out_) {
+    w_->give_buf(resp_out_);
+    resp_out_ = nullptr;
   }
   status_ = 0;
   resp_bytes_ = 0;
@@ -653,6 +562,14 @@ void ClientConn::reset_request() {
     w_->give_buf(uphead_);
     uphead_ = nullptr;
   }
+}
+
+// The CRLF after a chunk's data, from `q` (crlf_due_ of its bytes not
+// checked yet; those past `end` are checked when the next read comes).
+bool ClientConn::check_chunk_crlf(const char* q, const char* end) {
+  for (; crlf_due_ > 0 && q < end; crlf_due_--, q++)
+    if (*q != "\r\n"[2 - crlf_due_]) return false;
+  return true;
 }
 
 // A trailer section may be as large as a head; more is an error (400).
@@ -810,6 +727,7 @@ void ClientConn::on_close_cb(uv_handle_t* h) {
   if (c->resp_head_) w->give_buf(c->resp_head_);
   if (c->chunk_out_) w->give_buf(c->chunk_out_);
   if (c->cmd_) w->give_buf(c->cmd_);
+  if (c->resp_out_) w->give_buf(c->resp_out_);
   if (c->head_.headers) w->give_spans(c->head_.headers);
   if (c->log_) w->give_buf(c->log_);
   w->client_closed(c);

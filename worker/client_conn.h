@@ -55,8 +55,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   // can only be closed.
   void on_upstream_abort();
   void on_upstream_drained();  // the upstream's send queue fell below kLowWater
-  void flush();                // write a response head still held back
-  static bool valid_response_head(const char* base, const HeadCollector& h);
+  void flush();                // write a response head and chunks still held back
   bool is_head_request() const { return method_ == HTTP_HEAD; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
@@ -139,10 +138,11 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
                      std::string_view type = "text/plain; charset=utf-8");
   bool answer_here(const char* base, std::string_view max_forwards);
   int count_trailer(size_t n);
-  void append_response_head(std::string& o, const char* base, const HeadCollector& h,
-                            const llhttp_t* p);
+  bool check_chunk_crlf(const char* q, const char* end);
   int send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
+  std::string_view via_name() const;
   void respond_error(int status, const char* why);
+  void hold_upstream_if_behind();
   void release_server(bool failed);
   // Traffic counters (common/stats.h): the current server's, and the
   // client-side answer once it is complete (or aborted, in close()).
@@ -187,6 +187,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   std::string* resp_head_ = nullptr;  // response head held back to share a writev with body
   std::string* chunk_out_ = nullptr;  // re-chunked request body not yet forwarded
   std::string* cmd_ = nullptr;        // kStatusCmd: the body so far (a take_buf() buffer)
+  std::string* resp_out_ = nullptr;   // re-chunked response body not yet sent (flush)
 
   State state_ = State::kIdle;
   Mode mode_ = Mode::kNone;
@@ -202,6 +203,9 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   bool shut_done_ = false;    // kLinger: every byte written and the write side shut
   bool expect_continue_ = false;
   bool chunked_ = false;      // chunked request body: decoded, then chunked again
+  bool rechunk_ = false;      // chunked response body: decoded, then chunked again
+  uint8_t crlf_due_ = 0;      // bytes of a request chunk's CRLF not checked yet (check_chunk_crlf)
+  const char* parse_end_ = nullptr;  // end of the bytes parse() is running llhttp on
   uint32_t trailer_bytes_ = 0;  // of the chunked body's trailer section, never forwarded
   bool up_paused_ = false;    // we paused upstream reads: our write queue is full
   bool reading_ = false;

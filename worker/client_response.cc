@@ -6,6 +6,7 @@
 #include "common/health_state.h"
 #include "common/log.h"
 #include "worker/client_conn.h"
+#include "worker/head_check.h"
 #include "worker/proxy_head.h"
 #include "worker/upstream_conn.h"
 
@@ -96,10 +97,7 @@ void ClientConn::respond_error(int status, const char* why) {
 
 bool ClientConn::on_response_head(const char* base, const HeadCollector& h, const llhttp_t* p) {
   int status = p->status_code;
-  // A Transfer-Encoding that is not llhttp's chunked ("chunked\t") would
-  // have its body framed one way here and labelled another way there.
-  if (!valid_response_head(base, h) ||
-      ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))) {
+  if (!valid_response_head(base, h, *p)) {
     // llhttp accepts obs-fold, empty names and whitespace before the colon;
     // RFC 9112 5 lets a proxy reject them, and nothing of it may reach the
     // client. The upstream connection cannot be reused.
@@ -149,36 +147,16 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
     w_->give_buf(uphead_);
     uphead_ = nullptr;
   }
-  bool chunked = p->flags & F_CHUNKED;
-  bool has_len = p->flags & F_CONTENT_LENGTH;
-  bool no_body = method_ == HTTP_HEAD || status == 204 || status == 304;
-  bool decode = false;
   if (!req_done_) keep_alive_ = false;  // an early answer: the unread body ends the connection
-  if (!no_body && !chunked && !has_len) keep_alive_ = false;  // body ends at upstream EOF
-  if (!no_body && chunked && http10_) {
-    decode = true;  // HTTP/1.0 has no chunked coding: send the payload, close to end it
-    keep_alive_ = false;
-  }
   if (w_->closing_soon()) keep_alive_ = false;
 
   if (!resp_head_) resp_head_ = w_->take_buf();
   std::string& o = *resp_head_;
   o.clear();
-  append_response_head(o, base, h, p);
-  // The framing is ours, from llhttp's parse of the upstream's head (its
-  // own fields were dropped above): the client frames the body exactly as
-  // pasture forwards it. A 204 has neither field (RFC 9112 6.1, RFC 9110
-  // 8.6); a de-chunked HTTP/1.0 body ends with the connection.
-  if (status != 204 && !decode) {
-    if (chunked) {
-      // Never to HTTP/1.0 (RFC 9112 6.1), not even on a bodyless answer.
-      if (!http10_) o.append("Transfer-Encoding: chunked\r\n");
-    } else if (has_len) {
-      o.append("Content-Length: ");
-      append_uint(o, p->content_length);
-      o.append("\r\n");
-    }
-  }
+  append_response_head(o, base, h, *p, via_name());
+  ResponseFraming f = append_response_framing(o, *p, method_ == HTTP_HEAD, http10_);
+  if (f.until_eof || f.decode) keep_alive_ = false;
+  rechunk_ = f.rechunk;
   if (!set_cookie_.empty()) {  // the server's id: the value is issued now
     PoolRt& pool = w_->pools()[pool_];
     o.append("Set-Cookie: ").append(pool.cfg->cookie_name).push_back('=');
@@ -194,48 +172,13 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
   else if (http10_)
     o.append("Connection: keep-alive\r\n");
   o.append("\r\n");
-  return decode;
+  return f.decode || f.rechunk;  // UpstreamConn hands over llhttp's decoded body
 }
 
-// The status line and the end-to-end fields of an upstream's head (RFC 9110
-// 7.6.1: minus hop-by-hop ones and those its Connection fields name; the
-// framing is never copied), then Via. The caller adds framing and the end.
-void ClientConn::append_response_head(std::string& o, const char* base, const HeadCollector& h,
-                                      const llhttp_t* p) {
-  int status = p->status_code;
-  o.append("HTTP/1.1 ");
-  append_uint(o, (uint64_t)status);
-  o.push_back(' ');
-  std::string_view reason = span_view(base, h.status);
-  if (reason.empty())
-    o.append(reason_phrase(status));
-  else
-    append(o, reason);
-  o.append("\r\n");
-  const PoolRt& pool = w_->pools()[pool_];
-  std::string_view via_name = pool.hosted ? std::string_view() : w_->site().server.via;
-  ConnectionTokens nominated;
-  for (const HeaderSpan& hs : *h.headers) {
-    std::string_view name = span_view(base, hs.name);
-    if (name.size() == 10 && iequals(name, "connection")) nominated.add(span_view(base, hs.value));
-  }
-  nominated.finish();
-  FieldJoin via;
-  for (const HeaderSpan& hs : *h.headers) {
-    std::string_view name = span_view(base, hs.name);
-    if (is_hop_by_hop(name) || is_framing(name)) continue;
-    if (nominated.nominates(name)) continue;
-    if (name.size() == 3 && !via_name.empty() && iequals(name, "via")) {
-      via.add(span_view(base, hs.value));
-      continue;
-    }
-    append(o, name);
-    o.append(": ");
-    append(o, span_view(base, hs.value));
-    o.append("\r\n");
-  }
-  // The received protocol is the upstream's (RFC 9110 7.6.3).
-  if (!via_name.empty()) append_via(o, via, p->http_major == 1 && p->http_minor == 0, via_name);
+// The Via received-by name for this pool's responses: none from pasture's
+// own app processes (as paster serve, whose server is pasture itself).
+std::string_view ClientConn::via_name() const {
+  return w_->pools()[pool_].hosted ? std::string_view() : std::string_view(w_->site().server.via);
 }
 
 // An interim (1xx) response, forwarded at once: it has no framing of its
@@ -244,7 +187,7 @@ void ClientConn::append_response_head(std::string& o, const char* base, const He
 int ClientConn::send_interim(const char* base, const HeadCollector& h, const llhttp_t* p) {
   std::string* b = w_->take_buf();
   b->clear();
-  append_response_head(*b, base, h, p);
+  append_response_head(*b, base, h, *p, via_name());
   b->append("\r\n");
   int r = stream_send(stream(), b->data(), b->size());
   w_->give_buf(b);
@@ -279,31 +222,44 @@ bool ClientConn::answer_here(const char* base, std::string_view max_forwards) {
   return true;
 }
 
-bool ClientConn::valid_response_head(const char* base, const HeadCollector& h) {
-  if (h.folded) return false;
-  for (const HeaderSpan& hs : *h.headers) {
-    std::string_view name = span_view(base, hs.name);
-    if (name.empty() || name.back() == ' ' || name.back() == '\t') return false;
-    // pasture writes "Transfer-Encoding: chunked" itself; any other coding
-    // would reach the client mislabelled (nginx: 502 too).
-    if (name.size() == 17 && iequals(name, "transfer-encoding") &&
-        !iequals(trim_ows(span_view(base, hs.value)), "chunked"))
-      return false;
-  }
-  return true;
-}
-
 void ClientConn::flush() {
-  if (!resp_head_ || mode_ != Mode::kProxy || !resp_started_) return;
-  int r = stream_send(stream(), resp_head_->data(), resp_head_->size());
-  w_->give_buf(resp_head_);
-  resp_head_ = nullptr;
-  if (r < 0) close();
+  if (mode_ != Mode::kProxy || !resp_started_) return;
+  bool chunks = resp_out_ && !resp_out_->empty();
+  if (!resp_head_ && !chunks) return;
+  uv_buf_t bufs[2];
+  unsigned nb = 0;
+  if (resp_head_) bufs[nb++] = uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size());
+  if (chunks) bufs[nb++] = uv_buf_init(resp_out_->data(), (unsigned)resp_out_->size());
+  int r = stream_send(stream(), bufs, nb);
+  if (resp_head_) {
+    w_->give_buf(resp_head_);
+    resp_head_ = nullptr;
+  }
+  if (chunks) resp_out_->clear();
+  if (r < 0) {
+    close();
+    return;
+  }
+  hold_upstream_if_behind();
 }
 
 void ClientConn::on_response_body(const char* p, size_t n) {
   resp_bytes_ += n;
   if (server_ >= 0) server_stats().bytes_out.add(n);
+  if (rechunk_) {
+    // Framed here, sent by flush() once UpstreamConn has parsed the read:
+    // one write for all the chunks it held.
+    if (n == 0) return;
+    if (!resp_out_) {
+      resp_out_ = w_->take_buf();
+      resp_out_->clear();
+    }
+    ChunkLine line(n);
+    resp_out_->append(line.text.data(), line.text.size());
+    resp_out_->append(p, n);
+    resp_out_->append("\r\n", 2);
+    return;
+  }
   int r;
   if (resp_head_) {
     uv_buf_t bufs[2] = {uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size()),
@@ -318,6 +274,10 @@ void ClientConn::on_response_body(const char* p, size_t n) {
     close();
     return;
   }
+  hold_upstream_if_behind();
+}
+
+void ClientConn::hold_upstream_if_behind() {
   if (up_ && tcp_.write_queue_size > kHighWater) {
     // The client is the bottleneck: the upstream waits (and its read_timeout
     // with it), and send_timeout runs for the client once the request is in.
@@ -360,6 +320,13 @@ void ClientConn::on_write_done(int status) {
 void ClientConn::on_response_done(bool upstream_keepalive) {
   (void)upstream_keepalive;
   up_ = nullptr;
+  if (rechunk_) {  // the last chunk; the upstream's trailer section is not forwarded
+    if (!resp_out_) {
+      resp_out_ = w_->take_buf();
+      resp_out_->clear();
+    }
+    resp_out_->append("0\r\n\r\n", 5);
+  }
   flush();
   if (state_ == State::kClosed) return;
   resp_done_ = true;

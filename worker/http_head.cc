@@ -36,6 +36,11 @@ void HeadCollector::on_value(const char* at, size_t n) {
     if (at != base + v.off + v.len) folded = true;  // obs-fold: "a\r\n b"
     v.len += (uint32_t)n;
   } else {
+    // obs-fold right after the colon ("Name:\r\n value"): the value's first
+    // piece is past a line break (llhttp reports no empty piece before it).
+    const Span& name = headers->back().name;
+    for (const char* q = base + name.off + name.len; q < at; q++)
+      if (*q == '\n') folded = true;
     v.off = (uint32_t)(at - base);
     v.len = (uint32_t)n;
   }

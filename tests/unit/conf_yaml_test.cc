@@ -257,6 +257,33 @@ TEST_F(ConfYaml, ServersFromFile) {
   EXPECT_EQ(servers[2].loc.line, 3);
 }
 
+// Found by fuzzing (tests/fuzz/servers.cc, seed ini_value): server_spec()
+// left out max_fails, fail_timeout and slow_start, so `pasture convert`
+// dropped them, `pasture check` did not show them, and the site dump that
+// compares two sites (same_site) could not tell them apart.
+TEST_F(ConfYaml, PassiveHealthAndSlowStartSurviveServersLists) {
+  Site s = yaml("apps:\n  main:\n    use: balancer\n    servers:\n"
+                "      - 10.0.0.1:80 max_fails=3 fail_timeout=1.5s slow_start=2m\n"
+                "      - 10.0.0.2:80 max_fails=0 fail_timeout=250ms\n");
+  const auto& sv = s.pools.at(0).servers;
+  ASSERT_EQ(sv.size(), 2u);
+  EXPECT_EQ(sv[0].max_fails, 3u);
+  EXPECT_EQ(sv[0].fail_timeout_ms, 1500u);
+  EXPECT_EQ(sv[0].slow_start_ms, 120000u);
+  EXPECT_EQ(sv[1].max_fails, 0u);
+  EXPECT_EQ(sv[1].fail_timeout_ms, 250u);
+  EXPECT_EQ(server_spec(sv[0]), "10.0.0.1:80 max_fails=3 fail_timeout=1.5s slow_start=2m");
+  UpstreamServer plain;
+  plain.host = "h";
+  plain.port = 1;
+  EXPECT_EQ(server_spec(plain), "h:1");
+  const char* ini =
+      "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\n"
+      "servers = 10.0.0.1:80 max_fails=3 fail_timeout=1.5s slow_start=2m\n";
+  expect_round_trip(dir_.write("health.ini", ini), dir_.path() + "/health.yaml");
+  EXPECT_NE(site_to_yaml(load("health2.ini", ini)).find("slow_start=2m"), std::string::npos);
+}
+
 TEST_F(ConfYaml, ServersFromErrors) {
   auto err = [&](const std::string& pool_yaml, const std::string& setting = "servers_from = pool.yaml") {
     if (!pool_yaml.empty()) dir_.write("pool.yaml", pool_yaml);
@@ -271,6 +298,15 @@ TEST_F(ConfYaml, ServersFromErrors) {
             "site.ini:5: servers_from: " + dir_.path() + "/missing.yaml: cannot read: No such file or directory");
   EXPECT_EQ(err("- a:1\n", "servers = a:1\nservers_from = pool.yaml"),
             "site.ini:6: [app:main] has both 'servers =' and 'servers_from ='");
+  // Found by fuzzing (tests/fuzz/servers, corpus crash-unix-path-with-space):
+  // the map form took what no servers line can name, so convert and check
+  // wrote other servers, and an inline YAML list failed with a stray error.
+  const std::string cannot = "' cannot be written in a servers line (whitespace or '=' in it?)";
+  EXPECT_EQ(err("- {unix: /run/a b.sock}\n"), "pool.yaml:1: server: 'unix:/run/a b.sock" + cannot);
+  EXPECT_EQ(err("- {host: a b, port: 1}\n"), "pool.yaml:1: server: 'a b:1" + cannot);
+  EXPECT_EQ(err("- a:1\n- {unix: /run/a=b.sock}\n"),  // crash-unix-path-with-equals
+            "pool.yaml:2: server: 'unix:/run/a=b.sock" + cannot);
+  EXPECT_EQ(err("- {host: \"unix:/x\", port: 1}\n"), "pool.yaml:1: server: 'unix:/x:1" + cannot);
 }
 
 TEST_F(ConfYaml, CheckTextNamesWhatIsServed) {

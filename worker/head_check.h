@@ -1,0 +1,67 @@
+// What a worker decides from llhttp's parse of a message head, as pure
+// functions (no I/O): whether a client's request head may be served and how
+// its body is framed, and the head a client gets for an upstream's response.
+// ClientConn calls them; the fuzz targets (tests/fuzz) drive them directly.
+#pragma once
+
+#include <llhttp.h>
+
+#include <string>
+#include <string_view>
+
+#include "conf/model.h"
+#include "worker/http_head.h"
+
+namespace pasture::worker {
+
+// A complete first line (after the empty lines RFC 9112 2.2 lets a server
+// skip) without the two spaces of "METHOD TARGET VERSION": llhttp takes
+// "GET /\r\n" for HTTP/0.9 and waits for a head that never comes.
+bool request_line_lacks_version(const char* p, const char* end);
+
+// A request head that passed check_request_head.
+struct RequestHead {
+  RequestTarget target;
+  NormalPath path;                // target.path normalized; may point into the scratch string
+  std::string_view host;          // an absolute-form target's authority, else the Host field
+  std::string_view max_forwards;  // the (single) Max-Forwards value, "" if none
+  bool expect_continue = false;   // Expect: 100-continue
+  bool chunked = false;           // Transfer-Encoding: chunked (decoded, then chunked again)
+};
+
+// The checks of ClientConn::on_head on a head llhttp parsed whole (`p`
+// paused in on_headers_complete; `h` its spans into `base`): 0 and *out
+// filled when the head may be routed, else the status to answer (400, 414,
+// 431, 501, 505) with *why. `scratch` holds out->path when it had to be
+// rewritten.
+int check_request_head(const llhttp_t& p, const char* base, const HeadCollector& h,
+                       const conf::ServerSettings& srv, std::string& scratch, RequestHead* out,
+                       const char** why);
+
+// An upstream's response head pasture can forward: a status from 100 to
+// 599, no obs-fold, every field name a token (not empty, no whitespace), no
+// Transfer-Encoding but a lone "chunked" that llhttp also framed as chunked
+// (else the body would be framed one way here and labelled another way
+// there).
+bool valid_response_head(const char* base, const HeadCollector& h, const llhttp_t& p);
+
+// The status line and the end-to-end fields of an upstream's head (RFC 9110
+// 7.6.1: minus hop-by-hop ones and those its Connection fields name; the
+// framing is never copied), then Via when `via_name` is not empty. A reason
+// phrase with control bytes is replaced by the standard one. The caller
+// adds framing and the end.
+void append_response_head(std::string& o, const char* base, const HeadCollector& h, const llhttp_t& p,
+                          std::string_view via_name);
+
+// How a final response's body reaches the client.
+struct ResponseFraming {
+  bool decode = false;     // the de-chunked payload as it is (an HTTP/1.0 client)
+  bool rechunk = false;    // the de-chunked payload in pasture's own chunks
+  bool until_eof = false;  // the body ends when the connection does: no keep-alive
+};
+// Appends the framing field pasture writes for a final response (from
+// llhttp's parse `p`, never the upstream's own fields) to a client that
+// sent `head_request` (HEAD) over HTTP/1.0 (`http10`) or 1.1.
+ResponseFraming append_response_framing(std::string& o, const llhttp_t& p, bool head_request, bool http10);
+
+}  // namespace pasture::worker
