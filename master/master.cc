@@ -21,6 +21,7 @@
 
 #include "common/balancer.h"
 #include "common/log.h"
+#include "common/sanitizer.h"
 #include "conf/load.h"
 #include "master/health.h"
 #include "master/daemon.h"
@@ -414,6 +415,7 @@ void Master::spawn(int i) {
     log::set_role(role);
     int rc = worker::run(g.setup);
     fflush(nullptr);
+    sanitizer::check_leaks_before_exit();
     _exit(rc);
   }
   g.shm->workers()[slot].pid.store(pid, std::memory_order_relaxed);
@@ -443,6 +445,7 @@ void Master::spawn_health() {
     for (const Socket& s : sockets_) close(s.fd);  // never accepts; must not keep ports bound
     int rc = run_health_checker(std::move(targets));
     fflush(nullptr);
+    sanitizer::check_leaks_before_exit();
     _exit(rc);
   }
   health_pid_ = pid;
