@@ -22,6 +22,7 @@
 
 #include "common/balancer.h"
 #include "common/log.h"
+#include "common/sanitizer.h"
 #include "conf/describe.h"
 #include "conf/load.h"
 #include "master/health.h"
@@ -437,6 +438,7 @@ void Master::spawn_health() {
     if (admin_.fd >= 0) close(admin_.fd);
     int rc = run_health_checker(std::move(targets));
     fflush(nullptr);
+    sanitizer::check_leaks_before_exit();
     _exit(rc);
   }
   health_pid_ = pid;

@@ -21,6 +21,7 @@
 
 #include "tests/integration/raw_http.h"
 #include "tests/support/pattern.h"
+#include "tests/support/sanitized.h"
 
 namespace pasture::test {
 namespace {
@@ -58,17 +59,19 @@ size_t count_of(const std::string& hay, const std::string& needle) {
 // pasture serving tests/wsgi/embed_app.ini in embedded mode (the default
 // app_mode): `workers` workers of `threads` app threads each, plus `keys`
 // in [server:main]. The app records into rec(). started() has served one
-// request (/pid).
+// request (/pid). `env` is added to the test's environment.
 class EmbedSite {
  public:
-  explicit EmbedSite(int threads, int workers = 1, const std::string& keys = "") : port_(free_port()) {
+  explicit EmbedSite(int threads, int workers = 1, const std::string& keys = "", Process::Env env = {})
+      : port_(free_port()) {
     std::string ini = "[server:main]\nuse = egg:pasture#main\nhost = 127.0.0.1\nport = " + std::to_string(port_) +
                       "\nworkers = " + std::to_string(workers) + "\nthreads = " + std::to_string(threads) +
                       "\ngraceful_timeout = 2\n" + keys + "\n\n" + slurp(kWsgiDir + "/embed_app.ini");
     path_ = dir_.write("site.ini", ini);
+    env.insert(env.end(), {{"PYTHONPATH", kWsgiDir}, {"EMBEDAPP_IMPORTS", rec_.file("imports")}});
     proc_ = std::make_unique<Process>(
         std::vector<std::string>{PASTURE_BINARY, "serve", path_, "record_dir=" + rec_.path()},
-        Process::Env{{"PYTHONPATH", kWsgiDir}, {"EMBEDAPP_IMPORTS", rec_.file("imports")}});
+        env);
     // Up once the app answers: a worker loading Python on a busy box can
     // take seconds, which no test's own timeouts should have to absorb.
     started_ = wait_for_output(*proc_, "serving on", Millis(20000)) && wait_for_port(port_) &&
