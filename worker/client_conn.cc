@@ -333,6 +333,12 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
         p = end;
         break;
       }
+      if (has_bare_cr(base + msg_start_, pos)) {  // "\r\n\rX" ended a head for llhttp
+        begin_raw_log(base + msg_start_, end);
+        respond_error(400, "bare CR in the request head");
+        p = end;
+        break;
+      }
       p = pos;
       if (!on_head(base, pos)) {
         p = end;

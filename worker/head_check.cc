@@ -31,6 +31,12 @@ bool valid_reason(std::string_view r) {
 
 }  // namespace
 
+bool has_bare_cr(const char* p, const char* end) {
+  for (const char* c = p; c < end; c++)
+    if (*c == '\r' && (c + 1 == end || c[1] != '\n')) return true;
+  return false;
+}
+
 bool request_line_lacks_version(const char* p, const char* end) {
   while (p < end && (*p == '\r' || *p == '\n')) p++;
   int spaces = 0;

@@ -14,6 +14,12 @@
 
 namespace pasture::worker {
 
+// A CR not followed by LF in [p, end), a complete head. Debian's lenient
+// llhttp takes a CR and any next byte for a line end ("200 O\rXSet-Cookie:"
+// would become a header): RFC 9112 2.2 lets a recipient refuse such an
+// element, which pasture does (400 from a client, 502 from an upstream).
+bool has_bare_cr(const char* p, const char* end);
+
 // A complete first line (after the empty lines RFC 9112 2.2 lets a server
 // skip) without the two spaces of "METHOD TARGET VERSION": llhttp takes
 // "GET /\r\n" for HTTP/0.9 and waits for a head that never comes.

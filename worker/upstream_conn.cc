@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "worker/client_conn.h"
+#include "worker/head_check.h"
 
 namespace pasture::worker {
 namespace {
@@ -360,6 +361,10 @@ const char* UpstreamConn::parse(const char* base, const char* p, const char* end
       }
       p = llhttp_get_error_pos(&parser_);
       llhttp_resume(&parser_);
+      if (has_bare_cr(base + msg_start_, p)) {  // "200 O\rXSet-Cookie: ..." would split the head
+        fail(502, FailKind::kInvalid, "invalid response from upstream: bare CR in the head");
+        return end;
+      }
       int status = parser_.status_code;
       if (status == 101) {
         fail(502, FailKind::kInvalid, "upstream switched protocols, which pasture does not proxy");

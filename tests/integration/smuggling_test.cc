@@ -271,5 +271,36 @@ TEST(Smuggling, HeaderFieldLimitIsConfigurable) {
             431);
 }
 
+// Debian's lenient llhttp takes a CR and any next byte for a line end
+// (review): "\r\n\rX" ended a request head (the next bytes became a body
+// and a smuggled request), and a CR in a reason phrase split an upstream's
+// status line into a header. A bare CR in a head is refused: 400, 502.
+TEST(Smuggling, BareCrInAHeadIsRefusedBothWays) {
+  FakeUpstream up("u");
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Exchange ex = exchange(srv.port(),
+                         "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\rXabcGET /smug HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(ex.status(), 400) << ex.bytes;
+  EXPECT_EQ(ex.responses(), 1u) << ex.bytes;
+  EXPECT_EQ(up.request_count(), 0u);
+  for (const char* resp : {"HTTP/1.1 200 O\rXSet-Cookie: evil=1\r\nContent-Length: 2\r\n\r\nok",
+                           "HTTP/1.1 200 O\r\r\n<html>x\r\nContent-Length: 2\r\n\r\nok",
+                           "HTTP/1.1 103 E\rXSet-Cookie: evil=1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}) {
+    SCOPED_TRACE(resp);
+    RawUpstream raw([resp](RawUpstream::Conn& c) {
+      c.read_until("\r\n\r\n");
+      c.send(resp);
+      c.eof(Millis(1000));
+    });
+    PastureServer p2(balancer(raw.port()), 1);
+    ASSERT_TRUE(p2.started()) << p2.output();
+    Exchange r = exchange(p2.port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.status(), 502) << r.bytes;
+    EXPECT_EQ(r.bytes.find("evil"), std::string::npos) << r.bytes;
+    EXPECT_EQ(r.bytes.find("<html>"), std::string::npos) << r.bytes;
+  }
+}
+
 }  // namespace
 }  // namespace pasture::test
