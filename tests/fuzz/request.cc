@@ -39,7 +39,8 @@ struct Accepted {
 
 class Client {
  public:
-  explicit Client(const conf::ServerSettings& srv, const ProxyHeadPolicy& pol) : srv_(srv), pol_(pol) {
+  Client(const conf::ServerSettings& srv, const ProxyHeadPolicy& pol, bool trusted)
+      : srv_(srv), pol_(pol), trusted_(trusted) {
     llhttp_settings_init(&st_);
     st_.on_url = [](llhttp_t* p, const char* at, size_t n) {
       self(p)->head_.on_url(at, n);
@@ -238,12 +239,10 @@ class Client {
     chunk_out_.clear();
   }
 
- public:
-  bool trusted_ = false;
-
  private:
   const conf::ServerSettings& srv_;
   const ProxyHeadPolicy& pol_;
+  bool trusted_;  // the peer is a trusted proxy
   llhttp_settings_t st_;
   llhttp_t parser_;
   HeadCollector head_;
@@ -308,8 +307,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   pol.base_path = flags & 32 ? "/base/" : "";
   pol.upstream_host = "10.0.0.1:8000";
   pol.fallback_host = "10.0.0.1:8000";
-  Client c(srv, pol);
-  c.trusted_ = flags & 64;
+  Client c(srv, pol, flags & 64);
   std::string_view bytes = in.rest();
   // Read sizes: 0 = everything at once; else cycling through small sizes.
   static const size_t kSizes[] = {1, 2, 3, 5, 7, 11, 64, 4096};
