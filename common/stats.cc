@@ -15,27 +15,17 @@ int latency_bucket(uint64_t us) {
 
 namespace {
 
-// Counters are laid out as consecutive uint64_t in every stats struct.
-template <typename T>
-Counter* counters(T& t) {
-  return reinterpret_cast<Counter*>(&t);
-}
-template <typename T>
-constexpr size_t n_counters() {
-  return sizeof(T) / sizeof(Counter);
-}
-
 template <typename T>
 void add_all(const T& from, T& to) {
-  const Counter* f = counters(const_cast<T&>(from));
-  Counter* t = counters(to);
-  for (size_t i = 0; i < n_counters<T>(); i++) t[i].add(f[i].get());
+  const Counter* f = counter_array(const_cast<T&>(from));
+  Counter* t = counter_array(to);
+  for (size_t i = 0; i < counter_count<T>(); i++) t[i].add(f[i].get());
 }
 
 template <typename T>
 void zero_all(T& t, size_t keep = (size_t)-1) {
-  Counter* c = counters(t);
-  for (size_t i = 0; i < n_counters<T>(); i++)
+  Counter* c = counter_array(t);
+  for (size_t i = 0; i < counter_count<T>(); i++)
     if (i != keep) c[i].set(0);
 }
 

@@ -91,6 +91,17 @@ struct alignas(64) ServerStats {
   Histogram total;             // taken -> response complete
 };
 
+// Every stats struct above is a run of Counters (padding included, always
+// zero): folding, clearing and carrying walk them as one array.
+template <typename T>
+Counter* counter_array(T& t) {
+  return reinterpret_cast<Counter*>(&t);
+}
+template <typename T>
+constexpr size_t counter_count() {
+  return sizeof(T) / sizeof(Counter);
+}
+
 struct StatsSizes {
   uint32_t n_pools = 0, n_servers = 0, n_workers = 0;
   size_t row_bytes() const {

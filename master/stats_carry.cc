@@ -3,24 +3,14 @@
 namespace pasture::master {
 namespace {
 
-// Every stats struct is a run of Counters (common/stats.h).
-template <typename T>
-shm::Counter* counters(T& t) {
-  return reinterpret_cast<shm::Counter*>(&t);
-}
-template <typename T>
-constexpr size_t n_counters() {
-  return sizeof(T) / sizeof(shm::Counter);
-}
-
 // to += now - before (before may be null). A counter cleared meanwhile
 // (`clear counters`) may be below its snapshot: it adds nothing then.
 template <typename T>
 void add_delta(const T& now, const T* before, T& to) {
-  const shm::Counter* n = counters(const_cast<T&>(now));
-  const shm::Counter* b = before ? counters(const_cast<T&>(*before)) : nullptr;
-  shm::Counter* t = counters(to);
-  for (size_t i = 0; i < n_counters<T>(); i++) {
+  const shm::Counter* n = shm::counter_array(const_cast<T&>(now));
+  const shm::Counter* b = before ? shm::counter_array(const_cast<T&>(*before)) : nullptr;
+  shm::Counter* t = shm::counter_array(to);
+  for (size_t i = 0; i < shm::counter_count<T>(); i++) {
     uint64_t v = n[i].get(), w = b ? b[i].get() : 0;
     if (v > w) t[i].add(v - w);
   }
