@@ -94,6 +94,30 @@ const llhttp_settings_t* ClientConn::settings() {
       }
       return 0;
     };
+    // A chunk extension (name or value) is a token or a quoted string: no CR
+    // or LF inside. Debian's lenient llhttp lets a bare CR through in the
+    // last chunk's extension (`0;x\ry`); an upstream that takes that CR for
+    // the line end reads what follows as the next request.
+    st.on_chunk_extension_name = st.on_chunk_extension_value = [](llhttp_t* p, const char* at,
+                                                                   size_t n) {
+      auto* c = static_cast<ClientConn*>(p->data);
+      const char* end = at + n;
+      bool bad = memchr(at, '\r', n) || memchr(at, '\n', n);
+      // The span ends where the line may end: a CR there must be a CRLF.
+      if (!bad && end < c->parse_end_ && *end == '\r') {
+        c->crlf_due_ = 1;
+        bad = !c->check_chunk_crlf(end + 1, c->parse_end_);
+      }
+      if (!bad) return 0;
+      llhttp_set_error_reason(p, "bare CR or LF in a chunk extension");
+      return (int)HPE_USER;
+    };
+    // The byte that ended a chunk-size line, which llhttp's lenient build
+    // does not look at (`0\rz` was a line): parse() checks it is the LF.
+    st.on_chunk_header = [](llhttp_t* p) {
+      static_cast<ClientConn*>(p->data)->chunk_line_end_ = true;
+      return (int)HPE_PAUSED;
+    };
     // Pause at both ends of a message so parse() learns exact byte positions.
     st.on_headers_complete = [](llhttp_t*) { return (int)HPE_PAUSED; };
     // RFC 9110 6.5.1: a trailer cannot manage the connection. llhttp takes a
@@ -378,6 +402,21 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
     }
     const char* pos = llhttp_get_error_pos(&parser_);
     llhttp_resume(&parser_);
+    if (chunk_line_end_) {  // on_chunk_header: pos is just past the line's LF
+      chunk_line_end_ = false;
+      if (pos > p && pos[-1] != '\n') {
+        PLOG_DEBUG("bad request body from %s: chunk-size line not ended by CRLF", peer_);
+        if (chunk_out_) chunk_out_->clear();  // the upstream never sees bad framing
+        if (resp_started_)
+          close();
+        else
+          respond_error(400, "malformed request body");
+        p = end;
+        break;
+      }
+      p = pos;
+      continue;
+    }
     if (chunked_) {
       if (mode_ == Mode::kProxy && up_) {
         if (!chunk_out_) chunk_out_ = w_->take_buf();

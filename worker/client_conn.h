@@ -204,6 +204,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   bool expect_continue_ = false;
   bool chunked_ = false;      // chunked request body: decoded, then chunked again
   bool rechunk_ = false;      // chunked response body: decoded, then chunked again
+  bool chunk_line_end_ = false;  // parse(): llhttp paused at the end of a chunk-size line
   uint8_t crlf_due_ = 0;      // bytes of a request chunk's CRLF not checked yet (check_chunk_crlf)
   const char* parse_end_ = nullptr;  // end of the bytes parse() is running llhttp on
   uint32_t trailer_bytes_ = 0;  // of the chunked body's trailer section, never forwarded

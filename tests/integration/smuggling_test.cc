@@ -302,5 +302,28 @@ TEST(Smuggling, BareCrInAHeadIsRefusedBothWays) {
   }
 }
 
+// A bare CR (or LF) inside a chunk-size line, extension included: Debian's
+// lenient llhttp took `3;a\rb\r\n` for one chunk-size line. Refused (400)
+// before any request reaches the upstream, whatever follows the CR.
+TEST(Smuggling, BareCrInAChunkLineIsRefused) {
+  FakeUpstream up("u");
+  up.echo_body();
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  for (const char* chunks : {"3;a\rb\r\nabc\r\n0\r\n\r\n", "3;a=\"x\rb\"\r\nabc\r\n0\r\n\r\n",
+                             "3;a=b\rc\r\nabc\r\n0\r\n\r\n", "3\rX\r\nabc\r\n0\r\n\r\n",
+                             "3\r\nabc\r\n0;x\ry\r\n\r\n", "3\r\nabc\r\n0;x=y\rz\r\n\r\n",
+                             "3\r\nabc\r\n0;x=\"y\"\rz\r\n\r\n", "3\r\nabc\r\n0\rz\r\n\r\n"}) {
+    SCOPED_TRACE(chunks);
+    up.clear();
+    Exchange ex = exchange(srv.port(), std::string("POST / HTTP/1.1\r\nHost: x\r\n"
+                                                   "Transfer-Encoding: chunked\r\n\r\n") +
+                                           chunks + "GET /smug HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(ex.status(), 400) << ex.bytes;
+    EXPECT_EQ(ex.responses(), 1u) << ex.bytes;
+    for (const RecordedRequest& r : up.requests()) EXPECT_NE(r.target, "/smug");
+  }
+}
+
 }  // namespace
 }  // namespace pasture::test
