@@ -21,11 +21,19 @@
 
 namespace pasture::shm {
 
+#ifndef PASTURE_COUNTERS
+#define PASTURE_COUNTERS 1
+#endif
+// False only in scripts/bench's comparison build (cmake -DPASTURE_COUNTERS=OFF):
+// add() and observe() do nothing and the latency clock is not read.
+inline constexpr bool kCounting = PASTURE_COUNTERS;
+
 // A counter written by one process. add() is a load and a store: correct
 // because nobody else writes it; readers may see it one add late.
 struct Counter {
   uint64_t v;
   void add(uint64_t n = 1) {
+    if constexpr (!kCounting) return;
     std::atomic_ref<uint64_t> a(v);
     a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
@@ -48,6 +56,7 @@ struct Histogram {
   Counter sum_us;
   Counter count;
   void observe(uint64_t us) {
+    if constexpr (!kCounting) return;
     bucket[latency_bucket(us)].add();
     sum_us.add(us);
     count.add();

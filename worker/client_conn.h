@@ -149,7 +149,7 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   shm::ServerStats& server_stats() {
     return w_->server_stats(w_->pools()[pool_].targets[server_].shm_index);
   }
-  uint64_t since_taken_us() const { return (uv_hrtime() - taken_ns_) / 1000; }
+  uint64_t since_taken_us() const { return (stats_clock_ns() - taken_ns_) / 1000; }
   void count_response();
   void count_request() {
     if (!req_counted_) w_->stats().requests.add();

@@ -139,9 +139,25 @@ void ClientConn::respond_status(const char* base, const conf::Handler& hd, const
     return;
   }
   if (method_ == HTTP_POST) {
-    bool marked = false;
-    for (const HeaderSpan& h : *head_.headers)
-      marked |= iequals(span_view(base, h.name), kCommandHeader);
+    bool marked = false, cross = false;
+    std::string_view origin, host;
+    for (const HeaderSpan& h : *head_.headers) {
+      std::string_view name = span_view(base, h.name), value = span_view(base, h.value);
+      marked |= iequals(name, kCommandHeader);
+      // Defence in depth, for a browser that would send the header anyway:
+      // what it says about where the request comes from must be this site.
+      if (iequals(name, "sec-fetch-site")) cross |= !iequals(value, "same-origin") && !iequals(value, "none");
+      if (iequals(name, "origin")) origin = value;
+      if (iequals(name, "host")) host = value;
+    }
+    if (!origin.empty() && origin != "null") {
+      size_t scheme = origin.find("://");
+      cross |= scheme == std::string_view::npos || !iequals(origin.substr(scheme + 3), host);
+    }
+    if (cross) {
+      respond_local(403, "403 Forbidden: a command from another site (Origin / Sec-Fetch-Site)\n", false);
+      return;
+    }
     if (!marked) {
       respond_local(403, "403 Forbidden: a command needs the X-Pasture-Command header (CSRF guard)\n", false);
       return;

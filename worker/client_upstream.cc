@@ -82,7 +82,7 @@ void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cooki
   shm::take_active(slot, w_->held(pool.targets[s].shm_index));
   slot.requests.fetch_add(1, std::memory_order_relaxed);
   server_stats().selected.add();
-  taken_ns_ = uv_hrtime();
+  taken_ns_ = stats_clock_ns();
   set_cookie_ = pool.cfg->method == conf::BalanceMethod::Cookie
                     ? lb::sticky_cookie_to_set(*pool.state, request_cookie, s)
                     : std::string_view();

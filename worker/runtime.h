@@ -20,6 +20,13 @@
 
 namespace pasture::worker {
 
+// The latency histograms' clock (uv_hrtime, a vDSO call); 0 in the build
+// without counters, where nothing reads it.
+inline uint64_t stats_clock_ns() {
+  if constexpr (shm::kCounting) return uv_hrtime();
+  return 0;
+}
+
 class UpstreamConn;
 class ClientConn;
 class AdminSocket;

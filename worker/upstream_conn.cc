@@ -129,7 +129,7 @@ int UpstreamConn::connect() {
   uv_tcp_init(w_->loop(), &tcp_);
   const ResolvedServer& a = pool_->targets[server_].addr;
   if (a.addr.ss_family == AF_UNIX) return connect_unix(a);
-  connect_ns_ = uv_hrtime();
+  connect_ns_ = stats_clock_ns();
   int r = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&a.addr),
                          on_connect_cb);
   if (r < 0) {
@@ -180,7 +180,7 @@ void UpstreamConn::on_connected(int status) {
     return;
   }
   state_ = State::kActive;
-  w_->server_stats(pool_->targets[server_].shm_index).connect.observe((uv_hrtime() - connect_ns_) / 1000);
+  w_->server_stats(pool_->targets[server_].shm_index).connect.observe((stats_clock_ns() - connect_ns_) / 1000);
   uv_tcp_nodelay(&tcp_, 1);
   resume_read();
   if (!client_) return;

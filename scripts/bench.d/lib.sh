@@ -137,7 +137,7 @@ build_pasture() {
         # Only the server binary when that target exists: the tests take
         # minutes to build and the benchmark doesn't need them.
         if ! (cd "$REPO" && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release &&
-              if cmake --build build --target help | grep -qw pasture; then
+              if cmake --build build --target help | grep -w pasture >/dev/null; then  # not -q: under pipefail, grep quitting early fails the pipe
                   cmake --build build -j2 --target pasture
               else
                   cmake --build build -j2

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 TCK = os.sysconf("SC_CLK_TCK")
 NOISY_PCT = 10  # foreign CPU (% of a core) above which a run is flagged
-ORDER = {"pasture": 0, "nginx": 1, "haproxy": 2, "floor": 3, "paster": 4}
+ORDER = {"pasture": 0, "pasture-nocount": 0.5, "nginx": 1, "haproxy": 2, "floor": 3, "paster": 4}
 
 
 def parse(path):
@@ -119,7 +119,8 @@ def main():
             ratios = [fmt_ratio(m["rps"], n and n["rps"]), fmt_ratio(m["rps"], h and h["rps"]),
                       fmt_ratio(m["cpu"], n and n["cpu"]), fmt_ratio(m["cpu"], h and h["cpu"])]
         label = {"paster": "paster (Paste#proxy, 1 upstream)",
-                 "floor": "floor (reference, not HTTP)"}.get(p, p)
+                 "floor": "floor (reference, not HTTP)",
+                 "pasture-nocount": "pasture, counters compiled out"}.get(p, p)
         workers = wk if p != "paster" else "threads"
         flag = " ⚠" if m["foreign"] > NOISY_PCT else ""
         cpu = "–" if m["cpu"] is None else f"{m['cpu']:.1f}"
@@ -153,6 +154,25 @@ def main():
                  "64 it closes and reopens the excess." if any(x[0] == "nginx" for x in churn) else "")
           + (" Paste#proxy opens one per request." if any(x[0] == "paster" for x in churn) else ""))
     w("")
+
+    # --counters: the same code with counting compiled out.
+    nc_keys = sorted(k for k in med if k[0] == "pasture-nocount")
+    if nc_keys:
+        w("### What counting costs (pasture minus pasture-nocount, same run)")
+        w("")
+        w("`pasture-nocount` is this code built with `-DPASTURE_COUNTERS=OFF`: every traffic "
+          "counter and latency histogram update and the latency clock compiled out. A difference "
+          "within a run's noise (rounds differ by ~1 µs/req on a busy machine) means counting is free.")
+        w("")
+        w("| workers | conc | pasture µs/req | without counters | difference | req/s | without counters |")
+        w("|---:|---:|---:|---:|---:|---:|---:|")
+        for _, wk, c in nc_keys:
+            a, b = med.get(("pasture", wk, c)), med[("pasture-nocount", wk, c)]
+            if not a or a["cpu"] is None or b["cpu"] is None:
+                continue
+            w(f"| {wk} | {c} | {a['cpu']:.1f} | {b['cpu']:.1f} | {a['cpu'] - b['cpu']:+.1f} "
+              f"| {a['rps']:,.0f} | {b['rps']:,.0f} |")
+        w("")
 
     # The floor: what the kernel's loopback TCP alone costs per request.
     floor_keys = sorted(k for k in med if k[0] == "floor")

@@ -193,6 +193,19 @@ TEST(StatusControl, CsrfGuardAndGetNeverWrites) {
   int na = count_to(a);
   for (int i = 0; i < 4; i++) ASSERT_EQ(http_get(srv.port(), "/x").status, 200);
   EXPECT_EQ(count_to(a), na + 2);
+  // With the header, a browser's word that the request comes from another
+  // site still refuses it; this site's own page (same Origin) may.
+  std::string self = "http://127.0.0.1:" + std::to_string(srv.port());
+  for (const Headers& h : {Headers{{"X-Pasture-Command", "1"}, {"Origin", "https://evil.example"}},
+                           Headers{{"X-Pasture-Command", "1"}, {"Origin", self + ".evil.example"}},
+                           Headers{{"X-Pasture-Command", "1"}, {"Sec-Fetch-Site", "cross-site"}},
+                           Headers{{"X-Pasture-Command", "1"}, {"Sec-Fetch-Site", "same-site"}}}) {
+    SCOPED_TRACE(h.back().second);
+    EXPECT_EQ(post(srv.port(), cmd, h).status, 403);
+  }
+  EXPECT_EQ(ctl(srv, "show servers").second.find("maint"), std::string::npos);
+  r = post(srv.port(), "cmd=show+info", {{"X-Pasture-Command", "1"}, {"Origin", self}, {"Sec-Fetch-Site", "same-origin"}});
+  EXPECT_EQ(r.status, 200) << r.body;
   r = post(srv.port(), cmd);
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body, "server app:pool/" + a.address() + " state maint\n");
