@@ -57,7 +57,7 @@ void ClientConn::start_app(const char* base, int app, const RequestTarget& t, co
   // The body is read before the app runs (as waitress does): a client that
   // waits for 100 Continue gets it now.
   if (expect_continue_ && !http10_ && !req_done_) {
-    stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    send_out("HTTP/1.1 100 Continue\r\n\r\n", 25);
     expect_continue_ = false;
   }
 }
@@ -125,7 +125,7 @@ int ClientConn::send_app_bytes(const char* p, size_t n) {
   if (app_chunked_ && n > 0) bufs[k++] = uv_buf_init(const_cast<char*>(line.text.data()), (unsigned)line.text.size());
   if (n > 0) bufs[k++] = uv_buf_init(const_cast<char*>(p), (unsigned)n);
   if (app_chunked_ && n > 0) bufs[k++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
-  int r = k ? stream_send(stream(), bufs, k) : 0;
+  int r = k ? send_out(bufs, k) : 0;
   if (resp_head_) {
     w_->give_buf(resp_head_);
     resp_head_ = nullptr;
@@ -141,12 +141,12 @@ bool ClientConn::app_body(const char* p, size_t n) {
     close();
     return false;
   }
-  if (tcp_.write_queue_size <= kHighWater) return true;
-  if (tcp_.write_queue_size > kAppQueueCap) {
+  if (queued() <= kHighWater) return true;
+  if (queued() > kAppQueueCap) {
     // Only write() with threads = 1 gets here (it cannot wait on the loop):
     // a client this far behind is dropped rather than buffered for.
     PLOG_WARN("%s: the app wrote %zu bytes ahead of its client; closing the connection", peer_,
-              (size_t)tcp_.write_queue_size);
+              (size_t)queued());
     close();
     return false;
   }
@@ -169,8 +169,8 @@ int64_t ClientConn::app_sendfile(int fd, uint64_t off, size_t n, bool* more) {
     return -1;
   }
   size_t done = 0;
-  uv_os_fd_t sock;
-  if (!app_chunked_ && tcp_.write_queue_size == 0 && uv_fileno((uv_handle_t*)&tcp_, &sock) == 0) {
+  int sock = app_chunked_ ? -1 : sendfile_fd();
+  if (sock >= 0) {
     while (done < n) {
       off_t o = (off_t)(off + done);
       ssize_t w = ::sendfile(sock, fd, &o, n - done);
@@ -199,7 +199,7 @@ int64_t ClientConn::app_sendfile(int fd, uint64_t off, size_t n, bool* more) {
       return -1;
     }
     done += (size_t)r;
-    if (tcp_.write_queue_size > 0) {
+    if (queued() > 0) {
       app_paused_ = true;
       arm_send_timer();
       *more = false;
@@ -222,7 +222,7 @@ void ClientConn::app_end(bool ok) {
     return;
   }
   int r = send_app_bytes(nullptr, 0);  // a head still held back
-  if (r == 0 && app_chunked_) r = stream_send(stream(), "0\r\n\r\n", 5);
+  if (r == 0 && app_chunked_) r = send_out("0\r\n\r\n", 5);
   if (r < 0) {
     close();
     return;

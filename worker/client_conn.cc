@@ -154,21 +154,26 @@ void ClientConn::rearm_timer(uint32_t ms) {
 
 void ClientConn::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(s->data));
-  c->on_read(nread, buf->base);
-}
-
-void ClientConn::on_read(ssize_t nread, const char* data) {
   if (nread == 0) return;
   if (nread < 0) {
-    reading_ = false;  // libuv stops reading at EOF and on errors
+    c->reading_ = false;  // libuv stops reading at EOF and on errors
     if (nread == UV_EOF)
-      on_eof();
+      c->on_eof();
     else
-      close();
+      c->close();
     return;
   }
+  c->on_bytes(buf->base, (size_t)nread);
+}
+
+int ClientConn::sendfile_fd() {
+  uv_os_fd_t fd;
+  if (queued() > 0 || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return -1;
+  return fd;
+}
+
+void ClientConn::on_bytes(const char* data, size_t n) {
   if (state_ == State::kLinger || state_ == State::kClosed) return;  // discard
-  size_t n = (size_t)nread;
   w_->stats().bytes_in.add(n);
   if (state_ == State::kWaiting || out_full_) {
     // A response is in progress: pipelined bytes wait (update_reading bounds them).
@@ -213,7 +218,7 @@ void ClientConn::on_eof() {
     case State::kHead:
       if (out_full_ && inbuf_) return;  // answered as the client reads (on_write_done)
       keep_alive_ = false;
-      if (tcp_.write_queue_size > 0) {
+      if (queued() > 0) {
         shutdown_and_linger();
         return;
       }
@@ -494,7 +499,7 @@ void ClientConn::finish_exchange() {
   reset_request();
   state_ = State::kIdle;
   client_paused_ = false;
-  if (tcp_.write_queue_size > kHighWater) {
+  if (queued() > kHighWater) {
     // The client does not read its answers: take no request (and read
     // nothing) until they drain below kLowWater (on_write_done).
     out_full_ = true;
@@ -632,7 +637,7 @@ void ClientConn::end_drain_grace() {
     arm_timer(w_->site().server.client_header_timeout_ms);
     return;
   }
-  if (tcp_.write_queue_size > 0)
+  if (queued() > 0)
     shutdown_and_linger();
   else
     close();

@@ -57,7 +57,6 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   void on_upstream_drained();  // the upstream's send queue fell below kLowWater
   void flush();                // write a response head and chunks still held back
   bool is_head_request() const { return method_ == HTTP_HEAD; }
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
   void on_write_done(int status) override;
   void on_drain();  // the worker started draining (Worker::start_drain)
@@ -85,7 +84,21 @@ class ClientConn final : public StreamOwner, public wsgi::Sink {
   static void on_timer(TimerNode* t);
   static const llhttp_settings_t* settings();
 
-  void on_read(ssize_t nread, const char* data);
+  // --- the transport -----------------------------------------------------
+  // Every byte for the client leaves through send_out() and every byte from
+  // it arrives through on_bytes() (then on_eof() or close() on an error), so
+  // a transport that is not the plain socket (TLS over memory BIOs) fits
+  // between tcp_ and these with a change here only. send_out returns 0 or a
+  // libuv error; bytes not written at once are queued (queued(): how many).
+  int send_out(const uv_buf_t* bufs, unsigned n) { return stream_send(stream(), bufs, n); }
+  int send_out(const char* p, size_t n) { return stream_send(stream(), p, n); }
+  size_t queued() const { return tcp_.write_queue_size; }
+  // The socket, when bytes may go to it with sendfile(2) now: the transport
+  // is the plain socket and nothing waits in its queue. Else -1 (the caller
+  // reads the file and uses send_out).
+  int sendfile_fd();
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  void on_bytes(const char* data, size_t n);
   void run_inbuf();
   const char* parse(const char* base, const char* p, const char* end);
   void retain(const char* base, const char* rest, const char* end, bool from_inbuf);

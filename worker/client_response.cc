@@ -50,7 +50,7 @@ void ClientConn::respond_local(int status, std::string_view body, bool close_aft
   local_head_len_ = (uint32_t)o.size();
   if (method_ != HTTP_HEAD) append(o, body);
   if (expect_continue_ && !http10_ && status < 300 && !req_done_) {
-    stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    send_out("HTTP/1.1 100 Continue\r\n\r\n", 25);
     expect_continue_ = false;
   }
 }
@@ -65,7 +65,7 @@ void ClientConn::finish_local() {
   uv_buf_t bufs[3] = {uv_buf_init(o.data(), local_head_len_),
                       uv_buf_init(const_cast<char*>(conn), (unsigned)strlen(conn)),
                       uv_buf_init(o.data() + local_head_len_, (unsigned)(o.size() - local_head_len_))};
-  int r = stream_send(stream(), bufs, 3);
+  int r = send_out(bufs, 3);
   w_->give_buf(resp_head_);
   resp_head_ = nullptr;
   resp_done_ = true;
@@ -114,7 +114,7 @@ bool ClientConn::on_response_head(const char* base, const HeadCollector& h, cons
     // when the client asked with Expect (an upstream may send it unasked).
     // 101 never gets here (UpstreamConn).
     if (http10_ || (status == 100 && !expect_continue_)) return false;
-    int r = status == 100 ? stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25)
+    int r = status == 100 ? send_out("HTTP/1.1 100 Continue\r\n\r\n", 25)
                           : send_interim(base, h, p);
     if (r < 0) close();
     return false;
@@ -189,7 +189,7 @@ int ClientConn::send_interim(const char* base, const HeadCollector& h, const llh
   b->clear();
   append_response_head(*b, base, h, *p, via_name());
   b->append("\r\n");
-  int r = stream_send(stream(), b->data(), b->size());
+  int r = send_out(b->data(), b->size());
   w_->give_buf(b);
   return r;
 }
@@ -230,7 +230,7 @@ void ClientConn::flush() {
   unsigned nb = 0;
   if (resp_head_) bufs[nb++] = uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size());
   if (chunks) bufs[nb++] = uv_buf_init(resp_out_->data(), (unsigned)resp_out_->size());
-  int r = stream_send(stream(), bufs, nb);
+  int r = send_out(bufs, nb);
   if (resp_head_) {
     w_->give_buf(resp_head_);
     resp_head_ = nullptr;
@@ -264,11 +264,11 @@ void ClientConn::on_response_body(const char* p, size_t n) {
   if (resp_head_) {
     uv_buf_t bufs[2] = {uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size()),
                         uv_buf_init(const_cast<char*>(p), (unsigned)n)};
-    r = stream_send(stream(), bufs, 2);
+    r = send_out(bufs, 2);
     w_->give_buf(resp_head_);
     resp_head_ = nullptr;
   } else {
-    r = stream_send(stream(), p, n);
+    r = send_out(p, n);
   }
   if (r < 0) {
     close();
@@ -278,7 +278,7 @@ void ClientConn::on_response_body(const char* p, size_t n) {
 }
 
 void ClientConn::hold_upstream_if_behind() {
-  if (up_ && tcp_.write_queue_size > kHighWater) {
+  if (up_ && queued() > kHighWater) {
     // The client is the bottleneck: the upstream waits (and its read_timeout
     // with it), and send_timeout runs for the client once the request is in.
     up_paused_ = true;
@@ -293,20 +293,20 @@ void ClientConn::on_write_done(int status) {
     close();
     return;
   }
-  size_t queued = tcp_.write_queue_size;
-  if (app_paused_ && queued < kLowWater) {
+  size_t q = queued();
+  if (app_paused_ && q < kLowWater) {
     app_paused_ = false;
     if (state_ == State::kWaiting) timer_disarm(&timer_);
     if (call_) call_->resume();  // an inline app produces more right here
     if (state_ == State::kClosed) return;
-    queued = tcp_.write_queue_size;
+    q = queued();
   }
-  if (up_paused_ && queued < kLowWater) {
+  if (up_paused_ && q < kLowWater) {
     up_paused_ = false;
     if (state_ == State::kWaiting) timer_disarm(&timer_);
     if (up_) up_->resume_read();
   }
-  if (out_full_ && queued < kLowWater) {
+  if (out_full_ && q < kLowWater) {
     out_full_ = false;
     next_request();
     return;

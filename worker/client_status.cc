@@ -153,7 +153,7 @@ void ClientConn::respond_status(const char* base, const conf::Handler& hd, const
     mode_ = Mode::kStatusCmd;  // on_request_complete() runs it
     cmd_ = w_->take_buf();
     if (expect_continue_ && !http10_) {
-      stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+      send_out("HTTP/1.1 100 Continue\r\n\r\n", 25);
       expect_continue_ = false;
     }
     return;
