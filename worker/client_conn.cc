@@ -37,11 +37,9 @@ void format_peer(const sockaddr* sa, char* out, size_t len) {
   }
 }
 
-void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
-
 }  // namespace
 
-ClientConn::ClientConn(Worker* w) : w_(w) {
+ClientConn::ClientConn(Worker* w) : w_(w), ex_(w, this, &peer_) {
   tcp_.data = static_cast<StreamOwner*>(this);
   timer_.owner = this;
   timer_.fire = on_timer;
@@ -82,7 +80,7 @@ const llhttp_settings_t* ClientConn::settings() {
           return (int)HPE_USER;
         }
       }
-      c->add_chunk(at, n);
+      c->ex_.request_body(at, n);
       // The chunk's data ends here (llhttp counts it down to 0): its CRLF
       // follows, which llhttp's lenient build skips without looking.
       if (p->content_length == 0) {
@@ -146,8 +144,8 @@ void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer) {
     return;
   }
   w->stats().accepted.add();
-  format_peer(peer, c->peer_, sizeof c->peer_);
-  c->trusted_peer_ = peer_trusted(w->site().server.trusted_proxies, peer);
+  format_peer(peer, c->peer_.text, sizeof c->peer_.text);
+  c->peer_.trusted = peer_trusted(w->site().server.trusted_proxies, peer);
   w->client_opened(c);
   c->arm_timer(w->site().server.client_header_timeout_ms);
   c->start_reading();
@@ -178,21 +176,26 @@ void ClientConn::rearm_timer(uint32_t ms) {
 
 void ClientConn::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(s->data));
-  c->on_read(nread, buf->base);
-}
-
-void ClientConn::on_read(ssize_t nread, const char* data) {
   if (nread == 0) return;
   if (nread < 0) {
-    reading_ = false;  // libuv stops reading at EOF and on errors
+    c->reading_ = false;  // libuv stops reading at EOF and on errors
     if (nread == UV_EOF)
-      on_eof();
+      c->on_eof();
     else
-      close();
+      c->close();
     return;
   }
+  c->on_bytes(buf->base, (size_t)nread);
+}
+
+int ClientConn::sendfile_fd() {
+  uv_os_fd_t fd;
+  if (queued() > 0 || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return -1;
+  return fd;
+}
+
+void ClientConn::on_bytes(const char* data, size_t n) {
   if (state_ == State::kLinger || state_ == State::kClosed) return;  // discard
-  size_t n = (size_t)nread;
   w_->stats().bytes_in.add(n);
   if (state_ == State::kWaiting || out_full_) {
     // A response is in progress: pipelined bytes wait (update_reading bounds them).
@@ -214,7 +217,7 @@ void ClientConn::on_read(ssize_t nread, const char* data) {
       const char* rest = parse(data, data, data + n);
       retain(data, rest, data + n, false);
     }
-    if (up_) up_->flush();
+    ex_.flush_upstream();
   }
   update_reading();
 }
@@ -237,7 +240,7 @@ void ClientConn::on_eof() {
     case State::kHead:
       if (out_full_ && inbuf_) return;  // answered as the client reads (on_write_done)
       keep_alive_ = false;
-      if (tcp_.write_queue_size > 0) {
+      if (queued() > 0) {
         shutdown_and_linger();
         return;
       }
@@ -332,34 +335,34 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
           // "GET /\r\n": llhttp takes it for HTTP/0.9 (or, strict, waits
           // for a version) and for a head that will never come. Answer now,
           // as nginx does (but with 400).
-          begin_raw_log(base + msg_start_, end);
-          respond_error(400, "HTTP/0.9 request");
+          ex_.begin_raw_log(base + msg_start_, end);
+          ex_.respond_error(400, "HTTP/0.9 request");
         } else if ((size_t)(end - (base + msg_start_)) > srv.max_header_bytes) {
-          begin_raw_log(base + msg_start_, end);
-          respond_error(head_.last == HeadCollector::kUrl ? 414 : 431, "request head too large");
+          ex_.begin_raw_log(base + msg_start_, end);
+          ex_.respond_error(head_.last == HeadCollector::kUrl ? 414 : 431, "request head too large");
         }
         p = end;
         break;
       }
       if (err != HPE_PAUSED) {
-        PLOG_DEBUG("bad request from %s: %s (%s)", peer_, llhttp_errno_name(err),
+        PLOG_DEBUG("bad request from %s: %s (%s)", peer_.text, llhttp_errno_name(err),
                    llhttp_get_error_reason(&parser_));
-        begin_raw_log(base + msg_start_, end);
-        respond_error(head_error_status(base, err), "malformed request");
+        ex_.begin_raw_log(base + msg_start_, end);
+        ex_.respond_error(head_error_status(base, err), "malformed request");
         p = end;
         break;
       }
       const char* pos = llhttp_get_error_pos(&parser_);
       llhttp_resume(&parser_);
       if ((size_t)(pos - (base + msg_start_)) > srv.max_header_bytes) {
-        begin_raw_log(base + msg_start_, end);
-        respond_error(431, "request head too large");
+        ex_.begin_raw_log(base + msg_start_, end);
+        ex_.respond_error(431, "request head too large");
         p = end;
         break;
       }
       if (has_bare_cr(base + msg_start_, pos)) {  // "\r\n\rX" ended a head for llhttp
-        begin_raw_log(base + msg_start_, end);
-        respond_error(400, "bare CR in the request head");
+        ex_.begin_raw_log(base + msg_start_, end);
+        ex_.respond_error(400, "bare CR in the request head");
         p = end;
         break;
       }
@@ -381,22 +384,22 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       // client_body_timeout runs between reads, as nginx's: progress re-arms it.
       if (p < end && !client_paused_) rearm_timer(srv.client_body_timeout_ms);
       if (chunked_)
-        flush_chunks();
+        ex_.flush_body();
       else if (p < end)
-        forward_body(p, end - p);
+        ex_.request_body(p, end - p);
       p = end;
       break;
     }
     if (err != HPE_PAUSED) {
-      PLOG_DEBUG("bad request body from %s: %s (%s)", peer_, llhttp_errno_name(err),
+      PLOG_DEBUG("bad request body from %s: %s (%s)", peer_.text, llhttp_errno_name(err),
                  llhttp_get_error_reason(&parser_));
-      if (chunk_out_) chunk_out_->clear();  // the upstream never sees bad framing
-      if (resp_started_)
+      ex_.discard_body();  // the upstream never sees bad framing
+      if (ex_.response_started())
         close();
       else if (too_large_)
-        respond_error(413, "request body larger than client_max_body_size");
+        ex_.respond_error(413, "request body larger than client_max_body_size");
       else
-        respond_error(400, "malformed request body");
+        ex_.respond_error(400, "malformed request body");
       p = end;
       break;
     }
@@ -405,27 +408,19 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
     if (chunk_line_end_) {  // on_chunk_header: pos is just past the line's LF
       chunk_line_end_ = false;
       if (pos > p && pos[-1] != '\n') {
-        PLOG_DEBUG("bad request body from %s: chunk-size line not ended by CRLF", peer_);
-        if (chunk_out_) chunk_out_->clear();  // the upstream never sees bad framing
-        if (resp_started_)
+        PLOG_DEBUG("bad request body from %s: chunk-size line not ended by CRLF", peer_.text);
+        ex_.discard_body();  // the upstream never sees bad framing
+        if (ex_.response_started())
           close();
         else
-          respond_error(400, "malformed request body");
+          ex_.respond_error(400, "malformed request body");
         p = end;
         break;
       }
       p = pos;
       continue;
     }
-    if (chunked_) {
-      if (mode_ == Mode::kProxy && up_) {
-        if (!chunk_out_) chunk_out_ = w_->take_buf();
-        chunk_out_->append("0\r\n\r\n", 5);  // trailers are not forwarded (as nginx)
-      }
-      flush_chunks();
-    } else if (pos > p) {
-      forward_body(p, pos - p);
-    }
+    if (!chunked_ && pos > p) ex_.request_body(p, pos - p);  // a chunked body's end: request_end
     p = pos;
     if (state_ == State::kBody) on_request_complete();
   }
@@ -436,9 +431,8 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
 bool ClientConn::on_head(const char* base, const char* head_end) {
   (void)head_end;
   const auto& srv = w_->site().server;
-  method_ = parser_.method;
-  count_request();
   http10_ = parser_.http_major == 1 && parser_.http_minor == 0;
+  ex_.open(parser_.method, http10_);
   keep_alive_ = llhttp_should_keep_alive(&parser_) && !w_->draining();
   // Upgrade is not proxied (the upstream sees a plain request without it):
   // close after the answer rather than guess what the client sends next.
@@ -446,81 +440,38 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   chunked_ = false;
   crlf_due_ = 0;
   trailer_bytes_ = 0;
-  if (w_->access_log().enabled()) begin_log(base);
+  if (w_->access_log().enabled()) ex_.begin_log(base, head_);
   RequestHead rh;
   std::string path_scratch;
   const char* why = nullptr;
   int bad = check_request_head(parser_, base, head_, srv, path_scratch, &rh, &why);
-  expect_continue_ = rh.expect_continue;
   if (bad) {
-    respond_error(bad, why);
+    ex_.respond_error(bad, why);
     return false;
   }
-  chunked_ = rh.chunked;  // the body is decoded and chunked again (add_chunk)
-  const RequestTarget& t = rh.target;
-  const NormalPath& np = rh.path;
-  std::string_view url = span_view(base, head_.url);
+  chunked_ = rh.chunked;  // decoded here; the exchange chunks it again for an upstream
   state_ = State::kBody;
   arm_timer(srv.client_body_timeout_ms);
-  if (answer_here(base, rh.max_forwards)) return true;
-  RouteResult r = route(w_->site(), rh.host, np.decoded);
-  handler_ = r.handler;
-  script_len_ = r.script_name_len;
-  if (handler_ < 0) {
-    respond_local(404, "404 Not Found\n", false);
-    return true;
-  }
-  const conf::Handler& hd = w_->site().handlers[handler_];
-  if (hd.kind == conf::HandlerKind::Echo) {
-    std::string body;
-    body.reserve(hd.echo_name.size() + url.size() + 16);
-    body.append(hd.echo_name).append(" ");
-    body.append(llhttp_method_name((llhttp_method_t)method_)).append(" ");
-    append(body, url);
-    body.append("\n");
-    respond_local(200, body, false);
-    return true;
-  }
-  if (hd.kind == conf::HandlerKind::Status) {
-    respond_status(base, hd, t, np);
-    return true;
-  }
-  if (hd.app >= 0 && w_->embed_apps()) {
-    start_app(base, hd.app, t, np);
-    return state_ != State::kClosed && state_ != State::kLinger;
-  }
-  start_proxy(base, hd.pool, t, np);
+  ExchangeRequest rq;
+  rq.base = base;
+  rq.head = &head_;
+  rq.checked = &rh;
+  // The parser still holds the declared length.
+  if (!chunked_ && (parser_.flags & F_CONTENT_LENGTH)) rq.content_length = (int64_t)parser_.content_length;
+  ex_.start(rq);
   return state_ != State::kClosed && state_ != State::kLinger;
 }
 
-
 void ClientConn::on_request_complete() {
-  req_done_ = true;
   state_ = State::kWaiting;
   timer_disarm(&timer_);
-  if (up_paused_) arm_send_timer();  // the answer waits for the client (on_response_body)
-  if (mode_ == Mode::kLocal) {
-    finish_local();
-    return;
-  }
-  if (mode_ == Mode::kApp) {
-    if (call_) call_->run();  // may answer at once (inline app)
-    return;
-  }
-  if (mode_ == Mode::kStatusCmd) {
-    run_status_command();
-    finish_local();
-    return;
-  }
-  if (up_) up_->request_done();
-  if (resp_done_) finish_exchange();
+  if (producer_paused_) arm_send_timer();  // the answer waits for the client (behind())
+  ex_.request_end();
 }
 
-
 void ClientConn::finish_exchange() {
-  w_->note_request();
+  ex_.complete();
   served_ = true;
-  if (log_) end_log();
   // While the worker drains, keep_alive_ is still set only when this answer
   // went out before the drain began and promised keep-alive: its client may
   // send another request at once, so the connection idles for the drain
@@ -533,7 +484,7 @@ void ClientConn::finish_exchange() {
   reset_request();
   state_ = State::kIdle;
   client_paused_ = false;
-  if (tcp_.write_queue_size > kHighWater) {
+  if (queued() > kHighWater) {
     // The client does not read its answers: take no request (and read
     // nothing) until they drain below kLowWater (on_write_done).
     out_full_ = true;
@@ -552,7 +503,7 @@ void ClientConn::next_request() {
     state_ = State::kHead;
     arm_timer(w_->site().server.client_header_timeout_ms);
     run_inbuf();
-    if (up_) up_->flush();
+    ex_.flush_upstream();
   }
   if (client_eof_ && !in_parse_ && !out_full_ &&
       (state_ == State::kIdle || state_ == State::kHead)) {
@@ -566,46 +517,20 @@ void ClientConn::next_request() {
 }
 
 void ClientConn::reset_request() {
-  end_flight();  // needs pool_: first
-  cancel_app();
-  app_chunked_ = app_paused_ = app_no_body_ = false;
-  mode_ = Mode::kNone;
+  ex_.reset();
   head_started_ = false;
-  req_done_ = resp_done_ = resp_started_ = false;
-  expect_continue_ = false;
-  tries_ = stale_tries_ = 0;
-  fresh_ = stale_same_ = false;
-  up_paused_ = false;
-  pool_ = server_ = handler_ = -1;
-  body_bytes_ = 0;
+  producer_paused_ = false;
   chunked_in_ = 0;
   too_large_ = false;
-  req_counted_ = false;
-  tried_ = 0;
-  set_cookie_ = {};
   chunked_ = rechunk_ = false;
   crlf_due_ = 0;
-  if (chunk_out_) {
-    w_->give_buf(chunk_out_);
-    chunk_out_ = nullptr;
-  }
-  if (cmd_) {
-    w_->give_buf(cmd_);
-    cmd_ = nullptr;
-  }
   if (resp_out_) {
     w_->give_buf(resp_out_);
     resp_out_ = nullptr;
   }
-  status_ = 0;
-  resp_bytes_ = 0;
   if (head_.headers) {
     w_->give_spans(head_.headers);
     head_.headers = nullptr;
-  }
-  if (uphead_) {
-    w_->give_buf(uphead_);
-    uphead_ = nullptr;
   }
 }
 
@@ -632,12 +557,6 @@ int ClientConn::head_error_status(const char* base, llhttp_errno_t err) const {
   return n > 1 ? 400 : 501;
 }
 
-
-void ClientConn::count_response() {
-  shm::WorkerStats& ws = w_->stats();
-  ws.responses[shm::status_class(status_)].add();
-  ws.bytes_out.add(resp_bytes_);
-}
 
 void ClientConn::on_drain() {
   // A connection that has not sent its first request yet is not idle: its
@@ -671,7 +590,7 @@ void ClientConn::end_drain_grace() {
     arm_timer(w_->site().server.client_header_timeout_ms);
     return;
   }
-  if (tcp_.write_queue_size > 0)
+  if (queued() > 0)
     shutdown_and_linger();
   else
     close();
@@ -679,11 +598,7 @@ void ClientConn::end_drain_grace() {
 
 void ClientConn::shutdown_and_linger() {
   if (state_ == State::kClosed || state_ == State::kLinger) return;
-  if (up_) {
-    up_->abort();
-    up_ = nullptr;
-  }
-  release_server(false);
+  ex_.drop_upstream();
   state_ = State::kLinger;
   out_full_ = client_paused_ = false;
   // Shut the write side once every queued byte is written (send_timeout
@@ -720,15 +635,15 @@ void ClientConn::on_timer(TimerNode* t) {
   switch (c->state_) {
     case State::kHead:
       if (c->head_started_) {
-        if (c->inbuf_) c->begin_raw_log(c->inbuf_->data(), c->inbuf_->data() + c->inbuf_->size());
-        c->respond_error(408, "client header timeout");
+        if (c->inbuf_) c->ex_.begin_raw_log(c->inbuf_->data(), c->inbuf_->data() + c->inbuf_->size());
+        c->ex_.respond_error(408, "client header timeout");
         return;
       }
       c->close();
       return;
     case State::kBody:
-      if (!c->resp_started_) {
-        c->respond_error(408, "client body timeout");
+      if (!c->ex_.response_started()) {
+        c->ex_.respond_error(408, "client body timeout");
         return;
       }
       c->close();
@@ -747,19 +662,8 @@ void ClientConn::on_timer(TimerNode* t) {
 
 void ClientConn::close() {
   if (state_ == State::kClosed) return;
-  if (log_) end_log();  // an aborted exchange: 499 when nothing was answered
-  if (mode_ != Mode::kNone && !resp_done_) {
-    w_->stats().responses[shm::kStatusClasses - 1].add();  // aborted: no complete answer
-    w_->stats().bytes_out.add(resp_bytes_);
-  }
   state_ = State::kClosed;
-  cancel_app();
-  if (up_) {
-    up_->abort();
-    up_ = nullptr;
-  }
-  release_server(false);
-  end_flight();
+  ex_.on_close();
   timer_disarm(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close_cb);
 }
@@ -768,15 +672,11 @@ void ClientConn::on_close_cb(uv_handle_t* h) {
   auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(h->data));
   Worker* w = c->w_;
   if (c->inbuf_) w->give_buf(c->inbuf_);
-  if (c->uphead_) w->give_buf(c->uphead_);
   if (c->resp_head_) w->give_buf(c->resp_head_);
-  if (c->chunk_out_) w->give_buf(c->chunk_out_);
-  if (c->cmd_) w->give_buf(c->cmd_);
   if (c->resp_out_) w->give_buf(c->resp_out_);
   if (c->head_.headers) w->give_spans(c->head_.headers);
-  if (c->log_) w->give_buf(c->log_);
   w->client_closed(c);
-  delete c;
+  delete c;  // the exchange gives its buffers back
 }
 
 }  // namespace pasture::worker

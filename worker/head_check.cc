@@ -187,13 +187,12 @@ void append_response_head(std::string& o, const char* base, const HeadCollector&
   if (!via_name.empty()) append_via(o, via, p.http_major == 1 && p.http_minor == 0, via_name);
 }
 
-ResponseFraming append_response_framing(std::string& o, const llhttp_t& p, bool head_request, bool http10) {
-  int status = p.status_code;
-  bool chunked = p.flags & F_CHUNKED;
-  bool has_len = p.flags & F_CONTENT_LENGTH;
-  bool no_body = head_request || status == 204 || status == 304;
+ResponseFraming append_framing(std::string& o, int status, ResponseHead::Length framing, uint64_t length,
+                               bool no_body, bool http10) {
+  using Length = ResponseHead::Length;
+  bool chunked = framing == Length::kChunked;
   ResponseFraming f;
-  f.until_eof = !no_body && !chunked && !has_len;
+  f.until_eof = !no_body && framing == Length::kNone;
   // HTTP/1.0 has no chunked coding: send the payload, close to end it.
   f.decode = !no_body && chunked && http10;
   // A chunked body is never forwarded as it came: llhttp's lenient build
@@ -201,22 +200,30 @@ ResponseFraming append_response_framing(std::string& o, const llhttp_t& p, bool 
   // client would frame another (a response smuggled into the connection).
   // As request bodies: decoded, then chunked again (trailers dropped).
   f.rechunk = !no_body && chunked && !http10;
-  // The framing is ours, from llhttp's parse of the upstream's head (its
-  // own fields were dropped by append_response_head): the client frames
-  // the body exactly as pasture forwards it. A 204 has neither field (RFC
-  // 9112 6.1, RFC 9110 8.6); a de-chunked HTTP/1.0 body ends with the
-  // connection.
+  // The framing is ours (an upstream's own fields were dropped by
+  // append_response_head): the client frames the body exactly as pasture
+  // sends it. A 204 has neither field (RFC 9112 6.1, RFC 9110 8.6); a
+  // de-chunked HTTP/1.0 body ends with the connection.
   if (status != 204 && !f.decode) {
     if (chunked) {
       // Never to HTTP/1.0 (RFC 9112 6.1), not even on a bodyless answer.
       if (!http10) o.append("Transfer-Encoding: chunked\r\n");
-    } else if (has_len) {
+    } else if (framing == Length::kKnown) {
       o.append("Content-Length: ");
-      append_uint(o, p.content_length);
+      append_uint(o, length);
       o.append("\r\n");
     }
   }
   return f;
+}
+
+ResponseFraming append_response_framing(std::string& o, const llhttp_t& p, bool head_request, bool http10) {
+  int status = p.status_code;
+  bool no_body = head_request || status == 204 || status == 304;
+  ResponseHead::Length framing = (p.flags & F_CHUNKED)          ? ResponseHead::Length::kChunked
+                                 : (p.flags & F_CONTENT_LENGTH) ? ResponseHead::Length::kKnown
+                                                                : ResponseHead::Length::kNone;
+  return append_framing(o, status, framing, p.content_length, no_body, http10);
 }
 
 }  // namespace pasture::worker

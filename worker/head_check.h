@@ -11,6 +11,7 @@
 
 #include "conf/model.h"
 #include "worker/http_head.h"
+#include "worker/response_sink.h"
 
 namespace pasture::worker {
 
@@ -65,9 +66,14 @@ struct ResponseFraming {
   bool rechunk = false;    // the de-chunked payload in pasture's own chunks
   bool until_eof = false;  // the body ends when the connection does: no keep-alive
 };
-// Appends the framing field pasture writes for a final response (from
-// llhttp's parse `p`, never the upstream's own fields) to a client that
-// sent `head_request` (HEAD) over HTTP/1.0 (`http10`) or 1.1.
+// Appends the framing field pasture writes for a final response to an
+// HTTP/1.0 (`http10`) or 1.1 client, from how its source delimits the body
+// (`framing`, `length`); `no_body`: HEAD, 204, 304. What ClientConn::head
+// writes for every response (proxied, an app's, pasture's own).
+ResponseFraming append_framing(std::string& o, int status, ResponseHead::Length framing, uint64_t length,
+                               bool no_body, bool http10);
+// The same for an upstream's response, from llhttp's parse `p` (never the
+// upstream's own fields), to a client that sent `head_request` (HEAD).
 ResponseFraming append_response_framing(std::string& o, const llhttp_t& p, bool head_request, bool http10);
 
 }  // namespace pasture::worker

@@ -173,7 +173,7 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
     } else if (f == Field::kExpect && in.http10) {
       continue;
     } else if (f == Field::kMaxForwards && is_hop_counted(in.method)) {
-      // Zero was answered here (ClientConn::answer_here); a value that is no
+      // Zero was answered here (Exchange::answer_here); a value that is no
       // number goes on as it came.
       int64_t left = max_forwards_value(value);
       if (left > 0) {

@@ -7,7 +7,7 @@
 #include <cerrno>
 
 #include "common/log.h"
-#include "worker/client_conn.h"
+#include "worker/exchange.h"
 #include "worker/head_check.h"
 
 namespace pasture::worker {
@@ -198,7 +198,7 @@ void UpstreamConn::on_connected(int status) {
   if (state_ == State::kActive && request_done_) arm_read_timer();
 }
 
-void UpstreamConn::start(ClientConn* c, const std::string* head, bool head_request) {
+void UpstreamConn::start(Exchange* c, const std::string* head, bool head_request) {
   client_ = c;
   head_out_ = head;
   head_request_ = head_request;
@@ -453,7 +453,7 @@ void UpstreamConn::keep_partial_head(const char* base, const char* end) {
 }
 
 void UpstreamConn::abort_client() {
-  ClientConn* c = client_;
+  Exchange* c = client_;
   client_ = nullptr;
   close();
   if (c) c->on_upstream_abort();
@@ -463,7 +463,7 @@ void UpstreamConn::on_message_complete(const char* end, const char* pos) {
   bool reusable = pos != nullptr && pos == end && request_done_ && !early_answer_ &&
                   tcp_.write_queue_size == 0 &&
                   llhttp_should_keep_alive(&parser_) && !w_->draining();
-  ClientConn* c = client_;
+  Exchange* c = client_;
   client_ = nullptr;
   timer_disarm(&timer_);
   if (reusable)
@@ -501,7 +501,7 @@ void UpstreamConn::release_to_pool() {
 }
 
 void UpstreamConn::fail(int status, FailKind kind, const char* why) {
-  ClientConn* c = client_;
+  Exchange* c = client_;
   client_ = nullptr;
   std::string* unsent = nullptr;
   if (!body_sent_ && pending_) {

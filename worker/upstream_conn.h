@@ -5,7 +5,7 @@
 // States:
 //   kConnecting  TCP connect in progress           (connect_timeout; a unix
 //                socket connects at once and starts kActive)
-//   kActive      attached to a ClientConn: sending and/or reading a response
+//   kActive      attached to an Exchange: sending and/or reading a response
 //                                                  (read_timeout once the request is sent)
 //   kIdle        in the keep-alive pool; any byte or EOF closes it
 //   kClosed      uv_close called; freed in the close callback
@@ -23,7 +23,7 @@
 
 namespace pasture::worker {
 
-class ClientConn;
+class Exchange;
 
 // Why an exchange failed before a response head reached the client; decides
 // whether it may be retried and whether it counts against the server.
@@ -43,9 +43,9 @@ class UpstreamConn final : public StreamOwner {
   // nullptr if a new connection failed at once; *err is then its libuv error.
   static UpstreamConn* acquire(Worker* w, PoolRt* pool, int server, bool fresh, int* err);
 
-  // Attach to a client and send `head` (owned by the client, must stay valid
+  // Attach to an exchange and send `head` (owned by the exchange, must stay valid
   // until the response head arrives or the exchange ends).
-  void start(ClientConn* c, const std::string* head, bool head_request);
+  void start(Exchange* c, const std::string* head, bool head_request);
   void send_body(const char* p, size_t n);
   void request_done();  // the whole request is queued; start the read timeout
   void flush();         // send the head if it is still held back
@@ -99,7 +99,7 @@ class UpstreamConn final : public StreamOwner {
   HeadCollector head_;
   TimerNode timer_;       // connect, read, idle
   TimerNode send_timer_;  // send_timeout: armed while request bytes wait in the queue
-  ClientConn* client_ = nullptr;
+  Exchange* client_ = nullptr;  // the exchange it serves
   const std::string* head_out_ = nullptr;  // request head not yet written
   std::string* pending_ = nullptr;  // bytes to send once connected
   std::string* inbuf_ = nullptr;    // partial response head

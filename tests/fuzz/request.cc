@@ -62,7 +62,7 @@ class Client {
       Client* c = self(p);
       c->accepted_.back().body.append(at, n);
       if (!c->chunked_) return 0;
-      if (n) {  // ClientConn::add_chunk
+      if (n) {  // Exchange::add_chunk
         ChunkLine line(n);
         c->chunk_out_.append(line.text);
         c->chunk_out_.append(at, n);
@@ -203,7 +203,7 @@ class Client {
     Accepted a;
     a.method = llhttp_method_name((llhttp_method_t)parser_.method);
     accepted_.push_back(a);
-    // ClientConn::answer_here: answered locally, the body read and dropped.
+    // Exchange::answer_here: answered locally, the body read and dropped.
     forwarding_ = !((parser_.method == HTTP_TRACE && !srv_.trace) ||
                     ((parser_.method == HTTP_OPTIONS || parser_.method == HTTP_TRACE) &&
                      !rh.max_forwards.empty() && max_forwards_value(rh.max_forwards) == 0));
@@ -211,7 +211,7 @@ class Client {
       accepted_.back().method.clear();  // not for the upstream
       return;
     }
-    // ClientConn::build_upstream_head.
+    // Exchange::build_upstream_head.
     ProxyHeadInput in;
     in.method = accepted_.back().method;
     in.url = span_view(base, head_.url);

@@ -5,7 +5,7 @@
 // section is dropped; a pause at the end of a message), in reads of sizes
 // the input chooses, a partial head kept as UpstreamConn keeps it; each head
 // through valid_response_head, append_response_head and
-// append_response_framing as ClientConn::on_response_head uses them; the
+// append_response_framing (append_framing, which ClientConn::head uses for every response); the
 // body forwarded as UpstreamConn::parse and ClientConn forward it (raw
 // when delimited by its length or EOF; a chunked one decoded, then chunked
 // again, or sent as it is to an HTTP/1.0 client); then the upstream's EOF.
@@ -142,7 +142,7 @@ class Upstream {
     return trailer_bytes_ > kMaxResponseHead ? HPE_USER : 0;
   }
   void to_client(const char* p, size_t n) { client_.append(p, n); }
-  // ClientConn::on_response_body: decoded bytes, in pasture's own chunks
+  // ClientConn::body (the sink): decoded bytes, in pasture's own chunks
   // unless the client is HTTP/1.0.
   void body_to_client(const char* p, size_t n) {
     if (!rechunk_) return to_client(p, n);
@@ -229,12 +229,12 @@ class Upstream {
   }
 
   void fail_502() { ended_ = bad_gateway_ = true; }
-  void message_complete() {  // ClientConn::on_response_done
+  void message_complete() {  // Exchange::on_response_done, ClientConn::end
     if (rechunk_) client_.append("0\r\n\r\n");
     ended_ = complete_ = true;
   }
 
-  // ClientConn::on_response_head, for a request that was sent whole.
+  // Exchange::on_response_head, for a request that was sent whole.
   bool on_response_head(const char* base) {
     if (!valid_response_head(base, head_, parser_)) {
       fail_502();

@@ -1,7 +1,7 @@
-// ClientConn, access log: the combined-format line of each exchange.
+// Exchange, access log: the combined-format line of each exchange.
 #include <algorithm>
 
-#include "worker/client_conn.h"
+#include "worker/exchange.h"
 
 namespace pasture::worker {
 
@@ -24,17 +24,17 @@ void append_escaped(std::string& o, std::string_view s) {
 }  // namespace
 
 // The parts of a combined-format line only the request head knows.
-void ClientConn::begin_log(const char* base) {
+void Exchange::begin_log(const char* base, const HeadCollector& head) {
   if (!log_) log_ = w_->take_buf();
   std::string& o = *log_;
   o.clear();
   o.push_back('"');
   o.append(llhttp_method_name((llhttp_method_t)method_)).push_back(' ');
-  append_escaped(o, span_view(base, head_.url));
+  append_escaped(o, span_view(base, head.url));
   o.append(http10_ ? " HTTP/1.0\" " : " HTTP/1.1\" ");
   log_tail_ = (uint32_t)o.size();
   std::string_view referer = "-", agent = "-";
-  for (const HeaderSpan& h : *head_.headers) {
+  for (const HeaderSpan& h : *head.headers) {
     std::string_view name = span_view(base, h.name);
     if (iequals(name, "referer")) referer = span_view(base, h.value);
     else if (iequals(name, "user-agent")) agent = span_view(base, h.value);
@@ -48,7 +48,7 @@ void ClientConn::begin_log(const char* base) {
 
 // An error before a complete head (400, 408, 414, 431): nginx logs the
 // request line as far as it came ("-" if empty) and no headers.
-void ClientConn::begin_raw_log(const char* p, const char* end) {
+void Exchange::begin_raw_log(const char* p, const char* end) {
   if (!w_->access_log().enabled() || log_) return;
   while (p < end && (*p == '\r' || *p == '\n')) p++;  // empty lines before a request
   const char* eol = p;
@@ -68,11 +68,11 @@ void ClientConn::begin_raw_log(const char* p, const char* end) {
 }
 
 // host - - [time] "request" status bytes "referer" "user-agent"
-void ClientConn::end_log() {
+void Exchange::end_log() {
   AccessLog& al = w_->access_log();
   std::string& out = al.buffer();
   std::string_view line(*log_);
-  out.append(peer_).append(" - - ");
+  out.append(peer_->text).append(" - - ");
   out.append(al.timestamp()).push_back(' ');
   out.append(line.substr(0, log_tail_));
   append_uint(out, status_ ? status_ : 499);

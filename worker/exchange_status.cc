@@ -1,4 +1,4 @@
-// ClientConn, the status app (egg:pasture#status): counters of every worker
+// Exchange, the status app (egg:pasture#status): counters of every worker
 // as a page, typed JSON or Prometheus text, and /ready on GET and HEAD; the
 // runtime-control commands (worker/admin_cmd.h) on POST only, with the
 // X-Pasture-Command header.
@@ -10,7 +10,7 @@
 
 #include "worker/admin_cmd.h"
 
-#include "worker/client_conn.h"
+#include "worker/exchange.h"
 #include "worker/proxy_head.h"
 #include "worker/status_render.h"
 
@@ -102,12 +102,11 @@ std::string command_of(std::string_view body) {
 // itself a trusted proxy, as nginx's real_ip_recursive). A request that
 // carries forwarding headers from a peer not in trusted_proxies came through
 // a proxy pasture cannot believe: nobody (false).
-bool ClientConn::status_client(const char* base, sockaddr_storage* who) {
-  int len = sizeof *who;
-  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(who), &len) != 0) return false;
+bool Exchange::status_client(const char* base, sockaddr_storage* who) {
+  if (!sink_->peer_address(who)) return false;
   std::string xff;
   bool forwarded = false;
-  for (const HeaderSpan& h : *head_.headers) {
+  for (const HeaderSpan& h : *head_->headers) {
     std::string_view name = span_view(base, h.name);
     if (iequals(name, "x-forwarded-for")) {
       if (!xff.empty()) xff += ',';
@@ -118,7 +117,7 @@ bool ClientConn::status_client(const char* base, sockaddr_storage* who) {
     }
   }
   if (!forwarded) return true;
-  if (!trusted_peer_ || xff.empty()) return false;
+  if (!peer_->trusted || xff.empty()) return false;
   const auto& trusted = w_->site().server.trusted_proxies;
   std::string_view rest = xff;
   while (!rest.empty()) {
@@ -131,7 +130,7 @@ bool ClientConn::status_client(const char* base, sockaddr_storage* who) {
   return true;  // every address a trusted proxy: the leftmost is the client
 }
 
-void ClientConn::respond_status(const char* base, const conf::Handler& hd, const RequestTarget& t,
+void Exchange::respond_status(const char* base, const conf::Handler& hd, const RequestTarget& t,
                                 const NormalPath& np) {
   sockaddr_storage ss{};
   if (!status_client(base, &ss) || !peer_trusted(hd.allow, reinterpret_cast<sockaddr*>(&ss))) {
@@ -141,7 +140,7 @@ void ClientConn::respond_status(const char* base, const conf::Handler& hd, const
   if (method_ == HTTP_POST) {
     bool marked = false, cross = false;
     std::string_view origin, host;
-    for (const HeaderSpan& h : *head_.headers) {
+    for (const HeaderSpan& h : *head_->headers) {
       std::string_view name = span_view(base, h.name), value = span_view(base, h.value);
       marked |= iequals(name, kCommandHeader);
       // Defence in depth, for a browser that would send the header anyway:
@@ -162,16 +161,13 @@ void ClientConn::respond_status(const char* base, const conf::Handler& hd, const
       respond_local(403, "403 Forbidden: a command needs the X-Pasture-Command header (CSRF guard)\n", false);
       return;
     }
-    if ((parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > kMaxCommandBytes) {
+    if (content_length_ > (int64_t)kMaxCommandBytes) {
       respond_local(413, "413 Content Too Large: one command line\n", false);
       return;
     }
     mode_ = Mode::kStatusCmd;  // on_request_complete() runs it
     cmd_ = w_->take_buf();
-    if (expect_continue_ && !http10_) {
-      stream_send(stream(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-      expect_continue_ = false;
-    }
+    send_continue();
     return;
   }
   if (method_ != HTTP_GET && method_ != HTTP_HEAD) {
@@ -215,12 +211,12 @@ void ClientConn::respond_status(const char* base, const conf::Handler& hd, const
   respond_local(200, render_html(take_snapshot(*w_), page_base), false, kNoStore, "text/html; charset=utf-8");
 }
 
-void ClientConn::collect_status_command(const char* p, size_t n) {
+void Exchange::collect_status_command(const char* p, size_t n) {
   if (!cmd_ || cmd_->size() > kMaxCommandBytes) return;
   cmd_->append(p, std::min(n, kMaxCommandBytes + 1 - cmd_->size()));
 }
 
-void ClientConn::run_status_command() {
+void Exchange::run_status_command() {
   if (!cmd_ || cmd_->size() > kMaxCommandBytes) {
     respond_local(413, "413 Content Too Large: one command line\n", false);
     return;
@@ -228,7 +224,7 @@ void ClientConn::run_status_command() {
   std::string cmd = command_of(*cmd_);
   AdminResult r = execute_admin(
       SnapshotSource{&w_->site(), &w_->region(), &w_->pool_first_server(), w_->ready_fails(), w_->now()}, cmd,
-      std::string("http ") + peer_);
+      std::string("http ") + peer_->text);
   respond_local(r.ok ? 200 : 400, r.text, false, kNoStore);
 }
 

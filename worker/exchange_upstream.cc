@@ -1,17 +1,18 @@
-// ClientConn, upstream half: picking a server, the upstream request head,
-// forwarding the body, retries and passive health.
+// Exchange, a proxied request: picking a server, the upstream request head,
+// retries, passive health, and the upstream's response on its way to the sink.
 #include <cstdio>
 #include <cstring>
 
 #include "common/health_state.h"
 #include "common/log.h"
-#include "worker/client_conn.h"
+#include "worker/exchange.h"
+#include "worker/head_check.h"
 #include "worker/proxy_head.h"
 #include "worker/upstream_conn.h"
 
 namespace pasture::worker {
 
-void ClientConn::start_proxy(const char* base, int pool_index, const RequestTarget& t,
+void Exchange::start_proxy(const char* base, int pool_index, const RequestTarget& t,
                              const NormalPath& np) {
   PoolRt& pool = w_->pools()[pool_index];
   pool_ = pool_index;
@@ -33,20 +34,20 @@ void ClientConn::start_proxy(const char* base, int pool_index, const RequestTarg
 // What the pool's balancing method looks at, as views into the request head
 // or `scratch`: uri and path in the form forwarded (NormalPath::wire, origin
 // form), Host an absolute-form target's authority, as build_proxy_head sends.
-lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool,
+lb::RequestView Exchange::request_view(const char* base, const PoolRt& pool,
                                          const RequestTarget& t, const NormalPath& np,
                                          std::string& scratch) {
   lb::RequestView rv;
-  rv.client_addr = peer_;
+  rv.client_addr = peer_->text;
   rv.rng = &w_->rng();
   const conf::Pool& cfg = *pool.cfg;
   bool hash = cfg.method == conf::BalanceMethod::Hash;
   bool cookie = cfg.method == conf::BalanceMethod::Cookie;
   if (!hash && !cookie) return rv;
-  std::string_view url = span_view(base, head_.url);
+  std::string_view url = span_view(base, head_->url);
   auto header = [&](std::string_view name) -> std::string_view {
     if (!t.authority.empty() && iequals(name, "host")) return t.authority;
-    for (const HeaderSpan& h : *head_.headers)
+    for (const HeaderSpan& h : *head_->headers)
       if (iequals(span_view(base, h.name), name)) return span_view(base, h.value);
     return {};
   };
@@ -62,7 +63,7 @@ lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool,
     uri = scratch;
     path = uri.substr(0, np.wire.size());
   }
-  lb::KeySources src{peer_, uri, path, t.query, cookies};
+  lb::KeySources src{peer_->text, uri, path, t.query, cookies};
   rv.hash_key = lb::extract_hash_key(pool.hash_key, src, header);
   return rv;
 }
@@ -70,7 +71,7 @@ lb::RequestView ClientConn::request_view(const char* base, const PoolRt& pool,
 // Count the request against server `s` and remember the sticky cookie's
 // server id to send back (a view into the pool's table, valid for the
 // worker's life; the signed value is made with the response head).
-void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cookie) {
+void Exchange::take_server(PoolRt& pool, int s, std::string_view request_cookie) {
   server_ = s;
   if (s < 64) tried_ |= 1ull << s;
   if (!in_flight_) {
@@ -88,28 +89,27 @@ void ClientConn::take_server(PoolRt& pool, int s, std::string_view request_cooki
                     : std::string_view();
 }
 
-void ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int server,
+void Exchange::build_upstream_head(const char* base, const PoolRt& pool, int server,
                                      const RequestTarget& t, const NormalPath& np) {
   const conf::Pool& cfg = *pool.cfg;
   if (!uphead_) uphead_ = w_->take_buf();
   uphead_->clear();
   ProxyHeadInput in;
   in.method = llhttp_method_name((llhttp_method_t)method_);
-  in.url = span_view(base, head_.url);
+  in.url = span_view(base, head_->url);
   in.base = base;
-  in.headers = head_.headers;
-  in.peer = peer_;
-  in.trusted_peer = trusted_peer_;
+  in.headers = head_->headers;
+  in.peer = peer_->text;
+  in.trusted_peer = peer_->trusted;
   in.script_len = script_len_;
   in.http10 = http10_;
   in.target = &t;
   in.path = &np;
-  // Called from on_head: the parser still holds the declared length.
   if (chunked_) {
     in.body = ProxyHeadInput::Body::kChunked;
-  } else if (parser_.flags & F_CONTENT_LENGTH) {
+  } else if (content_length_ >= 0) {
     in.body = ProxyHeadInput::Body::kLength;
-    in.content_length = parser_.content_length;
+    in.content_length = (uint64_t)content_length_;
   }
   ProxyHeadPolicy p;
   p.base_path = cfg.base_path;
@@ -123,7 +123,7 @@ void ClientConn::build_upstream_head(const char* base, const PoolRt& pool, int s
   build_proxy_head(*uphead_, in, p);  // fails only on a target on_head refused
 }
 
-void ClientConn::connect_upstream() {
+void Exchange::connect_upstream() {
   PoolRt& pool = w_->pools()[pool_];
   int err = 0;
   up_ = UpstreamConn::acquire(w_, &pool, server_, fresh_, &err);
@@ -136,63 +136,7 @@ void ClientConn::connect_upstream() {
   up_->start(this, uphead_, method_ == HTTP_HEAD);
 }
 
-void ClientConn::forward_body(const char* p, size_t n) {
-  body_bytes_ += n;
-  if (mode_ == Mode::kStatusCmd) {
-    if (!chunked_) collect_status_command(p, n);
-    return;
-  }
-  if (mode_ == Mode::kApp) {
-    if (!chunked_) app_body_in(p, n);
-    return;
-  }
-  if (mode_ != Mode::kProxy || !up_) return;  // local handlers discard the body
-  if (server_ >= 0) server_stats().bytes_in.add(n);
-  up_->send_body(p, n);
-  if (up_ && up_->queued() > kHighWater) {
-    // The upstream is not taking the body: its send_timeout governs, and
-    // client_body_timeout waits until reading resumes (on_upstream_drained).
-    client_paused_ = true;
-    stop_reading();
-    if (state_ == State::kBody) timer_disarm(&timer_);
-  }
-}
-
-// A chunked request body is forwarded as llhttp decoded it, in chunks of our
-// own framing: bytes llhttp parsed leniently (chunk extensions, trailers)
-// never reach an upstream that might frame them differently (smuggling).
-void ClientConn::add_chunk(const char* p, size_t n) {
-  if (mode_ == Mode::kStatusCmd) {
-    collect_status_command(p, n);
-    return;
-  }
-  if (mode_ == Mode::kApp) {
-    app_body_in(p, n);
-    return;
-  }
-  if (mode_ != Mode::kProxy || !up_ || n == 0) return;
-  if (!chunk_out_) chunk_out_ = w_->take_buf();
-  ChunkLine line(n);
-  chunk_out_->append(line.text.data(), line.text.size());
-  chunk_out_->append(p, n);
-  chunk_out_->append("\r\n", 2);
-}
-
-void ClientConn::flush_chunks() {
-  std::string* b = chunk_out_;
-  if (!b || b->empty()) return;
-  forward_body(b->data(), b->size());
-  if (chunk_out_ == b) b->clear();  // else given back meanwhile (reset_request)
-}
-
-void ClientConn::on_upstream_drained() {
-  if (client_paused_) {
-    client_paused_ = false;
-    if (state_ == State::kBody) arm_timer(w_->site().server.client_body_timeout_ms);
-    update_reading();
-  }
-}
-void ClientConn::release_server(bool failed) {
+void Exchange::release_server(bool failed) {
   if (server_ < 0 || pool_ < 0) return;
   PoolRt& pool = w_->pools()[pool_];
   shm::ServerSlot& slot = pool.state->server_slots[server_];
@@ -225,7 +169,7 @@ constexpr uint8_t kMaxStaleRetries = 4;
 // Passive health: one failure or success against the current server. A
 // single-server pool is never marked down (nginx's rule: there is nowhere
 // else to go, so marking it would only turn 502s into 503s).
-void ClientConn::note_health(PoolRt& pool, bool failed, const char* why) {
+void Exchange::note_health(PoolRt& pool, bool failed, const char* why) {
   if (server_ < 0) return;
   const conf::UpstreamServer& srv = pool.cfg->servers[server_];
   shm::ServerSlot& slot = pool.state->server_slots[server_];
@@ -245,7 +189,7 @@ void ClientConn::note_health(PoolRt& pool, bool failed, const char* why) {
 // and, once the request reached the upstream, only for idempotent methods
 // (unless `retry_on = non_idempotent`). `condition` is a conf::kRetry* flag,
 // or 0 with `status` for http_NNN.
-bool ClientConn::may_retry(const PoolRt& pool, bool sent, uint32_t condition, int status) {
+bool Exchange::may_retry(const PoolRt& pool, bool sent, uint32_t condition, int status) {
   const conf::Pool& cfg = *pool.cfg;
   if (resp_started_ || tries_ >= cfg.retries) return false;
   if (condition ? !(cfg.retry_on & condition) : !lb::status_in(cfg.retry_on_status, status))
@@ -262,7 +206,7 @@ bool ClientConn::may_retry(const PoolRt& pool, bool sent, uint32_t condition, in
 // and are checked: a server that dies or refuses connections fails every
 // request it holds at once (dozens in a burst under load), its failures add
 // no work to any server, and no floor sized for timeouts would cover them.
-bool ClientConn::budget_allows(PoolRt& pool, const char* why) {
+bool Exchange::budget_allows(PoolRt& pool, const char* why) {
   constexpr uint32_t kMinRetryConcurrency = 3;
   const conf::Pool& cfg = *pool.cfg;
   uint32_t allowed =
@@ -283,10 +227,10 @@ bool ClientConn::budget_allows(PoolRt& pool, const char* why) {
 // The server for the next attempt: a usable one not tried yet for this
 // request, or -1 when none can be had (or a kBudgeted retry finds the budget
 // spent). Changes nothing.
-int ClientConn::pick_retry(PoolRt& pool, const char* why, Retry r) {
+int Exchange::pick_retry(PoolRt& pool, const char* why, Retry r) {
   if (r == Retry::kBudgeted && !budget_allows(pool, why)) return -1;
   lb::RequestView rv;  // the head is gone: no request keys, round robin order
-  rv.client_addr = peer_;
+  rv.client_addr = peer_->text;
   rv.rng = &w_->rng();
   for (int i = 0; i < 4; i++) {
     int c = lb::pick(*pool.balancer, rv, *pool.state, w_->now());
@@ -297,7 +241,7 @@ int ClientConn::pick_retry(PoolRt& pool, const char* why, Retry r) {
 }
 
 // Send the request again, to server `s`.
-void ClientConn::start_retry(PoolRt& pool, int s, const char* why, std::string* unsent, Retry r) {
+void Exchange::start_retry(PoolRt& pool, int s, const char* why, std::string* unsent, Retry r) {
   const conf::Pool& cfg = *pool.cfg;
   const std::string failed = cfg.servers[server_].label();
   stale_same_ = r == Retry::kStale && s == server_;
@@ -319,7 +263,7 @@ void ClientConn::start_retry(PoolRt& pool, int s, const char* why, std::string* 
   if (up_ && req_done_) up_->request_done();
 }
 
-void ClientConn::on_upstream_error(int status, FailKind kind, const char* why,
+void Exchange::on_upstream_error(int status, FailKind kind, const char* why,
                                    std::string* unsent) {
   up_ = nullptr;
   PoolRt& pool = w_->pools()[pool_];
@@ -379,7 +323,7 @@ void ClientConn::on_upstream_error(int status, FailKind kind, const char* why,
   respond_error(status, why);
 }
 
-void ClientConn::end_flight() {
+void Exchange::end_flight() {
   if (pool_ < 0) return;
   PoolRt& pool = w_->pools()[pool_];
   if (in_flight_) {
@@ -392,23 +336,143 @@ void ClientConn::end_flight() {
   }
 }
 
-void ClientConn::on_upstream_abort() {
+void Exchange::on_upstream_abort() {
   up_ = nullptr;
   if (pool_ >= 0) note_health(w_->pools()[pool_], true, "failed while answering");
   if (server_ >= 0) server_stats().response_errors.add();
   release_server(false);
-  if (resp_head_ && mode_ == Mode::kProxy) {
-    // The response head is still held back (see on_response_body): nothing
-    // reached the client, which gets a clean 502 instead of an empty reply.
-    w_->give_buf(resp_head_);
-    resp_head_ = nullptr;
+  if (mode_ == Mode::kProxy && sink_->retract_head()) {
+    // The response head was still held back (see ResponseSink::head):
+    // nothing reached the client, which gets a clean 502 instead of an
+    // empty reply.
     resp_started_ = false;
     resp_bytes_ = 0;
     end_flight();
     respond_error(502, "upstream response broken before any byte was sent");
     return;
   }
-  close();
+  sink_->abort();
+}
+
+bool Exchange::on_response_head(const char* base, const HeadCollector& h, const llhttp_t* p) {
+  int status = p->status_code;
+  if (!valid_response_head(base, h, *p)) {
+    // llhttp accepts obs-fold, empty names and whitespace before the colon;
+    // RFC 9112 5 lets a proxy reject them, and nothing of it may reach the
+    // client. The upstream connection cannot be reused.
+    UpstreamConn* old = up_;
+    up_ = nullptr;
+    old->abort();
+    on_upstream_error(502, FailKind::kInvalid, "invalid header line in the upstream's response", nullptr);
+    return false;
+  }
+  if (status < 200) {
+    // RFC 9110 15.2: a proxy forwards every interim response, except to an
+    // HTTP/1.0 client. 100 goes bare, as pasture sends it itself, and only
+    // when the client asked with Expect (an upstream may send it unasked).
+    // 101 never gets here (UpstreamConn).
+    if (http10_ || (status == 100 && !expect_continue_)) return false;
+    int r = status == 100 ? sink_->interim("HTTP/1.1 100 Continue\r\n") : send_interim(base, h, p);
+    if (r < 0) sink_->abort();
+    return false;
+  }
+  PoolRt& pool = w_->pools()[pool_];
+  {
+    shm::ServerStats& ss = server_stats();
+    ss.responses[shm::status_class(status)].add();
+    ss.ttfb.observe(since_taken_us());
+  }
+  bool bad = lb::status_in(pool.cfg->fail_on, status);
+  char why[48];
+  if (bad) snprintf(why, sizeof why, "answered %d", status);
+  note_health(pool, bad, why);
+  if (lb::status_in(pool.cfg->retry_on_status, status) && body_bytes_ == 0 && may_retry(pool, true, 0, status)) {
+    int next = pick_retry(pool, why);
+    if (next >= 0) {
+      UpstreamConn* old = up_;
+      up_ = nullptr;
+      old->abort();  // mid-response: that connection cannot be reused
+      start_retry(pool, next, why, nullptr, Retry::kBudgeted);
+      return false;
+    }
+    // Nowhere else to go: the client gets this answer.
+  }
+  resp_started_ = true;
+  status_ = (uint16_t)status;
+  if (uphead_) {
+    w_->give_buf(uphead_);
+    uphead_ = nullptr;
+  }
+  ResponseHead rh;
+  rh.status = status;
+  rh.text = w_->take_buf();
+  std::string& o = *rh.text;
+  o.clear();
+  append_response_head(o, base, h, *p, via_name());
+  if (!set_cookie_.empty()) {  // the server's id: the value is issued now
+    o.append("Set-Cookie: ").append(pool.cfg->cookie_name).push_back('=');
+    o.append(lb::sticky_cookie_value(*pool.state, set_cookie_));
+    if (pool.cfg->cookie_max_age_s != 0) {
+      o.append("; Max-Age=");
+      append_uint(o, pool.cfg->cookie_max_age_s);
+    }
+    o.append("; Path=/; HttpOnly\r\n");
+  }
+  // The framing is the sink's, from llhttp's parse of the upstream's head
+  // (its own fields were dropped by append_response_head).
+  bool chunked = p->flags & F_CHUNKED;
+  rh.framing = chunked                           ? ResponseHead::Length::kChunked
+               : (p->flags & F_CONTENT_LENGTH) ? ResponseHead::Length::kKnown
+                                                 : ResponseHead::Length::kNone;
+  rh.length = p->content_length;
+  rh.no_body = method_ == HTTP_HEAD || status == 204 || status == 304;
+  bool decode = chunked && !rh.no_body;
+  sink_->head(rh);
+  // A chunked body is never forwarded as it came: llhttp's lenient build
+  // skips the CRLF after chunk data unchecked, so bytes it framed one way a
+  // client would frame another. UpstreamConn hands over the decoded payload.
+  return decode;
+}
+
+// The Via received-by name for this pool's responses: none from pasture's
+// own app processes (as paster serve, whose server is pasture itself).
+std::string_view Exchange::via_name() const {
+  return w_->pools()[pool_].hosted ? std::string_view() : std::string_view(w_->site().server.via);
+}
+
+// An interim (1xx) response, forwarded at once: it has no framing of its
+// own, and the final response follows. Returns 0 or a libuv error.
+int Exchange::send_interim(const char* base, const HeadCollector& h, const llhttp_t* p) {
+  std::string* b = w_->take_buf();
+  b->clear();
+  append_response_head(*b, base, h, *p, via_name());
+  int r = sink_->interim(*b);
+  w_->give_buf(b);
+  return r;
+}
+
+void Exchange::flush() {
+  if (mode_ != Mode::kProxy || !resp_started_) return;
+  if (!sink_->flush() && up_) up_->pause_read();
+}
+
+void Exchange::on_response_body(const char* p, size_t n) {
+  resp_bytes_ += n;
+  if (server_ >= 0) server_stats().bytes_out.add(n);
+  // Batched: UpstreamConn calls flush() once it has parsed the read, so the
+  // chunks of one read leave in one write. The client being the bottleneck,
+  // the upstream waits (and its read_timeout with it).
+  if (!sink_->body(p, n, true) && up_) up_->pause_read();
+}
+
+void Exchange::on_response_done(bool upstream_keepalive) {
+  (void)upstream_keepalive;
+  up_ = nullptr;
+  resp_done_ = true;
+  count_response();
+  if (server_ >= 0) server_stats().total.observe(since_taken_us());
+  release_server(false);
+  sink_->end();  // what it holds, the last chunk; last: the connection may start its next request
 }
 
 }  // namespace pasture::worker

@@ -1,0 +1,85 @@
+// What an exchange (worker/exchange.h) needs from the connection that
+// carries it: a place to put the response and the flow control both ways.
+// ClientConn (HTTP/1.1) implements it; an HTTP/2 stream would too. Types
+// only: no libuv, no llhttp.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace pasture::worker {
+
+// The client's address as the exchange sees it: fixed for a connection.
+struct ClientPeer {
+  char text[48] = {0};   // the address as text (logs, X-Forwarded-For, REMOTE_ADDR)
+  bool trusted = false;  // in trusted_proxies: its X-Forwarded-* pass on
+};
+
+// A final response's head.
+struct ResponseHead {
+  int status = 0;
+  // "HTTP/1.1 200 OK\r\n", then the end-to-end fields, each "Name: value\r\n":
+  // no framing field, no Connection, no blank line (HTTP/1.1 text, as the
+  // request head is: an HTTP/2 sink reads the fields from it). A buffer of
+  // Worker::take_buf() whose ownership passes to the sink.
+  std::string* text = nullptr;
+  // How the body's end is known where it comes from.
+  enum class Length : uint8_t {
+    kKnown,    // `length` bytes
+    kChunked,  // not known; the body ends with end() (a chunked upstream, an app)
+    kNone,     // neither: the upstream's close ends it (HTTP/1.1: close after it)
+  } framing = Length::kNone;
+  uint64_t length = 0;
+  bool no_body = false;  // HEAD, 204, 304: no body byte follows, whatever the framing says
+  bool close = false;    // the exchange wants the connection closed after this answer
+};
+
+// Calls go from the exchange to its connection, on the loop thread. A call
+// may end the connection (a write failed): the connection then calls
+// Exchange::on_close() before the call returns, and the exchange takes no
+// further step on it.
+class ResponseSink {
+ public:
+  // An interim (1xx) response: text as ResponseHead::text. 0 or a libuv error.
+  virtual int interim(std::string_view text) = 0;
+  // The final head. It may be held back to leave with the first body bytes.
+  virtual void head(const ResponseHead& h) = 0;
+  // Body bytes (the payload: the sink frames them). `batch`: more follow
+  // before flush(), so they may be copied and sent together; else they are
+  // sent now (zero copy). False: over the high-water mark (or closed): the
+  // producer waits for Exchange::on_sink_drained().
+  virtual bool body(const char* p, size_t n, bool batch) = 0;
+  // Send what is held back (the head, batched bytes). False as body().
+  virtual bool flush() = 0;
+  // The response is complete. The connection may reset the exchange and
+  // start its next request before this returns: the caller touches nothing
+  // of the exchange after it.
+  virtual void end() = 0;
+  // The response broke after its head was sent: the connection ends.
+  virtual void abort() = 0;
+  // Drop a head still held back (and batched bytes): true when nothing of
+  // the response reached the client, which may then get another answer.
+  virtual bool retract_head() = 0;
+  // The producer waits for on_sink_drained() although under the high-water
+  // mark (bytes it could not write directly are queued: sendfile).
+  virtual void await_drain() = 0;
+  // Bytes the client has not taken yet.
+  virtual size_t queued() const = 0;
+  // A socket that sendfile(2) may write to now (plain transport, nothing
+  // queued, no framing added per write), else -1: read and use body().
+  virtual int sendfile_fd() = 0;
+  // The exchange can take no more request body for now (false), or can
+  // again (true): the connection stops or resumes reading.
+  virtual void want_body(bool on) = 0;
+  // The peer's socket address (the status app's allow list).
+  virtual bool peer_address(sockaddr_storage* out) = 0;
+
+ protected:
+  ~ResponseSink() = default;
+};
+
+}  // namespace pasture::worker
