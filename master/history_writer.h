@@ -18,9 +18,9 @@ class HistoryWriter {
   // Writes a sample into `r`'s ring once `interval_ms` has passed since the
   // last one (0: never). `names` says which series are which.
   void tick(shm::Region& r, const StatsNames& names, uint64_t now_ms, uint32_t interval_ms);
-  // Another region from now on (a reload): the next tick only takes its
-  // counts as the baseline.
-  void reset() { prev_.reset(); }
+  // Samples `r` from now on (start-up, a reload once the counts are carried
+  // into it): its counts now are the baseline of the first sample.
+  void start(shm::Region& r) { prev_ = std::make_unique<StatsTotals>(sum_stats(r)); }
 
  private:
   std::unique_ptr<StatsTotals> prev_;

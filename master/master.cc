@@ -647,7 +647,7 @@ void Master::reload() {
     return failed(err);
   }
   carry_over_state(*gen_, *g);
-  history_.reset();
+  history_.start(*g->shm);
   // The new app processes are up and ready before any old one is stopped.
   if (!start_apps(*g, &err)) {
     discard_sockets(*g);
@@ -884,6 +884,7 @@ int Master::run() {
   std::unique_ptr<Generation> g = make_generation(std::move(gen_->site), &err);
   if (!g) return fail(err);
   gen_ = std::move(g);
+  history_.start(*gen_->shm);
   if (!start_apps(*gen_, &err)) return fail(err);
   commit_sockets(*gen_);
   procs_.assign(n_workers_, WorkerProc{});
