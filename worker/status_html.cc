@@ -102,7 +102,10 @@ std::string history_spark(const HistorySeries& h, uint32_t interval_ms) {
   snprintf(title, sizeof title, "<title>last %zu samples, one per %g s; peak %.1f/s</title>", n, secs,
            (double)top / secs);
   return std::string("<svg class=\"spark hist\" width=120 height=20 viewBox=\"0 0 120 20\">") + title +
-         line(h.requests, "") + line(h.errors, " class=err") + "</svg>";
+         line(h.requests, "") +
+         (std::any_of(h.errors.begin(), h.errors.end(), [](uint32_t e) { return e > 0; }) ? line(h.errors, " class=err")
+                                                                                       : std::string()) +
+         "</svg>";
 }
 
 // A rate cell and a sparkline the script fills from a cumulative count.
