@@ -22,9 +22,11 @@ struct Interval {
 
 }  // namespace
 
-void HistoryWriter::tick(shm::Region& r, const StatsNames& names, uint64_t now_ms, uint32_t interval_ms) {
+void HistoryWriter::tick(shm::Region& r, const conf::Site& site, const std::vector<uint32_t>& first_server,
+                         uint64_t now_ms, uint32_t interval_ms) {
   if (interval_ms == 0 || now_ms < next_ms_) return;
   next_ms_ = now_ms + interval_ms;
+  StatsNames names = StatsNames::of(site, first_server);
   auto now = std::make_unique<StatsTotals>(sum_stats(r));
   if (!prev_) {
     prev_ = std::move(now);

@@ -16,8 +16,9 @@ namespace pasture::master {
 class HistoryWriter {
  public:
   // Writes a sample into `r`'s ring once `interval_ms` has passed since the
-  // last one (0: never). `names` says which series are which.
-  void tick(shm::Region& r, const StatsNames& names, uint64_t now_ms, uint32_t interval_ms);
+  // last one (0: never). `site` and `first_server` say which series are which.
+  void tick(shm::Region& r, const conf::Site& site, const std::vector<uint32_t>& first_server, uint64_t now_ms,
+            uint32_t interval_ms);
   // Samples `r` from now on (start-up, a reload once the counts are carried
   // into it): its counts now are the baseline of the first sample.
   void start(shm::Region& r) { prev_ = std::make_unique<StatsTotals>(sum_stats(r)); }

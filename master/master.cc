@@ -590,7 +590,7 @@ void Master::supervise_tick(uint64_t now) {
     if (watched_files_changed()) reload();
   }
   if (health_respawn_at_ms_ && now >= health_respawn_at_ms_) spawn_health();
-  history_.tick(*gen_->shm, StatsNames::of(gen_->site, gen_->setup.pool_first_server), now,
+  history_.tick(*gen_->shm, gen_->site, gen_->setup.pool_first_server, now,
                 gen_->site.server.status_history_interval_ms);
   if (gen_->apps) gen_->apps->tick(now);
   stop_drained_apps(now, false);
