@@ -224,6 +224,16 @@ TEST(StatusHealth, PassiveDownIsCountedOnceAcrossWorkers) {
   uint64_t since_back = (uint64_t)std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - back).count();
   EXPECT_LE(health(v, B, "last_change"), since_back + 1);
   EXPECT_GT(b.request_count(), 0u);
+  // A reload keeps the record of a server still configured.
+  uint64_t downtime = health(v, B, "downtime");
+  ASSERT_TRUE(srv.proc().signal(SIGHUP));
+  ASSERT_TRUE(wait_for_output(srv.proc(), "reloaded: generation 2")) << srv.output();
+  v = poll_json(srv.port(), [](const json::Value& x) { return x.find("generation")->find("value")->as_number() == 2; },
+                &ok);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(health(v, B, "transitions"), 1u);
+  EXPECT_EQ(health(v, B, "downtime"), downtime);
+  EXPECT_EQ(health_str(v, B, "down"), "false");
 }
 
 TEST(StatusWorkers, AKilledWorkerShowsItsRespawnAndNewPid) {
