@@ -43,13 +43,19 @@ bool record_failure(shm::ServerSlot& slot, uint32_t max_fails, uint32_t fail_tim
     return false;
   slot.recovered_at_ms.store(new_until, std::memory_order_relaxed);
   slot.fail_window.store(0, std::memory_order_relaxed);
+  // From `until` == 0 this is a new down period; from an expired `until`
+  // no request has succeeded since: the same one goes on (mark_down finds
+  // kDownPassive still set).
+  mark_down(slot, shm::kDownPassive, now_ms);
   return true;
 }
 
 bool record_success(shm::ServerSlot& slot, uint64_t now_ms) {
   uint64_t until = slot.down_until_ms.load(std::memory_order_relaxed);
   if (until == 0 || now_ms < until) return false;
-  return slot.down_until_ms.compare_exchange_strong(until, 0, std::memory_order_relaxed);
+  if (!slot.down_until_ms.compare_exchange_strong(until, 0, std::memory_order_relaxed)) return false;
+  mark_up(slot, shm::kDownPassive, now_ms);
+  return true;
 }
 
 bool note_failure(shm::ServerSlot& slot, uint32_t max_fails, uint32_t fail_timeout_ms,
@@ -95,20 +101,112 @@ Transition apply_probe(shm::ServerSlot& slot, ProbeCounts& counts, bool ok, uint
     counts.fail = 0;
     if (counts.ok < UINT32_MAX) counts.ok++;
     // `rise` good probes are evidence enough to end a passive mark-down too
-    // (a hung server that recovers should not sit out its fail_timeout).
-    bool passive_down = slot.down_until_ms.load(std::memory_order_relaxed) > now_ms;
-    if ((!down && !passive_down) || counts.ok < rise) return Transition::None;
+    // (a hung server that recovers should not sit out its fail_timeout), or
+    // to confirm one whose fail_timeout is over that no request has yet.
+    uint64_t until = slot.down_until_ms.load(std::memory_order_relaxed);
+    bool passive_down = until > now_ms;
+    if ((!down && until == 0) || counts.ok < rise) return Transition::None;
     // recovered_at_ms first: a worker that sees the server up sees its ramp.
-    slot.recovered_at_ms.store(now_ms, std::memory_order_relaxed);
-    if (passive_down) slot.down_until_ms.store(0, std::memory_order_relaxed);
-    if (down) slot.flags.fetch_and(~shm::kServerDown, std::memory_order_release);
-    return Transition::Up;
+    if (down || passive_down) slot.recovered_at_ms.store(now_ms, std::memory_order_relaxed);
+    if (until != 0 && slot.down_until_ms.compare_exchange_strong(until, 0, std::memory_order_relaxed))
+      mark_up(slot, shm::kDownPassive, now_ms);
+    if (down) {
+      slot.flags.fetch_and(~shm::kServerDown, std::memory_order_release);
+      mark_up(slot, shm::kDownActive, now_ms);
+    }
+    return down || passive_down ? Transition::Up : Transition::None;
   }
   counts.ok = 0;
   if (counts.fail < UINT32_MAX) counts.fail++;
   if (down || counts.fail < fall) return Transition::None;
   slot.flags.fetch_or(shm::kServerDown, std::memory_order_release);
+  mark_down(slot, shm::kDownActive, now_ms);
   return Transition::Down;
+}
+
+namespace {
+
+constexpr uint64_t kReasons = shm::kDownActive | shm::kDownPassive;
+
+// last_change_ms only moves forward (two transitions in two processes may
+// store out of order).
+void note_change(shm::ServerSlot& slot, uint64_t now_ms) {
+  uint64_t old = slot.last_change_ms.load(std::memory_order_relaxed);
+  while (old < now_ms && !slot.last_change_ms.compare_exchange_weak(old, now_ms, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+bool mark_down(shm::ServerSlot& slot, uint64_t reason, uint64_t now_ms) {
+  uint64_t old = slot.down_word.load(std::memory_order_relaxed), next;
+  do {
+    if (old & reason) return false;
+    next = old & kReasons ? old | reason : (now_ms << 2) | reason;
+  } while (!slot.down_word.compare_exchange_weak(old, next, std::memory_order_relaxed));
+  if (old & kReasons) return false;
+  slot.down_transitions.fetch_add(1, std::memory_order_relaxed);
+  note_change(slot, now_ms);
+  return true;
+}
+
+bool mark_up(shm::ServerSlot& slot, uint64_t reason, uint64_t now_ms) {
+  uint64_t old = slot.down_word.load(std::memory_order_relaxed), next;
+  do {
+    if (!(old & reason)) return false;
+    next = old & ~reason;
+    if (!(next & kReasons)) next = 0;
+  } while (!slot.down_word.compare_exchange_weak(old, next, std::memory_order_relaxed));
+  if (next != 0) return false;
+  uint64_t since = old >> 2;
+  slot.downtime_ms.fetch_add(now_ms > since ? now_ms - since : 0, std::memory_order_relaxed);
+  note_change(slot, now_ms);
+  return true;
+}
+
+uint64_t total_downtime_ms(const shm::ServerSlot& slot, uint64_t now_ms) {
+  uint64_t w = slot.down_word.load(std::memory_order_relaxed);
+  uint64_t done = slot.downtime_ms.load(std::memory_order_relaxed);
+  uint64_t since = w >> 2;
+  return done + (w & kReasons && now_ms > since ? now_ms - since : 0);
+}
+
+const char* check_reason_name(CheckReason r) {
+  switch (r) {
+    case CheckReason::None: return "";
+    case CheckReason::Status: return "status";
+    case CheckReason::Connect: return "connect";
+    case CheckReason::Timeout: return "timeout";
+    case CheckReason::Closed: return "closed";
+    case CheckReason::Invalid: return "invalid";
+    case CheckReason::Io: return "io";
+  }
+  return "?";
+}
+
+uint64_t pack_check(const CheckResult& c) {
+  uint64_t flags = (c.probed ? 1u : 0u) | (c.ok ? 2u : 0u);
+  return flags | (uint64_t)c.reason << 8 | (uint64_t)c.code << 16 | (uint64_t)c.duration_ms << 32;
+}
+
+CheckResult unpack_check(uint64_t v) {
+  CheckResult c;
+  c.probed = v & 1;
+  c.ok = v & 2;
+  c.reason = (CheckReason)((v >> 8) & 0xff);
+  c.code = (uint16_t)(v >> 16);
+  c.duration_ms = (uint32_t)(v >> 32);
+  return c;
+}
+
+void record_probe(shm::ServerSlot& slot, const CheckResult& c, const ProbeCounts& counts) {
+  slot.last_check.store(pack_check(c), std::memory_order_relaxed);
+  slot.check_progress.store((uint64_t)counts.ok | (uint64_t)counts.fail << 32, std::memory_order_relaxed);
+}
+
+ProbeCounts probe_progress(const shm::ServerSlot& slot) {
+  uint64_t v = slot.check_progress.load(std::memory_order_relaxed);
+  return {(uint32_t)v, (uint32_t)(v >> 32)};
 }
 
 bool parse_status_ranges(std::string_view text, StatusRanges* out, std::string* err) {

@@ -98,6 +98,54 @@ enum class Transition { None, Down, Up };
 Transition apply_probe(shm::ServerSlot& slot, ProbeCounts& counts, bool ok, uint32_t rise,
                        uint32_t fall, uint64_t now_ms);
 
+// ---- The health record (status app) --------------------------------------
+//
+// A server is down, for the record, while an active check holds it down
+// (kServerDown) or a passive mark-down stands (down_until_ms set: from the
+// max_fails-th failure until a request succeeds after fail_timeout, or
+// `rise` good probes): ServerSlot::down_word's two reasons. The writer whose
+// CAS takes the reasons from none to some counts the up->down transition;
+// the one taking them back to none adds the period to downtime_ms. Any
+// process may call these (the health checker, the CAS winner of a passive
+// transition); each transition is counted exactly once.
+
+// Adds `reason` (shm::kDownActive or kDownPassive); true when the server
+// went down with it.
+bool mark_down(shm::ServerSlot& slot, uint64_t reason, uint64_t now_ms);
+// Removes `reason`; true when the server is up again.
+bool mark_up(shm::ServerSlot& slot, uint64_t reason, uint64_t now_ms);
+// Finished down periods plus the current one, if any.
+uint64_t total_downtime_ms(const shm::ServerSlot& slot, uint64_t now_ms);
+inline bool down_for_record(uint64_t down_word) { return down_word & (shm::kDownActive | shm::kDownPassive); }
+
+// What decided a probe.
+enum class CheckReason : uint8_t {
+  None,     // not probed yet
+  Status,   // a status line: `code` in or out of health_status
+  Connect,  // socket() or connect() failed (refused, unreachable)
+  Timeout,  // no status line within health_timeout
+  Closed,   // the server closed before a whole status line
+  Invalid,  // not an HTTP/1.x status line, or one too long
+  Io,       // send() or recv() failed
+};
+const char* check_reason_name(CheckReason r);
+
+struct CheckResult {
+  bool probed = false;
+  bool ok = false;
+  CheckReason reason = CheckReason::None;
+  uint16_t code = 0;          // 0: no status line
+  uint32_t duration_ms = 0;   // connect to verdict
+};
+// ServerSlot::last_check: [probed ok][reason][code:16][duration_ms:32].
+uint64_t pack_check(const CheckResult& c);
+CheckResult unpack_check(uint64_t v);
+
+// The health checker (the slot's single writer of these) stores a probe's
+// result and its consecutive counts after apply_probe().
+void record_probe(shm::ServerSlot& slot, const CheckResult& c, const ProbeCounts& counts);
+ProbeCounts probe_progress(const shm::ServerSlot& slot);
+
 // ---- Status lists ---------------------------------------------------------
 
 // Inclusive [lo, hi] status ranges, as conf::Pool stores health_status and fail_on.

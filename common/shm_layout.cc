@@ -30,7 +30,14 @@ bool Region::create(const LayoutSizes& sizes) {
   // The stats rows are left as mmap gave them (zero = every count 0): a
   // worker slot never used costs no memory.
   for (uint32_t i = 0; i < sizes.n_pools; i++) new (&pools()[i]) PoolSlot{};
-  for (uint32_t i = 0; i < sizes.n_servers; i++) new (&servers()[i]) ServerSlot{};
+  timespec mono{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  uint64_t now_ms = (uint64_t)mono.tv_sec * 1000 + (uint64_t)mono.tv_nsec / 1000000;
+  for (uint32_t i = 0; i < sizes.n_servers; i++) {
+    new (&servers()[i]) ServerSlot{};
+    servers()[i].last_change_ms.store(now_ms, std::memory_order_relaxed);
+  }
+  new (history().base) HistoryHeader{};
   for (uint32_t i = 0; i < sizes.n_workers; i++) {
     new (&workers()[i]) WorkerSlot{};
     for (uint32_t s = 0; s < sizes.n_servers; s++) new (&held(i)[s]) HeldCount{0};

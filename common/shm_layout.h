@@ -13,12 +13,14 @@
 //         one cache line)
 //         [stats rows x (n_workers + 1)]: traffic counters, one row per
 //         worker slot plus the retired row (common/stats.h)
+//         [history]: the status page's ring of samples (common/history.h)
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
+#include "common/history.h"
 #include "common/stats.h"
 
 namespace pasture::shm {
@@ -30,8 +32,9 @@ static_assert(std::atomic<int32_t>::is_always_lock_free);
 inline constexpr uint32_t kMagic = 0x50415354;  // "PAST"
 // 2: ServerSlot health fields; 3: held rows; 4: stats rows; 5: runtime control
 // (ServerSlot::control and weight_override, PoolSlot::weights_epoch,
-// ShmHeader::drain_at_ms)
-inline constexpr uint32_t kVersion = 5;
+// ShmHeader::drain_at_ms); 6: ServerSlot's health record (second line),
+// WorkerSlot generation/respawns, the history ring
+inline constexpr uint32_t kVersion = 6;
 
 struct ShmHeader {
   uint32_t magic;
@@ -110,8 +113,26 @@ struct alignas(64) ServerSlot {
   // `set weight`: the weight the balancers use instead of the configured
   // one; 0 = none. Written before PoolSlot::weights_epoch is bumped.
   std::atomic<uint32_t> weight_override;
+
+  // ---- The health record (status app): its own cache line, written only
+  // at a probe or a down/up transition, never on the request path.
+  // Why the server is down: (since_ms << 2) | kDownActive | kDownPassive; 0 =
+  // up. Changed only by CAS (lb::mark_down / lb::mark_up): the caller whose
+  // CAS takes the reasons from 0 to non-zero made the up->down transition,
+  // the one taking them back to 0 the down->up one.
+  alignas(64) std::atomic<uint64_t> down_word;
+  std::atomic<uint64_t> down_transitions;  // up->down transitions (active or passive)
+  std::atomic<uint64_t> downtime_ms;       // finished down periods, summed
+  std::atomic<uint64_t> last_change_ms;    // last transition (or when the region was made)
+  // The health checker's (single writer) last probe: lb::CheckResult packed,
+  // see lb::pack_check(); 0 = not probed yet.
+  std::atomic<uint64_t> last_check;
+  // The health checker's consecutive results: ok | fail << 32.
+  std::atomic<uint64_t> check_progress;
 };
-static_assert(sizeof(ServerSlot) == 64);
+static_assert(sizeof(ServerSlot) == 128);
+inline constexpr uint64_t kDownActive = 1;   // ServerSlot::down_word: kServerDown is set
+inline constexpr uint64_t kDownPassive = 2;  // ServerSlot::down_word: down_until_ms is set
 inline constexpr unsigned kFailCountBits = 20;  // ServerSlot::fail_window: count field width
 
 // Per worker slot (not per pid). The master gives a slot to one process at a
@@ -122,6 +143,11 @@ struct alignas(64) WorkerSlot {
   std::atomic<uint32_t> connections;  // open client connections
   std::atomic<uint64_t> requests;     // requests served
   std::atomic<uint64_t> heartbeat_ms; // monotonic ms of the worker's last loop tick
+  // Written by the master at fork: the generation the process was forked
+  // for, and how many times this slot's process was forked again after it
+  // died or was recycled (this generation; kept when the slot is reclaimed).
+  std::atomic<uint64_t> generation;
+  std::atomic<uint32_t> respawns;
 };
 
 // Held counts: row w, column s is how many of ServerSlot s's `active` the
@@ -141,7 +167,9 @@ struct LayoutSizes {
   size_t held_row_bytes() const { return align64(n_servers * sizeof(HeldCount)); }
   size_t stats_off() const { return align64(held_off() + n_workers * held_row_bytes()); }
   StatsSizes stats() const { return {n_pools, n_servers, n_workers}; }
-  size_t total() const { return stats_off() + stats().total(); }
+  size_t history_off() const { return align64(stats_off() + stats().total()); }
+  HistorySizes history() const { return {1 + n_pools + n_servers}; }
+  size_t total() const { return history_off() + history().total(); }
 };
 
 // A worker counts one request against `server` (take) or ends it (release),
@@ -185,6 +213,7 @@ class Region {
     return {at(sizes_.stats_off() + w * sizes_.stats().row_bytes()), sizes_.n_pools};
   }
   StatsRow retired_row() { return stats_row(sizes_.n_workers); }
+  HistoryRing history() { return {at(sizes_.history_off()), sizes_.history().n_series}; }
   const LayoutSizes& sizes() const { return sizes_; }
   // A replaced generation's region: processes forked from now on do not
   // inherit it (madvise MADV_DONTFORK).

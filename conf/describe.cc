@@ -40,6 +40,7 @@ json::Value server_json(const ServerSettings& s) {
   v["access_log"] = s.access_log;
   v["admin_socket"] = s.admin_socket;
   v["admin_socket_mode"] = static_cast<double>(s.admin_socket_mode);
+  v["status_history_interval_ms"] = static_cast<double>(s.status_history_interval_ms);
   v["underscores_in_headers"] = s.underscores_in_headers;
   v["trusted_proxies"] = json::Value::array();
   for (const auto& r : s.trusted_proxies) v["trusted_proxies"].push(r.text);

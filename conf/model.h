@@ -257,6 +257,9 @@ struct ServerSettings {
   // these permission bits; "" = none. A reload keeps the socket bound at start.
   std::string admin_socket;
   uint32_t admin_socket_mode = 0600;
+  // The status page's history (common/history.h): the master samples the
+  // counters this often into a ring of 120; 0 = no history.
+  uint32_t status_history_interval_ms = 5000;
   // Python apps (Site::python_apps): processes per app (0 = number of CPUs)
   // and the interpreter (empty = the first of python3 on PATH and
   // /usr/bin/python3 that can import paste.deploy).

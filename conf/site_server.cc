@@ -185,6 +185,8 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
   } else if (fl == Flavour::Pasture && key == "admin_socket") {
     std::string path = py::strip(v.value);
     s.admin_socket = path.empty() ? "" : parse_unix_path(path, v.loc, key);
+  } else if (fl == Flavour::Pasture && key == "status_history_interval") {
+    s.status_history_interval_ms = parse_duration_ms(v.value, v.loc);
   } else if (fl == Flavour::Pasture && key == "admin_socket_mode") {
     s.admin_socket_mode = parse_unix_perms(v.value, v.loc);
   } else if (key == "app_workers") {  // pasture's Python app processes, whatever the flavour

@@ -124,6 +124,7 @@ void Writer::server() {
   duration("graceful_timeout", s.graceful_timeout_ms, d.graceful_timeout_ms);
   duration("drain_idle_grace", s.drain_idle_grace_ms, d.drain_idle_grace_ms);
   duration("worker_timeout", s.worker_timeout_ms, d.worker_timeout_ms);
+  duration("status_history_interval", s.status_history_interval_ms, d.status_history_interval_ms);
   if (s.max_requests != d.max_requests) out_ += "  max_requests: " + std::to_string(s.max_requests) + "\n";
   if (s.max_requests_jitter != d.max_requests_jitter) {
     out_ += "  max_requests_jitter: " + std::to_string(s.max_requests_jitter) + "\n";

@@ -76,7 +76,9 @@ const char* kGeneralUsage =
     "            ready|drain|maint, set weight POOL/SERVER N|N%, set health\n"
     "            POOL/SERVER up|down|auto, enable|disable health POOL/SERVER,\n"
     "            clear counters, drain [SECONDS]; exit 1 on an error\n"
-    "  status    the running server's servers as a table (= ctl CONFIG show servers)\n";
+    "  status    the running server's servers as a table (= ctl CONFIG show servers):\n"
+    "            state, weight, counts, the last health check with its rise/fall\n"
+    "            progress, down transitions, downtime, seconds since the last change\n";
 
 const char* kServeHelp =
     "\n"

@@ -46,14 +46,23 @@ int parse_status_line(const std::string& line) {
   return (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
 }
 
-void finish(Probe& p, bool ok, const std::string& reason, uint64_t now) {
+// `why` classes the verdict for the status app; `code` is the status (0: none).
+void finish(Probe& p, bool ok, lb::CheckReason why, int code, const std::string& reason, uint64_t now) {
   if (p.fd >= 0) close(p.fd);
   p.fd = -1;
   p.state = Probe::State::Idle;
   p.buf.clear();
   p.next_ms = std::max(p.started_ms + p.t.interval_ms, now);
   const HealthTarget& t = p.t;
-  switch (lb::apply_probe(*t.slot, p.counts, ok, t.rise, t.fall, now)) {
+  lb::Transition tr = lb::apply_probe(*t.slot, p.counts, ok, t.rise, t.fall, now);
+  lb::CheckResult c;
+  c.probed = true;
+  c.ok = ok;
+  c.reason = why;
+  c.code = (uint16_t)code;
+  c.duration_ms = (uint32_t)std::min<uint64_t>(now - p.started_ms, UINT32_MAX);
+  lb::record_probe(*t.slot, c, p.counts);
+  switch (tr) {
     case lb::Transition::Down:
       PLOG_WARN("pool %s: server %s down (health check %s: %s; %u consecutive failure%s)",
                 t.pool.c_str(), t.server.c_str(), t.path.c_str(), reason.c_str(), t.fall,
@@ -72,7 +81,9 @@ void finish(Probe& p, bool ok, const std::string& reason, uint64_t now) {
 }
 
 void fail_errno(Probe& p, const char* call, int err, uint64_t now) {
-  finish(p, false, std::string(call) + ": " + strerror(err), now);
+  bool io = strcmp(call, "send()") == 0 || strcmp(call, "recv()") == 0;
+  finish(p, false, io ? lb::CheckReason::Io : lb::CheckReason::Connect, 0, std::string(call) + ": " + strerror(err),
+         now);
 }
 
 void start(Probe& p, uint64_t now) {
@@ -104,14 +115,15 @@ void on_readable(Probe& p, uint64_t now) {
     if (eol != std::string::npos) {
       std::string line = p.buf.substr(0, eol);
       int status = parse_status_line(line);
-      if (status < 0) return finish(p, false, "not an HTTP/1.x status line", now);
+      if (status < 0) return finish(p, false, lb::CheckReason::Invalid, 0, "not an HTTP/1.x status line", now);
       bool ok = lb::status_in(p.t.ok_status, status);
-      return finish(p, ok, "status " + std::to_string(status), now);
+      return finish(p, ok, lb::CheckReason::Status, status, "status " + std::to_string(status), now);
     }
-    if (p.buf.size() > kMaxStatusLine) return finish(p, false, "status line too long", now);
+    if (p.buf.size() > kMaxStatusLine)
+      return finish(p, false, lb::CheckReason::Invalid, 0, "status line too long", now);
     if (n == 0) {
-      return finish(p, false, p.buf.empty() ? "closed without a response" : "closed in the status line",
-                    now);
+      return finish(p, false, lb::CheckReason::Closed, 0,
+                    p.buf.empty() ? "closed without a response" : "closed in the status line", now);
     }
   }
 }
@@ -211,7 +223,8 @@ int run_health_checker(std::vector<HealthTarget> targets) {
           start(p, now);
       }
       if (p.state != Probe::State::Idle && now >= p.deadline_ms)
-        finish(p, false, "no status line within " + lb::format_ms(p.t.timeout_ms), now);
+        finish(p, false, lb::CheckReason::Timeout, 0, "no status line within " + lb::format_ms(p.t.timeout_ms),
+               now);
       if (p.state == Probe::State::Idle) {
         wake = std::min(wake, p.next_ms);
         continue;

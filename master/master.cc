@@ -265,6 +265,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
     return nullptr;
   }
   g->shm->header().generation.store((uint64_t)g->id, std::memory_order_relaxed);
+  g->shm->history().header().interval_ms.store(g->site.server.status_history_interval_ms, std::memory_order_relaxed);
   // The last step that can fail: the caller commits or discards g->opened.
   std::vector<int> fds;
   if (!open_sockets(g->site.server, &fds, &g->opened, err)) return nullptr;
@@ -409,7 +410,11 @@ void Master::spawn(int i) {
     fflush(nullptr);
     _exit(rc);
   }
-  g.shm->workers()[slot].pid.store(pid, std::memory_order_relaxed);
+  shm::WorkerSlot& ws = g.shm->workers()[slot];
+  ws.generation.store((uint64_t)g.id, std::memory_order_relaxed);
+  // started_ms is set once a process ran in this entry: this one replaces it.
+  if (procs_[i].started_ms != 0) ws.respawns.fetch_add(1, std::memory_order_relaxed);
+  ws.pid.store(pid, std::memory_order_relaxed);
   WorkerProc& w = procs_[i];
   w.pid = pid;
   w.gen = g.id;
@@ -585,6 +590,8 @@ void Master::supervise_tick(uint64_t now) {
     if (watched_files_changed()) reload();
   }
   if (health_respawn_at_ms_ && now >= health_respawn_at_ms_) spawn_health();
+  history_.tick(*gen_->shm, gen_->site, gen_->setup.pool_first_server, now,
+                gen_->site.server.status_history_interval_ms);
   if (gen_->apps) gen_->apps->tick(now);
   stop_drained_apps(now, false);
   for (size_t i = 0; i < procs_.size(); i++)
@@ -640,6 +647,7 @@ void Master::reload() {
     return failed(err);
   }
   carry_over_state(*gen_, *g);
+  history_.start(*g->shm);
   // The new app processes are up and ready before any old one is stopped.
   if (!start_apps(*g, &err)) {
     discard_sockets(*g);
@@ -876,6 +884,7 @@ int Master::run() {
   std::unique_ptr<Generation> g = make_generation(std::move(gen_->site), &err);
   if (!g) return fail(err);
   gen_ = std::move(g);
+  history_.start(*gen_->shm);
   if (!start_apps(*gen_, &err)) return fail(err);
   commit_sockets(*gen_);
   procs_.assign(n_workers_, WorkerProc{});

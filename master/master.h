@@ -11,6 +11,7 @@
 
 #include "common/shm_layout.h"
 #include "conf/model.h"
+#include "master/history_writer.h"
 #include "master/stats_carry.h"
 #include "master/apphost.h"
 #include "master/listener.h"
@@ -114,6 +115,7 @@ class Master {
   void park_stats(Generation& g);
   void fold_parked_stats();
   std::vector<ParkedStats> parked_stats_;
+  HistoryWriter history_;  // the status page's ring in the current region
   // Once the first generation's listeners (`bound`) are bound: hands the
   // files the master must still write or remove to run_as_ (resolved
   // before binding), then drops to it (master/privileges.h).

@@ -2,6 +2,7 @@
 // the traffic counters, carried from one generation's region to the next.
 #include <algorithm>
 
+#include "common/health_state.h"
 #include "common/log.h"
 #include "master/master.h"
 
@@ -29,6 +30,21 @@ void carry_control(const shm::ServerSlot& o, shm::ServerSlot& n, const conf::Poo
               weight ? std::to_string(weight).c_str() : "as configured");
 }
 
+// The status app's health record: transitions, downtime, the last change
+// and the last probe stay with the server. A pool that lost its health
+// checks ends an active down period here (the flag was dropped above).
+void carry_health_record(const shm::ServerSlot& o, shm::ServerSlot& n, bool checked) {
+  n.down_word.store(o.down_word.load());
+  n.down_transitions.store(o.down_transitions.load());
+  n.downtime_ms.store(o.downtime_ms.load());
+  n.last_change_ms.store(o.last_change_ms.load());
+  if (!checked) {
+    lb::mark_up(n, shm::kDownActive, monotonic_ms());
+    return;
+  }
+  n.last_check.store(o.last_check.load());
+}
+
 }  // namespace
 
 void Master::carry_over_state(Generation& from, Generation& to) {
@@ -38,6 +54,8 @@ void Master::carry_over_state(Generation& from, Generation& to) {
   to.shm->header().counters_since.store(from.shm->header().counters_since.load());
   carry_stats(*from.carried, nullptr, StatsNames::of(from.site, from.setup.pool_first_server),
               StatsNames::of(to.site, to.setup.pool_first_server), *to.shm);
+  carry_history(*from.shm, StatsNames::of(from.site, from.setup.pool_first_server), *to.shm,
+                StatsNames::of(to.site, to.setup.pool_first_server));
   for (size_t i = 0; i < to.site.pools.size(); i++) {
     const conf::Pool& np = to.site.pools[i];
     for (size_t j = 0; j < from.site.pools.size(); j++) {
@@ -63,6 +81,7 @@ void Master::carry_over_state(Generation& from, Generation& to) {
           n.failures.store(o.failures.load());
           n.down_until_ms.store(o.down_until_ms.load());
           carry_control(o, n, np, a);
+          carry_health_record(o, n, !np.health_check.empty());
         }
     }
   }

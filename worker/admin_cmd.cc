@@ -156,9 +156,24 @@ std::string show_pools(const Snapshot& s) {
   return table(rows);
 }
 
+// The last probe, "ok 200 3ms fall 1/3", "fail timeout 2000ms rise 0/2"; "-"
+// without active checks.
+std::string check_text(const ServerSnap& v) {
+  if (!v.checked) return "-";
+  if (!*v.check) return "pending";
+  std::string t = std::string(v.check) + " " + (v.check_code ? u(v.check_code) : std::string(v.check_reason)) + " " +
+                  u(v.check_duration_ms) + "ms";
+  if (std::string_view(v.state) == "down")
+    t += " rise " + u(v.check_ok) + "/" + u(v.rise);
+  else if (v.check_fail)
+    t += " fall " + u(v.check_fail) + "/" + u(v.fall);
+  return t;
+}
+
 std::string show_servers(const Snapshot& s, std::string_view only) {
   std::vector<std::vector<std::string>> rows = {{"pool", "server", "state", "admin", "health", "weight", "active",
-                                                 "selected", "2xx", "4xx", "5xx", "errors"}};
+                                                 "selected", "2xx", "4xx", "5xx", "errors", "check", "downs",
+                                                 "downtime", "changed"}};
   for (const PoolSnap& p : s.pools) {
     if (!only.empty() && !pool_matches(p.name, only)) continue;
     for (const ServerSnap& v : p.servers) {
@@ -168,7 +183,8 @@ std::string show_servers(const Snapshot& s, std::string_view only) {
       if (v.effective_weight != v.weight) weight += "/" + u(v.weight);
       rows.push_back({p.name, v.name, v.state, v.admin, health, weight, u((uint64_t)std::max(v.active, 0)),
                       u(v.selected), u(v.responses[1]), u(v.responses[3]), u(v.responses[4]),
-                      u(v.connect_errors + v.response_errors + v.timeouts)});
+                      u(v.connect_errors + v.response_errors + v.timeouts), check_text(v), u(v.transitions),
+                      u(v.downtime_s) + "s", u(v.last_change_s) + "s ago"});
     }
   }
   return table(rows);

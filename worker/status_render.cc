@@ -91,12 +91,96 @@ class Obj {
     append_double(o_, h.quantile_ms(0.99));
     m.close();
   }
+  // {"type": T, "value": [..]}; `scale` divides each value (µs -> ms).
+  template <typename V>
+  void typed_array(std::string_view k, const char* type, const std::vector<V>& v, double scale = 0) {
+    key(k);
+    o_ += "{\"type\":\"";
+    o_ += type;
+    o_ += "\",\"value\":[";
+    for (size_t i = 0; i < v.size(); i++) {
+      if (i) o_ += ',';
+      if (scale)
+        append_double(o_, (double)v[i] / scale);
+      else
+        append_u64(o_, v[i]);
+    }
+    o_ += "]}";
+  }
+  // One history series: per-sample counts of the interval, the active gauge
+  // at its end, the interval's p99.
+  void series(const HistorySeries& h) {
+    typed_array("requests", "gauge", h.requests);
+    typed_array("5xx", "gauge", h.errors);
+    typed_array("active", "gauge", h.active);
+    typed_array("p99_ms", "gauge", h.p99_us, 1000.0);
+  }
+  void health(const ServerSnap& v) {
+    key("health");
+    Obj m(o_);
+    m.str("check", v.check);
+    m.str("check_reason", v.check_reason);
+    m.typed("check_code", "gauge", v.check_code);
+    m.typed("check_duration_ms", "gauge", v.check_duration_ms);
+    m.typed("consecutive_ok", "gauge", v.check_ok);
+    m.typed("consecutive_fail", "gauge", v.check_fail);
+    m.typed("rise", "gauge", v.rise);
+    m.typed("fall", "gauge", v.fall);
+    m.key("checked");
+    o_ += v.checked ? "true" : "false";
+    m.key("down");
+    o_ += v.down_for_record ? "true" : "false";
+    m.typed("transitions", "counter", v.transitions);
+    m.typed("last_change", "age", v.last_change_s);
+    m.typed("downtime", "counter", v.downtime_s);
+    m.close();
+  }
   void close() { o_ += '}'; }
 
  private:
   std::string& o_;
   int n_ = 0;
 };
+
+// "history": the ring of recent samples, oldest first (common/history.h).
+void render_history(Obj& top, std::string& o, const Snapshot& s) {
+  top.key("history");
+  Obj h(o);
+  h.typed("interval_ms", "gauge", s.history.interval_ms);
+  h.key("time");
+  o += '[';
+  for (size_t i = 0; i < s.history.time.size(); i++) {
+    if (i) o += ',';
+    append_u64(o, s.history.time[i]);
+  }
+  o += ']';
+  h.key("total");
+  Obj t(o);
+  t.series(s.history.total);
+  t.close();
+  h.key("pools");
+  o += '[';
+  for (size_t i = 0; i < s.pools.size(); i++) {
+    const PoolSnap& p = s.pools[i];
+    if (i) o += ',';
+    Obj q(o);
+    q.str("name", p.name);
+    q.series(p.history);
+    q.key("servers");
+    o += '[';
+    for (size_t j = 0; j < p.servers.size(); j++) {
+      if (j) o += ',';
+      Obj v(o);
+      v.str("name", p.servers[j].name);
+      v.series(p.servers[j].history);
+      v.close();
+    }
+    o += ']';
+    q.close();
+  }
+  o += ']';
+  h.close();
+}
 
 }  // namespace
 
@@ -123,6 +207,8 @@ std::string render_json(const Snapshot& s) {
     Obj k(o);
     k.typed("slot", "gauge", (uint64_t)w.slot);
     k.typed("pid", "gauge", (uint64_t)w.pid);
+    k.typed("generation", "gauge", w.generation);
+    k.typed("respawns", "counter", w.respawns);
     k.typed("connections", "gauge", w.connections);
     k.typed("served", "counter", w.served);
     k.typed("heartbeat_age_ms", "age", w.heartbeat_age_ms);
@@ -180,12 +266,14 @@ std::string render_json(const Snapshot& s) {
       m.hist("connect", v.connect);
       m.hist("ttfb", v.ttfb);
       m.hist("total", v.total);
+      m.health(v);
       m.close();
     }
     o += ']';
     q.close();
   }
   o += ']';
+  render_history(top, o, s);
   top.close();
   o += '\n';
   return o;
@@ -309,6 +397,10 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
     };
     each("pasture_worker_pid", "gauge", "Process id of the worker in this slot.",
          [](const WorkerSnap& w) { return (uint64_t)w.pid; });
+    each("pasture_worker_generation", "gauge", "Reload generation the worker was forked for.",
+         [](const WorkerSnap& w) { return w.generation; });
+    each("pasture_worker_respawns_total", "counter", "Times the slot's process was forked again after exiting.",
+         [](const WorkerSnap& w) { return (uint64_t)w.respawns; });
     each("pasture_worker_connections", "gauge", "Open client connections of the worker.",
          [](const WorkerSnap& w) { return (uint64_t)w.connections; });
     each("pasture_worker_accepted_connections_total", "counter", "Connections the worker accepted.",
@@ -374,6 +466,39 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
          [](const ServerSnap& v) { return v.timeouts; });
     each("pasture_server_retries_total", "counter", "Attempts on the server that were retries.",
          [](const ServerSnap& v) { return v.retries; });
+    each("pasture_server_down_transitions_total", "counter", "Up to down transitions (health checks or passive).",
+         [](const ServerSnap& v) { return v.transitions; });
+    each("pasture_server_downtime_seconds_total", "counter", "Seconds down, the current down period included.",
+         [](const ServerSnap& v) { return v.downtime_s; });
+    each("pasture_server_last_change_seconds", "gauge", "Seconds since the server last went down or up.",
+         [](const ServerSnap& v) { return v.last_change_s; });
+    // Active checks: only the servers of pools that have them.
+    auto checked = [&](const char* name, const char* type, const char* help, auto get) {
+      p.family(name, type, help);
+      for (const PoolSnap& q : s.pools)
+        for (const ServerSnap& v : q.servers)
+          if (v.checked) p.sample(name, label(q, v), get(v));
+    };
+    p.family("pasture_server_check_success", "gauge", "1 when the last health check passed; reason classes the verdict.");
+    for (const PoolSnap& q : s.pools)
+      for (const ServerSnap& v : q.servers)
+        if (v.checked && *v.check)
+          p.sample("pasture_server_check_success", label(q, v) + ",reason=\"" + v.check_reason + "\"",
+                   (uint64_t)(std::string_view(v.check) == "ok"));
+    checked("pasture_server_check_status_code", "gauge", "HTTP status of the last health check; 0 = none.",
+            [](const ServerSnap& v) { return (uint64_t)v.check_code; });
+    p.family("pasture_server_check_duration_seconds", "gauge", "How long the last health check took.");
+    for (const PoolSnap& q : s.pools)
+      for (const ServerSnap& v : q.servers)
+        if (v.checked) p.sample_d("pasture_server_check_duration_seconds", label(q, v), v.check_duration_ms / 1000.0);
+    checked("pasture_server_check_consecutive_ok", "gauge", "Consecutive passed checks (up again at rise).",
+            [](const ServerSnap& v) { return (uint64_t)v.check_ok; });
+    checked("pasture_server_check_consecutive_fail", "gauge", "Consecutive failed checks (down at fall).",
+            [](const ServerSnap& v) { return (uint64_t)v.check_fail; });
+    checked("pasture_server_check_rise", "gauge", "Passed checks that bring the server up.",
+            [](const ServerSnap& v) { return (uint64_t)v.rise; });
+    checked("pasture_server_check_fall", "gauge", "Failed checks that take the server down.",
+            [](const ServerSnap& v) { return (uint64_t)v.fall; });
     struct H {
       const char* name;
       const char* help;

@@ -19,7 +19,7 @@ unsigned parse_scope(std::string_view name);
 std::string render_prometheus(const Snapshot& s, unsigned scopes);
 
 // A page that refreshes itself (its script fetches the page again every 2 s
-// and keeps the last minutes of rates for the sparklines); no external
+// and computes the rates); sparklines from the shared history; no external
 // assets. `base` is the app's own path ("/status/"), for its links.
 std::string render_html(const Snapshot& s, std::string_view base);
 

@@ -32,6 +32,42 @@ const char* admin_state_name(shm::AdminState a) {
   return "?";
 }
 
+// Series `series` of the ring's samples [first, end).
+HistorySeries read_series(const shm::HistoryRing& ring, uint32_t series, uint64_t first, uint64_t end) {
+  HistorySeries h;
+  if (series >= ring.n_series) return h;
+  for (uint64_t k = first; k < end; k++) {
+    const shm::HistoryPoint& p = ring.point(k, series);
+    h.requests.push_back(p.requests.get());
+    h.errors.push_back(p.errors.get());
+    h.active.push_back(p.active.get());
+    h.p99_us.push_back(p.p99_us.get());
+  }
+  return h;
+}
+
+// A server's health record (ServerSlot's second line).
+void read_health(const shm::ServerSlot& slot, const conf::Pool& cfg, uint64_t now_ms, ServerSnap& ss) {
+  ss.checked = !cfg.health_check.empty();
+  ss.rise = cfg.rise;
+  ss.fall = cfg.fall;
+  lb::CheckResult c = lb::unpack_check(slot.last_check.load(std::memory_order_relaxed));
+  if (c.probed) {
+    ss.check = c.ok ? "ok" : "fail";
+    ss.check_reason = lb::check_reason_name(c.reason);
+    ss.check_code = c.code;
+    ss.check_duration_ms = c.duration_ms;
+  }
+  lb::ProbeCounts pc = lb::probe_progress(slot);
+  ss.check_ok = pc.ok;
+  ss.check_fail = pc.fail;
+  ss.transitions = slot.down_transitions.load(std::memory_order_relaxed);
+  uint64_t changed = slot.last_change_ms.load(std::memory_order_relaxed);
+  ss.last_change_s = now_ms > changed ? (now_ms - changed) / 1000 : 0;
+  ss.downtime_s = lb::total_downtime_ms(slot, now_ms) / 1000;
+  ss.down_for_record = lb::down_for_record(slot.down_word.load(std::memory_order_relaxed));
+}
+
 void add_classes(uint64_t (&to)[shm::kStatusClasses], const shm::Counter (&from)[shm::kStatusClasses]) {
   for (int i = 0; i < shm::kStatusClasses; i++) to[i] += from[i].get();
 }
@@ -79,6 +115,8 @@ Snapshot take_snapshot(const SnapshotSource& src) {
         k.pid = pid;
         k.connections = ws.connections.load(std::memory_order_relaxed);
         k.served = ws.requests.load(std::memory_order_relaxed);
+        k.generation = ws.generation.load(std::memory_order_relaxed);
+        k.respawns = ws.respawns.load(std::memory_order_relaxed);
         uint64_t hb = ws.heartbeat_ms.load(std::memory_order_relaxed);
         k.heartbeat_age_ms = hb && now_ms > hb ? now_ms - hb : 0;
         const shm::WorkerStats& st = row.worker();
@@ -102,6 +140,14 @@ Snapshot take_snapshot(const SnapshotSource& src) {
     rows.push_back(row);
   }
 
+  shm::HistoryRing ring = r.history();
+  uint64_t h_first = 0, h_end = 0;
+  ring.readable(&h_first, &h_end);
+  s.history.interval_ms = ring.header().interval_ms.load(std::memory_order_relaxed);
+  for (uint64_t k = h_first; k < h_end; k++)
+    s.history.time.push_back(std::atomic_ref<uint64_t>(ring.time(k)).load(std::memory_order_relaxed));
+  s.history.total = read_series(ring, 0, h_first, h_end);
+
   const conf::Site& site = *src.site;
   for (size_t pi = 0; pi < site.pools.size(); pi++) {
     bool hosted = false;
@@ -113,6 +159,7 @@ Snapshot take_snapshot(const SnapshotSource& src) {
     ps.name = cfg.name;
     ps.method = method_name(cfg.method);
     ps.health_checked = !cfg.health_check.empty();
+    ps.history = read_series(ring, 1 + (uint32_t)pi, h_first, h_end);
     for (const shm::StatsRow& row : rows) {
       const shm::PoolStats& st = row.pool((uint32_t)pi);
       ps.requests += st.requests.get();
@@ -151,6 +198,8 @@ Snapshot take_snapshot(const SnapshotSource& src) {
         ss.state = "failing";
       if (std::string_view(ss.state) == "up" && shm::admin_state(control) == shm::AdminState::Ready) ps.up++;
       ss.active = slot.active.load(std::memory_order_relaxed);
+      read_health(slot, cfg, now_ms, ss);
+      ss.history = read_series(ring, 1 + sz.n_pools + first + (uint32_t)j, h_first, h_end);
       ss.sent = slot.requests.load(std::memory_order_relaxed);
       ss.failures = slot.failures.load(std::memory_order_relaxed);
       for (const shm::StatsRow& row : rows) {

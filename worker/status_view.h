@@ -25,6 +25,11 @@ struct HistSnap {
   double quantile_ms(double q) const { return shm::histogram_quantile(bucket, q) / 1000.0; }
 };
 
+// The shared ring of recent samples (common/history.h), oldest first.
+struct HistorySeries {
+  std::vector<uint32_t> requests, errors, active, p99_us;
+};
+
 struct ServerSnap {
   std::string name;       // host:port or unix:/path, as configured
   bool backup = false;
@@ -44,6 +49,19 @@ struct ServerSnap {
            retries = 0;
   uint64_t responses[shm::kStatusClasses] = {};
   HistSnap connect, ttfb, total;
+  // The health record (ServerSlot's second line, lb::mark_down/mark_up).
+  bool checked = false;            // its pool has active checks
+  const char* check = "";          // last probe: "ok", "fail", "" (none yet)
+  const char* check_reason = "";   // lb::check_reason_name()
+  uint32_t check_code = 0;         // status of the last probe; 0: none
+  uint32_t check_duration_ms = 0;
+  uint32_t rise = 0, fall = 0;     // configured
+  uint32_t check_ok = 0, check_fail = 0;  // consecutive
+  uint64_t transitions = 0;        // up->down, active and passive
+  uint64_t last_change_s = 0;      // since the last transition (or since it was configured)
+  uint64_t downtime_s = 0;         // the current down period included
+  bool down_for_record = false;    // down by check or passive mark-down (until a success)
+  HistorySeries history;
 };
 
 struct PoolSnap {
@@ -55,16 +73,25 @@ struct PoolSnap {
   HistSnap total;                                 // summed over its servers
   int up = 0;                                     // servers that take requests
   std::vector<ServerSnap> servers;
+  HistorySeries history;
 };
 
 struct WorkerSnap {
   int slot = 0;
   int pid = 0;
   uint32_t connections = 0;
+  uint64_t generation = 0;      // the reload generation it was forked for
+  uint32_t respawns = 0;        // its slot's process was forked again after exiting
   uint64_t served = 0;          // WorkerSlot::requests (since this process started)
   uint64_t heartbeat_age_ms = 0;
   uint64_t accepted = 0, requests = 0, bytes_in = 0, bytes_out = 0;
   uint64_t responses[shm::kStatusClasses] = {};
+};
+
+struct HistorySnap {
+  uint32_t interval_ms = 0;     // 0: off
+  std::vector<uint64_t> time;   // unix seconds, one per sample
+  HistorySeries total;          // the whole server (PoolSnap/ServerSnap hold theirs)
 };
 
 struct Snapshot {
@@ -79,6 +106,7 @@ struct Snapshot {
   uint32_t connections = 0;
   std::vector<WorkerSnap> workers;  // live worker slots only
   std::vector<PoolSnap> pools;      // Python app pools left out (their servers are pasture's own)
+  HistorySnap history;              // series in the order of `pools`
 };
 
 // What a snapshot is read from: the site, its region and the global index

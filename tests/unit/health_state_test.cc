@@ -155,6 +155,84 @@ TEST_F(HealthPassive, TwoProcessesMaxFailsOne) {
   }
 }
 
+// The health record: a passive down period is counted once and lasts until
+// a request succeeds after fail_timeout, a failure after fail_timeout with
+// no success between going on with the same period.
+TEST_F(HealthPassive, RecordCountsOnePeriodUntilASuccess) {
+  uint64_t made = slot().last_change_ms.load();
+  EXPECT_GT(made, 0u);  // the region's creation
+  EXPECT_TRUE(record_failure(slot(), 1, 1000, made + 1000));
+  EXPECT_EQ(slot().down_transitions.load(), 1u);
+  EXPECT_EQ(slot().last_change_ms.load(), made + 1000);
+  EXPECT_EQ(total_downtime_ms(slot(), made + 1500), 500u);
+  EXPECT_TRUE(record_failure(slot(), 1, 1000, made + 2500));  // fail_timeout over, still failing
+  EXPECT_EQ(slot().down_transitions.load(), 1u);
+  EXPECT_FALSE(record_success(slot(), made + 3000));  // down until made + 3500
+  EXPECT_TRUE(record_success(slot(), made + 3600));
+  EXPECT_EQ(slot().down_word.load(), 0u);
+  EXPECT_EQ(slot().downtime_ms.load(), 2600u);
+  EXPECT_EQ(total_downtime_ms(slot(), made + 9000), 2600u);
+  EXPECT_EQ(slot().last_change_ms.load(), made + 3600);
+  EXPECT_TRUE(record_failure(slot(), 1, 1000, made + 5000));
+  EXPECT_EQ(slot().down_transitions.load(), 2u);
+}
+
+// Active and passive reasons overlap: one transition, one period.
+TEST_F(HealthPassive, RecordJoinsActiveAndPassiveDowns) {
+  ProbeCounts c;
+  EXPECT_TRUE(record_failure(slot(), 1, 10000, 1000));
+  EXPECT_EQ(apply_probe(slot(), c, false, 2, 1, 2000), Transition::Down);
+  EXPECT_EQ(slot().down_transitions.load(), 1u);
+  EXPECT_EQ(slot().down_word.load(), (1000u << 2) | shm::kDownActive | shm::kDownPassive);
+  EXPECT_EQ(apply_probe(slot(), c, true, 2, 1, 3000), Transition::None);
+  EXPECT_EQ(apply_probe(slot(), c, true, 2, 1, 4000), Transition::Up);  // ends the passive one too
+  EXPECT_EQ(slot().down_until_ms.load(), 0u);
+  EXPECT_EQ(slot().down_word.load(), 0u);
+  EXPECT_EQ(slot().downtime_ms.load(), 3000u);
+  EXPECT_EQ(slot().down_transitions.load(), 1u);
+}
+
+// Two processes race passive downs and ups: every transition is counted
+// exactly once, and the downtime adds up to what the periods were.
+TEST_F(HealthPassive, TwoProcessesCountEachTransitionOnce) {
+  for (int round = 0; round < 20; round++) {
+    slot().down_word.store(0);
+    slot().down_transitions.store(0);
+    slot().downtime_ms.store(0);
+    auto* go = &region_.pools()[0].picks;
+    go->store(0);
+    int ups = in_two_processes(go, [&] {
+      int n = 0;
+      for (uint64_t t = 0; t < 200; t++) {  // a child reports its count in its exit status: < 256
+        mark_down(slot(), shm::kDownPassive, 10 * t);
+        n += mark_up(slot(), shm::kDownPassive, 10 * t + 3);
+      }
+      return n;
+    });
+    uint64_t downs = slot().down_transitions.load();
+    EXPECT_EQ(downs, (uint64_t)ups) << "round " << round;
+    EXPECT_GE(downs, 1u);
+    EXPECT_EQ(slot().down_word.load(), 0u);
+  }
+}
+
+TEST(HealthRecord, PackedCheckRoundTrips) {
+  CheckResult c;
+  c.probed = true;
+  c.ok = false;
+  c.reason = CheckReason::Timeout;
+  c.code = 503;
+  c.duration_ms = 2000;
+  CheckResult d = unpack_check(pack_check(c));
+  EXPECT_TRUE(d.probed);
+  EXPECT_FALSE(d.ok);
+  EXPECT_EQ(d.reason, CheckReason::Timeout);
+  EXPECT_EQ(d.code, 503);
+  EXPECT_EQ(d.duration_ms, 2000u);
+  EXPECT_FALSE(unpack_check(0).probed);
+  EXPECT_STREQ(check_reason_name(CheckReason::Connect), "connect");
+}
+
 TEST(HealthActive, RiseAndFallHysteresis) {
   shm::ServerSlot s{};
   ProbeCounts c;
