@@ -265,6 +265,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
     return nullptr;
   }
   g->shm->header().generation.store((uint64_t)g->id, std::memory_order_relaxed);
+  if (!setup_tls(*g, err)) return nullptr;
   // The last step that can fail: the caller commits or discards g->opened.
   std::vector<int> fds;
   if (!open_sockets(g->site.server, &fds, &g->opened, err)) return nullptr;
@@ -585,6 +586,7 @@ void Master::supervise_tick(uint64_t now) {
     if (watched_files_changed()) reload();
   }
   if (health_respawn_at_ms_ && now >= health_respawn_at_ms_) spawn_health();
+  tls_tick(now);
   if (gen_->apps) gen_->apps->tick(now);
   stop_drained_apps(now, false);
   for (size_t i = 0; i < procs_.size(); i++)
@@ -861,7 +863,8 @@ int Master::run() {
   // processes, workers, the health checker) runs as the user.
   std::vector<int> fds;
   std::vector<Socket> bound;
-  bool ok = wanted_run_as(gen_->site.server, opts_, &run_as_, &err) &&
+  // Private keys are read now, before the master drops privileges.
+  bool ok = wanted_run_as(gen_->site.server, opts_, &run_as_, &err) && build_tls(gen_->site, &first_tls_, &err) &&
             open_sockets(gen_->site.server, &fds, &bound, &err) && open_admin_socket(&err);
   sockets_.insert(sockets_.end(), bound.begin(), bound.end());
   auto fail = [&](const std::string& why) {
