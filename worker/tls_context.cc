@@ -212,7 +212,9 @@ std::unique_ptr<TlsContext> TlsContext::build(const conf::TlsSettings& s, const 
         return nullptr;
       }
       if (SSL_CTX_use_PrivateKey_file(ctx, c.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-        *err = c.key_file + ": " + ssl_reason();
+        bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+        *err = c.key_file + ": " + (mismatch ? "the key does not match the certificate in " + c.cert_file : ssl_reason());
+        ERR_clear_error();
         return nullptr;
       }
       if (SSL_CTX_check_private_key(ctx) != 1) {

@@ -180,6 +180,4 @@ std::string TlsSession::peer_subject() const {
   return out;
 }
 
-size_t TlsSession::pending_input() const { return rbio_ ? (size_t)BIO_ctrl_pending(rbio_) : 0; }
-
 }  // namespace pasture::worker

@@ -85,8 +85,6 @@ class TlsSession {
   // when the client sent one and it verified against ca_certs; else "". No
   // control characters (OpenSSL escapes them), so it may go into a header.
   std::string peer_subject() const;
-  // Bytes fed but not consumed yet (a partial record), for tests.
-  size_t pending_input() const;
 
  private:
   Result drive();

@@ -290,6 +290,9 @@ TEST_F(TlsSessionTest, TicketsResumeAcrossWorkersAndRotate) {
       EXPECT_TRUE(handshake(c, s, sink)) << s.error();
       c.read_all();  // TLS 1.3 tickets come after the handshake
       EXPECT_TRUE(SSL_get0_session(c.ssl()) && SSL_SESSION_is_resumable(SSL_get0_session(c.ssl())));
+      // A client SSL freed without close_notify spoils its session (OpenSSL
+      // marks it not resumable), as for a connection that broke.
+      SSL_shutdown(c.ssl());
       return SSL_get1_session(c.ssl());
     };
     auto again = [&](SSL_SESSION* sess, TlsContext& on) {
@@ -298,6 +301,7 @@ TEST_F(TlsSessionTest, TicketsResumeAcrossWorkersAndRotate) {
       Client c({.max_version = version, .sni = "b.example", .session = sess});
       EXPECT_TRUE(handshake(c, s, sink)) << s.error();
       EXPECT_EQ(SSL_session_reused(c.ssl()) == 1, s.resumed());
+      SSL_shutdown(c.ssl());  // keeps `sess` resumable (see first())
       return s.resumed();
     };
     SSL_SESSION* sess = first();
@@ -308,14 +312,25 @@ TEST_F(TlsSessionTest, TicketsResumeAcrossWorkersAndRotate) {
     EXPECT_FALSE(again(sess, *worker2));
     SSL_SESSION_free(sess);
   }
-  // Without shared keys there is no ticket to resume with.
+  // Without shared keys (and no session cache) nothing resumes.
   auto no_tickets = context(settings());
+  SSL_SESSION* sess = nullptr;
+  {
+    Sink sink;
+    TlsSession s(*no_tickets, sink);
+    Client c({});
+    ASSERT_TRUE(handshake(c, s, sink));
+    c.read_all();
+    SSL_shutdown(c.ssl());
+    sess = SSL_get1_session(c.ssl());
+  }
   Sink sink;
   TlsSession s(*no_tickets, sink);
-  Client c({});
+  Client c({.session = sess});
   ASSERT_TRUE(handshake(c, s, sink));
-  c.read_all();
-  EXPECT_FALSE(SSL_SESSION_is_resumable(SSL_get0_session(c.ssl())));
+  EXPECT_FALSE(s.resumed());
+  EXPECT_FALSE(SSL_session_reused(c.ssl()));
+  SSL_SESSION_free(sess);
 }
 
 TEST_F(TlsSessionTest, ClientCertificatesAreVerified) {
@@ -382,12 +397,10 @@ TEST_F(TlsSessionTest, LargeWritesGoOutInRecordsAndPartialRecordsWait) {
   wire = c.take();
   for (size_t i = 0; i + 1 < wire.size(); i++) {
     ASSERT_EQ(s.feed(&wire[i], 1), TlsSession::Result::Ok);
-    EXPECT_EQ(s.pending_input(), i + 1);
+    ASSERT_EQ(sink.plain, "") << i;
   }
-  EXPECT_EQ(sink.plain, "");
   ASSERT_EQ(s.feed(&wire.back(), 1), TlsSession::Result::Ok);
   EXPECT_EQ(sink.plain, "hello");
-  EXPECT_EQ(s.pending_input(), 0u);
 }
 
 TEST_F(TlsSessionTest, HandshakeFedByteByByte) {
