@@ -116,12 +116,21 @@ void check_certificate(TlsCertificate& c, std::vector<std::string>* notices) {
     BioPtr in = open_file(c.key_file, c.key_loc, "private key");
     key.reset(PEM_read_bio_PrivateKey(in.get(), nullptr, no_passphrase, nullptr));
     if (!key) {
-      std::string why = ssl_reason();
-      bad(c.key_loc, c.key_file + ": no private key" +
-                         (c.key_file == c.cert_file ? " in it (the certificate's key must follow it in the same file, "
-                                                      "or be named by keyfile / tls_key)"
-                                                    : "") +
-                         " (" + why + "; an encrypted key is not supported)");
+      ERR_clear_error();
+      // OpenSSL's reason ("unsupported", "no start line") says little: say
+      // whether the key is there but encrypted.
+      (void)BIO_reset(in.get());
+      char line[256];
+      bool encrypted = false;
+      while (BIO_gets(in.get(), line, sizeof line) > 0)
+        if (strstr(line, "ENCRYPTED")) encrypted = true;
+      if (encrypted)
+        bad(c.key_loc, c.key_file + ": the private key is encrypted with a passphrase; pasture reads keys without one "
+                                    "(openssl pkey -in KEY -out KEY.plain)");
+      bad(c.key_loc, c.key_file + ": no PEM private key in it" +
+                         (c.key_file == c.cert_file ? std::string(" (the certificate's key must follow it in the same "
+                                                                  "file, or be named by keyfile / tls_key)")
+                                                    : std::string()));
     }
   }
   if (X509_check_private_key(cert.get(), key.get()) != 1) {

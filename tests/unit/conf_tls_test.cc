@@ -115,8 +115,12 @@ TEST_F(ConfTls, FileErrorsNameTheLine) {
   EXPECT_EQ(error(server(g, "tls_cert = notcert.pem\ntls_key = a.key\n")),
             "5: " + dir_.path() + "/notcert.pem: not a PEM certificate (no start line)");
   EXPECT_EQ(error(server(g, "tls_cert = a.crt\n")),
-            "5: " + a_crt_ + ": no private key in it (the certificate's key must follow it in the same file, or be "
-                             "named by keyfile / tls_key) (no start line; an encrypted key is not supported)");
+            "5: " + a_crt_ + ": no PEM private key in it (the certificate's key must follow it in the same file, "
+                             "or be named by keyfile / tls_key)");
+  key_file("enc.key", "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n");
+  EXPECT_EQ(error(server(g, "tls_cert = a.crt\ntls_key = enc.key\n")),
+            "6: " + dir_.path() + "/enc.key: the private key is encrypted with a passphrase; pasture reads keys "
+                                  "without one (openssl pkey -in KEY -out KEY.plain)");
   EXPECT_EQ(error(server(g, "tls_cert = a.crt\ntls_key = other.key\n")),
             "6: the private key in " + other_key + " does not match the certificate in " + a_crt_);
   EXPECT_EQ(error(server(g, "tls_cert = a.crt\n\ntls_key = loose.key\n")),
