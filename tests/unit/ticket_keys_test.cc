@@ -41,6 +41,20 @@ TEST(TicketKeys, RotateMakesANewCurrentAndKeepsThePrevious) {
   EXPECT_TRUE(same(k[1], r[0]));
 }
 
+// The block sits in the shared region, after the header and before the
+// pools, on its own cache lines, empty until the master fills it.
+TEST(TicketKeys, LiveInTheSharedRegion) {
+  Region r;
+  ASSERT_TRUE(r.create({1, 2, 3}));
+  EXPECT_EQ(r.sizes().tickets_off() % 64, 0u);
+  EXPECT_EQ(r.sizes().pools_off(), r.sizes().tickets_off() + sizeof(TicketKeys));
+  TicketKey k[2];
+  EXPECT_FALSE(read_ticket_keys(r.tickets(), k));
+  ASSERT_TRUE(rotate_ticket_keys(r.tickets()));
+  EXPECT_TRUE(read_ticket_keys(r.tickets(), k));
+  EXPECT_EQ(r.pools()[0].rr_cursor.load(), 0u);  // the pools start after it, untouched
+}
+
 // A reader never sees a key half old, half new while the master rotates:
 // every key it reads is one the writer published.
 TEST(TicketKeys, ReadersSeeWholeKeysWhileTheMasterRotates) {
