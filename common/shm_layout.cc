@@ -27,6 +27,7 @@ bool Region::create(const LayoutSizes& sizes) {
   h->n_servers = sizes.n_servers;
   h->n_workers = sizes.n_workers;
   h->counters_since.store((uint64_t)time(nullptr));
+  new (&tickets()) TicketKeys{};  // all zero: no key until common/ticket_keys.h fills them
   // The stats rows are left as mmap gave them (zero = every count 0): a
   // worker slot never used costs no memory.
   for (uint32_t i = 0; i < sizes.n_pools; i++) new (&pools()[i]) PoolSlot{};

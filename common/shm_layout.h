@@ -6,7 +6,7 @@
 // the region may be mapped at different addresses in other processes later
 // (binary upgrade). Every hot atomic group gets its own cache line.
 //
-// Layout: [ShmHeader][PoolSlot x n_pools][ServerSlot x n_servers][WorkerSlot x n_workers]
+// Layout: [ShmHeader][TicketKeys][PoolSlot x n_pools][ServerSlot x n_servers][WorkerSlot x n_workers]
 //         [held row x n_workers]: one row per worker slot of n_servers
 //         std::atomic<int32_t>, each row padded to a multiple of 64 bytes (a
 //         row is written by one process; padding keeps two workers' rows off
@@ -33,8 +33,8 @@ inline constexpr uint32_t kMagic = 0x50415354;  // "PAST"
 // 2: ServerSlot health fields; 3: held rows; 4: stats rows; 5: runtime control
 // (ServerSlot::control and weight_override, PoolSlot::weights_epoch,
 // ShmHeader::drain_at_ms); 6: ServerSlot's health record (second line),
-// WorkerSlot generation/respawns, the history ring
-inline constexpr uint32_t kVersion = 6;
+// WorkerSlot generation/respawns, the history ring; 7: TicketKeys
+inline constexpr uint32_t kVersion = 7;
 
 struct ShmHeader {
   uint32_t magic;
@@ -55,6 +55,22 @@ struct ShmHeader {
   std::atomic<uint64_t> drain_at_ms;
 };
 static_assert(sizeof(ShmHeader) <= 64);
+
+// TLS session-ticket keys (common/ticket_keys.h), shared so that a client
+// resumes on any worker: the master writes them (at start, then rotated on a
+// timer, carried over a reload), every worker reads them in its ticket
+// callback. Two keys: `current` encrypts new tickets, both decrypt. A
+// sequence lock guards the words: the writer makes `seq` odd, stores, makes
+// it even; a reader retries while it is odd or changed. Every word is an
+// atomic so that the racing reads are not undefined behaviour.
+inline constexpr size_t kTicketKeyWords = 10;  // 16-byte name + 32-byte AES key + 32-byte HMAC key
+struct alignas(64) TicketKeys {
+  std::atomic<uint64_t> seq;
+  std::atomic<uint32_t> current;  // 0 or 1: index into keys of the encrypting key
+  std::atomic<uint32_t> rotations;  // how many times the master rotated (for tests and status)
+  std::atomic<uint64_t> keys[2][kTicketKeyWords];
+};
+static_assert(sizeof(TicketKeys) == 192);
 
 // Per pool. Written by every worker on every pick.
 struct alignas(64) PoolSlot {
@@ -160,7 +176,8 @@ inline size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 
 struct LayoutSizes {
   uint32_t n_pools = 0, n_servers = 0, n_workers = 0;
-  size_t pools_off() const { return align64(sizeof(ShmHeader)); }
+  size_t tickets_off() const { return align64(sizeof(ShmHeader)); }
+  size_t pools_off() const { return tickets_off() + sizeof(TicketKeys); }
   size_t servers_off() const { return pools_off() + n_pools * sizeof(PoolSlot); }
   size_t workers_off() const { return servers_off() + n_servers * sizeof(ServerSlot); }
   size_t held_off() const { return workers_off() + n_workers * sizeof(WorkerSlot); }
@@ -196,6 +213,7 @@ class Region {
   bool create(const LayoutSizes& sizes);
 
   ShmHeader& header() { return *static_cast<ShmHeader*>(base_); }
+  TicketKeys& tickets() { return *reinterpret_cast<TicketKeys*>(at(sizes_.tickets_off())); }
   PoolSlot* pools() { return reinterpret_cast<PoolSlot*>(at(sizes_.pools_off())); }
   ServerSlot* servers() { return reinterpret_cast<ServerSlot*>(at(sizes_.servers_off())); }
   WorkerSlot* workers() { return reinterpret_cast<WorkerSlot*>(at(sizes_.workers_off())); }

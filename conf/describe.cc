@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/sticky_cookie.h"
+#include "conf/tls_check.h"
 
 namespace pasture::conf {
 
@@ -13,11 +14,31 @@ namespace {
 
 bool is_v6(const std::string& host) { return host.find(':') != std::string::npos; }
 
+// File names and choices only: the model holds no key material.
+json::Value tls_json(const TlsSettings& t) {
+  json::Value v = json::Value::object();
+  v["self_signed"] = t.self_signed;
+  v["certs"] = json::Value::array();
+  for (const TlsCertificate& c : t.certs) {
+    json::Value one = json::Value::object();
+    one["cert_file"] = c.cert_file;
+    one["key_file"] = c.key_file;
+    one["ocsp_file"] = c.ocsp_file;
+    v["certs"].push(one);
+  }
+  v["ca_certs"] = t.ca_certs;
+  v["client_certs"] = client_certs_word(t.client_certs);
+  v["ciphers"] = t.ciphers;
+  v["client_subject_header"] = t.client_subject_header;
+  return v;
+}
+
 json::Value server_json(const ServerSettings& s) {
   json::Value v = json::Value::object();
   v["use"] = s.use;
   v["listen"] = json::Value::array();
-  for (const auto& l : s.listen) v["listen"].push(l.url());
+  for (const auto& l : s.listen) v["listen"].push(l.url() + (l.tls && !l.unix_path.empty() ? " tls" : ""));
+  if (s.tls.enabled()) v["tls"] = tls_json(s.tls);
   v["workers"] = s.workers;
   v["backlog"] = static_cast<double>(s.backlog);
   v["client_header_timeout_ms"] = static_cast<double>(s.client_header_timeout_ms);
@@ -120,6 +141,31 @@ const char* method_words(BalanceMethod m) {
 }
 
 bool starts(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+
+// The TLS lines of `pasture check`: files and names, never key material.
+std::string describe_tls(const TlsSettings& t) {
+  std::string out = "  TLS 1.2 and 1.3 on the https:// listeners; TLS 1.2 suites: " +
+                    (t.ciphers.empty() ? std::string("ECDHE with AES-GCM or ChaCha20 (Mozilla intermediate)")
+                                       : "ciphers = " + t.ciphers) +
+                    "; resumption by session tickets shared by all workers\n";
+  if (t.self_signed) out += "    certificate: self-signed for localhost, made at start (ssl_pem = *; development only)\n";
+  for (size_t i = 0; i < t.certs.size(); i++) {
+    const TlsCertificate& c = t.certs[i];
+    std::string names;
+    for (const auto& n : c.names) names += (names.empty() ? "" : ", ") + n;
+    out += "    certificate " + c.cert_file + " (key " + (c.key_file == c.cert_file ? "in the same file" : c.key_file) +
+           ") for " + (names.empty() ? "no DNS name" : names) +
+           (t.certs.size() > 1 && i == 0 ? " (default when SNI matches none)" : "") + "\n";
+    if (!c.ocsp_file.empty()) out += "      OCSP response stapled from " + c.ocsp_file + "\n";
+  }
+  if (t.client_certs != ClientCerts::None)
+    out += std::string("    client certificates ") + client_certs_word(t.client_certs) + ", verified against " +
+           t.ca_certs +
+           (t.client_subject_header.empty() ? "" : "; the verified subject goes upstream in " + t.client_subject_header) +
+           "\n";
+  out += "    not served yet: `pasture serve` refuses TLS listeners until the TLS transport is wired in\n";
+  return out;
+}
 
 // The `pasture check` tree.
 class Describer {
@@ -333,8 +379,10 @@ std::string describe_site(const Site& site, int workers_override) {
   for (const auto& l : s.listen) {
     char mode[16];
     snprintf(mode, sizeof mode, "%04o", l.unix_perms);
-    out += "  listens on " + l.url() + (l.unix_path.empty() ? "" : std::string(" (mode ") + mode + ")") + "\n";
+    out += "  listens on " + l.url() + (l.unix_path.empty() ? "" : std::string(" (mode ") + mode + ")") +
+           (l.tls && !l.unix_path.empty() ? " with TLS" : "") + "\n";
   }
+  if (s.tls.enabled()) out += describe_tls(s.tls);
   if (!s.admin_socket.empty()) {
     char mode[16];
     snprintf(mode, sizeof mode, "%04o", s.admin_socket_mode);

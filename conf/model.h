@@ -188,10 +188,57 @@ struct PythonApp {
   SourceLoc loc;
 };
 
+// TLS (issue 15). One certificate with its key, as the server section
+// names it: Paste's `ssl_pem` (both in one PEM), gunicorn's `certfile` /
+// `keyfile`, pasture's `tls_cert` / `tls_key` (several, chosen by SNI).
+// Paths are absolute (a relative one is taken from the config file's
+// directory). conf/ checks at load time that the files are readable, hold
+// a certificate and a matching private key, and that the key file is not
+// readable by others; it never keeps key material, only the names.
+struct TlsCertificate {
+  std::string cert_file;  // PEM: the certificate, then its chain
+  std::string key_file;   // PEM private key (== cert_file when one file holds both)
+  // DER OCSP response stapled for this certificate (`tls_ocsp =`), re-read
+  // with the certificates; "" = no stapling.
+  std::string ocsp_file;
+  // The DNS names the certificate holds (subjectAltName, else the subject
+  // CN), filled when the files are checked: `pasture check` shows them,
+  // SNI picks by them.
+  std::vector<std::string> names;
+  SourceLoc loc, key_loc, ocsp_loc;  // where each file was named
+};
+
+// Client certificates (gunicorn's cert_reqs 0/1/2, ssl.CERT_*).
+enum class ClientCerts : uint8_t { None, Optional, Required };
+
+struct TlsSettings {
+  // certs[0] answers a client without SNI or with a name no certificate has.
+  std::vector<TlsCertificate> certs;
+  // Paste's `ssl_pem = *`: a self-signed certificate made at start
+  // (development only); certs is then empty.
+  bool self_signed = false;
+  std::string ca_certs;  // PEM bundle the client certificates must chain to
+  SourceLoc ca_loc;
+  ClientCerts client_certs = ClientCerts::None;
+  // OpenSSL cipher list for TLS 1.2 (gunicorn's `ciphers`); "" = Mozilla's
+  // "intermediate" ECDHE suites (conf::kTlsDefaultCiphers). TLS 1.3 suites
+  // are OpenSSL's (all AEAD, all forward secret).
+  std::string ciphers;
+  // mTLS: the verified client certificate's subject (RFC 2253) is sent
+  // upstream in this request header; "" = not passed.
+  std::string client_subject_header;
+  SourceLoc loc;  // the key that turned TLS on
+  bool enabled() const { return self_signed || !certs.empty(); }
+};
+
 struct Listener {
   std::string host;  // "0.0.0.0", "127.0.0.1", "::", ...
   uint16_t port = 0;
   SourceLoc loc;
+  // Speaks TLS with ServerSettings::tls (`listen = 0.0.0.0:443 tls`, or
+  // every listener of a server with ssl_pem / certfile / tls_cert and no
+  // listener marked `tls`).
+  bool tls = false;
   // Non-empty: a unix-domain stream socket at this absolute path instead of
   // host:port (`listen = unix:/path`, waitress's `unix_socket =`), chmod'ed
   // to unix_perms once bound (waitress's `unix_socket_perms`, octal).
@@ -200,13 +247,14 @@ struct Listener {
   std::string url() const {
     if (!unix_path.empty()) return "unix:" + unix_path;
     bool v6 = host.find(':') != std::string::npos;
-    return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    return (tls ? "https://" : "http://") + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
   }
 };
 
 struct ServerSettings {
   std::string use;  // e.g. "egg:Paste#http"
   std::vector<Listener> listen;
+  TlsSettings tls;  // for the listeners with `tls`
   int workers = 0;  // 0 = number of CPUs
   uint32_t backlog = 1024;
   // Client-side limits and timeouts (milliseconds / bytes).

@@ -4,6 +4,8 @@
 // ConfigError naming file:line ("not supported yet: ...").
 #pragma once
 
+#include <map>
+
 #include "conf/model.h"
 #include "conf/paste.h"
 
@@ -17,6 +19,20 @@ void build_server(Site& site, const paste::ContextPtr& server);
 bool apply_server_key(ServerSettings& s, const std::string& key, const py::Value& v);
 // After the keys: `python =` implies app_mode = process (an error with app_mode = embedded).
 void finish_app_mode(ServerSettings& s);
+
+// TLS keys of a server section (conf/site_tls.cc), collected while the
+// other keys are applied, resolved once the listeners are known.
+enum class TlsFlavour { None, Paste, Gunicorn, Pasture };  // which TLS keys a server form takes
+struct TlsKeys {
+  std::map<std::string, py::Value> values;  // lower-case key -> value
+};
+// True when `key` is a TLS key (recorded in `keys`); a TLS key the form does
+// not take is a ConfigError (never a plain-HTTP port the operator believes
+// is encrypted). False for other keys.
+bool take_tls_key(TlsKeys& keys, TlsFlavour fl, const std::string& key, const py::Value& v);
+// Builds site.server.tls from `keys`, marks the listeners (all of them when
+// none says `tls`), checks the files (conf/tls_check.h). Throws ConfigError.
+void finish_tls(Site& site, const TlsKeys& keys);
 
 // Fills site.handlers / site.pools / site.root from the loadapp context.
 // `resolver` loads the apps a urlmap names (through the composite's loader).

@@ -34,11 +34,17 @@ Flavour flavour_of(const paste::ContextPtr& ctx) {
 }
 
 // `listen = a:1 b:2 unix:/path` (waitress, pasture) or gunicorn `bind = a:1,b:2`.
-std::vector<Listener> parse_listen(const std::string& value, const SourceLoc& loc, int default_port) {
+// pasture's: `listen = 0.0.0.0:443 tls 0.0.0.0:80`, `tls` marking the address before it.
+std::vector<Listener> parse_listen(const std::string& value, const SourceLoc& loc, int default_port, bool tls_marks) {
   std::string v = value;
   std::replace(v.begin(), v.end(), ',', ' ');
   std::vector<Listener> out;
   for (const auto& tok : py::split(v)) {
+    if (tls_marks && tok == "tls") {
+      if (out.empty() || out.back().tls) bad(loc, "listen: 'tls' follows the address it applies to (0.0.0.0:443 tls)");
+      out.back().tls = true;
+      continue;
+    }
     if (py::starts_with(tok, "fd://")) bad(loc, "not supported yet: listening on " + tok);
     if (py::starts_with(tok, "unix:")) {
       Listener l;
@@ -87,22 +93,6 @@ uint64_t parse_size(const std::string& value, const SourceLoc& loc, const std::s
   uint64_t n = std::stoull(v);
   if (n > (1ull << 50) / mult) bad(loc, what + ": '" + py::strip(value) + "' is too large");
   return n * mult;
-}
-
-// A key that asks for TLS is an error until pasture speaks TLS: ignoring it
-// would serve plain HTTP on a port the operator believes is encrypted.
-void refuse_tls_key(Flavour fl, const std::string& key_as_written, const py::Value& v) {
-  // Any case: gunicorn lower-cases its keys, and an unknown spelling must
-  // not turn a TLS port into a plain one either.
-  std::string key = key_as_written;
-  for (char& c : key) c = (char)tolower((unsigned char)c);
-  bool tls = (fl == Flavour::PasteHttp && key == "ssl_pem") ||
-             (fl == Flavour::Gunicorn && (key == "certfile" || key == "keyfile")) ||
-             (fl == Flavour::Pasture && (key == "ssl_pem" || key == "tls_cert" || key == "tls_key" ||
-                                         key == "certfile" || key == "keyfile"));
-  if (tls && !py::strip(v.value).empty())
-    bad(v.loc, "not supported yet: TLS (" + key_as_written + "); pasture serves plain HTTP only, so it refuses to start "
-               "rather than serve this port unencrypted (terminate TLS in front of it for now)");
 }
 
 // `user =` / `group =`: a name or a number that the passwd / group database
@@ -227,17 +217,17 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
 }
 
 // host/port keys -> one listener (Paste#http also takes host = "h:p" without port).
-Listener host_port_listener(const py::Dict& conf, Flavour fl, const SourceLoc& section) {
+Listener host_port_listener(const py::Dict& conf, Flavour fl, const SourceLoc& section, int default_port) {
   const py::Value* host = conf.find("host");
   const py::Value* port = conf.find("port");
   std::string default_host = fl == Flavour::Waitress || fl == Flavour::Gunicorn ? "0.0.0.0" : "127.0.0.1";
   Listener l;
   l.loc = host ? host->loc : port ? port->loc : section;
   l.host = host ? py::strip(host->value) : default_host;
-  l.port = 8080;
+  l.port = (uint16_t)default_port;
   if (host && !port && fl == Flavour::PasteHttp && l.host.find(':') != std::string::npos &&
       (l.host[0] != '[' || l.host.find("]:") != std::string::npos)) {
-    return parse_host_port(l.host, 8080, host->loc);
+    return parse_host_port(l.host, default_port, host->loc);
   }
   if (l.host.size() > 1 && l.host.front() == '[' && l.host.back() == ']') l.host = l.host.substr(1, l.host.size() - 2);
   if (l.host.empty() || l.host == "*") l.host = "0.0.0.0";
@@ -274,9 +264,14 @@ void build_server(Site& site, const paste::ContextPtr& ctx) {
   const py::Value* listen = conf.find(fl == Flavour::Gunicorn ? "bind" : "listen");
   if (fl == Flavour::PasteHttp) listen = nullptr;
   std::vector<std::string> ignored;
+  TlsKeys tls;
+  TlsFlavour tls_fl = fl == Flavour::PasteHttp  ? TlsFlavour::Paste
+                      : fl == Flavour::Gunicorn ? TlsFlavour::Gunicorn
+                      : fl == Flavour::Pasture  ? TlsFlavour::Pasture
+                                                : TlsFlavour::None;
   for (const auto& [key, v] : conf) {
     if (key == "host" || key == "port" || (listen && &v == listen)) continue;
-    refuse_tls_key(fl, key, v);
+    if (take_tls_key(tls, tls_fl, key, v)) continue;
     bool unix_keys = fl == Flavour::Waitress || fl == Flavour::Pasture;
     if (unix_keys && (key == "unix_socket" || key == "unix_socket_perms")) continue;
     if (!apply_key(s, fl, key, v)) ignored.push_back(key);
@@ -300,14 +295,19 @@ void build_server(Site& site, const paste::ContextPtr& ctx) {
     l.unix_perms = 0600;  // waitress's default unix_socket_perms
     s.listen = {l};
   } else {
-    s.listen = listen ? parse_listen(listen->value, listen->loc, fl == Flavour::Gunicorn ? 8000 : 8080)
-                      : std::vector<Listener>{host_port_listener(conf, fl, s.loc)};
+    // Paste's httpserver listens on 4443 by default with ssl_pem.
+    const py::Value* pem = fl == Flavour::PasteHttp ? conf.find("ssl_pem") : nullptr;
+    int default_port = pem && !py::strip(pem->value).empty() ? 4443 : 8080;
+    s.listen = listen ? parse_listen(listen->value, listen->loc, fl == Flavour::Gunicorn ? 8000 : 8080,
+                                     fl == Flavour::Pasture)
+                      : std::vector<Listener>{host_port_listener(conf, fl, s.loc, default_port)};
   }
   if (perms) {
     uint32_t mode = parse_unix_perms(perms->value, perms->loc);
     for (Listener& l : s.listen) l.unix_perms = mode;
   }
   finish_app_mode(s);
+  finish_tls(site, tls);
   ignored_keys(site, ctx, ignored);
 }
 

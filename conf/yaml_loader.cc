@@ -155,7 +155,7 @@ std::vector<UpstreamServer> Doc::server_list(const YAML::Node& n, const std::str
   return out;
 }
 
-void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>& node) {
+void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>& node, TlsKeys& tls) {
   ServerSettings& s = site.server;
   s.use = "egg:pasture#main";
   s.loc = {doc.file(), 0};
@@ -189,6 +189,13 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
       unix_socket = v;
     } else if (key == "unix_socket_perms") {
       unix_perms = v;
+    } else if (v.IsSequence() && (key == "tls_cert" || key == "tls_key" || key == "tls_ocsp")) {
+      // A list of files, one per certificate (the INI form: space-separated).
+      std::string list;
+      for (const auto& item : v) list += (list.empty() ? "" : " ") + doc.scalar(item, "server: " + key);
+      take_tls_key(tls, TlsFlavour::Pasture, key, py::Value{list, at});
+    } else if (take_tls_key(tls, TlsFlavour::Pasture, key, py::Value{v.IsScalar() ? v.Scalar() : "", at})) {
+      doc.scalar(v, "server: " + key);  // a map or a list here is an error
     } else if (!apply_server_key(s, key, py::Value{doc.scalar(v, "server: " + key), at})) {
       bad(doc.loc(kv.first), "server: unknown key '" + key +
                                  "' (expected use, host, port, listen, unix_socket, unix_socket_perms or an "
@@ -209,11 +216,17 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
     if (host || port) bad(doc.loc(host ? *host : *port), "server: host/port cannot be combined with listen");
     std::vector<std::pair<std::string, SourceLoc>> tokens;
     if (listen->IsSequence()) {
-      for (const auto& item : *listen) tokens.emplace_back(doc.scalar(item, "listen"), doc.loc(item));
+      for (const auto& item : *listen)
+        for (const auto& t : py::split(doc.scalar(item, "listen"))) tokens.emplace_back(t, doc.loc(item));
     } else {
       for (const auto& t : py::split(doc.scalar(*listen, "listen"))) tokens.emplace_back(t, doc.loc(*listen));
     }
     for (const auto& [t, at] : tokens) {
+      if (t == "tls") {  // "0.0.0.0:443 tls": the address before it speaks TLS
+        if (s.listen.empty() || s.listen.back().tls) bad(at, "server: listen: 'tls' follows the address it applies to");
+        s.listen.back().tls = true;
+        continue;
+      }
       if (py::starts_with(t, "unix:")) {
         Listener l;
         l.loc = at;
@@ -501,7 +514,9 @@ Site load_yaml_site(const std::string& path, const std::string& app_name, const 
       bad(doc.loc(kv.first), "unknown top-level key '" + key + "' (expected server, app, apps)");
     }
   }
-  server_settings(site, doc, server);
+  TlsKeys tls;
+  server_settings(site, doc, server, tls);
+  finish_tls(site, tls);
   if (!apps || !apps->IsMap() || apps->size() == 0) {
     bad(apps ? doc.loc(*apps) : SourceLoc{path, 0}, "apps: expected a map of app name -> app settings");
   }

@@ -1,11 +1,13 @@
 #include "conf/yaml_writer.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <set>
 
 #include "conf/describe.h"
 #include "conf/error.h"
+#include "conf/tls_check.h"
 
 namespace pasture::conf {
 
@@ -55,6 +57,7 @@ class Writer {
  private:
   void collect(int idx);
   void server();
+  void tls();
   void app(int idx);
   void pool(const Handler& h, const std::string& name);
   std::string name_of(int idx) const { return names_.at(idx); }
@@ -83,7 +86,8 @@ void Writer::server() {
   const ServerSettings& s = site_.server;
   ServerSettings d;
   out_ += "server:\n  use: " + scalar(s.use) + "\n";
-  if (s.listen.size() == 1 && s.listen[0].unix_path.empty()) {
+  bool all_tls = std::all_of(s.listen.begin(), s.listen.end(), [](const Listener& l) { return l.tls; });
+  if (s.listen.size() == 1 && s.listen[0].unix_path.empty() && (all_tls || !s.tls.enabled())) {
     out_ += "  host: " + scalar(s.listen[0].host) + "\n  port: " + std::to_string(s.listen[0].port) + "\n";
   } else {
     out_ += "  listen:\n";
@@ -91,8 +95,11 @@ void Writer::server() {
     for (const auto& l : s.listen) {
       bool v6 = l.host.find(':') != std::string::npos;
       if (!l.unix_path.empty()) perms = l.unix_perms;  // one server-wide setting
-      out_ += "    - " + scalar(!l.unix_path.empty() ? l.url()
-                                                     : (v6 ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port)) +
+      // `tls` only where some listeners are plain (none marked = all TLS).
+      std::string mark = l.tls && !all_tls ? " tls" : "";
+      out_ += "    - " + scalar((!l.unix_path.empty() ? "unix:" + l.unix_path
+                                                      : (v6 ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port)) +
+                                 mark) +
               "\n";
     }
     if (perms != Listener{}.unix_perms) {
@@ -101,6 +108,7 @@ void Writer::server() {
       out_ += std::string("  unix_socket_perms: ") + mode + "\n";
     }
   }
+  tls();
   if (s.workers != d.workers) out_ += "  workers: " + std::to_string(s.workers) + "\n";
   if (s.backlog != d.backlog) out_ += "  backlog: " + std::to_string(s.backlog) + "\n";
   if (s.client_header_timeout_ms != d.client_header_timeout_ms) {
@@ -150,6 +158,32 @@ void Writer::server() {
     for (const AddressRange& r : s.trusted_proxies) list += (list.empty() ? "" : " ") + r.text;
     out_ += "  trusted_proxies: " + scalar(list) + "\n";
   }
+}
+
+// pasture's TLS keys: file names, never their contents.
+void Writer::tls() {
+  const TlsSettings& t = site_.server.tls;
+  if (!t.enabled()) return;
+  if (t.self_signed) out_ += "  ssl_pem: \"*\"\n";
+  bool keys = std::any_of(t.certs.begin(), t.certs.end(), [](const TlsCertificate& c) { return c.key_file != c.cert_file; });
+  bool ocsp = std::any_of(t.certs.begin(), t.certs.end(), [](const TlsCertificate& c) { return !c.ocsp_file.empty(); });
+  auto list = [&](const char* key, std::string TlsCertificate::*field) {
+    out_ += std::string("  ") + key + ":\n";
+    for (const TlsCertificate& c : t.certs) out_ += "    - " + scalar(c.*field) + "\n";
+  };
+  if (!t.certs.empty()) list("tls_cert", &TlsCertificate::cert_file);
+  if (keys) list("tls_key", &TlsCertificate::key_file);
+  if (ocsp) {
+    for (const TlsCertificate& c : t.certs)
+      if (c.ocsp_file.empty())
+        out_ += "  # note: tls_ocsp names a file for every certificate or none; " + c.cert_file + " has none\n";
+    if (std::all_of(t.certs.begin(), t.certs.end(), [](const TlsCertificate& c) { return !c.ocsp_file.empty(); }))
+      list("tls_ocsp", &TlsCertificate::ocsp_file);
+  }
+  if (!t.ca_certs.empty()) out_ += "  ca_certs: " + scalar(t.ca_certs) + "\n";
+  if (t.client_certs != ClientCerts::None) out_ += std::string("  cert_reqs: ") + client_certs_word(t.client_certs) + "\n";
+  if (!t.ciphers.empty()) out_ += "  ciphers: " + scalar(t.ciphers) + "\n";
+  if (!t.client_subject_header.empty()) out_ += "  tls_client_subject_header: " + scalar(t.client_subject_header) + "\n";
 }
 
 void Writer::pool(const Handler& h, const std::string& name) {

@@ -266,6 +266,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   }
   g->shm->header().generation.store((uint64_t)g->id, std::memory_order_relaxed);
   g->shm->history().header().interval_ms.store(g->site.server.status_history_interval_ms, std::memory_order_relaxed);
+  if (!setup_tls(*g, err)) return nullptr;
   // The last step that can fail: the caller commits or discards g->opened.
   std::vector<int> fds;
   if (!open_sockets(g->site.server, &fds, &g->opened, err)) return nullptr;
@@ -592,6 +593,7 @@ void Master::supervise_tick(uint64_t now) {
   if (health_respawn_at_ms_ && now >= health_respawn_at_ms_) spawn_health();
   history_.tick(*gen_->shm, gen_->site, gen_->setup.pool_first_server, now,
                 gen_->site.server.status_history_interval_ms);
+  tls_tick(now);
   if (gen_->apps) gen_->apps->tick(now);
   stop_drained_apps(now, false);
   for (size_t i = 0; i < procs_.size(); i++)
@@ -869,7 +871,8 @@ int Master::run() {
   // processes, workers, the health checker) runs as the user.
   std::vector<int> fds;
   std::vector<Socket> bound;
-  bool ok = wanted_run_as(gen_->site.server, opts_, &run_as_, &err) &&
+  // Private keys are read now, before the master drops privileges.
+  bool ok = wanted_run_as(gen_->site.server, opts_, &run_as_, &err) && build_tls(gen_->site, &first_tls_, &err) &&
             open_sockets(gen_->site.server, &fds, &bound, &err) && open_admin_socket(&err);
   sockets_.insert(sockets_.end(), bound.begin(), bound.end());
   auto fail = [&](const std::string& why) {

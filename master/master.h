@@ -16,6 +16,7 @@
 #include "master/apphost.h"
 #include "master/listener.h"
 #include "master/privileges.h"
+#include "worker/tls_context.h"
 #include "worker/worker.h"
 
 namespace pasture::master {
@@ -75,6 +76,8 @@ class Master {
     std::vector<Socket> opened;
     // Its counters as carried into the next generation at the reload.
     std::unique_ptr<StatsTotals> carried;
+    // The TLS listeners' context (master_tls.cc); null without TLS.
+    std::unique_ptr<worker::TlsContext> tls;
   };
   struct WorkerProc {
     pid_t pid = 0;
@@ -100,6 +103,21 @@ class Master {
     uint64_t stop_at_ms = 0;
   };
   void close_socket(const Socket& s);
+
+  // master_tls.cc. The TLS context of `site` (null without TLS), reading
+  // its certificates and keys as the master runs now: at start before it
+  // drops privileges (kept in first_tls_ for the first generation), as the
+  // user on a reload.
+  bool build_tls(const conf::Site& site, std::unique_ptr<worker::TlsContext>* out, std::string* err);
+  // g takes its TLS context (first_tls_ or a new one) and fresh ticket keys
+  // in its region; false + err for a TLS site until the transport is wired
+  // into the connection ("not yet served").
+  bool setup_tls(Generation& g, std::string* err);
+  // Rotates the current generation's ticket keys every kTicketRotationMs.
+  void tls_tick(uint64_t now);
+  static constexpr uint64_t kTicketRotationMs = 3600 * 1000;
+  std::unique_ptr<worker::TlsContext> first_tls_;
+  uint64_t next_ticket_rotation_ms_ = 0;
 
   std::unique_ptr<Generation> make_generation(conf::Site site, std::string* err);
   bool resolve_upstreams(Generation& g, std::string* err);

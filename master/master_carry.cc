@@ -4,6 +4,7 @@
 
 #include "common/health_state.h"
 #include "common/log.h"
+#include "common/ticket_keys.h"
 #include "master/master.h"
 
 namespace pasture::master {
@@ -50,6 +51,8 @@ void carry_health_record(const shm::ServerSlot& o, shm::ServerSlot& n, bool chec
 void Master::carry_over_state(Generation& from, Generation& to) {
   // A `drain` in progress goes on (its deadline is the master's clock).
   to.shm->header().drain_at_ms.store(from.shm->header().drain_at_ms.load());
+  // Tickets issued before the reload resume after it.
+  shm::copy_ticket_keys(from.shm->tickets(), to.shm->tickets());
   from.carried = std::make_unique<StatsTotals>(sum_stats(*from.shm));
   to.shm->header().counters_since.store(from.shm->header().counters_since.load());
   carry_stats(*from.carried, nullptr, StatsNames::of(from.site, from.setup.pool_first_server),

@@ -15,6 +15,8 @@
 
 namespace pasture::worker {
 
+class TlsContext;
+
 // One upstream server's address, resolved by the master at start-up.
 struct ResolvedServer {
   sockaddr_storage addr{};
@@ -42,6 +44,10 @@ struct Setup {
   int n_workers = 1;          // accept balance looks at slots 0..n-1 (this one among them)
   bool reuse_port = false;    // also accept on a private SO_REUSEPORT socket per listener
   int admin_fd = -1;          // the admin socket (listening, unix), or -1 (worker/admin_socket.h)
+  // The TLS listeners' context (worker/tls_context.h), built by the master
+  // before fork; null when no listener speaks TLS. Listener i speaks TLS
+  // when site->server.listen[i].tls.
+  const TlsContext* tls = nullptr;
   // Python apps in-process (app_mode = embedded): loaded after fork unless
   // the master preloaded them.
   bool embed_apps = false;
