@@ -173,6 +173,15 @@ def main():
             w(f"| {wk} | {c} | {a['cpu']:.1f} | {b['cpu']:.1f} | {a['cpu'] - b['cpu']:+.1f} "
               f"| {a['rps']:,.0f} | {b['rps']:,.0f} |")
         w("")
+        ir = {r["proxy"]: r["per_req"] for r in recs.get("ir", [])}
+        if "pasture" in ir and "pasture-nocount" in ir:
+            a, b = int(ir["pasture"]), int(ir["pasture-nocount"])
+            w(f"User-space instructions per proxied request in the worker, counted by callgrind "
+              f"(`scripts/bench.d/instructions.sh`, immune to a busy machine): {a:,} with counters, "
+              f"{b:,} without: counting costs {a - b:+,} instructions per request "
+              f"({100.0 * (a - b) / b:+.1f} % of pasture's own instructions; the kernel's share of a "
+              f"request is not in either figure).")
+            w("")
 
     # The floor: what the kernel's loopback TCP alone costs per request.
     floor_keys = sorted(k for k in med if k[0] == "floor")
