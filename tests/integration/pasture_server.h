@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <memory>
 #include <thread>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support/http_client.h"
@@ -29,6 +31,19 @@ inline bool wait_until(const std::function<bool()>& pred, Millis timeout = Milli
 }
 
 // Live children of `pid` (a master's workers), from /proc.
+// `pasture ARGS` (a shell command line after the binary): exit code and
+// stdout+stderr.
+inline std::pair<int, std::string> run_pasture(const std::string& args) {
+  std::string cmd = std::string(PASTURE_BINARY) + " " + args + " 2>&1";
+  FILE* f = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  int rc = pclose(f);
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
+}
+
 inline std::vector<int> children_of(int pid) {
   std::vector<int> out;
   std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");

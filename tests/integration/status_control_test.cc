@@ -30,14 +30,7 @@ std::string control_site(const TempDir& dir, const FakeUpstream& a, const FakeUp
 
 // `pasture ctl CONFIG words`: exit code and stdout+stderr.
 std::pair<int, std::string> ctl(const PastureServer& srv, const std::string& words) {
-  std::string cmd = std::string(PASTURE_BINARY) + " ctl " + srv.path() + " " + words + " 2>&1";
-  FILE* f = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  int rc = pclose(f);
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
+  return run_pasture("ctl " + srv.path() + " " + words);
 }
 
 Response post(uint16_t port, const std::string& body, const Headers& h = kCmd) {

@@ -88,17 +88,6 @@ json::Value poll_json(uint16_t port, Pred pred, bool* ok) {
   return v;
 }
 
-std::pair<int, std::string> run_cli(const std::string& args) {
-  std::string cmd = std::string(PASTURE_BINARY) + " " + args + " 2>&1";
-  FILE* f = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  int rc = pclose(f);
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
-}
-
 TEST(StatusHealth, ActiveDownAndBackIsRecorded) {
   FakeUpstream a("a"), b("b");
   TempDir dir;
@@ -170,7 +159,7 @@ TEST(StatusHealth, ActiveDownAndBackIsRecorded) {
   EXPECT_NE(m.body.find("pasture_server_check_rise" + lb + "} 3\n"), std::string::npos);
   EXPECT_NE(m.body.find("pasture_server_downtime_seconds_total" + lb + "} " + std::to_string(downtime) + "\n"),
             std::string::npos);
-  auto [rc, out] = run_cli("status " + srv.path());
+  auto [rc, out] = run_pasture("status " + srv.path());
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("downtime"), std::string::npos) << out;
   size_t row = out.find(B);
