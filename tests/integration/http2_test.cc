@@ -139,9 +139,21 @@ TEST(Http2, ResponseFlowControlLargeBodies) {
   EXPECT_NE(out.find(std::to_string(1024 * 1024)), std::string::npos) << out;
 }
 
+// A Prometheus sample's value from the status app ("" if absent).
+std::string metric(uint16_t port, const std::string& name) {
+  Response r = http_get(port, "/status/metrics");
+  size_t at = r.body.find("\n" + name + " ");
+  if (at == std::string::npos) return "";
+  at += name.size() + 2;
+  return r.body.substr(at, r.body.find('\n', at) - at);
+}
+
 TEST(Http2, RapidResetEndsTheConnectionCalmly) {
   if (!have_python_h2()) GTEST_SKIP() << "python3-h2 is not installed (scripts/setup --test)";
-  PastureServer srv(echo_site("http2_max_resets = 100\n"), 1);
+  PastureServer srv("http2 = on\nhttp2_max_resets = 100\n\n[composite:main]\nuse = egg:Paste#urlmap\n/ = e\n"
+                    "/status = stat\n\n[app:stat]\nuse = egg:pasture#status\n\n[app:e]\nuse = egg:pasture#echo\n"
+                    "name = e\n",
+                    1);
   ASSERT_TRUE(srv.started()) << srv.output();
   auto f = fields(h2client(srv.port(), "rapid 1000"));
   EXPECT_EQ(f["goaway"], "11") << "ENHANCE_YOUR_CALM expected";  // RFC 9113 7
@@ -149,6 +161,10 @@ TEST(Http2, RapidResetEndsTheConnectionCalmly) {
   f = fields(h2client(srv.port(), "rapid 50"));
   EXPECT_EQ(f["goaway"], "-1");
   EXPECT_NE(curl_h2(srv.port(), "").find("\n2 200"), std::string::npos);
+  EXPECT_TRUE(wait_until([&] { return metric(srv.port(), "pasture_http2_abuse_total") == "1"; }))
+      << metric(srv.port(), "pasture_http2_abuse_total");
+  EXPECT_EQ(metric(srv.port(), "pasture_http2_connections_total"), "3");
+  EXPECT_GE(std::stoi("0" + metric(srv.port(), "pasture_http2_streams_total")), 150);
 }
 
 TEST(Http2, ContinuationFloodIsRefused) {
