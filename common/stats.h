@@ -75,6 +75,9 @@ struct alignas(64) WorkerStats {
   Counter bytes_in;                    // bytes read from clients
   Counter bytes_out;                   // response body bytes sent to clients
   Counter clear_epoch_seen;            // StatsHeader::clear_epoch this row was last cleared for
+  Counter h2_connections;              // HTTP/2 connections (h2c by prior knowledge, ALPN h2)
+  Counter h2_streams;                  // HTTP/2 streams opened by clients
+  Counter h2_calm;                     // HTTP/2 connections ended for abuse (GOAWAY ENHANCE_YOUR_CALM, floods)
 };
 
 // Per pool: what no single server accounts for.

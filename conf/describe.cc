@@ -37,7 +37,11 @@ json::Value server_json(const ServerSettings& s) {
   json::Value v = json::Value::object();
   v["use"] = s.use;
   v["listen"] = json::Value::array();
-  for (const auto& l : s.listen) v["listen"].push(l.url() + (l.tls && !l.unix_path.empty() ? " tls" : ""));
+  for (const auto& l : s.listen)
+    v["listen"].push(l.url() + (l.tls && !l.unix_path.empty() ? " tls" : "") + (l.h2c ? " h2c" : ""));
+  v["http2"] = s.http2;
+  v["http2_max_concurrent_streams"] = static_cast<double>(s.h2_max_streams);
+  v["http2_max_resets"] = static_cast<double>(s.h2_max_resets);
   if (s.tls.enabled()) v["tls"] = tls_json(s.tls);
   v["workers"] = s.workers;
   v["backlog"] = static_cast<double>(s.backlog);
@@ -380,8 +384,13 @@ std::string describe_site(const Site& site, int workers_override) {
     char mode[16];
     snprintf(mode, sizeof mode, "%04o", l.unix_perms);
     out += "  listens on " + l.url() + (l.unix_path.empty() ? "" : std::string(" (mode ") + mode + ")") +
-           (l.tls && !l.unix_path.empty() ? " with TLS" : "") + "\n";
+           (l.tls && !l.unix_path.empty() ? " with TLS" : "") +
+           (l.h2c || (s.http2 && !l.tls) ? ", HTTP/2 by prior knowledge (h2c)" : "") +
+           (s.http2 && l.tls ? ", HTTP/2 by ALPN h2" : "") + "\n";
   }
+  if (s.http2 || std::any_of(s.listen.begin(), s.listen.end(), [](const Listener& l) { return l.h2c; }))
+    out += "  HTTP/2: up to " + std::to_string(s.h2_max_streams) + " concurrent streams per connection, " +
+           std::to_string(s.h2_max_resets) + " client stream resets per second\n";
   if (s.tls.enabled()) out += describe_tls(s.tls);
   if (!s.admin_socket.empty()) {
     char mode[16];

@@ -239,6 +239,11 @@ struct Listener {
   // every listener of a server with ssl_pem / certfile / tls_cert and no
   // listener marked `tls`).
   bool tls = false;
+  // HTTP/2 (worker/h2_conn.h): cleartext by prior knowledge (`listen =
+  // 127.0.0.1:8080 h2c`, or ServerSettings::http2 on a plain listener; a
+  // connection opening with the HTTP/2 preface is HTTP/2, any other
+  // HTTP/1.1), by ALPN "h2" on a TLS listener with ServerSettings::http2.
+  bool h2c = false;
   // Non-empty: a unix-domain stream socket at this absolute path instead of
   // host:port (`listen = unix:/path`, waitress's `unix_socket =`), chmod'ed
   // to unix_perms once bound (waitress's `unix_socket_perms`, octal).
@@ -255,6 +260,12 @@ struct ServerSettings {
   std::string use;  // e.g. "egg:Paste#http"
   std::vector<Listener> listen;
   TlsSettings tls;  // for the listeners with `tls`
+  // HTTP/2 (`http2 = on`): h2c on every plain listener, ALPN h2 on TLS ones.
+  bool http2 = false;
+  uint32_t h2_max_streams = 100;  // SETTINGS_MAX_CONCURRENT_STREAMS per connection
+  // RST_STREAM a client may send per second, as a burst then a rate, before
+  // the connection is ended with GOAWAY ENHANCE_YOUR_CALM (CVE-2023-44487).
+  uint32_t h2_max_resets = 200;
   int workers = 0;  // 0 = number of CPUs
   uint32_t backlog = 1024;
   // Client-side limits and timeouts (milliseconds / bytes).

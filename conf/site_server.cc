@@ -45,6 +45,12 @@ std::vector<Listener> parse_listen(const std::string& value, const SourceLoc& lo
       out.back().tls = true;
       continue;
     }
+    if (tls_marks && tok == "h2c") {
+      if (out.empty() || out.back().h2c || out.back().tls)
+        bad(loc, "listen: 'h2c' follows the plain (not tls) address it applies to (127.0.0.1:8080 h2c)");
+      out.back().h2c = true;
+      continue;
+    }
     if (py::starts_with(tok, "fd://")) bad(loc, "not supported yet: listening on " + tok);
     if (py::starts_with(tok, "unix:")) {
       Listener l;
@@ -145,6 +151,14 @@ bool apply_key(ServerSettings& s, Flavour fl, const std::string& key, const py::
     if (s.max_header_fields == 0) bad(v.loc, key + ": must be at least 1");
   } else if (fl == Flavour::Pasture && key == "via") {
     s.via = parse_via(v.value, v.loc);
+  } else if (fl == Flavour::Pasture && key == "http2") {
+    s.http2 = parse_bool(v.value, v.loc, key);
+  } else if (fl == Flavour::Pasture && key == "http2_max_concurrent_streams") {
+    s.h2_max_streams = parse_uint(v.value, 1u << 20, v.loc, key);
+    if (s.h2_max_streams == 0) bad(v.loc, key + ": must be at least 1");
+  } else if (fl == Flavour::Pasture && key == "http2_max_resets") {
+    s.h2_max_resets = parse_uint(v.value, 1u << 20, v.loc, key);
+    if (s.h2_max_resets == 0) bad(v.loc, key + ": must be at least 1");
   } else if (fl == Flavour::Pasture && key == "trace") {
     s.trace = parse_bool(v.value, v.loc, key);
   } else if (fl == Flavour::Pasture && key == "client_body_timeout") {

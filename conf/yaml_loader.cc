@@ -227,6 +227,12 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
         s.listen.back().tls = true;
         continue;
       }
+      if (t == "h2c") {  // "127.0.0.1:8080 h2c": HTTP/2 by prior knowledge there too
+        if (s.listen.empty() || s.listen.back().h2c || s.listen.back().tls)
+          bad(at, "server: listen: 'h2c' follows the plain (not tls) address it applies to");
+        s.listen.back().h2c = true;
+        continue;
+      }
       if (py::starts_with(t, "unix:")) {
         Listener l;
         l.loc = at;

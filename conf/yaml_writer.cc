@@ -87,7 +87,7 @@ void Writer::server() {
   ServerSettings d;
   out_ += "server:\n  use: " + scalar(s.use) + "\n";
   bool all_tls = std::all_of(s.listen.begin(), s.listen.end(), [](const Listener& l) { return l.tls; });
-  if (s.listen.size() == 1 && s.listen[0].unix_path.empty() && (all_tls || !s.tls.enabled())) {
+  if (s.listen.size() == 1 && s.listen[0].unix_path.empty() && !s.listen[0].h2c && (all_tls || !s.tls.enabled())) {
     out_ += "  host: " + scalar(s.listen[0].host) + "\n  port: " + std::to_string(s.listen[0].port) + "\n";
   } else {
     out_ += "  listen:\n";
@@ -97,6 +97,7 @@ void Writer::server() {
       if (!l.unix_path.empty()) perms = l.unix_perms;  // one server-wide setting
       // `tls` only where some listeners are plain (none marked = all TLS).
       std::string mark = l.tls && !all_tls ? " tls" : "";
+      if (l.h2c) mark += " h2c";
       out_ += "    - " + scalar((!l.unix_path.empty() ? "unix:" + l.unix_path
                                                       : (v6 ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port)) +
                                  mark) +
@@ -124,6 +125,10 @@ void Writer::server() {
   if (s.max_connections != d.max_connections) out_ += "  max_connections: " + std::to_string(s.max_connections) + "\n";
   if (s.via != d.via) out_ += "  via: " + (s.via.empty() ? std::string("off") : scalar(s.via)) + "\n";
   if (s.trace != d.trace) out_ += std::string("  trace: ") + (s.trace ? "on" : "off") + "\n";
+  if (s.http2 != d.http2) out_ += std::string("  http2: ") + (s.http2 ? "on" : "off") + "\n";
+  if (s.h2_max_streams != d.h2_max_streams)
+    out_ += "  http2_max_concurrent_streams: " + std::to_string(s.h2_max_streams) + "\n";
+  if (s.h2_max_resets != d.h2_max_resets) out_ += "  http2_max_resets: " + std::to_string(s.h2_max_resets) + "\n";
   auto duration = [&](const char* key, uint32_t v, uint32_t def) {
     if (v != def) out_ += std::string("  ") + key + ": " + format_duration_ms(v) + "\n";
   };

@@ -130,8 +130,9 @@ const llhttp_settings_t* ClientConn::settings() {
   return &s;
 }
 
-void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer) {
+void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer, bool h2c) {
   auto* c = new ClientConn(w);
+  c->h2c_ = h2c;
   uv_tcp_init(w->loop(), &c->tcp_);
   int r = uv_tcp_open(&c->tcp_, fd);
   if (r < 0) {
@@ -196,7 +197,12 @@ int ClientConn::sendfile_fd() {
 
 void ClientConn::on_bytes(const char* data, size_t n) {
   if (state_ == State::kLinger || state_ == State::kClosed) return;  // discard
+  if (h2c_ && h2_probe(data, n)) return;
   w_->stats().bytes_in.add(n);
+  if (state_ == State::kH2) {
+    h2_->on_bytes(data, n);
+    return;
+  }
   if (state_ == State::kWaiting || out_full_) {
     // A response is in progress: pipelined bytes wait (update_reading bounds them).
     if (!inbuf_) {
@@ -227,6 +233,9 @@ void ClientConn::on_bytes(const char* data, size_t n) {
 void ClientConn::on_eof() {
   client_eof_ = true;
   switch (state_) {
+    case State::kH2:
+      h2_->on_eof();
+      return;
     case State::kWaiting:
       // Half-close after a complete request: it and the requests pipelined
       // behind it are answered (as nginx does), then the connection closes
@@ -559,6 +568,10 @@ int ClientConn::head_error_status(const char* base, llhttp_errno_t err) const {
 
 
 void ClientConn::on_drain() {
+  if (state_ == State::kH2) {
+    h2_->on_drain();
+    return;
+  }
   // A connection that has not sent its first request yet is not idle: its
   // client is about to send one. It gets one answer with Connection: close.
   // One whose client does not read its answers (out_full_) keeps its
@@ -664,6 +677,7 @@ void ClientConn::close() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   ex_.on_close();
+  if (h2_) h2_->on_close();
   timer_disarm(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close_cb);
 }
@@ -675,6 +689,7 @@ void ClientConn::on_close_cb(uv_handle_t* h) {
   if (c->resp_head_) w->give_buf(c->resp_head_);
   if (c->resp_out_) w->give_buf(c->resp_out_);
   if (c->head_.headers) w->give_spans(c->head_.headers);
+  delete c->h2_;
   w->client_closed(c);
   delete c;  // the exchange gives its buffers back
 }

@@ -33,14 +33,18 @@
 #include "worker/stream_io.h"
 #include "worker/timers.h"
 #include "worker/exchange.h"
+#include "worker/h2_conn.h"
 #include "worker/response_sink.h"
 
 namespace pasture::worker {
 
-class ClientConn final : public StreamOwner, public ResponseSink {
+class H2Conn;
+
+class ClientConn final : public StreamOwner, public ResponseSink, public H2Transport {
  public:
-  // Take ownership of an accepted, non-blocking socket.
-  static void accept_fd(Worker* w, int fd, const sockaddr* peer);
+  // Take ownership of an accepted, non-blocking socket. `h2c`: the listener
+  // serves HTTP/2 by prior knowledge (worker/client_h2.cc).
+  static void accept_fd(Worker* w, int fd, const sockaddr* peer, bool h2c = false);
 
   void on_write_done(int status) override;
   void on_drain();  // the worker started draining (Worker::start_drain)
@@ -61,8 +65,20 @@ class ClientConn final : public StreamOwner, public ResponseSink {
 
   uint32_t registry_index = 0;
 
+  // --- HTTP/2 (client_h2.cc) ---------------------------------------------
+  // From now on the connection is HTTP/2: its bytes go to an H2Conn, which
+  // writes through this connection's transport (H2Transport below). Called
+  // on the h2c preface, and by the TLS glue when ALPN chose "h2".
+  void start_h2();
+  int h2_send(const uv_buf_t* bufs, unsigned n) override { return send_out(bufs, n); }
+  size_t h2_queued() const override { return queued(); }
+  void h2_read(bool on) override;
+  void h2_close(bool graceful) override;
+  bool h2_peer(sockaddr_storage* out) override { return peer_address(out); }
+
  private:
-  enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kClosed };
+  // kH2: an HTTP/2 connection (h2_): this object is its transport only.
+  enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kClosed, kH2 };
 
   explicit ClientConn(Worker* w);
   ~ClientConn() override = default;
@@ -85,6 +101,7 @@ class ClientConn final : public StreamOwner, public ResponseSink {
   int send_out(const char* p, size_t n) { return stream_send(stream(), p, n); }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   void on_bytes(const char* data, size_t n);
+  bool h2_probe(const char* data, size_t n);  // h2c: true when the bytes were taken
 
   void run_inbuf();
   const char* parse(const char* base, const char* p, const char* end);
@@ -146,6 +163,9 @@ class ClientConn final : public StreamOwner, public ResponseSink {
   bool client_paused_ = false;  // we stopped reading the client: the exchange takes no body now
   uint64_t chunked_in_ = 0;   // decoded bytes of a chunked request body (client_max_body_size)
   bool too_large_ = false;    // the chunked body passed client_max_body_size: 413
+  bool h2c_ = false;          // the first bytes may be the HTTP/2 preface (h2c listener)
+  uint8_t probe_len_ = 0;     // bytes of the preface matched so far (held back)
+  H2Conn* h2_ = nullptr;      // kH2: the HTTP/2 connection this one carries
 };
 
 }  // namespace pasture::worker

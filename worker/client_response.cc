@@ -157,6 +157,10 @@ void ClientConn::on_write_done(int status) {
     close();
     return;
   }
+  if (state_ == State::kH2) {
+    h2_->on_write_done();
+    return;
+  }
   size_t q = queued();
   if (producer_paused_ && q < kLowWater) {
     producer_paused_ = false;

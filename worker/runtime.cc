@@ -228,7 +228,8 @@ int reuse_port_socket(int shared) {
 }  // namespace
 
 void Worker::bind_own_sockets(const std::vector<int>& listen_fds) {
-  for (int shared : listen_fds) {
+  for (size_t i = 0; i < listen_fds.size(); i++) {
+    int shared = listen_fds[i];
     int fd = reuse_port_socket(shared);
     if (fd == -2) continue;
     if (fd < 0) {
@@ -236,12 +237,23 @@ void Worker::bind_own_sockets(const std::vector<int>& listen_fds) {
       continue;
     }
     own_fds_.push_back(fd);
+    own_src_.push_back(i);
   }
+}
+
+// The master opens the listen sockets in the order of the config's listen list.
+bool Worker::h2c_listener(size_t i) const {
+  const conf::ServerSettings& srv = site_->server;
+  if (i >= srv.listen.size()) return false;
+  return srv.listen[i].h2c || (srv.http2 && !srv.listen[i].tls);
 }
 
 bool Worker::start_accepting(const std::vector<int>& listen_fds) {
   listen_fds_ = listen_fds;
-  for (int fd : own_fds_) {
+  for (size_t i = 0; i < listen_fds.size(); i++)
+    if (h2c_listener(i)) h2c_fds_.push_back(listen_fds[i]);
+  for (size_t j = 0; j < own_fds_.size(); j++) {
+    int fd = own_fds_[j];
     // Bound before the capabilities went (bind_own_sockets); listening
     // needs none. Not before now: a worker importing its app would be
     // handed connections it cannot take.
@@ -251,6 +263,7 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds) {
       continue;
     }
     listen_fds_.push_back(fd);
+    if (h2c_listener(own_src_[j])) h2c_fds_.push_back(fd);
   }
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) {
@@ -383,7 +396,8 @@ bool Worker::accept_batch(int lfd, int max, bool capped) {
       if (queued) return false;
       continue;
     }
-    ClientConn::accept_fd(this, fd, reinterpret_cast<sockaddr*>(&ss));
+    bool h2c = std::find(h2c_fds_.begin(), h2c_fds_.end(), lfd) != h2c_fds_.end();
+    ClientConn::accept_fd(this, fd, reinterpret_cast<sockaddr*>(&ss), h2c);
   }
   return true;
 }

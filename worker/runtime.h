@@ -154,6 +154,9 @@ class Worker {
   void note_accept_failure(int err, bool pausing);  // one log line per 5 s at most
   std::vector<int> listen_fds_;
   std::vector<int> own_fds_;  // reuse_port: this worker's private sockets
+  std::vector<size_t> own_src_;  // ...and the index of the shared socket each one doubles
+  std::vector<int> h2c_fds_;     // listen sockets where HTTP/2 by prior knowledge is served
+  bool h2c_listener(size_t i) const;  // site().server.listen[i] serves h2c
   int epfd_ = -1;
   uv_poll_t* accept_poll_ = nullptr;
   uv_timer_t accept_pause_;

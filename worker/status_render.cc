@@ -199,6 +199,9 @@ std::string render_json(const Snapshot& s) {
   top.classes("responses", s.responses);
   top.typed("bytes_in", "counter", s.bytes_in);
   top.typed("bytes_out", "counter", s.bytes_out);
+  top.typed("h2_connections", "counter", s.h2_connections);
+  top.typed("h2_streams", "counter", s.h2_streams);
+  top.typed("h2_calm", "counter", s.h2_calm);
   top.key("workers");
   o += '[';
   for (size_t i = 0; i < s.workers.size(); i++) {
@@ -217,6 +220,9 @@ std::string render_json(const Snapshot& s) {
     k.classes("responses", w.responses);
     k.typed("bytes_in", "counter", w.bytes_in);
     k.typed("bytes_out", "counter", w.bytes_out);
+    k.typed("h2_connections", "counter", w.h2_connections);
+    k.typed("h2_streams", "counter", w.h2_streams);
+    k.typed("h2_calm", "counter", w.h2_calm);
     k.close();
   }
   o += ']';
@@ -389,6 +395,13 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
     p.sample("pasture_received_bytes_total", "", s.bytes_in);
     p.family("pasture_sent_bytes_total", "counter", "Response body bytes sent to clients.");
     p.sample("pasture_sent_bytes_total", "", s.bytes_out);
+    p.family("pasture_http2_connections_total", "counter", "HTTP/2 client connections (h2c, ALPN h2).");
+    p.sample("pasture_http2_connections_total", "", s.h2_connections);
+    p.family("pasture_http2_streams_total", "counter", "HTTP/2 streams clients opened.");
+    p.sample("pasture_http2_streams_total", "", s.h2_streams);
+    p.family("pasture_http2_abuse_total", "counter",
+             "HTTP/2 connections ended for abuse (rapid reset, HPACK bomb, floods).");
+    p.sample("pasture_http2_abuse_total", "", s.h2_calm);
   }
   if (scopes & kScopeWorker) {
     auto each = [&](const char* name, const char* type, const char* help, auto get) {
@@ -407,6 +420,8 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
          [](const WorkerSnap& w) { return w.accepted; });
     each("pasture_worker_requests_total", "counter", "Requests the worker handled.",
          [](const WorkerSnap& w) { return w.requests; });
+    each("pasture_worker_http2_streams_total", "counter", "HTTP/2 streams the worker's clients opened.",
+         [](const WorkerSnap& w) { return w.h2_streams; });
     p.family("pasture_worker_heartbeat_age_seconds", "gauge", "Since the worker's event loop last ticked.");
     for (const WorkerSnap& w : s.workers)
       p.sample_d("pasture_worker_heartbeat_age_seconds", "worker=\"" + std::to_string(w.slot) + "\"",

@@ -124,6 +124,9 @@ Snapshot take_snapshot(const SnapshotSource& src) {
         k.requests = st.requests.get();
         k.bytes_in = st.bytes_in.get();
         k.bytes_out = st.bytes_out.get();
+        k.h2_connections = st.h2_connections.get();
+        k.h2_streams = st.h2_streams.get();
+        k.h2_calm = st.h2_calm.get();
         add_classes(k.responses, st.responses);
         s.connections += k.connections;
         s.workers.push_back(k);
@@ -136,6 +139,9 @@ Snapshot take_snapshot(const SnapshotSource& src) {
     s.requests += st.requests.get();
     s.bytes_in += st.bytes_in.get();
     s.bytes_out += st.bytes_out.get();
+    s.h2_connections += st.h2_connections.get();
+    s.h2_streams += st.h2_streams.get();
+    s.h2_calm += st.h2_calm.get();
     add_classes(s.responses, st.responses);
     rows.push_back(row);
   }

@@ -85,6 +85,7 @@ struct WorkerSnap {
   uint64_t served = 0;          // WorkerSlot::requests (since this process started)
   uint64_t heartbeat_age_ms = 0;
   uint64_t accepted = 0, requests = 0, bytes_in = 0, bytes_out = 0;
+  uint64_t h2_connections = 0, h2_streams = 0, h2_calm = 0;
   uint64_t responses[shm::kStatusClasses] = {};
 };
 
@@ -102,6 +103,7 @@ struct Snapshot {
   bool draining = false;        // the answering worker is draining (/ready says 503)
   // Every worker slot and the retired row summed: all client traffic.
   uint64_t accepted = 0, requests = 0, bytes_in = 0, bytes_out = 0;
+  uint64_t h2_connections = 0, h2_streams = 0, h2_calm = 0;
   uint64_t responses[shm::kStatusClasses] = {};
   uint32_t connections = 0;
   std::vector<WorkerSnap> workers;  // live worker slots only

@@ -338,3 +338,31 @@ TEST(ConfDescribe, Formatters) {
 
 }  // namespace
 }  // namespace pasture::conf
+
+namespace pasture::conf {
+namespace {
+
+// HTTP/2 keys: the h2c mark on a plain listener, http2 and its limits, in
+// INI and YAML, through convert and check.
+TEST_F(ConfYaml, Http2KeysInBothFormsAndConvert) {
+  Site s = load("site.ini", "[server:main]\nuse = egg:pasture#main\nlisten = 127.0.0.1:8080 h2c 127.0.0.1:8081\nhttp2 = on\n"
+                "http2_max_concurrent_streams = 50\nhttp2_max_resets = 30\n\n[app:main]\nuse = egg:pasture#echo\n");
+  ASSERT_EQ(s.server.listen.size(), 2u);
+  EXPECT_TRUE(s.server.listen[0].h2c);
+  EXPECT_FALSE(s.server.listen[1].h2c);
+  EXPECT_TRUE(s.server.http2);
+  EXPECT_EQ(s.server.h2_max_streams, 50u);
+  EXPECT_EQ(s.server.h2_max_resets, 30u);
+  std::string text = site_to_yaml(s);
+  EXPECT_NE(text.find("127.0.0.1:8080 h2c"), std::string::npos) << text;
+  Site y = load("site.yaml", text);
+  EXPECT_TRUE(same_site(s, y)) << text;
+  EXPECT_NE(describe_site(s, 0).find("HTTP/2: up to 50 concurrent streams"), std::string::npos);
+  // The mark follows a plain address.
+  EXPECT_NE(error_in("site.ini", "[server:main]\nuse = egg:pasture#main\nlisten = h2c\n\n[app:main]\nuse = egg:pasture#echo\n")
+                .find("'h2c' follows"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace pasture::conf

@@ -1,0 +1,325 @@
+"""HTTP/2 clients for pasture's tests (python3-h2, python3-hpack).
+
+  h2client.py get PORT PATH N                 N concurrent GETs on one connection
+  h2client.py rapid PORT N                    HEADERS then RST_STREAM, N times (CVE-2023-44487)
+  h2client.py continuation PORT N             one HEADERS without END_HEADERS, then N CONTINUATIONs
+  h2client.py bomb PORT N                     one 4000-byte table entry referenced N times
+  h2client.py streams PORT N                  N streams at once, past SETTINGS_MAX_CONCURRENT_STREAMS
+  h2client.py uppercase PORT                  a field name in upper case (raw HPACK)
+  h2client.py load PORT SECONDS STREAMS       requests in flight all the time; GOAWAY: retry what
+                                              the server did not take, on a new connection
+
+Each prints one result line (key=value ...) the C++ test parses.
+"""
+import socket
+import struct
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import hpack
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(ftype, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+SETTINGS, HEADERS, RST, GOAWAY, CONT = 4, 1, 3, 7, 9
+END_STREAM, END_HEADERS = 1, 4
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_frames(s, until, timeout=5.0):
+    """Frames (type, flags, stream, payload) until until(frames) or EOF/timeout; (frames, eof)."""
+    buf, frames, end = b"", [], time.time() + timeout
+    s.settimeout(0.2)
+    while time.time() < end:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return frames, True
+        if not d:
+            return frames, True
+        buf += d
+        while len(buf) >= 9:
+            n = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + n:
+                break
+            frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]))
+            buf = buf[9 + n:]
+        if until(frames):
+            return frames, False
+    return frames, False
+
+
+PING = 6
+PING_FRAME = frame(PING, 0, 0, b"pasture!")
+
+
+def ping_acked(frames):
+    """The server answered a PING sent after everything else: it read all before it."""
+    return any(t == PING and fl & 1 for t, fl, _, _ in frames)
+
+
+def goaway_code(frames):
+    for t, _, _, p in frames:
+        if t == GOAWAY:
+            return int.from_bytes(p[4:8], "big")
+    return -1
+
+
+def request_block(enc, path="/", extra=()):
+    return enc.encode([(":method", "GET"), (":scheme", "http"), (":authority", "localhost"), (":path", path)] +
+                      list(extra))
+
+
+def raw_start(port):
+    s = connect(port)
+    s.sendall(PREFACE + frame(SETTINGS, 0, 0, b""))
+    return s
+
+
+def cmd_get(port, path, n):
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    s = connect(port)
+    c.initiate_connection()
+    s.sendall(c.data_to_send())
+    ids = []
+    for _ in range(n):
+        i = c.get_next_available_stream_id()
+        c.send_headers(i, [(":method", "GET"), (":scheme", "http"), (":authority", "localhost"), (":path", path)],
+                       end_stream=True)
+        ids.append(i)
+    s.sendall(c.data_to_send())
+    status, done, body = {}, set(), {}
+    s.settimeout(10)
+    while len(done) < n:
+        d = s.recv(65536)
+        if not d:
+            break
+        for e in c.receive_data(d):
+            if isinstance(e, h2.events.ResponseReceived):
+                status[e.stream_id] = dict(e.headers)[b":status"].decode()
+            elif isinstance(e, h2.events.DataReceived):
+                body[e.stream_id] = body.get(e.stream_id, b"") + e.data
+                c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+            elif isinstance(e, h2.events.StreamEnded):
+                done.add(e.stream_id)
+            elif isinstance(e, h2.events.StreamReset):
+                done.add(e.stream_id)
+        s.sendall(c.data_to_send())
+    ok = sum(1 for i in ids if status.get(i) == "200" and i in done)
+    first = body.get(ids[0], b"").decode(errors="replace").strip()
+    print(f"ok={ok} total={n} body={first!r}")
+
+
+def cmd_rapid(port, n):
+    s = raw_start(port)
+    enc = hpack.Encoder()
+    out = b""
+    for k in range(n):
+        sid = 2 * k + 1
+        out += frame(HEADERS, END_HEADERS | END_STREAM, sid, request_block(enc))
+        out += frame(RST, 0, sid, struct.pack(">I", 8))  # CANCEL
+    try:
+        s.sendall(out + PING_FRAME)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    frames, eof = read_frames(s, lambda f: goaway_code(f) >= 0 or ping_acked(f))
+    print(f"goaway={goaway_code(frames)} eof={int(eof)}")
+
+
+def cmd_continuation(port, n):
+    s = raw_start(port)
+    enc = hpack.Encoder()
+    s.sendall(frame(HEADERS, 0, 1, request_block(enc)))  # no END_HEADERS: CONTINUATION follows
+    sent = 0
+    try:
+        for _ in range(n):
+            s.sendall(frame(CONT, 0, 1, enc.encode([("x-pad", "a" * 16)])))
+            sent += 1
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    frames, eof = read_frames(s, lambda f: goaway_code(f) >= 0, timeout=3)
+    print(f"goaway={goaway_code(frames)} eof={int(eof)} sent={sent}")
+
+
+def cmd_bomb(port, n):
+    s = raw_start(port)
+    enc = hpack.Encoder()
+    big = ("x-big", "b" * 4000)
+    block = request_block(enc, extra=[big])  # literal with indexing: now entry 62
+    # Indexed header field 62: 0xBE (1 byte: 0x80 | 62).
+    block += bytes([0x80 | 62]) * n
+    payload = frame(HEADERS, END_HEADERS | END_STREAM, 1, block)
+    try:
+        s.sendall(payload + PING_FRAME)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    frames, eof = read_frames(s, lambda f: goaway_code(f) >= 0 or ping_acked(f))
+    status = [t for t, _, st, _ in frames if t == HEADERS and st == 1]
+    rst = [int.from_bytes(p[:4], "big") for t, _, _, p in frames if t == RST]
+    print(f"goaway={goaway_code(frames)} eof={int(eof)} rst={rst[0] if rst else -1} answered={len(status)} "
+          f"block={len(block)}")
+
+
+def cmd_streams(port, n):
+    s = raw_start(port)
+    enc = hpack.Encoder()
+    out = b""
+    for k in range(n):
+        out += frame(HEADERS, END_HEADERS | END_STREAM, 2 * k + 1, request_block(enc, "/slow"))
+    s.sendall(out)
+
+    def enough(fs):
+        answered = {st for t, fl, st, _ in fs if (t == HEADERS or t == 0) and fl & END_STREAM}
+        refused = {st for t, _, st, _ in fs if t == RST}
+        return len(answered) + len(refused) >= n or goaway_code(fs) >= 0
+
+    frames, eof = read_frames(s, enough, timeout=10)
+    answered = {st for t, fl, st, _ in frames if (t == HEADERS or t == 0) and fl & END_STREAM}
+    refused = [int.from_bytes(p[:4], "big") for t, _, _, p in frames if t == RST]
+    print(f"answered={len(answered)} refused={len(refused)} refused_code={refused[0] if refused else -1} "
+          f"goaway={goaway_code(frames)}")
+
+
+def cmd_uppercase(port):
+    s = raw_start(port)
+    enc = hpack.Encoder()
+    block = request_block(enc)
+    # Literal without indexing, new name "X-Upper": 0x00, len, name, len, value.
+    block += b"\x00" + bytes([7]) + b"X-Upper" + bytes([1]) + b"v"
+    s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 1, block) +
+              frame(HEADERS, END_HEADERS | END_STREAM, 3, request_block(enc, "/fine")))
+    frames, eof = read_frames(s, lambda f: any(t == HEADERS and st == 3 for t, _, st, _ in f) and
+                              any(t == RST and st == 1 for t, _, st, _ in f), timeout=5)
+    rst1 = [int.from_bytes(p[:4], "big") for t, _, st, p in frames if t == RST and st == 1]
+    ok3 = any(t == HEADERS and st == 3 for t, _, st, _ in frames)
+    print(f"rst1={rst1[0] if rst1 else -1} ok3={int(ok3)}")
+
+
+def cmd_load(port, seconds, streams):
+    """Keeps `streams` requests in flight for `seconds`, on raw frames (python
+    h2 takes any GOAWAY for the connection's end, the shutdown notice too).
+    After a GOAWAY no stream is opened there; its streams above last_stream_id
+    were not taken (RFC 9113 6.8) and go again on a new connection. A stream
+    the server took must complete with 200."""
+    end = time.time() + seconds
+    ok = failed = retried = conns = goaways = 0
+    pending = 0  # requests to issue again
+    while True:
+        s = raw_start(port)
+        s.settimeout(5)
+        conns += 1
+        enc, dec = hpack.Encoder(), hpack.Decoder()
+        next_id, inflight, last, buf = 1, {}, None, b""
+
+        def finish(sid):
+            nonlocal ok, failed
+            if sid in inflight:
+                if inflight.pop(sid) == "200":
+                    ok += 1
+                else:
+                    failed += 1
+
+        while True:
+            out = b""
+            while last is None and len(inflight) < streams and (time.time() < end or pending > 0):
+                out += frame(HEADERS, END_HEADERS | END_STREAM, next_id, request_block(enc, f"/load/{next_id}"))
+                inflight[next_id] = None
+                next_id += 2
+                if pending > 0:
+                    pending -= 1
+            if out:
+                s.sendall(out)
+            if not inflight and (last is not None or (time.time() >= end and pending == 0)):
+                break
+            try:
+                d = s.recv(65536)
+            except (socket.timeout, OSError):
+                d = b""
+            if not d:  # the connection ended: what it took and did not answer failed
+                failed += len(inflight)
+                inflight.clear()
+                break
+            buf += d
+            reply = b""
+            while len(buf) >= 9:
+                n = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + n:
+                    break
+                t, fl, sid, p = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]
+                buf = buf[9 + n:]
+                if t == SETTINGS and not fl & 1:
+                    reply += frame(SETTINGS, 1, 0, b"")
+                elif t == 6 and not fl & 1:  # PING
+                    reply += frame(6, 1, 0, p)
+                elif t == HEADERS:
+                    if fl & 0x8:
+                        p = p[1:len(p) - p[0]]
+                    if fl & 0x20:
+                        p = p[5:]
+                    hdrs = dict(dec.decode(p))
+                    if sid in inflight and ":status" in hdrs and not hdrs[":status"].startswith("1"):
+                        inflight[sid] = hdrs[":status"]
+                    if fl & END_STREAM:
+                        finish(sid)
+                elif t == 0:  # DATA
+                    if n:
+                        reply += frame(8, 0, 0, struct.pack(">I", n))
+                    if fl & END_STREAM:
+                        finish(sid)
+                elif t == RST:
+                    if sid in inflight:
+                        inflight.pop(sid)
+                        failed += 1
+                elif t == GOAWAY:
+                    goaways += 1
+                    last = int.from_bytes(p[:4], "big") & 0x7FFFFFFF
+                    for i in [i for i in inflight if i > last]:
+                        inflight.pop(i)
+                        retried += 1
+                        pending += 1
+            if reply:
+                try:
+                    s.sendall(reply)
+                except OSError:
+                    pass
+        s.close()
+        if time.time() >= end and pending == 0:
+            break
+    print(f"ok={ok} failed={failed} retried={retried} connections={conns} goaways={goaways}")
+
+
+def main():
+    cmd, port = sys.argv[1], int(sys.argv[2])
+    a = sys.argv[3:]
+    if cmd == "get":
+        cmd_get(port, a[0], int(a[1]))
+    elif cmd == "rapid":
+        cmd_rapid(port, int(a[0]))
+    elif cmd == "continuation":
+        cmd_continuation(port, int(a[0]))
+    elif cmd == "bomb":
+        cmd_bomb(port, int(a[0]))
+    elif cmd == "streams":
+        cmd_streams(port, int(a[0]))
+    elif cmd == "uppercase":
+        cmd_uppercase(port)
+    elif cmd == "load":
+        cmd_load(port, float(a[0]), int(a[1]))
+
+
+if __name__ == "__main__":
+    main()

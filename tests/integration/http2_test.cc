@@ -1,0 +1,243 @@
+// HTTP/2 (worker/h2_conn.h): h2c by prior knowledge with curl, h2load with
+// many streams, the attacks played by python3-h2 (tests/integration/h2/
+// h2client.py), flow control both ways, and GOAWAY across a reload with
+// requests in flight.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/pasture_server.h"
+
+namespace pasture::test {
+namespace {
+
+constexpr const char* kPython = "/usr/bin/python3";
+
+std::string client_script() { return std::string(PASTURE_SOURCE_DIR) + "/tests/integration/h2/h2client.py"; }
+
+bool have_python_h2() {
+  return access(kPython, X_OK) == 0 && system("/usr/bin/python3 -c 'import h2, hpack' >/dev/null 2>&1") == 0;
+}
+
+// Runs a command; its stdout (and stderr) as text.
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
+  if (!f) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  pclose(f);
+  return out;
+}
+
+// "key=value ..." from the client's last line.
+std::map<std::string, std::string> fields(const std::string& out) {
+  std::map<std::string, std::string> m;
+  std::string last;
+  std::istringstream lines(out);
+  for (std::string l; std::getline(lines, l);)
+    if (l.find('=') != std::string::npos) last = l;
+  std::istringstream words(last);
+  for (std::string w; words >> w;) {
+    size_t eq = w.find('=');
+    if (eq != std::string::npos) m[w.substr(0, eq)] = w.substr(eq + 1);
+  }
+  return m;
+}
+
+std::string h2client(uint16_t port, const std::string& args) {
+  return run(std::string(kPython) + " " + client_script() + " " + args.substr(0, args.find(' ')) + " " +
+             std::to_string(port) + (args.find(' ') == std::string::npos ? "" : args.substr(args.find(' '))));
+}
+
+std::string curl_h2(uint16_t port, const std::string& extra) {
+  return run("curl -sS --http2-prior-knowledge -o - -w '\\n%{http_version} %{http_code}' " + extra +
+             " http://127.0.0.1:" + std::to_string(port));
+}
+
+std::string echo_site(const std::string& server_extra = "") {
+  return "http2 = on\n" + server_extra + "\n[app:main]\nuse = egg:pasture#echo\nname = e\n";
+}
+
+TEST(Http2, CurlPriorKnowledgeAndHttp11OnTheSameListener) {
+  FakeUpstream up("u1");
+  up.echo_body();
+  PastureServer srv("http2 = on\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " + up.address() + "\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  // GET over h2c.
+  std::string out = curl_h2(srv.port(), "");
+  EXPECT_NE(out.find("\n2 200"), std::string::npos) << out;
+  // A body of unknown length (chunked upstream) and one of known length.
+  out = run("head -c 300000 /dev/zero | tr '\\0' x | curl -sS --http2-prior-knowledge -T - -o /dev/null "
+            "-w '%{http_version} %{http_code} %{size_download}' http://127.0.0.1:" +
+            std::to_string(srv.port()) + "/up");
+  EXPECT_EQ(out, "2 200 300000") << out;
+  out = curl_h2(srv.port(), "-d hello -o /dev/null");
+  EXPECT_NE(out.find("2 200"), std::string::npos) << out;
+  ASSERT_TRUE(up.wait_for_requests(3));
+  auto reqs = up.requests();
+  EXPECT_EQ(reqs[0].method, "GET");
+  EXPECT_EQ(reqs[0].header("host"), "127.0.0.1:" + std::to_string(srv.port()));
+  EXPECT_EQ(reqs[1].body.size(), 300000u);
+  EXPECT_TRUE(reqs[1].chunked);
+  EXPECT_EQ(reqs[2].body, "hello");
+  EXPECT_FALSE(reqs[2].chunked);
+  // HTTP/1.1 on the same listener.
+  HttpConn c(srv.port());
+  Response r = c.request("GET", "/one");
+  EXPECT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST(Http2, ListenMarkH2cOnlyThere) {
+  uint16_t other = free_port();
+  TempDir dir;
+  uint16_t h2port = free_port();
+  std::string ini = "[server:main]\nuse = egg:pasture#main\nlisten = 127.0.0.1:" + std::to_string(h2port) +
+                    " h2c 127.0.0.1:" + std::to_string(other) +
+                    "\nworkers = 1\n\n[app:main]\nuse = egg:pasture#echo\nname = e\n";
+  Process p({PASTURE_BINARY, "serve", dir.write("site.ini", ini)});
+  ASSERT_TRUE(wait_for_output(p, "serving on") && wait_for_port(h2port) && wait_for_port(other)) << p.output();
+  EXPECT_NE(curl_h2(h2port, "").find("\n2 200"), std::string::npos);
+  // Not h2c there: the preface is a bad HTTP/1.1 request.
+  std::string out = curl_h2(other, "");
+  EXPECT_EQ(out.find("\n2 200"), std::string::npos) << out;
+  std::string check = run(std::string(PASTURE_BINARY) + " check " + dir.path() + "/site.ini");
+  EXPECT_NE(check.find("HTTP/2 by prior knowledge (h2c)"), std::string::npos) << check;
+}
+
+TEST(Http2, H2loadManyStreams) {
+  if (access("/usr/bin/h2load", X_OK) != 0) GTEST_SKIP() << "nghttp2-client is not installed (scripts/setup --test)";
+  FakeUpstream up("u1");
+  PastureServer srv("http2 = on\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " + up.address() + "\n", 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  std::string out = run("h2load -n 4000 -c 8 -m 20 http://127.0.0.1:" + std::to_string(srv.port()) + "/x");
+  EXPECT_NE(out.find("4000 total, 4000 started, 4000 done, 4000 succeeded, 0 failed, 0 errored"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(up.request_count(), 4000u);
+  EXPECT_LE(up.connections_accepted(), 2u * 8u * 20u);  // streams share the keep-alive pool
+}
+
+TEST(Http2, ResponseFlowControlLargeBodies) {
+  FakeUpstream up("u1");
+  up.respond_pattern(1024 * 1024);
+  PastureServer srv("http2 = on\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " + up.address() + "\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 is not installed (scripts/setup --test)";
+  // Four 1 MB bodies at once through 64 KB windows.
+  auto f = fields(h2client(srv.port(), "get /big 4"));
+  EXPECT_EQ(f["ok"], "4");
+  std::string out = curl_h2(srv.port(), "-o /dev/null -w '%{size_download}'");
+  EXPECT_NE(out.find(std::to_string(1024 * 1024)), std::string::npos) << out;
+}
+
+// A Prometheus sample's value from the status app ("" if absent).
+std::string metric(uint16_t port, const std::string& name) {
+  Response r = http_get(port, "/status/metrics");
+  size_t at = r.body.find("\n" + name + " ");
+  if (at == std::string::npos) return "";
+  at += name.size() + 2;
+  return r.body.substr(at, r.body.find('\n', at) - at);
+}
+
+TEST(Http2, RapidResetEndsTheConnectionCalmly) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 is not installed (scripts/setup --test)";
+  PastureServer srv("http2 = on\nhttp2_max_resets = 100\n\n[composite:main]\nuse = egg:Paste#urlmap\n/ = e\n"
+                    "/status = stat\n\n[app:stat]\nuse = egg:pasture#status\n\n[app:e]\nuse = egg:pasture#echo\n"
+                    "name = e\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "rapid 1000"));
+  EXPECT_EQ(f["goaway"], "11") << "ENHANCE_YOUR_CALM expected";  // RFC 9113 7
+  // Well under the limit: served.
+  f = fields(h2client(srv.port(), "rapid 50"));
+  EXPECT_EQ(f["goaway"], "-1");
+  EXPECT_NE(curl_h2(srv.port(), "").find("\n2 200"), std::string::npos);
+  EXPECT_TRUE(wait_until([&] { return metric(srv.port(), "pasture_http2_abuse_total") == "1"; }))
+      << metric(srv.port(), "pasture_http2_abuse_total");
+  EXPECT_EQ(metric(srv.port(), "pasture_http2_connections_total"), "3");
+  EXPECT_GE(std::stoi("0" + metric(srv.port(), "pasture_http2_streams_total")), 150);
+}
+
+TEST(Http2, ContinuationFloodIsRefused) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 is not installed (scripts/setup --test)";
+  PastureServer srv(echo_site(), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "continuation 10000"));
+  EXPECT_TRUE(f["goaway"] != "-1" || f["eof"] == "1") << "connection not ended";
+  EXPECT_NE(curl_h2(srv.port(), "").find("\n2 200"), std::string::npos);
+}
+
+TEST(Http2, HpackBombIsRefused) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 is not installed (scripts/setup --test)";
+  PastureServer srv(echo_site(), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  // 10000 one-byte references to a 4000-byte entry: 40 MB decoded from 14 KB.
+  auto f = fields(h2client(srv.port(), "bomb 10000"));
+  EXPECT_EQ(f["goaway"], "11") << "ENHANCE_YOUR_CALM expected";
+  // A header list over max_header_bytes but not a bomb: 431 on that stream only.
+  f = fields(h2client(srv.port(), "bomb 9"));
+  EXPECT_EQ(f["goaway"], "-1");
+  EXPECT_EQ(f["answered"], "1");
+}
+
+TEST(Http2, TooManyStreamsAreRefused) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 is not installed (scripts/setup --test)";
+  FakeUpstream up("u1");
+  up.set_delay(Millis(500));
+  PastureServer srv("http2 = on\nhttp2_max_concurrent_streams = 20\n\n[app:main]\nuse = egg:pasture#balancer\n"
+                    "servers = " + up.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "streams 60"));
+  // The first 20 are answered; the rest refused (REFUSED_STREAM, 7) or the
+  // connection ended (PROTOCOL_ERROR once the client had the SETTINGS).
+  EXPECT_GE(std::stoi(f["answered"]), 20);
+  EXPECT_LE(std::stoi(f["answered"]), 20) << "more streams served at once than allowed";
+  EXPECT_TRUE(f["refused"] != "0" || f["goaway"] != "-1");
+  EXPECT_LE(up.request_count(), 20u);
+}
+
+TEST(Http2, ForbiddenFieldResetsOnlyItsStream) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 is not installed (scripts/setup --test)";
+  PastureServer srv(echo_site(), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "uppercase"));
+  EXPECT_EQ(f["rst1"], "1") << "PROTOCOL_ERROR expected on the stream with an upper-case name";
+  EXPECT_EQ(f["ok3"], "1");
+  // Connection-specific fields (RFC 9113 8.2.2): refused by curl's peer as well.
+  std::string out = curl_h2(srv.port(), "-H 'Connection: keep-alive' -H 'TE: gzip'");
+  EXPECT_NE(out.find("\n2 200"), std::string::npos) << out;  // curl drops them itself
+}
+
+TEST(Http2, GoawayOnReloadFailsNoRequest) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 is not installed (scripts/setup --test)";
+  FakeUpstream up("u1");
+  up.set_delay(Millis(150));
+  PastureServer srv("http2 = on\ndrain_idle_grace = 1s\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                        up.address() + "\n",
+                    2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  std::string out;
+  std::thread client([&] { out = h2client(srv.port(), "load 4 10"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  srv.proc().signal(SIGHUP);
+  ASSERT_TRUE(wait_for_output(srv.proc(), "reloaded: generation 2")) << srv.output();
+  client.join();
+  auto f = fields(out);
+  EXPECT_EQ(f["failed"], "0") << out;
+  EXPECT_GE(std::stoi(f["goaways"]), 1) << out;
+  EXPECT_GE(std::stoi(f["connections"]), 2) << out;
+  EXPECT_GT(std::stoi(f["ok"]), 50) << out;
+}
+
+}  // namespace
+}  // namespace pasture::test

@@ -1,0 +1,131 @@
+// One HTTP/2 stream of an H2Conn (worker/h2_conn.h): one Exchange, as one
+// HTTP/1.1 request is. The request's HEADERS are written as an HTTP/1.1
+// head (method, :path, Host from :authority, the fields; a body of unknown
+// length framed chunked) and parsed by llhttp, so the exchange gets the same
+// HeadCollector and runs the same checks (check_request_head) as a request
+// from an HTTP/1.1 client. The stream is the exchange's ResponseSink: its
+// head becomes HEADERS (hop-by-hop fields dropped), its body DATA frames
+// through an nghttp2 data provider that defers while nothing is buffered.
+//
+// Flow control both ways:
+//   request body   the stream's receive window is reopened (consumed) only
+//                  for bytes the exchange took while it wanted body: bytes
+//                  that came while it did not (want_body(false): the
+//                  upstream is not taking them) are consumed when it wants
+//                  body again, so a slow upstream holds the client at one
+//                  window per stream.
+//   response body  bytes wait in the stream's buffer until nghttp2 frames
+//                  them (the client's window) and the connection writes
+//                  them; past kStreamHighWater the producer waits
+//                  (body() false) until under kStreamLowWater
+//                  (Exchange::on_sink_drained).
+#pragma once
+
+#include <llhttp.h>
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "worker/exchange.h"
+#include "worker/http_head.h"
+#include "worker/response_sink.h"
+
+namespace pasture::worker {
+
+class H2Conn;
+
+inline constexpr size_t kStreamHighWater = 128 * 1024;
+inline constexpr size_t kStreamLowWater = 32 * 1024;
+
+class H2Stream final : public ResponseSink {
+ public:
+  H2Stream(H2Conn* c, int32_t id);
+  ~H2Stream();
+  H2Stream(const H2Stream&) = delete;
+  H2Stream& operator=(const H2Stream&) = delete;
+
+  int32_t id() const { return id_; }
+
+  // --- the request, from H2Conn's nghttp2 callbacks -----------------------
+  // One field of the request's HEADERS (nghttp2 validated the block's
+  // pseudo-fields and refused connection-specific fields, TE other than
+  // "trailers" and upper-case names). 0, or NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
+  // to reset the stream (a field RFC 9113 8.2 forbids that came through).
+  int on_field(std::string_view name, std::string_view value);
+  // The request's HEADERS are complete: the exchange starts.
+  void on_headers_done(bool end_stream);
+  void on_data(const char* p, size_t n);
+  void on_request_end();
+  // nghttp2 closed the stream (or the connection ended): the exchange ends
+  // if it has not, and the stream waits for H2Conn to delete it.
+  void on_closed();
+  // An END_STREAM left for the response: a request body not read yet is
+  // not wanted any more (RST_STREAM NO_ERROR, RFC 9113 8.1).
+  void on_response_sent();
+  // The data provider (read by nghttp2_session_mem_send).
+  ssize_t read_data(uint8_t* buf, size_t len, uint32_t* flags);
+  // The connection wrote what read_data gave: the producer resumes if it
+  // waited and the buffer fell under kStreamLowWater.
+  void after_send();
+
+  H2Stream* prev = nullptr;  // H2Conn's list of live streams
+  H2Stream* next = nullptr;
+
+  // --- ResponseSink ------------------------------------------------------
+  int interim(std::string_view text) override;
+  void head(const ResponseHead& h) override;
+  bool body(const char* p, size_t n, bool batch) override;
+  bool flush() override;
+  void end() override;
+  void abort() override;
+  bool retract_head() override;
+  void await_drain() override { producer_waiting_ = true; }
+  size_t queued() const override { return out_ ? out_->size() - out_off_ : 0; }
+  int sendfile_fd() override { return -1; }
+  void want_body(bool on) override;
+  bool peer_address(sockaddr_storage* out) override;
+
+ private:
+  void refuse(int status, const char* why);  // before start: pasture's own answer
+  void submit_head();
+  void resume();  // new output for nghttp2: a deferred provider resumes
+  void consume(size_t n);
+  static void parse_fields(std::string_view text, std::string& store, std::vector<nghttp2_nv>& nva,
+                           size_t skip_first_line);
+
+  H2Conn* c_;
+  int32_t id_;
+  Exchange ex_;
+  // The request head under construction: pseudo-fields apart, the regular
+  // fields already in HTTP/1.1 form.
+  std::string method_, path_, authority_, host_, cookie_;
+  std::string* fields_ = nullptr;     // "Name: value\r\n"... (a Worker buffer)
+  uint32_t field_count_ = 0;
+  uint32_t head_bytes_ = 0;           // decoded bytes (RFC 9113 accounting: name + value + 32)
+  bool has_length_ = false;           // content-length among them
+  const char* bad_ = nullptr;         // why the head is refused (400), or null
+  int bad_status_ = 0;
+  // The response.
+  std::string* resp_store_ = nullptr;  // lower-case names and values nva points into
+  std::vector<nghttp2_nv> nva_;
+  std::string* out_ = nullptr;         // body bytes nghttp2 has not framed yet, from out_off_
+  size_t out_off_ = 0;
+  size_t unconsumed_ = 0;              // request bytes received while the exchange wanted none
+  bool started_ = false;               // the exchange started (or refused the head)
+  bool req_done_ = false;              // END_STREAM from the client
+  bool head_pending_ = false;          // nva_ built, not submitted
+  bool head_submitted_ = false;
+  bool no_body_ = false;
+  bool eof_ = false;                   // end(): no more body
+  bool deferred_ = false;              // read_data returned NGHTTP2_ERR_DEFERRED
+  bool producer_waiting_ = false;
+  bool body_paused_ = false;           // want_body(false)
+  bool completed_ = false;             // Exchange::complete() ran
+  bool ex_closed_ = false;             // Exchange::on_close() ran
+  bool closed_ = false;                // nghttp2 closed the stream
+};
+
+}  // namespace pasture::worker
