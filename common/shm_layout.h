@@ -42,8 +42,13 @@ struct ShmHeader {
   uint32_t n_pools;
   uint32_t n_servers;
   uint32_t n_workers;
-  uint32_t reserved;
-  std::atomic<uint64_t> generation;  // the master's generation id: 1 at start, +1 per reload
+  // Set by the master when a reload has taken this region's counters over
+  // (carry_over_state): from then on what this generation's workers count
+  // reaches the new one only when they exit, so their views of the counters
+  // would run ahead of the new workers' (totals going back between two
+  // reads) and their writes would be lost: they refuse both until they exit.
+  std::atomic<uint32_t> superseded;
+  std::atomic<uint64_t> generation;  // (see above: superseded)  // the master's generation id: 1 at start, +1 per reload
   // `clear counters`: bumped by the master; each worker zeroes its own stats
   // row when it sees a new value (common/stats.h).
   std::atomic<uint64_t> clear_epoch;

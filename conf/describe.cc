@@ -126,6 +126,8 @@ json::Value handler_json(const Site& site, int idx, int depth) {
       v["kind"] = "status";
       v["allow"] = json::Value::array();
       for (const auto& r : h.allow) v["allow"].push(r.text);
+      v["hosts"] = json::Value::array();
+      for (const auto& n : h.status_hosts) v["hosts"].push(n);
       break;
   }
   return v;
@@ -215,6 +217,8 @@ void Describer::handler(int idx, const std::string& indent) {
     case HandlerKind::Status: {
       out += "status [" + h.name + "]: counters of every worker (HTML, ?format=json, /metrics, /ready), to";
       for (const auto& r : h.allow) out += " " + r.text;
+      out += "; Host: IP literals, localhost";
+      for (const auto& n : h.status_hosts) out += " " + n;
       out += "\n";
       break;
     }

@@ -163,6 +163,9 @@ struct Handler {
 
   // Status: who may see it (default: loopback and unix-socket peers); others get 403.
   std::vector<AddressRange> allow;
+  // Status: the Host names it answers besides IP literals and `localhost`
+  // (a DNS-rebinding guard; lower case, no port); "*" = any.
+  std::vector<std::string> status_hosts;
 
   // Proxy of a Python app (Site::python_apps[app]): in embedded mode the
   // worker calls the app in-process instead of balancing over `pool`.

@@ -324,9 +324,10 @@ int AppBuilder::status(const ContextPtr& ctx) {
   h.loc = section_loc(ctx);
   const py::Value* allow = ctx->local_conf->find("allow");
   h.allow = allow ? parse_address_ranges(*allow, "allow") : default_status_allow();
+  if (const py::Value* hosts = ctx->local_conf->find("hosts")) h.status_hosts = parse_status_hosts(*hosts);
   std::vector<std::string> ignored;
   for (const auto& [k, v] : *ctx->local_conf) {
-    if (k != "allow") ignored.push_back(k);
+    if (k != "allow" && k != "hosts") ignored.push_back(k);
   }
   ignored_keys(site_, ctx, ignored);
   return add(std::move(h));

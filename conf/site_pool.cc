@@ -437,6 +437,27 @@ std::vector<AddressRange> parse_address_ranges(const py::Value& v, const std::st
   return out;
 }
 
+std::vector<std::string> parse_status_hosts(const py::Value& v) {
+  std::vector<std::string> out;
+  std::string tok;
+  auto flush = [&] {
+    if (tok.empty()) return;
+    for (char c : tok)
+      if (!(std::isalnum((unsigned char)c) || c == '-' || c == '.' || c == '_' || (c == '*' && tok == "*")))
+        bad(v.loc, "hosts: '" + tok + "' is not a host name (no port, scheme or path; `*` for any)");
+    out.push_back(tok);
+    tok.clear();
+  };
+  for (char c : v.value) {
+    if (c == ' ' || c == ',' || c == '\t' || c == '\n' || c == '\r')
+      flush();
+    else
+      tok.push_back((char)std::tolower((unsigned char)c));
+  }
+  flush();
+  return out;
+}
+
 std::vector<AddressRange> default_status_allow() {
   return parse_address_ranges(py::Value{"127.0.0.0/8 ::1 unix", SourceLoc{}}, "allow");
 }

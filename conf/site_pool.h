@@ -49,6 +49,9 @@ uint32_t parse_unix_perms(const std::string& value, const SourceLoc& loc);
 std::vector<AddressRange> parse_address_ranges(const py::Value& v, const std::string& key);
 // A status app's `allow` when none is given: 127.0.0.0/8, ::1 and unix.
 std::vector<AddressRange> default_status_allow();
+// A status app's `hosts = status.example.com, admin.internal` (or `*`): Host
+// names, lower-cased; a port, scheme or path is an error.
+std::vector<std::string> parse_status_hosts(const py::Value& v);
 
 // Fills a Pool's tunables (method, timeouts, keepalive, cookie_secret) and
 // its servers from a balancer section's local_conf. Keys it does not know

@@ -464,8 +464,16 @@ int AppBuilder::status(const std::string& name, const YAML::Node& n) {
         list = doc_.scalar(kv.second, "allow");
       }
       h.allow = parse_address_ranges(py::Value{list, doc_.loc(kv.second)}, "allow");
+    } else if (key == "hosts") {
+      std::string list;
+      if (kv.second.IsSequence()) {
+        for (const auto& item : kv.second) list += doc_.scalar(item, "hosts") + " ";
+      } else {
+        list = doc_.scalar(kv.second, "hosts");
+      }
+      h.status_hosts = parse_status_hosts(py::Value{list, doc_.loc(kv.second)});
     } else if (key != "use") {
-      bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for status (expected allow)");
+      bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for status (expected allow, hosts)");
     }
   }
   return add(std::move(h));

@@ -238,6 +238,10 @@ void Writer::app(int idx) {
     case HandlerKind::Status: {
       out_ += "  " + scalar(name) + ":\n    use: egg:pasture#status\n    allow:\n";
       for (const auto& r : h.allow) out_ += "      - " + scalar(r.text) + "\n";
+      if (!h.status_hosts.empty()) {
+        out_ += "    hosts:\n";
+        for (const auto& n : h.status_hosts) out_ += "      - " + scalar(n) + "\n";
+      }
       break;
     }
     case HandlerKind::Proxy:

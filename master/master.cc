@@ -653,6 +653,7 @@ void Master::reload() {
   // The new app processes are up and ready before any old one is stopped.
   if (!start_apps(*g, &err)) {
     discard_sockets(*g);
+    gen_->shm->header().superseded.store(0, std::memory_order_release);  // it goes on serving
     return failed(err);
   }
   commit_sockets(*g);

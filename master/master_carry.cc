@@ -53,6 +53,7 @@ void Master::carry_over_state(Generation& from, Generation& to) {
   to.shm->header().drain_at_ms.store(from.shm->header().drain_at_ms.load());
   // Tickets issued before the reload resume after it.
   shm::copy_ticket_keys(from.shm->tickets(), to.shm->tickets());
+  from.shm->header().superseded.store(1, std::memory_order_release);  // before the snapshot
   from.carried = std::make_unique<StatsTotals>(sum_stats(*from.shm));
   to.shm->header().counters_since.store(from.shm->header().counters_since.load());
   carry_stats(*from.carried, nullptr, StatsNames::of(from.site, from.setup.pool_first_server),

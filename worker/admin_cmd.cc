@@ -321,6 +321,8 @@ bool admin_command_writes(std::string_view line) {
 AdminResult execute_admin(const SnapshotSource& src, std::string_view line, const std::string& who) {
   std::vector<std::string_view> w = words(line);
   if (w.empty() || w[0] == "help") return done(std::string(kHelp));
+  if (src.shm->header().superseded.load(std::memory_order_acquire))
+    return fail("this worker serves a configuration a reload is replacing: ask again (a new worker answers)");
   if (w[0] == "show") return show(src, w);
   if (w[0] == "clear" && w.size() == 2 && w[1] == "counters") return clear_counters(src, who);
   if (w[0] == "drain") return drain(src, w, who);

@@ -389,6 +389,15 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       err = llhttp_execute(&parser_, p, end - p);
     else
       llhttp_set_error_reason(&parser_, "chunk data not followed by CRLF");
+    // A chunked body's trailer section (after the last chunk's line) is
+    // never forwarded, but where it ends decides where the next request
+    // starts: llhttp's lenient build takes a bare CR there for a line end
+    // (`0\r\n\rX`), so its bytes are checked as they pass.
+    if ((err == HPE_OK || (err == HPE_PAUSED && !chunk_line_end_)) && in_trailer_ &&
+        !trailer_ok(p, err == HPE_OK ? end : llhttp_get_error_pos(&parser_))) {
+      llhttp_set_error_reason(&parser_, "bare CR in the chunked body's trailer section");
+      err = HPE_USER;
+    }
     if (err == HPE_OK) {
       // client_body_timeout runs between reads, as nginx's: progress re-arms it.
       if (p < end && !client_paused_) rearm_timer(srv.client_body_timeout_ms);
@@ -426,6 +435,7 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
         p = end;
         break;
       }
+      in_trailer_ = parser_.content_length == 0;  // the last chunk: its trailer section follows
       p = pos;
       continue;
     }
@@ -435,6 +445,14 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
   }
   in_parse_ = false;
   return p;
+}
+
+bool ClientConn::trailer_ok(const char* p, const char* end) {
+  for (; p < end; p++) {
+    if (trailer_cr_ && *p != '\n') return false;
+    trailer_cr_ = *p == '\r';
+  }
+  return true;
 }
 
 bool ClientConn::on_head(const char* base, const char* head_end) {
@@ -533,6 +551,7 @@ void ClientConn::reset_request() {
   too_large_ = false;
   chunked_ = rechunk_ = false;
   crlf_due_ = 0;
+  in_trailer_ = trailer_cr_ = false;
   if (resp_out_) {
     w_->give_buf(resp_out_);
     resp_out_ = nullptr;

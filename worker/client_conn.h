@@ -109,6 +109,7 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   bool on_head(const char* base, const char* head_end);
   int count_trailer(size_t n);
   bool check_chunk_crlf(const char* q, const char* end);
+  bool trailer_ok(const char* p, const char* end);  // no bare CR in [p, end) of a trailer section
   int head_error_status(const char* base, llhttp_errno_t err) const;
   void on_request_complete();
   void finish_exchange();
@@ -152,6 +153,8 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   bool shut_done_ = false;    // kLinger: every byte written and the write side shut
   bool chunked_ = false;      // chunked request body: decoded for the exchange
   bool rechunk_ = false;      // the response body goes out in chunks of ours
+  bool in_trailer_ = false;      // parse(): past the last chunk's line (trailer_ok() checks)
+  bool trailer_cr_ = false;      // the trailer bytes so far end in a CR
   bool chunk_line_end_ = false;  // parse(): llhttp paused at the end of a chunk-size line
   uint8_t crlf_due_ = 0;      // bytes of a request chunk's CRLF not checked yet (check_chunk_crlf)
   const char* parse_end_ = nullptr;  // end of the bytes parse() is running llhttp on

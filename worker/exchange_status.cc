@@ -62,6 +62,25 @@ constexpr size_t kMaxCommandBytes = 4096;
 // cross-site form or fetch cannot run a command (CSRF).
 constexpr std::string_view kCommandHeader = "X-Pasture-Command";
 
+// DNS rebinding: a page on evil.example whose name is made to resolve to
+// 127.0.0.1 reaches the status app from an allowed address, but its
+// requests still say `Host: evil.example`. Answered: no Host (HTTP/1.0), an
+// IP literal, `localhost`, or a name the app's `hosts` lists (`*`: any).
+bool status_host_allowed(std::string_view host, const std::vector<std::string>& names) {
+  if (host.empty()) return true;
+  if (host.front() == '[') return host.find(']') != std::string_view::npos;  // [v6]:port
+  size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos) host = host.substr(0, colon);
+  if (host.empty()) return false;
+  if (iequals(host, "localhost")) return true;
+  in_addr a4;
+  std::string h(host);
+  if (inet_pton(AF_INET, h.c_str(), &a4) == 1) return true;
+  for (const std::string& n : names)
+    if (n == "*" || iequals(host, n)) return true;
+  return false;
+}
+
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -137,9 +156,19 @@ void Exchange::respond_status(const char* base, const conf::Handler& hd, const R
     respond_local(403, "403 Forbidden: not in the status app's allow list\n", false);
     return;
   }
+  std::string_view host = t.authority;
+  for (const HeaderSpan& h : *head_->headers)
+    if (host.empty() && iequals(span_view(base, h.name), "host")) host = span_view(base, h.value);
+  // /ready tells nothing but ready or draining, to probes that send any Host.
+  bool ready_path = method_ != HTTP_POST &&
+                    np.decoded.substr(std::min<size_t>(script_len_, np.decoded.size())) == "/ready";
+  if (!ready_path && !status_host_allowed(host, hd.status_hosts)) {
+    respond_local(403, "403 Forbidden: this Host is not the status app's (DNS rebinding guard; see `hosts`)\n", false);
+    return;
+  }
   if (method_ == HTTP_POST) {
     bool marked = false, cross = false;
-    std::string_view origin, host;
+    std::string_view origin;
     for (const HeaderSpan& h : *head_->headers) {
       std::string_view name = span_view(base, h.name), value = span_view(base, h.value);
       marked |= iequals(name, kCommandHeader);
@@ -147,7 +176,6 @@ void Exchange::respond_status(const char* base, const conf::Handler& hd, const R
       // what it says about where the request comes from must be this site.
       if (iequals(name, "sec-fetch-site")) cross |= !iequals(value, "same-origin") && !iequals(value, "none");
       if (iequals(name, "origin")) origin = value;
-      if (iequals(name, "host")) host = value;
     }
     if (!origin.empty() && origin != "null") {
       size_t scheme = origin.find("://");
@@ -181,6 +209,11 @@ void Exchange::respond_status(const char* base, const conf::Handler& hd, const R
       respond_local(503, "draining\n", false, kNoStore);
     else
       respond_local(200, "ready\n", false, kNoStore);
+    return;
+  }
+  if (w_->region().header().superseded.load(std::memory_order_acquire)) {  // see ShmHeader
+    respond_local(503, "503 Service Unavailable: a reload is replacing this worker; ask again\n", true,
+                  "Retry-After: 1\r\nCache-Control: no-store\r\n");
     return;
   }
   if (path == "/metrics") {

@@ -4,6 +4,7 @@
 // request arrives as exactly one upstream request with its whole body, and a
 // raw upstream that a response's framing reaches the client.
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/raw_http.h"
@@ -313,7 +314,9 @@ TEST(Smuggling, BareCrInAChunkLineIsRefused) {
   for (const char* chunks : {"3;a\rb\r\nabc\r\n0\r\n\r\n", "3;a=\"x\rb\"\r\nabc\r\n0\r\n\r\n",
                              "3;a=b\rc\r\nabc\r\n0\r\n\r\n", "3\rX\r\nabc\r\n0\r\n\r\n",
                              "3\r\nabc\r\n0;x\ry\r\n\r\n", "3\r\nabc\r\n0;x=y\rz\r\n\r\n",
-                             "3\r\nabc\r\n0;x=\"y\"\rz\r\n\r\n", "3\r\nabc\r\n0\rz\r\n\r\n"}) {
+                             "3\r\nabc\r\n0;x=\"y\"\rz\r\n\r\n", "3\r\nabc\r\n0\rz\r\n\r\n",
+                             // the trailer section's end (found by review)
+                             "3\r\nabc\r\n0\r\n\rX", "0\r\nT: v\r\n\rX", "0\r\nT: v\rX\r\n\r\n"}) {
     SCOPED_TRACE(chunks);
     up.clear();
     Exchange ex = exchange(srv.port(), std::string("POST / HTTP/1.1\r\nHost: x\r\n"
@@ -322,6 +325,35 @@ TEST(Smuggling, BareCrInAChunkLineIsRefused) {
     EXPECT_EQ(ex.status(), 400) << ex.bytes;
     EXPECT_EQ(ex.responses(), 1u) << ex.bytes;
     for (const RecordedRequest& r : up.requests()) EXPECT_NE(r.target, "/smug");
+  }
+  // The same with the CR and what follows it in separate reads.
+  for (const char* split : {"0\r\n\r", "0\r\nT: v\r\n\r", "0\r"}) {
+    SCOPED_TRACE(split);
+    up.clear();
+    Fd fd = connect_loopback(srv.port());
+    ASSERT_TRUE(fd.valid());
+    send_all(fd.get(), std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n") + split);
+    std::this_thread::sleep_for(Millis(100));
+    send_all(fd.get(), "XGET /smug HTTP/1.1\r\nHost: x\r\n\r\n");
+    Exchange ex;
+    drain(fd.get(), ex, Millis(500));
+    EXPECT_EQ(ex.status(), 400) << ex.bytes;
+    EXPECT_EQ(ex.responses(), 1u) << ex.bytes;
+    for (const RecordedRequest& r : up.requests()) EXPECT_NE(r.target, "/smug");
+  }
+  // A valid trailer section, whole or split after its last CR, still passes.
+  for (const char* split : {"0\r\nT: v\r\n\r", "0\r\n\r"}) {
+    SCOPED_TRACE(split);
+    up.clear();
+    Fd fd = connect_loopback(srv.port());
+    ASSERT_TRUE(fd.valid());
+    send_all(fd.get(), std::string("POST /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n") + split);
+    std::this_thread::sleep_for(Millis(100));
+    send_all(fd.get(), "\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    Exchange ex;
+    drain(fd.get(), ex, Millis(500));
+    EXPECT_EQ(ex.responses(), 2u) << ex.bytes;
+    EXPECT_EQ(ex.status(), 200) << ex.bytes;
   }
 }
 

@@ -205,6 +205,36 @@ TEST(StatusControl, CsrfGuardAndGetNeverWrites) {
   EXPECT_EQ(post(srv.port(), "cmd=set+weight+pool%2Fnope+3").status, 400);
 }
 
+// DNS rebinding (found by review): a page whose name resolves to 127.0.0.1
+// reaches the status app from an allowed address with its own Host and a
+// matching Origin. Only IP literals, localhost and `hosts` names are
+// answered; /ready answers any Host.
+TEST(StatusControl, ForeignHostIsRefusedAgainstDnsRebinding) {
+  TempDir dir;
+  FakeUpstream a("a"), b("b");
+  PastureServer srv(control_site(dir, a, b), 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  std::string evil = "rebind.attacker.example:" + std::to_string(srv.port());
+  std::string cmd = "cmd=set+server+pool%2F" + a.address() + "+state+maint";
+  Response r = post(srv.port(), cmd, {{"Host", evil}, {"Origin", "http://" + evil}, {"Sec-Fetch-Site", "same-origin"},
+                                      {"X-Pasture-Command", "1"}});
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(ctl(srv, "show servers").second.find("maint"), std::string::npos);
+  EXPECT_EQ(http_get(srv.port(), "/status/?format=json", {{"Host", evil}}).status, 403);
+  EXPECT_EQ(http_get(srv.port(), "/status/metrics", {{"Host", "REBIND.attacker.example"}}).status, 403);
+  EXPECT_EQ(http_get(srv.port(), "/status/ready", {{"Host", evil}}).status, 200);
+  for (const char* ok : {"localhost", "localhost:1", "127.0.0.1", "[::1]:80"})
+    EXPECT_EQ(http_get(srv.port(), "/status/?format=json", {{"Host", ok}}).status, 200) << ok;
+  // `hosts` names the ones an operator serves it under.
+  TempDir dir2;
+  std::string site = control_site(dir2, a, b);
+  site.replace(site.find("use = egg:pasture#status\n"), 25, "use = egg:pasture#status\nhosts = Rebind.Attacker.Example, other\n");
+  PastureServer named(site, 1);
+  ASSERT_TRUE(named.started()) << named.output();
+  EXPECT_EQ(http_get(named.port(), "/status/?format=json", {{"Host", evil}}).status, 200);
+  EXPECT_EQ(http_get(named.port(), "/status/?format=json", {{"Host", "third.example"}}).status, 403);
+}
+
 // The admin socket: mode 0600 by default (others are refused by the
 // kernel), admin_socket_mode; `pasture ctl` round trip and exit codes.
 TEST(StatusControl, AdminSocketModeAndCtl) {

@@ -85,6 +85,19 @@ TEST_F(ConfSite, AnIpv4MappedRangeIsAnIpv4Range) {
   EXPECT_EQ(r[2].family, AF_INET6);
 }
 
+TEST_F(ConfSite, StatusHostsAreNamesOnly) {
+  auto h = parse_status_hosts(py::Value{"Status.Example.com, admin-1.internal *", SourceLoc{"s.ini", 7}});
+  EXPECT_EQ(h, (std::vector<std::string>{"status.example.com", "admin-1.internal", "*"}));
+  for (const char* bad : {"status.example.com:80", "http://x", "x/y", "a*"}) {
+    try {
+      parse_status_hosts(py::Value{bad, SourceLoc{"s.ini", 7}});
+      ADD_FAILURE() << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("s.ini:7"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(ConfSite, UnknownServerKeysBecomeNotices) {
   Site s = load(std::string(kEcho) + "[server:main]\nuse = egg:waitress#main\nchannel_timeout = 120\n");
   ASSERT_EQ(s.notices.size(), 1u);

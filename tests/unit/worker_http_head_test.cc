@@ -82,6 +82,8 @@ TEST(WorkerHead, AppendUintAndReasons) {
   EXPECT_EQ(s, "0 18446744073709551615");
   EXPECT_STREQ(reason_phrase(502), "Bad Gateway");
   EXPECT_STREQ(reason_phrase(431), "Request Header Fields Too Large");
+  EXPECT_STREQ(reason_phrase(403), "Forbidden");  // the status app's refusals said "403 Unknown"
+  EXPECT_STREQ(reason_phrase(429), "Too Many Requests");
 }
 
 }  // namespace
