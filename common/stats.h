@@ -75,6 +75,10 @@ struct alignas(64) WorkerStats {
   Counter bytes_in;                    // bytes read from clients
   Counter bytes_out;                   // response body bytes sent to clients
   Counter clear_epoch_seen;            // StatsHeader::clear_epoch this row was last cleared for
+  // TLS listeners (after clear_epoch_seen: in what was the row's padding).
+  Counter tls_handshakes;              // completed, resumed ones included
+  Counter tls_resumed;                 // of those, resumed by a session ticket
+  Counter tls_handshake_errors;        // failed, timed out, or abandoned after the first byte
 };
 
 // Per pool: what no single server accounts for.

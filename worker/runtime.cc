@@ -96,6 +96,7 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
       stats_(setup.shm->stats_row((uint32_t)setup.slot)),
       held_(setup.shm->held(setup.slot)),
       rng_(lb::seed_from_os()),
+      tls_(setup.tls),
       embed_apps_(setup.embed_apps),
       graceful_timeout_ms_(setup.graceful_timeout_ms),
       max_requests_(setup.max_requests) {
@@ -227,20 +228,34 @@ int reuse_port_socket(int shared) {
 
 }  // namespace
 
+// Setup::listen_fds[i] is the socket of site().server.listen[i].
+static bool listener_tls(const conf::Site& site, const TlsContext* tls, size_t i) {
+  return tls && i < site.server.listen.size() && site.server.listen[i].tls;
+}
+
 void Worker::bind_own_sockets(const std::vector<int>& listen_fds) {
-  for (int shared : listen_fds) {
-    int fd = reuse_port_socket(shared);
+  for (size_t i = 0; i < listen_fds.size(); i++) {
+    int fd = reuse_port_socket(listen_fds[i]);
     if (fd == -2) continue;
     if (fd < 0) {
       PLOG_WARN("reuse_port: cannot bind a private socket (%s); using the shared one only", strerror(errno));
       continue;
     }
     own_fds_.push_back(fd);
+    if (listener_tls(*site_, tls_, i)) tls_fds_.push_back(fd);
   }
+}
+
+const TlsContext* Worker::tls_of(int lfd) const {
+  for (int fd : tls_fds_)
+    if (fd == lfd) return tls_;
+  return nullptr;
 }
 
 bool Worker::start_accepting(const std::vector<int>& listen_fds) {
   listen_fds_ = listen_fds;
+  for (size_t i = 0; i < listen_fds.size(); i++)
+    if (listener_tls(*site_, tls_, i)) tls_fds_.push_back(listen_fds[i]);
   for (int fd : own_fds_) {
     // Bound before the capabilities went (bind_own_sockets); listening
     // needs none. Not before now: a worker importing its app would be
@@ -371,6 +386,7 @@ void Worker::note_accept_failure(int err, bool pausing) {
 
 // A bounded batch per wake-up keeps workers' shares even.
 bool Worker::accept_batch(int lfd, int max, bool capped) {
+  const TlsContext* tls = tls_of(lfd);
   for (int k = 0; k < max && !(capped && full()); k++) {
     sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -383,7 +399,7 @@ bool Worker::accept_batch(int lfd, int max, bool capped) {
       if (queued) return false;
       continue;
     }
-    ClientConn::accept_fd(this, fd, reinterpret_cast<sockaddr*>(&ss));
+    ClientConn::accept_fd(this, fd, reinterpret_cast<sockaddr*>(&ss), tls);
   }
   return true;
 }

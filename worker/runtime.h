@@ -154,6 +154,11 @@ class Worker {
   void note_accept_failure(int err, bool pausing);  // one log line per 5 s at most
   std::vector<int> listen_fds_;
   std::vector<int> own_fds_;  // reuse_port: this worker's private sockets
+  // The TLS listeners' context (Setup::tls) and the listening sockets that
+  // speak TLS (shared and reuse_port ones): few, searched per accept batch.
+  const TlsContext* tls_ = nullptr;
+  std::vector<int> tls_fds_;
+  const TlsContext* tls_of(int lfd) const;
   int epfd_ = -1;
   uv_poll_t* accept_poll_ = nullptr;
   uv_timer_t accept_pause_;

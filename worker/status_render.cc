@@ -199,6 +199,9 @@ std::string render_json(const Snapshot& s) {
   top.classes("responses", s.responses);
   top.typed("bytes_in", "counter", s.bytes_in);
   top.typed("bytes_out", "counter", s.bytes_out);
+  top.typed("tls_handshakes", "counter", s.tls_handshakes);
+  top.typed("tls_resumed", "counter", s.tls_resumed);
+  top.typed("tls_handshake_errors", "counter", s.tls_handshake_errors);
   top.key("workers");
   o += '[';
   for (size_t i = 0; i < s.workers.size(); i++) {
@@ -217,6 +220,9 @@ std::string render_json(const Snapshot& s) {
     k.classes("responses", w.responses);
     k.typed("bytes_in", "counter", w.bytes_in);
     k.typed("bytes_out", "counter", w.bytes_out);
+    k.typed("tls_handshakes", "counter", w.tls_handshakes);
+    k.typed("tls_resumed", "counter", w.tls_resumed);
+    k.typed("tls_handshake_errors", "counter", w.tls_handshake_errors);
     k.close();
   }
   o += ']';
@@ -389,6 +395,12 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
     p.sample("pasture_received_bytes_total", "", s.bytes_in);
     p.family("pasture_sent_bytes_total", "counter", "Response body bytes sent to clients.");
     p.sample("pasture_sent_bytes_total", "", s.bytes_out);
+    p.family("pasture_tls_handshakes_total", "counter", "TLS handshakes completed (resumed ones included).");
+    p.sample("pasture_tls_handshakes_total", "", s.tls_handshakes);
+    p.family("pasture_tls_resumed_total", "counter", "TLS handshakes that resumed a session by ticket.");
+    p.sample("pasture_tls_resumed_total", "", s.tls_resumed);
+    p.family("pasture_tls_handshake_errors_total", "counter", "TLS handshakes that failed, timed out or were abandoned.");
+    p.sample("pasture_tls_handshake_errors_total", "", s.tls_handshake_errors);
   }
   if (scopes & kScopeWorker) {
     auto each = [&](const char* name, const char* type, const char* help, auto get) {
@@ -407,6 +419,10 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
          [](const WorkerSnap& w) { return w.accepted; });
     each("pasture_worker_requests_total", "counter", "Requests the worker handled.",
          [](const WorkerSnap& w) { return w.requests; });
+    each("pasture_worker_tls_handshakes_total", "counter", "TLS handshakes the worker completed.",
+         [](const WorkerSnap& w) { return w.tls_handshakes; });
+    each("pasture_worker_tls_handshake_errors_total", "counter", "TLS handshakes that failed on the worker.",
+         [](const WorkerSnap& w) { return w.tls_handshake_errors; });
     p.family("pasture_worker_heartbeat_age_seconds", "gauge", "Since the worker's event loop last ticked.");
     for (const WorkerSnap& w : s.workers)
       p.sample_d("pasture_worker_heartbeat_age_seconds", "worker=\"" + std::to_string(w.slot) + "\"",

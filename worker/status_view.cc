@@ -124,6 +124,9 @@ Snapshot take_snapshot(const SnapshotSource& src) {
         k.requests = st.requests.get();
         k.bytes_in = st.bytes_in.get();
         k.bytes_out = st.bytes_out.get();
+        k.tls_handshakes = st.tls_handshakes.get();
+        k.tls_resumed = st.tls_resumed.get();
+        k.tls_handshake_errors = st.tls_handshake_errors.get();
         add_classes(k.responses, st.responses);
         s.connections += k.connections;
         s.workers.push_back(k);
@@ -136,6 +139,9 @@ Snapshot take_snapshot(const SnapshotSource& src) {
     s.requests += st.requests.get();
     s.bytes_in += st.bytes_in.get();
     s.bytes_out += st.bytes_out.get();
+    s.tls_handshakes += st.tls_handshakes.get();
+    s.tls_resumed += st.tls_resumed.get();
+    s.tls_handshake_errors += st.tls_handshake_errors.get();
     add_classes(s.responses, st.responses);
     rows.push_back(row);
   }
