@@ -3,8 +3,10 @@
 // (tests/support/tls_client.h), in the three config forms (Paste ssl_pem,
 // gunicorn certfile/keyfile, pasture's `listen ... tls` with certificates
 // by SNI).
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -419,6 +421,60 @@ TEST(TlsServe, EmbeddedAppSeesHttpsAndFilesAreSentWithoutSendfile) {
   std::string got((std::istreambuf_iterator<char>(g)), {});
   EXPECT_EQ(got.size(), (size_t)(3 << 20));
   EXPECT_TRUE(got == pattern_bytes(3 << 20));
+}
+
+// Socket activation (systemd passes fd 3): the socket keeps the TLS mark
+// of the configured listener it stands for; one the config does not name
+// is TLS when the whole server is (ssl_pem).
+TEST(TlsServe, SocketActivationKeepsTheTlsMark) {
+  Pki pki;
+  std::string pem = pki.pem("server", {"localhost"});
+  for (bool named : {true, false}) {
+    Fd lfd = listen_loopback(0);
+    ASSERT_TRUE(lfd.valid());
+    uint16_t port = local_port(lfd.get());
+    std::string server = named ? "use = egg:pasture#main\nlisten = 127.0.0.1:" + std::to_string(port) +
+                                     " tls 127.0.0.1:1\ntls_cert = " + pem + "\n"
+                               : "use = egg:Paste#http\nport = 1\nssl_pem = " + pem + "\n";
+    std::string ini = pki.dir.write("act.ini", "[server:main]\n" + server + "workers = 1\n" + kEchoAndStatus);
+    std::string out = pki.dir.file(named ? "named.log" : "unnamed.log");
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      setpgid(0, 0);
+      dup2(lfd.get(), 3);
+      fcntl(3, F_SETFD, 0);
+      int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(o, 1);
+      dup2(o, 2);
+      std::string p = std::to_string(getpid());
+      setenv("LISTEN_PID", p.c_str(), 1);
+      setenv("LISTEN_FDS", "1", 1);
+      execl(PASTURE_BINARY, PASTURE_BINARY, "serve", ini.c_str(), (char*)nullptr);
+      _exit(127);
+    }
+    lfd.reset();
+    TlsClientOptions o;
+    o.ca_pem = pki.ca.cert_pem();
+    std::string err;
+    Response r;
+    bool served = wait_until([&] {
+      auto c = TlsConn::connect(port, o, &err, Millis(500));
+      if (!c || !c->send("GET /sa HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")) return false;
+      r = c->read_response();
+      return r.ok();
+    });
+    Response plain = http_get(port, "/sa", {}, Millis(2000));
+    kill(-pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    std::ifstream f(out);
+    std::string log((std::istreambuf_iterator<char>(f)), {});
+    EXPECT_TRUE(served) << named << ": " << err << "\n" << log;
+    EXPECT_EQ(r.body, "tls GET /sa\n") << named;
+    EXPECT_NE(plain.body, "tls GET /sa\n") << named << ": cleartext served on an encrypted port";
+    EXPECT_NE(log.find("serving on https://"), std::string::npos) << log;
+  }
 }
 
 TEST(TlsServe, CheckShowsTheListenerAndNoKeyMaterial) {
