@@ -78,6 +78,10 @@ struct alignas(64) WorkerStats {
   Counter h2_connections;              // HTTP/2 connections (h2c by prior knowledge, ALPN h2)
   Counter h2_streams;                  // HTTP/2 streams opened by clients
   Counter h2_calm;                     // HTTP/2 connections ended for abuse (GOAWAY ENHANCE_YOUR_CALM, floods)
+  // TLS listeners (after clear_epoch_seen: in what was the row's padding).
+  Counter tls_handshakes;              // completed, resumed ones included
+  Counter tls_resumed;                 // of those, resumed by a session ticket
+  Counter tls_handshake_errors;        // failed, timed out, or abandoned after the first byte
 };
 
 // Per pool: what no single server accounts for.

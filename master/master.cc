@@ -72,6 +72,26 @@ std::string listener_key(const conf::Listener& l) {
   return key;
 }
 
+bool wildcard_host(const std::string& h) { return h.empty() || h == "*" || h == "0.0.0.0" || h == "::"; }
+
+// Socket activation: does the socket systemd passed (`l`, from its address)
+// speak TLS? As the configured listener it stands for: the same unix path,
+// or the same port on the same (or a wildcard) host. One the config does
+// not name speaks TLS when every configured listener does (Paste's ssl_pem,
+// gunicorn's certfile: the whole server is TLS), so a port meant to be
+// encrypted is never served in cleartext because systemd bound it.
+bool activated_tls(const conf::ServerSettings& s, const conf::Listener& l) {
+  for (const conf::Listener& c : s.listen) {
+    if (!l.unix_path.empty() || !c.unix_path.empty()) {
+      if (c.unix_path == l.unix_path) return c.tls;
+      continue;
+    }
+    if (c.port == l.port && (c.host == l.host || wildcard_host(c.host) || wildcard_host(l.host))) return c.tls;
+  }
+  return s.tls.enabled() && !s.listen.empty() &&
+         std::all_of(s.listen.begin(), s.listen.end(), [](const conf::Listener& c) { return c.tls; });
+}
+
 }  // namespace
 
 // Closes a listen socket; a unix socket's file goes too, unless a new master
@@ -303,7 +323,7 @@ void Master::announce() {
     if (!l.unix_path.empty())
       printf("serving on %s\n", l.url().c_str());
     else if (l.host == "0.0.0.0")
-      printf("serving on 0.0.0.0:%u view at http://127.0.0.1:%u\n", l.port, l.port);
+      printf("serving on 0.0.0.0:%u view at %s://127.0.0.1:%u\n", l.port, l.tls ? "https" : "http", l.port);
     else
       printf("serving on %s\n", l.url().c_str());
   }
@@ -847,22 +867,24 @@ int Master::run() {
   std::vector<int> activated = sd_listen_fds();
   for (int fd : activated) sockets_.push_back({fd, socket_name(fd)});  // systemd removes its files
   if (!activated.empty()) {
-    // Socket activation: serve on exactly the sockets systemd passed.
-    gen_->site.server.listen.clear();
+    // Socket activation: serve on exactly the sockets systemd passed, each
+    // with the TLS mark of the configured listener it stands for.
+    std::vector<conf::Listener> listen;
     for (int fd : activated) {
       std::string name = socket_name(fd);
       size_t colon = name.rfind(':');
       conf::Listener l;
       if (name.compare(0, 5, "unix:") == 0) {
         l.unix_path = name.substr(5);
-        gen_->site.server.listen.push_back(l);
-        continue;
+      } else {
+        l.host = name.substr(0, colon);
+        if (l.host.size() > 2 && l.host.front() == '[') l.host = l.host.substr(1, l.host.size() - 2);
+        l.port = (uint16_t)atoi(name.c_str() + colon + 1);
       }
-      l.host = name.substr(0, colon);
-      if (l.host.size() > 2 && l.host.front() == '[') l.host = l.host.substr(1, l.host.size() - 2);
-      l.port = (uint16_t)atoi(name.c_str() + colon + 1);
-      gen_->site.server.listen.push_back(l);
+      l.tls = activated_tls(gen_->site.server, l);
+      listen.push_back(l);
     }
+    gen_->site.server.listen = std::move(listen);
   }
   n_workers_ = opts_.workers > 0 ? opts_.workers : gen_->site.server.workers;
   if (n_workers_ <= 0) n_workers_ = (int)std::max(1u, std::thread::hardware_concurrency());

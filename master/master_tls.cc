@@ -10,21 +10,6 @@
 
 namespace pasture::master {
 
-namespace {
-
-// Until the TLS transport is wired into the worker's connection, a site
-// that asks for TLS is checked in full (files, keys, context) and then
-// refused: never served as cleartext on a port meant to be encrypted.
-std::string not_served(const conf::Site& site) {
-  std::string urls;
-  for (const conf::Listener& l : site.server.listen)
-    if (l.tls) urls += (urls.empty() ? "" : ", ") + l.url();
-  return site.server.tls.loc.str() + ": TLS listeners are parsed and checked but not yet served (" + urls +
-         "); pasture refuses to start rather than serve them unencrypted";
-}
-
-}  // namespace
-
 bool Master::build_tls(const conf::Site& site, std::unique_ptr<worker::TlsContext>* out, std::string* err) {
   out->reset();
   if (!site.server.tls.enabled()) return true;
@@ -38,11 +23,7 @@ bool Master::build_tls(const conf::Site& site, std::unique_ptr<worker::TlsContex
       *err += " (a reload reads the keys as " + run_as_.text() + ": make them readable by its group, e.g. 0640)";
     return false;
   }
-  // Until the transport is wired in (then these three lines go): refused
-  // before any socket is bound (run()) or any worker forked (a reload).
-  *err = not_served(site);
-  out->reset();
-  return false;
+  return true;
 }
 
 bool Master::setup_tls(Generation& g, std::string* err) {

@@ -88,6 +88,8 @@ class PastureEnviron:
         proto = environ.pop('HTTP_X_FORWARDED_PROTO', None)
         if proto:
             environ['wsgi.url_scheme'] = proto.split(',')[-1].strip()
+            if environ['wsgi.url_scheme'] == 'https':
+                environ['HTTPS'] = 'on'
         environ.pop('HTTP_X_FORWARDED_HOST', None)
         script = environ.pop('HTTP_X_PASTURE_SCRIPT_NAME', '')
         environ['SCRIPT_NAME'] = ''

@@ -130,7 +130,7 @@ const llhttp_settings_t* ClientConn::settings() {
   return &s;
 }
 
-void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer, bool h2c) {
+void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer, const TlsContext* tls, bool h2c) {
   auto* c = new ClientConn(w);
   c->h2c_ = h2c;
   uv_tcp_init(w->loop(), &c->tcp_);
@@ -148,6 +148,10 @@ void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer, bool h2c) {
   format_peer(peer, c->peer_.text, sizeof c->peer_.text);
   c->peer_.trusted = peer_trusted(w->site().server.trusted_proxies, peer);
   w->client_opened(c);
+  if (tls) {
+    c->tls_start(*tls);  // client_header_timeout bounds the handshake too
+    if (c->state_ == State::kClosed) return;
+  }
   c->arm_timer(w->site().server.client_header_timeout_ms);
   c->start_reading();
 }
@@ -180,18 +184,25 @@ void ClientConn::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) 
   if (nread == 0) return;
   if (nread < 0) {
     c->reading_ = false;  // libuv stops reading at EOF and on errors
-    if (nread == UV_EOF)
-      c->on_eof();
-    else
+    if (c->tls_ && !c->tls_open_) {
+      if (c->tls_bytes_in_) c->tls_handshake_failed("the client closed the connection during the handshake");
       c->close();
+    } else if (nread == UV_EOF) {
+      c->on_eof();
+    } else {
+      c->close();
+    }
     return;
   }
-  c->on_bytes(buf->base, (size_t)nread);
+  if (c->tls_)
+    c->tls_feed(buf->base, (size_t)nread);
+  else
+    c->on_bytes(buf->base, (size_t)nread);
 }
 
 int ClientConn::sendfile_fd() {
   uv_os_fd_t fd;
-  if (queued() > 0 || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return -1;
+  if (tls_ || queued() > 0 || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return -1;
   return fd;
 }
 
@@ -613,7 +624,8 @@ uint32_t ClientConn::idle_timeout_ms() const {
 // An idle connection of a draining worker stayed silent through the grace.
 // Bytes that came in but are not read yet begin a request: closing now would
 // turn it into a reset, so it is read and answered instead (the loop reads
-// after timers). Answers not read yet are delivered before the close.
+// after timers). Answers not read yet are delivered before the close. Under
+// TLS the bytes are a record: a request, or a close_notify whose EOF follows.
 void ClientConn::end_drain_grace() {
   int fd = -1;
   char byte;
@@ -636,7 +648,9 @@ void ClientConn::shutdown_and_linger() {
   // Shut the write side once every queued byte is written (send_timeout
   // governs until then: closing earlier would cancel those writes), then
   // read until the client's EOF (or kLingerMs), so unread input never turns
-  // our close into an RST that destroys the response in flight.
+  // our close into an RST that destroys the response in flight. TLS says
+  // close_notify first, so the client knows the response was not truncated.
+  if (tls_) tls_close_notify();
   auto* req = new uv_shutdown_t;
   int r = uv_shutdown(req, stream(), [](uv_shutdown_t* rq, int status) {
     auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(rq->handle->data));
@@ -681,6 +695,11 @@ void ClientConn::on_timer(TimerNode* t) {
       c->close();
       return;
     case State::kIdle:
+      if (c->tls_ && !c->tls_open_) {
+        c->tls_handshake_failed("timed out (client_header_timeout)");
+        c->close();
+        return;
+      }
       if (c->w_->draining() && !c->out_full_) {  // else send_timeout: the client reads nothing
         c->end_drain_grace();
         return;
@@ -694,6 +713,7 @@ void ClientConn::on_timer(TimerNode* t) {
 
 void ClientConn::close() {
   if (state_ == State::kClosed) return;
+  if (tls_) tls_close_notify();  // once (kLinger sent it already); the socket closes next
   state_ = State::kClosed;
   ex_.on_close();
   if (h2_) h2_->on_close();

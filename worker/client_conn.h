@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "worker/http_head.h"
@@ -35,16 +36,19 @@
 #include "worker/exchange.h"
 #include "worker/h2_conn.h"
 #include "worker/response_sink.h"
+#include "worker/tls_session.h"
 
 namespace pasture::worker {
 
 class H2Conn;
 
-class ClientConn final : public StreamOwner, public ResponseSink, public H2Transport {
+class ClientConn final : public StreamOwner, public ResponseSink, public H2Transport, private TlsSession::Sink {
  public:
-  // Take ownership of an accepted, non-blocking socket. `h2c`: the listener
+  // Take ownership of an accepted, non-blocking socket; `tls` (the
+  // listener's context) makes it a TLS connection; `h2c`: the listener
   // serves HTTP/2 by prior knowledge (worker/client_h2.cc).
-  static void accept_fd(Worker* w, int fd, const sockaddr* peer, bool h2c = false);
+  static void accept_fd(Worker* w, int fd, const sockaddr* peer, const TlsContext* tls = nullptr,
+                        bool h2c = false);
 
   void on_write_done(int status) override;
   void on_drain();  // the worker started draining (Worker::start_drain)
@@ -58,8 +62,9 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   void abort() override { close(); }
   bool retract_head() override;
   void await_drain() override;
+  // Under TLS too: what is queued is ciphertext (TlsSession keeps none).
   size_t queued() const override { return tcp_.write_queue_size; }
-  int sendfile_fd() override;
+  int sendfile_fd() override;  // -1 under TLS: the app's files are read and sent
   void want_body(bool on) override;
   bool peer_address(sockaddr_storage* out) override;
 
@@ -96,12 +101,26 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   // queued(), sendfile_fd() (-1 for such a transport: the app's files are
   // read and sent), shutdown_and_linger's uv_shutdown (after a
   // close_notify) and end_drain_grace's peek. send_out returns 0 or a libuv
-  // error; bytes not written at once are queued.
-  int send_out(const uv_buf_t* bufs, unsigned n) { return stream_send(stream(), bufs, n); }
-  int send_out(const char* p, size_t n) { return stream_send(stream(), p, n); }
+  // error; bytes not written at once are queued. The TLS transport is
+  // worker/client_tls.cc.
+  int send_out(const uv_buf_t* bufs, unsigned n) { return tls_ ? tls_send(bufs, n) : stream_send(stream(), bufs, n); }
+  int send_out(const char* p, size_t n) {
+    uv_buf_t b = uv_buf_init(const_cast<char*>(p), (unsigned)n);
+    return send_out(&b, 1);
+  }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   void on_bytes(const char* data, size_t n);
   bool h2_probe(const char* data, size_t n);  // h2c: true when the bytes were taken
+
+  // --- TLS (client_tls.cc) -------------------------------------------------
+  void tls_start(const TlsContext& ctx);
+  void tls_feed(const char* data, size_t n);  // ciphertext read from the socket
+  int tls_send(const uv_buf_t* bufs, unsigned n);
+  void tls_close_notify();                    // before the write side is shut
+  void tls_check_open();                      // the handshake just ended: count it, note the subject
+  void tls_handshake_failed(const char* why);
+  void on_plaintext(const char* data, size_t len) override;
+  void on_ciphertext(const char* data, size_t len) override;
 
   void run_inbuf();
   const char* parse(const char* base, const char* p, const char* end);
@@ -138,6 +157,10 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   TimerNode timer_;
   ClientPeer peer_;
   Exchange ex_;                    // the request in progress (reset between requests)
+  std::unique_ptr<TlsSession> tls_;  // the TLS transport, or null (the plain socket)
+  int tls_write_error_ = 0;        // a libuv error from writing ciphertext (on_ciphertext)
+  bool tls_open_ = false;          // the handshake completed (tls_check_open ran)
+  bool tls_bytes_in_ = false;      // the client sent something (an EOF before it is no handshake error)
   std::string* inbuf_ = nullptr;   // unparsed bytes: a partial head or pipelined requests
   uint32_t inbuf_parsed_ = 0;      // bytes of inbuf_ llhttp has consumed
   uint32_t msg_start_ = 0;         // offset of the current head in its buffer

@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "worker/exchange.h"
+#include "worker/proxy_head.h"
 
 namespace pasture::worker {
 namespace {
@@ -37,6 +38,12 @@ void Exchange::start_app(const char* base, int app, const RequestTarget& t, cons
   r.protocol = r.add(http10_ ? "HTTP/1.0" : "HTTP/1.1");
   r.remote_addr = r.add(peer_->text);
   bool underscores = w_->site().server.underscores_in_headers;
+  // Over TLS the scheme is https (HTTPS=on), unless a trusted proxy says otherwise below.
+  if (peer_->tls) r.url_scheme = r.add("https");
+  // mTLS: the verified subject in the operator's header, never the client's own.
+  std::string_view subject_header = w_->site().server.tls.client_subject_header;
+  if (!subject_header.empty() && !peer_->tls_subject.empty())
+    r.headers.emplace_back(r.add(subject_header), r.add(peer_->tls_subject));
   // An absolute-form target's authority is the Host (RFC 9112 3.2.2).
   if (!t.authority.empty()) r.headers.emplace_back(r.add("Host"), r.add(t.authority));
   for (const HeaderSpan& h : *head_->headers) {
@@ -45,6 +52,7 @@ void Exchange::start_app(const char* base, int app, const RequestTarget& t, cons
     // As waitress and nginx: a name with '_' would share an environ key
     // with its '-' spelling (X_Forwarded_For and X-Forwarded-For).
     if (!underscores && name.find('_') != std::string_view::npos) continue;
+    if (!subject_header.empty() && same_field_folded(name, subject_header)) continue;
     std::string_view value = trim_ows(span_view(base, h.value));
     if (peer_->trusted && iequals_ascii(name, "x-forwarded-proto")) {
       std::string_view v = value.substr(value.rfind(',') == std::string_view::npos ? 0 : value.rfind(',') + 1);

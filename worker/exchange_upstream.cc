@@ -101,6 +101,9 @@ void Exchange::build_upstream_head(const char* base, const PoolRt& pool, int ser
   in.headers = head_->headers;
   in.peer = peer_->text;
   in.trusted_peer = peer_->trusted;
+  in.tls = peer_->tls;
+  in.subject_header = w_->site().server.tls.client_subject_header;
+  in.subject = peer_->tls_subject;
   in.script_len = script_len_;
   in.http10 = http10_;
   in.target = &t;

@@ -151,6 +151,7 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     bool underscore = name.find('_') != std::string_view::npos;
     if (underscore && !p.underscores) continue;
+    if (!in.subject_header.empty() && same_field_folded(name, in.subject_header)) continue;  // ours alone
     Field f = underscore ? classify_folded(name) : classify(name);
     if (f == Field::kDrop || nominated.nominates(name)) continue;
     if (f == Field::kHost) {
@@ -189,6 +190,14 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
 
 }  // namespace
 
+bool same_field_folded(std::string_view name, std::string_view header) {
+  if (name.size() != header.size()) return false;
+  auto fold = [](char c) -> char { return c == '_' ? '-' : c >= 'A' && c <= 'Z' ? (char)(c | 0x20) : c; };
+  for (size_t i = 0; i < name.size(); i++)
+    if (fold(name[i]) != fold(header[i])) return false;
+  return true;
+}
+
 bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p) {
   RequestTarget own_t;
   std::string scratch;
@@ -223,7 +232,9 @@ bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
   }
   append(o, in.peer);
   o.append("\r\n");
-  append_line(o, "X-Forwarded-Proto: ", seen.xfp.empty() ? std::string_view("http") : seen.xfp);
+  append_line(o, "X-Forwarded-Proto: ",
+              !seen.xfp.empty() ? seen.xfp : in.tls ? std::string_view("https") : std::string_view("http"));
+  if (!in.subject_header.empty() && !in.subject.empty()) append_field(o, in.subject_header, in.subject);
   // A hosted WSGI app learns the urlmap prefix it is mounted at (its
   // SCRIPT_NAME): python/pasture_wsgi.py decodes it and strips it from
   // PATH_INFO, which its server decodes from np.wire.

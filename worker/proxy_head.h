@@ -21,6 +21,12 @@ struct ProxyHeadInput {
   const std::vector<HeaderSpan>* headers = nullptr;  // the client's header fields
   std::string_view peer;    // client address, text
   bool trusted_peer = false;  // the peer is in trusted_proxies (peer_trusted())
+  bool tls = false;           // the client's connection is TLS: X-Forwarded-Proto https
+  // tls_client_subject_header (a name, "" = none): the client's own field
+  // of that name never passes (trusted peer or not, '_' read as '-'); the
+  // verified certificate subject `subject` goes in it when there is one.
+  std::string_view subject_header;
+  std::string_view subject;
   uint32_t script_len = 0;  // bytes of NormalPath::decoded a urlmap matched (SCRIPT_NAME)
   // The request body's framing as pasture parsed it; written by pasture,
   // never copied from the client's fields.
@@ -83,13 +89,20 @@ int64_t max_forwards_value(std::string_view v);
 //    or to a hosted app (which sees them as paster serve would; its
 //    REMOTE_ADDR, scheme and SCRIPT_NAME come from pasture's fields alone).
 //    Then X-Forwarded-For: the passed chain plus the peer; -Proto: the
-//    trusted peer's, else "http"; -Host: the trusted peer's, else the Host;
+//    trusted peer's, else "http" ("https" over TLS); -Host: the trusted peer's, else the Host;
 //    and X-Pasture-Script-Name (percent-encoded) for hosted apps.
+//    Over TLS -Proto is "https" unless a trusted peer said otherwise.
+//  - in.subject_header: the client's field of that name dropped, always;
+//    the verified client certificate's subject sent in it.
 //  - Via: the client's values, then this hop (p.via), in one field.
 //  - Conformance: OPTIONS and TRACE go with Max-Forwards less one (0 was
 //    answered by pasture); an HTTP/1.0 request's Expect is dropped (RFC 9110
 //    10.1.1: ignored in HTTP/1.0; the upstream gets HTTP/1.1).
 bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p);
+
+// Is `name` the field `header`, '_' read as '-' and case ignored (what a
+// WSGI environ would make one key of)?
+bool same_field_folded(std::string_view name, std::string_view header);
 
 // Is `peer` inside one of `ranges` (conf::ServerSettings::trusted_proxies)?
 // A unix-socket peer matches a range with `unix` set.

@@ -17,6 +17,12 @@ namespace pasture::worker {
 struct ClientPeer {
   char text[48] = {0};   // the address as text (logs, X-Forwarded-For, REMOTE_ADDR)
   bool trusted = false;  // in trusted_proxies: its X-Forwarded-* pass on
+  // The connection is TLS: upstreams get X-Forwarded-Proto https (unless a
+  // trusted proxy said otherwise), an app wsgi.url_scheme https.
+  bool tls = false;
+  // The verified client certificate's subject (RFC 2253), "" = none; known
+  // from the handshake's end, before the first request.
+  std::string tls_subject;
 };
 
 // A final response's head.

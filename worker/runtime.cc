@@ -96,6 +96,7 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
       stats_(setup.shm->stats_row((uint32_t)setup.slot)),
       held_(setup.shm->held(setup.slot)),
       rng_(lb::seed_from_os()),
+      tls_(setup.tls),
       embed_apps_(setup.embed_apps),
       graceful_timeout_ms_(setup.graceful_timeout_ms),
       max_requests_(setup.max_requests) {
@@ -227,6 +228,11 @@ int reuse_port_socket(int shared) {
 
 }  // namespace
 
+// Setup::listen_fds[i] is the socket of site().server.listen[i].
+static bool listener_tls(const conf::Site& site, const TlsContext* tls, size_t i) {
+  return tls && i < site.server.listen.size() && site.server.listen[i].tls;
+}
+
 void Worker::bind_own_sockets(const std::vector<int>& listen_fds) {
   for (size_t i = 0; i < listen_fds.size(); i++) {
     int shared = listen_fds[i];
@@ -238,6 +244,7 @@ void Worker::bind_own_sockets(const std::vector<int>& listen_fds) {
     }
     own_fds_.push_back(fd);
     own_src_.push_back(i);
+    if (listener_tls(*site_, tls_, i)) tls_fds_.push_back(fd);
   }
 }
 
@@ -248,10 +255,18 @@ bool Worker::h2c_listener(size_t i) const {
   return srv.listen[i].h2c || (srv.http2 && !srv.listen[i].tls);
 }
 
+const TlsContext* Worker::tls_of(int lfd) const {
+  for (int fd : tls_fds_)
+    if (fd == lfd) return tls_;
+  return nullptr;
+}
+
 bool Worker::start_accepting(const std::vector<int>& listen_fds) {
   listen_fds_ = listen_fds;
-  for (size_t i = 0; i < listen_fds.size(); i++)
+  for (size_t i = 0; i < listen_fds.size(); i++) {
     if (h2c_listener(i)) h2c_fds_.push_back(listen_fds[i]);
+    if (listener_tls(*site_, tls_, i)) tls_fds_.push_back(listen_fds[i]);
+  }
   for (size_t j = 0; j < own_fds_.size(); j++) {
     int fd = own_fds_[j];
     // Bound before the capabilities went (bind_own_sockets); listening
@@ -384,6 +399,7 @@ void Worker::note_accept_failure(int err, bool pausing) {
 
 // A bounded batch per wake-up keeps workers' shares even.
 bool Worker::accept_batch(int lfd, int max, bool capped) {
+  const TlsContext* tls = tls_of(lfd);
   for (int k = 0; k < max && !(capped && full()); k++) {
     sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -397,7 +413,7 @@ bool Worker::accept_batch(int lfd, int max, bool capped) {
       continue;
     }
     bool h2c = std::find(h2c_fds_.begin(), h2c_fds_.end(), lfd) != h2c_fds_.end();
-    ClientConn::accept_fd(this, fd, reinterpret_cast<sockaddr*>(&ss), h2c);
+    ClientConn::accept_fd(this, fd, reinterpret_cast<sockaddr*>(&ss), tls, h2c);
   }
   return true;
 }

@@ -157,6 +157,11 @@ class Worker {
   std::vector<size_t> own_src_;  // ...and the index of the shared socket each one doubles
   std::vector<int> h2c_fds_;     // listen sockets where HTTP/2 by prior knowledge is served
   bool h2c_listener(size_t i) const;  // site().server.listen[i] serves h2c
+  // The TLS listeners' context (Setup::tls) and the listening sockets that
+  // speak TLS (shared and reuse_port ones): few, searched per accept batch.
+  const TlsContext* tls_ = nullptr;
+  std::vector<int> tls_fds_;
+  const TlsContext* tls_of(int lfd) const;
   int epfd_ = -1;
   uv_poll_t* accept_poll_ = nullptr;
   uv_timer_t accept_pause_;

@@ -202,6 +202,9 @@ std::string render_json(const Snapshot& s) {
   top.typed("h2_connections", "counter", s.h2_connections);
   top.typed("h2_streams", "counter", s.h2_streams);
   top.typed("h2_calm", "counter", s.h2_calm);
+  top.typed("tls_handshakes", "counter", s.tls_handshakes);
+  top.typed("tls_resumed", "counter", s.tls_resumed);
+  top.typed("tls_handshake_errors", "counter", s.tls_handshake_errors);
   top.key("workers");
   o += '[';
   for (size_t i = 0; i < s.workers.size(); i++) {
@@ -223,6 +226,9 @@ std::string render_json(const Snapshot& s) {
     k.typed("h2_connections", "counter", w.h2_connections);
     k.typed("h2_streams", "counter", w.h2_streams);
     k.typed("h2_calm", "counter", w.h2_calm);
+    k.typed("tls_handshakes", "counter", w.tls_handshakes);
+    k.typed("tls_resumed", "counter", w.tls_resumed);
+    k.typed("tls_handshake_errors", "counter", w.tls_handshake_errors);
     k.close();
   }
   o += ']';
@@ -402,6 +408,12 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
     p.family("pasture_http2_abuse_total", "counter",
              "HTTP/2 connections ended for abuse (rapid reset, HPACK bomb, floods).");
     p.sample("pasture_http2_abuse_total", "", s.h2_calm);
+    p.family("pasture_tls_handshakes_total", "counter", "TLS handshakes completed (resumed ones included).");
+    p.sample("pasture_tls_handshakes_total", "", s.tls_handshakes);
+    p.family("pasture_tls_resumed_total", "counter", "TLS handshakes that resumed a session by ticket.");
+    p.sample("pasture_tls_resumed_total", "", s.tls_resumed);
+    p.family("pasture_tls_handshake_errors_total", "counter", "TLS handshakes that failed, timed out or were abandoned.");
+    p.sample("pasture_tls_handshake_errors_total", "", s.tls_handshake_errors);
   }
   if (scopes & kScopeWorker) {
     auto each = [&](const char* name, const char* type, const char* help, auto get) {
@@ -422,6 +434,10 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
          [](const WorkerSnap& w) { return w.requests; });
     each("pasture_worker_http2_streams_total", "counter", "HTTP/2 streams the worker's clients opened.",
          [](const WorkerSnap& w) { return w.h2_streams; });
+    each("pasture_worker_tls_handshakes_total", "counter", "TLS handshakes the worker completed.",
+         [](const WorkerSnap& w) { return w.tls_handshakes; });
+    each("pasture_worker_tls_handshake_errors_total", "counter", "TLS handshakes that failed on the worker.",
+         [](const WorkerSnap& w) { return w.tls_handshake_errors; });
     p.family("pasture_worker_heartbeat_age_seconds", "gauge", "Since the worker's event loop last ticked.");
     for (const WorkerSnap& w : s.workers)
       p.sample_d("pasture_worker_heartbeat_age_seconds", "worker=\"" + std::to_string(w.slot) + "\"",

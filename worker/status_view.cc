@@ -127,6 +127,9 @@ Snapshot take_snapshot(const SnapshotSource& src) {
         k.h2_connections = st.h2_connections.get();
         k.h2_streams = st.h2_streams.get();
         k.h2_calm = st.h2_calm.get();
+        k.tls_handshakes = st.tls_handshakes.get();
+        k.tls_resumed = st.tls_resumed.get();
+        k.tls_handshake_errors = st.tls_handshake_errors.get();
         add_classes(k.responses, st.responses);
         s.connections += k.connections;
         s.workers.push_back(k);
@@ -142,6 +145,9 @@ Snapshot take_snapshot(const SnapshotSource& src) {
     s.h2_connections += st.h2_connections.get();
     s.h2_streams += st.h2_streams.get();
     s.h2_calm += st.h2_calm.get();
+    s.tls_handshakes += st.tls_handshakes.get();
+    s.tls_resumed += st.tls_resumed.get();
+    s.tls_handshake_errors += st.tls_handshake_errors.get();
     add_classes(s.responses, st.responses);
     rows.push_back(row);
   }

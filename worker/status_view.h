@@ -87,6 +87,7 @@ struct WorkerSnap {
   uint64_t accepted = 0, requests = 0, bytes_in = 0, bytes_out = 0;
   uint64_t h2_connections = 0, h2_streams = 0, h2_calm = 0;
   uint64_t responses[shm::kStatusClasses] = {};
+  uint64_t tls_handshakes = 0, tls_resumed = 0, tls_handshake_errors = 0;
 };
 
 struct HistorySnap {
@@ -105,6 +106,7 @@ struct Snapshot {
   uint64_t accepted = 0, requests = 0, bytes_in = 0, bytes_out = 0;
   uint64_t h2_connections = 0, h2_streams = 0, h2_calm = 0;
   uint64_t responses[shm::kStatusClasses] = {};
+  uint64_t tls_handshakes = 0, tls_resumed = 0, tls_handshake_errors = 0;
   uint32_t connections = 0;
   std::vector<WorkerSnap> workers;  // live worker slots only
   std::vector<PoolSnap> pools;      // Python app pools left out (their servers are pasture's own)

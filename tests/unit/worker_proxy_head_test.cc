@@ -386,3 +386,36 @@ TEST(WorkerConnectionTokens, ThousandsOfTokensStayCorrect) {
 
 }  // namespace
 }  // namespace pasture::worker
+
+namespace pasture::worker {
+namespace {
+
+// Over TLS: X-Forwarded-Proto https (a trusted proxy's own value still
+// wins); the client-subject header is pasture's alone, whatever the peer.
+TEST(WorkerProxyHead, TlsSaysHttpsAndTheSubjectHeaderCannotBeForged) {
+  Parsed p("GET /a HTTP/1.1\r\nHost: site.test\r\nX-Client-Subject: CN=mallory\r\nx_client_subject: CN=eve\r\n"
+           "X-Forwarded-Proto: http\r\n\r\n");
+  ProxyHeadPolicy pol;
+  pol.underscores = true;
+  for (bool trusted : {false, true}) {
+    std::string out;
+    ProxyHeadInput in = p.input();
+    in.trusted_peer = trusted;
+    in.tls = true;
+    in.subject_header = "X-Client-Subject";
+    in.subject = "CN=alice,O=Example";
+    ASSERT_TRUE(build_proxy_head(out, in, pol));
+    EXPECT_EQ(out,
+              std::string("GET /a HTTP/1.1\r\nHost: site.test\r\nX-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: ") +
+                  (trusted ? "http" : "https") +
+                  "\r\nX-Client-Subject: CN=alice,O=Example\r\nX-Forwarded-Host: site.test\r\n\r\n")
+        << trusted;
+    in.subject = "";  // no client certificate: no field at all
+    out.clear();
+    ASSERT_TRUE(build_proxy_head(out, in, pol));
+    EXPECT_EQ(out.find("lient"), std::string::npos) << out;
+  }
+}
+
+}  // namespace
+}  // namespace pasture::worker

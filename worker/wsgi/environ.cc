@@ -93,7 +93,13 @@ PyObject* build_environ(const Request& r, PyObject* input) {
          : proto == "HTTP/1.0" ? PyDict_SetItem(d, G.k_protocol, G.http_10)
                                : set_latin1(d, G.k_protocol, proto);
   if (rc == 0) rc = set_latin1(d, G.k_remote_addr, r.view(r.remote_addr));
-  if (rc == 0 && r.url_scheme.len && r.view(r.url_scheme) != "http") rc = set_latin1(d, G.k_scheme, r.view(r.url_scheme));
+  if (rc == 0 && r.url_scheme.len && r.view(r.url_scheme) != "http") {
+    // HTTPS=on with it, as CGI servers (and Paste's httpserver) set it.
+    if (r.view(r.url_scheme) == "https")
+      rc = PyDict_SetItem(d, G.k_scheme, G.scheme_https) < 0 ? -1 : PyDict_SetItem(d, G.k_https, G.s_on);
+    else
+      rc = set_latin1(d, G.k_scheme, r.view(r.url_scheme));
+  }
   if (rc == 0) rc = PyDict_SetItem(d, G.k_input, input);
   for (size_t i = 0; rc == 0 && i < r.headers.size(); i++) {
     std::string_view name = r.view(r.headers[i].first), value = r.view(r.headers[i].second);

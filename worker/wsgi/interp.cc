@@ -97,6 +97,9 @@ bool init_globals(const Options& o) {
   g_.http_11 = intern("HTTP/1.1");
   g_.http_10 = intern("HTTP/1.0");
   g_.scheme_http = intern("http");
+  g_.scheme_https = intern("https");
+  g_.k_https = intern("HTTPS");
+  g_.s_on = intern("on");
   g_.method_get = intern("GET");
   g_.method_post = intern("POST");
   g_.s_close = intern("close");

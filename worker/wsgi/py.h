@@ -72,11 +72,13 @@ struct Globals {
   PyObject* stderr_obj = nullptr;
   // Interned environ keys.
   PyObject *k_method, *k_script, *k_path, *k_query, *k_protocol, *k_remote_addr, *k_scheme,
-      *k_input, *k_ctype, *k_clen;
+      *k_input, *k_ctype, *k_clen, *k_https;
   PyObject* empty_str = nullptr;
   PyObject* http_11 = nullptr;  // "HTTP/1.1"
   PyObject* http_10 = nullptr;
   PyObject* scheme_http = nullptr;
+  PyObject* scheme_https = nullptr;
+  PyObject* s_on = nullptr;  // "on": HTTPS=on over TLS
   PyObject* method_get = nullptr;
   PyObject* method_post = nullptr;
   PyObject* s_close = nullptr;  // "close"

@@ -72,7 +72,7 @@ struct Request {
   };
   std::string arena;  // every field's bytes
   Span method, path, query, protocol, remote_addr;
-  Span url_scheme;     // "http", or a trusted proxy's X-Forwarded-Proto
+  Span url_scheme;     // "https" over TLS, or a trusted proxy's X-Forwarded-Proto; else "http"
   uint32_t script_len = 0;  // leading bytes of `path` (decoded) that are SCRIPT_NAME
   std::vector<std::pair<Span, Span>> headers;  // as received, in order
   int64_t content_length = -1;  // -1: none given (set from the body for chunked)
