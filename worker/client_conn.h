@@ -17,6 +17,9 @@
 //             the client's unread answer holds the upstream paused)
 //   kLinger   last response queued; once it is written the write side is
 //             shut, then input is drained until EOF         (send_timeout, then 2 s)
+//   kTunnel   the upstream switched protocols (101): bytes both ways,
+//             unparsed (client_tunnel.cc; the upstream side keeps
+//             tunnel_timeout); closes once both halves are shut
 //
 // llhttp callbacks only record; parse() acts on what they recorded.
 #pragma once
@@ -58,11 +61,13 @@ class ClientConn final : public StreamOwner, public ResponseSink {
   int sendfile_fd() override;
   void want_body(bool on) override;
   bool peer_address(sockaddr_storage* out) override;
+  bool tunnel(std::string* head) override;  // client_tunnel.cc
+  void tunnel_close_write() override;
 
   uint32_t registry_index = 0;
 
  private:
-  enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kClosed };
+  enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kTunnel, kClosed };
 
   explicit ClientConn(Worker* w);
   ~ClientConn() override = default;
@@ -98,6 +103,7 @@ class ClientConn final : public StreamOwner, public ResponseSink {
   void next_request();
   void update_reading();
   void on_eof();
+  void on_tunnel_shut(int status);  // client_tunnel.cc
   void reset_request();
   bool behind();  // over kHighWater: the producer waits (on_write_done resumes it)
   int send_held(const uv_buf_t* extra, unsigned n);
@@ -146,6 +152,8 @@ class ClientConn final : public StreamOwner, public ResponseSink {
   bool client_paused_ = false;  // we stopped reading the client: the exchange takes no body now
   uint64_t chunked_in_ = 0;   // decoded bytes of a chunked request body (client_max_body_size)
   bool too_large_ = false;    // the chunked body passed client_max_body_size: 413
+  bool tunnel_shut_ = false;  // kTunnel: the upstream's EOF is being passed on (uv_shutdown)
+  bool tunnel_shut_done_ = false;
 };
 
 }  // namespace pasture::worker
