@@ -6,7 +6,7 @@ namespace pasture::shm {
 
 static_assert(sizeof(WorkerStats) % 64 == 0 && sizeof(PoolStats) % 64 == 0 && sizeof(ServerStats) % 64 == 0,
               "rows are whole cache lines");
-static_assert(sizeof(WorkerStats) == 128, "the TLS counters fit in what was padding: the row size is unchanged");
+static_assert(sizeof(WorkerStats) == 192, "a worker row: three cache lines");
 
 int latency_bucket(uint64_t us) {
   // 18 bounds: a binary search costs as much as the scan it replaces.
@@ -34,12 +34,17 @@ constexpr size_t kEpochIndex = offsetof(WorkerStats, clear_epoch_seen) / sizeof(
 
 }  // namespace
 
-void add_server(const ServerStats& from, ServerStats& to) { add_all(from, to); }
+void add_server(const ServerStats& from, ServerStats& to) {
+  uint64_t gauge = to.tunnels.get();
+  add_all(from, to);
+  to.tunnels.set(gauge);
+}
 void add_pool(const PoolStats& from, PoolStats& to) { add_all(from, to); }
 void add_worker(const WorkerStats& from, WorkerStats& to) {
-  uint64_t epoch = to.clear_epoch_seen.get();
+  uint64_t epoch = to.clear_epoch_seen.get(), gauge = to.tunnels.get();
   add_all(from, to);
   to.clear_epoch_seen.set(epoch);
+  to.tunnels.set(gauge);
 }
 
 void fold_row(const StatsRow& from, const StatsRow& to, uint32_t n_pools, uint32_t n_servers) {
@@ -49,10 +54,16 @@ void fold_row(const StatsRow& from, const StatsRow& to, uint32_t n_pools, uint32
   clear_row(from, n_pools, n_servers);
 }
 
-void clear_row(const StatsRow& row, uint32_t n_pools, uint32_t n_servers) {
+void clear_row(const StatsRow& row, uint32_t n_pools, uint32_t n_servers, bool keep_gauges) {
+  uint64_t gauge = row.worker().tunnels.get();
   zero_all(row.worker(), kEpochIndex);
+  if (keep_gauges) row.worker().tunnels.set(gauge);
   for (uint32_t p = 0; p < n_pools; p++) zero_all(row.pool(p));
-  for (uint32_t s = 0; s < n_servers; s++) zero_all(row.server(s));
+  for (uint32_t s = 0; s < n_servers; s++) {
+    gauge = row.server(s).tunnels.get();
+    zero_all(row.server(s));
+    if (keep_gauges) row.server(s).tunnels.set(gauge);
+  }
 }
 
 double histogram_quantile(const uint64_t (&buckets)[kLatencyBuckets], double q) {

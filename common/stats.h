@@ -82,6 +82,7 @@ struct alignas(64) WorkerStats {
   Counter tls_handshakes;              // completed, resumed ones included
   Counter tls_resumed;                 // of those, resumed by a session ticket
   Counter tls_handshake_errors;        // failed, timed out, or abandoned after the first byte
+  Counter tunnels;                     // gauge: upgraded connections open now (see gauge_dec)
 };
 
 // Per pool: what no single server accounts for.
@@ -105,7 +106,16 @@ struct alignas(64) ServerStats {
   Histogram connect;           // connect time of new connections (a reused one has none)
   Histogram ttfb;              // server taken -> response head (connect included)
   Histogram total;             // taken -> response complete
+  Counter tunnels;             // gauge: upgraded connections to it open now (this worker's)
 };
+
+// The gauges in rows (`tunnels`) are the row's process's own state, not
+// traffic: never folded into the retired row nor carried across a reload
+// (the tunnels of a dead worker or an older generation are not ours to
+// show), and kept by `clear counters` (a drop below zero would wrap).
+inline void gauge_dec(Counter& c) {
+  if (c.get() > 0) c.set(c.get() - 1);
+}
 
 // Every stats struct above is a run of Counters (padding included, always
 // zero): folding, clearing and carrying walk them as one array.
@@ -143,8 +153,9 @@ struct StatsRow {
 // one region; the caller is the only writer of both). `from`'s
 // clear_epoch_seen is kept.
 void fold_row(const StatsRow& from, const StatsRow& to, uint32_t n_pools, uint32_t n_servers);
-// Zeroes a row's counters, keeping clear_epoch_seen.
-void clear_row(const StatsRow& row, uint32_t n_pools, uint32_t n_servers);
+// Zeroes a row's counters, keeping clear_epoch_seen (and the gauges with
+// `keep_gauges`: a live worker's `clear counters`).
+void clear_row(const StatsRow& row, uint32_t n_pools, uint32_t n_servers, bool keep_gauges = false);
 // Adds `from` into `to` (different regions, a reload's carry-over: the
 // master, with the from-row's writers possibly still running: a snapshot).
 void add_server(const ServerStats& from, ServerStats& to);

@@ -87,6 +87,8 @@ json::Value pool_json(const Pool& p) {
   v["read_timeout_ms"] = static_cast<double>(p.read_timeout_ms);
   v["send_timeout_ms"] = static_cast<double>(p.send_timeout_ms);
   v["keepalive"] = static_cast<double>(p.keepalive);
+  v["upgrade"] = upgrade_words(p);
+  v["tunnel_timeout_ms"] = static_cast<double>(p.tunnel_timeout_ms);
   v["cookie_secret"] = p.cookie_secret;
   v["cookie_name"] = p.cookie_name;
   v["cookie_max_age_s"] = static_cast<double>(p.cookie_max_age_s);
@@ -313,6 +315,8 @@ void Describer::pool(const Handler& h, const std::string& indent) {
   out += in + "timeouts: connect " + format_duration_ms(p.connect_timeout_ms) + ", read " +
          format_duration_ms(p.read_timeout_ms) + ", send " + format_duration_ms(p.send_timeout_ms) + "; keeps up to " +
          std::to_string(p.keepalive) + " idle connections per server in each worker\n";
+  out += in + "upgrade: " + upgrade_words(p) + " (tunnels idle out after " + format_duration_ms(p.tunnel_timeout_ms) +
+         ")\n";
 }
 
 }  // namespace
@@ -347,6 +351,14 @@ const char* consistency_word(HashConsistency c) {
     case HashConsistency::None: return "none";
   }
   return "maglev";
+}
+
+std::string upgrade_words(const Pool& p) {
+  if (p.upgrade_any) return "*";
+  if (p.upgrade.empty()) return "off";
+  std::string out;
+  for (const std::string& t : p.upgrade) out += (out.empty() ? "" : " ") + t;
+  return out;
 }
 
 const char* method_word(BalanceMethod m) {

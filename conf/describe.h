@@ -34,6 +34,8 @@ std::string server_spec(const UpstreamServer& s);
 std::string format_duration_ms(uint32_t ms);
 // The `method =` word: "round_robin", "least_conn", ...
 const char* method_word(BalanceMethod m);
+// The `upgrade =` value: "websocket", "*", "off", or the tokens.
+std::string upgrade_words(const Pool& p);
 // The `consistent =` word: "maglev", "ring", "none".
 const char* consistency_word(HashConsistency c);
 

@@ -78,6 +78,15 @@ struct Pool {
   uint32_t read_timeout_ms = 60000;
   uint32_t send_timeout_ms = 60000;
   uint32_t keepalive = 32;  // idle upstream connections kept per server per worker
+  // Protocol upgrades (RFC 9110 7.8) tunnelled to the picked server:
+  // `upgrade = websocket` (default: only the websocket token), `*` (any
+  // token the client asks for) or `off` (Upgrade is dropped, as nginx
+  // without proxy_set_header Upgrade). Lowercase tokens; empty = off.
+  std::vector<std::string> upgrade = {"websocket"};
+  bool upgrade_any = false;  // `upgrade = *`
+  // Idle timeout of an upgraded connection, either way (HAProxy's timeout
+  // tunnel): no byte either way for this long closes both sides.
+  uint32_t tunnel_timeout_ms = 3600000;
   std::string cookie_secret;  // `cookie_secret =` (method cookie); empty = none
   // Method hash: `hash_key =` remote_addr, uri, path, header:NAME, cookie:NAME
   // or arg:NAME, validated and stripped (lb::parse_hash_key accepts it).

@@ -319,6 +319,32 @@ uint32_t parse_duration_ms(const std::string& value, const SourceLoc& loc) {
 
 namespace {
 
+// `upgrade = websocket | * | off | TOKEN...` (commas or spaces between
+// tokens): which Upgrade tokens are tunnelled to the pool's servers.
+void parse_upgrade(Pool& pool, const py::Value& v) {
+  std::string list = v.value;
+  std::replace(list.begin(), list.end(), ',', ' ');
+  pool.upgrade.clear();
+  pool.upgrade_any = false;
+  std::vector<std::string> toks = py::split(list);
+  if (toks.empty()) bad(v.loc, "upgrade: expected websocket, * or off (or protocol tokens)");
+  for (std::string t : toks) {
+    for (char& c : t) c = (char)std::tolower((unsigned char)c);
+    if (t == "*") {
+      pool.upgrade_any = true;
+    } else if (t == "off" || t == "none") {
+      if (toks.size() > 1) bad(v.loc, "upgrade: 'off' stands alone");
+    } else {
+      for (char c : t)
+        if (!std::isalnum((unsigned char)c) && !std::strchr("!#$%&'*+-.^_`|~/", c))
+          bad(v.loc, "upgrade: '" + t + "' is not a protocol token");
+      if (t == "h2c")
+        bad(v.loc, "upgrade: h2c cannot be tunnelled (HTTP/2 is pasture's own to speak, not a byte stream)");
+      pool.upgrade.push_back(t);
+    }
+  }
+}
+
 // Health and retry keys of a pool; false if `key` is none of them.
 bool fill_health_key(Pool& pool, const std::string& key, const py::Value& v) {
   if (key == "fail_on") {
@@ -370,6 +396,11 @@ std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const
       pool.send_timeout_ms = parse_duration_ms(v.value, v.loc);
     } else if (key == "keepalive") {
       pool.keepalive = parse_uint(v.value, 100000, v.loc, "keepalive");
+    } else if (key == "upgrade") {
+      parse_upgrade(pool, v);
+    } else if (key == "tunnel_timeout") {
+      pool.tunnel_timeout_ms = parse_duration_ms(v.value, v.loc);
+      if (pool.tunnel_timeout_ms == 0) bad(v.loc, "tunnel_timeout: must be more than 0");
     } else if (key == "cookie_secret") {
       pool.cookie_secret = v.value;
     } else if (key == "cookie_name") {

@@ -414,7 +414,7 @@ int AppBuilder::balancer(const std::string& name, const YAML::Node& n) {
   if (!unknown.empty()) {
     bad(conf.find(unknown[0])->loc, "apps: " + name + ": unknown key '" + unknown[0] +
                                        "' for a balancer (expected servers, servers_from, method, connect_timeout, "
-                                       "read_timeout, send_timeout, keepalive, cookie_secret, cookie_name, "
+                                       "read_timeout, send_timeout, keepalive, upgrade, tunnel_timeout, cookie_secret, cookie_name, "
                                        "hash_key, consistent, hash_whole_ip)");
   }
   if (!servers.empty()) p.servers = servers;  // with each item's own line

@@ -217,6 +217,10 @@ void Writer::pool(const Handler& h, const std::string& name) {
   if (p.read_timeout_ms != d.read_timeout_ms) out_ += in + "read_timeout: " + format_duration_ms(p.read_timeout_ms) + "\n";
   if (p.send_timeout_ms != d.send_timeout_ms) out_ += in + "send_timeout: " + format_duration_ms(p.send_timeout_ms) + "\n";
   if (p.keepalive != d.keepalive) out_ += in + "keepalive: " + std::to_string(p.keepalive) + "\n";
+  if (p.upgrade != d.upgrade || p.upgrade_any) out_ += in + "upgrade: " + scalar(upgrade_words(p)) + "\n";
+  if (p.tunnel_timeout_ms != d.tunnel_timeout_ms) {
+    out_ += in + "tunnel_timeout: " + format_duration_ms(p.tunnel_timeout_ms) + "\n";
+  }
   if (!p.cookie_secret.empty()) out_ += in + "cookie_secret: " + scalar(p.cookie_secret) + "\n";
   if (p.cookie_name != d.cookie_name) out_ += in + "cookie_name: " + scalar(p.cookie_name) + "\n";
   if (p.cookie_max_age_s != 0) out_ += in + "cookie_max_age: " + std::to_string(p.cookie_max_age_s) + "s\n";

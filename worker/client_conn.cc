@@ -214,6 +214,10 @@ void ClientConn::on_bytes(const char* data, size_t n) {
     h2_->on_bytes(data, n);
     return;
   }
+  if (state_ == State::kTunnel) {
+    ex_.tunnel_in(data, n);
+    return;
+  }
   if (state_ == State::kWaiting || out_full_) {
     // A response is in progress: pipelined bytes wait (update_reading bounds them).
     if (!inbuf_) {
@@ -255,6 +259,10 @@ void ClientConn::on_eof() {
       return;
     case State::kLinger:
       if (shut_done_) close();  // else on_shutdown closes
+      return;
+    case State::kTunnel:
+      ex_.tunnel_in_eof();
+      if (tunnel_shut_done_) close();  // else on_tunnel_shut closes
       return;
     case State::kIdle:
     case State::kHead:
@@ -472,8 +480,10 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   http10_ = parser_.http_major == 1 && parser_.http_minor == 0;
   ex_.open(parser_.method, http10_);
   keep_alive_ = llhttp_should_keep_alive(&parser_) && !w_->draining();
-  // Upgrade is not proxied (the upstream sees a plain request without it):
-  // close after the answer rather than guess what the client sends next.
+  // An answer to Upgrade other than a 101 (or a route that does not
+  // tunnel it, and so drops it) closes the connection after it: bytes the
+  // client sent after its request, perhaps in the protocol it asked for,
+  // are never read as HTTP requests.
   if (parser_.upgrade) keep_alive_ = false;
   chunked_ = false;
   crlf_due_ = 0;
@@ -496,6 +506,8 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   rq.checked = &rh;
   // The parser still holds the declared length.
   if (!chunked_ && (parser_.flags & F_CONTENT_LENGTH)) rq.content_length = (int64_t)parser_.content_length;
+  // RFC 9110 7.8: an HTTP/1.0 request's Upgrade is ignored. CONNECT is no upgrade.
+  rq.upgrade = parser_.upgrade && !http10_ && parser_.method != HTTP_CONNECT;
   ex_.start(rq);
   return state_ != State::kClosed && state_ != State::kLinger;
 }

@@ -17,6 +17,9 @@
 //             the client's unread answer holds the upstream paused)
 //   kLinger   last response queued; once it is written the write side is
 //             shut, then input is drained until EOF         (send_timeout, then 2 s)
+//   kTunnel   the upstream switched protocols (101): bytes both ways,
+//             unparsed (client_tunnel.cc; the upstream side keeps
+//             tunnel_timeout); closes once both halves are shut
 //
 // llhttp callbacks only record; parse() acts on what they recorded.
 #pragma once
@@ -67,6 +70,8 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   int sendfile_fd() override;  // -1 under TLS: the app's files are read and sent
   void want_body(bool on) override;
   bool peer_address(sockaddr_storage* out) override;
+  bool tunnel(std::string* head) override;  // client_tunnel.cc
+  void tunnel_close_write() override;
 
   uint32_t registry_index = 0;
 
@@ -83,7 +88,7 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
 
  private:
   // kH2: an HTTP/2 connection (h2_): this object is its transport only.
-  enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kClosed, kH2 };
+  enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kTunnel, kClosed, kH2 };
 
   explicit ClientConn(Worker* w);
   ~ClientConn() override = default;
@@ -135,6 +140,7 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   void next_request();
   void update_reading();
   void on_eof();
+  void on_tunnel_shut(int status);  // client_tunnel.cc
   void reset_request();
   bool behind();  // over kHighWater: the producer waits (on_write_done resumes it)
   int send_held(const uv_buf_t* extra, unsigned n);
@@ -192,6 +198,8 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   bool h2c_ = false;          // the first bytes may be the HTTP/2 preface (h2c listener)
   uint8_t probe_len_ = 0;     // bytes of the preface matched so far (held back)
   H2Conn* h2_ = nullptr;      // kH2: the HTTP/2 connection this one carries
+  bool tunnel_shut_ = false;  // kTunnel: the upstream's EOF is being passed on (uv_shutdown)
+  bool tunnel_shut_done_ = false;
 };
 
 }  // namespace pasture::worker

@@ -40,6 +40,7 @@ void Exchange::start(const ExchangeRequest& rq) {
   content_length_ = rq.content_length;
   expect_continue_ = rh.expect_continue;
   chunked_ = rh.chunked;
+  upgrade_asked_ = rq.upgrade;
   const RequestTarget& t = rh.target;
   const NormalPath& np = rh.path;
   if (answer_here(base, rh.max_forwards)) return;
@@ -292,6 +293,7 @@ void Exchange::reset() {
   end_flight();  // needs pool_: first
   cancel_app();
   app_no_body_ = false;
+  upgrade_asked_ = upgrading_ = tunnel_ = tunnel_in_eof_ = false;
   mode_ = Mode::kNone;
   req_done_ = resp_done_ = resp_started_ = false;
   expect_continue_ = false;
@@ -316,9 +318,15 @@ void Exchange::reset() {
 
 void Exchange::drop_upstream() {
   if (up_) {
-    up_->abort();
+    // A tunnel whose client half-closed cleanly: the upstream connection
+    // writes what it holds and waits for its server's EOF on its own.
+    if (tunnel_ && tunnel_in_eof_)
+      up_->tunnel_detach();
+    else
+      up_->abort();
     up_ = nullptr;
   }
+  end_tunnel();
   release_server(false);
 }
 

@@ -44,6 +44,10 @@ struct ExchangeRequest {
   const HeadCollector* head = nullptr;  // spans into `base`
   const RequestHead* checked = nullptr;
   int64_t content_length = -1;          // the declared length, -1 when none
+  // The client asks to switch protocols (HTTP/1.1, Upgrade with Connection:
+  // upgrade, not CONNECT): a proxied route whose pool allows one of its
+  // tokens forwards it (exchange_tunnel.cc).
+  bool upgrade = false;
 };
 
 class Exchange final : public wsgi::Sink {
@@ -94,6 +98,22 @@ class Exchange final : public wsgi::Sink {
   void on_upstream_drained();  // the upstream's send queue fell below kLowWater
   void flush();                // end of an upstream read: what the sink holds goes
 
+  // --- an upgraded connection (exchange_tunnel.cc) ----------------------
+  // The upstream was asked to switch protocols: a 101 may come.
+  bool upgrading() const { return upgrading_; }
+  // The upstream answered 101 (`p` its parser): true when the tunnel is
+  // open; false when the exchange failed instead (the upstream connection
+  // was dropped, the client answered 502 or gone).
+  bool on_upgrade(const char* base, const HeadCollector& h, const llhttp_t* p);
+  void on_tunnel_bytes(const char* p, size_t n);  // from the upstream
+  void on_tunnel_eof();                           // the upstream's EOF
+  // The upstream connection closed: `clean` after both EOFs, else an
+  // error or tunnel_timeout (the client connection is closed too).
+  void on_tunnel_end(bool clean);
+  // From the connection, after ResponseSink::tunnel(): the client's bytes and EOF.
+  void tunnel_in(const char* p, size_t n);
+  void tunnel_in_eof();
+
   // --- wsgi::Sink (exchange_app.cc) -------------------------------------
   void app_head(int status, std::string_view status_line, std::string_view fields, int64_t content_length,
                 bool close_after) override;
@@ -141,7 +161,7 @@ class Exchange final : public wsgi::Sink {
   void note_health(PoolRt& pool, bool failed, const char* why);
   void end_flight();
   void build_upstream_head(const char* base, const PoolRt& pool, int server, const RequestTarget& t,
-                           const NormalPath& np);
+                           const NormalPath& np, std::string_view upgrade);
   void connect_upstream();
   int send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
   std::string_view via_name() const;
@@ -161,6 +181,11 @@ class Exchange final : public wsgi::Sink {
   void run_status_command();
 
   void end_log();  // exchange_log.cc
+
+  // Upgrade (exchange_tunnel.cc): the client's Upgrade tokens `pool` allows,
+  // joined with ", " ("" = none: the request goes without Upgrade).
+  std::string allowed_upgrade(const char* base, const PoolRt& pool) const;
+  void end_tunnel();  // the tunnel's gauges and its server taken back
 
   Worker* w_;
   ResponseSink* sink_;
@@ -188,6 +213,10 @@ class Exchange final : public wsgi::Sink {
   bool chunked_ = false;         // chunked request body: decoded, then chunked again upstream
   bool body_held_ = false;       // want_body(false) was asked; on_upstream_drained undoes it
   bool app_no_body_ = false;     // kApp: HEAD, 204, 304: body bytes are dropped
+  bool upgrade_asked_ = false;   // the client asked to switch protocols (ExchangeRequest::upgrade)
+  bool upgrading_ = false;       // ...and the upstream was asked to
+  bool tunnel_ = false;          // a 101 passed: bytes flow both ways (counted in the gauges)
+  bool tunnel_in_eof_ = false;   // the client's EOF came and went on to the upstream
   bool req_counted_ = false;     // this request is in the worker's `requests` count
   uint8_t tries_ = 0;            // retries made for this request (against `retries`)
   uint8_t stale_tries_ = 0;      // retries after a stale keep-alive connection

@@ -26,7 +26,9 @@ void Exchange::start_proxy(const char* base, int pool_index, const RequestTarget
     return;
   }
   take_server(pool, s, rv.sticky_cookie);
-  build_upstream_head(base, pool, s, t, np);
+  std::string upgrade = upgrade_asked_ ? allowed_upgrade(base, pool) : std::string();
+  upgrading_ = !upgrade.empty();
+  build_upstream_head(base, pool, s, t, np, upgrade);
   mode_ = Mode::kProxy;
   connect_upstream();
 }
@@ -90,7 +92,7 @@ void Exchange::take_server(PoolRt& pool, int s, std::string_view request_cookie)
 }
 
 void Exchange::build_upstream_head(const char* base, const PoolRt& pool, int server,
-                                     const RequestTarget& t, const NormalPath& np) {
+                                     const RequestTarget& t, const NormalPath& np, std::string_view upgrade) {
   const conf::Pool& cfg = *pool.cfg;
   if (!uphead_) uphead_ = w_->take_buf();
   uphead_->clear();
@@ -108,6 +110,7 @@ void Exchange::build_upstream_head(const char* base, const PoolRt& pool, int ser
   in.http10 = http10_;
   in.target = &t;
   in.path = &np;
+  in.upgrade = upgrade;
   if (chunked_) {
     in.body = ProxyHeadInput::Body::kChunked;
   } else if (content_length_ >= 0) {

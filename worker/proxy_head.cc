@@ -219,6 +219,10 @@ bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
     append_uint(o, in.content_length);
     o.append("\r\n");
   }
+  if (!in.upgrade.empty()) {
+    append_line(o, "Upgrade: ", in.upgrade);
+    o.append("Connection: upgrade\r\n");
+  }
   if (!p.preserve_host)
     append_line(o, "Host: ", p.upstream_host);
   else if (absolute)

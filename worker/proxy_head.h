@@ -33,6 +33,10 @@ struct ProxyHeadInput {
   enum class Body : uint8_t { kNone, kLength, kChunked } body = Body::kNone;
   uint64_t content_length = 0;  // with kLength
   bool http10 = false;  // an HTTP/1.0 request: Via says 1.0, Expect is dropped
+  // The protocols to ask the upstream to switch to (the client's Upgrade
+  // tokens the pool allows): sent as Upgrade with Connection: upgrade. "" =
+  // none (a client's Upgrade is hop-by-hop and dropped).
+  std::string_view upgrade;
   // `url` split and its path normalized, when the caller has done it (the
   // worker, in on_head); null: build_proxy_head does it from `url`.
   const RequestTarget* target = nullptr;

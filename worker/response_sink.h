@@ -84,6 +84,29 @@ class ResponseSink {
   // The peer's socket address (the status app's allow list).
   virtual bool peer_address(sockaddr_storage* out) = 0;
 
+  // --- an upgraded connection (RFC 9110 7.8, RFC 6455): a byte tunnel ---
+  // Send the switch's head (`head`: "HTTP/1.1 101 ...\r\n" and its fields,
+  // Upgrade and Connection included, ending in the blank line; ownership
+  // passes) and from then on carry bytes both ways unparsed:
+  //  - to the client: body(p, n, false) sends them as they are (false: over
+  //    the high-water mark; the producer waits for on_sink_drained());
+  //  - from the client: Exchange::tunnel_in() (first the bytes that came
+  //    after the request, RFC 6455 4.1's early frames), then
+  //    Exchange::tunnel_in_eof() at its EOF; want_body() holds them back;
+  //  - tunnel_close_write(): the other side's EOF, passed on (half-close);
+  //    abort(): both ways end now. The sink calls Exchange::on_close() when
+  //    it ends (both halves closed, or an error).
+  // False: this connection cannot switch (the exchange answers 502).
+  // Below the sink, a transport (TLS) sees ordinary reads and writes, so a
+  // tunnel through a TLS listener (wss) needs nothing more. An HTTP/2
+  // stream (RFC 8441 extended CONNECT, :protocol = websocket) would
+  // implement these as: the head as HEADERS :status 200 (no Upgrade or
+  // Connection fields), body() as DATA frames, want_body() by withholding
+  // WINDOW_UPDATE, tunnel_close_write() as END_STREAM, abort() as
+  // RST_STREAM(CANCEL); the exchange and the upstream side stay as they are.
+  virtual bool tunnel(std::string* head) = 0;
+  virtual void tunnel_close_write() = 0;
+
  protected:
   ~ResponseSink() = default;
 };

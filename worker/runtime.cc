@@ -476,7 +476,7 @@ void Worker::check_clear_counters() {
   uint64_t epoch = shm_->header().clear_epoch.load(std::memory_order_acquire);
   if (stats_.worker().clear_epoch_seen.get() == epoch) return;
   const shm::LayoutSizes& sz = shm_->sizes();
-  shm::clear_row(stats_, sz.n_pools, sz.n_servers);
+  shm::clear_row(stats_, sz.n_pools, sz.n_servers, /*keep_gauges=*/true);
   stats_.worker().clear_epoch_seen.set(epoch);
 }
 

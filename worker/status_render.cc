@@ -194,6 +194,7 @@ std::string render_json(const Snapshot& s) {
   top.typed("pid", "gauge", (uint64_t)s.self_pid);
   top.str("ready", s.draining ? "draining" : "ready");
   top.typed("connections", "gauge", s.connections);
+  top.typed("tunnels", "gauge", s.tunnels);
   top.typed("accepted", "counter", s.accepted);
   top.typed("requests", "counter", s.requests);
   top.classes("responses", s.responses);
@@ -216,6 +217,7 @@ std::string render_json(const Snapshot& s) {
     k.typed("generation", "gauge", w.generation);
     k.typed("respawns", "counter", w.respawns);
     k.typed("connections", "gauge", w.connections);
+    k.typed("tunnels", "gauge", w.tunnels);
     k.typed("served", "counter", w.served);
     k.typed("heartbeat_age_ms", "age", w.heartbeat_age_ms);
     k.typed("accepted", "counter", w.accepted);
@@ -265,6 +267,7 @@ std::string render_json(const Snapshot& s) {
       m.typed("effective_weight", "gauge", v.effective_weight);
       m.typed("max_conns", "gauge", v.max_conns);
       m.typed("active", "gauge", (uint64_t)(v.active > 0 ? v.active : 0));
+      m.typed("tunnels", "gauge", v.tunnels);
       m.typed("selected", "counter", v.selected);
       m.typed("sent", "counter", v.sent);
       m.typed("failures", "counter", v.failures);
@@ -391,6 +394,8 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
     p.sample("pasture_workers", "", s.workers.size());
     p.family("pasture_connections", "gauge", "Open client connections.");
     p.sample("pasture_connections", "", s.connections);
+    p.family("pasture_tunnels", "gauge", "Upgraded (WebSocket) connections open now.");
+    p.sample("pasture_tunnels", "", s.tunnels);
     p.family("pasture_accepted_connections_total", "counter", "Client connections accepted.");
     p.sample("pasture_accepted_connections_total", "", s.accepted);
     p.family("pasture_requests_total", "counter", "Client requests handled.");
@@ -428,6 +433,8 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
          [](const WorkerSnap& w) { return (uint64_t)w.respawns; });
     each("pasture_worker_connections", "gauge", "Open client connections of the worker.",
          [](const WorkerSnap& w) { return (uint64_t)w.connections; });
+    each("pasture_worker_tunnels", "gauge", "Upgraded (WebSocket) connections of the worker open now.",
+         [](const WorkerSnap& w) { return w.tunnels; });
     each("pasture_worker_accepted_connections_total", "counter", "Connections the worker accepted.",
          [](const WorkerSnap& w) { return w.accepted; });
     each("pasture_worker_requests_total", "counter", "Requests the worker handled.",
@@ -476,6 +483,8 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
          [](const ServerSnap& v) { return (uint64_t)v.effective_weight; });
     each("pasture_server_active", "gauge", "Requests in flight on the server, all workers.",
          [](const ServerSnap& v) { return (uint64_t)(v.active > 0 ? v.active : 0); });
+    each("pasture_server_tunnels", "gauge", "Upgraded (WebSocket) connections to the server open now.",
+         [](const ServerSnap& v) { return v.tunnels; });
     each("pasture_server_selected_total", "counter", "Times the balancer chose the server.",
          [](const ServerSnap& v) { return v.selected; });
     each("pasture_server_failures_total", "counter", "Failures passive health counted.",

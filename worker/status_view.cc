@@ -131,6 +131,8 @@ Snapshot take_snapshot(const SnapshotSource& src) {
         k.tls_resumed = st.tls_resumed.get();
         k.tls_handshake_errors = st.tls_handshake_errors.get();
         add_classes(k.responses, st.responses);
+        k.tunnels = st.tunnels.get();
+        s.tunnels += k.tunnels;
         s.connections += k.connections;
         s.workers.push_back(k);
       } else if (row.worker().accepted.get() == 0 && row.worker().requests.get() == 0) {
@@ -217,6 +219,7 @@ Snapshot take_snapshot(const SnapshotSource& src) {
       for (const shm::StatsRow& row : rows) {
         const shm::ServerStats& st = row.server(first + (uint32_t)j);
         ss.selected += st.selected.get();
+        ss.tunnels += st.tunnels.get();
         ss.bytes_in += st.bytes_in.get();
         ss.bytes_out += st.bytes_out.get();
         ss.connect_errors += st.connect_errors.get();

@@ -42,7 +42,8 @@ struct ServerSnap {
   uint32_t weight = 0;        // configured
   uint32_t effective_weight = 0;  // with a weight override and slow start applied
   uint32_t max_conns = 0;     // 0 = unlimited
-  int32_t active = 0;         // requests in flight, all workers
+  int32_t active = 0;         // requests in flight, all workers (tunnels included)
+  uint64_t tunnels = 0;       // upgraded connections open now, this generation's workers
   uint64_t sent = 0;          // requests sent (ServerSlot::requests; survives reloads)
   uint64_t failures = 0;      // connect errors, timeouts, fail_on statuses (ServerSlot::failures)
   uint64_t selected = 0, bytes_in = 0, bytes_out = 0, connect_errors = 0, response_errors = 0, timeouts = 0,
@@ -88,6 +89,7 @@ struct WorkerSnap {
   uint64_t h2_connections = 0, h2_streams = 0, h2_calm = 0;
   uint64_t responses[shm::kStatusClasses] = {};
   uint64_t tls_handshakes = 0, tls_resumed = 0, tls_handshake_errors = 0;
+  uint64_t tunnels = 0;         // upgraded connections open now
 };
 
 struct HistorySnap {
@@ -108,6 +110,7 @@ struct Snapshot {
   uint64_t responses[shm::kStatusClasses] = {};
   uint64_t tls_handshakes = 0, tls_resumed = 0, tls_handshake_errors = 0;
   uint32_t connections = 0;
+  uint64_t tunnels = 0;             // upgraded connections open now (live workers of this generation)
   std::vector<WorkerSnap> workers;  // live worker slots only
   std::vector<PoolSnap> pools;      // Python app pools left out (their servers are pasture's own)
   HistorySnap history;              // series in the order of `pools`

@@ -275,9 +275,13 @@ void UpstreamConn::pause_read() {
 void UpstreamConn::resume_read() {
   bool was_paused = paused_;
   paused_ = false;
-  if (!reading_ && state_ != State::kClosed && state_ != State::kConnecting) {
+  if (!reading_ && state_ != State::kClosed && state_ != State::kConnecting && !read_eof_) {
     if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), Worker::alloc_cb, on_read_cb) == 0)
       reading_ = true;
+  }
+  if (state_ == State::kTunnel) {
+    arm_tunnel_timer();
+    return;
   }
   if (was_paused && state_ == State::kActive && client_ && request_done_) arm_read_timer();
 }
@@ -291,6 +295,10 @@ void UpstreamConn::on_read(ssize_t nread, const char* data) {
   if (nread == 0) return;
   if (state_ == State::kIdle) {  // the server closed or sent junk: drop it
     close();
+    return;
+  }
+  if (state_ == State::kTunnel) {
+    tunnel_read(nread, data);
     return;
   }
   if (state_ != State::kActive || !client_) {
@@ -367,7 +375,9 @@ const char* UpstreamConn::parse(const char* base, const char* p, const char* end
       }
       int status = parser_.status_code;
       if (status == 101) {
-        fail(502, FailKind::kInvalid, "upstream switched protocols, which pasture does not proxy");
+        // Only to a request that asked for it (exchange_tunnel.cc).
+        if (client_->upgrading()) return start_tunnel(base, p, end);
+        fail(502, FailKind::kInvalid, "upstream switched protocols unasked");
         return end;
       }
       decode_ = client_->on_response_head(base, head_, &parser_);
@@ -460,8 +470,11 @@ void UpstreamConn::abort_client() {
 }
 
 void UpstreamConn::on_message_complete(const char* end, const char* pos) {
+  // After an Upgrade request answered otherwise than 101 the connection is
+  // not reused: many servers' parsers (llhttp's among them) stay in the
+  // switched state after such a request.
   bool reusable = pos != nullptr && pos == end && request_done_ && !early_answer_ &&
-                  tcp_.write_queue_size == 0 &&
+                  tcp_.write_queue_size == 0 && !(client_ && client_->upgrading()) &&
                   llhttp_should_keep_alive(&parser_) && !w_->draining();
   Exchange* c = client_;
   client_ = nullptr;
@@ -548,6 +561,11 @@ void UpstreamConn::on_timer(TimerNode* t) {
         u->close();
       }
       return;
+    case State::kTunnel:
+      PLOG_DEBUG("pool %s: tunnel to %s idle for tunnel_timeout: closed", u->pool_->cfg->name.c_str(),
+                 u->pool_->cfg->servers[u->server_].label().c_str());
+      u->tunnel_end(false);
+      return;
     default:
       u->close();
   }
@@ -555,6 +573,15 @@ void UpstreamConn::on_timer(TimerNode* t) {
 
 void UpstreamConn::on_write_done(int status) {
   if (state_ == State::kClosed) return;
+  if (state_ == State::kTunnel) {
+    if (status < 0) {
+      tunnel_end(false);
+      return;
+    }
+    arm_tunnel_timer();  // progress
+    if (client_ && queued() < kLowWater) client_->on_upstream_drained();
+    return;
+  }
   if (status < 0) {
     if (client_) {
       if (head_done_)

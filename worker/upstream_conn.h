@@ -8,6 +8,9 @@
 //   kActive      attached to an Exchange: sending and/or reading a response
 //                                                  (read_timeout once the request is sent)
 //   kIdle        in the keep-alive pool; any byte or EOF closes it
+//   kTunnel      it answered 101: bytes both ways unparsed (tunnel_timeout,
+//                re-armed by every byte either way); closes once both
+//                halves are shut, or on an error
 //   kClosed      uv_close called; freed in the close callback
 #pragma once
 
@@ -54,13 +57,21 @@ class UpstreamConn final : public StreamOwner {
   void pause_read();
   void resume_read();
   size_t queued() const { return tcp_.write_queue_size + (pending_ ? pending_->size() : 0); }
+
+  // kTunnel (upstream_tunnel.cc): the client's bytes, written as they are;
+  // the client's EOF, passed on once they are written (half-close); and the
+  // exchange gone after its client half-closed: what is queued is written,
+  // then the connection waits for its server's EOF (tunnel_timeout) alone.
+  void tunnel_send(const char* p, size_t n);
+  void tunnel_shutdown();
+  void tunnel_detach();
   bool reused() const { return reused_; }
   bool body_sent() const { return body_sent_; }
 
   void on_write_done(int status) override;
 
  private:
-  enum class State : uint8_t { kConnecting, kActive, kIdle, kClosed };
+  enum class State : uint8_t { kConnecting, kActive, kIdle, kTunnel, kClosed };
 
   UpstreamConn(Worker* w, PoolRt* pool, int server);
   ~UpstreamConn() override = default;
@@ -89,6 +100,11 @@ class UpstreamConn final : public StreamOwner {
   void close();
   void write_head_with(const char* body, size_t n);
   void arm_read_timer();
+  // upstream_tunnel.cc
+  const char* start_tunnel(const char* base, const char* p, const char* end);
+  void tunnel_read(ssize_t nread, const char* data);
+  void tunnel_end(bool clean);
+  void arm_tunnel_timer();
 
   uv_tcp_t tcp_;
   uv_connect_t connect_req_;
@@ -121,6 +137,9 @@ class UpstreamConn final : public StreamOwner {
   uint32_t trailer_bytes_ = 0;
   bool reading_ = false;
   bool paused_ = false;
+  bool read_eof_ = false;    // kTunnel: the server's EOF came
+  bool shut_asked_ = false;  // kTunnel: the client's EOF is being passed on (uv_shutdown)
+  bool shut_done_ = false;   // ...and was
 };
 
 }  // namespace pasture::worker

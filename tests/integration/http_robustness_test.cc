@@ -235,9 +235,10 @@ TEST(HttpRobustness, ExpectContinueNeverDeadlocks) {
   }
 }
 
+// A pool that does not tunnel (`upgrade = off`); websocket_test.cc has the rest.
 TEST(HttpRobustness, UpgradeIsAnsweredPlainlyThenClosed) {
   FakeUpstream up("u");
-  PastureServer srv(balancer(up.port()), 1);
+  PastureServer srv(balancer(up.port()) + "upgrade = off\n", 1);
   ASSERT_TRUE(srv.started()) << srv.output();
   Exchange ex = exchange(srv.port(),
                          "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

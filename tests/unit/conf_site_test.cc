@@ -194,6 +194,31 @@ TEST_F(ConfSite, BalancerApp) {
   EXPECT_TRUE(p.preserve_host);
 }
 
+TEST_F(ConfSite, UpgradeAndTunnelTimeout) {
+  auto pool = [&](const std::string& keys) {
+    return load("[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\nservers = a:1\n" +
+                keys)
+        .pools.at(0);
+  };
+  Pool d = pool("");
+  EXPECT_EQ(d.upgrade, std::vector<std::string>{"websocket"});
+  EXPECT_FALSE(d.upgrade_any);
+  EXPECT_EQ(d.tunnel_timeout_ms, 3600000u);
+  EXPECT_TRUE(pool("upgrade = off\n").upgrade.empty());
+  EXPECT_TRUE(pool("upgrade = *\n").upgrade_any);
+  EXPECT_EQ(pool("upgrade = WebSocket, foo/2\n").upgrade, (std::vector<std::string>{"websocket", "foo/2"}));
+  EXPECT_EQ(pool("tunnel_timeout = 90s\n").tunnel_timeout_ms, 90000u);
+  auto err = [&](const std::string& keys) {
+    return error("[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\nservers = a:1\n" +
+                 keys);
+  };
+  EXPECT_EQ(err("upgrade = h2c\n"),
+            "6: upgrade: h2c cannot be tunnelled (HTTP/2 is pasture's own to speak, not a byte stream)");
+  EXPECT_EQ(err("upgrade = off websocket\n"), "6: upgrade: 'off' stands alone");
+  EXPECT_EQ(err("upgrade = a@b\n"), "6: upgrade: 'a@b' is not a protocol token");
+  EXPECT_EQ(err("tunnel_timeout = 0\n"), "6: tunnel_timeout: must be more than 0");
+}
+
 TEST_F(ConfSite, BalancerServerListErrors) {
   auto err = [&](const std::string& servers) {
     return error("[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\nservers = " +

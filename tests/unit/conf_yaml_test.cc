@@ -134,7 +134,8 @@ TEST_F(ConfYaml, ErrorsNameFileAndLine) {
             "site.yaml:6: servers: duplicate server a:1");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: balancer\n    servers: [a:1]\n    methd: random\n"),
             "site.yaml:5: apps: main: unknown key 'methd' for a balancer (expected servers, servers_from, method, "
-            "connect_timeout, read_timeout, send_timeout, keepalive, cookie_secret, cookie_name, hash_key, consistent, "
+            "connect_timeout, read_timeout, send_timeout, keepalive, upgrade, tunnel_timeout, cookie_secret, cookie_name, "
+            "hash_key, consistent, "
             "hash_whole_ip)");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: balancer\n    servers: [a:1]\n    method: fastest\n"),
             "site.yaml:5: method: unknown balancing method 'fastest' (expected round_robin, least_conn, random, "
@@ -205,6 +206,10 @@ TEST_F(ConfYaml, RoundTripVocabulary) {
       "[app:main]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:9001 weight=3 max_conns=10\n"
       "  [::1]:9002 backup\n  backend:9003 down\nmethod = hash\nhash_key = header:X-User\nconsistent = ring\n"
       "connect_timeout = 0.25\nread_timeout = 1.5\nsend_timeout = 2m\nkeepalive = 0\n",
+      "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\nservers = a:1\n"
+      "upgrade = websocket foo\ntunnel_timeout = 90s\n",
+      "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\nservers = a:1\nupgrade = off\n",
+      "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\nservers = a:1\nupgrade = *\n",
       "[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\nservers = a:1 b:2\n"
       "method = ip_hash\nhash_whole_ip = true\nconsistent = none\n",
       "[server:main]\nuse = egg:pasture#main\nvia = off\n[app:main]\nuse = egg:pasture#echo\n",

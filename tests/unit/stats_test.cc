@@ -54,5 +54,43 @@ TEST(Stats, ReclaimedWorkersCountsMoveToTheRetiredRow) {
   EXPECT_EQ(r.stats_row(2).server(0).selected.get(), 0u);
 }
 
+// The tunnels gauges are a live worker's own state: a dead worker's are not
+// folded into the retired row (its tunnels died with it), a reload's carry
+// does not copy them, and `clear counters` keeps them; gauge_dec never wraps.
+TEST(Stats, TunnelGaugesAreNeverFoldedCarriedOrCleared) {
+  Region r;
+  LayoutSizes sz;
+  sz.n_pools = 1;
+  sz.n_servers = 2;
+  sz.n_workers = 2;
+  ASSERT_TRUE(r.create(sz));
+  StatsRow w0 = r.stats_row(0), w1 = r.stats_row(1);
+  w1.worker().tunnels.add(3);
+  w1.server(1).tunnels.add(3);
+  w1.worker().requests.add(3);
+  r.reclaim_worker(1);
+  EXPECT_EQ(r.retired_row().worker().requests.get(), 3u);
+  EXPECT_EQ(r.retired_row().worker().tunnels.get(), 0u);
+  EXPECT_EQ(r.retired_row().server(1).tunnels.get(), 0u);
+  EXPECT_EQ(w1.worker().tunnels.get(), 0u) << "the dead row's gauge is cleared";
+  w0.worker().tunnels.add(2);
+  w0.server(0).tunnels.add(2);
+  w0.worker().requests.add(5);
+  clear_row(w0, sz.n_pools, sz.n_servers, /*keep_gauges=*/true);
+  EXPECT_EQ(w0.worker().requests.get(), 0u);
+  EXPECT_EQ(w0.worker().tunnels.get(), 2u);
+  EXPECT_EQ(w0.server(0).tunnels.get(), 2u);
+  ServerStats carried{};
+  carried.tunnels.set(1);
+  add_server(w0.server(0), carried);
+  EXPECT_EQ(carried.tunnels.get(), 1u);
+  WorkerStats wcarried{};
+  add_worker(w0.worker(), wcarried);
+  EXPECT_EQ(wcarried.tunnels.get(), 0u);
+  Counter c{0};
+  gauge_dec(c);
+  EXPECT_EQ(c.get(), 0u);
+}
+
 }  // namespace
 }  // namespace pasture::shm

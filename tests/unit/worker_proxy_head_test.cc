@@ -281,6 +281,24 @@ TEST(WorkerPeerTrusted, AddressesAndCidrBlocks) {
 
 // RFC 9110 7.6.3: the client's Via values, then this hop, in one field at
 // the end; 1.0 for an HTTP/1.0 client. No policy name, no Via.
+// The client's Upgrade and Connection are hop-by-hop and dropped; what the
+// pool allows goes as pasture's own Upgrade with Connection: upgrade.
+TEST(WorkerProxyHead, UpgradeIsSentOnlyAsAsked) {
+  Parsed p("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket, foo\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: k\r\n\r\n");
+  std::string out;
+  ASSERT_TRUE(build_proxy_head(out, p.input(), ProxyHeadPolicy{}));
+  EXPECT_EQ(out.find("Upgrade"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Connection"), std::string::npos) << out;
+  EXPECT_NE(out.find("Sec-WebSocket-Key: k\r\n"), std::string::npos) << out;
+  out.clear();
+  ProxyHeadInput in = p.input();
+  in.upgrade = "websocket";
+  ASSERT_TRUE(build_proxy_head(out, in, ProxyHeadPolicy{}));
+  EXPECT_NE(out.find("\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("foo"), std::string::npos) << out;
+}
+
 TEST(WorkerProxyHead, ViaIsAppendedInOneField) {
   Parsed p("GET /v HTTP/1.1\r\nHost: h\r\nvia: 1.1 a\r\nX-A: 1\r\nVia: 1.0 b\r\n\r\n");
   ProxyHeadPolicy pol;

@@ -1,0 +1,148 @@
+"""WebSocket peers for tests/integration/websocket_test.cc (python3-websockets).
+
+  ws_peer.py server LOG          an echo upstream on a free port; prints "port N".
+                                 Text "close-me" makes it close (1000, "bye");
+                                 text "flood N" sends N MiB in 64 KiB binary
+                                 messages, logging "sent BYTES" to LOG as it goes.
+  ws_peer.py client PORT CASE    a client through pasture; prints what it saw,
+                                 exits non-zero on any surprise.
+"""
+import asyncio
+import os
+import socket
+import sys
+import time
+
+import websockets
+
+
+async def echo(ws, log):
+    try:
+        async for msg in ws:
+            if msg == "close-me":
+                await ws.close(1000, "bye")
+                return
+            if isinstance(msg, str) and msg.startswith("flood "):
+                n = int(msg.split()[1])
+                chunk = b"f" * 65536
+                sent = 0
+                for _ in range(n * 16):
+                    await ws.send(chunk)
+                    sent += len(chunk)
+                    with open(log, "a") as f:
+                        f.write("sent %d\n" % sent)
+                continue
+            await ws.send(msg)
+    except websockets.ConnectionClosed:
+        pass
+
+
+async def serve(log):
+    async with websockets.serve(lambda ws, *a: echo(ws, log), "127.0.0.1", 0, max_size=None) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        print("port %d" % port, flush=True)
+        await asyncio.Future()
+
+
+def say(*a):
+    print(*a, flush=True)
+
+
+async def client(port, case):
+    url = "ws://127.0.0.1:%d/ws" % port
+    if case == "basic":
+        async with websockets.connect(url, max_size=None) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            await ws.send(b"\x00\x01\xff")
+            assert await ws.recv() == b"\x00\x01\xff"
+            big = os.urandom(1 << 20)
+            await ws.send(big)
+            assert await ws.recv() == big, "1 MB message changed"
+            pong = await ws.ping(b"p1")
+            await asyncio.wait_for(pong, 5)
+            say("echo ok")
+        assert ws.close_code == 1000, ws.close_code  # the client closed: handshake completed
+        say("client close ok")
+        async with websockets.connect(url) as ws:
+            await ws.send("close-me")
+            try:
+                await asyncio.wait_for(ws.recv(), 5)
+                raise AssertionError("a message after close-me")
+            except websockets.ConnectionClosedOK:
+                pass
+            assert ws.close_code == 1000 and ws.close_reason == "bye", (ws.close_code, ws.close_reason)
+        say("server close ok")
+    elif case.startswith("hold"):
+        secs = float(case.split(":")[1])
+        async with websockets.connect(url) as ws:
+            await ws.send("one")
+            assert await ws.recv() == "one"
+            say("OPEN")
+            await asyncio.sleep(secs)
+            await ws.send("two")
+            assert await asyncio.wait_for(ws.recv(), 5) == "two"
+            say("STILL")
+        say("CLOSED")
+    elif case == "idle":
+        async with websockets.connect(url, ping_interval=None) as ws:
+            await ws.send("one")
+            assert await ws.recv() == "one"
+            t0 = time.monotonic()
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+                raise AssertionError("a message on an idle tunnel")
+            except websockets.ConnectionClosed:
+                say("closed after %.1f" % (time.monotonic() - t0))
+    else:
+        raise SystemExit("unknown case " + case)
+
+
+def slow_reader(port, log):
+    """A client that asks for 96 MiB, reads nothing for 3 s, then all of it."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload = b"flood 96"
+    mask = b"\x01\x02\x03\x04"
+    s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask +
+              bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    time.sleep(3)
+    with open(log) as f:
+        sent = max([int(l.split()[1]) for l in f if l.startswith("sent ")] or [0])
+    say("stalled at %d" % sent)
+    total = 0
+    want = 96 << 20
+    s.settimeout(20)
+    def take(n):
+        b = b""
+        while len(b) < n:
+            c = s.recv(min(1 << 20, n - len(b)))
+            if not c:
+                raise AssertionError("EOF after %d bytes" % total)
+            b += c
+        return b
+    while total < want:  # frames: opcode, length (7 bits, 16 or 64), data
+        hdr = take(2)
+        n = hdr[1] & 0x7F
+        if n == 126:
+            n = int.from_bytes(take(2), "big")
+        elif n == 127:
+            n = int.from_bytes(take(8), "big")
+        data = take(n)
+        if hdr[0] & 0x0F == 2:
+            total += len(data)
+    say("read %d" % total)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "server":
+        asyncio.run(serve(sys.argv[2]))
+    elif sys.argv[3] == "slow":
+        slow_reader(int(sys.argv[2]), sys.argv[4])
+    else:
+        asyncio.run(client(int(sys.argv[2]), sys.argv[3]))

@@ -1,0 +1,74 @@
+// ClientConn as a tunnel's client half (kTunnel, ResponseSink::tunnel): the
+// 101 head, then bytes both ways as they are. Reads go to the exchange
+// (Exchange::tunnel_in; want_body() holds them back while the upstream is
+// behind), writes come through body(), whose high-water mark pauses the
+// upstream. The upstream's EOF shuts the write half once every byte is
+// written; the connection closes when the client's EOF has come too. Its
+// own timer is off: the upstream half keeps tunnel_timeout for both.
+// Everything goes through send_out()/on_bytes(), so a TLS transport below
+// them carries a tunnel unchanged (its shutdown would send close_notify
+// first, as for a lingering close).
+#include "common/log.h"
+#include "worker/client_conn.h"
+
+namespace pasture::worker {
+
+bool ClientConn::tunnel(std::string* head) {
+  if (state_ == State::kClosed || state_ == State::kLinger) {
+    w_->give_buf(head);
+    return false;
+  }
+  state_ = State::kTunnel;
+  timer_disarm(&timer_);
+  producer_paused_ = out_full_ = false;
+  rechunk_ = false;
+  if (resp_head_) {  // nothing is held back before a 101; drop it if so
+    w_->give_buf(resp_head_);
+    resp_head_ = nullptr;
+  }
+  int r = send_out(head->data(), head->size());
+  w_->give_buf(head);
+  if (r < 0) {
+    close();
+    return false;
+  }
+  // Bytes the client sent after its request (parsed by nobody: llhttp
+  // stopped at the request's end) belong to the new protocol.
+  if (inbuf_) {
+    std::string* b = inbuf_;
+    inbuf_ = nullptr;
+    ex_.tunnel_in(b->data(), b->size());
+    w_->give_buf(b);
+    if (state_ != State::kTunnel) return false;
+  }
+  if (client_eof_) ex_.tunnel_in_eof();
+  update_reading();
+  return state_ == State::kTunnel;
+}
+
+void ClientConn::tunnel_close_write() {
+  if (state_ != State::kTunnel || tunnel_shut_) return;
+  tunnel_shut_ = true;
+  auto* req = new uv_shutdown_t;  // after the queued writes
+  int r = uv_shutdown(req, stream(), [](uv_shutdown_t* rq, int status) {
+    auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(rq->handle->data));
+    delete rq;
+    c->on_tunnel_shut(status);
+  });
+  if (r < 0) {
+    delete req;
+    close();
+  }
+}
+
+void ClientConn::on_tunnel_shut(int status) {
+  if (state_ != State::kTunnel) return;  // closed meanwhile (UV_ECANCELED)
+  if (status < 0) {
+    close();
+    return;
+  }
+  tunnel_shut_done_ = true;
+  if (client_eof_) close();
+}
+
+}  // namespace pasture::worker
