@@ -423,4 +423,9 @@ void H2Stream::after_send() {
   ex_.on_sink_drained();  // an inline app produces more right here
 }
 
+bool H2Stream::tunnel(std::string* head) {
+  c_->worker()->give_buf(head);
+  return false;
+}
+
 }  // namespace pasture::worker

@@ -87,6 +87,10 @@ class H2Stream final : public ResponseSink {
   int sendfile_fd() override { return -1; }
   void want_body(bool on) override;
   bool peer_address(sockaddr_storage* out) override;
+  // No switch on a stream: RFC 9113 8.2.2 forbids Upgrade (the request
+  // head refuses it), and RFC 8441's extended CONNECT is not served yet.
+  bool tunnel(std::string* head) override;
+  void tunnel_close_write() override {}
 
  private:
   void refuse(int status, const char* why);  // before start: pasture's own answer
