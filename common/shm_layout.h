@@ -33,8 +33,8 @@ inline constexpr uint32_t kMagic = 0x50415354;  // "PAST"
 // 2: ServerSlot health fields; 3: held rows; 4: stats rows; 5: runtime control
 // (ServerSlot::control and weight_override, PoolSlot::weights_epoch,
 // ShmHeader::drain_at_ms); 6: ServerSlot's health record (second line),
-// WorkerSlot generation/respawns, the history ring; 7: TicketKeys
-inline constexpr uint32_t kVersion = 7;
+// WorkerSlot generation/respawns, the history ring; 7: TicketKeys; 8: WorkerStats of 3 lines (TLS, HTTP/2, tunnels), ShmHeader::superseded
+inline constexpr uint32_t kVersion = 8;
 
 struct ShmHeader {
   uint32_t magic;

@@ -6,7 +6,8 @@
 // Exchange is embedded and reused for every request of the connection.
 //
 // States (one request at a time; pipelined bytes wait in inbuf_):
-//   kIdle     keep-alive, no byte of the next request yet   (keepalive_timeout,
+//   kIdle     keep-alive, no byte of the next request yet, or a TLS
+//             handshake not finished (client_header_timeout)  (keepalive_timeout,
 //             drain_idle_grace once the worker drains; send_timeout while
 //             answers the client does not read hold further requests
 //             back: out_full_)
@@ -105,7 +106,7 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   // between tcp_ and these with a change here only: send_out, on_read_cb,
   // queued(), sendfile_fd() (-1 for such a transport: the app's files are
   // read and sent), shutdown_and_linger's uv_shutdown (after a
-  // close_notify) and end_drain_grace's peek. send_out returns 0 or a libuv
+  // close_notify) and end_drain_grace's peek: client_tls.cc is that one. send_out returns 0 or a libuv
   // error; bytes not written at once are queued. The TLS transport is
   // worker/client_tls.cc.
   int send_out(const uv_buf_t* bufs, unsigned n) { return tls_ ? tls_send(bufs, n) : stream_send(stream(), bufs, n); }
