@@ -15,6 +15,7 @@ bool Master::build_tls(const conf::Site& site, std::unique_ptr<worker::TlsContex
   if (!site.server.tls.enabled()) return true;
   worker::TlsContext::Options o;
   o.ticket_lifetime_s = (uint32_t)(2 * kTicketRotationMs / 1000);
+  o.http2 = site.server.http2;  // ALPN offers h2 (worker/client_tls.cc hands the connection to H2Conn)
   std::string why;
   *out = worker::TlsContext::build(site.server.tls, o, &why);
   if (!*out) {

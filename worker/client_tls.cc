@@ -70,6 +70,9 @@ void ClientConn::tls_check_open() {
   st.tls_handshakes.add();
   if (tls_->resumed()) st.tls_resumed.add();
   if (!w_->site().server.tls.client_subject_header.empty()) peer_.tls_subject = tls_->peer_subject();
+  // ALPN chose HTTP/2 (offered with `http2 = on` only): from here this
+  // connection is the H2Conn's transport, as for h2c.
+  if (tls_->alpn() == "h2") start_h2();
 }
 
 void ClientConn::tls_handshake_failed(const char* why) {

@@ -198,6 +198,30 @@ TEST(TlsServe, OnlyTls12AndUpAlpnHttp11) {
   EXPECT_EQ(c->version(), "TLSv1.3");
 }
 
+// `http2 = on`: ALPN h2 on the TLS listener, HTTP/1.1 still for clients
+// that ask for it; curl --http2 and h2load speak HTTP/2 over TLS.
+TEST(TlsServe, AlpnH2ServesHttp2OverTls) {
+  Pki pki;
+  std::string pem = pki.pem("server", {"localhost"});
+  uint16_t port = free_port();
+  Served s(pki.dir,
+           "[server:main]\nuse = egg:pasture#main\nlisten = 127.0.0.1:" + std::to_string(port) +
+               " tls\ntls_cert = " + pem + "\nhttp2 = on\nworkers = 2\n" + kEchoAndStatus,
+           port);
+  ASSERT_TRUE(s.up) << s.output();
+  auto [c2, o2] = run(curl(port, pki, "localhost", "/h2", "--http2 -w ' %{http_version}'"));
+  EXPECT_EQ(c2, 0) << o2;
+  EXPECT_EQ(o2, "tls GET /h2\n 2");
+  auto [c1, o1] = run(curl(port, pki, "localhost", "/h1", "--http1.1 -w ' %{http_version}'"));
+  EXPECT_EQ(c1, 0) << o1;
+  EXPECT_EQ(o1, "tls GET /h1\n 1.1");
+  auto [ch, oh] = run("h2load -n 400 -c 4 -m 10 https://127.0.0.1:" + std::to_string(port) + "/load 2>&1");
+  EXPECT_EQ(ch, 0) << oh;
+  EXPECT_NE(oh.find("400 succeeded, 0 failed"), std::string::npos) << oh;
+  EXPECT_NE(oh.find("Application protocol: h2"), std::string::npos) << oh;
+  EXPECT_GE(sum(worker_counters(port, pki, "h2_connections")), 5u);
+}
+
 TEST(TlsServe, KeepAlivePipeliningAndCloseNotify) {
   Pki pki;
   std::string pem = pki.pem("server", {"localhost"});
