@@ -164,6 +164,30 @@ TEST(WebSocket, TunnelCountsAsActiveWhileOpen) {
       << counts(srv.port()).active << " " << counts(srv.port()).tunnels;
 }
 
+// A client killed mid-tunnel, then the upstream killed under another one:
+// each time the other side sees the end at once (not at tunnel_timeout),
+// and the server and gauges are given back.
+TEST(WebSocket, EitherSideDyingEndsTheTunnel) {
+  SKIP_WITHOUT_WEBSOCKETS();
+  EchoUpstream up;
+  ASSERT_NE(up.port, 0) << up.py.output();
+  PastureServer srv(ws_site(up.port), 4);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto gone = client(srv.port(), "hold:30");
+  ASSERT_TRUE(wait_for_output(*gone, "OPEN", Millis(15000))) << gone->output();
+  EXPECT_EQ(counts(srv.port()).tunnels, 1u);
+  gone->signal(SIGKILL);
+  EXPECT_TRUE(wait_until([&] { return counts(srv.port()) == Counts{0, 0, 0}; }));
+  auto left = client(srv.port(), "hold:30");
+  ASSERT_TRUE(wait_for_output(*left, "OPEN", Millis(15000))) << left->output();
+  EXPECT_EQ(counts(srv.port()).tunnels, 1u);
+  up.py.signal(SIGKILL);
+  auto st = left->wait_exit(Millis(10000));
+  ASSERT_TRUE(st.has_value()) << "the client did not see its upstream go";
+  EXPECT_FALSE(exited_with(st, 0)) << left->output();
+  EXPECT_TRUE(wait_until([&] { return counts(srv.port()) == Counts{0, 0, 0}; }));
+}
+
 // A reload leaves the old worker's tunnel working until graceful_timeout;
 // after it, the old worker closes it.
 TEST(WebSocket, ReloadKeepsATunnelUntilGracefulTimeout) {

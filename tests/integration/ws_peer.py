@@ -79,7 +79,11 @@ async def client(port, case):
             await ws.send("one")
             assert await ws.recv() == "one"
             say("OPEN")
-            await asyncio.sleep(secs)
+            try:  # wait, but notice the connection ending meanwhile
+                await asyncio.wait_for(ws.wait_closed(), secs)
+                say("ENDED early: %s" % ws.close_code)
+            except asyncio.TimeoutError:
+                pass
             await ws.send("two")
             assert await asyncio.wait_for(ws.recv(), 5) == "two"
             say("STILL")
