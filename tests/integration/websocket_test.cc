@@ -201,6 +201,7 @@ TEST(WebSocket, ReloadKeepsATunnelUntilGracefulTimeout) {
   ASSERT_TRUE(wait_for_output(*kept, "OPEN", Millis(15000))) << kept->output();
   ASSERT_TRUE(wait_for_output(*cut, "OPEN", Millis(15000))) << cut->output();
   ASSERT_TRUE(srv.proc().signal(SIGHUP));
+  auto hup = std::chrono::steady_clock::now();
   // Within graceful_timeout the tunnel carries messages both ways, then
   // closes cleanly (close handshake through the old worker).
   ASSERT_TRUE(exited_with(kept->wait_exit(Millis(20000)), 0)) << kept->output();
@@ -209,6 +210,10 @@ TEST(WebSocket, ReloadKeepsATunnelUntilGracefulTimeout) {
   // The one that outlives graceful_timeout is closed under it.
   auto st = cut->wait_exit(Millis(30000));
   ASSERT_TRUE(st.has_value());
+  auto held = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - hup);
+  EXPECT_GE(held.count(), 4000) << "closed before graceful_timeout (5s)";
+  EXPECT_LE(held.count(), 9000) << "not closed at graceful_timeout (5s)";
+  EXPECT_NE(cut->output().find("ENDED early"), std::string::npos) << cut->output();
   EXPECT_FALSE(exited_with(st, 0)) << cut->output();
   EXPECT_EQ(cut->output().find("STILL"), std::string::npos) << cut->output();
   // New connections are served by the new generation.
