@@ -127,6 +127,26 @@ TEST(WebSocket, SlowReaderHoldsTheUpstreamBack) {
   EXPECT_NE(out.find("read 100663296"), std::string::npos) << out;
 }
 
+// The other way: the upstream reads nothing for 6 s while the client
+// writes as fast as it can for 3 s. pasture stops reading the client once
+// 256 KiB wait for the upstream, so the client gets rid of about the socket
+// buffers' worth, not gigabytes.
+TEST(WebSocket, SlowUpstreamHoldsTheClientBack) {
+  SKIP_WITHOUT_WEBSOCKETS();
+  EchoUpstream up;
+  ASSERT_NE(up.port, 0) << up.py.output();
+  PastureServer srv(ws_site(up.port), 4);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto c = client(srv.port(), "fast");
+  ASSERT_TRUE(exited_with(c->wait_exit(Millis(30000)), 0)) << c->output();
+  std::string out = c->output();
+  size_t at = out.find("accepted ");
+  ASSERT_NE(at, std::string::npos) << out;
+  uint64_t accepted = std::strtoull(out.c_str() + at + 9, nullptr, 10);
+  EXPECT_GT(accepted, 0u) << out;
+  EXPECT_LT(accepted, 48ull << 20) << out;
+}
+
 TEST(WebSocket, TunnelTimeoutClosesAnIdleTunnel) {
   SKIP_WITHOUT_WEBSOCKETS();
   EchoUpstream up;
