@@ -127,6 +127,26 @@ TEST(WebSocket, SlowReaderHoldsTheUpstreamBack) {
   EXPECT_NE(out.find("read 100663296"), std::string::npos) << out;
 }
 
+// The other way: the upstream reads nothing for 6 s while the client
+// writes as fast as it can for 3 s. pasture stops reading the client once
+// 256 KiB wait for the upstream, so the client gets rid of about the socket
+// buffers' worth, not gigabytes.
+TEST(WebSocket, SlowUpstreamHoldsTheClientBack) {
+  SKIP_WITHOUT_WEBSOCKETS();
+  EchoUpstream up;
+  ASSERT_NE(up.port, 0) << up.py.output();
+  PastureServer srv(ws_site(up.port), 4);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto c = client(srv.port(), "fast");
+  ASSERT_TRUE(exited_with(c->wait_exit(Millis(30000)), 0)) << c->output();
+  std::string out = c->output();
+  size_t at = out.find("accepted ");
+  ASSERT_NE(at, std::string::npos) << out;
+  uint64_t accepted = std::strtoull(out.c_str() + at + 9, nullptr, 10);
+  EXPECT_GT(accepted, 0u) << out;
+  EXPECT_LT(accepted, 48ull << 20) << out;
+}
+
 TEST(WebSocket, TunnelTimeoutClosesAnIdleTunnel) {
   SKIP_WITHOUT_WEBSOCKETS();
   EchoUpstream up;
@@ -164,6 +184,30 @@ TEST(WebSocket, TunnelCountsAsActiveWhileOpen) {
       << counts(srv.port()).active << " " << counts(srv.port()).tunnels;
 }
 
+// A client killed mid-tunnel, then the upstream killed under another one:
+// each time the other side sees the end at once (not at tunnel_timeout),
+// and the server and gauges are given back.
+TEST(WebSocket, EitherSideDyingEndsTheTunnel) {
+  SKIP_WITHOUT_WEBSOCKETS();
+  EchoUpstream up;
+  ASSERT_NE(up.port, 0) << up.py.output();
+  PastureServer srv(ws_site(up.port), 4);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto gone = client(srv.port(), "hold:30");
+  ASSERT_TRUE(wait_for_output(*gone, "OPEN", Millis(15000))) << gone->output();
+  EXPECT_EQ(counts(srv.port()).tunnels, 1u);
+  gone->signal(SIGKILL);
+  EXPECT_TRUE(wait_until([&] { return counts(srv.port()) == Counts{0, 0, 0}; }));
+  auto left = client(srv.port(), "hold:30");
+  ASSERT_TRUE(wait_for_output(*left, "OPEN", Millis(15000))) << left->output();
+  EXPECT_EQ(counts(srv.port()).tunnels, 1u);
+  up.py.signal(SIGKILL);
+  auto st = left->wait_exit(Millis(10000));
+  ASSERT_TRUE(st.has_value()) << "the client did not see its upstream go";
+  EXPECT_FALSE(exited_with(st, 0)) << left->output();
+  EXPECT_TRUE(wait_until([&] { return counts(srv.port()) == Counts{0, 0, 0}; }));
+}
+
 // A reload leaves the old worker's tunnel working until graceful_timeout;
 // after it, the old worker closes it.
 TEST(WebSocket, ReloadKeepsATunnelUntilGracefulTimeout) {
@@ -177,6 +221,7 @@ TEST(WebSocket, ReloadKeepsATunnelUntilGracefulTimeout) {
   ASSERT_TRUE(wait_for_output(*kept, "OPEN", Millis(15000))) << kept->output();
   ASSERT_TRUE(wait_for_output(*cut, "OPEN", Millis(15000))) << cut->output();
   ASSERT_TRUE(srv.proc().signal(SIGHUP));
+  auto hup = std::chrono::steady_clock::now();
   // Within graceful_timeout the tunnel carries messages both ways, then
   // closes cleanly (close handshake through the old worker).
   ASSERT_TRUE(exited_with(kept->wait_exit(Millis(20000)), 0)) << kept->output();
@@ -185,6 +230,10 @@ TEST(WebSocket, ReloadKeepsATunnelUntilGracefulTimeout) {
   // The one that outlives graceful_timeout is closed under it.
   auto st = cut->wait_exit(Millis(30000));
   ASSERT_TRUE(st.has_value());
+  auto held = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - hup);
+  EXPECT_GE(held.count(), 4000) << "closed before graceful_timeout (5s)";
+  EXPECT_LE(held.count(), 9000) << "not closed at graceful_timeout (5s)";
+  EXPECT_NE(cut->output().find("ENDED early"), std::string::npos) << cut->output();
   EXPECT_FALSE(exited_with(st, 0)) << cut->output();
   EXPECT_EQ(cut->output().find("STILL"), std::string::npos) << cut->output();
   // New connections are served by the new generation.

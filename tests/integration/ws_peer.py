@@ -22,6 +22,9 @@ async def echo(ws, log):
             if msg == "close-me":
                 await ws.close(1000, "bye")
                 return
+            if isinstance(msg, str) and msg.startswith("stall "):
+                await asyncio.sleep(float(msg.split()[1]))  # reads nothing meanwhile (max_queue 1)
+                continue
             if isinstance(msg, str) and msg.startswith("flood "):
                 n = int(msg.split()[1])
                 chunk = b"f" * 65536
@@ -38,7 +41,8 @@ async def echo(ws, log):
 
 
 async def serve(log):
-    async with websockets.serve(lambda ws, *a: echo(ws, log), "127.0.0.1", 0, max_size=None) as srv:
+    async with websockets.serve(lambda ws, *a: echo(ws, log), "127.0.0.1", 0, max_size=None,
+                                max_queue=1) as srv:
         port = srv.sockets[0].getsockname()[1]
         print("port %d" % port, flush=True)
         await asyncio.Future()
@@ -79,7 +83,11 @@ async def client(port, case):
             await ws.send("one")
             assert await ws.recv() == "one"
             say("OPEN")
-            await asyncio.sleep(secs)
+            try:  # wait, but notice the connection ending meanwhile
+                await asyncio.wait_for(ws.wait_closed(), secs)
+                say("ENDED early: %s" % ws.close_code)
+            except asyncio.TimeoutError:
+                pass
             await ws.send("two")
             assert await asyncio.wait_for(ws.recv(), 5) == "two"
             say("STILL")
@@ -139,9 +147,44 @@ def slow_reader(port, log):
     say("read %d" % total)
 
 
+def fast_writer(port):
+    """Sends 1 MiB frames for 3 s while the upstream reads nothing: how many
+    bytes the kernel took is bounded when pasture stops reading."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    def frame(op, payload):  # masked with zeros: the payload as it is
+        n = len(payload)
+        if n < 126:
+            h = bytes([0x80 | op, 0x80 | n])
+        else:
+            h = bytes([0x80 | op, 0x80 | 127]) + n.to_bytes(8, "big")
+        return h + b"\0\0\0\0" + payload
+    s.sendall(frame(1, b"stall 6"))
+    time.sleep(0.3)
+    data = frame(2, b"u" * (1 << 20))
+    s.setblocking(False)
+    sent, end = 0, time.monotonic() + 3
+    pending = memoryview(data)
+    while time.monotonic() < end:
+        try:
+            k = s.send(pending)
+            sent += k
+            pending = pending[k:] if k < len(pending) else memoryview(data)
+        except BlockingIOError:
+            time.sleep(0.01)
+    say("accepted %d" % sent)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "server":
         asyncio.run(serve(sys.argv[2]))
+    elif sys.argv[3] == "fast":
+        fast_writer(int(sys.argv[2]))
     elif sys.argv[3] == "slow":
         slow_reader(int(sys.argv[2]), sys.argv[4])
     else:
