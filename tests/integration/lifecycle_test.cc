@@ -323,21 +323,8 @@ TEST(Lifecycle, SocketActivation) {
                             "[server:main]\nuse = egg:pasture#main\nport = 1\nworkers = 1\n"
                             "[app:main]\nuse = egg:pasture#echo\nname = act\n");
   std::string out = d.file("out.log");
-  pid_t pid = fork();
+  pid_t pid = spawn_socket_activated(lfd.get(), ini, out);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    setpgid(0, 0);
-    dup2(lfd.get(), 3);
-    fcntl(3, F_SETFD, 0);
-    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(o, 1);
-    dup2(o, 2);
-    std::string p = std::to_string(getpid());
-    setenv("LISTEN_PID", p.c_str(), 1);
-    setenv("LISTEN_FDS", "1", 1);
-    execl(PASTURE_BINARY, PASTURE_BINARY, "serve", ini.c_str(), (char*)nullptr);
-    _exit(127);
-  }
   lfd.reset();  // only the child holds the socket now
   Response r;
   bool served = wait_until([&] {

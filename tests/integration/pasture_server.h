@@ -2,7 +2,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -13,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "conf/json.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -42,6 +45,37 @@ inline std::pair<int, std::string> run_pasture(const std::string& args) {
   while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
   int rc = pclose(f);
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
+}
+
+// Starts `pasture serve INI` as systemd's socket activation does: `lfd`
+// as fd 3, LISTEN_PID/LISTEN_FDS=1, stdout and stderr to `out`, in its own
+// process group. Returns the child's pid (the caller owns it).
+inline pid_t spawn_socket_activated(int lfd, const std::string& ini, const std::string& out) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  setpgid(0, 0);
+  dup2(lfd, 3);
+  fcntl(3, F_SETFD, 0);
+  int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  dup2(o, 1);
+  dup2(o, 2);
+  std::string p = std::to_string(getpid());
+  setenv("LISTEN_PID", p.c_str(), 1);
+  setenv("LISTEN_FDS", "1", 1);
+  execl(PASTURE_BINARY, PASTURE_BINARY, "serve", ini.c_str(), (char*)nullptr);
+  _exit(127);
+}
+
+// `v["a"]["b"]...["value"]` of a typed field of the status app's JSON;
+// ~0 when absent.
+inline uint64_t typed_value(const conf::json::Value& v, std::initializer_list<const char*> path) {
+  const conf::json::Value* p = &v;
+  for (const char* k : path) {
+    p = p->find(k);
+    if (!p) return ~0ull;
+  }
+  const conf::json::Value* x = p->find("value");
+  return x ? (uint64_t)x->as_number() : ~0ull;
 }
 
 inline std::vector<int> children_of(int pid) {

@@ -30,16 +30,7 @@ json::Value status_json(uint16_t port) {
   return json::parse(r.body);
 }
 
-// `v["a"]["b"]...["value"]` of a typed field.
-uint64_t val(const json::Value& v, std::initializer_list<const char*> path) {
-  const json::Value* p = &v;
-  for (const char* k : path) {
-    p = p->find(k);
-    if (!p) return ~0ull;
-  }
-  const json::Value* x = p->find("value");
-  return x ? (uint64_t)x->as_number() : ~0ull;
-}
+uint64_t val(const json::Value& v, std::initializer_list<const char*> path) { return typed_value(v, path); }
 
 const json::Value* pool(const json::Value& v, const std::string& name) {
   for (const json::Value& p : v.find("pools")->items())

@@ -55,15 +55,7 @@ std::unique_ptr<Process> client(uint16_t port, const std::string& c, const std::
   return std::make_unique<Process>(argv);
 }
 
-uint64_t val(const json::Value& v, std::initializer_list<const char*> path) {
-  const json::Value* p = &v;
-  for (const char* k : path) {
-    p = p->find(k);
-    if (!p) return ~0ull;
-  }
-  const json::Value* x = p->find("value");
-  return x ? (uint64_t)x->as_number() : ~0ull;
-}
+uint64_t val(const json::Value& v, std::initializer_list<const char*> path) { return typed_value(v, path); }
 
 // The pool's one server in the status JSON: {active, tunnels}; and the
 // whole server's tunnels gauge.
