@@ -122,6 +122,15 @@ void H2Stream::on_headers_done(bool end_stream) {
     bad_ = "bad pseudo-header field";
     bad_status_ = 400;
   }
+  // :path is origin-form (RFC 9113 8.3.1), or `*` for OPTIONS. nghttp2
+  // checks that only for :scheme http/https; an absolute-form :path would
+  // become an HTTP/1.1 absolute-form target whose host overrides
+  // :authority (found by review: `:scheme foo`, `:path http://evil/`).
+  if (!bad_ && method_ != "CONNECT" && !(path_.size() && path_[0] == '/') &&
+      !(path_ == "*" && method_ == "OPTIONS")) {
+    bad_ = "the :path pseudo-header is not origin-form";
+    bad_status_ = 400;
+  }
   std::string* head = w->take_buf();
   std::string& o = *head;
   o.clear();

@@ -218,6 +218,24 @@ TEST(Http2, ForbiddenFieldResetsOnlyItsStream) {
   EXPECT_NE(out.find("\n2 200"), std::string::npos) << out;  // curl drops them itself
 }
 
+// Found by review: with `:scheme foo` nghttp2 does not check `:path`, and an
+// absolute-form one became an HTTP/1.1 absolute-form target whose host won
+// over `:authority` upstream. Only origin-form (or `*`) is taken.
+TEST(Http2, AbsoluteFormPathIsRefused) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 is not installed (scripts/setup --test)";
+  FakeUpstream up("u");
+  PastureServer srv("http2 = on\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " + up.address() + "\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "abspath"));
+  EXPECT_EQ(f["status1"], "400");
+  EXPECT_EQ(f["ok3"], "1");
+  for (const RecordedRequest& r : up.requests()) {
+    EXPECT_EQ(r.header("host"), "localhost") << r.target;
+    EXPECT_EQ(r.target, "/fine");
+  }
+  EXPECT_EQ(up.request_count(), 1u);
+}
+
 TEST(Http2, GoawayOnReloadFailsNoRequest) {
   if (!have_python_h2()) GTEST_SKIP() << "python3-h2 is not installed (scripts/setup --test)";
   FakeUpstream up("u1");

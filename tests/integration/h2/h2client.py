@@ -209,6 +209,31 @@ def cmd_uppercase(port):
     print(f"rst1={rst1[0] if rst1 else -1} ok3={int(ok3)}")
 
 
+def cmd_abspath(port):
+    """Stream 1: :scheme foo and an absolute-form :path naming another host;
+    stream 3: an ordinary request. Prints stream 1's status (or its
+    RST_STREAM code) and whether stream 3 was answered."""
+    s = raw_start(port)
+    enc = hpack.Encoder()
+    block = enc.encode([(":method", "GET"), (":scheme", "foo"), (":authority", "good"),
+                        (":path", "http://evil.example/admin")])
+    s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 1, block) +
+              frame(HEADERS, END_HEADERS | END_STREAM, 3, request_block(enc, "/fine")))
+    frames, eof = read_frames(s, lambda f: any(t == HEADERS and st == 3 for t, _, st, _ in f) and
+                              any(t in (HEADERS, RST) and st == 1 for t, _, st, _ in f), timeout=5)
+    dec = hpack.Decoder()
+    status1 = "-1"
+    for t, _, st, p in frames:
+        if t == HEADERS:
+            h = dict(dec.decode(p))
+            if st == 1:
+                status1 = str(h.get(":status", "?"))
+        elif t == RST and st == 1:
+            status1 = "rst" + str(int.from_bytes(p[:4], "big"))
+    ok3 = any(t == HEADERS and st == 3 for t, _, st, _ in frames)
+    print(f"status1={status1} ok3={int(ok3)}")
+
+
 def cmd_load(port, seconds, streams):
     """Keeps `streams` requests in flight for `seconds`, on raw frames (python
     h2 takes any GOAWAY for the connection's end, the shutdown notice too).
@@ -317,6 +342,8 @@ def main():
         cmd_streams(port, int(a[0]))
     elif cmd == "uppercase":
         cmd_uppercase(port)
+    elif cmd == "abspath":
+        cmd_abspath(port)
     elif cmd == "load":
         cmd_load(port, float(a[0]), int(a[1]))
 
