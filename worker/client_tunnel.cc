@@ -49,6 +49,7 @@ bool ClientConn::tunnel(std::string* head) {
 void ClientConn::tunnel_close_write() {
   if (state_ != State::kTunnel || tunnel_shut_) return;
   tunnel_shut_ = true;
+  if (tls_) tls_close_notify();  // as shutdown_and_linger: wss ends with close_notify, not a bare FIN
   auto* req = new uv_shutdown_t;  // after the queued writes
   int r = uv_shutdown(req, stream(), [](uv_shutdown_t* rq, int status) {
     auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(rq->handle->data));
