@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""Turn `scripts/bench --tls` records into the markdown report.
+
+    tls_render.py RESULTS_FILE
+
+Records (one per line, `TYPE key=value ...`): env, versions, tls (one
+measured run), proto (what a proxy negotiated), skip.
+"""
+import os
+import sys
+from collections import defaultdict
+
+TCK = os.sysconf("SC_CLK_TCK")
+NOISY_PCT = 10
+ORDER = {"pasture": 0, "nginx": 1, "haproxy": 2}
+ROWS = [
+    ("new-ecdsa", "new TLS connection, ECDSA P-256 (full handshake + 1 request)", "conn"),
+    ("new-rsa", "new TLS connection, RSA-2048 (full handshake + 1 request)", "conn"),
+    ("resumed", "resumed TLS connection, ticket (+ 1 request)", "conn"),
+    ("keepalive", "kept-alive TLS, HTTP/1.1, c=50 (wrk)", "req"),
+    ("h2", "HTTP/2 over TLS, 100 clients × 10 streams (h2load)", "req"),
+]
+
+
+def parse(path):
+    recs = defaultdict(list)
+    with open(path) as f:
+        for line in f:
+            kind, _, rest = line.rstrip("\n").partition(" ")
+            rec = {}
+            if kind == "skip":
+                head, _, reason = rest.partition(" reason=")
+                rec["reason"] = reason
+                rest = head
+            for kv in rest.split():
+                k, _, v = kv.partition("=")
+                rec[k] = v
+            recs[kind].append(rec)
+    return recs
+
+
+def num(v, default=0.0):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def metrics(r):
+    n = num(r["count"])
+    dur = num(r["duration_us"], 1) / 1e6
+    ticks = num(r["ticks"])
+    return {
+        "rate": n / dur if dur else 0.0,
+        "cpu": ticks * (1e6 / TCK) / n if n and ticks >= 0 else None,
+        # per core: what one fully busy core of this proxy would do
+        "per_core": n / (ticks / TCK) if ticks > 0 else None,
+        "p99": num(r["p99_us"]) / 1000,
+        "err": int(num(r["errors"])),
+        "noisy": num(r.get("foreign")) * 100 / TCK / dur > NOISY_PCT if dur else False,
+    }
+
+
+def median_by_rate(runs):
+    runs = sorted(runs, key=lambda r: metrics(r)["rate"])
+    return runs[len(runs) // 2]
+
+
+def main():
+    recs = parse(sys.argv[1])
+    env = recs["env"][0] if recs["env"] else {}
+    ver = recs["versions"][0] if recs["versions"] else {}
+    groups = defaultdict(list)
+    for r in recs["tls"]:
+        groups[(r["row"], int(r["workers"]), r["proxy"])].append(r)
+    out = []
+    out.append(f"### TLS and HTTP/2 — {env.get('date', '?')}, {ver.get('cpu', '?').replace('_', ' ')}, "
+               f"{ver.get('cpus', '?')} CPUs, kernel {ver.get('kernel', '?')}")
+    out.append("")
+    out.append(f"pasture {ver.get('pasture', '?')}, nginx {ver.get('nginx', '?')}, HAProxy {ver.get('haproxy', '?')}, "
+               f"OpenSSL {ver.get('openssl', '?')}, h2load {ver.get('h2load', '?')}; "
+               f"{env.get('rounds', '?')} round(s) of {env.get('duration', '?')} s, the median round by rate. "
+               "CPU = the proxy's user+system time (all its processes) per connection or request; "
+               "per core = connections or requests per second of proxy CPU. "
+               "1-worker proxies run on core 1; 2-worker proxies on cores 0-1 beside the clients and upstreams (core 0).")
+    out.append("")
+    out.append("| row | workers | proxy | rate /s | per core /s | CPU µs each | p99 ms | errors |")
+    out.append("|---|---:|---|---:|---:|---:|---:|---:|")
+    worst = []
+    for row, label, unit in ROWS:
+        ws = sorted({w for (rw, w, _) in groups if rw == row})
+        for w in ws:
+            cells = {}
+            for p in sorted({p for (rw, ww, p) in groups if rw == row and ww == w}, key=lambda p: ORDER.get(p, 9)):
+                m = metrics(median_by_rate(groups[(row, w, p)]))
+                cells[p] = m
+                p99 = f"{m['p99']:.2f}" if unit == "req" else "–"
+                cpu = f"{m['cpu']:.1f}" if m["cpu"] is not None else "?"
+                pc = f"{m['per_core']:.0f}" if m["per_core"] else "?"
+                flag = " ⚠" if m["noisy"] else ""
+                out.append(f"| {label} | {w} | {p}{flag} | {m['rate']:.0f} | {pc} | {cpu} | {p99} | {m['err']} |")
+            if "pasture" in cells and cells["pasture"]["cpu"] is not None:
+                peers = [cells[p]["cpu"] for p in ("nginx", "haproxy") if p in cells and cells[p]["cpu"]]
+                if peers:
+                    worst.append((row, w, cells["pasture"]["cpu"] / min(peers)))
+    out.append("")
+    if worst:
+        out.append("pasture's CPU per connection/request ÷ the better peer's: " +
+                   ", ".join(f"{row} w={w}: {x:.2f}×" for row, w, x in worst) + " (below 1 = pasture spends less).")
+        out.append("")
+    protos = recs["proto"]
+    if protos:
+        out.append("Negotiated with a default OpenSSL client: " + "; ".join(
+            f"{p['proxy']} ({p['cert']}): {p['negotiated'].replace('/', ' ')}" for p in
+            sorted(protos, key=lambda p: (p["cert"], ORDER.get(p["proxy"], 9)))) + ".")
+        out.append("")
+    if any(metrics(r)["noisy"] for r in recs["tls"]):
+        out.append(f"⚠ other processes used more than {NOISY_PCT} % of a core during that run: noisy.")
+        out.append("")
+    for s in recs["skip"]:
+        out.append(f"skipped {s.get('proxy')}: {s.get('reason')}")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
