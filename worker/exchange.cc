@@ -27,9 +27,10 @@ Exchange::~Exchange() {
     if (b) w_->give_buf(b);
 }
 
-void Exchange::open(uint8_t method, bool http10) {
+void Exchange::open(uint8_t method, bool http10, bool http2) {
   method_ = method;
   http10_ = http10;
+  http2_ = http2;
   count_request();
 }
 

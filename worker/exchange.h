@@ -58,7 +58,9 @@ class Exchange final : public wsgi::Sink {
   Exchange& operator=(const Exchange&) = delete;
 
   // --- from the connection ---------------------------------------------
-  void open(uint8_t method, bool http10);  // a request head arrived: counted
+  // A request head arrived: counted. `http2`: an HTTP/2 stream (logged and
+  // given to apps as HTTP/2.0, as nginx does).
+  void open(uint8_t method, bool http10, bool http2 = false);
   void begin_log(const char* base, const HeadCollector& h);
   // An error before a complete head: the request line as far as it came.
   void begin_raw_log(const char* p, const char* end);
@@ -204,6 +206,7 @@ class Exchange final : public wsgi::Sink {
   Mode mode_ = Mode::kNone;
   uint8_t method_ = 0;
   bool http10_ = false;
+  bool http2_ = false;
   bool closed_ = false;          // the connection ended (on_close)
   bool local_close_ = false;     // kLocal: close after the answer
   bool req_done_ = false;        // the whole request is in (or will never be read)

@@ -35,7 +35,7 @@ void Exchange::start_app(const char* base, int app, const RequestTarget& t, cons
   r.path = r.add(np.decoded);
   r.script_len = script_len_;
   r.query = r.add(t.query);
-  r.protocol = r.add(http10_ ? "HTTP/1.0" : "HTTP/1.1");
+  r.protocol = r.add(http2_ ? "HTTP/2.0" : http10_ ? "HTTP/1.0" : "HTTP/1.1");
   r.remote_addr = r.add(peer_->text);
   bool underscores = w_->site().server.underscores_in_headers;
   // Over TLS the scheme is https (HTTPS=on), unless a trusted proxy says otherwise below.

@@ -31,7 +31,7 @@ void Exchange::begin_log(const char* base, const HeadCollector& head) {
   o.push_back('"');
   o.append(llhttp_method_name((llhttp_method_t)method_)).push_back(' ');
   append_escaped(o, span_view(base, head.url));
-  o.append(http10_ ? " HTTP/1.0\" " : " HTTP/1.1\" ");
+  o.append(http2_ ? " HTTP/2.0\" " : http10_ ? " HTTP/1.0\" " : " HTTP/1.1\" ");
   log_tail_ = (uint32_t)o.size();
   std::string_view referer = "-", agent = "-";
   for (const HeaderSpan& h : *head.headers) {

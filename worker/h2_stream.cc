@@ -155,7 +155,7 @@ void H2Stream::on_headers_done(bool end_stream) {
                llhttp_get_error_reason(&p));
     ex_.respond_error(400, "malformed request");
   } else {
-    ex_.open(p.method, false);
+    ex_.open(p.method, false, true);
     if (w->access_log().enabled()) ex_.begin_log(o.data(), hc);
     RequestHead rh;
     std::string scratch;

@@ -96,6 +96,28 @@ TEST(Http2, CurlPriorKnowledgeAndHttp11OnTheSameListener) {
   EXPECT_EQ(r.status, 200);
 }
 
+// The access log and a hosted app name the protocol the client spoke, as
+// nginx does ("HTTP/2.0"), not the HTTP/1.1 head pasture builds inside.
+TEST(Http2, AccessLogSaysHttp2) {
+  TempDir dir;
+  std::string log = dir.path() + "/access.log";
+  PastureServer srv(echo_site("access_log = " + log + "\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  EXPECT_NE(curl_h2(srv.port(), "-o /dev/null").find("2 200"), std::string::npos);
+  HttpConn c(srv.port());
+  EXPECT_EQ(c.request("GET", "/one").status, 200);
+  std::string text;
+  ASSERT_TRUE(wait_until([&] {
+    std::ifstream f(log);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+    return text.find("/one") != std::string::npos && text.find("\"GET / ") != std::string::npos;
+  })) << text;
+  EXPECT_NE(text.find("\"GET / HTTP/2.0\" 200 "), std::string::npos) << text;
+  EXPECT_NE(text.find("\"GET /one HTTP/1.1\" 200 "), std::string::npos) << text;
+}
+
 TEST(Http2, ListenMarkH2cOnlyThere) {
   uint16_t other = free_port();
   TempDir dir;
