@@ -56,9 +56,13 @@ ssize_t read_cb(nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* f
 
 }  // namespace
 
-H2Stream::H2Stream(H2Conn* c, int32_t id) : c_(c), id_(id), ex_(c->worker(), this, c->peer()) {}
+H2Stream::H2Stream(H2Conn* c, int32_t id) : c_(c), id_(id), ex_(c->worker(), this, c->peer()) {
+  body_timer_.owner = this;
+  body_timer_.fire = on_body_timeout;
+}
 
 H2Stream::~H2Stream() {
+  timer_disarm(&body_timer_);
   Worker* w = c_->worker();
   for (std::string* b : {fields_, resp_store_, out_})
     if (b) w->give_buf(b);
@@ -180,6 +184,29 @@ void H2Stream::on_headers_done(bool end_stream) {
     fields_ = nullptr;
   }
   if (end_stream) on_request_end();
+  else arm_body_timer();
+}
+
+// Armed while a request body is due and the exchange takes it.
+void H2Stream::arm_body_timer() {
+  if (!started_ || req_done_ || completed_ || ex_closed_ || closed_ || body_paused_) {
+    timer_disarm(&body_timer_);
+    return;
+  }
+  Worker* w = c_->worker();
+  w->timers().arm(&body_timer_, w->site().server.client_body_timeout_ms, w->now());
+}
+
+void H2Stream::on_body_timeout(TimerNode* t) {
+  auto* s = static_cast<H2Stream*>(t->owner);
+  if (!s->started_ || s->req_done_ || s->completed_ || s->ex_closed_ || s->closed_) return;
+  PLOG_DEBUG("HTTP/2 stream %d from %s: client body timeout", s->id_, s->c_->peer()->text);
+  if (!s->ex_.response_started()) {
+    s->ex_.respond_error(408, "client body timeout");
+    s->c_->want_send();
+  } else {
+    s->abort();  // RST_STREAM; the exchange ends
+  }
 }
 
 void H2Stream::consume(size_t n) {
@@ -195,6 +222,7 @@ void H2Stream::on_data(const char* p, size_t n) {
   }
   ex_.request_body(p, n);
   ex_.flush_body();  // a chunked body: this batch goes now
+  arm_body_timer();  // progress
   if (body_paused_)
     unconsumed_ += n;  // the window reopens when the exchange wants body again
   else
@@ -203,6 +231,7 @@ void H2Stream::on_data(const char* p, size_t n) {
 
 void H2Stream::want_body(bool on) {
   body_paused_ = !on;
+  arm_body_timer();  // waits while the exchange holds the body back
   if (on && unconsumed_) {
     size_t n = unconsumed_;
     unconsumed_ = 0;
@@ -213,12 +242,14 @@ void H2Stream::want_body(bool on) {
 void H2Stream::on_request_end() {
   if (req_done_) return;
   req_done_ = true;
+  timer_disarm(&body_timer_);
   if (started_ && !completed_ && !ex_closed_) ex_.request_end();
 }
 
 void H2Stream::on_closed() {
   if (closed_) return;
   closed_ = true;
+  timer_disarm(&body_timer_);
   if (completed_) {
     ex_.reset();  // its pool's in-flight count, its buffers
   } else if (started_ && !ex_closed_) {

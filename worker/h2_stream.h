@@ -19,6 +19,12 @@
 //                  them; past kStreamHighWater the producer waits
 //                  (body() false) until under kStreamLowWater
 //                  (Exchange::on_sink_drained).
+//
+// client_body_timeout, as on an HTTP/1.1 connection: between two DATA
+// frames of a request body the exchange is taking (not while it holds the
+// body back); then 408 if no answer began, else RST_STREAM. Without it a
+// stream that never ends its body would hold its exchange (and an upstream
+// connection) for as long as the connection lives.
 #pragma once
 
 #include <llhttp.h>
@@ -32,6 +38,7 @@
 #include "worker/exchange.h"
 #include "worker/http_head.h"
 #include "worker/response_sink.h"
+#include "worker/timers.h"
 
 namespace pasture::worker {
 
@@ -97,6 +104,8 @@ class H2Stream final : public ResponseSink {
   void submit_head();
   void resume();  // new output for nghttp2: a deferred provider resumes
   void consume(size_t n);
+  void arm_body_timer();
+  static void on_body_timeout(TimerNode* t);
   static void parse_fields(std::string_view text, std::string& store, std::vector<nghttp2_nv>& nva,
                            size_t skip_first_line);
 
@@ -117,6 +126,7 @@ class H2Stream final : public ResponseSink {
   std::vector<nghttp2_nv> nva_;
   std::string* out_ = nullptr;         // body bytes nghttp2 has not framed yet, from out_off_
   size_t out_off_ = 0;
+  TimerNode body_timer_;               // client_body_timeout
   size_t unconsumed_ = 0;              // request bytes received while the exchange wanted none
   bool started_ = false;               // the exchange started (or refused the head)
   bool req_done_ = false;              // END_STREAM from the client

@@ -118,6 +118,25 @@ TEST(Http2, AccessLogSaysHttp2) {
   EXPECT_NE(text.find("\"GET /one HTTP/1.1\" 200 "), std::string::npos) << text;
 }
 
+// client_body_timeout holds for a stream as for an HTTP/1.1 request: a body
+// that stops gets 408 (its upstream request is abandoned), and the other
+// streams of the connection go on.
+TEST(Http2, StalledRequestBodyTimesOut) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  FakeUpstream up("u1");
+  up.echo_body();
+  PastureServer srv("http2 = on\nclient_body_timeout = 2\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                        up.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "stallbody"));
+  EXPECT_EQ(f["status1"], "408") << srv.output();
+  double took = std::stod(f.count("took") ? f["took"] : "0");
+  EXPECT_GE(took, 1.5);
+  EXPECT_LE(took, 6.0);
+  EXPECT_EQ(f["ok3"], "1");
+}
+
 TEST(Http2, ListenMarkH2cOnlyThere) {
   uint16_t other = free_port();
   TempDir dir;

@@ -6,6 +6,7 @@
   h2client.py bomb PORT N                     one 4000-byte table entry referenced N times
   h2client.py streams PORT N                  N streams at once, past SETTINGS_MAX_CONCURRENT_STREAMS
   h2client.py uppercase PORT                  a field name in upper case (raw HPACK)
+  h2client.py stallbody PORT                  a POST whose body stops after 3 of 10 bytes; then a GET
   h2client.py load PORT SECONDS STREAMS       requests in flight all the time; GOAWAY: retry what
                                               the server did not take, on a new connection
 
@@ -234,6 +235,32 @@ def cmd_abspath(port):
     print(f"status1={status1} ok3={int(ok3)}")
 
 
+def cmd_stallbody(port):
+    """Stream 1: POST, content-length 10, 3 bytes of DATA, then nothing.
+    Prints stream 1's status (or RST code), the seconds it took, and whether
+    a GET on stream 3 of the same connection is answered afterwards."""
+    s = raw_start(port)
+    enc = hpack.Encoder()
+    block = enc.encode([(":method", "POST"), (":scheme", "http"), (":authority", "localhost"),
+                        (":path", "/stall"), ("content-length", "10")])
+    t0 = time.time()
+    s.sendall(frame(HEADERS, END_HEADERS, 1, block) + frame(0, 0, 1, b"abc"))
+    frames, eof = read_frames(s, lambda f: any((t == HEADERS or t == RST) and st == 1 for t, _, st, _ in f),
+                              timeout=15)
+    took = time.time() - t0
+    dec = hpack.Decoder()
+    status1 = "-1"
+    for t, _, st, p in frames:
+        if t == HEADERS and st == 1:
+            status1 = str(dict(dec.decode(p)).get(":status", "?"))
+        elif t == RST and st == 1 and status1 == "-1":  # a RST after the answer ends the unread body
+            status1 = "rst" + str(int.from_bytes(p[:4], "big"))
+    s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 3, request_block(enc, "/after")))
+    frames, eof = read_frames(s, lambda f: any(t == HEADERS and st == 3 for t, _, st, _ in f), timeout=5)
+    ok3 = any(t == HEADERS and st == 3 for t, _, st, _ in frames)
+    print(f"status1={status1} took={took:.1f} ok3={int(ok3)}")
+
+
 def cmd_load(port, seconds, streams):
     """Keeps `streams` requests in flight for `seconds`, on raw frames (python
     h2 takes any GOAWAY for the connection's end, the shutdown notice too).
@@ -344,6 +371,8 @@ def main():
         cmd_uppercase(port)
     elif cmd == "abspath":
         cmd_abspath(port)
+    elif cmd == "stallbody":
+        cmd_stallbody(port)
     elif cmd == "load":
         cmd_load(port, float(a[0]), int(a[1]))
 
