@@ -89,6 +89,7 @@ bool H2Conn::start() {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv.h2_max_streams},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, srv.max_header_bytes},
       {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, kHpackTable},
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},  // WebSocket over HTTP/2 (RFC 8441, H2Stream)
   };
   rv = nghttp2_submit_settings(s_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
   if (rv == 0) rv = nghttp2_session_set_local_window_size(s_, NGHTTP2_FLAG_NONE, 0, kConnWindow);

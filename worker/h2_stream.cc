@@ -2,6 +2,9 @@
 // Exchange, and the exchange's response as HEADERS and DATA.
 #include "worker/h2_stream.h"
 
+#include <sys/random.h>
+
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
@@ -49,6 +52,24 @@ bool connection_specific(std::string_view name, std::string_view value) {
          name == "transfer-encoding" || name == "upgrade";
 }
 
+// RFC 6455 4.1: 16 random bytes, base64 (24 characters).
+std::string websocket_key() {
+  unsigned char r[16] = {};
+  if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+    for (unsigned char& b : r) b = (unsigned char)rand();
+  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < sizeof r; i += 3) {
+    uint32_t v = (uint32_t)r[i] << 16 | (i + 1 < sizeof r ? (uint32_t)r[i + 1] << 8 : 0) |
+                 (i + 2 < sizeof r ? r[i + 2] : 0);
+    out.push_back(b64[v >> 18 & 63]);
+    out.push_back(b64[v >> 12 & 63]);
+    out.push_back(i + 1 < sizeof r ? b64[v >> 6 & 63] : '=');
+    out.push_back(i + 2 < sizeof r ? b64[v & 63] : '=');
+  }
+  return out;
+}
+
 ssize_t read_cb(nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* flags, nghttp2_data_source* src,
                 void*) {
   return static_cast<H2Stream*>(src->ptr)->read_data(buf, len, flags);
@@ -64,7 +85,7 @@ H2Stream::H2Stream(H2Conn* c, int32_t id) : c_(c), id_(id), ex_(c->worker(), thi
 H2Stream::~H2Stream() {
   timer_disarm(&body_timer_);
   Worker* w = c_->worker();
-  for (std::string* b : {fields_, resp_store_, out_})
+  for (std::string* b : {fields_, resp_store_, out_, early_})
     if (b) w->give_buf(b);
 }
 
@@ -87,6 +108,7 @@ int H2Stream::on_field(std::string_view name, std::string_view value) {
     if (name == ":method") method_.assign(value);
     else if (name == ":path") path_.assign(value);
     else if (name == ":authority") authority_.assign(value);
+    else if (name == ":protocol") protocol_.assign(value);  // RFC 8441 (nghttp2 checked its place)
     return 0;  // :scheme: the listener's; nghttp2 refuses other pseudo-fields
   }
   // nghttp2 refused these already; checked again so that no HTTP/1.1 head
@@ -130,20 +152,36 @@ void H2Stream::on_headers_done(bool end_stream) {
   // checks that only for :scheme http/https; an absolute-form :path would
   // become an HTTP/1.1 absolute-form target whose host overrides
   // :authority (found by review: `:scheme foo`, `:path http://evil/`).
-  if (!bad_ && method_ != "CONNECT" && !(path_.size() && path_[0] == '/') &&
+  // An extended CONNECT (RFC 8441) has an origin-form :path too.
+  connect_ = method_ == "CONNECT" && !protocol_.empty();
+  if (!bad_ && (method_ != "CONNECT" || connect_) && !(path_.size() && path_[0] == '/') &&
       !(path_ == "*" && method_ == "OPTIONS")) {
     bad_ = "the :path pseudo-header is not origin-form";
+    bad_status_ = 400;
+  }
+  if (!bad_ && connect_ && (!clean_token(protocol_) || end_stream)) {
+    bad_ = "bad extended CONNECT";
     bad_status_ = 400;
   }
   std::string* head = w->take_buf();
   std::string& o = *head;
   o.clear();
-  o.append(method_).append(" ").append(method_ == "CONNECT" ? authority : path_).append(" HTTP/1.1\r\n");
+  if (connect_) {
+    // The HTTP/1.1 request that asks an upstream for the same switch.
+    o.append("GET ").append(path_).append(" HTTP/1.1\r\n");
+  } else {
+    o.append(method_).append(" ").append(method_ == "CONNECT" ? authority : path_).append(" HTTP/1.1\r\n");
+  }
   if (!authority.empty()) o.append("Host: ").append(authority).append("\r\n");
   if (!cookie_.empty()) o.append("Cookie: ").append(cookie_).append("\r\n");
   if (fields_) o.append(*fields_);
-  // A body of no declared length: chunked for the exchange (and upstream).
-  if (!end_stream && !has_length_) o.append("Transfer-Encoding: chunked\r\n");
+  if (connect_) {
+    o.append("Upgrade: ").append(protocol_).append("\r\nConnection: Upgrade\r\n");
+    if (protocol_ == "websocket") o.append("Sec-WebSocket-Key: ").append(websocket_key()).append("\r\n");
+  } else if (!end_stream && !has_length_) {
+    // A body of no declared length: chunked for the exchange (and upstream).
+    o.append("Transfer-Encoding: chunked\r\n");
+  }
   o.append("\r\n");
 
   HeadCollector hc;
@@ -173,7 +211,10 @@ void H2Stream::on_headers_done(bool end_stream) {
       rq.head = &hc;
       rq.checked = &rh;
       if (!rh.chunked && (p.flags & F_CONTENT_LENGTH)) rq.content_length = (int64_t)p.content_length;
+      rq.upgrade = connect_;
       ex_.start(rq);
+      // The switch's request has no body: what DATA brings is the tunnel's.
+      if (connect_ && !completed_ && !ex_closed_) ex_.request_end();
     }
   }
   w->give_spans(hc.headers);
@@ -187,9 +228,61 @@ void H2Stream::on_headers_done(bool end_stream) {
   else arm_body_timer();
 }
 
+// --- an extended CONNECT's tunnel (RFC 8441) ------------------------------
+
+bool H2Stream::tunnel(std::string* head) {
+  Worker* w = c_->worker();
+  if (!connect_ || closed_ || ex_closed_ || head_submitted_) {
+    w->give_buf(head);
+    return false;
+  }
+  // :status 200 and the 101's fields but its hop-by-hop ones (Upgrade,
+  // Connection) and Sec-WebSocket-Accept, which answers a key of pasture's.
+  if (!resp_store_) resp_store_ = w->take_buf();
+  std::string& st = *resp_store_;
+  st.clear();
+  st.reserve(head->size() + 16);
+  st.append("200");
+  nva_.clear();
+  nva_.push_back({(uint8_t*)":status", reinterpret_cast<uint8_t*>(st.data()), 7, 3,
+                  NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE});
+  parse_fields(*head, st, nva_, 1);
+  w->give_buf(head);
+  nva_.erase(std::remove_if(nva_.begin() + 1, nva_.end(),
+                            [](const nghttp2_nv& nv) {
+                              return std::string_view((const char*)nv.name, nv.namelen) == "sec-websocket-accept";
+                            }),
+             nva_.end());
+  tunnel_ = true;
+  no_body_ = false;
+  submit_head();
+  c_->want_send();
+  // DATA that came before the switch, then the client's END_STREAM if it came.
+  if (early_) {
+    std::string* b = early_;
+    early_ = nullptr;
+    size_t n = b->size();
+    ex_.tunnel_in(b->data(), n);
+    w->give_buf(b);
+    if (closed_ || ex_closed_) return false;
+    if (body_paused_) unconsumed_ += n;
+    else consume(n);
+  }
+  if (req_done_ && !ex_closed_) ex_.tunnel_in_eof();
+  return !closed_ && !ex_closed_;
+}
+
+// The upstream's EOF: END_STREAM once the bytes before it are framed.
+void H2Stream::tunnel_close_write() {
+  if (!tunnel_ || closed_ || ex_closed_ || eof_) return;
+  eof_ = true;
+  resume();
+  c_->want_send();
+}
+
 // Armed while a request body is due and the exchange takes it.
 void H2Stream::arm_body_timer() {
-  if (!started_ || req_done_ || completed_ || ex_closed_ || closed_ || body_paused_) {
+  if (connect_ || !started_ || req_done_ || completed_ || ex_closed_ || closed_ || body_paused_) {
     timer_disarm(&body_timer_);
     return;
   }
@@ -220,6 +313,21 @@ void H2Stream::on_data(const char* p, size_t n) {
     consume(n);
     return;
   }
+  if (connect_) {
+    if (!tunnel_) {  // before the switch: kept, and the window stays shut
+      if (!early_) {
+        early_ = c_->worker()->take_buf();
+        early_->clear();
+      }
+      early_->append(p, n);
+      return;
+    }
+    ex_.tunnel_in(p, n);
+    if (closed_ || ex_closed_) return;
+    if (body_paused_) unconsumed_ += n;
+    else consume(n);
+    return;
+  }
   ex_.request_body(p, n);
   ex_.flush_body();  // a chunked body: this batch goes now
   arm_body_timer();  // progress
@@ -243,6 +351,10 @@ void H2Stream::on_request_end() {
   if (req_done_) return;
   req_done_ = true;
   timer_disarm(&body_timer_);
+  if (connect_) {  // the client's half of the tunnel ends (before the switch: tunnel() passes it)
+    if (tunnel_ && !ex_closed_) ex_.tunnel_in_eof();
+    return;
+  }
   if (started_ && !completed_ && !ex_closed_) ex_.request_end();
 }
 
@@ -259,6 +371,7 @@ void H2Stream::on_closed() {
 }
 
 void H2Stream::on_response_sent() {
+  if (tunnel_) return;  // the upstream's EOF: the client's half goes on
   if (!req_done_ && !closed_) {
     req_done_ = true;  // whatever else comes is dropped (on_data)
     nghttp2_submit_rst_stream(c_->session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_NO_ERROR);
@@ -334,6 +447,12 @@ void H2Stream::head(const ResponseHead& h) {
                   NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE});
   parse_fields(text, st, nva_, 1);
   bool bodiless_status = h.status == 204 || h.status == 304;
+  // An extended CONNECT answered without a switch: a 2xx would tell the
+  // client its tunnel is open (RFC 8441 5).
+  if (connect_ && h.status >= 200 && h.status < 300) {
+    st.replace(0, 3, "502");
+    PLOG_DEBUG("HTTP/2 stream %d: extended CONNECT answered %d without a switch: 502", id_, h.status);
+  }
   if (h.framing == ResponseHead::Length::kKnown && !bodiless_status) {
     k = snprintf(num, sizeof num, "%llu", (unsigned long long)h.length);
     size_t off = st.size();
@@ -461,11 +580,6 @@ void H2Stream::after_send() {
   if (!producer_waiting_ || closed_ || ex_closed_ || queued() >= kStreamLowWater) return;
   producer_waiting_ = false;
   ex_.on_sink_drained();  // an inline app produces more right here
-}
-
-bool H2Stream::tunnel(std::string* head) {
-  c_->worker()->give_buf(head);
-  return false;
 }
 
 }  // namespace pasture::worker

@@ -20,6 +20,16 @@
 //                  (body() false) until under kStreamLowWater
 //                  (Exchange::on_sink_drained).
 //
+// WebSocket over HTTP/2 (RFC 8441): the connection advertises
+// SETTINGS_ENABLE_CONNECT_PROTOCOL; an extended CONNECT (`:method CONNECT`,
+// `:protocol websocket`) is written as the HTTP/1.1 Upgrade request an
+// upstream expects (GET, `Upgrade: websocket`, a fresh Sec-WebSocket-Key),
+// and the upstream's 101 becomes `:status 200`; then DATA frames carry the
+// tunnel's bytes both ways (flow control as for a body), END_STREAM each
+// way is that side's EOF. DATA before the 200 waits (unconsumed, so the
+// stream window bounds it). A 2xx that is not a switch would read as one to
+// the client: it becomes 502.
+//
 // client_body_timeout, as on an HTTP/1.1 connection: between two DATA
 // frames of a request body the exchange is taking (not while it holds the
 // body back); then 408 if no answer began, else RST_STREAM. Without it a
@@ -94,10 +104,10 @@ class H2Stream final : public ResponseSink {
   int sendfile_fd() override { return -1; }
   void want_body(bool on) override;
   bool peer_address(sockaddr_storage* out) override;
-  // No switch on a stream: RFC 9113 8.2.2 forbids Upgrade (the request
-  // head refuses it), and RFC 8441's extended CONNECT is not served yet.
+  // Only an extended CONNECT stream switches (RFC 8441); RFC 9113 8.2.2
+  // forbids Upgrade on any other (the request head refuses it).
   bool tunnel(std::string* head) override;
-  void tunnel_close_write() override {}
+  void tunnel_close_write() override;
 
  private:
   void refuse(int status, const char* why);  // before start: pasture's own answer
@@ -114,7 +124,7 @@ class H2Stream final : public ResponseSink {
   Exchange ex_;
   // The request head under construction: pseudo-fields apart, the regular
   // fields already in HTTP/1.1 form.
-  std::string method_, path_, authority_, host_, cookie_;
+  std::string method_, path_, authority_, host_, cookie_, protocol_;
   std::string* fields_ = nullptr;     // "Name: value\r\n"... (a Worker buffer)
   uint32_t field_count_ = 0;
   uint32_t head_bytes_ = 0;           // decoded bytes (RFC 9113 accounting: name + value + 32)
@@ -127,6 +137,7 @@ class H2Stream final : public ResponseSink {
   std::string* out_ = nullptr;         // body bytes nghttp2 has not framed yet, from out_off_
   size_t out_off_ = 0;
   TimerNode body_timer_;               // client_body_timeout
+  std::string* early_ = nullptr;       // extended CONNECT: DATA before the switch (not consumed yet)
   size_t unconsumed_ = 0;              // request bytes received while the exchange wanted none
   bool started_ = false;               // the exchange started (or refused the head)
   bool req_done_ = false;              // END_STREAM from the client
@@ -140,6 +151,8 @@ class H2Stream final : public ResponseSink {
   bool completed_ = false;             // Exchange::complete() ran
   bool ex_closed_ = false;             // Exchange::on_close() ran
   bool closed_ = false;                // nghttp2 closed the stream
+  bool connect_ = false;               // an extended CONNECT (RFC 8441)
+  bool tunnel_ = false;                // ...that switched: DATA is tunnel bytes
 };
 
 }  // namespace pasture::worker

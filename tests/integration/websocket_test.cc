@@ -4,12 +4,15 @@
 // close handshakes from either side, back-pressure against a slow reader,
 // tunnel_timeout, a reload with a tunnel open, the least_conn count and the
 // tunnels gauge, early bytes after the request, routes that do not tunnel.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <fstream>
 
 #include "conf/json.h"
 #include "tests/integration/raw_http.h"
+#include "tests/support/tls_certs.h"
 
 namespace pasture::test {
 namespace {
@@ -311,6 +314,71 @@ TEST(WebSocket, UnaskedSwitchIsA502) {
   ASSERT_TRUE(srv.started()) << srv.output();
   Exchange ex = exchange(srv.port(), "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
   EXPECT_EQ(ex.status(), 502) << ex.bytes;
+}
+
+// WebSocket over HTTP/2 (RFC 8441): the connection offers extended
+// CONNECT; the stream becomes the upstream's HTTP/1.1 Upgrade, its 101 a
+// 200, and DATA frames carry the messages and the close handshake both
+// ways. An extended CONNECT a route does not switch is not a 2xx.
+TEST(WebSocket, OverHttp2ExtendedConnect) {
+  SKIP_WITHOUT_WEBSOCKETS();
+  if (system("/usr/bin/python3 -c 'import hpack' >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3-hpack missing";
+  EchoUpstream up;
+  ASSERT_NE(up.port, 0) << up.py.output();
+  PastureServer srv(ws_site(up.port, "", "http2 = on"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto h2 = [&](const std::string& path) {
+    Process p({"/usr/bin/python3", std::string(PASTURE_SOURCE_DIR) + "/tests/integration/h2/h2client.py",
+               "wsconnect", std::to_string(srv.port()), path});
+    p.wait_exit(Millis(30000));
+    return p.output();
+  };
+  std::string out = h2("/chat");
+  EXPECT_NE(out.find("settings=1 status=200 accept=no echo=hello_over_h2 close_frame=1 end_stream=1"),
+            std::string::npos)
+      << out << srv.output();
+  EXPECT_TRUE(wait_until([&] { return counts(srv.port()) == Counts{0, 0, 0}; }))
+      << counts(srv.port()).active << " " << counts(srv.port()).tunnels;
+  // The echo app cannot switch: its 200 must not read as an open tunnel.
+  out = h2("/echo/x");
+  EXPECT_NE(out.find("status=502"), std::string::npos) << out;
+}
+
+// A real browser (headless Chromium) over TLS: the page comes over HTTP/2
+// (ALPN), and its WebSocket too, as an extended CONNECT on that connection
+// (the access log says HTTP/2.0 for /chat); the echo reaches the page.
+TEST(WebSocket, BrowserOpensWssOverHttp2) {
+  SKIP_WITHOUT_WEBSOCKETS();
+  if (access("/usr/bin/chromium", X_OK) != 0) GTEST_SKIP() << "chromium is not installed (scripts/setup --test)";
+  EchoUpstream up;
+  ASSERT_NE(up.port, 0) << up.py.output();
+  TempDir dir("pasture-wsb");
+  TestCa ca;
+  TestCert cert = ca.server({"localhost"});
+  std::string crt = dir.write("s.crt", cert.cert_pem), key = dir.write("s.key", cert.key_pem);
+  chmod(key.c_str(), 0600);
+  std::string log = dir.file("access.log");
+  PastureServer srv("tls_cert = " + crt + "\ntls_key = " + key + "\nhttp2 = on\naccess_log = " + log +
+                        "\n\n[app:main]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:" + std::to_string(up.port) +
+                        "\n",
+                    1);
+  uint16_t port = srv.port();
+  ASSERT_TRUE(srv.started()) << srv.output();
+  std::string dom = dir.file("dom.html");
+  std::string cmd = "timeout 60 chromium --headless --no-sandbox --disable-gpu --ignore-certificate-errors "
+                    "--user-data-dir=" + dir.path() + "/profile --virtual-time-budget=5000 --dump-dom https://localhost:" +
+                    std::to_string(port) + "/page > " + dom + " 2>/dev/null";
+  ASSERT_EQ(system(cmd.c_str()), 0);
+  std::ifstream f(dom);
+  std::string html((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(html.find("echo:hi from the browser"), std::string::npos) << html << srv.output();
+  std::string text;
+  EXPECT_TRUE(wait_until([&] {
+    std::ifstream l(log);
+    text.assign(std::istreambuf_iterator<char>(l), std::istreambuf_iterator<char>());
+    return text.find("\"GET /chat HTTP/2.0\" 101 ") != std::string::npos;
+  })) << text;
+  EXPECT_NE(text.find("\"GET /page HTTP/2.0\" 200 "), std::string::npos) << text;
 }
 
 }  // namespace

@@ -4,10 +4,13 @@
                                  Text "close-me" makes it close (1000, "bye");
                                  text "flood N" sends N MiB in 64 KiB binary
                                  messages, logging "sent BYTES" to LOG as it goes.
+                                 GET /page is an HTML page that opens a WebSocket
+                                 to /chat and shows the echo (for a browser).
   ws_peer.py client PORT CASE    a client through pasture; prints what it saw,
                                  exits non-zero on any surprise.
 """
 import asyncio
+import http
 import os
 import socket
 import sys
@@ -40,9 +43,25 @@ async def echo(ws, log):
         pass
 
 
+# GET /page (plain HTTP): a page whose script opens a WebSocket to /chat on
+# the same origin, sends a message and shows the echo: a browser's test.
+PAGE = b"""<html><body><div id=r>pending</div><script>
+var ws = new WebSocket((location.protocol == 'https:' ? 'wss://' : 'ws://') + location.host + '/chat');
+ws.onopen = function() { ws.send('hi from the browser'); };
+ws.onmessage = function(e) { document.getElementById('r').textContent = 'echo:' + e.data; ws.close(); };
+ws.onerror = function() { document.getElementById('r').textContent = 'error'; };
+</script></body></html>"""
+
+
+async def page(path, headers):
+    if path == "/page":
+        return http.HTTPStatus.OK, [("Content-Type", "text/html")], PAGE
+    return None
+
+
 async def serve(log):
     async with websockets.serve(lambda ws, *a: echo(ws, log), "127.0.0.1", 0, max_size=None,
-                                max_queue=1) as srv:
+                                max_queue=1, process_request=page) as srv:
         port = srv.sockets[0].getsockname()[1]
         print("port %d" % port, flush=True)
         await asyncio.Future()

@@ -7,6 +7,8 @@
   h2client.py streams PORT N                  N streams at once, past SETTINGS_MAX_CONCURRENT_STREAMS
   h2client.py uppercase PORT                  a field name in upper case (raw HPACK)
   h2client.py stallbody PORT                  a POST whose body stops after 3 of 10 bytes; then a GET
+  h2client.py wsconnect PORT PATH            WebSocket over HTTP/2 (RFC 8441): extended CONNECT, a text
+                                              message echoed, a close handshake, END_STREAM both ways
   h2client.py load PORT SECONDS STREAMS       requests in flight all the time; GOAWAY: retry what
                                               the server did not take, on a new connection
 
@@ -261,6 +263,71 @@ def cmd_stallbody(port):
     print(f"status1={status1} took={took:.1f} ok3={int(ok3)}")
 
 
+def ws_frame(opcode, payload):
+    """A masked client frame (RFC 6455 5.2), payload < 126 bytes."""
+    mask = b"\x01\x02\x03\x04"
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_messages(data):
+    """(opcode, payload) of the unmasked server frames in data (short frames)."""
+    out = []
+    while len(data) >= 2:
+        n = data[1] & 0x7F
+        if len(data) < 2 + n:
+            break
+        out.append((data[0] & 0x0F, data[2:2 + n]))
+        data = data[2 + n:]
+    return out
+
+
+def cmd_wsconnect(port, path):
+    s = raw_start(port)
+    frames, _ = read_frames(s, lambda f: any(t == SETTINGS and not fl & 1 for t, fl, _, _ in f), timeout=5)
+    enabled = 0
+    for t, fl, _, p in frames:
+        if t == SETTINGS and not fl & 1:
+            for i in range(0, len(p) - 5, 6):
+                if int.from_bytes(p[i:i + 2], "big") == 8:
+                    enabled = int.from_bytes(p[i + 2:i + 6], "big")
+    s.sendall(frame(SETTINGS, 1, 0, b""))  # ACK: the server's SETTINGS take effect
+    enc, dec = hpack.Encoder(), hpack.Decoder()
+    block = enc.encode([(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                        (":path", path), (":authority", "localhost"), ("sec-websocket-version", "13")])
+    s.sendall(frame(HEADERS, END_HEADERS, 1, block))
+    frames, eof = read_frames(s, lambda f: any(t in (HEADERS, RST) and st == 1 for t, _, st, _ in f), timeout=10)
+    status, accept = "-1", "-"
+    for t, _, st, p in frames:
+        if t == HEADERS and st == 1:
+            h = dict(dec.decode(p))
+            status = str(h.get(":status", "?"))
+            accept = "yes" if "sec-websocket-accept" in h else "no"
+        elif t == RST and st == 1 and status == "-1":
+            status = "rst" + str(int.from_bytes(p[:4], "big"))
+    if status != "200":
+        print(f"settings={enabled} status={status}")
+        return
+    s.sendall(frame(0, 0, 1, ws_frame(1, b"hello over h2")))
+    got, ended = b"", False
+
+    def until_echo(f):
+        data = b"".join(p for t, _, st, p in f if t == 0 and st == 1)
+        return any(op == 1 for op, _ in ws_messages(data))
+    frames, _ = read_frames(s, until_echo, timeout=10)
+    got = b"".join(p for t, _, st, p in frames if t == 0 and st == 1)
+    echo = "".join(m.decode() for op, m in ws_messages(got) if op == 1)
+    # Close handshake: our close frame and END_STREAM; the server's close
+    # frame and END_STREAM come back, then the stream is closed.
+    s.sendall(frame(0, END_STREAM, 1, ws_frame(8, (1000).to_bytes(2, "big"))))
+    frames, eof = read_frames(s, lambda f: any(t == 0 and st == 1 and fl & END_STREAM for t, fl, st, _ in f),
+                              timeout=10)
+    data = b"".join(p for t, _, st, p in frames if t == 0 and st == 1)
+    closed = any(op == 8 for op, _ in ws_messages(data))
+    ended = any(t == 0 and st == 1 and fl & END_STREAM for t, fl, st, _ in frames)
+    print(f"settings={enabled} status={status} accept={accept} echo={echo.replace(' ', '_')} "
+          f"close_frame={int(closed)} end_stream={int(ended)}")
+
+
 def cmd_load(port, seconds, streams):
     """Keeps `streams` requests in flight for `seconds`, on raw frames (python
     h2 takes any GOAWAY for the connection's end, the shutdown notice too).
@@ -373,6 +440,8 @@ def main():
         cmd_abspath(port)
     elif cmd == "stallbody":
         cmd_stallbody(port)
+    elif cmd == "wsconnect":
+        cmd_wsconnect(port, a[0])
     elif cmd == "load":
         cmd_load(port, float(a[0]), int(a[1]))
 
