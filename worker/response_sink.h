@@ -99,11 +99,11 @@ class ResponseSink {
   // False: this connection cannot switch (the exchange answers 502).
   // Below the sink, a transport (TLS) sees ordinary reads and writes, so a
   // tunnel through a TLS listener (wss) needs nothing more. An HTTP/2
-  // stream (RFC 8441 extended CONNECT, :protocol = websocket) would
-  // implement these as: the head as HEADERS :status 200 (no Upgrade or
+  // stream (RFC 8441 extended CONNECT, :protocol = websocket; H2Stream)
+  // implements these as: the head as HEADERS :status 200 (no Upgrade or
   // Connection fields), body() as DATA frames, want_body() by withholding
   // WINDOW_UPDATE, tunnel_close_write() as END_STREAM, abort() as
-  // RST_STREAM(CANCEL); the exchange and the upstream side stay as they are.
+  // RST_STREAM; the exchange and the upstream side stay as they are.
   virtual bool tunnel(std::string* head) = 0;
   virtual void tunnel_close_write() = 0;
 
