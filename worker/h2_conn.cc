@@ -132,6 +132,18 @@ void H2Conn::on_bytes(const char* p, size_t n) {
 
 void H2Conn::on_eof() {
   eof_ = true;
+  // No frame can come any more: a stream whose request has not ended (a
+  // body, a header block, a tunnel's client half) never will. Reset them,
+  // which ends their exchanges and gives their upstream connections and
+  // servers back; complete requests are still answered (found by review:
+  // such streams were held, with their servers' active counts, for good).
+  bool reset = false;
+  for (H2Stream* st = streams_; st; st = st->next) {
+    if (st->request_ended()) continue;
+    nghttp2_submit_rst_stream(s_, NGHTTP2_FLAG_NONE, st->id(), NGHTTP2_CANCEL);
+    reset = true;
+  }
+  if (reset) want_send();
   check_done();
 }
 

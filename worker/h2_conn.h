@@ -85,6 +85,8 @@ class H2Conn {
   // Decoded header bytes a client sent for one stream past every limit:
   // an HPACK bomb. The connection ends with ENHANCE_YOUR_CALM.
   void calm_down(const char* why);
+  // The connection cannot go on (an error, a header block left open): closed now.
+  void fail(const char* what, int rv);
 
  private:
   static nghttp2_session_callbacks* callbacks();
@@ -96,7 +98,6 @@ class H2Conn {
   void reap();          // delete streams nghttp2 closed
   void update_timers();
   void check_done();    // nothing to read or write any more: close
-  void fail(const char* what, int rv);
   void count_reset();   // an RST_STREAM from the client
 
   // nghttp2 callbacks (h2_conn.cc).

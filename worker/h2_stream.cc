@@ -80,6 +80,8 @@ ssize_t read_cb(nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* f
 H2Stream::H2Stream(H2Conn* c, int32_t id) : c_(c), id_(id), ex_(c->worker(), this, c->peer()) {
   body_timer_.owner = this;
   body_timer_.fire = on_body_timeout;
+  Worker* w = c->worker();
+  w->timers().arm(&body_timer_, w->site().server.client_header_timeout_ms, w->now());  // the header block
 }
 
 H2Stream::~H2Stream() {
@@ -292,6 +294,11 @@ void H2Stream::arm_body_timer() {
 
 void H2Stream::on_body_timeout(TimerNode* t) {
   auto* s = static_cast<H2Stream*>(t->owner);
+  if (!s->started_ && !s->closed_) {  // its header block never ended: the connection is stuck
+    PLOG_DEBUG("HTTP/2 stream %d from %s: client header timeout", s->id_, s->c_->peer()->text);
+    s->c_->fail("client header timeout", 0);  // s may be gone
+    return;
+  }
   if (!s->started_ || s->req_done_ || s->completed_ || s->ex_closed_ || s->closed_) return;
   PLOG_DEBUG("HTTP/2 stream %d from %s: client body timeout", s->id_, s->c_->peer()->text);
   if (!s->ex_.response_started()) {

@@ -34,7 +34,10 @@
 // frames of a request body the exchange is taking (not while it holds the
 // body back); then 408 if no answer began, else RST_STREAM. Without it a
 // stream that never ends its body would hold its exchange (and an upstream
-// connection) for as long as the connection lives.
+// connection) for as long as the connection lives. client_header_timeout
+// from a stream's first HEADERS frame to its header block's end: a block
+// left open (no CONTINUATION) blocks the whole connection (RFC 9113 6.10),
+// so the connection closes.
 #pragma once
 
 #include <llhttp.h>
@@ -65,6 +68,8 @@ class H2Stream final : public ResponseSink {
   H2Stream& operator=(const H2Stream&) = delete;
 
   int32_t id() const { return id_; }
+  // END_STREAM came from the client (or the answer ended what it sends).
+  bool request_ended() const { return req_done_; }
 
   // --- the request, from H2Conn's nghttp2 callbacks -----------------------
   // One field of the request's HEADERS (nghttp2 validated the block's

@@ -137,6 +137,38 @@ TEST(Http2, StalledRequestBodyTimesOut) {
   EXPECT_EQ(f["ok3"], "1");
 }
 
+// A client's FIN ends the streams whose requests had not ended (they never
+// will): their exchanges end and their server is free again at once, not
+// at a timeout (found by review: held for good, a max_conns server out of
+// service from one vanished connection).
+TEST(Http2, ClientFinEndsUnfinishedStreams) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  FakeUpstream up("u1");
+  PastureServer srv("http2 = on\nclient_body_timeout = 60\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                        up.address() + " max_conns=2\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "eofhold 2"));
+  EXPECT_EQ(f["resets"], "2");
+  EXPECT_EQ(f["eof"], "1");
+  // Both of the server's two slots are free again.
+  HttpConn a(srv.port()), b(srv.port());
+  EXPECT_EQ(a.request("GET", "/after1").status, 200);
+  EXPECT_EQ(b.request("GET", "/after2").status, 200);
+}
+
+// A header block left open (no CONTINUATION) blocks the whole connection:
+// it is closed after client_header_timeout.
+TEST(Http2, UnfinishedHeaderBlockTimesOut) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  PastureServer srv(echo_site("client_header_timeout = 1\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "openblock"));
+  EXPECT_EQ(f["eof"], "1");
+  double took = std::stod(f.count("took") ? f["took"] : "99");
+  EXPECT_LE(took, 4.0);
+}
+
 TEST(Http2, ListenMarkH2cOnlyThere) {
   uint16_t other = free_port();
   TempDir dir;

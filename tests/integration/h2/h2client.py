@@ -9,6 +9,8 @@
   h2client.py stallbody PORT                  a POST whose body stops after 3 of 10 bytes; then a GET
   h2client.py wsconnect PORT PATH            WebSocket over HTTP/2 (RFC 8441): extended CONNECT, a text
                                               message echoed, a close handshake, END_STREAM both ways
+  h2client.py eofhold PORT N                  N POST streams without their bodies, then a FIN (shutdown)
+  h2client.py openblock PORT                  a HEADERS frame without END_HEADERS, then silence
   h2client.py load PORT SECONDS STREAMS       requests in flight all the time; GOAWAY: retry what
                                               the server did not take, on a new connection
 
@@ -328,6 +330,34 @@ def cmd_wsconnect(port, path):
           f"close_frame={int(closed)} end_stream={int(ended)}")
 
 
+def cmd_eofhold(port, n):
+    """N POST streams (content-length 10, no DATA), a second to reach the
+    upstream, then shutdown(SHUT_WR). Prints how many were reset and whether
+    the server closed within 5 s."""
+    s = raw_start(port)
+    enc = hpack.Encoder()
+    for i in range(n):
+        block = enc.encode([(":method", "POST"), (":scheme", "http"), (":authority", "localhost"),
+                            (":path", "/hold%d" % i), ("content-length", "10")])
+        s.sendall(frame(HEADERS, END_HEADERS, 1 + 2 * i, block))
+    time.sleep(1)
+    s.shutdown(socket.SHUT_WR)
+    frames, eof = read_frames(s, lambda f: False, timeout=5)
+    resets = sum(1 for t, _, _, _ in frames if t == RST)
+    print(f"resets={resets} eof={int(eof)}")
+
+
+def cmd_openblock(port):
+    """A request's HEADERS without END_HEADERS and no CONTINUATION: prints
+    whether (and after how long) the server closed the connection."""
+    s = raw_start(port)
+    enc = hpack.Encoder()
+    t0 = time.time()
+    s.sendall(frame(HEADERS, 0, 1, request_block(enc, "/")))
+    frames, eof = read_frames(s, lambda f: False, timeout=10)
+    print(f"eof={int(eof)} took={time.time() - t0:.1f}")
+
+
 def cmd_load(port, seconds, streams):
     """Keeps `streams` requests in flight for `seconds`, on raw frames (python
     h2 takes any GOAWAY for the connection's end, the shutdown notice too).
@@ -442,6 +472,10 @@ def main():
         cmd_stallbody(port)
     elif cmd == "wsconnect":
         cmd_wsconnect(port, a[0])
+    elif cmd == "eofhold":
+        cmd_eofhold(port, int(a[0]))
+    elif cmd == "openblock":
+        cmd_openblock(port)
     elif cmd == "load":
         cmd_load(port, float(a[0]), int(a[1]))
 
