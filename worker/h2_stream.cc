@@ -433,8 +433,12 @@ int H2Stream::interim(std::string_view text) {
   nva.push_back({(uint8_t*)":status", reinterpret_cast<uint8_t*>(store.data()), 7, 3,
                  NGHTTP2_NV_FLAG_NO_COPY_NAME});
   parse_fields(text, store, nva, 1);
+  // `store` dies with this call and the frame may leave later (the client
+  // not reading): nghttp2 must copy every name and value (found by review:
+  // NO_COPY here sent freed heap, other clients' requests, as the 1xx's fields).
+  for (nghttp2_nv& nv : nva) nv.flags = NGHTTP2_NV_FLAG_NONE;
   int rv = nghttp2_submit_headers(c_->session(), NGHTTP2_FLAG_NONE, id_, nullptr, nva.data(), nva.size(), nullptr);
-  if (rv != 0) return UV_EPROTO;  // nghttp2 copied what it needs
+  if (rv != 0) return UV_EPROTO;
   c_->want_send();
   return 0;
 }

@@ -11,6 +11,8 @@
                                               message echoed, a close handshake, END_STREAM both ways
   h2client.py eofhold PORT N                  N POST streams without their bodies, then a FIN (shutdown)
   h2client.py openblock PORT                  a HEADERS frame without END_HEADERS, then silence
+  h2client.py hints PORT SECONDS             stream 1 GET /big (not read for SECONDS), stream 3 GET /hints:
+                                              the 103's fields as they arrive
   h2client.py load PORT SECONDS STREAMS       requests in flight all the time; GOAWAY: retry what
                                               the server did not take, on a new connection
 
@@ -358,6 +360,51 @@ def cmd_openblock(port):
     print(f"eof={int(eof)} took={time.time() - t0:.1f}")
 
 
+def cmd_hints(port, seconds):
+    """Stream 1: GET /big with wide windows, stream 3: GET /hints; nothing is
+    read for `seconds` (the server's output backs up meanwhile), then all is
+    read. Prints the 103's x-hint-a/x-hint-b as seen (intact or not) and the
+    final statuses."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    s.connect(("127.0.0.1", port))
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    c.initiate_connection()
+    c.increment_flow_control_window(2 ** 30)
+    c.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/big"), (":authority", "a")],
+                   end_stream=True)
+    c.increment_flow_control_window(2 ** 30, stream_id=1)
+    c.send_headers(3, [(":method", "GET"), (":scheme", "http"), (":path", "/hints"), (":authority", "a")],
+                   end_stream=True)
+    s.sendall(c.data_to_send())
+    time.sleep(seconds)
+    s.settimeout(10)
+    hints, final, ended = {}, {}, set()
+    while ended != {1, 3}:
+        try:
+            d = s.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        for e in c.receive_data(d):
+            if isinstance(e, h2.events.InformationalResponseReceived) and e.stream_id == 3:
+                hints = {bytes(k): bytes(v) for k, v in e.headers}
+            elif isinstance(e, h2.events.ResponseReceived):
+                final[e.stream_id] = dict(e.headers)[b":status"].decode()
+            elif isinstance(e, h2.events.DataReceived):
+                c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+            elif isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)):
+                ended.add(e.stream_id)
+        s.sendall(c.data_to_send())
+    a = hints.get(b"x-hint-a", b"")
+    b = hints.get(b"x-hint-b", b"")
+    ok_a = int(a == b"A" * 3000)
+    ok_b = int(b == b"B" * 3000)
+    print(f"status103={hints.get(b':status', b'-').decode(errors='replace')} hint_a={ok_a} hint_b={ok_b} "
+          f"fields={len(hints)} big={final.get(1, '-')} hints={final.get(3, '-')}")
+
+
 def cmd_load(port, seconds, streams):
     """Keeps `streams` requests in flight for `seconds`, on raw frames (python
     h2 takes any GOAWAY for the connection's end, the shutdown notice too).
@@ -476,6 +523,8 @@ def main():
         cmd_eofhold(port, int(a[0]))
     elif cmd == "openblock":
         cmd_openblock(port)
+    elif cmd == "hints":
+        cmd_hints(port, float(a[0]))
     elif cmd == "load":
         cmd_load(port, float(a[0]), int(a[1]))
 
