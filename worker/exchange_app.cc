@@ -116,11 +116,13 @@ bool Exchange::app_body(const char* p, size_t n) {
   resp_bytes_ += n;
   if (sink_->body(p, n, false)) return true;
   if (closed_) return false;
-  if (sink_->queued() > kAppQueueCap) {
+  if (sink_->backlog() > kAppQueueCap) {
     // Only write() with threads = 1 gets here (it cannot wait on the loop):
-    // a client this far behind is dropped rather than buffered for.
+    // a client this far behind is dropped rather than buffered for. All of
+    // its connection counts: HTTP/2 streams share the cap (found by review:
+    // per stream, one connection held 100 x 16 MiB).
     PLOG_WARN("%s: the app wrote %zu bytes ahead of its client; closing the connection", peer_->text,
-              sink_->queued());
+              sink_->backlog());
     sink_->abort();
   }
   return false;  // the client is behind: the app waits (on_sink_drained resumes it)

@@ -130,6 +130,12 @@ void H2Conn::on_bytes(const char* p, size_t n) {
   }
 }
 
+size_t H2Conn::backlog() const {
+  size_t n = t_->h2_queued();
+  for (const H2Stream* st = streams_; st; st = st->next) n += st->queued();
+  return n;
+}
+
 void H2Conn::on_eof() {
   eof_ = true;
   // No frame can come any more: a stream whose request has not ended (a

@@ -85,6 +85,8 @@ class H2Conn {
   // Decoded header bytes a client sent for one stream past every limit:
   // an HPACK bomb. The connection ends with ENHANCE_YOUR_CALM.
   void calm_down(const char* why);
+  // Response bytes held for the client: every stream's and the transport's.
+  size_t backlog() const;
   // The connection cannot go on (an error, a header block left open): closed now.
   void fail(const char* what, int rv);
 

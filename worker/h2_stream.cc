@@ -78,14 +78,16 @@ ssize_t read_cb(nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* f
 }  // namespace
 
 H2Stream::H2Stream(H2Conn* c, int32_t id) : c_(c), id_(id), ex_(c->worker(), this, c->peer()) {
-  body_timer_.owner = this;
+  body_timer_.owner = send_timer_.owner = this;
   body_timer_.fire = on_body_timeout;
+  send_timer_.fire = on_send_timeout;
   Worker* w = c->worker();
   w->timers().arm(&body_timer_, w->site().server.client_header_timeout_ms, w->now());  // the header block
 }
 
 H2Stream::~H2Stream() {
   timer_disarm(&body_timer_);
+  timer_disarm(&send_timer_);
   Worker* w = c_->worker();
   for (std::string* b : {fields_, resp_store_, out_, early_})
     if (b) w->give_buf(b);
@@ -369,6 +371,7 @@ void H2Stream::on_closed() {
   if (closed_) return;
   closed_ = true;
   timer_disarm(&body_timer_);
+  timer_disarm(&send_timer_);
   if (completed_) {
     ex_.reset();  // its pool's in-flight count, its buffers
   } else if (started_ && !ex_closed_) {
@@ -509,6 +512,7 @@ bool H2Stream::body(const char* p, size_t n, bool batch) {
     out_off_ = 0;
   }
   out_->append(p, n);
+  watch_send();
   if (head_pending_)
     submit_head();
   else
@@ -563,6 +567,29 @@ bool H2Stream::retract_head() {
   return true;
 }
 
+size_t H2Stream::backlog() const { return c_->backlog(); }
+
+// Armed while response bytes wait here, from the last DATA frame that took
+// some (read_data disarms it): the client's window held them that long.
+void H2Stream::watch_send() {
+  // A tunnel is bounded by its upstream half's tunnel_timeout, as over HTTP/1.1.
+  if (queued() == 0 || closed_ || ex_closed_ || tunnel_) {
+    timer_disarm(&send_timer_);
+    return;
+  }
+  if (send_timer_.armed()) return;
+  Worker* w = c_->worker();
+  w->timers().arm(&send_timer_, w->site().server.send_timeout_ms, w->now());
+}
+
+void H2Stream::on_send_timeout(TimerNode* t) {
+  auto* s = static_cast<H2Stream*>(t->owner);
+  if (s->queued() == 0 || s->closed_ || s->ex_closed_) return;
+  PLOG_DEBUG("HTTP/2 stream %d from %s: send timeout (%zu bytes wait for the client's window)", s->id_,
+             s->c_->peer()->text, s->queued());
+  s->abort();  // RST_STREAM; the exchange ends, its upstream and server are freed
+}
+
 bool H2Stream::peer_address(sockaddr_storage* out) { return c_->transport()->h2_peer(out); }
 
 ssize_t H2Stream::read_data(uint8_t* buf, size_t len, uint32_t* flags) {
@@ -578,12 +605,14 @@ ssize_t H2Stream::read_data(uint8_t* buf, size_t len, uint32_t* flags) {
   size_t n = std::min(len, avail);
   memcpy(buf, out_->data() + out_off_, n);
   out_off_ += n;
+  timer_disarm(&send_timer_);  // progress: watched again below if bytes remain
   if (out_off_ == out_->size()) {
     out_->clear();
     out_off_ = 0;
     if (eof_) *flags |= NGHTTP2_DATA_FLAG_EOF;
   }
   if (producer_waiting_ && queued() < kStreamLowWater) c_->note_drained(this);
+  watch_send();
   return (ssize_t)n;
 }
 

@@ -37,7 +37,11 @@
 // connection) for as long as the connection lives. client_header_timeout
 // from a stream's first HEADERS frame to its header block's end: a block
 // left open (no CONTINUATION) blocks the whole connection (RFC 9113 6.10),
-// so the connection closes.
+// so the connection closes. send_timeout, as nginx's for a stream its
+// client's flow-control window blocks: response bytes waiting in the
+// stream that no DATA frame takes for that long reset it (its upstream and
+// server are freed; found by review: a client that never opened its window
+// held them for good).
 #pragma once
 
 #include <llhttp.h>
@@ -106,6 +110,7 @@ class H2Stream final : public ResponseSink {
   bool retract_head() override;
   void await_drain() override { producer_waiting_ = true; }
   size_t queued() const override { return out_ ? out_->size() - out_off_ : 0; }
+  size_t backlog() const override;
   int sendfile_fd() override { return -1; }
   void want_body(bool on) override;
   bool peer_address(sockaddr_storage* out) override;
@@ -121,6 +126,8 @@ class H2Stream final : public ResponseSink {
   void consume(size_t n);
   void arm_body_timer();
   static void on_body_timeout(TimerNode* t);
+  void watch_send();  // send_timeout while response bytes wait for the client's window
+  static void on_send_timeout(TimerNode* t);
   static void parse_fields(std::string_view text, std::string& store, std::vector<nghttp2_nv>& nva,
                            size_t skip_first_line);
 
@@ -142,6 +149,7 @@ class H2Stream final : public ResponseSink {
   std::string* out_ = nullptr;         // body bytes nghttp2 has not framed yet, from out_off_
   size_t out_off_ = 0;
   TimerNode body_timer_;               // client_body_timeout
+  TimerNode send_timer_;               // send_timeout: response bytes that do not move
   std::string* early_ = nullptr;       // extended CONNECT: DATA before the switch (not consumed yet)
   size_t unconsumed_ = 0;              // request bytes received while the exchange wanted none
   bool started_ = false;               // the exchange started (or refused the head)

@@ -75,6 +75,10 @@ class ResponseSink {
   virtual void await_drain() = 0;
   // Bytes the client has not taken yet.
   virtual size_t queued() const = 0;
+  // Everything the client's connection holds for it: queued() for an
+  // HTTP/1.1 connection, all its streams' bytes for an HTTP/2 stream (what
+  // a write-ahead limit must count, or it is multiplied by the streams).
+  virtual size_t backlog() const { return queued(); }
   // A socket that sendfile(2) may write to now (plain transport, nothing
   // queued, no framing added per write), else -1: read and use body().
   virtual int sendfile_fd() = 0;

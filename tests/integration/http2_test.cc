@@ -169,6 +169,28 @@ TEST(Http2, UnfinishedHeaderBlockTimesOut) {
   EXPECT_LE(took, 4.0);
 }
 
+// send_timeout holds for a stream whose client never opens its window
+// (nothing is queued on the socket then): the stream is reset and its
+// upstream and server are free again (found by review: held for good).
+TEST(Http2, StreamStalledByItsWindowIsResetAtSendTimeout) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  FakeUpstream up("u1");
+  up.respond_pattern(300000);
+  PastureServer srv("http2 = on\nsend_timeout = 2\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                        up.address() + " max_conns=2\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "zerowin 2 10"));
+  EXPECT_EQ(f["heads"], "2") << srv.output();
+  EXPECT_EQ(f["resets"], "2");
+  double took = std::stod(f.count("took") ? f["took"] : "99");
+  EXPECT_GE(took, 1.0);
+  EXPECT_LE(took, 6.0);
+  HttpConn a(srv.port()), b(srv.port());
+  EXPECT_EQ(a.request("GET", "/after1").status, 200);
+  EXPECT_EQ(b.request("GET", "/after2").status, 200);
+}
+
 TEST(Http2, ListenMarkH2cOnlyThere) {
   uint16_t other = free_port();
   TempDir dir;

@@ -3,6 +3,8 @@
 // tests/wsgi/pasture_embedapp (routes listed there).
 #include <signal.h>
 
+#include <cstdio>
+
 #include "tests/integration/embed_site.h"
 
 namespace pasture::test {
@@ -102,6 +104,29 @@ TEST(WsgiEmbeddedReviewLifecycle, AtexitHandlersRunWhenWorkersExit) {
   ASSERT_TRUE(site.proc().wait_exit(Millis(10000)).has_value()) << site.log();
   std::string lines = site.record("atexit");
   EXPECT_EQ(count_of(lines, "\n"), 2u) << lines << site.log();
+}
+
+// The write-ahead cap of an inline app's write() (16 MiB) is the whole
+// connection's: HTTP/2 streams share it (found by review: per stream, one
+// connection of 100 streams held 100 x 16 MiB). Four 6 MiB answers on one
+// connection whose client opens no window: a stream is reset long before
+// send_timeout.
+TEST(WsgiEmbeddedReviewH2, WriteAheadCapIsPerConnection) {
+  if (system("/usr/bin/python3 -c 'import hpack' >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3-hpack missing";
+  EmbedSite site(1, 1, "http2 = on\nsend_timeout = 60");
+  ASSERT_TRUE(site.started()) << site.log();
+  std::string cmd = "/usr/bin/python3 " + std::string(PASTURE_SOURCE_DIR) + "/tests/integration/h2/h2client.py zerowin " +
+                    std::to_string(site.port()) + " 4 5 '/write_big?size=6291456' 2>&1";
+  FILE* f = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while (f && (n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  if (f) pclose(f);
+  size_t r = out.find("resets=");
+  ASSERT_NE(r, kNpos) << out;
+  EXPECT_GE(atoi(out.c_str() + r + 7), 1) << out;
+  EXPECT_NE(site.log().find("ahead of its client"), kNpos) << site.log();
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
   h2client.py openblock PORT                  a HEADERS frame without END_HEADERS, then silence
   h2client.py hints PORT SECONDS             stream 1 GET /big (not read for SECONDS), stream 3 GET /hints:
                                               the 103's fields as they arrive
+  h2client.py zerowin PORT N SECONDS [PATH]  N GETs of PATH (/bigI) with a stream window of 0, never opened;
+                                              the streams reset within SECONDS
   h2client.py load PORT SECONDS STREAMS       requests in flight all the time; GOAWAY: retry what
                                               the server did not take, on a new connection
 
@@ -405,6 +407,20 @@ def cmd_hints(port, seconds):
           f"fields={len(hints)} big={final.get(1, '-')} hints={final.get(3, '-')}")
 
 
+def cmd_zerowin(port, n, seconds, path=None):
+    s = connect(port)
+    # SETTINGS_INITIAL_WINDOW_SIZE = 0: no DATA until a WINDOW_UPDATE, never sent.
+    s.sendall(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0)))
+    enc = hpack.Encoder()
+    for i in range(n):
+        s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, request_block(enc, path or "/big%d" % i)))
+    t0 = time.time()
+    frames, eof = read_frames(s, lambda f: sum(1 for t, _, _, _ in f if t == RST) >= n, timeout=seconds)
+    resets = sum(1 for t, _, _, _ in frames if t == RST)
+    heads = sum(1 for t, _, st, _ in frames if t == HEADERS)
+    print(f"heads={heads} resets={resets} took={time.time() - t0:.1f}")
+
+
 def cmd_load(port, seconds, streams):
     """Keeps `streams` requests in flight for `seconds`, on raw frames (python
     h2 takes any GOAWAY for the connection's end, the shutdown notice too).
@@ -525,6 +541,8 @@ def main():
         cmd_openblock(port)
     elif cmd == "hints":
         cmd_hints(port, float(a[0]))
+    elif cmd == "zerowin":
+        cmd_zerowin(port, int(a[0]), float(a[1]), a[2] if len(a) > 2 else None)
     elif cmd == "load":
         cmd_load(port, float(a[0]), int(a[1]))
 
