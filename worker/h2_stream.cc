@@ -337,6 +337,23 @@ void H2Stream::on_data(const char* p, size_t n) {
     else consume(n);
     return;
   }
+  // client_max_body_size for a body of no declared length (nghttp2 holds a
+  // declared one to its content-length, and head_check refused one over the
+  // limit): no byte past it goes on (found by review: any size did).
+  uint64_t limit = c_->worker()->site().server.max_body_bytes;
+  body_in_ += n;
+  if (limit && body_in_ > limit) {
+    consume(n);
+    ex_.discard_body();  // nothing more, and no framing end, goes upstream
+    timer_disarm(&body_timer_);  // the answer (or the reset) ends the stream: later DATA is dropped above
+    if (!ex_.response_started()) {
+      ex_.respond_error(413, "request body larger than client_max_body_size");
+      c_->want_send();
+    } else {
+      abort();
+    }
+    return;
+  }
   ex_.request_body(p, n);
   ex_.flush_body();  // a chunked body: this batch goes now
   arm_body_timer();  // progress

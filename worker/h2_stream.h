@@ -152,6 +152,7 @@ class H2Stream final : public ResponseSink {
   TimerNode send_timer_;               // send_timeout: response bytes that do not move
   std::string* early_ = nullptr;       // extended CONNECT: DATA before the switch (not consumed yet)
   size_t unconsumed_ = 0;              // request bytes received while the exchange wanted none
+  uint64_t body_in_ = 0;               // request body bytes so far (client_max_body_size)
   bool started_ = false;               // the exchange started (or refused the head)
   bool req_done_ = false;              // END_STREAM from the client
   bool head_pending_ = false;          // nva_ built, not submitted

@@ -191,6 +191,22 @@ TEST(Http2, StreamStalledByItsWindowIsResetAtSendTimeout) {
   EXPECT_EQ(b.request("GET", "/after2").status, 200);
 }
 
+// client_max_body_size holds for a body without content-length (found by
+// review: any size reached the upstream): 413, and nothing past the limit
+// is forwarded.
+TEST(Http2, BodyOverTheLimitWithoutLengthIs413) {
+  FakeUpstream up("u1");
+  up.echo_body();
+  PastureServer srv("http2 = on\nclient_max_body_size = 10k\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                        up.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  EXPECT_EQ(fields(h2client(srv.port(), "post /big 100000"))["status"], "413") << srv.output();
+  EXPECT_EQ(fields(h2client(srv.port(), "post /small 5000"))["status"], "200");
+  for (const auto& r : up.requests()) EXPECT_LE(r.body.size(), 10240u) << r.target;
+}
+
 TEST(Http2, ListenMarkH2cOnlyThere) {
   uint16_t other = free_port();
   TempDir dir;

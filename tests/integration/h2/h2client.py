@@ -15,6 +15,7 @@
                                               the 103's fields as they arrive
   h2client.py zerowin PORT N SECONDS [PATH]  N GETs of PATH (/bigI) with a stream window of 0, never opened;
                                               the streams reset within SECONDS
+  h2client.py post PORT PATH SIZE             a POST of SIZE bytes without content-length; its status
   h2client.py load PORT SECONDS STREAMS       requests in flight all the time; GOAWAY: retry what
                                               the server did not take, on a new connection
 
@@ -421,6 +422,38 @@ def cmd_zerowin(port, n, seconds, path=None):
     print(f"heads={heads} resets={resets} took={time.time() - t0:.1f}")
 
 
+def cmd_post(port, path, size):
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    s = connect(port)
+    c.initiate_connection()
+    c.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":authority", "localhost"), (":path", path)])
+    s.sendall(c.data_to_send())
+    left, status, done = size, "-1", False
+    s.settimeout(0.2)
+    end = time.time() + 10
+    while not done and time.time() < end:
+        while left and c.local_flow_control_window(1) > 0:
+            n = min(left, 16384, c.local_flow_control_window(1))
+            c.send_data(1, b"x" * n, end_stream=(n == left))
+            left -= n
+        s.sendall(c.data_to_send())
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not d:
+            break
+        for e in c.receive_data(d):
+            if isinstance(e, h2.events.ResponseReceived):
+                status = dict(e.headers)[b":status"].decode()
+            elif isinstance(e, h2.events.DataReceived):
+                c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+            elif isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)):
+                done = True
+        s.sendall(c.data_to_send())
+    print(f"status={status} unsent={left}")
+
+
 def cmd_load(port, seconds, streams):
     """Keeps `streams` requests in flight for `seconds`, on raw frames (python
     h2 takes any GOAWAY for the connection's end, the shutdown notice too).
@@ -543,6 +576,8 @@ def main():
         cmd_hints(port, float(a[0]))
     elif cmd == "zerowin":
         cmd_zerowin(port, int(a[0]), float(a[1]), a[2] if len(a) > 2 else None)
+    elif cmd == "post":
+        cmd_post(port, a[0], int(a[1]))
     elif cmd == "load":
         cmd_load(port, float(a[0]), int(a[1]))
 
