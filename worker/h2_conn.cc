@@ -120,6 +120,14 @@ void H2Conn::on_bytes(const char* p, size_t n) {
     }
     return;
   }
+  // Upstream request heads held back to go out with the body's first
+  // bytes leave now (found by review: on a reused upstream connection a
+  // head waited for DATA, and `Expect: 100-continue` stalled).
+  // (depth_: what a flush sets off waits for send_pending below, so no stream
+  // closes under this walk.)
+  depth_++;
+  for (H2Stream* st = streams_; st && !closed_; st = st->next) st->flush_upstream();
+  depth_--;
   send_pending();
   reap();
   if (!closed_ && reading_ && t_->h2_queued() > kHighWater) {

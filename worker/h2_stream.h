@@ -74,6 +74,11 @@ class H2Stream final : public ResponseSink {
   int32_t id() const { return id_; }
   // END_STREAM came from the client (or the answer ended what it sends).
   bool request_ended() const { return req_done_; }
+  // After a read: an upstream request head held back for the body's first
+  // bytes leaves now (as ClientConn does after each read).
+  void flush_upstream() {
+    if (started_ && !completed_ && !ex_closed_) ex_.flush_upstream();
+  }
 
   // --- the request, from H2Conn's nghttp2 callbacks -----------------------
   // One field of the request's HEADERS (nghttp2 validated the block's

@@ -207,6 +207,24 @@ TEST(Http2, BodyOverTheLimitWithoutLengthIs413) {
   for (const auto& r : up.requests()) EXPECT_LE(r.body.size(), 10240u) << r.target;
 }
 
+// A request head goes upstream when its HEADERS arrive, also over a reused
+// upstream connection (found by review: it waited for the first DATA, so
+// `Expect: 100-continue` stalled until the client's own timeout).
+TEST(Http2, ExpectContinueOverAReusedUpstreamConnection) {
+  FakeUpstream up("u1");
+  up.echo_body();
+  PastureServer srv("http2 = on\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " + up.address() + "\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  for (int i = 0; i < 3; i++) {
+    std::string out = run("head -c 2000 /dev/zero | curl -sS --http2-prior-knowledge -H 'Expect: 100-continue' "
+                          "--expect100-timeout 6 --data-binary @- -o /dev/null -w '%{http_code} %{time_total}' "
+                          "http://127.0.0.1:" + std::to_string(srv.port()) + "/e" + std::to_string(i));
+    EXPECT_EQ(out.substr(0, 4), "200 ") << out;
+    EXPECT_LT(std::stod(out.size() > 4 ? out.substr(4) : "99"), 3.0) << i << ": " << out;
+  }
+  EXPECT_EQ(up.connections_accepted(), 1u);
+}
+
 TEST(Http2, ListenMarkH2cOnlyThere) {
   uint16_t other = free_port();
   TempDir dir;
