@@ -254,7 +254,11 @@ bool H2Conn::write_out() {
   if (!out_ || out_->empty()) return true;
   uv_buf_t b = uv_buf_init(out_->data(), (unsigned)out_->size());
   int r = t_->h2_send(&b, 1);
-  out_->clear();
+  // Back to the worker's pool (which frees a grown one): an idle connection
+  // keeps no gathered-frame buffer (found by review: ~100 KB each after one
+  // large answer).
+  w_->give_buf(out_);
+  out_ = nullptr;
   if (r == 0) return true;
   depth_--;
   fail("write", r);

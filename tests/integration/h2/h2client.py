@@ -16,6 +16,8 @@
   h2client.py zerowin PORT N SECONDS [PATH]  N GETs of PATH (/bigI) with a stream window of 0, never opened;
                                               the streams reset within SECONDS
   h2client.py post PORT PATH SIZE             a POST of SIZE bytes without content-length; its status
+  h2client.py idle PORT N PATH MASTERPID     N connections, each GET PATH read whole, then held idle:
+                                              the workers' RSS growth per connection (KiB)
   h2client.py load PORT SECONDS STREAMS       requests in flight all the time; GOAWAY: retry what
                                               the server did not take, on a new connection
 
@@ -454,6 +456,43 @@ def cmd_post(port, path, size):
     print(f"status={status} unsent={left}")
 
 
+def workers_rss_kib(master):
+    with open("/proc/%d/task/%d/children" % (master, master)) as f:
+        pids = f.read().split()
+    total = 0
+    for p in pids:
+        with open("/proc/%s/status" % p) as f:
+            total += int(f.read().split("VmRSS:")[1].split()[0])
+    return total
+
+
+def cmd_idle(port, n, path, master):
+    before = workers_rss_kib(master)
+    conns = []
+    for _ in range(n):
+        s = connect(port)
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        c.initiate_connection()
+        c.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "a")],
+                       end_stream=True)
+        s.sendall(c.data_to_send())
+        done = False
+        while not done:
+            d = s.recv(262144)
+            if not d:
+                break
+            for e in c.receive_data(d):
+                if isinstance(e, h2.events.DataReceived):
+                    c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                elif isinstance(e, h2.events.StreamEnded):
+                    done = True
+            s.sendall(c.data_to_send())
+        conns.append(s)
+    time.sleep(1)
+    after = workers_rss_kib(master)
+    print(f"held={len(conns)} per_conn_kib={(after - before) / n:.1f}")
+
+
 def cmd_load(port, seconds, streams):
     """Keeps `streams` requests in flight for `seconds`, on raw frames (python
     h2 takes any GOAWAY for the connection's end, the shutdown notice too).
@@ -578,6 +617,8 @@ def main():
         cmd_zerowin(port, int(a[0]), float(a[1]), a[2] if len(a) > 2 else None)
     elif cmd == "post":
         cmd_post(port, a[0], int(a[1]))
+    elif cmd == "idle":
+        cmd_idle(port, int(a[0]), a[1], int(a[2]))
     elif cmd == "load":
         cmd_load(port, float(a[0]), int(a[1]))
 
