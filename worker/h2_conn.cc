@@ -380,7 +380,17 @@ int H2Conn::on_frame_recv(nghttp2_session* s, const nghttp2_frame* f, void* ud) 
   }
 }
 
-int H2Conn::on_frame_send(nghttp2_session* s, const nghttp2_frame* f, void*) {
+int H2Conn::on_frame_send(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
+  // Streams nghttp2 reset for the client's protocol errors (DATA past a
+  // content-length, a closed stream's frames...) count as the client's own
+  // resets: each such stream may have cost a balancer pick and an upstream
+  // connection ("MadeYouReset", CVE-2025-8671; found by review).
+  if (f->hd.type == NGHTTP2_RST_STREAM) {
+    uint32_t code = f->rst_stream.error_code;
+    if (code == NGHTTP2_PROTOCOL_ERROR || code == NGHTTP2_FLOW_CONTROL_ERROR || code == NGHTTP2_STREAM_CLOSED ||
+        code == NGHTTP2_FRAME_SIZE_ERROR)
+      static_cast<H2Conn*>(ud)->count_reset();
+  }
   if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
     if (H2Stream* st = stream_of(s, f->hd.stream_id)) st->on_response_sent();
   return 0;

@@ -89,6 +89,9 @@ class H2Conn {
   size_t backlog() const;
   // The connection cannot go on (an error, a header block left open): closed now.
   void fail(const char* what, int rv);
+  // A stream reset for a field the client should not have sent: counted
+  // with the client's own resets (count_reset).
+  void note_refused_field() { count_reset(); }
 
  private:
   static nghttp2_session_callbacks* callbacks();
@@ -100,7 +103,8 @@ class H2Conn {
   void reap();          // delete streams nghttp2 closed
   void update_timers();
   void check_done();    // nothing to read or write any more: close
-  void count_reset();   // an RST_STREAM from the client
+  // An RST_STREAM from the client, or one its protocol error made us send.
+  void count_reset();
 
   // nghttp2 callbacks (h2_conn.cc).
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* f, void* ud);

@@ -117,11 +117,13 @@ int H2Stream::on_field(std::string_view name, std::string_view value) {
   }
   // nghttp2 refused these already; checked again so that no HTTP/1.1 head
   // written here ever carries them (a reset of the stream, RFC 9113 8.1.1).
-  for (char ch : name)
-    if (ch >= 'A' && ch <= 'Z') return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  if (connection_specific(name, value)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  for (char ch : value)
-    if (ch == '\r' || ch == '\n' || ch == '\0') return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  bool refused = connection_specific(name, value);
+  for (char ch : name) refused |= ch >= 'A' && ch <= 'Z';
+  for (char ch : value) refused |= ch == '\r' || ch == '\n' || ch == '\0';
+  if (refused) {
+    c_->note_refused_field();  // a reset the client caused counts as its own
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
   if (name == "te") return 0;  // "trailers": hop-by-hop
   if (name == "host") {
     host_.assign(value);

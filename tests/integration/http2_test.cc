@@ -239,6 +239,22 @@ TEST(Http2, IdleConnectionKeepsNoLargeBuffers) {
   EXPECT_LT(std::stod(f.count("per_conn_kib") ? f["per_conn_kib"] : "999"), 45.0);
 }
 
+// Streams the server has to reset for the client's protocol errors count
+// as the client's resets ("MadeYouReset", CVE-2025-8671; found by review:
+// uncounted, each one a balancer pick and an upstream connection).
+TEST(Http2, ServerResetsTheClientProvokesCountAsResets) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  FakeUpstream up("u1");
+  PastureServer srv("http2 = on\nhttp2_max_resets = 20\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                        up.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "madereset 90"));
+  EXPECT_EQ(f["goaway"], "11") << "ENHANCE_YOUR_CALM expected; resets " << f["resets"];
+  f = fields(h2client(srv.port(), "madereset 10"));  // under the limit: no GOAWAY
+  EXPECT_EQ(f["goaway"], "-1");
+}
+
 TEST(Http2, ListenMarkH2cOnlyThere) {
   uint16_t other = free_port();
   TempDir dir;

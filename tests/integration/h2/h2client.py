@@ -18,6 +18,7 @@
   h2client.py post PORT PATH SIZE             a POST of SIZE bytes without content-length; its status
   h2client.py idle PORT N PATH MASTERPID     N connections, each GET PATH read whole, then held idle:
                                               the workers' RSS growth per connection (KiB)
+  h2client.py madereset PORT N                N streams the server must reset (DATA past content-length)
   h2client.py load PORT SECONDS STREAMS       requests in flight all the time; GOAWAY: retry what
                                               the server did not take, on a new connection
 
@@ -493,6 +494,26 @@ def cmd_idle(port, n, path, master):
     print(f"held={len(conns)} per_conn_kib={(after - before) / n:.1f}")
 
 
+def cmd_madereset(port, n):
+    """Each stream: POST with content-length 1, then 2 bytes of DATA: nghttp2
+    resets it (PROTOCOL_ERROR). Prints the GOAWAY code (-1: none)."""
+    s = raw_start(port)
+    enc = hpack.Encoder()
+    out = b""
+    for i in range(n):
+        sid = 1 + 2 * i
+        block = enc.encode([(":method", "POST"), (":scheme", "http"), (":authority", "localhost"),
+                            (":path", "/mr%d" % i), ("content-length", "1")])
+        out += frame(HEADERS, END_HEADERS, sid, block) + frame(0, END_STREAM, sid, b"xy")
+    try:
+        s.sendall(out)
+    except OSError:
+        pass
+    frames, eof = read_frames(s, lambda f: goaway_code(f) != -1, timeout=5)
+    resets = sum(1 for t, _, _, _ in frames if t == RST)
+    print(f"goaway={goaway_code(frames)} resets={resets}")
+
+
 def cmd_load(port, seconds, streams):
     """Keeps `streams` requests in flight for `seconds`, on raw frames (python
     h2 takes any GOAWAY for the connection's end, the shutdown notice too).
@@ -619,6 +640,8 @@ def main():
         cmd_post(port, a[0], int(a[1]))
     elif cmd == "idle":
         cmd_idle(port, int(a[0]), a[1], int(a[2]))
+    elif cmd == "madereset":
+        cmd_madereset(port, int(a[0]))
     elif cmd == "load":
         cmd_load(port, float(a[0]), int(a[1]))
 
