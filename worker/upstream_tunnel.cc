@@ -7,6 +7,7 @@
 // its own write half, or on an error, or after tunnel_timeout without a
 // byte either way. Never reused: a switched connection speaks another
 // protocol.
+#include <algorithm>
 #include <cstdio>
 
 #include "common/log.h"
@@ -14,6 +15,14 @@
 #include "worker/upstream_conn.h"
 
 namespace pasture::worker {
+namespace {
+
+// How long a detached upstream half (its client gone after half-closing)
+// may wait for its server's EOF, at most: it is no longer counted against
+// its server, so a server that never closes must not keep it.
+constexpr uint32_t kDetachedMaxMs = 10000;
+
+}  // namespace
 
 // `p`: just past the 101's head, inside this read's [base, end).
 const char* UpstreamConn::start_tunnel(const char* base, const char* p, const char* end) {
@@ -35,8 +44,12 @@ void UpstreamConn::arm_tunnel_timer() {
 
 void UpstreamConn::tunnel_read(ssize_t nread, const char* data) {
   if (nread > 0) {
-    arm_tunnel_timer();
-    if (client_) client_->on_tunnel_bytes(data, (size_t)nread);
+    // Detached, bytes go nowhere and do not keep it (found by review: a
+    // server that streamed kept it, uncounted, past tunnel_timeout).
+    if (client_) {
+      arm_tunnel_timer();
+      client_->on_tunnel_bytes(data, (size_t)nread);
+    }
     return;
   }
   reading_ = false;  // libuv stops reading at EOF and on errors
@@ -52,7 +65,7 @@ void UpstreamConn::tunnel_read(ssize_t nread, const char* data) {
 }
 
 void UpstreamConn::tunnel_send(const char* p, size_t n) {
-  if (state_ != State::kTunnel || shut_asked_) return;
+  if (state_ != State::kTunnel || shut_asked_ || !client_) return;
   arm_tunnel_timer();
   int r = stream_send(reinterpret_cast<uv_stream_t*>(&tcp_), p, n);
   if (r < 0) {
@@ -89,6 +102,9 @@ void UpstreamConn::tunnel_detach() {
   if (state_ != State::kTunnel) return;
   if (!shut_asked_) tunnel_shutdown();
   if (state_ == State::kTunnel && !read_eof_) resume_read();  // the server's EOF ends it
+  // ...or this deadline, armed once: nothing re-arms it any more.
+  if (state_ == State::kTunnel)
+    w_->timers().arm(&timer_, std::min(pool_->cfg->tunnel_timeout_ms, kDetachedMaxMs), w_->now());
 }
 
 // The tunnel's upstream half is over: the exchange is told (an unclean end

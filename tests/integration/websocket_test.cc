@@ -4,11 +4,17 @@
 // close handshakes from either side, back-pressure against a slow reader,
 // tunnel_timeout, a reload with a tunnel open, the least_conn count and the
 // tunnels gauge, early bytes after the request, routes that do not tunnel.
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <cstring>
 #include <fstream>
+#include <thread>
 
 #include "conf/json.h"
 #include "tests/integration/raw_http.h"
@@ -379,6 +385,60 @@ TEST(WebSocket, BrowserOpensWssOverHttp2) {
     return text.find("\"GET /chat HTTP/2.0\" 101 ") != std::string::npos;
   })) << text;
   EXPECT_NE(text.find("\"GET /page HTTP/2.0\" 200 "), std::string::npos) << text;
+}
+
+// A client that half-closes its tunnel, then resets: the upstream half
+// may finish on its own, but bounded (found by review: a server that kept
+// streaming re-armed tunnel_timeout with every byte, and the connection,
+// uncounted, lived as long as it streamed).
+TEST(WebSocket, DetachedUpstreamHalfIsBounded) {
+  // The upstream: answers 101, then a byte every 300 ms whatever happens (a
+  // half-close from pasture is not the end); the end is a send that fails.
+  std::atomic<int> closed_after_ms{-1};
+  Fd lfd = listen_loopback(0);
+  ASSERT_TRUE(lfd.valid());
+  uint16_t up_port = local_port(lfd.get());
+  std::thread upstream([&] {
+    pollfd pl = {lfd.get(), POLLIN, 0};
+    if (poll(&pl, 1, 10000) != 1) return;
+    Fd c(::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    std::string got;
+    while (got.find("\r\n\r\n") == std::string::npos)
+      if (recv_some(c.get(), got, Millis(5000)) != IoResult::kOk) return;
+    const char* sw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    if (::send(c.get(), sw, strlen(sw), MSG_NOSIGNAL) < 0) return;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 70; i++) {
+      std::this_thread::sleep_for(Millis(300));
+      if (::send(c.get(), ".", 1, MSG_NOSIGNAL) < 0) {
+        closed_after_ms = (int)std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0).count();
+        return;
+      }
+    }
+  });
+  struct Joiner {
+    std::thread& t;
+    ~Joiner() { t.join(); }
+  } joiner{upstream};
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:" + std::to_string(up_port) +
+                        "\ntunnel_timeout = 3s\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_loopback(srv.port());
+  send_all(fd.get(),
+           "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  std::string got;
+  while (got.find("\r\n\r\n") == std::string::npos)
+    if (recv_some(fd.get(), got, Millis(5000)) != IoResult::kOk) break;
+  ASSERT_EQ(got.compare(0, 12, "HTTP/1.1 101"), 0) << got;
+  ::shutdown(fd.get(), SHUT_WR);
+  std::this_thread::sleep_for(Millis(500));
+  struct linger lg = {1, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  fd = Fd();  // reset
+  EXPECT_TRUE(wait_until([&] { return closed_after_ms.load() >= 0; }, Millis(12000)));
+  EXPECT_LT(closed_after_ms.load(), 8000);
 }
 
 }  // namespace
