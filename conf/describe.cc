@@ -171,7 +171,6 @@ std::string describe_tls(const TlsSettings& t) {
            t.ca_certs +
            (t.client_subject_header.empty() ? "" : "; the verified subject goes upstream in " + t.client_subject_header) +
            "\n";
-  out += "    not served yet: `pasture serve` refuses TLS listeners until the TLS transport is wired in\n";
   return out;
 }
 

@@ -149,7 +149,14 @@ void H2Stream::on_headers_done(bool end_stream) {
   Worker* w = c_->worker();
   const conf::ServerSettings& srv = w->site().server;
   // :authority is the Host (RFC 9113 8.3.1); Host only when it is absent.
+  // Both, naming different hosts: malformed (8.3.1's SHOULD), not one
+  // silently preferred, which a front end that routed on the other would not
+  // expect (found by review).
   const std::string& authority = authority_.empty() ? host_ : authority_;
+  if (!bad_ && !authority_.empty() && !host_.empty() && !iequals(authority_, host_)) {
+    bad_ = "Host differs from :authority";
+    bad_status_ = 400;
+  }
   if (!bad_ && (!clean_token(method_) || !clean_token(path_) || !clean_token(authority))) {
     bad_ = "bad pseudo-header field";
     bad_status_ = 400;

@@ -255,6 +255,16 @@ TEST(Http2, ServerResetsTheClientProvokesCountAsResets) {
   EXPECT_EQ(f["goaway"], "-1");
 }
 
+// A host field naming another host than :authority is malformed (RFC 9113
+// 8.3.1), not silently overridden; the same host (any case) is fine.
+TEST(Http2, HostDifferentFromAuthorityIs400) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  PastureServer srv(echo_site(), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  EXPECT_EQ(fields(h2client(srv.port(), "hostmismatch evil"))["status"], "400");
+  EXPECT_EQ(fields(h2client(srv.port(), "hostmismatch GOOD"))["status"], "200");
+}
+
 TEST(Http2, ListenMarkH2cOnlyThere) {
   uint16_t other = free_port();
   TempDir dir;

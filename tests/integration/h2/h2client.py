@@ -19,6 +19,7 @@
   h2client.py idle PORT N PATH MASTERPID     N connections, each GET PATH read whole, then held idle:
                                               the workers' RSS growth per connection (KiB)
   h2client.py madereset PORT N                N streams the server must reset (DATA past content-length)
+  h2client.py hostmismatch PORT HOST         :authority "good" with a host field HOST; the status
   h2client.py load PORT SECONDS STREAMS       requests in flight all the time; GOAWAY: retry what
                                               the server did not take, on a new connection
 
@@ -514,6 +515,22 @@ def cmd_madereset(port, n):
     print(f"goaway={goaway_code(frames)} resets={resets}")
 
 
+def cmd_hostmismatch(port, host):
+    s = raw_start(port)
+    enc, dec = hpack.Encoder(), hpack.Decoder()
+    block = enc.encode([(":method", "GET"), (":scheme", "http"), (":authority", "good"), (":path", "/h"),
+                        ("host", host)])
+    s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 1, block))
+    frames, eof = read_frames(s, lambda f: any(t in (HEADERS, RST) and st == 1 for t, _, st, _ in f), timeout=5)
+    status = "-1"
+    for t, _, st, p in frames:
+        if t == HEADERS and st == 1:
+            status = str(dict(dec.decode(p)).get(":status", "?"))
+        elif t == RST and st == 1 and status == "-1":
+            status = "rst" + str(int.from_bytes(p[:4], "big"))
+    print(f"status={status}")
+
+
 def cmd_load(port, seconds, streams):
     """Keeps `streams` requests in flight for `seconds`, on raw frames (python
     h2 takes any GOAWAY for the connection's end, the shutdown notice too).
@@ -642,6 +659,8 @@ def main():
         cmd_idle(port, int(a[0]), a[1], int(a[2]))
     elif cmd == "madereset":
         cmd_madereset(port, int(a[0]))
+    elif cmd == "hostmismatch":
+        cmd_hostmismatch(port, a[0])
     elif cmd == "load":
         cmd_load(port, float(a[0]), int(a[1]))
 
