@@ -28,8 +28,15 @@ std::string site(const TempDir& dir, const FakeUpstream& a, const std::string& b
          "[app:pool]\nuse = egg:pasture#balancer\nservers = " + a.address() + " " + b_addr + "\n" + pool_keys;
 }
 
+// Right after a HUP a connection may still reach an old worker, whose
+// status answers are 503 until it exits (its counters are superseded): the
+// next connection gets a new one.
 json::Value status_json(uint16_t port) {
   Response r = http_get(port, "/status?format=json");
+  for (int i = 0; i < 200 && r.status == 503; i++) {
+    std::this_thread::sleep_for(Millis(25));
+    r = http_get(port, "/status?format=json");
+  }
   EXPECT_EQ(r.status, 200) << r.error;
   return json::parse(r.body);
 }
