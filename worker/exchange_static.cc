@@ -172,7 +172,10 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
   append(common, date_now());
   common.append("\r\nETag: ").append(of.etag).append("\r\n");
   if (f.cache_max_age >= 0) {
-    common.append("Cache-Control: max-age=").append(std::to_string(f.cache_max_age)).append("\r\n");
+    // Paste's CACHE_CONTROL.apply(max_age=N) says public; nginx's `expires` does not.
+    common.append(f.paste ? "Cache-Control: public, max-age=" : "Cache-Control: max-age=")
+        .append(std::to_string(f.cache_max_age))
+        .append("\r\n");
     common.append("Expires: ").append(files::http_date(time(nullptr) + f.cache_max_age)).append("\r\n");
   }
   if (f.br_static || f.gzip_static) common.append("Vary: Accept-Encoding\r\n");

@@ -65,7 +65,7 @@ time_t parse_http_date(std::string_view s) {
   char wd[16], mon[4];
   int day, year, h, m, sec;
   char tail[8] = {0};
-  if (sscanf(v.c_str(), "%3s, %2d %3s %4d %2d:%2d:%2d %3s", wd, &day, mon, &year, &h, &m, &sec, tail) == 8) {
+  if (sscanf(v.c_str(), "%3s, %2d %3s %4d %2d:%2d:%2d %5s", wd, &day, mon, &year, &h, &m, &sec, tail) == 8) {
     // IMF-fixdate
   } else if (sscanf(v.c_str(), "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d %3s", wd, &day, mon, &year, &h, &m, &sec,
                     tail) == 8) {
@@ -76,6 +76,9 @@ time_t parse_http_date(std::string_view s) {
     return -1;
   }
   int mo = month_of(mon);
+  // Paste's own Last-Modified says "-0000" (email.utils.formatdate): a
+  // client may send it back; the same instant as GMT.
+  if (strcmp(tail, "-0000") == 0 || strcmp(tail, "+0000") == 0) std::strcpy(tail, "GMT");
   if (mo < 0 || strcmp(tail, "GMT") != 0 || day < 1 || day > 31 || h > 23 || m > 59 || sec > 60) return -1;
   tm.tm_year = year - 1900;
   tm.tm_mon = mo;
@@ -145,11 +148,13 @@ RangeResult parse_range(std::string_view range, uint64_t size, std::vector<ByteR
       if (last == 0 || size == 0) return true;  // unsatisfiable
       out->push_back({last >= size ? 0 : size - last, size - 1});
     } else {
-      if (!parse_u64(a, &first) || (!b.empty() && !parse_u64(b, &last)) || (!b.empty() && last < first)) {
+      if (!parse_u64(a, &first) || (!b.empty() && !parse_u64(b, &last))) {
         syntax_ok = false;
         return false;
       }
-      if (first >= size) return true;  // unsatisfiable
+      // last < first is an invalid range-spec (RFC 9110 14.1.1): counted as
+      // one that cannot be satisfied, as Paste and nginx do (416 when alone).
+      if (first >= size || (!b.empty() && last < first)) return true;
       out->push_back({first, b.empty() || last >= size ? size - 1 : last});
     }
     total += out->back().size();

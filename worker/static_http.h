@@ -36,7 +36,8 @@ enum class RangeResult : uint8_t {
   kUnsatisfiable,  // none of them overlaps the file (416)
 };
 // `Range: bytes=0-99,200-,-50` over a file of `size` bytes. Ranges are kept
-// in the order asked, clipped to the file; unsatisfiable ones dropped.
+// in the order asked, clipped to the file; unsatisfiable ones (and those
+// whose last is before their first) dropped.
 // More than `max_ranges` (or a list whose ranges add up to more than twice
 // the file, a waste-of-bandwidth attack) is kIgnore.
 RangeResult parse_range(std::string_view range, uint64_t size, std::vector<ByteRange>* out, size_t max_ranges = 16);
