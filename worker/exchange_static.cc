@@ -35,6 +35,7 @@ struct StaticReply {
 namespace {
 
 constexpr size_t kBlock = 64 * 1024;
+constexpr size_t kDrainBlock = 4096;
 constexpr std::string_view kBoundary = "00000000000000000pasture";
 
 void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
@@ -352,8 +353,11 @@ void Exchange::static_pump() {
     // A block read and sent through the sink: always under TLS and HTTP/2;
     // after sendfile filled the socket, so that the sink queues it and
     // reports the drain.
+    // After sendfile, one page is enough: it only has to wait in the queue
+    // for the socket to take bytes again (then sendfile goes on); copying
+    // more costs CPU for nothing.
     char buf[kBlock];
-    size_t want = (size_t)std::min<uint64_t>(left, sizeof buf);
+    size_t want = (size_t)std::min<uint64_t>(left, sock >= 0 ? kDrainBlock : sizeof buf);
     ssize_t r = pread(f.fd, buf, want, (off_t)off);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) {  // shorter than its Content-Length said: only the close can tell
