@@ -7,6 +7,7 @@
 
 #include "common/sticky_cookie.h"
 #include "conf/tls_check.h"
+#include "conf/site_static.h"
 
 namespace pasture::conf {
 
@@ -124,6 +125,22 @@ json::Value handler_json(const Site& site, int idx, int depth) {
       v["kind"] = "echo";
       v["name"] = h.echo_name;
       break;
+    case HandlerKind::Static: {
+      const StaticFiles& f = h.files;
+      v["kind"] = f.paste ? "paste_static" : "static";
+      v["document_root"] = f.root;
+      v["index"] = json::Value::array();
+      for (const auto& n : f.index) v["index"].push(n);
+      v["cache_max_age"] = (double)f.cache_max_age;
+      v["follow_symlinks"] = symlinks_word(f.symlinks);
+      v["dotfiles"] = f.dotfiles;
+      v["precompressed"] = json::Value::array();
+      if (f.br_static) v["precompressed"].push("br");
+      if (f.gzip_static) v["precompressed"].push("gzip");
+      v["charset"] = f.charset;
+      v["fallback"] = handler_json(site, f.fallback, depth + 1);
+      break;
+    }
     case HandlerKind::Status:
       v["kind"] = "status";
       v["allow"] = json::Value::array();
@@ -189,6 +206,7 @@ class Describer {
     if (h.kind == HandlerKind::UrlMap) return "urlmap";
     if (h.kind == HandlerKind::Echo) return "echo";
     if (h.kind == HandlerKind::Status) return "status";
+    if (h.kind == HandlerKind::Static) return "static";
     return proxy_like(h) ? "proxy" : "balancer";
   }
   bool proxy_like(const Handler& h) const {
@@ -226,6 +244,29 @@ void Describer::handler(int idx, const std::string& indent) {
     case HandlerKind::UrlMap:
       urlmap(h, indent);
       break;
+    case HandlerKind::Static: {
+      const StaticFiles& f = h.files;
+      std::string index;
+      for (const auto& n : f.index) index += (index.empty() ? "" : " ") + n;
+      out += "static [" + h.name + "]: files under " + f.root + (f.paste ? " (egg:Paste#static)" : "") +
+             "; a directory URL serves " + (index.empty() ? "nothing (404)" : index) + "\n";
+      out += indent + "  symbolic links: " +
+             (f.symlinks == StaticFiles::Symlinks::Off       ? "not followed"
+              : f.symlinks == StaticFiles::Symlinks::On      ? "followed anywhere"
+                                                             : "followed while they stay under the root") +
+             "; dotfiles " + (f.dotfiles ? "served" : "404") +
+             (f.cache_max_age >= 0 ? "; Cache-Control max-age=" + std::to_string(f.cache_max_age) : "") +
+             (f.br_static || f.gzip_static
+                  ? std::string("; precompressed ") + (f.br_static ? ".br " : "") + (f.gzip_static ? ".gz " : "") +
+                        "siblings when accepted"
+                  : "") +
+             (f.charset.empty() ? "" : "; charset=" + f.charset + " on text types") + "\n";
+      if (f.fallback >= 0) {
+        out += indent + "  no file there: ";
+        handler(f.fallback, indent + "  ");
+      }
+      break;
+    }
     case HandlerKind::Proxy:
       pool(h, indent);
       break;
@@ -452,16 +493,16 @@ std::string describe_site(const Site& site, int workers_override) {
   d.handler(site.root, "  ");
   out += d.out;
   if (site.python_apps.empty()) {
-    out += "\nAll of this is served natively by pasture (urlmap, proxy, balancer, echo).\n";
+    out += "\nAll of this is served natively by pasture (urlmap, proxy, balancer, echo, static).\n";
   } else {
     if (s.app_mode == ServerSettings::AppMode::Embedded)
       out += "\nPython WSGI apps (and their Python filters) run inside pasture's workers (app_mode = embedded),\n"
              "loaded with paste.deploy by the embedded interpreter; the rest is served natively by pasture\n"
-             "(urlmap, proxy, balancer, echo).\n";
+             "(urlmap, proxy, balancer, echo, static).\n";
     else
       out += "\nPython WSGI apps (and their Python filters) run in pasture's app processes (app_mode = process),\n"
              "loaded with paste.deploy by " + std::string(s.python.empty() ? "python3 (on PATH, else /usr/bin/python3)" : s.python) +
-             "; the rest is served natively by pasture (urlmap, proxy, balancer, echo).\n";
+             "; the rest is served natively by pasture (urlmap, proxy, balancer, echo, static).\n";
   }
   if (!site.notices.empty()) {
     out += "\nNotices:\n";

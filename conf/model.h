@@ -142,6 +142,37 @@ enum class HandlerKind {
   Proxy,     // forwards to `pool`
   Echo,      // egg:pasture#echo: answers with its name and the request line
   Status,    // egg:pasture#status: the counters in shared memory (worker/status_*.cc)
+  Static,    // egg:Paste#static, egg:pasture#static: files under a directory (worker/static_*.cc)
+};
+
+// Static files (Handler::files). Two flavours: egg:Paste#static keeps
+// paste.urlparser.StaticURLParser's answers (a file URL with a trailing
+// slash serves the file, `foo.txt.gz` is text/plain with Content-Encoding
+// gzip, dotfiles are served); egg:pasture#static is nginx-like (those are
+// 404, application/gzip) and takes the keys below.
+struct StaticFiles {
+  bool paste = true;       // egg:Paste#static's semantics; false = egg:pasture#static
+  std::string root;        // document_root: absolute, no trailing slash
+  // Files a directory URL (ending in '/') serves, tried in order; empty =
+  // none (a directory URL is then 404, or the listing with autoindex).
+  std::vector<std::string> index = {"index.html"};
+  int64_t cache_max_age = -1;  // seconds: Cache-Control max-age and Expires; -1 = neither
+  // Symbolic links below the root: Off = none is followed (404), Beneath =
+  // followed while what they name stays under the root (the default: a link
+  // out of the root is 404), On = followed anywhere (Paste's own behaviour).
+  enum class Symlinks : uint8_t { Off, Beneath, On };
+  Symlinks symlinks = Symlinks::Beneath;
+  bool dotfiles = true;    // a path segment starting with '.' is served (false: 404)
+  // Precompressed siblings (`precompressed = br gzip`): `x.br`/`x.gz` is
+  // sent for `x` when Accept-Encoding allows it, in this order.
+  bool gzip_static = false, br_static = false;
+  // `charset = utf-8`: added to text/* (and JavaScript, JSON, XML) types; "" = none (nginx's default).
+  std::string charset;
+  // `fallback = NAME`: a request that finds no file (404) goes to that
+  // app instead, unchanged (nginx try_files ... @app). -1 = 404.
+  int fallback = -1;
+  // Directory listings (`autoindex = on`). Only off is served today.
+  bool autoindex = false;
 };
 
 // `[composite:x] use = egg:Paste#urlmap` entry, already normalised the way
@@ -175,6 +206,9 @@ struct Handler {
   // Status: the Host names it answers besides IP literals and `localhost`
   // (a DNS-rebinding guard; lower case, no port); "*" = any.
   std::vector<std::string> status_hosts;
+
+  // Static
+  StaticFiles files;
 
   // Proxy of a Python app (Site::python_apps[app]): in embedded mode the
   // worker calls the app in-process instead of balancing over `pool`.

@@ -8,6 +8,7 @@
 
 #include "conf/paste_eggs.h"
 #include "conf/site_pool.h"
+#include "conf/site_static.h"
 #include "conf/urlmap.h"
 
 namespace pasture::conf {
@@ -73,7 +74,7 @@ bool is_native(const ContextPtr& ctx) {
   if (kind == "filter_app" || kind == "filter_with")
     return is_balancer_filter(ctx->filter_context) && has_servers(ctx->filter_context);
   return is_egg(ctx, "paste", "proxy") || is_egg(ctx, "pasture", "balancer") || is_egg(ctx, "pasture", "echo") ||
-         is_egg(ctx, "pasture", "status");
+         is_egg(ctx, "pasture", "status") || is_egg(ctx, "paste", "static") || is_egg(ctx, "pasture", "static");
 }
 
 std::string absolute(const std::string& path) {
@@ -123,6 +124,7 @@ class AppBuilder {
   int balancer(const ContextPtr& ctx, const ContextPtr& pool_ctx, bool as_filter);
   int echo(const ContextPtr& ctx);
   int status(const ContextPtr& ctx);
+  int static_files(const ContextPtr& ctx, bool paste);
   int hosted(const ContextPtr& ctx, const ContextPtr& pool_ctx, int skip_filters);
   int filtered(const ContextPtr& ctx, const ContextPtr& filter, const ContextPtr& next);
   ContextPtr resolve(const ContextPtr& composite, const py::Value& name);
@@ -163,6 +165,8 @@ int AppBuilder::dispatch(const ContextPtr& ctx) {
   if (is_egg(ctx, "pasture", "balancer")) return balancer(ctx, ctx, false);
   if (is_egg(ctx, "pasture", "echo")) return echo(ctx);
   if (is_egg(ctx, "pasture", "status")) return status(ctx);
+  if (is_egg(ctx, "paste", "static")) return static_files(ctx, true);
+  if (is_egg(ctx, "pasture", "static")) return static_files(ctx, false);
   return hosted(ctx, nullptr, 0);
 }
 
@@ -331,6 +335,25 @@ int AppBuilder::status(const ContextPtr& ctx) {
   }
   ignored_keys(site_, ctx, ignored);
   return add(std::move(h));
+}
+
+int AppBuilder::static_files(const ContextPtr& ctx, bool paste) {
+  Handler h;
+  h.kind = HandlerKind::Static;
+  h.name = section_of(ctx);
+  h.loc = section_loc(ctx);
+  py::Value fallback;
+  ignored_keys(site_, ctx, fill_static(h.files, paste, *ctx->local_conf, h.name, h.loc, &fallback));
+  int idx = add(std::move(h));
+  // After add(): the fallback may name an app built later (or this one: refused).
+  if (!fallback.value.empty()) {
+    int fb = build(resolve(ctx, fallback));
+    if (fb == idx) bad(fallback.loc, "fallback: [" + section_of(ctx) + "] cannot fall back to itself");
+    if (site_.handlers[fb].kind == HandlerKind::UrlMap)
+      bad(fallback.loc, "fallback: '" + fallback.value + "' is a urlmap; name one of its apps");
+    site_.handlers[idx].files.fallback = fb;
+  }
+  return idx;
 }
 
 int AppBuilder::echo(const ContextPtr& ctx) {

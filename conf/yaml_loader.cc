@@ -15,6 +15,7 @@
 #include "conf/describe.h"
 #include "conf/site_builder.h"
 #include "conf/site_pool.h"
+#include "conf/site_static.h"
 #include "conf/urlmap.h"
 
 namespace pasture::conf {
@@ -259,7 +260,7 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
   s.listen.push_back(l);
 }
 
-enum class AppKind { UrlMap, Balancer, Proxy, Echo, Status };
+enum class AppKind { UrlMap, Balancer, Proxy, Echo, Status, PasteStatic, PastureStatic };
 
 class AppBuilder {
  public:
@@ -286,6 +287,7 @@ class AppBuilder {
   int proxy(const std::string& name, const YAML::Node& n);
   int echo(const std::string& name, const YAML::Node& n);
   int status(const std::string& name, const YAML::Node& n);
+  int static_files(const std::string& name, const YAML::Node& n, bool paste);
   void route(Handler& h, std::vector<urlmap::Normalized>& keys, const std::string& key, const YAML::Node& target,
              const SourceLoc& at);
 
@@ -309,6 +311,8 @@ int AppBuilder::app(const std::string& name, const SourceLoc& ref) {
     case AppKind::Proxy: idx = proxy(name, n); break;
     case AppKind::Echo: idx = echo(name, n); break;
     case AppKind::Status: idx = status(name, n); break;
+    case AppKind::PasteStatic: idx = static_files(name, n, true); break;
+    case AppKind::PastureStatic: idx = static_files(name, n, false); break;
   }
   building_.erase(name);
   done_[name] = idx;
@@ -324,9 +328,11 @@ AppKind AppBuilder::kind_of(const std::string& name, const YAML::Node& n) {
   if (u == "proxy" || u == "egg:paste#proxy") return AppKind::Proxy;
   if (u == "echo" || u == "egg:pasture#echo") return AppKind::Echo;
   if (u == "status" || u == "egg:pasture#status") return AppKind::Status;
+  if (u == "egg:paste#static") return AppKind::PasteStatic;
+  if (u == "static" || u == "egg:pasture#static") return AppKind::PastureStatic;
   bad(doc_.loc(use), "apps: " + name + ": not supported yet: use: " + use.Scalar() +
                          " (pasture serves egg:Paste#urlmap, egg:pasture#balancer, egg:Paste#proxy, "
-                         "egg:pasture#echo and egg:pasture#status; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
+                         "egg:pasture#echo, egg:pasture#status, egg:Paste#static and egg:pasture#static; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
 }
 
 void AppBuilder::route(Handler& h, std::vector<urlmap::Normalized>& keys, const std::string& key,
@@ -477,6 +483,42 @@ int AppBuilder::status(const std::string& name, const YAML::Node& n) {
     }
   }
   return add(std::move(h));
+}
+
+// The same keys as the INI section (conf/site_static.h); `index` and
+// `precompressed` may be lists.
+int AppBuilder::static_files(const std::string& name, const YAML::Node& n, bool paste) {
+  Handler h;
+  h.kind = HandlerKind::Static;
+  h.name = "app:" + name;
+  h.loc = doc_.loc(n);
+  py::Dict keys;
+  for (const auto& kv : n) {
+    std::string key = doc_.scalar(kv.first, "key");
+    if (key == "use") continue;
+    std::string v;
+    if (kv.second.IsSequence()) {
+      for (const auto& item : kv.second) v += doc_.scalar(item, key) + " ";
+    } else {
+      v = doc_.scalar(kv.second, key);
+    }
+    keys.set(key, py::Value{v, doc_.loc(kv.second)});
+  }
+  py::Value fallback;
+  std::vector<std::string> unknown = fill_static(h.files, paste, keys, "apps: " + name, h.loc, &fallback);
+  if (!unknown.empty())
+    bad(keys.find(unknown.front())->loc, "apps: " + name + ": unknown key '" + unknown.front() + "' for static " +
+                                             "(expected document_root, cache_max_age" +
+                                             (paste ? ")" : ", index, follow_symlinks, dotfiles, precompressed, "
+                                                            "charset, fallback, autoindex)"));
+  int idx = add(std::move(h));
+  if (!fallback.value.empty()) {
+    int fb = app(fallback.value, fallback.loc);
+    if (site_.handlers[fb].kind == HandlerKind::UrlMap)
+      bad(fallback.loc, "fallback: '" + fallback.value + "' is a urlmap; name one of its apps");
+    site_.handlers[idx].files.fallback = fb;
+  }
+  return idx;
 }
 
 int AppBuilder::echo(const std::string& name, const YAML::Node& n) {

@@ -50,6 +50,16 @@
 //       # hash_whole_ip: true      # ip_hash
 //     old: {use: egg:Paste#proxy, address: "http://127.0.0.1:9000/base"}
 //     hello: {use: egg:pasture#echo, name: hi}   # name defaults to the app's name
+//     files:
+//       use: egg:pasture#static    # (short: static); or egg:Paste#static (its two keys only)
+//       document_root: /srv/www    # relative: to this file's directory (Paste#static: the cwd)
+//       index: [index.html]        # default; [] = none
+//       cache_max_age: 3600        # Cache-Control max-age + Expires
+//       follow_symlinks: beneath   # off | beneath (default) | on
+//       dotfiles: off              # default off (Paste#static: served)
+//       precompressed: [br, gzip]  # serve x.br / x.gz for x when accepted
+//       charset: utf-8             # on text types; default none
+//       fallback: pool             # a request that finds no file goes to this app
 //
 // Unknown keys are errors (a YAML file is pasture's own, so a typo is not
 // silently ignored). Every error reads "file:line: message" (yaml-cpp Mark).

@@ -7,6 +7,7 @@
 
 #include "conf/describe.h"
 #include "conf/error.h"
+#include "conf/site_static.h"
 #include "conf/tls_check.h"
 
 namespace pasture::conf {
@@ -80,6 +81,7 @@ void Writer::collect(int idx) {
   const Handler& h = site_.handlers[idx];
   for (const auto& e : h.entries) collect(e.handler);
   collect(h.not_found);
+  if (h.kind == HandlerKind::Static) collect(h.files.fallback);
 }
 
 void Writer::server() {
@@ -246,6 +248,27 @@ void Writer::app(int idx) {
         out_ += "    hosts:\n";
         for (const auto& n : h.status_hosts) out_ += "      - " + scalar(n) + "\n";
       }
+      break;
+    }
+    case HandlerKind::Static: {
+      const StaticFiles& f = h.files;
+      const StaticFiles d;
+      out_ += "  " + scalar(name) + ":\n    use: " + (f.paste ? "egg:Paste#static" : "egg:pasture#static") +
+              "\n    document_root: " + scalar(f.root) + "\n";
+      if (f.cache_max_age >= 0) out_ += "    cache_max_age: " + std::to_string(f.cache_max_age) + "\n";
+      if (f.paste) break;
+      if (f.index != d.index) {
+        out_ += "    index: [";
+        for (size_t i = 0; i < f.index.size(); i++) out_ += (i ? ", " : "") + scalar(f.index[i]);
+        out_ += "]\n";
+      }
+      if (f.symlinks != d.symlinks) out_ += std::string("    follow_symlinks: ") + symlinks_word(f.symlinks) + "\n";
+      if (f.dotfiles) out_ += "    dotfiles: on\n";
+      if (f.gzip_static || f.br_static)
+        out_ += std::string("    precompressed: [") + (f.br_static ? "br" : "") +
+                (f.br_static && f.gzip_static ? ", " : "") + (f.gzip_static ? "gzip" : "") + "]\n";
+      if (!f.charset.empty()) out_ += "    charset: " + scalar(f.charset) + "\n";
+      if (f.fallback >= 0) out_ += "    fallback: " + scalar(name_of(f.fallback)) + "\n";
       break;
     }
     case HandlerKind::Proxy:

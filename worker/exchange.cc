@@ -23,6 +23,7 @@ constexpr std::string_view kAllowTrace = "Allow: GET, HEAD, POST, PUT, DELETE, O
 }  // namespace
 
 Exchange::~Exchange() {
+  free_static();
   for (std::string* b : {uphead_, chunk_out_, cmd_, local_head_, local_body_, log_})
     if (b) w_->give_buf(b);
 }
@@ -42,7 +43,6 @@ void Exchange::start(const ExchangeRequest& rq) {
   expect_continue_ = rh.expect_continue;
   chunked_ = rh.chunked;
   upgrade_asked_ = rq.upgrade;
-  const RequestTarget& t = rh.target;
   const NormalPath& np = rh.path;
   if (answer_here(base, rh.max_forwards)) return;
   RouteResult r = route(w_->site(), rh.host, np.decoded);
@@ -52,6 +52,13 @@ void Exchange::start(const ExchangeRequest& rq) {
     respond_local(404, "404 Not Found\n", false);
     return;
   }
+  run_handler(base, rh);
+}
+
+// The handler routing chose (or a static app's fallback).
+void Exchange::run_handler(const char* base, const RequestHead& rh) {
+  const RequestTarget& t = rh.target;
+  const NormalPath& np = rh.path;
   const conf::Handler& hd = w_->site().handlers[handler_];
   if (hd.kind == conf::HandlerKind::Echo) {
     std::string_view url = span_view(base, head_->url);
@@ -66,6 +73,10 @@ void Exchange::start(const ExchangeRequest& rq) {
   }
   if (hd.kind == conf::HandlerKind::Status) {
     respond_status(base, hd, t, np);
+    return;
+  }
+  if (hd.kind == conf::HandlerKind::Static) {
+    start_static(base, rh);
     return;
   }
   if (hd.app >= 0 && w_->embed_apps()) {
@@ -95,6 +106,9 @@ void Exchange::request_end() {
     case Mode::kStatusCmd:
       run_status_command();
       finish_local();
+      return;
+    case Mode::kStatic:
+      static_send();
       return;
     default:
       // (A response that ended before the request did closed the
@@ -179,6 +193,8 @@ void Exchange::on_upstream_drained() {
 void Exchange::on_sink_drained() {
   if (call_)
     call_->resume();  // an inline app produces more right here
+  else if (static_)
+    static_pump();
   else if (up_)
     up_->resume_read();
 }
@@ -293,6 +309,7 @@ void Exchange::complete() {
 void Exchange::reset() {
   end_flight();  // needs pool_: first
   cancel_app();
+  free_static();
   app_no_body_ = false;
   upgrade_asked_ = upgrading_ = tunnel_ = tunnel_in_eof_ = false;
   mode_ = Mode::kNone;
@@ -340,6 +357,7 @@ void Exchange::on_close() {
     w_->stats().bytes_out.add(resp_bytes_);
   }
   cancel_app();
+  free_static();
   drop_upstream();
   end_flight();
 }

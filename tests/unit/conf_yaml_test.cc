@@ -127,7 +127,8 @@ TEST_F(ConfYaml, ErrorsNameFileAndLine) {
             "site.yaml:2: app 'nope' is not defined in apps:");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: egg:MyApp#main\n"),
             "site.yaml:3: apps: main: not supported yet: use: egg:MyApp#main (pasture serves egg:Paste#urlmap, "
-            "egg:pasture#balancer, egg:Paste#proxy, egg:pasture#echo and egg:pasture#status; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
+            "egg:pasture#balancer, egg:Paste#proxy, egg:pasture#echo, egg:pasture#status, egg:Paste#static and "
+            "egg:pasture#static; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: balancer\n    servers:\n      - a:1\n      - b:2 weight=0\n"),
             "site.yaml:6: servers: weight of b:2 must be at least 1");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: balancer\n    servers:\n      - a:1\n      - a:1\n"),
