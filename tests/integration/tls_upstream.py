@@ -14,6 +14,7 @@ are required and must chain to it). A failed handshake prints
   /close        "closing", with Connection: close (the server closes after it)
   /health       "ok"
   POST /echo    the request body, back (Content-Length or chunked in)
+  POST /sink    reads nothing for 3 s, then the body; answers its length
   anything else "tls upstream METHOD PATH host=HOST conn=N"
 """
 import http.server
@@ -21,6 +22,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 
 lock = threading.Lock()
 conns = 0
@@ -62,6 +64,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.answer(text.encode())
 
     def do_POST(self):
+        if self.path.startswith("/sink"):  # reads nothing for 3 s, then counts the body
+            time.sleep(3)
+            left = int(self.headers.get("Content-Length", "0"))
+            while left > 0:
+                got = len(self.rfile.read(min(left, 1 << 16)))
+                if got == 0:
+                    break
+                left -= got
+            return self.answer(str(int(self.headers.get("Content-Length", "0")) - left).encode())
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = b""
             while True:

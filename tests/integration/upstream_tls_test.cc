@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <thread>
+
 #include "conf/json.h"
 #include "tests/integration/pasture_server.h"
 #include "tests/support/pattern.h"
@@ -220,6 +223,24 @@ TEST(UpstreamTls, VerifyFailureIsRetriedElsewhere) {
       << srv.output();
 }
 
+// A server that takes the TCP connection but never answers the
+// ClientHello: connect_timeout covers the handshake (504).
+TEST(UpstreamTls, HandshakeCountsAgainstConnectTimeout) {
+  Fd silent = listen_loopback(0);  // never accepts: the kernel completes the connect
+  ASSERT_TRUE(silent.valid());
+  uint16_t port = local_port(silent.get());
+  PastureServer srv(pool_site("https://localhost:" + std::to_string(port), "connect_timeout = 0.5\nretries = 0\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto t0 = std::chrono::steady_clock::now();
+  Response r = http_get(srv.port(), "/t");
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.status, 504) << r.body;
+  EXPECT_GE(took, Millis(400));
+  EXPECT_LT(took, Millis(3000));
+  EXPECT_TRUE(wait_until([&] { return srv.output().find("TLS handshake timed out") != std::string::npos; }))
+      << srv.output();
+}
+
 TEST(UpstreamTls, LargePostBothWays) {
   Pki pki;
   TlsUpstream up(pki.server("up", {"localhost"}));
@@ -234,6 +255,35 @@ TEST(UpstreamTls, LargePostBothWays) {
     EXPECT_TRUE(check_pattern(r.body)) << "mismatch at " << pattern_mismatch(r.body);
   }
   EXPECT_EQ(up.conns().size(), 1u) << up.output();
+}
+
+// An upstream that reads nothing for 3 s: pasture holds the client back
+// (what it takes meanwhile is bounded by socket buffers and its high-water
+// mark, not the body), then every byte arrives.
+TEST(UpstreamTls, SlowUpstreamReaderHoldsTheClientBack) {
+  Pki pki;
+  TlsUpstream up(pki.server("up", {"localhost"}));
+  ASSERT_NE(up.port, 0) << up.output();
+  PastureServer srv(pool_site("https://" + up.addr(), "tls_ca_certs = " + pki.ca_file + "\nread_timeout = 30\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  constexpr size_t kLen = 128u << 20;
+  std::atomic<size_t> sent{0};
+  Response r;
+  std::thread client([&] {
+    HttpConn c(srv.port(), Millis(60000));
+    r = c.request_stream("POST", "/sink", {}, kLen, [&](size_t off, size_t max) {
+      sent = off;
+      return pattern_bytes(std::min<size_t>(max, 64 * 1024), off);
+    });
+  });
+  std::this_thread::sleep_for(Millis(2500));
+  size_t during = sent;
+  client.join();
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.body, std::to_string(kLen));
+  RecordProperty("taken_while_upstream_stalled_bytes", std::to_string(during));
+  EXPECT_GT(during, 0u);
+  EXPECT_LT(during, 40u << 20) << "pasture took " << (during >> 20) << " MiB while the upstream read nothing";
 }
 
 TEST(UpstreamTls, ClientCertificateForMutualTls) {
