@@ -96,6 +96,15 @@ json::Value pool_json(const Pool& p) {
   v["hash_key"] = p.hash_key;
   v["consistent"] = consistency_word(p.consistent);
   v["hash_whole_ip"] = p.hash_whole_ip;
+  if (p.any_tls()) {
+    json::Value t = json::Value::object();
+    t["verify"] = p.tls.verify;
+    t["ca_certs"] = p.tls.ca_certs;
+    t["server_name"] = p.tls.server_name;
+    t["client_cert"] = p.tls.client_cert;
+    t["client_key"] = p.tls.client_key;
+    v["tls"] = t;
+  }
   return v;
 }
 
@@ -327,7 +336,7 @@ void Describer::pool(const Handler& h, const std::string& indent) {
     }
   } else if (!p.preserve_host && p.servers.size() == 1) {
     const UpstreamServer& s = p.servers[0];
-    out += "proxy [" + h.name + "] to http://" + (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" +
+    out += "proxy [" + h.name + "] to " + (s.tls ? "https://" : "http://") + (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" +
            std::to_string(s.port) + p.base_path + " (sends the upstream's host:port as Host)\n";
   } else {
     std::string title = "balancer [" + p.name + "]";
@@ -357,13 +366,29 @@ void Describer::pool(const Handler& h, const std::string& indent) {
          std::to_string(p.keepalive) + " idle connections per server in each worker\n";
   out += in + "upgrade: " + upgrade_words(p) + " (tunnels idle out after " + format_duration_ms(p.tunnel_timeout_ms) +
          ")\n";
+  if (p.any_tls()) out += in + upstream_tls_text(p.tls) + "\n";
 }
 
 }  // namespace
 
+std::string upstream_tls_text(const UpstreamTls& t) {
+  std::string out = "TLS to the https:// servers (TLS 1.2/1.3, ALPN http/1.1, sessions resumed): ";
+  if (!t.verify) {
+    out += "certificates NOT verified (tls_verify = off, for testing only)";
+  } else {
+    out += "certificate verified against " + (t.ca_certs.empty() ? std::string("the system CA store") : t.ca_certs) +
+           " and the name " + (t.server_name.empty() ? std::string("of each server's host") : t.server_name);
+  }
+  out += t.server_name.empty() ? "; SNI: each server's host name (none for an IP address)" : "; SNI: " + t.server_name;
+  if (!t.client_cert.empty())
+    out += "; client certificate " + t.client_cert + (t.client_key.empty() ? "" : " (key in " + t.client_key + ")");
+  return out;
+}
+
 std::string server_spec(const UpstreamServer& s) {
   std::string out = !s.unix_path.empty() ? "unix:" + s.unix_path
-                                          : (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
+                                          : (s.tls ? "https://" : "") + (is_v6(s.host) ? "[" + s.host + "]" : s.host) +
+                                                ":" + std::to_string(s.port);
   if (s.weight != 1) out += " weight=" + std::to_string(s.weight);
   if (s.max_conns != 0) out += " max_conns=" + std::to_string(s.max_conns);
   const UpstreamServer defaults;

@@ -39,6 +39,10 @@ struct UpstreamServer {
   // Non-empty: a unix-domain stream socket at this path instead of host:port
   // (e.g. a Python app process pasture hosts; see PythonApp).
   std::string unix_path = {};
+  // `https://host:port` in `servers =` (or a Paste#proxy https:// address):
+  // pasture speaks TLS to this server, with its pool's Pool::tls settings.
+  // Per server, so a pool may mix http:// and https:// members.
+  bool tls = false;
   std::string label() const {
     return unix_path.empty() ? host + ":" + std::to_string(port) : "unix:" + unix_path;
   }
@@ -54,6 +58,22 @@ inline constexpr uint32_t kRetryError = 1u << 0;          // `error`: connect er
 inline constexpr uint32_t kRetryTimeout = 1u << 1;        // `timeout`: connect or response-head timeout
 inline constexpr uint32_t kRetryInvalidHeader = 1u << 2;  // `invalid_header`: unparsable response head
 inline constexpr uint32_t kRetryNonIdempotent = 1u << 3;  // `non_idempotent`: also POST, LOCK, PATCH
+
+// TLS to a pool's https:// servers (nginx proxy_ssl_*, HAProxy `server ...
+// ssl verify required ca-file sni`). Used only when some server has `tls`.
+struct UpstreamTls {
+  // `tls_verify = off` (for testing only): any certificate is taken.
+  // Otherwise the server's chain must verify against ca_certs (or the
+  // system's CA store, OpenSSL's default paths, when empty) and name the
+  // server: its host name (DNS) or IP literal, or server_name when given.
+  bool verify = true;
+  std::string ca_certs;     // `tls_ca_certs =`: absolute path of a PEM bundle; "" = system store
+  std::string server_name;  // `tls_server_name =`: SNI and the name verified; "" = each server's host
+  // `tls_client_cert` / `tls_client_key`: a client certificate for
+  // servers that ask for one (mTLS); key "" = in the certificate's file.
+  std::string client_cert, client_key;
+  SourceLoc ca_loc, client_cert_loc, client_key_loc, server_name_loc, verify_loc;  // where each was set
+};
 
 // A set of upstream servers requests are balanced over. `egg:pasture#balancer`,
 // `[filter:x] use = egg:Paste#balancer` and `egg:Paste#proxy` (a pool of one) all
@@ -123,6 +143,13 @@ struct Pool {
   uint32_t rise = 2;
   uint32_t fall = 3;
   std::vector<std::pair<uint16_t, uint16_t>> health_status = {{200, 399}};
+
+  UpstreamTls tls;  // for the servers with `tls`
+  bool any_tls() const {
+    for (const UpstreamServer& s : servers)
+      if (s.tls) return true;
+    return false;
+  }
 
   SourceLoc loc;
 };

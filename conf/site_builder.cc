@@ -278,22 +278,14 @@ int AppBuilder::urlmap(const ContextPtr& ctx) {
 int AppBuilder::proxy(const ContextPtr& ctx) {
   const py::Value* address = ctx->local_conf->find("address");
   if (!address) bad(section_loc(ctx), "[" + section_of(ctx) + "] egg:Paste#proxy needs 'address ='");
-  std::string a = py::strip(address->value);
-  if (py::starts_with(a, "https://")) bad(address->loc, "not supported yet: https upstream address " + a);
-  if (!py::starts_with(a, "http://")) bad(address->loc, "address must be an http:// URL, got '" + a + "'");
-  std::string rest = a.substr(7);
-  size_t slash = rest.find_first_of("/?");
-  Pool p;
+  Pool p = proxy_pool(py::strip(address->value), address->loc);
   p.name = section_of(ctx);
   p.loc = section_loc(ctx);
-  p.preserve_host = false;
-  p.base_path = slash == std::string::npos ? "" : rest.substr(slash);
-  Listener hp = parse_host_port(rest.substr(0, slash), 80, address->loc);
-  p.servers.push_back({hp.host, hp.port, 1, 0, false, false, address->loc});
   std::vector<std::string> ignored;
   for (const auto& [k, v] : *ctx->local_conf) {
-    if (k != "address") ignored.push_back(k);
+    if (k != "address" && !fill_tls_key(p, k, v)) ignored.push_back(k);
   }
+  check_tls_keys(p);
   ignored_keys(site_, ctx, ignored);
   site_.pools.push_back(std::move(p));
   Handler h;

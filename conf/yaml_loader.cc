@@ -108,13 +108,16 @@ UpstreamServer Doc::server_map(const YAML::Node& n) const {
       s.backup = boolean(v, "backup");
     } else if (key == "down") {
       s.down = boolean(v, "down");
+    } else if (key == "tls") {
+      s.tls = boolean(v, "tls");
     } else {
       bad(loc(kv.first),
-          "server: unknown key '" + key + "' (expected host, port, unix, weight, max_conns, backup, down)");
+          "server: unknown key '" + key + "' (expected host, port, unix, tls, weight, max_conns, backup, down)");
     }
   }
   if (!s.unix_path.empty()) {
     if (!s.host.empty() || has_port) bad(s.loc, "server: unix cannot be combined with host/port");
+    if (s.tls) bad(s.loc, "server: tls is for host/port servers, not unix sockets");
   } else {
     if (s.host.empty()) bad(s.loc, "server: missing host");
     if (!has_port || s.port == 0) bad(s.loc, "server: missing port (1-65535)");
@@ -128,7 +131,8 @@ UpstreamServer Doc::server_map(const YAML::Node& n) const {
     back = parse_servers(server_spec(s), s.loc);
   } catch (const ConfigError&) {
   }
-  if (back.size() != 1 || back[0].host != s.host || back[0].port != s.port || back[0].unix_path != s.unix_path)
+  if (back.size() != 1 || back[0].host != s.host || back[0].port != s.port || back[0].unix_path != s.unix_path ||
+      back[0].tls != s.tls)
     bad(s.loc, "server: '" + s.label() + "' cannot be written in a servers line (whitespace or '=' in it?)");
   return s;
 }
@@ -429,28 +433,26 @@ int AppBuilder::balancer(const std::string& name, const YAML::Node& n) {
 
 int AppBuilder::proxy(const std::string& name, const YAML::Node& n) {
   std::optional<YAML::Node> address;
+  std::vector<std::pair<std::string, py::Value>> tls;
   for (const auto& kv : n) {
     std::string key = doc_.scalar(kv.first, "key");
     if (key == "address") {
       address = kv.second;
+    } else if (py::starts_with(key, "tls_")) {
+      tls.emplace_back(key, py::Value{doc_.scalar(kv.second, "apps: " + name + ": " + key), doc_.loc(kv.second)});
     } else if (key != "use") {
-      bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for a proxy (expected address)");
+      bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key +
+                                  "' for a proxy (expected address, or tls_verify, tls_ca_certs, tls_server_name, "
+                                  "tls_client_cert, tls_client_key for an https:// address)");
     }
   }
   if (!address) bad(doc_.loc(n), "apps: " + name + ": a proxy needs address: http://host:port");
-  SourceLoc at = doc_.loc(*address);
-  std::string a = py::strip(doc_.scalar(*address, "address"));
-  if (py::starts_with(a, "https://")) bad(at, "not supported yet: https upstream address " + a);
-  if (!py::starts_with(a, "http://")) bad(at, "address must be an http:// URL, got '" + a + "'");
-  std::string rest = a.substr(7);
-  size_t slash = rest.find_first_of("/?");
-  Pool p;
+  Pool p = proxy_pool(py::strip(doc_.scalar(*address, "address")), doc_.loc(*address));
   p.name = "app:" + name;
   p.loc = doc_.loc(n);
-  p.preserve_host = false;
-  p.base_path = slash == std::string::npos ? "" : rest.substr(slash);
-  Listener hp = parse_host_port(rest.substr(0, slash), 80, at);
-  p.servers.push_back({hp.host, hp.port, 1, 0, false, false, at});
+  for (const auto& [key, v] : tls)
+    if (!fill_tls_key(p, key, v)) bad(v.loc, "apps: " + name + ": unknown key '" + key + "' for a proxy");
+  check_tls_keys(p);
   return add_pool(std::move(p), name, n);
 }
 

@@ -61,6 +61,7 @@ class Writer {
   void tls();
   void app(int idx);
   void pool(const Handler& h, const std::string& name);
+  void tls_keys(const UpstreamTls& t, const std::string& in);
   std::string name_of(int idx) const { return names_.at(idx); }
 
   const Site& site_;
@@ -193,6 +194,15 @@ void Writer::tls() {
   if (!t.client_subject_header.empty()) out_ += "  tls_client_subject_header: " + scalar(t.client_subject_header) + "\n";
 }
 
+// A pool's TLS to its https:// servers: file names, never their contents.
+void Writer::tls_keys(const UpstreamTls& t, const std::string& in) {
+  if (!t.verify) out_ += in + "tls_verify: off\n";
+  if (!t.ca_certs.empty()) out_ += in + "tls_ca_certs: " + scalar(t.ca_certs) + "\n";
+  if (!t.server_name.empty()) out_ += in + "tls_server_name: " + scalar(t.server_name) + "\n";
+  if (!t.client_cert.empty()) out_ += in + "tls_client_cert: " + scalar(t.client_cert) + "\n";
+  if (!t.client_key.empty()) out_ += in + "tls_client_key: " + scalar(t.client_key) + "\n";
+}
+
 void Writer::pool(const Handler& h, const std::string& name) {
   const Pool& p = site_.pools.at(h.pool);
   Pool d;
@@ -200,8 +210,10 @@ void Writer::pool(const Handler& h, const std::string& name) {
   if (!p.preserve_host && p.servers.size() == 1 && p.servers_from.empty()) {
     const UpstreamServer& s = p.servers[0];
     bool v6 = s.host.find(':') != std::string::npos;
-    std::string addr = "http://" + (v6 ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port) + p.base_path;
+    std::string addr = (s.tls ? "https://" : "http://") + (v6 ? "[" + s.host + "]" : s.host) + ":" +
+                       std::to_string(s.port) + p.base_path;
     out_ += "  " + scalar(name) + ":\n" + in + "use: egg:Paste#proxy\n" + in + "address: " + scalar(addr) + "\n";
+    tls_keys(p.tls, in);
     return;
   }
   if (h.name != p.name) out_ += "  # [" + h.name + "]: requests go to the servers of [" + p.name + "]\n";
@@ -229,6 +241,7 @@ void Writer::pool(const Handler& h, const std::string& name) {
   if (p.hash_key != d.hash_key) out_ += in + "hash_key: " + scalar(p.hash_key) + "\n";
   if (p.consistent != d.consistent) out_ += in + "consistent: " + consistency_word(p.consistent) + "\n";
   if (p.hash_whole_ip != d.hash_whole_ip) out_ += in + "hash_whole_ip: " + (p.hash_whole_ip ? "true\n" : "false\n");
+  if (p.any_tls()) tls_keys(p.tls, in);
   if (!p.preserve_host || !p.base_path.empty()) {
     out_ += in + "# note: this pool's Host/base path handling has no YAML form; it was a proxy\n";
   }

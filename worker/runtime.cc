@@ -131,10 +131,17 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
       p.targets[j].addr = setup.servers[i][j];
       p.targets[j].shm_index = setup.pool_first_server[i] + (uint32_t)j;
     }
+    if (pc.any_tls()) {
+      std::string err;
+      p.tls = UpstreamTlsContext::build(pc.tls, &err);
+      if (!p.tls) PLOG_ERROR("pool %s: TLS to its https:// servers: %s", pc.name.c_str(), err.c_str());
+    }
   }
 }
 
 Worker::~Worker() {
+  for (PoolRt& p : pools_)
+    for (Target& t : p.targets) UpstreamTlsContext::forget(&t.tls_session);
   for (auto* v : free_spans_) delete v;
   for (auto* s : free_bufs_) delete s;
 }

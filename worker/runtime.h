@@ -16,6 +16,7 @@
 #include "worker/access_log.h"
 #include "worker/http_head.h"
 #include "worker/timers.h"
+#include "worker/upstream_tls_context.h"
 #include "worker/worker.h"
 
 namespace pasture::worker {
@@ -36,6 +37,9 @@ struct Target {
   ResolvedServer addr;
   uint32_t shm_index = 0;
   std::vector<UpstreamConn*> idle;  // most recently used last
+  // An https:// server: the last TLS session it issued, offered by the
+  // next connection to resume (UpstreamTlsContext::new_ssl); owned.
+  SSL_SESSION* tls_session = nullptr;
 };
 
 struct PoolRt {
@@ -50,6 +54,9 @@ struct PoolRt {
   uint32_t retries_in_flight = 0;
   uint64_t budget_logged_ms = 0;
   std::vector<Target> targets;
+  // The pool has https:// servers: their client context, built at worker
+  // start; null if that failed (their connects fail, logged once).
+  std::unique_ptr<UpstreamTlsContext> tls;
 };
 
 class Worker {

@@ -168,8 +168,8 @@ TEST_F(ConfSite, PasteProxyIsAPoolOfOne) {
   EXPECT_EQ(s.pools[0].base_path, "/base/");
   EXPECT_FALSE(s.pools[0].preserve_host);
   EXPECT_EQ(s.handlers[s.root].pool, 0);
-  EXPECT_EQ(error("[app:main]\nuse = egg:Paste#proxy\naddress = https://x/\n[server:main]\nuse = egg:Paste#http\n"),
-            "3: not supported yet: https upstream address https://x/");
+  EXPECT_EQ(error("[app:main]\nuse = egg:Paste#proxy\naddress = ftp://x/\n[server:main]\nuse = egg:Paste#http\n"),
+            "3: address must be an http:// or https:// URL, got 'ftp://x/'");
 }
 
 TEST_F(ConfSite, BalancerApp) {

@@ -150,8 +150,8 @@ TEST_F(ConfYaml, ErrorsNameFileAndLine) {
             "unix_socket_perms or an egg:pasture#main setting such as workers, backlog or keepalive_timeout)");
   EXPECT_EQ(yaml_error("apps:\n  main: {use: urlmap, routes: {/: main}}\n"),
             "site.yaml:2: apps: main refers to itself");
-  EXPECT_EQ(yaml_error("apps:\n  main: {use: proxy, address: 'https://x/'}\n"),
-            "site.yaml:2: not supported yet: https upstream address https://x/");
+  EXPECT_EQ(yaml_error("apps:\n  main: {use: proxy, address: 'ftp://x/'}\n"),
+            "site.yaml:2: address must be an http:// or https:// URL, got 'ftp://x/'");
   EXPECT_EQ(yaml_error(""), "site.yaml:0: empty config (expected server:, app: and apps:)");
   EXPECT_EQ(yaml_error("apps:\n  main: {use: echo}\n  main: {use: echo}\n"), "site.yaml:3: apps: duplicate key 'main'");
   EXPECT_EQ(yaml_error("apps:\n  main: {use: urlmap, routes: {/: e, /: e}}\n  e: {use: echo}\n"),
