@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/sticky_cookie.h"
+#include "conf/filters.h"
 #include "conf/tls_check.h"
 
 namespace pasture::conf {
@@ -202,12 +203,37 @@ class Describer {
 
 // Appends the handler's one-line title to the current line, then its details
 // on lines of their own, indented by `indent` plus two spaces.
+// What a native filter does, in one line (pasture check).
+std::string filter_words(const Filter& f) {
+  switch (f.kind) {
+    case FilterKind::Gzip:
+      return "gzip level " + std::to_string(f.compress_level) + " for text/* and application/* bodies of " +
+             std::to_string(f.min_length) + " bytes or more, streamed (Vary: Accept-Encoding)";
+    case FilterKind::Prefix: {
+      std::string s = "SCRIPT_NAME '" + f.prefix + "', stripped from the path";
+      if (f.translate_forwarded_server) s += "; X-Forwarded-Server/Host/For/Scheme/Proto translated for apps";
+      if (f.has_force_port) s += "; port forced to " + (f.force_port.empty() ? std::string("the scheme's") : f.force_port);
+      if (f.has_scheme) s += "; scheme " + f.scheme;
+      return s + "; upstreams get the stripped path and X-Forwarded-Prefix";
+    }
+    case FilterKind::TransLogger:
+      if (f.logging_level < f.set_logger_level) return "translogger line, off (logging_level below set_logger_level)";
+      return std::string("translogger line per request to ") +
+             (f.setup_console_handler ? "stderr (setup_console_handler)" : "the access log") +
+             (f.format.empty() ? "" : ", format " + f.format);
+  }
+  return "";
+}
+
 void Describer::handler(int idx, const std::string& indent) {
   if (idx < 0 || idx >= static_cast<int>(site_.handlers.size())) {
     out += "404 Not Found (built in)\n";
     return;
   }
   const Handler& h = site_.handlers[idx];
+  for (const Filter& f : h.filters) {
+    out += "filter [" + f.name + "] " + filter_egg(f.kind) + ", run natively: " + filter_words(f) + "\n" + indent + "  then ";
+  }
   if (!shown_.insert(idx).second) {
     out += kind_word(h) + " [" + h.name + "] (described above)\n";
     return;

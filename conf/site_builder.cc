@@ -310,7 +310,6 @@ int AppBuilder::wrap(int inner, const ContextPtr& ctx, const std::vector<Context
   chain.insert(chain.end(), h.filters.begin(), h.filters.end());
   if (chain.size() > 16) bad(section_loc(ctx), "[" + section_of(ctx) + "]: more than 16 filters in front of one app");
   h.filters = std::move(chain);
-  h.name = section_of(ctx).empty() ? h.name : section_of(ctx);
   h.loc = section_loc(ctx);
   return add(std::move(h));
 }
