@@ -133,6 +133,33 @@ json::Value handler_json(const Site& site, int idx, int depth) {
       for (const auto& n : h.status_hosts) v["hosts"].push(n);
       break;
   }
+  if (!h.filters.empty()) {
+    v["filters"] = json::Value::array();
+    for (const Filter& f : h.filters) {
+      json::Value j = json::Value::object();
+      j["use"] = filter_egg(f.kind);
+      switch (f.kind) {
+        case FilterKind::Gzip:
+          j["compress_level"] = f.compress_level;
+          j["min_length"] = (double)f.min_length;
+          break;
+        case FilterKind::Prefix:
+          j["prefix"] = f.prefix;
+          j["translate_forwarded_server"] = f.translate_forwarded_server;
+          j["force_port"] = f.has_force_port ? json::Value(f.force_port) : json::Value();
+          j["scheme"] = f.has_scheme ? json::Value(f.scheme) : json::Value();
+          break;
+        case FilterKind::TransLogger:
+          j["logger_name"] = f.logger_name;
+          j["format"] = f.format;
+          j["setup_console_handler"] = f.setup_console_handler;
+          j["logging_level"] = f.logging_level;
+          j["set_logger_level"] = f.set_logger_level;
+          break;
+      }
+      v["filters"].push(j);
+    }
+  }
   return v;
 }
 

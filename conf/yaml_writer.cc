@@ -251,7 +251,7 @@ void Writer::filters(const Handler& h) {
       case FilterKind::Prefix:
         out_ += in + "prefix: " + scalar(f.prefix.empty() ? "/" : f.prefix) + "\n";
         if (!f.translate_forwarded_server) out_ += in + "translate_forwarded_server: false\n";
-        if (f.has_force_port) out_ += in + "force_port: " + scalar(f.force_port.empty() ? "\"\"" : f.force_port) + "\n";
+        if (f.has_force_port) out_ += in + "force_port: " + scalar(f.force_port) + "\n";
         if (f.has_scheme) out_ += in + "scheme: " + scalar(f.scheme) + "\n";
         break;
       case FilterKind::TransLogger:
