@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/sticky_cookie.h"
+#include "conf/filters.h"
 #include "conf/tls_check.h"
 #include "conf/site_static.h"
 
@@ -158,6 +159,33 @@ json::Value handler_json(const Site& site, int idx, int depth) {
       for (const auto& n : h.status_hosts) v["hosts"].push(n);
       break;
   }
+  if (!h.filters.empty()) {
+    v["filters"] = json::Value::array();
+    for (const Filter& f : h.filters) {
+      json::Value j = json::Value::object();
+      j["use"] = filter_egg(f.kind);
+      switch (f.kind) {
+        case FilterKind::Gzip:
+          j["compress_level"] = f.compress_level;
+          j["min_length"] = (double)f.min_length;
+          break;
+        case FilterKind::Prefix:
+          j["prefix"] = f.prefix;
+          j["translate_forwarded_server"] = f.translate_forwarded_server;
+          j["force_port"] = f.has_force_port ? json::Value(f.force_port) : json::Value();
+          j["scheme"] = f.has_scheme ? json::Value(f.scheme) : json::Value();
+          break;
+        case FilterKind::TransLogger:
+          j["logger_name"] = f.logger_name;
+          j["format"] = f.format;
+          j["setup_console_handler"] = f.setup_console_handler;
+          j["logging_level"] = f.logging_level;
+          j["set_logger_level"] = f.set_logger_level;
+          break;
+      }
+      v["filters"].push(j);
+    }
+  }
   return v;
 }
 
@@ -228,12 +256,37 @@ class Describer {
 
 // Appends the handler's one-line title to the current line, then its details
 // on lines of their own, indented by `indent` plus two spaces.
+// What a native filter does, in one line (pasture check).
+std::string filter_words(const Filter& f) {
+  switch (f.kind) {
+    case FilterKind::Gzip:
+      return "gzip level " + std::to_string(f.compress_level) + " for text/* and application/* bodies of " +
+             std::to_string(f.min_length) + " bytes or more, streamed (Vary: Accept-Encoding)";
+    case FilterKind::Prefix: {
+      std::string s = "SCRIPT_NAME '" + f.prefix + "', stripped from the path";
+      if (f.translate_forwarded_server) s += "; X-Forwarded-Server/Host/For/Scheme/Proto translated for apps";
+      if (f.has_force_port) s += "; port forced to " + (f.force_port.empty() ? std::string("the scheme's") : f.force_port);
+      if (f.has_scheme) s += "; scheme " + f.scheme;
+      return s + "; upstreams get the stripped path and X-Forwarded-Prefix";
+    }
+    case FilterKind::TransLogger:
+      if (f.logging_level < f.set_logger_level) return "translogger line, off (logging_level below set_logger_level)";
+      return std::string("translogger line per request to ") +
+             (f.setup_console_handler ? "stderr (setup_console_handler)" : "the access log") +
+             (f.format.empty() ? "" : ", format " + f.format);
+  }
+  return "";
+}
+
 void Describer::handler(int idx, const std::string& indent) {
   if (idx < 0 || idx >= static_cast<int>(site_.handlers.size())) {
     out += "404 Not Found (built in)\n";
     return;
   }
   const Handler& h = site_.handlers[idx];
+  for (const Filter& f : h.filters) {
+    out += "filter [" + f.name + "] " + filter_egg(f.kind) + ", run natively: " + filter_words(f) + "\n" + indent + "  then ";
+  }
   if (!shown_.insert(idx).second) {
     out += kind_word(h) + " [" + h.name + "] (described above)\n";
     return;

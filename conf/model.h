@@ -212,6 +212,53 @@ struct UrlMapEntry {
   SourceLoc loc;
 };
 
+// A paste.deploy filter pasture runs itself, in front of a Handler
+// (conf/filters.h; worker/filter_sink.h, worker/exchange_filters.cc).
+// Paste's semantics where Paste defines them.
+enum class FilterKind : uint8_t {
+  Gzip,         // egg:Paste#gzip: the response body compressed, streaming
+  Prefix,       // egg:PasteDeploy#prefix: PrefixMiddleware (SCRIPT_NAME, X-Forwarded-*)
+  TransLogger,  // egg:Paste#translogger: Paste's log line per request
+};
+
+struct Filter {
+  FilterKind kind = FilterKind::Gzip;
+  std::string name;  // the section, e.g. "filter:gz"
+  SourceLoc loc;
+
+  // Gzip: zlib level 0-9 (`compress_level`, Paste's default 6). Bodies of a
+  // known length under min_length go uncompressed (nginx's gzip_min_length
+  // default; not a Paste key: YAML only).
+  int compress_level = 6;
+  uint32_t min_length = 20;
+
+  // Prefix: `prefix` with its trailing '/' stripped (PrefixMiddleware's
+  // rstrip), matched at the start of PATH_INFO where '.' is any byte but a
+  // newline (Paste compiles it into a regex; other regex characters are
+  // refused at load time). translate_forwarded_server: X-Forwarded-Server,
+  // -Host, -For, -Scheme, -Proto become HTTP_HOST/SERVER_NAME, REMOTE_ADDR
+  // and wsgi.url_scheme and are removed. force_port (has_force_port):
+  // SERVER_PORT and the Host's port; "" = the scheme's default. scheme
+  // (has_scheme): wsgi.url_scheme.
+  std::string prefix;
+  bool translate_forwarded_server = true;
+  bool has_force_port = false;
+  std::string force_port;
+  bool has_scheme = false;
+  std::string scheme;
+
+  // TransLogger: a line per request, at the response head, in `format`
+  // (Python %-format over TransLogger's keys; "" = Paste's default). Where
+  // it goes: stderr with setup_console_handler, else the access log (when
+  // there is one). Written when logging_level >= set_logger_level (Python
+  // logging's levels: 10 DEBUG, 20 INFO, ...).
+  std::string logger_name = "wsgi";
+  std::string format;
+  bool setup_console_handler = true;
+  int logging_level = 20;
+  int set_logger_level = 10;
+};
+
 struct Handler {
   HandlerKind kind = HandlerKind::Echo;
   std::string name;  // section name, for logs
@@ -240,6 +287,12 @@ struct Handler {
   // Proxy of a Python app (Site::python_apps[app]): in embedded mode the
   // worker calls the app in-process instead of balancing over `pool`.
   int app = -1;
+
+  // Filters pasture runs in front of this handler (a [pipeline:], a
+  // filter-with or a [filter-app:] whose filters are native), outermost
+  // first: the request passes them in this order before the handler (a
+  // UrlMap routes after its own filters), the response in the reverse one.
+  std::vector<Filter> filters;
 };
 
 // A WSGI app pasture does not serve natively (`use = egg:myapp`, `call:`,

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "conf/describe.h"
+#include "conf/filters.h"
 #include "conf/site_builder.h"
 #include "conf/site_pool.h"
 #include "conf/site_static.h"
@@ -294,6 +295,7 @@ class AppBuilder {
   int static_files(const std::string& name, const YAML::Node& n, bool paste);
   void route(Handler& h, std::vector<urlmap::Normalized>& keys, const std::string& key, const YAML::Node& target,
              const SourceLoc& at);
+  std::vector<Filter> filters(const std::string& name, const YAML::Node& list);
 
   Site& site_;
   const Doc& doc_;
@@ -318,9 +320,44 @@ int AppBuilder::app(const std::string& name, const SourceLoc& ref) {
     case AppKind::PasteStatic: idx = static_files(name, n, true); break;
     case AppKind::PastureStatic: idx = static_files(name, n, false); break;
   }
+  if (YAML::Node f = n["filters"]) site_.handlers[idx].filters = filters(name, f);
   building_.erase(name);
   done_[name] = idx;
   return idx;
+}
+
+// `filters: [gzip, {use: prefix, prefix: /app}, ...]`, outermost first:
+// the native filters (conf/filters.h) with their Paste keys.
+std::vector<Filter> AppBuilder::filters(const std::string& name, const YAML::Node& list) {
+  if (!list.IsSequence()) bad(doc_.loc(list), "apps: " + name + ": filters: expected a list");
+  std::vector<Filter> out;
+  for (const auto& item : list) {
+    Filter f;
+    f.loc = doc_.loc(item);
+    YAML::Node use = item.IsMap() ? item["use"] : item;
+    if (!use) bad(f.loc, "apps: " + name + ": a filter needs use: (gzip, prefix or translogger)");
+    std::string u = doc_.scalar(use, "use");
+    std::optional<FilterKind> k = filter_kind_from_name(u);
+    if (!k) bad(doc_.loc(use), "apps: " + name + ": not a filter pasture runs: " + u + " (gzip, prefix, translogger)");
+    f.kind = *k;
+    f.name = "filter:" + std::string(filter_short_name(f.kind));
+    if (item.IsMap()) {
+      for (const auto& kv : item) {
+        std::string key = doc_.scalar(kv.first, "key");
+        if (key == "use") continue;
+        if (key == "name") {
+          f.name = "filter:" + doc_.scalar(kv.second, "name");
+          continue;
+        }
+        if (!apply_filter_key(f, key, py::Value{doc_.scalar(kv.second, key), doc_.loc(kv.second)}))
+          bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for " + filter_egg(f.kind));
+      }
+    }
+    finish_filter(f);
+    out.push_back(std::move(f));
+  }
+  if (out.size() > 16) bad(doc_.loc(list), "apps: " + name + ": more than 16 filters");
+  return out;
 }
 
 AppKind AppBuilder::kind_of(const std::string& name, const YAML::Node& n) {
@@ -361,7 +398,7 @@ int AppBuilder::urlmap(const std::string& name, const YAML::Node& n) {
   std::optional<YAML::Node> routes;
   for (const auto& kv : n) {
     std::string key = doc_.scalar(kv.first, "key");
-    if (key == "use") continue;
+    if (key == "use" || key == "filters") continue;
     if (key == "routes") {
       routes = kv.second;
     } else if (key == "not_found_app") {
@@ -407,7 +444,7 @@ int AppBuilder::balancer(const std::string& name, const YAML::Node& n) {
   std::vector<UpstreamServer> servers;
   for (const auto& kv : n) {
     std::string key = doc_.scalar(kv.first, "key");
-    if (key == "use") continue;
+    if (key == "use" || key == "filters") continue;
     if (key == "servers") {
       servers = doc_.server_list(kv.second, "apps: " + name + ": servers");
       std::string spec;
@@ -440,7 +477,7 @@ int AppBuilder::proxy(const std::string& name, const YAML::Node& n) {
       address = kv.second;
     } else if (py::starts_with(key, "tls_")) {
       tls.emplace_back(key, py::Value{doc_.scalar(kv.second, "apps: " + name + ": " + key), doc_.loc(kv.second)});
-    } else if (key != "use") {
+    } else if (key != "use" && key != "filters") {
       bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key +
                                   "' for a proxy (expected address, or tls_verify, tls_ca_certs, tls_server_name, "
                                   "tls_client_cert, tls_client_key for an https:// address)");
@@ -480,7 +517,7 @@ int AppBuilder::status(const std::string& name, const YAML::Node& n) {
         list = doc_.scalar(kv.second, "hosts");
       }
       h.status_hosts = parse_status_hosts(py::Value{list, doc_.loc(kv.second)});
-    } else if (key != "use") {
+    } else if (key != "use" && key != "filters") {
       bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for status (expected allow, hosts)");
     }
   }
@@ -533,7 +570,7 @@ int AppBuilder::echo(const std::string& name, const YAML::Node& n) {
     std::string key = doc_.scalar(kv.first, "key");
     if (key == "name") {
       h.echo_name = doc_.scalar(kv.second, "name");
-    } else if (key != "use") {
+    } else if (key != "use" && key != "filters") {
       bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for echo (expected name)");
     }
   }

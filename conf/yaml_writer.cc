@@ -7,6 +7,7 @@
 
 #include "conf/describe.h"
 #include "conf/error.h"
+#include "conf/filters.h"
 #include "conf/site_static.h"
 #include "conf/tls_check.h"
 
@@ -60,6 +61,7 @@ class Writer {
   void server();
   void tls();
   void app(int idx);
+  void filters(const Handler& h);
   void pool(const Handler& h, const std::string& name);
   void tls_keys(const UpstreamTls& t, const std::string& in);
   std::string name_of(int idx) const { return names_.at(idx); }
@@ -247,9 +249,42 @@ void Writer::pool(const Handler& h, const std::string& name) {
   }
 }
 
+void Writer::filters(const Handler& h) {
+  if (h.filters.empty()) return;
+  out_ += "    filters:\n";
+  Filter d;
+  for (const Filter& f : h.filters) {
+    std::string in = "        ";
+    out_ += "      - use: " + std::string(filter_short_name(f.kind)) + "\n";
+    std::string own = object_name(f.name);
+    if (own != filter_short_name(f.kind)) out_ += in + "name: " + scalar(own) + "\n";
+    switch (f.kind) {
+      case FilterKind::Gzip:
+        if (f.compress_level != d.compress_level) out_ += in + "compress_level: " + std::to_string(f.compress_level) + "\n";
+        if (f.min_length != d.min_length) out_ += in + "min_length: " + std::to_string(f.min_length) + "\n";
+        break;
+      case FilterKind::Prefix:
+        out_ += in + "prefix: " + scalar(f.prefix.empty() ? "/" : f.prefix) + "\n";
+        if (!f.translate_forwarded_server) out_ += in + "translate_forwarded_server: false\n";
+        if (f.has_force_port) out_ += in + "force_port: " + scalar(f.force_port) + "\n";
+        if (f.has_scheme) out_ += in + "scheme: " + scalar(f.scheme) + "\n";
+        break;
+      case FilterKind::TransLogger:
+        if (f.logger_name != d.logger_name) out_ += in + "logger_name: " + scalar(f.logger_name) + "\n";
+        if (!f.format.empty()) out_ += in + "format: " + scalar(f.format) + "\n";
+        if (!f.setup_console_handler) out_ += in + "setup_console_handler: false\n";
+        if (f.logging_level != d.logging_level) out_ += in + "logging_level: " + std::to_string(f.logging_level) + "\n";
+        if (f.set_logger_level != d.set_logger_level)
+          out_ += in + "set_logger_level: " + std::to_string(f.set_logger_level) + "\n";
+        break;
+    }
+  }
+}
+
 void Writer::app(int idx) {
   const Handler& h = site_.handlers[idx];
   std::string name = name_of(idx);
+  size_t at = out_.size();
   switch (h.kind) {
     case HandlerKind::Echo:
       out_ += "  " + scalar(name) + ":\n    use: egg:pasture#echo\n    name: " + scalar(h.echo_name) + "\n";
@@ -297,6 +332,14 @@ void Writer::app(int idx) {
       if (h.not_found >= 0) out_ += "    not_found_app: " + scalar(name_of(h.not_found)) + "\n";
       break;
   }
+  if (h.filters.empty()) return;
+  // After the app's `use:` line (and a comment before it, if any).
+  size_t use = out_.find("    use: ", at);
+  size_t eol = use == std::string::npos ? out_.size() : out_.find('\n', use) + 1;
+  std::string rest = out_.substr(eol);
+  out_.resize(eol);
+  filters(h);
+  out_ += rest;
 }
 
 std::string Writer::run() {

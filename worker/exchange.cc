@@ -24,6 +24,7 @@ constexpr std::string_view kAllowTrace = "Allow: GET, HEAD, POST, PUT, DELETE, O
 
 Exchange::~Exchange() {
   free_static();
+  delete fsink_;
   for (std::string* b : {uphead_, chunk_out_, cmd_, local_head_, local_body_, log_})
     if (b) w_->give_buf(b);
 }
@@ -43,11 +44,19 @@ void Exchange::start(const ExchangeRequest& rq) {
   expect_continue_ = rh.expect_continue;
   chunked_ = rh.chunked;
   upgrade_asked_ = rq.upgrade;
+  const RequestTarget& t = rh.target;
   const NormalPath& np = rh.path;
   if (answer_here(base, rh.max_forwards)) return;
-  RouteResult r = route(w_->site(), rh.host, np.decoded);
+  RouteFilters rf;
+  RouteResult r = route(w_->site(), rh.host, np.decoded, &rf);
   handler_ = r.handler;
   script_len_ = r.script_name_len;
+  rf_ = &rf;
+  struct Clear {
+    const RouteFilters** p;
+    ~Clear() { *p = nullptr; }
+  } clear{&rf_};
+  if (rf.n > 0) attach_filters(base, t);
   if (handler_ < 0) {
     respond_local(404, "404 Not Found\n", false);
     return;
@@ -308,6 +317,7 @@ void Exchange::complete() {
 
 void Exchange::reset() {
   end_flight();  // needs pool_: first
+  detach_filters();
   cancel_app();
   free_static();
   app_no_body_ = false;

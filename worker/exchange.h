@@ -27,9 +27,11 @@
 #include <cstdint>
 #include <string>
 
+#include "worker/filter_sink.h"
 #include "worker/head_check.h"
 #include "worker/http_head.h"
 #include "worker/response_sink.h"
+#include "worker/router.h"
 #include "worker/runtime.h"
 #include "worker/wsgi/wsgi.h"
 
@@ -195,6 +197,16 @@ class Exchange final : public wsgi::Sink {
 
   void end_log();  // exchange_log.cc
 
+  // Native filters (exchange_filters.cc): the FilterSink in front of the
+  // connection's sink, TransLogger's request fields, and what prefix
+  // filters make of an app's environ and of the upstream's path.
+  void attach_filters(const char* base, const RequestTarget& t);
+  void prefix_environ(wsgi::Request& r);
+  // A prefix filter's SCRIPT_NAME and PATH_INFO (rf_->prefixed).
+  std::string prefix_script() const;
+  std::string_view prefix_path_info() const;
+  void detach_filters();
+
   // Upgrade (exchange_tunnel.cc): the client's Upgrade tokens `pool` allows,
   // joined with ", " ("" = none: the request goes without Upgrade).
   std::string allowed_upgrade(const char* base, const PoolRt& pool) const;
@@ -204,6 +216,8 @@ class Exchange final : public wsgi::Sink {
   ResponseSink* sink_;
   const ClientPeer* peer_;
   const HeadCollector* head_ = nullptr;  // during start() only
+  const RouteFilters* rf_ = nullptr;     // during start() only
+  FilterSink* fsink_ = nullptr;          // made at the first filtered route, kept for the next ones
   int64_t content_length_ = -1;          // the request's, during start() only
   UpstreamConn* up_ = nullptr;
   wsgi::Call* call_ = nullptr;        // kApp: the app call in progress

@@ -116,6 +116,10 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
   }
   if (!setup.access_log.empty() && !access_log_.open(loop, setup.access_log))
     PLOG_ERROR("cannot open access log %s: %s", setup.access_log.c_str(), strerror(errno));
+  for (const conf::Handler& h : site.handlers)
+    for (const conf::Filter& f : h.filters)
+      if (f.kind == conf::FilterKind::TransLogger && f.setup_console_handler && !console_log_.enabled())
+        console_log_.open_fd(loop, STDERR_FILENO);
   pools_.resize(site.pools.size());
   for (size_t i = 0; i < site.pools.size(); i++) {
     const conf::Pool& pc = site.pools[i];

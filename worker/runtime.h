@@ -82,6 +82,8 @@ class Worker {
   shm::HeldCount& held(uint32_t server) { return held_[server]; }
   lb::Random& rng() { return rng_; }
   AccessLog& access_log() { return access_log_; }
+  // stderr, for translogger filters with setup_console_handler (open only when the site has one).
+  AccessLog& console_log() { return console_log_; }
   void reopen_logs();  // SIGUSR1
 
   // A read buffer shared by every stream of this worker: reads are processed
@@ -141,6 +143,7 @@ class Worker {
   shm::HeldCount* held_;
   lb::WyRand rng_;  // seeded per process after fork
   AccessLog access_log_;
+  AccessLog console_log_;
   std::vector<PoolRt> pools_;
   std::vector<uint32_t> pool_first_server_;
   AdminSocket* admin_ = nullptr;

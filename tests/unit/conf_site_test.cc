@@ -274,7 +274,7 @@ TEST_F(ConfSite, PythonAppsAreHosted) {
   EXPECT_EQ(s.python_apps[0].factory, "call:myapp:make");
 
   // A Python filter: the whole pipeline is hosted.
-  s = load(server + "[pipeline:main]\npipeline = gz main2\n[filter:gz]\nuse = egg:Paste#gzip\n"
+  s = load(server + "[pipeline:main]\npipeline = cb main2\n[filter:cb]\nuse = egg:Paste#cowbell\n"
                     "[app:main2]\nuse = egg:pasture#echo\n");
   ASSERT_EQ(s.python_apps.size(), 1u);
   EXPECT_EQ(s.python_apps[0].section, "pipeline:main");
@@ -288,7 +288,14 @@ TEST_F(ConfSite, PythonAppsAreHosted) {
   EXPECT_EQ(s.pools[s.python_apps[0].pool].name, "filter:balancer");
   EXPECT_EQ(s.pools[s.python_apps[0].pool].method, BalanceMethod::RoundRobin);
 
-  EXPECT_EQ(error(server + "[pipeline:main]\npipeline = gz balancer main2\n[filter:gz]\nuse = egg:Paste#gzip\n"
+  // gzip is native (conf/filters.h): in front of echo, nothing is Python.
+  s = load(server + "[pipeline:main]\npipeline = gz main2\n[filter:gz]\nuse = egg:Paste#gzip\n"
+                    "[app:main2]\nuse = egg:pasture#echo\n");
+  EXPECT_TRUE(s.python_apps.empty());
+  EXPECT_EQ(s.handlers[s.root].kind, HandlerKind::Echo);
+  ASSERT_EQ(s.handlers[s.root].filters.size(), 1u);
+
+  EXPECT_EQ(error(server + "[pipeline:main]\npipeline = gz balancer main2\n[filter:gz]\nuse = egg:Paste#cowbell\n"
                            "[filter:balancer]\nuse = egg:Paste#balancer\n[app:main2]\nuse = call:m:f\n"),
             "10: the balancer filter [filter:balancer] must come first in [pipeline:main] (pasture runs it in "
             "front of the Python filters)");
