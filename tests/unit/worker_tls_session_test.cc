@@ -278,7 +278,7 @@ TEST_F(TlsSessionTest, SniPicksTheCertificateThatHoldsTheName) {
 // rotations its key is gone and the handshake is a full one.
 TEST_F(TlsSessionTest, TicketsResumeAcrossWorkersAndRotate) {
   shm::TicketKeys block{};
-  ASSERT_TRUE(shm::rotate_ticket_keys(block));
+  ASSERT_TRUE(shm::rotate_ticket_keys(block, 0));
   auto worker1 = context(settings(), {.tickets = &block});
   auto worker2 = context(settings(), {.tickets = &block});
   for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
@@ -306,9 +306,9 @@ TEST_F(TlsSessionTest, TicketsResumeAcrossWorkersAndRotate) {
     };
     SSL_SESSION* sess = first();
     EXPECT_TRUE(again(sess, *worker2));
-    ASSERT_TRUE(shm::rotate_ticket_keys(block));  // the ticket's key is now the previous one
+    ASSERT_TRUE(shm::rotate_ticket_keys(block, 0));  // the ticket's key is now the previous one
     EXPECT_TRUE(again(sess, *worker1));
-    ASSERT_TRUE(shm::rotate_ticket_keys(block));  // and now dropped
+    ASSERT_TRUE(shm::rotate_ticket_keys(block, 0));  // and now dropped
     EXPECT_FALSE(again(sess, *worker2));
     SSL_SESSION_free(sess);
   }
