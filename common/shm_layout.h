@@ -65,10 +65,11 @@ static_assert(sizeof(ShmHeader) <= 64);
 // TLS session-ticket keys (common/ticket_keys.h), shared so that a client
 // resumes on any worker: the master writes them (at start, then rotated once
 // the current key is a rotation period old, carried over a reload with their
-// age), every worker reads them in its ticket callback. Two keys: `current` encrypts new tickets, both decrypt. A
-// sequence lock guards the words: the writer makes `seq` odd, stores, makes
-// it even; a reader retries while it is odd or changed. Every word is an
-// atomic so that the racing reads are not undefined behaviour.
+// age), every worker reads them in its ticket callback. Two keys: `current`
+// encrypts new tickets, both decrypt. A sequence lock guards the words: the
+// writer makes `seq` odd, stores, makes it even; a reader retries while it
+// is odd or changed. Every word is an atomic so that the racing reads are
+// not undefined behaviour.
 inline constexpr size_t kTicketKeyWords = 10;  // 16-byte name + 32-byte AES key + 32-byte HMAC key
 struct alignas(64) TicketKeys {
   std::atomic<uint64_t> seq;
