@@ -168,7 +168,7 @@ TEST_F(UpstreamTlsTest, ChainMustVerifyUnlessVerifyIsOff) {
 
 TEST_F(UpstreamTlsTest, TheCachedSessionResumes) {
   shm::TicketKeys keys{};
-  ASSERT_TRUE(shm::rotate_ticket_keys(keys));
+  ASSERT_TRUE(shm::rotate_ticket_keys(keys, 1000));
   TlsContext::Options o;
   o.tickets = &keys;
   auto srv = server(ca_.server({"api.example"}), o);
