@@ -180,6 +180,7 @@ const char* check_reason_name(CheckReason r) {
     case CheckReason::Closed: return "closed";
     case CheckReason::Invalid: return "invalid";
     case CheckReason::Io: return "io";
+    case CheckReason::Tls: return "tls";
   }
   return "?";
 }

@@ -127,6 +127,7 @@ enum class CheckReason : uint8_t {
   Closed,   // the server closed before a whole status line
   Invalid,  // not an HTTP/1.x status line, or one too long
   Io,       // send() or recv() failed
+  Tls,      // an https:// server: the TLS handshake failed (its certificate did not verify, ...)
 };
 const char* check_reason_name(CheckReason r);
 

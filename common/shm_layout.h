@@ -33,8 +33,9 @@ inline constexpr uint32_t kMagic = 0x50415354;  // "PAST"
 // 2: ServerSlot health fields; 3: held rows; 4: stats rows; 5: runtime control
 // (ServerSlot::control and weight_override, PoolSlot::weights_epoch,
 // ShmHeader::drain_at_ms); 6: ServerSlot's health record (second line),
-// WorkerSlot generation/respawns, the history ring; 7: TicketKeys; 8: WorkerStats of 3 lines (TLS, HTTP/2, tunnels), ShmHeader::superseded
-inline constexpr uint32_t kVersion = 8;
+// WorkerSlot generation/respawns, the history ring; 7: TicketKeys; 8: WorkerStats of 3 lines (TLS, HTTP/2, tunnels), ShmHeader::superseded;
+// 9: TicketKeys::current_since_ms
+inline constexpr uint32_t kVersion = 9;
 
 struct ShmHeader {
   uint32_t magic;
@@ -62,17 +63,22 @@ struct ShmHeader {
 static_assert(sizeof(ShmHeader) <= 64);
 
 // TLS session-ticket keys (common/ticket_keys.h), shared so that a client
-// resumes on any worker: the master writes them (at start, then rotated on a
-// timer, carried over a reload), every worker reads them in its ticket
-// callback. Two keys: `current` encrypts new tickets, both decrypt. A
-// sequence lock guards the words: the writer makes `seq` odd, stores, makes
-// it even; a reader retries while it is odd or changed. Every word is an
-// atomic so that the racing reads are not undefined behaviour.
+// resumes on any worker: the master writes them (at start, then rotated once
+// the current key is a rotation period old, carried over a reload with their
+// age), every worker reads them in its ticket callback. Two keys: `current`
+// encrypts new tickets, both decrypt. A sequence lock guards the words: the
+// writer makes `seq` odd, stores, makes it even; a reader retries while it
+// is odd or changed. Every word is an atomic so that the racing reads are
+// not undefined behaviour.
 inline constexpr size_t kTicketKeyWords = 10;  // 16-byte name + 32-byte AES key + 32-byte HMAC key
 struct alignas(64) TicketKeys {
   std::atomic<uint64_t> seq;
   std::atomic<uint32_t> current;  // 0 or 1: index into keys of the encrypting key
   std::atomic<uint32_t> rotations;  // how many times the master rotated (for tests and status)
+  // CLOCK_MONOTONIC ms at which keys[current] became current. Carried with
+  // the keys over a reload, so that the rotation schedule does not restart
+  // with each generation (the master rotates on this age). Master only.
+  std::atomic<uint64_t> current_since_ms;
   std::atomic<uint64_t> keys[2][kTicketKeyWords];
 };
 static_assert(sizeof(TicketKeys) == 192);

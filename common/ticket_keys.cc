@@ -33,7 +33,7 @@ void write_locked(TicketKeys& block, F&& f) {
 
 }  // namespace
 
-bool rotate_ticket_keys(TicketKeys& block) {
+bool rotate_ticket_keys(TicketKeys& block, uint64_t now_ms) {
   TicketKey fresh[2];
   if (RAND_bytes(reinterpret_cast<unsigned char*>(fresh), sizeof fresh) != 1) return false;
   bool empty = block.seq.load(std::memory_order_relaxed) == 0;
@@ -42,6 +42,7 @@ bool rotate_ticket_keys(TicketKeys& block) {
     store_key(block.keys[next], fresh[0]);
     if (empty) store_key(block.keys[1], fresh[1]);
     block.current.store(next, std::memory_order_relaxed);
+    block.current_since_ms.store(now_ms, std::memory_order_relaxed);
     if (!empty) block.rotations.fetch_add(1, std::memory_order_relaxed);
   });
   return true;
@@ -55,7 +56,13 @@ void copy_ticket_keys(const TicketKeys& from, TicketKeys& to) {
     store_key(to.keys[1], k[1]);
     to.current.store(0, std::memory_order_relaxed);
     to.rotations.store(from.rotations.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    to.current_since_ms.store(from.current_since_ms.load(std::memory_order_relaxed), std::memory_order_relaxed);
   });
+}
+
+bool ticket_key_due(const TicketKeys& block, uint64_t now_ms, uint64_t period_ms) {
+  if (block.seq.load(std::memory_order_relaxed) == 0) return false;
+  return now_ms >= block.current_since_ms.load(std::memory_order_relaxed) + period_ms;
 }
 
 bool read_ticket_keys(const TicketKeys& block, TicketKey out[2]) {

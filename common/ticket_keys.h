@@ -20,15 +20,21 @@ struct TicketKey {
 };
 static_assert(sizeof(TicketKey) == kTicketKeyWords * 8);
 
-// Master: a fresh random key becomes current, the current one previous
-// (tickets it encrypted still resume until the next rotation). The first
-// call on a zeroed block fills both keys. False if the random source failed
-// (the keys are then unchanged).
-bool rotate_ticket_keys(TicketKeys& block);
+// Master: a fresh random key becomes current at `now_ms` (CLOCK_MONOTONIC),
+// the current one previous (tickets it encrypted still resume until the
+// next rotation). The first call on a zeroed block fills both keys. False if
+// the random source failed (the keys are then unchanged).
+bool rotate_ticket_keys(TicketKeys& block, uint64_t now_ms);
 
-// Master, at a reload: the new region gets the old one's keys, so tickets
-// issued before the reload resume after it.
+// Master, at a reload: the new region gets the old one's keys and the time
+// the current one became current, so tickets issued before the reload resume
+// after it and the key is still rotated when it is due (a reload does not
+// postpone rotation).
 void copy_ticket_keys(const TicketKeys& from, TicketKeys& to);
+
+// Master: whether the current key became current `period_ms` or more before
+// `now_ms` (false for a block never filled).
+bool ticket_key_due(const TicketKeys& block, uint64_t now_ms, uint64_t period_ms);
 
 // Any process: a consistent copy of both keys; keys[0] is current. False
 // while the block was never filled (no ticket can be issued or accepted).

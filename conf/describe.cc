@@ -6,7 +6,9 @@
 #include <thread>
 
 #include "common/sticky_cookie.h"
+#include "conf/filters.h"
 #include "conf/tls_check.h"
+#include "conf/site_static.h"
 
 namespace pasture::conf {
 
@@ -95,6 +97,15 @@ json::Value pool_json(const Pool& p) {
   v["hash_key"] = p.hash_key;
   v["consistent"] = consistency_word(p.consistent);
   v["hash_whole_ip"] = p.hash_whole_ip;
+  if (p.any_tls()) {
+    json::Value t = json::Value::object();
+    t["verify"] = p.tls.verify;
+    t["ca_certs"] = p.tls.ca_certs;
+    t["server_name"] = p.tls.server_name;
+    t["client_cert"] = p.tls.client_cert;
+    t["client_key"] = p.tls.client_key;
+    v["tls"] = t;
+  }
   return v;
 }
 
@@ -124,6 +135,22 @@ json::Value handler_json(const Site& site, int idx, int depth) {
       v["kind"] = "echo";
       v["name"] = h.echo_name;
       break;
+    case HandlerKind::Static: {
+      const StaticFiles& f = h.files;
+      v["kind"] = f.paste ? "paste_static" : "static";
+      v["document_root"] = f.root;
+      v["index"] = json::Value::array();
+      for (const auto& n : f.index) v["index"].push(n);
+      v["cache_max_age"] = (double)f.cache_max_age;
+      v["follow_symlinks"] = symlinks_word(f.symlinks);
+      v["dotfiles"] = f.dotfiles;
+      v["precompressed"] = json::Value::array();
+      if (f.br_static) v["precompressed"].push("br");
+      if (f.gzip_static) v["precompressed"].push("gzip");
+      v["charset"] = f.charset;
+      v["fallback"] = handler_json(site, f.fallback, depth + 1);
+      break;
+    }
     case HandlerKind::Status:
       v["kind"] = "status";
       v["allow"] = json::Value::array();
@@ -131,6 +158,33 @@ json::Value handler_json(const Site& site, int idx, int depth) {
       v["hosts"] = json::Value::array();
       for (const auto& n : h.status_hosts) v["hosts"].push(n);
       break;
+  }
+  if (!h.filters.empty()) {
+    v["filters"] = json::Value::array();
+    for (const Filter& f : h.filters) {
+      json::Value j = json::Value::object();
+      j["use"] = filter_egg(f.kind);
+      switch (f.kind) {
+        case FilterKind::Gzip:
+          j["compress_level"] = f.compress_level;
+          j["min_length"] = (double)f.min_length;
+          break;
+        case FilterKind::Prefix:
+          j["prefix"] = f.prefix;
+          j["translate_forwarded_server"] = f.translate_forwarded_server;
+          j["force_port"] = f.has_force_port ? json::Value(f.force_port) : json::Value();
+          j["scheme"] = f.has_scheme ? json::Value(f.scheme) : json::Value();
+          break;
+        case FilterKind::TransLogger:
+          j["logger_name"] = f.logger_name;
+          j["format"] = f.format;
+          j["setup_console_handler"] = f.setup_console_handler;
+          j["logging_level"] = f.logging_level;
+          j["set_logger_level"] = f.set_logger_level;
+          break;
+      }
+      v["filters"].push(j);
+    }
   }
   return v;
 }
@@ -189,6 +243,7 @@ class Describer {
     if (h.kind == HandlerKind::UrlMap) return "urlmap";
     if (h.kind == HandlerKind::Echo) return "echo";
     if (h.kind == HandlerKind::Status) return "status";
+    if (h.kind == HandlerKind::Static) return "static";
     return proxy_like(h) ? "proxy" : "balancer";
   }
   bool proxy_like(const Handler& h) const {
@@ -201,12 +256,37 @@ class Describer {
 
 // Appends the handler's one-line title to the current line, then its details
 // on lines of their own, indented by `indent` plus two spaces.
+// What a native filter does, in one line (pasture check).
+std::string filter_words(const Filter& f) {
+  switch (f.kind) {
+    case FilterKind::Gzip:
+      return "gzip level " + std::to_string(f.compress_level) + " for text/* and application/* bodies of " +
+             std::to_string(f.min_length) + " bytes or more, streamed (Vary: Accept-Encoding)";
+    case FilterKind::Prefix: {
+      std::string s = "SCRIPT_NAME '" + f.prefix + "', stripped from the path";
+      if (f.translate_forwarded_server) s += "; X-Forwarded-Server/Host/For/Scheme/Proto translated for apps";
+      if (f.has_force_port) s += "; port forced to " + (f.force_port.empty() ? std::string("the scheme's") : f.force_port);
+      if (f.has_scheme) s += "; scheme " + f.scheme;
+      return s + "; upstreams get the stripped path and X-Forwarded-Prefix";
+    }
+    case FilterKind::TransLogger:
+      if (f.logging_level < f.set_logger_level) return "translogger line, off (logging_level below set_logger_level)";
+      return std::string("translogger line per request to ") +
+             (f.setup_console_handler ? "stderr (setup_console_handler)" : "the access log") +
+             (f.format.empty() ? "" : ", format " + f.format);
+  }
+  return "";
+}
+
 void Describer::handler(int idx, const std::string& indent) {
   if (idx < 0 || idx >= static_cast<int>(site_.handlers.size())) {
     out += "404 Not Found (built in)\n";
     return;
   }
   const Handler& h = site_.handlers[idx];
+  for (const Filter& f : h.filters) {
+    out += "filter [" + f.name + "] " + filter_egg(f.kind) + ", run natively: " + filter_words(f) + "\n" + indent + "  then ";
+  }
   if (!shown_.insert(idx).second) {
     out += kind_word(h) + " [" + h.name + "] (described above)\n";
     return;
@@ -226,6 +306,29 @@ void Describer::handler(int idx, const std::string& indent) {
     case HandlerKind::UrlMap:
       urlmap(h, indent);
       break;
+    case HandlerKind::Static: {
+      const StaticFiles& f = h.files;
+      std::string index;
+      for (const auto& n : f.index) index += (index.empty() ? "" : " ") + n;
+      out += "static [" + h.name + "]: files under " + f.root + (f.paste ? " (egg:Paste#static)" : "") +
+             "; a directory URL serves " + (index.empty() ? "nothing (404)" : index) + "\n";
+      out += indent + "  symbolic links: " +
+             (f.symlinks == StaticFiles::Symlinks::Off       ? "not followed"
+              : f.symlinks == StaticFiles::Symlinks::On      ? "followed anywhere"
+                                                             : "followed while they stay under the root") +
+             "; dotfiles " + (f.dotfiles ? "served" : "404") +
+             (f.cache_max_age >= 0 ? "; Cache-Control max-age=" + std::to_string(f.cache_max_age) : "") +
+             (f.br_static || f.gzip_static
+                  ? std::string("; precompressed ") + (f.br_static ? ".br " : "") + (f.gzip_static ? ".gz " : "") +
+                        "siblings when accepted"
+                  : "") +
+             (f.charset.empty() ? "" : "; charset=" + f.charset + " on text types") + "\n";
+      if (f.fallback >= 0) {
+        out += indent + "  no file there: ";
+        handler(f.fallback, indent + "  ");
+      }
+      break;
+    }
     case HandlerKind::Proxy:
       pool(h, indent);
       break;
@@ -286,7 +389,7 @@ void Describer::pool(const Handler& h, const std::string& indent) {
     }
   } else if (!p.preserve_host && p.servers.size() == 1) {
     const UpstreamServer& s = p.servers[0];
-    out += "proxy [" + h.name + "] to http://" + (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" +
+    out += "proxy [" + h.name + "] to " + (s.tls ? "https://" : "http://") + (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" +
            std::to_string(s.port) + p.base_path + " (sends the upstream's host:port as Host)\n";
   } else {
     std::string title = "balancer [" + p.name + "]";
@@ -316,13 +419,29 @@ void Describer::pool(const Handler& h, const std::string& indent) {
          std::to_string(p.keepalive) + " idle connections per server in each worker\n";
   out += in + "upgrade: " + upgrade_words(p) + " (tunnels idle out after " + format_duration_ms(p.tunnel_timeout_ms) +
          ")\n";
+  if (p.any_tls()) out += in + upstream_tls_text(p.tls) + "\n";
 }
 
 }  // namespace
 
+std::string upstream_tls_text(const UpstreamTls& t) {
+  std::string out = "TLS to the https:// servers (TLS 1.2/1.3, ALPN http/1.1, sessions resumed): ";
+  if (!t.verify) {
+    out += "certificates NOT verified (tls_verify = off, for testing only)";
+  } else {
+    out += "certificate verified against " + (t.ca_certs.empty() ? std::string("the system CA store") : t.ca_certs) +
+           " and the name " + (t.server_name.empty() ? std::string("of each server's host") : t.server_name);
+  }
+  out += t.server_name.empty() ? "; SNI: each server's host name (none for an IP address)" : "; SNI: " + t.server_name;
+  if (!t.client_cert.empty())
+    out += "; client certificate " + t.client_cert + (t.client_key.empty() ? "" : " (key in " + t.client_key + ")");
+  return out;
+}
+
 std::string server_spec(const UpstreamServer& s) {
   std::string out = !s.unix_path.empty() ? "unix:" + s.unix_path
-                                          : (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
+                                          : (s.tls ? "https://" : "") + (is_v6(s.host) ? "[" + s.host + "]" : s.host) +
+                                                ":" + std::to_string(s.port);
   if (s.weight != 1) out += " weight=" + std::to_string(s.weight);
   if (s.max_conns != 0) out += " max_conns=" + std::to_string(s.max_conns);
   const UpstreamServer defaults;
@@ -452,16 +571,16 @@ std::string describe_site(const Site& site, int workers_override) {
   d.handler(site.root, "  ");
   out += d.out;
   if (site.python_apps.empty()) {
-    out += "\nAll of this is served natively by pasture (urlmap, proxy, balancer, echo).\n";
+    out += "\nAll of this is served natively by pasture (urlmap, proxy, balancer, echo, static).\n";
   } else {
     if (s.app_mode == ServerSettings::AppMode::Embedded)
       out += "\nPython WSGI apps (and their Python filters) run inside pasture's workers (app_mode = embedded),\n"
              "loaded with paste.deploy by the embedded interpreter; the rest is served natively by pasture\n"
-             "(urlmap, proxy, balancer, echo).\n";
+             "(urlmap, proxy, balancer, echo, static).\n";
     else
       out += "\nPython WSGI apps (and their Python filters) run in pasture's app processes (app_mode = process),\n"
              "loaded with paste.deploy by " + std::string(s.python.empty() ? "python3 (on PATH, else /usr/bin/python3)" : s.python) +
-             "; the rest is served natively by pasture (urlmap, proxy, balancer, echo).\n";
+             "; the rest is served natively by pasture (urlmap, proxy, balancer, echo, static).\n";
   }
   if (!site.notices.empty()) {
     out += "\nNotices:\n";

@@ -30,6 +30,8 @@ std::vector<std::string> site_secrets(const Site& site);
 // "10.0.0.1:8000 weight=3 max_conns=10 backup down" (IPv6 in brackets;
 // defaults left out): the `servers =` syntax, parses back to `s`.
 std::string server_spec(const UpstreamServer& s);
+// One line on what a pool's TLS to its https:// servers does (`pasture check`).
+std::string upstream_tls_text(const UpstreamTls& t);
 // 250 -> "250ms", 1500 -> "1.5s", 5000 -> "5s", 120000 -> "2m".
 std::string format_duration_ms(uint32_t ms);
 // The `method =` word: "round_robin", "least_conn", ...

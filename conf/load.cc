@@ -5,6 +5,7 @@
 
 #include "conf/paste.h"
 #include "conf/site_builder.h"
+#include "conf/tls_check.h"
 #include "conf/yaml_loader.h"
 
 namespace pasture::conf {
@@ -18,9 +19,11 @@ std::string config_uri(const std::string& arg) {
   return std::regex_search(arg, scheme) ? arg : "config:" + arg;
 }
 
-void validate(const Site& site) {
+void validate(Site& site) {
   if (site.server.listen.empty()) throw ConfigError(site.config_file, 0, "no address to listen on");
   if (site.root < 0 || site.handlers.empty()) throw ConfigError(site.config_file, 0, "no application to serve");
+  for (Pool& p : site.pools)
+    if (p.any_tls()) check_upstream_tls(p.tls, &site.notices);
 }
 
 }  // namespace

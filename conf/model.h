@@ -39,6 +39,10 @@ struct UpstreamServer {
   // Non-empty: a unix-domain stream socket at this path instead of host:port
   // (e.g. a Python app process pasture hosts; see PythonApp).
   std::string unix_path = {};
+  // `https://host:port` in `servers =` (or a Paste#proxy https:// address):
+  // pasture speaks TLS to this server, with its pool's Pool::tls settings.
+  // Per server, so a pool may mix http:// and https:// members.
+  bool tls = false;
   std::string label() const {
     return unix_path.empty() ? host + ":" + std::to_string(port) : "unix:" + unix_path;
   }
@@ -54,6 +58,22 @@ inline constexpr uint32_t kRetryError = 1u << 0;          // `error`: connect er
 inline constexpr uint32_t kRetryTimeout = 1u << 1;        // `timeout`: connect or response-head timeout
 inline constexpr uint32_t kRetryInvalidHeader = 1u << 2;  // `invalid_header`: unparsable response head
 inline constexpr uint32_t kRetryNonIdempotent = 1u << 3;  // `non_idempotent`: also POST, LOCK, PATCH
+
+// TLS to a pool's https:// servers (nginx proxy_ssl_*, HAProxy `server ...
+// ssl verify required ca-file sni`). Used only when some server has `tls`.
+struct UpstreamTls {
+  // `tls_verify = off` (for testing only): any certificate is taken.
+  // Otherwise the server's chain must verify against ca_certs (or the
+  // system's CA store, OpenSSL's default paths, when empty) and name the
+  // server: its host name (DNS) or IP literal, or server_name when given.
+  bool verify = true;
+  std::string ca_certs;     // `tls_ca_certs =`: absolute path of a PEM bundle; "" = system store
+  std::string server_name;  // `tls_server_name =`: SNI and the name verified; "" = each server's host
+  // `tls_client_cert` / `tls_client_key`: a client certificate for
+  // servers that ask for one (mTLS); key "" = in the certificate's file.
+  std::string client_cert, client_key;
+  SourceLoc ca_loc, client_cert_loc, client_key_loc, server_name_loc, verify_loc;  // where each was set
+};
 
 // A set of upstream servers requests are balanced over. `egg:pasture#balancer`,
 // `[filter:x] use = egg:Paste#balancer` and `egg:Paste#proxy` (a pool of one) all
@@ -124,6 +144,13 @@ struct Pool {
   uint32_t fall = 3;
   std::vector<std::pair<uint16_t, uint16_t>> health_status = {{200, 399}};
 
+  UpstreamTls tls;  // for the servers with `tls`
+  bool any_tls() const {
+    for (const UpstreamServer& s : servers)
+      if (s.tls) return true;
+    return false;
+  }
+
   SourceLoc loc;
 };
 
@@ -142,6 +169,37 @@ enum class HandlerKind {
   Proxy,     // forwards to `pool`
   Echo,      // egg:pasture#echo: answers with its name and the request line
   Status,    // egg:pasture#status: the counters in shared memory (worker/status_*.cc)
+  Static,    // egg:Paste#static, egg:pasture#static: files under a directory (worker/static_*.cc)
+};
+
+// Static files (Handler::files). Two flavours: egg:Paste#static keeps
+// paste.urlparser.StaticURLParser's answers (a file URL with a trailing
+// slash serves the file, `foo.txt.gz` is text/plain with Content-Encoding
+// gzip, dotfiles are served); egg:pasture#static is nginx-like (those are
+// 404, application/gzip) and takes the keys below.
+struct StaticFiles {
+  bool paste = true;       // egg:Paste#static's semantics; false = egg:pasture#static
+  std::string root;        // document_root: absolute, no trailing slash
+  // Files a directory URL (ending in '/') serves, tried in order; empty =
+  // none (a directory URL is then 404, or the listing with autoindex).
+  std::vector<std::string> index = {"index.html"};
+  int64_t cache_max_age = -1;  // seconds: Cache-Control max-age and Expires; -1 = neither
+  // Symbolic links below the root: Off = none is followed (404), Beneath =
+  // followed while what they name stays under the root (the default: a link
+  // out of the root is 404), On = followed anywhere (Paste's own behaviour).
+  enum class Symlinks : uint8_t { Off, Beneath, On };
+  Symlinks symlinks = Symlinks::Beneath;
+  bool dotfiles = true;    // a path segment starting with '.' is served (false: 404)
+  // Precompressed siblings (`precompressed = br gzip`): `x.br`/`x.gz` is
+  // sent for `x` when Accept-Encoding allows it, in this order.
+  bool gzip_static = false, br_static = false;
+  // `charset = utf-8`: added to text/* (and JavaScript, JSON, XML) types; "" = none (nginx's default).
+  std::string charset;
+  // `fallback = NAME`: a request that finds no file (404) goes to that
+  // app instead, unchanged (nginx try_files ... @app). -1 = 404.
+  int fallback = -1;
+  // Directory listings (`autoindex = on`). Only off is served today.
+  bool autoindex = false;
 };
 
 // `[composite:x] use = egg:Paste#urlmap` entry, already normalised the way
@@ -152,6 +210,53 @@ struct UrlMapEntry {
   std::string path;
   int handler = -1;
   SourceLoc loc;
+};
+
+// A paste.deploy filter pasture runs itself, in front of a Handler
+// (conf/filters.h; worker/filter_sink.h, worker/exchange_filters.cc).
+// Paste's semantics where Paste defines them.
+enum class FilterKind : uint8_t {
+  Gzip,         // egg:Paste#gzip: the response body compressed, streaming
+  Prefix,       // egg:PasteDeploy#prefix: PrefixMiddleware (SCRIPT_NAME, X-Forwarded-*)
+  TransLogger,  // egg:Paste#translogger: Paste's log line per request
+};
+
+struct Filter {
+  FilterKind kind = FilterKind::Gzip;
+  std::string name;  // the section, e.g. "filter:gz"
+  SourceLoc loc;
+
+  // Gzip: zlib level 0-9 (`compress_level`, Paste's default 6). Bodies of a
+  // known length under min_length go uncompressed (nginx's gzip_min_length
+  // default; not a Paste key: YAML only).
+  int compress_level = 6;
+  uint32_t min_length = 20;
+
+  // Prefix: `prefix` with its trailing '/' stripped (PrefixMiddleware's
+  // rstrip), matched at the start of PATH_INFO where '.' is any byte but a
+  // newline (Paste compiles it into a regex; other regex characters are
+  // refused at load time). translate_forwarded_server: X-Forwarded-Server,
+  // -Host, -For, -Scheme, -Proto become HTTP_HOST/SERVER_NAME, REMOTE_ADDR
+  // and wsgi.url_scheme and are removed. force_port (has_force_port):
+  // SERVER_PORT and the Host's port; "" = the scheme's default. scheme
+  // (has_scheme): wsgi.url_scheme.
+  std::string prefix;
+  bool translate_forwarded_server = true;
+  bool has_force_port = false;
+  std::string force_port;
+  bool has_scheme = false;
+  std::string scheme;
+
+  // TransLogger: a line per request, at the response head, in `format`
+  // (Python %-format over TransLogger's keys; "" = Paste's default). Where
+  // it goes: stderr with setup_console_handler, else the access log (when
+  // there is one). Written when logging_level >= set_logger_level (Python
+  // logging's levels: 10 DEBUG, 20 INFO, ...).
+  std::string logger_name = "wsgi";
+  std::string format;
+  bool setup_console_handler = true;
+  int logging_level = 20;
+  int set_logger_level = 10;
 };
 
 struct Handler {
@@ -176,9 +281,18 @@ struct Handler {
   // (a DNS-rebinding guard; lower case, no port); "*" = any.
   std::vector<std::string> status_hosts;
 
+  // Static
+  StaticFiles files;
+
   // Proxy of a Python app (Site::python_apps[app]): in embedded mode the
   // worker calls the app in-process instead of balancing over `pool`.
   int app = -1;
+
+  // Filters pasture runs in front of this handler (a [pipeline:], a
+  // filter-with or a [filter-app:] whose filters are native), outermost
+  // first: the request passes them in this order before the handler (a
+  // UrlMap routes after its own filters), the response in the reverse one.
+  std::vector<Filter> filters;
 };
 
 // A WSGI app pasture does not serve natively (`use = egg:myapp`, `call:`,

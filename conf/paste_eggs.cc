@@ -39,7 +39,7 @@ const Groups kPasteScript = {
 const Groups kPasteDeploy = {{"paste.filter_app_factory", {"config", "prefix"}}};
 
 const Groups kPasture = {
-    {"paste.app_factory", {"balancer", "echo", "status"}},
+    {"paste.app_factory", {"balancer", "echo", "static", "status"}},
     {"paste.filter_app_factory", {"balancer"}},
     {"paste.server_runner", {"main"}},
 };

@@ -6,8 +6,10 @@
 #include <map>
 #include <set>
 
+#include "conf/filters.h"
 #include "conf/paste_eggs.h"
 #include "conf/site_pool.h"
+#include "conf/site_static.h"
 #include "conf/urlmap.h"
 
 namespace pasture::conf {
@@ -62,18 +64,34 @@ bool has_servers(const ContextPtr& pool_ctx) {
   return pool_ctx->local_conf->contains("servers") || pool_ctx->local_conf->contains("servers_from");
 }
 
+// A filter pasture runs itself (conf/filters.h): gzip, prefix, translogger.
+bool is_native_filter(const ContextPtr& f) {
+  return f->object_type == paste::ObjectType::Filter && f->factory.type == paste::FactoryRef::Type::Egg &&
+         native_filter_kind(f->factory.dist, f->factory.entry_point).has_value();
+}
+
+size_t leading_native_filters(const ContextPtr& pipeline) {
+  size_t n = 0;
+  while (n < pipeline->filter_contexts.size() && is_native_filter(pipeline->filter_contexts[n])) n++;
+  return n;
+}
+
 // What pasture serves itself; everything else is a Python app it hosts.
 bool is_native(const ContextPtr& ctx) {
   std::string kind = ctx->kind();
   if (kind == "composite") return is_egg(ctx, "paste", "urlmap");
   if (kind == "pipeline") {
-    if (ctx->filter_contexts.empty()) return is_native(ctx->app_context);
-    return is_balancer_filter(ctx->filter_contexts.front()) && has_servers(ctx->filter_contexts.front());
+    size_t n = leading_native_filters(ctx);
+    if (n == ctx->filter_contexts.size()) return is_native(ctx->app_context);
+    const ContextPtr& f = ctx->filter_contexts[n];
+    return is_balancer_filter(f) && has_servers(f);
   }
-  if (kind == "filter_app" || kind == "filter_with")
+  if (kind == "filter_app" || kind == "filter_with") {
+    if (is_native_filter(ctx->filter_context)) return is_native(ctx->next_context);
     return is_balancer_filter(ctx->filter_context) && has_servers(ctx->filter_context);
+  }
   return is_egg(ctx, "paste", "proxy") || is_egg(ctx, "pasture", "balancer") || is_egg(ctx, "pasture", "echo") ||
-         is_egg(ctx, "pasture", "status");
+         is_egg(ctx, "pasture", "status") || is_egg(ctx, "paste", "static") || is_egg(ctx, "pasture", "static");
 }
 
 std::string absolute(const std::string& path) {
@@ -123,8 +141,11 @@ class AppBuilder {
   int balancer(const ContextPtr& ctx, const ContextPtr& pool_ctx, bool as_filter);
   int echo(const ContextPtr& ctx);
   int status(const ContextPtr& ctx);
+  int static_files(const ContextPtr& ctx, bool paste);
   int hosted(const ContextPtr& ctx, const ContextPtr& pool_ctx, int skip_filters);
   int filtered(const ContextPtr& ctx, const ContextPtr& filter, const ContextPtr& next);
+  int native_filters(const ContextPtr& ctx);
+  int wrap(int inner, const ContextPtr& ctx, const std::vector<ContextPtr>& filters);
   ContextPtr resolve(const ContextPtr& composite, const py::Value& name);
 
   Site& site_;
@@ -155,14 +176,20 @@ int AppBuilder::dispatch(const ContextPtr& ctx) {
   }
   if (kind == "pipeline") {
     if (ctx->filter_contexts.empty()) return build(ctx->app_context);
+    if (leading_native_filters(ctx) > 0) return native_filters(ctx);
     return filtered(ctx, ctx->filter_contexts.front(), ctx->app_context);
   }
-  if (kind == "filter_app" || kind == "filter_with") return filtered(ctx, ctx->filter_context, ctx->next_context);
+  if (kind == "filter_app" || kind == "filter_with") {
+    if (is_native_filter(ctx->filter_context)) return native_filters(ctx);
+    return filtered(ctx, ctx->filter_context, ctx->next_context);
+  }
   if (kind != "app") bad(section_loc(ctx), "[" + section_of(ctx) + "] is not an application");
   if (is_egg(ctx, "paste", "proxy")) return proxy(ctx);
   if (is_egg(ctx, "pasture", "balancer")) return balancer(ctx, ctx, false);
   if (is_egg(ctx, "pasture", "echo")) return echo(ctx);
   if (is_egg(ctx, "pasture", "status")) return status(ctx);
+  if (is_egg(ctx, "paste", "static")) return static_files(ctx, true);
+  if (is_egg(ctx, "pasture", "static")) return static_files(ctx, false);
   return hosted(ctx, nullptr, 0);
 }
 
@@ -235,6 +262,62 @@ int AppBuilder::filtered(const ContextPtr& ctx, const ContextPtr& filter, const 
   return h;
 }
 
+// Filters pasture runs itself in front of what follows them: the leading
+// native filters of a pipeline (or the filter of a filter-with or
+// [filter-app:]) go on a handler for the rest. The rest is native (any
+// handler: urlmap, pool, proxy, echo, status...), a balancer filter and
+// what follows it, or Python: then paste.deploy loads the rest without the
+// native filters (PythonApp::skip_filters), except behind filter-with,
+// whose app can only be loaded with its filter (all of it stays Python).
+int AppBuilder::native_filters(const ContextPtr& ctx) {
+  if (ctx->object_type != paste::ObjectType::Pipeline) {
+    const ContextPtr& next = ctx->next_context;
+    // filter-with: `next` is the same section as ctx (built, not looked up).
+    if (is_native(next)) return wrap(ctx->next_name.empty() ? dispatch(next) : build(next), ctx, {ctx->filter_context});
+    if (ctx->next_name.empty()) return hosted(ctx, nullptr, 0);  // filter-with in front of Python
+    return wrap(hosted(ctx, nullptr, 1), ctx, {ctx->filter_context});
+  }
+  size_t n = leading_native_filters(ctx);
+  std::vector<ContextPtr> mine(ctx->filter_contexts.begin(), ctx->filter_contexts.begin() + (long)n);
+  if (n == ctx->filter_contexts.size()) {
+    if (is_native(ctx->app_context)) return wrap(build(ctx->app_context), ctx, mine);
+    return wrap(hosted(ctx, nullptr, (int)n), ctx, mine);
+  }
+  if (is_balancer_filter(ctx->filter_contexts[n])) {
+    // The same pipeline without its native filters, for the balancer filter's rules.
+    auto rest = std::make_shared<paste::Context>(*ctx);
+    rest->filter_contexts.erase(rest->filter_contexts.begin(), rest->filter_contexts.begin() + (long)n);
+    rest->pipeline_names.erase(rest->pipeline_names.begin(), rest->pipeline_names.begin() + (long)n);
+    return wrap(filtered(rest, rest->filter_contexts.front(), rest->app_context), ctx, mine);
+  }
+  return wrap(hosted(ctx, nullptr, (int)n), ctx, mine);
+}
+
+// A handler like `inner` (shared with whoever else routes to it) with
+// `filters` in front of its own.
+int AppBuilder::wrap(int inner, const ContextPtr& ctx, const std::vector<ContextPtr>& filters) {
+  Handler h = site_.handlers[inner];
+  std::vector<Filter> chain;
+  for (const ContextPtr& fc : filters) {
+    Filter f;
+    f.kind = *native_filter_kind(fc->factory.dist, fc->factory.entry_point);
+    f.name = section_of(fc);
+    f.loc = fc->factory_loc.line ? fc->factory_loc : section_loc(fc);
+    for (const auto& [k, v] : *fc->local_conf) {
+      if (!apply_filter_key(f, k, v) || k == "min_length")
+        bad(v.loc.line ? v.loc : f.loc, "[" + f.name + "] " + filter_egg(f.kind) + " takes no argument '" + k +
+                                            "' (Paste's factory would raise TypeError)");
+    }
+    finish_filter(f);
+    chain.push_back(std::move(f));
+  }
+  chain.insert(chain.end(), h.filters.begin(), h.filters.end());
+  if (chain.size() > 16) bad(section_loc(ctx), "[" + section_of(ctx) + "]: more than 16 filters in front of one app");
+  h.filters = std::move(chain);
+  h.loc = section_loc(ctx);
+  return add(std::move(h));
+}
+
 ContextPtr AppBuilder::resolve(const ContextPtr& composite, const py::Value& name) {
   try {
     return resolver_.get_context(composite->loader, paste::ObjectType::App, name.value, composite->global_conf);
@@ -274,22 +357,14 @@ int AppBuilder::urlmap(const ContextPtr& ctx) {
 int AppBuilder::proxy(const ContextPtr& ctx) {
   const py::Value* address = ctx->local_conf->find("address");
   if (!address) bad(section_loc(ctx), "[" + section_of(ctx) + "] egg:Paste#proxy needs 'address ='");
-  std::string a = py::strip(address->value);
-  if (py::starts_with(a, "https://")) bad(address->loc, "not supported yet: https upstream address " + a);
-  if (!py::starts_with(a, "http://")) bad(address->loc, "address must be an http:// URL, got '" + a + "'");
-  std::string rest = a.substr(7);
-  size_t slash = rest.find_first_of("/?");
-  Pool p;
+  Pool p = proxy_pool(py::strip(address->value), address->loc);
   p.name = section_of(ctx);
   p.loc = section_loc(ctx);
-  p.preserve_host = false;
-  p.base_path = slash == std::string::npos ? "" : rest.substr(slash);
-  Listener hp = parse_host_port(rest.substr(0, slash), 80, address->loc);
-  p.servers.push_back({hp.host, hp.port, 1, 0, false, false, address->loc});
   std::vector<std::string> ignored;
   for (const auto& [k, v] : *ctx->local_conf) {
-    if (k != "address") ignored.push_back(k);
+    if (k != "address" && !fill_tls_key(p, k, v)) ignored.push_back(k);
   }
+  check_tls_keys(p);
   ignored_keys(site_, ctx, ignored);
   site_.pools.push_back(std::move(p));
   Handler h;
@@ -331,6 +406,25 @@ int AppBuilder::status(const ContextPtr& ctx) {
   }
   ignored_keys(site_, ctx, ignored);
   return add(std::move(h));
+}
+
+int AppBuilder::static_files(const ContextPtr& ctx, bool paste) {
+  Handler h;
+  h.kind = HandlerKind::Static;
+  h.name = section_of(ctx);
+  h.loc = section_loc(ctx);
+  py::Value fallback;
+  ignored_keys(site_, ctx, fill_static(h.files, paste, *ctx->local_conf, h.name, h.loc, &fallback));
+  int idx = add(std::move(h));
+  // After add(): the fallback may name an app built later (or this one: refused).
+  if (!fallback.value.empty()) {
+    int fb = build(resolve(ctx, fallback));
+    if (fb == idx) bad(fallback.loc, "fallback: [" + section_of(ctx) + "] cannot fall back to itself");
+    if (site_.handlers[fb].kind == HandlerKind::UrlMap)
+      bad(fallback.loc, "fallback: '" + fallback.value + "' is a urlmap; name one of its apps");
+    site_.handlers[idx].files.fallback = fb;
+  }
+  return idx;
 }
 
 int AppBuilder::echo(const ContextPtr& ctx) {

@@ -274,7 +274,21 @@ std::vector<UpstreamServer> parse_servers(const std::string& value, const Source
     if (py::starts_with(tok, "unix:")) {  // nginx: `server unix:/path`
       s.unix_path = parse_unix_path(tok.substr(5), loc, "servers");
     } else {
-      Listener hp = parse_host_port(tok, -1, loc);
+      // `https://host[:port]` (443 by default): TLS to this server;
+      // `http://host[:port]` (80) is the same as `host:port`.
+      std::string addr = tok;
+      int default_port = -1;
+      if (py::starts_with(tok, "https://") || py::starts_with(tok, "http://")) {
+        s.tls = tok[4] == 's';
+        default_port = s.tls ? 443 : 80;
+        addr = tok.substr(s.tls ? 8 : 7);
+        if (!addr.empty() && addr.back() == '/') addr.pop_back();
+        if (addr.find_first_of("/?#@") != std::string::npos)
+          bad(loc, "servers: '" + tok + "': a server is scheme://host:port, without a path or user");
+      } else if (tok.find("://") != std::string::npos) {
+        bad(loc, "servers: '" + tok + "': the scheme must be http:// or https://");
+      }
+      Listener hp = parse_host_port(addr, default_port, loc);
       if (hp.port == 0) bad(loc, "servers: port 0 in '" + tok + "'");
       s.host = hp.host;
       s.port = hp.port;
@@ -373,7 +387,76 @@ bool fill_health_key(Pool& pool, const std::string& key, const py::Value& v) {
   return true;
 }
 
+// A file named in the config: absolute, or relative to that config file's directory.
+std::string config_path(const py::Value& v, const std::string& what) {
+  std::string name = py::strip(v.value);
+  if (name.empty()) bad(v.loc, what + ": empty file name");
+  if (py::isabs(name) || v.loc.file.empty()) return py::normpath(name);
+  return py::normpath(py::dirname(v.loc.file) + "/" + name);
+}
+
 }  // namespace
+
+Pool proxy_pool(const std::string& a, const SourceLoc& loc) {
+  bool tls = py::starts_with(a, "https://");
+  if (!tls && !py::starts_with(a, "http://")) bad(loc, "address must be an http:// or https:// URL, got '" + a + "'");
+  std::string rest = a.substr(tls ? 8 : 7);
+  size_t slash = rest.find_first_of("/?");
+  Pool p;
+  p.preserve_host = false;
+  p.base_path = slash == std::string::npos ? "" : rest.substr(slash);
+  Listener hp = parse_host_port(rest.substr(0, slash), tls ? 443 : 80, loc);
+  UpstreamServer s;
+  s.host = hp.host;
+  s.port = hp.port;
+  s.tls = tls;
+  s.loc = loc;
+  p.servers.push_back(s);
+  return p;
+}
+
+// TLS keys of a pool (its https:// servers); false if `key` is none of them.
+bool fill_tls_key(Pool& pool, const std::string& key, const py::Value& v) {
+  UpstreamTls& t = pool.tls;
+  if (key == "tls_verify") {
+    t.verify = parse_bool(v.value, v.loc, "tls_verify");
+    t.verify_loc = v.loc;
+  } else if (key == "tls_ca_certs") {
+    t.ca_certs = config_path(v, key);
+    t.ca_loc = v.loc;
+  } else if (key == "tls_server_name") {
+    std::string n = py::strip(v.value);
+    for (char& c : n) c = (char)std::tolower((unsigned char)c);
+    bool ok = !n.empty() && n.size() <= 253;
+    for (char c : n)
+      if (!std::isalnum((unsigned char)c) && c != '-' && c != '.' && c != ':') ok = false;
+    if (!ok) bad(v.loc, "tls_server_name: expected a host name such as api.example.com, got '" + v.value + "'");
+    t.server_name = n;
+    t.server_name_loc = v.loc;
+  } else if (key == "tls_client_cert") {
+    t.client_cert = config_path(v, key);
+    t.client_cert_loc = v.loc;
+  } else if (key == "tls_client_key") {
+    t.client_key = config_path(v, key);
+    t.client_key_loc = v.loc;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// TLS settings only mean something for https:// servers: set on a pool
+// without one, they would leave the operator believing traffic is
+// encrypted (or verified) when it is not.
+void check_tls_keys(const Pool& pool) {
+  const UpstreamTls& t = pool.tls;
+  if (!t.client_key.empty() && t.client_cert.empty())
+    bad(t.client_key_loc, "tls_client_key without tls_client_cert in [" + pool.name + "]");
+  if (pool.any_tls()) return;
+  for (const SourceLoc* at : {&t.verify_loc, &t.ca_loc, &t.server_name_loc, &t.client_cert_loc, &t.client_key_loc})
+    if (at->line > 0 || !at->file.empty())
+      bad(*at, "TLS settings in [" + pool.name + "], but none of its servers is https:// (write https://host:port)");
+}
 
 std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const SourceLoc& section_loc) {
   std::vector<std::string> unknown;
@@ -413,10 +496,11 @@ std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const
       pool.consistent = parse_consistency(v.value, v.loc);
     } else if (key == "hash_whole_ip") {
       pool.hash_whole_ip = parse_bool(v.value, v.loc, "hash_whole_ip");
-    } else if (!fill_health_key(pool, key, v)) {
+    } else if (!fill_health_key(pool, key, v) && !fill_tls_key(pool, key, v)) {
       unknown.push_back(key);
     }
   }
+  check_tls_keys(pool);
   if (pool.method == BalanceMethod::Cookie && pool.cookie_secret.empty()) {
     bad(method_loc, "method = cookie needs 'cookie_secret =' in [" + pool.name +
                         "] (the key that signs the sticky cookies)");

@@ -58,4 +58,19 @@ std::vector<std::string> parse_status_hosts(const py::Value& v);
 // are returned for the caller to report.
 std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const SourceLoc& section_loc);
 
+// egg:Paste#proxy's `address = http://host[:port][/base]` (or https://,
+// port 443 by default): a pool of one server that sends the upstream's
+// host:port as Host. Name and loc are left to the caller.
+Pool proxy_pool(const std::string& address, const SourceLoc& loc);
+
+// A pool's TLS key (tls_verify, tls_ca_certs, tls_server_name,
+// tls_client_cert, tls_client_key; files relative to the config file's
+// directory) into pool.tls; false for another key. fill_pool takes them,
+// and so does egg:Paste#proxy with an https:// address.
+bool fill_tls_key(Pool& pool, const std::string& key, const py::Value& v);
+// Once the keys are in: TLS keys on a pool without an https:// server, or
+// tls_client_key without tls_client_cert, are errors at their line. The
+// files are checked later, with the rest of the site (check_upstream_tls).
+void check_tls_keys(const Pool& pool);
+
 }  // namespace pasture::conf

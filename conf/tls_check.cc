@@ -151,7 +151,31 @@ void check_certificate(TlsCertificate& c, std::vector<std::string>* notices) {
   }
 }
 
+// A PEM bundle of certificates to verify peers against (`what` names the key).
+void check_ca_file(const std::string& path, const SourceLoc& loc, const std::string& what) {
+  BioPtr in = open_file(path, loc, what);
+  STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(in.get(), nullptr, no_passphrase, nullptr);
+  int n = 0;
+  for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++)
+    if (sk_X509_INFO_value(infos, i)->x509) n++;
+  sk_X509_INFO_pop_free(infos, X509_INFO_free);
+  ERR_clear_error();
+  if (n == 0) bad(loc, what + " " + path + ": no PEM certificate in it");
+}
+
 }  // namespace
+
+void check_upstream_tls(UpstreamTls& t, std::vector<std::string>* notices) {
+  ERR_clear_error();
+  if (!t.ca_certs.empty()) check_ca_file(t.ca_certs, t.ca_loc, "tls_ca_certs");
+  if (t.client_cert.empty()) return;
+  TlsCertificate c;
+  c.cert_file = t.client_cert;
+  c.key_file = t.client_key.empty() ? t.client_cert : t.client_key;
+  c.loc = t.client_cert_loc;
+  c.key_loc = t.client_key.empty() ? t.client_cert_loc : t.client_key_loc;
+  check_certificate(c, notices);
+}
 
 void check_tls_files(TlsSettings& tls, std::vector<std::string>* notices) {
   ERR_clear_error();
@@ -159,16 +183,7 @@ void check_tls_files(TlsSettings& tls, std::vector<std::string>* notices) {
     notices->push_back(tls.loc.str() + ": ssl_pem = *: a self-signed certificate made at start, "
                                        "for development only (browsers will warn)");
   for (TlsCertificate& c : tls.certs) check_certificate(c, notices);
-  if (!tls.ca_certs.empty()) {
-    BioPtr in = open_file(tls.ca_certs, tls.ca_loc, "ca_certs");
-    STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(in.get(), nullptr, no_passphrase, nullptr);
-    int n = 0;
-    for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++)
-      if (sk_X509_INFO_value(infos, i)->x509) n++;
-    sk_X509_INFO_pop_free(infos, X509_INFO_free);
-    ERR_clear_error();
-    if (n == 0) bad(tls.ca_loc, "ca_certs " + tls.ca_certs + ": no PEM certificate in it");
-  }
+  if (!tls.ca_certs.empty()) check_ca_file(tls.ca_certs, tls.ca_loc, "ca_certs");
 }
 
 std::string check_cipher_list(const std::string& list) {

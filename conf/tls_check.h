@@ -22,6 +22,12 @@ extern const char kTlsDefaultCiphers[];
 // certificate, the self-signed one). Throws ConfigError.
 void check_tls_files(TlsSettings& tls, std::vector<std::string>* notices);
 
+// A pool's TLS to its https:// servers: tls_ca_certs holds PEM
+// certificates; a client certificate and its key as check_tls_files checks
+// a server's (matching, key not readable by others). Throws ConfigError at
+// the line that named the file.
+void check_upstream_tls(UpstreamTls& t, std::vector<std::string>* notices);
+
 // "" when OpenSSL accepts `list` and every TLS 1.2 suite it selects uses
 // ECDHE (forward secrecy); else why not.
 std::string check_cipher_list(const std::string& list);

@@ -13,8 +13,10 @@
 #include <sstream>
 
 #include "conf/describe.h"
+#include "conf/filters.h"
 #include "conf/site_builder.h"
 #include "conf/site_pool.h"
+#include "conf/site_static.h"
 #include "conf/urlmap.h"
 
 namespace pasture::conf {
@@ -107,13 +109,16 @@ UpstreamServer Doc::server_map(const YAML::Node& n) const {
       s.backup = boolean(v, "backup");
     } else if (key == "down") {
       s.down = boolean(v, "down");
+    } else if (key == "tls") {
+      s.tls = boolean(v, "tls");
     } else {
       bad(loc(kv.first),
-          "server: unknown key '" + key + "' (expected host, port, unix, weight, max_conns, backup, down)");
+          "server: unknown key '" + key + "' (expected host, port, unix, tls, weight, max_conns, backup, down)");
     }
   }
   if (!s.unix_path.empty()) {
     if (!s.host.empty() || has_port) bad(s.loc, "server: unix cannot be combined with host/port");
+    if (s.tls) bad(s.loc, "server: tls is for host/port servers, not unix sockets");
   } else {
     if (s.host.empty()) bad(s.loc, "server: missing host");
     if (!has_port || s.port == 0) bad(s.loc, "server: missing port (1-65535)");
@@ -127,7 +132,8 @@ UpstreamServer Doc::server_map(const YAML::Node& n) const {
     back = parse_servers(server_spec(s), s.loc);
   } catch (const ConfigError&) {
   }
-  if (back.size() != 1 || back[0].host != s.host || back[0].port != s.port || back[0].unix_path != s.unix_path)
+  if (back.size() != 1 || back[0].host != s.host || back[0].port != s.port || back[0].unix_path != s.unix_path ||
+      back[0].tls != s.tls)
     bad(s.loc, "server: '" + s.label() + "' cannot be written in a servers line (whitespace or '=' in it?)");
   return s;
 }
@@ -259,7 +265,7 @@ void server_settings(Site& site, const Doc& doc, const std::optional<YAML::Node>
   s.listen.push_back(l);
 }
 
-enum class AppKind { UrlMap, Balancer, Proxy, Echo, Status };
+enum class AppKind { UrlMap, Balancer, Proxy, Echo, Status, PasteStatic, PastureStatic };
 
 class AppBuilder {
  public:
@@ -286,8 +292,10 @@ class AppBuilder {
   int proxy(const std::string& name, const YAML::Node& n);
   int echo(const std::string& name, const YAML::Node& n);
   int status(const std::string& name, const YAML::Node& n);
+  int static_files(const std::string& name, const YAML::Node& n, bool paste);
   void route(Handler& h, std::vector<urlmap::Normalized>& keys, const std::string& key, const YAML::Node& target,
              const SourceLoc& at);
+  std::vector<Filter> filters(const std::string& name, const YAML::Node& list);
 
   Site& site_;
   const Doc& doc_;
@@ -309,10 +317,47 @@ int AppBuilder::app(const std::string& name, const SourceLoc& ref) {
     case AppKind::Proxy: idx = proxy(name, n); break;
     case AppKind::Echo: idx = echo(name, n); break;
     case AppKind::Status: idx = status(name, n); break;
+    case AppKind::PasteStatic: idx = static_files(name, n, true); break;
+    case AppKind::PastureStatic: idx = static_files(name, n, false); break;
   }
+  if (YAML::Node f = n["filters"]) site_.handlers[idx].filters = filters(name, f);
   building_.erase(name);
   done_[name] = idx;
   return idx;
+}
+
+// `filters: [gzip, {use: prefix, prefix: /app}, ...]`, outermost first:
+// the native filters (conf/filters.h) with their Paste keys.
+std::vector<Filter> AppBuilder::filters(const std::string& name, const YAML::Node& list) {
+  if (!list.IsSequence()) bad(doc_.loc(list), "apps: " + name + ": filters: expected a list");
+  std::vector<Filter> out;
+  for (const auto& item : list) {
+    Filter f;
+    f.loc = doc_.loc(item);
+    YAML::Node use = item.IsMap() ? item["use"] : item;
+    if (!use) bad(f.loc, "apps: " + name + ": a filter needs use: (gzip, prefix or translogger)");
+    std::string u = doc_.scalar(use, "use");
+    std::optional<FilterKind> k = filter_kind_from_name(u);
+    if (!k) bad(doc_.loc(use), "apps: " + name + ": not a filter pasture runs: " + u + " (gzip, prefix, translogger)");
+    f.kind = *k;
+    f.name = "filter:" + std::string(filter_short_name(f.kind));
+    if (item.IsMap()) {
+      for (const auto& kv : item) {
+        std::string key = doc_.scalar(kv.first, "key");
+        if (key == "use") continue;
+        if (key == "name") {
+          f.name = "filter:" + doc_.scalar(kv.second, "name");
+          continue;
+        }
+        if (!apply_filter_key(f, key, py::Value{doc_.scalar(kv.second, key), doc_.loc(kv.second)}))
+          bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for " + filter_egg(f.kind));
+      }
+    }
+    finish_filter(f);
+    out.push_back(std::move(f));
+  }
+  if (out.size() > 16) bad(doc_.loc(list), "apps: " + name + ": more than 16 filters");
+  return out;
 }
 
 AppKind AppBuilder::kind_of(const std::string& name, const YAML::Node& n) {
@@ -324,9 +369,11 @@ AppKind AppBuilder::kind_of(const std::string& name, const YAML::Node& n) {
   if (u == "proxy" || u == "egg:paste#proxy") return AppKind::Proxy;
   if (u == "echo" || u == "egg:pasture#echo") return AppKind::Echo;
   if (u == "status" || u == "egg:pasture#status") return AppKind::Status;
+  if (u == "egg:paste#static") return AppKind::PasteStatic;
+  if (u == "static" || u == "egg:pasture#static") return AppKind::PastureStatic;
   bad(doc_.loc(use), "apps: " + name + ": not supported yet: use: " + use.Scalar() +
                          " (pasture serves egg:Paste#urlmap, egg:pasture#balancer, egg:Paste#proxy, "
-                         "egg:pasture#echo and egg:pasture#status; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
+                         "egg:pasture#echo, egg:pasture#status, egg:Paste#static and egg:pasture#static; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
 }
 
 void AppBuilder::route(Handler& h, std::vector<urlmap::Normalized>& keys, const std::string& key,
@@ -351,7 +398,7 @@ int AppBuilder::urlmap(const std::string& name, const YAML::Node& n) {
   std::optional<YAML::Node> routes;
   for (const auto& kv : n) {
     std::string key = doc_.scalar(kv.first, "key");
-    if (key == "use") continue;
+    if (key == "use" || key == "filters") continue;
     if (key == "routes") {
       routes = kv.second;
     } else if (key == "not_found_app") {
@@ -397,7 +444,7 @@ int AppBuilder::balancer(const std::string& name, const YAML::Node& n) {
   std::vector<UpstreamServer> servers;
   for (const auto& kv : n) {
     std::string key = doc_.scalar(kv.first, "key");
-    if (key == "use") continue;
+    if (key == "use" || key == "filters") continue;
     if (key == "servers") {
       servers = doc_.server_list(kv.second, "apps: " + name + ": servers");
       std::string spec;
@@ -423,28 +470,26 @@ int AppBuilder::balancer(const std::string& name, const YAML::Node& n) {
 
 int AppBuilder::proxy(const std::string& name, const YAML::Node& n) {
   std::optional<YAML::Node> address;
+  std::vector<std::pair<std::string, py::Value>> tls;
   for (const auto& kv : n) {
     std::string key = doc_.scalar(kv.first, "key");
     if (key == "address") {
       address = kv.second;
-    } else if (key != "use") {
-      bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for a proxy (expected address)");
+    } else if (py::starts_with(key, "tls_")) {
+      tls.emplace_back(key, py::Value{doc_.scalar(kv.second, "apps: " + name + ": " + key), doc_.loc(kv.second)});
+    } else if (key != "use" && key != "filters") {
+      bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key +
+                                  "' for a proxy (expected address, or tls_verify, tls_ca_certs, tls_server_name, "
+                                  "tls_client_cert, tls_client_key for an https:// address)");
     }
   }
   if (!address) bad(doc_.loc(n), "apps: " + name + ": a proxy needs address: http://host:port");
-  SourceLoc at = doc_.loc(*address);
-  std::string a = py::strip(doc_.scalar(*address, "address"));
-  if (py::starts_with(a, "https://")) bad(at, "not supported yet: https upstream address " + a);
-  if (!py::starts_with(a, "http://")) bad(at, "address must be an http:// URL, got '" + a + "'");
-  std::string rest = a.substr(7);
-  size_t slash = rest.find_first_of("/?");
-  Pool p;
+  Pool p = proxy_pool(py::strip(doc_.scalar(*address, "address")), doc_.loc(*address));
   p.name = "app:" + name;
   p.loc = doc_.loc(n);
-  p.preserve_host = false;
-  p.base_path = slash == std::string::npos ? "" : rest.substr(slash);
-  Listener hp = parse_host_port(rest.substr(0, slash), 80, at);
-  p.servers.push_back({hp.host, hp.port, 1, 0, false, false, at});
+  for (const auto& [key, v] : tls)
+    if (!fill_tls_key(p, key, v)) bad(v.loc, "apps: " + name + ": unknown key '" + key + "' for a proxy");
+  check_tls_keys(p);
   return add_pool(std::move(p), name, n);
 }
 
@@ -472,11 +517,47 @@ int AppBuilder::status(const std::string& name, const YAML::Node& n) {
         list = doc_.scalar(kv.second, "hosts");
       }
       h.status_hosts = parse_status_hosts(py::Value{list, doc_.loc(kv.second)});
-    } else if (key != "use") {
+    } else if (key != "use" && key != "filters") {
       bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for status (expected allow, hosts)");
     }
   }
   return add(std::move(h));
+}
+
+// The same keys as the INI section (conf/site_static.h); `index` and
+// `precompressed` may be lists.
+int AppBuilder::static_files(const std::string& name, const YAML::Node& n, bool paste) {
+  Handler h;
+  h.kind = HandlerKind::Static;
+  h.name = "app:" + name;
+  h.loc = doc_.loc(n);
+  py::Dict keys;
+  for (const auto& kv : n) {
+    std::string key = doc_.scalar(kv.first, "key");
+    if (key == "use") continue;
+    std::string v;
+    if (kv.second.IsSequence()) {
+      for (const auto& item : kv.second) v += doc_.scalar(item, key) + " ";
+    } else {
+      v = doc_.scalar(kv.second, key);
+    }
+    keys.set(key, py::Value{v, doc_.loc(kv.second)});
+  }
+  py::Value fallback;
+  std::vector<std::string> unknown = fill_static(h.files, paste, keys, "apps: " + name, h.loc, &fallback);
+  if (!unknown.empty())
+    bad(keys.find(unknown.front())->loc, "apps: " + name + ": unknown key '" + unknown.front() + "' for static " +
+                                             "(expected document_root, cache_max_age" +
+                                             (paste ? ")" : ", index, follow_symlinks, dotfiles, precompressed, "
+                                                            "charset, fallback, autoindex)"));
+  int idx = add(std::move(h));
+  if (!fallback.value.empty()) {
+    int fb = app(fallback.value, fallback.loc);
+    if (site_.handlers[fb].kind == HandlerKind::UrlMap)
+      bad(fallback.loc, "fallback: '" + fallback.value + "' is a urlmap; name one of its apps");
+    site_.handlers[idx].files.fallback = fb;
+  }
+  return idx;
 }
 
 int AppBuilder::echo(const std::string& name, const YAML::Node& n) {
@@ -489,7 +570,7 @@ int AppBuilder::echo(const std::string& name, const YAML::Node& n) {
     std::string key = doc_.scalar(kv.first, "key");
     if (key == "name") {
       h.echo_name = doc_.scalar(kv.second, "name");
-    } else if (key != "use") {
+    } else if (key != "use" && key != "filters") {
       bad(doc_.loc(kv.first), "apps: " + name + ": unknown key '" + key + "' for echo (expected name)");
     }
   }

@@ -39,6 +39,10 @@
 //         - 127.0.0.1:8082 backup
 //         - {host: 127.0.0.1, port: 8083, weight: 1, down: true}
 //         - unix:/run/app.sock     # or {unix: /run/app.sock}: a unix-domain socket
+//         - https://api.internal:8443   # or {host: ..., port: ..., tls: true}: TLS to it
+//       # tls_ca_certs: ca.pem     # TLS to the https:// servers: verified against this bundle
+//       #                          # (default: the system CA store); tls_verify: off (testing only),
+//       #                          # tls_server_name, tls_client_cert, tls_client_key
 //       # servers_from: pool.yaml  # instead of servers: a file read at load time
 //       method: round_robin        # least_conn random random2 ip_hash hash cookie
 //       connect_timeout: 5s
@@ -48,8 +52,18 @@
 //       cookie_secret: s3cret      # method cookie (also cookie_name, cookie_max_age: 12h)
 //       # hash_key: header:X-User  # method hash; consistent: maglev|ring|none (hash, ip_hash);
 //       # hash_whole_ip: true      # ip_hash
-//     old: {use: egg:Paste#proxy, address: "http://127.0.0.1:9000/base"}
+//     old: {use: egg:Paste#proxy, address: "http://127.0.0.1:9000/base"}   # or https://, with tls_* keys
 //     hello: {use: egg:pasture#echo, name: hi}   # name defaults to the app's name
+//     files:
+//       use: egg:pasture#static    # (short: static); or egg:Paste#static (its two keys only)
+//       document_root: /srv/www    # relative: to this file's directory (Paste#static: the cwd)
+//       index: [index.html]        # default; [] = none
+//       cache_max_age: 3600        # Cache-Control max-age + Expires
+//       follow_symlinks: beneath   # off | beneath (default) | on
+//       dotfiles: off              # default off (Paste#static: served)
+//       precompressed: [br, gzip]  # serve x.br / x.gz for x when accepted
+//       charset: utf-8             # on text types; default none
+//       fallback: pool             # a request that finds no file goes to this app
 //
 // Unknown keys are errors (a YAML file is pasture's own, so a typo is not
 // silently ignored). Every error reads "file:line: message" (yaml-cpp Mark).

@@ -7,6 +7,8 @@
 
 #include "conf/describe.h"
 #include "conf/error.h"
+#include "conf/filters.h"
+#include "conf/site_static.h"
 #include "conf/tls_check.h"
 
 namespace pasture::conf {
@@ -59,7 +61,9 @@ class Writer {
   void server();
   void tls();
   void app(int idx);
+  void filters(const Handler& h);
   void pool(const Handler& h, const std::string& name);
+  void tls_keys(const UpstreamTls& t, const std::string& in);
   std::string name_of(int idx) const { return names_.at(idx); }
 
   const Site& site_;
@@ -80,6 +84,7 @@ void Writer::collect(int idx) {
   const Handler& h = site_.handlers[idx];
   for (const auto& e : h.entries) collect(e.handler);
   collect(h.not_found);
+  if (h.kind == HandlerKind::Static) collect(h.files.fallback);
 }
 
 void Writer::server() {
@@ -191,6 +196,15 @@ void Writer::tls() {
   if (!t.client_subject_header.empty()) out_ += "  tls_client_subject_header: " + scalar(t.client_subject_header) + "\n";
 }
 
+// A pool's TLS to its https:// servers: file names, never their contents.
+void Writer::tls_keys(const UpstreamTls& t, const std::string& in) {
+  if (!t.verify) out_ += in + "tls_verify: off\n";
+  if (!t.ca_certs.empty()) out_ += in + "tls_ca_certs: " + scalar(t.ca_certs) + "\n";
+  if (!t.server_name.empty()) out_ += in + "tls_server_name: " + scalar(t.server_name) + "\n";
+  if (!t.client_cert.empty()) out_ += in + "tls_client_cert: " + scalar(t.client_cert) + "\n";
+  if (!t.client_key.empty()) out_ += in + "tls_client_key: " + scalar(t.client_key) + "\n";
+}
+
 void Writer::pool(const Handler& h, const std::string& name) {
   const Pool& p = site_.pools.at(h.pool);
   Pool d;
@@ -198,8 +212,10 @@ void Writer::pool(const Handler& h, const std::string& name) {
   if (!p.preserve_host && p.servers.size() == 1 && p.servers_from.empty()) {
     const UpstreamServer& s = p.servers[0];
     bool v6 = s.host.find(':') != std::string::npos;
-    std::string addr = "http://" + (v6 ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port) + p.base_path;
+    std::string addr = (s.tls ? "https://" : "http://") + (v6 ? "[" + s.host + "]" : s.host) + ":" +
+                       std::to_string(s.port) + p.base_path;
     out_ += "  " + scalar(name) + ":\n" + in + "use: egg:Paste#proxy\n" + in + "address: " + scalar(addr) + "\n";
+    tls_keys(p.tls, in);
     return;
   }
   if (h.name != p.name) out_ += "  # [" + h.name + "]: requests go to the servers of [" + p.name + "]\n";
@@ -227,14 +243,48 @@ void Writer::pool(const Handler& h, const std::string& name) {
   if (p.hash_key != d.hash_key) out_ += in + "hash_key: " + scalar(p.hash_key) + "\n";
   if (p.consistent != d.consistent) out_ += in + "consistent: " + consistency_word(p.consistent) + "\n";
   if (p.hash_whole_ip != d.hash_whole_ip) out_ += in + "hash_whole_ip: " + (p.hash_whole_ip ? "true\n" : "false\n");
+  if (p.any_tls()) tls_keys(p.tls, in);
   if (!p.preserve_host || !p.base_path.empty()) {
     out_ += in + "# note: this pool's Host/base path handling has no YAML form; it was a proxy\n";
+  }
+}
+
+void Writer::filters(const Handler& h) {
+  if (h.filters.empty()) return;
+  out_ += "    filters:\n";
+  Filter d;
+  for (const Filter& f : h.filters) {
+    std::string in = "        ";
+    out_ += "      - use: " + std::string(filter_short_name(f.kind)) + "\n";
+    std::string own = object_name(f.name);
+    if (own != filter_short_name(f.kind)) out_ += in + "name: " + scalar(own) + "\n";
+    switch (f.kind) {
+      case FilterKind::Gzip:
+        if (f.compress_level != d.compress_level) out_ += in + "compress_level: " + std::to_string(f.compress_level) + "\n";
+        if (f.min_length != d.min_length) out_ += in + "min_length: " + std::to_string(f.min_length) + "\n";
+        break;
+      case FilterKind::Prefix:
+        out_ += in + "prefix: " + scalar(f.prefix.empty() ? "/" : f.prefix) + "\n";
+        if (!f.translate_forwarded_server) out_ += in + "translate_forwarded_server: false\n";
+        if (f.has_force_port) out_ += in + "force_port: " + scalar(f.force_port) + "\n";
+        if (f.has_scheme) out_ += in + "scheme: " + scalar(f.scheme) + "\n";
+        break;
+      case FilterKind::TransLogger:
+        if (f.logger_name != d.logger_name) out_ += in + "logger_name: " + scalar(f.logger_name) + "\n";
+        if (!f.format.empty()) out_ += in + "format: " + scalar(f.format) + "\n";
+        if (!f.setup_console_handler) out_ += in + "setup_console_handler: false\n";
+        if (f.logging_level != d.logging_level) out_ += in + "logging_level: " + std::to_string(f.logging_level) + "\n";
+        if (f.set_logger_level != d.set_logger_level)
+          out_ += in + "set_logger_level: " + std::to_string(f.set_logger_level) + "\n";
+        break;
+    }
   }
 }
 
 void Writer::app(int idx) {
   const Handler& h = site_.handlers[idx];
   std::string name = name_of(idx);
+  size_t at = out_.size();
   switch (h.kind) {
     case HandlerKind::Echo:
       out_ += "  " + scalar(name) + ":\n    use: egg:pasture#echo\n    name: " + scalar(h.echo_name) + "\n";
@@ -246,6 +296,27 @@ void Writer::app(int idx) {
         out_ += "    hosts:\n";
         for (const auto& n : h.status_hosts) out_ += "      - " + scalar(n) + "\n";
       }
+      break;
+    }
+    case HandlerKind::Static: {
+      const StaticFiles& f = h.files;
+      const StaticFiles d;
+      out_ += "  " + scalar(name) + ":\n    use: " + (f.paste ? "egg:Paste#static" : "egg:pasture#static") +
+              "\n    document_root: " + scalar(f.root) + "\n";
+      if (f.cache_max_age >= 0) out_ += "    cache_max_age: " + std::to_string(f.cache_max_age) + "\n";
+      if (f.paste) break;
+      if (f.index != d.index) {
+        out_ += "    index: [";
+        for (size_t i = 0; i < f.index.size(); i++) out_ += (i ? ", " : "") + scalar(f.index[i]);
+        out_ += "]\n";
+      }
+      if (f.symlinks != d.symlinks) out_ += std::string("    follow_symlinks: ") + symlinks_word(f.symlinks) + "\n";
+      if (f.dotfiles) out_ += "    dotfiles: on\n";
+      if (f.gzip_static || f.br_static)
+        out_ += std::string("    precompressed: [") + (f.br_static ? "br" : "") +
+                (f.br_static && f.gzip_static ? ", " : "") + (f.gzip_static ? "gzip" : "") + "]\n";
+      if (!f.charset.empty()) out_ += "    charset: " + scalar(f.charset) + "\n";
+      if (f.fallback >= 0) out_ += "    fallback: " + scalar(name_of(f.fallback)) + "\n";
       break;
     }
     case HandlerKind::Proxy:
@@ -261,6 +332,14 @@ void Writer::app(int idx) {
       if (h.not_found >= 0) out_ += "    not_found_app: " + scalar(name_of(h.not_found)) + "\n";
       break;
   }
+  if (h.filters.empty()) return;
+  // After the app's `use:` line (and a comment before it, if any).
+  size_t use = out_.find("    use: ", at);
+  size_t eol = use == std::string::npos ? out_.size() : out_.find('\n', use) + 1;
+  std::string rest = out_.substr(eol);
+  out_.resize(eol);
+  filters(h);
+  out_ += rest;
 }
 
 std::string Writer::run() {

@@ -10,8 +10,15 @@
 #include <cerrno>
 #include <cstring>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <map>
+#include <memory>
+
 #include "common/log.h"
 #include "master/master.h"
+#include "worker/upstream_tls_context.h"
 
 namespace pasture::master {
 namespace {
@@ -24,8 +31,11 @@ volatile sig_atomic_t g_stop = 0;
 void on_stop(int) { g_stop = 1; }
 
 struct Probe {
-  enum class State { Idle, Connecting, Sending, Reading };
+  enum class State { Idle, Connecting, Handshake, Sending, Reading };
   HealthTarget t;
+  const worker::UpstreamTlsContext* tls = nullptr;  // an https:// server
+  SSL* ssl = nullptr;  // over fd, while a probe of an https:// server runs
+  short want = 0;      // Handshake, and TLS reads and writes: the poll event OpenSSL waits for
   lb::ProbeCounts counts;
   State state = State::Idle;
   int fd = -1;
@@ -48,6 +58,9 @@ int parse_status_line(const std::string& line) {
 
 // `why` classes the verdict for the status app; `code` is the status (0: none).
 void finish(Probe& p, bool ok, lb::CheckReason why, int code, const std::string& reason, uint64_t now) {
+  if (p.ssl) SSL_free(p.ssl);  // no close_notify: the probe is over either way
+  p.ssl = nullptr;
+  ERR_clear_error();
   if (p.fd >= 0) close(p.fd);
   p.fd = -1;
   p.state = Probe::State::Idle;
@@ -86,6 +99,37 @@ void fail_errno(Probe& p, const char* call, int err, uint64_t now) {
          now);
 }
 
+// An SSL call that did not complete: wait for what it wants, or fail the probe.
+void tls_wait_or_fail(Probe& p, int rc, const char* what, uint64_t now) {
+  int e = SSL_get_error(p.ssl, rc);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    p.want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+    return;
+  }
+  if (e == SSL_ERROR_ZERO_RETURN)
+    return finish(p, false, lb::CheckReason::Closed, 0, p.buf.empty() ? "closed without a response" : "closed in the status line", now);
+  std::string why = worker::tls_failure(p.ssl, e);
+  finish(p, false, p.state == Probe::State::Handshake ? lb::CheckReason::Tls : lb::CheckReason::Io,
+         0, std::string(what) + ": " + why, now);
+}
+
+// The TLS handshake over the connected socket (reentered on each poll event).
+void tls_handshake(Probe& p, uint64_t now) {
+  if (!p.ssl) {
+    p.ssl = p.tls ? p.tls->new_ssl(p.t.tls_host, nullptr) : nullptr;
+    if (!p.ssl || SSL_set_fd(p.ssl, p.fd) != 1)
+      return finish(p, false, lb::CheckReason::Tls, 0, p.tls ? "TLS: out of memory" : "TLS: no client context", now);
+  }
+  ERR_clear_error();
+  int rc = SSL_connect(p.ssl);
+  if (rc == 1) {
+    p.state = Probe::State::Sending;
+    p.want = POLLOUT;
+    return;
+  }
+  tls_wait_or_fail(p, rc, "TLS handshake", now);
+}
+
 void start(Probe& p, uint64_t now) {
   p.started_ms = now;
   p.deadline_ms = now + p.t.timeout_ms;
@@ -94,7 +138,8 @@ void start(Probe& p, uint64_t now) {
   p.fd = socket(p.t.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (p.fd < 0) return fail_errno(p, "socket()", errno, now);
   if (connect(p.fd, reinterpret_cast<const sockaddr*>(&p.t.addr), p.t.addrlen) == 0) {
-    p.state = Probe::State::Sending;
+    p.state = p.t.tls ? Probe::State::Handshake : Probe::State::Sending;
+    if (p.t.tls) tls_handshake(p, now);
   } else if (errno == EINPROGRESS) {
     p.state = Probe::State::Connecting;
   } else {
@@ -106,7 +151,25 @@ void start(Probe& p, uint64_t now) {
 void on_readable(Probe& p, uint64_t now) {
   char chunk[2048];
   for (;;) {
-    ssize_t n = recv(p.fd, chunk, sizeof chunk, 0);
+    ssize_t n;
+    if (p.ssl) {
+      ERR_clear_error();
+      int rc = SSL_read(p.ssl, chunk, sizeof chunk);
+      if (rc <= 0) {
+        int e = SSL_get_error(p.ssl, rc);
+        // A close without close_notify ends the response as a plain close does.
+        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+          n = 0;
+        } else {
+          return tls_wait_or_fail(p, rc, "TLS read", now);
+        }
+      } else {
+        n = rc;
+      }
+      p.want = POLLIN;
+    } else {
+      n = recv(p.fd, chunk, sizeof chunk, 0);
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n < 0) return fail_errno(p, "recv()", errno, now);
@@ -134,9 +197,20 @@ void on_writable(Probe& p, uint64_t now) {
     socklen_t len = sizeof err;
     if (getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err) return fail_errno(p, "connect()", err, now);
-    p.state = Probe::State::Sending;
+    p.state = p.t.tls ? Probe::State::Handshake : Probe::State::Sending;
+  }
+  if (p.state == Probe::State::Handshake) {
+    tls_handshake(p, now);
+    if (p.state != Probe::State::Sending) return;
   }
   while (p.sent < p.request.size()) {
+    if (p.ssl) {
+      ERR_clear_error();
+      int rc = SSL_write(p.ssl, p.request.data() + p.sent, (int)(p.request.size() - p.sent));
+      if (rc <= 0) return tls_wait_or_fail(p, rc, "TLS write", now);
+      p.sent += (size_t)rc;
+      continue;
+    }
     ssize_t n = send(p.fd, p.request.data() + p.sent, p.request.size() - p.sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -144,6 +218,7 @@ void on_writable(Probe& p, uint64_t now) {
     p.sent += (size_t)n;
   }
   p.state = Probe::State::Reading;
+  p.want = POLLIN;
 }
 
 void install_signals() {
@@ -185,6 +260,10 @@ std::vector<HealthTarget> health_targets(const conf::Site& site,
       t.rise = p.rise;
       t.fall = p.fall;
       t.ok_status = p.health_status;
+      if (p.servers[j].tls) {
+        t.tls = &p.tls;
+        t.tls_host = p.servers[j].host;
+      }
       out.push_back(std::move(t));
     }
   }
@@ -195,10 +274,20 @@ int run_health_checker(std::vector<HealthTarget> targets) {
   pid_t parent = getppid();
   install_signals();
   std::vector<Probe> probes(targets.size());
+  // One client context per pool with https:// servers, built here (after
+  // fork) as each worker builds its own.
+  std::map<const conf::UpstreamTls*, std::unique_ptr<worker::UpstreamTlsContext>> tls;
   uint64_t now = monotonic_ms();
   for (size_t i = 0; i < targets.size(); i++) {
     Probe& p = probes[i];
     p.t = std::move(targets[i]);
+    if (p.t.tls) {
+      auto [it, fresh] = tls.try_emplace(p.t.tls);
+      std::string err;
+      if (fresh) it->second = worker::UpstreamTlsContext::build(*p.t.tls, &err);
+      if (fresh && !it->second) PLOG_ERROR("pool %s: TLS to its https:// servers: %s", p.t.pool.c_str(), err.c_str());
+      p.tls = it->second.get();
+    }
     p.request = "GET " + p.t.path + " HTTP/1.1\r\nHost: " + p.t.host_header +
                 "\r\nUser-Agent: pasture-health\r\nAccept: */*\r\nConnection: close\r\n\r\n";
     p.next_ms = now;  // first probe at once: a dead server is found within `fall` intervals
@@ -230,7 +319,7 @@ int run_health_checker(std::vector<HealthTarget> targets) {
         continue;
       }
       wake = std::min(wake, p.deadline_ms);
-      short ev = p.state == Probe::State::Reading ? POLLIN : POLLOUT;
+      short ev = p.ssl ? p.want : p.state == Probe::State::Reading ? POLLIN : POLLOUT;
       fds.push_back({p.fd, ev, 0});
       polled.push_back(&p);
     }
@@ -249,11 +338,13 @@ int run_health_checker(std::vector<HealthTarget> targets) {
       if (p.state == Probe::State::Reading)
         on_readable(p, now);
       else
-        on_writable(p, now);
+        on_writable(p, now);  // also the TLS handshake, whichever way it waits
     }
   }
-  for (Probe& p : probes)
+  for (Probe& p : probes) {
+    if (p.ssl) SSL_free(p.ssl);
     if (p.fd >= 0) close(p.fd);
+  }
   PLOG_INFO("health checker stopping");
   return 0;
 }

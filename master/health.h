@@ -9,7 +9,12 @@
 // "GET /path HTTP/1.1" with Host = the server's host:port and "Connection:
 // close"; the status line decides (health_status, default 200-399); no
 // status line within health_timeout, a connect error or an early close is a
-// failure. One poll(2) loop, no threads, no libuv.
+// failure. One poll(2) loop, no threads, no libuv. An https:// server is
+// probed over TLS with its pool's settings (worker/upstream_tls_context.h:
+// the same verification and SNI as the workers'), non-blocking OpenSSL on
+// the probe's socket, all within health_timeout; a failed handshake
+// (verification included) is a failed check with reason `tls`.
+
 #pragma once
 
 #include <sys/socket.h>
@@ -39,6 +44,10 @@ struct HealthTarget {
   uint32_t rise = 2;
   uint32_t fall = 3;
   lb::StatusRanges ok_status;
+  // An https:// server: its pool's TLS settings (the Site outlives the
+  // checker) and its host as configured (SNI, the name verified).
+  const conf::UpstreamTls* tls = nullptr;
+  std::string tls_host;
 };
 
 // The targets of a generation: every server (but those `down` in the

@@ -110,14 +110,20 @@ class Master {
   // user on a reload.
   bool build_tls(const conf::Site& site, std::unique_ptr<worker::TlsContext>* out, std::string* err);
   // g takes its TLS context (first_tls_ or a new one) and fresh ticket keys
-  // in its region; false + err for a TLS site until the transport is wired
-  // into the connection ("not yet served").
+  // in its region (a reload then carries the previous generation's over
+  // them, carry_over_state); false + err if the context cannot be built.
   bool setup_tls(Generation& g, std::string* err);
-  // Rotates the current generation's ticket keys every kTicketRotationMs.
+  // Rotates the current generation's ticket keys once the current key is
+  // ticket_rotation_ms_ old. The age is kept with the keys in the region and
+  // carried over a reload: reloading does not restart the schedule.
   void tls_tick(uint64_t now);
   static constexpr uint64_t kTicketRotationMs = 3600 * 1000;
+  // kTicketRotationMs, or PASTURE_TICKET_ROTATION_MS (a test hook,
+  // undocumented); a ticket lives twice as long.
+  uint64_t ticket_rotation_ms_ = ticket_rotation_from_env(kTicketRotationMs);
+  static uint64_t ticket_rotation_from_env(uint64_t fallback);
+  uint64_t ticket_retry_at_ms_ = 0;  // after a failed rotation (RAND_bytes)
   std::unique_ptr<worker::TlsContext> first_tls_;
-  uint64_t next_ticket_rotation_ms_ = 0;
 
   std::unique_ptr<Generation> make_generation(conf::Site site, std::string* err);
   bool resolve_upstreams(Generation& g, std::string* err);

@@ -51,8 +51,13 @@ void carry_health_record(const shm::ServerSlot& o, shm::ServerSlot& n, bool chec
 void Master::carry_over_state(Generation& from, Generation& to) {
   // A `drain` in progress goes on (its deadline is the master's clock).
   to.shm->header().drain_at_ms.store(from.shm->header().drain_at_ms.load());
-  // Tickets issued before the reload resume after it.
+  // Tickets issued before the reload resume after it (under the same
+  // session-id context only, worker/tls_context.h), and the key's age goes
+  // on: a reload does not postpone its rotation.
   shm::copy_ticket_keys(from.shm->tickets(), to.shm->tickets());
+  if (from.tls && to.tls && from.tls->session_context() != to.tls->session_context())
+    PLOG_NOTICE("reload: TLS certificates or client-certificate verification changed: "
+                "sessions from before the reload will not resume (full handshakes)");
   from.shm->header().superseded.store(1, std::memory_order_release);  // before the snapshot
   from.carried = std::make_unique<StatsTotals>(sum_stats(*from.shm));
   to.shm->header().counters_since.store(from.shm->header().counters_since.load());

@@ -16,6 +16,12 @@ class AccessLog {
   // `path`: a file (opened O_APPEND, created 0644), or "-" for stdout.
   // Returns false with errno set if the file cannot be opened.
   bool open(uv_loop_t* loop, const std::string& path);
+  // Lines to a descriptor the log does not own (stderr: translogger's console handler).
+  void open_fd(uv_loop_t* loop, int fd) {
+    loop_ = loop;
+    fd_ = fd;
+    own_fd_ = false;
+  }
   bool enabled() const { return fd_ >= 0; }
   // Reopen the file (logrotate moved it away); SIGUSR1.
   void reopen();

@@ -23,6 +23,8 @@ constexpr std::string_view kAllowTrace = "Allow: GET, HEAD, POST, PUT, DELETE, O
 }  // namespace
 
 Exchange::~Exchange() {
+  free_static();
+  delete fsink_;
   for (std::string* b : {uphead_, chunk_out_, cmd_, local_head_, local_body_, log_})
     if (b) w_->give_buf(b);
 }
@@ -45,13 +47,27 @@ void Exchange::start(const ExchangeRequest& rq) {
   const RequestTarget& t = rh.target;
   const NormalPath& np = rh.path;
   if (answer_here(base, rh.max_forwards)) return;
-  RouteResult r = route(w_->site(), rh.host, np.decoded);
+  RouteFilters rf;
+  RouteResult r = route(w_->site(), rh.host, np.decoded, &rf);
   handler_ = r.handler;
   script_len_ = r.script_name_len;
+  rf_ = &rf;
+  struct Clear {
+    const RouteFilters** p;
+    ~Clear() { *p = nullptr; }
+  } clear{&rf_};
+  if (rf.n > 0) attach_filters(base, t);
   if (handler_ < 0) {
     respond_local(404, "404 Not Found\n", false);
     return;
   }
+  run_handler(base, rh);
+}
+
+// The handler routing chose (or a static app's fallback).
+void Exchange::run_handler(const char* base, const RequestHead& rh) {
+  const RequestTarget& t = rh.target;
+  const NormalPath& np = rh.path;
   const conf::Handler& hd = w_->site().handlers[handler_];
   if (hd.kind == conf::HandlerKind::Echo) {
     std::string_view url = span_view(base, head_->url);
@@ -66,6 +82,10 @@ void Exchange::start(const ExchangeRequest& rq) {
   }
   if (hd.kind == conf::HandlerKind::Status) {
     respond_status(base, hd, t, np);
+    return;
+  }
+  if (hd.kind == conf::HandlerKind::Static) {
+    start_static(base, rh);
     return;
   }
   if (hd.app >= 0 && w_->embed_apps()) {
@@ -95,6 +115,9 @@ void Exchange::request_end() {
     case Mode::kStatusCmd:
       run_status_command();
       finish_local();
+      return;
+    case Mode::kStatic:
+      static_send();
       return;
     default:
       // (A response that ended before the request did closed the
@@ -179,6 +202,8 @@ void Exchange::on_upstream_drained() {
 void Exchange::on_sink_drained() {
   if (call_)
     call_->resume();  // an inline app produces more right here
+  else if (static_)
+    static_pump();
   else if (up_)
     up_->resume_read();
 }
@@ -292,7 +317,9 @@ void Exchange::complete() {
 
 void Exchange::reset() {
   end_flight();  // needs pool_: first
+  detach_filters();
   cancel_app();
+  free_static();
   app_no_body_ = false;
   upgrade_asked_ = upgrading_ = tunnel_ = tunnel_in_eof_ = false;
   mode_ = Mode::kNone;
@@ -340,6 +367,7 @@ void Exchange::on_close() {
     w_->stats().bytes_out.add(resp_bytes_);
   }
   cancel_app();
+  free_static();
   drop_upstream();
   end_flight();
 }

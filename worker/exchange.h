@@ -18,7 +18,7 @@
 // Files: exchange.cc (routing, local answers, the request body),
 // exchange_upstream.cc (a proxied exchange), exchange_app.cc (an
 // in-process app: wsgi::Sink), exchange_status.cc (the status app),
-// exchange_log.cc (the access log line).
+// exchange_log.cc (the access log line), exchange_static.cc (a file).
 #pragma once
 
 #include <llhttp.h>
@@ -27,15 +27,18 @@
 #include <cstdint>
 #include <string>
 
+#include "worker/filter_sink.h"
 #include "worker/head_check.h"
 #include "worker/http_head.h"
 #include "worker/response_sink.h"
+#include "worker/router.h"
 #include "worker/runtime.h"
 #include "worker/wsgi/wsgi.h"
 
 namespace pasture::worker {
 
 class UpstreamConn;
+struct StaticReply;
 enum class FailKind : uint8_t;
 
 // A request head that passed check_request_head, as start() takes it.
@@ -126,7 +129,8 @@ class Exchange final : public wsgi::Sink {
  private:
   // kStatusCmd: a POST to the status app; its body (the command) is
   // collected into cmd_, then run by run_status_command().
-  enum class Mode : uint8_t { kNone, kProxy, kLocal, kApp, kStatusCmd };
+  // kStatic: a file (exchange_static.cc), its answer sent once the request is in.
+  enum class Mode : uint8_t { kNone, kProxy, kLocal, kApp, kStatusCmd, kStatic };
   // What a retry counts against (exchange_upstream.cc, on_upstream_error).
   enum class Retry : uint8_t {
     kStale,       // a pooled connection found closed: neither `retries` nor the budget
@@ -135,6 +139,7 @@ class Exchange final : public wsgi::Sink {
   };
 
   // Routing and pasture's own answers (exchange.cc).
+  void run_handler(const char* base, const RequestHead& rh);  // handler_, routed
   bool answer_here(const char* base, std::string_view max_forwards);
   // `fields`: extra header lines, each ending in CRLF; `type`: the
   // Content-Type, "" for none. Sent once the request is in (finish_local).
@@ -182,7 +187,25 @@ class Exchange final : public wsgi::Sink {
   void collect_status_command(const char* p, size_t n);
   void run_status_command();
 
+  // A static-files app (exchange_static.cc).
+  void start_static(const char* base, const RequestHead& rh);
+  void static_send();
+  void static_pump();
+  void static_done();
+  void free_static();
+  std::string_view request_field(const char* base, std::string_view name) const;  // during start() only
+
   void end_log();  // exchange_log.cc
+
+  // Native filters (exchange_filters.cc): the FilterSink in front of the
+  // connection's sink, TransLogger's request fields, and what prefix
+  // filters make of an app's environ and of the upstream's path.
+  void attach_filters(const char* base, const RequestTarget& t);
+  void prefix_environ(wsgi::Request& r);
+  // A prefix filter's SCRIPT_NAME and PATH_INFO (rf_->prefixed).
+  std::string prefix_script() const;
+  std::string_view prefix_path_info() const;
+  void detach_filters();
 
   // Upgrade (exchange_tunnel.cc): the client's Upgrade tokens `pool` allows,
   // joined with ", " ("" = none: the request goes without Upgrade).
@@ -193,9 +216,12 @@ class Exchange final : public wsgi::Sink {
   ResponseSink* sink_;
   const ClientPeer* peer_;
   const HeadCollector* head_ = nullptr;  // during start() only
+  const RouteFilters* rf_ = nullptr;     // during start() only
+  FilterSink* fsink_ = nullptr;          // made at the first filtered route, kept for the next ones
   int64_t content_length_ = -1;          // the request's, during start() only
   UpstreamConn* up_ = nullptr;
   wsgi::Call* call_ = nullptr;        // kApp: the app call in progress
+  StaticReply* static_ = nullptr;     // kStatic: the file and what of it is sent
   std::string* uphead_ = nullptr;     // request head sent upstream (kept for a retry)
   std::string* chunk_out_ = nullptr;  // re-chunked request body not yet forwarded
   std::string* cmd_ = nullptr;        // kStatusCmd: the body so far

@@ -62,6 +62,7 @@ void Exchange::start_app(const char* base, int app, const RequestTarget& t, cons
     wsgi::Request::Span n = r.add(name);
     r.headers.emplace_back(n, r.add(value));
   }
+  prefix_environ(r);
   // The body is read before the app runs (as waitress does): a client that
   // waits for 100 Continue gets it now.
   send_continue();

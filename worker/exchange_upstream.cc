@@ -117,6 +117,29 @@ void Exchange::build_upstream_head(const char* base, const PoolRt& pool, int ser
     in.body = ProxyHeadInput::Body::kLength;
     in.content_length = (uint64_t)content_length_;
   }
+  // After a prefix filter the upstream gets PATH_INFO, and the prefix in
+  // X-Forwarded-Prefix (nginx's `proxy_pass http://up/;` under a location,
+  // Traefik's StripPrefix); a hosted app gets both in its path and
+  // X-Pasture-Script-Name, so its environ is the prefix filter's.
+  std::string pscratch, pwire;
+  std::string prefix;
+  NormalPath pnp;
+  if (rf_ && rf_->prefixed) {
+    prefix = prefix_script();
+    if (pool.hosted) {
+      pscratch = prefix;
+      pscratch.append(prefix_path_info());
+      in.script_len = (uint32_t)prefix.size();
+    } else {
+      pscratch.assign(prefix_path_info());
+      in.forwarded_prefix = prefix;
+      in.script_len = 0;
+    }
+    append_path_encoded(pwire, pscratch);
+    pnp.decoded = pscratch;
+    pnp.wire = pwire;
+    in.path = &pnp;
+  }
   ProxyHeadPolicy p;
   p.base_path = cfg.base_path;
   p.preserve_host = cfg.preserve_host;

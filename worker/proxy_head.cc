@@ -247,6 +247,11 @@ bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
     append_path_encoded(o, np.decoded.substr(0, in.script_len));
     o.append("\r\n");
   }
+  if (!in.forwarded_prefix.empty()) {
+    o.append("X-Forwarded-Prefix: ");
+    append_path_encoded(o, in.forwarded_prefix);
+    o.append("\r\n");
+  }
   std::string_view xfh = seen.xfh.empty() ? seen.host : seen.xfh;
   if (!xfh.empty()) append_line(o, "X-Forwarded-Host: ", xfh);
   if (!p.via.empty()) append_via(o, seen.via, in.http10, p.via);

@@ -28,6 +28,9 @@ struct ProxyHeadInput {
   std::string_view subject_header;
   std::string_view subject;
   uint32_t script_len = 0;  // bytes of NormalPath::decoded a urlmap matched (SCRIPT_NAME)
+  // A prefix filter's SCRIPT_NAME (decoded), sent as X-Forwarded-Prefix
+  // (percent-encoded) to an upstream that is not a hosted app; "" = none.
+  std::string_view forwarded_prefix;
   // The request body's framing as pasture parsed it; written by pasture,
   // never copied from the client's fields.
   enum class Body : uint8_t { kNone, kLength, kChunked } body = Body::kNone;

@@ -11,10 +11,45 @@ bool path_matches(std::string_view path, std::string_view prefix) {
   return path.size() == prefix.size() || path[prefix.size()] == '/';
 }
 
+// Each filter of `hd`, in order; a prefix filter changes `rest` (PATH_INFO).
+void pass_filters(const conf::Handler& hd, std::string_view path, std::string_view& rest, RouteFilters& rf) {
+  for (const conf::Filter& f : hd.filters) {
+    if (rf.n < RouteFilters::kMax) {
+      RouteFilters::At& a = rf.at[rf.n++];
+      a.filter = &f;
+      a.after_prefix = rf.prefixed;
+      // SCRIPT_NAME + PATH_INFO: the whole path before a prefix filter,
+      // whatever a urlmap took; after one, its prefix and what followed it.
+      a.script = rf.prefixed ? rf.prefix_script : std::string_view();
+      a.path = rf.prefixed ? rf.prefix_rest : path;
+    }
+    if (f.kind != conf::FilterKind::Prefix) continue;
+    rest = strip_prefix(rest, f.prefix);
+    rf.prefixed = true;
+    rf.prefix_script = f.prefix;
+    rf.prefix_rest = rest;
+    rf.prefix_consumed = 0;
+    rf.last_prefix = &f;
+  }
+}
+
 }  // namespace
 
+std::string_view strip_prefix(std::string_view path, std::string_view prefix) {
+  if (path.size() < prefix.size()) return path;
+  for (size_t i = 0; i < prefix.size(); i++) {
+    if (prefix[i] == '.' ? path[i] == '\n' : path[i] != prefix[i]) return path;
+  }
+  std::string_view rest = path.substr(prefix.size());
+  // `(.*)$`: '.' stops at a newline, and `$` matches only at the end or
+  // before a final newline.
+  size_t nl = rest.find('\n');
+  if (nl != std::string_view::npos && nl + 1 != rest.size()) return path;
+  return rest.empty() ? std::string_view("/") : rest;
+}
+
 RouteResult route(const conf::Site& site, std::string_view host_in,
-                  std::string_view path) {
+                  std::string_view path, RouteFilters* filters) {
   RouteResult r;
   int h = site.root;
   char hostbuf[256];
@@ -43,6 +78,7 @@ RouteResult route(const conf::Site& site, std::string_view host_in,
 
   for (int depth = 0; depth < 64 && h >= 0; depth++) {
     const conf::Handler& hd = site.handlers[h];
+    if (filters && !hd.filters.empty()) pass_filters(hd, path, rest, *filters);
     if (hd.kind != conf::HandlerKind::UrlMap) {
       r.handler = h;
       r.script_name_len = consumed;
@@ -56,6 +92,7 @@ RouteResult route(const conf::Site& site, std::string_view host_in,
       if (!path_matches(rest, e.path)) continue;
       rest.remove_prefix(e.path.size());
       consumed += (uint32_t)e.path.size();
+      if (filters && filters->prefixed) filters->prefix_consumed += (uint32_t)e.path.size();
       next = e.handler;
       break;
     }

@@ -116,6 +116,10 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
   }
   if (!setup.access_log.empty() && !access_log_.open(loop, setup.access_log))
     PLOG_ERROR("cannot open access log %s: %s", setup.access_log.c_str(), strerror(errno));
+  for (const conf::Handler& h : site.handlers)
+    for (const conf::Filter& f : h.filters)
+      if (f.kind == conf::FilterKind::TransLogger && f.setup_console_handler && !console_log_.enabled())
+        console_log_.open_fd(loop, STDERR_FILENO);
   pools_.resize(site.pools.size());
   for (size_t i = 0; i < site.pools.size(); i++) {
     const conf::Pool& pc = site.pools[i];
@@ -131,10 +135,17 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
       p.targets[j].addr = setup.servers[i][j];
       p.targets[j].shm_index = setup.pool_first_server[i] + (uint32_t)j;
     }
+    if (pc.any_tls()) {
+      std::string err;
+      p.tls = UpstreamTlsContext::build(pc.tls, &err);
+      if (!p.tls) PLOG_ERROR("pool %s: TLS to its https:// servers: %s", pc.name.c_str(), err.c_str());
+    }
   }
 }
 
 Worker::~Worker() {
+  for (PoolRt& p : pools_)
+    for (Target& t : p.targets) UpstreamTlsContext::forget(&t.tls_session);
   for (auto* v : free_spans_) delete v;
   for (auto* s : free_bufs_) delete s;
 }

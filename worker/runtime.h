@@ -16,6 +16,7 @@
 #include "worker/access_log.h"
 #include "worker/http_head.h"
 #include "worker/timers.h"
+#include "worker/upstream_tls_context.h"
 #include "worker/worker.h"
 
 namespace pasture::worker {
@@ -36,6 +37,9 @@ struct Target {
   ResolvedServer addr;
   uint32_t shm_index = 0;
   std::vector<UpstreamConn*> idle;  // most recently used last
+  // An https:// server: the last TLS session it issued, offered by the
+  // next connection to resume (UpstreamTlsContext::new_ssl); owned.
+  SSL_SESSION* tls_session = nullptr;
 };
 
 struct PoolRt {
@@ -50,6 +54,9 @@ struct PoolRt {
   uint32_t retries_in_flight = 0;
   uint64_t budget_logged_ms = 0;
   std::vector<Target> targets;
+  // The pool has https:// servers: their client context, built at worker
+  // start; null if that failed (their connects fail, logged once).
+  std::unique_ptr<UpstreamTlsContext> tls;
 };
 
 class Worker {
@@ -75,6 +82,8 @@ class Worker {
   shm::HeldCount& held(uint32_t server) { return held_[server]; }
   lb::Random& rng() { return rng_; }
   AccessLog& access_log() { return access_log_; }
+  // stderr, for translogger filters with setup_console_handler (open only when the site has one).
+  AccessLog& console_log() { return console_log_; }
   void reopen_logs();  // SIGUSR1
 
   // A read buffer shared by every stream of this worker: reads are processed
@@ -134,6 +143,7 @@ class Worker {
   shm::HeldCount* held_;
   lb::WyRand rng_;  // seeded per process after fork
   AccessLog access_log_;
+  AccessLog console_log_;
   std::vector<PoolRt> pools_;
   std::vector<uint32_t> pool_first_server_;
   AdminSocket* admin_ = nullptr;

@@ -8,6 +8,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -25,6 +27,10 @@ struct TlsContext::Cert {
 };
 
 namespace {
+
+// How many CA certificates may stand between a client's certificate and
+// ca_certs.
+constexpr uint32_t kVerifyDepth = 8;
 
 // The first OpenSSL error on this thread's queue as text, then the queue cleared.
 std::string ssl_reason() {
@@ -114,6 +120,48 @@ int on_ticket(SSL* s, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LE
   return 0;  // an unknown or dropped key: a full handshake
 }
 
+// After a ticket decrypted (both TLS versions): with client certificates
+// required, a session without one is not resumed, whatever its session-id
+// context says (a defence in depth: set_session_context() already keeps
+// sessions of another configuration out). The other statuses keep OpenSSL's
+// own handling: a new ticket after a full handshake, or the error.
+SSL_TICKET_RETURN on_ticket_decrypted(SSL* s, SSL_SESSION* sess, const unsigned char* /*keyname*/,
+                                      size_t /*keyname_len*/, SSL_TICKET_STATUS status, void* /*arg*/) {
+  switch (status) {
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW:
+      if (context_of(s)->requires_client_cert() && !SSL_SESSION_get0_peer(sess))
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+      return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT:
+      return SSL_TICKET_RETURN_IGNORE_RENEW;
+    default:
+      return SSL_TICKET_RETURN_ABORT;
+  }
+}
+
+using Sha256 = std::array<unsigned char, 32>;
+
+// The CA certificates and CRLs a context verifies clients against, each as
+// its SHA-256, sorted (the store's own order is not part of what it says).
+bool store_digests(X509_STORE* store, std::vector<Sha256>* out) {
+  STACK_OF(X509_OBJECT)* objs = X509_STORE_get0_objects(store);
+  for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+    X509_OBJECT* o = sk_X509_OBJECT_value(objs, i);
+    Sha256 d{};
+    unsigned n = 0;
+    X509* x = X509_OBJECT_get0_X509(o);
+    X509_CRL* crl = X509_OBJECT_get0_X509_CRL(o);
+    bool ok = x ? X509_digest(x, EVP_sha256(), d.data(), &n) == 1
+                : crl ? X509_CRL_digest(crl, EVP_sha256(), d.data(), &n) == 1 : true;
+    if (!ok || (n && n != d.size())) return false;
+    if (n) out->push_back(d);
+  }
+  std::sort(out->begin(), out->end());
+  return true;
+}
+
 bool read_file(const std::string& path, std::string* out, std::string* err) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -168,6 +216,7 @@ std::unique_ptr<TlsContext> TlsContext::build(const conf::TlsSettings& s, const 
   tc->opts_ = o;
   tc->client_subject_header_ = s.client_subject_header;
   tc->verify_clients_ = s.client_certs != conf::ClientCerts::None;
+  tc->require_client_cert_ = s.client_certs == conf::ClientCerts::Required;
   size_t n = s.self_signed ? 1 : s.certs.size();
   if (n == 0) {
     *err = "TLS without a certificate";
@@ -198,9 +247,8 @@ std::unique_ptr<TlsContext> TlsContext::build(const conf::TlsSettings& s, const 
     }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_timeout(ctx, o.ticket_lifetime_s);
-    static const unsigned char kSidCtx[] = "pasture";
-    SSL_CTX_set_session_id_context(ctx, kSidCtx, sizeof kSidCtx - 1);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket);
+    SSL_CTX_set_session_ticket_cb(ctx, nullptr, on_ticket_decrypted, nullptr);
     if (!o.tickets) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, nullptr);
     if (s.self_signed) {
@@ -238,16 +286,55 @@ std::unique_ptr<TlsContext> TlsContext::build(const conf::TlsSettings& s, const 
       int mode = SSL_VERIFY_PEER;
       if (s.client_certs == conf::ClientCerts::Required) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
       SSL_CTX_set_verify(ctx, mode, nullptr);
-      SSL_CTX_set_verify_depth(ctx, 8);
+      SSL_CTX_set_verify_depth(ctx, kVerifyDepth);
     }
     tc->certs_.push_back(std::move(cert));
   }
+  if (!tc->set_session_context(err)) return nullptr;
   SSL_CTX_set_tlsext_servername_callback(tc->certs_[0]->ctx, on_servername);
   SSL_CTX_set_tlsext_servername_arg(tc->certs_[0]->ctx, tc.get());
   return tc;
 }
 
 TlsContext::~TlsContext() = default;
+
+// One digest for all the certificates' SSL_CTXs: SNI may switch a connection
+// to another of them after OpenSSL looked at a TLS 1.2 ticket, and a session
+// made on one certificate may resume on another of the same context (as
+// before). Each context's own CA store goes in (each loaded ca_certs itself).
+bool TlsContext::set_session_context(std::string* err) {
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), nullptr) == 1;
+  auto add = [&](const void* p, size_t n) { ok = ok && EVP_DigestUpdate(md, p, n) == 1; };
+  static const char kTag[] = "pasture session context 1";
+  add(kTag, sizeof kTag);
+  const uint32_t mode = verify_clients_ ? (require_client_cert_ ? 2 : 1) : 0, depth = kVerifyDepth;
+  add(&mode, sizeof mode);
+  add(&depth, sizeof depth);
+  for (const auto& c : certs_) {
+    Sha256 d{};
+    unsigned n = 0;
+    ok = ok && X509_digest(c->x509, EVP_sha256(), d.data(), &n) == 1;
+    add(d.data(), d.size());
+    std::vector<Sha256> cas;
+    if (verify_clients_) ok = ok && store_digests(SSL_CTX_get_cert_store(c->ctx), &cas);
+    const uint64_t count = cas.size();
+    add(&count, sizeof count);
+    for (const Sha256& ca : cas) add(ca.data(), ca.size());
+  }
+  Sha256 out{};
+  unsigned n = 0;
+  ok = ok && EVP_DigestFinal_ex(md, out.data(), &n) == 1 && n == out.size();
+  EVP_MD_CTX_free(md);
+  for (const auto& c : certs_)
+    ok = ok && SSL_CTX_set_session_id_context(c->ctx, out.data(), (unsigned)out.size()) == 1;
+  if (!ok) {
+    *err = "session-id context: " + ssl_reason();
+    return false;
+  }
+  session_context_.assign(reinterpret_cast<const char*>(out.data()), out.size());
+  return true;
+}
 
 void TlsContext::set_ticket_keys(shm::TicketKeys* keys) {
   opts_.tickets = keys;

@@ -13,7 +13,10 @@
 // certificate picked by SNI; an OCSP staple from a file; client
 // certificates verified when asked. Resumption is by session tickets only
 // (no server-side session cache), their keys in shared memory
-// (common/ticket_keys.h), so a ticket resumes on any worker.
+// (common/ticket_keys.h), so a ticket resumes on any worker and, the keys
+// being carried over a reload, in the next generation too: but only where
+// the session-id context is the same, a digest of what decides whom a
+// session authenticated (session_context()).
 #pragma once
 
 #include <memory>
@@ -59,6 +62,15 @@ class TlsContext {
   // The header that carries the verified client subject ("" = none).
   const std::string& client_subject_header() const { return client_subject_header_; }
   bool verifies_clients() const { return verify_clients_; }
+  bool requires_client_cert() const { return require_client_cert_; }
+  // The session-id context of every SSL_CTX of this context: SHA-256 over
+  // the certificates served, the client-verification mode and depth, and
+  // the CA certificates and CRLs loaded from ca_certs. OpenSSL resumes a
+  // session (TLS 1.2 and 1.3 tickets alike) only under the context it was
+  // made in, so a reload that changes any of these (client certificates
+  // turned on, a CA replaced, a certificate renewed) costs every client one
+  // full handshake, while one that changes nothing of them keeps resumption.
+  const std::string& session_context() const { return session_context_; }
   size_t certificates() const { return certs_.size(); }
 
   // Callbacks (C linkage for OpenSSL; public only for tls_context.cc).
@@ -70,8 +82,11 @@ class TlsContext {
   TlsContext() = default;
   Options opts_;
   std::vector<std::unique_ptr<Cert>> certs_;  // [0] is the default
+  bool set_session_context(std::string* err);
   std::string client_subject_header_;
+  std::string session_context_;  // 32 bytes
   bool verify_clients_ = false;
+  bool require_client_cert_ = false;
 };
 
 }  // namespace pasture::worker

@@ -21,6 +21,17 @@ constexpr size_t kRecord = 16384;  // TLS plaintext record limit
 
 TlsSession::TlsSession(const TlsContext& ctx, Sink& sink) : sink_(sink) {
   ssl_ = ctx.new_ssl();
+  attach_bios();
+  if (ssl_ && rbio_) SSL_set_accept_state(ssl_);
+}
+
+TlsSession::TlsSession(SSL* ssl, Sink& sink) : sink_(sink) {
+  ssl_ = ssl;
+  attach_bios();
+  if (ssl_ && rbio_) SSL_set_connect_state(ssl_);
+}
+
+void TlsSession::attach_bios() {
   rbio_ = BIO_new(BIO_s_mem());
   wbio_ = BIO_new(BIO_s_mem());
   if (!ssl_ || !rbio_ || !wbio_) {
@@ -33,7 +44,13 @@ TlsSession::TlsSession(const TlsContext& ctx, Sink& sink) : sink_(sink) {
   }
   BIO_set_mem_eof_return(rbio_, -1);  // empty = "want more", not end of stream
   SSL_set_bio(ssl_, rbio_, wbio_);   // ssl_ owns both now
-  SSL_set_accept_state(ssl_);
+}
+
+TlsSession::Result TlsSession::start() {
+  if (state_ == State::Failed) return Result::Failed;
+  Result r = drive();
+  flush();
+  return r;
 }
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }

@@ -1,5 +1,7 @@
-// One TLS server connection as a transport engine over memory BIOs: what
-// sits between a socket and the HTTP/1.1 (or HTTP/2) connection. It knows
+// One TLS connection as a transport engine over memory BIOs: what sits
+// between a socket and the HTTP/1.1 (or HTTP/2) connection: a client's
+// connection to a TLS listener (server side), or an upstream connection
+// to an https:// server (client side, worker/upstream_tls.cc). It knows
 // no socket and no libuv: the owner feeds it the bytes it read, writes the
 // bytes it is handed, and gets the decrypted stream back (h2o's
 // lib/common/socket.c does the same with its ssl part).
@@ -51,12 +53,18 @@ class TlsSession {
   // (close_notify), or the connection is done for (see error()).
   enum class Result { Ok, Closed, Failed };
 
-  // `ctx` must outlive the session.
+  // Server side. `ctx` must outlive the session.
   TlsSession(const TlsContext& ctx, Sink& sink);
+  // Client side, on `ssl` (owned from here; its SSL_CTX and the name to
+  // verify set by the caller): start() sends the ClientHello, feed() runs
+  // the rest of the handshake. A null `ssl` makes a Failed session.
+  TlsSession(SSL* ssl, Sink& sink);
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
+  // Client side: the first handshake flight (on_ciphertext). Ok or Failed.
+  Result start();
   // Bytes read from the socket, any amount (partial records are kept until
   // the rest comes). Runs the handshake, then hands the plaintext to the sink.
   Result feed(const char* data, size_t len);
@@ -80,13 +88,14 @@ class TlsSession {
   std::string_view server_name() const;  // SNI host name, or ""
   std::string_view version() const;      // "TLSv1.3", "TLSv1.2"
   std::string_view cipher() const;       // "TLS_AES_128_GCM_SHA256", ...
-  bool resumed() const;                  // by a session ticket
+  bool resumed() const;                  // by a session ticket (or, client side, a cached session)
   // The client certificate's subject in RFC 2253 form ("CN=alice,O=Example"),
   // when the client sent one and it verified against ca_certs; else "". No
   // control characters (OpenSSL escapes them), so it may go into a header.
   std::string peer_subject() const;
 
  private:
+  void attach_bios();
   Result drive();
   Result fail(int ssl_error);
   void flush();

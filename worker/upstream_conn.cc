@@ -172,16 +172,25 @@ void UpstreamConn::on_connect_cb(uv_connect_t* req, int status) {
 
 void UpstreamConn::on_connected(int status) {
   if (state_ == State::kClosed) return;  // aborted while connecting (UV_ECANCELED)
-  timer_disarm(&timer_);
   if (status < 0) {
+    timer_disarm(&timer_);
     char why[160];
     snprintf(why, sizeof why, "connect() failed: %s", uv_strerror(status));
     fail(502, FailKind::kConnect, why);
     return;
   }
-  state_ = State::kActive;
   w_->server_stats(pool_->targets[server_].shm_index).connect.observe((stats_clock_ns() - connect_ns_) / 1000);
   uv_tcp_nodelay(&tcp_, 1);
+  if (pool_->cfg->servers[server_].tls) {
+    tls_begin();  // connect_timeout keeps running through the handshake
+    return;
+  }
+  timer_disarm(&timer_);
+  on_ready();
+}
+
+void UpstreamConn::on_ready() {
+  state_ = State::kActive;
   resume_read();
   if (!client_) return;
   if (pending_) {
@@ -221,7 +230,7 @@ void UpstreamConn::write_head_with(const char* body, size_t n) {
   head_out_ = nullptr;
   if (n) body_sent_ = true;
   if (nb == 0) return;
-  int r = stream_send(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, nb);
+  int r = send_bufs(bufs, nb);
   if (r >= 0 && tcp_.write_queue_size > 0 && !send_timer_.armed()) watch_send();
   if (r < 0) {
     char why[160];
@@ -230,12 +239,16 @@ void UpstreamConn::write_head_with(const char* body, size_t n) {
   }
 }
 
+int UpstreamConn::send_bufs(const uv_buf_t* bufs, unsigned n) {
+  return tls_ ? tls_send(bufs, n) : stream_send(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n);
+}
+
 void UpstreamConn::flush() {
   if (state_ == State::kActive && head_out_) write_head_with(nullptr, 0);
 }
 
 void UpstreamConn::send_body(const char* p, size_t n) {
-  if (state_ == State::kConnecting) {
+  if (state_ == State::kConnecting || state_ == State::kHandshake) {
     if (!pending_) {
       pending_ = w_->take_buf();
       pending_->clear();
@@ -293,6 +306,15 @@ void UpstreamConn::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf
 
 void UpstreamConn::on_read(ssize_t nread, const char* data) {
   if (nread == 0) return;
+  if (tls_) {
+    tls_read(nread, data);
+    return;
+  }
+  on_stream(nread, data);
+}
+
+// What the server sent (decrypted), or its EOF (nread < 0).
+void UpstreamConn::on_stream(ssize_t nread, const char* data) {
   if (state_ == State::kIdle) {  // the server closed or sent junk: drop it
     close();
     return;
@@ -552,6 +574,9 @@ void UpstreamConn::on_timer(TimerNode* t) {
     case State::kConnecting:
       u->fail(504, FailKind::kConnectTimeout, "connect() timed out");
       return;
+    case State::kHandshake:
+      u->fail(504, FailKind::kConnectTimeout, "TLS handshake timed out (connect_timeout)");
+      return;
     case State::kActive:
       if (!u->head_done_) {
         u->fail(504, FailKind::kTimeout, "upstream timed out");
@@ -604,6 +629,7 @@ void UpstreamConn::close() {
     auto& idle = pool_->targets[server_].idle;
     idle.erase(std::remove(idle.begin(), idle.end(), this), idle.end());
   }
+  tls_close_notify();  // best effort: what the socket takes at once
   state_ = State::kClosed;
   timer_disarm(&timer_);
   timer_disarm(&send_timer_);

@@ -5,6 +5,9 @@
 // States:
 //   kConnecting  TCP connect in progress           (connect_timeout; a unix
 //                socket connects at once and starts kActive)
+//   kHandshake   an https:// server: the TLS handshake after the connect
+//                (upstream_tls.cc); the rest of connect_timeout runs, and
+//                the request waits in `pending_` as while connecting
 //   kActive      attached to an Exchange: sending and/or reading a response
 //                                                  (read_timeout once the request is sent)
 //   kIdle        in the keep-alive pool; any byte or EOF closes it
@@ -17,12 +20,14 @@
 #include <llhttp.h>
 #include <uv.h>
 
+#include <memory>
 #include <string>
 
 #include "worker/http_head.h"
 #include "worker/runtime.h"
 #include "worker/stream_io.h"
 #include "worker/timers.h"
+#include "worker/tls_session.h"
 
 namespace pasture::worker {
 
@@ -39,7 +44,7 @@ enum class FailKind : uint8_t {
   kInvalid,         // unparsable or unsupported response head
 };
 
-class UpstreamConn final : public StreamOwner {
+class UpstreamConn final : public StreamOwner, private TlsSession::Sink {
  public:
   // An idle pooled connection to `server` of `pool`, or a new one (connecting).
   // `fresh` forbids reuse (retry after a stale pooled connection).
@@ -71,7 +76,7 @@ class UpstreamConn final : public StreamOwner {
   void on_write_done(int status) override;
 
  private:
-  enum class State : uint8_t { kConnecting, kActive, kIdle, kTunnel, kClosed };
+  enum class State : uint8_t { kConnecting, kHandshake, kActive, kIdle, kTunnel, kClosed };
 
   UpstreamConn(Worker* w, PoolRt* pool, int server);
   ~UpstreamConn() override = default;
@@ -88,7 +93,10 @@ class UpstreamConn final : public StreamOwner {
   int connect();  // 0, or a libuv error (the connection is closed)
   int connect_unix(const ResolvedServer& a);
   void on_connected(int status);
+  void on_ready();  // connected (and the TLS handshake done): the request goes out
   void on_read(ssize_t nread, const char* data);
+  void on_stream(ssize_t nread, const char* data);  // bytes (plaintext) or an EOF/error
+  int send_bufs(const uv_buf_t* bufs, unsigned n);  // to the socket, through TLS if any
   const char* parse(const char* base, const char* p, const char* end);
   void on_message_complete(const char* end, const char* pos);
   void keep_partial_head(const char* base, const char* end);
@@ -100,6 +108,15 @@ class UpstreamConn final : public StreamOwner {
   void close();
   void write_head_with(const char* body, size_t n);
   void arm_read_timer();
+  // upstream_tls.cc: TLS to an https:// server, a TlsSession over tcp_
+  void tls_begin();
+  void tls_read(ssize_t nread, const char* data);  // ciphertext, or the TCP EOF / a read error
+  void tls_opened();
+  void tls_handshake_failed(const char* why);
+  int tls_send(const uv_buf_t* bufs, unsigned n);
+  void tls_close_notify();
+  void on_plaintext(const char* data, size_t len) override;
+  void on_ciphertext(const char* data, size_t len) override;
   // upstream_tunnel.cc
   const char* start_tunnel(const char* base, const char* p, const char* end);
   void tunnel_read(ssize_t nread, const char* data);
@@ -140,6 +157,9 @@ class UpstreamConn final : public StreamOwner {
   bool read_eof_ = false;    // kTunnel: the server's EOF came
   bool shut_asked_ = false;  // kTunnel: the client's EOF is being passed on (uv_shutdown)
   bool shut_done_ = false;   // ...and was
+  std::unique_ptr<TlsSession> tls_;  // an https:// server: the TLS session, else null
+  int tls_write_error_ = 0;          // a libuv error writing ciphertext (on_ciphertext)
+  bool tls_eof_ = false;             // the server's close_notify was passed on as EOF
 };
 
 }  // namespace pasture::worker

@@ -67,7 +67,8 @@ void UpstreamConn::tunnel_read(ssize_t nread, const char* data) {
 void UpstreamConn::tunnel_send(const char* p, size_t n) {
   if (state_ != State::kTunnel || shut_asked_ || !client_) return;
   arm_tunnel_timer();
-  int r = stream_send(reinterpret_cast<uv_stream_t*>(&tcp_), p, n);
+  uv_buf_t b = uv_buf_init(const_cast<char*>(p), (unsigned)n);
+  int r = send_bufs(&b, 1);
   if (r < 0) {
     PLOG_DEBUG("pool %s: tunnel to %s: write failed: %s", pool_->cfg->name.c_str(),
                pool_->cfg->servers[server_].label().c_str(), uv_strerror(r));
@@ -79,6 +80,7 @@ void UpstreamConn::tunnel_send(const char* p, size_t n) {
 void UpstreamConn::tunnel_shutdown() {
   if (state_ != State::kTunnel || shut_asked_) return;
   shut_asked_ = true;
+  tls_close_notify();  // a wss upstream: close_notify goes out before the write side shuts
   auto* req = new uv_shutdown_t;
   int r = uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&tcp_), [](uv_shutdown_t* rq, int status) {
     auto* u = static_cast<UpstreamConn*>(static_cast<StreamOwner*>(rq->handle->data));

@@ -121,6 +121,7 @@ int run(const Setup& setup) {
         uint64_t now = uv_now(wk->loop());
         wk->timers().expire(now);
         wk->access_log().flush();
+        wk->console_log().flush();
         wk->slot()->heartbeat_ms.store(now, std::memory_order_relaxed);
         wk->check_clear_counters();
       },
@@ -129,6 +130,7 @@ int run(const Setup& setup) {
 
   uv_run(&loop, UV_RUN_DEFAULT);
   w.access_log().finish();
+  w.console_log().finish();
   if (setup.embed_apps) wsgi::shutdown();
   // Exiting: the kernel closes every socket; nothing in this process needs
   // an orderly teardown, and skipping it keeps shutdown fast. So the leak

@@ -4,7 +4,7 @@
     render.py RESULTS_FILE
 
 Each line of RESULTS_FILE is `TYPE key=value ...` with TYPE one of
-env, versions, run, mem, big, skip (skip's `reason=` runs to end of line).
+env, versions, run, mem, big, gzip, skip (skip's `reason=` runs to end of line).
 """
 import os
 import sys
@@ -288,6 +288,21 @@ def main():
         for x in warnings:
             w(f"- {x}")
         w("")
+    if recs["gzip"]:
+        w("")
+        w("### gzip (100 KiB text/plain answer, level 6, 1 worker, c=50, Accept-Encoding: gzip)")
+        w("")
+        w("pasture: `[filter:gz] use = egg:Paste#gzip` in a pipeline in front of the pool; "
+          "nginx: `gzip on; gzip_comp_level 6` on the proxy location.")
+        w("")
+        w("| proxy | req/s | p50 | p99 | proxy CPU µs/req | compressed bytes | errors |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
+        for r in sorted(recs["gzip"], key=lambda r: ORDER.get(r["proxy"], 9)):
+            req = num(r["requests"])
+            dur = num(r["duration_us"], 1) / 1e6
+            cpu = num(r["ticks"]) * (1e6 / TCK) / req if req else 0
+            w(f"| {r['proxy']} | {req / dur:,.0f} | {num(r['p50_us']) / 1000:.2f} ms | "
+              f"{num(r['p99_us']) / 1000:.2f} ms | {cpu:.0f} | {r.get('bytes', '?')} | {r.get('errors', '?')} |")
     print("\n".join(out))
 
 

@@ -1,6 +1,7 @@
 """WebSocket peers for tests/integration/websocket_test.cc (python3-websockets).
 
-  ws_peer.py server LOG          an echo upstream on a free port; prints "port N".
+  ws_peer.py server LOG [CERT KEY]  an echo upstream on a free port (wss with CERT
+                                 and KEY); prints "port N".
                                  Text "close-me" makes it close (1000, "bye");
                                  text "flood N" sends N MiB in 64 KiB binary
                                  messages, logging "sent BYTES" to LOG as it goes.
@@ -59,9 +60,14 @@ async def page(path, headers):
     return None
 
 
-async def serve(log):
+async def serve(log, cert=None, key=None):
+    tls = None
+    if cert:  # a wss upstream (tests/integration/upstream_tls_test.cc)
+        import ssl
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
     async with websockets.serve(lambda ws, *a: echo(ws, log), "127.0.0.1", 0, max_size=None,
-                                max_queue=1, process_request=page) as srv:
+                                max_queue=1, ssl=tls, process_request=page) as srv:
         port = srv.sockets[0].getsockname()[1]
         print("port %d" % port, flush=True)
         await asyncio.Future()
@@ -201,7 +207,7 @@ def fast_writer(port):
 
 if __name__ == "__main__":
     if sys.argv[1] == "server":
-        asyncio.run(serve(sys.argv[2]))
+        asyncio.run(serve(*sys.argv[2:5]))
     elif sys.argv[3] == "fast":
         fast_writer(int(sys.argv[2]))
     elif sys.argv[3] == "slow":

@@ -104,7 +104,7 @@ TestCert TestCa::issue(const std::string& cn, const std::string& org, const std:
 
 TestCert TestCa::server(const std::vector<std::string>& dns_names, int days) const {
   std::string san;
-  for (const auto& n : dns_names) san += (san.empty() ? "DNS:" : ",DNS:") + n;
+  for (const auto& n : dns_names) san += (san.empty() ? "" : ",") + (n.rfind("IP:", 0) == 0 ? n : "DNS:" + n);
   return issue(dns_names.empty() ? "server" : dns_names[0], "", san, false, days);
 }
 

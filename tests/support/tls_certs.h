@@ -21,7 +21,7 @@ class TestCa {
   TestCa& operator=(const TestCa&) = delete;
 
   // A certificate for `dns_names` (subjectAltName; the first is also the
-  // CN), or for a client whose subject is CN=common_name,O=organization.
+  // CN; "IP:127.0.0.1" names an IP address instead), or for a client whose subject is CN=common_name,O=organization.
   // `days` < 0 makes one that expired that many days ago.
   TestCert server(const std::vector<std::string>& dns_names, int days = 30) const;
   TestCert client(const std::string& common_name, const std::string& organization = "pasture tests") const;

@@ -35,6 +35,7 @@ std::unique_ptr<TlsConn> TlsConn::connect(uint16_t port, const TlsClientOptions&
   if (!c->fd_.valid()) return nullptr;
   c->ctx_ = SSL_CTX_new(TLS_client_method());
   SSL_CTX_set_min_proto_version(c->ctx_, TLS1_2_VERSION);
+  SSL_CTX_set_max_proto_version(c->ctx_, o.max_version);
   if (!o.ca_pem.empty()) {
     BIO* b = BIO_new_mem_buf(o.ca_pem.data(), (int)o.ca_pem.size());
     X509* ca = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);

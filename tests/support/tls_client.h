@@ -23,6 +23,7 @@ struct TlsClientOptions {
   std::string alpn = "http/1.1";  // one protocol name; "" = no ALPN
   std::string cert_pem, key_pem;  // a client certificate
   SSL_SESSION* session = nullptr; // resume this one (not owned)
+  int max_version = 0;            // e.g. TLS1_2_VERSION; 0 = the highest (TLS 1.3)
 };
 
 class TlsConn {

@@ -127,7 +127,8 @@ TEST_F(ConfYaml, ErrorsNameFileAndLine) {
             "site.yaml:2: app 'nope' is not defined in apps:");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: egg:MyApp#main\n"),
             "site.yaml:3: apps: main: not supported yet: use: egg:MyApp#main (pasture serves egg:Paste#urlmap, "
-            "egg:pasture#balancer, egg:Paste#proxy, egg:pasture#echo and egg:pasture#status; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
+            "egg:pasture#balancer, egg:Paste#proxy, egg:pasture#echo, egg:pasture#status, egg:Paste#static and "
+            "egg:pasture#static; Python WSGI apps are served from paste.deploy INI files, not from YAML yet)");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: balancer\n    servers:\n      - a:1\n      - b:2 weight=0\n"),
             "site.yaml:6: servers: weight of b:2 must be at least 1");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: balancer\n    servers:\n      - a:1\n      - a:1\n"),
@@ -149,8 +150,8 @@ TEST_F(ConfYaml, ErrorsNameFileAndLine) {
             "unix_socket_perms or an egg:pasture#main setting such as workers, backlog or keepalive_timeout)");
   EXPECT_EQ(yaml_error("apps:\n  main: {use: urlmap, routes: {/: main}}\n"),
             "site.yaml:2: apps: main refers to itself");
-  EXPECT_EQ(yaml_error("apps:\n  main: {use: proxy, address: 'https://x/'}\n"),
-            "site.yaml:2: not supported yet: https upstream address https://x/");
+  EXPECT_EQ(yaml_error("apps:\n  main: {use: proxy, address: 'ftp://x/'}\n"),
+            "site.yaml:2: address must be an http:// or https:// URL, got 'ftp://x/'");
   EXPECT_EQ(yaml_error(""), "site.yaml:0: empty config (expected server:, app: and apps:)");
   EXPECT_EQ(yaml_error("apps:\n  main: {use: echo}\n  main: {use: echo}\n"), "site.yaml:3: apps: duplicate key 'main'");
   EXPECT_EQ(yaml_error("apps:\n  main: {use: urlmap, routes: {/: e, /: e}}\n  e: {use: echo}\n"),

@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 
 #include <memory>
+#include <set>
 
 #include "common/ticket_keys.h"
 #include "conf_test_util.h"
@@ -278,7 +279,7 @@ TEST_F(TlsSessionTest, SniPicksTheCertificateThatHoldsTheName) {
 // rotations its key is gone and the handshake is a full one.
 TEST_F(TlsSessionTest, TicketsResumeAcrossWorkersAndRotate) {
   shm::TicketKeys block{};
-  ASSERT_TRUE(shm::rotate_ticket_keys(block));
+  ASSERT_TRUE(shm::rotate_ticket_keys(block, 0));
   auto worker1 = context(settings(), {.tickets = &block});
   auto worker2 = context(settings(), {.tickets = &block});
   for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
@@ -306,9 +307,9 @@ TEST_F(TlsSessionTest, TicketsResumeAcrossWorkersAndRotate) {
     };
     SSL_SESSION* sess = first();
     EXPECT_TRUE(again(sess, *worker2));
-    ASSERT_TRUE(shm::rotate_ticket_keys(block));  // the ticket's key is now the previous one
+    ASSERT_TRUE(shm::rotate_ticket_keys(block, 0));  // the ticket's key is now the previous one
     EXPECT_TRUE(again(sess, *worker1));
-    ASSERT_TRUE(shm::rotate_ticket_keys(block));  // and now dropped
+    ASSERT_TRUE(shm::rotate_ticket_keys(block, 0));  // and now dropped
     EXPECT_FALSE(again(sess, *worker2));
     SSL_SESSION_free(sess);
   }
@@ -369,6 +370,100 @@ TEST_F(TlsSessionTest, ClientCertificatesAreVerified) {
     EXPECT_EQ(ok, k.ok) << k.subject << k.error;
     EXPECT_EQ(s.peer_subject(), k.subject);
     EXPECT_EQ(s.error(), k.error);
+  }
+}
+
+// A ticket resumes only under the session-id context it was made in: a
+// digest of the certificates and of client verification (what a reload may
+// change). Contexts built twice from the same files (a reload that changes
+// none of it) agree, and the session resumes there with its client subject;
+// client certificates turned on, the CA replaced or a certificate renewed
+// make another context, where the session does not resume (a full
+// handshake, which then wants the certificate). The tickets' keys are shared
+// throughout, as a reload carries them.
+TEST_F(TlsSessionTest, TicketsResumeOnlyUnderTheSameCertificatesAndClientVerification) {
+  shm::TicketKeys block{};
+  ASSERT_TRUE(shm::rotate_ticket_keys(block, 0));
+  TlsContext::Options o{.tickets = &block};
+  conf::TlsSettings none = settings(), required = settings();
+  required.ca_certs = dir_.write("ca.pem", ca_.cert_pem());
+  required.client_certs = conf::ClientCerts::Required;
+  conf::TlsSettings optional = required, same_ca = required, other_ca = required, renewed = none;
+  optional.client_certs = conf::ClientCerts::Optional;
+  same_ca.ca_certs = dir_.write("ca-copy.pem", ca_.cert_pem());
+  TestCa other("another CA");
+  other_ca.ca_certs = dir_.write("other-ca.pem", other.cert_pem());
+  renewed.certs[0] = cert_files(ca_.server({"a.example", "www.a.example"}), "a-renewed");
+  auto none1 = context(none, o), none2 = context(none, o), renewed_ctx = context(renewed, o);
+  auto req1 = context(required, o), req2 = context(same_ca, o), opt = context(optional, o);
+  auto other_req = context(other_ca, o);
+  EXPECT_EQ(none1->session_context().size(), 32u);
+  EXPECT_EQ(none1->session_context(), none2->session_context());
+  EXPECT_EQ(req1->session_context(), req2->session_context());  // the CA's content counts, not its file name
+  std::set<std::string> distinct = {none1->session_context(), renewed_ctx->session_context(),
+                                    req1->session_context(), opt->session_context(), other_req->session_context()};
+  EXPECT_EQ(distinct.size(), 5u);
+  TestCert alice = ca_.client("alice");
+  struct Outcome {
+    bool ok = false, resumed = false;
+    std::string subject;
+  };
+  // One connection; TLS 1.3: the server has judged the client's
+  // certificate once it read data after the handshake.
+  auto connect = [&](TlsContext& ctx, int version, const TestCert* cert, SSL_SESSION* sess,
+                     SSL_SESSION** keep = nullptr) {
+    Sink sink;
+    TlsSession s(ctx, sink);
+    Client c({.max_version = version, .cert = cert, .session = sess});
+    Outcome r;
+    r.ok = handshake(c, s, sink);
+    if (r.ok) {
+      c.write("x");
+      pump(c, s, sink);
+      c.read_all();  // TLS 1.3 tickets come after the handshake
+      r.ok = s.open();
+    }
+    r.resumed = s.resumed();
+    r.subject = s.peer_subject();
+    SSL_shutdown(c.ssl());  // keeps the session resumable
+    if (keep) *keep = SSL_get1_session(c.ssl());
+    return r;
+  };
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(version == TLS1_3_VERSION ? "TLS 1.3" : "TLS 1.2");
+    SSL_SESSION* anon = nullptr;
+    ASSERT_TRUE(connect(*none1, version, nullptr, nullptr, &anon).ok);
+    Outcome r = connect(*none2, version, nullptr, anon);
+    EXPECT_TRUE(r.ok && r.resumed);
+    r = connect(*renewed_ctx, version, nullptr, anon);
+    EXPECT_TRUE(r.ok && !r.resumed);
+    // Client certificates turned on: the full handshake asks for one.
+    r = connect(*req1, version, nullptr, anon);
+    EXPECT_FALSE(r.ok);
+    EXPECT_FALSE(r.resumed);
+    // Optional ones: the ticket callback would let a session without a
+    // certificate through; OpenSSL's session-id context check alone keeps it out.
+    r = connect(*opt, version, nullptr, anon);
+    EXPECT_TRUE(r.ok);
+    EXPECT_FALSE(r.resumed);
+    SSL_SESSION* authed = nullptr;
+    r = connect(*req1, version, &alice, nullptr, &authed);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.subject, "CN=alice,O=pasture tests");
+    r = connect(*req2, version, nullptr, authed);
+    EXPECT_TRUE(r.ok && r.resumed);
+    EXPECT_EQ(r.subject, "CN=alice,O=pasture tests");
+    // The CA replaced (alice's revoked): no resumption, no subject, and
+    // without a certificate no connection.
+    r = connect(*other_req, version, nullptr, authed);
+    EXPECT_FALSE(r.ok);
+    EXPECT_FALSE(r.resumed);
+    EXPECT_EQ(r.subject, "");
+    r = connect(*other_req, version, &alice, authed);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.subject, "");
+    SSL_SESSION_free(anon);
+    SSL_SESSION_free(authed);
   }
 }
 

@@ -101,6 +101,14 @@ PyObject* build_environ(const Request& r, PyObject* input) {
       rc = set_latin1(d, G.k_scheme, r.view(r.url_scheme));
   }
   if (rc == 0) rc = PyDict_SetItem(d, G.k_input, input);
+  if (rc == 0 && r.server_name.len) {
+    Ref v(latin1(r.view(r.server_name)));
+    rc = v ? PyDict_SetItemString(d, "SERVER_NAME", v.get()) : -1;
+  }
+  if (rc == 0 && r.server_port.len) {
+    Ref v(latin1(r.view(r.server_port)));
+    rc = v ? PyDict_SetItemString(d, "SERVER_PORT", v.get()) : -1;
+  }
   for (size_t i = 0; rc == 0 && i < r.headers.size(); i++) {
     std::string_view name = r.view(r.headers[i].first), value = r.view(r.headers[i].second);
     Ref key(header_key(name));

@@ -74,6 +74,8 @@ struct Request {
   Span method, path, query, protocol, remote_addr;
   Span url_scheme;     // "https" over TLS, or a trusted proxy's X-Forwarded-Proto; else "http"
   uint32_t script_len = 0;  // leading bytes of `path` (decoded) that are SCRIPT_NAME
+  // SERVER_NAME / SERVER_PORT when a prefix filter set them (len 0: the listener's).
+  Span server_name, server_port;
   std::vector<std::pair<Span, Span>> headers;  // as received, in order
   int64_t content_length = -1;  // -1: none given (set from the body for chunked)
 
@@ -81,6 +83,7 @@ struct Request {
     arena.clear();
     headers.clear();
     script_len = 0;
+    server_name = server_port = Span{};
     content_length = -1;
   }
   Span add(std::string_view s) {

@@ -1,0 +1,296 @@
+// The native filters (issue 17) side by side with Paste's own: the same
+// app behind egg:Paste#gzip / egg:PasteDeploy#prefix / egg:Paste#translogger
+// loaded by paste.deploy under wsgiref (tests/integration/filters_peer.py),
+// and behind pasture running the same filter sections natively. Same
+// requests, same status, the headers that matter, the same (gunzipped)
+// bodies, the same translogger lines.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/pasture_server.h"
+
+namespace pasture::test {
+namespace {
+
+const std::string kPeer = std::string(PASTURE_SOURCE_DIR) + "/tests/integration/filters_peer.py";
+
+bool have_paste() {
+  return system("/usr/bin/python3 -c 'import paste.gzipper, paste.translogger, paste.deploy' >/dev/null 2>&1") == 0;
+}
+
+std::string gunzip(const std::string& in, bool* ok) {
+  z_stream z{};
+  inflateInit2(&z, 31);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = (uInt)in.size();
+  std::string out;
+  int r = Z_OK;
+  while (r == Z_OK) {
+    char buf[16384];
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof buf;
+    r = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - z.avail_out);
+    if (r == Z_BUF_ERROR && z.avail_in == 0) break;
+  }
+  *ok = r == Z_STREAM_END;
+  inflateEnd(&z);
+  return out;
+}
+
+// One python server of filters_peer.py on a free port.
+struct Peer {
+  uint16_t port = free_port();
+  std::unique_ptr<Process> proc;
+  Peer(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"/usr/bin/python3", kPeer};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back(std::to_string(port));
+    proc = std::make_unique<Process>(argv, Process::Env{{"PYTHONPATH", std::string(PASTURE_SOURCE_DIR) +
+                                                                            "/tests/integration"}});
+    EXPECT_TRUE(wait_for_output(*proc, "ready") && wait_for_port(port)) << proc->output();
+  }
+};
+
+// Paste's side: `filters` sections (the same text pasture gets) in a
+// pipeline in front of the app, served by paste.deploy.
+struct PasteSide {
+  TempDir dir;
+  std::unique_ptr<Peer> peer;
+  PasteSide(const std::string& pipeline, const std::string& sections) {
+    std::string ini = "[pipeline:main]\npipeline = " + pipeline + " inner\n\n" + sections +
+                      "\n[app:inner]\npaste.app_factory = filters_peer:make_app\n";
+    peer = std::make_unique<Peer>(std::vector<std::string>{"paste", dir.write("paste.ini", ini)});
+  }
+};
+
+// pasture's side: the same sections in front of a pool of the bare app.
+struct PastureSide {
+  Peer upstream{{"app"}};
+  std::unique_ptr<PastureServer> srv;
+  PastureSide(const std::string& pipeline, const std::string& sections) {
+    srv = std::make_unique<PastureServer>("[pipeline:main]\npipeline = " + pipeline + " pool\n\n" + sections +
+                                              "\n[app:pool]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:" +
+                                              std::to_string(upstream.port) + "\n",
+                                          1);
+    EXPECT_TRUE(srv->started()) << srv->output();
+  }
+};
+
+const char kGzip[] = "[filter:gz]\nuse = egg:Paste#gzip\ncompress_level = 6\n";
+
+TEST(Filters, GzipLikePaste) {
+  if (!have_paste()) GTEST_SKIP() << "python3-paste is not installed";
+  PasteSide paste("gz", kGzip);
+  PastureSide ours("gz", kGzip);
+  ASSERT_TRUE(ours.srv->started());
+  struct Case {
+    const char* method;
+    const char* path;
+    bool accept;
+  };
+  for (const Case& c : {Case{"GET", "/text", true}, Case{"GET", "/text", false}, Case{"GET", "/html", true},
+                        Case{"GET", "/json404", true}, Case{"GET", "/png", true}, Case{"GET", "/zip", true},
+                        Case{"GET", "/encoded", true}, Case{"HEAD", "/text", true}, Case{"GET", "/env", true}}) {
+    SCOPED_TRACE(std::string(c.method) + " " + c.path + (c.accept ? " (gzip)" : ""));
+    Headers h;
+    if (c.accept) h.push_back({"Accept-Encoding", "gzip, deflate"});
+    Response a = http_request(paste.peer->port, c.method, c.path, h);
+    Response b = http_request(ours.srv->port(), c.method, c.path, h);
+    ASSERT_TRUE(a.ok() && b.ok()) << a.error << b.error;
+    EXPECT_EQ(a.status, b.status);
+    EXPECT_EQ(a.header("Content-Type"), b.header("Content-Type"));
+    EXPECT_EQ(a.header("Content-Encoding"), b.header("Content-Encoding"));
+    bool zipped = a.header("Content-Encoding") == "gzip";
+    if (zipped) {
+      // Streamed: no Content-Length, chunked on HTTP/1.1; caches told to vary.
+      EXPECT_EQ(b.header("Content-Length"), "");
+      EXPECT_TRUE(b.chunked);
+      EXPECT_EQ(b.header("Vary"), "Accept-Encoding");
+    }
+    if (std::string(c.method) == "HEAD") {
+      EXPECT_EQ(a.header("Content-Length"), b.header("Content-Length"));
+      continue;
+    }
+    bool ok_a = true, ok_b = true;
+    std::string body_a = zipped ? gunzip(a.body, &ok_a) : a.body;
+    std::string body_b = zipped ? gunzip(b.body, &ok_b) : b.body;
+    EXPECT_TRUE(ok_a && ok_b);
+    if (std::string(c.path) != "/env") {
+      EXPECT_EQ(body_a, body_b);
+    }
+    if (zipped && body_b.size() > 4096) {
+      EXPECT_LT(b.body.size(), body_b.size() / 4);
+    }
+  }
+  // What nginx adds to Paste's choice: a strong ETag made weak, q=0 refused,
+  // Cache-Control: no-transform and tiny bodies left alone.
+  Response r = http_get(ours.srv->port(), "/text", {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(r.header("ETag"), "W/\"v1\"");
+  r = http_get(ours.srv->port(), "/text", {{"Accept-Encoding", "gzip;q=0, br"}});
+  EXPECT_EQ(r.header("Content-Encoding"), "");
+  EXPECT_EQ(r.header("Vary"), "Accept-Encoding");
+  EXPECT_EQ(r.header("ETag"), "\"v1\"");
+}
+
+// An upstream's first chunk reaches the client compressed while the
+// upstream still waits 2 s before its second: every read is flushed
+// (Z_SYNC_FLUSH), nothing waits for the whole body.
+TEST(Filters, GzipStreamsSlowUpstream) {
+  PastureSide ours("gz", kGzip);
+  ASSERT_TRUE(ours.srv->started());
+  Fd fd = connect_loopback(ours.srv->port());
+  ASSERT_TRUE(fd.valid());
+  // Blocking reads, each bounded by 5 s.
+  fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+  timeval tv{5, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string req = "GET /slow HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n";  // HTTP/1.0: the body ends at EOF, unframed
+  ASSERT_EQ(send(fd.get(), req.data(), req.size(), 0), (ssize_t)req.size());
+  auto start = std::chrono::steady_clock::now();
+  std::string got, plain;
+  z_stream z{};
+  inflateInit2(&z, 31);
+  size_t fed = 0;
+  bool head_done = false;
+  while (plain.find("first chunk") == std::string::npos &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    char buf[4096];
+    ssize_t n = recv(fd.get(), buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, (size_t)n);
+    if (!head_done) {
+      size_t e = got.find("\r\n\r\n");
+      if (e == std::string::npos) continue;
+      EXPECT_NE(got.substr(0, e).find("Content-Encoding: gzip"), std::string::npos) << got;
+      head_done = true;
+      fed = e + 4;
+    }
+    z.next_in = reinterpret_cast<Bytef*>(got.data() + fed);
+    z.avail_in = (uInt)(got.size() - fed);
+    fed = got.size();
+    char out[4096];
+    z.next_out = reinterpret_cast<Bytef*>(out);
+    z.avail_out = sizeof out;
+    inflate(&z, Z_SYNC_FLUSH);
+    plain.append(out, sizeof out - z.avail_out);
+  }
+  inflateEnd(&z);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_NE(plain.find("first chunk of a slow answer"), std::string::npos) << got;
+  EXPECT_LT(took, std::chrono::milliseconds(1500));
+}
+
+const char kPrefix[] =
+    "[filter:pfx]\nuse = egg:PasteDeploy#prefix\nprefix = /james/\n"
+    "[filter:pfx2]\nuse = egg:PasteDeploy#prefix\nprefix = /james\nforce_port = 8443\nscheme = https\n"
+    "translate_forwarded_server = false\n";
+
+// In front of a Python app pasture calls in-process: its environ is what
+// PrefixMiddleware makes of it.
+TEST(Filters, PrefixEnvironLikePaste) {
+  if (!have_paste()) GTEST_SKIP() << "python3-paste is not installed";
+  for (const char* which : {"pfx", "pfx2"}) {
+    SCOPED_TRACE(which);
+    PasteSide paste(which, kPrefix);
+    // pasture's embedded interpreter imports the same app module.
+    setenv("PYTHONPATH", (std::string(PASTURE_SOURCE_DIR) + "/tests/integration").c_str(), 1);
+    PastureServer ours(std::string("[pipeline:main]\npipeline = ") + which + " inner\n\n" + kPrefix +
+                           "\n[app:inner]\npaste.app_factory = filters_peer:make_app\n",
+                       1);
+    ASSERT_TRUE(ours.started()) << ours.output();
+    EXPECT_NE(run_pasture("check " + ours.path()).second.find("run natively"), std::string::npos);
+    Headers fwd = {{"Host", "inside:8080"},          {"X-Forwarded-Server", "pub.example, other"},
+                   {"X-Forwarded-Host", "www.example"}, {"X-Forwarded-For", "203.0.113.9, 10.0.0.1"},
+                   {"X-Forwarded-Proto", "https"}};
+    for (const char* path : {"/james/env?q=1", "/james", "/jamesx/env", "/other/env", "/james/a%20b/env"}) {
+      SCOPED_TRACE(path);
+      for (const Headers& h : {Headers{{"Host", "inside:8080"}}, fwd}) {
+        Response a = http_request(paste.peer->port, "GET", path, h);
+        Response b = http_request(ours.port(), "GET", path, h);
+        ASSERT_TRUE(a.ok() && b.ok());
+        EXPECT_EQ(a.status, b.status);
+        // SERVER_NAME / SERVER_PORT / REMOTE_ADDR of the listener itself
+        // differ between wsgiref and pasture unless the filter set them.
+        auto pick = [&](const std::string& body) {
+          std::string out;
+          std::istringstream in(body);
+          std::string line;
+          bool translated = h.size() > 1 && std::string(which) == "pfx";
+          while (std::getline(in, line)) {
+            bool own = line.rfind("SERVER_NAME=", 0) == 0 || line.rfind("REMOTE_ADDR=", 0) == 0;
+            if (line.rfind("SERVER_PORT=", 0) == 0 && std::string(which) != "pfx2") continue;
+            if (own && !translated) continue;
+            out += line + "\n";
+          }
+          return out;
+        };
+        EXPECT_EQ(pick(a.body), pick(b.body));
+      }
+    }
+  }
+}
+
+// In front of a pool: the upstream gets PATH_INFO, and the prefix in X-Forwarded-Prefix.
+TEST(Filters, PrefixInFrontOfPool) {
+  FakeUpstream up("u");
+  PastureServer ours("[pipeline:main]\npipeline = pfx pool\n\n[filter:pfx]\nuse = egg:PasteDeploy#prefix\n"
+                     "prefix = /james\n\n[app:pool]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:" +
+                         std::to_string(up.port()) + "\n",
+                     1);
+  ASSERT_TRUE(ours.started()) << ours.output();
+  Response r = http_get(ours.port(), "/james/a/b?x=1");
+  ASSERT_EQ(r.status, 200) << r.error;
+  ASSERT_TRUE(up.wait_for_requests(1));
+  RecordedRequest req = up.requests().back();
+  EXPECT_EQ(req.target, "/a/b?x=1");
+  EXPECT_EQ(req.header("X-Forwarded-Prefix"), "/james");
+  r = http_get(ours.port(), "/james");
+  ASSERT_TRUE(up.wait_for_requests(2));
+  EXPECT_EQ(up.requests().back().target, "/");
+}
+
+const char kLog[] = "[filter:tl]\nuse = egg:Paste#translogger\n";
+
+std::vector<std::string> log_lines(const std::string& out) {
+  static const std::regex line(R"re(^(\S+ - - )\[(\d\d/\w\w\w/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\]( ".*)$)re");
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  std::string l;
+  std::smatch m;
+  while (std::getline(in, l))
+    if (std::regex_match(l, m, line)) lines.push_back(m[1].str() + "[TIME]" + m[3].str());
+  return lines;
+}
+
+TEST(Filters, TransLoggerLikePaste) {
+  if (!have_paste()) GTEST_SKIP() << "python3-paste is not installed";
+  PasteSide paste("tl", kLog);
+  PastureSide ours("tl", kLog);
+  ASSERT_TRUE(ours.srv->started());
+  Headers h = {{"User-Agent", "filters-test/1"}, {"Referer", "http://ref.example/x"}};
+  for (const char* path : {"/text", "/html", "/json404", "/a%20b/%C3%A9/text?x=1&y=%20"}) {
+    EXPECT_EQ(http_request(paste.peer->port, "GET", path, h).status,
+              http_request(ours.srv->port(), "GET", path, h).status);
+  }
+  EXPECT_EQ(http_request(paste.peer->port, "HEAD", "/text").status,
+            http_request(ours.srv->port(), "HEAD", "/text").status);
+  std::vector<std::string> a, b;
+  ASSERT_TRUE(wait_until([&] {
+    a = log_lines(paste.peer->proc->output());
+    b = log_lines(ours.srv->output());
+    return a.size() >= 5 && b.size() >= 5;
+  })) << paste.peer->proc->output() << ours.srv->output();
+  EXPECT_EQ(a, b);
+}
+
+}  // namespace
+}  // namespace pasture::test
