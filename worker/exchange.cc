@@ -23,6 +23,7 @@ constexpr std::string_view kAllowTrace = "Allow: GET, HEAD, POST, PUT, DELETE, O
 }  // namespace
 
 Exchange::~Exchange() {
+  if (up_) drop_upstream();  // as in reset()
   free_static();
   delete fsink_;
   for (std::string* b : {uphead_, chunk_out_, cmd_, local_head_, local_body_, log_})
@@ -316,6 +317,9 @@ void Exchange::complete() {
 }
 
 void Exchange::reset() {
+  // An upstream connection still attached has nobody to answer to any more:
+  // never left pointing at this exchange (a safety net; the sinks drop it).
+  if (up_) drop_upstream();
   end_flight();  // needs pool_: first
   detach_filters();
   cancel_app();

@@ -568,7 +568,10 @@ void H2Stream::end() {
     resume();
   // Answered before the request's end: the rest of its body goes nowhere
   // (the client gets RST_STREAM NO_ERROR after the response, on_response_sent).
-  if (!ex_.req_done()) ex_.drop_upstream();
+  // The stream's own END_STREAM decides: respond_error() marks the exchange's
+  // request done before it answers, and an upstream still sending the body
+  // must go (found by review: kept, it later read into a freed exchange).
+  if (!req_done_ || !ex_.req_done()) ex_.drop_upstream();
   completed_ = true;
   ex_.complete();
   c_->want_send();

@@ -293,7 +293,7 @@ void UpstreamConn::resume_read() {
       reading_ = true;
   }
   if (state_ == State::kTunnel) {
-    arm_tunnel_timer();
+    if (client_) arm_tunnel_timer();  // a detached half keeps its deadline
     return;
   }
   if (was_paused && state_ == State::kActive && client_ && request_done_) arm_read_timer();
@@ -603,7 +603,7 @@ void UpstreamConn::on_write_done(int status) {
       tunnel_end(false);
       return;
     }
-    arm_tunnel_timer();  // progress
+    if (client_) arm_tunnel_timer();  // progress (a detached half keeps its deadline)
     if (client_ && queued() < kLowWater) client_->on_upstream_drained();
     return;
   }

@@ -57,13 +57,36 @@ void UpstreamConn::tls_read(ssize_t nread, const char* data) {
       tls_handshake_failed(nread == UV_EOF ? "the server closed the connection" : uv_strerror((int)nread));
     } else if (tls_eof_) {
       reading_ = false;  // after close_notify: passed on already
+    } else if (nread == UV_EOF && state_ == State::kActive && head_done_ && !msg_done_) {
+      // A TCP FIN without close_notify in the middle of a response: a body
+      // that ends at the EOF would look complete when it was cut (a
+      // truncation attack; found by review). An error, as a body cut short
+      // of its Content-Length is.
+      on_stream(UV_ECONNRESET, nullptr);
     } else {
-      on_stream(nread, nullptr);  // no close_notify: an EOF all the same (as nginx)
+      on_stream(nread, nullptr);  // no close_notify, nothing in progress: an EOF all the same
     }
     return;
   }
+  // The plaintext of every record in this read is gathered, then parsed in
+  // one pass, as the bytes of one plaintext read are: llhttp's "bytes after
+  // the response" check must see them all (found by review: record by
+  // record, a connection went back to the pool with the next record, the
+  // server's unasked second answer, still to come).
+  gathering_ = true;
   TlsSession::Result r = tls_->feed(data, (size_t)nread);
-  if (state_ == State::kClosed) return;
+  gathering_ = false;
+  if (state_ == State::kClosed) {
+    drop_gathered();
+    return;
+  }
+  if (gathered_ && !gathered_->empty()) {
+    std::string* g = gathered_;
+    gathered_ = nullptr;
+    on_stream((ssize_t)g->size(), g->data());
+    w_->give_buf(g);
+    if (state_ == State::kClosed) return;
+  }
   if (tls_write_error_) {
     if (state_ == State::kHandshake)
       tls_handshake_failed(uv_strerror(tls_write_error_));
@@ -116,7 +139,21 @@ void UpstreamConn::tls_handshake_failed(const char* why) {
 
 void UpstreamConn::on_plaintext(const char* data, size_t len) {
   if (state_ == State::kHandshake) tls_opened();  // the first bytes came with the handshake's end
-  on_stream((ssize_t)len, data);
+  if (state_ == State::kClosed) return;
+  if (!gathering_) {
+    on_stream((ssize_t)len, data);
+    return;
+  }
+  if (!gathered_) {
+    gathered_ = w_->take_buf();
+    gathered_->clear();
+  }
+  gathered_->append(data, len);
+}
+
+void UpstreamConn::drop_gathered() {
+  if (gathered_) w_->give_buf(gathered_);
+  gathered_ = nullptr;
 }
 
 void UpstreamConn::on_ciphertext(const char* data, size_t len) {

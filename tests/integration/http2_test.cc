@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "tests/integration/pasture_server.h"
+#include "tests/integration/raw_http.h"
 
 namespace pasture::test {
 namespace {
@@ -263,6 +265,39 @@ TEST(Http2, HostDifferentFromAuthorityIs400) {
   ASSERT_TRUE(srv.started()) << srv.output();
   EXPECT_EQ(fields(h2client(srv.port(), "hostmismatch evil"))["status"], "400");
   EXPECT_EQ(fields(h2client(srv.port(), "hostmismatch GOOD"))["status"], "200");
+}
+
+// The 408 of a stalled stream (and any pasture answer before the request's
+// end) lets go of the upstream connection still waiting for the body
+// (found by review: it was kept, pointing at the freed exchange, and the
+// worker crashed when the upstream finally answered).
+TEST(Http2, AnswerBeforeTheBodysEndDropsTheUpstream) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  std::atomic<int> closed{0};
+  RawUpstream up([&](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    if (c.got.compare(0, 5, "POST ") != 0) {  // the other requests
+      c.send("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
+      return;
+    }
+    if (c.eof(Millis(4000))) {
+      closed = 1;
+      return;
+    }
+    closed = 2;  // still open: answer late, as an upstream whose own body timeout ran out
+    c.send("HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  });
+  PastureServer srv("http2 = on\nclient_body_timeout = 1\n\n[app:main]\nuse = egg:pasture#balancer\nservers = "
+                    "127.0.0.1:" + std::to_string(up.port()) + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "stallbody"));
+  EXPECT_EQ(f["status1"], "408");
+  EXPECT_TRUE(wait_until([&] { return closed.load() != 0; }, Millis(8000)));
+  EXPECT_EQ(closed.load(), 1) << "the upstream connection outlived the 408";
+  std::this_thread::sleep_for(Millis(300));
+  EXPECT_EQ(srv.output().find("killed by signal"), std::string::npos) << srv.output();
+  EXPECT_NE(curl_h2(srv.port(), "-o /dev/null").find("2 "), std::string::npos);
 }
 
 TEST(Http2, ListenMarkH2cOnlyThere) {
