@@ -723,9 +723,20 @@ void ClientConn::on_timer(TimerNode* t) {
   }
 }
 
+void ClientConn::abort() {
+  if (state_ == State::kClosed) return;
+  aborted_ = true;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) {
+    struct linger lg = {1, 0};  // close() sends RST
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  close();
+}
+
 void ClientConn::close() {
   if (state_ == State::kClosed) return;
-  if (tls_) tls_close_notify();  // once (kLinger sent it already); the socket closes next
+  if (tls_ && !aborted_) tls_close_notify();  // once (kLinger sent it already); the socket closes next
   state_ = State::kClosed;
   ex_.on_close();
   if (h2_) h2_->on_close();

@@ -15,6 +15,12 @@ are required and must chain to it). A failed handshake prints
   /health       "ok"
   POST /echo    the request body, back (Content-Length or chunked in)
   POST /sink    reads nothing for 3 s, then the body; answers its length
+  /truncate     20000 bytes of a body framed by the connection's end, then
+                a TCP FIN without close_notify (a cut the client must see)
+  /closenotify  the same body, ended properly with close_notify
+  /twice        "ok" (Content-Length), and right behind it, in its own TLS
+                record of the same TCP segment, an answer nobody asked for
+                ("injected")
   anything else "tls upstream METHOD PATH host=HOST conn=N"
 """
 import http.server
@@ -55,6 +61,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        if self.path in ("/truncate", "/closenotify"):
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+            self.wfile.write(b"t" * 20000)
+            self.wfile.flush()
+            self.close_connection = True
+            if self.path == "/truncate":
+                self.connection.shutdown(socket.SHUT_WR)  # SSLSocket.shutdown: no close_notify
+            else:
+                self.connection.unwrap()  # close_notify
+            return
+        if self.path == "/twice":  # two TLS records, one TCP segment (corked)
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Injected: 1\r\nContent-Length: 8\r\n\r\ninjected")
+            self.wfile.flush()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            return
         if self.path == "/close":
             return self.answer(b"closing", close=True)
         if self.path == "/health":

@@ -112,6 +112,55 @@ TEST(UpstreamTls, HttpsUpstreamThroughAPlainListenerKeptAliveWithSni) {
   EXPECT_EQ(conns[0], "conn 1 sni=localhost resumed=0 alpn=http/1.1 client=-");
 }
 
+// A body framed by the connection's end is complete only if the TLS
+// upstream ended it with close_notify: a bare TCP FIN may be an attacker's
+// cut (found by review: the cut body reached the client as complete).
+TEST(UpstreamTls, BodyCutWithoutCloseNotifyIsNotComplete) {
+  Pki pki;
+  TlsUpstream up(pki.server("up", {"localhost"}));
+  ASSERT_NE(up.port, 0) << up.output();
+  PastureServer srv(pool_site("https://" + up.addr(), "tls_ca_certs = " + pki.ca_file + "\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  std::string base = "curl -s -o /dev/null -w '%{http_code} %{size_download} %{exitcode}' http://127.0.0.1:" +
+                     std::to_string(srv.port());
+  auto run = [](const std::string& cmd) {
+    std::string out;
+    FILE* f = popen(cmd.c_str(), "r");
+    char buf[256];
+    size_t n;
+    while (f && (n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    if (f) pclose(f);
+    return out;
+  };
+  EXPECT_EQ(run(base + "/closenotify"), "200 20000 0");  // ended properly: complete
+  std::string cut = run(base + "/truncate");
+  EXPECT_NE(cut, "200 20000 0") << "a cut body looked complete";
+  EXPECT_NE(cut.substr(cut.rfind(' ') + 1), "0") << cut;  // curl saw an error (18, 56)
+}
+
+// An answer the upstream sent behind the one asked for (its own TLS record)
+// never becomes the answer to the client's next request (found by review:
+// parsed record by record, the connection went back to the pool with it).
+TEST(UpstreamTls, BytesBehindAnAnswerAreNotTheNextAnswer) {
+  Pki pki;
+  TlsUpstream up(pki.server("up", {"localhost"}));
+  ASSERT_NE(up.port, 0) << up.output();
+  PastureServer srv(pool_site("https://" + up.addr(), "tls_ca_certs = " + pki.ca_file + "\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  for (int i = 0; i < 5; i++) {
+    Fd fd = connect_loopback(srv.port());
+    send_all(fd.get(), "GET /twice HTTP/1.1\r\nHost: a\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::string got;
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (got.find("GET /after") == std::string::npos && got.find("injected") == std::string::npos &&
+           std::chrono::steady_clock::now() < end)
+      if (recv_some(fd.get(), got, Millis(5000)) != IoResult::kOk) break;
+    EXPECT_EQ(got.find("injected"), std::string::npos) << got;
+    EXPECT_EQ(got.find("X-Injected"), std::string::npos) << got;
+    EXPECT_NE(got.find("tls upstream GET /after"), std::string::npos) << got;
+  }
+}
+
 TEST(UpstreamTls, SessionResumesAfterTheUpstreamClosed) {
   Pki pki;
   TlsUpstream up(pki.server("up", {"localhost"}));
