@@ -480,10 +480,10 @@ void H2Stream::head(const ResponseHead& h) {
   std::string_view text = h.text ? std::string_view(*h.text) : std::string_view();
   st.reserve(text.size() + 64);  // every byte nva points to: no reallocation below
   nva_.clear();
-  char num[24];
-  int k = snprintf(num, sizeof num, "%03d", h.status);
-  st.append(num, (size_t)k);
-  nva_.push_back({(uint8_t*)":status", reinterpret_cast<uint8_t*>(st.data()), 7, (size_t)k,
+  int code = h.status >= 100 && h.status <= 999 ? h.status : 502;
+  char num[3] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10), (char)('0' + code % 10)};
+  st.append(num, 3);
+  nva_.push_back({(uint8_t*)":status", reinterpret_cast<uint8_t*>(st.data()), 7, 3,
                   NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE});
   parse_fields(text, st, nva_, 1);
   bool bodiless_status = h.status == 204 || h.status == 304;
@@ -494,10 +494,9 @@ void H2Stream::head(const ResponseHead& h) {
     PLOG_DEBUG("HTTP/2 stream %d: extended CONNECT answered %d without a switch: 502", id_, h.status);
   }
   if (h.framing == ResponseHead::Length::kKnown && !bodiless_status) {
-    k = snprintf(num, sizeof num, "%llu", (unsigned long long)h.length);
     size_t off = st.size();
-    st.append(num, (size_t)k);
-    nva_.push_back({(uint8_t*)"content-length", reinterpret_cast<uint8_t*>(st.data() + off), 14, (size_t)k,
+    append_uint(st, h.length);  // (st has room reserved: no reallocation)
+    nva_.push_back({(uint8_t*)"content-length", reinterpret_cast<uint8_t*>(st.data() + off), 14, st.size() - off,
                     NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE});
   }
   if (h.text) w->give_buf(h.text);
