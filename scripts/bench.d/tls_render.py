@@ -10,6 +10,9 @@ import os
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from render import num, parse  # noqa: E402  (the records' format is render.py's)
+
 TCK = os.sysconf("SC_CLK_TCK")
 NOISY_PCT = 10
 ORDER = {"pasture": 0, "nginx": 1, "haproxy": 2}
@@ -20,30 +23,6 @@ ROWS = [
     ("keepalive", "kept-alive TLS, HTTP/1.1, c=50 (wrk)", "req"),
     ("h2", "HTTP/2 over TLS, 100 clients × 10 streams (h2load)", "req"),
 ]
-
-
-def parse(path):
-    recs = defaultdict(list)
-    with open(path) as f:
-        for line in f:
-            kind, _, rest = line.rstrip("\n").partition(" ")
-            rec = {}
-            if kind == "skip":
-                head, _, reason = rest.partition(" reason=")
-                rec["reason"] = reason
-                rest = head
-            for kv in rest.split():
-                k, _, v = kv.partition("=")
-                rec[k] = v
-            recs[kind].append(rec)
-    return recs
-
-
-def num(v, default=0.0):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return default
 
 
 def metrics(r):
@@ -103,6 +82,24 @@ def main():
                 peers = [cells[p]["cpu"] for p in ("nginx", "haproxy") if p in cells and cells[p]["cpu"]]
                 if peers:
                     worst.append((row, w, cells["pasture"]["cpu"] / min(peers)))
+    out.append("")
+    # The rounds of one proxy spread widely on a shared machine: the median
+    # CPU of its rounds, beside the median round's, per row.
+    out.append("Median CPU µs of the rounds (pasture ÷ the better peer):")
+    out.append("")
+    out.append("| row | workers | pasture | nginx | HAProxy | ratio |")
+    out.append("|---|---:|---:|---:|---:|---:|")
+    for row, label, _ in ROWS:
+        for w in sorted({w for (rw, w, _) in groups if rw == row}):
+            med = {}
+            for p in ("pasture", "nginx", "haproxy"):
+                cpus = sorted(m["cpu"] for m in (metrics(r) for r in groups.get((row, w, p), [])) if m["cpu"] is not None)
+                if cpus:
+                    med[p] = cpus[len(cpus) // 2]
+            peers = [med[p] for p in ("nginx", "haproxy") if p in med]
+            ratio = f"{med['pasture'] / min(peers):.2f}×" if "pasture" in med and peers else "–"
+            cell = lambda p: f"{med[p]:.1f}" if p in med else "–"  # noqa: E731
+            out.append(f"| {label} | {w} | {cell('pasture')} | {cell('nginx')} | {cell('haproxy')} | {ratio} |")
     out.append("")
     if worst:
         out.append("pasture's CPU per connection/request ÷ the better peer's: " +
