@@ -84,7 +84,10 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
   const conf::Handler& hd = w_->site().handlers[handler_];
   const conf::StaticFiles& f = hd.files;
   std::string_view path = rh.path.decoded;
-  std::string_view rest = path.substr(std::min<size_t>(script_len_, path.size()));  // PATH_INFO
+  // PATH_INFO: after a prefix filter, the one it made (found by review: the
+  // request path cut at the urlmaps' offset named another file).
+  std::string_view rest = rf_ && rf_->prefixed ? prefix_path_info()
+                                               : path.substr(std::min<size_t>(script_len_, path.size()));
   auto miss = [&](int status, const char* why) {
     PLOG_DEBUG("static [%s]: %d for %.*s: %s", hd.name.c_str(), status, (int)path.size(), path.data(), why);
     if (f.fallback >= 0 && status == 404) {
@@ -108,6 +111,7 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
   };
   // paste.urlparser: an empty PATH_INFO (the mount point itself) is a redirect.
   if (rest.empty()) return redirect_slash();
+  if (rest[0] != '/') return miss(404, "a PATH_INFO without its leading '/'");
   std::string_view rel = rest.substr(1);  // without the leading '/'
   if (rel.find('\\') != std::string_view::npos || rel.find('\0') != std::string_view::npos)
     return miss(404, "a backslash or NUL in the path");

@@ -305,6 +305,25 @@ TEST(Static, PastureKeysIndexDotfilesSymlinksPrecompressedFallback) {
   EXPECT_EQ(get(on.port(), "GET", "/static/out").body, kSecret);  // asked for: anywhere
 }
 
+// Behind a prefix filter (egg:PasteDeploy#prefix), a static app serves the
+// PATH_INFO the filter made, also through a urlmap behind it (found by
+// review: the request path cut at the urlmaps' offset named another file).
+TEST(Static, BehindAPrefixFilterServesThePrefixedPathInfo) {
+  Tree t;
+  mkdir((t.root + "/james").c_str(), 0755);
+  t.put("james/a.txt", "WRONG-james\n");
+  PastureServer srv("[composite:main]\nuse = egg:Paste#urlmap\n/ps = ps\n/pu = pu\n\n"
+                    "[pipeline:ps]\npipeline = pfx files\n\n[pipeline:pu]\npipeline = pfx inner\n\n"
+                    "[composite:inner]\nuse = egg:Paste#urlmap\n/x = files\n\n"
+                    "[filter:pfx]\nuse = egg:PasteDeploy#prefix\nprefix = /james\n\n"
+                    "[app:files]\nuse = egg:pasture#static\ndocument_root = " + t.root + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  EXPECT_EQ(get(srv.port(), "GET", "/ps/james/a.txt").body, "hello\n");
+  EXPECT_EQ(get(srv.port(), "GET", "/pu/james/x/a.txt").body, "hello\n");
+  EXPECT_EQ(get(srv.port(), "GET", "/pu/x/a.txt").body, "hello\n");  // the prefix not there: as it is
+}
+
 TEST(Static, ConfigFormsCheckAndConvert) {
   Tree t;
   TempDir d("pasture-static-conf");
