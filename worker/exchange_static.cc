@@ -113,6 +113,8 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
   if (rest.empty()) return redirect_slash();
   if (rest[0] != '/') return miss(404, "a PATH_INFO without its leading '/'");
   std::string_view rel = rest.substr(1);  // without the leading '/'
+  // Never an absolute name: openat() would ignore the root (follow_symlinks = on).
+  if (!rel.empty() && rel[0] == '/') return miss(404, "an absolute path");
   if (rel.find('\\') != std::string_view::npos || rel.find('\0') != std::string_view::npos)
     return miss(404, "a backslash or NUL in the path");
   if (!f.dotfiles && has_dot_segment(rel)) return miss(404, "a dotfile");

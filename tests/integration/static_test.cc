@@ -322,6 +322,17 @@ TEST(Static, BehindAPrefixFilterServesThePrefixedPathInfo) {
   EXPECT_EQ(get(srv.port(), "GET", "/ps/james/a.txt").body, "hello\n");
   EXPECT_EQ(get(srv.port(), "GET", "/pu/james/x/a.txt").body, "hello\n");
   EXPECT_EQ(get(srv.port(), "GET", "/pu/x/a.txt").body, "hello\n");  // the prefix not there: as it is
+  // The review's escape: a prefix one byte longer than the inner mount, with
+  // follow_symlinks = on, made the rest an absolute path openat() took.
+  PastureServer esc("[composite:main]\nuse = egg:Paste#urlmap\n/pz = pz\n\n[pipeline:pz]\npipeline = pfx inner\n\n"
+                    "[composite:inner]\nuse = egg:Paste#urlmap\n/etc = files\n\n"
+                    "[filter:pfx]\nuse = egg:PasteDeploy#prefix\nprefix = /abcd\n\n"
+                    "[app:files]\nuse = egg:pasture#static\nfollow_symlinks = on\ndocument_root = " + t.root + "\n",
+                    1);
+  ASSERT_TRUE(esc.started()) << esc.output();
+  Response r = get(esc.port(), "GET", "/pz/abcd/etc/passwd");
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_EQ(r.body.find("root:"), std::string::npos) << r.body;
 }
 
 TEST(Static, ConfigFormsCheckAndConvert) {
