@@ -58,7 +58,7 @@ void Exchange::attach_filters(const char* base, const RequestTarget& t) {
     uri.append(rf.at[i].path);
     filters::append_quoted(e.request_uri, uri);
     if (!t.query.empty()) e.request_uri.append("?").append(t.query);
-    e.http_version = http10_ ? "HTTP/1.0" : "HTTP/1.1";
+    e.http_version = http2_ ? "HTTP/2.0" : http10_ ? "HTTP/1.0" : "HTTP/1.1";  // as the access log
     e.time = filters::translogger_time(time(nullptr));
     e.referer = has_referer ? referer : "-";
     e.user_agent = has_agent ? agent : "-";

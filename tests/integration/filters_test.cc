@@ -76,8 +76,8 @@ struct PasteSide {
 struct PastureSide {
   Peer upstream{{"app"}};
   std::unique_ptr<PastureServer> srv;
-  PastureSide(const std::string& pipeline, const std::string& sections) {
-    srv = std::make_unique<PastureServer>("[pipeline:main]\npipeline = " + pipeline + " pool\n\n" + sections +
+  PastureSide(const std::string& pipeline, const std::string& sections, const std::string& server_keys = "") {
+    srv = std::make_unique<PastureServer>(server_keys + "\n[pipeline:main]\npipeline = " + pipeline + " pool\n\n" + sections +
                                               "\n[app:pool]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:" +
                                               std::to_string(upstream.port) + "\n",
                                           1);
@@ -290,6 +290,18 @@ TEST(Filters, TransLoggerLikePaste) {
     return a.size() >= 5 && b.size() >= 5;
   })) << paste.peer->proc->output() << ours.srv->output();
   EXPECT_EQ(a, b);
+}
+
+// translogger names the protocol the client spoke, as the access log does
+// (found by review: HTTP/1.1 for an HTTP/2 request).
+TEST(Filters, TransLoggerSaysHttp2ForAnHttp2Request) {
+  PastureSide ours("tl", kLog, "http2 = on\n");
+  ASSERT_TRUE(ours.srv->started());
+  ASSERT_EQ(system(("curl -s -o /dev/null --http2-prior-knowledge http://127.0.0.1:" + std::to_string(ours.srv->port()) +
+                    "/text").c_str()),
+            0);
+  EXPECT_TRUE(wait_until([&] { return ours.srv->output().find("\"GET /text HTTP/2.0\" 200 ") != std::string::npos; }))
+      << ours.srv->output();
 }
 
 }  // namespace
