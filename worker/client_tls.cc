@@ -19,13 +19,6 @@
 
 namespace pasture::worker {
 
-namespace {
-// Small pieces (a head, a chunk line, a body) are gathered into one record
-// rather than one record each: one encryption and 22 bytes of framing less
-// per piece, and what the client gets in one read.
-constexpr size_t kGather = 16384;
-}  // namespace
-
 void ClientConn::tls_start(const TlsContext& ctx) {
   peer_.tls = true;
   tls_.reset(new TlsSession(ctx, static_cast<TlsSession::Sink&>(*this)));
@@ -94,21 +87,7 @@ void ClientConn::on_ciphertext(const char* data, size_t len) {
 int ClientConn::tls_send(const uv_buf_t* bufs, unsigned n) {
   if (tls_write_error_) return tls_write_error_;
   if (!tls_->open()) return UV_EPROTO;  // no write before the handshake's end or after a failure
-  size_t total = 0;
-  for (unsigned i = 0; i < n; i++) total += bufs[i].len;
-  TlsSession::Result r = TlsSession::Result::Ok;
-  if (n > 1 && total <= kGather) {
-    char one[kGather];
-    size_t k = 0;
-    for (unsigned i = 0; i < n; i++) {
-      memcpy(one + k, bufs[i].base, bufs[i].len);
-      k += bufs[i].len;
-    }
-    r = tls_->write(one, k);
-  } else {
-    for (unsigned i = 0; i < n && r == TlsSession::Result::Ok; i++)
-      if (bufs[i].len) r = tls_->write(bufs[i].base, bufs[i].len);
-  }
+  TlsSession::Result r = tls_->write_gathered(bufs, n);
   if (tls_write_error_) return tls_write_error_;
   if (r == TlsSession::Result::Failed) {
     PLOG_DEBUG("TLS with %s: %s", peer_.text, tls_->error().c_str());

@@ -16,6 +16,7 @@ namespace {
 // buffer stays small whatever the socket read size.
 constexpr size_t kFeedStep = 16384 + 2048;
 constexpr size_t kRecord = 16384;  // TLS plaintext record limit
+constexpr size_t kPlain = 64 * 1024;  // plaintext handed over at once (a socket read's worth)
 
 }  // namespace
 
@@ -48,8 +49,11 @@ void TlsSession::attach_bios() {
 
 TlsSession::Result TlsSession::start() {
   if (state_ == State::Failed) return Result::Failed;
-  Result r = drive();
+  char plain[kPlain];  // (a ClientHello: nothing comes back yet)
+  size_t used = 0;
+  Result r = drive(plain, &used);
   flush();
+  if (used > 0) sink_.on_plaintext(plain, used);
   return r;
 }
 
@@ -82,7 +86,10 @@ TlsSession::Result TlsSession::fail(int ssl_error) {
   return Result::Failed;
 }
 
-TlsSession::Result TlsSession::drive() {
+// Runs the handshake, then decrypts what the read BIO holds into
+// plain[*used..kPlain), handing the sink a full buffer as it goes; the
+// caller hands over the rest.
+TlsSession::Result TlsSession::drive(char* plain, size_t* used) {
   if (state_ == State::Handshake) {
     ERR_clear_error();
     int rc = SSL_do_handshake(ssl_);
@@ -93,12 +100,16 @@ TlsSession::Result TlsSession::drive() {
     }
     state_ = State::Open;
   }
-  char buf[kRecord];
   while (state_ == State::Open) {
+    if (kPlain - *used < kRecord) {
+      sink_.on_plaintext(plain, *used);
+      *used = 0;
+      continue;  // the sink may have closed the session
+    }
     size_t n = 0;
     ERR_clear_error();
-    if (SSL_read_ex(ssl_, buf, sizeof buf, &n) == 1) {
-      sink_.on_plaintext(buf, n);
+    if (SSL_read_ex(ssl_, plain + *used, kPlain - *used, &n) == 1) {
+      *used += n;
       continue;
     }
     int e = SSL_get_error(ssl_, 0);
@@ -115,6 +126,14 @@ TlsSession::Result TlsSession::drive() {
 TlsSession::Result TlsSession::feed(const char* data, size_t len) {
   if (state_ == State::Failed) return Result::Failed;
   if (state_ == State::Closed) return Result::Closed;  // nothing counts after close_notify
+  // The plaintext of every record a read brings goes to the sink in one
+  // call (a socket read is at most 64 KiB, so its plaintext fits): a parser
+  // sees at once all that came, as from a plain socket's read (found by
+  // review: record by record, an upstream connection went back to the pool
+  // with the server's unasked next answer still to come).
+  char plain[kPlain];
+  size_t used = 0;
+  Result r = Result::Ok;
   do {
     size_t step = std::min(len, kFeedStep);
     if (step > 0 && BIO_write(rbio_, data, (int)step) != (int)step) {
@@ -124,11 +143,11 @@ TlsSession::Result TlsSession::feed(const char* data, size_t len) {
     }
     data += step;
     len -= step;
-    Result r = drive();
+    r = drive(plain, &used);
     flush();
-    if (r != Result::Ok) return r;
-  } while (len > 0);
-  return Result::Ok;
+  } while (r == Result::Ok && len > 0);
+  if (used > 0) sink_.on_plaintext(plain, used);  // before a close_notify or an error is reported
+  return r;
 }
 
 TlsSession::Result TlsSession::write(const char* data, size_t len) {

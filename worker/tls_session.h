@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,7 @@ class TlsSession {
    public:
     virtual ~Sink() = default;
     // Decrypted application data, in order.
+    // All that one feed() of up to 64 KiB decrypts comes in one call.
     virtual void on_plaintext(const char* data, size_t len) = 0;
     // Bytes to send on the socket, in order.
     virtual void on_ciphertext(const char* data, size_t len) = 0;
@@ -71,6 +73,11 @@ class TlsSession {
   // Application data; only once the handshake is done (else Failed). Sent
   // in records of at most 16 KiB.
   Result write(const char* data, size_t len);
+  // Several pieces (any type with `base` and `len`, such as uv_buf_t): small
+  // ones (a head, a chunk line, a body) together in one record, one
+  // encryption and 22 bytes of framing less per piece; larger ones in turn.
+  template <typename Buf>
+  Result write_gathered(const Buf* bufs, unsigned n);
   // Sends close_notify, once (later calls do nothing). The owner then
   // closes the socket after writing what on_ciphertext gave it; waiting for
   // the peer's close_notify is not needed (RFC 8446 6.1).
@@ -96,7 +103,7 @@ class TlsSession {
 
  private:
   void attach_bios();
-  Result drive();
+  Result drive(char* plain, size_t* used);
   Result fail(int ssl_error);
   void flush();
 
@@ -108,5 +115,25 @@ class TlsSession {
   bool close_sent_ = false;
   std::string error_;
 };
+
+template <typename Buf>
+TlsSession::Result TlsSession::write_gathered(const Buf* bufs, unsigned n) {
+  constexpr size_t kGather = 16384;
+  size_t total = 0;
+  for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+  if (n > 1 && total <= kGather) {
+    char one[kGather];
+    size_t k = 0;
+    for (unsigned i = 0; i < n; i++) {
+      std::memcpy(one + k, bufs[i].base, bufs[i].len);
+      k += bufs[i].len;
+    }
+    return write(one, k);
+  }
+  Result r = Result::Ok;
+  for (unsigned i = 0; i < n && r == Result::Ok; i++)
+    if (bufs[i].len) r = write(bufs[i].base, bufs[i].len);
+  return r;
+}
 
 }  // namespace pasture::worker

@@ -112,7 +112,6 @@ class UpstreamConn final : public StreamOwner, private TlsSession::Sink {
   void tls_begin();
   void tls_read(ssize_t nread, const char* data);  // ciphertext, or the TCP EOF / a read error
   void tls_opened();
-  void drop_gathered();
   void tls_handshake_failed(const char* why);
   int tls_send(const uv_buf_t* bufs, unsigned n);
   void tls_close_notify();
@@ -161,8 +160,6 @@ class UpstreamConn final : public StreamOwner, private TlsSession::Sink {
   std::unique_ptr<TlsSession> tls_;  // an https:// server: the TLS session, else null
   int tls_write_error_ = 0;          // a libuv error writing ciphertext (on_ciphertext)
   bool tls_eof_ = false;             // the server's close_notify was passed on as EOF
-  bool gathering_ = false;           // tls_read: plaintext is collected in gathered_, parsed at once
-  std::string* gathered_ = nullptr;  // (a Worker buffer)
 };
 
 }  // namespace pasture::worker

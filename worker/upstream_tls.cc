@@ -25,12 +25,6 @@
 
 namespace pasture::worker {
 
-namespace {
-// Small pieces (a head, a chunk line, a body) go into one record: one
-// encryption and 22 bytes of framing less per piece (as client_tls.cc).
-constexpr size_t kGather = 16384;
-}  // namespace
-
 void UpstreamConn::tls_begin() {
   state_ = State::kHandshake;
   const conf::UpstreamServer& srv = pool_->cfg->servers[server_];
@@ -68,25 +62,10 @@ void UpstreamConn::tls_read(ssize_t nread, const char* data) {
     }
     return;
   }
-  // The plaintext of every record in this read is gathered, then parsed in
-  // one pass, as the bytes of one plaintext read are: llhttp's "bytes after
-  // the response" check must see them all (found by review: record by
-  // record, a connection went back to the pool with the next record, the
-  // server's unasked second answer, still to come).
-  gathering_ = true;
+  // One call of on_plaintext for all the records of this read (TlsSession::feed):
+  // llhttp's "bytes after the response" check sees them all.
   TlsSession::Result r = tls_->feed(data, (size_t)nread);
-  gathering_ = false;
-  if (state_ == State::kClosed) {
-    drop_gathered();
-    return;
-  }
-  if (gathered_ && !gathered_->empty()) {
-    std::string* g = gathered_;
-    gathered_ = nullptr;
-    on_stream((ssize_t)g->size(), g->data());
-    w_->give_buf(g);
-    if (state_ == State::kClosed) return;
-  }
+  if (state_ == State::kClosed) return;
   if (tls_write_error_) {
     if (state_ == State::kHandshake)
       tls_handshake_failed(uv_strerror(tls_write_error_));
@@ -140,20 +119,7 @@ void UpstreamConn::tls_handshake_failed(const char* why) {
 void UpstreamConn::on_plaintext(const char* data, size_t len) {
   if (state_ == State::kHandshake) tls_opened();  // the first bytes came with the handshake's end
   if (state_ == State::kClosed) return;
-  if (!gathering_) {
-    on_stream((ssize_t)len, data);
-    return;
-  }
-  if (!gathered_) {
-    gathered_ = w_->take_buf();
-    gathered_->clear();
-  }
-  gathered_->append(data, len);
-}
-
-void UpstreamConn::drop_gathered() {
-  if (gathered_) w_->give_buf(gathered_);
-  gathered_ = nullptr;
+  on_stream((ssize_t)len, data);
 }
 
 void UpstreamConn::on_ciphertext(const char* data, size_t len) {
@@ -164,21 +130,7 @@ void UpstreamConn::on_ciphertext(const char* data, size_t len) {
 
 int UpstreamConn::tls_send(const uv_buf_t* bufs, unsigned n) {
   if (tls_write_error_) return tls_write_error_;
-  size_t total = 0;
-  for (unsigned i = 0; i < n; i++) total += bufs[i].len;
-  TlsSession::Result r = TlsSession::Result::Ok;
-  if (n > 1 && total <= kGather) {
-    char one[kGather];
-    size_t k = 0;
-    for (unsigned i = 0; i < n; i++) {
-      memcpy(one + k, bufs[i].base, bufs[i].len);
-      k += bufs[i].len;
-    }
-    r = tls_->write(one, k);
-  } else {
-    for (unsigned i = 0; i < n && r != TlsSession::Result::Failed; i++)
-      if (bufs[i].len) r = tls_->write(bufs[i].base, bufs[i].len);
-  }
+  TlsSession::Result r = tls_->write_gathered(bufs, n);
   if (tls_write_error_) return tls_write_error_;
   if (r == TlsSession::Result::Failed) {
     PLOG_DEBUG("pool %s: TLS with %s: %s", pool_->cfg->name.c_str(), pool_->cfg->servers[server_].label().c_str(),
