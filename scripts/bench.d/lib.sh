@@ -85,14 +85,15 @@ pid_running() {
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# wait_ready PID PORT LOG [PATTERN]: up to 10 s for the server to print
-# PATTERN (if given) or accept, then for a GET / through it to answer 200.
+# wait_ready PID PORT LOG [PATTERN [SCHEME]]: up to 10 s for the server to
+# print PATTERN (if given) or accept, then for a GET / through it (https:
+# the certificate unchecked) to answer 200.
 wait_ready() {
-    local pid=$1 port=$2 logf=$3 pat=${4:-} i code
+    local pid=$1 port=$2 logf=$3 pat=${4:-} scheme=${5:-http} i code
     for ((i = 0; i < 100; i++)); do
         pid_running "$pid" || { READY_ERR="exited during start-up; log: $(tail -c 300 "$logf" | tr '\n' ' ')"; return 1; }
         if [[ -n "$pat" ]] && grep -q "$pat" "$logf" 2>/dev/null || port_busy "$port"; then
-            code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" || true)
+            code=$(curl -sk -m 2 -o /dev/null -w '%{http_code}' "$scheme://127.0.0.1:$port/" || true)
             [[ $code == 200 ]] && return 0
         fi
         sleep 0.1

@@ -118,7 +118,7 @@ $(nginx_http_common "$d")
 EOF
         start_bg "$d/stdout.log" "$cpus" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
         PROXY_PID=$LAST_PID
-        tls_wait_ready "$PROXY_PID" "$d/error.log" ;;
+        wait_ready "$PROXY_PID" "$PROXY_PORT" "$d/error.log" "" https ;;
     haproxy)
         cat >"$d/haproxy.cfg" <<EOF
 global
@@ -147,7 +147,7 @@ backend pool
 EOF
         start_bg "$d/stdout.log" "$cpus" haproxy -db -f "$d/haproxy.cfg"
         PROXY_PID=$LAST_PID
-        tls_wait_ready "$PROXY_PID" "$d/stdout.log" ;;
+        wait_ready "$PROXY_PID" "$PROXY_PORT" "$d/stdout.log" "" https ;;
     pasture)
         [[ -z "$PASTURE_SKIP" ]] || { READY_ERR=$PASTURE_SKIP; return 1; }
         cat >"$d/pasture.ini" <<EOF
@@ -165,21 +165,8 @@ servers = 127.0.0.1:$UP1_PORT 127.0.0.1:$UP2_PORT
 EOF
         start_bg "$d/stdout.log" "$cpus" "$PASTURE" serve "$d/pasture.ini" --workers "$w"
         PROXY_PID=$LAST_PID
-        tls_wait_ready "$PROXY_PID" "$d/stdout.log" ;;
+        wait_ready "$PROXY_PID" "$PROXY_PORT" "$d/stdout.log" "" https ;;
     esac
-}
-
-# Up to 10 s for https://127.0.0.1:PROXY_PORT/ to answer 200.
-tls_wait_ready() {
-    local pid=$1 logf=$2 i code
-    for ((i = 0; i < 100; i++)); do
-        pid_running "$pid" || { READY_ERR="exited during start-up; log: $(tail -c 300 "$logf" | tr '\n' ' ')"; return 1; }
-        code=$(curl -sk -m 2 -o /dev/null -w '%{http_code}' "https://127.0.0.1:$PROXY_PORT/" || true)
-        [[ $code == 200 ]] && return 0
-        sleep 0.1
-    done
-    READY_ERR="not answering 200 over TLS on port $PROXY_PORT within 10 s (last: ${code:-none}); log: $(tail -c 300 "$logf" | tr '\n' ' ')"
-    return 1
 }
 
 # What the proxy negotiated with a default OpenSSL client: "TLSv1.3 TLS_AES_256_GCM_SHA384".
