@@ -725,9 +725,13 @@ void ClientConn::on_timer(TimerNode* t) {
 
 void ClientConn::abort() {
   if (state_ == State::kClosed) return;
-  aborted_ = true;
+  aborted_ = true;  // over TLS: no close_notify, the client sees the cut
   uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) {
+  // A plain answer framed by the connection's end would look whole after a
+  // FIN: reset. Any other framing shows the cut by itself, and a reset would
+  // also throw away earlier pipelined answers still in the socket buffer
+  // (found by review).
+  if (until_eof_ && !tls_ && uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) {
     struct linger lg = {1, 0};  // close() sends RST
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }

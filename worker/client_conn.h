@@ -63,10 +63,11 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   bool body(const char* p, size_t n, bool batch) override;
   bool flush() override;
   void end() override;
-  // The response broke after its head went out: the connection is reset
-  // (RST, and no close_notify over TLS), so that a body the client frames
-  // by the connection's end is never taken for complete (found by review:
-  // a cut upstream body reached the client as whole).
+  // The response broke after its head went out: the connection ends
+  // without close_notify over TLS, and with RST when a plain answer is
+  // framed by the connection's end, so that a cut body is never taken for
+  // complete (found by review: a cut upstream body reached the client as
+  // whole).
   void abort() override;
   bool retract_head() override;
   void await_drain() override;
@@ -204,7 +205,8 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   uint8_t probe_len_ = 0;     // bytes of the preface matched so far (held back)
   H2Conn* h2_ = nullptr;      // kH2: the HTTP/2 connection this one carries
   bool tunnel_shut_ = false;  // kTunnel: the upstream's EOF is being passed on (uv_shutdown)
-  bool aborted_ = false;      // abort(): reset, no close_notify
+  bool aborted_ = false;      // abort(): no close_notify
+  bool until_eof_ = false;    // the answer being sent ends with the connection (abort() resets)
   bool tunnel_shut_done_ = false;
 };
 

@@ -26,6 +26,7 @@ void ClientConn::head(const ResponseHead& h) {
   if (h.close || !ex_.req_done() || w_->closing_soon()) keep_alive_ = false;
   ResponseFraming f = append_framing(o, h.status, h.framing, h.length, h.no_body, http10_);
   if (f.until_eof || f.decode) keep_alive_ = false;  // the close ends the body
+  until_eof_ = f.until_eof;
   rechunk_ = f.rechunk;
   if (!keep_alive_)
     o.append("Connection: close\r\n");

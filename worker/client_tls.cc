@@ -57,7 +57,7 @@ void ClientConn::tls_feed(const char* data, size_t n) {
 }
 
 void ClientConn::tls_check_open() {
-  if (tls_open_ || !tls_->open()) return;
+  if (tls_open_ || !tls_->writable()) return;
   tls_open_ = true;
   shm::WorkerStats& st = w_->stats();
   st.tls_handshakes.add();
@@ -86,7 +86,7 @@ void ClientConn::on_ciphertext(const char* data, size_t len) {
 
 int ClientConn::tls_send(const uv_buf_t* bufs, unsigned n) {
   if (tls_write_error_) return tls_write_error_;
-  if (!tls_->open()) return UV_EPROTO;  // no write before the handshake's end or after a failure
+  if (!tls_->writable()) return UV_EPROTO;  // no write before the handshake's end or after a failure
   TlsSession::Result r = tls_->write_gathered(bufs, n);
   if (tls_write_error_) return tls_write_error_;
   if (r == TlsSession::Result::Failed) {

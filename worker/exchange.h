@@ -205,6 +205,9 @@ class Exchange final : public wsgi::Sink {
   // A prefix filter's SCRIPT_NAME and PATH_INFO (rf_->prefixed).
   std::string prefix_script() const;
   std::string_view prefix_path_info() const;
+  // The handler's PATH_INFO: a prefix filter's when one applied, else what
+  // the urlmaps left of the path (static and status apps read it).
+  std::string_view path_info(const NormalPath& np) const;
   void detach_filters();
 
   // Upgrade (exchange_tunnel.cc): the client's Upgrade tokens `pool` allows,

@@ -80,6 +80,11 @@ std::string Exchange::prefix_script() const {
 
 std::string_view Exchange::prefix_path_info() const { return rf_->prefix_rest.substr(rf_->prefix_consumed); }
 
+std::string_view Exchange::path_info(const NormalPath& np) const {
+  if (rf_ && rf_->prefixed) return prefix_path_info();
+  return std::string_view(np.decoded).substr(std::min<size_t>(script_len_, np.decoded.size()));
+}
+
 // PrefixMiddleware.__call__ on the environ, for each prefix filter in turn
 // (paste/deploy/config.py): SCRIPT_NAME/PATH_INFO, then the X-Forwarded-*
 // translation, force_port and scheme.

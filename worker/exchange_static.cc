@@ -86,8 +86,7 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
   std::string_view path = rh.path.decoded;
   // PATH_INFO: after a prefix filter, the one it made (found by review: the
   // request path cut at the urlmaps' offset named another file).
-  std::string_view rest = rf_ && rf_->prefixed ? prefix_path_info()
-                                               : path.substr(std::min<size_t>(script_len_, path.size()));
+  std::string_view rest = path_info(rh.path);
   auto miss = [&](int status, const char* why) {
     PLOG_DEBUG("static [%s]: %d for %.*s: %s", hd.name.c_str(), status, (int)path.size(), path.data(), why);
     if (f.fallback >= 0 && status == 404) {

@@ -160,8 +160,7 @@ void Exchange::respond_status(const char* base, const conf::Handler& hd, const R
   for (const HeaderSpan& h : *head_->headers)
     if (host.empty() && iequals(span_view(base, h.name), "host")) host = span_view(base, h.value);
   // /ready tells nothing but ready or draining, to probes that send any Host.
-  bool ready_path = method_ != HTTP_POST &&
-                    np.decoded.substr(std::min<size_t>(script_len_, np.decoded.size())) == "/ready";
+  bool ready_path = method_ != HTTP_POST && path_info(np) == "/ready";
   if (!ready_path && !status_host_allowed(host, hd.status_hosts)) {
     respond_local(403, "403 Forbidden: this Host is not the status app's (DNS rebinding guard; see `hosts`)\n", false);
     return;
@@ -202,7 +201,7 @@ void Exchange::respond_status(const char* base, const conf::Handler& hd, const R
     respond_local(405, "405 Method Not Allowed\n", false, "Allow: GET, HEAD, POST\r\n");
     return;
   }
-  std::string_view path = np.decoded.substr(std::min<size_t>(script_len_, np.decoded.size()));
+  std::string_view path = path_info(np);  // behind a prefix filter too (found by review)
   if (path == "/ready") {
     // Fails while this worker drains; a load balancer in front moves on.
     if (w_->ready_fails())
@@ -239,7 +238,11 @@ void Exchange::respond_status(const char* base, const conf::Handler& hd, const R
     respond_local(200, render_json(take_snapshot(*w_)), false, kNoStore, "application/json");
     return;
   }
-  std::string page_base(np.decoded.substr(0, std::min<size_t>(script_len_, np.decoded.size())));
+  // The links: the path the client used, without PATH_INFO.
+  std::string_view info = path_info(np);
+  std::string_view full = np.decoded;
+  std::string page_base(full.substr(0, full.size() >= info.size() && full.ends_with(info) ? full.size() - info.size()
+                                                                                          : std::min<size_t>(script_len_, full.size())));
   page_base += "/";
   respond_local(200, render_html(take_snapshot(*w_), page_base), false, kNoStore, "text/html; charset=utf-8");
 }

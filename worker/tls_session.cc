@@ -101,7 +101,7 @@ TlsSession::Result TlsSession::drive(char* plain, size_t* used) {
     state_ = State::Open;
   }
   while (state_ == State::Open) {
-    if (kPlain - *used < kRecord) {
+    if (*used == kPlain) {  // only past one read's worth (feed's callers read at most 64 KiB)
       sink_.on_plaintext(plain, *used);
       *used = 0;
       continue;  // the sink may have closed the session

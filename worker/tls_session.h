@@ -85,6 +85,10 @@ class TlsSession {
 
   State state() const { return state_; }
   bool open() const { return state_ == State::Open; }
+  // The handshake is done and nothing failed: application data may go out,
+  // also after the peer's close_notify (a half-close: the answer to what
+  // it sent before still goes).
+  bool writable() const { return state_ == State::Open || (state_ == State::Closed && !close_sent_); }
   // Why the session failed: OpenSSL's reason ("unsupported protocol", "no
   // shared cipher", "peer did not return a certificate", "no application
   // protocol", "certificate verify failed: ..."), "" otherwise.

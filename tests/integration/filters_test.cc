@@ -304,5 +304,22 @@ TEST(Filters, TransLoggerSaysHttp2ForAnHttp2Request) {
       << ours.srv->output();
 }
 
+// The status app behind a prefix filter reads the filter's PATH_INFO, as
+// the static app does (found by review: its views were 404).
+TEST(Filters, StatusBehindAPrefixFilter) {
+  PastureServer srv("[composite:main]\nuse = egg:Paste#urlmap\n/pst = pst\n\n[pipeline:pst]\npipeline = pfx stat\n\n"
+                    "[filter:pfx]\nuse = egg:PasteDeploy#prefix\nprefix = /james\n\n[app:stat]\nuse = egg:pasture#status\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Response r = http_get(srv.port(), "/pst/james/ready");
+  EXPECT_EQ(r.status, 200) << r.body;
+  r = http_get(srv.port(), "/pst/james/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("pasture_"), std::string::npos);
+  r = http_get(srv.port(), "/pst/james/");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("/pst/james/"), std::string::npos);  // its links: the path the client used
+}
+
 }  // namespace
 }  // namespace pasture::test

@@ -136,6 +136,23 @@ TEST(TlsServe, GunicornCertfileKeyfile) {
   EXPECT_EQ(out, "tls GET /g\n");
 }
 
+// A client's close_notify right behind its request (one TCP write) is a
+// half-close: the answer still goes out (found by review: refused once the
+// session had read the close_notify).
+TEST(TlsServe, CloseNotifyRightAfterTheRequestStillGetsTheAnswer) {
+  Pki pki;
+  auto [crt, key] = pki.server("server", {"localhost"});
+  uint16_t port = free_port();
+  Served s(pki.dir,
+           "[server:main]\nuse = egg:gunicorn#main\nbind = 127.0.0.1:" + std::to_string(port) + "\ncertfile = " + crt +
+               "\nkeyfile = " + key + "\nworkers = 1\n" + kEchoAndStatus,
+           port);
+  ASSERT_TRUE(s.up) << s.output();
+  auto [code, out] = run("/usr/bin/python3 " + std::string(PASTURE_SOURCE_DIR) + "/tests/integration/tls_halfclose.py " +
+                         std::to_string(port) + " /half");
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\n") << out << s.output();
+}
+
 TEST(TlsServe, PastureListenTlsPicksTheCertificateBySni) {
   Pki pki;
   auto [a_crt, a_key] = pki.server("a", {"a.test"});

@@ -20,7 +20,7 @@ are required and must chain to it). A failed handshake prints
   /closenotify  the same body, ended properly with close_notify
   /twice        "ok" (Content-Length), and right behind it, in its own TLS
                 record of the same TCP segment, an answer nobody asked for
-                ("injected")
+                ("injected"); /twicebig the same behind a 60,000-byte answer
   anything else "tls upstream METHOD PATH host=HOST conn=N"
 """
 import http.server
@@ -71,9 +71,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.connection.unwrap()  # close_notify
             return
-        if self.path == "/twice":  # two TLS records, one TCP segment (corked)
+        if self.path in ("/twice", "/twicebig"):  # records of one TCP segment (corked)
+            body = b"ok" if self.path == "/twice" else b"b" * 60000  # big: past 48 KiB of plaintext
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
             self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Injected: 1\r\nContent-Length: 8\r\n\r\ninjected")
             self.wfile.flush()
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
