@@ -5,6 +5,7 @@
 // HTTP/2: they need the bytes) read in blocks through the sink, with the
 // sink's back-pressure either way; a small file leaves from memory in the
 // head's write.
+#include <sys/random.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -36,7 +37,33 @@ namespace {
 
 constexpr size_t kBlock = 64 * 1024;
 constexpr size_t kDrainBlock = 4096;
-constexpr std::string_view kBoundary = "00000000000000000pasture";
+
+// A multipart/byteranges boundary new for each response: 24 hex digits from
+// the kernel's CSPRNG, so that a file's content (an upload served back) cannot
+// carry the boundary and forge parts (RFC 2046 5.1.1: the boundary must not
+// occur in the parts). Multipart answers are rare; one getrandom() each.
+std::string new_boundary() {
+  unsigned char b[12];
+  size_t got = 0;
+  while (got < sizeof b) {
+    ssize_t n = getrandom(b + got, sizeof b - got, 0);
+    if (n > 0) got += (size_t)n;
+    else if (n < 0 && errno != EINTR) break;
+  }
+  if (got < sizeof b) {  // no getrandom (seccomp, old kernel): the clock and a counter, still never constant
+    static uint64_t counter = 0;
+    uint64_t v = (uint64_t)uv_hrtime() ^ (++counter * 0x9E3779B97F4A7C15ull);
+    memcpy(b, &v, 8);
+    memcpy(b + 8, &counter, 4);
+  }
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : b) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
 
 void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
 
@@ -257,17 +284,18 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
     length = parts[0].size();
   } else {
     // multipart/byteranges (RFC 9110 14.6): each part with its own type and range.
-    o.append("Content-Type: multipart/byteranges; boundary=").append(kBoundary).append("\r\n");
+    const std::string boundary = new_boundary();
+    o.append("Content-Type: multipart/byteranges; boundary=").append(boundary).append("\r\n");
     for (const files::ByteRange& p : parts) {
       std::string ph = "\r\n--";
-      ph.append(kBoundary).append("\r\nContent-Type: ").append(type).append("\r\nContent-Range: bytes ");
+      ph.append(boundary).append("\r\nContent-Type: ").append(type).append("\r\nContent-Range: bytes ");
       ph.append(std::to_string(p.first)).append("-").append(std::to_string(p.last)).append("/");
       ph.append(std::to_string(of.size)).append("\r\n\r\n");
       length += ph.size() + p.size();
       static_->part_heads.push_back(std::move(ph));
     }
     std::string end = "\r\n--";
-    end.append(kBoundary).append("--\r\n");
+    end.append(boundary).append("--\r\n");
     length += end.size();
     static_->part_heads.push_back(std::move(end));
   }

@@ -272,11 +272,30 @@ void H2Conn::fail(const char* what, int rv) {
 
 void H2Conn::check_done() {
   if (closed_ || finished_ || depth_ > 0) return;
+  if (eof_) cancel_window_stalled();
+  if (closed_ || finished_ || depth_ > 0) return;
   bool done = !nghttp2_session_want_read(s_) && !nghttp2_session_want_write(s_);
   if (eof_ && live_ == 0 && !nghttp2_session_want_write(s_)) done = true;
   if (!done) return;
   finished_ = true;
   t_->h2_close(true);  // queued bytes (the GOAWAY) are written first
+}
+
+// Found by review (a client that never opened its window and then closed
+// held ~200 KB per stream until send_timeout): with the client's half
+// closed, a window that is shut stays shut.
+void H2Conn::cancel_window_stalled() {
+  bool conn_blocked = nghttp2_session_get_remote_window_size(s_) <= 0;
+  bool any = false;
+  depth_++;  // abort() asks for a send: it waits for the walk's end
+  for (H2Stream* st = streams_; st && !closed_; st = st->next) {
+    if (!st->stalled_by_window(conn_blocked)) continue;
+    PLOG_DEBUG("HTTP/2 stream %d from %s: reset, its window cannot open after the client's EOF", st->id(), peer_->text);
+    st->abort();
+    any = true;
+  }
+  depth_--;
+  if (any) send_pending();  // the RST_STREAMs; ends with check_done again
 }
 
 void H2Conn::reap() {

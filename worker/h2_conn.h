@@ -103,6 +103,9 @@ class H2Conn {
   void reap();          // delete streams nghttp2 closed
   void update_timers();
   void check_done();    // nothing to read or write any more: close
+  // After the client's EOF no WINDOW_UPDATE can come: streams whose answer
+  // waits for a window are reset now rather than at send_timeout.
+  void cancel_window_stalled();
   // An RST_STREAM from the client, or one its protocol error made us send.
   void count_reset();
 

@@ -610,6 +610,11 @@ void H2Stream::watch_send() {
   w->timers().arm(&send_timer_, w->site().server.send_timeout_ms, w->now());
 }
 
+bool H2Stream::stalled_by_window(bool conn_blocked) const {
+  if (queued() == 0 || closed_ || ex_closed_ || tunnel_) return false;
+  return conn_blocked || nghttp2_session_get_stream_remote_window_size(c_->session(), id_) <= 0;
+}
+
 void H2Stream::on_send_timeout(TimerNode* t) {
   auto* s = static_cast<H2Stream*>(t->owner);
   if (s->queued() == 0 || s->closed_ || s->ex_closed_) return;

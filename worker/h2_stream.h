@@ -101,6 +101,9 @@ class H2Stream final : public ResponseSink {
   // The connection wrote what read_data gave: the producer resumes if it
   // waited and the buffer fell under kStreamLowWater.
   void after_send();
+  // Answer bytes wait here and the client's window (this stream's, or the
+  // connection's when `conn_blocked`) is closed.
+  bool stalled_by_window(bool conn_blocked) const;
 
   H2Stream* prev = nullptr;  // H2Conn's list of live streams
   H2Stream* next = nullptr;

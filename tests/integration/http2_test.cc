@@ -171,6 +171,29 @@ TEST(Http2, UnfinishedHeaderBlockTimesOut) {
   EXPECT_LE(took, 4.0);
 }
 
+// After the client's FIN no WINDOW_UPDATE can come: a stream whose answer
+// waits for its window is reset at once and the connection ends, rather
+// than holding its buffers and upstream until send_timeout (review 18 F3).
+TEST(Http2, WindowStalledStreamsEndAtTheClientsFin) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  FakeUpstream up("u1");
+  up.respond_pattern(300000);
+  PastureServer srv("http2 = on\nsend_timeout = 30\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                        up.address() + " max_conns=2\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "zerowinfin 2"));
+  EXPECT_EQ(f["heads"], "2") << srv.output();
+  EXPECT_EQ(f["resets"], "2");
+  EXPECT_EQ(f["eof"], "1");
+  double took = std::stod(f.count("took") ? f["took"] : "99");
+  EXPECT_LE(took, 3.0);
+  // The server's two slots are free again.
+  HttpConn a(srv.port()), b(srv.port());
+  EXPECT_EQ(a.request("GET", "/after1").status, 200);
+  EXPECT_EQ(b.request("GET", "/after2").status, 200);
+}
+
 // send_timeout holds for a stream whose client never opens its window
 // (nothing is queued on the socket then): the stream is reset and its
 // upstream and server are free again (found by review: held for good).

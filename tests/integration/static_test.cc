@@ -211,6 +211,39 @@ TEST(Static, PasteStaticAnswersAsPaste) {
   EXPECT_EQ(get(srv.port(), "GET", "/static/out").status, 404);
 }
 
+// The multipart boundary is new for every response (review 18 F2): a file
+// that holds an earlier answer's boundary, or the old constant one, cannot
+// make a ranged answer carry parts of its choosing.
+TEST(Static, MultipartBoundaryIsNewForEachAnswer) {
+  Tree t;
+  PastureServer srv(ini_for("egg:pasture#static", "document_root = " + t.root + "\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto boundary = [&](const Response& r) {
+    std::string ct = r.header("Content-Type");
+    EXPECT_EQ(ct.rfind("multipart/byteranges; boundary=", 0), 0u) << ct;
+    return ct.substr(ct.find('=') + 1);
+  };
+  Response a = get(srv.port(), "GET", "/static/big.bin", {{"Range", "bytes=0-1,5-6"}});
+  Response b = get(srv.port(), "GET", "/static/big.bin", {{"Range", "bytes=0-1,5-6"}});
+  ASSERT_EQ(a.status, 206);
+  ASSERT_EQ(b.status, 206);
+  std::string ba = boundary(a), bb = boundary(b);
+  EXPECT_GE(ba.size(), 20u);
+  EXPECT_NE(ba, bb);
+  EXPECT_NE(ba, "00000000000000000pasture");
+  // An upload that carries the first answer's boundary: the next answer's
+  // body holds it only as the file's own bytes; its own delimiter differs.
+  std::string forged = "\r\n--" + ba + "\r\nContent-Type: text/html\r\nContent-Range: bytes 0-20/40\r\n\r\n<script>x</script>";
+  t.put("upload.txt", forged + std::string(100, '.'));
+  Response r = get(srv.port(), "GET", "/static/upload.txt", {{"Range", "bytes=0-139,-5"}});
+  ASSERT_EQ(r.status, 206);
+  std::string br = boundary(r);
+  EXPECT_NE(br, ba);
+  size_t delimiters = 0;
+  for (size_t at = r.body.find("\r\n--" + br); at != std::string::npos; at = r.body.find("\r\n--" + br, at + 1)) delimiters++;
+  EXPECT_EQ(delimiters, 3u);  // two parts and the close
+}
+
 TEST(Static, RangesConditionalsAndMultipart) {
   Tree t;
   PastureServer srv(ini_for("egg:pasture#static", "document_root = " + t.root + "\n"), 1);

@@ -15,6 +15,8 @@
                                               the 103's fields as they arrive
   h2client.py zerowin PORT N SECONDS [PATH]  N GETs of PATH (/bigI) with a stream window of 0, never opened;
                                               the streams reset within SECONDS
+  h2client.py zerowinfin PORT N [PATH]       as zerowin, then a FIN after 1 s: how long until the streams
+                                              are reset and the connection ends
   h2client.py post PORT PATH SIZE             a POST of SIZE bytes without content-length; its status
   h2client.py idle PORT N PATH MASTERPID     N connections, each GET PATH read whole, then held idle:
                                               the workers' RSS growth per connection (KiB)
@@ -426,6 +428,24 @@ def cmd_zerowin(port, n, seconds, path=None):
     print(f"heads={heads} resets={resets} took={time.time() - t0:.1f}")
 
 
+def cmd_zerowinfin(port, n, path=None):
+    """N GETs with a window of 0 (never opened), their heads read, then
+    shutdown(SHUT_WR): no WINDOW_UPDATE can come any more. Prints the resets,
+    whether the server closed, and how long after the FIN."""
+    s = connect(port)
+    s.sendall(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0)))
+    enc = hpack.Encoder()
+    for i in range(n):
+        s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, request_block(enc, path or "/big%d" % i)))
+    early, _ = read_frames(s, lambda f: sum(1 for t, _, _, _ in f if t == HEADERS) >= n, timeout=5)
+    s.shutdown(socket.SHUT_WR)
+    t0 = time.time()
+    frames, eof = read_frames(s, lambda f: False, timeout=20)
+    resets = sum(1 for t, _, _, _ in early + frames if t == RST)
+    heads = sum(1 for t, _, _, _ in early + frames if t == HEADERS)
+    print(f"heads={heads} resets={resets} eof={int(eof)} took={time.time() - t0:.1f}")
+
+
 def cmd_post(port, path, size):
     c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     s = connect(port)
@@ -651,6 +671,8 @@ def main():
         cmd_openblock(port)
     elif cmd == "hints":
         cmd_hints(port, float(a[0]))
+    elif cmd == "zerowinfin":
+        cmd_zerowinfin(port, int(a[0]), a[1] if len(a) > 1 else None)
     elif cmd == "zerowin":
         cmd_zerowin(port, int(a[0]), float(a[1]), a[2] if len(a) > 2 else None)
     elif cmd == "post":
