@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -204,6 +205,13 @@ int ClientConn::sendfile_fd() {
   uv_os_fd_t fd;
   if (tls_ || queued() > 0 || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return -1;
   return fd;
+}
+
+bool ClientConn::cork(bool on) {
+  uv_os_fd_t fd;
+  if (tls_ || state_ == State::kClosed || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return false;
+  int v = on ? 1 : 0;
+  return setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0;
 }
 
 void ClientConn::on_bytes(const char* data, size_t n) {

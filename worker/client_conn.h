@@ -73,7 +73,8 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   void await_drain() override;
   // Under TLS too: what is queued is ciphertext (TlsSession keeps none).
   size_t queued() const override { return tcp_.write_queue_size; }
-  int sendfile_fd() override;  // -1 under TLS: the app's files are read and sent
+  int sendfile_fd() override;
+  bool cork(bool on) override;  // -1 under TLS: the app's files are read and sent
   void want_body(bool on) override;
   bool peer_address(sockaddr_storage* out) override;
   bool tunnel(std::string* head) override;  // client_tunnel.cc

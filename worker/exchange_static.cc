@@ -29,6 +29,7 @@ struct StaticReply {
   size_t part = 0;                      // the part being sent
   uint64_t done = 0;                    // bytes of it sent
   bool head_sent = false;               // multipart: part_heads[part] went out
+  bool corked = false;                  // the sink's cork(true) held (sendfile bodies)
   bool no_body = false;
   ResponseHead head;
 };
@@ -320,6 +321,7 @@ void Exchange::static_send() {
 }
 
 void Exchange::static_done() {
+  if (static_ && static_->corked) sink_->cork(false);  // the last partial segment goes now
   free_static();
   resp_done_ = true;
   count_response();
@@ -364,7 +366,9 @@ void Exchange::static_pump() {
       continue;
     }
     // sendfile(2) when the sink allows it (plain socket, nothing queued,
-    // no framing per write), until the socket is full; the held head first.
+    // no framing per write), until the socket is full; the held head first,
+    // corked so that it leaves with the body's first bytes.
+    if (!s->corked && !f.small) s->corked = sink_->cork(true);
     if (!sink_->flush()) return;  // closed, or behind: on_sink_drained resumes
     int sock = sink_->sendfile_fd();
     if (sock >= 0) {

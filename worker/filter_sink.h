@@ -66,6 +66,7 @@ class FilterSink final : public ResponseSink {
   void await_drain() override { inner_->await_drain(); }
   size_t queued() const override { return inner_->queued(); }
   int sendfile_fd() override { return z_ ? -1 : inner_->sendfile_fd(); }
+  bool cork(bool on) override { return z_ ? false : inner_->cork(on); }
   void want_body(bool on) override { inner_->want_body(on); }
   bool peer_address(sockaddr_storage* out) override { return inner_->peer_address(out); }
   bool tunnel(std::string* head) override { return inner_->tunnel(head); }
