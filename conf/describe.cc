@@ -148,6 +148,7 @@ json::Value handler_json(const Site& site, int idx, int depth) {
       if (f.br_static) v["precompressed"].push("br");
       if (f.gzip_static) v["precompressed"].push("gzip");
       v["charset"] = f.charset;
+      v["autoindex"] = f.autoindex;
       v["fallback"] = handler_json(site, f.fallback, depth + 1);
       break;
     }
@@ -311,7 +312,9 @@ void Describer::handler(int idx, const std::string& indent) {
       std::string index;
       for (const auto& n : f.index) index += (index.empty() ? "" : " ") + n;
       out += "static [" + h.name + "]: files under " + f.root + (f.paste ? " (egg:Paste#static)" : "") +
-             "; a directory URL serves " + (index.empty() ? "nothing (404)" : index) + "\n";
+             "; a directory URL serves " + (index.empty() ? "nothing" : index) +
+             (f.autoindex ? (index.empty() ? " but its listing" : ", else its listing") : index.empty() ? " (404)" : "") +
+             "\n";
       out += indent + "  symbolic links: " +
              (f.symlinks == StaticFiles::Symlinks::Off       ? "not followed"
               : f.symlinks == StaticFiles::Symlinks::On      ? "followed anywhere"

@@ -198,7 +198,8 @@ struct StaticFiles {
   // `fallback = NAME`: a request that finds no file (404) goes to that
   // app instead, unchanged (nginx try_files ... @app). -1 = 404.
   int fallback = -1;
-  // Directory listings (`autoindex = on`). Only off is served today.
+  // Directory listings (`autoindex = on`, worker/static_index.h): a
+  // directory URL whose index files are missing lists the directory.
   bool autoindex = false;
 };
 

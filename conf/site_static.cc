@@ -95,7 +95,6 @@ std::vector<std::string> fill_static(StaticFiles& f, bool paste, const py::Dict&
       if (key == "fallback") *fallback = {py::strip(v.value), v.loc};
       if (key == "autoindex") {
         f.autoindex = parse_bool(py::strip(v.value), v.loc, "autoindex");
-        if (f.autoindex) bad(v.loc, "not supported yet: autoindex = on (directory listings)");
       }
     } else {
       unknown.push_back(key);

@@ -317,6 +317,7 @@ void Writer::app(int idx) {
                 (f.br_static && f.gzip_static ? ", " : "") + (f.gzip_static ? "gzip" : "") + "]\n";
       if (!f.charset.empty()) out_ += "    charset: " + scalar(f.charset) + "\n";
       if (f.fallback >= 0) out_ += "    fallback: " + scalar(name_of(f.fallback)) + "\n";
+      if (f.autoindex) out_ += "    autoindex: on\n";
       break;
     }
     case HandlerKind::Proxy:

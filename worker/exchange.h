@@ -189,6 +189,7 @@ class Exchange final : public wsgi::Sink {
 
   // A static-files app (exchange_static.cc).
   void start_static(const char* base, const RequestHead& rh);
+  int static_listing(std::string_view path, std::string_view rel);
   void static_send();
   void static_pump();
   void static_done();

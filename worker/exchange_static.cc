@@ -17,6 +17,7 @@
 #include "worker/exchange.h"
 #include "worker/static_cache.h"
 #include "worker/static_http.h"
+#include "worker/static_index.h"
 #include "worker/static_mime.h"
 
 namespace pasture::worker {
@@ -108,6 +109,28 @@ std::string_view Exchange::request_field(const char* base, std::string_view name
   return {};
 }
 
+// autoindex = on: a directory URL without an index file lists the
+// directory (nginx's page). 0 = answered; else the status the caller
+// answers (a missing directory is a miss like any other: the fallback).
+int Exchange::static_listing(std::string_view path, std::string_view rel) {
+  const conf::Handler& hd = w_->site().handlers[handler_];
+  int fd = files::cache().open_dir(hd, handler_, rel, w_->now());
+  if (fd == -EACCES) return 403;
+  if (fd < 0) return 404;
+  if (method_ != HTTP_GET && method_ != HTTP_HEAD) {
+    close(fd);
+    respond_local(405, "405 Method Not Allowed\n", false, "Allow: GET, HEAD\r\n");
+    return 0;
+  }
+  std::string page;
+  if (!files::autoindex_page(fd, path, hd.files.dotfiles, &page)) return 403;  // opened, cannot be read
+  std::string fields = "Date: ";
+  append(fields, date_now());
+  fields += "\r\n";
+  respond_local(200, page, false, fields, hd.files.charset.empty() ? "text/html" : "text/html; charset=" + hd.files.charset);
+  return 0;
+}
+
 void Exchange::start_static(const char* base, const RequestHead& rh) {
   const conf::Handler& hd = w_->site().handlers[handler_];
   const conf::StaticFiles& f = hd.files;
@@ -163,6 +186,11 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
       if (found == files::Found::kFile || found == files::Found::kForbidden) break;
     }
     if (found == files::Found::kDirectory) found = files::Found::kMissing;
+    if (found == files::Found::kMissing && f.autoindex) {
+      int status = static_listing(path, rel);
+      if (status == 0) return;
+      if (status == 403) return miss(403, "permission denied (listing)");
+    }
   } else if (!dir_url) {
     found = cache.open(hd, handler_, rel, w_->now(), &file);
     if (found == files::Found::kDirectory) return redirect_slash();

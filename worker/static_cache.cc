@@ -98,6 +98,24 @@ void Cache::evict() {
   if (victim != map_.end()) map_.erase(victim);
 }
 
+int Cache::open_dir(const conf::Handler& hd, int hi, std::string_view rel, uint64_t now_ms) {
+  int root = root_fd(hd, hi, now_ms);
+  if (root < 0) return -ENOENT;
+  while (!rel.empty() && rel.back() == '/') rel.remove_suffix(1);
+  if (rel.empty()) {  // a description of its own: readdir's position is not the root's
+    int fd = openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+  }
+  struct stat st;
+  int fd = open_beneath(root, rel, hd.files.symlinks, &st);
+  if (fd < 0) return fd;
+  if (!S_ISDIR(st.st_mode)) {
+    close(fd);
+    return -ENOTDIR;
+  }
+  return fd;
+}
+
 Found Cache::open(const conf::Handler& hd, int hi, std::string_view rel, uint64_t now_ms, FilePtr* out) {
   int root = root_fd(hd, hi, now_ms);
   if (root < 0) return Found::kMissing;

@@ -58,6 +58,10 @@ class Cache {
   // `rel` beneath `hd`'s document root (handler index `hi`), under its
   // symlink policy; `now_ms` the loop's clock. kFile sets `*out`.
   Found open(const conf::Handler& hd, int hi, std::string_view rel, uint64_t now_ms, FilePtr* out);
+  // The directory `rel` ("" = the root; a trailing '/' ignored) opened for
+  // reading under the same rules (autoindex): its descriptor, or -errno
+  // (-ENOTDIR for a file). Not cached.
+  int open_dir(const conf::Handler& hd, int hi, std::string_view rel, uint64_t now_ms);
   size_t size() const { return map_.size(); }
 
  private:

@@ -212,6 +212,61 @@ TEST(Static, PasteStaticAnswersAsPaste) {
   EXPECT_EQ(get(srv.port(), "GET", "/static/out").status, 404);
 }
 
+// autoindex = on (egg:pasture#static): a directory URL without an index
+// file lists the directory as nginx's autoindex does: directories first,
+// names escaped in the text and percent-encoded in the links, dotfiles left
+// out unless served; a missing directory is a 404 (or the fallback), other
+// methods 405; off (the default) keeps the 404.
+TEST(Static, AutoindexListsADirectoryLikeNginx) {
+  Tree t;
+  mkdir((t.root + "/list").c_str(), 0755);
+  mkdir((t.root + "/list/zdir").c_str(), 0755);
+  t.put("list/b.txt", "12345");
+  t.put("list/a <&> b.txt", "x");
+  t.put("list/q?#%.txt", "");
+  t.put("list/.secret", "x");
+  t.put("list/" + std::string(60, 'n') + ".txt", "x");
+  PastureServer srv(ini_for("egg:pasture#static", "document_root = " + t.root + "\nautoindex = on\nindex = index.html\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Response r = get(srv.port(), "GET", "/static/list/");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("Content-Type"), "text/html");
+  EXPECT_EQ(r.header("Content-Length"), std::to_string(r.body.size()));
+  EXPECT_NE(r.body.find("<title>Index of /static/list/</title>"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("<a href=\"../\">../</a>"), std::string::npos);
+  size_t zdir = r.body.find("<a href=\"zdir/\">zdir/</a>");
+  size_t a = r.body.find("<a href=\"a%20%3C%26%3E%20b.txt\">a &lt;&amp;&gt; b.txt</a>");
+  size_t b = r.body.find("<a href=\"b.txt\">b.txt</a>");
+  ASSERT_NE(zdir, std::string::npos) << r.body;
+  ASSERT_NE(a, std::string::npos) << r.body;
+  ASSERT_NE(b, std::string::npos) << r.body;
+  EXPECT_LT(zdir, a);  // directories first, then by name
+  EXPECT_LT(a, b);
+  EXPECT_NE(r.body.find("<a href=\"q%3F%23%25.txt\">q?#%.txt</a>"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find(".secret"), std::string::npos);  // dotfiles are 404 here, so not listed
+  EXPECT_NE(r.body.find(std::string(47, 'n') + "..&gt;</a>"), std::string::npos) << r.body;  // nginx's cut
+  // The size column: b.txt's 5 bytes, right-aligned; a directory's "-".
+  std::string line = r.body.substr(b, r.body.find("\r\n", b) - b);
+  EXPECT_EQ(line.substr(line.size() - 2), " 5") << line;
+  // Every link the page gives resolves.
+  EXPECT_EQ(get(srv.port(), "GET", "/static/list/a%20%3C%26%3E%20b.txt").body, "x");
+  EXPECT_EQ(get(srv.port(), "GET", "/static/list/q%3F%23%25.txt").status, 200);
+  EXPECT_EQ(get(srv.port(), "GET", "/static/list/zdir/").status, 200);
+  // The root has index.html: the index wins over the listing.
+  EXPECT_EQ(get(srv.port(), "GET", "/static/").body, "<p>index</p>\n");
+  EXPECT_EQ(get(srv.port(), "GET", "/static/nosuch/").status, 404);
+  EXPECT_EQ(get(srv.port(), "DELETE", "/static/list/").status, 405);
+  Response head = get(srv.port(), "HEAD", "/static/list/");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("Content-Length"), std::to_string(r.body.size()));
+  // A link out of the root is not followed for a listing either.
+  EXPECT_EQ(get(srv.port(), "GET", "/static/absdir/").status, 404);
+
+  PastureServer off(ini_for("egg:pasture#static", "document_root = " + t.root + "\n"), 1);
+  ASSERT_TRUE(off.started()) << off.output();
+  EXPECT_EQ(get(off.port(), "GET", "/static/list/").status, 404);
+}
+
 // A sendfile body goes out corked with its head (TCP_CORK, nginx's
 // tcp_nopush); the cork is released at the body's end, so the last partial
 // segment does not wait for the kernel's 200 ms cork timer: ten 3 MiB
