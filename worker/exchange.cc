@@ -325,6 +325,7 @@ void Exchange::reset() {
   cancel_app();
   free_static();
   app_no_body_ = false;
+  app_corked_ = false;
   upgrade_asked_ = upgrading_ = tunnel_ = tunnel_in_eof_ = false;
   mode_ = Mode::kNone;
   req_done_ = resp_done_ = resp_started_ = false;

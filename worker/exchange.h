@@ -245,6 +245,7 @@ class Exchange final : public wsgi::Sink {
   bool expect_continue_ = false;
   bool chunked_ = false;         // chunked request body: decoded, then chunked again upstream
   bool body_held_ = false;       // want_body(false) was asked; on_upstream_drained undoes it
+  bool app_corked_ = false;      // kApp: app_sendfile corked the socket (released at app_end)
   bool app_no_body_ = false;     // kApp: HEAD, 204, 304: body bytes are dropped
   bool upgrade_asked_ = false;   // the client asked to switch protocols (ExchangeRequest::upgrade)
   bool upgrading_ = false;       // ...and the upstream was asked to

@@ -137,6 +137,9 @@ int64_t Exchange::app_sendfile(int fd, uint64_t off, size_t n, bool* more) {
   *more = true;
   if (closed_) return -1;
   if (app_no_body_) return (int64_t)n;
+  // Corked as static files are (the head leaves with the file's first
+  // bytes, in full segments); released at app_end.
+  if (!app_corked_) app_corked_ = sink_->cork(true);
   if (!sink_->flush() && closed_) return -1;  // a head still held back
   size_t done = 0;
   int sock = sink_->sendfile_fd();
@@ -187,7 +190,11 @@ void Exchange::app_end(bool ok) {
   }
   resp_done_ = true;
   count_response();
-  sink_->end();  // a head still held back, the last chunk
+  ResponseSink* sink = sink_;
+  bool corked = app_corked_;
+  app_corked_ = false;
+  sink->end();  // a head still held back, the last chunk (may reset this exchange)
+  if (corked) sink->cork(false);  // the last partial segment goes now
 }
 
 }  // namespace pasture::worker

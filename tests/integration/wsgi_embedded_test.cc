@@ -3,6 +3,8 @@
 // Every check reads the bytes on the wire; what the wire cannot show
 // (close() calls, imports) the app records in a temp dir. The app is
 // tests/wsgi/pasture_embedapp, loaded from tests/wsgi/embed_app.ini.
+#include <chrono>
+
 #include "tests/integration/embed_site.h"
 
 namespace pasture::test {
@@ -266,6 +268,27 @@ TEST_P(WsgiEmbedded, FileWrapperOverARealFileFromItsPosition) {
   EXPECT_EQ(c.request("GET", "/text").body, "hello\n") << "the connection did not survive the HEAD";
   EXPECT_TRUE(site.wait_record("closed", "file d\n"));
   EXPECT_EQ(site.record("closed"), "file a\nfile b\nfile c\nfile d\n");
+}
+
+// sendfile bodies go out corked with their heads and the cork is released
+// at the answer's end (chunked too: the last chunk is not held back by the
+// kernel's 200 ms cork timer): ten answers in a row, each followed by a
+// small one on the same connection, take well under 10 x 200 ms.
+TEST_P(WsgiEmbedded, CorkedFileWrapperAnswersEndWithoutDelay) {
+  EmbedSite site(GetParam());
+  ASSERT_TRUE(site.started()) << site.log();
+  std::string file = site.rec().write("served.bin", pattern_bytes(300000));
+  HttpConn c(site.port(), Millis(3000));
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; i++) {
+    Response r = c.request("GET", "/file?real=1&cl=" + std::to_string(i % 2) + "&tag=t" + std::to_string(i) +
+                                      "&path=" + file);
+    ASSERT_EQ(r.status, 200) << r.error;
+    ASSERT_EQ(r.body.size(), 300000u);
+    ASSERT_EQ(c.request("GET", "/text").body, "hello\n");
+  }
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(ms, 1200.0);
 }
 
 // ------------------------------------------------------- bodiless answers --
