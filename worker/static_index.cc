@@ -11,6 +11,8 @@
 #include <ctime>
 #include <vector>
 
+#include "worker/html_escape.h"
+
 namespace pasture::worker::files {
 namespace {
 
@@ -20,19 +22,6 @@ struct Entry {
   uint64_t size = 0;
   time_t mtime = 0;
 };
-
-void html_escape(std::string& o, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
-    }
-  }
-}
 
 // A name as one path segment of an href: everything but unreserved
 // characters percent-encoded (so '?', '#', ':' and '%' in names stay names).
@@ -89,9 +78,9 @@ bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::s
   std::string& o = *page;
   o.clear();
   o += "<html>\r\n<head><title>Index of ";
-  html_escape(o, url_path);
+  append_html_escaped(o, url_path);
   o += "</title></head>\r\n<body>\r\n<h1>Index of ";
-  html_escape(o, url_path);
+  append_html_escaped(o, url_path);
   o += "</h1><hr><pre><a href=\"../\">../</a>\r\n";
   constexpr size_t kNameColumn = 50;  // nginx's: longer names are cut, "..>"
   for (const Entry& e : entries) {
@@ -114,7 +103,7 @@ bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::s
     href_escape(o, e.name);
     if (e.dir) o += '/';
     o += "\">";
-    html_escape(o, shown);
+    append_html_escaped(o, shown);
     o += "</a>";
     o.append(kNameColumn + 1 - w, ' ');
     char when[32];
