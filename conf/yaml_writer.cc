@@ -225,6 +225,22 @@ void Writer::pool(const Handler& h, const std::string& name) {
   } else {
     out_ += in + "servers:\n";
     for (const auto& s : p.servers) out_ += in + "  - " + scalar(server_spec(s)) + "\n";
+    for (const auto& s : p.sources) out_ += in + "  - " + scalar(server_spec(s)) + "\n";
+  }
+  if (!p.sources.empty()) {
+    if (p.max_servers != d.max_servers) out_ += in + "max_servers: " + std::to_string(p.max_servers) + "\n";
+    if (p.resolve_interval_ms != d.resolve_interval_ms)
+      out_ += in + "resolve_interval: " + format_duration_ms(p.resolve_interval_ms) + "\n";
+    if (p.resolve_min_ms != d.resolve_min_ms) out_ += in + "resolve_min: " + format_duration_ms(p.resolve_min_ms) + "\n";
+    if (p.resolve_max_ms) out_ += in + "resolve_max: " + format_duration_ms(p.resolve_max_ms) + "\n";
+    if (p.resolve_timeout_ms != d.resolve_timeout_ms)
+      out_ += in + "resolve_timeout: " + format_duration_ms(p.resolve_timeout_ms) + "\n";
+    if (!p.resolvers.empty()) {
+      std::string list;
+      for (const auto& [h, port] : p.resolvers)
+        list += (list.empty() ? "" : " ") + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port);
+      out_ += in + "resolver: " + scalar(list) + "\n";
+    }
   }
   if (p.method != d.method) out_ += in + "method: " + method_word(p.method) + "\n";
   if (p.connect_timeout_ms != d.connect_timeout_ms) {

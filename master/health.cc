@@ -245,7 +245,7 @@ std::vector<HealthTarget> health_targets(const conf::Site& site,
     const conf::Pool& p = site.pools[i];
     if (p.health_check.empty()) continue;
     for (size_t j = 0; j < p.servers.size(); j++) {
-      if (p.servers[j].down) continue;
+      if (p.servers[j].down || p.servers[j].dynamic_slot >= 0) continue;  // discovered members: passive checks only
       const worker::ResolvedServer& r = servers[i][j];
       HealthTarget t;
       t.pool = p.name;

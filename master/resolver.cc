@@ -1,0 +1,321 @@
+#include "master/resolver.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "common/log.h"
+#include "common/membership.h"
+#include "master/dns_query.h"
+#include "master/master.h"
+
+namespace pasture::master {
+namespace {
+
+// A member that left keeps its slot at least this long, even once idle:
+// every worker has picked (and so seen it leave) by then, so no request can
+// still be on its way to the old address when a new member takes the slot.
+constexpr uint64_t kLeaveGraceMs = 2000;
+// While a slot is leaving or a member waits for one: how often to look again.
+constexpr uint64_t kCleanupTickMs = 250;
+
+volatile sig_atomic_t g_stop = 0;
+void on_stop(int) { g_stop = 1; }
+
+struct Source {
+  const conf::UpstreamServer* cfg = nullptr;
+  uint8_t index = 0;
+  std::vector<lb::Member> good;  // the last good answer's members
+  bool has_good = false;
+  uint64_t next_ms = 0;
+  uint32_t failures = 0;  // in a row
+};
+
+struct PoolRun {
+  ResolverPool p;
+  std::vector<dns::NameServer> servers;
+  std::vector<Source> sources;
+  std::vector<lb::Member> slots;  // as last published
+  std::string dropped;            // the members that did not fit, as last logged
+};
+
+void install_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT}) sigaction(sig, &sa, nullptr);
+  sa.sa_handler = SIG_IGN;
+  for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGPIPE}) sigaction(sig, &sa, nullptr);
+  sa.sa_handler = SIG_DFL;
+  sigaction(SIGCHLD, &sa, nullptr);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);  // the master normally stops us; this covers its SIGKILL
+}
+
+// A member from a record and the source's parameters.
+lb::Member member(const Source& s, const std::string& ip, uint16_t port, uint32_t weight, bool backup) {
+  lb::Member m;
+  m.set_ip(ip);
+  m.port = port;
+  m.weight = std::max<uint32_t>(weight, 1);
+  m.backup = backup;
+  m.source = s.index;
+  m.state = lb::MemberState::Active;
+  return m;
+}
+
+// Asks for `name`'s A and AAAA records: Ok with the addresses (maybe none),
+// or the first failure.
+lb::ResolveResult addresses(const PoolRun& r, const std::string& name, std::vector<dns::Record>* out, std::string* err) {
+  for (int type : {dns::kTypeA, dns::kTypeAAAA}) {
+    dns::Answer a = dns::query(r.servers, name, type, r.p.cfg->resolve_timeout_ms);
+    if (a.result != lb::ResolveResult::Ok) {
+      *err = (type == dns::kTypeA ? "A " : "AAAA ") + name + ": " + a.error;
+      return a.result;
+    }
+    for (dns::Record& rec : a.records)
+      if (rec.type == type) out->push_back(std::move(rec));
+  }
+  return lb::ResolveResult::Ok;
+}
+
+// One source asked: Ok with its members (never empty) and the smallest TTL,
+// or why not.
+lb::ResolveResult resolve(const PoolRun& r, const Source& s, std::vector<lb::Member>* out, uint32_t* ttl,
+                          std::string* err) {
+  const conf::UpstreamServer& c = *s.cfg;
+  *ttl = UINT32_MAX;
+  if (c.discover == conf::UpstreamServer::Discover::Dns) {
+    std::vector<dns::Record> recs;
+    lb::ResolveResult res = addresses(r, c.host, &recs, err);
+    if (res != lb::ResolveResult::Ok) return res;
+    for (const dns::Record& rec : recs) {
+      out->push_back(member(s, rec.ip, c.port, c.weight, c.backup));
+      *ttl = std::min(*ttl, rec.ttl);
+    }
+  } else {
+    dns::Answer a = dns::query(r.servers, c.host, dns::kTypeSRV, r.p.cfg->resolve_timeout_ms);
+    if (a.result != lb::ResolveResult::Ok) {
+      *err = "SRV " + c.host + ": " + a.error;
+      return a.result;
+    }
+    // RFC 2782: the lowest priority is tried first; here it is the
+    // primaries, every higher one a backup tier. Weight 0 ("very small
+    // chance") becomes 1; target "." means no service there.
+    uint16_t lowest = UINT16_MAX;
+    for (const dns::Record& rec : a.records)
+      if (rec.type == dns::kTypeSRV && !rec.target.empty()) lowest = std::min(lowest, rec.priority);
+    for (const dns::Record& srv : a.records) {
+      if (srv.type != dns::kTypeSRV || srv.target.empty()) continue;
+      *ttl = std::min(*ttl, srv.ttl);
+      std::vector<dns::Record> recs;
+      for (const dns::Record& add : a.records)  // the additional section, when the server filled it
+        if ((add.type == dns::kTypeA || add.type == dns::kTypeAAAA) && add.name == srv.target) recs.push_back(add);
+      if (recs.empty()) {
+        lb::ResolveResult res = addresses(r, srv.target, &recs, err);
+        if (res != lb::ResolveResult::Ok) return res;
+      }
+      for (const dns::Record& rec : recs) {
+        out->push_back(member(s, rec.ip, srv.port, srv.weight, srv.priority != lowest || c.backup));
+        *ttl = std::min(*ttl, rec.ttl);
+      }
+    }
+  }
+  if (out->empty()) {
+    *err = "no address in the answer";
+    return lb::ResolveResult::Empty;
+  }
+  return lb::ResolveResult::Ok;
+}
+
+void reset_server(shm::ServerSlot& s, uint64_t now, uint32_t slow_start_ms) {
+  s.flags.store(0);
+  s.requests.store(0);
+  s.failures.store(0);
+  s.down_until_ms.store(0);
+  s.fail_window.store(0);
+  s.recovered_at_ms.store(slow_start_ms ? now : 0);  // a new member ramps up like a recovered one
+  s.control.store(0);
+  s.weight_override.store(0);
+  s.down_word.store(0);
+  s.down_transitions.store(0);
+  s.downtime_ms.store(0);
+  s.last_change_ms.store(now);
+  s.last_check.store(0);
+  s.check_progress.store(0);
+}
+
+std::string join(const std::vector<std::string>& v, const char* prefix) {
+  std::string out;
+  for (const std::string& s : v) out += (out.empty() ? "" : " ") + std::string(prefix) + s;
+  return out;
+}
+
+// Fits the sources' last good members into the slots and publishes a change.
+void publish(PoolRun& r, uint64_t now, const std::string& why) {
+  std::vector<lb::Member> wanted;
+  for (const Source& s : r.sources)
+    for (const lb::Member& m : s.good)
+      if (std::find(r.p.static_ids.begin(), r.p.static_ids.end(), m.id()) == r.p.static_ids.end()) wanted.push_back(m);
+  std::vector<int32_t> active(r.p.n);
+  for (size_t i = 0; i < r.p.n; i++) active[i] = r.p.servers[i].active.load(std::memory_order_relaxed);
+  lb::Plan plan = lb::plan_members(r.slots, wanted, active, now, kLeaveGraceMs);
+  const std::string& pool = r.p.cfg->name;
+  std::string dropped = join(plan.dropped, "");
+  if (dropped != r.dropped && !dropped.empty())
+    PLOG_WARN("pool %s: %zu member(s) do not fit in max_servers = %zu (%s:%d), left out until a slot is free: %s",
+              pool.c_str(), plan.dropped.size(), r.p.n, r.p.cfg->loc.file.c_str(), r.p.cfg->loc.line, dropped.c_str());
+  r.dropped = dropped;
+  if (!plan.changed) return;
+  for (size_t i : plan.fresh) {
+    const lb::Member& m = r.slots[i];
+    uint32_t slow = m.source < r.p.cfg->sources.size() ? r.p.cfg->sources[m.source].slow_start_ms : 0;
+    reset_server(r.p.servers[i], now, slow);
+  }
+  lb::write_members(*r.p.slot, r.p.members, r.slots);
+  size_t n = plan.added.size() + plan.removed.size();
+  if (n == 0) return;
+  r.p.slot->member_changes.fetch_add(n, std::memory_order_relaxed);
+  std::string line = join(plan.added, "+");
+  std::string gone = join(plan.removed, "-");
+  if (!gone.empty()) line += (line.empty() ? "" : " ") + gone;
+  PLOG_NOTICE("pool %s: %s (%s)", pool.c_str(), line.c_str(), why.c_str());
+}
+
+void ask(PoolRun& r, Source& s, uint64_t now) {
+  const conf::Pool& cfg = *r.p.cfg;
+  std::vector<lb::Member> got;
+  uint32_t ttl = 0;
+  std::string err;
+  lb::ResolveResult res = resolve(r, s, &got, &ttl, &err);
+  uint64_t done = monotonic_ms();
+  r.p.slot->resolve_word.store(done << 8 | (uint64_t)res, std::memory_order_relaxed);
+  if (res != lb::ResolveResult::Ok) {
+    // Retry sooner than the period, backing off to it.
+    s.failures++;
+    uint64_t retry = std::min<uint64_t>(cfg.resolve_interval_ms, (uint64_t)cfg.resolve_min_ms << std::min<uint32_t>(s.failures - 1, 16));
+    s.next_ms = done + retry;
+    PLOG_WARN("pool %s: %s: %s (%s); keeping its last good members (%zu); next try in %llums", cfg.name.c_str(),
+              s.cfg->label().c_str(), lb::resolve_result_name(res), err.c_str(), s.good.size(), (unsigned long long)retry);
+    return;
+  }
+  if (s.failures) PLOG_NOTICE("pool %s: %s answers again", cfg.name.c_str(), s.cfg->label().c_str());
+  s.failures = 0;
+  uint64_t period = std::clamp<uint64_t>((uint64_t)ttl * 1000, cfg.resolve_min_ms, cfg.resolve_max());
+  s.next_ms = done + period;
+  PLOG_DEBUG("pool %s: %s: %zu address(es), TTL %us: next in %llums", cfg.name.c_str(), s.cfg->label().c_str(),
+             got.size(), ttl, (unsigned long long)period);
+  s.good = std::move(got);
+  s.has_good = true;
+  publish(r, now, s.cfg->label());
+}
+
+}  // namespace
+
+std::vector<ResolverPool> resolver_pools(const conf::Site& site, const std::vector<uint32_t>& first_server,
+                                         shm::Region& shm) {
+  std::vector<ResolverPool> out;
+  for (size_t i = 0; i < site.pools.size(); i++) {
+    const conf::Pool& p = site.pools[i];
+    if (p.sources.empty()) continue;
+    ResolverPool r;
+    r.cfg = &p;
+    r.slot = &shm.pools()[i];
+    size_t first = 0;
+    while (first < p.servers.size() && p.servers[first].dynamic_slot < 0) r.static_ids.push_back(p.servers[first++].label());
+    r.servers = &shm.servers()[first_server[i] + first];
+    r.members = &shm.members()[first_server[i] + first];
+    r.n = p.servers.size() - first;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void carry_members(const conf::Pool& from_cfg, shm::PoolSlot& from, const shm::MemberSlot* from_members,
+                   const conf::Pool& to_cfg, shm::PoolSlot& to, shm::MemberSlot* to_members) {
+  std::vector<lb::Member> slots(to_cfg.max_servers);
+  size_t kept = 0;
+  for (size_t k = 0; k < std::min(from_cfg.max_servers, to_cfg.max_servers); k++) {
+    lb::Member m = lb::read_member(from_members[k]);
+    if (m.state != lb::MemberState::Active || m.source >= from_cfg.sources.size()) continue;
+    // The same source in the new configuration (by its text), else the member goes.
+    std::string label = from_cfg.sources[m.source].label();
+    auto it = std::find_if(to_cfg.sources.begin(), to_cfg.sources.end(),
+                           [&](const conf::UpstreamServer& s) { return s.label() == label; });
+    if (it == to_cfg.sources.end()) continue;
+    m.source = (uint8_t)(it - to_cfg.sources.begin());
+    slots[k] = m;
+    kept++;
+  }
+  lb::write_members(to, to_members, slots);
+  to.member_changes.store(from.member_changes.load());
+  to.resolve_word.store(from.resolve_word.load());
+  if (kept) PLOG_NOTICE("reload: pool %s keeps %zu discovered member(s) until its sources answer", to_cfg.name.c_str(), kept);
+}
+
+int run_resolver(std::vector<ResolverPool> pools) {
+  pid_t parent = getppid();
+  install_signals();
+  std::vector<PoolRun> runs;
+  uint64_t now = monotonic_ms();
+  for (ResolverPool& p : pools) {
+    PoolRun r;
+    r.p = p;
+    for (const auto& [ip, port] : p.cfg->resolvers) {
+      dns::NameServer ns;
+      if (dns::name_server(ip, port, &ns)) r.servers.push_back(ns);
+    }
+    if (r.servers.empty()) r.servers = dns::system_name_servers();
+    for (size_t k = 0; k < p.n; k++) r.slots.push_back(lb::read_member(p.members[k]));  // carried over a reload
+    for (size_t s = 0; s < p.cfg->sources.size() && s < 256; s++) {
+      Source src;
+      src.cfg = &p.cfg->sources[s];
+      src.index = (uint8_t)s;
+      for (const lb::Member& m : r.slots)
+        if (m.state == lb::MemberState::Active && m.source == s) src.good.push_back(m);
+      src.has_good = !src.good.empty();
+      src.next_ms = now;
+      r.sources.push_back(std::move(src));
+    }
+    std::string names;
+    for (const dns::NameServer& ns : r.servers) names += (names.empty() ? "" : ", ") + ns.text;
+    PLOG_INFO("resolver: pool %s: %zu source(s), %zu slot(s), asking %s", p.cfg->name.c_str(), r.sources.size(), p.n,
+              names.c_str());
+    runs.push_back(std::move(r));
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  while (!g_stop && getppid() == parent) {
+    now = monotonic_ms();
+    uint64_t wake = now + 1000;  // also re-checks the parent once a second
+    for (PoolRun& r : runs) {
+      for (Source& s : r.sources) {
+        if (g_stop) break;
+        if (monotonic_ms() >= s.next_ms) ask(r, s, monotonic_ms());
+        wake = std::min(wake, s.next_ms);
+      }
+      bool waiting = !r.dropped.empty() ||
+                     std::any_of(r.slots.begin(), r.slots.end(), [](const lb::Member& m) { return m.state == lb::MemberState::Leaving; });
+      if (waiting) {
+        publish(r, monotonic_ms(), "cleanup");
+        wake = std::min(wake, monotonic_ms() + kCleanupTickMs);
+      }
+    }
+    now = monotonic_ms();
+    uint64_t wait = wake > now ? wake - now : 0;
+    timespec ts{(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
+    if (ppoll(nullptr, 0, &ts, &none) < 0 && errno != EINTR) {
+      PLOG_ERROR("ppoll() failed: %s", strerror(errno));
+      return 1;
+    }
+  }
+  PLOG_INFO("resolver stopping");
+  return 0;
+}
+
+}  // namespace pasture::master
