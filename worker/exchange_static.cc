@@ -114,20 +114,26 @@ std::string_view Exchange::request_field(const char* base, std::string_view name
 // answers (a missing directory is a miss like any other: the fallback).
 int Exchange::static_listing(std::string_view path, std::string_view rel) {
   const conf::Handler& hd = w_->site().handlers[handler_];
-  int fd = files::cache().open_dir(hd, handler_, rel, w_->now());
-  if (fd == -EACCES) return 403;
-  if (fd < 0) return 404;
+  std::string key = std::to_string(handler_);
+  key.append(1, '\0').append(path).append(1, '\0').append(rel);
+  files::ListingCache::Page page = files::listing_cache().find(key, w_->now());
+  if (!page) {
+    int fd = files::cache().open_dir(hd, handler_, rel, w_->now());
+    if (fd == -EACCES) return 403;
+    if (fd < 0) return 404;
+    auto made = std::make_shared<std::string>();
+    if (!files::autoindex_page(fd, path, hd.files.dotfiles, made.get())) return 403;  // opened, cannot be read
+    page = made;
+    files::listing_cache().put(key, page, w_->now());
+  }
   if (method_ != HTTP_GET && method_ != HTTP_HEAD) {
-    close(fd);
     respond_local(405, "405 Method Not Allowed\n", false, "Allow: GET, HEAD\r\n");
     return 0;
   }
-  std::string page;
-  if (!files::autoindex_page(fd, path, hd.files.dotfiles, &page)) return 403;  // opened, cannot be read
   std::string fields = "Date: ";
   append(fields, date_now());
   fields += "\r\n";
-  respond_local(200, page, false, fields, hd.files.charset.empty() ? "text/html" : "text/html; charset=" + hd.files.charset);
+  respond_local(200, *page, false, fields, hd.files.charset.empty() ? "text/html" : "text/html; charset=" + hd.files.charset);
   return 0;
 }
 
@@ -150,10 +156,19 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
   };
   auto redirect_slash = [&] {
     // Paste (add_slash) and nginx: 301 to the absolute URL with a '/', the query kept.
+    // Behind a prefix filter, the URL its app sees: the prefix's SCRIPT_NAME and
+    // the translated host and scheme (found by review: the internal path and host).
+    std::string scheme = peer_->tls ? "https" : "http";
+    std::string host(rh.host.empty() ? std::string_view("localhost") : rh.host);
+    if (rf_ && rf_->prefixed) prefix_origin(base, &scheme, &host);
     std::string loc = "Location: ";
-    loc += peer_->tls ? "https://" : "http://";
-    append(loc, rh.host.empty() ? std::string_view("localhost") : rh.host);
-    append_path_encoded(loc, path);
+    loc.append(scheme).append("://").append(host);
+    if (rf_ && rf_->prefixed) {
+      append_path_encoded(loc, prefix_script());
+      append_path_encoded(loc, prefix_path_info());
+    } else {
+      append_path_encoded(loc, path);
+    }
     loc += '/';
     if (rh.target.has_query) loc.append("?").append(rh.target.query);
     loc += "\r\n";

@@ -57,14 +57,14 @@ bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::s
     return false;
   }
   std::vector<Entry> entries;
-  size_t left_out = 0;
+  bool cut = false;
   while (dirent* e = readdir(d)) {
     std::string_view name = e->d_name;
     if (name == "." || name == "..") continue;
     if (name[0] == '.' && !dotfiles) continue;
     if (entries.size() >= kMaxListed) {
-      left_out++;
-      continue;
+      cut = true;  // the rest is not read
+      break;
     }
     struct stat st;
     if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
@@ -84,6 +84,10 @@ bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::s
   o += "</h1><hr><pre><a href=\"../\">../</a>\r\n";
   constexpr size_t kNameColumn = 50;  // nginx's: longer names are cut, "..>"
   for (const Entry& e : entries) {
+    if (o.size() >= kMaxPage) {
+      cut = true;
+      break;
+    }
     std::string shown = e.name;
     if (e.dir) shown += '/';
     size_t w = width(shown);
@@ -120,9 +124,39 @@ bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::s
     o += size;
     o += "\r\n";
   }
-  if (left_out > 0) o += "(" + std::to_string(left_out) + " more entries not listed)\r\n";
+  if (cut)
+    o += "(the listing is cut: at most " + std::to_string(kMaxListed) + " entries, " + std::to_string(kMaxPage / 1024) +
+         " KiB)\r\n";
   o += "</pre><hr></body>\r\n</html>\r\n";
   return true;
+}
+
+ListingCache::Page ListingCache::find(const std::string& key, uint64_t now_ms) {
+  for (size_t i = 0; i < entries_.size(); i++) {
+    if (entries_[i].key != key) continue;
+    if (now_ms - entries_[i].made_ms >= kValidMs) {
+      entries_.erase(entries_.begin() + (long)i);
+      return nullptr;
+    }
+    return entries_[i].page;
+  }
+  return nullptr;
+}
+
+void ListingCache::put(const std::string& key, Page page, uint64_t now_ms) {
+  for (size_t i = 0; i < entries_.size(); i++) {
+    if (entries_[i].key == key) {
+      entries_.erase(entries_.begin() + (long)i);
+      break;
+    }
+  }
+  if (entries_.size() >= kEntries) entries_.erase(entries_.begin());  // the oldest
+  entries_.push_back({key, std::move(page), now_ms});
+}
+
+ListingCache& listing_cache() {
+  static ListingCache c;  // one per worker process (single-threaded loop)
+  return c;
 }
 
 }  // namespace pasture::worker::files

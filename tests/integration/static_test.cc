@@ -267,6 +267,36 @@ TEST(Static, AutoindexListsADirectoryLikeNginx) {
   EXPECT_EQ(get(off.port(), "GET", "/static/list/").status, 404);
 }
 
+// A listing is bounded (found by review: a huge directory read whole per
+// request stalled the loop): at most 2,000 entries are read, a line says the
+// listing is cut; the page is made once a second per directory (a file
+// added shows after that second).
+TEST(Static, AutoindexIsBoundedAndMadeOnceASecond) {
+  Tree t;
+  mkdir((t.root + "/many").c_str(), 0755);
+  for (int i = 0; i < 2500; i++) t.put("many/f" + std::to_string(i), "");
+  mkdir((t.root + "/few").c_str(), 0755);
+  t.put("few/one.txt", "1");
+  PastureServer srv(ini_for("egg:pasture#static", "document_root = " + t.root + "\nautoindex = on\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Response r = get(srv.port(), "GET", "/static/many/");
+  ASSERT_EQ(r.status, 200);
+  size_t links = 0;
+  for (size_t at = r.body.find("<a href=\"f"); at != std::string::npos; at = r.body.find("<a href=\"f", at + 1)) links++;
+  EXPECT_EQ(links, 2000u);
+  EXPECT_NE(r.body.find("(the listing is cut: at most 2000 entries"), std::string::npos);
+  auto t0 = std::chrono::steady_clock::now();
+  r = get(srv.port(), "GET", "/static/few/");
+  ASSERT_NE(r.body.find("one.txt"), std::string::npos);
+  t.put("few/two.txt", "2");
+  r = get(srv.port(), "GET", "/static/few/");
+  if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(900)) {
+    EXPECT_EQ(r.body.find("two.txt"), std::string::npos);  // the same page, within its second
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_NE(get(srv.port(), "GET", "/static/few/").body.find("two.txt"), std::string::npos);
+}
+
 // A sendfile body goes out corked with its head (TCP_CORK, nginx's
 // tcp_nopush); the cork is released at the body's end, so the last partial
 // segment does not wait for the kernel's 200 ms cork timer: ten 3 MiB
