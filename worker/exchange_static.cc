@@ -258,7 +258,24 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
   if (f.br_static || f.gzip_static) common.append("Vary: Accept-Encoding\r\n");
   common.append("Accept-Ranges: bytes\r\n");
 
-  // Conditionals (RFC 9110 13.2.2): If-None-Match, else If-Modified-Since.
+  // Conditionals (RFC 9110 13.2.2): If-Match, else If-Unmodified-Since
+  // (egg:pasture#static, as nginx: 412; Paste ignores both), then
+  // If-None-Match, else If-Modified-Since.
+  if (!f.paste) {
+    std::string_view im = request_field(base, "if-match");
+    bool failed;
+    if (!im.empty()) {
+      failed = !files::strong_match(im, of.etag);
+    } else {
+      std::string_view ius = request_field(base, "if-unmodified-since");
+      time_t t = ius.empty() ? -1 : files::parse_http_date(ius);
+      failed = t >= 0 && of.mtime_s > t;
+    }
+    if (failed) {
+      respond_local(412, "412 Precondition Failed\n", false, common);
+      return;
+    }
+  }
   std::string_view inm = request_field(base, "if-none-match");
   bool not_modified = false;
   if (!inm.empty()) {
