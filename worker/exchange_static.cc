@@ -118,11 +118,26 @@ int Exchange::static_listing(std::string_view path, std::string_view rel) {
   key.append(1, '\0').append(path).append(1, '\0').append(rel);
   files::ListingCache::Page page = files::listing_cache().find(key, w_->now());
   if (!page) {
+    // The loop time listings may take: kListingBudgetUs a second per worker.
+    static uint64_t budget_since_ms = 0, spent_us = 0;
+    if (w_->now() - budget_since_ms >= 1000) {
+      budget_since_ms = w_->now();
+      spent_us = 0;
+    }
+    if (spent_us >= files::kListingBudgetUs) {
+      PLOG_WARN("static [%s]: directory listings took %llu ms of this second: 503 for %.*s", hd.name.c_str(),
+                (unsigned long long)(spent_us / 1000), (int)path.size(), path.data());
+      respond_local(503, "503 Service Unavailable (directory listings are busy)\n", false);
+      return 0;
+    }
+    uint64_t t0 = uv_hrtime();
     int fd = files::cache().open_dir(hd, handler_, rel, w_->now());
     if (fd == -EACCES) return 403;
     if (fd < 0) return 404;
     auto made = std::make_shared<std::string>();
-    if (!files::autoindex_page(fd, path, hd.files.dotfiles, made.get())) return 403;  // opened, cannot be read
+    bool ok = files::autoindex_page(fd, path, hd.files.dotfiles, made.get());
+    spent_us += (uv_hrtime() - t0) / 1000;
+    if (!ok) return 403;  // opened, cannot be read
     page = made;
     files::listing_cache().put(key, page, w_->now());
   }
@@ -169,13 +184,17 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
     } else {
       append_path_encoded(loc, path);
     }
-    loc += '/';
+    if (loc.back() != '/') loc += '/';
     if (rh.target.has_query) loc.append("?").append(rh.target.query);
     loc += "\r\n";
     respond_local(301, "301 Moved Permanently\n", false, loc);
   };
   // paste.urlparser: an empty PATH_INFO (the mount point itself) is a redirect.
   if (rest.empty()) return redirect_slash();
+  // egg:pasture#static: a prefix filter's mount point ('' made '/') answers
+  // under a URL without its slash, where relative links would leave the
+  // mount: the slash first, as nginx (Paste's flavour answers, as Paste).
+  if (!f.paste && rest == "/" && (path.empty() || path.back() != '/')) return redirect_slash();
   if (rest[0] != '/') return miss(404, "a PATH_INFO without its leading '/'");
   std::string_view rel = rest.substr(1);  // without the leading '/'
   // Never an absolute name: openat() would ignore the root (follow_symlinks = on).

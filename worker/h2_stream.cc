@@ -290,6 +290,7 @@ void H2Stream::tunnel_close_write() {
   if (!tunnel_ || closed_ || ex_closed_ || eof_) return;
   eof_ = true;
   resume();
+  watch_send();
   c_->want_send();
 }
 
@@ -606,8 +607,10 @@ size_t H2Stream::backlog() const { return c_->backlog(); }
 // Armed while response bytes wait here, from the last DATA frame that took
 // some (read_data disarms it): the client's window held them that long.
 void H2Stream::watch_send() {
-  // A tunnel is bounded by its upstream half's tunnel_timeout, as over HTTP/1.1.
-  if (!send_pending() || closed_ || ex_closed_ || tunnel_) {
+  // Tunnels too (found by review: after the upstream's close a tunnel's last
+  // bytes and END_STREAM waited for a window with nothing to end them): bytes
+  // the client's window holds for send_timeout end the stream, whatever it carries.
+  if (!send_pending() || closed_ || ex_closed_) {
     timer_disarm(&send_timer_);
     return;
   }
@@ -617,7 +620,7 @@ void H2Stream::watch_send() {
 }
 
 bool H2Stream::stalled_by_window(bool conn_blocked) const {
-  if (!send_pending() || closed_ || ex_closed_ || tunnel_) return false;
+  if (!send_pending() || closed_ || ex_closed_) return false;
   return conn_blocked || nghttp2_session_get_stream_remote_window_size(c_->session(), id_) <= 0;
 }
 

@@ -58,7 +58,12 @@ bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::s
   }
   std::vector<Entry> entries;
   bool cut = false;
+  size_t read = 0;
   while (dirent* e = readdir(d)) {
+    if (++read > kMaxRead) {
+      cut = true;
+      break;
+    }
     std::string_view name = e->d_name;
     if (name == "." || name == "..") continue;
     if (name[0] == '.' && !dotfiles) continue;
@@ -138,7 +143,13 @@ ListingCache::Page ListingCache::find(const std::string& key, uint64_t now_ms) {
       entries_.erase(entries_.begin() + (long)i);
       return nullptr;
     }
-    return entries_[i].page;
+    Page p = entries_[i].page;
+    if (i + 1 != entries_.size()) {  // most recently used last
+      Entry e = std::move(entries_[i]);
+      entries_.erase(entries_.begin() + (long)i);
+      entries_.push_back(std::move(e));
+    }
+    return p;
   }
   return nullptr;
 }
@@ -150,7 +161,7 @@ void ListingCache::put(const std::string& key, Page page, uint64_t now_ms) {
       break;
     }
   }
-  if (entries_.size() >= kEntries) entries_.erase(entries_.begin());  // the oldest
+  if (entries_.size() >= kEntries) entries_.erase(entries_.begin());  // the least recently used
   entries_.push_back({key, std::move(page), now_ms});
 }
 

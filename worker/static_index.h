@@ -19,7 +19,12 @@ namespace pasture::worker::files {
 // whole per request, 100 at a time over one HTTP/2 connection, stalled the
 // loop past worker_timeout.
 constexpr size_t kMaxListed = 2000;
+constexpr size_t kMaxRead = 10000;  // entries read, hidden ones too
 constexpr size_t kMaxPage = 256 * 1024;
+// Loop time a worker spends making listings, per second: past it, a listing
+// not in the cache is a 503 with Retry-After (found by review: 17 or more
+// large directories asked in turn defeated the cache and froze the loop).
+constexpr uint64_t kListingBudgetUs = 200 * 1000;
 
 // The page for the directory open as `dir_fd` (consumed: closed here),
 // titled with the request's decoded path `url_path` (ending in '/').
@@ -29,9 +34,10 @@ constexpr size_t kMaxPage = 256 * 1024;
 // directory cannot be read (`*page` untouched).
 bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::string* page);
 
-// The last few pages made, per worker, each trusted for kValidMs as the
+// The pages last used, per worker, each trusted for kValidMs as the
 // open-file cache's entries are: the same listing asked again and again
-// (100 streams of one connection) is read once a second.
+// (100 streams of one connection) is read once a second. The least recently
+// used goes first.
 class ListingCache {
  public:
   using Page = std::shared_ptr<const std::string>;
@@ -44,9 +50,9 @@ class ListingCache {
     Page page;
     uint64_t made_ms = 0;
   };
-  static constexpr size_t kEntries = 16;
+  static constexpr size_t kEntries = 64;
   static constexpr uint64_t kValidMs = 1000;
-  std::vector<Entry> entries_;  // most recent last
+  std::vector<Entry> entries_;  // most recently used last
 };
 ListingCache& listing_cache();
 

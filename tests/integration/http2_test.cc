@@ -195,6 +195,26 @@ TEST(Http2, EmptyAnswersEndUnderAShutWindow) {
   EXPECT_EQ(f["resets"], "0");
 }
 
+// A tunnel (RFC 8441) whose client never opens its window: after the
+// upstream sent its bytes and left, the stream is reset at send_timeout
+// (found by review: held for good, the connection too).
+TEST(Http2, TunnelStalledByItsWindowIsResetAtSendTimeout) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  FakeUpstream up("ws");
+  up.respond_raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" +
+                     std::string(100000, 'w'),
+                 true);
+  PastureServer srv("http2 = on\nsend_timeout = 2\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                        up.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "tunnelstall /chat"));
+  EXPECT_EQ(f["status"], "200") << srv.output();
+  EXPECT_EQ(f["rst"], "1");
+  double took = std::stod(f.count("took") ? f["took"] : "99");
+  EXPECT_LE(took, 8.0);
+}
+
 // After the client's FIN no WINDOW_UPDATE can come: a stream whose answer
 // waits for its window is reset at once and the connection ends, rather
 // than holding its buffers and upstream until send_timeout (review 18 F3).

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <ctime>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -295,6 +296,45 @@ TEST(Static, AutoindexIsBoundedAndMadeOnceASecond) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   EXPECT_NE(get(srv.port(), "GET", "/static/few/").body.find("two.txt"), std::string::npos);
+}
+
+// Listings not in the cache take at most ~200 ms of a worker's loop a
+// second; past that they are 503 with Retry-After (found by review: 17+
+// large directories asked in turn froze the loop). Sequential requests on
+// one connection: if they took longer than the budget allows, some must
+// have been refused.
+TEST(Static, AutoindexListingsHaveALoopBudget) {
+  Tree t;
+  for (int d = 0; d < 30; d++) {
+    std::string dir = "d" + std::to_string(d);
+    mkdir((t.root + "/" + dir).c_str(), 0755);
+    for (int i = 0; i < 2000; i++) t.put(dir + "/" + std::string(40, 'f') + std::to_string(i), "");
+  }
+  PastureServer srv(ini_for("egg:pasture#static", "document_root = " + t.root + "\nautoindex = on\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  HttpConn c(srv.port());
+  int ok = 0, busy = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int d = 0; d < 30; d++) {
+    Response r = c.request("GET", "/static/d" + std::to_string(d) + "/");
+    if (r.status == 200) ok++;
+    if (r.status == 503) {
+      busy++;
+      EXPECT_EQ(r.header("Retry-After"), "1");
+    }
+  }
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(ok + busy, 30);
+  EXPECT_GT(ok, 0);
+  if (busy == 0) {
+    EXPECT_LT(ms, 250.0) << "30 listings took " << ms << " ms and none was refused";
+  }
+  // A listing in the cache (made within the second) is served whatever the budget.
+  Response last = c.request("GET", "/static/d29/");
+  if (last.status == 200 && std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(900)) {
+    EXPECT_EQ(c.request("GET", "/static/d29/").status, 200);
+  }
+  std::cout << "listings: " << ok << " answered, " << busy << " refused in " << ms << " ms\n";
 }
 
 // A sendfile body goes out corked with its head (TCP_CORK, nginx's
