@@ -76,6 +76,7 @@ TEST(DiscoveryEtcd, MembersComeAndGoUnderLoadWithoutAFailedRequest) {
   ASSERT_TRUE(wait_until([&] { return count(c) > 0; }, Millis(3000))) << srv.output();
   auto joined = std::chrono::duration_cast<Millis>(Clock::now() - t0).count();
   EXPECT_LT(joined, 1000) << "a new member waited " << joined << " ms for traffic";
+  RecordProperty("join_ms", (int)joined);
   EXPECT_NE(wait_log(srv, "pool app:pool: +127.0.0.4:" + port + " (" + etcd.url(kPrefix) + ")", mark),
             std::string::npos) << srv.output();
 
