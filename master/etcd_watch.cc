@@ -292,13 +292,19 @@ bool Watch::message(const std::string& line, Update* out, std::string* err) {
 
 void Watch::failed(uint64_t now, const std::string& what, const std::string& err) {
   failures_++;
-  uint64_t retry = std::min<uint64_t>(pool_.resolve_interval_ms,
-                                      (uint64_t)pool_.resolve_min_ms << std::min<uint32_t>(failures_ - 1, 16));
+  // The next endpoint at once; after a round through all of them, wait
+  // resolve_min, doubling each round up to resolve_interval.
+  size_t n = src_.etcd_endpoints.size();
+  uint32_t rounds = (uint32_t)((failures_ - 1) / n);
+  uint64_t retry = failures_ % n ? 0
+                                 : std::min<uint64_t>(pool_.resolve_interval_ms,
+                                                      (uint64_t)pool_.resolve_min_ms << std::min<uint32_t>(rounds, 16));
   next_ms_ = now + retry;
   const Endpoint& ep = src_.etcd_endpoints[endpoint_];
   if (down_.empty())
-    PLOG_WARN("pool %s: %s: %s: %s; keeping the last members; retrying every %llums up to %ums", pool_.name.c_str(),
-              label().c_str(), what.c_str(), err.c_str(), (unsigned long long)retry, pool_.resolve_interval_ms);
+    PLOG_WARN("pool %s: %s: %s:%u: %s: %s; keeping the last members; retrying from %ums up to every %ums",
+              pool_.name.c_str(), label().c_str(), ep.first.c_str(), ep.second, what.c_str(), err.c_str(),
+              pool_.resolve_min_ms, pool_.resolve_interval_ms);
   else
     PLOG_DEBUG("pool %s: %s: %s:%u still down: %s", pool_.name.c_str(), label().c_str(), ep.first.c_str(), ep.second,
                err.c_str());

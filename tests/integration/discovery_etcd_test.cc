@@ -267,6 +267,22 @@ TEST(DiscoveryEtcd, NoAnswerYetMeans503AtOnce) {
   EXPECT_LT(std::chrono::duration_cast<Millis>(Clock::now() - t0).count(), 500);
 }
 
+// Several endpoints: the first one down (nothing listens), the second
+// answers at once, without waiting a retry period.
+TEST(DiscoveryEtcd, TheNextEndpointIsTriedAtOnce) {
+  NEED_ETCD();
+  EtcdServer etcd;
+  ASSERT_TRUE(etcd.started()) << etcd.output();
+  FakeUpstream a("a", 0, "127.0.0.2");
+  ASSERT_TRUE(etcd.put(key("a"), "127.0.0.2:" + std::to_string(a.port())));
+  std::string url = "etcd://127.0.0.1:" + std::to_string(free_port()) + ",127.0.0.1:" + std::to_string(etcd.port()) + kPrefix;
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers_from = " + url + "\nresolve_min = 5s\n", 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_NE(wait_log(srv, "+127.0.0.2:", 0, Millis(3000)), std::string::npos) << srv.output();
+  EXPECT_NE(srv.output().find("connect(127.0.0.1:"), std::string::npos) << srv.output();
+  for (int i = 0; i < 5; i++) EXPECT_EQ(http_get(srv.port(), "/").status, 200);
+}
+
 // pasture check describes the source (mixed with `servers =`); bad forms
 // are errors at their line; YAML takes the same key.
 TEST(DiscoveryEtcd, CheckDescribesTheSourceAndRejectsBadOnes) {
