@@ -81,11 +81,29 @@ json::Value server_json(const ServerSettings& s) {
 std::string describe_sources(const Pool& p, const std::string& in) {
   if (p.sources.empty()) return "";
   std::string out;
+  bool dns = false;
   for (const auto& s : p.sources) {
+    if (s.discover == UpstreamServer::Discover::Etcd) {
+      const std::string& k = s.etcd_prefix;
+      out += in + "servers_from = " + server_spec(s) + "\n" + in + "  -> etcd v3 (JSON gateway): one server per key under " + k +
+             ", its value like a servers entry (10.0.0.5:8000 weight=2 backup; an IP address, a bad value is logged and skipped; " +
+             "the parameters after the URL are every member's defaults); watched, changes apply within a second; etcd unreachable: " +
+             "the last members stay, retried after " + format_duration_ms(p.resolve_min_ms) + " doubling to " +
+             format_duration_ms(p.resolve_interval_ms) + ", the watch resumes from the last revision\n" + in +
+             "  -> admin state from " + k + "_admin/IP:PORT = drain|maint|ready [weight=N] (pasture ctl CONFIG set server ... --publish), " +
+             "applied to this pool's servers of that address\n";
+      continue;
+    }
+    dns = true;
     std::string what = s.discover == UpstreamServer::Discover::DnsSrv
                            ? "SRV records of " + s.host + " (their targets' A/AAAA, ports, weights; lowest priority = primaries, higher = backups)"
                            : "A and AAAA records of " + s.host + ", port " + std::to_string(s.port);
     out += in + server_spec(s) + "\n" + in + "  -> " + what + "\n";
+  }
+  if (!dns) {
+    out += in + "discovered servers: up to " + std::to_string(p.max_servers) + " (max_servers)\n";
+    if (p.servers.empty()) out += in + "no static server: until etcd first answers, requests get 503 at once\n";
+    return out;
   }
   std::string servers;
   for (const auto& [h, port] : p.resolvers)

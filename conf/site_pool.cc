@@ -214,6 +214,37 @@ void parse_source(UpstreamServer& s, const std::string& tok, const SourceLoc& lo
   s.port = (uint16_t)p;
 }
 
+// `servers_from = etcd://HOST[:PORT][,HOST[:PORT]...]/PREFIX [weight=N ...]`
+// (port 2379 by default): the parameters are the defaults of every member
+// (a key's value may set its own weight and backup).
+UpstreamServer parse_etcd_source(const std::string& value, const SourceLoc& loc) {
+  std::vector<std::string> toks = py::split(value);
+  const std::string& url = toks.at(0);
+  const char* form = " (expected etcd://HOST:PORT/PREFIX like etcd://127.0.0.1:2379/pasture/pools/api)";
+  std::string rest = url.substr(7);
+  size_t slash = rest.find('/');
+  if (slash == std::string::npos || slash == 0) bad(loc, "servers_from: '" + url + "': missing host or prefix" + form);
+  UpstreamServer s;
+  s.loc = loc;
+  s.discover = UpstreamServer::Discover::Etcd;
+  std::string hosts = rest.substr(0, slash), prefix = rest.substr(slash);
+  if (hosts.find('@') != std::string::npos)
+    bad(loc, "servers_from: '" + url + "': user names and passwords are not supported (etcd without auth, or a local proxy)");
+  for (size_t at = 0; at <= hosts.size();) {
+    size_t comma = std::min(hosts.find(',', at), hosts.size());
+    Listener l = parse_host_port(hosts.substr(at, comma - at), 2379, loc);
+    at = comma + 1;
+    if (l.port == 0) bad(loc, "servers_from: port 0 in '" + url + "'");
+    s.etcd_endpoints.emplace_back(l.host, l.port);
+  }
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+  if (prefix.size() < 2 || prefix.find_first_of("?#") != std::string::npos)
+    bad(loc, "servers_from: '" + url + "': expected a key prefix after the address" + std::string(form));
+  s.etcd_prefix = prefix + "/";
+  for (size_t i = 1; i < toks.size(); i++) apply_param(s, toks[i], loc);
+  return s;
+}
+
 // `resolver = 10.0.0.2:53 [::1]:5353` (port 53 by default): IP literals.
 std::vector<std::pair<std::string, uint16_t>> parse_resolvers(const py::Value& v) {
   std::string list = v.value;
@@ -385,6 +416,8 @@ std::vector<UpstreamServer> parse_servers(const std::string& value, const Source
         if (!addr.empty() && addr.back() == '/') addr.pop_back();
         if (addr.find_first_of("/?#@") != std::string::npos)
           bad(loc, "servers: '" + tok + "': a server is scheme://host:port, without a path or user");
+      } else if (py::starts_with(tok, "etcd://")) {
+        bad(loc, "servers: '" + tok + "': an etcd source is written servers_from = " + tok);
       } else if (tok.find("://") != std::string::npos) {
         bad(loc, "servers: '" + tok + "': the scheme must be http:// or https://");
       }
@@ -563,8 +596,15 @@ std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const
   const py::Value* servers = local_conf.find("servers");
   const py::Value* from = local_conf.find("servers_from");
   if (!servers && !from) bad(section_loc, "[" + pool.name + "] has no 'servers =' list");
-  if (servers && from) bad(from->loc, "[" + pool.name + "] has both 'servers =' and 'servers_from ='");
-  pool.servers = servers ? parse_servers(servers->value, servers->loc) : load_servers_from(*from, &pool.servers_from);
+  // servers_from = etcd://... adds a source to `servers =` (static servers,
+  // dns: sources); a servers file replaces the list.
+  bool etcd = from && py::starts_with(py::strip(from->value), "etcd://");
+  if (servers && from && !etcd) bad(from->loc, "[" + pool.name + "] has both 'servers =' and 'servers_from ='");
+  if (servers)
+    pool.servers = parse_servers(servers->value, servers->loc);
+  else if (!etcd)
+    pool.servers = load_servers_from(*from, &pool.servers_from);
+  if (etcd) pool.servers.push_back(parse_etcd_source(from->value, from->loc));
   SourceLoc method_loc = section_loc;
   for (const auto& [key, v] : local_conf) {
     if (key == "servers" || key == "servers_from") continue;

@@ -466,7 +466,11 @@ int AppBuilder::balancer(const std::string& name, const YAML::Node& n) {
                                        "resolve_timeout, resolver)");
   }
   if (!servers.empty()) {
+    std::vector<UpstreamServer> etcd;  // servers_from: etcd://..., already taken
+    for (UpstreamServer& s : p.sources)
+      if (s.discover == UpstreamServer::Discover::Etcd) etcd.push_back(std::move(s));
     p.servers = servers;  // with each item's own line
+    p.servers.insert(p.servers.end(), etcd.begin(), etcd.end());
     take_sources(p, p.loc);
   }
   return add_pool(std::move(p), name, n);

@@ -9,10 +9,13 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <set>
 
 #include "common/log.h"
 #include "common/membership.h"
 #include "master/dns_query.h"
+#include "master/etcd_watch.h"
 #include "master/master.h"
 
 namespace pasture::master {
@@ -35,6 +38,18 @@ struct Source {
   bool has_good = false;
   uint64_t next_ms = 0;
   uint32_t failures = 0;  // in a row
+  // An etcd source: the watch, its member keys and the keys whose value is
+  // bad (as last logged).
+  std::unique_ptr<etcd::Watch> watch;
+  std::map<std::string, lb::Member> by_key;
+  std::map<std::string, std::string> bad;
+};
+
+// An admin key applied to a server: where ("s3": static server 3, "d2.7":
+// discovery slot 2's 7th member) and what.
+struct Applied {
+  std::string where;
+  etcd::AdminValue value;
 };
 
 struct PoolRun {
@@ -43,6 +58,8 @@ struct PoolRun {
   std::vector<Source> sources;
   std::vector<lb::Member> slots;  // as last published
   std::string dropped;            // the members that did not fit, as last logged
+  std::map<std::string, etcd::AdminValue> admin;  // by id: the etcd source's admin keys
+  std::map<std::string, Applied> applied;         // by id: admin keys applied
 };
 
 void install_signals() {
@@ -156,6 +173,65 @@ std::string join(const std::vector<std::string>& v, const char* prefix) {
   return out;
 }
 
+// Where server `id` is in the pool ("s<static index>" or
+// "d<slot>.<generation>"; "" = not there) and its ServerSlot.
+std::string where(const PoolRun& r, const std::string& id, shm::ServerSlot** slot) {
+  for (size_t j = 0; j < r.p.static_ids.size(); j++)
+    if (r.p.static_ids[j] == id) {
+      *slot = &r.p.static_servers[j];
+      return "s" + std::to_string(j);
+    }
+  for (size_t k = 0; k < r.slots.size(); k++)
+    if (r.slots[k].state != lb::MemberState::Empty && r.slots[k].id() == id) {
+      *slot = &r.p.servers[k];
+      return "d" + std::to_string(k) + "." + std::to_string(r.slots[k].generation);
+    }
+  return "";
+}
+
+// The admin state and weight override, as `pasture ctl` writes them.
+void set_admin(PoolRun& r, shm::ServerSlot& s, const etcd::AdminValue& a) {
+  uint32_t cur = s.control.load(std::memory_order_relaxed);
+  while (!s.control.compare_exchange_weak(cur, (cur & ~shm::kAdminStateMask) | (uint32_t)a.state,
+                                          std::memory_order_relaxed)) {
+  }
+  if (s.weight_override.exchange(a.weight, std::memory_order_relaxed) != a.weight)
+    r.p.slot->weights_epoch.fetch_add(1, std::memory_order_release);
+}
+
+// Applies the admin keys to the servers they name that are in the pool now:
+// once per key value and server slot (a later local `pasture ctl` stands
+// until the key changes); a deleted key puts its server back to ready.
+void apply_admin(PoolRun& r) {
+  std::set<std::string> ids;
+  for (const auto& [id, a] : r.admin) ids.insert(id);
+  for (const auto& [id, a] : r.applied) ids.insert(id);
+  const std::string& pool = r.p.cfg->name;
+  for (const std::string& id : ids) {
+    shm::ServerSlot* slot = nullptr;
+    std::string at = where(r, id, &slot);
+    auto want = r.admin.find(id);
+    auto done = r.applied.find(id);
+    if (want == r.admin.end()) {
+      if (!at.empty() && at == done->second.where) {
+        set_admin(r, *slot, etcd::AdminValue{});
+        PLOG_NOTICE("pool %s: server %s ready (its etcd admin key is gone)", pool.c_str(), id.c_str());
+      }
+      r.applied.erase(done);
+      continue;
+    }
+    if (at.empty()) {  // not in the pool (yet): applied when it joins
+      if (done != r.applied.end()) r.applied.erase(done);
+      continue;
+    }
+    if (done != r.applied.end() && done->second.where == at && done->second.value == want->second) continue;
+    set_admin(r, *slot, want->second);
+    r.applied[id] = Applied{at, want->second};
+    PLOG_NOTICE("pool %s: server %s %s (etcd admin key)", pool.c_str(), id.c_str(),
+                etcd::admin_value_text(want->second).c_str());
+  }
+}
+
 // Fits the sources' last good members into the slots and publishes a change.
 void publish(PoolRun& r, uint64_t now, const std::string& why) {
   std::vector<lb::Member> wanted;
@@ -178,6 +254,7 @@ void publish(PoolRun& r, uint64_t now, const std::string& why) {
     reset_server(r.p.servers[i], now, slow);
   }
   lb::write_members(*r.p.slot, r.p.members, r.slots);
+  apply_admin(r);  // a member that took a fresh slot gets its published state
   size_t n = plan.added.size() + plan.removed.size();
   if (n == 0) return;
   r.p.slot->member_changes.fetch_add(n, std::memory_order_relaxed);
@@ -215,6 +292,79 @@ void ask(PoolRun& r, Source& s, uint64_t now) {
   publish(r, now, s.cfg->label());
 }
 
+bool same_member(const lb::Member& a, const lb::Member& b) {
+  return a.same_endpoint(b) && a.weight == b.weight && a.backup == b.backup;
+}
+
+// What an etcd source's watch learnt: its members, and the pool's admin keys.
+void etcd_update(PoolRun& r, Source& s, const etcd::Update& u, uint64_t now) {
+  const std::string& pool = r.p.cfg->name;
+  std::string label = s.cfg->label();
+  bool members = u.reset, admin = false;
+  if (u.reset) {  // a range: the keys not in it are gone
+    std::set<std::string> keys;
+    for (const etcd::Change& c : u.changes) keys.insert(c.key);
+    std::erase_if(s.by_key, [&](const auto& kv) { return !keys.count(kv.first); });
+    std::erase_if(s.bad, [&](const auto& kv) { return !keys.count(kv.first); });
+    admin = std::erase_if(r.admin, [&](const auto& kv) { return !keys.count(etcd::kAdminDir + kv.first); }) > 0;
+  }
+  for (const etcd::Change& c : u.changes) {
+    std::string err;
+    if (c.key.compare(0, strlen(etcd::kAdminDir), etcd::kAdminDir) == 0) {
+      std::string id = c.key.substr(strlen(etcd::kAdminDir));
+      etcd::AdminValue a;
+      admin = true;
+      if (c.deleted) {
+        r.admin.erase(id);
+      } else if (etcd::parse_admin_value(c.value, &a, &err)) {
+        r.admin[id] = a;
+      } else {
+        PLOG_WARN("pool %s: %s: key %s = '%s': %s; ignored", pool.c_str(), label.c_str(), c.key.c_str(),
+                  c.value.c_str(), err.c_str());
+        r.admin.erase(id);
+      }
+      continue;
+    }
+    lb::Member m;
+    if (c.deleted || !etcd::member_from_value(c.value, *s.cfg, s.index, &m, &err)) {
+      if (!c.deleted && s.bad[c.key] != c.value)
+        PLOG_WARN("pool %s: %s: key %s = '%s': %s; skipped", pool.c_str(), label.c_str(), c.key.c_str(),
+                  c.value.c_str(), err.c_str());
+      if (c.deleted)
+        s.bad.erase(c.key);
+      else
+        s.bad[c.key] = c.value;
+      members = s.by_key.erase(c.key) > 0 || members;
+      continue;
+    }
+    s.bad.erase(c.key);
+    auto it = s.by_key.find(c.key);
+    if (it != s.by_key.end() && same_member(it->second, m)) continue;
+    s.by_key[c.key] = m;
+    members = true;
+  }
+  r.p.slot->resolve_word.store(monotonic_ms() << 8 | (uint64_t)lb::ResolveResult::Ok, std::memory_order_relaxed);
+  if (members) {
+    s.good.clear();
+    for (const auto& [key, m] : s.by_key) s.good.push_back(m);
+    s.has_good = true;
+    publish(r, now, label);
+  }
+  if (admin) apply_admin(r);
+}
+
+// An etcd source's turn: what its watch has to do or read.
+void follow(PoolRun& r, Source& s, uint64_t now) {
+  etcd::Update u;
+  bool was_down = s.watch->down();
+  s.watch->step(now, &u);
+  if (!u.empty()) etcd_update(r, s, u, now);
+  if (s.watch->down() != was_down)  // the status page's last_resolve: error while etcd is away
+    r.p.slot->resolve_word.store(
+        monotonic_ms() << 8 | (uint64_t)(was_down ? lb::ResolveResult::Ok : lb::ResolveResult::Error),
+        std::memory_order_relaxed);
+}
+
 }  // namespace
 
 std::vector<ResolverPool> resolver_pools(const conf::Site& site, const std::vector<uint32_t>& first_server,
@@ -228,6 +378,7 @@ std::vector<ResolverPool> resolver_pools(const conf::Site& site, const std::vect
     r.slot = &shm.pools()[i];
     size_t first = 0;
     while (first < p.servers.size() && p.servers[first].dynamic_slot < 0) r.static_ids.push_back(p.servers[first++].label());
+    r.static_servers = &shm.servers()[first_server[i]];
     r.servers = &shm.servers()[first_server[i] + first];
     r.members = &shm.members()[first_server[i] + first];
     r.n = p.servers.size() - first;
@@ -280,22 +431,34 @@ int run_resolver(std::vector<ResolverPool> pools) {
         if (m.state == lb::MemberState::Active && m.source == s) src.good.push_back(m);
       src.has_good = !src.good.empty();
       src.next_ms = now;
+      if (src.cfg->discover == conf::UpstreamServer::Discover::Etcd) src.watch = std::make_unique<etcd::Watch>(*p.cfg, *src.cfg);
       r.sources.push_back(std::move(src));
     }
     std::string names;
-    for (const dns::NameServer& ns : r.servers) names += (names.empty() ? "" : ", ") + ns.text;
+    for (const Source& s : r.sources)
+      if (s.watch) names += (names.empty() ? "" : ", ") + s.cfg->label();
+    if (std::any_of(r.sources.begin(), r.sources.end(), [](const Source& s) { return !s.watch; }))
+      for (const dns::NameServer& ns : r.servers) names += (names.empty() ? "" : ", ") + ns.text;
     PLOG_INFO("resolver: pool %s: %zu source(s), %zu slot(s), asking %s", p.cfg->name.c_str(), r.sources.size(), p.n,
               names.c_str());
     runs.push_back(std::move(r));
   }
   sigset_t none;
   sigemptyset(&none);
+  std::vector<pollfd> fds;
   while (!g_stop && getppid() == parent) {
     now = monotonic_ms();
     uint64_t wake = now + 1000;  // also re-checks the parent once a second
+    fds.clear();
     for (PoolRun& r : runs) {
       for (Source& s : r.sources) {
         if (g_stop) break;
+        if (s.watch) {
+          follow(r, s, monotonic_ms());
+          wake = std::min(wake, s.watch->next_ms());
+          if (s.watch->fd() >= 0) fds.push_back(pollfd{s.watch->fd(), POLLIN, 0});
+          continue;
+        }
         if (monotonic_ms() >= s.next_ms) ask(r, s, monotonic_ms());
         wake = std::min(wake, s.next_ms);
       }
@@ -309,7 +472,7 @@ int run_resolver(std::vector<ResolverPool> pools) {
     now = monotonic_ms();
     uint64_t wait = wake > now ? wake - now : 0;
     timespec ts{(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
-    if (ppoll(nullptr, 0, &ts, &none) < 0 && errno != EINTR) {
+    if (ppoll(fds.data(), fds.size(), &ts, &none) < 0 && errno != EINTR) {
       PLOG_ERROR("ppoll() failed: %s", strerror(errno));
       return 1;
     }

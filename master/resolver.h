@@ -1,6 +1,8 @@
 // Discovery: one resolver process per generation, forked by the master like
 // the health checker (once per configuration, never once per worker), when
-// some pool has `dns:` / `dns+srv:` sources. For each such pool it asks each
+// some pool has `dns:` / `dns+srv:` sources or an `etcd://` servers_from
+// (master/etcd_watch.h: watched, not asked: a change applies when etcd
+// sends it; admin keys under the prefix set the servers' admin state). For each such pool it asks each
 // source every period (the answers' TTL clamped to resolve_min..resolve_max),
 // merges the last good answer of every source, fits the members into the
 // pool's max_servers slots (lb::plan_members) and publishes them in shared
@@ -29,6 +31,7 @@ struct ResolverPool {
   shm::MemberSlot* members = nullptr;  // ... and MemberSlot
   size_t n = 0;                        // max_servers
   std::vector<std::string> static_ids;  // the pool's static servers: a member equal to one is left out
+  shm::ServerSlot* static_servers = nullptr;  // their ServerSlots (static_ids.size())
 };
 
 // The pools of a generation that have sources (servers after the static
