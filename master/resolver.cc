@@ -16,6 +16,7 @@
 #include "common/membership.h"
 #include "master/dns_query.h"
 #include "master/etcd_watch.h"
+#include "master/helper_signals.h"
 #include "master/master.h"
 
 namespace pasture::master {
@@ -62,18 +63,6 @@ struct PoolRun {
   std::map<std::string, Applied> applied;         // by id: admin keys applied
 };
 
-void install_signals() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop;
-  sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGTERM, SIGINT, SIGQUIT}) sigaction(sig, &sa, nullptr);
-  sa.sa_handler = SIG_IGN;
-  for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGPIPE}) sigaction(sig, &sa, nullptr);
-  sa.sa_handler = SIG_DFL;
-  sigaction(SIGCHLD, &sa, nullptr);
-  prctl(PR_SET_PDEATHSIG, SIGTERM);  // the master normally stops us; this covers its SIGKILL
-}
-
 // A member from a record and the source's parameters.
 lb::Member member(const Source& s, const std::string& ip, uint16_t port, uint32_t weight, bool backup) {
   lb::Member m;
@@ -87,18 +76,26 @@ lb::Member member(const Source& s, const std::string& ip, uint16_t port, uint32_
 }
 
 // Asks for `name`'s A and AAAA records: Ok with the addresses (maybe none),
-// or the first failure.
+// or the first failure when neither kind gave an address. One kind failing
+// while the other answers is not the name failing (found by review: a
+// server that never answers AAAA froze the source, or left it empty at
+// start): the addresses that came are the members, the failure is in `err`.
 lb::ResolveResult addresses(const PoolRun& r, const std::string& name, std::vector<dns::Record>* out, std::string* err) {
+  lb::ResolveResult failed = lb::ResolveResult::Ok;
+  size_t before = out->size();
   for (int type : {dns::kTypeA, dns::kTypeAAAA}) {
     dns::Answer a = dns::query(r.servers, name, type, r.p.cfg->resolve_timeout_ms);
     if (a.result != lb::ResolveResult::Ok) {
-      *err = (type == dns::kTypeA ? "A " : "AAAA ") + name + ": " + a.error;
-      return a.result;
+      if (failed == lb::ResolveResult::Ok) {
+        failed = a.result;
+        *err = (type == dns::kTypeA ? "A " : "AAAA ") + name + ": " + a.error;
+      }
+      continue;
     }
     for (dns::Record& rec : a.records)
       if (rec.type == type) out->push_back(std::move(rec));
   }
-  return lb::ResolveResult::Ok;
+  return out->size() > before ? lb::ResolveResult::Ok : failed;
 }
 
 // One source asked: Ok with its members (never empty) and the smallest TTL,
@@ -125,6 +122,7 @@ lb::ResolveResult resolve(const PoolRun& r, const Source& s, std::vector<lb::Mem
     // primaries, every higher one a backup tier. Weight 0 ("very small
     // chance") becomes 1; target "." means no service there.
     uint16_t lowest = UINT16_MAX;
+    lb::ResolveResult target_failure = lb::ResolveResult::Ok;
     for (const dns::Record& rec : a.records)
       if (rec.type == dns::kTypeSRV && !rec.target.empty()) lowest = std::min(lowest, rec.priority);
     for (const dns::Record& srv : a.records) {
@@ -134,8 +132,17 @@ lb::ResolveResult resolve(const PoolRun& r, const Source& s, std::vector<lb::Mem
       for (const dns::Record& add : a.records)  // the additional section, when the server filled it
         if ((add.type == dns::kTypeA || add.type == dns::kTypeAAAA) && add.name == srv.target) recs.push_back(add);
       if (recs.empty()) {
-        lb::ResolveResult res = addresses(r, srv.target, &recs, err);
-        if (res != lb::ResolveResult::Ok) return res;
+        // A target that does not resolve is left out; the others serve
+        // (found by review: one NXDOMAIN target failed the whole source).
+        std::string why;
+        lb::ResolveResult res = addresses(r, srv.target, &recs, &why);
+        if (res != lb::ResolveResult::Ok) {
+          if (target_failure == lb::ResolveResult::Ok) {
+            target_failure = res;
+            *err = why;
+          }
+          continue;
+        }
       }
       for (const dns::Record& rec : recs) {
         out->push_back(member(s, rec.ip, srv.port, srv.weight, srv.priority != lowest || c.backup));
@@ -144,7 +151,7 @@ lb::ResolveResult resolve(const PoolRun& r, const Source& s, std::vector<lb::Mem
     }
   }
   if (out->empty()) {
-    *err = "no address in the answer";
+    if (err->empty()) *err = "no address in the answer";
     return lb::ResolveResult::Empty;
   }
   return lb::ResolveResult::Ok;
@@ -411,7 +418,7 @@ void carry_members(const conf::Pool& from_cfg, shm::PoolSlot& from, const shm::M
 
 int run_resolver(std::vector<ResolverPool> pools) {
   pid_t parent = getppid();
-  install_signals();
+  install_helper_signals(on_stop);
   std::vector<PoolRun> runs;
   uint64_t now = monotonic_ms();
   for (ResolverPool& p : pools) {

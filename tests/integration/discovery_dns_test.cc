@@ -191,6 +191,27 @@ TEST(DiscoveryDns, SrvPrioritiesWeightsAndTcpFallback) {
   EXPECT_EQ(count(c), c0 + 20);
 }
 
+// A server that never answers AAAA, and an SRV target that does not resolve,
+// fail only themselves: the A records and the other targets are the members
+// (found by review: the whole source failed, 503 from the start).
+TEST(DiscoveryDns, OneFailingKindOrTargetFailsOnlyItself) {
+  NEED_DNSLIB();
+  FakeUpstream a("a"), b("b");
+  DnsServer dns("{\"ttl\": 1, \"drop_types\": [\"AAAA\"], \"a\": {\"app.test\": [\"127.0.0.1\"], \"b.test\": "
+                "[\"127.0.0.1\"]}, \"srv\": {\"_http._tcp.app.test\": [[10, 1, " + std::to_string(b.port()) +
+                ", \"b.test\"], [10, 1, 9, \"gone.test\"]]}}");
+  ASSERT_TRUE(dns.started());
+  PastureServer srv(dns_site(dns, "dns:app.test:" + std::to_string(a.port()) + " dns+srv:_http._tcp.app.test",
+                             "resolve_timeout = 300ms\n"),
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_NE(wait_log(srv, "+127.0.0.1:" + std::to_string(a.port())), std::string::npos) << srv.output();
+  ASSERT_NE(wait_log(srv, "+127.0.0.1:" + std::to_string(b.port())), std::string::npos) << srv.output();
+  for (int i = 0; i < 40; i++) ASSERT_EQ(http_get(srv.port(), "/").status, 200);
+  EXPECT_GT(count(a), 0);
+  EXPECT_GT(count(b), 0);
+}
+
 // AAAA: a member on ::1, next to an A record's on 127.0.0.2.
 TEST(DiscoveryDns, AaaaMembers) {
   NEED_DNSLIB();

@@ -9,6 +9,7 @@ changes the records under load by rewriting it (atomically: write + rename):
 
     {"ttl": 5,                                   # TTL of every record
      "mode": "ok",                               # ok | servfail | nxdomain | drop (no answer) | refused
+     "drop_types": ["AAAA"],                     # query types never answered (default none)
      "truncate": false,                          # UDP answers come truncated (TC): the client must use TCP
      "a":    {"app.test": ["127.0.0.2"]},
      "aaaa": {"app.test": ["::1"]},
@@ -47,7 +48,7 @@ def answer(data, transport):
         f.write("%.3f %s %s %s\n" % (time.time(), name, qtype, transport))
     zone = load_zone()
     mode = zone.get("mode", "ok")
-    if mode == "drop":
+    if mode == "drop" or qtype in zone.get("drop_types", []):
         return None
     reply = request.reply()
     if mode in ("servfail", "nxdomain", "refused"):
