@@ -350,6 +350,16 @@ void etcd_update(PoolRun& r, Source& s, const etcd::Update& u, uint64_t now) {
     s.by_key[c.key] = m;
     members = true;
   }
+  // A fresh read (start, reconnect to a restarted or another cluster,
+  // compaction) that finds no member keeps the last ones, as an empty DNS
+  // answer does (found by review: an etcd restarted empty emptied every
+  // node's pool at once). Keys deleted one by one through the watch do
+  // empty the pool: that is someone's decision.
+  if (u.reset && s.by_key.empty() && s.has_good && !s.good.empty()) {
+    PLOG_WARN("pool %s: %s: a fresh read of etcd finds no member; keeping the last %zu (delete keys to empty the pool)",
+              pool.c_str(), label.c_str(), s.good.size());
+    members = false;
+  }
   r.p.slot->resolve_word.store(monotonic_ms() << 8 | (uint64_t)lb::ResolveResult::Ok, std::memory_order_relaxed);
   if (members) {
     s.good.clear();

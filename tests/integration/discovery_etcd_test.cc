@@ -123,6 +123,30 @@ TEST(DiscoveryEtcd, MembersComeAndGoUnderLoadWithoutAFailedRequest) {
 // loss once, survives a reload meanwhile; etcd back on the same data: the
 // watch resumes from the last revision (no new range) and a change made
 // then applies.
+// etcd restarted empty (a new cluster): the fresh read finds no key, and
+// the pool keeps its members, as with an empty DNS answer (found by review:
+// every node's pool emptied at once); a key put afterwards replaces them.
+TEST(DiscoveryEtcd, AnEmptyFreshReadKeepsTheMembers) {
+  NEED_ETCD();
+  EtcdServer etcd;
+  ASSERT_TRUE(etcd.started()) << etcd.output();
+  FakeUpstream a("a", 0, "127.0.0.2"), b("b", a.port(), "127.0.0.3");
+  std::string port = std::to_string(a.port());
+  ASSERT_TRUE(etcd.put(key("a"), "127.0.0.2:" + port));
+  PastureServer srv(etcd_site(etcd), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_NE(wait_log(srv, "+127.0.0.2:" + port), std::string::npos) << srv.output();
+  size_t mark = srv.output().size();
+  etcd.wipe();
+  ASSERT_TRUE(etcd.start()) << etcd.output();
+  ASSERT_NE(wait_log(srv, "finds no member; keeping the last 1", mark, Millis(10000)), std::string::npos) << srv.output();
+  for (int i = 0; i < 20; i++) ASSERT_EQ(http_get(srv.port(), "/").status, 200);
+  EXPECT_EQ(srv.output().find("-127.0.0.2", mark), std::string::npos) << srv.output();
+  ASSERT_TRUE(etcd.put(key("b"), "127.0.0.3:" + port));
+  ASSERT_NE(wait_log(srv, "+127.0.0.3:" + port, mark), std::string::npos) << srv.output();
+  ASSERT_NE(wait_log(srv, "-127.0.0.2:" + port, mark), std::string::npos) << srv.output();
+}
+
 TEST(DiscoveryEtcd, EtcdKilledKeepsMembersAndTheWatchResumes) {
   NEED_ETCD();
   EtcdServer etcd;

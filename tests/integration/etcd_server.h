@@ -56,6 +56,12 @@ class EtcdServer {
     proc_.reset();
   }
   bool started() const { return started_; }
+  // Stopped, its data gone: the next start() is a new, empty cluster.
+  void wipe() {
+    kill();
+    std::string cmd = "rm -rf '" + dir_.path() + "/data'";
+    if (system(cmd.c_str()) != 0) started_ = false;
+  }
   uint16_t port() const { return client_; }
   std::string url(const std::string& prefix) const { return "etcd://127.0.0.1:" + std::to_string(client_) + prefix; }
   std::string output() const { return proc_ ? proc_->output() : ""; }
