@@ -115,6 +115,7 @@ Plan plan_members(std::vector<Member>& slots, std::vector<Member> wanted, const 
   want.erase(std::unique(want.begin(), want.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
              want.end());
   std::vector<bool> placed(want.size(), false);
+  std::vector<size_t> left_now;  // slots this plan made Leaving
   for (size_t i = 0; i < slots.size(); i++) {
     Member& s = slots[i];
     if (s.state == MemberState::Empty) continue;
@@ -142,6 +143,7 @@ Plan plan_members(std::vector<Member>& slots, std::vector<Member> wanted, const 
       s.since_ms = now_ms;
       plan.removed.push_back(id);
       plan.changed = true;
+      left_now.push_back(i);
     } else if (i < active.size() && active[i] <= 0 && now_ms >= s.since_ms + grace_ms) {
       s.state = MemberState::Empty;  // keeps its address and generation, for the status page
       plan.changed = true;
@@ -155,6 +157,17 @@ Plan plan_members(std::vector<Member>& slots, std::vector<Member> wanted, const 
       if (best == slots.size() || (slots[best].generation != 0 && slots[i].generation == 0)) best = i;
       if (slots[best].generation == 0) break;
     }
+    // No free slot: a leaving one with nothing in flight is taken at once,
+    // the one that left first (found by review: a source that replaced every
+    // member of a full pool left it with no server for the grace period).
+    // What `grace` guards against is a pick made before the change and not
+    // counted yet: microseconds, against seconds of 503s.
+    if (best == slots.size()) {
+      for (size_t i = 0; i < slots.size(); i++) {
+        if (slots[i].state != MemberState::Leaving || i >= active.size() || active[i] > 0) continue;
+        if (best == slots.size() || slots[i].since_ms < slots[best].since_ms) best = i;
+      }
+    }
     if (best == slots.size()) {
       plan.dropped.push_back(want[k].first);
       continue;
@@ -167,6 +180,17 @@ Plan plan_members(std::vector<Member>& slots, std::vector<Member> wanted, const 
     plan.added.push_back(want[k].first);
     plan.fresh.push_back(best);
     plan.changed = true;
+  }
+  // Members that could not be placed while none is active (every slot held
+  // by leaving members with requests in flight): those that left in this
+  // plan serve on until slots free up, rather than an empty pool.
+  bool any_active = std::any_of(slots.begin(), slots.end(), [](const Member& m) { return m.state == MemberState::Active; });
+  if (!plan.dropped.empty() && !any_active) {
+    for (size_t i : left_now) {
+      if (slots[i].state != MemberState::Leaving) continue;  // taken by a newcomer
+      slots[i].state = MemberState::Active;
+      std::erase(plan.removed, slots[i].id());
+    }
   }
   return plan;
 }

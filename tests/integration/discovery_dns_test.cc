@@ -101,6 +101,30 @@ TEST(DiscoveryDns, MembersComeAndGoUnderLoadWithoutAFailedRequest) {
   RecordProperty("requests", kept.ok() + fresh.ok());
 }
 
+// A full pool (max_servers = 2) whose both members are replaced in one
+// answer, under load: the newcomers take the idle slots at once, nothing
+// fails (found by review: no server for the 2 s grace, 503s).
+TEST(DiscoveryDns, ReplacingEveryMemberOfAFullPoolFailsNothing) {
+  NEED_DNSLIB();
+  FakeUpstream a("a", 0, "127.0.0.2");
+  FakeUpstream b("b", a.port(), "127.0.0.3"), c("c", a.port(), "127.0.0.4"), d("d", a.port(), "127.0.0.5");
+  DnsServer dns(a_zone("app.test", {"127.0.0.2", "127.0.0.3"}));
+  ASSERT_TRUE(dns.started()) << dns.output();
+  std::string port = std::to_string(a.port());
+  PastureServer srv(dns_site(dns, "dns:app.test:" + port, "max_servers = 2\n"), 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_NE(wait_log(srv, "+127.0.0.3:" + port), std::string::npos) << srv.output();
+  ASSERT_TRUE(wait_until([&] { return http_get(srv.port(), "/").status == 200; }));
+  KeepAliveLoad kept(srv.port(), 2), fresh(srv.port(), 2, {"/"}, 1);
+  ASSERT_TRUE(wait_until([&] { return count(a) > 20 && count(b) > 20; })) << srv.output();
+  dns.set_zone(a_zone("app.test", {"127.0.0.4", "127.0.0.5"}));
+  ASSERT_TRUE(wait_until([&] { return count(c) > 20 && count(d) > 20; }, Millis(5000))) << srv.output();
+  kept.finish();
+  fresh.finish();
+  EXPECT_EQ(kept.failed() + fresh.failed(), 0) << kept.failures() << fresh.failures();
+  EXPECT_GT(kept.ok() + fresh.ok(), 100);
+}
+
 // The name server answers SERVFAIL, NXDOMAIN, or not at all: every failure
 // is logged and the pool keeps serving with its last good members.
 TEST(DiscoveryDns, FailedAnswersKeepTheLastMembers) {

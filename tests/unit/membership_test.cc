@@ -53,9 +53,10 @@ TEST(Membership, StayersKeepTheirSlotNewcomersTakeFreeOnes) {
   EXPECT_FALSE(p.changed);
 }
 
-// A member that left is Leaving until idle and `grace` old; only then may
-// a newcomer take its slot, and never-used slots go first.
-TEST(Membership, LeavingSlotsAreReusedOnlyOnceIdleAndOld) {
+// A member that left is Leaving; a newcomer takes a never-used or empty
+// slot first, else a leaving one with nothing in flight (at once: no free
+// slot must not mean no server), never one with requests in flight.
+TEST(Membership, LeavingSlotsAreReusedOnlyOnceIdle) {
   std::vector<Member> slots(2);
   std::vector<int32_t> active(2, 0);
   plan_members(slots, {member("10.0.0.1"), member("10.0.0.2")}, active, 1000, 2000);
@@ -64,14 +65,11 @@ TEST(Membership, LeavingSlotsAreReusedOnlyOnceIdleAndOld) {
   EXPECT_EQ(p.removed, (std::vector<std::string>{"10.0.0.1:80"}));
   EXPECT_EQ(p.dropped, (std::vector<std::string>{"10.0.0.9:80"}));
   EXPECT_EQ(ids(slots)[0], "10.0.0.1:80(leaving)");
-  active[0] = 0;
-  p = plan_members(slots, {member("10.0.0.2"), member("10.0.0.9")}, active, 3000, 2000);  // idle, not old enough
-  EXPECT_EQ(p.dropped.size(), 1u);
   active[0] = 1;
   p = plan_members(slots, {member("10.0.0.2"), member("10.0.0.9")}, active, 9000, 2000);  // old, not idle
   EXPECT_EQ(p.dropped.size(), 1u);
   active[0] = 0;
-  p = plan_members(slots, {member("10.0.0.2"), member("10.0.0.9")}, active, 9000, 2000);
+  p = plan_members(slots, {member("10.0.0.2"), member("10.0.0.9")}, active, 2500, 2000);  // idle, young: taken
   EXPECT_TRUE(p.dropped.empty());
   EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.9:80", "10.0.0.2:80"}));
   EXPECT_EQ(slots[0].generation, 2u);
@@ -85,6 +83,28 @@ TEST(Membership, LeavingSlotsAreReusedOnlyOnceIdleAndOld) {
   EXPECT_EQ(p.added, (std::vector<std::string>{"10.0.0.1:80"}));
   EXPECT_TRUE(p.fresh.empty());
   EXPECT_EQ(ids(s2)[0], "10.0.0.1:80");
+}
+
+// A full pool whose members are all replaced at once is never empty: idle
+// slots go to the newcomers in the same plan; members with requests in
+// flight, when no newcomer found a slot, serve on until slots free up.
+TEST(Membership, ReplacingEveryMemberOfAFullPoolLeavesNoGap) {
+  std::vector<Member> slots(2);
+  std::vector<int32_t> active(2, 0);
+  plan_members(slots, {member("10.0.0.1"), member("10.0.0.2")}, active, 1000, 2000);
+  Plan p = plan_members(slots, {member("10.0.0.3"), member("10.0.0.4")}, active, 1100, 2000);
+  EXPECT_TRUE(p.dropped.empty());
+  EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.3:80", "10.0.0.4:80"}));
+  // Both busy: nobody is placed, and the old ones stay active meanwhile.
+  active = {1, 1};
+  p = plan_members(slots, {member("10.0.0.5"), member("10.0.0.6")}, active, 1200, 2000);
+  EXPECT_EQ(p.dropped.size(), 2u);
+  EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.3:80", "10.0.0.4:80"}));
+  // One frees: its slot goes to a newcomer, the other old one leaves.
+  active = {0, 1};
+  p = plan_members(slots, {member("10.0.0.5"), member("10.0.0.6")}, active, 1300, 2000);
+  EXPECT_EQ(p.dropped.size(), 1u);
+  EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.5:80", "10.0.0.4:80(leaving)"}));
 }
 
 // Too many: primaries first, then by id, whatever the answer's order: every
