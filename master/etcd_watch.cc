@@ -21,6 +21,9 @@ namespace {
 
 using conf::json::Value;
 
+// The longest watch message taken (one revision's events): as a range's answer.
+constexpr size_t kMaxMessage = 64u << 20;
+
 // An int64 of etcd's JSON (a string, as protobuf's JSON mapping writes them).
 uint64_t number(const Value* v) {
   if (!v) return 0;
@@ -213,13 +216,23 @@ bool Watch::read(Update* out, std::string* err) {
       *err = "watch: status " + std::to_string(reader_.status());
       return false;
     }
+    // grpc-gateway ends each message with a newline (JSON has none of its
+    // own). Only the new bytes are searched, from where the last search
+    // stopped, and a message may not grow past kMaxMessage (found by review:
+    // a stream without newlines grew without bound, searched whole per read).
+    size_t from = lines_.size();
     lines_ += body;
-    // grpc-gateway ends each message with a newline (JSON has none of its own).
-    for (size_t eol; (eol = lines_.find('\n')) != std::string::npos;) {
-      std::string line = lines_.substr(0, eol);
-      lines_.erase(0, eol + 1);
-      if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
-      if (!message(line, out, err)) return false;
+    size_t start = 0;
+    for (size_t eol; (eol = lines_.find('\n', from)) != std::string::npos; from = start) {
+      std::string_view line(lines_.data() + start, eol - start);
+      start = eol + 1;
+      if (line.find_first_not_of(" \r\t") == std::string_view::npos) continue;
+      if (!message(std::string(line), out, err)) return false;
+    }
+    lines_.erase(0, start);
+    if (lines_.size() > kMaxMessage) {
+      *err = "watch: a message longer than " + std::to_string(kMaxMessage >> 20) + " MiB";
+      return false;
     }
     if (reader_.done()) {
       *err = "etcd ended the watch stream";

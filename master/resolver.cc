@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -303,6 +304,24 @@ bool same_member(const lb::Member& a, const lb::Member& b) {
   return a.same_endpoint(b) && a.weight == b.weight && a.backup == b.backup;
 }
 
+// An etcd key or value as a log shows it: control bytes as \xNN (a newline
+// in a value must not forge a log line: found by review), at most 200 bytes.
+std::string loggable(std::string_view s) {
+  std::string o;
+  for (size_t i = 0; i < s.size() && i < 200; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f || c == '\\') {
+      char b[8];
+      snprintf(b, sizeof b, "\\x%02x", c);
+      o += b;
+    } else {
+      o += (char)c;
+    }
+  }
+  if (s.size() > 200) o += "...";
+  return o;
+}
+
 // What an etcd source's watch learnt: its members, and the pool's admin keys.
 void etcd_update(PoolRun& r, Source& s, const etcd::Update& u, uint64_t now) {
   const std::string& pool = r.p.cfg->name;
@@ -326,8 +345,8 @@ void etcd_update(PoolRun& r, Source& s, const etcd::Update& u, uint64_t now) {
       } else if (etcd::parse_admin_value(c.value, &a, &err)) {
         r.admin[id] = a;
       } else {
-        PLOG_WARN("pool %s: %s: key %s = '%s': %s; ignored", pool.c_str(), label.c_str(), c.key.c_str(),
-                  c.value.c_str(), err.c_str());
+        PLOG_WARN("pool %s: %s: key %s = '%s': %s; ignored", pool.c_str(), label.c_str(), loggable(c.key).c_str(),
+                  loggable(c.value).c_str(), loggable(err).c_str());
         r.admin.erase(id);
       }
       continue;
@@ -335,8 +354,8 @@ void etcd_update(PoolRun& r, Source& s, const etcd::Update& u, uint64_t now) {
     lb::Member m;
     if (c.deleted || !etcd::member_from_value(c.value, *s.cfg, s.index, &m, &err)) {
       if (!c.deleted && s.bad[c.key] != c.value)
-        PLOG_WARN("pool %s: %s: key %s = '%s': %s; skipped", pool.c_str(), label.c_str(), c.key.c_str(),
-                  c.value.c_str(), err.c_str());
+        PLOG_WARN("pool %s: %s: key %s = '%s': %s; skipped", pool.c_str(), label.c_str(), loggable(c.key).c_str(),
+                  loggable(c.value).c_str(), loggable(err).c_str());
       if (c.deleted)
         s.bad.erase(c.key);
       else

@@ -84,6 +84,11 @@ TEST(DiscoveryEtcd, MembersComeAndGoUnderLoadWithoutAFailedRequest) {
   ASSERT_TRUE(etcd.put(key("typo"), "app.internal:80"));
   EXPECT_NE(wait_log(srv, "key typo = 'app.internal:80': expected an IP address", mark), std::string::npos)
       << srv.output();
+  // A value with a newline cannot forge a log line: control bytes are shown as \xNN.
+  ASSERT_TRUE(etcd.put(key("inj"), "10.0.0.1:80\nFORGED master info: hello"));
+  EXPECT_NE(wait_log(srv, "key inj = '10.0.0.1:80\\x0aFORGED master info: hello'", mark), std::string::npos)
+      << srv.output();
+  EXPECT_EQ(srv.output().find("\nFORGED", mark), std::string::npos) << srv.output();
 
   // a leaves: once that is logged, and every worker picked once more, no new request reaches it.
   mark = srv.output().size();
