@@ -189,7 +189,11 @@ void Watch::step(uint64_t now, Update* out) {
     if (read(out, &err)) return;
     close_stream();
     if (synced_) return failed(now, "watch", err);
-    next_ms_ = now;  // compacted, or another cluster: range again at once
+    // Compacted, or another cluster: range again at once, but not twice
+    // within resolve_min (found by review: a cluster that keeps answering
+    // so looped ~500 times a second).
+    next_ms_ = rerange_ms_ && now - rerange_ms_ < pool_.resolve_min_ms ? now + pool_.resolve_min_ms : now;
+    rerange_ms_ = next_ms_;
     return;
   }
   if (now < next_ms_) return;

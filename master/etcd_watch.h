@@ -108,6 +108,7 @@ class Watch {
   uint64_t revision_ = 0;
   std::string cluster_;  // cluster_id of the last answer
   uint64_t next_ms_ = 0;
+  uint64_t rerange_ms_ = 0;  // when the watch last asked to range again at once
   uint32_t failures_ = 0;  // in a row
   std::string down_;       // what failed, as last logged ("" = up)
 };

@@ -4,6 +4,7 @@
 // keep-alive and new-connection load through pasture while keys come and go,
 // admin keys are published and etcd is killed and started again.
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -150,6 +151,64 @@ TEST(DiscoveryEtcd, AnEmptyFreshReadKeepsTheMembers) {
   ASSERT_TRUE(etcd.put(key("b"), "127.0.0.3:" + port));
   ASSERT_NE(wait_log(srv, "+127.0.0.3:" + port, mark), std::string::npos) << srv.output();
   ASSERT_NE(wait_log(srv, "-127.0.0.2:" + port, mark), std::string::npos) << srv.output();
+}
+
+// A hostile or broken gateway (tests/integration/fake_etcd.py): a watch
+// that always says "compacted" makes the resolver read all keys again, but
+// not in a loop (found by review: ~500 ranges a second); a watch body without
+// a newline is refused at 64 MiB, not buffered whole; the member read stays.
+struct FakeEtcd {
+  TempDir dir{"pasture-fake-etcd"};
+  std::string log = dir.path() + "/ranges";
+  std::unique_ptr<Process> proc;
+  uint16_t port = 0;
+  FakeEtcd(const std::string& mode, const std::string& member) {
+    proc = std::make_unique<Process>(
+        std::vector<std::string>{"/usr/bin/python3", std::string(PASTURE_SOURCE_DIR) + "/tests/integration/fake_etcd.py",
+                                 mode, log},
+        Process::Env{{"MEMBER", member}});
+    if (wait_for_output(*proc, "port ")) {
+      std::string out = proc->output();
+      port = (uint16_t)std::stoi(out.substr(out.find("port ") + 5));
+    }
+  }
+  int ranges() const {
+    std::ifstream f(log);
+    int n = 0;
+    for (std::string line; std::getline(f, line);) n++;
+    return n;
+  }
+  std::string site() const {
+    return "[app:main]\nuse = egg:pasture#balancer\nservers_from = etcd://127.0.0.1:" + std::to_string(port) +
+           std::string(kPrefix) + "\nresolve_min = 500ms\nresolve_interval = 2s\n";
+  }
+};
+
+TEST(DiscoveryEtcd, AHostileGatewayNeitherLoopsNorGrowsTheResolver) {
+  NEED_ETCD();
+  FakeUpstream a("a", 0, "127.0.0.2");
+  std::string member = "127.0.0.2:" + std::to_string(a.port());
+  {
+    FakeEtcd etcd("compact", member);
+    ASSERT_NE(etcd.port, 0);
+    PastureServer srv(etcd.site(), 1);
+    ASSERT_TRUE(srv.started()) << srv.output();
+    ASSERT_NE(wait_log(srv, "+" + member), std::string::npos) << srv.output();
+    int r0 = etcd.ranges();
+    std::this_thread::sleep_for(Millis(2000));
+    int r = etcd.ranges() - r0;
+    EXPECT_LE(r, 6) << r << " ranges in 2 s";  // one per resolve_min (500 ms), not hundreds
+    EXPECT_GE(r, 2);
+    EXPECT_EQ(http_get(srv.port(), "/").status, 200);
+  }
+  {
+    FakeEtcd etcd("nonl", member);
+    ASSERT_NE(etcd.port, 0);
+    PastureServer srv(etcd.site(), 1);
+    ASSERT_TRUE(srv.started()) << srv.output();
+    ASSERT_NE(wait_log(srv, "a message longer than 64 MiB", 0, Millis(20000)), std::string::npos) << srv.output();
+    EXPECT_EQ(http_get(srv.port(), "/").status, 200);
+  }
 }
 
 TEST(DiscoveryEtcd, EtcdKilledKeepsMembersAndTheWatchResumes) {
