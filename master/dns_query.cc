@@ -11,22 +11,17 @@
 
 #include <cctype>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "master/fd_wait.h"
 
 namespace pasture::master::dns {
 namespace {
 
 constexpr size_t kMaxUdp = 4096;   // we advertise no EDNS: servers send 512 at most, some send more
 constexpr size_t kMaxTcp = 65535;
-
-uint64_t now_ms() {
-  return (uint64_t)std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string lower_name(const char* n) {
   std::string s(n);
@@ -52,18 +47,6 @@ bool build_query(const std::string& name, int type, uint16_t id, std::string* ou
   q.push_back(0);
   q.append({(char)(type >> 8), (char)type, 0, 1});
   return true;
-}
-
-// Waits until `fd` is ready for `events` or the deadline passes.
-bool wait_fd(int fd, short events, uint64_t deadline) {
-  for (;;) {
-    uint64_t now = now_ms();
-    if (now >= deadline) return false;
-    pollfd p{fd, events, 0};
-    int n = poll(&p, 1, (int)(deadline - now));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
 }
 
 // One exchange over UDP: the reply with our id (others are ignored), or "".
@@ -230,7 +213,7 @@ std::vector<NameServer> system_name_servers(const char* path) {
 Answer query(const std::vector<NameServer>& servers, const std::string& name, int type, uint32_t timeout_ms) {
   Answer a;
   uint16_t id = 0;
-  if (getrandom(&id, sizeof id, GRND_NONBLOCK) != (ssize_t)sizeof id) id = (uint16_t)(now_ms() * 40503u);
+  if (getrandom(&id, sizeof id, GRND_NONBLOCK) != (ssize_t)sizeof id) id = (uint16_t)(monotonic_ms() * 40503u);
   std::string q;
   if (!build_query(name, type, id, &q)) {
     a.result = lb::ResolveResult::Error;
@@ -240,7 +223,7 @@ Answer query(const std::vector<NameServer>& servers, const std::string& name, in
   for (const NameServer& ns : servers) {
     a = Answer{};
     a.server = ns.text;
-    uint64_t deadline = now_ms() + timeout_ms;
+    uint64_t deadline = monotonic_ms() + timeout_ms;
     std::string err;
     std::string reply = ask_udp(ns, q, deadline, &err);
     if (!reply.empty() && (reply[2] & 0x02)) reply = ask_tcp(ns, q, deadline, &err);  // TC: truncated

@@ -11,36 +11,17 @@
 #include <cerrno>
 #include <cstring>
 
+#include <openssl/evp.h>
+
 #include "conf/json.h"
+#include "master/fd_wait.h"
 #include "master/master.h"
 
 namespace pasture::master::etcd {
 namespace {
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 constexpr size_t kMaxHead = 16384;
 constexpr size_t kMaxAnswer = 64u << 20;  // a range of many thousand keys still fits
-
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Waits for `events` on fd until `deadline_ms` (monotonic): false on timeout.
-bool wait_fd(int fd, short events, uint64_t deadline_ms) {
-  for (;;) {
-    uint64_t now = monotonic_ms();
-    if (now >= deadline_ms) return false;
-    pollfd p{fd, events, 0};
-    int n = poll(&p, 1, (int)(deadline_ms - now));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
-}
 
 std::string endpoint_text(const Endpoint& ep) {
   return (ep.first.find(':') != std::string::npos ? "[" + ep.first + "]" : ep.first) + ":" + std::to_string(ep.second);
@@ -59,39 +40,28 @@ std::string error_message(const std::string& body) {
 
 }  // namespace
 
+// OpenSSL's codec (already linked for TLS), not one of our own.
 std::string base64(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t)in[i] << 16 | (uint8_t)in[i + 1] << 8 | (uint8_t)in[i + 2];
-    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = (uint8_t)in[i] << 16 | (i + 1 < in.size() ? (uint8_t)in[i + 1] << 8 : 0);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
+  std::string out((in.size() + 2) / 3 * 4 + 1, '\0');  // + the NUL EVP_EncodeBlock writes
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                          (int)in.size());
+  out.resize((size_t)n);
   return out;
 }
 
 bool unbase64(std::string_view in, std::string* out) {
   out->clear();
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    int v = b64_value(c);
-    if (v < 0) return false;
-    acc = acc << 6 | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back((char)((acc >> bits) & 0xff));
-    }
+  if (in.size() % 4 != 0) return false;
+  out->resize(in.size() / 4 * 3);
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out->data()), reinterpret_cast<const unsigned char*>(in.data()),
+                          (int)in.size());
+  if (n < 0) {
+    out->clear();
+    return false;
   }
+  size_t pad = 0;  // EVP_DecodeBlock counts the padding's zero bytes
+  while (pad < 2 && pad < in.size() && in[in.size() - 1 - pad] == '=') pad++;
+  out->resize((size_t)n - pad);
   return true;
 }
 
