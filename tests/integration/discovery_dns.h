@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 
+#include "conf/json.h"
 #include "tests/integration/pasture_server.h"
 
 namespace pasture::test {
@@ -74,6 +75,21 @@ inline std::string a_zone(const std::string& name, const std::vector<std::string
   return "{\"ttl\": " + std::to_string(ttl) + extra + ", \"a\": {\"" + name + "\": " + list(v4) + "}, \"aaaa\": {\"" +
          name + "\": " + list(v6) + "}}";
 }
+
+namespace json = conf::json;
+
+// The status app's JSON, and the row of server `name` in it (or null).
+inline json::Value status_json(uint16_t port) { return json::parse(http_get(port, "/status?format=json").body); }
+
+inline const json::Value* server_row(const json::Value& v, const std::string& name) {
+  for (const json::Value& p : v.find("pools")->items())
+    for (const json::Value& s : p.find("servers")->items())
+      if (s.find("name")->as_string() == name) return &s;
+  return nullptr;
+}
+
+// Requests an upstream has served.
+inline int count(const FakeUpstream& u) { return (int)u.request_count(); }
 
 // Waits until the log holds `needle` (from `from` on); the position after it, or npos.
 inline size_t wait_log(const PastureServer& srv, const std::string& needle, size_t from = 0,

@@ -28,21 +28,10 @@ std::string dns_site(const DnsServer& dns, const std::string& servers, const std
          "\nresolve_min = 200ms\nresolve_interval = 500ms\n" + keys;
 }
 
-json::Value status_json(uint16_t port) { return json::parse(http_get(port, "/status?format=json").body); }
-
-const json::Value* server_row(const json::Value& v, const std::string& name) {
-  for (const json::Value& p : v.find("pools")->items())
-    for (const json::Value& s : p.find("servers")->items())
-      if (s.find("name")->as_string() == name) return &s;
-  return nullptr;
-}
-
 // A typed field of a server row; 0 without the row.
 uint64_t val_or(const json::Value* row, const char* key) { return row ? typed_value(*row, {key}) : 0; }
 
 const json::Value& pool_row(const json::Value& v) { return v.find("pools")->items()[0]; }
-
-int count(const FakeUpstream& u) { return (int)u.request_count(); }
 
 // Members added and removed under keep-alive and new-connection load: not
 // one request fails; a new member gets traffic within one period (500 ms)

@@ -32,22 +32,11 @@ std::string etcd_site(const EtcdServer& etcd, const std::string& retries = "reso
 
 std::string key(const std::string& k) { return std::string(kPrefix) + "/" + k; }
 
-json::Value status_json(uint16_t port) { return json::parse(http_get(port, "/status?format=json").body); }
-
-const json::Value* server_row(const json::Value& v, const std::string& name) {
-  for (const json::Value& p : v.find("pools")->items())
-    for (const json::Value& s : p.find("servers")->items())
-      if (s.find("name")->as_string() == name) return &s;
-  return nullptr;
-}
-
 std::string field(uint16_t port, const std::string& server, const char* name) {
   json::Value v = status_json(port);
   const json::Value* row = server_row(v, server);
   return row ? row->find(name)->as_string() : "gone";
 }
-
-int count(const FakeUpstream& u) { return (int)u.request_count(); }
 
 // Members added, removed and drained under keep-alive and new-connection
 // load: not one request fails; a new key gets traffic within a second, a
