@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -52,6 +53,16 @@ std::string base64(std::string_view in) {
 bool unbase64(std::string_view in, std::string* out) {
   out->clear();
   if (in.size() % 4 != 0) return false;
+  // EVP_DecodeBlock takes some broken input ("====", "QQ=A") without an
+  // error (found by review 23): the alphabet, and '=' only as the last one
+  // or two characters, checked first.
+  size_t pad = 0;
+  while (pad < 2 && pad < in.size() && in[in.size() - 1 - pad] == '=') pad++;
+  for (size_t i = 0; i + pad < in.size(); i++) {
+    char c = in[i];
+    if (!std::isalnum((unsigned char)c) && c != '+' && c != '/') return false;
+  }
+  if (pad == in.size() && pad > 0) return false;
   out->resize(in.size() / 4 * 3);
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out->data()), reinterpret_cast<const unsigned char*>(in.data()),
                           (int)in.size());
@@ -59,9 +70,7 @@ bool unbase64(std::string_view in, std::string* out) {
     out->clear();
     return false;
   }
-  size_t pad = 0;  // EVP_DecodeBlock counts the padding's zero bytes
-  while (pad < 2 && pad < in.size() && in[in.size() - 1 - pad] == '=') pad++;
-  out->resize((size_t)n - pad);
+  out->resize((size_t)n - pad);  // EVP_DecodeBlock counts the padding's zero bytes
   return true;
 }
 

@@ -24,6 +24,8 @@ TEST(EtcdClient, Base64RoundTrips) {
   }
   std::string out;
   EXPECT_FALSE(unbase64("a*b=", &out));
+  for (const char* bad : {"====", "QQ=A", "QQ==QQ==", "QQ==    ", "Q==="})  // review 23
+    EXPECT_FALSE(unbase64(bad, &out)) << bad;
 }
 
 TEST(EtcdClient, PrefixEndCoversThePrefix) {
