@@ -263,6 +263,7 @@ class Exchange final : public wsgi::Sink {
   uint64_t tried_ = 0;           // servers tried (bit i = server i < 64)
   int pool_ = -1;
   int server_ = -1;
+  uint32_t server_generation_ = 0;  // the discovered member server_ named at the pick (Target::member_generation)
   int handler_ = -1;
   uint32_t script_len_ = 0;      // bytes of the path a urlmap matched (SCRIPT_NAME)
   uint64_t body_bytes_ = 0;      // request body bytes seen (forwarded or consumed)

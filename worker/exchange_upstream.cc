@@ -76,6 +76,7 @@ lb::RequestView Exchange::request_view(const char* base, const PoolRt& pool,
 // worker's life; the signed value is made with the response head).
 void Exchange::take_server(PoolRt& pool, int s, std::string_view request_cookie) {
   server_ = s;
+  server_generation_ = pool.targets[s].member_generation;
   if (s < 64) tried_ |= 1ull << s;
   if (!in_flight_) {
     in_flight_ = true;
@@ -171,7 +172,8 @@ void Exchange::release_server(bool failed) {
   PoolRt& pool = w_->pools()[pool_];
   shm::ServerSlot& slot = pool.state->server_slots[server_];
   shm::release_active(slot, w_->held(pool.targets[server_].shm_index));
-  if (failed) slot.failures.fetch_add(1, std::memory_order_relaxed);
+  if (failed && pool.targets[server_].member_generation == server_generation_)
+    slot.failures.fetch_add(1, std::memory_order_relaxed);
   server_ = -1;
 }
 
@@ -201,6 +203,9 @@ constexpr uint8_t kMaxStaleRetries = 4;
 // else to go, so marking it would only turn 502s into 503s).
 void Exchange::note_health(PoolRt& pool, bool failed, const char* why) {
   if (server_ < 0) return;
+  // A discovered member replaced in its slot since the pick: the outcome is
+  // the old member's, not the newcomer's health.
+  if (pool.targets[server_].member_generation != server_generation_) return;
   const conf::UpstreamServer& srv = pool.cfg->servers[server_];
   shm::ServerSlot& slot = pool.state->server_slots[server_];
   uint64_t now = w_->now();

@@ -169,6 +169,7 @@ void Worker::refresh_targets(PoolRt& p) {
     const lb::Member& m = st.members[k];
     Target& t = p.targets[st.first_dynamic + k];
     bool same = t.member_generation == m.generation;
+    t.member_gone = m.state != lb::MemberState::Active;
     if (same && m.state == lb::MemberState::Active) continue;
     // A new member in the slot, or its member left: the idle connections
     // go (to the old address, or to a server that gets no more requests).

@@ -114,6 +114,107 @@ TEST(DiscoveryDns, ReplacingEveryMemberOfAFullPoolFailsNothing) {
   EXPECT_GT(kept.ok() + fresh.ok(), 100);
 }
 
+// The same while every old member has a request in flight for seconds (a
+// long poll, a slow report): the new members take the slots at once and get
+// the traffic while those requests finish on the old ones; a connection to
+// an old member is never pooled for the newcomer in its slot (found by
+// review: the old members kept every request for as long as the load lasted).
+TEST(DiscoveryDns, ReplacingABusyFullPoolSwitchesAtOnce) {
+  NEED_DNSLIB();
+  FakeUpstream a("a", 0, "127.0.0.2");
+  FakeUpstream b("b", a.port(), "127.0.0.3"), c("c", a.port(), "127.0.0.4"), d("d", a.port(), "127.0.0.5");
+  // b's slow requests end in a broken connection: a failure of b, not of
+  // the newcomer that took its slot meanwhile.
+  auto slow = [](FakeUpstream& u, bool fail) {
+    u.set_handler([&u, fail](const RecordedRequest& r) {
+      Reply rep = fail && r.target == "/slow" ? Reply::close_connection() : u.default_reply(r);
+      if (r.target == "/slow") rep.delay = Millis(4000);
+      return rep;
+    });
+  };
+  slow(a, false);
+  slow(b, true);
+  auto slows = [](const FakeUpstream& u) {
+    int n = 0;
+    for (const RecordedRequest& r : u.requests()) n += r.target == "/slow";
+    return n;
+  };
+  DnsServer dns(a_zone("app.test", {"127.0.0.2", "127.0.0.3"}));
+  ASSERT_TRUE(dns.started()) << dns.output();
+  std::string port = std::to_string(a.port());
+  PastureServer srv(dns_site(dns, "dns:app.test:" + port, "max_servers = 2\nmethod = round_robin\nmax_fails = 1\nfail_timeout = 10s\n"), 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_NE(wait_log(srv, "+127.0.0.3:" + port), std::string::npos) << srv.output();
+  ASSERT_TRUE(wait_until([&] { return http_get(srv.port(), "/").status == 200; }));
+  // Slow requests until each old member holds at least one.
+  std::vector<std::thread> held;
+  std::vector<Response> answers(6);
+  for (size_t i = 0; i < answers.size() && !(slows(a) && slows(b)); i++) {
+    held.emplace_back([&, i] { answers[i] = http_get(srv.port(), "/slow", {}, Millis(10000)); });
+    wait_until([&] { return slows(a) + slows(b) > (int)i; }, Millis(2000));
+  }
+  ASSERT_TRUE(slows(a) > 0 && slows(b) > 0) << srv.output();
+  KeepAliveLoad kept(srv.port(), 2), fresh(srv.port(), 1, {"/"}, 1);
+  auto t0 = Clock::now();
+  dns.set_zone(a_zone("app.test", {"127.0.0.4", "127.0.0.5"}));
+  ASSERT_TRUE(wait_until([&] { return count(c) > 20 && count(d) > 20; }, Millis(2500))) << srv.output();
+  auto switched = std::chrono::duration_cast<Millis>(Clock::now() - t0).count();
+  for (auto& t : held) t.join();
+  // a's slow ones finished there, after the switch; b's were retried on a
+  // newcomer.
+  int from_a = 0;
+  for (size_t i = 0; i < held.size(); i++) {
+    EXPECT_EQ(answers[i].status, 200) << i;
+    from_a += answers[i].body == "a GET /slow\n";
+  }
+  EXPECT_EQ(from_a, slows(a));
+  // From now on nothing reaches the old members: their connections that
+  // carried the slow answers were not pooled for c and d.
+  int old_after = count(a) + count(b);
+  std::this_thread::sleep_for(Millis(700));
+  kept.finish();
+  fresh.finish();
+  EXPECT_EQ(count(a) + count(b), old_after) << srv.output();
+  EXPECT_EQ(kept.failed() + fresh.failed(), 0) << kept.failures() << fresh.failures();
+  EXPECT_LT(switched, 2500);
+  // Status: the members are the new ones; b's failures did not mark the
+  // newcomer in its slot down (max_fails = 1).
+  json::Value st = status_json(srv.port());
+  for (const char* ip : {"127.0.0.4:", "127.0.0.5:"}) {
+    const json::Value* row = server_row(st, ip + port);
+    ASSERT_NE(row, nullptr) << ip;
+    EXPECT_EQ(row->find("state")->as_string(), "up") << ip;
+    EXPECT_EQ(typed_value(*row, {"health", "transitions"}), 0u) << ip;
+    EXPECT_EQ(typed_value(*row, {"failures"}), 0u) << ip;
+  }
+}
+
+// A member that left: the workers close their idle connections to it
+// within a tick, whether or not a request comes (found by review: they
+// lingered until each worker's next pick).
+TEST(DiscoveryDns, IdleConnectionsToAMemberThatLeftClose) {
+  NEED_DNSLIB();
+  FakeUpstream a("a", 0, "127.0.0.2");
+  FakeUpstream b("b", a.port(), "127.0.0.3");
+  DnsServer dns(a_zone("app.test", {"127.0.0.2"}));
+  ASSERT_TRUE(dns.started()) << dns.output();
+  std::string port = std::to_string(a.port());
+  PastureServer srv(dns_site(dns, "dns:app.test:" + port), 3);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_NE(wait_log(srv, "+127.0.0.2:" + port), std::string::npos) << srv.output();
+  {
+    KeepAliveLoad load(srv.port(), 6);
+    ASSERT_TRUE(wait_until([&] { return count(a) > 200; })) << srv.output();
+  }
+  ASSERT_GT(a.open_connections(), 0u);
+  dns.set_zone(a_zone("app.test", {"127.0.0.3"}));
+  ASSERT_NE(wait_log(srv, "-127.0.0.2:" + port), std::string::npos) << srv.output();
+  EXPECT_TRUE(wait_until([&] { return a.open_connections() == 0; }, Millis(1000)))
+      << a.open_connections() << " still open\n" << srv.output();
+  EXPECT_EQ(http_get(srv.port(), "/").status, 200);
+  EXPECT_EQ(count(b), 1);
+}
+
 // The name server answers SERVFAIL, NXDOMAIN, or not at all: every failure
 // is logged and the pool keeps serving with its last good members.
 TEST(DiscoveryDns, FailedAnswersKeepTheLastMembers) {
