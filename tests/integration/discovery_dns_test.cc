@@ -215,6 +215,54 @@ TEST(DiscoveryDns, IdleConnectionsToAMemberThatLeftClose) {
   EXPECT_EQ(count(b), 1);
 }
 
+// `health_check` probes the discovered members too: a member whose check
+// fails is marked down and gets no request; a member that takes its slot
+// starts afresh (up, its own checks).
+TEST(DiscoveryDns, ActiveHealthChecksProbeDiscoveredMembers) {
+  NEED_DNSLIB();
+  FakeUpstream a("a", 0, "127.0.0.2");
+  FakeUpstream b("b", a.port(), "127.0.0.3"), c("c", a.port(), "127.0.0.4");
+  b.set_handler([&b](const RecordedRequest& r) {
+    Reply rep = b.default_reply(r);
+    if (r.target == "/health") rep.status = 503;
+    return rep;
+  });
+  DnsServer dns(a_zone("app.test", {"127.0.0.2", "127.0.0.3"}));
+  ASSERT_TRUE(dns.started()) << dns.output();
+  std::string port = std::to_string(a.port());
+  PastureServer srv(dns_site(dns, "dns:app.test:" + port,
+                             "max_servers = 2\nhealth_check = /health\nhealth_interval = 200ms\nfall = 2\nrise = 1\n"),
+                    2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_NE(wait_log(srv, "server 127.0.0.3:" + port + " down (health check /health: status 503"), std::string::npos)
+      << srv.output();
+  auto paths = [](const FakeUpstream& u, const std::string& t) {
+    int n = 0;
+    for (const RecordedRequest& r : u.requests()) n += r.target == t;
+    return n;
+  };
+  EXPECT_GT(paths(a, "/health"), 0);
+  // The Host a probe sends is the name the members were asked for.
+  EXPECT_EQ(a.requests()[0].header("Host"), "app.test:" + port);
+  for (int i = 0; i < 20; i++) EXPECT_EQ(http_get(srv.port(), "/x").status, 200);
+  EXPECT_EQ(paths(a, "/x"), 20);
+  EXPECT_EQ(paths(b, "/x"), 0);
+  // c replaces b (the pool is full: it takes b's slot at once): checked,
+  // up, served.
+  size_t mark = srv.output().size();
+  dns.set_zone(a_zone("app.test", {"127.0.0.2", "127.0.0.4"}));
+  ASSERT_NE(wait_log(srv, "+127.0.0.4:" + port, mark), std::string::npos) << srv.output();
+  ASSERT_TRUE(wait_until([&] { return paths(c, "/health") >= 3; })) << srv.output();
+  for (int i = 0; i < 20; i++) EXPECT_EQ(http_get(srv.port(), "/y").status, 200);
+  EXPECT_EQ(paths(c, "/y"), 10);
+  EXPECT_EQ(srv.output().find("127.0.0.4:" + port + " down", mark), std::string::npos) << srv.output();
+  json::Value st = status_json(srv.port());
+  const json::Value* row = server_row(st, "127.0.0.4:" + port);
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(row->find("state")->as_string(), "up");
+  EXPECT_GE(typed_value(*row, {"health", "consecutive_ok"}), 3u) << json::dump(*row);
+}
+
 // The name server answers SERVFAIL, NXDOMAIN, or not at all: every failure
 // is logged and the pool keeps serving with its last good members.
 TEST(DiscoveryDns, FailedAnswersKeepTheLastMembers) {
