@@ -256,12 +256,16 @@ void publish(PoolRun& r, uint64_t now, const std::string& why) {
               pool.c_str(), plan.dropped.size(), r.p.n, r.p.cfg->loc.file.c_str(), r.p.cfg->loc.line, dropped.c_str());
   r.dropped = dropped;
   if (!plan.changed) return;
+  // The new members first, then their slots' health reset: a worker that
+  // charges a failure to a slot checks the member's generation first
+  // (Exchange::same_member), so the old member's last failures cannot
+  // land after the reset.
+  lb::write_members(*r.p.slot, r.p.members, r.slots);
   for (size_t i : plan.fresh) {
     const lb::Member& m = r.slots[i];
     uint32_t slow = m.source < r.p.cfg->sources.size() ? r.p.cfg->sources[m.source].slow_start_ms : 0;
     reset_server(r.p.servers[i], now, slow);
   }
-  lb::write_members(*r.p.slot, r.p.members, r.slots);
   apply_admin(r);  // a member that took a fresh slot gets its published state
   size_t n = plan.added.size() + plan.removed.size();
   if (n == 0) return;

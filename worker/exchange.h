@@ -173,6 +173,7 @@ class Exchange final : public wsgi::Sink {
   int send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
   std::string_view via_name() const;
   void release_server(bool failed);
+  bool same_member(const PoolRt& pool) const;
   shm::ServerStats& server_stats() { return w_->server_stats(w_->pools()[pool_].targets[server_].shm_index); }
   uint64_t since_taken_us() const { return (stats_clock_ns() - taken_ns_) / 1000; }
 

@@ -177,6 +177,9 @@ void Worker::refresh_targets(PoolRt& p) {
     for (UpstreamConn* u : idle) u->abort();
     UpstreamTlsContext::forget(&t.tls_session);
     if (same || m.state == lb::MemberState::Empty) continue;
+    // Another member took the slot: this worker's requests in flight there
+    // are the old member's (Exchange::release_server leaves them alone).
+    shm::drop_held(p.state->server_slots[st.first_dynamic + k], held(t.shm_index));
     t.member_generation = m.generation;
     t.label = m.id();
     t.addr = member_address(*p.cfg, m);

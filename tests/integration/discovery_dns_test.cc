@@ -189,6 +189,55 @@ TEST(DiscoveryDns, ReplacingABusyFullPoolSwitchesAtOnce) {
   }
 }
 
+// A slot taken while its old member has requests in flight counts only the
+// newcomer's own (found by review: the newcomer inherited them, so with
+// max_conns full of old requests it answered 503 until they ended); an old
+// request that fails afterwards is retried on the newcomer, though it sits
+// in the same slot (was: 502, the slot counted as tried).
+TEST(DiscoveryDns, ATakenSlotCountsOnlyTheNewMembersRequests) {
+  NEED_DNSLIB();
+  FakeUpstream a("a", 0, "127.0.0.2");
+  FakeUpstream c("c", a.port(), "127.0.0.4");
+  a.set_handler([&a](const RecordedRequest& r) {
+    Reply rep = r.target == "/fail" ? Reply::close_connection() : a.default_reply(r);
+    if (r.target != "/") rep.delay = Millis(3000);
+    return rep;
+  });
+  DnsServer dns(a_zone("app.test", {"127.0.0.2"}));
+  ASSERT_TRUE(dns.started()) << dns.output();
+  std::string port = std::to_string(a.port());
+  PastureServer srv(dns_site(dns, "dns:app.test:" + port, "max_servers = 1\nmax_conns = 2\n"), 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_NE(wait_log(srv, "+127.0.0.2:" + port), std::string::npos) << srv.output();
+  ASSERT_TRUE(wait_until([&] { return http_get(srv.port(), "/").status == 200; }));
+  Response held, failed;
+  std::thread t1([&] { held = http_get(srv.port(), "/hold", {}, Millis(10000)); });
+  std::thread t2([&] { failed = http_get(srv.port(), "/fail", {}, Millis(10000)); });
+  ASSERT_TRUE(a.wait_for_requests(3)) << srv.output();  // "/" + both held: a is at max_conns
+  size_t mark = srv.output().size();
+  dns.set_zone(a_zone("app.test", {"127.0.0.4"}));
+  ASSERT_NE(wait_log(srv, "+127.0.0.4:" + port, mark), std::string::npos) << srv.output();
+  auto active_c = [&] {
+    json::Value st = status_json(srv.port());
+    const json::Value* row = server_row(st, "127.0.0.4:" + port);
+    return row ? typed_value(*row, {"active"}) : ~0ull;
+  };
+  EXPECT_TRUE(wait_until([&] { return active_c() == 0; }, Millis(1000))) << active_c();
+  for (int i = 0; i < 10; i++) EXPECT_EQ(http_get(srv.port(), "/").status, 200) << i;
+  EXPECT_EQ(count(c), 10);
+  t1.join();
+  t2.join();
+  EXPECT_EQ(held.status, 200);
+  EXPECT_EQ(held.body, "a GET /hold\n");
+  EXPECT_EQ(failed.status, 200) << failed.body;
+  EXPECT_EQ(failed.body, "c GET /fail\n");
+  json::Value st = status_json(srv.port());
+  const json::Value* row = server_row(st, "127.0.0.4:" + port);
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(typed_value(*row, {"failures"}), 0u);
+  EXPECT_EQ(typed_value(*row, {"active"}), 0u);
+}
+
 // A member that left: the workers close their idle connections to it
 // within a tick, whether or not a request comes (found by review: they
 // lingered until each worker's next pick).
