@@ -45,6 +45,8 @@ struct Source {
   std::unique_ptr<etcd::Watch> watch;
   std::map<std::string, lb::Member> by_key;
   std::map<std::string, std::string> bad;
+  // A dns+srv source: its targets that did not resolve, as last logged.
+  std::map<std::string, lb::ResolveResult> skipped;
 };
 
 // An admin key applied to a server: where ("s3": static server 3, "d2.7":
@@ -99,10 +101,16 @@ lb::ResolveResult addresses(const PoolRun& r, const std::string& name, std::vect
   return out->size() > before ? lb::ResolveResult::Ok : failed;
 }
 
+// An SRV target left out: why, for the log.
+struct Skipped {
+  lb::ResolveResult result;
+  std::string why;
+};
+
 // One source asked: Ok with its members (never empty) and the smallest TTL,
-// or why not.
+// or why not; *skipped: the SRV targets that did not resolve.
 lb::ResolveResult resolve(const PoolRun& r, const Source& s, std::vector<lb::Member>* out, uint32_t* ttl,
-                          std::string* err) {
+                          std::string* err, std::map<std::string, Skipped>* skipped) {
   const conf::UpstreamServer& c = *s.cfg;
   *ttl = UINT32_MAX;
   if (c.discover == conf::UpstreamServer::Discover::Dns) {
@@ -130,14 +138,15 @@ lb::ResolveResult resolve(const PoolRun& r, const Source& s, std::vector<lb::Mem
       if (srv.type != dns::kTypeSRV || srv.target.empty()) continue;
       *ttl = std::min(*ttl, srv.ttl);
       std::vector<dns::Record> recs;
-      for (const dns::Record& add : a.records)  // the additional section, when the server filled it
-        if ((add.type == dns::kTypeA || add.type == dns::kTypeAAAA) && add.name == srv.target) recs.push_back(add);
+      for (const dns::Record& add : a.additional)  // when the server filled it: the target's records only
+        if (add.name == srv.target) recs.push_back(add);
       if (recs.empty()) {
         // A target that does not resolve is left out; the others serve
         // (found by review: one NXDOMAIN target failed the whole source).
         std::string why;
         lb::ResolveResult res = addresses(r, srv.target, &recs, &why);
         if (res != lb::ResolveResult::Ok) {
+          skipped->emplace(srv.target, Skipped{res, why});
           if (target_failure == lb::ResolveResult::Ok) {
             target_failure = res;
             *err = why;
@@ -272,12 +281,32 @@ void publish(PoolRun& r, uint64_t now, const std::string& why) {
   PLOG_NOTICE("pool %s: %s (%s)", pool.c_str(), line.c_str(), why.c_str());
 }
 
+// The SRV targets left out by an answer that was used, logged when one
+// is left out, for another reason, or no more (found by review: a target
+// that stopped resolving was skipped without a word). Not at every answer.
+void log_skipped(const PoolRun& r, Source& s, const std::map<std::string, Skipped>& now) {
+  const char* pool = r.p.cfg->name.c_str();
+  std::string label = s.cfg->label();
+  for (const auto& [target, k] : now) {
+    auto was = s.skipped.find(target);
+    if (was == s.skipped.end() || was->second != k.result)
+      PLOG_WARN("pool %s: %s: SRV target %s left out: %s (%s); the other targets serve", pool, label.c_str(),
+                target.c_str(), lb::resolve_result_name(k.result), k.why.c_str());
+  }
+  for (const auto& [target, result] : s.skipped)
+    if (!now.count(target))
+      PLOG_NOTICE("pool %s: %s: SRV target %s no longer left out", pool, label.c_str(), target.c_str());
+  s.skipped.clear();
+  for (const auto& [target, k] : now) s.skipped[target] = k.result;
+}
+
 void ask(PoolRun& r, Source& s, uint64_t now) {
   const conf::Pool& cfg = *r.p.cfg;
   std::vector<lb::Member> got;
   uint32_t ttl = 0;
   std::string err;
-  lb::ResolveResult res = resolve(r, s, &got, &ttl, &err);
+  std::map<std::string, Skipped> skipped;
+  lb::ResolveResult res = resolve(r, s, &got, &ttl, &err, &skipped);
   uint64_t done = monotonic_ms();
   r.p.slot->resolve_word.store(done << 8 | (uint64_t)res, std::memory_order_relaxed);
   if (res != lb::ResolveResult::Ok) {
@@ -297,6 +326,7 @@ void ask(PoolRun& r, Source& s, uint64_t now) {
              got.size(), ttl, (unsigned long long)period);
   s.good = std::move(got);
   s.has_good = true;
+  log_skipped(r, s, skipped);
   publish(r, now, s.cfg->label());
 }
 
