@@ -162,7 +162,8 @@ bool send_all(int fd, std::string_view data, uint32_t timeout_ms, std::string* e
 
 std::string post_request(const Endpoint& ep, const std::string& path, const std::string& body) {
   return "POST " + path + " HTTP/1.1\r\nHost: " + endpoint_text(ep) +
-         "\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: " +
+         "\r\nContent-Type: application/json\r\nAccept: application/json\r\nGrpc-Metadata-hasleader: true"
+         "\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 

@@ -32,7 +32,10 @@ std::string json_string(std::string_view s);
 int connect_to(const Endpoint& ep, uint32_t timeout_ms, std::string* err);
 // Sends all of `data` on the non-blocking `fd` within timeout_ms.
 bool send_all(int fd, std::string_view data, uint32_t timeout_ms, std::string* err);
-// "POST PATH HTTP/1.1" with a JSON body.
+// "POST PATH HTTP/1.1" with a JSON body, and Grpc-Metadata-hasleader: true
+// (the gateway passes it to etcd as gRPC metadata, as clientv3's
+// WithRequireLeader does: a member that lost its leader refuses at once
+// rather than hang or answer stale).
 std::string post_request(const Endpoint& ep, const std::string& path, const std::string& body);
 
 // An HTTP/1.1 response read as it arrives: the head, then the body

@@ -173,27 +173,49 @@ bool Watch::open_watch(std::string* err) {
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
   std::string body = "{\"create_request\":{\"key\":" + json_string(base64(src_.etcd_prefix)) +
                      ",\"range_end\":" + json_string(base64(end_)) +
-                     ",\"start_revision\":" + std::to_string(revision_ + 1) + "}}";
+                     ",\"start_revision\":" + std::to_string(revision_ + 1) + ",\"progress_notify\":true}}";
   if (!send_all(fd, post_request(ep, "/v3/watch", body), pool_.resolve_timeout_ms, err)) {
     close(fd);
     return false;
   }
   close_stream();
   fd_ = fd;
+  created_by_ = monotonic_ms() + pool_.resolve_timeout_ms;
   return true;
+}
+
+bool Watch::probe(std::string* err) {
+  const Endpoint& ep = src_.etcd_endpoints[endpoint_];
+  std::string body = "{\"key\":" + json_string(base64(src_.etcd_prefix)) + ",\"range_end\":" + json_string(base64(end_)) +
+                     ",\"count_only\":true}";
+  std::string answer;
+  bool ok = post(ep, "/v3/kv/range", body, pool_.resolve_timeout_ms, &answer, err);
+  probe_ms_ = monotonic_ms() + pool_.resolve_interval_ms;
+  return ok;
 }
 
 void Watch::step(uint64_t now, Update* out) {
   std::string err;
   if (fd_ >= 0) {
-    if (read(out, &err)) return;
-    close_stream();
-    if (synced_) return failed(now, "watch", err);
-    // Compacted, or another cluster: range again at once, but not twice
-    // within resolve_min (found by review: a cluster that keeps answering
-    // so looped ~500 times a second).
-    next_ms_ = rerange_ms_ && now - rerange_ms_ < pool_.resolve_min_ms ? now + pool_.resolve_min_ms : now;
-    rerange_ms_ = next_ms_;
+    if (!read(out, &err)) {
+      close_stream();
+      if (synced_) return failed(now, "watch", err);
+      // Compacted, or another cluster: range again at once, but not twice
+      // within resolve_min (found by review: a cluster that keeps answering
+      // so looped ~500 times a second).
+      next_ms_ = rerange_ms_ && now - rerange_ms_ < pool_.resolve_min_ms ? now + pool_.resolve_min_ms : now;
+      rerange_ms_ = next_ms_;
+      return;
+    }
+    if (!created_ && now >= created_by_) {
+      close_stream();
+      return failed(now, "watch",
+                    "not created within " + std::to_string(pool_.resolve_timeout_ms) + "ms (resolve_timeout): etcd hung?");
+    }
+    if (created_ && now >= probe_ms_ && !probe(&err)) {
+      close_stream();
+      return failed(now, "probe", err);
+    }
     return;
   }
   if (now < next_ms_) return;
@@ -285,6 +307,7 @@ bool Watch::message(const std::string& line, Update* out, std::string* err) {
       return false;
     }
     created_ = true;
+    probe_ms_ = monotonic_ms() + pool_.resolve_interval_ms;
     failures_ = 0;
     if (!down_.empty())
       PLOG_NOTICE("pool %s: %s: etcd answers again (%s:%u): watching from revision %llu", pool.c_str(),

@@ -9,7 +9,10 @@ Listens on 127.0.0.1 (prints "port N"). /v3/kv/range answers one key
             again each time (it must not loop without a pause)
   nonl      the watch's body is 70 MiB without a newline (a client must
             refuse it, not buffer it whole)
-Each range request appends a line to COUNTLOG.
+  stallwatch  the watch is accepted and never answered (a hung etcd or
+            gateway: a client must give up on it)
+Each range request appends a line "range" to COUNTLOG, each watch request
+"watch <hasleader header> <body>".
 """
 import base64
 import json
@@ -43,6 +46,14 @@ def handle(conn):
         while len(rest) < length:
             rest += conn.recv(65536)
         path = head.split(b" ")[1].decode()
+        if path.endswith("/watch"):
+            leader = b"grpc-metadata-hasleader: true" in head.lower()
+            with open(countlog, "a") as f:
+                f.write("watch %s %s\n" % ("hasleader" if leader else "-", rest.decode()))
+            if mode == "stallwatch":
+                while conn.recv(65536):
+                    pass
+                return
         if path.endswith("/kv/range"):
             with open(countlog, "a") as f:
                 f.write("range\n")
