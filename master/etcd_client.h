@@ -79,6 +79,9 @@ bool post_any(const std::vector<Endpoint>& endpoints, const std::string& path, c
 // `key`'s value (false with *err empty when there is no such key).
 bool get(const std::vector<Endpoint>& endpoints, const std::string& key, uint32_t timeout_ms, std::string* value,
          std::string* err);
+// Every key under `prefix` (without it) and its value.
+bool range(const std::vector<Endpoint>& endpoints, const std::string& prefix, uint32_t timeout_ms,
+           std::vector<std::pair<std::string, std::string>>* kvs, std::string* err);
 bool put(const std::vector<Endpoint>& endpoints, const std::string& key, const std::string& value,
          uint32_t timeout_ms, std::string* err);
 

@@ -117,6 +117,21 @@ std::string admin_value_text(const AdminValue& a) {
   return a.weight ? s + " weight=" + std::to_string(a.weight) : s;
 }
 
+bool canonical_server(const std::string& text, std::string* id) {
+  bool bracket = !text.empty() && text[0] == '[';
+  size_t colon = bracket ? text.find("]:") : text.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = bracket ? text.substr(1, colon - 1) : text.substr(0, colon);
+  std::string port = text.substr(colon + (bracket ? 2 : 1));
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  lb::Member m;
+  unsigned long n = strtoul(port.c_str(), nullptr, 10);
+  if (n < 1 || n > 65535 || !m.set_ip(host) || m.v6 != bracket) return false;
+  m.port = (uint16_t)n;
+  *id = m.id();
+  return true;
+}
+
 Watch::Watch(const conf::Pool& pool, const conf::UpstreamServer& src)
     : pool_(pool), src_(src), end_(prefix_end(src.etcd_prefix)) {}
 

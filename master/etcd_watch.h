@@ -72,6 +72,11 @@ struct AdminValue {
 bool parse_admin_value(const std::string& value, AdminValue* out, std::string* err);
 std::string admin_value_text(const AdminValue& a);
 inline constexpr const char* kAdminDir = "_admin/";
+// `text` as IP:PORT (`10.0.0.5:8000`, `[2001:db8::5]:8000`), written as
+// lb::Member::id() writes it, the form admin keys are matched by
+// (`[2001:db8::0005]:08000` becomes `[2001:db8::5]:8000`); false for
+// anything else (a name, no port, an IPv6 address without brackets).
+bool canonical_server(const std::string& text, std::string* id);
 
 class Watch {
  public:

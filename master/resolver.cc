@@ -64,6 +64,7 @@ struct PoolRun {
   std::string dropped;            // the members that did not fit, as last logged
   std::map<std::string, etcd::AdminValue> admin;  // by id: the etcd source's admin keys
   std::map<std::string, Applied> applied;         // by id: admin keys applied
+  std::set<std::string> odd_admin;  // admin ids that can match no server, as logged
 };
 
 // A member from a record and the source's parameters.
@@ -363,6 +364,7 @@ void etcd_update(PoolRun& r, Source& s, const etcd::Update& u, uint64_t now) {
     std::erase_if(s.by_key, [&](const auto& kv) { return !keys.count(kv.first); });
     std::erase_if(s.bad, [&](const auto& kv) { return !keys.count(kv.first); });
     admin = std::erase_if(r.admin, [&](const auto& kv) { return !keys.count(etcd::kAdminDir + kv.first); }) > 0;
+    std::erase_if(r.odd_admin, [&](const std::string& id) { return !keys.count(etcd::kAdminDir + id); });
   }
   for (const etcd::Change& c : u.changes) {
     std::string err;
@@ -372,7 +374,17 @@ void etcd_update(PoolRun& r, Source& s, const etcd::Update& u, uint64_t now) {
       admin = true;
       if (c.deleted) {
         r.admin.erase(id);
-      } else if (etcd::parse_admin_value(c.value, &a, &err)) {
+        r.odd_admin.erase(id);
+        continue;
+      }
+      std::string canon;
+      bool matchable = (etcd::canonical_server(id, &canon) && canon == id) ||
+                       std::find(r.p.static_ids.begin(), r.p.static_ids.end(), id) != r.p.static_ids.end();
+      if (!matchable && r.odd_admin.insert(id).second)  // once per key (found by review: silently matched nothing)
+        PLOG_WARN("pool %s: %s: admin key %s names no server: %s", pool.c_str(), label.c_str(), loggable(c.key).c_str(),
+                  canon.empty() ? "expected IP:PORT (or a static server of the pool)"
+                                : ("addresses are written " + canon).c_str());
+      if (etcd::parse_admin_value(c.value, &a, &err)) {
         r.admin[id] = a;
       } else {
         PLOG_WARN("pool %s: %s: key %s = '%s': %s; ignored", pool.c_str(), label.c_str(), loggable(c.key).c_str(),

@@ -403,6 +403,64 @@ TEST(DiscoveryEtcd, PublishedDrainReachesASecondNode) {
   EXPECT_NE(out.find("etcd: "), std::string::npos) << out;
 }
 
+// --publish takes IP:PORT only (or a static server's own text), written as
+// nodes match it; anything else is refused with exit 2 and nothing written
+// (found by review: any text was published and matched nothing, without a
+// word). An address that is no server now is published with a warning. A
+// node logs, once, an admin key put by other means that can match nothing.
+TEST(DiscoveryEtcd, PublishTakesOnlyServersNodesCanMatch) {
+  NEED_ETCD();
+  EtcdServer etcd;
+  ASSERT_TRUE(etcd.started()) << etcd.output();
+  FakeUpstream a("a", 0, "127.0.0.2");
+  std::string port = std::to_string(a.port()), ida = "127.0.0.2:" + port;
+  ASSERT_TRUE(etcd.put(key("a"), ida));
+  PastureServer one(etcd_site(etcd) + "servers = localhost:9\n", 1);
+  ASSERT_TRUE(one.started()) << one.output();
+  ASSERT_NE(wait_log(one, "+" + ida), std::string::npos) << one.output();
+  auto publish = [&](const std::string& server) {
+    return run_pasture("ctl " + one.path() + " set server pool/" + server + " state drain --publish");
+  };
+  for (const std::string& bad : std::vector<std::string>{"localhost:" + port, ida + "/x", "127.0.0.2", "::1:80",
+                                                         "[127.0.0.2]:80", "127.0.0.2:0", "127.0.0.2:65536", "127.0.0.2:8x"}) {
+    auto [rc, out] = publish(bad);
+    EXPECT_EQ(rc, 2) << bad << ": " << out;
+    EXPECT_NE(out.find("is not IP:PORT"), std::string::npos) << out;
+    EXPECT_EQ(etcd.get(key("_admin/" + bad)), "") << bad;
+  }
+  // A member, canonical: no warning.
+  auto [rc, out] = publish(ida);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out.find("warning"), std::string::npos) << out;
+  // A static server by its own text (a name): taken as it is.
+  std::tie(rc, out) = publish("localhost:9");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(etcd.get(key("_admin/localhost:9")), "drain");
+  // Another spelling of an address: written the canonical way, with a warning as no server has it.
+  std::tie(rc, out) = publish("[::0001]:" + port);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("warning: [::1]:" + port + " is not a static server of app:pool nor a member"), std::string::npos)
+      << out;
+  EXPECT_EQ(etcd.get(key("_admin/[::1]:" + port)), "drain");
+  EXPECT_NE(out.find("published app:pool/[::1]:" + port + " drain"), std::string::npos) << out;
+
+  // Keys put by other means: the node says, once each, that they match nothing.
+  size_t mark = one.output().size();
+  ASSERT_TRUE(etcd.put(key("_admin/node-7:80"), "drain"));
+  ASSERT_TRUE(etcd.put(key("_admin/[::0001]:80"), "maint"));
+  ASSERT_NE(wait_log(one, "admin key _admin/node-7:80 names no server: expected IP:PORT", mark), std::string::npos)
+      << one.output();
+  ASSERT_NE(wait_log(one, "admin key _admin/[::0001]:80 names no server: addresses are written [::1]:80", mark),
+            std::string::npos) << one.output();
+  ASSERT_TRUE(etcd.put(key("_admin/node-7:80"), "maint"));
+  ASSERT_TRUE(etcd.put(key("b"), "127.0.0.3:" + port));
+  ASSERT_NE(wait_log(one, "+127.0.0.3:" + port, mark), std::string::npos) << one.output();
+  std::string log = one.output().substr(mark);
+  EXPECT_EQ(log.find("node-7:80 names no server", log.find("node-7:80 names no server") + 1), std::string::npos) << log;
+  EXPECT_EQ(log.find("localhost:9 names no server"), std::string::npos) << log;
+  EXPECT_EQ(log.find(ida + " names no server"), std::string::npos) << log;
+}
+
 // Until etcd first answers a pool with only an etcd source has no server:
 // 503 at once.
 TEST(DiscoveryEtcd, NoAnswerYetMeans503AtOnce) {
