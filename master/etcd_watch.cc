@@ -143,6 +143,7 @@ void Watch::close_stream() {
   reader_ = ResponseReader();
   lines_.clear();
   created_ = false;
+  unseen_ = 0;
 }
 
 bool Watch::range(Update* out, std::string* err) {
@@ -199,14 +200,37 @@ bool Watch::open_watch(std::string* err) {
   return true;
 }
 
+// The probe also asks for the oldest change under the prefix that the
+// watch has not shown (a key whose mod_revision is past revision_): one
+// that was there at the last probe, a resolve_interval ago, and has still
+// not come means the stream stalled while etcd answers (a proxy or a
+// gateway stuck on the stream only). Deletions leave no key to find; any
+// put shows it.
 bool Watch::probe(std::string* err) {
   const Endpoint& ep = src_.etcd_endpoints[endpoint_];
   std::string body = "{\"key\":" + json_string(base64(src_.etcd_prefix)) + ",\"range_end\":" + json_string(base64(end_)) +
-                     ",\"count_only\":true}";
+                     ",\"min_mod_revision\":\"" + std::to_string(revision_ + 1) +
+                     "\",\"keys_only\":true,\"limit\":\"1\",\"sort_order\":\"ASCEND\",\"sort_target\":\"MOD\"}";
   std::string answer;
   bool ok = post(ep, "/v3/kv/range", body, pool_.resolve_timeout_ms, &answer, err);
   probe_ms_ = monotonic_ms() + pool_.resolve_interval_ms;
-  return ok;
+  if (!ok) return false;
+  uint64_t unseen = 0;
+  try {
+    Value v = conf::json::parse(answer);
+    if (const Value* kvs = v.find("kvs"); kvs && !kvs->items().empty())
+      unseen = number(kvs->items()[0].find("mod_revision"));
+  } catch (const std::exception& e) {
+    *err = std::string("etcd's answer: ") + e.what();
+    return false;
+  }
+  if (unseen_ && revision_ < unseen_) {
+    *err = "the watch stalled: etcd had revision " + std::to_string(unseen_) + " under the prefix one probe ago, " +
+           "the watch is still at " + std::to_string(revision_);
+    return false;
+  }
+  unseen_ = unseen;
+  return true;
 }
 
 void Watch::step(uint64_t now, Update* out) {

@@ -13,8 +13,10 @@
 // A hung etcd (stopped, a gateway or proxy in front of a dead or
 // leaderless one) is noticed too (found by review: nothing did): the
 // watch fails when its `created` has not come within resolve_timeout, and
-// while it runs, a count_only range on a second connection every
-// resolve_interval must answer within resolve_timeout. etcd's own progress
+// while it runs, a small range on a second connection every
+// resolve_interval must answer within resolve_timeout, and a change it
+// finds past the watch's revision must have come through the watch by the
+// next one (Watch::probe()). etcd's own progress
 // notifications (asked for) come only every 10 minutes by default (3.4 and
 // 3.5: --experimental-watch-progress-notify-interval), too rarely to tell
 // a quiet etcd from a hung one. Requests carry Grpc-Metadata-hasleader
@@ -104,7 +106,8 @@ class Watch {
  private:
   bool range(Update* out, std::string* err);
   bool open_watch(std::string* err);
-  // The count_only range of a running watch's endpoint; false if it failed.
+  // The range of a running watch's endpoint; false if it failed or the
+  // watch lags behind it.
   bool probe(std::string* err);
   // Reads the stream; false when it ended or failed (*err says why).
   bool read(Update* out, std::string* err);
@@ -123,6 +126,7 @@ class Watch {
   bool created_ = false;  // the watch stream confirmed
   uint64_t created_by_ = 0;  // the stream fails if not created by then
   uint64_t probe_ms_ = 0;    // the next probe of a created stream
+  uint64_t unseen_ = 0;      // the last probe's oldest change past revision_ (0: none)
   bool synced_ = false;  // a range was read: revision_ is good for a watch
   uint64_t revision_ = 0;
   std::string cluster_;  // cluster_id of the last answer

@@ -239,6 +239,33 @@ TEST(DiscoveryEtcd, AWatchNeverCreatedFailsOverToTheNextEndpoint) {
   EXPECT_GT(count(b), 0);
 }
 
+// A watch created and then silent while the same endpoint's ranges show a
+// change past it (fake_etcd.py stallevents: a stream stuck in a proxy or
+// gateway) fails at the second probe, and the next endpoint is watched.
+TEST(DiscoveryEtcd, AStalledWatchFailsOverToTheNextEndpoint) {
+  NEED_ETCD();
+  EtcdServer etcd;
+  ASSERT_TRUE(etcd.started()) << etcd.output();
+  FakeUpstream a("a", 0, "127.0.0.2"), b("b", a.port(), "127.0.0.3");
+  std::string port = std::to_string(a.port());
+  ASSERT_TRUE(etcd.put(key("a"), "127.0.0.2:" + port));
+  FakeEtcd stuck("stallevents", "127.0.0.2:" + port);
+  ASSERT_NE(stuck.port, 0);
+  std::string url = "etcd://127.0.0.1:" + std::to_string(stuck.port) + ",127.0.0.1:" + std::to_string(etcd.port()) + kPrefix;
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers_from = " + url +
+                        "\nresolve_min = 200ms\nresolve_interval = 700ms\nresolve_timeout = 500ms\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_NE(wait_log(srv, "+127.0.0.2:" + port), std::string::npos) << srv.output();
+  auto t0 = Clock::now();
+  ASSERT_NE(wait_log(srv, "probe: the watch stalled: etcd had revision 7 under the prefix one probe ago, the watch is "
+                          "still at 5"), std::string::npos) << srv.output();
+  EXPECT_GE(std::chrono::duration_cast<Millis>(Clock::now() - t0).count(), 900);  // two probes, 700 ms apart
+  EXPECT_EQ(srv.output().find("not created within"), std::string::npos) << srv.output();
+  ASSERT_TRUE(etcd.put(key("b"), "127.0.0.3:" + port));
+  ASSERT_NE(wait_log(srv, "+127.0.0.3:" + port, 0, Millis(5000)), std::string::npos) << srv.output();
+}
+
 // etcd stopped (SIGSTOP: the process lives, its sockets accept, nothing
 // answers) while the watch runs: the probe (a count_only range every
 // resolve_interval) times out, the loss is logged once and shown as
