@@ -45,6 +45,8 @@ struct Source {
   std::unique_ptr<etcd::Watch> watch;
   std::map<std::string, lb::Member> by_key;
   std::map<std::string, std::string> bad;
+  // A dns+srv source: its targets that did not resolve, as last logged.
+  std::map<std::string, lb::ResolveResult> skipped;
 };
 
 // An admin key applied to a server: where ("s3": static server 3, "d2.7":
@@ -62,6 +64,7 @@ struct PoolRun {
   std::string dropped;            // the members that did not fit, as last logged
   std::map<std::string, etcd::AdminValue> admin;  // by id: the etcd source's admin keys
   std::map<std::string, Applied> applied;         // by id: admin keys applied
+  std::set<std::string> odd_admin;  // admin ids that can match no server, as logged
 };
 
 // A member from a record and the source's parameters.
@@ -99,10 +102,16 @@ lb::ResolveResult addresses(const PoolRun& r, const std::string& name, std::vect
   return out->size() > before ? lb::ResolveResult::Ok : failed;
 }
 
+// An SRV target left out: why, for the log.
+struct Skipped {
+  lb::ResolveResult result;
+  std::string why;
+};
+
 // One source asked: Ok with its members (never empty) and the smallest TTL,
-// or why not.
+// or why not; *skipped: the SRV targets that did not resolve.
 lb::ResolveResult resolve(const PoolRun& r, const Source& s, std::vector<lb::Member>* out, uint32_t* ttl,
-                          std::string* err) {
+                          std::string* err, std::map<std::string, Skipped>* skipped) {
   const conf::UpstreamServer& c = *s.cfg;
   *ttl = UINT32_MAX;
   if (c.discover == conf::UpstreamServer::Discover::Dns) {
@@ -130,14 +139,15 @@ lb::ResolveResult resolve(const PoolRun& r, const Source& s, std::vector<lb::Mem
       if (srv.type != dns::kTypeSRV || srv.target.empty()) continue;
       *ttl = std::min(*ttl, srv.ttl);
       std::vector<dns::Record> recs;
-      for (const dns::Record& add : a.records)  // the additional section, when the server filled it
-        if ((add.type == dns::kTypeA || add.type == dns::kTypeAAAA) && add.name == srv.target) recs.push_back(add);
+      for (const dns::Record& add : a.additional)  // when the server filled it: the target's records only
+        if (add.name == srv.target) recs.push_back(add);
       if (recs.empty()) {
         // A target that does not resolve is left out; the others serve
         // (found by review: one NXDOMAIN target failed the whole source).
         std::string why;
         lb::ResolveResult res = addresses(r, srv.target, &recs, &why);
         if (res != lb::ResolveResult::Ok) {
+          skipped->emplace(srv.target, Skipped{res, why});
           if (target_failure == lb::ResolveResult::Ok) {
             target_failure = res;
             *err = why;
@@ -276,12 +286,32 @@ void publish(PoolRun& r, uint64_t now, const std::string& why) {
   PLOG_NOTICE("pool %s: %s (%s)", pool.c_str(), line.c_str(), why.c_str());
 }
 
+// The SRV targets left out by an answer that was used, logged when one
+// is left out, for another reason, or no more (found by review: a target
+// that stopped resolving was skipped without a word). Not at every answer.
+void log_skipped(const PoolRun& r, Source& s, const std::map<std::string, Skipped>& now) {
+  const char* pool = r.p.cfg->name.c_str();
+  std::string label = s.cfg->label();
+  for (const auto& [target, k] : now) {
+    auto was = s.skipped.find(target);
+    if (was == s.skipped.end() || was->second != k.result)
+      PLOG_WARN("pool %s: %s: SRV target %s left out: %s (%s); the other targets serve", pool, label.c_str(),
+                target.c_str(), lb::resolve_result_name(k.result), k.why.c_str());
+  }
+  for (const auto& [target, result] : s.skipped)
+    if (!now.count(target))
+      PLOG_NOTICE("pool %s: %s: SRV target %s no longer left out", pool, label.c_str(), target.c_str());
+  s.skipped.clear();
+  for (const auto& [target, k] : now) s.skipped[target] = k.result;
+}
+
 void ask(PoolRun& r, Source& s, uint64_t now) {
   const conf::Pool& cfg = *r.p.cfg;
   std::vector<lb::Member> got;
   uint32_t ttl = 0;
   std::string err;
-  lb::ResolveResult res = resolve(r, s, &got, &ttl, &err);
+  std::map<std::string, Skipped> skipped;
+  lb::ResolveResult res = resolve(r, s, &got, &ttl, &err, &skipped);
   uint64_t done = monotonic_ms();
   r.p.slot->resolve_word.store(done << 8 | (uint64_t)res, std::memory_order_relaxed);
   if (res != lb::ResolveResult::Ok) {
@@ -301,6 +331,7 @@ void ask(PoolRun& r, Source& s, uint64_t now) {
              got.size(), ttl, (unsigned long long)period);
   s.good = std::move(got);
   s.has_good = true;
+  log_skipped(r, s, skipped);
   publish(r, now, s.cfg->label());
 }
 
@@ -337,6 +368,7 @@ void etcd_update(PoolRun& r, Source& s, const etcd::Update& u, uint64_t now) {
     std::erase_if(s.by_key, [&](const auto& kv) { return !keys.count(kv.first); });
     std::erase_if(s.bad, [&](const auto& kv) { return !keys.count(kv.first); });
     admin = std::erase_if(r.admin, [&](const auto& kv) { return !keys.count(etcd::kAdminDir + kv.first); }) > 0;
+    std::erase_if(r.odd_admin, [&](const std::string& id) { return !keys.count(etcd::kAdminDir + id); });
   }
   for (const etcd::Change& c : u.changes) {
     std::string err;
@@ -346,7 +378,17 @@ void etcd_update(PoolRun& r, Source& s, const etcd::Update& u, uint64_t now) {
       admin = true;
       if (c.deleted) {
         r.admin.erase(id);
-      } else if (etcd::parse_admin_value(c.value, &a, &err)) {
+        r.odd_admin.erase(id);
+        continue;
+      }
+      std::string canon;
+      bool matchable = (etcd::canonical_server(id, &canon) && canon == id) ||
+                       std::find(r.p.static_ids.begin(), r.p.static_ids.end(), id) != r.p.static_ids.end();
+      if (!matchable && r.odd_admin.insert(id).second)  // once per key (found by review: silently matched nothing)
+        PLOG_WARN("pool %s: %s: admin key %s names no server: %s", pool.c_str(), label.c_str(), loggable(c.key).c_str(),
+                  canon.empty() ? "expected IP:PORT (or a static server of the pool)"
+                                : ("addresses are written " + canon).c_str());
+      if (etcd::parse_admin_value(c.value, &a, &err)) {
         r.admin[id] = a;
       } else {
         PLOG_WARN("pool %s: %s: key %s = '%s': %s; ignored", pool.c_str(), label.c_str(), loggable(c.key).c_str(),
