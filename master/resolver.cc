@@ -29,6 +29,11 @@ namespace {
 constexpr uint64_t kLeaveGraceMs = 2000;
 // While a slot is leaving or a member waits for one: how often to look again.
 constexpr uint64_t kCleanupTickMs = 250;
+// At most one published change per pool this often: a source that flaps
+// (a key put and deleted in a loop) costs every worker a table rebuild per
+// change, so changes that come faster are gathered into one (found by
+// review: 12,618 -> 2,450 req/s with max_servers = 4096).
+constexpr uint64_t kCoalesceMs = 100;
 
 volatile sig_atomic_t g_stop = 0;
 void on_stop(int) { g_stop = 1; }
@@ -65,6 +70,8 @@ struct PoolRun {
   std::map<std::string, etcd::AdminValue> admin;  // by id: the etcd source's admin keys
   std::map<std::string, Applied> applied;         // by id: admin keys applied
   std::set<std::string> odd_admin;  // admin ids that can match no server, as logged
+  uint64_t quiet_until = 0;         // no change published before (kCoalesceMs after the last)
+  std::string pending;              // why a change waits for quiet_until ("" = none waits)
 };
 
 // A member from a record and the source's parameters.
@@ -252,6 +259,11 @@ void apply_admin(PoolRun& r) {
 
 // Fits the sources' last good members into the slots and publishes a change.
 void publish(PoolRun& r, uint64_t now, const std::string& why) {
+  if (now < r.quiet_until) {
+    if (r.pending.empty() || why != "cleanup") r.pending = why;
+    return;
+  }
+  r.pending.clear();
   std::vector<lb::Member> wanted;
   for (const Source& s : r.sources)
     for (const lb::Member& m : s.good)
@@ -266,6 +278,7 @@ void publish(PoolRun& r, uint64_t now, const std::string& why) {
               pool.c_str(), plan.dropped.size(), r.p.n, r.p.cfg->loc.file.c_str(), r.p.cfg->loc.line, dropped.c_str());
   r.dropped = dropped;
   if (!plan.changed) return;
+  r.quiet_until = now + kCoalesceMs;
   // The new members first, then their slots' health reset: a worker that
   // charges a failure to a slot checks the member's generation first
   // (Exchange::same_member), so the old member's last failures cannot
@@ -549,6 +562,10 @@ int run_resolver(std::vector<ResolverPool> pools) {
       if (waiting) {
         publish(r, monotonic_ms(), "cleanup");
         wake = std::min(wake, monotonic_ms() + kCleanupTickMs);
+      }
+      if (!r.pending.empty()) {
+        if (monotonic_ms() >= r.quiet_until) publish(r, monotonic_ms(), std::string(r.pending));
+        if (!r.pending.empty()) wake = std::min(wake, r.quiet_until);
       }
     }
     now = monotonic_ms();
