@@ -204,7 +204,10 @@ void Exchange::note_health(PoolRt& pool, bool failed, const char* why) {
   shm::ServerSlot& slot = pool.state->server_slots[server_];
   uint64_t now = w_->now();
   if (!failed) {
-    lb::note_success(slot, now, pool.cfg->name, srv.label());
+    // label() builds a string: only for a server that may be coming back
+    // (note_success logs that once), not on every answer.
+    if (slot.down_until_ms.load(std::memory_order_relaxed) != 0)
+      lb::note_success(slot, now, pool.cfg->name, srv.label());
   } else if (pool.cfg->servers.size() > 1) {
     lb::note_failure(slot, srv.max_fails, srv.fail_timeout_ms, now, pool.cfg->name, srv.label(),
                      why);
