@@ -106,7 +106,9 @@ def main():
             ratio = rps = p99 = "–"
             if better and above["pasture"] is not None:
                 b = above[better]
-                if b > 0:
+                if above["pasture"] <= 0:
+                    ratio = f"0 (pasture at the floor; {better} {b:+.1f}) ✓"
+                elif b > 0:
                     x = above["pasture"] / b
                     ratio = f"{x:.2f} ({better}) " + ("✓" if x <= TARGET else "✗")
                 else:
