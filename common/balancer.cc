@@ -30,25 +30,41 @@ thread_local WyRand t_rng{0};
 
 void forget_seed_in_child() { t_rng_seeded = false; }
 
+// `table_servers`: the size the hash table is built for (0: the tier's).
 void build_tier(Tier& t, const std::vector<ServerParams>& servers, Method method, Consistency consistent,
-                bool backup) {
+                bool backup, uint32_t table_servers) {
   t = Tier{};
-  std::vector<uint32_t> weights(servers.size(), 0), member_weights;
-  std::vector<std::string> ids;
+  std::vector<uint32_t> weights(servers.size(), 0);
+  struct Entry {
+    std::string id;
+    uint16_t server;
+    uint32_t weight;
+  };
+  std::vector<Entry> hashed;
   uint64_t sum = 0;
   for (size_t i = 0; i < servers.size(); i++) {
     const ServerParams& s = servers[i];
-    if (s.backup != backup) continue;
+    if (s.backup != backup || !s.member) continue;
     uint32_t w = std::max<uint32_t>(s.weight, 1);
     weights[i] = w;
     t.members.push_back((uint16_t)i);
     t.cum_weight.push_back(sum += w);
-    member_weights.push_back(w);
-    ids.push_back(s.id.empty() ? "#" + std::to_string(i) : s.id);
+    hashed.push_back({s.id.empty() ? "#" + std::to_string(i) : s.id, (uint16_t)i, w});
   }
   t.schedule = smooth_wrr_schedule(weights);
   if (method == Method::Hash || method == Method::IpHash) {
-    t.hash.build(consistent, t.members, ids, member_weights);
+    // By id, not by index: every node builds the same table (and the same
+    // fallback scan order) whatever order it listed or learned servers in.
+    std::sort(hashed.begin(), hashed.end(), [](const Entry& a, const Entry& b) { return a.id < b.id; });
+    std::vector<uint16_t> members;
+    std::vector<std::string> ids;
+    std::vector<uint32_t> member_weights;
+    for (Entry& e : hashed) {
+      members.push_back(e.server);
+      ids.push_back(std::move(e.id));
+      member_weights.push_back(e.weight);
+    }
+    t.hash.build(consistent, members, ids, member_weights, table_servers);
   }
 }
 
@@ -83,7 +99,7 @@ Random& default_rng() {
 
 bool PoolState::usable(uint32_t i, uint64_t now_ms, bool sticky) const {
   const ServerParams& p = servers[i];
-  if (p.down) return false;
+  if (p.down || !p.member) return false;
   const shm::ServerSlot& s = server_slots[i];
   uint32_t control = s.control.load(std::memory_order_relaxed);
   shm::AdminState admin = shm::admin_state(control);
@@ -143,9 +159,38 @@ void PoolState::rebuild_weights() {
     uint32_t w = server_slots[i].weight_override.load(std::memory_order_relaxed);
     servers[i].weight = w ? w : config_weights[i];
   }
-  build_tier(primary, servers, method, consistent, false);
-  build_tier(backup, servers, method, consistent, true);
+  build_tier(primary, servers, method, consistent, false, table_servers);
+  build_tier(backup, servers, method, consistent, true, table_servers);
   weights_epoch_seen = epoch;
+}
+
+bool PoolState::rebuild_members() {
+  std::vector<Member> got;
+  uint64_t epoch = 0;
+  size_t n = servers.size() - first_dynamic;
+  if (!read_members(*slot, member_slots + first_dynamic, n, &got, &epoch)) return false;
+  for (size_t k = 0; k < n; k++) {
+    const Member& m = got[k];
+    size_t i = first_dynamic + k;
+    ServerParams& p = servers[i];
+    ServerParams t = m.source < source_params.size() ? source_params[m.source] : ServerParams{};
+    std::string id = m.state == MemberState::Empty ? "#slot" + std::to_string(k) : m.id();
+    p.member = m.state == MemberState::Active;
+    p.weight = std::max<uint32_t>(m.weight, 1);
+    p.backup = m.backup;
+    p.max_conns = t.max_conns;
+    p.down = t.down;
+    p.slow_start_ms = t.slow_start_ms;
+    config_weights[i] = p.weight;
+    if (p.id != id) {
+      p.id = id;
+      if (sticky.enabled()) sticky.set_server(i, id);
+    }
+  }
+  members = std::move(got);
+  members_epoch_seen = epoch;
+  rebuild_weights();
+  return true;
 }
 
 void build_tables(PoolState& pool, const PoolParams& params) {
@@ -156,8 +201,14 @@ void build_tables(PoolState& pool, const PoolParams& params) {
   pool.config_weights.clear();
   for (const ServerParams& s : params.servers) pool.config_weights.push_back(s.weight);
   pool.weights_epoch_seen = 0;
-  build_tier(pool.primary, params.servers, params.method, params.consistent, false);
-  build_tier(pool.backup, params.servers, params.method, params.consistent, true);
+  pool.first_dynamic = params.first_dynamic;
+  pool.source_params = params.sources;
+  pool.members.clear();
+  pool.members_epoch_seen = 0;
+  pool.table_servers = params.first_dynamic == SIZE_MAX ? 0 : (uint32_t)params.servers.size();
+  pool.cookie_secret = params.cookie_secret;
+  build_tier(pool.primary, params.servers, params.method, params.consistent, false, pool.table_servers);
+  build_tier(pool.backup, params.servers, params.method, params.consistent, true, pool.table_servers);
   pool.sticky = StickyCookies();
   if (params.method == Method::Cookie && !params.cookie_secret.empty()) {
     std::vector<std::string> ids;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/hash_table.h"
+#include "common/membership.h"
 #include "common/shm_layout.h"
 #include "common/sticky_cookie.h"
 
@@ -42,6 +43,9 @@ struct ServerParams {
   // ramping from 0 to its weight over this time, and cookie honours a cookie
   // naming it with the same probability. 0 = off (no extra reads).
   uint32_t slow_start_ms = 0;
+  // False for a discovery slot without an active member (empty or leaving,
+  // common/membership.h): in no table, never usable.
+  bool member = true;
 };
 
 // A pool's balancing configuration as plain values (the worker converts
@@ -53,6 +57,13 @@ struct PoolParams {
   bool hash_whole_ip = false;                    // ip_hash: whole IPv4 address, not its /24
   std::string cookie_secret;                     // cookie: HMAC key; empty = trust no cookie
   uint32_t cookie_max_age = 0;                   // cookie: seconds valid; 0 = kStickyDefaultMaxAge
+  // Discovery: servers[first_dynamic..] are slots for discovered members
+  // (built with member = false; PoolState::sync_members fills them), with
+  // per-source parameters (max_conns, slow start, down) in `sources`.
+  // Their hash tables are sized for every slot, so that a member joining or
+  // leaving does not resize the Maglev table (which would move most keys).
+  size_t first_dynamic = SIZE_MAX;  // SIZE_MAX: no discovery
+  std::vector<ServerParams> sources;
 };
 
 // A source of 64-bit random numbers for one process (or thread): never
@@ -121,6 +132,15 @@ struct PoolState {
   std::vector<uint32_t> config_weights;  // as configured, by server index
   uint64_t weights_epoch_seen = 0;       // slot->weights_epoch the tables were built for
 
+  // Discovery (common/membership.h): null member_slots = a static pool.
+  shm::MemberSlot* member_slots = nullptr;  // shared, servers.size() entries (like server_slots)
+  size_t first_dynamic = SIZE_MAX;
+  std::vector<ServerParams> source_params;  // PoolParams::sources
+  std::vector<Member> members;              // servers[first_dynamic + k]'s record as last read
+  uint64_t members_epoch_seen = 0;
+  uint32_t table_servers = 0;  // hash tables sized for this many servers (0: the tier's)
+  std::string cookie_secret;   // cookie: to re-sign ids of new members
+
   // A server can take a request now: not down by config, health (unless its
   // health is forced up) or forced health, not in maint (nor in drain,
   // unless `sticky`: a request whose valid sticky cookie names it), and
@@ -136,6 +156,17 @@ struct PoolState {
       rebuild_weights();
   }
   void rebuild_weights();
+
+  // Discovery: when the pool's members_epoch moved, reads the members and
+  // rebuilds this process's tables (and sticky ids) for them; true if it
+  // did (the caller refreshes what it keeps per server: addresses, idle
+  // connections). False when nothing changed or the resolver is writing
+  // (the next call tries again). The worker calls it before each pick.
+  bool sync_members() {
+    if (!member_slots || slot->members_epoch.load(std::memory_order_acquire) == members_epoch_seen) return false;
+    return rebuild_members();
+  }
+  bool rebuild_members();
 
   // Slow start: whether server i, while ramping up after a recovery, takes
   // this pick, decided by a uniform 64-bit `coin`: true with probability

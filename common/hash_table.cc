@@ -66,7 +66,7 @@ uint64_t hash64(std::string_view s, uint64_t seed) {
 }
 
 void HashTable::build(Consistency kind, const std::vector<uint16_t>& members,
-                      const std::vector<std::string>& ids, const std::vector<uint32_t>& weights) {
+                      const std::vector<std::string>& ids, const std::vector<uint32_t>& weights, size_t size_for) {
   kind_ = kind;
   members_ = members;
   cum_weight_.clear();
@@ -75,7 +75,7 @@ void HashTable::build(Consistency kind, const std::vector<uint16_t>& members,
   uint64_t sum = 0;
   for (uint32_t w : weights) cum_weight_.push_back(sum += w);
   if (members.empty()) return;
-  if (kind == Consistency::Maglev) build_maglev(ids, weights);
+  if (kind == Consistency::Maglev) build_maglev(ids, weights, size_for);
   if (kind == Consistency::Ring) build_ring(ids, weights);
 }
 
@@ -84,8 +84,8 @@ void HashTable::build(Consistency kind, const std::vector<uint16_t>& members,
 // member of weight w gets a turn in w of every max_weight rounds (Envoy's
 // weighted Maglev), so its share of slots is proportional to w.
 void HashTable::build_maglev(const std::vector<std::string>& ids,
-                             const std::vector<uint32_t>& weights) {
-  const uint32_t m = maglev_size_for(members_.size());
+                             const std::vector<uint32_t>& weights, size_t size_for) {
+  const uint32_t m = maglev_size_for(std::max(members_.size(), size_for));
   const size_t n = members_.size();
   std::vector<uint64_t> offset(n), skip(n), next(n, 0), target(n);
   uint64_t wmax = *std::max_element(weights.begin(), weights.end());

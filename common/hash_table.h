@@ -34,9 +34,12 @@ class HashTable {
   static constexpr uint32_t kRehashTries = 20;
 
   // `members` are server indices; `ids` and `weights` are indexed like
-  // `members`. Weights must be >= 1.
+  // `members`. Weights must be >= 1. A Maglev table is sized for
+  // max(members, size_for) servers: a pool whose membership changes passes
+  // its slot count, so that the table size (a prime) stays put and a change
+  // moves only the keys it must.
   void build(Consistency kind, const std::vector<uint16_t>& members,
-             const std::vector<std::string>& ids, const std::vector<uint32_t>& weights);
+             const std::vector<std::string>& ids, const std::vector<uint32_t>& weights, size_t size_for = 0);
 
   bool empty() const { return members_.empty(); }
   Consistency kind() const { return kind_; }
@@ -62,7 +65,7 @@ class HashTable {
   };
   int candidate(uint64_t h, uint32_t attempt) const;
   size_t ring_start(uint64_t h) const;
-  void build_maglev(const std::vector<std::string>& ids, const std::vector<uint32_t>& weights);
+  void build_maglev(const std::vector<std::string>& ids, const std::vector<uint32_t>& weights, size_t size_for);
   void build_ring(const std::vector<std::string>& ids, const std::vector<uint32_t>& weights);
 
   Consistency kind_ = Consistency::Maglev;

@@ -36,6 +36,7 @@ bool Region::create(const LayoutSizes& sizes) {
   uint64_t now_ms = (uint64_t)mono.tv_sec * 1000 + (uint64_t)mono.tv_nsec / 1000000;
   for (uint32_t i = 0; i < sizes.n_servers; i++) {
     new (&servers()[i]) ServerSlot{};
+    new (&members()[i]) MemberSlot{};
     servers()[i].last_change_ms.store(now_ms, std::memory_order_relaxed);
   }
   new (history().base) HistoryHeader{};

@@ -6,7 +6,8 @@
 // the region may be mapped at different addresses in other processes later
 // (binary upgrade). Every hot atomic group gets its own cache line.
 //
-// Layout: [ShmHeader][TicketKeys][PoolSlot x n_pools][ServerSlot x n_servers][WorkerSlot x n_workers]
+// Layout: [ShmHeader][TicketKeys][PoolSlot x n_pools][ServerSlot x n_servers]
+//         [MemberSlot x n_servers][WorkerSlot x n_workers]
 //         [held row x n_workers]: one row per worker slot of n_servers
 //         std::atomic<int32_t>, each row padded to a multiple of 64 bytes (a
 //         row is written by one process; padding keeps two workers' rows off
@@ -34,8 +35,8 @@ inline constexpr uint32_t kMagic = 0x50415354;  // "PAST"
 // (ServerSlot::control and weight_override, PoolSlot::weights_epoch,
 // ShmHeader::drain_at_ms); 6: ServerSlot's health record (second line),
 // WorkerSlot generation/respawns, the history ring; 7: TicketKeys; 8: WorkerStats of 3 lines (TLS, HTTP/2, tunnels), ShmHeader::superseded;
-// 9: TicketKeys::current_since_ms
-inline constexpr uint32_t kVersion = 9;
+// 9: TicketKeys::current_since_ms; 10: membership (MemberSlot, PoolSlot::members_epoch & co)
+inline constexpr uint32_t kVersion = 10;
 
 struct ShmHeader {
   uint32_t magic;
@@ -95,8 +96,35 @@ struct alignas(64) PoolSlot {
   // Bumped (release) after a server's weight_override changed: each worker
   // rebuilds its weighted tables when it sees a new value (PoolState::sync_weights).
   std::atomic<uint64_t> weights_epoch;
+  // Discovery (master/resolver.h), written only by the pool's resolver
+  // process. members_epoch is the sequence lock of the pool's MemberSlots:
+  // odd while the resolver writes them, +2 per published change; a worker
+  // rebuilds its tables and addresses when it sees a new even value
+  // (PoolState::sync_members). member_changes counts members added and
+  // removed; resolve_word is the last resolve: (monotonic ms << 8) | lb::ResolveResult.
+  std::atomic<uint64_t> members_epoch;
+  std::atomic<uint64_t> member_changes;
+  std::atomic<uint64_t> resolve_word;
 };
 static_assert(sizeof(PoolSlot) == 64);
+
+// A discovered member in a server slot reserved for one (conf::Pool::
+// max_servers): indexed like ServerSlot, unused (Empty) for static servers.
+// Written only by the resolver process, under its pool's members_epoch;
+// every field is an atomic so that racing reads are defined (read with
+// lb::read_members). `word`: state (bits 0-1, lb::MemberState), kMemberV6,
+// kMemberBackup, the source's index in conf::Pool::sources (bits 8-15).
+struct MemberSlot {
+  std::atomic<uint32_t> word;
+  std::atomic<uint32_t> port;
+  std::atomic<uint32_t> weight;
+  std::atomic<uint32_t> generation;  // +1 each time the slot takes a new member; 0 = never used
+  std::atomic<uint32_t> addr[4];     // network byte order; 4 bytes used for IPv4
+  std::atomic<uint64_t> since_ms;    // monotonic ms it joined, or began leaving
+};
+static_assert(sizeof(MemberSlot) == 40);
+inline constexpr uint32_t kMemberV6 = 1u << 2;
+inline constexpr uint32_t kMemberBackup = 1u << 3;
 
 // Server health flags (ServerSlot::flags).
 inline constexpr uint32_t kServerDown = 1u << 0;  // marked down by active health checks
@@ -190,7 +218,8 @@ struct LayoutSizes {
   size_t tickets_off() const { return align64(sizeof(ShmHeader)); }
   size_t pools_off() const { return tickets_off() + sizeof(TicketKeys); }
   size_t servers_off() const { return pools_off() + n_pools * sizeof(PoolSlot); }
-  size_t workers_off() const { return servers_off() + n_servers * sizeof(ServerSlot); }
+  size_t members_off() const { return servers_off() + n_servers * sizeof(ServerSlot); }
+  size_t workers_off() const { return align64(members_off() + n_servers * sizeof(MemberSlot)); }
   size_t held_off() const { return workers_off() + n_workers * sizeof(WorkerSlot); }
   size_t held_row_bytes() const { return align64(n_servers * sizeof(HeldCount)); }
   size_t stats_off() const { return align64(held_off() + n_workers * held_row_bytes()); }
@@ -227,6 +256,7 @@ class Region {
   TicketKeys& tickets() { return *reinterpret_cast<TicketKeys*>(at(sizes_.tickets_off())); }
   PoolSlot* pools() { return reinterpret_cast<PoolSlot*>(at(sizes_.pools_off())); }
   ServerSlot* servers() { return reinterpret_cast<ServerSlot*>(at(sizes_.servers_off())); }
+  MemberSlot* members() { return reinterpret_cast<MemberSlot*>(at(sizes_.members_off())); }
   WorkerSlot* workers() { return reinterpret_cast<WorkerSlot*>(at(sizes_.workers_off())); }
   // Worker slot w's held row, indexed by global server index.
   HeldCount* held(uint32_t w) {

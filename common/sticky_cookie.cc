@@ -128,6 +128,14 @@ StickyCookies::Check StickyCookies::check(std::string_view v, uint64_t now) {
   return {};
 }
 
+void StickyCookies::set_server(size_t server, std::string_view name) {
+  if (!enabled() || server >= ids_.size()) return;
+  std::string id = sticky_server_id(secret_, name);
+  ids_[server].assign(id.data(), id.size());  // same length: no reallocation
+  for (Entry& e : cache_)
+    if (e.server == server) e.issued = UINT64_MAX;
+}
+
 const std::string& StickyCookies::issue(std::string_view id, uint64_t now) {
   static const std::string none;
   for (size_t i = 0; i < ids_.size(); i++) {

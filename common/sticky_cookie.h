@@ -77,6 +77,10 @@ class StickyCookies {
 
   const std::string& id(size_t server) const { return ids_[server]; }
 
+  // Discovery: server index `server` is now `server` (a new member took a
+  // slot). Its id keeps its length and buffer: views from id() stay valid.
+  void set_server(size_t server, std::string_view name);
+
  private:
   struct Entry {
     uint64_t issued = UINT64_MAX;

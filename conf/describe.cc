@@ -77,10 +77,61 @@ json::Value server_json(const ServerSettings& s) {
   return v;
 }
 
+// The discovery sources of a pool, one line each, and how often they are asked.
+std::string describe_sources(const Pool& p, const std::string& in) {
+  if (p.sources.empty()) return "";
+  std::string out;
+  bool dns = false;
+  for (const auto& s : p.sources) {
+    if (s.discover == UpstreamServer::Discover::Etcd) {
+      const std::string& k = s.etcd_prefix;
+      out += in + "servers_from = " + server_spec(s) + "\n" + in + "  -> etcd v3 (JSON gateway): one server per key under " + k +
+             ", its value like a servers entry (10.0.0.5:8000 weight=2 backup; an IP address, a bad value is logged and skipped; " +
+             "the parameters after the URL are every member's defaults); watched, changes apply within a second; etcd unreachable: " +
+             "the last members stay, retried after " + format_duration_ms(p.resolve_min_ms) + " doubling to " +
+             format_duration_ms(p.resolve_interval_ms) + ", the watch resumes from the last revision\n" + in +
+             "  -> admin state from " + k + "_admin/IP:PORT = drain|maint|ready [weight=N] (pasture ctl CONFIG set server ... --publish), " +
+             "applied to this pool's servers of that address\n";
+      continue;
+    }
+    dns = true;
+    std::string what = s.discover == UpstreamServer::Discover::DnsSrv
+                           ? "SRV records of " + s.host + " (their targets' A/AAAA, ports, weights; lowest priority = primaries, higher = backups)"
+                           : "A and AAAA records of " + s.host + ", port " + std::to_string(s.port);
+    out += in + server_spec(s) + "\n" + in + "  -> " + what + "\n";
+  }
+  if (!dns) {
+    out += in + "discovered servers: up to " + std::to_string(p.max_servers) + " (max_servers)\n";
+    if (p.servers.empty()) out += in + "no static server: until etcd first answers, requests get 503 at once\n";
+    return out;
+  }
+  std::string servers;
+  for (const auto& [h, port] : p.resolvers)
+    servers += (servers.empty() ? "" : ", ") + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port);
+  out += in + "discovered servers: up to " + std::to_string(p.max_servers) + " (max_servers), asked of " +
+         (servers.empty() ? "/etc/resolv.conf's name servers" : servers) + " every TTL clamped to " +
+         format_duration_ms(p.resolve_min_ms) + "-" + format_duration_ms(p.resolve_max()) + " (retry after " +
+         format_duration_ms(p.resolve_interval_ms) + " when an answer fails; the last good answer stays)\n";
+  if (p.servers.empty())
+    out += in + "no static server: until the first answer, requests get 503 at once\n";
+  return out;
+}
+
 json::Value pool_json(const Pool& p) {
   json::Value v = json::Value::object();
   v["servers"] = json::Value::array();
   for (const auto& s : p.servers) v["servers"].push(server_spec(s));
+  v["sources"] = json::Value::array();
+  for (const auto& s : p.sources) v["sources"].push(server_spec(s));
+  if (!p.sources.empty()) {
+    v["max_servers"] = static_cast<double>(p.max_servers);
+    v["resolve_interval_ms"] = static_cast<double>(p.resolve_interval_ms);
+    v["resolve_min_ms"] = static_cast<double>(p.resolve_min_ms);
+    v["resolve_max_ms"] = static_cast<double>(p.resolve_max());
+    v["resolve_timeout_ms"] = static_cast<double>(p.resolve_timeout_ms);
+    v["resolvers"] = json::Value::array();
+    for (const auto& [h, port] : p.resolvers) v["resolvers"].push(h + ":" + std::to_string(port));
+  }
   v["servers_from"] = p.servers_from;
   v["method"] = method_word(p.method);
   v["base_path"] = p.base_path;
@@ -404,6 +455,7 @@ void Describer::pool(const Handler& h, const std::string& indent) {
     out += title + ": " + method_word(p.method) + " (" + method_words(p.method) + ") over " + std::to_string(n) +
            (n == 1 ? " server\n" : " servers\n");
     for (const auto& s : p.servers) out += in + server_spec(s) + "\n";
+    out += describe_sources(p, in);
     if (!p.servers_from.empty()) out += in + "(servers read from " + p.servers_from + ")\n";
     if (p.method == BalanceMethod::Cookie) {
       out += in + "sticky cookie " + p.cookie_name + (p.cookie_secret.empty() ? ", not signed" : ", signed with cookie_secret = ***") +
@@ -442,7 +494,8 @@ std::string upstream_tls_text(const UpstreamTls& t) {
 }
 
 std::string server_spec(const UpstreamServer& s) {
-  std::string out = !s.unix_path.empty() ? "unix:" + s.unix_path
+  std::string out = s.discover != UpstreamServer::Discover::None ? s.label()
+                    : !s.unix_path.empty() ? "unix:" + s.unix_path
                                           : (s.tls ? "https://" : "") + (is_v6(s.host) ? "[" + s.host + "]" : s.host) +
                                                 ":" + std::to_string(s.port);
   if (s.weight != 1) out += " weight=" + std::to_string(s.weight);

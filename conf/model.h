@@ -43,7 +43,33 @@ struct UpstreamServer {
   // pasture speaks TLS to this server, with its pool's Pool::tls settings.
   // Per server, so a pool may mix http:// and https:// members.
   bool tls = false;
+  // Not a server but a source of servers (moved into Pool::sources by
+  // fill_pool): `dns:NAME:PORT` (A and AAAA records of NAME, the port given)
+  // or `dns+srv:NAME` (SRV records: targets' A/AAAA, ports, weights and
+  // priorities), host = NAME; the other parameters apply to every member the
+  // source yields. `servers_from = etcd://HOST:PORT[,HOST:PORT...]/PREFIX`
+  // (Etcd): one key per server under PREFIX, each value one `servers` entry
+  // (master/etcd_watch.h); host and port are unused, the endpoints and the
+  // prefix (with a '/' at its end) are below.
+  enum class Discover : uint8_t { None, Dns, DnsSrv, Etcd };
+  Discover discover = Discover::None;
+  std::vector<std::pair<std::string, uint16_t>> etcd_endpoints = {};
+  std::string etcd_prefix = {};
+  // >= 0: a slot the master reserved for a discovered member (one of
+  // Pool::max_servers, master/resolver.h); its address, weight and tier are
+  // in shared memory (shm::MemberSlot), the other parameters are its
+  // pool's first source's.
+  int dynamic_slot = -1;
   std::string label() const {
+    if (discover == Discover::Dns) return "dns:" + host + ":" + std::to_string(port);
+    if (discover == Discover::DnsSrv) return "dns+srv:" + host;
+    if (discover == Discover::Etcd) {
+      std::string out = "etcd://";
+      for (const auto& [h, p] : etcd_endpoints)
+        out += (out.size() > 7 ? "," : "") + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(p);
+      return out + etcd_prefix.substr(0, etcd_prefix.size() - 1);
+    }
+    if (dynamic_slot >= 0) return "slot" + std::to_string(dynamic_slot);
     return unix_path.empty() ? host + ":" + std::to_string(port) : "unix:" + unix_path;
   }
 };
@@ -84,6 +110,26 @@ struct Pool {
   // `servers_from = FILE`: absolute path of the YAML file `servers` was read
   // from at load time (conf::load_servers_file); empty = listed inline.
   std::string servers_from;
+  // Discovery (issue 16): `dns:` / `dns+srv:` entries of `servers =`, in
+  // order, then an `etcd://` servers_from (UpstreamServer::discover set;
+  // servers_from is then empty: it names a file only). A pool with sources
+  // reserves max_servers slots for their members besides its static
+  // servers; one resolver process per generation asks every resolve period
+  // (or watches etcd) and writes the membership into shared memory
+  // (master/resolver.h).
+  std::vector<UpstreamServer> sources;
+  uint32_t max_servers = 16;
+  // The period: the answers' smallest TTL, clamped to [resolve_min,
+  // resolve_max]; resolve_max defaults to resolve_interval, which is also
+  // the retry period after a failed answer.
+  uint32_t resolve_interval_ms = 5000;
+  uint32_t resolve_min_ms = 1000;
+  uint32_t resolve_max_ms = 0;  // 0 = resolve_interval_ms
+  uint32_t resolve_timeout_ms = 1000;  // per query and name server
+  // `resolver = 10.0.0.2:53 [::1]:53`: the name servers asked, in order;
+  // empty = /etc/resolv.conf's. IP literal and port.
+  std::vector<std::pair<std::string, uint16_t>> resolvers;
+  uint32_t resolve_max() const { return resolve_max_ms ? resolve_max_ms : resolve_interval_ms; }
   BalanceMethod method = BalanceMethod::RoundRobin;
 
   // Path prefix joined to the request path like Paste's proxy joins its address

@@ -173,7 +173,136 @@ std::string parse_cookie_name(const std::string& value, const SourceLoc& loc) {
   return v;
 }
 
+// A DNS name as a resolver is asked it: letters, digits, '-', '_' (SRV
+// labels) and dots, labels of 1-63 bytes, 253 bytes at most.
+bool dns_name_ok(const std::string& n) {
+  if (n.empty() || n.size() > 253) return false;
+  size_t label = 0;
+  for (char c : n) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (!std::isalnum((unsigned char)c) && c != '-' && c != '_') return false;
+    if (++label > 63) return false;
+  }
+  return true;
+}
+
+// `dns:NAME:PORT` or `dns+srv:NAME` (conf::UpstreamServer::Discover).
+void parse_source(UpstreamServer& s, const std::string& tok, const SourceLoc& loc) {
+  bool srv = py::starts_with(tok, "dns+srv:");
+  std::string rest = tok.substr(srv ? 8 : 4);
+  if (!rest.empty() && rest.back() == '.') rest.pop_back();  // a fully qualified name
+  if (srv) {
+    s.discover = UpstreamServer::Discover::DnsSrv;
+    if (!dns_name_ok(rest)) bad(loc, "servers: '" + tok + "': expected dns+srv:NAME like dns+srv:_http._tcp.app.example");
+    s.host = rest;
+    return;
+  }
+  s.discover = UpstreamServer::Discover::Dns;
+  size_t colon = rest.rfind(':');
+  if (colon == std::string::npos)
+    bad(loc, "servers: '" + tok + "': missing port (expected dns:NAME:PORT like dns:app.internal:8000)");
+  std::string name = rest.substr(0, colon), port = rest.substr(colon + 1);
+  if (!name.empty() && name.back() == '.') name.pop_back();
+  if (!dns_name_ok(name)) bad(loc, "servers: '" + tok + "': '" + name + "' is not a DNS name");
+  uint32_t p = parse_uint(port, 65535, loc, "port in '" + tok + "'");
+  if (p == 0) bad(loc, "servers: port 0 in '" + tok + "'");
+  s.host = name;
+  s.port = (uint16_t)p;
+}
+
+// `servers_from = etcd://HOST[:PORT][,HOST[:PORT]...]/PREFIX [weight=N ...]`
+// (port 2379 by default): the parameters are the defaults of every member
+// (a key's value may set its own weight and backup).
+UpstreamServer parse_etcd_source(const std::string& value, const SourceLoc& loc) {
+  std::vector<std::string> toks = py::split(value);
+  const std::string& url = toks.at(0);
+  const char* form = " (expected etcd://HOST:PORT/PREFIX like etcd://127.0.0.1:2379/pasture/pools/api)";
+  std::string rest = url.substr(7);
+  size_t slash = rest.find('/');
+  if (slash == std::string::npos || slash == 0) bad(loc, "servers_from: '" + url + "': missing host or prefix" + form);
+  UpstreamServer s;
+  s.loc = loc;
+  s.discover = UpstreamServer::Discover::Etcd;
+  std::string hosts = rest.substr(0, slash), prefix = rest.substr(slash);
+  if (hosts.find('@') != std::string::npos)
+    bad(loc, "servers_from: '" + url + "': user names and passwords are not supported (etcd without auth, or a local proxy)");
+  for (size_t at = 0; at <= hosts.size();) {
+    size_t comma = std::min(hosts.find(',', at), hosts.size());
+    Listener l = parse_host_port(hosts.substr(at, comma - at), 2379, loc);
+    at = comma + 1;
+    if (l.port == 0) bad(loc, "servers_from: port 0 in '" + url + "'");
+    s.etcd_endpoints.emplace_back(l.host, l.port);
+  }
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+  if (prefix.size() < 2 || prefix.find_first_of("?#") != std::string::npos)
+    bad(loc, "servers_from: '" + url + "': expected a key prefix after the address" + std::string(form));
+  s.etcd_prefix = prefix + "/";
+  for (size_t i = 1; i < toks.size(); i++) apply_param(s, toks[i], loc);
+  return s;
+}
+
+// `resolver = 10.0.0.2:53 [::1]:5353` (port 53 by default): IP literals.
+std::vector<std::pair<std::string, uint16_t>> parse_resolvers(const py::Value& v) {
+  std::string list = v.value;
+  std::replace(list.begin(), list.end(), ',', ' ');
+  std::vector<std::pair<std::string, uint16_t>> out;
+  for (const std::string& tok : py::split(list)) {
+    Listener l = parse_host_port(tok, 53, v.loc);
+    in6_addr a;
+    if (inet_pton(AF_INET, l.host.c_str(), &a) != 1 && inet_pton(AF_INET6, l.host.c_str(), &a) != 1)
+      bad(v.loc, "resolver: '" + tok + "' is not an IP address (a name server is given by address, like 10.0.0.2:53)");
+    if (l.port == 0) bad(v.loc, "resolver: port 0 in '" + tok + "'");
+    out.emplace_back(l.host, l.port);
+  }
+  if (out.empty()) bad(v.loc, "resolver: expected name server addresses like 10.0.0.2:53");
+  return out;
+}
+
+// Discovery keys of a pool; false if `key` is none of them.
+bool fill_discovery_key(Pool& pool, const std::string& key, const py::Value& v) {
+  if (key == "max_servers") {
+    pool.max_servers = parse_uint(v.value, 4096, v.loc, "max_servers");
+    if (pool.max_servers == 0) bad(v.loc, "max_servers: must be at least 1");
+  } else if (key == "resolve_interval") {
+    pool.resolve_interval_ms = positive_ms(v.value, v.loc, "resolve_interval");
+  } else if (key == "resolve_min") {
+    pool.resolve_min_ms = positive_ms(v.value, v.loc, "resolve_min");
+  } else if (key == "resolve_max") {
+    pool.resolve_max_ms = positive_ms(v.value, v.loc, "resolve_max");
+  } else if (key == "resolve_timeout") {
+    pool.resolve_timeout_ms = positive_ms(v.value, v.loc, "resolve_timeout");
+  } else if (key == "resolver") {
+    pool.resolvers = parse_resolvers(v);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+void take_sources(Pool& pool, const SourceLoc& loc) {
+  pool.sources.clear();
+  std::vector<UpstreamServer> servers;
+  for (UpstreamServer& s : pool.servers) {
+    if (s.discover == UpstreamServer::Discover::None) {
+      servers.push_back(std::move(s));
+      continue;
+    }
+    if (s.tls) bad(s.loc, "servers: " + s.label() + ": discovered servers are plain http:// (tls is not supported)");
+    pool.sources.push_back(std::move(s));
+  }
+  pool.servers = std::move(servers);
+  if (pool.resolve_min_ms > pool.resolve_max())
+    bad(loc, "[" + pool.name + "]: resolve_min (" + std::to_string(pool.resolve_min_ms) +
+                 "ms) is longer than resolve_max (" + std::to_string(pool.resolve_max()) + "ms)");
+  if (pool.servers.size() + (pool.sources.empty() ? 0 : pool.max_servers) > 65535)
+    bad(loc, "[" + pool.name + "]: more than 65535 servers with max_servers");
+}
 
 int as_bool(const std::string& value) {
   std::string v = py::strip(value);
@@ -271,7 +400,9 @@ std::vector<UpstreamServer> parse_servers(const std::string& value, const Source
     }
     UpstreamServer s;
     s.loc = loc;
-    if (py::starts_with(tok, "unix:")) {  // nginx: `server unix:/path`
+    if (py::starts_with(tok, "dns:") || py::starts_with(tok, "dns+srv:")) {
+      parse_source(s, tok, loc);
+    } else if (py::starts_with(tok, "unix:")) {  // nginx: `server unix:/path`
       s.unix_path = parse_unix_path(tok.substr(5), loc, "servers");
     } else {
       // `https://host[:port]` (443 by default): TLS to this server;
@@ -285,6 +416,8 @@ std::vector<UpstreamServer> parse_servers(const std::string& value, const Source
         if (!addr.empty() && addr.back() == '/') addr.pop_back();
         if (addr.find_first_of("/?#@") != std::string::npos)
           bad(loc, "servers: '" + tok + "': a server is scheme://host:port, without a path or user");
+      } else if (py::starts_with(tok, "etcd://")) {
+        bad(loc, "servers: '" + tok + "': an etcd source is written servers_from = " + tok);
       } else if (tok.find("://") != std::string::npos) {
         bad(loc, "servers: '" + tok + "': the scheme must be http:// or https://");
       }
@@ -463,8 +596,15 @@ std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const
   const py::Value* servers = local_conf.find("servers");
   const py::Value* from = local_conf.find("servers_from");
   if (!servers && !from) bad(section_loc, "[" + pool.name + "] has no 'servers =' list");
-  if (servers && from) bad(from->loc, "[" + pool.name + "] has both 'servers =' and 'servers_from ='");
-  pool.servers = servers ? parse_servers(servers->value, servers->loc) : load_servers_from(*from, &pool.servers_from);
+  // servers_from = etcd://... adds a source to `servers =` (static servers,
+  // dns: sources); a servers file replaces the list.
+  bool etcd = from && py::starts_with(py::strip(from->value), "etcd://");
+  if (servers && from && !etcd) bad(from->loc, "[" + pool.name + "] has both 'servers =' and 'servers_from ='");
+  if (servers)
+    pool.servers = parse_servers(servers->value, servers->loc);
+  else if (!etcd)
+    pool.servers = load_servers_from(*from, &pool.servers_from);
+  if (etcd) pool.servers.push_back(parse_etcd_source(from->value, from->loc));
   SourceLoc method_loc = section_loc;
   for (const auto& [key, v] : local_conf) {
     if (key == "servers" || key == "servers_from") continue;
@@ -496,10 +636,11 @@ std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const
       pool.consistent = parse_consistency(v.value, v.loc);
     } else if (key == "hash_whole_ip") {
       pool.hash_whole_ip = parse_bool(v.value, v.loc, "hash_whole_ip");
-    } else if (!fill_health_key(pool, key, v) && !fill_tls_key(pool, key, v)) {
+    } else if (!fill_health_key(pool, key, v) && !fill_tls_key(pool, key, v) && !fill_discovery_key(pool, key, v)) {
       unknown.push_back(key);
     }
   }
+  take_sources(pool, servers ? servers->loc : from->loc);
   check_tls_keys(pool);
   if (pool.method == BalanceMethod::Cookie && pool.cookie_secret.empty()) {
     bad(method_loc, "method = cookie needs 'cookie_secret =' in [" + pool.name +

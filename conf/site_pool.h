@@ -56,6 +56,11 @@ std::vector<std::string> parse_status_hosts(const py::Value& v);
 // Fills a Pool's tunables (method, timeouts, keepalive, cookie_secret) and
 // its servers from a balancer section's local_conf. Keys it does not know
 // are returned for the caller to report.
+// Moves the `dns:` / `dns+srv:` entries of pool.servers into pool.sources
+// and checks the discovery keys together (`loc`: the servers line).
+// fill_pool calls it; a loader that sets pool.servers afterwards calls it again.
+void take_sources(Pool& pool, const SourceLoc& loc);
+
 std::vector<std::string> fill_pool(Pool& pool, const py::Dict& local_conf, const SourceLoc& section_loc);
 
 // egg:Paste#proxy's `address = http://host[:port][/base]` (or https://,

@@ -462,9 +462,17 @@ int AppBuilder::balancer(const std::string& name, const YAML::Node& n) {
     bad(conf.find(unknown[0])->loc, "apps: " + name + ": unknown key '" + unknown[0] +
                                        "' for a balancer (expected servers, servers_from, method, connect_timeout, "
                                        "read_timeout, send_timeout, keepalive, upgrade, tunnel_timeout, cookie_secret, cookie_name, "
-                                       "hash_key, consistent, hash_whole_ip)");
+                                       "hash_key, consistent, hash_whole_ip, max_servers, resolve_interval, resolve_min, resolve_max, "
+                                       "resolve_timeout, resolver)");
   }
-  if (!servers.empty()) p.servers = servers;  // with each item's own line
+  if (!servers.empty()) {
+    std::vector<UpstreamServer> etcd;  // servers_from: etcd://..., already taken
+    for (UpstreamServer& s : p.sources)
+      if (s.discover == UpstreamServer::Discover::Etcd) etcd.push_back(std::move(s));
+    p.servers = servers;  // with each item's own line
+    p.servers.insert(p.servers.end(), etcd.begin(), etcd.end());
+    take_sources(p, p.loc);
+  }
   return add_pool(std::move(p), name, n);
 }
 

@@ -220,11 +220,32 @@ void Writer::pool(const Handler& h, const std::string& name) {
   }
   if (h.name != p.name) out_ += "  # [" + h.name + "]: requests go to the servers of [" + p.name + "]\n";
   out_ += "  " + scalar(name) + ":\n" + in + "use: egg:pasture#balancer\n";
+  bool listed = !p.servers.empty();
+  for (const auto& s : p.sources) listed = listed || s.discover != UpstreamServer::Discover::Etcd;
   if (!p.servers_from.empty()) {
     out_ += in + "servers_from: " + scalar(p.servers_from) + "\n";
-  } else {
+  } else if (listed) {
     out_ += in + "servers:\n";
     for (const auto& s : p.servers) out_ += in + "  - " + scalar(server_spec(s)) + "\n";
+    for (const auto& s : p.sources)
+      if (s.discover != UpstreamServer::Discover::Etcd) out_ += in + "  - " + scalar(server_spec(s)) + "\n";
+  }
+  for (const auto& s : p.sources)
+    if (s.discover == UpstreamServer::Discover::Etcd) out_ += in + "servers_from: " + scalar(server_spec(s)) + "\n";
+  if (!p.sources.empty()) {
+    if (p.max_servers != d.max_servers) out_ += in + "max_servers: " + std::to_string(p.max_servers) + "\n";
+    if (p.resolve_interval_ms != d.resolve_interval_ms)
+      out_ += in + "resolve_interval: " + format_duration_ms(p.resolve_interval_ms) + "\n";
+    if (p.resolve_min_ms != d.resolve_min_ms) out_ += in + "resolve_min: " + format_duration_ms(p.resolve_min_ms) + "\n";
+    if (p.resolve_max_ms) out_ += in + "resolve_max: " + format_duration_ms(p.resolve_max_ms) + "\n";
+    if (p.resolve_timeout_ms != d.resolve_timeout_ms)
+      out_ += in + "resolve_timeout: " + format_duration_ms(p.resolve_timeout_ms) + "\n";
+    if (!p.resolvers.empty()) {
+      std::string list;
+      for (const auto& [h, port] : p.resolvers)
+        list += (list.empty() ? "" : " ") + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port);
+      out_ += in + "resolver: " + scalar(list) + "\n";
+    }
   }
   if (p.method != d.method) out_ += in + "method: " + method_word(p.method) + "\n";
   if (p.connect_timeout_ms != d.connect_timeout_ms) {

@@ -75,7 +75,9 @@ const char* kGeneralUsage =
     "            show info|pools|servers|stat, set server POOL/SERVER state\n"
     "            ready|drain|maint, set weight POOL/SERVER N|N%, set health\n"
     "            POOL/SERVER up|down|auto, enable|disable health POOL/SERVER,\n"
-    "            clear counters, drain [SECONDS]; exit 1 on an error\n"
+    "            clear counters, drain [SECONDS]; exit 1 on an error. With\n"
+    "            --publish, set server ... state and set weight are written to the\n"
+    "            pool's etcd prefix (_admin/SERVER) for every node watching it\n"
     "  status    the running server's servers as a table (= ctl CONFIG show servers):\n"
     "            state, weight, counts, the last health check with its rise/fall\n"
     "            progress, down transitions, downtime, seconds since the last change\n";

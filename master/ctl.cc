@@ -7,11 +7,68 @@
 #include <cstdio>
 #include <cstring>
 
+#include <algorithm>
+
 #include "conf/error.h"
 #include "conf/load.h"
 #include "master/commands.h"
+#include "master/etcd_watch.h"
 
 namespace pasture::master {
+namespace {
+
+// `set server POOL/SERVER state S --publish`, `set weight POOL/SERVER N
+// --publish`: written to the pool's etcd prefix (`_admin/SERVER`), not sent
+// to this server; every node watching the prefix, this one too, applies it.
+int publish(const conf::Site& site, const std::vector<std::string>& w) {
+  bool state = w.size() == 5 && w[0] == "set" && w[1] == "server" && w[3] == "state";
+  bool weight = w.size() == 4 && w[0] == "set" && w[1] == "weight";
+  if (!state && !weight) {
+    fprintf(stderr, "pasture: --publish goes with set server POOL/SERVER state ready|drain|maint, "
+                    "or set weight POOL/SERVER N\n");
+    return 2;
+  }
+  const std::string& target = w[2];
+  size_t slash = target.find('/');
+  std::string pool = target.substr(0, slash), server = slash == std::string::npos ? "" : target.substr(slash + 1);
+  const conf::UpstreamServer* src = nullptr;
+  const conf::Pool* cfg = nullptr;
+  for (const conf::Pool& p : site.pools) {
+    size_t colon = p.name.find(':');
+    if (p.name != pool && (colon == std::string::npos || p.name.substr(colon + 1) != pool)) continue;
+    cfg = &p;
+    for (const conf::UpstreamServer& s : p.sources)
+      if (s.discover == conf::UpstreamServer::Discover::Etcd) src = &s;
+  }
+  if (server.empty() || !cfg || !src) {
+    fprintf(stderr, "pasture: %s: %s\n", target.c_str(),
+            server.empty() ? "expected POOL/SERVER" : !cfg ? "no such pool" : "the pool has no servers_from = etcd://");
+    return 1;
+  }
+  std::string key = src->etcd_prefix + etcd::kAdminDir + server, err, old;
+  etcd::AdminValue a;
+  if (etcd::get(src->etcd_endpoints, key, cfg->resolve_timeout_ms, &old, &err)) {
+    etcd::parse_admin_value(old, &a, &err);  // keep the part not changed (a bad value: start over)
+  } else if (!err.empty()) {
+    fprintf(stderr, "pasture: etcd: %s\n", err.c_str());
+    return 1;
+  }
+  std::string value = state ? w[4] + (a.weight ? " weight=" + std::to_string(a.weight) : "")
+                            : etcd::admin_value_text(etcd::AdminValue{a.state, 0}) + " weight=" + w[3];
+  if (!etcd::parse_admin_value(value, &a, &err)) {
+    fprintf(stderr, "pasture: %s\n", err.c_str());
+    return 1;
+  }
+  if (!etcd::put(src->etcd_endpoints, key, value, cfg->resolve_timeout_ms, &err)) {
+    fprintf(stderr, "pasture: etcd: %s\n", err.c_str());
+    return 1;
+  }
+  printf("published %s/%s %s as %s on %s (every node watching applies it)\n", cfg->name.c_str(), server.c_str(),
+         value.c_str(), key.c_str(), src->label().c_str());
+  return 0;
+}
+
+}  // namespace
 
 int cmd_ctl(const conf::LoadOptions& opts, const std::vector<std::string>& words) {
   conf::Site site;
@@ -23,6 +80,11 @@ int cmd_ctl(const conf::LoadOptions& opts, const std::vector<std::string>& words
   } catch (const std::exception& e) {
     fprintf(stderr, "pasture: %s\n", e.what());
     return 2;
+  }
+  std::vector<std::string> w = words;
+  if (auto it = std::find(w.begin(), w.end(), "--publish"); it != w.end()) {
+    w.erase(it);
+    return publish(site, w);
   }
   const std::string& path = site.server.admin_socket;
   if (path.empty()) {

@@ -18,6 +18,7 @@
 
 #include "common/log.h"
 #include "master/master.h"
+#include "master/helper_signals.h"
 #include "worker/upstream_tls_context.h"
 
 namespace pasture::master {
@@ -221,19 +222,6 @@ void on_writable(Probe& p, uint64_t now) {
   p.want = POLLIN;
 }
 
-void install_signals() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop;
-  sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGTERM, SIGINT, SIGQUIT}) sigaction(sig, &sa, nullptr);
-  sa.sa_handler = SIG_IGN;
-  for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGPIPE}) sigaction(sig, &sa, nullptr);
-  sa.sa_handler = SIG_DFL;
-  sigaction(SIGCHLD, &sa, nullptr);
-  // The master normally stops us; this covers its SIGKILL.
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
-
 }  // namespace
 
 std::vector<HealthTarget> health_targets(const conf::Site& site,
@@ -245,7 +233,7 @@ std::vector<HealthTarget> health_targets(const conf::Site& site,
     const conf::Pool& p = site.pools[i];
     if (p.health_check.empty()) continue;
     for (size_t j = 0; j < p.servers.size(); j++) {
-      if (p.servers[j].down) continue;
+      if (p.servers[j].down || p.servers[j].dynamic_slot >= 0) continue;  // discovered members: passive checks only
       const worker::ResolvedServer& r = servers[i][j];
       HealthTarget t;
       t.pool = p.name;
@@ -272,7 +260,7 @@ std::vector<HealthTarget> health_targets(const conf::Site& site,
 
 int run_health_checker(std::vector<HealthTarget> targets) {
   pid_t parent = getppid();
-  install_signals();
+  install_helper_signals(on_stop);
   std::vector<Probe> probes(targets.size());
   // One client context per pool with https:// servers, built here (after
   // fork) as each worker builds its own.

@@ -127,6 +127,10 @@ bool Master::resolve_upstreams(Generation& g, std::string* err) {
     g.setup.pool_first_server.push_back(next);
     next += (uint32_t)p.servers.size();
     for (const conf::UpstreamServer& s : p.servers) {
+      if (s.dynamic_slot >= 0) {  // a discovered member's: the workers take it from shm
+        g.setup.servers[i].push_back(worker::ResolvedServer{});
+        continue;
+      }
       if (!s.unix_path.empty()) {  // a unix-domain socket (e.g. a hosted Python app)
         worker::ResolvedServer r;
         sockaddr_un sun{};
@@ -268,11 +272,12 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   for (const conf::Pool& p : g->site.pools) {
     bool app_pool = g->embed_apps && std::any_of(g->site.python_apps.begin(), g->site.python_apps.end(),
                                                  [&](const conf::PythonApp& a) { return &g->site.pools[a.pool] == &p; });
-    if (p.servers.empty() && !app_pool) {
+    if (p.servers.empty() && p.sources.empty() && !app_pool) {
       *err = p.loc.str() + ": pool " + p.name + " has no servers";
       return nullptr;
     }
   }
+  add_discovery_slots(g->site);
   if (!resolve_upstreams(*g, err)) return nullptr;
   shm::LayoutSizes sz;
   sz.n_pools = (uint32_t)g->site.pools.size();
@@ -295,8 +300,9 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   g->setup.site = &g->site;
   g->setup.shm = g->shm.get();
   for (size_t i = 0; i < g->site.pools.size(); i++)
-    g->pool_states.push_back(worker::build_pool_state(
-        g->site.pools[i], &g->shm->pools()[i], &g->shm->servers()[g->setup.pool_first_server[i]]));
+    g->pool_states.push_back(worker::build_pool_state(g->site.pools[i], &g->shm->pools()[i],
+                                                      &g->shm->servers()[g->setup.pool_first_server[i]],
+                                                      &g->shm->members()[g->setup.pool_first_server[i]]));
   g->setup.pool_states = &g->pool_states;
   g->setup.listen_fds = fds;
   g->setup.graceful_timeout_ms = g->site.server.graceful_timeout_ms;
@@ -514,6 +520,7 @@ void Master::reap() {
       upgrade_pid_ = 0;
       continue;
     }
+    if (reaped_resolver(pid, status)) continue;
     if (pid == health_pid_) {
       health_pid_ = 0;
       if (stopping_) continue;
@@ -611,6 +618,7 @@ void Master::supervise_tick(uint64_t now) {
     if (watched_files_changed()) reload();
   }
   if (health_respawn_at_ms_ && now >= health_respawn_at_ms_) spawn_health();
+  if (resolver_respawn_at_ms_ && now >= resolver_respawn_at_ms_) spawn_resolver();
   history_.tick(*gen_->shm, gen_->site, gen_->setup.pool_first_server, now,
                 gen_->site.server.status_history_interval_ms);
   tls_tick(now);
@@ -705,6 +713,7 @@ void Master::reload() {
   // leaves the listen sockets without a worker that takes connections.
   if (!gen_->embed_apps) finish_handover();
   stop_health();
+  stop_resolver();
   // Close sockets no longer configured (the draining workers hold their own).
   for (auto it = sockets_.begin(); it != sockets_.end();) {
     bool used = std::find(gen_->setup.listen_fds.begin(), gen_->setup.listen_fds.end(),
@@ -717,6 +726,7 @@ void Master::reload() {
     }
   }
   spawn_health();  // after the sockets the new generation dropped are closed
+  spawn_resolver();
   PLOG_NOTICE("reloaded: generation %d serving with %d workers", gen_->id, n_workers_);
   notify_status("READY=1\n");
 }
@@ -815,6 +825,7 @@ int Master::shutdown(bool graceful) {
   // than announce a stop.
   sd_notify(upgrade_pid_ > 0 ? "MAINPID=" + std::to_string(upgrade_pid_) : "STOPPING=1");
   stop_health();
+  stop_resolver();
   int sig = graceful ? SIGTERM : SIGINT;
   for (WorkerProc& w : procs_)
     if (w.pid > 0) kill(w.pid, sig);
@@ -916,6 +927,7 @@ int Master::run() {
   procs_.assign(n_workers_, WorkerProc{});
   for (int i = 0; i < n_workers_; i++) spawn(i);
   spawn_health();
+  spawn_resolver();
   announce();  // after the fork: whoever waits for "serving on" finds workers up
   char mainpid[64];
   snprintf(mainpid, sizeof mainpid, "READY=1\nMAINPID=%d\n", (int)getpid());

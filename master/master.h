@@ -166,6 +166,15 @@ class Master {
   // has health_check; stop_health() retires the running one.
   void spawn_health();
   void stop_health();
+  // master_resolver.cc: the current generation's resolver (master/resolver.h),
+  // if any pool has discovery sources; reaped_resolver() is true when `pid`
+  // was it (and schedules a restart unless stopping).
+  void spawn_resolver();
+  void stop_resolver();
+  bool reaped_resolver(pid_t pid, int status);
+  // Before the region is sized: max_servers slots after the static servers
+  // of each pool with sources.
+  static void add_discovery_slots(conf::Site& site);
   void reap();
   void supervise_tick(uint64_t now);
   // master_admin.cc: `clear counters` on the retired row; true once a
@@ -216,6 +225,8 @@ class Master {
   pid_t upgrade_pid_ = 0;               // a new master started by USR2, while it runs
   pid_t health_pid_ = 0;               // the current generation's health checker
   uint64_t health_respawn_at_ms_ = 0;  // 0: running or not needed
+  pid_t resolver_pid_ = 0;             // the current generation's resolver
+  uint64_t resolver_respawn_at_ms_ = 0;
   uint64_t next_watch_ms_ = 0;
   int fast_deaths_ = 0;     // consecutive workers that died right after start
   bool stopping_ = false;

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/ticket_keys.h"
 #include "master/master.h"
+#include "master/resolver.h"
 
 namespace pasture::master {
 
@@ -75,6 +76,11 @@ void Master::carry_over_state(Generation& from, Generation& to) {
       ns.rr_cursor.store(os.rr_cursor.load());
       ns.picks.store(os.picks.load());
       ns.weights_epoch.store(1, std::memory_order_release);  // overrides may come: workers look once
+      if (!np.sources.empty() && !op.sources.empty()) {
+        size_t nf = np.servers.size() - np.max_servers, of = op.servers.size() - op.max_servers;
+        carry_members(op, os, &from.shm->members()[from.setup.pool_first_server[j] + of], np, ns,
+                      &to.shm->members()[to.setup.pool_first_server[i] + nf]);
+      }
       for (size_t a = 0; a < np.servers.size(); a++)
         for (size_t b = 0; b < op.servers.size(); b++) {
           if (np.servers[a].label() != op.servers[b].label()) continue;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/membership.h"
 #include "worker/status_render.h"
 
 namespace pasture::worker {
@@ -79,12 +80,19 @@ bool find_target(const SnapshotSource& src, std::string_view arg, Target* t, std
     const conf::Pool& p = site.pools[i];
     if (!pool_matches(p.name, pool)) continue;
     for (size_t j = 0; j < p.servers.size(); j++) {
-      if (p.servers[j].label() != server) continue;
+      uint32_t g = (*src.first_server)[i] + (uint32_t)j;
+      std::string label = p.servers[j].label();
+      if (p.servers[j].dynamic_slot >= 0) {  // a discovered member: by its ip:port
+        lb::Member m = lb::read_member(src.shm->members()[g]);
+        if (m.state == lb::MemberState::Empty) continue;
+        label = m.id();
+      }
+      if (label != server) continue;
       t->pool = &p;
       t->server = &p.servers[j];
       t->pool_slot = &src.shm->pools()[i];
-      t->slot = &src.shm->servers()[(*src.first_server)[i] + j];
-      t->name = p.name + "/" + p.servers[j].label();
+      t->slot = &src.shm->servers()[g];
+      t->name = p.name + "/" + label;
       return true;
     }
     *err = "pool " + p.name + " has no server " + std::string(server);

@@ -205,6 +205,7 @@ class Exchange final : public wsgi::Sink {
   void prefix_environ(wsgi::Request& r);
   // A prefix filter's SCRIPT_NAME and PATH_INFO (rf_->prefixed).
   std::string prefix_script() const;
+  void prefix_origin(const char* base, std::string* scheme, std::string* host) const;
   std::string_view prefix_path_info() const;
   // The handler's PATH_INFO: a prefix filter's when one applied, else what
   // the urlmaps left of the path (static and status apps read it).

@@ -85,6 +85,37 @@ std::string_view Exchange::path_info(const NormalPath& np) const {
   return std::string_view(np.decoded).substr(std::min<size_t>(script_len_, np.decoded.size()));
 }
 
+// The scheme and Host a prefix filter's app sees (PrefixMiddleware's
+// X-Forwarded-* translation, force_port, scheme), for URLs pasture writes
+// itself: the static add-slash redirect, as Paste's construct_url makes it
+// from wsgi.url_scheme and HTTP_HOST. The first translating filter pops the
+// fields (environ.pop): later ones see none.
+void Exchange::prefix_origin(const char* base, std::string* scheme, std::string* host) const {
+  bool popped = false;
+  for (int k = 0; rf_ && k < rf_->n; k++) {
+    const conf::Filter& f = *rf_->at[k].filter;
+    if (f.kind != conf::FilterKind::Prefix) continue;
+    if (f.translate_forwarded_server && !popped) {
+      popped = true;
+      std::string_view v = request_field(base, "x-forwarded-server");
+      if (!v.empty()) *host = std::string(first_item(v));
+      v = request_field(base, "x-forwarded-host");
+      if (!v.empty()) *host = std::string(first_item(v));
+      std::string_view sch = request_field(base, "x-forwarded-scheme");
+      std::string_view proto = request_field(base, "x-forwarded-proto");
+      if (!sch.empty())
+        *scheme = std::string(sch);
+      else if (!proto.empty())
+        *scheme = std::string(proto);
+    }
+    if (f.has_force_port) {
+      *host = host->substr(0, host->find(':'));
+      if (!f.force_port.empty()) *host += ":" + f.force_port;
+    }
+    if (f.has_scheme) *scheme = f.scheme;
+  }
+}
+
 // PrefixMiddleware.__call__ on the environ, for each prefix filter in turn
 // (paste/deploy/config.py): SCRIPT_NAME/PATH_INFO, then the X-Forwarded-*
 // translation, force_port and scheme.

@@ -114,20 +114,41 @@ std::string_view Exchange::request_field(const char* base, std::string_view name
 // answers (a missing directory is a miss like any other: the fallback).
 int Exchange::static_listing(std::string_view path, std::string_view rel) {
   const conf::Handler& hd = w_->site().handlers[handler_];
-  int fd = files::cache().open_dir(hd, handler_, rel, w_->now());
-  if (fd == -EACCES) return 403;
-  if (fd < 0) return 404;
+  std::string key = std::to_string(handler_);
+  key.append(1, '\0').append(path).append(1, '\0').append(rel);
+  files::ListingCache::Page page = files::listing_cache().find(key, w_->now());
+  if (!page) {
+    // The loop time listings may take: kListingBudgetUs a second per worker.
+    static uint64_t budget_since_ms = 0, spent_us = 0;
+    if (w_->now() - budget_since_ms >= 1000) {
+      budget_since_ms = w_->now();
+      spent_us = 0;
+    }
+    if (spent_us >= files::kListingBudgetUs) {
+      PLOG_WARN("static [%s]: directory listings took %llu ms of this second: 503 for %.*s", hd.name.c_str(),
+                (unsigned long long)(spent_us / 1000), (int)path.size(), path.data());
+      respond_local(503, "503 Service Unavailable (directory listings are busy)\n", false);
+      return 0;
+    }
+    uint64_t t0 = uv_hrtime();
+    int fd = files::cache().open_dir(hd, handler_, rel, w_->now());
+    if (fd == -EACCES) return 403;
+    if (fd < 0) return 404;
+    auto made = std::make_shared<std::string>();
+    bool ok = files::autoindex_page(fd, path, hd.files.dotfiles, made.get());
+    spent_us += (uv_hrtime() - t0) / 1000;
+    if (!ok) return 403;  // opened, cannot be read
+    page = made;
+    files::listing_cache().put(key, page, w_->now());
+  }
   if (method_ != HTTP_GET && method_ != HTTP_HEAD) {
-    close(fd);
     respond_local(405, "405 Method Not Allowed\n", false, "Allow: GET, HEAD\r\n");
     return 0;
   }
-  std::string page;
-  if (!files::autoindex_page(fd, path, hd.files.dotfiles, &page)) return 403;  // opened, cannot be read
   std::string fields = "Date: ";
   append(fields, date_now());
   fields += "\r\n";
-  respond_local(200, page, false, fields, hd.files.charset.empty() ? "text/html" : "text/html; charset=" + hd.files.charset);
+  respond_local(200, *page, false, fields, hd.files.charset.empty() ? "text/html" : "text/html; charset=" + hd.files.charset);
   return 0;
 }
 
@@ -150,17 +171,30 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
   };
   auto redirect_slash = [&] {
     // Paste (add_slash) and nginx: 301 to the absolute URL with a '/', the query kept.
+    // Behind a prefix filter, the URL its app sees: the prefix's SCRIPT_NAME and
+    // the translated host and scheme (found by review: the internal path and host).
+    std::string scheme = peer_->tls ? "https" : "http";
+    std::string host(rh.host.empty() ? std::string_view("localhost") : rh.host);
+    if (rf_ && rf_->prefixed) prefix_origin(base, &scheme, &host);
     std::string loc = "Location: ";
-    loc += peer_->tls ? "https://" : "http://";
-    append(loc, rh.host.empty() ? std::string_view("localhost") : rh.host);
-    append_path_encoded(loc, path);
-    loc += '/';
+    loc.append(scheme).append("://").append(host);
+    if (rf_ && rf_->prefixed) {
+      append_path_encoded(loc, prefix_script());
+      append_path_encoded(loc, prefix_path_info());
+    } else {
+      append_path_encoded(loc, path);
+    }
+    if (loc.back() != '/') loc += '/';
     if (rh.target.has_query) loc.append("?").append(rh.target.query);
     loc += "\r\n";
     respond_local(301, "301 Moved Permanently\n", false, loc);
   };
   // paste.urlparser: an empty PATH_INFO (the mount point itself) is a redirect.
   if (rest.empty()) return redirect_slash();
+  // egg:pasture#static: a prefix filter's mount point ('' made '/') answers
+  // under a URL without its slash, where relative links would leave the
+  // mount: the slash first, as nginx (Paste's flavour answers, as Paste).
+  if (!f.paste && rest == "/" && (path.empty() || path.back() != '/')) return redirect_slash();
   if (rest[0] != '/') return miss(404, "a PATH_INFO without its leading '/'");
   std::string_view rel = rest.substr(1);  // without the leading '/'
   // Never an absolute name: openat() would ignore the root (follow_symlinks = on).
@@ -243,7 +277,24 @@ void Exchange::start_static(const char* base, const RequestHead& rh) {
   if (f.br_static || f.gzip_static) common.append("Vary: Accept-Encoding\r\n");
   common.append("Accept-Ranges: bytes\r\n");
 
-  // Conditionals (RFC 9110 13.2.2): If-None-Match, else If-Modified-Since.
+  // Conditionals (RFC 9110 13.2.2): If-Match, else If-Unmodified-Since
+  // (egg:pasture#static, as nginx: 412; Paste ignores both), then
+  // If-None-Match, else If-Modified-Since.
+  if (!f.paste) {
+    std::string_view im = request_field(base, "if-match");
+    bool failed;
+    if (!im.empty()) {
+      failed = !files::strong_match(im, of.etag);
+    } else {
+      std::string_view ius = request_field(base, "if-unmodified-since");
+      time_t t = ius.empty() ? -1 : files::parse_http_date(ius);
+      failed = t >= 0 && of.mtime_s > t;
+    }
+    if (failed) {
+      respond_local(412, "412 Precondition Failed\n", false, common);
+      return;
+    }
+  }
   std::string_view inm = request_field(base, "if-none-match");
   bool not_modified = false;
   if (!inm.empty()) {

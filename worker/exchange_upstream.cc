@@ -18,6 +18,7 @@ void Exchange::start_proxy(const char* base, int pool_index, const RequestTarget
   pool_ = pool_index;
   std::string key_scratch;  // a hash key in the forwarded form, until pick()
   lb::RequestView rv = request_view(base, pool, t, np, key_scratch);
+  w_->sync_pool(pool);
   int s = lb::pick(*pool.balancer, rv, *pool.state, w_->now());
   w_->pool_stats(pool_index).requests.add();
   if (s < 0) {
@@ -204,12 +205,9 @@ void Exchange::note_health(PoolRt& pool, bool failed, const char* why) {
   shm::ServerSlot& slot = pool.state->server_slots[server_];
   uint64_t now = w_->now();
   if (!failed) {
-    // label() builds a string: only for a server that may be coming back
-    // (note_success logs that once), not on every answer.
-    if (slot.down_until_ms.load(std::memory_order_relaxed) != 0)
-      lb::note_success(slot, now, pool.cfg->name, srv.label());
+    lb::note_success(slot, now, pool.cfg->name, pool.targets[server_].label);
   } else if (pool.cfg->servers.size() > 1) {
-    lb::note_failure(slot, srv.max_fails, srv.fail_timeout_ms, now, pool.cfg->name, srv.label(),
+    lb::note_failure(slot, srv.max_fails, srv.fail_timeout_ms, now, pool.cfg->name, pool.targets[server_].label,
                      why);
   } else {
     slot.failures.fetch_add(1, std::memory_order_relaxed);
@@ -264,6 +262,7 @@ int Exchange::pick_retry(PoolRt& pool, const char* why, Retry r) {
   lb::RequestView rv;  // the head is gone: no request keys, round robin order
   rv.client_addr = peer_->text;
   rv.rng = &w_->rng();
+  w_->sync_pool(pool);
   for (int i = 0; i < 4; i++) {
     int c = lb::pick(*pool.balancer, rv, *pool.state, w_->now());
     if (c < 0) break;
@@ -275,7 +274,7 @@ int Exchange::pick_retry(PoolRt& pool, const char* why, Retry r) {
 // Send the request again, to server `s`.
 void Exchange::start_retry(PoolRt& pool, int s, const char* why, std::string* unsent, Retry r) {
   const conf::Pool& cfg = *pool.cfg;
-  const std::string failed = cfg.servers[server_].label();
+  const std::string failed = pool.targets[server_].label;
   stale_same_ = r == Retry::kStale && s == server_;
   release_server(false);
   if (r != Retry::kStale) tries_++;
@@ -285,7 +284,7 @@ void Exchange::start_retry(PoolRt& pool, int s, const char* why, std::string* un
     pool.retries_in_flight++;
   }
   PLOG_INFO("pool %s: %s %s; retrying on %s (retry %u%s)", cfg.name.c_str(), failed.c_str(),
-            why, cfg.servers[s].label().c_str(), tries_ + stale_tries_,
+            why, pool.targets[s].label.c_str(), tries_ + stale_tries_,
             r == Retry::kStale ? ", stale keep-alive connection" : "");
   take_server(pool, s, {});
   w_->pool_stats(pool.index).retries.add();

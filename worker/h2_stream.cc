@@ -290,6 +290,7 @@ void H2Stream::tunnel_close_write() {
   if (!tunnel_ || closed_ || ex_closed_ || eof_) return;
   eof_ = true;
   resume();
+  watch_send();
   c_->want_send();
 }
 
@@ -500,7 +501,7 @@ void H2Stream::head(const ResponseHead& h) {
                     NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE});
   }
   if (h.text) w->give_buf(h.text);
-  no_body_ = h.no_body || bodiless_status;
+  no_body_ = h.no_body || bodiless_status || (h.framing == ResponseHead::Length::kKnown && h.length == 0);
   head_pending_ = true;
 }
 
@@ -561,10 +562,16 @@ bool H2Stream::flush() {
 void H2Stream::end() {
   if (closed_ || ex_closed_) return;
   eof_ = true;
-  if (head_pending_)
+  if (head_pending_) {
+    // Nothing was queued: HEADERS with END_STREAM, which no flow-control
+    // window holds back (found by review: an empty DATA frame waited for a
+    // window the client never opened, and nothing timed the stream out).
+    if (queued() == 0) no_body_ = true;
     submit_head();
-  else
+  } else {
     resume();
+  }
+  watch_send();  // an END_STREAM that waits for the window is watched too
   // Answered before the request's end: the rest of its body goes nowhere
   // (the client gets RST_STREAM NO_ERROR after the response, on_response_sent).
   // The stream's own END_STREAM decides: respond_error() marks the exchange's
@@ -600,8 +607,10 @@ size_t H2Stream::backlog() const { return c_->backlog(); }
 // Armed while response bytes wait here, from the last DATA frame that took
 // some (read_data disarms it): the client's window held them that long.
 void H2Stream::watch_send() {
-  // A tunnel is bounded by its upstream half's tunnel_timeout, as over HTTP/1.1.
-  if (queued() == 0 || closed_ || ex_closed_ || tunnel_) {
+  // Tunnels too (found by review: after the upstream's close a tunnel's last
+  // bytes and END_STREAM waited for a window with nothing to end them): bytes
+  // the client's window holds for send_timeout end the stream, whatever it carries.
+  if (!send_pending() || closed_ || ex_closed_) {
     timer_disarm(&send_timer_);
     return;
   }
@@ -611,13 +620,13 @@ void H2Stream::watch_send() {
 }
 
 bool H2Stream::stalled_by_window(bool conn_blocked) const {
-  if (queued() == 0 || closed_ || ex_closed_ || tunnel_) return false;
+  if (!send_pending() || closed_ || ex_closed_) return false;
   return conn_blocked || nghttp2_session_get_stream_remote_window_size(c_->session(), id_) <= 0;
 }
 
 void H2Stream::on_send_timeout(TimerNode* t) {
   auto* s = static_cast<H2Stream*>(t->owner);
-  if (s->queued() == 0 || s->closed_ || s->ex_closed_) return;
+  if (!s->send_pending() || s->closed_ || s->ex_closed_) return;
   PLOG_DEBUG("HTTP/2 stream %d from %s: send timeout (%zu bytes wait for the client's window)", s->id_,
              s->c_->peer()->text, s->queued());
   s->abort();  // RST_STREAM; the exchange ends, its upstream and server are freed
@@ -630,6 +639,8 @@ ssize_t H2Stream::read_data(uint8_t* buf, size_t len, uint32_t* flags) {
   if (avail == 0) {
     if (eof_) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
+      end_sent_ = true;
+      timer_disarm(&send_timer_);
       return 0;
     }
     deferred_ = true;  // body() or end() resumes it
@@ -642,7 +653,10 @@ ssize_t H2Stream::read_data(uint8_t* buf, size_t len, uint32_t* flags) {
   if (out_off_ == out_->size()) {
     out_->clear();
     out_off_ = 0;
-    if (eof_) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (eof_) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      end_sent_ = true;
+    }
   }
   if (producer_waiting_ && queued() < kStreamLowWater) c_->note_drained(this);
   watch_send();

@@ -104,6 +104,9 @@ class H2Stream final : public ResponseSink {
   // Answer bytes wait here and the client's window (this stream's, or the
   // connection's when `conn_blocked`) is closed.
   bool stalled_by_window(bool conn_blocked) const;
+  // Response bytes, or the END_STREAM of a body that has ended, have not
+  // left yet (the client's window holds them).
+  bool send_pending() const { return queued() > 0 || (eof_ && head_submitted_ && !no_body_ && !end_sent_); }
 
   H2Stream* prev = nullptr;  // H2Conn's list of live streams
   H2Stream* next = nullptr;
@@ -167,6 +170,7 @@ class H2Stream final : public ResponseSink {
   bool head_submitted_ = false;
   bool no_body_ = false;
   bool eof_ = false;                   // end(): no more body
+  bool end_sent_ = false;              // read_data gave nghttp2 the END_STREAM
   bool deferred_ = false;              // read_data returned NGHTTP2_ERR_DEFERRED
   bool producer_waiting_ = false;
   bool body_paused_ = false;           // want_body(false)

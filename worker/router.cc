@@ -36,6 +36,9 @@ void pass_filters(const conf::Handler& hd, std::string_view path, std::string_vi
 }  // namespace
 
 std::string_view strip_prefix(std::string_view path, std::string_view prefix) {
+  // PrefixMiddleware: `if not url: url = '/'`, matched or not (found by
+  // review: a urlmap's mount point itself reached the app as '').
+  if (path.empty()) return "/";
   if (path.size() < prefix.size()) return path;
   for (size_t i = 0; i < prefix.size(); i++) {
     if (prefix[i] == '.' ? path[i] == '\n' : path[i] != prefix[i]) return path;

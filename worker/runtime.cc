@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "worker/admin_socket.h"
 #include "worker/client_conn.h"
+#include "worker/upstream_conn.h"
 
 namespace pasture::worker {
 namespace {
@@ -63,8 +64,24 @@ lb::Method to_lb(conf::BalanceMethod m) {
 
 }  // namespace
 
+namespace {
+
+lb::ServerParams server_params(const conf::UpstreamServer& s) {
+  lb::ServerParams sp;
+  sp.id = s.label();
+  sp.weight = s.weight;
+  sp.max_conns = s.max_conns;
+  sp.backup = s.backup;
+  sp.down = s.down;
+  sp.slow_start_ms = s.slow_start_ms;
+  sp.member = s.dynamic_slot < 0;
+  return sp;
+}
+
+}  // namespace
+
 lb::PoolState build_pool_state(const conf::Pool& pc, shm::PoolSlot* slot,
-                               shm::ServerSlot* servers) {
+                               shm::ServerSlot* servers, shm::MemberSlot* members) {
   lb::PoolParams params;
   params.method = to_lb(pc.method);
   params.consistent = static_cast<lb::Consistency>(static_cast<int>(pc.consistent));
@@ -72,19 +89,18 @@ lb::PoolState build_pool_state(const conf::Pool& pc, shm::PoolSlot* slot,
   params.cookie_secret = pc.cookie_secret;
   params.cookie_max_age = pc.cookie_max_age_s;
   for (const conf::UpstreamServer& s : pc.servers) {
-    lb::ServerParams sp;
-    sp.id = s.label();
-    sp.weight = s.weight;
-    sp.max_conns = s.max_conns;
-    sp.backup = s.backup;
-    sp.down = s.down;
-    sp.slow_start_ms = s.slow_start_ms;
-    params.servers.push_back(sp);
+    if (s.dynamic_slot == 0) params.first_dynamic = params.servers.size();
+    params.servers.push_back(server_params(s));
   }
+  for (const conf::UpstreamServer& s : pc.sources) params.sources.push_back(server_params(s));
   lb::PoolState st;
   lb::build_tables(st, params);
   st.slot = slot;
   st.server_slots = servers;
+  if (params.first_dynamic != SIZE_MAX) {
+    st.member_slots = members;
+    st.sync_members();  // a reload carried members over before the fork
+  }
   return st;
 }
 
@@ -134,12 +150,54 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
     for (size_t j = 0; j < pc.servers.size(); j++) {
       p.targets[j].addr = setup.servers[i][j];
       p.targets[j].shm_index = setup.pool_first_server[i] + (uint32_t)j;
+      p.targets[j].label = pc.servers[j].label();
     }
+    p.members_seen = ~0ull;
+    sync_pool(p);
     if (pc.any_tls()) {
       std::string err;
       p.tls = UpstreamTlsContext::build(pc.tls, &err);
       if (!p.tls) PLOG_ERROR("pool %s: TLS to its https:// servers: %s", pc.name.c_str(), err.c_str());
     }
+  }
+}
+
+void Worker::refresh_targets(PoolRt& p) {
+  const lb::PoolState& st = *p.state;
+  p.members_seen = st.members_epoch_seen;
+  for (size_t k = 0; k < st.members.size(); k++) {
+    const lb::Member& m = st.members[k];
+    Target& t = p.targets[st.first_dynamic + k];
+    bool same = t.member_generation == m.generation;
+    if (same && m.state == lb::MemberState::Active) continue;
+    // A new member in the slot, or its member left: the idle connections
+    // go (to the old address, or to a server that gets no more requests).
+    std::vector<UpstreamConn*> idle = t.idle;
+    for (UpstreamConn* u : idle) u->abort();
+    UpstreamTlsContext::forget(&t.tls_session);
+    if (same || m.state == lb::MemberState::Empty) continue;
+    t.member_generation = m.generation;
+    t.label = m.id();
+    ResolvedServer& a = t.addr;
+    a = ResolvedServer{};
+    if (m.v6) {
+      auto* sin6 = reinterpret_cast<sockaddr_in6*>(&a.addr);
+      sin6->sin6_family = AF_INET6;
+      sin6->sin6_port = htons(m.port);
+      memcpy(&sin6->sin6_addr, m.addr, 16);
+      a.addrlen = sizeof(sockaddr_in6);
+    } else {
+      auto* sin = reinterpret_cast<sockaddr_in*>(&a.addr);
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons(m.port);
+      memcpy(&sin->sin_addr, m.addr, 4);
+      a.addrlen = sizeof(sockaddr_in);
+    }
+    // Host (preserve_host = off): the name asked for A/AAAA records, the
+    // address for SRV targets.
+    const conf::Pool& pc = *p.cfg;
+    bool named = m.source < pc.sources.size() && pc.sources[m.source].discover == conf::UpstreamServer::Discover::Dns;
+    a.host_header = named ? pc.sources[m.source].host + ":" + std::to_string(m.port) : t.label;
   }
 }
 

@@ -40,6 +40,8 @@ struct Target {
   // An https:// server: the last TLS session it issued, offered by the
   // next connection to resume (UpstreamTlsContext::new_ssl); owned.
   SSL_SESSION* tls_session = nullptr;
+  std::string label;  // host:port (static: as configured; discovered: the member's ip:port)
+  uint32_t member_generation = 0;  // a discovery slot: the shm::MemberSlot generation `addr` is for
 };
 
 struct PoolRt {
@@ -57,6 +59,7 @@ struct PoolRt {
   // The pool has https:// servers: their client context, built at worker
   // start; null if that failed (their connects fail, logged once).
   std::unique_ptr<UpstreamTlsContext> tls;
+  uint64_t members_seen = 0;  // the state's members_epoch_seen the targets were refreshed for
 };
 
 class Worker {
@@ -70,6 +73,14 @@ class Worker {
   uint64_t now() const { return uv_now(loop_); }
   Timers& timers() { return timers_; }
   std::vector<PoolRt>& pools() { return pools_; }
+  // Before a pick: a pool with discovery takes the latest membership
+  // (lb::PoolState::sync_members) and its targets follow (addresses, idle
+  // connections of members that left or were replaced). One acquire load
+  // when nothing changed.
+  void sync_pool(PoolRt& p) {
+    p.state->sync_members();
+    if (p.state->members_epoch_seen != p.members_seen) refresh_targets(p);
+  }
   shm::WorkerSlot* slot() { return slot_; }
   shm::Region& region() { return *shm_; }
   // This worker's row of traffic counters (common/stats.h): it is their only writer.
@@ -134,6 +145,7 @@ class Worker {
 
  private:
   void maybe_exit();
+  void refresh_targets(PoolRt& p);
 
   uv_loop_t* loop_;
   const conf::Site* site_;

@@ -120,6 +120,16 @@ bool none_match(std::string_view inm, std::string_view etag) {
   return hit;
 }
 
+bool strong_match(std::string_view im, std::string_view etag) {
+  bool weak = etag.size() > 2 && (etag[0] == 'W' || etag[0] == 'w') && etag[1] == '/';
+  bool hit = false;
+  each_item(im, [&](std::string_view item) {
+    if (item == "*" || (!weak && item == etag)) hit = true;
+    return !hit;
+  });
+  return hit;
+}
+
 RangeResult parse_range(std::string_view range, uint64_t size, std::vector<ByteRange>* out, size_t max_ranges) {
   out->clear();
   range = trim(range);

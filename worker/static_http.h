@@ -25,6 +25,9 @@ std::string nginx_etag(int64_t mtime_s, uint64_t size);
 // If-None-Match (a list of entity tags, or "*") against `etag`, weak
 // comparison (RFC 9110 13.1.2).
 bool none_match(std::string_view if_none_match, std::string_view etag);
+// If-Match (a list of entity tags, or "*") against `etag`, strong
+// comparison: a weak tag never matches (RFC 9110 13.1.1).
+bool strong_match(std::string_view if_match, std::string_view etag);
 
 struct ByteRange {
   uint64_t first = 0, last = 0;  // inclusive

@@ -11,6 +11,8 @@
 #include <ctime>
 #include <vector>
 
+#include "worker/html_escape.h"
+
 namespace pasture::worker::files {
 namespace {
 
@@ -20,19 +22,6 @@ struct Entry {
   uint64_t size = 0;
   time_t mtime = 0;
 };
-
-void html_escape(std::string& o, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
-    }
-  }
-}
 
 // A name as one path segment of an href: everything but unreserved
 // characters percent-encoded (so '?', '#', ':' and '%' in names stay names).
@@ -68,14 +57,19 @@ bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::s
     return false;
   }
   std::vector<Entry> entries;
-  size_t left_out = 0;
+  bool cut = false;
+  size_t read = 0;
   while (dirent* e = readdir(d)) {
+    if (++read > kMaxRead) {
+      cut = true;
+      break;
+    }
     std::string_view name = e->d_name;
     if (name == "." || name == "..") continue;
     if (name[0] == '.' && !dotfiles) continue;
     if (entries.size() >= kMaxListed) {
-      left_out++;
-      continue;
+      cut = true;  // the rest is not read
+      break;
     }
     struct stat st;
     if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
@@ -89,12 +83,16 @@ bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::s
   std::string& o = *page;
   o.clear();
   o += "<html>\r\n<head><title>Index of ";
-  html_escape(o, url_path);
+  append_html_escaped(o, url_path);
   o += "</title></head>\r\n<body>\r\n<h1>Index of ";
-  html_escape(o, url_path);
+  append_html_escaped(o, url_path);
   o += "</h1><hr><pre><a href=\"../\">../</a>\r\n";
   constexpr size_t kNameColumn = 50;  // nginx's: longer names are cut, "..>"
   for (const Entry& e : entries) {
+    if (o.size() >= kMaxPage) {
+      cut = true;
+      break;
+    }
     std::string shown = e.name;
     if (e.dir) shown += '/';
     size_t w = width(shown);
@@ -114,7 +112,7 @@ bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::s
     href_escape(o, e.name);
     if (e.dir) o += '/';
     o += "\">";
-    html_escape(o, shown);
+    append_html_escaped(o, shown);
     o += "</a>";
     o.append(kNameColumn + 1 - w, ' ');
     char when[32];
@@ -131,9 +129,45 @@ bool autoindex_page(int dir_fd, std::string_view url_path, bool dotfiles, std::s
     o += size;
     o += "\r\n";
   }
-  if (left_out > 0) o += "(" + std::to_string(left_out) + " more entries not listed)\r\n";
+  if (cut)
+    o += "(the listing is cut: at most " + std::to_string(kMaxListed) + " entries, " + std::to_string(kMaxPage / 1024) +
+         " KiB)\r\n";
   o += "</pre><hr></body>\r\n</html>\r\n";
   return true;
+}
+
+ListingCache::Page ListingCache::find(const std::string& key, uint64_t now_ms) {
+  for (size_t i = 0; i < entries_.size(); i++) {
+    if (entries_[i].key != key) continue;
+    if (now_ms - entries_[i].made_ms >= kValidMs) {
+      entries_.erase(entries_.begin() + (long)i);
+      return nullptr;
+    }
+    Page p = entries_[i].page;
+    if (i + 1 != entries_.size()) {  // most recently used last
+      Entry e = std::move(entries_[i]);
+      entries_.erase(entries_.begin() + (long)i);
+      entries_.push_back(std::move(e));
+    }
+    return p;
+  }
+  return nullptr;
+}
+
+void ListingCache::put(const std::string& key, Page page, uint64_t now_ms) {
+  for (size_t i = 0; i < entries_.size(); i++) {
+    if (entries_[i].key == key) {
+      entries_.erase(entries_.begin() + (long)i);
+      break;
+    }
+  }
+  if (entries_.size() >= kEntries) entries_.erase(entries_.begin());  // the least recently used
+  entries_.push_back({key, std::move(page), now_ms});
+}
+
+ListingCache& listing_cache() {
+  static ListingCache c;  // one per worker process (single-threaded loop)
+  return c;
 }
 
 }  // namespace pasture::worker::files

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "worker/html_escape.h"
 #include "worker/status_render.h"
 
 namespace pasture::worker {
@@ -15,16 +16,7 @@ namespace {
 
 std::string esc(std::string_view s) {
   std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
-    }
-  }
+  append_html_escaped(o, s);
   return o;
 }
 

@@ -1,5 +1,6 @@
 #include "worker/status_render.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
@@ -247,6 +248,11 @@ std::string render_json(const Snapshot& s) {
     q.typed("no_server", "counter", p.no_server);
     q.typed("retries", "counter", p.retries);
     q.typed("budget_refusals", "counter", p.budget_refusals);
+    if (p.discovered) {
+      q.typed("member_changes", "counter", p.member_changes);
+      q.str("last_resolve", p.last_resolve);
+      q.typed("last_resolve_age_ms", "age", p.last_resolve_age_ms);
+    }
     q.classes("responses", p.responses);
     q.hist("total", p.total);
     q.key("servers");
@@ -466,6 +472,11 @@ std::string render_prometheus(const Snapshot& s, unsigned scopes) {
          [](const PoolSnap& q) { return q.retries; });
     each("pasture_pool_retry_budget_refusals_total", "counter", "Retries the retry budget refused.",
          [](const PoolSnap& q) { return q.budget_refusals; });
+    if (std::any_of(s.pools.begin(), s.pools.end(), [](const PoolSnap& q) { return q.discovered; })) {
+      p.family("pasture_pool_member_changes_total", "counter", "Discovered members added or removed.");
+      for (const PoolSnap& q : s.pools)
+        if (q.discovered) p.sample("pasture_pool_member_changes_total", pool_label(q), q.member_changes);
+    }
   }
   if (scopes & kScopeServer) {
     auto label = [&](const PoolSnap& q, const ServerSnap& v) {

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "common/health_state.h"
+#include "common/membership.h"
 #include "worker/runtime.h"
 
 namespace pasture::worker {
@@ -181,11 +182,28 @@ Snapshot take_snapshot(const SnapshotSource& src) {
       ps.retries += st.retries.get();
       ps.budget_refusals += st.budget_refusals.get();
     }
+    if (!cfg.sources.empty()) {
+      const shm::PoolSlot& pslot = r.pools()[pi];
+      ps.discovered = true;
+      ps.member_changes = pslot.member_changes.load(std::memory_order_relaxed);
+      uint64_t rw = pslot.resolve_word.load(std::memory_order_relaxed);
+      ps.last_resolve = rw ? lb::resolve_result_name(lb::ResolveResult(rw & 0xff)) : "";
+      ps.last_resolve_age_ms = rw && now_ms > (rw >> 8) ? now_ms - (rw >> 8) : 0;
+    }
     for (size_t j = 0; j < cfg.servers.size(); j++) {
-      const conf::UpstreamServer& us = cfg.servers[j];
+      conf::UpstreamServer us = cfg.servers[j];
       const shm::ServerSlot& slot = r.servers()[first + j];
       ServerSnap ss;
       ss.name = us.label();
+      bool leaving = false;
+      if (us.dynamic_slot >= 0) {  // a discovery slot: a row while it has a member
+        lb::Member m = lb::read_member(r.members()[first + j]);
+        if (m.state == lb::MemberState::Empty) continue;
+        ss.name = m.id();
+        us.weight = m.weight;
+        us.backup = m.backup;
+        leaving = m.state == lb::MemberState::Leaving;
+      }
       ss.backup = us.backup;
       ss.weight = us.weight;
       ss.max_conns = us.max_conns;
@@ -200,7 +218,9 @@ Snapshot take_snapshot(const SnapshotSource& src) {
       shm::ForcedHealth forced = shm::forced_health(control);
       ss.forced = forced == shm::ForcedHealth::Up ? "up" : forced == shm::ForcedHealth::Down ? "down" : "";
       ss.checks_disabled = control & shm::kChecksDisabled;
-      if (us.down)
+      if (leaving)
+        ss.state = "leaving";
+      else if (us.down)
         ss.state = "disabled";
       else if (forced == shm::ForcedHealth::Down)
         ss.state = "down";

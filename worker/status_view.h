@@ -31,9 +31,10 @@ struct HistorySeries {
 };
 
 struct ServerSnap {
-  std::string name;       // host:port or unix:/path, as configured
+  std::string name;       // host:port or unix:/path, as configured; a discovered member's ip:port
   bool backup = false;
-  const char* state = "up";  // up, down (health check or forced), failing (passive), disabled (down in config)
+  const char* state = "up";  // up, down (health check or forced), failing (passive), disabled (down in config),
+                             // leaving (a discovered member gone from its source, finishing what it has)
   const char* admin = "ready";   // admin state: ready, drain, maint (`set server … state`)
   const char* forced = "";       // `set health`: "", "up" or "down"
   bool checks_disabled = false;  // `disable health`
@@ -73,6 +74,12 @@ struct PoolSnap {
   uint64_t responses[shm::kStatusClasses] = {};  // summed over its servers
   HistSnap total;                                 // summed over its servers
   int up = 0;                                     // servers that take requests
+  // Discovery (conf::Pool::sources): members added or removed so far, and
+  // the last resolve: its result ("" = none yet) and age.
+  bool discovered = false;
+  uint64_t member_changes = 0;
+  const char* last_resolve = "";
+  uint64_t last_resolve_age_ms = 0;
   std::vector<ServerSnap> servers;
   HistorySeries history;
 };

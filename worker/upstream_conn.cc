@@ -133,7 +133,7 @@ int UpstreamConn::connect() {
   int r = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&a.addr),
                          on_connect_cb);
   if (r < 0) {
-    PLOG_WARN("connect() to %s failed: %s", pool_->cfg->servers[server_].label().c_str(), uv_strerror(r));
+    PLOG_WARN("connect() to %s failed: %s", pool_->targets[server_].label.c_str(), uv_strerror(r));
     close();
     return r;
   }
@@ -163,7 +163,7 @@ int UpstreamConn::connect_unix(const ResolvedServer& a) {
   if (r == 0) r = uv_tcp_open(&tcp_, fd);
   if (r < 0) {
     PLOG_WARN("pool %s: connect() to %s failed: %s", pool_->cfg->name.c_str(),
-              pool_->cfg->servers[server_].label().c_str(), uv_strerror(r));
+              pool_->targets[server_].label.c_str(), uv_strerror(r));
     if (fd >= 0) ::close(fd);
     close();
     return r;
@@ -447,7 +447,7 @@ const char* UpstreamConn::parse(const char* base, const char* p, const char* end
     }
     if (err != HPE_PAUSED) {
       PLOG_WARN("pool %s: invalid response body from %s: %s", pool_->cfg->name.c_str(),
-                pool_->cfg->servers[server_].label().c_str(),
+                pool_->targets[server_].label.c_str(),
                 llhttp_get_error_reason(&parser_));
       abort_client();
       return end;
@@ -596,7 +596,7 @@ void UpstreamConn::on_timer(TimerNode* t) {
       return;
     case State::kTunnel:
       PLOG_DEBUG("pool %s: tunnel to %s idle for tunnel_timeout: closed", u->pool_->cfg->name.c_str(),
-                 u->pool_->cfg->servers[u->server_].label().c_str());
+                 u->pool_->targets[u->server_].label.c_str());
       u->tunnel_end(false);
       return;
     default:

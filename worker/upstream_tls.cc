@@ -91,7 +91,7 @@ void UpstreamConn::tls_read(ssize_t nread, const char* data) {
       if (state_ == State::kHandshake) {
         tls_handshake_failed(tls_->error().c_str());
       } else {
-        PLOG_DEBUG("pool %s: TLS with %s: %s", pool_->cfg->name.c_str(), pool_->cfg->servers[server_].label().c_str(),
+        PLOG_DEBUG("pool %s: TLS with %s: %s", pool_->cfg->name.c_str(), pool_->targets[server_].label.c_str(),
                    tls_->error().c_str());
         uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
         on_stream(UV_EPROTO, nullptr);
@@ -102,7 +102,7 @@ void UpstreamConn::tls_read(ssize_t nread, const char* data) {
 
 void UpstreamConn::tls_opened() {
   timer_disarm(&timer_);  // connect_timeout
-  PLOG_DEBUG("pool %s: TLS to %s: %.*s %.*s%s", pool_->cfg->name.c_str(), pool_->cfg->servers[server_].label().c_str(),
+  PLOG_DEBUG("pool %s: TLS to %s: %.*s %.*s%s", pool_->cfg->name.c_str(), pool_->targets[server_].label.c_str(),
              (int)tls_->version().size(), tls_->version().data(), (int)tls_->cipher().size(), tls_->cipher().data(),
              tls_->resumed() ? ", resumed" : "");
   on_ready();
@@ -133,7 +133,7 @@ int UpstreamConn::tls_send(const uv_buf_t* bufs, unsigned n) {
   TlsSession::Result r = tls_->write_gathered(bufs, n);
   if (tls_write_error_) return tls_write_error_;
   if (r == TlsSession::Result::Failed) {
-    PLOG_DEBUG("pool %s: TLS with %s: %s", pool_->cfg->name.c_str(), pool_->cfg->servers[server_].label().c_str(),
+    PLOG_DEBUG("pool %s: TLS with %s: %s", pool_->cfg->name.c_str(), pool_->targets[server_].label.c_str(),
                tls_->error().c_str());
     return UV_EPROTO;
   }

@@ -55,7 +55,7 @@ void UpstreamConn::tunnel_read(ssize_t nread, const char* data) {
   reading_ = false;  // libuv stops reading at EOF and on errors
   if (nread != UV_EOF) {
     PLOG_DEBUG("pool %s: tunnel to %s: read failed: %s", pool_->cfg->name.c_str(),
-               pool_->cfg->servers[server_].label().c_str(), uv_strerror((int)nread));
+               pool_->targets[server_].label.c_str(), uv_strerror((int)nread));
     tunnel_end(false);
     return;
   }
@@ -71,7 +71,7 @@ void UpstreamConn::tunnel_send(const char* p, size_t n) {
   int r = send_bufs(&b, 1);
   if (r < 0) {
     PLOG_DEBUG("pool %s: tunnel to %s: write failed: %s", pool_->cfg->name.c_str(),
-               pool_->cfg->servers[server_].label().c_str(), uv_strerror(r));
+               pool_->targets[server_].label.c_str(), uv_strerror(r));
     tunnel_end(false);
   }
 }

@@ -55,8 +55,11 @@ struct Setup {
 };
 
 // The balancer view of a pool: tables from the config, counters in shm.
+// `members`: the pool's shm::MemberSlots (indexed like `servers`), for a
+// pool with discovery sources (master/resolver.h); the master appends
+// conf::Pool::max_servers slots (UpstreamServer::dynamic_slot) to such a pool.
 lb::PoolState build_pool_state(const conf::Pool& pool, shm::PoolSlot* slot,
-                               shm::ServerSlot* servers);
+                               shm::ServerSlot* servers, shm::MemberSlot* members = nullptr);
 
 // Before a process runs a Python app's code, and once a worker has bound
 // what it binds: ambient capabilities cleared (systemd's

@@ -221,6 +221,50 @@ TEST(Filters, GzipInFrontOfStaticLikePaste) {
   EXPECT_TRUE(ok);
 }
 
+// A static app behind a prefix filter: the add-slash redirect names the URL
+// the app sees (the prefix as SCRIPT_NAME, the translated host and scheme),
+// as Paste's construct_url does; a urlmap's mount point itself reaches the
+// app as '/' (PrefixMiddleware's `if not url: url = '/'`). Side by side with
+// Paste's own pair (found by review: the internal path and host).
+TEST(Filters, PrefixInFrontOfStaticRedirectsLikePaste) {
+  if (!have_paste()) GTEST_SKIP() << "python3-paste is not installed";
+  TempDir dir("pasture-pfxstatic");
+  std::string root = dir.path() + "/root";
+  mkdir(root.c_str(), 0755);
+  mkdir((root + "/sub").c_str(), 0755);
+  std::ofstream(root + "/index.html") << "top\n";
+  std::ofstream(root + "/sub/index.html") << "sub\n";
+  std::string sections = "[composite:main]\nuse = egg:Paste#urlmap\n/pfx = pfxapp\n\n[pipeline:pfxapp]\npipeline = pfx st\n\n"
+                         "[filter:pfx]\nuse = egg:PasteDeploy#prefix\nprefix = /james\n\n"
+                         "[app:st]\nuse = egg:Paste#static\ndocument_root = " + root + "\n";
+  Peer paste({"paste", dir.write("paste.ini", sections)});
+  PastureServer ours(sections, 1);
+  ASSERT_TRUE(ours.started()) << ours.output();
+  struct Case {
+    const char* path;
+    Headers h;
+  };
+  for (const Case& c : {Case{"/pfx/sub", {}}, Case{"/pfx/sub", {{"X-Forwarded-Host", "front.example"}}},
+                        Case{"/pfx/james/sub", {{"X-Forwarded-Proto", "https"}}},
+                        Case{"/pfx/sub?x=1", {{"X-Forwarded-Server", "srv.example"}, {"X-Forwarded-Scheme", "https"}}},
+                        Case{"/pfx", {}}, Case{"/pfx/", {}}, Case{"/pfx/sub/", {}}}) {
+    SCOPED_TRACE(c.path);
+    Response a = http_request(paste.port, "GET", c.path, c.h);
+    Response b = http_request(ours.port(), "GET", c.path, c.h);
+    ASSERT_TRUE(a.ok() && b.ok()) << a.error << b.error;
+    EXPECT_EQ(a.status, b.status);
+    // Both name their own port when no forwarded host replaces it.
+    std::string la = a.header("Location"), lb = b.header("Location");
+    size_t pa = la.find(":" + std::to_string(paste.port)), pb = lb.find(":" + std::to_string(ours.port()));
+    if (pa != std::string::npos) la.replace(pa, 1 + std::to_string(paste.port).size(), ":PORT");
+    if (pb != std::string::npos) lb.replace(pb, 1 + std::to_string(ours.port()).size(), ":PORT");
+    EXPECT_EQ(la, lb);
+    if (a.status == 200) {
+      EXPECT_EQ(a.body, b.body);
+    }
+  }
+}
+
 // An upstream's first chunk reaches the client compressed while the
 // upstream still waits 2 s before its second: every read is flushed
 // (Z_SYNC_FLUSH), nothing waits for the whole body.

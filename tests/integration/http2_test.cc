@@ -3,6 +3,7 @@
 // h2client.py), flow control both ways, and GOAWAY across a reload with
 // requests in flight.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -169,6 +170,49 @@ TEST(Http2, UnfinishedHeaderBlockTimesOut) {
   EXPECT_EQ(f["eof"], "1");
   double took = std::stod(f.count("took") ? f["took"] : "99");
   EXPECT_LE(took, 4.0);
+}
+
+// Answers without a body need no window: an empty file, an upstream's
+// Content-Length: 0 and an empty chunked answer all end (HEADERS with
+// END_STREAM) for a client whose window is 0 (found by review: an empty DATA
+// frame waited for a window never opened, and no timer ended the stream).
+TEST(Http2, EmptyAnswersEndUnderAShutWindow) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  FakeUpstream zero("zero"), chunked("chunked");
+  zero.respond_pattern(0);
+  chunked.respond_pattern(0, true);
+  TempDir dir("pasture-h2empty");
+  mkdir((dir.path() + "/www").c_str(), 0755);
+  dir.write("www/empty.txt", "");
+  PastureServer srv("http2 = on\nsend_timeout = 30\n\n[composite:main]\nuse = egg:Paste#urlmap\n/s = files\n/z = z\n"
+                    "/c = c\n\n[app:files]\nuse = egg:pasture#static\ndocument_root = " + dir.path() + "/www\n\n"
+                    "[app:z]\nuse = egg:pasture#balancer\nservers = " + zero.address() + "\n\n"
+                    "[app:c]\nuse = egg:pasture#balancer\nservers = " + chunked.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "emptyzero /s/empty.txt /z/x /c/x"));
+  EXPECT_EQ(f["ended"], "3") << srv.output();
+  EXPECT_EQ(f["resets"], "0");
+}
+
+// A tunnel (RFC 8441) whose client never opens its window: after the
+// upstream sent its bytes and left, the stream is reset at send_timeout
+// (found by review: held for good, the connection too).
+TEST(Http2, TunnelStalledByItsWindowIsResetAtSendTimeout) {
+  if (!have_python_h2()) GTEST_SKIP() << "python3-h2 missing";
+  FakeUpstream up("ws");
+  up.respond_raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" +
+                     std::string(100000, 'w'),
+                 true);
+  PastureServer srv("http2 = on\nsend_timeout = 2\n\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                        up.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  auto f = fields(h2client(srv.port(), "tunnelstall /chat"));
+  EXPECT_EQ(f["status"], "200") << srv.output();
+  EXPECT_EQ(f["rst"], "1");
+  double took = std::stod(f.count("took") ? f["took"] : "99");
+  EXPECT_LE(took, 8.0);
 }
 
 // After the client's FIN no WINDOW_UPDATE can come: a stream whose answer

@@ -50,6 +50,8 @@ class Fd {
 // Listening TCP socket on 127.0.0.1:port (0 = any free port), SO_REUSEADDR,
 // close-on-exec. Returns an invalid Fd and sets `err` on failure.
 Fd listen_loopback(uint16_t port, std::string* err = nullptr);
+// The same on another local address: "127.0.0.2" (any of 127/8) or "::1".
+Fd listen_on(const std::string& ip, uint16_t port, std::string* err = nullptr);
 // Local port a socket is bound to, 0 on failure.
 uint16_t local_port(int fd);
 // Connect to 127.0.0.1:port within `timeout`. Invalid Fd (and `err`) on

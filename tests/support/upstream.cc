@@ -233,6 +233,12 @@ FakeUpstream::FakeUpstream(std::string name, uint16_t port) : name_(std::move(na
   if (!start(&err)) throw std::runtime_error("FakeUpstream " + name_ + ": " + err);
 }
 
+FakeUpstream::FakeUpstream(std::string name, uint16_t port, std::string ip)
+    : name_(std::move(name)), port_(port), ip_(std::move(ip)) {
+  std::string err;
+  if (!start(&err)) throw std::runtime_error("FakeUpstream " + name_ + ": " + err);
+}
+
 FakeUpstream::~FakeUpstream() { stop(); }
 
 bool FakeUpstream::start(std::string* err) {
@@ -243,7 +249,7 @@ bool FakeUpstream::start(std::string* err) {
   }
   wake_r_.reset(p[0]);
   wake_w_.reset(p[1]);
-  listener_ = listen_loopback(port_, err);
+  listener_ = ip_ == "127.0.0.1" ? listen_loopback(port_, err) : listen_on(ip_, port_, err);
   if (!listener_.valid()) return false;
   port_ = local_port(listener_.get());
   acceptor_ = std::thread([this] { accept_loop(); });

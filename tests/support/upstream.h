@@ -74,13 +74,19 @@ class FakeUpstream {
   // Listens at once on 127.0.0.1:port (0 = pick a free one). Throws
   // std::runtime_error if it cannot bind.
   explicit FakeUpstream(std::string name = "upstream", uint16_t port = 0);
+  // On another local address: "127.0.0.2" (several upstreams on one port,
+  // as DNS A records name them) or "::1".
+  FakeUpstream(std::string name, uint16_t port, std::string ip);
   ~FakeUpstream();  // stop()
   FakeUpstream(const FakeUpstream&) = delete;
   FakeUpstream& operator=(const FakeUpstream&) = delete;
 
   const std::string& name() const { return name_; }
   uint16_t port() const { return port_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string address() const {
+    return (ip_.find(':') != std::string::npos ? "[" + ip_ + "]" : ip_) + ":" + std::to_string(port_);
+  }
+  const std::string& ip() const { return ip_; }
 
   // --- Behaviour. Thread-safe; applies to requests completed afterwards.
   // Default: 200, X-Upstream: <name>, body "<name> <METHOD> <target>\n".
@@ -134,6 +140,7 @@ class FakeUpstream {
 
   const std::string name_;
   uint16_t port_ = 0;
+  std::string ip_ = "127.0.0.1";
   Fd listener_;
   Fd wake_r_, wake_w_;  // stop() writes a byte; every poll() watches wake_r_
   std::thread acceptor_;

@@ -172,6 +172,7 @@ TEST(FilterHelpers, StripPrefixAsPasteRegex) {
   EXPECT_EQ(strip_prefix("/v1x0/a", "/v1.0"), "/a");  // '.' is any character
   EXPECT_EQ(strip_prefix("/james/a\nb", "/james"), "/james/a\nb");  // '.' stops at a newline
   EXPECT_EQ(strip_prefix("/x", ""), "/x");
+  EXPECT_EQ(strip_prefix("", "/james"), "/");  // `if not url: url = '/'`, matched or not
 }
 
 }  // namespace

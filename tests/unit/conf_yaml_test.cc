@@ -137,7 +137,7 @@ TEST_F(ConfYaml, ErrorsNameFileAndLine) {
             "site.yaml:5: apps: main: unknown key 'methd' for a balancer (expected servers, servers_from, method, "
             "connect_timeout, read_timeout, send_timeout, keepalive, upgrade, tunnel_timeout, cookie_secret, cookie_name, "
             "hash_key, consistent, "
-            "hash_whole_ip)");
+            "hash_whole_ip, max_servers, resolve_interval, resolve_min, resolve_max, resolve_timeout, resolver)");
   EXPECT_EQ(yaml_error("apps:\n  main:\n    use: balancer\n    servers: [a:1]\n    method: fastest\n"),
             "site.yaml:5: method: unknown balancing method 'fastest' (expected round_robin, least_conn, random, "
             "random2, ip_hash, hash or cookie)");

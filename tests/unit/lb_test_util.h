@@ -67,8 +67,13 @@ class TestPool {
     build_tables(state, params_);
     balancer = make_balancer(params_.method);
   }
-  TestPool(Method m, std::vector<ServerParams> servers)
-      : TestPool(PoolParams{m, std::move(servers), Consistency::Maglev, false, ""}) {}
+  TestPool(Method m, std::vector<ServerParams> servers) : TestPool(params_of(m, std::move(servers))) {}
+  static PoolParams params_of(Method m, std::vector<ServerParams> servers) {
+    PoolParams p;
+    p.method = m;
+    p.servers = std::move(servers);
+    return p;
+  }
 
   int pick(const RequestView& rv = {}) { return lb::pick(*balancer, rv, state, now_ms); }
   int pick_key(std::string_view key) {

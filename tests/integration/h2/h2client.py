@@ -17,6 +17,10 @@
                                               the streams reset within SECONDS
   h2client.py zerowinfin PORT N [PATH]       as zerowin, then a FIN after 1 s: how long until the streams
                                               are reset and the connection ends
+  h2client.py emptyzero PORT PATH...         with a window of 0, a GET of each PATH (answers without a
+                                              body): how many streams ended (END_STREAM) or were reset
+  h2client.py tunnelstall PORT PATH          an extended CONNECT with a window of 0, never opened: the
+                                              tunnel's status, and how long until the server resets it
   h2client.py post PORT PATH SIZE             a POST of SIZE bytes without content-length; its status
   h2client.py idle PORT N PATH MASTERPID     N connections, each GET PATH read whole, then held idle:
                                               the workers' RSS growth per connection (KiB)
@@ -44,7 +48,7 @@ def frame(ftype, flags, stream, payload):
     return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
 
 
-SETTINGS, HEADERS, RST, GOAWAY, CONT = 4, 1, 3, 7, 9
+SETTINGS, HEADERS, RST, GOAWAY, CONT, DATA = 4, 1, 3, 7, 9, 0
 END_STREAM, END_HEADERS = 1, 4
 
 
@@ -446,6 +450,42 @@ def cmd_zerowinfin(port, n, path=None):
     print(f"heads={heads} resets={resets} eof={int(eof)} took={time.time() - t0:.1f}")
 
 
+def cmd_emptyzero(port, paths):
+    """SETTINGS_INITIAL_WINDOW_SIZE = 0, then a GET of each path: answers
+    without a body must end all the same (no DATA needs a window)."""
+    s = connect(port)
+    s.sendall(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0)))
+    enc = hpack.Encoder()
+    for i, p in enumerate(paths):
+        s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, request_block(enc, p)))
+    ended_of = lambda f: {st for t, fl, st, _ in f if t in (HEADERS, DATA) and fl & END_STREAM}
+    frames, eof = read_frames(s, lambda f: len(ended_of(f)) >= len(paths), timeout=5)
+    resets = sum(1 for t, _, _, _ in frames if t == RST)
+    print(f"ended={len(ended_of(frames))} resets={resets}")
+
+
+def cmd_tunnelstall(port, path):
+    """A WebSocket tunnel over HTTP/2 whose stream window is 0 for good: the
+    upstream's bytes cannot come; once it has gone, the server must end the
+    stream (send_timeout), not hold it."""
+    s = connect(port)
+    s.sendall(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0)))
+    read_frames(s, lambda f: any(t == SETTINGS and not fl & 1 for t, fl, _, _ in f), timeout=5)
+    s.sendall(frame(SETTINGS, 1, 0, b""))
+    enc, dec = hpack.Encoder(), hpack.Decoder()
+    block = enc.encode([(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                        (":path", path), (":authority", "localhost"), ("sec-websocket-version", "13")])
+    s.sendall(frame(HEADERS, END_HEADERS, 1, block))
+    t0 = time.time()
+    frames, eof = read_frames(s, lambda f: any(t == RST and st == 1 for t, _, st, _ in f), timeout=20)
+    status = "-1"
+    for t, _, st, p in frames:
+        if t == HEADERS and st == 1 and status == "-1":
+            status = str(dict(dec.decode(p)).get(":status", "?"))
+    rst = any(t == RST and st == 1 for t, _, st, _ in frames)
+    print(f"status={status} rst={int(rst)} took={time.time() - t0:.1f}")
+
+
 def cmd_post(port, path, size):
     c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     s = connect(port)
@@ -671,6 +711,10 @@ def main():
         cmd_openblock(port)
     elif cmd == "hints":
         cmd_hints(port, float(a[0]))
+    elif cmd == "tunnelstall":
+        cmd_tunnelstall(port, a[0])
+    elif cmd == "emptyzero":
+        cmd_emptyzero(port, a)
     elif cmd == "zerowinfin":
         cmd_zerowinfin(port, int(a[0]), a[1] if len(a) > 1 else None)
     elif cmd == "zerowin":
