@@ -207,7 +207,7 @@ shape_start() {
 }
 
 shapes_main() {
-    local quick=0 only="pasture,nginx,haproxy,floor" list="" workers="1,2" out=""
+    local quick=0 only="pasture,nginx,haproxy,floor" list="" workers="1,2"
     SHAPE_CONC=50 ROUNDS="" DURATION="" WARMUP=""
     while (($#)); do
         case "$1" in
@@ -217,27 +217,15 @@ shapes_main() {
             --only) only=${2:?--only needs a list}; shift ;;        --only=*) only=${1#*=} ;;
             --workers) workers=${2:?}; shift ;;                     --workers=*) workers=${1#*=} ;;
             --conc) SHAPE_CONC=${2:?}; shift ;;                     --conc=*) SHAPE_CONC=${1#*=} ;;
-            --rounds) ROUNDS=${2:?}; shift ;;                       --rounds=*) ROUNDS=${1#*=} ;;
-            --duration) DURATION=${2:?}; shift ;;                   --duration=*) DURATION=${1#*=} ;;
-            --warmup) WARMUP=${2:?}; shift ;;                       --warmup=*) WARMUP=${1#*=} ;;
-            --port-base) PORT_BASE=${2:?}; shift ;;                 --port-base=*) PORT_BASE=${1#*=} ;;
-            --no-build) BUILD=0 ;;
-            --out=*) out=${1#*=} ;;
-            --out)
-                if [[ -n "${2:-}" && "${2:0:1}" != "-" ]]; then out=$2; shift
-                else out=bench-shapes.md; fi ;;
-            --keep-tmp) KEEP_TMP=1 ;;
             -h|--help) shapes_usage; exit 0 ;;
-            *) echo "bench --shapes: unknown option $1" >&2; shapes_usage >&2; exit 2 ;;
+            *) mode_opt bench-shapes.md "$@" ||
+                   { echo "bench --shapes: unknown option $1" >&2; shapes_usage >&2; exit 2; }
+               shift $((MODE_ARGS - 1)) ;;
         esac
         shift
     done
-    if ((quick)); then : "${ROUNDS:=1}" "${DURATION:=4}" "${WARMUP:=1}"
-    else : "${ROUNDS:=3}" "${DURATION:=8}" "${WARMUP:=2}"; fi
+    mode_rounds shapes "$quick" ROUNDS DURATION WARMUP PORT_BASE SHAPE_CONC
     local n
-    for n in ROUNDS DURATION WARMUP PORT_BASE SHAPE_CONC; do
-        [[ ${!n} =~ ^[1-9][0-9]*$ ]] || { echo "bench --shapes: $n must be a positive integer" >&2; exit 2; }
-    done
     PROXY_PORT=$PORT_BASE UP1_PORT=$((PORT_BASE + 1)) UP2_PORT=$((PORT_BASE + 2))
     ONLY=$only
     local -a names shapes wl
@@ -254,13 +242,7 @@ shapes_main() {
 
     (($(id -u) == 0)) || log "warning: not root; missing tools can't be installed"
     ensure_tools
-    TMP=$(mktemp -d "${TMPDIR:-/tmp}/pasture-bench-shapes.XXXXXX")
-    chmod 755 "$TMP"
-    RESULTS="$TMP/results.txt"; : >"$RESULTS"
-    local p
-    for p in "$PROXY_PORT" "$UP1_PORT" "$UP2_PORT"; do
-        port_busy "$p" && die "port $p is in use; pick another --port-base"
-    done
+    mode_setup shapes
     raise_fd_limit $((2 * SHAPE_HOLD + 2000))
     # The held connections must fit the proxy's fd limit, and HAProxy (one
     # process) refuses a maxconn whose two descriptors per connection do not.
@@ -291,13 +273,7 @@ shapes_main() {
                 for name in "${names[@]}"; do
                     [[ -n "${skipped[$name]:-}" ]] && continue
                     log "round $r/$ROUNDS: $shape, $name, $w worker(s), cpus $(proxy_cpus "$w")"
-                    if ! shape_start "$shape" "$name" "$w"; then
-                        log "SKIPPING $name: $READY_ERR"
-                        echo "skip proxy=$name reason=${READY_ERR//$'\n'/ }" >>"$RESULTS"
-                        skipped[$name]=1
-                        [[ -n "${PROXY_PID:-}" ]] && stop_group "$PROXY_PID"
-                        continue
-                    fi
+                    mode_start "$name" shape_start "$shape" "$name" "$w" || { skipped[$name]=1; continue; }
                     shape_measure "$shape" "$name" "$w" "$r"
                     stop_group "$PROXY_PID"; PROXY_PID=""
                 done
@@ -320,15 +296,10 @@ shapes_main() {
         done
     fi
 
-    local pasture_rev
-    pasture_rev=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
-    [[ -z "$PASTURE_GIVEN" ]] || pasture_rev="PASTURE=$PASTURE_GIVEN"
     read -r n _ </proc/loadavg
     echo "versions nginx=$(nginx -v 2>&1 | sed 's|.*/||') haproxy=$(haproxy -v 2>/dev/null | awk 'NR==1{print $3}')" \
-         "wrk=$(wrk -v 2>&1 | awk 'NR==1{print $2}') pasture=$pasture_rev kernel=$(uname -r)" \
+         "wrk=$(wrk -v 2>&1 | awk 'NR==1{print $2}') pasture=$(mode_pasture_rev) kernel=$(uname -r)" \
          "elapsed=$SECONDS cpus=$(nproc) end=$(date -u +%FT%TZ) load1_end=$n" \
          "cpu=$(awk -F': ' '/model name/{gsub(/ /,"_",$2); print $2; exit}' /proc/cpuinfo)" >>"$RESULTS"
-    local report; report=$("$PY" "$BENCH_D/shapes_render.py" "$RESULTS")
-    printf '%s\n' "$report"
-    if [[ -n "$out" ]]; then printf '%s\n' "$report" >"$out"; log "report saved to $out"; fi
+    mode_report shapes_render.py
 }

@@ -11,9 +11,8 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from render import num, parse  # noqa: E402  (the records' format is render.py's)
+from render import num, parse, run_metrics  # noqa: E402  (the records' format is render.py's)
 
-TCK = os.sysconf("SC_CLK_TCK")
 NOISY_PCT = 10
 TARGET = 0.5      # pasture's CPU above the floor ÷ the better peer's, at most
 PEERS = ("nginx", "haproxy")
@@ -29,21 +28,11 @@ SHAPES = [
 
 
 def metrics(r):
-    req = num(r["requests"])
-    dur = num(r["duration_us"], 1) / 1e6
-    ticks = num(r["ticks"])
-    return {
-        "rps": req / dur if dur else 0.0,
-        "p99": num(r["p99_us"]) / 1000,
-        "cpu": ticks * (1e6 / TCK) / req if req and ticks >= 0 else None,
-        "err": int(num(r["sockerr"]) + num(r["non2xx"])),
-        "req": req,
-        "fwd": num(r["up1"]) + num(r["up2"]),
-        "upconns": num(r.get("upconns")),
-        "foreign": num(r.get("foreign")) / TCK / dur * 100 if dur else 0.0,
-        "load": num(r.get("load1")),
-        "time": r.get("time", "?"),
-    }
+    """render.py's run metrics (a shape record holds a run's fields), and
+    what the shapes' report adds: requests forwarded, load, time."""
+    m = run_metrics(r)
+    m.update(fwd=m["up1"] + m["up2"], load=num(r.get("load1")), time=r.get("time", "?"))
+    return m
 
 
 def f1(v, sign=False):
