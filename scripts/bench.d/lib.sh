@@ -256,6 +256,7 @@ mode_setup() {
     for p in "$PROXY_PORT" "$UP1_PORT" "$UP2_PORT"; do
         port_busy "$p" && die "port $p is in use; pick another --port-base"
     done
+    return 0
 }
 
 # mode_start NAME START [ARGS...]: starts proxy NAME by calling START ARGS...;
