@@ -80,6 +80,16 @@ bool read_members(const shm::PoolSlot& pool, const shm::MemberSlot* slots, size_
   return true;
 }
 
+bool read_member_locked(const shm::PoolSlot& pool, const shm::MemberSlot& slot, Member* out) {
+  uint64_t e1 = pool.members_epoch.load(std::memory_order_acquire);
+  if (e1 & 1) return false;
+  Member m = read_member(slot);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (pool.members_epoch.load(std::memory_order_relaxed) != e1) return false;
+  *out = m;
+  return true;
+}
+
 void write_members(shm::PoolSlot& pool, shm::MemberSlot* slots, const std::vector<Member>& members) {
   uint64_t e = pool.members_epoch.load(std::memory_order_relaxed);
   pool.members_epoch.store(e | 1, std::memory_order_relaxed);
@@ -115,7 +125,6 @@ Plan plan_members(std::vector<Member>& slots, std::vector<Member> wanted, const 
   want.erase(std::unique(want.begin(), want.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
              want.end());
   std::vector<bool> placed(want.size(), false);
-  std::vector<size_t> left_now;  // slots this plan made Leaving
   for (size_t i = 0; i < slots.size(); i++) {
     Member& s = slots[i];
     if (s.state == MemberState::Empty) continue;
@@ -143,7 +152,6 @@ Plan plan_members(std::vector<Member>& slots, std::vector<Member> wanted, const 
       s.since_ms = now_ms;
       plan.removed.push_back(id);
       plan.changed = true;
-      left_now.push_back(i);
     } else if (i < active.size() && active[i] <= 0 && now_ms >= s.since_ms + grace_ms) {
       s.state = MemberState::Empty;  // keeps its address and generation, for the status page
       plan.changed = true;
@@ -157,15 +165,21 @@ Plan plan_members(std::vector<Member>& slots, std::vector<Member> wanted, const 
       if (best == slots.size() || (slots[best].generation != 0 && slots[i].generation == 0)) best = i;
       if (slots[best].generation == 0) break;
     }
-    // No free slot: a leaving one with nothing in flight is taken at once,
-    // the one that left first (found by review: a source that replaced every
-    // member of a full pool left it with no server for the grace period).
-    // What `grace` guards against is a pick made before the change and not
-    // counted yet: microseconds, against seconds of 503s.
+    // No free slot: a leaving one is taken at once, one with nothing in
+    // flight first (the one that left first), else the one with the fewest
+    // requests in flight, as HAProxy's server-template slot takes a new
+    // address: those requests finish on their own connections (the workers
+    // tell them apart by the slot's generation: such a connection is never
+    // pooled for the newcomer and its outcome is not the newcomer's health).
+    // Found by review: waiting for a busy pool's leaving members to go idle
+    // kept the members a source had replaced serving every request for as
+    // long as the load lasted.
     if (best == slots.size()) {
       for (size_t i = 0; i < slots.size(); i++) {
-        if (slots[i].state != MemberState::Leaving || i >= active.size() || active[i] > 0) continue;
-        if (best == slots.size() || slots[i].since_ms < slots[best].since_ms) best = i;
+        if (slots[i].state != MemberState::Leaving) continue;
+        int32_t a = i < active.size() ? std::max(active[i], 0) : 0;
+        int32_t b = best < active.size() ? std::max(active[best], 0) : 0;
+        if (best == slots.size() || a < b || (a == b && slots[i].since_ms < slots[best].since_ms)) best = i;
       }
     }
     if (best == slots.size()) {
@@ -180,17 +194,6 @@ Plan plan_members(std::vector<Member>& slots, std::vector<Member> wanted, const 
     plan.added.push_back(want[k].first);
     plan.fresh.push_back(best);
     plan.changed = true;
-  }
-  // Members that could not be placed while none is active (every slot held
-  // by leaving members with requests in flight): those that left in this
-  // plan serve on until slots free up, rather than an empty pool.
-  bool any_active = std::any_of(slots.begin(), slots.end(), [](const Member& m) { return m.state == MemberState::Active; });
-  if (!plan.dropped.empty() && !any_active) {
-    for (size_t i : left_now) {
-      if (slots[i].state != MemberState::Leaving) continue;  // taken by a newcomer
-      slots[i].state = MemberState::Active;
-      std::erase(plan.removed, slots[i].id());
-    }
   }
   return plan;
 }

@@ -7,8 +7,10 @@
 // slot is Empty, Active (a member: picks allowed) or Leaving (gone from the
 // source: no new picks, requests in flight finish). A member that stays
 // keeps its slot, so its health, counters and slow start stay with it; a new
-// one takes a free slot; a Leaving slot is free again only once nobody uses
-// it (ServerSlot::active 0) and every worker has had time to see it leave.
+// one takes a free slot, else a Leaving one at once (its requests in flight
+// finish on their own connections: workers tell them apart by the slot's
+// generation); a Leaving slot nobody took is Empty once nobody uses it
+// (ServerSlot::active 0) and every worker has had time to see it leave.
 // Identity is "ip:port" (Member::id), so hash tables and sticky cookies do
 // not depend on which slot a member landed in.
 #pragma once
@@ -55,6 +57,10 @@ Member read_member(const shm::MemberSlot& s);
 bool read_members(const shm::PoolSlot& pool, const shm::MemberSlot* slots, size_t n,
                   std::vector<Member>* out, uint64_t* epoch);
 
+// One record under the pool's sequence lock: false while the resolver is
+// writing or when it wrote meanwhile.
+bool read_member_locked(const shm::PoolSlot& pool, const shm::MemberSlot& slot, Member* out);
+
 // The resolver, single writer: stores `members` into `slots` and publishes
 // them (members_epoch odd while writing, then +2).
 void write_members(shm::PoolSlot& pool, shm::MemberSlot* slots, const std::vector<Member>& members);
@@ -72,9 +78,10 @@ struct Plan {
 // (its weight, tier and source updated; a Leaving one comes back); an
 // Active one no longer wanted starts Leaving at now_ms; a Leaving one whose
 // `active[i]` is 0 and who left at least `grace_ms` ago becomes Empty; the
-// rest take Empty slots, never-used ones first, in a stable order (primaries
-// first, then by id) so that every node keeps the same ones when they do not
-// all fit. Pure: the caller publishes the result.
+// rest take Empty slots, never-used ones first, then Leaving ones (idle ones
+// first, then the least busy), in a stable order (primaries first, then by
+// id) so that every node keeps the same ones when they do not all fit. Pure:
+// the caller publishes the result.
 Plan plan_members(std::vector<Member>& slots, std::vector<Member> wanted, const std::vector<int32_t>& active,
                   uint64_t now_ms, uint64_t grace_ms);
 

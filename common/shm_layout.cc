@@ -71,6 +71,11 @@ void release_active(ServerSlot& server, HeldCount& held) {
   held.fetch_sub(1, std::memory_order_release);
 }
 
+void drop_held(ServerSlot& server, HeldCount& held) {
+  int32_t n = held.exchange(0, std::memory_order_acq_rel);
+  if (n > 0) sub_clamped(server.active, n);
+}
+
 void Region::dont_fork() {
   if (base_) madvise(base_, len_, MADV_DONTFORK);
 }

@@ -238,6 +238,11 @@ struct LayoutSizes {
 // would leak a count for good (max_conns would stay full).
 void take_active(ServerSlot& server, HeldCount& held);
 void release_active(ServerSlot& server, HeldCount& held);
+// A discovery slot another member took: everything the worker holds there
+// leaves `active` (the requests go on, for the old member, uncounted), so
+// the newcomer's max_conns and least_conn start from its own requests.
+// Held first, `active` last, as release does.
+void drop_held(ServerSlot& server, HeldCount& held);
 
 // A mapped region. Create once in the master (before fork); children inherit
 // the mapping. Not copyable; unmaps on destruction.

@@ -45,7 +45,42 @@ int publish(const conf::Site& site, const std::vector<std::string>& w) {
             server.empty() ? "expected POOL/SERVER" : !cfg ? "no such pool" : "the pool has no servers_from = etcd://");
     return 1;
   }
-  std::string key = src->etcd_prefix + etcd::kAdminDir + server, err, old;
+  // The server as nodes match it: a static server's own text, else
+  // IP:PORT written as pasture writes addresses (found by review: any text
+  // was published, matched nothing, and no node said so).
+  std::vector<std::string> statics;
+  for (const conf::UpstreamServer& s : cfg->servers)
+    if (s.dynamic_slot < 0) statics.push_back(s.label());
+  std::string err;
+  if (std::find(statics.begin(), statics.end(), server) == statics.end()) {
+    std::string id;
+    if (!etcd::canonical_server(server, &id)) {
+      fprintf(stderr, "pasture: %s: '%s' is not IP:PORT (10.0.0.5:8000, [2001:db8::5]:8000) nor a static server "
+                      "of the pool; nodes match admin keys by address\n", target.c_str(), server.c_str());
+      return 2;
+    }
+    server = id;
+    std::vector<std::pair<std::string, std::string>> kvs;
+    if (!etcd::range(src->etcd_endpoints, src->etcd_prefix, cfg->resolve_timeout_ms, &kvs, &err)) {
+      fprintf(stderr, "pasture: etcd: %s\n", err.c_str());
+      return 1;
+    }
+    bool known = std::find(statics.begin(), statics.end(), server) != statics.end();
+    for (const auto& [k, v] : kvs) {
+      lb::Member m;
+      std::string why;
+      known = known || (k.compare(0, strlen(etcd::kAdminDir), etcd::kAdminDir) != 0 &&
+                        etcd::member_from_value(v, *src, 0, &m, &why) && m.id() == server);
+    }
+    bool dns = std::any_of(cfg->sources.begin(), cfg->sources.end(), [](const conf::UpstreamServer& s) {
+      return s.discover == conf::UpstreamServer::Discover::Dns || s.discover == conf::UpstreamServer::Discover::DnsSrv;
+    });
+    if (!known)
+      fprintf(stderr, "pasture: warning: %s is not a static server of %s nor a member under %s now%s; "
+                      "the key applies when it joins\n", server.c_str(), cfg->name.c_str(), src->etcd_prefix.c_str(),
+              dns ? " (members from DNS are not known here)" : "");
+  }
+  std::string key = src->etcd_prefix + etcd::kAdminDir + server, old;
   etcd::AdminValue a;
   if (etcd::get(src->etcd_endpoints, key, cfg->resolve_timeout_ms, &old, &err)) {
     etcd::parse_admin_value(old, &a, &err);  // keep the part not changed (a bad value: start over)

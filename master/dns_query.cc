@@ -9,10 +9,12 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "master/fd_wait.h"
@@ -49,7 +51,20 @@ bool build_query(const std::string& name, int type, uint16_t id, std::string* ou
   return true;
 }
 
-// One exchange over UDP: the reply with our id (others are ignored), or "".
+// `r` answers the query `q`: our ID, QR set, one question, the same as ours
+// (the name's letters in any case: RFC 4343; some servers echo them
+// randomised, DNS 0x20).
+bool answers(const char* r, size_t n, const std::string& q) {
+  if (n < q.size() || r[0] != q[0] || r[1] != q[1] || !(r[2] & 0x80) || r[4] != 0 || r[5] != 1) return false;
+  size_t name_end = q.size() - 4;  // then QTYPE and QCLASS, compared as they are
+  for (size_t i = 12; i < q.size(); i++) {
+    unsigned char a = (unsigned char)r[i], b = (unsigned char)q[i];
+    if (i < name_end ? std::tolower(a) != std::tolower(b) : a != b) return false;
+  }
+  return true;
+}
+
+// One exchange over UDP: the reply that answers `q` (others are ignored), or "".
 std::string ask_udp(const NameServer& ns, const std::string& q, uint64_t deadline, std::string* err) {
   int fd = socket(ns.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -57,6 +72,7 @@ std::string ask_udp(const NameServer& ns, const std::string& q, uint64_t deadlin
     return "";
   }
   std::string out;
+  int ignored = 0;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&ns.addr), ns.len) != 0 || send(fd, q.data(), q.size(), 0) < 0) {
     *err = std::string("send() to ") + ns.text + ": " + strerror(errno);
   } else {
@@ -68,12 +84,15 @@ std::string ask_udp(const NameServer& ns, const std::string& q, uint64_t deadlin
         *err = std::string("recv() from ") + ns.text + ": " + strerror(errno);
         break;
       }
-      if (n >= 12 && buf[0] == q[0] && buf[1] == q[1]) {
+      if (answers(buf, (size_t)n, q)) {
         out.assign(buf, (size_t)n);
         break;
       }
+      ignored++;
     }
-    if (out.empty() && err->empty()) *err = "no answer from " + ns.text + " (timeout)";
+    if (out.empty() && err->empty())
+      *err = "no answer from " + ns.text + " (timeout" +
+             (ignored ? "; " + std::to_string(ignored) + " reply(ies) ignored: another ID or question)" : ")");
   }
   close(fd);
   return out;
@@ -92,7 +111,8 @@ bool io_all(int fd, char* p, size_t n, bool writing, uint64_t deadline) {
 }
 
 // The same over TCP (RFC 7766: a two-byte length before each message).
-std::string ask_tcp(const NameServer& ns, const std::string& q, uint64_t deadline, std::string* err) {
+// *mismatch: a reply came, but not to `q` (our ID and question).
+std::string ask_tcp(const NameServer& ns, const std::string& q, uint64_t deadline, std::string* err, bool* mismatch) {
   int fd = socket(ns.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *err = std::string("socket(): ") + strerror(errno);
@@ -113,13 +133,64 @@ std::string ask_tcp(const NameServer& ns, const std::string& q, uint64_t deadlin
   if (!ok) {
     *err = "no answer from " + ns.text + " over TCP";
     out.clear();
+  } else if (!answers(out.data(), out.size(), q)) {
+    *err = "the answer from " + ns.text + " over TCP has another ID or question";
+    *mismatch = true;
+    out.clear();
   }
   close(fd);
   return out;
 }
 
-// Parses a reply into `a` (records of the answer and additional sections).
-void parse(const std::string& reply, Answer* a) {
+// A record of `rr` (A, AAAA, SRV); false for another type or a bad one.
+bool record(const ns_msg& msg, const ns_rr& rr, Record* r) {
+  r->type = ns_rr_type(rr);
+  r->ttl = ns_rr_ttl(rr);
+  r->name = lower_name(ns_rr_name(rr));
+  const unsigned char* d = ns_rr_rdata(rr);
+  int dlen = ns_rr_rdlen(rr);
+  char text[INET6_ADDRSTRLEN];
+  if (r->type == kTypeA && dlen == 4) {
+    r->ip = inet_ntop(AF_INET, d, text, sizeof text);
+  } else if (r->type == kTypeAAAA && dlen == 16) {
+    r->ip = inet_ntop(AF_INET6, d, text, sizeof text);
+  } else if (r->type == kTypeSRV && dlen > 6) {
+    r->priority = (uint16_t)(d[0] << 8 | d[1]);
+    r->weight = (uint16_t)(d[2] << 8 | d[3]);
+    r->port = (uint16_t)(d[4] << 8 | d[5]);
+    char target[NS_MAXDNAME];
+    if (dn_expand(ns_msg_base(msg), ns_msg_end(msg), d + 6, target, sizeof target) < 0) return false;
+    r->target = lower_name(target);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// The names the answer section's CNAMEs lead to from `qname` (and qname),
+// each with the smallest CNAME TTL on the way to it. A recursive server
+// puts the chain before the records it ends at (RFC 1034 3.6.2).
+std::map<std::string, uint32_t> cname_chain(ns_msg& msg, const std::string& qname) {
+  std::map<std::string, std::pair<std::string, uint32_t>> cnames;  // owner -> target, TTL
+  for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
+    ns_rr rr;
+    if (ns_parserr(&msg, ns_s_an, i, &rr) != 0) break;
+    char target[NS_MAXDNAME];
+    if (ns_rr_type(rr) == ns_t_cname &&
+        dn_expand(ns_msg_base(msg), ns_msg_end(msg), ns_rr_rdata(rr), target, sizeof target) >= 0)
+      cnames.emplace(lower_name(ns_rr_name(rr)), std::make_pair(lower_name(target), ns_rr_ttl(rr)));
+  }
+  std::map<std::string, uint32_t> names{{qname, UINT32_MAX}};
+  std::string at = qname;
+  for (auto it = cnames.find(at); it != cnames.end() && !names.count(it->second.first); it = cnames.find(at)) {
+    names[it->second.first] = std::min(names[at], it->second.second);  // a loop ends at a name seen
+    at = it->second.first;
+  }
+  return names;
+}
+
+// Parses a reply to `qname` into `a`.
+void parse(const std::string& reply, const std::string& qname, Answer* a) {
   ns_msg msg;
   const auto* p = reinterpret_cast<const unsigned char*>(reply.data());
   if (ns_initparse(p, (int)reply.size(), &msg) != 0) {
@@ -139,31 +210,20 @@ void parse(const std::string& reply, Answer* a) {
     return;
   }
   a->result = lb::ResolveResult::Ok;
+  std::map<std::string, uint32_t> owners = cname_chain(msg, qname);
   for (ns_sect sect : {ns_s_an, ns_s_ar}) {
     for (int i = 0; i < ns_msg_count(msg, sect); i++) {
       ns_rr rr;
-      if (ns_parserr(&msg, sect, i, &rr) != 0) break;
       Record r;
-      r.type = ns_rr_type(rr);
-      r.ttl = ns_rr_ttl(rr);
-      r.name = lower_name(ns_rr_name(rr));
-      const unsigned char* d = ns_rr_rdata(rr);
-      int dlen = ns_rr_rdlen(rr);
-      char text[INET6_ADDRSTRLEN];
-      if (r.type == kTypeA && dlen == 4) {
-        r.ip = inet_ntop(AF_INET, d, text, sizeof text);
-      } else if (r.type == kTypeAAAA && dlen == 16) {
-        r.ip = inet_ntop(AF_INET6, d, text, sizeof text);
-      } else if (r.type == kTypeSRV && dlen > 6) {
-        r.priority = (uint16_t)(d[0] << 8 | d[1]);
-        r.weight = (uint16_t)(d[2] << 8 | d[3]);
-        r.port = (uint16_t)(d[4] << 8 | d[5]);
-        char target[NS_MAXDNAME];
-        if (dn_expand(ns_msg_base(msg), ns_msg_end(msg), d + 6, target, sizeof target) < 0) continue;
-        r.target = lower_name(target);
-      } else {
-        continue;  // CNAMEs are followed by the recursive server; their A records follow them
+      if (ns_parserr(&msg, sect, i, &rr) != 0) break;
+      if (!record(msg, rr, &r)) continue;
+      if (sect == ns_s_ar) {
+        if (r.type != kTypeSRV) a->additional.push_back(std::move(r));
+        continue;
       }
+      auto owner = owners.find(r.name);
+      if (owner == owners.end()) continue;
+      r.ttl = std::min(r.ttl, owner->second);
       a->records.push_back(std::move(r));
     }
   }
@@ -225,14 +285,15 @@ Answer query(const std::vector<NameServer>& servers, const std::string& name, in
     a.server = ns.text;
     uint64_t deadline = monotonic_ms() + timeout_ms;
     std::string err;
+    bool mismatch = false;
     std::string reply = ask_udp(ns, q, deadline, &err);
-    if (!reply.empty() && (reply[2] & 0x02)) reply = ask_tcp(ns, q, deadline, &err);  // TC: truncated
+    if (!reply.empty() && (reply[2] & 0x02)) reply = ask_tcp(ns, q, deadline, &err, &mismatch);  // TC: truncated
     if (reply.empty()) {
-      a.result = lb::ResolveResult::Timeout;
+      a.result = mismatch ? lb::ResolveResult::Error : lb::ResolveResult::Timeout;
       a.error = err;
       continue;
     }
-    parse(reply, &a);
+    parse(reply, lower_name(name.c_str()), &a);
     if (a.result == lb::ResolveResult::Ok || a.result == lb::ResolveResult::NxDomain) return a;
   }
   if (servers.empty()) {

@@ -47,13 +47,23 @@ struct Record {
 
 struct Answer {
   lb::ResolveResult result = lb::ResolveResult::None;  // Ok (NOERROR, maybe no record), or why not
-  std::vector<Record> records;  // answer and additional sections, A/AAAA/SRV only
+  // The answer section's A/AAAA/SRV records whose owner is the name asked
+  // or a name its CNAME chain (in that section) leads to, their TTL at
+  // most the chain's; records of other owners are dropped (found by
+  // review: a record for an unrelated name became a member).
+  std::vector<Record> records;
+  // The additional section's A/AAAA records, any owner: the caller takes
+  // those of an SRV target it asked about (RFC 2782), nothing else.
+  std::vector<Record> additional;
   std::string error;            // what went wrong, for the log
   std::string server;           // the name server that answered (or last tried)
 };
 
 // Asks `servers` in turn for `name` / `type` (class IN, recursion desired)
 // until one answers NOERROR or NXDOMAIN; each try waits at most timeout_ms.
+// A reply counts only with our ID, the QR bit and our question echoed (name
+// compared case-insensitively, type, class): over UDP others are ignored
+// (spoofed or late), over TCP they fail that server.
 // Blocking: the resolver process does nothing else meanwhile.
 Answer query(const std::vector<NameServer>& servers, const std::string& name, int type, uint32_t timeout_ms);
 

@@ -162,7 +162,8 @@ bool send_all(int fd, std::string_view data, uint32_t timeout_ms, std::string* e
 
 std::string post_request(const Endpoint& ep, const std::string& path, const std::string& body) {
   return "POST " + path + " HTTP/1.1\r\nHost: " + endpoint_text(ep) +
-         "\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: " +
+         "\r\nContent-Type: application/json\r\nAccept: application/json\r\nGrpc-Metadata-hasleader: true"
+         "\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
@@ -323,6 +324,34 @@ bool get(const std::vector<Endpoint>& endpoints, const std::string& key, uint32_
       *err = "bad base64 in etcd's answer";
       return false;
     }
+    return true;
+  } catch (const std::exception& e) {
+    *err = std::string("etcd's answer: ") + e.what();
+    return false;
+  }
+}
+
+bool range(const std::vector<Endpoint>& endpoints, const std::string& prefix, uint32_t timeout_ms,
+           std::vector<std::pair<std::string, std::string>>* kvs, std::string* err) {
+  std::string answer;
+  err->clear();
+  std::string body = "{\"key\":" + json_string(base64(prefix)) + ",\"range_end\":" + json_string(base64(prefix_end(prefix))) + "}";
+  if (!post_any(endpoints, "/v3/kv/range", body, timeout_ms, &answer, err)) return false;
+  kvs->clear();
+  try {
+    conf::json::Value v = conf::json::parse(answer);
+    if (const conf::json::Value* items = v.find("kvs"))
+      for (const conf::json::Value& kv : items->items()) {
+        std::string k, val;
+        const conf::json::Value* kb = kv.find("key");
+        const conf::json::Value* vb = kv.find("value");
+        if (!kb || !unbase64(kb->as_string(), &k) || k.compare(0, prefix.size(), prefix) != 0 ||
+            (vb && !unbase64(vb->as_string(), &val))) {
+          *err = "bad base64 in etcd's answer";
+          return false;
+        }
+        kvs->emplace_back(k.substr(prefix.size()), val);
+      }
     return true;
   } catch (const std::exception& e) {
     *err = std::string("etcd's answer: ") + e.what();

@@ -32,7 +32,10 @@ std::string json_string(std::string_view s);
 int connect_to(const Endpoint& ep, uint32_t timeout_ms, std::string* err);
 // Sends all of `data` on the non-blocking `fd` within timeout_ms.
 bool send_all(int fd, std::string_view data, uint32_t timeout_ms, std::string* err);
-// "POST PATH HTTP/1.1" with a JSON body.
+// "POST PATH HTTP/1.1" with a JSON body, and Grpc-Metadata-hasleader: true
+// (the gateway passes it to etcd as gRPC metadata, as clientv3's
+// WithRequireLeader does: a member that lost its leader refuses at once
+// rather than hang or answer stale).
 std::string post_request(const Endpoint& ep, const std::string& path, const std::string& body);
 
 // An HTTP/1.1 response read as it arrives: the head, then the body
@@ -76,6 +79,9 @@ bool post_any(const std::vector<Endpoint>& endpoints, const std::string& path, c
 // `key`'s value (false with *err empty when there is no such key).
 bool get(const std::vector<Endpoint>& endpoints, const std::string& key, uint32_t timeout_ms, std::string* value,
          std::string* err);
+// Every key under `prefix` (without it) and its value.
+bool range(const std::vector<Endpoint>& endpoints, const std::string& prefix, uint32_t timeout_ms,
+           std::vector<std::pair<std::string, std::string>>* kvs, std::string* err);
 bool put(const std::vector<Endpoint>& endpoints, const std::string& key, const std::string& value,
          uint32_t timeout_ms, std::string* err);
 

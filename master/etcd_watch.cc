@@ -117,6 +117,21 @@ std::string admin_value_text(const AdminValue& a) {
   return a.weight ? s + " weight=" + std::to_string(a.weight) : s;
 }
 
+bool canonical_server(const std::string& text, std::string* id) {
+  bool bracket = !text.empty() && text[0] == '[';
+  size_t colon = bracket ? text.find("]:") : text.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = bracket ? text.substr(1, colon - 1) : text.substr(0, colon);
+  std::string port = text.substr(colon + (bracket ? 2 : 1));
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  lb::Member m;
+  unsigned long n = strtoul(port.c_str(), nullptr, 10);
+  if (n < 1 || n > 65535 || !m.set_ip(host) || m.v6 != bracket) return false;
+  m.port = (uint16_t)n;
+  *id = m.id();
+  return true;
+}
+
 Watch::Watch(const conf::Pool& pool, const conf::UpstreamServer& src)
     : pool_(pool), src_(src), end_(prefix_end(src.etcd_prefix)) {}
 
@@ -128,6 +143,7 @@ void Watch::close_stream() {
   reader_ = ResponseReader();
   lines_.clear();
   created_ = false;
+  unseen_ = 0;
 }
 
 bool Watch::range(Update* out, std::string* err) {
@@ -173,27 +189,72 @@ bool Watch::open_watch(std::string* err) {
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
   std::string body = "{\"create_request\":{\"key\":" + json_string(base64(src_.etcd_prefix)) +
                      ",\"range_end\":" + json_string(base64(end_)) +
-                     ",\"start_revision\":" + std::to_string(revision_ + 1) + "}}";
+                     ",\"start_revision\":" + std::to_string(revision_ + 1) + ",\"progress_notify\":true}}";
   if (!send_all(fd, post_request(ep, "/v3/watch", body), pool_.resolve_timeout_ms, err)) {
     close(fd);
     return false;
   }
   close_stream();
   fd_ = fd;
+  created_by_ = monotonic_ms() + pool_.resolve_timeout_ms;
+  return true;
+}
+
+// The probe also asks for the oldest change under the prefix that the
+// watch has not shown (a key whose mod_revision is past revision_): one
+// that was there at the last probe, a resolve_interval ago, and has still
+// not come means the stream stalled while etcd answers (a proxy or a
+// gateway stuck on the stream only). Deletions leave no key to find; any
+// put shows it.
+bool Watch::probe(std::string* err) {
+  const Endpoint& ep = src_.etcd_endpoints[endpoint_];
+  std::string body = "{\"key\":" + json_string(base64(src_.etcd_prefix)) + ",\"range_end\":" + json_string(base64(end_)) +
+                     ",\"min_mod_revision\":\"" + std::to_string(revision_ + 1) +
+                     "\",\"keys_only\":true,\"limit\":\"1\",\"sort_order\":\"ASCEND\",\"sort_target\":\"MOD\"}";
+  std::string answer;
+  bool ok = post(ep, "/v3/kv/range", body, pool_.resolve_timeout_ms, &answer, err);
+  probe_ms_ = monotonic_ms() + pool_.resolve_interval_ms;
+  if (!ok) return false;
+  uint64_t unseen = 0;
+  try {
+    Value v = conf::json::parse(answer);
+    if (const Value* kvs = v.find("kvs"); kvs && !kvs->items().empty())
+      unseen = number(kvs->items()[0].find("mod_revision"));
+  } catch (const std::exception& e) {
+    *err = std::string("etcd's answer: ") + e.what();
+    return false;
+  }
+  if (unseen_ && revision_ < unseen_) {
+    *err = "the watch stalled: etcd had revision " + std::to_string(unseen_) + " under the prefix one probe ago, " +
+           "the watch is still at " + std::to_string(revision_);
+    return false;
+  }
+  unseen_ = unseen;
   return true;
 }
 
 void Watch::step(uint64_t now, Update* out) {
   std::string err;
   if (fd_ >= 0) {
-    if (read(out, &err)) return;
-    close_stream();
-    if (synced_) return failed(now, "watch", err);
-    // Compacted, or another cluster: range again at once, but not twice
-    // within resolve_min (found by review: a cluster that keeps answering
-    // so looped ~500 times a second).
-    next_ms_ = rerange_ms_ && now - rerange_ms_ < pool_.resolve_min_ms ? now + pool_.resolve_min_ms : now;
-    rerange_ms_ = next_ms_;
+    if (!read(out, &err)) {
+      close_stream();
+      if (synced_) return failed(now, "watch", err);
+      // Compacted, or another cluster: range again at once, but not twice
+      // within resolve_min (found by review: a cluster that keeps answering
+      // so looped ~500 times a second).
+      next_ms_ = rerange_ms_ && now - rerange_ms_ < pool_.resolve_min_ms ? now + pool_.resolve_min_ms : now;
+      rerange_ms_ = next_ms_;
+      return;
+    }
+    if (!created_ && now >= created_by_) {
+      close_stream();
+      return failed(now, "watch",
+                    "not created within " + std::to_string(pool_.resolve_timeout_ms) + "ms (resolve_timeout): etcd hung?");
+    }
+    if (created_ && now >= probe_ms_ && !probe(&err)) {
+      close_stream();
+      return failed(now, "probe", err);
+    }
     return;
   }
   if (now < next_ms_) return;
@@ -285,6 +346,7 @@ bool Watch::message(const std::string& line, Update* out, std::string* err) {
       return false;
     }
     created_ = true;
+    probe_ms_ = monotonic_ms() + pool_.resolve_interval_ms;
     failures_ = 0;
     if (!down_.empty())
       PLOG_NOTICE("pool %s: %s: etcd answers again (%s:%u): watching from revision %llu", pool.c_str(),

@@ -10,6 +10,18 @@
 // blocking from the resolver's poll loop, so a change reaches the workers
 // as soon as etcd sends it.
 //
+// A hung etcd (stopped, a gateway or proxy in front of a dead or
+// leaderless one) is noticed too (found by review: nothing did): the
+// watch fails when its `created` has not come within resolve_timeout, and
+// while it runs, a small range on a second connection every
+// resolve_interval must answer within resolve_timeout, and a change it
+// finds past the watch's revision must have come through the watch by the
+// next one (Watch::probe()). etcd's own progress
+// notifications (asked for) come only every 10 minutes by default (3.4 and
+// 3.5: --experimental-watch-progress-notify-interval), too rarely to tell
+// a quiet etcd from a hung one. Requests carry Grpc-Metadata-hasleader
+// (clientv3's WithRequireLeader): a member without a leader refuses them.
+//
 // When etcd cannot be reached, or the stream ends: the keys stay as they
 // were (the caller keeps its members), the next endpoint is tried after
 // resolve_min, doubling up to resolve_interval, and the watch resumes from
@@ -62,6 +74,11 @@ struct AdminValue {
 bool parse_admin_value(const std::string& value, AdminValue* out, std::string* err);
 std::string admin_value_text(const AdminValue& a);
 inline constexpr const char* kAdminDir = "_admin/";
+// `text` as IP:PORT (`10.0.0.5:8000`, `[2001:db8::5]:8000`), written as
+// lb::Member::id() writes it, the form admin keys are matched by
+// (`[2001:db8::0005]:08000` becomes `[2001:db8::5]:8000`); false for
+// anything else (a name, no port, an IPv6 address without brackets).
+bool canonical_server(const std::string& text, std::string* id);
 
 class Watch {
  public:
@@ -74,8 +91,8 @@ class Watch {
   // >= 0 while a watch stream is open: poll it for POLLIN.
   int fd() const { return fd_; }
   // When step() has something to do other than read (connect, range, a
-  // retry); UINT64_MAX while watching.
-  uint64_t next_ms() const { return fd_ >= 0 ? UINT64_MAX : next_ms_; }
+  // retry, the deadline of `created`, a probe).
+  uint64_t next_ms() const { return fd_ < 0 ? next_ms_ : created_ ? probe_ms_ : created_by_; }
   // Does what is due at `now` and reads what arrived (never waits for the
   // stream); what changed goes into *out.
   void step(uint64_t now, Update* out);
@@ -89,6 +106,9 @@ class Watch {
  private:
   bool range(Update* out, std::string* err);
   bool open_watch(std::string* err);
+  // The range of a running watch's endpoint; false if it failed or the
+  // watch lags behind it.
+  bool probe(std::string* err);
   // Reads the stream; false when it ended or failed (*err says why).
   bool read(Update* out, std::string* err);
   // One JSON message of the stream.
@@ -104,6 +124,9 @@ class Watch {
   ResponseReader reader_;
   std::string lines_;  // the stream's decoded body not yet parsed
   bool created_ = false;  // the watch stream confirmed
+  uint64_t created_by_ = 0;  // the stream fails if not created by then
+  uint64_t probe_ms_ = 0;    // the next probe of a created stream
+  uint64_t unseen_ = 0;      // the last probe's oldest change past revision_ (0: none)
   bool synced_ = false;  // a range was read: revision_ is good for a watch
   uint64_t revision_ = 0;
   std::string cluster_;  // cluster_id of the last answer

@@ -43,6 +43,7 @@ struct Probe {
   uint64_t started_ms = 0;
   uint64_t deadline_ms = 0;
   uint64_t next_ms = 0;  // Idle: when the next probe starts
+  uint32_t member_generation = 0;  // a discovery slot: the member the counts and the running probe are for
   std::string request;
   size_t sent = 0;
   std::string buf;
@@ -68,6 +69,12 @@ void finish(Probe& p, bool ok, lb::CheckReason why, int code, const std::string&
   p.buf.clear();
   p.next_ms = std::max(p.started_ms + p.t.interval_ms, now);
   const HealthTarget& t = p.t;
+  // A discovery slot another member took (or left) while the probe ran:
+  // the verdict is not the slot's.
+  lb::Member m;
+  if (t.member && (!lb::read_member_locked(*t.pool_slot, *t.member, &m) || m.generation != p.member_generation ||
+                   m.state != lb::MemberState::Active))
+    return;
   lb::Transition tr = lb::apply_probe(*t.slot, p.counts, ok, t.rise, t.fall, now);
   lb::CheckResult c;
   c.probed = true;
@@ -131,7 +138,34 @@ void tls_handshake(Probe& p, uint64_t now) {
   tls_wait_or_fail(p, rc, "TLS handshake", now);
 }
 
+std::string probe_request(const HealthTarget& t) {
+  return "GET " + t.path + " HTTP/1.1\r\nHost: " + t.host_header +
+         "\r\nUser-Agent: pasture-health\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+}
+
+// A discovery slot: the member in it now, or false (empty, leaving, being
+// written) and the next look one interval later. A new member starts with
+// fresh counts (the resolver reset its ServerSlot: it starts up).
+bool follow_member(Probe& p, uint64_t now) {
+  lb::Member m;
+  if (!lb::read_member_locked(*p.t.pool_slot, *p.t.member, &m) || m.state != lb::MemberState::Active) {
+    p.next_ms = now + std::min<uint32_t>(p.t.interval_ms, 1000);
+    return false;
+  }
+  if (m.generation == p.member_generation) return true;
+  p.member_generation = m.generation;
+  p.counts = lb::ProbeCounts{};
+  worker::ResolvedServer a = worker::member_address(*p.t.pool_cfg, m);
+  p.t.addr = a.addr;
+  p.t.addrlen = a.addrlen;
+  p.t.host_header = a.host_header;
+  p.t.server = m.id();
+  p.request = probe_request(p.t);
+  return true;
+}
+
 void start(Probe& p, uint64_t now) {
+  if (p.t.member && !follow_member(p, now)) return;
   p.started_ms = now;
   p.deadline_ms = now + p.t.timeout_ms;
   p.sent = 0;
@@ -233,7 +267,7 @@ std::vector<HealthTarget> health_targets(const conf::Site& site,
     const conf::Pool& p = site.pools[i];
     if (p.health_check.empty()) continue;
     for (size_t j = 0; j < p.servers.size(); j++) {
-      if (p.servers[j].down || p.servers[j].dynamic_slot >= 0) continue;  // discovered members: passive checks only
+      if (p.servers[j].down) continue;
       const worker::ResolvedServer& r = servers[i][j];
       HealthTarget t;
       t.pool = p.name;
@@ -242,6 +276,11 @@ std::vector<HealthTarget> health_targets(const conf::Site& site,
       t.addrlen = r.addrlen;
       t.host_header = r.host_header;
       t.slot = &shm.servers()[first_server[i] + j];
+      if (p.servers[j].dynamic_slot >= 0) {
+        t.pool_slot = &shm.pools()[i];
+        t.member = &shm.members()[first_server[i] + j];
+        t.pool_cfg = &p;
+      }
       t.path = p.health_check;
       t.interval_ms = p.health_interval_ms;
       t.timeout_ms = p.health_timeout_ms;
@@ -276,11 +315,12 @@ int run_health_checker(std::vector<HealthTarget> targets) {
       if (fresh && !it->second) PLOG_ERROR("pool %s: TLS to its https:// servers: %s", p.t.pool.c_str(), err.c_str());
       p.tls = it->second.get();
     }
-    p.request = "GET " + p.t.path + " HTTP/1.1\r\nHost: " + p.t.host_header +
-                "\r\nUser-Agent: pasture-health\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+    if (!p.t.member) p.request = probe_request(p.t);
     p.next_ms = now;  // first probe at once: a dead server is found within `fall` intervals
   }
-  PLOG_INFO("health checker started: %zu server%s", probes.size(), probes.size() == 1 ? "" : "s");
+  size_t slots = std::count_if(probes.begin(), probes.end(), [](const Probe& p) { return p.t.member != nullptr; });
+  PLOG_INFO("health checker started: %zu server%s, %zu discovery slot%s", probes.size() - slots,
+            probes.size() - slots == 1 ? "" : "s", slots, slots == 1 ? "" : "s");
   std::vector<pollfd> fds;
   std::vector<Probe*> polled;
   sigset_t none;

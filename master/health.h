@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/health_state.h"
+#include "common/membership.h"
 #include "common/shm_layout.h"
 #include "conf/model.h"
 #include "worker/worker.h"
@@ -48,10 +49,16 @@ struct HealthTarget {
   // checker) and its host as configured (SNI, the name verified).
   const conf::UpstreamTls* tls = nullptr;
   std::string tls_host;
+  // A discovery slot (conf::UpstreamServer::dynamic_slot): the member in it
+  // now is probed, its address read from the record at each probe (the
+  // fields above are set then); an empty or leaving slot is not probed.
+  const shm::PoolSlot* pool_slot = nullptr;
+  const shm::MemberSlot* member = nullptr;
+  const conf::Pool* pool_cfg = nullptr;
 };
 
 // The targets of a generation: every server (but those `down` in the
-// config) of every pool with a health_check. `servers` and `first_server`
+// config) of every pool with a health_check, and its discovery slots. `servers` and `first_server`
 // are worker::Setup's (resolved addresses, global shm index per pool).
 std::vector<HealthTarget> health_targets(const conf::Site& site,
                                          const std::vector<std::vector<worker::ResolvedServer>>& servers,

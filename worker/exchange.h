@@ -173,6 +173,7 @@ class Exchange final : public wsgi::Sink {
   int send_interim(const char* base, const HeadCollector& h, const llhttp_t* p);
   std::string_view via_name() const;
   void release_server(bool failed);
+  bool same_member(const PoolRt& pool) const;
   shm::ServerStats& server_stats() { return w_->server_stats(w_->pools()[pool_].targets[server_].shm_index); }
   uint64_t since_taken_us() const { return (stats_clock_ns() - taken_ns_) / 1000; }
 
@@ -263,6 +264,7 @@ class Exchange final : public wsgi::Sink {
   uint64_t tried_ = 0;           // servers tried (bit i = server i < 64)
   int pool_ = -1;
   int server_ = -1;
+  uint32_t server_generation_ = 0;  // the discovered member server_ named at the pick (Target::member_generation)
   int handler_ = -1;
   uint32_t script_len_ = 0;      // bytes of the path a urlmap matched (SCRIPT_NAME)
   uint64_t body_bytes_ = 0;      // request body bytes seen (forwarded or consumed)

@@ -76,6 +76,7 @@ lb::RequestView Exchange::request_view(const char* base, const PoolRt& pool,
 // worker's life; the signed value is made with the response head).
 void Exchange::take_server(PoolRt& pool, int s, std::string_view request_cookie) {
   server_ = s;
+  server_generation_ = pool.targets[s].member_generation;
   if (s < 64) tried_ |= 1ull << s;
   if (!in_flight_) {
     in_flight_ = true;
@@ -166,12 +167,25 @@ void Exchange::connect_upstream() {
   up_->start(this, uphead_, method_ == HTTP_HEAD);
 }
 
+// The slot of server_ still holds the member it was picked for: by this
+// worker's view and by the shared record (the resolver publishes a new
+// member before it resets the slot's health, so a failure of the old member
+// seen before this worker's next sync is not charged to the new one either).
+bool Exchange::same_member(const PoolRt& pool) const {
+  if (pool.targets[server_].member_generation != server_generation_) return false;
+  const shm::MemberSlot* m = pool.state->member_slots;
+  return !m || m[server_].generation.load(std::memory_order_acquire) == server_generation_;
+}
+
 void Exchange::release_server(bool failed) {
   if (server_ < 0 || pool_ < 0) return;
   PoolRt& pool = w_->pools()[pool_];
   shm::ServerSlot& slot = pool.state->server_slots[server_];
-  shm::release_active(slot, w_->held(pool.targets[server_].shm_index));
-  if (failed) slot.failures.fetch_add(1, std::memory_order_relaxed);
+  // Counted for a member another took the slot from: Worker::refresh_targets
+  // already gave the count back.
+  if (pool.targets[server_].member_generation == server_generation_)
+    shm::release_active(slot, w_->held(pool.targets[server_].shm_index));
+  if (failed && same_member(pool)) slot.failures.fetch_add(1, std::memory_order_relaxed);
   server_ = -1;
 }
 
@@ -201,6 +215,9 @@ constexpr uint8_t kMaxStaleRetries = 4;
 // else to go, so marking it would only turn 502s into 503s).
 void Exchange::note_health(PoolRt& pool, bool failed, const char* why) {
   if (server_ < 0) return;
+  // A discovered member replaced in its slot since the pick: the outcome is
+  // the old member's, not the newcomer's health.
+  if (!same_member(pool)) return;
   const conf::UpstreamServer& srv = pool.cfg->servers[server_];
   shm::ServerSlot& slot = pool.state->server_slots[server_];
   uint64_t now = w_->now();
@@ -263,6 +280,8 @@ int Exchange::pick_retry(PoolRt& pool, const char* why, Retry r) {
   rv.client_addr = peer_->text;
   rv.rng = &w_->rng();
   w_->sync_pool(pool);
+  // Its member gone from the slot since: the slot's newcomer is another server.
+  if (server_ >= 0 && server_ < 64 && !same_member(pool)) tried_ &= ~(1ull << server_);
   for (int i = 0; i < 4; i++) {
     int c = lb::pick(*pool.balancer, rv, *pool.state, w_->now());
     if (c < 0) break;

@@ -169,6 +169,7 @@ void Worker::refresh_targets(PoolRt& p) {
     const lb::Member& m = st.members[k];
     Target& t = p.targets[st.first_dynamic + k];
     bool same = t.member_generation == m.generation;
+    t.member_gone = m.state != lb::MemberState::Active;
     if (same && m.state == lb::MemberState::Active) continue;
     // A new member in the slot, or its member left: the idle connections
     // go (to the old address, or to a server that gets no more requests).
@@ -176,29 +177,35 @@ void Worker::refresh_targets(PoolRt& p) {
     for (UpstreamConn* u : idle) u->abort();
     UpstreamTlsContext::forget(&t.tls_session);
     if (same || m.state == lb::MemberState::Empty) continue;
+    // Another member took the slot: this worker's requests in flight there
+    // are the old member's (Exchange::release_server leaves them alone).
+    shm::drop_held(p.state->server_slots[st.first_dynamic + k], held(t.shm_index));
     t.member_generation = m.generation;
     t.label = m.id();
-    ResolvedServer& a = t.addr;
-    a = ResolvedServer{};
-    if (m.v6) {
-      auto* sin6 = reinterpret_cast<sockaddr_in6*>(&a.addr);
-      sin6->sin6_family = AF_INET6;
-      sin6->sin6_port = htons(m.port);
-      memcpy(&sin6->sin6_addr, m.addr, 16);
-      a.addrlen = sizeof(sockaddr_in6);
-    } else {
-      auto* sin = reinterpret_cast<sockaddr_in*>(&a.addr);
-      sin->sin_family = AF_INET;
-      sin->sin_port = htons(m.port);
-      memcpy(&sin->sin_addr, m.addr, 4);
-      a.addrlen = sizeof(sockaddr_in);
-    }
-    // Host (preserve_host = off): the name asked for A/AAAA records, the
-    // address for SRV targets.
-    const conf::Pool& pc = *p.cfg;
-    bool named = m.source < pc.sources.size() && pc.sources[m.source].discover == conf::UpstreamServer::Discover::Dns;
-    a.host_header = named ? pc.sources[m.source].host + ":" + std::to_string(m.port) : t.label;
+    t.addr = member_address(*p.cfg, m);
   }
+}
+
+ResolvedServer member_address(const conf::Pool& pc, const lb::Member& m) {
+  ResolvedServer a;
+  if (m.v6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&a.addr);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(m.port);
+    memcpy(&sin6->sin6_addr, m.addr, 16);
+    a.addrlen = sizeof(sockaddr_in6);
+  } else {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&a.addr);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(m.port);
+    memcpy(&sin->sin_addr, m.addr, 4);
+    a.addrlen = sizeof(sockaddr_in);
+  }
+  // Host (preserve_host = off): the name asked for A/AAAA records, the
+  // address for SRV targets.
+  bool named = m.source < pc.sources.size() && pc.sources[m.source].discover == conf::UpstreamServer::Discover::Dns;
+  a.host_header = named ? pc.sources[m.source].host + ":" + std::to_string(m.port) : m.id();
+  return a;
 }
 
 Worker::~Worker() {

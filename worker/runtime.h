@@ -42,6 +42,7 @@ struct Target {
   SSL_SESSION* tls_session = nullptr;
   std::string label;  // host:port (static: as configured; discovered: the member's ip:port)
   uint32_t member_generation = 0;  // a discovery slot: the shm::MemberSlot generation `addr` is for
+  bool member_gone = false;        // a discovery slot whose member left (or none): no connection is pooled
 };
 
 struct PoolRt {
@@ -80,6 +81,12 @@ class Worker {
   void sync_pool(PoolRt& p) {
     p.state->sync_members();
     if (p.state->members_epoch_seen != p.members_seen) refresh_targets(p);
+  }
+  // On the tick: pools with discovery sources follow a change even when no
+  // request picks, so idle connections to a member that left close.
+  void sync_discovered() {
+    for (PoolRt& p : pools_)
+      if (!p.cfg->sources.empty()) sync_pool(p);
   }
   shm::WorkerSlot* slot() { return slot_; }
   shm::Region& region() { return *shm_; }

@@ -84,7 +84,7 @@ const llhttp_settings_t* UpstreamConn::settings() {
 }
 
 UpstreamConn::UpstreamConn(Worker* w, PoolRt* pool, int server)
-    : w_(w), pool_(pool), server_(server) {
+    : w_(w), pool_(pool), server_(server), member_generation_(pool->targets[server].member_generation) {
   tcp_.data = static_cast<StreamOwner*>(this);
   timer_.owner = this;
   timer_.fire = on_timer;
@@ -519,6 +519,12 @@ void UpstreamConn::on_message_complete(const char* end, const char* pos) {
 
 void UpstreamConn::release_to_pool() {
   Target& t = pool_->targets[server_];
+  // Its member left, or another took the slot while this request was in
+  // flight: the connection is to an address no pick will name.
+  if (t.member_gone || t.member_generation != member_generation_) {
+    close();
+    return;
+  }
   // `keepalive` connections may idle for a minute. Beyond that, under a
   // burst of concurrency, closing every excess connection at once would make
   // the next burst reconnect (nginx's keepalive does exactly that: about one

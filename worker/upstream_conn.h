@@ -128,6 +128,7 @@ class UpstreamConn final : public StreamOwner, private TlsSession::Sink {
   Worker* w_;
   PoolRt* pool_;
   int server_;
+  uint32_t member_generation_;  // the discovered member it was opened to (Target::member_generation)
   llhttp_t parser_;
   HeadCollector head_;
   TimerNode timer_;       // connect, read, idle

@@ -124,6 +124,7 @@ int run(const Setup& setup) {
         wk->console_log().flush();
         wk->slot()->heartbeat_ms.store(now, std::memory_order_relaxed);
         wk->check_clear_counters();
+        wk->sync_discovered();
       },
       Timers::kTickMs, Timers::kTickMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(&tick));

@@ -24,6 +24,10 @@ struct ResolvedServer {
   std::string host_header;  // "host:port" as written in the config
 };
 
+// A discovered member's address and Host (preserve_host = off): the name
+// asked for A/AAAA records, the address for SRV targets (and etcd).
+ResolvedServer member_address(const conf::Pool& pool, const lb::Member& m);
+
 // What the master hands a worker at fork. Everything is read-only for the
 // worker except the shared-memory region.
 struct Setup {

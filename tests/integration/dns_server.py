@@ -14,7 +14,12 @@ changes the records under load by rewriting it (atomically: write + rename):
      "a":    {"app.test": ["127.0.0.2"]},
      "aaaa": {"app.test": ["::1"]},
      "srv":  {"_http._tcp.app.test": [[priority, weight, port, "target.test"]]},
-     "additional": true}                         # SRV answers carry the targets' A/AAAA records
+     "additional": true,                         # SRV answers carry the targets' A/AAAA records
+     "cname": {"alias.test": "app.test"},        # a CNAME first, then the target's records
+     "extra_answer": [["other.test", "A", "127.0.0.9"]],      # more answer records, for queries of their type
+     "extra_additional": [["app.test", "A", "127.0.0.9"]],    # more additional records, in every answer
+     "question": "other.test",                   # the question echoed with this name instead
+     "tcp_bad_id": true}                         # TCP answers carry another ID
 
 Each query is appended to QUERYLOG as "<unix time> <name> <type> <transport>".
 """
@@ -25,7 +30,7 @@ import sys
 import threading
 import time
 
-from dnslib import AAAA, QTYPE, RCODE, RR, SRV, A, DNSRecord
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, SRV, A, DNSLabel, DNSRecord
 
 zone_path, log_path = sys.argv[1], sys.argv[2]
 log_lock = threading.Lock()
@@ -59,25 +64,45 @@ def answer(data, transport):
     if transport == "udp" and zone.get("truncate"):
         reply.header.tc = 1
         return reply.pack()
-    known = any(name in zone.get(k, {}) for k in ("a", "aaaa", "srv"))
+    known = any(name in zone.get(k, {}) for k in ("a", "aaaa", "srv", "cname"))
     if not known:
         reply.header.rcode = RCODE.NXDOMAIN
         return reply.pack()
+    owner = q.qname
+    if name in zone.get("cname", {}):
+        name = zone["cname"][name]
+        reply.add_answer(RR(owner, QTYPE.CNAME, rdata=CNAME(name), ttl=ttl))
+        owner = DNSLabel(name)
     if qtype == "A":
         for ip in zone.get("a", {}).get(name, []):
-            reply.add_answer(RR(q.qname, QTYPE.A, rdata=A(ip), ttl=ttl))
+            reply.add_answer(RR(owner, QTYPE.A, rdata=A(ip), ttl=ttl))
     elif qtype == "AAAA":
         for ip in zone.get("aaaa", {}).get(name, []):
-            reply.add_answer(RR(q.qname, QTYPE.AAAA, rdata=AAAA(ip), ttl=ttl))
+            reply.add_answer(RR(owner, QTYPE.AAAA, rdata=AAAA(ip), ttl=ttl))
     elif qtype == "SRV":
         for prio, weight, port, target in zone.get("srv", {}).get(name, []):
-            reply.add_answer(RR(q.qname, QTYPE.SRV, rdata=SRV(prio, weight, port, target), ttl=ttl))
+            reply.add_answer(RR(owner, QTYPE.SRV, rdata=SRV(prio, weight, port, target), ttl=ttl))
             if zone.get("additional"):
                 for ip in zone.get("a", {}).get(target, []):
                     reply.add_ar(RR(target, QTYPE.A, rdata=A(ip), ttl=ttl))
                 for ip in zone.get("aaaa", {}).get(target, []):
                     reply.add_ar(RR(target, QTYPE.AAAA, rdata=AAAA(ip), ttl=ttl))
+    for rr_owner, rr_type, value in zone.get("extra_answer", []):
+        if rr_type == qtype:
+            reply.add_answer(RR(rr_owner, getattr(QTYPE, rr_type), rdata=rdata(rr_type, value), ttl=ttl))
+    for rr_owner, rr_type, value in zone.get("extra_additional", []):
+        reply.add_ar(RR(rr_owner, getattr(QTYPE, rr_type), rdata=rdata(rr_type, value), ttl=ttl))
+    if zone.get("question"):
+        reply.q.qname = DNSLabel(zone["question"])
+    if transport == "tcp" and zone.get("tcp_bad_id"):
+        reply.header.id ^= 1
     return reply.pack()
+
+
+def rdata(rr_type, value):
+    if rr_type == "SRV":
+        return SRV(*value)
+    return {"A": A, "AAAA": AAAA}[rr_type](value)
 
 
 def serve_udp(sock):

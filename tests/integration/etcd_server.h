@@ -56,6 +56,10 @@ class EtcdServer {
     proc_.reset();
   }
   bool started() const { return started_; }
+  // SIGSTOP: hung (its sockets still accept); SIGCONT: back.
+  void signal(int sig) {
+    if (proc_) proc_->signal(sig);
+  }
   // Stopped, its data gone: the next start() is a new, empty cluster.
   void wipe() {
     kill();

@@ -9,7 +9,13 @@ Listens on 127.0.0.1 (prints "port N"). /v3/kv/range answers one key
             again each time (it must not loop without a pause)
   nonl      the watch's body is 70 MiB without a newline (a client must
             refuse it, not buffer it whole)
-Each range request appends a line to COUNTLOG.
+  stallwatch  the watch is accepted and never answered (a hung etcd or
+            gateway: a client must give up on it)
+  stallevents the watch is created, then says nothing, while ranges asking
+            for changes past revision 5 (min_mod_revision) find key b at
+            revision 7: a stream stuck while etcd answers
+Each range request appends a line "range" to COUNTLOG, each watch request
+"watch <hasleader header> <body>".
 """
 import base64
 import json
@@ -43,12 +49,25 @@ def handle(conn):
         while len(rest) < length:
             rest += conn.recv(65536)
         path = head.split(b" ")[1].decode()
+        if path.endswith("/watch"):
+            leader = b"grpc-metadata-hasleader: true" in head.lower()
+            with open(countlog, "a") as f:
+                f.write("watch %s %s\n" % ("hasleader" if leader else "-", rest.decode()))
+            if mode == "stallwatch":
+                while conn.recv(65536):
+                    pass
+                return
         if path.endswith("/kv/range"):
             with open(countlog, "a") as f:
                 f.write("range\n")
-            body = json.dumps({"header": {"cluster_id": "1", "revision": "5"},
-                               "kvs": [{"key": b64("/pasture/pools/api/a"), "value": b64(member),
-                                        "mod_revision": "5"}], "count": "1"}).encode()
+            if b"min_mod_revision" in rest:
+                kvs = [{"key": b64("/pasture/pools/api/b"), "mod_revision": "7"}] if mode == "stallevents" else []
+                body = json.dumps({"header": {"cluster_id": "1", "revision": "7"}, "kvs": kvs,
+                                   "count": str(len(kvs))}).encode()
+            else:
+                body = json.dumps({"header": {"cluster_id": "1", "revision": "5"},
+                                   "kvs": [{"key": b64("/pasture/pools/api/a"), "value": b64(member),
+                                            "mod_revision": "5"}], "count": "1"}).encode()
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                          % len(body) + body)
             return
@@ -56,7 +75,12 @@ def handle(conn):
         def chunk(b):
             conn.sendall(b"%x\r\n" % len(b) + b + b"\r\n")
         try:
-            if mode == "compact":
+            if mode == "stallevents":
+                chunk(json.dumps({"result": {"header": {"cluster_id": "1", "revision": "5"},
+                                             "created": True}}).encode() + b"\n")
+                while conn.recv(65536):
+                    pass
+            elif mode == "compact":
                 chunk(json.dumps({"result": {"header": {"cluster_id": "1", "revision": "9"},
                                              "compact_revision": "8", "canceled": True}}).encode() + b"\n")
                 conn.sendall(b"0\r\n\r\n")

@@ -113,5 +113,26 @@ TEST(EtcdWatch, AdminValues) {
     EXPECT_FALSE(parse_admin_value(v, &a, &err)) << v;
 }
 
+// Admin keys name servers as lb::Member::id() writes them (review 22 #11).
+TEST(EtcdWatch, CanonicalServers) {
+  std::string id;
+  struct {
+    const char* in;
+    const char* out;
+  } good[] = {{"10.0.0.5:8000", "10.0.0.5:8000"},
+              {"10.0.0.5:08000", "10.0.0.5:8000"},
+              {"[2001:db8::0005]:80", "[2001:db8::5]:80"},
+              {"[::FFFF:10.0.0.1]:1", "[::ffff:10.0.0.1]:1"},
+              {"[::1]:65535", "[::1]:65535"}};
+  for (const auto& g : good) {
+    ASSERT_TRUE(canonical_server(g.in, &id)) << g.in;
+    EXPECT_EQ(id, g.out);
+  }
+  for (const char* bad : {"", "localhost:80", "10.0.0.5", "10.0.0.5:", "10.0.0.5:0", "10.0.0.5:65536", "10.0.0.5:8x",
+                          "10.0.0.5:-1", "10.0.0.5:800000", "::1:80", "[::1]", "[::1]80", "[10.0.0.5]:80",
+                          "10.0.0.5:80/x", " 10.0.0.5:80", "[fe80::1%eth0]:80", "010.0.0.5:80"})
+    EXPECT_FALSE(canonical_server(bad, &id)) << bad;
+}
+
 }  // namespace
 }  // namespace pasture::master::etcd

@@ -54,26 +54,30 @@ TEST(Membership, StayersKeepTheirSlotNewcomersTakeFreeOnes) {
 }
 
 // A member that left is Leaving; a newcomer takes a never-used or empty
-// slot first, else a leaving one with nothing in flight (at once: no free
-// slot must not mean no server), never one with requests in flight.
-TEST(Membership, LeavingSlotsAreReusedOnlyOnceIdle) {
-  std::vector<Member> slots(2);
-  std::vector<int32_t> active(2, 0);
-  plan_members(slots, {member("10.0.0.1"), member("10.0.0.2")}, active, 1000, 2000);
-  active[0] = 3;  // requests in flight on 10.0.0.1
-  Plan p = plan_members(slots, {member("10.0.0.2"), member("10.0.0.9")}, active, 2000, 2000);
-  EXPECT_EQ(p.removed, (std::vector<std::string>{"10.0.0.1:80"}));
-  EXPECT_EQ(p.dropped, (std::vector<std::string>{"10.0.0.9:80"}));
-  EXPECT_EQ(ids(slots)[0], "10.0.0.1:80(leaving)");
-  active[0] = 1;
-  p = plan_members(slots, {member("10.0.0.2"), member("10.0.0.9")}, active, 9000, 2000);  // old, not idle
-  EXPECT_EQ(p.dropped.size(), 1u);
-  active[0] = 0;
-  p = plan_members(slots, {member("10.0.0.2"), member("10.0.0.9")}, active, 2500, 2000);  // idle, young: taken
+// slot first, else a leaving one at once (no free slot must not mean no new
+// member): one with nothing in flight first, else the least busy.
+TEST(Membership, NewcomersTakeLeavingSlotsIdleOnesFirst) {
+  std::vector<Member> slots(3);
+  std::vector<int32_t> active(3, 0);
+  plan_members(slots, {member("10.0.0.1"), member("10.0.0.2"), member("10.0.0.3")}, active, 1000, 2000);
+  active = {3, 0, 1};  // requests in flight on .1 and .3
+  Plan p = plan_members(slots, {member("10.0.0.9")}, active, 2000, 2000);
+  EXPECT_EQ(p.removed.size(), 3u);
   EXPECT_TRUE(p.dropped.empty());
-  EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.9:80", "10.0.0.2:80"}));
-  EXPECT_EQ(slots[0].generation, 2u);
-  EXPECT_EQ(p.fresh, (std::vector<size_t>{0}));
+  EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.1:80(leaving)", "10.0.0.9:80", "10.0.0.3:80(leaving)"}));
+  EXPECT_EQ(slots[1].generation, 2u);
+  EXPECT_EQ(p.fresh, (std::vector<size_t>{1}));
+  // Every leaving slot busy: the least busy one is taken, at once.
+  p = plan_members(slots, {member("10.0.0.9"), member("10.0.0.8")}, active, 2100, 2000);
+  EXPECT_TRUE(p.dropped.empty());
+  EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.1:80(leaving)", "10.0.0.9:80", "10.0.0.8:80"}));
+  EXPECT_EQ(p.fresh, (std::vector<size_t>{2}));
+  // No leaving slot left: a newcomer waits (and is reported) rather than
+  // push out a member the source still names.
+  p = plan_members(slots, {member("10.0.0.9"), member("10.0.0.8"), member("10.0.0.7"), member("10.0.0.6")}, active,
+                   2200, 2000);
+  EXPECT_EQ(p.dropped, (std::vector<std::string>{"10.0.0.7:80"}));
+  EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.6:80", "10.0.0.9:80", "10.0.0.8:80"}));
   // Coming back while leaving: the same slot, active again.
   std::vector<Member> s2(3);
   std::vector<int32_t> a2(3, 1);
@@ -85,26 +89,24 @@ TEST(Membership, LeavingSlotsAreReusedOnlyOnceIdle) {
   EXPECT_EQ(ids(s2)[0], "10.0.0.1:80");
 }
 
-// A full pool whose members are all replaced at once is never empty: idle
-// slots go to the newcomers in the same plan; members with requests in
-// flight, when no newcomer found a slot, serve on until slots free up.
-TEST(Membership, ReplacingEveryMemberOfAFullPoolLeavesNoGap) {
+// A full pool whose members are all replaced at once switches to the new
+// ones in the same plan, busy or not (found by review: under load the old
+// members were revived plan after plan and the new ones never got in).
+TEST(Membership, ReplacingEveryMemberOfAFullPoolSwitchesAtOnce) {
   std::vector<Member> slots(2);
   std::vector<int32_t> active(2, 0);
   plan_members(slots, {member("10.0.0.1"), member("10.0.0.2")}, active, 1000, 2000);
   Plan p = plan_members(slots, {member("10.0.0.3"), member("10.0.0.4")}, active, 1100, 2000);
   EXPECT_TRUE(p.dropped.empty());
   EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.3:80", "10.0.0.4:80"}));
-  // Both busy: nobody is placed, and the old ones stay active meanwhile.
-  active = {1, 1};
+  active = {5, 7};
   p = plan_members(slots, {member("10.0.0.5"), member("10.0.0.6")}, active, 1200, 2000);
-  EXPECT_EQ(p.dropped.size(), 2u);
-  EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.3:80", "10.0.0.4:80"}));
-  // One frees: its slot goes to a newcomer, the other old one leaves.
-  active = {0, 1};
+  EXPECT_TRUE(p.dropped.empty());
+  EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.5:80", "10.0.0.6:80"}));
+  EXPECT_EQ(p.fresh, (std::vector<size_t>{0, 1}));
+  // The next plan, still busy: nothing changes (no epoch per resolve).
   p = plan_members(slots, {member("10.0.0.5"), member("10.0.0.6")}, active, 1300, 2000);
-  EXPECT_EQ(p.dropped.size(), 1u);
-  EXPECT_EQ(ids(slots), (std::vector<std::string>{"10.0.0.5:80", "10.0.0.4:80(leaving)"}));
+  EXPECT_FALSE(p.changed);
 }
 
 // Too many: primaries first, then by id, whatever the answer's order: every
