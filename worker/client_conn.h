@@ -183,6 +183,7 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   State state_ = State::kIdle;
   bool head_started_ = false;
   bool keep_alive_ = false;   // client wants (and may have) keep-alive
+  bool client_closes_ = false;  // the request itself asked for the close (Connection: close, HTTP/1.0)
   bool http10_ = false;
   bool client_eof_ = false;
   bool out_full_ = false;     // answers over kHighWater wait in our queue: no new request, no reading

@@ -1,5 +1,8 @@
 #include "worker/head_check.h"
 
+#include <array>
+#include <cstring>
+
 #include "worker/proxy_head.h"
 
 namespace pasture::worker {
@@ -8,14 +11,20 @@ namespace {
 // A field name is a token (RFC 9110 5.1). llhttp's lenient build takes a
 // space inside one ("Transfer-Encoding x"), which a peer may read as
 // another field; nginx refuses such a line.
+// (A table: the search of the specials per byte was a tenth of a worker's
+// instructions with 30 header fields, bench --shapes headers.)
+constexpr std::array<bool, 256> kTokenChar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; c++) t[c] = true;
+  for (int c = 'a'; c <= 'z'; c++) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[(unsigned char)c] = true;
+  return t;
+}();
+
 bool valid_field_name(std::string_view name) {
-  static const std::string_view kSpecials = "!#$%&'*+-.^_`|~";
   if (name.empty()) return false;
-  for (char ch : name) {
-    auto c = (unsigned char)ch;
-    bool alnum = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
-    if (!alnum && kSpecials.find(ch) == std::string_view::npos) return false;
-  }
+  for (char ch : name)
+    if (!kTokenChar[(unsigned char)ch]) return false;
   return true;
 }
 
@@ -32,8 +41,14 @@ bool valid_reason(std::string_view r) {
 }  // namespace
 
 bool has_bare_cr(const char* p, const char* end) {
-  for (const char* c = p; c < end; c++)
-    if (*c == '\r' && (c + 1 == end || c[1] != '\n')) return true;
+  // memchr from CR to CR: a byte loop was 5 % of a worker's time on 3 KiB
+  // heads (bench --shapes headers).
+  while (p < end) {
+    auto* c = static_cast<const char*>(memchr(p, '\r', (size_t)(end - p)));
+    if (!c) return false;
+    if (c + 1 == end || c[1] != '\n') return true;
+    p = c + 2;
+  }
   return false;
 }
 

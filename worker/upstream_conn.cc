@@ -139,6 +139,14 @@ int UpstreamConn::connect() {
   }
   state_ = State::kConnecting;
   w_->timers().arm(&timer_, pool_->cfg->connect_timeout_ms, w_->now());
+  // Reading starts with the connect (libuv reports nothing but the connect
+  // until it completes): the fd then enters epoll once for both directions,
+  // and the connect's end only drops POLLOUT, where a read started after it
+  // cost an EPOLL_CTL_ADD that fails with EEXIST and a MOD on every new
+  // upstream connection (bench --shapes upclose). TLS starts its own.
+  if (!pool_->cfg->servers[server_].tls &&
+      uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), Worker::alloc_cb, on_read_cb) == 0)
+    reading_ = true;
   return 0;
 }
 

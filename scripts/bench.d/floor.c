@@ -13,7 +13,22 @@
  * this row is its own code; what this row spends is the kernel's loopback
  * TCP, which no user-space design can avoid.
  *
- * usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS]
+ * usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS] [-u | -C | -t]
+ * Modes, for `scripts/bench --shapes` (each the least its traffic needs):
+ *   (none) upstream connections pooled and reused, one whole message per read
+ *   -u     upstreams that close after every answer: a blocking connect per
+ *          request, the connection closed once its answer is read, and the
+ *          upstream's `Connection: close` line dropped from the answer (the
+ *          client stays kept alive, as behind a proxy)
+ *   -C     clients that send `Connection: close`: that line dropped from the
+ *          request (the pooled upstream stays alive), the answer's
+ *          `Connection: keep-alive` made `Connection: close`, and the client
+ *          closed after its answer: an accept per request
+ *   -t     tunnel: each client pinned to its own upstream connection for its
+ *          life, bytes relayed both ways as they come, a partial send kept
+ *          until EPOLLOUT (pipelined requests, large answers)
+ * The rewrites are one memmem and one memmove over a head of ~150 bytes:
+ * the least a proxy does to keep its two sides' connections apart.
  * With several workers (forked processes) each has its own SO_REUSEPORT
  * listener, so clients are spread evenly over them, as pasture, nginx and
  * HAProxy spread theirs. Anything outside the assumptions (a partial send, a read error) closes the
@@ -40,6 +55,8 @@
 
 struct conn {
     int fd;
+    char *pend;            /* -t: bytes not yet sent to fd (malloc'd), plen of them at pend+poff */
+    size_t plen, poff;
     int upstream;          /* pool index for an upstream connection, -1 for a client */
     struct conn *peer;     /* the other side while a request is in flight */
     struct conn *next;     /* idle list (upstreams) or free list */
@@ -47,6 +64,7 @@ struct conn {
 
 static struct sockaddr_in ups[MAX_UPSTREAMS];
 static int nups, rr, ep;
+static char mode;          /* 0, 'u', 'C' or 't' (see the header) */
 static struct conn conns[MAX_CONNS], *free_list, *idle[MAX_UPSTREAMS];
 
 static struct conn *conn_new(int fd, int upstream)
@@ -57,7 +75,10 @@ static struct conn *conn_new(int fd, int upstream)
     c->fd = fd;
     c->upstream = upstream;
     c->peer = c->next = NULL;
+    c->pend = NULL;
+    c->plen = c->poff = 0;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (mode == 't') ev.events |= EPOLLOUT;
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
         c->next = free_list;
         free_list = c;
@@ -76,6 +97,9 @@ static void conn_close(struct conn *c)
     close(c->fd);
     c->fd = -1;
     c->peer = NULL;
+    free(c->pend);
+    c->pend = NULL;
+    c->plen = 0;
     if (c->upstream >= 0) {              /* unlink from the idle list */
         struct conn **pp = &idle[c->upstream];
         while (*pp && *pp != c) pp = &(*pp)->next;
@@ -93,7 +117,7 @@ static struct conn *upstream_get(void)
 {
     int i = rr++ % nups;
     struct conn *u = idle[i];
-    if (u) {
+    if (u && mode != 'u') {
         idle[i] = u->next;
         u->next = NULL;
         return u;
@@ -112,9 +136,69 @@ static struct conn *upstream_get(void)
     return u;
 }
 
+/* In the message at BUF of *LEN bytes (room for CAP), replace the first
+ * FROM with TO; returns whether it was there. */
+static int replace(char *buf, ssize_t *len, size_t cap, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to);
+    char *at = memmem(buf, (size_t)*len, from, fl);
+    if (!at || (size_t)*len - fl + tl > cap) return 0;
+    memmove(at + tl, at + fl, (size_t)(buf + *len - (at + fl)));
+    memcpy(at, to, tl);
+    *len = *len - (ssize_t)fl + (ssize_t)tl;
+    return 1;
+}
+
+static char buf[65536];
+
+/* -t: send what DST still owes; 1 when it is all out. */
+static int flush_pending(struct conn *dst)
+{
+    while (dst->plen) {
+        ssize_t s = send(dst->fd, dst->pend + dst->poff, dst->plen, MSG_NOSIGNAL);
+        if (s < 0) return errno == EAGAIN ? 0 : (conn_close(dst), 0);
+        dst->poff += (size_t)s;
+        dst->plen -= (size_t)s;
+    }
+    free(dst->pend);
+    dst->pend = NULL;
+    dst->poff = 0;
+    return 1;
+}
+
+/* -t: relay what SRC has to its peer until SRC is drained or the peer's
+ * socket is full (then the rest waits in peer->pend, and SRC is read again
+ * once it is sent). */
+static void relay(struct conn *src)
+{
+    for (;;) {
+        struct conn *dst = src->peer;
+        if (!dst && src->upstream < 0) {         /* a client's first bytes: pin an upstream */
+            dst = upstream_get();
+            if (!dst) { conn_close(src); return; }
+            dst->peer = src;
+            src->peer = dst;
+        }
+        if (!dst || dst->plen) return;
+        ssize_t r = recv(src->fd, buf, sizeof buf, 0);
+        if (r < 0 && errno == EAGAIN) return;
+        if (r <= 0) { conn_close(src); return; }
+        ssize_t s = send(dst->fd, buf, (size_t)r, MSG_NOSIGNAL);
+        if (s < 0 && errno != EAGAIN) { conn_close(src); return; }
+        if (s < 0) s = 0;
+        if (s < r) {
+            dst->pend = malloc((size_t)(r - s));
+            if (!dst->pend) { conn_close(src); return; }
+            memcpy(dst->pend, buf + s, (size_t)(r - s));
+            dst->plen = (size_t)(r - s);
+            return;
+        }
+        if ((size_t)r < sizeof buf) return;      /* drained: the next bytes bring an edge */
+    }
+}
+
 static void run(int lfd)
 {
-    static char buf[16384];
     struct epoll_event evs[512];
     ep = epoll_create1(0);
     for (int i = MAX_CONNS - 1; i >= 0; i--) {
@@ -137,7 +221,13 @@ static void run(int lfd)
                 continue;
             }
             if (c->fd < 0) continue;     /* closed earlier in this batch */
-            ssize_t r = recv(c->fd, buf, sizeof buf, 0);
+            if (mode == 't') {
+                if ((evs[k].events & EPOLLOUT) && c->plen && flush_pending(c) && c->peer)
+                    relay(c->peer);
+                if (c->fd >= 0 && (evs[k].events & ~EPOLLOUT)) relay(c);
+                continue;
+            }
+            ssize_t r = recv(c->fd, buf, 16384, 0);
             if (r < 0 && errno == EAGAIN) continue;
             if (r <= 0) { conn_close(c); continue; }
             if (c->upstream < 0) {       /* a request: forward it */
@@ -145,15 +235,23 @@ static void run(int lfd)
                 if (!u) { conn_close(c); continue; }
                 u->peer = c;
                 c->peer = u;
+                if (mode == 'C') replace(buf, &r, sizeof buf, "\r\nConnection: close\r\n", "\r\n");
                 if (send(u->fd, buf, r, MSG_NOSIGNAL) != r) { conn_close(c); continue; }
             } else {                     /* a response: back to its client */
                 struct conn *cl = c->peer;
                 c->peer = NULL;
-                c->next = idle[c->upstream];
-                idle[c->upstream] = c;
+                if (mode == 'u') {
+                    conn_close(c);
+                    replace(buf, &r, sizeof buf, "\r\nConnection: close\r\n", "\r\n");
+                } else {
+                    c->next = idle[c->upstream];
+                    idle[c->upstream] = c;
+                }
                 if (!cl) continue;
                 cl->peer = NULL;
-                if (send(cl->fd, buf, r, MSG_NOSIGNAL) != r) conn_close(cl);
+                if (mode == 'C')
+                    replace(buf, &r, sizeof buf, "\r\nConnection: keep-alive\r\n", "\r\nConnection: close\r\n");
+                if (send(cl->fd, buf, r, MSG_NOSIGNAL) != r || mode == 'C') conn_close(cl);
             }
         }
     }
@@ -164,6 +262,7 @@ int main(int argc, char **argv)
     int workers = 1, lport = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-w") && i + 1 < argc) workers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-u") || !strcmp(argv[i], "-C") || !strcmp(argv[i], "-t")) mode = argv[i][1];
         else if (!lport) lport = atoi(argv[i]);
         else if (nups < MAX_UPSTREAMS) {
             ups[nups].sin_family = AF_INET;
@@ -173,7 +272,7 @@ int main(int argc, char **argv)
         }
     }
     if (!lport || !nups || workers < 1) {
-        fprintf(stderr, "usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS]\n");
+        fprintf(stderr, "usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS] [-u | -C | -t]\n");
         return 2;
     }
     /* One SO_REUSEPORT listener per worker, all bound before the first

@@ -203,3 +203,84 @@ check_quiet() {
     local pct=$(( (f1[foreign_ticks] - f0[foreign_ticks]) * 100 / CLK_TCK ))
     ((pct <= 10)) || log "warning: other processes are using ${pct}% of a core; numbers will be noisy"
 }
+
+# ------------------------------------------- the modes (--tls, --shapes) --
+# What the modes that run rounds of proxies in front of scripts/bench's
+# upstreams share: their common options, round defaults, run directory and
+# report. Each mode's main keeps what is its own.
+
+# mode_opt REPORT ARGS...: one of the common options at the head of ARGS
+# (--rounds, --duration, --warmup, --port-base, --no-build, --out [FILE],
+# --keep-tmp): sets its global (OUT for --out, REPORT when no FILE follows)
+# and MODE_ARGS, how many arguments it took (1 or 2). Returns 1 for any
+# other option.
+mode_opt() {
+    local report=$1 var; shift
+    MODE_ARGS=1
+    case "$1" in
+        --rounds|--duration|--warmup|--port-base)
+            var=${1#--}; var=${var//-/_}
+            printf -v "${var^^}" '%s' "${2:?$1 needs a value}"; MODE_ARGS=2 ;;
+        --rounds=*|--duration=*|--warmup=*|--port-base=*)
+            var=${1%%=*}; var=${var#--}; var=${var//-/_}
+            printf -v "${var^^}" '%s' "${1#*=}" ;;
+        --no-build) BUILD=0 ;;
+        --out=*) OUT=${1#*=} ;;
+        --out)
+            if [[ -n "${2:-}" && "${2:0:1}" != "-" ]]; then OUT=$2; MODE_ARGS=2
+            else OUT=$report; fi ;;
+        --keep-tmp) KEEP_TMP=1 ;;
+        *) return 1 ;;
+    esac
+}
+
+# mode_rounds MODE QUICK VAR...: ROUNDS, DURATION and WARMUP unless given
+# (quick: 1 round of 4 s after 1 s of warm-up; else 3 of 8 s after 2 s);
+# then each VAR must hold a positive integer.
+mode_rounds() {
+    local mode=$1 quick=$2 n; shift 2
+    if ((quick)); then : "${ROUNDS:=1}" "${DURATION:=4}" "${WARMUP:=1}"
+    else : "${ROUNDS:=3}" "${DURATION:=8}" "${WARMUP:=2}"; fi
+    for n in "$@"; do
+        [[ ${!n} =~ ^[1-9][0-9]*$ ]] || { echo "bench --$mode: $n must be a positive integer" >&2; exit 2; }
+    done
+}
+
+# mode_setup MODE: $TMP and an empty $RESULTS for the run, once the
+# proxy's and the upstreams' ports are known to be free.
+mode_setup() {
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/pasture-bench-$1.XXXXXX")
+    chmod 755 "$TMP"
+    RESULTS="$TMP/results.txt"; : >"$RESULTS"
+    local p
+    for p in "$PROXY_PORT" "$UP1_PORT" "$UP2_PORT"; do
+        port_busy "$p" && die "port $p is in use; pick another --port-base"
+    done
+    return 0
+}
+
+# mode_start NAME START [ARGS...]: starts proxy NAME by calling START ARGS...;
+# when that fails, logs it, records the skip in $RESULTS, stops what was
+# started and returns 1 (the mode skips NAME from then on).
+mode_start() {
+    local name=$1; shift
+    "$@" && return 0
+    log "SKIPPING $name: $READY_ERR"
+    echo "skip proxy=$name reason=${READY_ERR//$'\n'/ }" >>"$RESULTS"
+    [[ -n "${PROXY_PID:-}" ]] && stop_group "$PROXY_PID"
+    return 1
+}
+
+# mode_pasture_rev: which pasture ran (git describe, or the PASTURE given).
+mode_pasture_rev() {
+    if [[ -n "$PASTURE_GIVEN" ]]; then echo "PASTURE=$PASTURE_GIVEN"
+    else git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown; fi
+}
+
+# mode_report RENDER: the report bench.d/RENDER makes of $RESULTS, printed,
+# and saved to $OUT when --out asked.
+mode_report() {
+    local report; report=$("$PY" "$BENCH_D/$1" "$RESULTS")
+    printf '%s\n' "$report"
+    if [[ -n "$OUT" ]]; then printf '%s\n' "$report" >"$OUT"; log "report saved to $OUT"; fi
+}

@@ -249,7 +249,7 @@ tls_measure() {
 }
 
 tls_main() {
-    local quick=0 only="pasture,nginx,haproxy" rows="" workers="1,2" out=""
+    local quick=0 only="pasture,nginx,haproxy" rows="" workers="1,2"
     ROUNDS="" DURATION="" WARMUP=""
     while (($#)); do
         case "$1" in
@@ -258,27 +258,15 @@ tls_main() {
             --only) only=${2:?--only needs a list}; shift ;;      --only=*) only=${1#*=} ;;
             --rows) rows=${2:?--rows needs a list}; shift ;;      --rows=*) rows=${1#*=} ;;
             --workers) workers=${2:?}; shift ;;                   --workers=*) workers=${1#*=} ;;
-            --rounds) ROUNDS=${2:?}; shift ;;                     --rounds=*) ROUNDS=${1#*=} ;;
-            --duration) DURATION=${2:?}; shift ;;                 --duration=*) DURATION=${1#*=} ;;
-            --warmup) WARMUP=${2:?}; shift ;;                     --warmup=*) WARMUP=${1#*=} ;;
-            --port-base) PORT_BASE=${2:?}; shift ;;               --port-base=*) PORT_BASE=${1#*=} ;;
-            --no-build) BUILD=0 ;;
-            --out=*) out=${1#*=} ;;
-            --out)
-                if [[ -n "${2:-}" && "${2:0:1}" != "-" ]]; then out=$2; shift
-                else out=bench-tls.md; fi ;;
-            --keep-tmp) KEEP_TMP=1 ;;
             -h|--help) tls_usage; exit 0 ;;
-            *) echo "bench --tls: unknown option $1" >&2; tls_usage >&2; exit 2 ;;
+            *) mode_opt bench-tls.md "$@" ||
+                   { echo "bench --tls: unknown option $1" >&2; tls_usage >&2; exit 2; }
+               shift $((MODE_ARGS - 1)) ;;
         esac
         shift
     done
-    if ((quick)); then : "${ROUNDS:=1}" "${DURATION:=4}" "${WARMUP:=1}"
-    else : "${ROUNDS:=3}" "${DURATION:=8}" "${WARMUP:=2}"; fi
+    mode_rounds tls "$quick" ROUNDS DURATION WARMUP PORT_BASE
     local n
-    for n in ROUNDS DURATION WARMUP PORT_BASE; do
-        [[ ${!n} =~ ^[1-9][0-9]*$ ]] || { echo "bench --tls: $n must be a positive integer" >&2; exit 2; }
-    done
     PROXY_PORT=$PORT_BASE UP1_PORT=$((PORT_BASE + 1)) UP2_PORT=$((PORT_BASE + 2))
     ONLY=$only
     local -a names row_list wl
@@ -298,13 +286,7 @@ tls_main() {
     command -v h2load >/dev/null || {
         (($(id -u) == 0)) || die "h2load missing (Debian nghttp2-client); run as root to install it"
         apt-get install -y -qq --no-install-recommends nghttp2-client >/dev/null; }
-    TMP=$(mktemp -d "${TMPDIR:-/tmp}/pasture-bench-tls.XXXXXX")
-    chmod 755 "$TMP"
-    RESULTS="$TMP/results.txt"; : >"$RESULTS"
-    local p
-    for p in "$PROXY_PORT" "$UP1_PORT" "$UP2_PORT"; do
-        port_busy "$p" && die "port $p is in use; pick another --port-base"
-    done
+    mode_setup tls
     raise_fd_limit 20000
     build_pasture
     start_upstreams     # (makes $TMP world-readable: the keys come after)
@@ -324,13 +306,7 @@ tls_main() {
                 for name in "${names[@]}"; do
                     [[ -n "${skipped[$name]:-}" ]] && continue
                     log "round $r/$ROUNDS: $row, $name, $w worker(s), cpus $(proxy_cpus "$w")"
-                    if ! tls_start "$name" "$w" "$cert"; then
-                        log "SKIPPING $name: $READY_ERR"
-                        echo "skip proxy=$name reason=${READY_ERR//$'\n'/ }" >>"$RESULTS"
-                        skipped[$name]=1
-                        [[ -n "${PROXY_PID:-}" ]] && stop_group "$PROXY_PID"
-                        continue
-                    fi
+                    mode_start "$name" tls_start "$name" "$w" "$cert" || { skipped[$name]=1; continue; }
                     [[ -n "${proto[$name/$cert]:-}" ]] || {
                         proto[$name/$cert]=$(tls_negotiated)
                         echo "proto proxy=$name cert=$cert negotiated=${proto[$name/$cert]}" >>"$RESULTS"; }
@@ -341,14 +317,9 @@ tls_main() {
         done
     done
 
-    local pasture_rev
-    pasture_rev=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
-    [[ -z "$PASTURE_GIVEN" ]] || pasture_rev="PASTURE=$PASTURE_GIVEN"
     echo "versions nginx=$(nginx -v 2>&1 | sed 's|.*/||') haproxy=$(haproxy -v 2>/dev/null | awk 'NR==1{print $3}')" \
          "openssl=$(openssl version | awk '{print $2}') h2load=$(h2load --version | awk '{print $2; exit}')" \
-         "pasture=$pasture_rev kernel=$(uname -r) elapsed=$SECONDS cpus=$(nproc)" \
+         "pasture=$(mode_pasture_rev) kernel=$(uname -r) elapsed=$SECONDS cpus=$(nproc)" \
          "cpu=$(awk -F': ' '/model name/{gsub(/ /,"_",$2); print $2; exit}' /proc/cpuinfo)" >>"$RESULTS"
-    local report; report=$("$PY" "$BENCH_D/tls_render.py" "$RESULTS")
-    printf '%s\n' "$report"
-    if [[ -n "$out" ]]; then printf '%s\n' "$report" >"$out"; log "report saved to $out"; fi
+    mode_report tls_render.py
 }

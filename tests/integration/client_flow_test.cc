@@ -197,6 +197,32 @@ TEST(ClientFlow, AnswerToConnectionCloseOutlivesTheLinger) {
   expect_big_answer(ex);
 }
 
+// A client that asked for the close is closed with its answer, as nginx
+// does: no shutdown and 2 s of reading for its EOF per connection (bench
+// --shapes close). The worker holds no socket for it afterwards, so a byte
+// sent after the answer meets a reset (the next send fails), where the
+// linger took and discarded it.
+TEST(ClientFlow, ConnectionCloseEndsTheConnectionWithItsAnswer) {
+  FakeUpstream up("u");
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  for (const char* version : {"HTTP/1.1\r\nHost: x\r\nConnection: close", "HTTP/1.0"}) {
+    SCOPED_TRACE(version);
+    Fd fd = connect_loopback(srv.port());
+    send_all(fd.get(), std::string("GET /a ") + version + "\r\n\r\n");
+    Exchange ex;
+    drain(fd.get(), ex, Millis(3000));
+    EXPECT_TRUE(ex.closed);
+    EXPECT_EQ(ex.status(), 200) << ex.bytes;
+    EXPECT_NE(ex.bytes.find("u GET /a"), std::string::npos) << ex.bytes;
+    ::send(fd.get(), "x", 1, MSG_NOSIGNAL);  // answered by a reset
+    std::this_thread::sleep_for(Millis(100));
+    errno = 0;
+    EXPECT_EQ(::send(fd.get(), "y", 1, MSG_NOSIGNAL), -1);
+    EXPECT_TRUE(errno == EPIPE || errno == ECONNRESET) << strerror(errno);
+  }
+}
+
 // Issue 19 #3b: a client that half-closes after its request still reads its
 // answer; its EOF closed the connection and cancelled the queued bytes.
 TEST(ClientFlow, HalfClosedClientGetsTheWholeAnswer) {

@@ -360,6 +360,34 @@ TEST(Static, CorkedSendfileBodiesEndWithoutDelay) {
   EXPECT_LT(ms, 1200.0);
 }
 
+// A client that asks for the close is closed at once with its answer (no
+// lingering close): a corked sendfile body of several turns still arrives
+// whole and ends in a FIN, not a reset that would drop its tail, and without
+// the kernel's 200 ms cork timer. The client reads late, so the last turns
+// and the close happen while the socket is full.
+TEST(Static, CorkedSendfileBodyEndsWholeWhenTheClientAskedForTheClose) {
+  Tree t;
+  PastureServer srv(ini_for("egg:pasture#static", "document_root = " + t.root + "\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  ASSERT_EQ(get(srv.port(), "GET", "/static/large.bin").status, 200);  // warm: the open-file cache
+  for (const char* version : {"HTTP/1.1\r\nHost: x\r\nConnection: close", "HTTP/1.0"}) {
+    SCOPED_TRACE(version);
+    Fd fd = connect_loopback(srv.port());
+    ASSERT_EQ(send_all(fd.get(), std::string("GET /static/large.bin ") + version + "\r\n\r\n"), IoResult::kOk);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto t0 = std::chrono::steady_clock::now();
+    std::string got;
+    EXPECT_EQ(recv_to_fin(fd.get(), got, std::chrono::milliseconds(3000)), IoResult::kClosed)
+        << "not an orderly close after " << got.size() << " bytes";
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    size_t p = got.find("\r\n\r\n");
+    ASSERT_NE(p, std::string::npos);
+    EXPECT_EQ(got.compare(9, 3, "200"), 0) << got.substr(0, p);
+    EXPECT_TRUE(got.compare(p + 4, std::string::npos, t.large) == 0) << got.size() - p - 4 << " body bytes";
+    EXPECT_LT(ms, 1000.0);
+  }
+}
+
 // If-Match and If-Unmodified-Since (egg:pasture#static, as nginx): 412
 // when the file is not the one the client holds; strong comparison, so a
 // weak tag never matches. egg:Paste#static ignores both, as Paste does.

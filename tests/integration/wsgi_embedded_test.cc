@@ -291,6 +291,40 @@ TEST_P(WsgiEmbedded, CorkedFileWrapperAnswersEndWithoutDelay) {
   EXPECT_LT(ms, 1200.0);
 }
 
+// A client that asks for the close is closed at once with its answer: the
+// corked file_wrapper body (3 MiB, several sendfile turns while the client
+// reads late) arrives whole, chunked or with its length (or close-delimited
+// for HTTP/1.0), and the connection ends in a FIN, not a reset, well inside
+// the kernel's 200 ms cork timer once the client reads.
+TEST_P(WsgiEmbedded, CorkedFileWrapperEndsWholeWhenTheClientAskedForTheClose) {
+  EmbedSite site(GetParam());
+  ASSERT_TRUE(site.started()) << site.log();
+  std::string data = pattern_bytes(3 << 20);
+  std::string file = site.rec().write("served.bin", data);
+  for (const char* cl : {"0", "1"}) {
+    for (const char* version : {"HTTP/1.1\r\nHost: t\r\nConnection: close", "HTTP/1.0"}) {
+      SCOPED_TRACE(std::string(version) + " cl=" + cl);
+      Fd fd = connect_loopback(site.port());
+      std::string req = std::string("GET /file?real=1&cl=") + cl + "&tag=c" + cl + "&path=" + file + " " + version +
+                        "\r\n\r\n";
+      ASSERT_EQ(send_all(fd.get(), req), IoResult::kOk);
+      std::this_thread::sleep_for(Millis(200));
+      auto t0 = Clock::now();
+      std::string got;
+      EXPECT_EQ(recv_to_fin(fd.get(), got, Millis(3000)), IoResult::kClosed)
+          << "not an orderly close after " << got.size() << " bytes";
+      double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      size_t p = got.find("\r\n\r\n");
+      ASSERT_NE(p, kNpos);
+      std::string head = got.substr(0, p + 4), body = got.substr(p + 4);
+      EXPECT_EQ(head.compare(9, 3, "200"), 0) << head;
+      if (head_has(head, "Transfer-Encoding: chunked")) body = dechunk(body);
+      EXPECT_TRUE(body == data) << body.size() << " body bytes; " << head;
+      EXPECT_LT(ms, 1000.0);
+    }
+  }
+}
+
 // ------------------------------------------------------- bodiless answers --
 TEST_P(WsgiEmbedded, HeadSendsNoBodyAndKeepsTheConnection) {
   EmbedSite site(GetParam());

@@ -225,6 +225,21 @@ IoResult recv_some(int fd, std::string& out, Millis timeout, int wake_fd, size_t
   }
 }
 
+IoResult recv_to_fin(int fd, std::string& out, Millis timeout) {
+  char buf[64 * 1024];
+  for (;;) {
+    IoResult w = wait_fd(fd, POLLIN, timeout);
+    if (w != IoResult::kOk) return w;
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      out.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n == 0) return IoResult::kClosed;
+    if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) return IoResult::kError;
+  }
+}
+
 const char* to_string(IoResult r) {
   switch (r) {
     case IoResult::kOk: return "ok";

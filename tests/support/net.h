@@ -74,6 +74,11 @@ IoResult send_all(int fd, std::string_view data, Millis timeout = kDefaultTimeou
 IoResult recv_some(int fd, std::string& out, Millis timeout = kDefaultTimeout, int wake_fd = -1,
                    size_t max = 64 * 1024);
 
+// Read everything until the peer ends the connection, appending to `out`:
+// kClosed on its FIN (an orderly close), kError on a reset (or another
+// failure), kTimeout when `timeout` passes without a byte.
+IoResult recv_to_fin(int fd, std::string& out, Millis timeout = kDefaultTimeout);
+
 // Human-readable name, for test messages.
 const char* to_string(IoResult r);
 
