@@ -39,6 +39,7 @@ H2Conn::H2Conn(Worker* w, H2Transport* t, const ClientPeer* peer) : w_(w), t_(t)
 }
 
 H2Conn::~H2Conn() {
+  if (send_queued_) w_->cancel_h2_send(this);
   timer_disarm(&timer_);
   timer_disarm(&goaway_timer_);
   timer_disarm(&reap_timer_);
@@ -209,7 +210,9 @@ void H2Conn::want_send() {
     resend_ = true;  // send_pending (or the end of mem_recv) goes on
     return;
   }
-  send_pending();
+  if (closed_ || send_queued_) return;
+  send_queued_ = true;
+  w_->defer_h2_send(this);
 }
 
 void H2Conn::send_pending() {

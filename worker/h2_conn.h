@@ -60,6 +60,11 @@ class H2Conn {
 
   H2Conn(Worker* w, H2Transport* t, const ClientPeer* peer);
   ~H2Conn();
+  // The worker's end-of-turn send (Worker::on_h2_check).
+  void send_deferred() {
+    send_queued_ = false;
+    send_pending();
+  }
   H2Conn(const H2Conn&) = delete;
   H2Conn& operator=(const H2Conn&) = delete;
 
@@ -99,6 +104,7 @@ class H2Conn {
   static void on_goaway_timer(TimerNode* t);
 
   void send_pending();
+  bool send_queued_ = false;  // in the worker's end-of-turn list (Worker::defer_h2_send)
   bool write_out();     // the gathered frames to the transport; false: failed, closed
   void reap();          // delete streams nghttp2 closed
   void update_timers();

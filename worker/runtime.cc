@@ -375,6 +375,11 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds) {
       return false;
     }
   }
+  uv_check_init(loop_, &h2_check_);
+  h2_check_.data = this;
+  uv_check_start(&h2_check_, on_h2_check);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&h2_check_));
+  uv_idle_init(loop_, &h2_idle_);
   uv_timer_init(loop_, &accept_pause_);
   accept_pause_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&accept_pause_));
@@ -389,6 +394,23 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds) {
 // load: a worker holding clearly more than its share of the workers' open
 // connections steps aside for a moment and lets the others accept (the idea
 // of nginx's accept_mutex, with the counts from shared memory).
+void Worker::defer_h2_send(H2Conn* c) {
+  if (h2_sends_.empty()) uv_idle_start(&h2_idle_, [](uv_idle_t*) {});
+  h2_sends_.push_back(c);
+}
+
+void Worker::on_h2_check(uv_check_t* h) {
+  auto* w = static_cast<Worker*>(h->data);
+  // Those queued now; a connection queued again meanwhile waits a turn. A
+  // connection deleted meanwhile has taken itself off (cancel_h2_send).
+  for (size_t n = w->h2_sends_.size(); n > 0 && !w->h2_sends_.empty(); n--) {
+    H2Conn* c = w->h2_sends_.front();
+    w->h2_sends_.erase(w->h2_sends_.begin());
+    c->send_deferred();
+  }
+  if (w->h2_sends_.empty()) uv_idle_stop(&w->h2_idle_);
+}
+
 bool Worker::over_share() const {
   if (n_workers_ <= 1) return false;
   uint64_t total = 0;

@@ -21,6 +21,8 @@
 
 namespace pasture::worker {
 
+class H2Conn;
+
 // The latency histograms' clock (uv_hrtime, a vDSO call); 0 in the build
 // without counters, where nothing reads it.
 inline uint64_t stats_clock_ns() {
@@ -98,6 +100,10 @@ class Worker {
   void check_clear_counters();
   // This worker's held counts (shm::HeldCount), by global server index.
   shm::HeldCount& held(uint32_t server) { return held_[server]; }
+  // H2Conn: its frames go at the end of this loop turn (cancel_h2_send
+  // when it is deleted before).
+  void defer_h2_send(H2Conn* c);
+  void cancel_h2_send(H2Conn* c) { std::erase(h2_sends_, c); }
   lb::Random& rng() { return rng_; }
   AccessLog& access_log() { return access_log_; }
   // stderr, for translogger filters with setup_console_handler (open only when the site has one).
@@ -194,6 +200,13 @@ class Worker {
   int epfd_ = -1;
   uv_poll_t* accept_poll_ = nullptr;
   uv_timer_t accept_pause_;
+  // HTTP/2 connections with frames to send, written once per loop turn
+  // (after all of the turn's reads): the answers of many streams that came
+  // in one poll leave in one TLS record and one write, not one each.
+  std::vector<H2Conn*> h2_sends_;
+  uv_check_t h2_check_;
+  uv_idle_t h2_idle_;  // active while h2_sends_ is not empty: the poll does not block
+  static void on_h2_check(uv_check_t* h);
   bool accept_paused_ = false;
   bool accept_starved_ = false;       // paused by EMFILE & co: a closed connection resumes
   uint64_t accept_failures_ = 0;      // not logged yet
