@@ -32,6 +32,20 @@ std::string etcd_site(const EtcdServer& etcd, const std::string& retries = "reso
 
 std::string key(const std::string& k) { return std::string(kPrefix) + "/" + k; }
 
+// A balancer whose etcd endpoints are `first` (a fake, or nobody), then the
+// real etcd.
+std::string two_endpoints_site(uint16_t first, const EtcdServer& etcd, const std::string& keys) {
+  return "[app:main]\nuse = egg:pasture#balancer\nservers_from = etcd://127.0.0.1:" + std::to_string(first) +
+         ",127.0.0.1:" + std::to_string(etcd.port()) + kPrefix + "\n" + keys;
+}
+
+// How many times `needle` is in `text`.
+int occurrences(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = 0; (at = text.find(needle, at)) != std::string::npos; at++) n++;
+  return n;
+}
+
 std::string field(uint16_t port, const std::string& server, const char* name) {
   json::Value v = status_json(port);
   const json::Value* row = server_row(v, server);
@@ -143,8 +157,7 @@ TEST(DiscoveryEtcd, AFlappingKeyIsGatheredIntoOneChangePerTenthOfASecond) {
   std::this_thread::sleep_for(Millis(500));
   load.finish();
   std::string log = srv.output().substr(mark);
-  int lines = 0;
-  for (size_t at = 0; (at = log.find("notice: pool app:pool: ", at)) != std::string::npos; at++) lines++;
+  int lines = occurrences(log, "notice: pool app:pool: ");
   EXPECT_GT(changes, 60) << "the loop did not flap";
   EXPECT_LE(lines, (int)(secs * 10) + 3) << changes << " changes\n" << log;
   EXPECT_EQ(load.failed(), 0) << load.failures();
@@ -267,10 +280,7 @@ TEST(DiscoveryEtcd, AWatchNeverCreatedFailsOverToTheNextEndpoint) {
   ASSERT_TRUE(etcd.put(key("a"), "127.0.0.2:" + port));
   FakeEtcd hung("stallwatch", "127.0.0.2:" + port);
   ASSERT_NE(hung.port, 0);
-  std::string url = "etcd://127.0.0.1:" + std::to_string(hung.port) + ",127.0.0.1:" + std::to_string(etcd.port()) + kPrefix;
-  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers_from = " + url +
-                        "\nresolve_min = 200ms\nresolve_interval = 1s\nresolve_timeout = 500ms\n",
-                    1);
+  PastureServer srv(two_endpoints_site(hung.port, etcd, "resolve_min = 200ms\nresolve_interval = 1s\nresolve_timeout = 500ms\n"), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
   ASSERT_NE(wait_log(srv, "+127.0.0.2:" + port), std::string::npos) << srv.output();
   ASSERT_NE(wait_log(srv, ":" + std::to_string(hung.port) + ": watch: not created within 500ms"), std::string::npos)
@@ -296,10 +306,7 @@ TEST(DiscoveryEtcd, AStalledWatchFailsOverToTheNextEndpoint) {
   ASSERT_TRUE(etcd.put(key("a"), "127.0.0.2:" + port));
   FakeEtcd stuck("stallevents", "127.0.0.2:" + port);
   ASSERT_NE(stuck.port, 0);
-  std::string url = "etcd://127.0.0.1:" + std::to_string(stuck.port) + ",127.0.0.1:" + std::to_string(etcd.port()) + kPrefix;
-  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers_from = " + url +
-                        "\nresolve_min = 200ms\nresolve_interval = 700ms\nresolve_timeout = 500ms\n",
-                    1);
+  PastureServer srv(two_endpoints_site(stuck.port, etcd, "resolve_min = 200ms\nresolve_interval = 700ms\nresolve_timeout = 500ms\n"), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
   ASSERT_NE(wait_log(srv, "+127.0.0.2:" + port), std::string::npos) << srv.output();
   auto t0 = Clock::now();
@@ -336,9 +343,7 @@ TEST(DiscoveryEtcd, AStoppedEtcdIsNoticedByTheProbe) {
   for (int i = 0; i < 10; i++) ASSERT_EQ(http_get(srv.port(), "/").status, 200);
   std::this_thread::sleep_for(Millis(1500));  // retries fail too: logged once
   std::string out = srv.output().substr(mark);
-  size_t warns = 0;
-  for (size_t at = 0; (at = out.find("keeping the last members", at)) != std::string::npos; at++) warns++;
-  EXPECT_EQ(warns, 1u) << out;
+  EXPECT_EQ(occurrences(out, "keeping the last members"), 1) << out;
   etcd.signal(SIGCONT);
   ASSERT_NE(wait_log(srv, "etcd answers again", mark, Millis(10000)), std::string::npos) << srv.output();
   ASSERT_TRUE(etcd.put(key("b"), "127.0.0.3:" + port));
@@ -366,9 +371,7 @@ TEST(DiscoveryEtcd, EtcdKilledKeepsMembersAndTheWatchResumes) {
   EXPECT_GT(count(a), before + 20) << "etcd gone: the pool stopped serving";
   std::string out = srv.output().substr(mark);
   EXPECT_EQ(out.find("-127.0.0.2"), std::string::npos) << out;
-  size_t warns = 0;
-  for (size_t at = 0; (at = out.find("keeping the last members", at)) != std::string::npos; at++) warns++;
-  EXPECT_EQ(warns, 1u) << "the loss of etcd logged more than once:\n" << out;
+  EXPECT_EQ(occurrences(out, "keeping the last members"), 1) << "the loss of etcd logged more than once:\n" << out;
   EXPECT_EQ(status_json(srv.port()).find("pools")->items()[0].find("last_resolve")->as_string(), "error");
 
   // A reload while etcd is down: the new generation starts with the members.
@@ -556,8 +559,7 @@ TEST(DiscoveryEtcd, TheNextEndpointIsTriedAtOnce) {
   ASSERT_TRUE(etcd.started()) << etcd.output();
   FakeUpstream a("a", 0, "127.0.0.2");
   ASSERT_TRUE(etcd.put(key("a"), "127.0.0.2:" + std::to_string(a.port())));
-  std::string url = "etcd://127.0.0.1:" + std::to_string(free_port()) + ",127.0.0.1:" + std::to_string(etcd.port()) + kPrefix;
-  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers_from = " + url + "\nresolve_min = 5s\n", 1);
+  PastureServer srv(two_endpoints_site(free_port(), etcd, "resolve_min = 5s\n"), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
   ASSERT_NE(wait_log(srv, "+127.0.0.2:", 0, Millis(3000)), std::string::npos) << srv.output();
   EXPECT_NE(srv.output().find("connect(127.0.0.1:"), std::string::npos) << srv.output();
