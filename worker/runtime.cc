@@ -403,11 +403,10 @@ void Worker::on_h2_check(uv_check_t* h) {
   auto* w = static_cast<Worker*>(h->data);
   // Those queued now; a connection queued again meanwhile waits a turn. A
   // connection deleted meanwhile has taken itself off (cancel_h2_send).
-  for (size_t n = w->h2_sends_.size(); n > 0 && !w->h2_sends_.empty(); n--) {
-    H2Conn* c = w->h2_sends_.front();
-    w->h2_sends_.erase(w->h2_sends_.begin());
-    c->send_deferred();
-  }
+  w->h2_batch_.swap(w->h2_sends_);
+  for (size_t i = 0; i < w->h2_batch_.size(); i++)
+    if (H2Conn* c = w->h2_batch_[i]) c->send_deferred();
+  w->h2_batch_.clear();
   if (w->h2_sends_.empty()) uv_idle_stop(&w->h2_idle_);
 }
 

@@ -103,7 +103,10 @@ class Worker {
   // H2Conn: its frames go at the end of this loop turn (cancel_h2_send
   // when it is deleted before).
   void defer_h2_send(H2Conn* c);
-  void cancel_h2_send(H2Conn* c) { std::erase(h2_sends_, c); }
+  void cancel_h2_send(H2Conn* c) {
+    std::erase(h2_sends_, c);
+    std::replace(h2_batch_.begin(), h2_batch_.end(), c, static_cast<H2Conn*>(nullptr));
+  }
   lb::Random& rng() { return rng_; }
   AccessLog& access_log() { return access_log_; }
   // stderr, for translogger filters with setup_console_handler (open only when the site has one).
@@ -204,6 +207,7 @@ class Worker {
   // (after all of the turn's reads): the answers of many streams that came
   // in one poll leave in one TLS record and one write, not one each.
   std::vector<H2Conn*> h2_sends_;
+  std::vector<H2Conn*> h2_batch_;  // those on_h2_check walks now
   uv_check_t h2_check_;
   uv_idle_t h2_idle_;  // active while h2_sends_ is not empty: the poll does not block
   static void on_h2_check(uv_check_t* h);
