@@ -80,16 +80,6 @@ bool read_members(const shm::PoolSlot& pool, const shm::MemberSlot* slots, size_
   return true;
 }
 
-bool read_member_locked(const shm::PoolSlot& pool, const shm::MemberSlot& slot, Member* out) {
-  uint64_t e1 = pool.members_epoch.load(std::memory_order_acquire);
-  if (e1 & 1) return false;
-  Member m = read_member(slot);
-  std::atomic_thread_fence(std::memory_order_acquire);
-  if (pool.members_epoch.load(std::memory_order_relaxed) != e1) return false;
-  *out = m;
-  return true;
-}
-
 void write_members(shm::PoolSlot& pool, shm::MemberSlot* slots, const std::vector<Member>& members) {
   uint64_t e = pool.members_epoch.load(std::memory_order_relaxed);
   pool.members_epoch.store(e | 1, std::memory_order_relaxed);

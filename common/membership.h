@@ -57,10 +57,6 @@ Member read_member(const shm::MemberSlot& s);
 bool read_members(const shm::PoolSlot& pool, const shm::MemberSlot* slots, size_t n,
                   std::vector<Member>* out, uint64_t* epoch);
 
-// One record under the pool's sequence lock: false while the resolver is
-// writing or when it wrote meanwhile.
-bool read_member_locked(const shm::PoolSlot& pool, const shm::MemberSlot& slot, Member* out);
-
 // The resolver, single writer: stores `members` into `slots` and publishes
 // them (members_epoch odd while writing, then +2).
 void write_members(shm::PoolSlot& pool, shm::MemberSlot* slots, const std::vector<Member>& members);

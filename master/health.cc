@@ -24,6 +24,16 @@
 namespace pasture::master {
 namespace {
 
+// The member in a discovery slot now, under the pool's sequence lock; false
+// while the resolver writes it.
+bool member_now(const HealthTarget& t, lb::Member* m) {
+  std::vector<lb::Member> one;
+  uint64_t epoch;
+  if (!lb::read_members(*t.pool_slot, t.member, 1, &one, &epoch)) return false;
+  *m = one[0];
+  return true;
+}
+
 // A status line longer than this is not one.
 constexpr size_t kMaxStatusLine = 4096;
 
@@ -72,7 +82,7 @@ void finish(Probe& p, bool ok, lb::CheckReason why, int code, const std::string&
   // A discovery slot another member took (or left) while the probe ran:
   // the verdict is not the slot's.
   lb::Member m;
-  if (t.member && (!lb::read_member_locked(*t.pool_slot, *t.member, &m) || m.generation != p.member_generation ||
+  if (t.member && (!member_now(t, &m) || m.generation != p.member_generation ||
                    m.state != lb::MemberState::Active))
     return;
   lb::Transition tr = lb::apply_probe(*t.slot, p.counts, ok, t.rise, t.fall, now);
@@ -148,7 +158,7 @@ std::string probe_request(const HealthTarget& t) {
 // fresh counts (the resolver reset its ServerSlot: it starts up).
 bool follow_member(Probe& p, uint64_t now) {
   lb::Member m;
-  if (!lb::read_member_locked(*p.t.pool_slot, *p.t.member, &m) || m.state != lb::MemberState::Active) {
+  if (!member_now(p.t, &m) || m.state != lb::MemberState::Active) {
     p.next_ms = now + std::min<uint32_t>(p.t.interval_ms, 1000);
     return false;
   }
