@@ -30,6 +30,13 @@ int stream_send(uv_stream_t* s, const uv_buf_t* bufs, unsigned nbufs) {
     if (r < 0 && r != UV_EAGAIN) return r;
     if (r > 0) skip = (size_t)r;
   }
+  return stream_queue(s, bufs, nbufs, skip);
+}
+
+int stream_queue(uv_stream_t* s, const uv_buf_t* bufs, unsigned nbufs, size_t skip) {
+  size_t total = 0;
+  for (unsigned i = 0; i < nbufs; i++) total += bufs[i].len;
+  if (total <= skip) return 0;
   size_t rest = total - skip;
   auto* wr = static_cast<WriteReq*>(malloc(sizeof(WriteReq) + rest));
   if (!wr) return UV_ENOMEM;

@@ -25,6 +25,10 @@ inline int stream_send(uv_stream_t* s, const char* p, size_t n) {
   uv_buf_t b = uv_buf_init(const_cast<char*>(p), (unsigned)n);
   return stream_send(s, &b, 1);
 }
+// Queues the bytes after the first `skip` with uv_write, without trying a
+// direct write first (the caller just tried one). A write error is then
+// reported to the owner's on_write_done, not returned.
+int stream_queue(uv_stream_t* s, const uv_buf_t* bufs, unsigned nbufs, size_t skip);
 
 // Queue high/low water marks for back-pressure between the two sides.
 inline constexpr size_t kHighWater = 256 * 1024;

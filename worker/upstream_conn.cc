@@ -17,6 +17,7 @@ constexpr uint32_t kIdleTimeoutMs = 60000;  // idle pooled upstream connection, 
 constexpr uint32_t kExcessIdleMs = 2000;    // ...beyond `keepalive`: kept briefly (see release_to_pool)
 constexpr size_t kMaxIdlePerServer = 4096;  // hard cap per server per worker
 constexpr size_t kMaxResponseHead = 64 * 1024;     // larger upstream heads -> 502
+constexpr size_t kOneSegment = 1200;  // a write this small leaves in one segment (send_first_head)
 
 }  // namespace
 
@@ -130,6 +131,7 @@ int UpstreamConn::connect() {
   const ResolvedServer& a = pool_->targets[server_].addr;
   if (a.addr.ss_family == AF_UNIX) return connect_unix(a);
   connect_ns_ = stats_clock_ns();
+  if (!pool_->cfg->servers[server_].tls) return connect_plain(a);
   int r = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&a.addr),
                          on_connect_cb);
   if (r < 0) {
@@ -139,15 +141,95 @@ int UpstreamConn::connect() {
   }
   state_ = State::kConnecting;
   w_->timers().arm(&timer_, pool_->cfg->connect_timeout_ms, w_->now());
-  // Reading starts with the connect (libuv reports nothing but the connect
-  // until it completes): the fd then enters epoll once for both directions,
-  // and the connect's end only drops POLLOUT, where a read started after it
-  // cost an EPOLL_CTL_ADD that fails with EEXIST and a MOD on every new
-  // upstream connection (bench --shapes upclose). TLS starts its own.
-  if (!pool_->cfg->servers[server_].tls &&
-      uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), Worker::alloc_cb, on_read_cb) == 0)
+  return 0;
+}
+
+// A plain TCP connect is made here, not by uv_tcp_connect, so that the
+// request head can go out with it (start -> send_first_head) instead of a
+// loop turn later: libuv's connect waits for POLLOUT, asks SO_ERROR and
+// then drops POLLOUT again (an EPOLL_CTL_MOD), three system calls per new
+// connection that bench --shapes upclose pays on every request. Here the
+// connection stays kConnecting until a write or a read shows it is up
+// (connected_plain); a connect that fails shows as that write's or read's
+// error, and is a FailKind::kConnect like uv_tcp_connect's. Reading starts
+// at once: the fd enters epoll once, with POLLIN only when the head went
+// out whole.
+int UpstreamConn::connect_plain(const ResolvedServer& a) {
+  int fd = socket(a.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int r = fd < 0 ? -errno : 0;
+  if (r == 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.addrlen) != 0 &&
+      errno != EINPROGRESS)
+    r = -errno;
+  if (r == 0) r = uv_tcp_open(&tcp_, fd);
+  if (r < 0) {
+    PLOG_DEBUG("pool %s: connect() to %s failed: %s", pool_->cfg->name.c_str(),
+               pool_->targets[server_].label.c_str(), uv_strerror(r));
+    if (fd >= 0) ::close(fd);
+    close();
+    return r;
+  }
+  state_ = State::kConnecting;
+  plain_connecting_ = true;
+  w_->timers().arm(&timer_, pool_->cfg->connect_timeout_ms, w_->now());
+  if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), Worker::alloc_cb, on_read_cb) == 0)
     reading_ = true;
   return 0;
+}
+
+// The head of the first request on a plain connection still connecting. A
+// write that goes through (on loopback the handshake is done by the time
+// connect() returns) means the connection is up; else (EAGAIN: still
+// connecting, or an error) the head waits in libuv's queue, and that
+// write's end tells: done -> up, failed -> the connect failed (reported on
+// the next loop turn, never from inside start()). Body bytes wait in
+// pending_ meanwhile, so a failed connect hands them back for a retry.
+void UpstreamConn::send_first_head() {
+  uv_buf_t b = uv_buf_init(const_cast<char*>(head_out_->data()), (unsigned)head_out_->size());
+  head_out_ = nullptr;
+  // Nagle can hold back only a segment sent while another is unacknowledged:
+  // not a first write that fits in one segment (1,200 bytes: below any MSS a
+  // path to an upstream has). Anything else is sent with TCP_NODELAY on
+  // (send_bufs), as on every connection before.
+  if (b.len > kOneSegment) set_nodelay();
+  auto* s = reinterpret_cast<uv_stream_t*>(&tcp_);
+  int r = uv_try_write(s, &b, 1);
+  if (r == (int)b.len) {
+    connected_plain();
+    return;
+  }
+  // A failed write (the connect's error, e.g. ECONNREFUSED) is queued all
+  // the same: the queued write fails again on the next loop turn (EPIPE
+  // now, the socket's error was taken) and reports the first error then; a
+  // failure here would re-enter the exchange from inside start().
+  if (r < 0 && r != UV_EAGAIN) connect_error_ = r;
+  int q = stream_queue(s, &b, 1, r > 0 ? (size_t)r : 0);
+  if (q < 0) {
+    if (!connect_error_) connect_error_ = q;  // reported when connect_timeout fires (on_timer)
+    return;
+  }
+  if (r > 0) connected_plain();  // part of it went: the connection is up
+}
+
+// The connection is known to be up: what on_connected does after a
+// uv_tcp_connect.
+void UpstreamConn::connected_plain() {
+  plain_connecting_ = false;
+  w_->server_stats(pool_->targets[server_].shm_index).connect.observe((stats_clock_ns() - connect_ns_) / 1000);
+  timer_disarm(&timer_);
+  on_ready();
+}
+
+void UpstreamConn::connect_failed(int err) {
+  timer_disarm(&timer_);
+  char why[160];
+  snprintf(why, sizeof why, "connect() failed: %s", uv_strerror(connect_error_ ? connect_error_ : err));
+  fail(502, FailKind::kConnect, why);
+}
+
+void UpstreamConn::set_nodelay() {
+  if (nodelay_) return;
+  nodelay_ = true;
+  uv_tcp_nodelay(&tcp_, 1);
 }
 
 // uv_tcp_connect takes AF_INET/AF_INET6 only. A unix-domain connect()
@@ -169,6 +251,7 @@ int UpstreamConn::connect_unix(const ResolvedServer& a) {
     return r;
   }
   state_ = State::kActive;
+  nodelay_ = true;  // no Nagle on a unix socket
   resume_read();
   return 0;
 }
@@ -181,14 +264,11 @@ void UpstreamConn::on_connect_cb(uv_connect_t* req, int status) {
 void UpstreamConn::on_connected(int status) {
   if (state_ == State::kClosed) return;  // aborted while connecting (UV_ECANCELED)
   if (status < 0) {
-    timer_disarm(&timer_);
-    char why[160];
-    snprintf(why, sizeof why, "connect() failed: %s", uv_strerror(status));
-    fail(502, FailKind::kConnect, why);
+    connect_failed(status);
     return;
   }
   w_->server_stats(pool_->targets[server_].shm_index).connect.observe((stats_clock_ns() - connect_ns_) / 1000);
-  uv_tcp_nodelay(&tcp_, 1);
+  set_nodelay();
   if (pool_->cfg->servers[server_].tls) {
     tls_begin();  // connect_timeout keeps running through the handshake
     return;
@@ -227,6 +307,7 @@ void UpstreamConn::start(Exchange* c, const std::string* head, bool head_request
   parser_.data = this;
   if (!head_.headers) head_.headers = w_->take_spans();
   head_.reset();
+  if (plain_connecting_ && head_out_) send_first_head();
 }
 
 void UpstreamConn::write_head_with(const char* body, size_t n) {
@@ -248,7 +329,9 @@ void UpstreamConn::write_head_with(const char* body, size_t n) {
 }
 
 int UpstreamConn::send_bufs(const uv_buf_t* bufs, unsigned n) {
-  return tls_ ? tls_send(bufs, n) : stream_send(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n);
+  if (tls_) return tls_send(bufs, n);
+  set_nodelay();  // a later write (see send_first_head)
+  return stream_send(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n);
 }
 
 void UpstreamConn::flush() {
@@ -323,6 +406,13 @@ void UpstreamConn::on_read(ssize_t nread, const char* data) {
 
 // What the server sent (decrypted), or its EOF (nread < 0).
 void UpstreamConn::on_stream(ssize_t nread, const char* data) {
+  if (plain_connecting_ && state_ == State::kConnecting) {
+    if (nread < 0) {  // the connect failed (its error comes with the first read)
+      connect_failed((int)nread);
+      return;
+    }
+    connected_plain();  // the server spoke first: the connection is up
+  }
   if (state_ == State::kIdle) {  // the server closed or sent junk: drop it
     close();
     return;
@@ -586,7 +676,10 @@ void UpstreamConn::on_timer(TimerNode* t) {
   auto* u = static_cast<UpstreamConn*>(t->owner);
   switch (u->state_) {
     case State::kConnecting:
-      u->fail(504, FailKind::kConnectTimeout, "connect() timed out");
+      if (u->connect_error_)
+        u->connect_failed(u->connect_error_);
+      else
+        u->fail(504, FailKind::kConnectTimeout, "connect() timed out");
       return;
     case State::kHandshake:
       u->fail(504, FailKind::kConnectTimeout, "TLS handshake timed out (connect_timeout)");
@@ -612,6 +705,13 @@ void UpstreamConn::on_timer(TimerNode* t) {
 
 void UpstreamConn::on_write_done(int status) {
   if (state_ == State::kClosed) return;
+  if (plain_connecting_ && state_ == State::kConnecting) {  // the first head's write (send_first_head)
+    if (status < 0)
+      connect_failed(status);
+    else
+      connected_plain();
+    return;
+  }
   if (state_ == State::kTunnel) {
     if (status < 0) {
       tunnel_end(false);

@@ -4,7 +4,8 @@
 //
 // States:
 //   kConnecting  TCP connect in progress           (connect_timeout; a unix
-//                socket connects at once and starts kActive)
+//                socket connects at once and starts kActive; a plain TCP
+//                one sends the first head while connecting: connect_plain)
 //   kHandshake   an https:// server: the TLS handshake after the connect
 //                (upstream_tls.cc); the rest of connect_timeout runs, and
 //                the request waits in `pending_` as while connecting
@@ -92,6 +93,11 @@ class UpstreamConn final : public StreamOwner, private TlsSession::Sink {
 
   int connect();  // 0, or a libuv error (the connection is closed)
   int connect_unix(const ResolvedServer& a);
+  int connect_plain(const ResolvedServer& a);
+  void send_first_head();
+  void connected_plain();
+  void connect_failed(int err);  // a 502 FailKind::kConnect
+  void set_nodelay();
   void on_connected(int status);
   void on_ready();  // connected (and the TLS handshake done): the request goes out
   void on_read(ssize_t nread, const char* data);
@@ -140,6 +146,9 @@ class UpstreamConn final : public StreamOwner, private TlsSession::Sink {
   uint32_t msg_start_ = 0;
   uint64_t idle_since_ = 0;      // when it last entered the keep-alive pool (loop time)
   State state_ = State::kConnecting;
+  bool plain_connecting_ = false;  // kConnecting by connect_plain: a write or read will tell
+  bool nodelay_ = false;           // TCP_NODELAY is set
+  int connect_error_ = 0;          // the first head's write failed: the connect's error (connect_failed)
   bool reused_ = false;
   uint64_t connect_ns_ = 0;  // uv_hrtime() when connect() began (the connect histogram)
   bool head_request_ = false;

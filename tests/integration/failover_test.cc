@@ -354,5 +354,96 @@ TEST(Failover, UpstreamThatStopsReadingHitsSendTimeout) {
   EXPECT_NE(srv.output().find("send_timeout"), std::string::npos) << srv.output();
 }
 
+
+// A new plain connection sends the request head with its connect
+// (UpstreamConn::connect_plain); when the server's handshake is not done
+// yet, the head waits for it and the body behind the head, so a POST gets
+// through whole. The server's accept queue is full (listen backlog 0, one
+// connection queued), so pasture's SYN is dropped and its connect completes
+// at the SYN's retransmission, after the test has drained the queue.
+TEST(Failover, ARequestWaitsForAConnectStillInProgress) {
+  Fd l = listen_loopback(0);
+  ASSERT_TRUE(l.valid());
+  ASSERT_EQ(::listen(l.get(), 0), 0);
+  uint16_t port = local_port(l.get());
+  Fd filler = connect_loopback(port, Millis(2000));  // fills the queue of one
+  ASSERT_TRUE(filler.valid());
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:" +
+                        std::to_string(port) + "\nconnect_timeout = 8s\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  const std::string body = pattern_bytes(3000);
+  Response r;
+  std::thread client([&] {
+    HttpConn c(srv.port(), Millis(15000));
+    r = c.request("POST", "/order", {}, body);
+  });
+  struct Join {
+    std::thread& t;
+    ~Join() { if (t.joinable()) t.join(); }  // also when an assertion returns early (pasture answers by connect_timeout)
+  } join{client};
+  // Pasture's connect waits in SYN_SENT (/proc/net/tcp state 02) before the
+  // queue is drained.
+  auto syn_sent = [port] {
+    std::ifstream f("/proc/net/tcp");
+    char want[16];
+    snprintf(want, sizeof want, ":%04X 02 ", port);
+    for (std::string line; std::getline(f, line);)
+      if (line.find(want) != std::string::npos) return true;
+    return false;
+  };
+  for (int i = 0; i < 500 && !syn_sent(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(syn_sent()) << srv.output();
+  Fd first(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(first.valid());
+  EXPECT_EQ(wait_fd(l.get(), POLLIN, Millis(100)), IoResult::kTimeout) << "connected before its SYN was retried";
+  ASSERT_EQ(wait_fd(l.get(), POLLIN, Millis(6000)), IoResult::kOk);
+  Fd up(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(up.valid());
+  std::string got;
+  size_t end = std::string::npos;
+  while (end == std::string::npos || got.size() < end + 4 + body.size()) {
+    if (recv_some(up.get(), got, Millis(5000)) != IoResult::kOk) break;
+    end = got.find("\r\n\r\n");
+  }
+  ASSERT_NE(end, std::string::npos) << got;
+  EXPECT_EQ(got.substr(0, 18), "POST /order HTTP/1") << got;
+  EXPECT_EQ(got.substr(end + 4), body);
+  ASSERT_EQ(send_all(up.get(), "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes"), IoResult::kOk);
+  up.reset();
+  first.reset();
+  client.join();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 200) << srv.output();
+  EXPECT_EQ(r.body, "yes");
+}
+
+// The connect's error shows at the head's write: a POST whose server
+// refuses is retried on the next one with its body (nothing was sent), and
+// the log names the refusal, not the broken pipe a second write would see.
+TEST(Failover, APostToARefusingServerIsRetriedWithItsBody) {
+  uint16_t dead;
+  {
+    Fd l = listen_loopback(0);
+    ASSERT_TRUE(l.valid());
+    dead = local_port(l.get());
+  }
+  FakeUpstream b("b");
+  b.echo_body();
+  PastureServer srv("[app:main]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:" +
+                        std::to_string(dead) + " " + b.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  for (int i = 0; i < 4; i++) {
+    const std::string body = pattern_bytes(2000 + i, i);
+    Response r = http_request(srv.port(), "POST", "/p", {}, body);
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.status, 200) << srv.output();
+    EXPECT_EQ(r.body, body);
+  }
+  EXPECT_NE(srv.output().find("connect() failed: connection refused"), std::string::npos) << srv.output();
+  EXPECT_EQ(srv.output().find("broken pipe"), std::string::npos) << srv.output();
+}
+
 }  // namespace
 }  // namespace pasture::test
