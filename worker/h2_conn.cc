@@ -39,7 +39,7 @@ H2Conn::H2Conn(Worker* w, H2Transport* t, const ClientPeer* peer) : w_(w), t_(t)
 }
 
 H2Conn::~H2Conn() {
-  if (send_queued_) w_->cancel_h2_send(this);
+  if (send_queued_) w_->cancel_send(this);
   timer_disarm(&timer_);
   timer_disarm(&goaway_timer_);
   timer_disarm(&reap_timer_);
@@ -212,7 +212,7 @@ void H2Conn::want_send() {
   }
   if (closed_ || send_queued_) return;
   send_queued_ = true;
-  w_->defer_h2_send(this);
+  w_->defer_send(this);
 }
 
 void H2Conn::send_pending() {

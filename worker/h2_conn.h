@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "worker/response_sink.h"
+#include "worker/stream_io.h"
 #include "worker/timers.h"
 
 namespace pasture::worker {
@@ -54,14 +55,14 @@ class H2Transport {
   ~H2Transport() = default;
 };
 
-class H2Conn {
+class H2Conn final : public TurnSender {
  public:
   static constexpr uint32_t kGoawayDelayMs = 1000;  // between the two GOAWAYs of a drain
 
   H2Conn(Worker* w, H2Transport* t, const ClientPeer* peer);
   ~H2Conn();
-  // The worker's end-of-turn send (Worker::on_h2_check).
-  void send_deferred() {
+  // The worker's end-of-turn send (Worker::on_turn_check).
+  void send_deferred() override {
     send_queued_ = false;
     send_pending();
   }
@@ -104,7 +105,7 @@ class H2Conn {
   static void on_goaway_timer(TimerNode* t);
 
   void send_pending();
-  bool send_queued_ = false;  // in the worker's end-of-turn list (Worker::defer_h2_send)
+  bool send_queued_ = false;  // in the worker's end-of-turn list (Worker::defer_send)
   bool write_out();     // the gathered frames to the transport; false: failed, closed
   void reap();          // delete streams nghttp2 closed
   void update_timers();

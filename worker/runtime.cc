@@ -375,11 +375,11 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds) {
       return false;
     }
   }
-  uv_check_init(loop_, &h2_check_);
-  h2_check_.data = this;
-  uv_check_start(&h2_check_, on_h2_check);
-  uv_unref(reinterpret_cast<uv_handle_t*>(&h2_check_));
-  uv_idle_init(loop_, &h2_idle_);
+  uv_check_init(loop_, &turn_check_);
+  turn_check_.data = this;
+  uv_check_start(&turn_check_, on_turn_check);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&turn_check_));
+  uv_idle_init(loop_, &turn_idle_);
   uv_timer_init(loop_, &accept_pause_);
   accept_pause_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&accept_pause_));
@@ -390,25 +390,26 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds) {
   return true;
 }
 
+void Worker::defer_send(TurnSender* s) {
+  if (turn_sends_.empty()) uv_idle_start(&turn_idle_, [](uv_idle_t*) {});
+  turn_sends_.push_back(s);
+}
+
+void Worker::on_turn_check(uv_check_t* h) {
+  auto* w = static_cast<Worker*>(h->data);
+  // Those queued now; one queued again meanwhile waits a turn. One deleted
+  // meanwhile has taken itself off (cancel_send).
+  w->turn_batch_.swap(w->turn_sends_);
+  for (size_t i = 0; i < w->turn_batch_.size(); i++)
+    if (TurnSender* s = w->turn_batch_[i]) s->send_deferred();
+  w->turn_batch_.clear();
+  if (w->turn_sends_.empty()) uv_idle_stop(&w->turn_idle_);
+}
+
 // Keep-alive connections live long, so whoever accepts them carries their
 // load: a worker holding clearly more than its share of the workers' open
 // connections steps aside for a moment and lets the others accept (the idea
 // of nginx's accept_mutex, with the counts from shared memory).
-void Worker::defer_h2_send(H2Conn* c) {
-  if (h2_sends_.empty()) uv_idle_start(&h2_idle_, [](uv_idle_t*) {});
-  h2_sends_.push_back(c);
-}
-
-void Worker::on_h2_check(uv_check_t* h) {
-  auto* w = static_cast<Worker*>(h->data);
-  // Those queued now; a connection queued again meanwhile waits a turn. A
-  // connection deleted meanwhile has taken itself off (cancel_h2_send).
-  w->h2_batch_.swap(w->h2_sends_);
-  for (size_t i = 0; i < w->h2_batch_.size(); i++)
-    if (H2Conn* c = w->h2_batch_[i]) c->send_deferred();
-  w->h2_batch_.clear();
-  if (w->h2_sends_.empty()) uv_idle_stop(&w->h2_idle_);
-}
 
 bool Worker::over_share() const {
   if (n_workers_ <= 1) return false;

@@ -15,6 +15,7 @@
 #include "conf/model.h"
 #include "worker/access_log.h"
 #include "worker/http_head.h"
+#include "worker/stream_io.h"
 #include "worker/timers.h"
 #include "worker/upstream_tls_context.h"
 #include "worker/worker.h"
@@ -22,6 +23,7 @@
 namespace pasture::worker {
 
 class H2Conn;
+
 
 // The latency histograms' clock (uv_hrtime, a vDSO call); 0 in the build
 // without counters, where nothing reads it.
@@ -100,12 +102,12 @@ class Worker {
   void check_clear_counters();
   // This worker's held counts (shm::HeldCount), by global server index.
   shm::HeldCount& held(uint32_t server) { return held_[server]; }
-  // H2Conn: its frames go at the end of this loop turn (cancel_h2_send
-  // when it is deleted before).
-  void defer_h2_send(H2Conn* c);
-  void cancel_h2_send(H2Conn* c) {
-    std::erase(h2_sends_, c);
-    std::replace(h2_batch_.begin(), h2_batch_.end(), c, static_cast<H2Conn*>(nullptr));
+  // Its output goes at the end of this loop turn, after every callback of
+  // the poll (cancel_send when it is deleted before).
+  void defer_send(TurnSender* s);
+  void cancel_send(TurnSender* s) {
+    std::erase(turn_sends_, s);
+    std::replace(turn_batch_.begin(), turn_batch_.end(), s, static_cast<TurnSender*>(nullptr));
   }
   lb::Random& rng() { return rng_; }
   AccessLog& access_log() { return access_log_; }
@@ -206,11 +208,11 @@ class Worker {
   // HTTP/2 connections with frames to send, written once per loop turn
   // (after all of the turn's reads): the answers of many streams that came
   // in one poll leave in one TLS record and one write, not one each.
-  std::vector<H2Conn*> h2_sends_;
-  std::vector<H2Conn*> h2_batch_;  // those on_h2_check walks now
-  uv_check_t h2_check_;
-  uv_idle_t h2_idle_;  // active while h2_sends_ is not empty: the poll does not block
-  static void on_h2_check(uv_check_t* h);
+  std::vector<TurnSender*> turn_sends_;
+  std::vector<TurnSender*> turn_batch_;  // those on_turn_check walks now
+  uv_check_t turn_check_;
+  uv_idle_t turn_idle_;  // active while turn_sends_ is not empty: the poll does not block
+  static void on_turn_check(uv_check_t* h);
   bool accept_paused_ = false;
   bool accept_starved_ = false;       // paused by EMFILE & co: a closed connection resumes
   uint64_t accept_failures_ = 0;      // not logged yet

@@ -30,6 +30,19 @@ inline int stream_send(uv_stream_t* s, const char* p, size_t n) {
 // reported to the owner's on_write_done, not returned.
 int stream_queue(uv_stream_t* s, const uv_buf_t* bufs, unsigned nbufs, size_t skip);
 
+// Output gathered over a loop turn: everything that became ready in one poll
+// leaves together after the poll's callbacks (Worker::defer_send) - HTTP/2
+// frames of several streams in one TLS record and one write; upstream
+// request heads in one burst, so that the upstream, woken once, finds them
+// all (its wake-ups, not ours, were the cost: bench --shapes headers).
+class TurnSender {
+ public:
+  virtual void send_deferred() = 0;
+
+ protected:
+  ~TurnSender() = default;
+};
+
 // Queue high/low water marks for back-pressure between the two sides.
 inline constexpr size_t kHighWater = 256 * 1024;
 inline constexpr size_t kLowWater = 64 * 1024;

@@ -354,7 +354,12 @@ void UpstreamConn::send_body(const char* p, size_t n) {
 void UpstreamConn::request_done() {
   request_done_ = true;
   if (state_ != State::kActive) return;
-  flush();
+  // A head with nothing behind it goes at the end of the loop turn, with
+  // the other heads that became ready in the same poll (TurnSender).
+  if (head_out_ && !send_queued_) {
+    send_queued_ = true;
+    w_->defer_send(this);
+  }
   // read_timeout runs from here, also for an answer that began early (on_read
   // re-arms it), unless the client holds us paused (pause_read).
   if (state_ == State::kActive && !paused_) arm_read_timer();
@@ -745,6 +750,7 @@ void UpstreamConn::close() {
   }
   tls_close_notify();  // best effort: what the socket takes at once
   state_ = State::kClosed;
+  if (send_queued_) w_->cancel_send(this);
   timer_disarm(&timer_);
   timer_disarm(&send_timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close_cb);

@@ -45,7 +45,7 @@ enum class FailKind : uint8_t {
   kInvalid,         // unparsable or unsupported response head
 };
 
-class UpstreamConn final : public StreamOwner, private TlsSession::Sink {
+class UpstreamConn final : public StreamOwner, public TurnSender, private TlsSession::Sink {
  public:
   // An idle pooled connection to `server` of `pool`, or a new one (connecting).
   // `fresh` forbids reuse (retry after a stale pooled connection).
@@ -75,6 +75,10 @@ class UpstreamConn final : public StreamOwner, private TlsSession::Sink {
   bool body_sent() const { return body_sent_; }
 
   void on_write_done(int status) override;
+  void send_deferred() override {  // the worker's end-of-turn send (request_done)
+    send_queued_ = false;
+    flush();
+  }
 
  private:
   enum class State : uint8_t { kConnecting, kHandshake, kActive, kIdle, kTunnel, kClosed };
@@ -148,6 +152,7 @@ class UpstreamConn final : public StreamOwner, private TlsSession::Sink {
   State state_ = State::kConnecting;
   bool plain_connecting_ = false;  // kConnecting by connect_plain: a write or read will tell
   bool nodelay_ = false;           // TCP_NODELAY is set
+  bool send_queued_ = false;       // in the worker's end-of-turn list (Worker::defer_send)
   int connect_error_ = 0;          // the first head's write failed: the connect's error (connect_failed)
   bool reused_ = false;
   uint64_t connect_ns_ = 0;  // uv_hrtime() when connect() began (the connect histogram)
