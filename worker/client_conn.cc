@@ -54,12 +54,29 @@ void format_peer(const sockaddr* sa, char* out, size_t len) {
 
 }  // namespace
 
-ClientConn::ClientConn(Worker* w) : w_(w), ex_(w, this, &peer_) {
+ClientConn::ClientConn(Worker* w) : w_(w) {
   tcp_.data = static_cast<StreamOwner*>(this);
   timer_.owner = this;
   timer_.fire = on_timer;
-  llhttp_init(&parser_, HTTP_REQUEST, settings());
-  parser_.data = this;
+}
+
+ClientConn::Request::Request(Worker* w, ClientConn* c) : ex(w, c, &c->peer_) {
+  llhttp_init(&parser, HTTP_REQUEST, settings());
+  parser.data = c;
+}
+
+// Not at once: the exchange may be below us on the stack (its sink's end()
+// led here). At the end of the loop turn nothing is, and the connection is
+// still idle unless a request began.
+void ClientConn::release_request() {
+  if (!rq_ || release_queued_) return;
+  release_queued_ = true;
+  w_->defer_send(this);
+}
+
+void ClientConn::send_deferred() {
+  release_queued_ = false;
+  if (state_ == State::kIdle && !inbuf_ && !in_parse_ && rq_ && !rq_->head.headers) rq_.reset();
 }
 
 const llhttp_settings_t* ClientConn::settings() {
@@ -67,7 +84,7 @@ const llhttp_settings_t* ClientConn::settings() {
     llhttp_settings_t st;
     llhttp_settings_init(&st);
     st.on_url = [](llhttp_t* p, const char* at, size_t n) {
-      static_cast<ClientConn*>(p->data)->head_.on_url(at, n);
+      static_cast<ClientConn*>(p->data)->head().on_url(at, n);
       return 0;
     };
     // In kBody these are a chunked body's trailer fields: never forwarded
@@ -75,13 +92,13 @@ const llhttp_settings_t* ClientConn::settings() {
     st.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
       auto* c = static_cast<ClientConn*>(p->data);
       if (c->state_ == State::kBody) return c->count_trailer(n);
-      c->head_.on_field(at, n);
+      c->head().on_field(at, n);
       return 0;
     };
     st.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
       auto* c = static_cast<ClientConn*>(p->data);
       if (c->state_ == State::kBody) return c->count_trailer(n);
-      c->head_.on_value(at, n);
+      c->head().on_value(at, n);
       return 0;
     };
     st.on_body = [](llhttp_t* p, const char* at, size_t n) {
@@ -95,7 +112,7 @@ const llhttp_settings_t* ClientConn::settings() {
           return (int)HPE_USER;
         }
       }
-      c->ex_.request_body(at, n);
+      c->ex().request_body(at, n);
       // The chunk's data ends here (llhttp counts it down to 0): its CRLF
       // follows, which llhttp's lenient build skips without looking.
       if (p->content_length == 0) {
@@ -237,7 +254,7 @@ void ClientConn::on_bytes(const char* data, size_t n) {
     return;
   }
   if (state_ == State::kTunnel) {
-    ex_.tunnel_in(data, n);
+    ex().tunnel_in(data, n);
     return;
   }
   if (state_ == State::kWaiting || out_full_) {
@@ -260,7 +277,7 @@ void ClientConn::on_bytes(const char* data, size_t n) {
       const char* rest = parse(data, data, data + n);
       retain(data, rest, data + n, false);
     }
-    ex_.flush_upstream();
+    if (rq_) rq_->ex.flush_upstream();
   }
   update_reading();
 }
@@ -283,7 +300,7 @@ void ClientConn::on_eof() {
       if (shut_done_) close();  // else on_shutdown closes
       return;
     case State::kTunnel:
-      ex_.tunnel_in_eof();
+      ex().tunnel_in_eof();
       if (tunnel_shut_done_) close();  // else on_tunnel_shut closes
       return;
     case State::kIdle:
@@ -338,8 +355,8 @@ void ClientConn::retain(const char* base, const char* rest, const char* end, boo
     } else if (msg_start_ > 0) {
       inbuf_->erase(0, msg_start_);
     }
-    head_.rebase(msg_start_);
-    head_.base = inbuf_->data();
+    head().rebase(msg_start_);
+    head().base = inbuf_->data();
     msg_start_ = 0;
     inbuf_parsed_ = (uint32_t)inbuf_->size();
     return;
@@ -374,45 +391,45 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       if (!head_started_) {
         head_started_ = true;
         msg_start_ = (uint32_t)(p - base);
-        if (!head_.headers) head_.headers = w_->take_spans();
-        head_.reset();
+        if (!head().headers) head().headers = w_->take_spans();
+        head().reset();
       }
-      head_.base = base;
-      llhttp_errno_t err = llhttp_execute(&parser_, p, end - p);
+      head().base = base;
+      llhttp_errno_t err = llhttp_execute(&parser(), p, end - p);
       if (err == HPE_OK) {
-        if ((parser_.http_major == 0 && parser_.http_minor == 9) ||
+        if ((parser().http_major == 0 && parser().http_minor == 9) ||
             request_line_lacks_version(base + msg_start_, end)) {
           // "GET /\r\n": llhttp takes it for HTTP/0.9 (or, strict, waits
           // for a version) and for a head that will never come. Answer now,
           // as nginx does (but with 400).
-          ex_.begin_raw_log(base + msg_start_, end);
-          ex_.respond_error(400, "HTTP/0.9 request");
+          ex().begin_raw_log(base + msg_start_, end);
+          ex().respond_error(400, "HTTP/0.9 request");
         } else if ((size_t)(end - (base + msg_start_)) > srv.max_header_bytes) {
-          ex_.begin_raw_log(base + msg_start_, end);
-          ex_.respond_error(head_.last == HeadCollector::kUrl ? 414 : 431, "request head too large");
+          ex().begin_raw_log(base + msg_start_, end);
+          ex().respond_error(head().last == HeadCollector::kUrl ? 414 : 431, "request head too large");
         }
         p = end;
         break;
       }
       if (err != HPE_PAUSED) {
         PLOG_DEBUG("bad request from %s: %s (%s)", peer_.text, llhttp_errno_name(err),
-                   llhttp_get_error_reason(&parser_));
-        ex_.begin_raw_log(base + msg_start_, end);
-        ex_.respond_error(head_error_status(base, err), "malformed request");
+                   llhttp_get_error_reason(&parser()));
+        ex().begin_raw_log(base + msg_start_, end);
+        ex().respond_error(head_error_status(base, err), "malformed request");
         p = end;
         break;
       }
-      const char* pos = llhttp_get_error_pos(&parser_);
-      llhttp_resume(&parser_);
+      const char* pos = llhttp_get_error_pos(&parser());
+      llhttp_resume(&parser());
       if ((size_t)(pos - (base + msg_start_)) > srv.max_header_bytes) {
-        ex_.begin_raw_log(base + msg_start_, end);
-        ex_.respond_error(431, "request head too large");
+        ex().begin_raw_log(base + msg_start_, end);
+        ex().respond_error(431, "request head too large");
         p = end;
         break;
       }
       if (has_bare_cr(base + msg_start_, pos)) {  // "\r\n\rX" ended a head for llhttp
-        ex_.begin_raw_log(base + msg_start_, end);
-        ex_.respond_error(400, "bare CR in the request head");
+        ex().begin_raw_log(base + msg_start_, end);
+        ex().respond_error(400, "bare CR in the request head");
         p = end;
         break;
       }
@@ -427,60 +444,60 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
     parse_end_ = end;
     llhttp_errno_t err = HPE_USER;
     if (check_chunk_crlf(p, end))
-      err = llhttp_execute(&parser_, p, end - p);
+      err = llhttp_execute(&parser(), p, end - p);
     else
-      llhttp_set_error_reason(&parser_, "chunk data not followed by CRLF");
+      llhttp_set_error_reason(&parser(), "chunk data not followed by CRLF");
     // A chunked body's trailer section (after the last chunk's line) is
     // never forwarded, but where it ends decides where the next request
     // starts: llhttp's lenient build takes a bare CR there for a line end
     // (`0\r\n\rX`), so its bytes are checked as they pass.
     if ((err == HPE_OK || (err == HPE_PAUSED && !chunk_line_end_)) && in_trailer_ &&
-        !trailer_ok(p, err == HPE_OK ? end : llhttp_get_error_pos(&parser_))) {
-      llhttp_set_error_reason(&parser_, "bare CR in the chunked body's trailer section");
+        !trailer_ok(p, err == HPE_OK ? end : llhttp_get_error_pos(&parser()))) {
+      llhttp_set_error_reason(&parser(), "bare CR in the chunked body's trailer section");
       err = HPE_USER;
     }
     if (err == HPE_OK) {
       // client_body_timeout runs between reads, as nginx's: progress re-arms it.
       if (p < end && !client_paused_) rearm_timer(srv.client_body_timeout_ms);
       if (chunked_)
-        ex_.flush_body();
+        ex().flush_body();
       else if (p < end)
-        ex_.request_body(p, end - p);
+        ex().request_body(p, end - p);
       p = end;
       break;
     }
     if (err != HPE_PAUSED) {
       PLOG_DEBUG("bad request body from %s: %s (%s)", peer_.text, llhttp_errno_name(err),
-                 llhttp_get_error_reason(&parser_));
-      ex_.discard_body();  // the upstream never sees bad framing
-      if (ex_.response_started())
+                 llhttp_get_error_reason(&parser()));
+      ex().discard_body();  // the upstream never sees bad framing
+      if (ex().response_started())
         close();
       else if (too_large_)
-        ex_.respond_error(413, "request body larger than client_max_body_size");
+        ex().respond_error(413, "request body larger than client_max_body_size");
       else
-        ex_.respond_error(400, "malformed request body");
+        ex().respond_error(400, "malformed request body");
       p = end;
       break;
     }
-    const char* pos = llhttp_get_error_pos(&parser_);
-    llhttp_resume(&parser_);
+    const char* pos = llhttp_get_error_pos(&parser());
+    llhttp_resume(&parser());
     if (chunk_line_end_) {  // on_chunk_header: pos is just past the line's LF
       chunk_line_end_ = false;
       if (pos > p && pos[-1] != '\n') {
         PLOG_DEBUG("bad request body from %s: chunk-size line not ended by CRLF", peer_.text);
-        ex_.discard_body();  // the upstream never sees bad framing
-        if (ex_.response_started())
+        ex().discard_body();  // the upstream never sees bad framing
+        if (ex().response_started())
           close();
         else
-          ex_.respond_error(400, "malformed request body");
+          ex().respond_error(400, "malformed request body");
         p = end;
         break;
       }
-      in_trailer_ = parser_.content_length == 0;  // the last chunk: its trailer section follows
+      in_trailer_ = parser().content_length == 0;  // the last chunk: its trailer section follows
       p = pos;
       continue;
     }
-    if (!chunked_ && pos > p) ex_.request_body(p, pos - p);  // a chunked body's end: request_end
+    if (!chunked_ && pos > p) ex().request_body(p, pos - p);  // a chunked body's end: request_end
     p = pos;
     if (state_ == State::kBody) on_request_complete();
   }
@@ -499,25 +516,25 @@ bool ClientConn::trailer_ok(const char* p, const char* end) {
 bool ClientConn::on_head(const char* base, const char* head_end) {
   (void)head_end;
   const auto& srv = w_->site().server;
-  http10_ = parser_.http_major == 1 && parser_.http_minor == 0;
-  ex_.open(parser_.method, http10_);
-  keep_alive_ = llhttp_should_keep_alive(&parser_) && !w_->draining();
-  client_closes_ = !llhttp_should_keep_alive(&parser_) && !parser_.upgrade;
+  http10_ = parser().http_major == 1 && parser().http_minor == 0;
+  ex().open(parser().method, http10_);
+  keep_alive_ = llhttp_should_keep_alive(&parser()) && !w_->draining();
+  client_closes_ = !llhttp_should_keep_alive(&parser()) && !parser().upgrade;
   // An answer to Upgrade other than a 101 (or a route that does not
   // tunnel it, and so drops it) closes the connection after it: bytes the
   // client sent after its request, perhaps in the protocol it asked for,
   // are never read as HTTP requests.
-  if (parser_.upgrade) keep_alive_ = false;
+  if (parser().upgrade) keep_alive_ = false;
   chunked_ = false;
   crlf_due_ = 0;
   trailer_bytes_ = 0;
-  if (w_->access_log().enabled()) ex_.begin_log(base, head_);
+  if (w_->access_log().enabled()) ex().begin_log(base, head());
   RequestHead rh;
   std::string path_scratch;
   const char* why = nullptr;
-  int bad = check_request_head(parser_, base, head_, srv, path_scratch, &rh, &why);
+  int bad = check_request_head(parser(), base, head(), srv, path_scratch, &rh, &why);
   if (bad) {
-    ex_.respond_error(bad, why);
+    ex().respond_error(bad, why);
     return false;
   }
   chunked_ = rh.chunked;  // decoded here; the exchange chunks it again for an upstream
@@ -525,13 +542,13 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   arm_timer(srv.client_body_timeout_ms);
   ExchangeRequest rq;
   rq.base = base;
-  rq.head = &head_;
+  rq.head = &head();
   rq.checked = &rh;
   // The parser still holds the declared length.
-  if (!chunked_ && (parser_.flags & F_CONTENT_LENGTH)) rq.content_length = (int64_t)parser_.content_length;
+  if (!chunked_ && (parser().flags & F_CONTENT_LENGTH)) rq.content_length = (int64_t)parser().content_length;
   // RFC 9110 7.8: an HTTP/1.0 request's Upgrade is ignored. CONNECT is no upgrade.
-  rq.upgrade = parser_.upgrade && !http10_ && parser_.method != HTTP_CONNECT;
-  ex_.start(rq);
+  rq.upgrade = parser().upgrade && !http10_ && parser().method != HTTP_CONNECT;
+  ex().start(rq);
   return state_ != State::kClosed && state_ != State::kLinger;
 }
 
@@ -539,11 +556,11 @@ void ClientConn::on_request_complete() {
   state_ = State::kWaiting;
   timer_disarm(&timer_);
   if (producer_paused_) arm_send_timer();  // the answer waits for the client (behind())
-  ex_.request_end();
+  ex().request_end();
 }
 
 void ClientConn::finish_exchange() {
-  ex_.complete();
+  ex().complete();
   served_ = true;
   // While the worker drains, keep_alive_ is still set only when this answer
   // went out before the drain began and promised keep-alive: its client may
@@ -587,7 +604,7 @@ void ClientConn::next_request() {
     state_ = State::kHead;
     arm_timer(w_->site().server.client_header_timeout_ms);
     run_inbuf();
-    ex_.flush_upstream();
+    if (rq_) rq_->ex.flush_upstream();
   }
   if (client_eof_ && !in_parse_ && !out_full_ &&
       (state_ == State::kIdle || state_ == State::kHead)) {
@@ -598,10 +615,11 @@ void ClientConn::next_request() {
     return;
   }
   update_reading();
+  if (state_ == State::kIdle && !inbuf_) release_request();
 }
 
 void ClientConn::reset_request() {
-  ex_.reset();
+  if (rq_) rq_->ex.reset();
   head_started_ = false;
   producer_paused_ = false;
   chunked_in_ = 0;
@@ -613,9 +631,9 @@ void ClientConn::reset_request() {
     w_->give_buf(resp_out_);
     resp_out_ = nullptr;
   }
-  if (head_.headers) {
-    w_->give_spans(head_.headers);
-    head_.headers = nullptr;
+  if (rq_ && rq_->head.headers) {
+    w_->give_spans(rq_->head.headers);
+    rq_->head.headers = nullptr;
   }
 }
 
@@ -637,7 +655,7 @@ int ClientConn::head_error_status(const char* base, llhttp_errno_t err) const {
   if (err != HPE_INVALID_TRANSFER_ENCODING) return 400;
   // An unknown coding is 501 as in nginx; a repeated header line is 400.
   int n = 0;
-  for (const HeaderSpan& h : *head_.headers)
+  for (const HeaderSpan& h : *head().headers)
     if (iequals(span_view(base, h.name), "transfer-encoding")) n++;
   return n > 1 ? 400 : 501;
 }
@@ -688,7 +706,7 @@ void ClientConn::end_drain_grace() {
 
 void ClientConn::shutdown_and_linger() {
   if (state_ == State::kClosed || state_ == State::kLinger) return;
-  ex_.drop_upstream();
+  if (rq_) rq_->ex.drop_upstream();
   state_ = State::kLinger;
   out_full_ = client_paused_ = false;
   // Shut the write side once every queued byte is written (send_timeout
@@ -727,15 +745,15 @@ void ClientConn::on_timer(TimerNode* t) {
   switch (c->state_) {
     case State::kHead:
       if (c->head_started_) {
-        if (c->inbuf_) c->ex_.begin_raw_log(c->inbuf_->data(), c->inbuf_->data() + c->inbuf_->size());
-        c->ex_.respond_error(408, "client header timeout");
+        if (c->inbuf_) c->ex().begin_raw_log(c->inbuf_->data(), c->inbuf_->data() + c->inbuf_->size());
+        c->ex().respond_error(408, "client header timeout");
         return;
       }
       c->close();
       return;
     case State::kBody:
-      if (!c->ex_.response_started()) {
-        c->ex_.respond_error(408, "client body timeout");
+      if (!c->ex().response_started()) {
+        c->ex().respond_error(408, "client body timeout");
         return;
       }
       c->close();
@@ -776,7 +794,8 @@ void ClientConn::close() {
   if (state_ == State::kClosed) return;
   if (tls_ && !aborted_) tls_close_notify();  // once (kLinger sent it already); the socket closes next
   state_ = State::kClosed;
-  ex_.on_close();
+  if (rq_) rq_->ex.on_close();
+  if (release_queued_) w_->cancel_send(this);
   if (h2_) h2_->on_close();
   timer_disarm(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close_cb);
@@ -788,7 +807,7 @@ void ClientConn::on_close_cb(uv_handle_t* h) {
   if (c->inbuf_) w->give_buf(c->inbuf_);
   if (c->resp_head_) w->give_buf(c->resp_head_);
   if (c->resp_out_) w->give_buf(c->resp_out_);
-  if (c->head_.headers) w->give_spans(c->head_.headers);
+  if (c->rq_ && c->rq_->head.headers) w->give_spans(c->rq_->head.headers);
   delete c->h2_;
   w->client_closed(c);
   delete c;  // the exchange gives its buffers back

@@ -1,9 +1,12 @@
 // One client connection: the server side of HTTP/1.1 (reading, llhttp,
 // keep-alive, pipelining, Content-Length and chunked bodies, 100-continue,
 // the response's head and framing on the wire, timeouts, linger). What a
-// request does (routing, the handler, upstreams, the log) is its Exchange
-// (worker/exchange.h), to which this connection is the ResponseSink; one
-// Exchange is embedded and reused for every request of the connection.
+// request does (routing, the handler, upstreams, the log) is its
+// Exchange (worker/exchange.h), to which this connection is the ResponseSink.
+// The parser, the head's spans and the Exchange (Request, ~380 bytes) exist
+// from a request's first byte until the connection is idle again with
+// nothing buffered: an idle keep-alive connection keeps none of them
+// (release_request, at the end of the loop turn).
 //
 // States (one request at a time; pipelined bytes wait in inbuf_):
 //   kIdle     keep-alive, no byte of the next request yet, or a TLS
@@ -46,7 +49,11 @@ namespace pasture::worker {
 
 class H2Conn;
 
-class ClientConn final : public StreamOwner, public ResponseSink, public H2Transport, private TlsSession::Sink {
+class ClientConn final : public StreamOwner,
+                         public ResponseSink,
+                         public H2Transport,
+                         public TurnSender,
+                         private TlsSession::Sink {
  public:
   // Take ownership of an accepted, non-blocking socket; `tls` (the
   // listener's context) makes it a TLS connection; `h2c`: the listener
@@ -56,6 +63,9 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
 
   void on_write_done(int status) override;
   void on_drain();  // the worker started draining (Worker::start_drain)
+  // The end of the loop turn in which the connection went idle: the
+  // Request goes, unless a request began meanwhile.
+  void send_deferred() override;
 
   // --- ResponseSink: the current exchange's response (client_response.cc) --
   int interim(std::string_view text) override;
@@ -163,13 +173,28 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   void rearm_timer(uint32_t ms);
   void arm_send_timer() { rearm_timer(w_->site().server.send_timeout_ms); }
 
+  // What a request needs and an idle connection does not.
+  struct Request {
+    Request(Worker* w, ClientConn* c);
+    llhttp_t parser;
+    HeadCollector head;
+    Exchange ex;  // the request in progress (reset between pipelined requests)
+  };
+  Request& request() {
+    if (!rq_) rq_ = std::make_unique<Request>(w_, this);
+    return *rq_;
+  }
+  llhttp_t& parser() { return request().parser; }
+  HeadCollector& head() { return request().head; }
+  const HeadCollector& head() const { return rq_->head; }  // while parsing: there is one
+  Exchange& ex() { return request().ex; }
+  void release_request();  // idle with nothing buffered: queue the Request's release
+
   uv_tcp_t tcp_;
   Worker* w_;
-  llhttp_t parser_;
-  HeadCollector head_;
+  std::unique_ptr<Request> rq_;
   TimerNode timer_;
   ClientPeer peer_;
-  Exchange ex_;                    // the request in progress (reset between requests)
   std::unique_ptr<TlsSession> tls_;  // the TLS transport, or null (the plain socket)
   int tls_write_error_ = 0;        // a libuv error from writing ciphertext (on_ciphertext)
   bool tls_open_ = false;          // the handshake completed (tls_check_open ran)
@@ -210,6 +235,7 @@ class ClientConn final : public StreamOwner, public ResponseSink, public H2Trans
   bool aborted_ = false;      // abort(): no close_notify
   bool until_eof_ = false;    // the answer being sent ends with the connection (abort() resets)
   bool tunnel_shut_done_ = false;
+  bool release_queued_ = false;  // in the worker's end-of-turn list (release_request)
 };
 
 }  // namespace pasture::worker

@@ -23,7 +23,7 @@ void ClientConn::head(const ResponseHead& h) {
   resp_head_ = h.text;
   std::string& o = *resp_head_;
   // An answer before the request's end: the unread body ends the connection.
-  if (h.close || !ex_.req_done() || w_->closing_soon()) keep_alive_ = false;
+  if (h.close || !ex().req_done() || w_->closing_soon()) keep_alive_ = false;
   ResponseFraming f = append_framing(o, h.status, h.framing, h.length, h.no_body, http10_);
   if (f.until_eof || f.decode) keep_alive_ = false;  // the close ends the body
   until_eof_ = f.until_eof;
@@ -110,7 +110,7 @@ void ClientConn::end() {
   }
   producer_paused_ = false;
   if (state_ == State::kWaiting && !out_full_) timer_disarm(&timer_);
-  if (ex_.req_done()) {
+  if (ex().req_done()) {
     finish_exchange();
   } else {
     keep_alive_ = false;  // answered before the request ended
@@ -166,7 +166,7 @@ void ClientConn::on_write_done(int status) {
   if (producer_paused_ && q < kLowWater) {
     producer_paused_ = false;
     if (state_ == State::kWaiting) timer_disarm(&timer_);
-    ex_.on_sink_drained();  // an inline app produces more right here
+    ex().on_sink_drained();  // an inline app produces more right here
     if (state_ == State::kClosed) return;
     q = queued();
   }

@@ -37,11 +37,11 @@ bool ClientConn::tunnel(std::string* head) {
   if (inbuf_) {
     std::string* b = inbuf_;
     inbuf_ = nullptr;
-    ex_.tunnel_in(b->data(), b->size());
+    ex().tunnel_in(b->data(), b->size());
     w_->give_buf(b);
     if (state_ != State::kTunnel) return false;
   }
-  if (client_eof_) ex_.tunnel_in_eof();
+  if (client_eof_) ex().tunnel_in_eof();
   update_reading();
   return state_ == State::kTunnel;
 }
