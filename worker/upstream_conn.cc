@@ -162,8 +162,8 @@ int UpstreamConn::connect_plain(const ResolvedServer& a) {
     r = -errno;
   if (r == 0) r = uv_tcp_open(&tcp_, fd);
   if (r < 0) {
-    PLOG_DEBUG("pool %s: connect() to %s failed: %s", pool_->cfg->name.c_str(),
-               pool_->targets[server_].label.c_str(), uv_strerror(r));
+    PLOG_WARN("pool %s: connect() to %s failed: %s", pool_->cfg->name.c_str(),
+              pool_->targets[server_].label.c_str(), uv_strerror(r));
     if (fd >= 0) ::close(fd);
     close();
     return r;
@@ -197,14 +197,20 @@ void UpstreamConn::send_first_head() {
     connected_plain();
     return;
   }
-  // A failed write (the connect's error, e.g. ECONNREFUSED) is queued all
-  // the same: the queued write fails again on the next loop turn (EPIPE
-  // now, the socket's error was taken) and reports the first error then; a
-  // failure here would re-enter the exchange from inside start().
-  if (r < 0 && r != UV_EAGAIN) connect_error_ = r;
+  // A failed write is the connect's error (ECONNREFUSED): reported at the
+  // end of the loop turn (send_deferred), as a failure here would re-enter
+  // the exchange from inside start(). Never written again: a second write
+  // on the refused socket would raise SIGPIPE (fatal to the worker if an
+  // app turned SIG_IGN back to SIG_DFL; review 28) and tell EPIPE.
+  if (r < 0 && r != UV_EAGAIN) {
+    connect_error_ = r;
+    send_queued_ = true;
+    w_->defer_send(this);
+    return;
+  }
   int q = stream_queue(s, &b, 1, r > 0 ? (size_t)r : 0);
   if (q < 0) {
-    if (!connect_error_) connect_error_ = q;  // reported when connect_timeout fires (on_timer)
+    connect_error_ = q;  // out of memory: reported when connect_timeout fires (on_timer)
     return;
   }
   if (r > 0) connected_plain();  // part of it went: the connection is up
@@ -224,6 +230,15 @@ void UpstreamConn::connect_failed(int err) {
   char why[160];
   snprintf(why, sizeof why, "connect() failed: %s", uv_strerror(connect_error_ ? connect_error_ : err));
   fail(502, FailKind::kConnect, why);
+}
+
+void UpstreamConn::send_deferred() {
+  send_queued_ = false;
+  if (plain_connecting_ && state_ == State::kConnecting && connect_error_) {
+    connect_failed(connect_error_);
+    return;
+  }
+  flush();
 }
 
 void UpstreamConn::set_nodelay() {

@@ -75,10 +75,7 @@ class UpstreamConn final : public StreamOwner, public TurnSender, private TlsSes
   bool body_sent() const { return body_sent_; }
 
   void on_write_done(int status) override;
-  void send_deferred() override {  // the worker's end-of-turn send (request_done)
-    send_queued_ = false;
-    flush();
-  }
+  void send_deferred() override;  // the worker's end-of-turn send (request_done, send_first_head)
 
  private:
   enum class State : uint8_t { kConnecting, kHandshake, kActive, kIdle, kTunnel, kClosed };

@@ -89,6 +89,14 @@ int run(const Setup& setup) {
       PLOG_ERROR("%s", err.c_str());
       return 3;
     }
+    // An app that set SIGPIPE back to SIG_DFL at import (CLI habit) would
+    // have the first write to a peer that went away kill the worker: every
+    // socket write here counts on EPIPE instead (review 28).
+    struct sigaction sa{};
+    if (sigaction(SIGPIPE, nullptr, &sa) == 0 && sa.sa_handler != SIG_IGN) {
+      PLOG_NOTICE("the app changed SIGPIPE's handling; pasture ignores SIGPIPE again");
+      signal(SIGPIPE, SIG_IGN);
+    }
     if (!w.start_accepting(setup.listen_fds)) return 1;
   }
 

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <fstream>
 
 #include "tests/integration/embed_site.h"
 
@@ -127,6 +128,28 @@ TEST(WsgiEmbeddedReviewH2, WriteAheadCapIsPerConnection) {
   ASSERT_NE(r, kNpos) << out;
   EXPECT_GE(atoi(out.c_str() + r + 7), 1) << out;
   EXPECT_NE(site.log().find("ahead of its client"), kNpos) << site.log();
+}
+
+// An app that sets SIGPIPE back to SIG_DFL at import does not turn a client
+// that goes away mid-answer into a dead worker: the worker ignores SIGPIPE
+// again once the app is loaded (review 28).
+TEST_P(WsgiEmbeddedReview, AnAppResettingSigpipeDoesNotExposeTheWorker) {
+  EmbedSite site(GetParam(), 1, "", {{"EMBEDAPP_SIGPIPE_DFL", "1"}});
+  ASSERT_TRUE(site.started()) << site.log();
+  int pid = site.worker_pid();
+  ASSERT_GT(pid, 0);
+  std::ifstream st("/proc/" + std::to_string(pid) + "/status");
+  unsigned long long ign = 0;
+  for (std::string line; std::getline(st, line);)
+    if (line.rfind("SigIgn:", 0) == 0) ign = std::stoull(line.substr(7), nullptr, 16);
+  EXPECT_NE(ign & (1ull << (SIGPIPE - 1)), 0u) << std::hex << ign;
+  EXPECT_NE(site.log().find("pasture ignores SIGPIPE again"), kNpos) << site.log();
+  for (int i = 0; i < 5; i++) {  // 8 MiB answers, the client gone after the first bytes
+    RawConn c(site.port());
+    c.send("GET /big?size=8388608" + kGet);
+    ASSERT_TRUE(c.read_until("\r\n\r\n")) << brief(c.got);
+  }
+  EXPECT_EQ(site.worker_pid(), pid) << site.log();
 }
 
 }  // namespace

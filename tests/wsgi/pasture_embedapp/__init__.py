@@ -50,6 +50,10 @@ import os
 import sys
 import time
 
+if os.environ.get('EMBEDAPP_SIGPIPE_DFL'):  # what a CLI-minded app does at import
+    import signal
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
 if os.environ.get('EMBEDAPP_IMPORTS'):
     with open(os.environ['EMBEDAPP_IMPORTS'], 'a') as f:
         f.write('%d\n' % os.getpid())
