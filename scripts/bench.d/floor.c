@@ -16,8 +16,9 @@
  * usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS] [-u | -C | -t]
  * Modes, for `scripts/bench --shapes` (each the least its traffic needs):
  *   (none) upstream connections pooled and reused, one whole message per read
- *   -u     upstreams that close after every answer: a blocking connect per
- *          request, the connection closed once its answer is read, and the
+ *   -u     upstreams that close after every answer: a non-blocking connect
+ *          per request, the request sent at once (no wait for EPOLLOUT: on
+ *          loopback the handshake is done), the connection closed once its answer is read, and the
  *          upstream's `Connection: close` line dropped from the answer (the
  *          client stays kept alive, as behind a proxy)
  *   -C     clients that send `Connection: close`: that line dropped from the
@@ -122,15 +123,18 @@ static struct conn *upstream_get(void)
         u->next = NULL;
         return u;
     }
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     if (fd < 0) return NULL;
-    /* Blocking connect, then non-blocking: only while the pool fills up. */
-    if (connect(fd, (struct sockaddr *)&ups[i], sizeof ups[i]) != 0) {
+    /* A non-blocking connect: on loopback the handshake is over when
+     * connect() returns EINPROGRESS, so the request's send right after goes
+     * through (an EAGAIN there would break the assumptions: closed). -u's
+     * one send per connection needs no TCP_NODELAY; a pooled connection
+     * sets it once. */
+    if (connect(fd, (struct sockaddr *)&ups[i], sizeof ups[i]) != 0 && errno != EINPROGRESS) {
         close(fd);
         return NULL;
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    fcntl(fd, F_SETFL, O_NONBLOCK);
+    if (mode != 'u') setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     u = conn_new(fd, i);
     if (!u) close(fd);
     return u;
