@@ -144,6 +144,24 @@ int UpstreamConn::connect() {
   return 0;
 }
 
+// socket() and connect() (one in progress too, if `in_progress_ok`), the fd
+// handed to tcp_. A failure is logged, the fd and the handle closed.
+int UpstreamConn::open_socket(const ResolvedServer& a, bool in_progress_ok) {
+  int fd = socket(a.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int r = fd < 0 ? -errno : 0;
+  if (r == 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.addrlen) != 0 &&
+      !(in_progress_ok && errno == EINPROGRESS))
+    r = -errno;
+  if (r == 0) r = uv_tcp_open(&tcp_, fd);
+  if (r < 0) {
+    PLOG_WARN("pool %s: connect() to %s failed: %s", pool_->cfg->name.c_str(),
+              pool_->targets[server_].label.c_str(), uv_strerror(r));
+    if (fd >= 0) ::close(fd);
+    close();
+  }
+  return r;
+}
+
 // A plain TCP connect is made here, not by uv_tcp_connect, so that the
 // request head can go out with it (start -> send_first_head) instead of a
 // loop turn later: libuv's connect waits for POLLOUT, asks SO_ERROR and
@@ -155,19 +173,7 @@ int UpstreamConn::connect() {
 // at once: the fd enters epoll once, with POLLIN only when the head went
 // out whole.
 int UpstreamConn::connect_plain(const ResolvedServer& a) {
-  int fd = socket(a.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int r = fd < 0 ? -errno : 0;
-  if (r == 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.addrlen) != 0 &&
-      errno != EINPROGRESS)
-    r = -errno;
-  if (r == 0) r = uv_tcp_open(&tcp_, fd);
-  if (r < 0) {
-    PLOG_WARN("pool %s: connect() to %s failed: %s", pool_->cfg->name.c_str(),
-              pool_->targets[server_].label.c_str(), uv_strerror(r));
-    if (fd >= 0) ::close(fd);
-    close();
-    return r;
-  }
+  if (int r = open_socket(a, true); r < 0) return r;
   state_ = State::kConnecting;
   plain_connecting_ = true;
   w_->timers().arm(&timer_, pool_->cfg->connect_timeout_ms, w_->now());
@@ -254,17 +260,7 @@ void UpstreamConn::set_nodelay() {
 // connection starts out kActive like a reused one. A failure returns its
 // error: the caller treats it as a connect error (retry, passive health).
 int UpstreamConn::connect_unix(const ResolvedServer& a) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int r = fd < 0 ? -errno : 0;
-  if (r == 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.addrlen) != 0) r = -errno;
-  if (r == 0) r = uv_tcp_open(&tcp_, fd);
-  if (r < 0) {
-    PLOG_WARN("pool %s: connect() to %s failed: %s", pool_->cfg->name.c_str(),
-              pool_->targets[server_].label.c_str(), uv_strerror(r));
-    if (fd >= 0) ::close(fd);
-    close();
-    return r;
-  }
+  if (int r = open_socket(a, false); r < 0) return r;
   state_ = State::kActive;
   nodelay_ = true;  // no Nagle on a unix socket
   resume_read();

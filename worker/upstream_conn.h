@@ -94,6 +94,7 @@ class UpstreamConn final : public StreamOwner, public TurnSender, private TlsSes
 
   int connect();  // 0, or a libuv error (the connection is closed)
   int connect_unix(const ResolvedServer& a);
+  int open_socket(const ResolvedServer& a, bool in_progress_ok);  // 0, or the error (closed)
   int connect_plain(const ResolvedServer& a);
   void send_first_head();
   void connected_plain();
