@@ -599,7 +599,7 @@ void ClientConn::finish_exchange() {
 // Keep-alive: parse pipelined bytes already here, and read when the backlog
 // allows. Inside parse() (a local answer), parse() goes on by itself.
 void ClientConn::next_request() {
-  arm_timer(idle_timeout_ms());
+  arm_idle_timer();
   if (!in_parse_ && inbuf_) {
     state_ = State::kHead;
     arm_timer(w_->site().server.client_header_timeout_ms);
@@ -670,7 +670,9 @@ void ClientConn::on_drain() {
   // client is about to send one. It gets one answer with Connection: close.
   // One whose client does not read its answers (out_full_) keeps its
   // send_timeout; once they are read it idles for the grace (next_request).
-  if (state_ != State::kIdle || inbuf_ || !served_ || out_full_) return;
+  // One still writing its last answer keeps its send_timeout; the grace
+  // starts once the answer is all out (on_write_done -> arm_idle_timer).
+  if (state_ != State::kIdle || inbuf_ || !served_ || out_full_ || queued() > 0) return;
   uint32_t grace = w_->drain_idle_grace_ms();
   if (grace == 0) {
     end_drain_grace();
@@ -679,6 +681,18 @@ void ClientConn::on_drain() {
   // keepalive_timeout may end sooner: the client expects no more than that.
   if (timer_.armed() && timer_.deadline <= w_->now() + grace) return;
   arm_timer(grace);
+}
+
+// keepalive_timeout (or the drain grace) runs once the last answer is all
+// in the kernel; while some of it waits in our queue, send_timeout governs,
+// restarted by each write that completes (on_write_done), as nginx's
+// ngx_http_set_keepalive waits for the flush. Before, keepalive_timeout
+// closed a slow reader's connection under its answer's tail (review 29 F1).
+void ClientConn::arm_idle_timer() {
+  if (queued() > 0)
+    arm_send_timer();
+  else
+    arm_timer(idle_timeout_ms());
 }
 
 uint32_t ClientConn::idle_timeout_ms() const {
@@ -764,7 +778,8 @@ void ClientConn::on_timer(TimerNode* t) {
         c->close();
         return;
       }
-      if (c->w_->draining() && !c->out_full_) {  // else send_timeout: the client reads nothing
+      // With answers queued it was send_timeout: the client reads nothing.
+      if (c->w_->draining() && !c->out_full_ && c->queued() == 0) {
         c->end_drain_grace();
         return;
       }

@@ -165,6 +165,7 @@ class ClientConn final : public StreamOwner,
   void start_reading();
 
   uint32_t idle_timeout_ms() const;  // keepalive_timeout, or the drain grace
+  void arm_idle_timer();             // ...once the last answer is out; send_timeout before
   void end_drain_grace();
   void shutdown_and_linger();
   void on_shutdown(int status);

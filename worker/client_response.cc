@@ -175,9 +175,12 @@ void ClientConn::on_write_done(int status) {
     next_request();
     return;
   }
-  // The client took bytes: send_timeout restarts wherever it governs.
+  // The client took bytes: send_timeout restarts wherever it governs; an
+  // idle connection's keepalive_timeout starts once its last answer is out.
   if (out_full_ || (producer_paused_ && state_ == State::kWaiting) || (state_ == State::kLinger && !shut_done_))
     arm_send_timer();
+  else if (state_ == State::kIdle && served_)  // (not a TLS handshake's writes)
+    arm_idle_timer();
 }
 
 }  // namespace pasture::worker
