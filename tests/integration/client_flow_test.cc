@@ -3,6 +3,7 @@
 // slowly, or pipeline more than pasture holds at once. Every answer must
 // arrive whole, in order, with bounded memory in the worker; only a client
 // that stops taking bytes for send_timeout is dropped.
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <csignal>
@@ -450,6 +451,47 @@ TEST(ClientFlow, GracefulStopDeliversAnAnswerStillQueued) {
   drain(fd.get(), ex, Millis(3000));
   EXPECT_TRUE(ex.closed);
   expect_big_answer(ex);
+}
+
+// keepalive_timeout starts once the last answer is all written: a client
+// that reads its 3 MB answer slowly (4 KiB every 4 ms, a 4 KiB receive
+// buffer) gets all of it, then the idle connection closes (review 29 F1:
+// the tail still in pasture's queue when the upstream's last bytes came was
+// dropped when a short keepalive_timeout closed the connection under it).
+TEST(ClientFlow, KeepaliveTimeoutWaitsForTheLastAnswerToBeWritten) {
+  const size_t n = 3000000;
+  FakeUpstream up("u");
+  up.respond_pattern(n);
+  PastureServer srv("keepalive_timeout = 200ms\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                        up.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int small = 4096;
+  ASSERT_EQ(setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(srv.port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(send_all(fd.get(), "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"), IoResult::kOk);
+  timeval tv{10, 0};  // a blocking read, bounded
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  Exchange ex;
+  char buf[4096];
+  for (;;) {
+    ssize_t got = ::recv(fd.get(), buf, sizeof buf, 0);
+    if (got <= 0) {
+      ex.closed = got == 0;
+      break;
+    }
+    ex.bytes.append(buf, (size_t)got);
+    std::this_thread::sleep_for(Millis(4));
+  }
+  EXPECT_EQ(ex.status(), 200);
+  EXPECT_EQ(ex.body().size(), n);
+  EXPECT_TRUE(ex.body() == pattern_bytes(n));
+  EXPECT_TRUE(ex.closed);  // by keepalive_timeout, once the answer was out
 }
 
 }  // namespace
