@@ -268,7 +268,7 @@ void ClientConn::on_bytes(const char* data, size_t n) {
   } else {
     if (state_ == State::kIdle) {
       state_ = State::kHead;
-      arm_timer(w_->site().server.client_header_timeout_ms);
+      arm_head_timer();
     }
     if (inbuf_) {
       inbuf_->append(data, n);
@@ -384,7 +384,7 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
     if (state_ == State::kIdle) {
       if (p == end || out_full_) break;
       state_ = State::kHead;
-      arm_timer(srv.client_header_timeout_ms);
+      arm_head_timer();
     }
     if (state_ == State::kHead) {
       if (p == end) break;
@@ -602,7 +602,7 @@ void ClientConn::next_request() {
   arm_idle_timer();
   if (!in_parse_ && inbuf_) {
     state_ = State::kHead;
-    arm_timer(w_->site().server.client_header_timeout_ms);
+    arm_head_timer();
     run_inbuf();
     if (rq_) rq_->ex.flush_upstream();
   }
@@ -695,6 +695,18 @@ void ClientConn::arm_idle_timer() {
     arm_timer(idle_timeout_ms());
 }
 
+// A request head that begins while an earlier answer's tail still waits in
+// our queue is behind a client that may not be reading: send_timeout
+// governs, restarted by each write that completes, and client_header_timeout
+// starts once the queue is empty (on_write_done), as nginx reads a pipelined
+// request only after the previous answer is flushed. Before, a partial head
+// behind a large answer held the connection for client_header_timeout
+// (review 30 T6).
+void ClientConn::arm_head_timer() {
+  head_on_send_ = queued() > 0;
+  arm_timer(head_on_send_ ? w_->site().server.send_timeout_ms : w_->site().server.client_header_timeout_ms);
+}
+
 uint32_t ClientConn::idle_timeout_ms() const {
   return w_->draining() ? w_->drain_idle_grace_ms() : w_->site().server.keepalive_timeout_ms;
 }
@@ -758,6 +770,10 @@ void ClientConn::on_timer(TimerNode* t) {
   auto* c = static_cast<ClientConn*>(t->owner);
   switch (c->state_) {
     case State::kHead:
+      if (c->head_on_send_) {  // send_timeout: the client takes none of the earlier answer
+        c->close();
+        return;
+      }
       if (c->head_started_) {
         if (c->inbuf_) c->ex().begin_raw_log(c->inbuf_->data(), c->inbuf_->data() + c->inbuf_->size());
         c->ex().respond_error(408, "client header timeout");

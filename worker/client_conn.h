@@ -14,7 +14,8 @@
 //             drain_idle_grace once the worker drains; send_timeout while
 //             answers the client does not read hold further requests
 //             back: out_full_)
-//   kHead     reading a request head                       (client_header_timeout)
+//   kHead     reading a request head                       (client_header_timeout;
+//             send_timeout until an earlier answer's queued tail is written)
 //   kBody     head handled; the body streams to its handler  (client_body_timeout,
 //             re-armed by every read that brings body bytes)
 //   kWaiting  request complete; its response is in progress (send_timeout while
@@ -166,6 +167,7 @@ class ClientConn final : public StreamOwner,
 
   uint32_t idle_timeout_ms() const;  // keepalive_timeout, or the drain grace
   void arm_idle_timer();             // ...once the last answer is out; send_timeout before
+  void arm_head_timer();             // kHead: client_header_timeout, send_timeout before
   void end_drain_grace();
   void shutdown_and_linger();
   void on_shutdown(int status);
@@ -208,6 +210,7 @@ class ClientConn final : public StreamOwner,
 
   State state_ = State::kIdle;
   bool head_started_ = false;
+  bool head_on_send_ = false;  // kHead's timer is send_timeout: an earlier answer's tail is queued
   bool keep_alive_ = false;   // client wants (and may have) keep-alive
   bool client_closes_ = false;  // the request itself asked for the close (Connection: close, HTTP/1.0)
   bool http10_ = false;

@@ -181,6 +181,8 @@ void ClientConn::on_write_done(int status) {
     arm_send_timer();
   else if (state_ == State::kIdle && served_)  // (not a TLS handshake's writes)
     arm_idle_timer();
+  else if (state_ == State::kHead && head_on_send_)
+    q > 0 ? arm_send_timer() : arm_head_timer();
 }
 
 }  // namespace pasture::worker

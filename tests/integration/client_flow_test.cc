@@ -494,5 +494,51 @@ TEST(ClientFlow, KeepaliveTimeoutWaitsForTheLastAnswerToBeWritten) {
   EXPECT_TRUE(ex.closed);  // by keepalive_timeout, once the answer was out
 }
 
+// A partial head pipelined behind a large proxied answer: while the
+// answer's tail waits in pasture's queue, send_timeout governs (a client
+// that reads nothing is dropped after it, not after client_header_timeout);
+// once the answer is all written, client_header_timeout runs for the head
+// (review 30 T6: the partial head held the connection for
+// client_header_timeout, and a draining worker up to graceful_timeout).
+TEST(ClientFlow, APartialHeadBehindAnUnreadAnswerIsBoundBySendTimeout) {
+  const size_t n = 3000000;
+  FakeUpstream up("u");
+  up.respond_pattern(n);
+  PastureServer srv("send_timeout = 1s\nclient_header_timeout = 4s\n[app:main]\nuse = egg:pasture#balancer\n"
+                    "servers = " + up.address() + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  const std::string reqs = "GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHo";
+  for (int reads = 0; reads < 2; reads++) {
+    SCOPED_TRACE(reads ? "reads the answer at once" : "reads nothing for 3 s");
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int small = 4096;
+    ASSERT_EQ(setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(srv.port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(send_all(fd.get(), reqs), IoResult::kOk);
+    auto t0 = std::chrono::steady_clock::now();
+    if (!reads) std::this_thread::sleep_for(Millis(3000));
+    Exchange ex;
+    drain(fd.get(), ex, Millis(6000));
+    auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0);
+    EXPECT_TRUE(ex.closed);
+    if (!reads) {
+      // Dropped at send_timeout: what was in the socket buffers, no more.
+      EXPECT_LT(ex.bytes.size(), n);
+    } else {
+      // The whole answer, then 408 for the head after client_header_timeout
+      // (4 s), not at send_timeout (1 s) after the last write.
+      EXPECT_EQ(ex.status(), 200);
+      EXPECT_NE(ex.bytes.find(pattern_bytes(n)), std::string::npos);
+      EXPECT_NE(ex.bytes.find("HTTP/1.1 408"), std::string::npos) << ex.bytes.substr(ex.bytes.size() - 300);
+      EXPECT_GE(took.count(), 3500);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pasture::test
