@@ -22,39 +22,10 @@ namespace {
 constexpr size_t kMaxPipelined = 64 * 1024;  // unparsed bytes held while a response is in flight
 constexpr uint32_t kLingerMs = 2000;
 
-// Dotted quad of the 4 bytes at B into OUT (at least 16 bytes): what
-// inet_ntop writes, without its sprintf (1,700 instructions, a tenth of a
-// request's when every request is a new connection: bench --shapes close).
-void format_ipv4(const uint8_t* b, char* out) {
-  for (int i = 0; i < 4; i++) {
-    unsigned v = b[i];
-    if (v >= 100) *out++ = (char)('0' + v / 100);
-    if (v >= 10) *out++ = (char)('0' + v / 10 % 10);
-    *out++ = (char)('0' + v % 10);
-    *out++ = i < 3 ? '.' : 0;
-  }
-}
-
-void format_peer(const sockaddr* sa, char* out, size_t len) {
-  out[0] = 0;
-  if (!sa) return;
-  static_assert(sizeof ClientPeer{}.text >= 16);
-  if (sa->sa_family == AF_INET) {
-    format_ipv4(reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(sa)->sin_addr), out);
-  } else if (sa->sa_family == AF_INET6) {
-    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-      format_ipv4(&s6->sin6_addr.s6_addr[12], out);
-    else
-      inet_ntop(AF_INET6, &s6->sin6_addr, out, len);
-  } else if (sa->sa_family == AF_UNIX) {
-    snprintf(out, len, "unix:");  // what nginx's $remote_addr says
-  }
-}
-
 }  // namespace
 
-ClientConn::ClientConn(Worker* w) : w_(w) {
+ClientConn::ClientConn(Worker* w) {
+  w_ = w;
   tcp_.data = static_cast<StreamOwner*>(this);
   timer_.owner = this;
   timer_.fire = on_timer;
@@ -76,7 +47,19 @@ void ClientConn::release_request() {
 
 void ClientConn::send_deferred() {
   release_queued_ = false;
-  if (state_ == State::kIdle && !inbuf_ && !in_parse_ && rq_ && !rq_->head.headers) rq_.reset();
+  if (state_ == State::kIdle && !inbuf_ && !in_parse_ && rq_ && !rq_->head.headers) {
+    give_request_bufs();
+    rq_.reset();
+  }
+}
+
+// The worker's buffers a Request holds, back before it goes.
+void ClientConn::give_request_bufs() {
+  if (rq_->resp_head) w_->give_buf(rq_->resp_head);
+  if (rq_->resp_out) w_->give_buf(rq_->resp_out);
+  if (rq_->head.headers) w_->give_spans(rq_->head.headers);
+  rq_->resp_head = rq_->resp_out = nullptr;
+  rq_->head.headers = nullptr;
 }
 
 const llhttp_settings_t* ClientConn::settings() {
@@ -106,8 +89,8 @@ const llhttp_settings_t* ClientConn::settings() {
       if (!c->chunked_) return 0;
       {
         uint64_t limit = c->w_->site().server.max_body_bytes;
-        c->chunked_in_ += n;
-        if (limit && c->chunked_in_ > limit) {
+        c->request().chunked_in += n;
+        if (limit && c->request().chunked_in > limit) {
           c->too_large_ = true;  // parse() answers 413; no byte past the limit is forwarded
           return (int)HPE_USER;
         }
@@ -116,8 +99,8 @@ const llhttp_settings_t* ClientConn::settings() {
       // The chunk's data ends here (llhttp counts it down to 0): its CRLF
       // follows, which llhttp's lenient build skips without looking.
       if (p->content_length == 0) {
-        c->crlf_due_ = 2;
-        if (!c->check_chunk_crlf(at + n, c->parse_end_)) {
+        c->request().crlf_due = 2;
+        if (!c->check_chunk_crlf(at + n, c->request().parse_end)) {
           llhttp_set_error_reason(p, "chunk data not followed by CRLF");
           return (int)HPE_USER;
         }
@@ -134,9 +117,9 @@ const llhttp_settings_t* ClientConn::settings() {
       const char* end = at + n;
       bool bad = memchr(at, '\r', n) || memchr(at, '\n', n);
       // The span ends where the line may end: a CR there must be a CRLF.
-      if (!bad && end < c->parse_end_ && *end == '\r') {
-        c->crlf_due_ = 1;
-        bad = !c->check_chunk_crlf(end + 1, c->parse_end_);
+      if (!bad && end < c->request().parse_end && *end == '\r') {
+        c->request().crlf_due = 1;
+        bad = !c->check_chunk_crlf(end + 1, c->request().parse_end);
       }
       if (!bad) return 0;
       llhttp_set_error_reason(p, "bare CR or LF in a chunk extension");
@@ -177,7 +160,7 @@ void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer, const TlsCon
     return;
   }
   w->stats().accepted.add();
-  format_peer(peer, c->peer_.text, sizeof c->peer_.text);
+  c->peer_.set(peer);
   c->peer_.trusted = peer_trusted(w->site().server.trusted_proxies, peer);
   w->client_opened(c);
   if (tls) {
@@ -262,7 +245,7 @@ void ClientConn::on_bytes(const char* data, size_t n) {
     if (!inbuf_) {
       inbuf_ = w_->take_buf();
       inbuf_->clear();
-      inbuf_parsed_ = 0;
+      request().inbuf_parsed = 0;
     }
     inbuf_->append(data, n);
   } else {
@@ -337,10 +320,10 @@ void ClientConn::run_inbuf() {
     std::string* buf = inbuf_;
     const char* base = buf->data();
     const char* end = base + buf->size();
-    const char* rest = parse(base, base + inbuf_parsed_, end);
+    const char* rest = parse(base, base + request().inbuf_parsed, end);
     if (inbuf_ != buf) return;  // closed and released meanwhile
     retain(base, rest, end, true);
-    if (!inbuf_ || rest == base + inbuf_parsed_) break;
+    if (!inbuf_ || rest == base + request().inbuf_parsed) break;
   }
 }
 
@@ -351,14 +334,14 @@ void ClientConn::retain(const char* base, const char* rest, const char* end, boo
   if (state_ == State::kHead && head_started_) {
     if (!from_inbuf) {
       inbuf_ = w_->take_buf();
-      inbuf_->assign(base + msg_start_, end);
-    } else if (msg_start_ > 0) {
-      inbuf_->erase(0, msg_start_);
+      inbuf_->assign(base + request().msg_start, end);
+    } else if (request().msg_start > 0) {
+      inbuf_->erase(0, request().msg_start);
     }
-    head().rebase(msg_start_);
+    head().rebase(request().msg_start);
     head().base = inbuf_->data();
-    msg_start_ = 0;
-    inbuf_parsed_ = (uint32_t)inbuf_->size();
+    request().msg_start = 0;
+    request().inbuf_parsed = (uint32_t)inbuf_->size();
     return;
   }
   if (rest < end) {
@@ -368,7 +351,7 @@ void ClientConn::retain(const char* base, const char* rest, const char* end, boo
     } else {
       inbuf_->erase(0, rest - base);
     }
-    inbuf_parsed_ = 0;
+    request().inbuf_parsed = 0;
     return;
   }
   if (from_inbuf) {
@@ -390,7 +373,7 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       if (p == end) break;
       if (!head_started_) {
         head_started_ = true;
-        msg_start_ = (uint32_t)(p - base);
+        request().msg_start = (uint32_t)(p - base);
         if (!head().headers) head().headers = w_->take_spans();
         head().reset();
       }
@@ -398,37 +381,37 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       llhttp_errno_t err = llhttp_execute(&parser(), p, end - p);
       if (err == HPE_OK) {
         if ((parser().http_major == 0 && parser().http_minor == 9) ||
-            request_line_lacks_version(base + msg_start_, end)) {
+            request_line_lacks_version(base + request().msg_start, end)) {
           // "GET /\r\n": llhttp takes it for HTTP/0.9 (or, strict, waits
           // for a version) and for a head that will never come. Answer now,
           // as nginx does (but with 400).
-          ex().begin_raw_log(base + msg_start_, end);
+          ex().begin_raw_log(base + request().msg_start, end);
           ex().respond_error(400, "HTTP/0.9 request");
-        } else if ((size_t)(end - (base + msg_start_)) > srv.max_header_bytes) {
-          ex().begin_raw_log(base + msg_start_, end);
+        } else if ((size_t)(end - (base + request().msg_start)) > srv.max_header_bytes) {
+          ex().begin_raw_log(base + request().msg_start, end);
           ex().respond_error(head().last == HeadCollector::kUrl ? 414 : 431, "request head too large");
         }
         p = end;
         break;
       }
       if (err != HPE_PAUSED) {
-        PLOG_DEBUG("bad request from %s: %s (%s)", peer_.text, llhttp_errno_name(err),
+        PLOG_DEBUG("bad request from %s: %s (%s)", PeerText(peer_).s, llhttp_errno_name(err),
                    llhttp_get_error_reason(&parser()));
-        ex().begin_raw_log(base + msg_start_, end);
+        ex().begin_raw_log(base + request().msg_start, end);
         ex().respond_error(head_error_status(base, err), "malformed request");
         p = end;
         break;
       }
       const char* pos = llhttp_get_error_pos(&parser());
       llhttp_resume(&parser());
-      if ((size_t)(pos - (base + msg_start_)) > srv.max_header_bytes) {
-        ex().begin_raw_log(base + msg_start_, end);
+      if ((size_t)(pos - (base + request().msg_start)) > srv.max_header_bytes) {
+        ex().begin_raw_log(base + request().msg_start, end);
         ex().respond_error(431, "request head too large");
         p = end;
         break;
       }
-      if (has_bare_cr(base + msg_start_, pos)) {  // "\r\n\rX" ended a head for llhttp
-        ex().begin_raw_log(base + msg_start_, end);
+      if (has_bare_cr(base + request().msg_start, pos)) {  // "\r\n\rX" ended a head for llhttp
+        ex().begin_raw_log(base + request().msg_start, end);
         ex().respond_error(400, "bare CR in the request head");
         p = end;
         break;
@@ -441,7 +424,7 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       continue;
     }
     if (state_ != State::kBody) break;
-    parse_end_ = end;
+    request().parse_end = end;
     llhttp_errno_t err = HPE_USER;
     if (check_chunk_crlf(p, end))
       err = llhttp_execute(&parser(), p, end - p);
@@ -467,7 +450,7 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       break;
     }
     if (err != HPE_PAUSED) {
-      PLOG_DEBUG("bad request body from %s: %s (%s)", peer_.text, llhttp_errno_name(err),
+      PLOG_DEBUG("bad request body from %s: %s (%s)", PeerText(peer_).s, llhttp_errno_name(err),
                  llhttp_get_error_reason(&parser()));
       ex().discard_body();  // the upstream never sees bad framing
       if (ex().response_started())
@@ -484,7 +467,7 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
     if (chunk_line_end_) {  // on_chunk_header: pos is just past the line's LF
       chunk_line_end_ = false;
       if (pos > p && pos[-1] != '\n') {
-        PLOG_DEBUG("bad request body from %s: chunk-size line not ended by CRLF", peer_.text);
+        PLOG_DEBUG("bad request body from %s: chunk-size line not ended by CRLF", PeerText(peer_).s);
         ex().discard_body();  // the upstream never sees bad framing
         if (ex().response_started())
           close();
@@ -526,8 +509,8 @@ bool ClientConn::on_head(const char* base, const char* head_end) {
   // are never read as HTTP requests.
   if (parser().upgrade) keep_alive_ = false;
   chunked_ = false;
-  crlf_due_ = 0;
-  trailer_bytes_ = 0;
+  request().crlf_due = 0;
+  request().trailer_bytes = 0;
   if (w_->access_log().enabled()) ex().begin_log(base, head());
   RequestHead rh;
   std::string path_scratch;
@@ -619,36 +602,40 @@ void ClientConn::next_request() {
 }
 
 void ClientConn::reset_request() {
-  if (rq_) rq_->ex.reset();
+  if (rq_) rq_->ex.reset();  // first: it may call back into the sink
   head_started_ = false;
   producer_paused_ = false;
-  chunked_in_ = 0;
   too_large_ = false;
   chunked_ = rechunk_ = false;
-  crlf_due_ = 0;
   in_trailer_ = trailer_cr_ = false;
-  if (resp_out_) {
-    w_->give_buf(resp_out_);
-    resp_out_ = nullptr;
+  if (!rq_) return;
+  Request& r = *rq_;
+  r.chunked_in = 0;
+  r.crlf_due = 0;
+  if (r.resp_out) {
+    w_->give_buf(r.resp_out);
+    r.resp_out = nullptr;
   }
-  if (rq_ && rq_->head.headers) {
-    w_->give_spans(rq_->head.headers);
-    rq_->head.headers = nullptr;
+  if (r.head.headers) {
+    w_->give_spans(r.head.headers);
+    r.head.headers = nullptr;
   }
 }
 
-// The CRLF after a chunk's data, from `q` (crlf_due_ of its bytes not
+// The CRLF after a chunk's data, from `q` (crlf_due of its bytes not
 // checked yet; those past `end` are checked when the next read comes).
 bool ClientConn::check_chunk_crlf(const char* q, const char* end) {
-  for (; crlf_due_ > 0 && q < end; crlf_due_--, q++)
-    if (*q != "\r\n"[2 - crlf_due_]) return false;
+  uint8_t& due = request().crlf_due;
+  for (; due > 0 && q < end; due--, q++)
+    if (*q != "\r\n"[2 - due]) return false;
   return true;
 }
 
 // A trailer section may be as large as a head; more is an error (400).
 int ClientConn::count_trailer(size_t n) {
-  trailer_bytes_ += (uint32_t)n;  // n is at most one read
-  return trailer_bytes_ > w_->site().server.max_header_bytes ? HPE_USER : 0;
+  uint32_t& t = request().trailer_bytes;
+  t += (uint32_t)n;  // n is at most one read
+  return t > w_->site().server.max_header_bytes ? HPE_USER : 0;
 }
 
 int ClientConn::head_error_status(const char* base, llhttp_errno_t err) const {
@@ -836,9 +823,7 @@ void ClientConn::on_close_cb(uv_handle_t* h) {
   auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(h->data));
   Worker* w = c->w_;
   if (c->inbuf_) w->give_buf(c->inbuf_);
-  if (c->resp_head_) w->give_buf(c->resp_head_);
-  if (c->resp_out_) w->give_buf(c->resp_out_);
-  if (c->rq_ && c->rq_->head.headers) w->give_spans(c->rq_->head.headers);
+  if (c->rq_) c->give_request_bufs();
   delete c->h2_;
   w->client_closed(c);
   delete c;  // the exchange gives its buffers back

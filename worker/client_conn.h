@@ -50,11 +50,7 @@ namespace pasture::worker {
 
 class H2Conn;
 
-class ClientConn final : public StreamOwner,
-                         public ResponseSink,
-                         public H2Transport,
-                         public TurnSender,
-                         private TlsSession::Sink {
+class ClientConn final : public StreamOwner, public ResponseSink, public TurnSender {
  public:
   // Take ownership of an accepted, non-blocking socket; `tls` (the
   // listener's context) makes it a TLS connection; `h2c`: the listener
@@ -88,6 +84,7 @@ class ClientConn final : public StreamOwner,
   bool cork(bool on) override;  // -1 under TLS: the app's files are read and sent
   void want_body(bool on) override;
   bool peer_address(sockaddr_storage* out) override;
+  std::string_view tls_subject() const override { return tls_ ? tls_->kept_subject() : std::string_view(); }
   bool tunnel(std::string* head) override;  // client_tunnel.cc
   void tunnel_close_write() override;
 
@@ -98,11 +95,8 @@ class ClientConn final : public StreamOwner,
   // writes through this connection's transport (H2Transport below). Called
   // on the h2c preface, and by the TLS glue when ALPN chose "h2".
   void start_h2();
-  int h2_send(const uv_buf_t* bufs, unsigned n) override { return send_out(bufs, n); }
-  size_t h2_queued() const override { return queued(); }
-  void h2_read(bool on) override;
-  void h2_close(bool graceful) override;
-  bool h2_peer(sockaddr_storage* out) override { return peer_address(out); }
+  void h2_read(bool on);
+  void h2_close(bool graceful);
 
  private:
   // kH2: an HTTP/2 connection (h2_): this object is its transport only.
@@ -142,8 +136,28 @@ class ClientConn final : public StreamOwner,
   void tls_close_notify();                    // before the write side is shut
   void tls_check_open();                      // the handshake just ended: count it, note the subject
   void tls_handshake_failed(const char* why);
-  void on_plaintext(const char* data, size_t len) override;
-  void on_ciphertext(const char* data, size_t len) override;
+  void on_plaintext(const char* data, size_t len);
+  void on_ciphertext(const char* data, size_t len);
+  // The TLS session with its callbacks to this connection, and the HTTP/2
+  // connection with its transport (this connection), each in one
+  // allocation: their vtables are not in every plain connection.
+  struct Tls final : TlsSession::Sink, TlsSession {
+    Tls(const TlsContext& ctx, ClientConn* conn) : TlsSession(ctx, *this), c(conn) {}
+    void on_plaintext(const char* data, size_t len) override { c->on_plaintext(data, len); }
+    void on_ciphertext(const char* data, size_t len) override { c->on_ciphertext(data, len); }
+    ClientConn* c;
+    int write_error = 0;  // a libuv error from writing ciphertext (on_ciphertext)
+  };
+  struct H2 final : H2Transport, H2Conn {
+    H2(ClientConn* conn) : H2Conn(conn->w_, this, &conn->peer_), c(conn) {}
+    int h2_send(const uv_buf_t* bufs, unsigned n) override { return c->send_out(bufs, n); }
+    size_t h2_queued() const override { return c->queued(); }
+    void h2_read(bool on) override { c->h2_read(on); }
+    void h2_close(bool graceful) override { c->h2_close(graceful); }
+    bool h2_peer(sockaddr_storage* out) override { return c->peer_address(out); }
+    std::string_view h2_tls_subject() const override { return c->tls_subject(); }
+    ClientConn* c;
+  };
 
   void run_inbuf();
   const char* parse(const char* base, const char* p, const char* end);
@@ -182,6 +196,14 @@ class ClientConn final : public StreamOwner,
     llhttp_t parser;
     HeadCollector head;
     Exchange ex;  // the request in progress (reset between pipelined requests)
+    std::string* resp_head = nullptr;  // response head held back to share a writev with body
+    std::string* resp_out = nullptr;   // batched response chunks not yet sent (flush)
+    const char* parse_end = nullptr;   // end of the bytes parse() is running llhttp on
+    uint64_t chunked_in = 0;           // decoded bytes of a chunked request body (client_max_body_size)
+    uint32_t inbuf_parsed = 0;   // bytes of the connection's inbuf_ llhttp has consumed
+    uint32_t msg_start = 0;      // offset of the current head in its buffer
+    uint32_t trailer_bytes = 0;  // of the chunked body's trailer section, never forwarded
+    uint8_t crlf_due = 0;        // bytes of a request chunk's CRLF not checked yet (check_chunk_crlf)
   };
   Request& request() {
     if (!rq_) rq_ = std::make_unique<Request>(w_, this);
@@ -192,54 +214,52 @@ class ClientConn final : public StreamOwner,
   const HeadCollector& head() const { return rq_->head; }  // while parsing: there is one
   Exchange& ex() { return request().ex; }
   void release_request();  // idle with nothing buffered: queue the Request's release
+  void give_request_bufs();
 
+  // Every idle keep-alive connection holds all of this (bench --shapes
+  // memory): what only a request needs lives in Request, the flags are
+  // bits, and the members are ordered so that there are no holes.
+  // The process's one Worker (set by accept_fd), shared rather than a
+  // pointer in each connection.
+  static inline Worker* w_ = nullptr;
+  // After registry_index (public, above), before the 8-byte aligned ones:
+  // 24 bytes of vtables + 4 + these 25 fill 56 exactly.
+  ClientPeer peer_;
+  State state_ = State::kIdle;
+  uint8_t probe_len_ = 0;  // bytes of the preface matched so far (held back)
+  bool tls_open_ : 1 = false;      // the handshake completed (tls_check_open ran)
+  bool tls_bytes_in_ : 1 = false;  // the client sent something (an EOF before it is no handshake error)
+  bool head_started_ : 1 = false;
+  bool head_on_send_ : 1 = false;  // kHead's timer is send_timeout: an earlier answer's tail is queued
+  bool keep_alive_ : 1 = false;     // client wants (and may have) keep-alive
+  bool client_closes_ : 1 = false;  // the request itself asked for the close (Connection: close, HTTP/1.0)
+  bool http10_ : 1 = false;
+  bool client_eof_ : 1 = false;
+  bool out_full_ : 1 = false;   // answers over kHighWater wait in our queue: no new request, no reading
+  bool shut_done_ : 1 = false;  // kLinger: every byte written and the write side shut
+  bool chunked_ : 1 = false;    // chunked request body: decoded for the exchange
+  bool rechunk_ : 1 = false;    // the response body goes out in chunks of ours
+  bool in_trailer_ : 1 = false;      // parse(): past the last chunk's line (trailer_ok() checks)
+  bool trailer_cr_ : 1 = false;      // the trailer bytes so far end in a CR
+  bool chunk_line_end_ : 1 = false;  // parse(): llhttp paused at the end of a chunk-size line
+  bool producer_paused_ : 1 = false;  // our write queue is full: the upstream or app waits
+  bool reading_ : 1 = false;
+  bool in_parse_ : 1 = false;
+  bool served_ : 1 = false;         // at least one response was completed
+  bool client_paused_ : 1 = false;  // we stopped reading the client: the exchange takes no body now
+  bool too_large_ : 1 = false;      // the chunked body passed client_max_body_size: 413
+  bool h2c_ : 1 = false;            // the first bytes may be the HTTP/2 preface (h2c listener)
+  bool tunnel_shut_ : 1 = false;    // kTunnel: the upstream's EOF is being passed on (uv_shutdown)
+  bool aborted_ : 1 = false;        // abort(): no close_notify
+  bool until_eof_ : 1 = false;      // the answer being sent ends with the connection (abort() resets)
+  bool tunnel_shut_done_ : 1 = false;
+  bool release_queued_ : 1 = false;  // in the worker's end-of-turn list (release_request)
   uv_tcp_t tcp_;
-  Worker* w_;
   std::unique_ptr<Request> rq_;
   TimerNode timer_;
-  ClientPeer peer_;
-  std::unique_ptr<TlsSession> tls_;  // the TLS transport, or null (the plain socket)
-  int tls_write_error_ = 0;        // a libuv error from writing ciphertext (on_ciphertext)
-  bool tls_open_ = false;          // the handshake completed (tls_check_open ran)
-  bool tls_bytes_in_ = false;      // the client sent something (an EOF before it is no handshake error)
-  std::string* inbuf_ = nullptr;   // unparsed bytes: a partial head or pipelined requests
-  uint32_t inbuf_parsed_ = 0;      // bytes of inbuf_ llhttp has consumed
-  uint32_t msg_start_ = 0;         // offset of the current head in its buffer
-  std::string* resp_head_ = nullptr;  // response head held back to share a writev with body
-  std::string* resp_out_ = nullptr;   // batched response chunks not yet sent (flush)
-
-  State state_ = State::kIdle;
-  bool head_started_ = false;
-  bool head_on_send_ = false;  // kHead's timer is send_timeout: an earlier answer's tail is queued
-  bool keep_alive_ = false;   // client wants (and may have) keep-alive
-  bool client_closes_ = false;  // the request itself asked for the close (Connection: close, HTTP/1.0)
-  bool http10_ = false;
-  bool client_eof_ = false;
-  bool out_full_ = false;     // answers over kHighWater wait in our queue: no new request, no reading
-  bool shut_done_ = false;    // kLinger: every byte written and the write side shut
-  bool chunked_ = false;      // chunked request body: decoded for the exchange
-  bool rechunk_ = false;      // the response body goes out in chunks of ours
-  bool in_trailer_ = false;      // parse(): past the last chunk's line (trailer_ok() checks)
-  bool trailer_cr_ = false;      // the trailer bytes so far end in a CR
-  bool chunk_line_end_ = false;  // parse(): llhttp paused at the end of a chunk-size line
-  uint8_t crlf_due_ = 0;      // bytes of a request chunk's CRLF not checked yet (check_chunk_crlf)
-  const char* parse_end_ = nullptr;  // end of the bytes parse() is running llhttp on
-  uint32_t trailer_bytes_ = 0;  // of the chunked body's trailer section, never forwarded
-  bool producer_paused_ = false;  // our write queue is full: the upstream or app waits
-  bool reading_ = false;
-  bool in_parse_ = false;
-  bool served_ = false;         // at least one response was completed
-  bool client_paused_ = false;  // we stopped reading the client: the exchange takes no body now
-  uint64_t chunked_in_ = 0;   // decoded bytes of a chunked request body (client_max_body_size)
-  bool too_large_ = false;    // the chunked body passed client_max_body_size: 413
-  bool h2c_ = false;          // the first bytes may be the HTTP/2 preface (h2c listener)
-  uint8_t probe_len_ = 0;     // bytes of the preface matched so far (held back)
-  H2Conn* h2_ = nullptr;      // kH2: the HTTP/2 connection this one carries
-  bool tunnel_shut_ = false;  // kTunnel: the upstream's EOF is being passed on (uv_shutdown)
-  bool aborted_ = false;      // abort(): no close_notify
-  bool until_eof_ = false;    // the answer being sent ends with the connection (abort() resets)
-  bool tunnel_shut_done_ = false;
-  bool release_queued_ = false;  // in the worker's end-of-turn list (release_request)
+  std::unique_ptr<Tls> tls_;      // the TLS transport, or null (the plain socket)
+  H2* h2_ = nullptr;              // kH2: the HTTP/2 connection this one carries
+  std::string* inbuf_ = nullptr;  // unparsed bytes: a partial head or pipelined requests
 };
 
 }  // namespace pasture::worker

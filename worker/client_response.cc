@@ -19,9 +19,10 @@ int ClientConn::interim(std::string_view text) {
 // The head is written here from the exchange's text plus the framing this
 // client needs, and held back (body(), flush() or end() send it).
 void ClientConn::head(const ResponseHead& h) {
-  if (resp_head_) w_->give_buf(resp_head_);
-  resp_head_ = h.text;
-  std::string& o = *resp_head_;
+  Request& r = request();
+  if (r.resp_head) w_->give_buf(r.resp_head);
+  r.resp_head = h.text;
+  std::string& o = *r.resp_head;
   // An answer before the request's end: the unread body ends the connection.
   if (h.close || !ex().req_done() || w_->closing_soon()) keep_alive_ = false;
   ResponseFraming f = append_framing(o, h.status, h.framing, h.length, h.no_body, http10_);
@@ -39,16 +40,17 @@ void ClientConn::head(const ResponseHead& h) {
 int ClientConn::send_held(const uv_buf_t* extra, unsigned n) {
   uv_buf_t bufs[6];
   unsigned k = 0;
-  if (resp_head_) bufs[k++] = uv_buf_init(resp_head_->data(), (unsigned)resp_head_->size());
-  bool chunks = resp_out_ && !resp_out_->empty();
-  if (chunks) bufs[k++] = uv_buf_init(resp_out_->data(), (unsigned)resp_out_->size());
+  Request& rq = request();
+  if (rq.resp_head) bufs[k++] = uv_buf_init(rq.resp_head->data(), (unsigned)rq.resp_head->size());
+  bool chunks = rq.resp_out && !rq.resp_out->empty();
+  if (chunks) bufs[k++] = uv_buf_init(rq.resp_out->data(), (unsigned)rq.resp_out->size());
   for (unsigned i = 0; i < n; i++) bufs[k++] = extra[i];
   int r = k ? send_out(bufs, k) : 0;
-  if (resp_head_) {
-    w_->give_buf(resp_head_);
-    resp_head_ = nullptr;
+  if (rq.resp_head) {
+    w_->give_buf(rq.resp_head);
+    rq.resp_head = nullptr;
   }
-  if (chunks) resp_out_->clear();
+  if (chunks) rq.resp_out->clear();
   return r;
 }
 
@@ -69,13 +71,14 @@ bool ClientConn::body(const char* p, size_t n, bool batch) {
   if (rechunk_ && batch) {
     // Framed here, sent by flush() once the producer is done with its
     // read: one write for all the chunks it held.
-    if (!resp_out_) {
-      resp_out_ = w_->take_buf();
-      resp_out_->clear();
+    std::string*& out = request().resp_out;
+    if (!out) {
+      out = w_->take_buf();
+      out->clear();
     }
-    resp_out_->append(line.text.data(), line.text.size());
-    resp_out_->append(p, n);
-    resp_out_->append("\r\n", 2);
+    out->append(line.text.data(), line.text.size());
+    out->append(p, n);
+    out->append("\r\n", 2);
     return true;
   }
   uv_buf_t bufs[3];
@@ -92,7 +95,8 @@ bool ClientConn::body(const char* p, size_t n, bool batch) {
 
 bool ClientConn::flush() {
   if (state_ == State::kClosed) return false;
-  if (!resp_head_ && !(resp_out_ && !resp_out_->empty())) return true;
+  const Request& r = request();
+  if (!r.resp_head && !(r.resp_out && !r.resp_out->empty())) return true;
   if (send_held(nullptr, 0) < 0) {
     close();
     return false;
@@ -119,10 +123,11 @@ void ClientConn::end() {
 }
 
 bool ClientConn::retract_head() {
-  if (!resp_head_) return false;
-  w_->give_buf(resp_head_);
-  resp_head_ = nullptr;
-  if (resp_out_) resp_out_->clear();
+  Request& r = request();
+  if (!r.resp_head) return false;
+  w_->give_buf(r.resp_head);
+  r.resp_head = nullptr;
+  if (r.resp_out) r.resp_out->clear();
   rechunk_ = false;
   return true;
 }

@@ -21,9 +21,9 @@ namespace pasture::worker {
 
 void ClientConn::tls_start(const TlsContext& ctx) {
   peer_.tls = true;
-  tls_.reset(new TlsSession(ctx, static_cast<TlsSession::Sink&>(*this)));
+  tls_.reset(new Tls(ctx, this));
   if (tls_->state() == TlsSession::State::Failed) {
-    PLOG_WARN("TLS with %s: %s", peer_.text, tls_->error().c_str());
+    PLOG_WARN("TLS with %s: %s", PeerText(peer_).s, tls_->error().c_str());
     close();
   }
 }
@@ -34,7 +34,7 @@ void ClientConn::tls_feed(const char* data, size_t n) {
   TlsSession::Result r = tls_->feed(data, n);
   tls_check_open();
   if (state_ == State::kClosed) return;
-  if (tls_write_error_) {
+  if (tls_->write_error) {
     close();
     return;
   }
@@ -50,7 +50,7 @@ void ClientConn::tls_feed(const char* data, size_t n) {
       if (!tls_open_)
         tls_handshake_failed(tls_->error().c_str());
       else
-        PLOG_DEBUG("TLS with %s: %s", peer_.text, tls_->error().c_str());
+        PLOG_DEBUG("TLS with %s: %s", PeerText(peer_).s, tls_->error().c_str());
       close();  // the alert, if any, went out with the session's last bytes
       return;
   }
@@ -62,7 +62,7 @@ void ClientConn::tls_check_open() {
   shm::WorkerStats& st = w_->stats();
   st.tls_handshakes.add();
   if (tls_->resumed()) st.tls_resumed.add();
-  if (!w_->site().server.tls.client_subject_header.empty()) peer_.tls_subject = tls_->peer_subject();
+  if (!w_->site().server.tls.client_subject_header.empty()) tls_->keep_peer_subject();
   // ALPN chose HTTP/2 (offered with `http2 = on` only): from here this
   // connection is the H2Conn's transport, as for h2c.
   if (tls_->alpn() == "h2") start_h2();
@@ -70,7 +70,7 @@ void ClientConn::tls_check_open() {
 
 void ClientConn::tls_handshake_failed(const char* why) {
   w_->stats().tls_handshake_errors.add();
-  PLOG_DEBUG("TLS handshake with %s failed: %s", peer_.text, why);
+  PLOG_DEBUG("TLS handshake with %s failed: %s", PeerText(peer_).s, why);
 }
 
 void ClientConn::on_plaintext(const char* data, size_t len) {
@@ -79,18 +79,18 @@ void ClientConn::on_plaintext(const char* data, size_t len) {
 }
 
 void ClientConn::on_ciphertext(const char* data, size_t len) {
-  if (tls_write_error_ || state_ == State::kClosed) return;
+  if (tls_->write_error || state_ == State::kClosed) return;
   int r = stream_send(stream(), data, len);
-  if (r < 0) tls_write_error_ = r;  // acted on by the caller (tls_send, tls_feed)
+  if (r < 0) tls_->write_error = r;  // acted on by the caller (tls_send, tls_feed)
 }
 
 int ClientConn::tls_send(const uv_buf_t* bufs, unsigned n) {
-  if (tls_write_error_) return tls_write_error_;
+  if (tls_->write_error) return tls_->write_error;
   if (!tls_->writable()) return UV_EPROTO;  // no write before the handshake's end or after a failure
   TlsSession::Result r = tls_->write_gathered(bufs, n);
-  if (tls_write_error_) return tls_write_error_;
+  if (tls_->write_error) return tls_->write_error;
   if (r == TlsSession::Result::Failed) {
-    PLOG_DEBUG("TLS with %s: %s", peer_.text, tls_->error().c_str());
+    PLOG_DEBUG("TLS with %s: %s", PeerText(peer_).s, tls_->error().c_str());
     return UV_EPROTO;
   }
   return 0;

@@ -268,7 +268,7 @@ void Exchange::finish_local() {
 }
 
 void Exchange::respond_error(int status, const char* why) {
-  PLOG_DEBUG("%d for %s: %s", status, peer_->text, why);
+  PLOG_DEBUG("%d for %s: %s", status, peer_text(), why);
   count_request();  // also a head refused before open() (400, 414, 431)
   if (resp_started_) {
     sink_->abort();

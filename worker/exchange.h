@@ -218,9 +218,17 @@ class Exchange final : public wsgi::Sink {
   std::string allowed_upgrade(const char* base, const PoolRt& pool) const;
   void end_tunnel();  // the tunnel's gauges and its server taken back
 
+  // The client's address as text, made at a request's first need of it
+  // (the connection keeps it in binary) and kept for the exchange's life.
+  const char* peer_text() const {
+    if (!peer_text_[0]) peer_->format(peer_text_);
+    return peer_text_;
+  }
+
   Worker* w_;
   ResponseSink* sink_;
   const ClientPeer* peer_;
+  mutable char peer_text_[ClientPeer::kTextLen] = {0};  // peer_text()
   const HeadCollector* head_ = nullptr;  // during start() only
   const RouteFilters* rf_ = nullptr;     // during start() only
   FilterSink* fsink_ = nullptr;          // made at the first filtered route, kept for the next ones

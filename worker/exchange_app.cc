@@ -36,14 +36,14 @@ void Exchange::start_app(const char* base, int app, const RequestTarget& t, cons
   r.script_len = script_len_;
   r.query = r.add(t.query);
   r.protocol = r.add(http2_ ? "HTTP/2.0" : http10_ ? "HTTP/1.0" : "HTTP/1.1");
-  r.remote_addr = r.add(peer_->text);
+  r.remote_addr = r.add(peer_text());
   bool underscores = w_->site().server.underscores_in_headers;
   // Over TLS the scheme is https (HTTPS=on), unless a trusted proxy says otherwise below.
   if (peer_->tls) r.url_scheme = r.add("https");
   // mTLS: the verified subject in the operator's header, never the client's own.
   std::string_view subject_header = w_->site().server.tls.client_subject_header;
-  if (!subject_header.empty() && !peer_->tls_subject.empty())
-    r.headers.emplace_back(r.add(subject_header), r.add(peer_->tls_subject));
+  std::string_view subject = subject_header.empty() ? std::string_view() : sink_->tls_subject();
+  if (!subject.empty()) r.headers.emplace_back(r.add(subject_header), r.add(subject));
   // An absolute-form target's authority is the Host (RFC 9112 3.2.2).
   if (!t.authority.empty()) r.headers.emplace_back(r.add("Host"), r.add(t.authority));
   for (const HeaderSpan& h : *head_->headers) {
@@ -122,7 +122,7 @@ bool Exchange::app_body(const char* p, size_t n) {
     // a client this far behind is dropped rather than buffered for. All of
     // its connection counts: HTTP/2 streams share the cap (found by review:
     // per stream, one connection held 100 x 16 MiB).
-    PLOG_WARN("%s: the app wrote %zu bytes ahead of its client; closing the connection", peer_->text,
+    PLOG_WARN("%s: the app wrote %zu bytes ahead of its client; closing the connection", peer_text(),
               sink_->backlog());
     sink_->abort();
   }

@@ -50,9 +50,9 @@ void Exchange::attach_filters(const char* base, const RequestTarget& t) {
     TransLogEntry& e = fsink_->logs().emplace_back();
     e.filter = &f;
     if (popped_xff)
-      e.remote_addr = has_xff ? std::string(first_item(xff)) : std::string(peer_->text);
+      e.remote_addr = has_xff ? std::string(first_item(xff)) : std::string(peer_text());
     else
-      e.remote_addr = has_xff && !xff.empty() ? xff : std::string(peer_->text);
+      e.remote_addr = has_xff && !xff.empty() ? xff : std::string(peer_text());
     e.method = llhttp_method_name((llhttp_method_t)method_);
     std::string uri(rf.at[i].script);
     uri.append(rf.at[i].path);

@@ -72,7 +72,7 @@ void Exchange::end_log() {
   AccessLog& al = w_->access_log();
   std::string& out = al.buffer();
   std::string_view line(*log_);
-  out.append(peer_->text).append(" - - ");
+  out.append(peer_text()).append(" - - ");
   out.append(al.timestamp()).push_back(' ');
   out.append(line.substr(0, log_tail_));
   append_uint(out, status_ ? status_ : 499);

@@ -460,7 +460,7 @@ void Exchange::static_pump() {
       }
       if (w < 0 && errno == EINTR) continue;
       if (w < 0 && errno != EAGAIN) {
-        PLOG_DEBUG("static: sendfile to %s: %s", peer_->text, strerror(errno));
+        PLOG_DEBUG("static: sendfile to %s: %s", peer_text(), strerror(errno));
         sink_->abort();
         return;
       }
@@ -477,7 +477,7 @@ void Exchange::static_pump() {
     ssize_t r = pread(f.fd, buf, want, (off_t)off);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) {  // shorter than its Content-Length said: only the close can tell
-      PLOG_WARN("static: a file shrank while being sent to %s", peer_->text);
+      PLOG_WARN("static: a file shrank while being sent to %s", peer_text());
       sink_->abort();
       return;
     }

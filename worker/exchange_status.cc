@@ -260,7 +260,7 @@ void Exchange::run_status_command() {
   std::string cmd = command_of(*cmd_);
   AdminResult r = execute_admin(
       SnapshotSource{&w_->site(), &w_->region(), &w_->pool_first_server(), w_->ready_fails(), w_->now()}, cmd,
-      std::string("http ") + peer_->text);
+      std::string("http ") + peer_text());
   respond_local(r.ok ? 200 : 400, r.text, false, kNoStore);
 }
 

@@ -41,9 +41,9 @@ lb::RequestView Exchange::request_view(const char* base, const PoolRt& pool,
                                          const RequestTarget& t, const NormalPath& np,
                                          std::string& scratch) {
   lb::RequestView rv;
-  rv.client_addr = peer_->text;
-  rv.rng = &w_->rng();
   const conf::Pool& cfg = *pool.cfg;
+  if (cfg.method == conf::BalanceMethod::IpHash) rv.client_addr = peer_text();
+  rv.rng = &w_->rng();
   bool hash = cfg.method == conf::BalanceMethod::Hash;
   bool cookie = cfg.method == conf::BalanceMethod::Cookie;
   if (!hash && !cookie) return rv;
@@ -66,7 +66,7 @@ lb::RequestView Exchange::request_view(const char* base, const PoolRt& pool,
     uri = scratch;
     path = uri.substr(0, np.wire.size());
   }
-  lb::KeySources src{peer_->text, uri, path, t.query, cookies};
+  lb::KeySources src{peer_text(), uri, path, t.query, cookies};
   rv.hash_key = lb::extract_hash_key(pool.hash_key, src, header);
   return rv;
 }
@@ -103,11 +103,11 @@ void Exchange::build_upstream_head(const char* base, const PoolRt& pool, int ser
   in.url = span_view(base, head_->url);
   in.base = base;
   in.headers = head_->headers;
-  in.peer = peer_->text;
+  in.peer = peer_text();
   in.trusted_peer = peer_->trusted;
   in.tls = peer_->tls;
   in.subject_header = w_->site().server.tls.client_subject_header;
-  in.subject = peer_->tls_subject;
+  in.subject = in.subject_header.empty() ? std::string_view() : sink_->tls_subject();
   in.script_len = script_len_;
   in.http10 = http10_;
   in.target = &t;
@@ -277,7 +277,7 @@ bool Exchange::budget_allows(PoolRt& pool, const char* why) {
 int Exchange::pick_retry(PoolRt& pool, const char* why, Retry r) {
   if (r == Retry::kBudgeted && !budget_allows(pool, why)) return -1;
   lb::RequestView rv;  // the head is gone: no request keys, round robin order
-  rv.client_addr = peer_->text;
+  if (pool.cfg->method == conf::BalanceMethod::IpHash) rv.client_addr = peer_text();
   rv.rng = &w_->rng();
   w_->sync_pool(pool);
   // Its member gone from the slot since: the slot's newcomer is another server.

@@ -69,6 +69,7 @@ class FilterSink final : public ResponseSink {
   bool cork(bool on) override { return z_ ? false : inner_->cork(on); }
   void want_body(bool on) override { inner_->want_body(on); }
   bool peer_address(sockaddr_storage* out) override { return inner_->peer_address(out); }
+  std::string_view tls_subject() const override { return inner_->tls_subject(); }
   bool tunnel(std::string* head) override { return inner_->tunnel(head); }
   void tunnel_close_write() override { inner_->tunnel_close_write(); }
 

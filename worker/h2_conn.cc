@@ -112,7 +112,7 @@ void H2Conn::on_bytes(const char* p, size_t n) {
   if (r < 0) {
     // A flood nghttp2 caught, or a callback gave up: what it queued
     // (GOAWAY) leaves, then the connection ends.
-    PLOG_DEBUG("HTTP/2 from %s: %s", peer_->text, nghttp2_strerror((int)r));
+    PLOG_DEBUG("HTTP/2 from %s: %s", PeerText(*peer_).s, nghttp2_strerror((int)r));
     if (r == NGHTTP2_ERR_FLOODED || r == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) w_->stats().h2_calm.add();
     send_pending();
     if (!closed_ && !finished_) {
@@ -269,7 +269,7 @@ bool H2Conn::write_out() {
 }
 
 void H2Conn::fail(const char* what, int rv) {
-  PLOG_DEBUG("HTTP/2 connection from %s: %s failed (%d)", peer_->text, what, rv);
+  PLOG_DEBUG("HTTP/2 connection from %s: %s failed (%d)", PeerText(*peer_).s, what, rv);
   if (!closed_) t_->h2_close(false);
 }
 
@@ -293,7 +293,7 @@ void H2Conn::cancel_window_stalled() {
   depth_++;  // abort() asks for a send: it waits for the walk's end
   for (H2Stream* st = streams_; st && !closed_; st = st->next) {
     if (!st->stalled_by_window(conn_blocked)) continue;
-    PLOG_DEBUG("HTTP/2 stream %d from %s: reset, its window cannot open after the client's EOF", st->id(), peer_->text);
+    PLOG_DEBUG("HTTP/2 stream %d from %s: reset, its window cannot open after the client's EOF", st->id(), PeerText(*peer_).s);
     st->abort();
     any = true;
   }
@@ -340,7 +340,7 @@ void H2Conn::on_timer(TimerNode* t) {
 void H2Conn::calm_down(const char* why) {
   if (calm_) return;
   calm_ = true;
-  PLOG_INFO("HTTP/2 client %s: %s: GOAWAY ENHANCE_YOUR_CALM", peer_->text, why);
+  PLOG_INFO("HTTP/2 client %s: %s: GOAWAY ENHANCE_YOUR_CALM", PeerText(*peer_).s, why);
   w_->stats().h2_calm.add();
   nghttp2_session_terminate_session(s_, NGHTTP2_ENHANCE_YOUR_CALM);
 }

@@ -50,12 +50,13 @@ class H2Transport {
   // transport then calls H2Conn::on_close() (at once when not graceful).
   virtual void h2_close(bool graceful) = 0;
   virtual bool h2_peer(sockaddr_storage* out) = 0;
+  virtual std::string_view h2_tls_subject() const = 0;  // ResponseSink::tls_subject
 
  protected:
   ~H2Transport() = default;
 };
 
-class H2Conn final : public TurnSender {
+class H2Conn : public TurnSender {
  public:
   static constexpr uint32_t kGoawayDelayMs = 1000;  // between the two GOAWAYs of a drain
 

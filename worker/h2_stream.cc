@@ -206,7 +206,7 @@ void H2Stream::on_headers_done(bool end_stream) {
   p.data = &hc;
   llhttp_errno_t err = llhttp_execute(&p, o.data(), o.size());
   if (err != HPE_PAUSED) {
-    PLOG_DEBUG("bad HTTP/2 request from %s: %s (%s)", c_->peer()->text, llhttp_errno_name(err),
+    PLOG_DEBUG("bad HTTP/2 request from %s: %s (%s)", PeerText(*c_->peer()).s, llhttp_errno_name(err),
                llhttp_get_error_reason(&p));
     ex_.respond_error(400, "malformed request");
   } else {
@@ -307,12 +307,12 @@ void H2Stream::arm_body_timer() {
 void H2Stream::on_body_timeout(TimerNode* t) {
   auto* s = static_cast<H2Stream*>(t->owner);
   if (!s->started_ && !s->closed_) {  // its header block never ended: the connection is stuck
-    PLOG_DEBUG("HTTP/2 stream %d from %s: client header timeout", s->id_, s->c_->peer()->text);
+    PLOG_DEBUG("HTTP/2 stream %d from %s: client header timeout", s->id_, PeerText(*s->c_->peer()).s);
     s->c_->fail("client header timeout", 0);  // s may be gone
     return;
   }
   if (!s->started_ || s->req_done_ || s->completed_ || s->ex_closed_ || s->closed_) return;
-  PLOG_DEBUG("HTTP/2 stream %d from %s: client body timeout", s->id_, s->c_->peer()->text);
+  PLOG_DEBUG("HTTP/2 stream %d from %s: client body timeout", s->id_, PeerText(*s->c_->peer()).s);
   if (!s->ex_.response_started()) {
     s->ex_.respond_error(408, "client body timeout");
     s->c_->want_send();
@@ -628,11 +628,12 @@ void H2Stream::on_send_timeout(TimerNode* t) {
   auto* s = static_cast<H2Stream*>(t->owner);
   if (!s->send_pending() || s->closed_ || s->ex_closed_) return;
   PLOG_DEBUG("HTTP/2 stream %d from %s: send timeout (%zu bytes wait for the client's window)", s->id_,
-             s->c_->peer()->text, s->queued());
+             PeerText(*s->c_->peer()).s, s->queued());
   s->abort();  // RST_STREAM; the exchange ends, its upstream and server are freed
 }
 
 bool H2Stream::peer_address(sockaddr_storage* out) { return c_->transport()->h2_peer(out); }
+std::string_view H2Stream::tls_subject() const { return c_->transport()->h2_tls_subject(); }
 
 ssize_t H2Stream::read_data(uint8_t* buf, size_t len, uint32_t* flags) {
   size_t avail = queued();

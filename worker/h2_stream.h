@@ -125,6 +125,7 @@ class H2Stream final : public ResponseSink {
   int sendfile_fd() override { return -1; }
   void want_body(bool on) override;
   bool peer_address(sockaddr_storage* out) override;
+  std::string_view tls_subject() const override;
   // Only an extended CONNECT stream switches (RFC 8441); RFC 9113 8.2.2
   // forbids Upgrade on any other (the request head refuses it).
   bool tunnel(std::string* head) override;

@@ -14,15 +14,29 @@
 namespace pasture::worker {
 
 // The client's address as the exchange sees it: fixed for a connection.
+// Binary, 19 bytes, since every idle keep-alive connection holds one (the
+// text form was 48 bytes, with the client certificate's subject a
+// std::string; that is ResponseSink::tls_subject() now): the text is made
+// when a request needs it (Exchange::peer_text, PeerText).
 struct ClientPeer {
-  char text[48] = {0};   // the address as text (logs, X-Forwarded-For, REMOTE_ADDR)
-  bool trusted = false;  // in trusted_proxies: its X-Forwarded-* pass on
+  static constexpr size_t kTextLen = 48;  // INET6_ADDRSTRLEN and then some
+  uint8_t addr[16] = {0};  // AF_INET: the first 4 bytes; AF_INET6: all 16
+  uint8_t family = 0;      // AF_INET, AF_INET6, AF_UNIX, or 0 (unknown)
+  bool trusted = false;    // in trusted_proxies: its X-Forwarded-* pass on
   // The connection is TLS: upstreams get X-Forwarded-Proto https (unless a
   // trusted proxy said otherwise), an app wsgi.url_scheme https.
   bool tls = false;
-  // The verified client certificate's subject (RFC 2253), "" = none; known
-  // from the handshake's end, before the first request.
-  std::string tls_subject;
+
+  void set(const sockaddr* sa);  // an IPv4-mapped IPv6 address is kept as IPv4
+  // The address as text into `out` (kTextLen bytes): "10.1.2.3", "::1",
+  // "unix:" (what nginx's $remote_addr says), "" when unknown. No port.
+  void format(char* out) const;
+};
+
+// A peer's text for a log line: PeerText(peer).s
+struct PeerText {
+  explicit PeerText(const ClientPeer& p) { p.format(s); }
+  char s[ClientPeer::kTextLen];
 };
 
 // A final response's head.
@@ -95,6 +109,9 @@ class ResponseSink {
   virtual void want_body(bool on) = 0;
   // The peer's socket address (the status app's allow list).
   virtual bool peer_address(sockaddr_storage* out) = 0;
+  // The verified client certificate's subject (RFC 2253), "" = none; known
+  // from the TLS handshake's end, before the first request.
+  virtual std::string_view tls_subject() const = 0;
 
   // --- an upgraded connection (RFC 9110 7.8, RFC 6455): a byte tunnel ---
   // Send the switch's head (`head`: "HTTP/1.1 101 ...\r\n" and its fields,

@@ -104,6 +104,10 @@ class TlsSession {
   // when the client sent one and it verified against ca_certs; else "". No
   // control characters (OpenSSL escapes them), so it may go into a header.
   std::string peer_subject() const;
+  // peer_subject() made once and kept with the session (a server-side
+  // connection's, at the handshake's end): kept_subject() until then "".
+  void keep_peer_subject() { subject_ = peer_subject(); }
+  std::string_view kept_subject() const { return subject_; }
 
  private:
   void attach_bios();
@@ -118,6 +122,7 @@ class TlsSession {
   State state_ = State::Handshake;
   bool close_sent_ = false;
   std::string error_;
+  std::string subject_;  // keep_peer_subject()
 };
 
 template <typename Buf>

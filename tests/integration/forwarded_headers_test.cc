@@ -2,6 +2,11 @@
 // with '_' (which CGI/WSGI servers read as the '-' spelling), pasture's own
 // X-Pasture-* fields, and forwarding claims (X-Forwarded-*, Forwarded,
 // X-Real-IP), which pass on only from a peer in trusted_proxies.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +61,45 @@ TEST(ForwardedHeaders, TrustedProxysClaimsPassOn) {
   r = send(other, up, kClaims);
   EXPECT_EQ(r.header("x-forwarded-for"), "127.0.0.1");
   EXPECT_EQ(r.header_count("forwarded"), 0u);
+}
+
+// An IPv6 client's address as text, wherever it goes: X-Forwarded-For,
+// the access log, ip_hash (the connection keeps it in binary and each
+// request writes it out).
+TEST(ForwardedHeaders, AnIpv6ClientIsNamedAsItsAddress) {
+  FakeUpstream up("u");
+  TempDir dir;
+  uint16_t port = free_port();
+  std::string log = dir.file("access.log");
+  std::string site = dir.write("site.ini", "[server:main]\nuse = egg:pasture#main\nlisten = [::1]:" +
+                                               std::to_string(port) + "\nworkers = 1\naccess_log = " + log +
+                                               "\n\n[app:main]\nuse = egg:pasture#balancer\nmethod = ip_hash\n"
+                                               "servers = " + up.address() + "\n");
+  Process p({PASTURE_BINARY, "serve", site});
+  ASSERT_TRUE(wait_for_output(p, "serving on")) << p.output();
+  for (int i = 0; i < 2; i++) {
+    Fd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(port);
+    a.sin6_addr = in6addr_loopback;
+    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+    ASSERT_EQ(send_all(fd.get(), "GET /six HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), IoResult::kOk);
+    Exchange ex;
+    drain(fd.get(), ex, Millis(3000));
+    EXPECT_EQ(ex.status(), 200) << ex.bytes;
+  }
+  ASSERT_EQ(up.request_count(), 2u);
+  EXPECT_EQ(up.requests()[0].header("x-forwarded-for"), "::1");
+  EXPECT_EQ(up.requests()[1].header("x-forwarded-for"), "::1");
+  std::string lines;
+  ASSERT_TRUE(wait_until([&] {
+    std::ifstream f(log);
+    lines.assign(std::istreambuf_iterator<char>(f), {});
+    return std::count(lines.begin(), lines.end(), '\n') >= 2;
+  })) << lines;
+  EXPECT_EQ(lines.rfind("::1 - - [", 0), 0u) << lines;
+  EXPECT_NE(lines.find("\n::1 - - ["), std::string::npos) << lines;
 }
 
 TEST(ForwardedHeaders, BadSettingsAreConfigErrors) {

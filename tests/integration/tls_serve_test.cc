@@ -437,6 +437,52 @@ TEST(TlsServe, ClientSubjectAndForwardedProtoGoUpstreamAndCannotBeForged) {
   EXPECT_EQ(r.header("x-forwarded-proto"), "https");
 }
 
+// The verified client certificate's subject reaches upstreams and hosted
+// apps over HTTP/2 streams as over HTTP/1.1 (each kind of exchange asks its
+// connection for it: it is kept with the TLS session, not copied into each
+// connection).
+TEST(TlsServe, ClientSubjectReachesUpstreamsAndAppsOverBothProtocols) {
+  Pki pki;
+  std::string pem = pki.pem("server", {"localhost"});
+  TestCert alice = pki.ca.client("alice");
+  std::string cert = pki.dir.write("alice.crt", alice.cert_pem), key = pki.dir.write("alice.key", alice.key_pem);
+  FakeUpstream up("u");
+  up.set_handler([](const RecordedRequest& rq) {
+    Reply rp;
+    rp.body = "subject=" + rq.header("x-client-subject") + " n=" + std::to_string(rq.header_count("x-client-subject"));
+    return rp;
+  });
+  uint16_t port = free_port();
+  TempDir rec("pasture-tls-rec");
+  const std::string wsgi = std::string(PASTURE_SOURCE_DIR) + "/tests/wsgi";
+  Served s(pki.dir,
+           "[server:main]\nuse = egg:pasture#main\nlisten = 127.0.0.1:" + std::to_string(port) + " tls\ntls_cert = " +
+               pem + "\nca_certs = " + pki.ca_file +
+               "\ncert_reqs = optional\ntls_client_subject_header = X-Client-Subject\nhttp2 = on\nworkers = 1\n\n"
+               "[composite:main]\nuse = egg:Paste#urlmap\n/up = up\n/ = app\n\n"
+               "[app:up]\nuse = egg:pasture#balancer\nservers = " + up.address() + "\n\n"
+               "[app:app]\npaste.app_factory = pasture_embedapp:make_app\nrecord_to = %(record_dir)s\n",
+           port, {"record_dir=" + rec.path()}, {{"PYTHONPATH", wsgi}, {"EMBEDAPP_IMPORTS", rec.file("imports")}});
+  ASSERT_TRUE(s.up) << s.output();
+  const std::string with_cert = "--cert " + cert + " --key " + key + " -H 'X-Client-Subject: CN=mallory'";
+  for (const char* proto : {"--http1.1", "--http2"}) {
+    SCOPED_TRACE(proto);
+    std::string more = std::string(proto) + " -w '\n%{http_version}' ";
+    auto [c1, o1] = run(curl(port, pki, "localhost", "/up/x", more + with_cert));
+    EXPECT_EQ(c1, 0) << o1;
+    EXPECT_EQ(o1, std::string("subject=CN=alice,O=pasture tests n=1\n") + (proto[6] == '2' ? "2" : "1.1"));
+    auto [c2, o2] = run(curl(port, pki, "localhost", "/environ", more + with_cert));
+    EXPECT_EQ(c2, 0) << o2;
+    EXPECT_NE(o2.find("\"HTTP_X_CLIENT_SUBJECT\": \"CN=alice,O=pasture tests\""), std::string::npos) << o2;
+    EXPECT_EQ(o2.find("mallory"), std::string::npos) << o2;
+    // Without a certificate: none, and the client's own dropped.
+    auto [c3, o3] = run(curl(port, pki, "localhost", "/up/x", more + "-H 'X-Client-Subject: CN=mallory'"));
+    EXPECT_EQ(o3, std::string("subject= n=0\n") + (proto[6] == '2' ? "2" : "1.1"));
+    auto [c4, o4] = run(curl(port, pki, "localhost", "/environ", more));
+    EXPECT_EQ(o4.find("HTTP_X_CLIENT_SUBJECT"), std::string::npos) << o4;
+  }
+}
+
 TEST(TlsServe, EmbeddedAppSeesHttpsAndFilesAreSentWithoutSendfile) {
   Pki pki;
   std::string pem = pki.pem("server", {"localhost"});

@@ -60,7 +60,7 @@ if os.environ.get('EMBEDAPP_IMPORTS'):
 
 ENVIRON_KEYS = ('REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'SERVER_NAME', 'SERVER_PORT',
                 'SERVER_PROTOCOL', 'REMOTE_ADDR', 'CONTENT_LENGTH', 'CONTENT_TYPE', 'HTTP_HOST',
-                'HTTPS', 'wsgi.url_scheme', 'wsgi.multithread', 'wsgi.multiprocess', 'wsgi.run_once', 'wsgi.version')
+                'HTTPS', 'HTTP_X_CLIENT_SUBJECT', 'wsgi.url_scheme', 'wsgi.multithread', 'wsgi.multiprocess', 'wsgi.run_once', 'wsgi.version')
 
 # Byte i of a pattern body is (i * 31 + 7) & 0xff (tests/support/pattern.h);
 # the pattern repeats every 256 bytes, so one 64 KiB block serves any
