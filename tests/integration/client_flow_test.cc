@@ -29,6 +29,20 @@ long status_kb(int pid, const std::string& field) {
   return -1;
 }
 
+// A loopback connection with a 4 KiB receive buffer: the client side of
+// a slow reader, so that most of an answer waits in pasture's queue.
+Fd connect_slow_reader(uint16_t port) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int small = 4096;
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0) return Fd();
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Fd();
+  return fd;
+}
+
 // One answer framed by Content-Length, read from `buf` at `*pos`; false if
 // it is not all there yet.
 struct Answer {
@@ -466,14 +480,8 @@ TEST(ClientFlow, KeepaliveTimeoutWaitsForTheLastAnswerToBeWritten) {
                         up.address() + "\n",
                     1);
   ASSERT_TRUE(srv.started()) << srv.output();
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  int small = 4096;
-  ASSERT_EQ(setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(srv.port());
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  Fd fd = connect_slow_reader(srv.port());
+  ASSERT_TRUE(fd.valid());
   ASSERT_EQ(send_all(fd.get(), "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"), IoResult::kOk);
   timeval tv{10, 0};  // a blocking read, bounded
   setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -511,14 +519,8 @@ TEST(ClientFlow, APartialHeadBehindAnUnreadAnswerIsBoundBySendTimeout) {
   const std::string reqs = "GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHo";
   for (int reads = 0; reads < 2; reads++) {
     SCOPED_TRACE(reads ? "reads the answer at once" : "reads nothing for 3 s");
-    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int small = 4096;
-    ASSERT_EQ(setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(srv.port());
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    Fd fd = connect_slow_reader(srv.port());
+    ASSERT_TRUE(fd.valid());
     ASSERT_EQ(send_all(fd.get(), reqs), IoResult::kOk);
     auto t0 = std::chrono::steady_clock::now();
     if (!reads) std::this_thread::sleep_for(Millis(3000));
