@@ -127,6 +127,15 @@ template <typename T>
 constexpr size_t counter_count() {
   return sizeof(T) / sizeof(Counter);
 }
+// Every counter of `t` to 0, the padding's too. A copy made outside the
+// region needs it: value-initialising a vector's elements zeroes their
+// members only (found by review 31: a reload's carried totals walked heap
+// garbage in PoolStats' padding and added it to the new region's row).
+template <typename T>
+void zero_counters(T& t) {
+  Counter* c = counter_array(t);
+  for (size_t i = 0; i < counter_count<T>(); i++) c[i].set(0);
+}
 
 struct StatsSizes {
   uint32_t n_pools = 0, n_servers = 0, n_workers = 0;

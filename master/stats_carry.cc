@@ -23,6 +23,9 @@ StatsTotals sum_stats(shm::Region& r) {
   StatsTotals t;
   t.pools.resize(sz.n_pools);
   t.servers.resize(sz.n_servers);
+  shm::zero_counters(t.worker);
+  for (shm::PoolStats& p : t.pools) shm::zero_counters(p);
+  for (shm::ServerStats& s : t.servers) shm::zero_counters(s);
   for (uint32_t w = 0; w <= sz.n_workers; w++) {
     shm::StatsRow row = r.stats_row(w);
     // A slot never used has nothing counted; reading it would only fault in
