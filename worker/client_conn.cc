@@ -331,17 +331,18 @@ void ClientConn::run_inbuf() {
 // offsets stay valid) or bytes of pipelined requests not parsed yet.
 void ClientConn::retain(const char* base, const char* rest, const char* end, bool from_inbuf) {
   if (state_ == State::kClosed || state_ == State::kLinger) return;
+  Request& rq = request();
   if (state_ == State::kHead && head_started_) {
     if (!from_inbuf) {
       inbuf_ = w_->take_buf();
-      inbuf_->assign(base + request().msg_start, end);
-    } else if (request().msg_start > 0) {
-      inbuf_->erase(0, request().msg_start);
+      inbuf_->assign(base + rq.msg_start, end);
+    } else if (rq.msg_start > 0) {
+      inbuf_->erase(0, rq.msg_start);
     }
-    head().rebase(request().msg_start);
+    head().rebase(rq.msg_start);
     head().base = inbuf_->data();
-    request().msg_start = 0;
-    request().inbuf_parsed = (uint32_t)inbuf_->size();
+    rq.msg_start = 0;
+    rq.inbuf_parsed = (uint32_t)inbuf_->size();
     return;
   }
   if (rest < end) {
@@ -351,7 +352,7 @@ void ClientConn::retain(const char* base, const char* rest, const char* end, boo
     } else {
       inbuf_->erase(0, rest - base);
     }
-    request().inbuf_parsed = 0;
+    rq.inbuf_parsed = 0;
     return;
   }
   if (from_inbuf) {
@@ -363,6 +364,7 @@ void ClientConn::retain(const char* base, const char* rest, const char* end, boo
 const char* ClientConn::parse(const char* base, const char* p, const char* end) {
   in_parse_ = true;
   const auto& srv = w_->site().server;
+  Request& rq = request();  // lives until the end of the loop turn (send_deferred)
   while (state_ != State::kClosed && state_ != State::kLinger) {
     if (state_ == State::kIdle) {
       if (p == end || out_full_) break;
@@ -373,7 +375,7 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       if (p == end) break;
       if (!head_started_) {
         head_started_ = true;
-        request().msg_start = (uint32_t)(p - base);
+        rq.msg_start = (uint32_t)(p - base);
         if (!head().headers) head().headers = w_->take_spans();
         head().reset();
       }
@@ -381,14 +383,14 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       llhttp_errno_t err = llhttp_execute(&parser(), p, end - p);
       if (err == HPE_OK) {
         if ((parser().http_major == 0 && parser().http_minor == 9) ||
-            request_line_lacks_version(base + request().msg_start, end)) {
+            request_line_lacks_version(base + rq.msg_start, end)) {
           // "GET /\r\n": llhttp takes it for HTTP/0.9 (or, strict, waits
           // for a version) and for a head that will never come. Answer now,
           // as nginx does (but with 400).
-          ex().begin_raw_log(base + request().msg_start, end);
+          ex().begin_raw_log(base + rq.msg_start, end);
           ex().respond_error(400, "HTTP/0.9 request");
-        } else if ((size_t)(end - (base + request().msg_start)) > srv.max_header_bytes) {
-          ex().begin_raw_log(base + request().msg_start, end);
+        } else if ((size_t)(end - (base + rq.msg_start)) > srv.max_header_bytes) {
+          ex().begin_raw_log(base + rq.msg_start, end);
           ex().respond_error(head().last == HeadCollector::kUrl ? 414 : 431, "request head too large");
         }
         p = end;
@@ -397,21 +399,21 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       if (err != HPE_PAUSED) {
         PLOG_DEBUG("bad request from %s: %s (%s)", PeerText(peer_).s, llhttp_errno_name(err),
                    llhttp_get_error_reason(&parser()));
-        ex().begin_raw_log(base + request().msg_start, end);
+        ex().begin_raw_log(base + rq.msg_start, end);
         ex().respond_error(head_error_status(base, err), "malformed request");
         p = end;
         break;
       }
       const char* pos = llhttp_get_error_pos(&parser());
       llhttp_resume(&parser());
-      if ((size_t)(pos - (base + request().msg_start)) > srv.max_header_bytes) {
-        ex().begin_raw_log(base + request().msg_start, end);
+      if ((size_t)(pos - (base + rq.msg_start)) > srv.max_header_bytes) {
+        ex().begin_raw_log(base + rq.msg_start, end);
         ex().respond_error(431, "request head too large");
         p = end;
         break;
       }
-      if (has_bare_cr(base + request().msg_start, pos)) {  // "\r\n\rX" ended a head for llhttp
-        ex().begin_raw_log(base + request().msg_start, end);
+      if (has_bare_cr(base + rq.msg_start, pos)) {  // "\r\n\rX" ended a head for llhttp
+        ex().begin_raw_log(base + rq.msg_start, end);
         ex().respond_error(400, "bare CR in the request head");
         p = end;
         break;
@@ -424,7 +426,7 @@ const char* ClientConn::parse(const char* base, const char* p, const char* end) 
       continue;
     }
     if (state_ != State::kBody) break;
-    request().parse_end = end;
+    rq.parse_end = end;
     llhttp_errno_t err = HPE_USER;
     if (check_chunk_crlf(p, end))
       err = llhttp_execute(&parser(), p, end - p);

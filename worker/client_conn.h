@@ -95,10 +95,10 @@ class ClientConn final : public StreamOwner, public ResponseSink, public TurnSen
   // writes through this connection's transport (H2Transport below). Called
   // on the h2c preface, and by the TLS glue when ALPN chose "h2".
   void start_h2();
-  void h2_read(bool on);
-  void h2_close(bool graceful);
 
  private:
+  void h2_read(bool on);         // for H2 (below): the transport's read switch
+  void h2_close(bool graceful);  // and its end
   // kH2: an HTTP/2 connection (h2_): this object is its transport only.
   enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kTunnel, kClosed, kH2 };
 
@@ -223,7 +223,7 @@ class ClientConn final : public StreamOwner, public ResponseSink, public TurnSen
   // pointer in each connection.
   static inline Worker* w_ = nullptr;
   // After registry_index (public, above), before the 8-byte aligned ones:
-  // 24 bytes of vtables + 4 + these 25 fill 56 exactly.
+  // 24 bytes of vtables + 4 + these 25 fit in 56 (3 bytes of padding).
   ClientPeer peer_;
   State state_ = State::kIdle;
   uint8_t probe_len_ = 0;  // bytes of the preface matched so far (held back)

@@ -22,9 +22,10 @@ bool ClientConn::tunnel(std::string* head) {
   timer_disarm(&timer_);
   producer_paused_ = out_full_ = false;
   rechunk_ = false;
-  if (request().resp_head) {  // nothing is held back before a 101; drop it if so
-    w_->give_buf(request().resp_head);
-    request().resp_head = nullptr;
+  std::string*& held = request().resp_head;
+  if (held) {  // nothing is held back before a 101; drop it if so
+    w_->give_buf(held);
+    held = nullptr;
   }
   int r = send_out(head->data(), head->size());
   w_->give_buf(head);
