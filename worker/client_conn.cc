@@ -26,7 +26,6 @@ constexpr uint32_t kLingerMs = 2000;
 
 ClientConn::ClientConn(Worker* w) {
   w_ = w;
-  tcp_.data = static_cast<StreamOwner*>(this);
   timer_.owner = this;
   timer_.fire = on_timer;
 }
@@ -148,15 +147,8 @@ const llhttp_settings_t* ClientConn::settings() {
 void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer, const TlsContext* tls, bool h2c) {
   auto* c = new ClientConn(w);
   c->h2c_ = h2c;
-  uv_tcp_init(w->loop(), &c->tcp_);
-  int r = uv_tcp_open(&c->tcp_, fd);
-  if (r < 0) {
-    PLOG_WARN("uv_tcp_open(%d) failed: %s", fd, uv_strerror(r));
-    ::close(fd);
-    c->state_ = State::kClosed;
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp_), [](uv_handle_t* h) {
-      delete static_cast<ClientConn*>(static_cast<StreamOwner*>(h->data));
-    });
+  if (!c->sock_.open(w, fd, c)) {  // the descriptor is closed
+    delete c;
     return;
   }
   w->stats().accepted.add();
@@ -172,15 +164,11 @@ void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer, const TlsCon
 }
 
 void ClientConn::start_reading() {
-  if (reading_ || state_ == State::kClosed) return;
-  if (uv_read_start(stream(), Worker::alloc_cb, on_read_cb) == 0) reading_ = true;
+  if (state_ == State::kClosed) return;
+  sock_.read_start();
 }
 
-void ClientConn::stop_reading() {
-  if (!reading_) return;
-  uv_read_stop(stream());
-  reading_ = false;
-}
+void ClientConn::stop_reading() { sock_.read_stop(); }
 
 void ClientConn::arm_timer(uint32_t ms) { w_->timers().arm(&timer_, ms, w_->now()); }
 
@@ -194,38 +182,33 @@ void ClientConn::rearm_timer(uint32_t ms) {
   w_->timers().arm(&timer_, ms, now);
 }
 
-void ClientConn::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-  auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(s->data));
-  if (nread == 0) return;
-  if (nread < 0) {
-    c->reading_ = false;  // libuv stops reading at EOF and on errors
-    if (c->tls_ && !c->tls_open_) {
-      if (c->tls_bytes_in_) c->tls_handshake_failed("the client closed the connection during the handshake");
-      c->close();
-    } else if (nread == UV_EOF) {
-      c->on_eof();
-    } else {
-      c->close();
-    }
-    return;
+void ClientConn::on_sock_end(int err) {  // the socket stopped reading
+  if (tls_ && !tls_open_) {
+    if (tls_bytes_in_) tls_handshake_failed("the client closed the connection during the handshake");
+    close();
+  } else if (err == UV_EOF) {
+    on_eof();
+  } else {
+    close();
   }
-  if (c->tls_)
-    c->tls_feed(buf->base, (size_t)nread);
+}
+
+void ClientConn::on_sock_read(const char* p, size_t n) {
+  if (tls_)
+    tls_feed(p, n);
   else
-    c->on_bytes(buf->base, (size_t)nread);
+    on_bytes(p, n);
 }
 
 int ClientConn::sendfile_fd() {
-  uv_os_fd_t fd;
-  if (tls_ || queued() > 0 || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return -1;
-  return fd;
+  if (tls_ || queued() > 0 || !sock_.is_open()) return -1;
+  return sock_.fd();
 }
 
 bool ClientConn::cork(bool on) {
-  uv_os_fd_t fd;
-  if (tls_ || state_ == State::kClosed || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return false;
+  if (tls_ || state_ == State::kClosed || !sock_.is_open()) return false;
   int v = on ? 1 : 0;
-  return setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0;
+  return setsockopt(sock_.fd(), IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0;
 }
 
 void ClientConn::on_bytes(const char* data, size_t n) {
@@ -706,10 +689,8 @@ uint32_t ClientConn::idle_timeout_ms() const {
 // after timers). Answers not read yet are delivered before the close. Under
 // TLS the bytes are a record: a request, or a close_notify whose EOF follows.
 void ClientConn::end_drain_grace() {
-  int fd = -1;
   char byte;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 &&
-      recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+  if (sock_.is_open() && recv(sock_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
     arm_timer(w_->site().server.client_header_timeout_ms);
     return;
   }
@@ -730,14 +711,7 @@ void ClientConn::shutdown_and_linger() {
   // our close into an RST that destroys the response in flight. TLS says
   // close_notify first, so the client knows the response was not truncated.
   if (tls_) tls_close_notify();
-  auto* req = new uv_shutdown_t;
-  int r = uv_shutdown(req, stream(), [](uv_shutdown_t* rq, int status) {
-    auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(rq->handle->data));
-    delete rq;
-    c->on_shutdown(status);
-  });
-  if (r < 0) {
-    delete req;
+  if (sock_.shutdown() < 0) {
     close();
     return;
   }
@@ -798,19 +772,14 @@ void ClientConn::on_timer(TimerNode* t) {
 void ClientConn::abort() {
   if (state_ == State::kClosed) return;
   aborted_ = true;  // over TLS: no close_notify, the client sees the cut
-  uv_os_fd_t fd;
   // A plain answer framed by the connection's end would look whole after a
   // FIN: reset. Any other framing shows the cut by itself, and a reset would
   // also throw away earlier pipelined answers still in the socket buffer
   // (found by review).
-  if (until_eof_ && !tls_ && uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) {
-    struct linger lg = {1, 0};  // close() sends RST
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  }
-  close();
+  close(until_eof_ && !tls_);
 }
 
-void ClientConn::close() {
+void ClientConn::close(bool rst) {
   if (state_ == State::kClosed) return;
   if (tls_ && !aborted_) tls_close_notify();  // once (kLinger sent it already); the socket closes next
   state_ = State::kClosed;
@@ -818,11 +787,18 @@ void ClientConn::close() {
   if (release_queued_) w_->cancel_send(this);
   if (h2_) h2_->on_close();
   timer_disarm(&timer_);
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close_cb);
+  sock_.close(rst);
+  w_->defer_close(this);
 }
 
-void ClientConn::on_close_cb(uv_handle_t* h) {
-  auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(h->data));
+void ClientConn::on_sock_shut(int status) {
+  if (state_ == State::kTunnel)
+    on_tunnel_shut(status);
+  else
+    on_shutdown(status);
+}
+
+void ClientConn::finish_close(ClientConn* c) {
   Worker* w = c->w_;
   if (c->inbuf_) w->give_buf(c->inbuf_);
   if (c->rq_) c->give_request_bufs();

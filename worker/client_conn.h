@@ -39,6 +39,7 @@
 
 #include "worker/http_head.h"
 #include "worker/runtime.h"
+#include "worker/client_socket.h"
 #include "worker/stream_io.h"
 #include "worker/timers.h"
 #include "worker/exchange.h"
@@ -50,7 +51,7 @@ namespace pasture::worker {
 
 class H2Conn;
 
-class ClientConn final : public StreamOwner, public ResponseSink, public TurnSender {
+class ClientConn final : public SocketOwner, public ResponseSink, public TurnSender {
  public:
   // Take ownership of an accepted, non-blocking socket; `tls` (the
   // listener's context) makes it a TLS connection; `h2c`: the listener
@@ -58,7 +59,14 @@ class ClientConn final : public StreamOwner, public ResponseSink, public TurnSen
   static void accept_fd(Worker* w, int fd, const sockaddr* peer, const TlsContext* tls = nullptr,
                         bool h2c = false);
 
+  // --- SocketOwner: the client socket (worker/client_socket.h) ----------
+  void on_sock_read(const char* p, size_t n) override;
+  void on_sock_end(int err) override;
   void on_write_done(int status) override;
+  void on_sock_shut(int status) override;
+  // The end of the loop turn in which it closed (Worker::defer_close).
+  static void finish_close(ClientConn* c);
+
   void on_drain();  // the worker started draining (Worker::start_drain)
   // The end of the loop turn in which the connection went idle: the
   // Request goes, unless a request began meanwhile.
@@ -79,7 +87,7 @@ class ClientConn final : public StreamOwner, public ResponseSink, public TurnSen
   bool retract_head() override;
   void await_drain() override;
   // Under TLS too: what is queued is ciphertext (TlsSession keeps none).
-  size_t queued() const override { return tcp_.write_queue_size; }
+  size_t queued() const override { return sock_.queued(); }
   int sendfile_fd() override;
   bool cork(bool on) override;  // -1 under TLS: the app's files are read and sent
   void want_body(bool on) override;
@@ -103,10 +111,8 @@ class ClientConn final : public StreamOwner, public ResponseSink, public TurnSen
   enum class State : uint8_t { kIdle, kHead, kBody, kWaiting, kLinger, kTunnel, kClosed, kH2 };
 
   explicit ClientConn(Worker* w);
-  ~ClientConn() override = default;
+  ~ClientConn() = default;
 
-  static void on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  static void on_close_cb(uv_handle_t* h);
   static void on_timer(TimerNode* t);
   static const llhttp_settings_t* settings();
 
@@ -114,18 +120,21 @@ class ClientConn final : public StreamOwner, public ResponseSink, public TurnSen
   // Every byte for the client leaves through send_out() and every byte from
   // it arrives through on_bytes() (then on_eof(), or close() on an error),
   // so a transport that is not the plain socket (TLS over memory BIOs) fits
-  // between tcp_ and these with a change here only: send_out, on_read_cb,
-  // queued(), sendfile_fd() (-1 for such a transport: the app's files are
-  // read and sent), shutdown_and_linger's uv_shutdown (after a
-  // close_notify) and end_drain_grace's peek: client_tls.cc is that one. send_out returns 0 or a libuv
-  // error; bytes not written at once are queued. The TLS transport is
-  // worker/client_tls.cc.
-  int send_out(const uv_buf_t* bufs, unsigned n) { return tls_ ? tls_send(bufs, n) : stream_send(stream(), bufs, n); }
+  // between sock_ and these with a change here only: send_out,
+  // on_sock_read, queued(), sendfile_fd() (-1 for such a transport: the
+  // app's files are read and sent), shutdown_and_linger's shutdown (after a
+  // close_notify) and end_drain_grace's peek. send_out returns 0 or a
+  // negative errno; bytes not written at once are queued. The TLS transport
+  // is worker/client_tls.cc.
+  int send_out(const uv_buf_t* bufs, unsigned n) { return tls_ ? tls_send(bufs, n) : sock_.send(bufs, n); }
+  int send_raw(const char* p, size_t n) {  // to the socket itself (TLS: ciphertext)
+    uv_buf_t b = uv_buf_init(const_cast<char*>(p), (unsigned)n);
+    return sock_.send(&b, 1);
+  }
   int send_out(const char* p, size_t n) {
     uv_buf_t b = uv_buf_init(const_cast<char*>(p), (unsigned)n);
     return send_out(&b, 1);
   }
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   void on_bytes(const char* data, size_t n);
   bool h2_probe(const char* data, size_t n);  // h2c: true when the bytes were taken
 
@@ -185,7 +194,7 @@ class ClientConn final : public StreamOwner, public ResponseSink, public TurnSen
   void end_drain_grace();
   void shutdown_and_linger();
   void on_shutdown(int status);
-  void close();
+  void close(bool rst = false);  // rst: the client sees a reset (abort)
   void arm_timer(uint32_t ms);
   void rearm_timer(uint32_t ms);
   void arm_send_timer() { rearm_timer(w_->site().server.send_timeout_ms); }
@@ -243,18 +252,17 @@ class ClientConn final : public StreamOwner, public ResponseSink, public TurnSen
   bool trailer_cr_ : 1 = false;      // the trailer bytes so far end in a CR
   bool chunk_line_end_ : 1 = false;  // parse(): llhttp paused at the end of a chunk-size line
   bool producer_paused_ : 1 = false;  // our write queue is full: the upstream or app waits
-  bool reading_ : 1 = false;
   bool in_parse_ : 1 = false;
   bool served_ : 1 = false;         // at least one response was completed
   bool client_paused_ : 1 = false;  // we stopped reading the client: the exchange takes no body now
   bool too_large_ : 1 = false;      // the chunked body passed client_max_body_size: 413
   bool h2c_ : 1 = false;            // the first bytes may be the HTTP/2 preface (h2c listener)
-  bool tunnel_shut_ : 1 = false;    // kTunnel: the upstream's EOF is being passed on (uv_shutdown)
+  bool tunnel_shut_ : 1 = false;    // kTunnel: the upstream's EOF is being passed on (shutdown)
   bool aborted_ : 1 = false;        // abort(): no close_notify
   bool until_eof_ : 1 = false;      // the answer being sent ends with the connection (abort() resets)
   bool tunnel_shut_done_ : 1 = false;
   bool release_queued_ : 1 = false;  // in the worker's end-of-turn list (release_request)
-  uv_tcp_t tcp_;
+  ClientSocket sock_;
   std::unique_ptr<Request> rq_;
   TimerNode timer_;
   std::unique_ptr<Tls> tls_;      // the TLS transport, or null (the plain socket)

@@ -153,8 +153,8 @@ void ClientConn::want_body(bool on) {
 }
 
 bool ClientConn::peer_address(sockaddr_storage* out) {
-  int len = sizeof *out;
-  return uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(out), &len) == 0;
+  socklen_t len = sizeof *out;
+  return sock_.is_open() && getpeername(sock_.fd(), reinterpret_cast<sockaddr*>(out), &len) == 0;
 }
 
 void ClientConn::on_write_done(int status) {

@@ -80,7 +80,7 @@ void ClientConn::on_plaintext(const char* data, size_t len) {
 
 void ClientConn::on_ciphertext(const char* data, size_t len) {
   if (tls_->write_error || state_ == State::kClosed) return;
-  int r = stream_send(stream(), data, len);
+  int r = send_raw(data, len);
   if (r < 0) tls_->write_error = r;  // acted on by the caller (tls_send, tls_feed)
 }
 

@@ -51,16 +51,7 @@ void ClientConn::tunnel_close_write() {
   if (state_ != State::kTunnel || tunnel_shut_) return;
   tunnel_shut_ = true;
   if (tls_) tls_close_notify();  // as shutdown_and_linger: wss ends with close_notify, not a bare FIN
-  auto* req = new uv_shutdown_t;  // after the queued writes
-  int r = uv_shutdown(req, stream(), [](uv_shutdown_t* rq, int status) {
-    auto* c = static_cast<ClientConn*>(static_cast<StreamOwner*>(rq->handle->data));
-    delete rq;
-    c->on_tunnel_shut(status);
-  });
-  if (r < 0) {
-    delete req;
-    close();
-  }
+  if (sock_.shutdown() < 0) close();  // after the queued writes (on_sock_shut)
 }
 
 void ClientConn::on_tunnel_shut(int status) {

@@ -21,7 +21,10 @@
 namespace pasture::worker {
 namespace {
 
-char g_readbuf[64 * 1024];
+char g_readbuf[Worker::kReadBufferSize];
+// epoll data of a listener: its descriptor with this bit (a client socket's
+// is its descriptor alone).
+constexpr uint64_t kListenerTag = 1ull << 32;
 constexpr int kAcceptBatch = 8;
 // Out of descriptors or memory, accept4() fails but leaves the connection
 // queued, so the listen socket stays readable: back off this long (or until
@@ -219,6 +222,8 @@ void Worker::alloc_cb(uv_handle_t*, size_t, uv_buf_t* buf) {
   *buf = uv_buf_init(g_readbuf, sizeof g_readbuf);
 }
 
+char* Worker::read_buffer() { return g_readbuf; }
+
 std::vector<HeaderSpan>* Worker::take_spans() {
   if (free_spans_.empty()) {
     auto* v = new std::vector<HeaderSpan>;
@@ -369,7 +374,7 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    ev.data.fd = fd;
+    ev.data.u64 = kListenerTag | (uint32_t)fd;
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
       PLOG_ERROR("epoll_ctl(ADD, %d, EPOLLEXCLUSIVE) failed: %s", fd, strerror(errno));
       return false;
@@ -386,24 +391,71 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds) {
   accept_poll_ = new uv_poll_t;
   uv_poll_init(loop_, accept_poll_, epfd_);
   accept_poll_->data = this;
-  uv_poll_start(accept_poll_, UV_READABLE, on_acceptable);
+  uv_poll_start(accept_poll_, UV_READABLE, on_events);
   return true;
 }
 
+void Worker::keep_turning() { uv_idle_start(&turn_idle_, [](uv_idle_t*) {}); }
+
 void Worker::defer_send(TurnSender* s) {
-  if (turn_sends_.empty()) uv_idle_start(&turn_idle_, [](uv_idle_t*) {});
+  if (turn_sends_.empty()) keep_turning();
   turn_sends_.push_back(s);
+}
+
+bool Worker::watch_socket(int fd, ClientSocket* s) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = (uint32_t)fd;
+  if (epfd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    PLOG_WARN("epoll_ctl(ADD, %d) failed: %s", fd, strerror(errno));
+    return false;
+  }
+  if ((size_t)fd >= sockets_.size()) sockets_.resize(std::max<size_t>((size_t)fd + 1, sockets_.size() * 2), nullptr);
+  sockets_[fd] = s;
+  return true;
+}
+
+void Worker::forget_socket(int fd, ClientSocket* s) {
+  if ((size_t)fd < sockets_.size() && sockets_[fd] == s) sockets_[fd] = nullptr;
+  if (s->in_ready) {
+    s->in_ready = false;
+    std::replace(ready_.begin(), ready_.end(), s, static_cast<ClientSocket*>(nullptr));
+    std::replace(ready_batch_.begin(), ready_batch_.end(), s, static_cast<ClientSocket*>(nullptr));
+  }
+}
+
+void Worker::socket_ready(ClientSocket* s) {
+  keep_turning();
+  ready_.push_back(s);
+}
+
+void Worker::defer_close(ClientConn* c) {
+  keep_turning();
+  closed_.push_back(c);
 }
 
 void Worker::on_turn_check(uv_check_t* h) {
   auto* w = static_cast<Worker*>(h->data);
+  // Sockets with bytes to read that this turn's events did not read (read
+  // restarted, or a budget ran out): first, so that what they produce
+  // leaves with the rest below. One queued again meanwhile waits a turn.
+  w->ready_batch_.swap(w->ready_);
+  for (size_t i = 0; i < w->ready_batch_.size(); i++)
+    if (ClientSocket* s = w->ready_batch_[i]) s->on_ready();
+  w->ready_batch_.clear();
   // Those queued now; one queued again meanwhile waits a turn. One deleted
   // meanwhile has taken itself off (cancel_send).
   w->turn_batch_.swap(w->turn_sends_);
   for (size_t i = 0; i < w->turn_batch_.size(); i++)
     if (TurnSender* s = w->turn_batch_[i]) s->send_deferred();
   w->turn_batch_.clear();
-  if (w->turn_sends_.empty()) uv_idle_stop(&w->turn_idle_);
+  // Last: nothing of this turn refers to them any more.
+  while (!w->closed_.empty()) {
+    ClientConn* c = w->closed_.back();
+    w->closed_.pop_back();
+    ClientConn::finish_close(c);
+  }
+  if (w->turn_sends_.empty() && w->ready_.empty() && w->closed_.empty()) uv_idle_stop(&w->turn_idle_);
 }
 
 // Keep-alive connections live long, so whoever accepts them carries their
@@ -438,41 +490,53 @@ void Worker::resume_accepting() {
   for (int fd : listen_fds_) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    ev.data.fd = fd;
+    ev.data.u64 = kListenerTag | (uint32_t)fd;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
   }
 }
 
-void Worker::on_acceptable(uv_poll_t* h, int status, int) {
+// The epoll set's events: accept on a listener's, read or write on a client
+// socket's (looked up by descriptor: see worker/client_socket.h).
+void Worker::on_events(uv_poll_t* h, int status, int) {
   auto* w = static_cast<Worker*>(h->data);
-  if (status < 0 || w->draining_) return;
-  if (w->over_share()) {
-    w->pause_accepting(kOverSharePauseMs);
+  if (status < 0) return;
+  epoll_event evs[64];
+  int n = epoll_wait(w->epfd_, evs, 64, 0);
+  for (int i = 0; i < n; i++) {
+    uint64_t d = evs[i].data.u64;
+    int fd = (int)(uint32_t)d;
+    if (d & kListenerTag)
+      w->on_listener(fd);
+    else if ((size_t)fd < w->sockets_.size() && w->sockets_[fd])
+      w->sockets_[fd]->on_event(evs[i].events);
+  }
+}
+
+void Worker::on_listener(int lfd) {
+  if (draining_ || accept_paused_) return;  // paused by an earlier event of this batch
+  if (over_share()) {
+    pause_accepting(kOverSharePauseMs);
     return;
   }
-  epoll_event evs[16];
-  int n = w->full() ? 0 : epoll_wait(w->epfd_, evs, 16, 0);
-  for (int i = 0; i < n && !w->full(); i++) {
-    if (!w->accept_batch(evs[i].data.fd, kAcceptBatch)) {
-      // Pausing, not nginx's spin nor libuv's accept-and-close of a reserved
-      // descriptor: the connection stays queued for a worker that has
-      // descriptors to spare (the socket is shared), or for us once ours
-      // come back.
-      w->accept_starved_ = true;
-      w->pause_accepting(kAcceptStarvedMs);
-      return;
-    }
+  if (!full() && !accept_batch(lfd, kAcceptBatch)) {
+    // Pausing, not nginx's spin nor libuv's accept-and-close of a reserved
+    // descriptor: the connection stays queued for a worker that has
+    // descriptors to spare (the socket is shared), or for us once ours
+    // come back.
+    accept_starved_ = true;
+    pause_accepting(kAcceptStarvedMs);
+    return;
   }
-  if (w->full()) {
+  if (full()) {
     // New connections wait in the listen queue, for any worker with room.
-    uint64_t now = uv_now(w->loop_);
-    if (!w->full_log_ms_ || now - w->full_log_ms_ >= kAcceptErrorLogMs) {
+    uint64_t now = uv_now(loop_);
+    if (!full_log_ms_ || now - full_log_ms_ >= kAcceptErrorLogMs) {
       PLOG_WARN("max_connections (%u) reached: not accepting until a connection closes",
-                w->max_connections_);
-      w->full_log_ms_ = now;
+                max_connections_);
+      full_log_ms_ = now;
     }
-    w->accept_starved_ = true;
-    w->pause_accepting(kFullPauseMs);
+    accept_starved_ = true;
+    pause_accepting(kFullPauseMs);
   }
 }
 
@@ -525,17 +589,13 @@ void Worker::start_drain() {
   draining_ = true;
   stop_admin_socket(admin_);
   admin_ = nullptr;
-  if (accept_poll_) {
+  if (epfd_ >= 0 && !listen_fds_.empty()) {
     // Leave the listen sockets' wait queues first, then take what may already
     // have been signalled to us: with EPOLLEXCLUSIVE a wake-up we swallow is
     // not given to another worker, so a connection must not be left behind.
-    uv_poll_stop(accept_poll_);
-    uv_close(reinterpret_cast<uv_handle_t*>(accept_poll_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    accept_poll_ = nullptr;
+    // The epoll set stays: the client sockets are in it.
+    for (int fd : listen_fds_) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     uv_timer_stop(&accept_pause_);
-    close(epfd_);
-    epfd_ = -1;
     for (int fd : listen_fds_) {
       accept_batch(fd, 1 << 16, false);
       close(fd);  // this process will not accept again; let the port go with the master

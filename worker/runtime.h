@@ -34,6 +34,7 @@ inline uint64_t stats_clock_ns() {
 
 class UpstreamConn;
 class ClientConn;
+class ClientSocket;
 class AdminSocket;
 
 // One upstream server as seen by this worker, with its keep-alive pool.
@@ -118,6 +119,18 @@ class Worker {
   // A read buffer shared by every stream of this worker: reads are processed
   // synchronously, and bytes that must outlive the callback are copied out.
   static void alloc_cb(uv_handle_t*, size_t, uv_buf_t* buf);
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+  static char* read_buffer();
+
+  // Client sockets (worker/client_socket.h) share the listeners' epoll set.
+  // watch_socket adds one (false: epoll_ctl refused), forget_socket drops it
+  // from the descriptor table before its close; socket_ready reads it at the
+  // end of this loop turn; defer_close deletes a closed connection then
+  // (callers may still be on the stack when it closes).
+  bool watch_socket(int fd, ClientSocket* s);
+  void forget_socket(int fd, ClientSocket* s);
+  void socket_ready(ClientSocket* s);
+  void defer_close(ClientConn* c);
 
   // Free lists, so steady-state requests allocate nothing and idle
   // connections hold no buffers.
@@ -181,7 +194,9 @@ class Worker {
   std::vector<std::vector<HeaderSpan>*> free_spans_;
   std::vector<std::string*> free_bufs_;
   std::vector<ClientConn*> clients_;  // unordered; ClientConn keeps its index
-  static void on_acceptable(uv_poll_t* h, int status, int events);
+  static void on_events(uv_poll_t* h, int status, int events);
+  void on_listener(int lfd);
+  void keep_turning();  // the poll does not block while end-of-turn work waits
   bool over_share() const;
   void pause_accepting(uint64_t ms);
   void resume_accepting();
@@ -202,8 +217,12 @@ class Worker {
   const TlsContext* tls_ = nullptr;
   std::vector<int> tls_fds_;
   const TlsContext* tls_of(int lfd) const;
-  int epfd_ = -1;
+  int epfd_ = -1;  // listeners (level, EPOLLEXCLUSIVE) and client sockets (edge)
   uv_poll_t* accept_poll_ = nullptr;
+  std::vector<ClientSocket*> sockets_;  // by descriptor
+  std::vector<ClientSocket*> ready_;    // to read at the end of the turn
+  std::vector<ClientSocket*> ready_batch_;
+  std::vector<ClientConn*> closed_;     // to delete at the end of the turn
   uv_timer_t accept_pause_;
   // HTTP/2 connections with frames to send, written once per loop turn
   // (after all of the turn's reads): the answers of many streams that came
@@ -211,7 +230,7 @@ class Worker {
   std::vector<TurnSender*> turn_sends_;
   std::vector<TurnSender*> turn_batch_;  // those on_turn_check walks now
   uv_check_t turn_check_;
-  uv_idle_t turn_idle_;  // active while turn_sends_ is not empty: the poll does not block
+  uv_idle_t turn_idle_;  // active while turn_sends_, ready_ or closed_ is not empty: the poll does not block
   static void on_turn_check(uv_check_t* h);
   bool accept_paused_ = false;
   bool accept_starved_ = false;       // paused by EMFILE & co: a closed connection resumes

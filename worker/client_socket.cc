@@ -1,0 +1,236 @@
+#include "worker/client_socket.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "worker/runtime.h"
+
+namespace pasture::worker {
+namespace {
+
+// Reads per event or ready-list turn before the other connections get
+// theirs (libuv reads up to 32 times; nginx once per event).
+constexpr int kReadsPerTurn = 4;
+constexpr int kMaxIov = 16;
+constexpr size_t kBlockMin = 4096;  // a queue block's least capacity
+
+Worker* g_worker = nullptr;  // one Worker per process
+
+}  // namespace
+
+struct ClientSocket::Block {
+  Block* next;
+  size_t cap;
+  size_t len;
+  size_t off;  // bytes written already
+  char data[];
+};
+
+ClientSocket::~ClientSocket() { close(); }
+
+bool ClientSocket::open(Worker* w, int fd, SocketOwner* owner) {
+  g_worker = w;
+  owner_ = owner;
+  if (!w->watch_socket(fd, this)) {
+    ::close(fd);
+    return false;
+  }
+  fd_ = fd;
+  return true;
+}
+
+void ClientSocket::queue_ready() {
+  if (in_ready || fd_ < 0) return;
+  in_ready = true;
+  g_worker->socket_ready(this);
+}
+
+void ClientSocket::read_start() {
+  if (reading_ || fd_ < 0) return;
+  reading_ = true;
+  // Bytes that came while not reading raised their edge already: read them
+  // at the end of this turn (never from within this call: the caller may be
+  // in the middle of handling the previous request).
+  if (rd_ready_) queue_ready();
+}
+
+void ClientSocket::on_event(uint32_t events) {
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) hup_ = true;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    rd_ready_ = true;
+    if (reading_) read_some();
+  }
+  if (fd_ < 0) return;
+  if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && (head_ || shut_want_)) flush();
+}
+
+void ClientSocket::on_ready() {
+  in_ready = false;
+  if (fd_ < 0) return;
+  if (reading_ && rd_ready_) read_some();
+  if (fd_ >= 0 && shut_want_ && !shut_done_ && !head_) finish_shut();
+}
+
+void ClientSocket::read_some() {
+  char* buf = Worker::read_buffer();
+  const size_t cap = Worker::kReadBufferSize;
+  for (int k = 0; k < kReadsPerTurn; k++) {
+    if (!reading_ || fd_ < 0 || !rd_ready_) return;
+    ssize_t n = ::read(fd_, buf, cap);
+    if (n > 0) {
+      // Short: the socket is empty now (a new edge brings more), unless the
+      // peer hung up, whose EOF is then read next.
+      if ((size_t)n < cap && !hup_) rd_ready_ = false;
+      owner_->on_sock_read(buf, (size_t)n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      rd_ready_ = false;
+      return;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    reading_ = false;
+    rd_ready_ = false;
+    owner_->on_sock_end(n == 0 ? UV_EOF : -errno);
+    return;
+  }
+  if (reading_ && fd_ >= 0 && rd_ready_) queue_ready();  // the budget ran out: the rest next turn
+}
+
+int ClientSocket::send(const uv_buf_t* bufs, unsigned n) {
+  if (fd_ < 0) return UV_EPIPE;
+  if (shut_want_) return UV_EPIPE;
+  size_t total = 0;
+  for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+  if (total == 0) return 0;
+  size_t skip = 0;
+  if (!head_) {
+    // uv_buf_t is laid out as struct iovec on Unix (libuv guarantees it).
+    ssize_t w;
+    do {
+      w = ::writev(fd_, reinterpret_cast<const iovec*>(bufs), (int)n);
+    } while (w < 0 && errno == EINTR);
+    if (w >= 0 && (size_t)w == total) return 0;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    if (w > 0) skip = (size_t)w;
+  }
+  size_t rest = total - skip;
+  // Small answers queued one after another (pipelining, a client that does
+  // not read) share a block; a large one gets its own.
+  Block* b = tail_;
+  if (!b || b->cap - b->len < rest) {
+    size_t cap = rest < kBlockMin ? kBlockMin : rest;
+    b = static_cast<Block*>(malloc(sizeof(Block) + cap));
+    if (!b) return UV_ENOMEM;
+    b->next = nullptr;
+    b->cap = cap;
+    b->len = 0;
+    b->off = 0;
+    if (tail_)
+      tail_->next = b;
+    else
+      head_ = b;
+    tail_ = b;
+  }
+  char* out = b->data + b->len;
+  b->len += rest;
+  for (unsigned i = 0; i < n; i++) {
+    size_t len = bufs[i].len;
+    const char* p = bufs[i].base;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    p += skip;
+    len -= skip;
+    skip = 0;
+    memcpy(out, p, len);
+    out += len;
+  }
+  queued_ += rest;
+  return 0;
+}
+
+// EPOLLOUT: write what is queued, oldest first, until the kernel takes no
+// more; the owner hears once per event that bytes left.
+void ClientSocket::flush() {
+  bool wrote = false;
+  while (head_) {
+    iovec iov[kMaxIov];
+    int k = 0;
+    size_t want = 0;
+    for (Block* b = head_; b && k < kMaxIov; b = b->next, k++) {
+      iov[k].iov_base = b->data + b->off;
+      iov[k].iov_len = b->len - b->off;
+      want += iov[k].iov_len;
+    }
+    ssize_t w = ::writev(fd_, iov, k);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      int err = -errno;
+      owner_->on_write_done(err);  // closes the connection
+      return;
+    }
+    wrote = true;
+    size_t left = (size_t)w;
+    queued_ -= left;
+    while (head_ && left >= head_->len - head_->off) {
+      left -= head_->len - head_->off;
+      Block* b = head_;
+      head_ = b->next;
+      free(b);
+    }
+    if (!head_) tail_ = nullptr;
+    if (head_) head_->off += left;
+    // The kernel took less than offered: its buffer is full and EPOLLOUT
+    // comes again. (All of it with more blocks behind: go on.)
+    if ((size_t)w < want) break;
+  }
+  if (!head_ && shut_want_ && !shut_done_) {
+    finish_shut();
+    if (fd_ < 0) return;
+  }
+  if (wrote) owner_->on_write_done(0);
+}
+
+int ClientSocket::shutdown() {
+  if (fd_ < 0) return UV_ENOTCONN;
+  if (shut_want_) return UV_EALREADY;
+  shut_want_ = true;
+  if (!head_) queue_ready();  // as libuv: the callback comes later, never from here
+  return 0;
+}
+
+void ClientSocket::finish_shut() {
+  shut_done_ = true;
+  int r = ::shutdown(fd_, SHUT_WR) == 0 ? 0 : -errno;
+  owner_->on_sock_shut(r);
+}
+
+void ClientSocket::close(bool rst) {
+  if (fd_ < 0) return;
+  if (rst) {
+    struct linger lg = {1, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  g_worker->forget_socket(fd_, this);
+  ::close(fd_);  // leaves the epoll set with it
+  fd_ = -1;
+  reading_ = false;
+  while (head_) {
+    Block* b = head_;
+    head_ = b->next;
+    free(b);
+  }
+  tail_ = nullptr;
+  queued_ = 0;
+}
+
+}  // namespace pasture::worker
