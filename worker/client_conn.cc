@@ -147,7 +147,7 @@ const llhttp_settings_t* ClientConn::settings() {
 void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer, const TlsContext* tls, bool h2c) {
   auto* c = new ClientConn(w);
   c->h2c_ = h2c;
-  if (!c->sock_.open(w, fd, c)) {  // the descriptor is closed
+  if (c->sock_.open(w, fd, c) < 0) {  // the descriptor is closed
     delete c;
     return;
   }
@@ -788,7 +788,7 @@ void ClientConn::close(bool rst) {
   if (h2_) h2_->on_close();
   timer_disarm(&timer_);
   sock_.close(rst);
-  w_->defer_close(this);
+  w_->defer_free(finish_close, this);
 }
 
 void ClientConn::on_sock_shut(int status) {
@@ -798,7 +798,8 @@ void ClientConn::on_sock_shut(int status) {
     on_shutdown(status);
 }
 
-void ClientConn::finish_close(ClientConn* c) {
+void ClientConn::finish_close(void* conn) {
+  auto* c = static_cast<ClientConn*>(conn);
   Worker* w = c->w_;
   if (c->inbuf_) w->give_buf(c->inbuf_);
   if (c->rq_) c->give_request_bufs();

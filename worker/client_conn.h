@@ -39,7 +39,7 @@
 
 #include "worker/http_head.h"
 #include "worker/runtime.h"
-#include "worker/client_socket.h"
+#include "worker/edge_socket.h"
 #include "worker/stream_io.h"
 #include "worker/timers.h"
 #include "worker/exchange.h"
@@ -59,13 +59,13 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   static void accept_fd(Worker* w, int fd, const sockaddr* peer, const TlsContext* tls = nullptr,
                         bool h2c = false);
 
-  // --- SocketOwner: the client socket (worker/client_socket.h) ----------
+  // --- SocketOwner: the client socket (worker/edge_socket.h) ----------
   void on_sock_read(const char* p, size_t n) override;
   void on_sock_end(int err) override;
   void on_write_done(int status) override;
   void on_sock_shut(int status) override;
   // The end of the loop turn in which it closed (Worker::defer_close).
-  static void finish_close(ClientConn* c);
+  static void finish_close(void* conn);
 
   void on_drain();  // the worker started draining (Worker::start_drain)
   // The end of the loop turn in which the connection went idle: the
@@ -262,7 +262,7 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   bool until_eof_ : 1 = false;      // the answer being sent ends with the connection (abort() resets)
   bool tunnel_shut_done_ : 1 = false;
   bool release_queued_ : 1 = false;  // in the worker's end-of-turn list (release_request)
-  ClientSocket sock_;
+  EdgeSocket sock_;
   std::unique_ptr<Request> rq_;
   TimerNode timer_;
   std::unique_ptr<Tls> tls_;      // the TLS transport, or null (the plain socket)

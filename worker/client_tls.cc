@@ -1,8 +1,8 @@
 // ClientConn's TLS transport (issue 15): a TlsSession over memory BIOs
 // between the socket and the HTTP/1.1 connection.
 //
-//   socket --on_read_cb--> tls_feed --> TlsSession --> on_plaintext --> on_bytes
-//   send_out --> tls_send --> TlsSession --> on_ciphertext --> stream_send
+//   sock_ --on_sock_read--> tls_feed --> TlsSession --> on_plaintext --> on_bytes
+//   send_out --> tls_send --> TlsSession --> on_ciphertext --> send_raw --> sock_
 //
 // Everything the connection does with the plain socket it does here with
 // the decrypted stream; what is queued (queued(), back-pressure) is

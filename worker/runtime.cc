@@ -402,36 +402,38 @@ void Worker::defer_send(TurnSender* s) {
   turn_sends_.push_back(s);
 }
 
-bool Worker::watch_socket(int fd, ClientSocket* s) {
+int Worker::watch_socket(int fd, EdgeSocket* s) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = (uint32_t)fd;
-  if (epfd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
-    PLOG_WARN("epoll_ctl(ADD, %d) failed: %s", fd, strerror(errno));
-    return false;
+  if (epfd_ < 0) return -EBADF;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    int err = errno;
+    PLOG_WARN("epoll_ctl(ADD, %d) failed: %s", fd, strerror(err));
+    return -err;
   }
   if ((size_t)fd >= sockets_.size()) sockets_.resize(std::max<size_t>((size_t)fd + 1, sockets_.size() * 2), nullptr);
   sockets_[fd] = s;
-  return true;
+  return 0;
 }
 
-void Worker::forget_socket(int fd, ClientSocket* s) {
+void Worker::forget_socket(int fd, EdgeSocket* s) {
   if ((size_t)fd < sockets_.size() && sockets_[fd] == s) sockets_[fd] = nullptr;
   if (s->in_ready) {
     s->in_ready = false;
-    std::replace(ready_.begin(), ready_.end(), s, static_cast<ClientSocket*>(nullptr));
-    std::replace(ready_batch_.begin(), ready_batch_.end(), s, static_cast<ClientSocket*>(nullptr));
+    std::replace(ready_.begin(), ready_.end(), s, static_cast<EdgeSocket*>(nullptr));
+    std::replace(ready_batch_.begin(), ready_batch_.end(), s, static_cast<EdgeSocket*>(nullptr));
   }
 }
 
-void Worker::socket_ready(ClientSocket* s) {
+void Worker::socket_ready(EdgeSocket* s) {
   keep_turning();
   ready_.push_back(s);
 }
 
-void Worker::defer_close(ClientConn* c) {
+void Worker::defer_free(void (*fn)(void*), void* p) {
   keep_turning();
-  closed_.push_back(c);
+  closed_.push_back({fn, p});
 }
 
 void Worker::on_turn_check(uv_check_t* h) {
@@ -441,7 +443,7 @@ void Worker::on_turn_check(uv_check_t* h) {
   // leaves with the rest below. One queued again meanwhile waits a turn.
   w->ready_batch_.swap(w->ready_);
   for (size_t i = 0; i < w->ready_batch_.size(); i++)
-    if (ClientSocket* s = w->ready_batch_[i]) s->on_ready();
+    if (EdgeSocket* s = w->ready_batch_[i]) s->on_ready();
   w->ready_batch_.clear();
   // Those queued now; one queued again meanwhile waits a turn. One deleted
   // meanwhile has taken itself off (cancel_send).
@@ -451,9 +453,9 @@ void Worker::on_turn_check(uv_check_t* h) {
   w->turn_batch_.clear();
   // Last: nothing of this turn refers to them any more.
   while (!w->closed_.empty()) {
-    ClientConn* c = w->closed_.back();
+    Closed c = w->closed_.back();
     w->closed_.pop_back();
-    ClientConn::finish_close(c);
+    c.fn(c.p);
   }
   if (w->turn_sends_.empty() && w->ready_.empty() && w->closed_.empty()) uv_idle_stop(&w->turn_idle_);
 }
@@ -496,7 +498,7 @@ void Worker::resume_accepting() {
 }
 
 // The epoll set's events: accept on a listener's, read or write on a client
-// socket's (looked up by descriptor: see worker/client_socket.h).
+// socket's (looked up by descriptor: see worker/edge_socket.h).
 void Worker::on_events(uv_poll_t* h, int status, int) {
   auto* w = static_cast<Worker*>(h->data);
   if (status < 0) return;

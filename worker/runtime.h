@@ -34,7 +34,7 @@ inline uint64_t stats_clock_ns() {
 
 class UpstreamConn;
 class ClientConn;
-class ClientSocket;
+class EdgeSocket;
 class AdminSocket;
 
 // One upstream server as seen by this worker, with its keep-alive pool.
@@ -122,15 +122,15 @@ class Worker {
   static constexpr size_t kReadBufferSize = 64 * 1024;
   static char* read_buffer();
 
-  // Client sockets (worker/client_socket.h) share the listeners' epoll set.
-  // watch_socket adds one (false: epoll_ctl refused), forget_socket drops it
+  // Client sockets (worker/edge_socket.h) share the listeners' epoll set.
+  // watch_socket adds one (or fails as epoll_ctl did), forget_socket drops it
   // from the descriptor table before its close; socket_ready reads it at the
-  // end of this loop turn; defer_close deletes a closed connection then
-  // (callers may still be on the stack when it closes).
-  bool watch_socket(int fd, ClientSocket* s);
-  void forget_socket(int fd, ClientSocket* s);
-  void socket_ready(ClientSocket* s);
-  void defer_close(ClientConn* c);
+  // end of this loop turn; defer_free frees a closed connection then
+  // (callers may still be on the stack when it closes): fn(p).
+  int watch_socket(int fd, EdgeSocket* s);  // 0 or a negative errno
+  void forget_socket(int fd, EdgeSocket* s);
+  void socket_ready(EdgeSocket* s);
+  void defer_free(void (*fn)(void*), void* p);
 
   // Free lists, so steady-state requests allocate nothing and idle
   // connections hold no buffers.
@@ -219,10 +219,14 @@ class Worker {
   const TlsContext* tls_of(int lfd) const;
   int epfd_ = -1;  // listeners (level, EPOLLEXCLUSIVE) and client sockets (edge)
   uv_poll_t* accept_poll_ = nullptr;
-  std::vector<ClientSocket*> sockets_;  // by descriptor
-  std::vector<ClientSocket*> ready_;    // to read at the end of the turn
-  std::vector<ClientSocket*> ready_batch_;
-  std::vector<ClientConn*> closed_;     // to delete at the end of the turn
+  std::vector<EdgeSocket*> sockets_;  // by descriptor
+  std::vector<EdgeSocket*> ready_;    // to read at the end of the turn
+  std::vector<EdgeSocket*> ready_batch_;
+  struct Closed {
+    void (*fn)(void*);
+    void* p;
+  };
+  std::vector<Closed> closed_;  // to free at the end of the turn
   uv_timer_t accept_pause_;
   // HTTP/2 connections with frames to send, written once per loop turn
   // (after all of the turn's reads): the answers of many streams that came

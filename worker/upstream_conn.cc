@@ -86,7 +86,6 @@ const llhttp_settings_t* UpstreamConn::settings() {
 
 UpstreamConn::UpstreamConn(Worker* w, PoolRt* pool, int server)
     : w_(w), pool_(pool), server_(server), member_generation_(pool->targets[server].member_generation) {
-  tcp_.data = static_cast<StreamOwner*>(this);
   timer_.owner = this;
   timer_.fire = on_timer;
   send_timer_.owner = this;
@@ -96,7 +95,7 @@ UpstreamConn::UpstreamConn(Worker* w, PoolRt* pool, int server)
 // send_timeout (nginx's proxy_send_timeout): the upstream must take request
 // bytes at least every send_timeout while some wait in our queue.
 void UpstreamConn::watch_send() {
-  if (tcp_.write_queue_size > 0)
+  if (sock_.queued() > 0)
     w_->timers().arm(&send_timer_, pool_->cfg->send_timeout_ms, w_->now());
   else
     timer_disarm(&send_timer_);
@@ -127,68 +126,63 @@ UpstreamConn* UpstreamConn::acquire(Worker* w, PoolRt* pool, int server, bool fr
 }
 
 int UpstreamConn::connect() {
-  uv_tcp_init(w_->loop(), &tcp_);
   const ResolvedServer& a = pool_->targets[server_].addr;
   if (a.addr.ss_family == AF_UNIX) return connect_unix(a);
   connect_ns_ = stats_clock_ns();
   if (!pool_->cfg->servers[server_].tls) return connect_plain(a);
-  int r = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&a.addr),
-                         on_connect_cb);
-  if (r < 0) {
-    PLOG_WARN("connect() to %s failed: %s", pool_->targets[server_].label.c_str(), uv_strerror(r));
-    close();
-    return r;
-  }
+  // TLS: the handshake begins once the socket is writable (on_connected).
+  if (int r = open_socket(a, true); r < 0) return r;
+  sock_.wait_connect();
   state_ = State::kConnecting;
   w_->timers().arm(&timer_, pool_->cfg->connect_timeout_ms, w_->now());
   return 0;
 }
 
 // socket() and connect() (one in progress too, if `in_progress_ok`), the fd
-// handed to tcp_. A failure is logged, the fd and the handle closed.
+// handed to sock_ (the worker's epoll set). A failure is logged, the fd and
+// the connection closed.
 int UpstreamConn::open_socket(const ResolvedServer& a, bool in_progress_ok) {
   int fd = socket(a.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int r = fd < 0 ? -errno : 0;
   if (r == 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.addrlen) != 0 &&
       !(in_progress_ok && errno == EINPROGRESS))
     r = -errno;
-  if (r == 0) r = uv_tcp_open(&tcp_, fd);
+  if (r < 0 && fd >= 0) ::close(fd);
+  if (r == 0) r = sock_.open(w_, fd, this);  // closes fd on failure
   if (r < 0) {
     PLOG_WARN("pool %s: connect() to %s failed: %s", pool_->cfg->name.c_str(),
               pool_->targets[server_].label.c_str(), uv_strerror(r));
-    if (fd >= 0) ::close(fd);
     close();
   }
   return r;
 }
 
-// A plain TCP connect is made here, not by uv_tcp_connect, so that the
-// request head can go out with it (start -> send_first_head) instead of a
-// loop turn later: libuv's connect waits for POLLOUT, asks SO_ERROR and
-// then drops POLLOUT again (an EPOLL_CTL_MOD), three system calls per new
-// connection that bench --shapes upclose pays on every request. Here the
-// connection stays kConnecting until a write or a read shows it is up
-// (connected_plain); a connect that fails shows as that write's or read's
-// error, and is a FailKind::kConnect like uv_tcp_connect's. Reading starts
-// at once: the fd enters epoll once, with POLLIN only when the head went
-// out whole.
+// A plain connection does not wait for the connect to finish: the request
+// head goes out with it (start -> send_first_head) instead of a loop turn
+// later (waiting for EPOLLOUT and asking SO_ERROR, as a TLS connection
+// does, costs two system calls more per new connection, which bench
+// --shapes upclose pays on every request). The connection stays kConnecting
+// until a write or a read shows it is up (connected_plain); a connect that
+// fails shows as that write's or read's error, a FailKind::kConnect. Reading
+// starts at once (the socket entered the epoll set once, at open).
 int UpstreamConn::connect_plain(const ResolvedServer& a) {
   if (int r = open_socket(a, true); r < 0) return r;
   state_ = State::kConnecting;
   plain_connecting_ = true;
   w_->timers().arm(&timer_, pool_->cfg->connect_timeout_ms, w_->now());
-  if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), Worker::alloc_cb, on_read_cb) == 0)
-    reading_ = true;
+  sock_.read_start();
+  reading_ = true;
   return 0;
 }
 
 // The head of the first request on a plain connection still connecting. A
 // write that goes through (on loopback the handshake is done by the time
 // connect() returns) means the connection is up; else (EAGAIN: still
-// connecting, or an error) the head waits in libuv's queue, and that
-// write's end tells: done -> up, failed -> the connect failed (reported on
-// the next loop turn, never from inside start()). Body bytes wait in
-// pending_ meanwhile, so a failed connect hands them back for a retry.
+// connecting) the head waits in the socket's queue, and that write's end
+// tells: done -> up, failed -> the connect failed; an error at once is
+// reported at the end of the loop turn, never from inside start(). Body
+// bytes wait in pending_ meanwhile, so a failed connect hands them back for
+// a retry.
 void UpstreamConn::send_first_head() {
   uv_buf_t b = uv_buf_init(const_cast<char*>(head_out_->data()), (unsigned)head_out_->size());
   head_out_ = nullptr;
@@ -197,9 +191,9 @@ void UpstreamConn::send_first_head() {
   // path to an upstream has). Anything else is sent with TCP_NODELAY on
   // (send_bufs), as on every connection before.
   if (b.len > kOneSegment) set_nodelay();
-  auto* s = reinterpret_cast<uv_stream_t*>(&tcp_);
-  int r = uv_try_write(s, &b, 1);
-  if (r == (int)b.len) {
+  size_t written = 0;
+  int r = sock_.send(&b, 1, &written);
+  if (r == 0 && written == b.len) {
     connected_plain();
     return;
   }
@@ -208,22 +202,16 @@ void UpstreamConn::send_first_head() {
   // the exchange from inside start(). Never written again: a second write
   // on the refused socket would raise SIGPIPE (fatal to the worker if an
   // app turned SIG_IGN back to SIG_DFL; review 28) and tell EPIPE.
-  if (r < 0 && r != UV_EAGAIN) {
+  if (r < 0) {  // (or no memory to queue it)
     connect_error_ = r;
     send_queued_ = true;
     w_->defer_send(this);
     return;
   }
-  int q = stream_queue(s, &b, 1, r > 0 ? (size_t)r : 0);
-  if (q < 0) {
-    connect_error_ = q;  // out of memory: reported when connect_timeout fires (on_timer)
-    return;
-  }
-  if (r > 0) connected_plain();  // part of it went: the connection is up
+  if (written > 0) connected_plain();  // part of it went: the connection is up
 }
 
-// The connection is known to be up: what on_connected does after a
-// uv_tcp_connect.
+// The connection is known to be up: what on_connected does for a TLS one.
 void UpstreamConn::connected_plain() {
   plain_connecting_ = false;
   w_->server_stats(pool_->targets[server_].shm_index).connect.observe((stats_clock_ns() - connect_ns_) / 1000);
@@ -250,14 +238,13 @@ void UpstreamConn::send_deferred() {
 void UpstreamConn::set_nodelay() {
   if (nodelay_) return;
   nodelay_ = true;
-  uv_tcp_nodelay(&tcp_, 1);
+  int one = 1;
+  setsockopt(sock_.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-// uv_tcp_connect takes AF_INET/AF_INET6 only. A unix-domain connect()
-// completes or fails at once (EAGAIN: full backlog; ECONNREFUSED: nobody
-// accepts; ENOENT: no socket file), so it is done here and the connected fd
-// handed to the uv_tcp_t, whose stream code works on any stream socket; the
-// connection starts out kActive like a reused one. A failure returns its
+// A unix-domain connect() completes or fails at once (EAGAIN: full backlog;
+// ECONNREFUSED: nobody accepts; ENOENT: no socket file); the connection
+// starts out kActive like a reused one. A failure returns its
 // error: the caller treats it as a connect error (retry, passive health).
 int UpstreamConn::connect_unix(const ResolvedServer& a) {
   if (int r = open_socket(a, false); r < 0) return r;
@@ -267,13 +254,8 @@ int UpstreamConn::connect_unix(const ResolvedServer& a) {
   return 0;
 }
 
-void UpstreamConn::on_connect_cb(uv_connect_t* req, int status) {
-  auto* u = static_cast<UpstreamConn*>(static_cast<StreamOwner*>(req->handle->data));
-  u->on_connected(status);
-}
-
 void UpstreamConn::on_connected(int status) {
-  if (state_ == State::kClosed) return;  // aborted while connecting (UV_ECANCELED)
+  if (state_ == State::kClosed) return;
   if (status < 0) {
     connect_failed(status);
     return;
@@ -331,7 +313,7 @@ void UpstreamConn::write_head_with(const char* body, size_t n) {
   if (n) body_sent_ = true;
   if (nb == 0) return;
   int r = send_bufs(bufs, nb);
-  if (r >= 0 && tcp_.write_queue_size > 0 && !send_timer_.armed()) watch_send();
+  if (r >= 0 && sock_.queued() > 0 && !send_timer_.armed()) watch_send();
   if (r < 0) {
     char why[160];
     snprintf(why, sizeof why, "write() failed: %s", uv_strerror(r));
@@ -342,7 +324,7 @@ void UpstreamConn::write_head_with(const char* body, size_t n) {
 int UpstreamConn::send_bufs(const uv_buf_t* bufs, unsigned n) {
   if (tls_) return tls_send(bufs, n);
   set_nodelay();  // a later write (see send_first_head)
-  return stream_send(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n);
+  return sock_.send(bufs, n);
 }
 
 void UpstreamConn::flush() {
@@ -386,7 +368,7 @@ void UpstreamConn::arm_read_timer() {
 void UpstreamConn::pause_read() {
   paused_ = true;
   if (reading_) {
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    sock_.read_stop();
     reading_ = false;
   }
   if (state_ == State::kActive && request_done_) timer_disarm(&timer_);
@@ -395,20 +377,15 @@ void UpstreamConn::pause_read() {
 void UpstreamConn::resume_read() {
   bool was_paused = paused_;
   paused_ = false;
-  if (!reading_ && state_ != State::kClosed && state_ != State::kConnecting && !read_eof_) {
-    if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), Worker::alloc_cb, on_read_cb) == 0)
-      reading_ = true;
+  if (!reading_ && state_ != State::kClosed && state_ != State::kConnecting && !read_eof_ && sock_.is_open()) {
+    sock_.read_start();
+    reading_ = true;
   }
   if (state_ == State::kTunnel) {
     if (client_) arm_tunnel_timer();  // a detached half keeps its deadline
     return;
   }
   if (was_paused && state_ == State::kActive && client_ && request_done_) arm_read_timer();
-}
-
-void UpstreamConn::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-  auto* u = static_cast<UpstreamConn*>(static_cast<StreamOwner*>(s->data));
-  u->on_read(nread, buf->base);
 }
 
 void UpstreamConn::on_read(ssize_t nread, const char* data) {
@@ -534,7 +511,7 @@ const char* UpstreamConn::parse(const char* base, const char* p, const char* end
       // (nginx: "upstream sent response before request body was fully
       // sent"): request bytes may still be queued here or unread there, and
       // whatever follows on this connection could be read as their tail.
-      early_answer_ = !request_done_ || tcp_.write_queue_size > 0;
+      early_answer_ = !request_done_ || sock_.queued() > 0;
       if (msg_done_) {  // HEAD: no body, the message ended with its head
         on_message_complete(end, p);
         return end;
@@ -610,7 +587,7 @@ void UpstreamConn::on_message_complete(const char* end, const char* pos) {
   // not reused: many servers' parsers (llhttp's among them) stay in the
   // switched state after such a request.
   bool reusable = pos != nullptr && pos == end && request_done_ && !early_answer_ &&
-                  tcp_.write_queue_size == 0 && !(client_ && client_->upgrading()) &&
+                  sock_.queued() == 0 && !(client_ && client_->upgrading()) &&
                   llhttp_should_keep_alive(&parser_) && !w_->draining();
   Exchange* c = client_;
   client_ = nullptr;
@@ -764,11 +741,12 @@ void UpstreamConn::close() {
   if (send_queued_) w_->cancel_send(this);
   timer_disarm(&timer_);
   timer_disarm(&send_timer_);
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close_cb);
+  sock_.close();
+  w_->defer_free(finish_close, this);
 }
 
-void UpstreamConn::on_close_cb(uv_handle_t* h) {
-  auto* u = static_cast<UpstreamConn*>(static_cast<StreamOwner*>(h->data));
+void UpstreamConn::finish_close(void* conn) {
+  auto* u = static_cast<UpstreamConn*>(conn);
   Worker* w = u->w_;
   if (u->pending_) w->give_buf(u->pending_);
   if (u->inbuf_) w->give_buf(u->inbuf_);

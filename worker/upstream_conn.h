@@ -15,7 +15,7 @@
 //   kTunnel      it answered 101: bytes both ways unparsed (tunnel_timeout,
 //                re-armed by every byte either way); closes once both
 //                halves are shut, or on an error
-//   kClosed      uv_close called; freed in the close callback
+//   kClosed      the socket closed; freed at the end of the loop turn
 #pragma once
 
 #include <llhttp.h>
@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 
+#include "worker/edge_socket.h"
 #include "worker/http_head.h"
 #include "worker/runtime.h"
 #include "worker/stream_io.h"
@@ -45,7 +46,7 @@ enum class FailKind : uint8_t {
   kInvalid,         // unparsable or unsupported response head
 };
 
-class UpstreamConn final : public StreamOwner, public TurnSender, private TlsSession::Sink {
+class UpstreamConn final : public SocketOwner, public TurnSender, private TlsSession::Sink {
  public:
   // An idle pooled connection to `server` of `pool`, or a new one (connecting).
   // `fresh` forbids reuse (retry after a stale pooled connection).
@@ -62,7 +63,7 @@ class UpstreamConn final : public StreamOwner, public TurnSender, private TlsSes
   void abort();
   void pause_read();
   void resume_read();
-  size_t queued() const { return tcp_.write_queue_size + (pending_ ? pending_->size() : 0); }
+  size_t queued() const { return sock_.queued() + (pending_ ? pending_->size() : 0); }
 
   // kTunnel (upstream_tunnel.cc): the client's bytes, written as they are;
   // the client's EOF, passed on once they are written (half-close); and the
@@ -74,18 +75,21 @@ class UpstreamConn final : public StreamOwner, public TurnSender, private TlsSes
   bool reused() const { return reused_; }
   bool body_sent() const { return body_sent_; }
 
+  // SocketOwner (worker/edge_socket.h)
+  void on_sock_read(const char* p, size_t n) override { on_read((ssize_t)n, p); }
+  void on_sock_end(int err) override { on_read(err, nullptr); }
   void on_write_done(int status) override;
+  void on_sock_shut(int status) override;  // upstream_tunnel.cc
+  void on_sock_connected(int status) override { on_connected(status); }
   void send_deferred() override;  // the worker's end-of-turn send (request_done, send_first_head)
 
  private:
   enum class State : uint8_t { kConnecting, kHandshake, kActive, kIdle, kTunnel, kClosed };
 
   UpstreamConn(Worker* w, PoolRt* pool, int server);
-  ~UpstreamConn() override = default;
+  ~UpstreamConn() = default;
 
-  static void on_connect_cb(uv_connect_t* req, int status);
-  static void on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  static void on_close_cb(uv_handle_t* h);
+  static void finish_close(void* conn);  // the end of the loop turn it closed in
   static void on_timer(TimerNode* t);
   static void on_send_timer(TimerNode* t);
   void watch_send();
@@ -116,7 +120,7 @@ class UpstreamConn final : public StreamOwner, public TurnSender, private TlsSes
   void close();
   void write_head_with(const char* body, size_t n);
   void arm_read_timer();
-  // upstream_tls.cc: TLS to an https:// server, a TlsSession over tcp_
+  // upstream_tls.cc: TLS to an https:// server, a TlsSession over sock_
   void tls_begin();
   void tls_read(ssize_t nread, const char* data);  // ciphertext, or the TCP EOF / a read error
   void tls_opened();
@@ -131,8 +135,7 @@ class UpstreamConn final : public StreamOwner, public TurnSender, private TlsSes
   void tunnel_end(bool clean);
   void arm_tunnel_timer();
 
-  uv_tcp_t tcp_;
-  uv_connect_t connect_req_;
+  EdgeSocket sock_;
   Worker* w_;
   PoolRt* pool_;
   int server_;

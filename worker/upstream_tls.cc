@@ -2,8 +2,8 @@
 // client-side TlsSession over memory BIOs between the socket and the
 // response parser, as client_tls.cc is for a TLS client.
 //
-//   tcp_ --on_read--> tls_read --> TlsSession --> on_plaintext --> on_stream (llhttp, tunnel)
-//   write_head_with / tunnel_send --> send_bufs --> tls_send --> TlsSession --> on_ciphertext --> tcp_
+//   sock_ --on_read--> tls_read --> TlsSession --> on_plaintext --> on_stream (llhttp, tunnel)
+//   write_head_with / tunnel_send --> send_bufs --> tls_send --> TlsSession --> on_ciphertext --> sock_
 //
 // After the TCP connect the connection is kHandshake: the request waits in
 // `pending_` and connect_timeout keeps running until the handshake is
@@ -83,7 +83,7 @@ void UpstreamConn::tls_read(ssize_t nread, const char* data) {
       } else if (!tls_eof_) {
         tls_eof_ = true;
         // Nothing counts after close_notify: stop reading, as libuv does at an EOF.
-        uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+        sock_.read_stop();
         on_stream(UV_EOF, nullptr);
       }
       return;
@@ -93,7 +93,7 @@ void UpstreamConn::tls_read(ssize_t nread, const char* data) {
       } else {
         PLOG_DEBUG("pool %s: TLS with %s: %s", pool_->cfg->name.c_str(), pool_->targets[server_].label.c_str(),
                    tls_->error().c_str());
-        uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+        sock_.read_stop();
         on_stream(UV_EPROTO, nullptr);
       }
       return;
@@ -124,7 +124,8 @@ void UpstreamConn::on_plaintext(const char* data, size_t len) {
 
 void UpstreamConn::on_ciphertext(const char* data, size_t len) {
   if (tls_write_error_ || state_ == State::kClosed) return;
-  int r = stream_send(reinterpret_cast<uv_stream_t*>(&tcp_), data, len);
+  uv_buf_t b = uv_buf_init(const_cast<char*>(data), (unsigned)len);
+  int r = sock_.send(&b, 1);
   if (r < 0) tls_write_error_ = r;  // acted on by the caller (tls_send, tls_read)
 }
 

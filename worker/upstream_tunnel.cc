@@ -76,27 +76,23 @@ void UpstreamConn::tunnel_send(const char* p, size_t n) {
   }
 }
 
-// uv_shutdown waits for the queued writes, then shuts the write half.
+// The socket's shutdown waits for the queued writes, then shuts the write
+// half (on_sock_shut).
 void UpstreamConn::tunnel_shutdown() {
   if (state_ != State::kTunnel || shut_asked_) return;
   shut_asked_ = true;
   tls_close_notify();  // a wss upstream: close_notify goes out before the write side shuts
-  auto* req = new uv_shutdown_t;
-  int r = uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&tcp_), [](uv_shutdown_t* rq, int status) {
-    auto* u = static_cast<UpstreamConn*>(static_cast<StreamOwner*>(rq->handle->data));
-    delete rq;
-    if (u->state_ != State::kTunnel) return;  // closed meanwhile (UV_ECANCELED)
-    if (status < 0) {
-      u->tunnel_end(false);
-      return;
-    }
-    u->shut_done_ = true;
-    if (u->read_eof_) u->tunnel_end(true);
-  });
-  if (r < 0) {
-    delete req;
+  if (sock_.shutdown() < 0) tunnel_end(false);
+}
+
+void UpstreamConn::on_sock_shut(int status) {
+  if (state_ != State::kTunnel) return;
+  if (status < 0) {
     tunnel_end(false);
+    return;
   }
+  shut_done_ = true;
+  if (read_eof_) tunnel_end(true);
 }
 
 void UpstreamConn::tunnel_detach() {

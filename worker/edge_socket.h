@@ -1,5 +1,5 @@
-// A client connection's socket, on the worker's own epoll set instead of a
-// libuv stream handle.
+// A connection's socket (a client's, an upstream's), on the worker's own
+// epoll set instead of a libuv stream handle.
 //
 // Each connection is one descriptor, added once at accept with
 // EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET and never modified: starting and
@@ -44,21 +44,23 @@ class SocketOwner {
   // shutdown(): the queue drained and the write side was shut (0), or it
   // failed. Never called from within shutdown() itself.
   virtual void on_sock_shut(int status) = 0;
+  // wait_connect(): the connect finished (0) or failed (a negative errno).
+  virtual void on_sock_connected(int) {}
 
  protected:
   ~SocketOwner() = default;
 };
 
-class ClientSocket {
+class EdgeSocket {
  public:
-  ClientSocket() = default;
-  ClientSocket(const ClientSocket&) = delete;
-  ClientSocket& operator=(const ClientSocket&) = delete;
-  ~ClientSocket();
+  EdgeSocket() = default;
+  EdgeSocket(const EdgeSocket&) = delete;
+  EdgeSocket& operator=(const EdgeSocket&) = delete;
+  ~EdgeSocket();
 
-  // Takes `fd` (non-blocking) into the worker's epoll set. False (the
-  // descriptor is closed) when epoll_ctl refuses it.
-  bool open(Worker* w, int fd, SocketOwner* owner);
+  // Takes `fd` (non-blocking) into the worker's epoll set: 0, or epoll_ctl's
+  // negative errno (the descriptor is then closed).
+  int open(Worker* w, int fd, SocketOwner* owner);
   int fd() const { return fd_; }
   bool is_open() const { return fd_ >= 0; }
 
@@ -67,8 +69,12 @@ class ClientSocket {
   bool reading() const { return reading_; }
 
   // 0, or a negative errno; what the kernel does not take at once is copied
-  // and queued (written on EPOLLOUT; on_write_done tells).
-  int send(const uv_buf_t* bufs, unsigned n);
+  // and queued (written on EPOLLOUT; on_write_done tells). `written`: how
+  // much the kernel took at once.
+  int send(const uv_buf_t* bufs, unsigned n, size_t* written = nullptr);
+  // A connect in progress: on_sock_connected once the socket is writable
+  // (or fails). Writes may be queued meanwhile.
+  void wait_connect() { connecting_ = true; }
   size_t queued() const { return queued_; }
   // Shut the write side once the queue is written; on_sock_shut follows.
   int shutdown();
@@ -98,6 +104,7 @@ class ClientSocket {
   bool hup_ : 1 = false;       // an event said the peer hung up (or erred): read to the end
   bool shut_want_ : 1 = false; // shutdown() asked; done once the queue is empty
   bool shut_done_ : 1 = false;
+  bool connecting_ : 1 = false;  // wait_connect()
 
  public:
   bool in_ready = false;  // on the worker's ready list (Worker::socket_ready)

@@ -1,4 +1,4 @@
-#include "worker/client_socket.h"
+#include "worker/edge_socket.h"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -24,7 +24,7 @@ Worker* g_worker = nullptr;  // one Worker per process
 
 }  // namespace
 
-struct ClientSocket::Block {
+struct EdgeSocket::Block {
   Block* next;
   size_t cap;
   size_t len;
@@ -32,26 +32,26 @@ struct ClientSocket::Block {
   char data[];
 };
 
-ClientSocket::~ClientSocket() { close(); }
+EdgeSocket::~EdgeSocket() { close(); }
 
-bool ClientSocket::open(Worker* w, int fd, SocketOwner* owner) {
+int EdgeSocket::open(Worker* w, int fd, SocketOwner* owner) {
   g_worker = w;
   owner_ = owner;
-  if (!w->watch_socket(fd, this)) {
+  if (int r = w->watch_socket(fd, this); r < 0) {
     ::close(fd);
-    return false;
+    return r;
   }
   fd_ = fd;
-  return true;
+  return 0;
 }
 
-void ClientSocket::queue_ready() {
+void EdgeSocket::queue_ready() {
   if (in_ready || fd_ < 0) return;
   in_ready = true;
   g_worker->socket_ready(this);
 }
 
-void ClientSocket::read_start() {
+void EdgeSocket::read_start() {
   if (reading_ || fd_ < 0) return;
   reading_ = true;
   // Bytes that came while not reading raised their edge already: read them
@@ -60,24 +60,32 @@ void ClientSocket::read_start() {
   if (rd_ready_) queue_ready();
 }
 
-void ClientSocket::on_event(uint32_t events) {
+void EdgeSocket::on_event(uint32_t events) {
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) hup_ = true;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     rd_ready_ = true;
     if (reading_) read_some();
   }
   if (fd_ < 0) return;
+  if (connecting_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+    connecting_ = false;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    owner_->on_sock_connected(-err);
+    if (fd_ < 0) return;
+  }
   if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && (head_ || shut_want_)) flush();
 }
 
-void ClientSocket::on_ready() {
+void EdgeSocket::on_ready() {
   in_ready = false;
   if (fd_ < 0) return;
   if (reading_ && rd_ready_) read_some();
   if (fd_ >= 0 && shut_want_ && !shut_done_ && !head_) finish_shut();
 }
 
-void ClientSocket::read_some() {
+void EdgeSocket::read_some() {
   char* buf = Worker::read_buffer();
   const size_t cap = Worker::kReadBufferSize;
   for (int k = 0; k < kReadsPerTurn; k++) {
@@ -91,7 +99,9 @@ void ClientSocket::read_some() {
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      rd_ready_ = false;
+      // Empty, and no EOF waiting (that would read 0): a hang-up seen was
+      // not this connection's (a late event of a descriptor number reused).
+      rd_ready_ = hup_ = false;
       return;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -103,7 +113,8 @@ void ClientSocket::read_some() {
   if (reading_ && fd_ >= 0 && rd_ready_) queue_ready();  // the budget ran out: the rest next turn
 }
 
-int ClientSocket::send(const uv_buf_t* bufs, unsigned n) {
+int EdgeSocket::send(const uv_buf_t* bufs, unsigned n, size_t* written) {
+  if (written) *written = 0;
   if (fd_ < 0) return UV_EPIPE;
   if (shut_want_) return UV_EPIPE;
   size_t total = 0;
@@ -116,6 +127,7 @@ int ClientSocket::send(const uv_buf_t* bufs, unsigned n) {
     do {
       w = ::writev(fd_, reinterpret_cast<const iovec*>(bufs), (int)n);
     } while (w < 0 && errno == EINTR);
+    if (w > 0 && written) *written = (size_t)w;
     if (w >= 0 && (size_t)w == total) return 0;
     if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
     if (w > 0) skip = (size_t)w;
@@ -159,7 +171,7 @@ int ClientSocket::send(const uv_buf_t* bufs, unsigned n) {
 
 // EPOLLOUT: write what is queued, oldest first, until the kernel takes no
 // more; the owner hears once per event that bytes left.
-void ClientSocket::flush() {
+void EdgeSocket::flush() {
   bool wrote = false;
   while (head_) {
     iovec iov[kMaxIov];
@@ -193,14 +205,15 @@ void ClientSocket::flush() {
     // comes again. (All of it with more blocks behind: go on.)
     if ((size_t)w < want) break;
   }
-  if (!head_ && shut_want_ && !shut_done_) {
-    finish_shut();
+  // As libuv: the writes' callback first, then the shutdown's (review 32).
+  if (wrote) {
+    owner_->on_write_done(0);
     if (fd_ < 0) return;
   }
-  if (wrote) owner_->on_write_done(0);
+  if (!head_ && shut_want_ && !shut_done_) finish_shut();
 }
 
-int ClientSocket::shutdown() {
+int EdgeSocket::shutdown() {
   if (fd_ < 0) return UV_ENOTCONN;
   if (shut_want_) return UV_EALREADY;
   shut_want_ = true;
@@ -208,13 +221,13 @@ int ClientSocket::shutdown() {
   return 0;
 }
 
-void ClientSocket::finish_shut() {
+void EdgeSocket::finish_shut() {
   shut_done_ = true;
   int r = ::shutdown(fd_, SHUT_WR) == 0 ? 0 : -errno;
   owner_->on_sock_shut(r);
 }
 
-void ClientSocket::close(bool rst) {
+void EdgeSocket::close(bool rst) {
   if (fd_ < 0) return;
   if (rst) {
     struct linger lg = {1, 0};
