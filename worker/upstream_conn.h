@@ -77,7 +77,7 @@ class UpstreamConn final : public SocketOwner, public TurnSender, private TlsSes
 
   // SocketOwner (worker/edge_socket.h)
   void on_sock_read(const char* p, size_t n) override { on_read((ssize_t)n, p); }
-  void on_sock_end(int err) override { on_read(err, nullptr); }
+  void on_sock_end(int err) override { on_read(err, ""); }  // (err < 0: no bytes)
   void on_write_done(int status) override;
   void on_sock_shut(int status) override;  // upstream_tunnel.cc
   void on_sock_connected(int status) override { on_connected(status); }
