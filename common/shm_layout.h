@@ -203,6 +203,10 @@ struct alignas(64) WorkerSlot {
   // died or was recycled (this generation; kept when the slot is reclaimed).
   std::atomic<uint64_t> generation;
   std::atomic<uint32_t> respawns;
+  // 1 while the worker has stepped aside from accepting because it holds
+  // more than its share (Worker::over_share): then no other one does. In
+  // what was padding, and 0 (not paused) to a reader that does not know it.
+  std::atomic<uint32_t> share_paused;
 };
 
 // Held counts: row w, column s is how many of ServerSlot s's `active` the

@@ -344,6 +344,7 @@ const TlsContext* Worker::tls_of(int lfd) const {
 
 bool Worker::start_accepting(const std::vector<int>& listen_fds) {
   listen_fds_ = listen_fds;
+  slot_->share_paused.store(0, std::memory_order_relaxed);  // a predecessor in the slot may have died paused
   for (size_t i = 0; i < listen_fds.size(); i++) {
     if (h2c_listener(i)) h2c_fds_.push_back(listen_fds[i]);
     if (listener_tls(*site_, tls_, i)) tls_fds_.push_back(listen_fds[i]);
@@ -463,13 +464,18 @@ void Worker::on_turn_check(uv_check_t* h) {
 // Keep-alive connections live long, so whoever accepts them carries their
 // load: a worker holding clearly more than its share of the workers' open
 // connections steps aside for a moment and lets the others accept (the idea
-// of nginx's accept_mutex, with the counts from shared memory).
+// of nginx's accept_mutex, with the counts from shared memory). One worker
+// at a time: with short connections (bench --shapes close) the counts swing
+// fast, and two workers stepping aside together left nobody accepting for
+// up to kOverSharePauseMs (2 workers: 0.6x the req/s, 2x the p99).
 
 bool Worker::over_share() const {
   if (n_workers_ <= 1) return false;
   uint64_t total = 0;
-  for (int i = 0; i < n_workers_; i++)
+  for (int i = 0; i < n_workers_; i++) {
+    if (&all_slots_[i] != slot_ && all_slots_[i].share_paused.load(std::memory_order_relaxed)) return false;
     total += all_slots_[i].connections.load(std::memory_order_relaxed);
+  }
   uint64_t mine = clients_.size();
   uint64_t fair = total / n_workers_;
   return mine > fair + std::max<uint64_t>(2, fair / 16);
@@ -486,6 +492,7 @@ void Worker::pause_accepting(uint64_t ms) {
 
 void Worker::resume_accepting() {
   accept_starved_ = false;
+  slot_->share_paused.store(0, std::memory_order_relaxed);
   if (!accept_paused_ || draining_ || epfd_ < 0) return;
   accept_paused_ = false;
   uv_timer_stop(&accept_pause_);
@@ -517,6 +524,7 @@ void Worker::on_events(uv_poll_t* h, int status, int) {
 void Worker::on_listener(int lfd) {
   if (draining_ || accept_paused_) return;  // paused by an earlier event of this batch
   if (over_share()) {
+    slot_->share_paused.store(1, std::memory_order_relaxed);
     pause_accepting(kOverSharePauseMs);
     return;
   }
@@ -598,6 +606,7 @@ void Worker::start_drain() {
     // The epoll set stays: the client sockets are in it.
     for (int fd : listen_fds_) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     uv_timer_stop(&accept_pause_);
+    slot_->share_paused.store(0, std::memory_order_relaxed);
     for (int fd : listen_fds_) {
       accept_batch(fd, 1 << 16, false);
       close(fd);  // this process will not accept again; let the port go with the master
