@@ -204,8 +204,9 @@ struct alignas(64) WorkerSlot {
   std::atomic<uint64_t> generation;
   std::atomic<uint32_t> respawns;
   // 1 while the worker has stepped aside from accepting because it holds
-  // more than its share (Worker::over_share): then no other one does. In
-  // what was padding, and 0 (not paused) to a reader that does not know it.
+  // more than its share (Worker::over_share): the last worker accepting does
+  // not. In what was padding, and 0 (not paused) to a reader that does not
+  // know it; cleared with the slot (reclaim_worker).
   std::atomic<uint32_t> share_paused;
 };
 

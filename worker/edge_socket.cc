@@ -68,10 +68,15 @@ void EdgeSocket::on_event(uint32_t events) {
   }
   if (fd_ < 0) return;
   if (connecting_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-    connecting_ = false;
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    // Not failed and not connected yet: an event that was another
+    // descriptor's, whose number this one took in the same batch (review 33).
+    if (err == 0 && getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &plen) < 0 && errno == ENOTCONN) return;
+    connecting_ = false;
     owner_->on_sock_connected(-err);
     if (fd_ < 0) return;
   }

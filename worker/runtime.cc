@@ -437,6 +437,14 @@ void Worker::defer_free(void (*fn)(void*), void* p) {
   closed_.push_back({fn, p});
 }
 
+void Worker::free_closed() {
+  while (!closed_.empty()) {
+    Closed c = closed_.back();
+    closed_.pop_back();
+    c.fn(c.p);
+  }
+}
+
 void Worker::on_turn_check(uv_check_t* h) {
   auto* w = static_cast<Worker*>(h->data);
   // Sockets with bytes to read that this turn's events did not read (read
@@ -452,30 +460,29 @@ void Worker::on_turn_check(uv_check_t* h) {
   for (size_t i = 0; i < w->turn_batch_.size(); i++)
     if (TurnSender* s = w->turn_batch_[i]) s->send_deferred();
   w->turn_batch_.clear();
-  // Last: nothing of this turn refers to them any more.
-  while (!w->closed_.empty()) {
-    Closed c = w->closed_.back();
-    w->closed_.pop_back();
-    c.fn(c.p);
-  }
+  w->free_closed();  // last: nothing of this turn refers to them any more
   if (w->turn_sends_.empty() && w->ready_.empty() && w->closed_.empty()) uv_idle_stop(&w->turn_idle_);
 }
 
 // Keep-alive connections live long, so whoever accepts them carries their
 // load: a worker holding clearly more than its share of the workers' open
 // connections steps aside for a moment and lets the others accept (the idea
-// of nginx's accept_mutex, with the counts from shared memory). One worker
-// at a time: with short connections (bench --shapes close) the counts swing
-// fast, and two workers stepping aside together left nobody accepting for
-// up to kOverSharePauseMs (2 workers: 0.6x the req/s, 2x the p99).
+// of nginx's accept_mutex, with the counts from shared memory). Never the
+// last worker accepting: with short connections (bench --shapes close) the
+// counts swing fast, and all workers stepping aside together left nobody
+// accepting for up to kOverSharePauseMs (2 workers: 0.6x the req/s, 2x the
+// p99). Several may (review 33: after a respawn every full worker steps
+// aside, so the empty one fills up).
 
 bool Worker::over_share() const {
   if (n_workers_ <= 1) return false;
   uint64_t total = 0;
+  int aside = 0;
   for (int i = 0; i < n_workers_; i++) {
-    if (&all_slots_[i] != slot_ && all_slots_[i].share_paused.load(std::memory_order_relaxed)) return false;
+    if (&all_slots_[i] != slot_ && all_slots_[i].share_paused.load(std::memory_order_relaxed)) aside++;
     total += all_slots_[i].connections.load(std::memory_order_relaxed);
   }
+  if (aside >= n_workers_ - 1) return false;
   uint64_t mine = clients_.size();
   uint64_t fair = total / n_workers_;
   return mine > fair + std::max<uint64_t>(2, fair / 16);
