@@ -437,6 +437,15 @@ void Worker::defer_free(void (*fn)(void*), void* p) {
   closed_.push_back({fn, p});
 }
 
+void Worker::finish() {
+  for (PoolRt& p : pools_)
+    for (Target& t : p.targets) {
+      std::vector<UpstreamConn*> idle = t.idle;
+      for (UpstreamConn* u : idle) u->abort();
+    }
+  free_closed();
+}
+
 void Worker::free_closed() {
   while (!closed_.empty()) {
     Closed c = closed_.back();

@@ -138,7 +138,7 @@ int run(const Setup& setup) {
   uv_unref(reinterpret_cast<uv_handle_t*>(&tick));
 
   uv_run(&loop, UV_RUN_DEFAULT);
-  w.free_closed();
+  w.finish();
   w.access_log().finish();
   w.console_log().finish();
   if (setup.embed_apps) wsgi::shutdown();
