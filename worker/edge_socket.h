@@ -16,7 +16,7 @@
 // readiness is remembered, and reads cut short by the per-event budget, go
 // through the worker's ready list (read at the end of the loop turn).
 //
-// Events arrive by descriptor through the worker's table (Worker::socket_of),
+// Events arrive by descriptor through the worker's table (Worker::sockets_),
 // never by pointer: a descriptor closed while a forked child still holds it
 // stays in the set, and its late events then find no socket, or the new
 // connection that reuses the number, which reads EAGAIN.

@@ -169,7 +169,8 @@ class Worker {
   size_t clients() const { return clients_.size(); }
 
   // Watch the shared listen sockets through a private epoll instance with
-  // EPOLLEXCLUSIVE (one worker woken per connection). Returns false on error.
+  // EPOLLEXCLUSIVE (one worker woken per connection); the connections'
+  // sockets join the same instance (watch_socket). Returns false on error.
   bool start_accepting(const std::vector<int>& listen_fds);
   // reuse_port: this worker's own SO_REUSEPORT sockets, bound (not yet
   // listening) while it may still hold CAP_NET_BIND_SERVICE.
