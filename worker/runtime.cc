@@ -485,15 +485,21 @@ void Worker::on_turn_check(uv_check_t* h) {
 
 bool Worker::over_share() const {
   if (n_workers_ <= 1) return false;
+  // Live slots only: TTOU retires workers without telling the others, and
+  // a reaped slot holds pid 0 (review 34: counting all n_workers_, every
+  // survivor stepped aside at once and nobody accepted). A draining worker
+  // accepts nothing: it counts as aside (start_drain sets its flag).
   uint64_t total = 0;
-  int aside = 0;
+  int live = 0, aside = 0;
   for (int i = 0; i < n_workers_; i++) {
+    if (all_slots_[i].pid.load(std::memory_order_relaxed) == 0) continue;
+    live++;
     if (&all_slots_[i] != slot_ && all_slots_[i].share_paused.load(std::memory_order_relaxed)) aside++;
     total += all_slots_[i].connections.load(std::memory_order_relaxed);
   }
-  if (aside >= n_workers_ - 1) return false;
+  if (live <= 1 || aside >= live - 1) return false;
+  uint64_t fair = total / live;
   uint64_t mine = clients_.size();
-  uint64_t fair = total / n_workers_;
   return mine > fair + std::max<uint64_t>(2, fair / 16);
 }
 
@@ -622,7 +628,7 @@ void Worker::start_drain() {
     // The epoll set stays: the client sockets are in it.
     for (int fd : listen_fds_) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     uv_timer_stop(&accept_pause_);
-    slot_->share_paused.store(0, std::memory_order_relaxed);
+    slot_->share_paused.store(1, std::memory_order_relaxed);  // accepts no more (over_share)
     for (int fd : listen_fds_) {
       accept_batch(fd, 1 << 16, false);
       close(fd);  // this process will not accept again; let the port go with the master
