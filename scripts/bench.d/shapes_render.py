@@ -11,11 +11,9 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from render import num, parse, run_metrics  # noqa: E402  (the records' format is render.py's)
+from render import PEERS, TARGET, num, parse, run_metrics, versus_better  # noqa: E402  (render.py's format)
 
 NOISY_PCT = 10
-TARGET = 0.5      # pasture's CPU above the floor ÷ the better peer's, at most
-PEERS = ("nginx", "haproxy")
 PROXIES = ("pasture",) + PEERS + ("floor",)
 SHAPES = [
     ("upclose", "upstreams close after every answer (a connect per request)"),
@@ -89,22 +87,7 @@ def main():
             cell = {p: med.get((shape, wk, p)) for p in PROXIES}
             fl = cell["floor"] and cell["floor"]["cpu"]
             cpu = {p: cell[p] and cell[p]["cpu"] for p in PROXIES}
-            above = {p: (cpu[p] - fl if cpu[p] is not None and fl is not None else None) for p in PROXIES}
-            peers = [p for p in PEERS if above[p] is not None]
-            better = min(peers, key=lambda p: above[p]) if peers else None
-            ratio = rps = p99 = "–"
-            if better and above["pasture"] is not None:
-                b = above[better]
-                if above["pasture"] <= 0:
-                    ratio = f"0 (pasture at the floor; {better} {b:+.1f}) ✓"
-                elif b > 0:
-                    x = above["pasture"] / b
-                    ratio = f"{x:.2f} ({better}) " + ("✓" if x <= TARGET else "✗")
-                else:
-                    ratio = f"– ({better} at the floor)"
-                pm, bm = cell["pasture"], cell[better]
-                rps = f"{pm['rps'] / bm['rps']:.2f}×" if bm["rps"] else "–"
-                p99 = f"{pm['p99'] / bm['p99']:.2f}×" if bm["p99"] else "–"
+            above, ratio, rps, p99 = versus_better({p: cell[p] for p in ("pasture",) + PEERS}, fl)
             flag = " ⚠" if any(c and c["foreign"] > NOISY_PCT for c in cell.values()) else ""
             w(f"| {shape}{flag} | {wk} | {f1(fl)} | {f1(cpu['pasture'])} | {f1(cpu['nginx'])} "
               f"| {f1(cpu['haproxy'])} | {f1(above['pasture'], True)} | {f1(above['nginx'], True)} "
