@@ -60,6 +60,12 @@ struct ShmHeader {
   // stops gracefully; 0 = not draining. Every worker's /ready answers 503
   // while it is set; the master acts on it on its tick.
   std::atomic<uint64_t> drain_at_ms;
+  // One past the highest worker slot the master has forked into in this
+  // generation (spawn): a worker's accept balance (Worker::over_share)
+  // looks at slots 0..this-1, so workers added by TTIN after it started are
+  // seen (review 35 M-2). In what was padding: 0 to a reader that does not
+  // know it.
+  std::atomic<uint32_t> worker_slots_used;
 };
 static_assert(sizeof(ShmHeader) <= 64);
 

@@ -409,8 +409,11 @@ void Master::spawn(int i) {
     return;
   }
   g.setup.slot = slot;
-  // Accept balance looks at slots 0..n_workers-1: include ours.
+  // Accept balance looks at slots 0..n_workers-1: include ours; workers
+  // started before read the watermark (ShmHeader::worker_slots_used).
   g.setup.n_workers = std::max(n_workers_, slot + 1);
+  std::atomic<uint32_t>& used = g.shm->header().worker_slots_used;
+  if (used.load(std::memory_order_relaxed) < (uint32_t)slot + 1) used.store((uint32_t)slot + 1, std::memory_order_relaxed);
   const conf::ServerSettings& srv = g.site.server;
   g.setup.max_requests = srv.max_requests;
   if (srv.max_requests && srv.max_requests_jitter) {

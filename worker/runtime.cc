@@ -25,6 +25,7 @@ char g_readbuf[Worker::kReadBufferSize];
 // epoll data of a listener: its descriptor with this bit (a client socket's
 // is its descriptor alone).
 constexpr uint64_t kListenerTag = 1ull << 32;
+constexpr uint64_t kLoopTag = 1ull << 33;  // libuv's own descriptor (Worker::run)
 constexpr int kAcceptBatch = 8;
 // Out of descriptors or memory, accept4() fails but leaves the connection
 // queued, so the listen socket stays readable: back off this long (or until
@@ -384,24 +385,49 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds) {
   uv_check_init(loop_, &turn_check_);
   turn_check_.data = this;
   uv_check_start(&turn_check_, on_turn_check);
-  uv_unref(reinterpret_cast<uv_handle_t*>(&turn_check_));
-  uv_idle_init(loop_, &turn_idle_);
   uv_timer_init(loop_, &accept_pause_);
   accept_pause_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&accept_pause_));
-  accept_poll_ = new uv_poll_t;
-  uv_poll_init(loop_, accept_poll_, epfd_);
-  accept_poll_->data = this;
-  uv_poll_start(accept_poll_, UV_READABLE, on_events);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kLoopTag;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, uv_backend_fd(loop_), &ev) < 0) {
+    PLOG_ERROR("epoll_ctl(ADD, libuv's descriptor) failed: %s", strerror(errno));
+    return false;
+  }
   return true;
 }
 
-void Worker::keep_turning() { uv_idle_start(&turn_idle_, [](uv_idle_t*) {}); }
-
-void Worker::defer_send(TurnSender* s) {
-  if (turn_sends_.empty()) keep_turning();
-  turn_sends_.push_back(s);
+void Worker::run() {
+  epoll_event evs[64];
+  uv_run(loop_, UV_RUN_NOWAIT);  // what was started before (timers, signals)
+  while (!stop_) {
+    // Work left for the end of a turn (a socket's read budget ran out, a
+    // send queued by end_turn itself) does not wait for an event.
+    bool pending = !ready_.empty() || !turn_sends_.empty() || !closed_.empty();
+    int n = epoll_wait(epfd_, evs, 64, pending ? 0 : uv_backend_timeout(loop_));
+    if (n < 0) {
+      if (errno != EINTR) {
+        PLOG_ERROR("epoll_wait() failed: %s", strerror(errno));
+        break;
+      }
+      n = 0;
+    }
+    uv_update_time(loop_);
+    bool libuv_ready = on_events(evs, n);
+    end_turn();
+    // libuv's turn: its descriptor was readable (a signal, the admin socket,
+    // an app thread's wake-up), or a timer of its is due.
+    if (!stop_ && (libuv_ready || uv_backend_timeout(loop_) == 0)) uv_run(loop_, UV_RUN_NOWAIT);
+  }
 }
+
+void Worker::stop() {
+  stop_ = true;
+  uv_stop(loop_);
+}
+
+void Worker::defer_send(TurnSender* s) { turn_sends_.push_back(s); }
 
 int Worker::watch_socket(int fd, EdgeSocket* s) {
   epoll_event ev{};
@@ -427,15 +453,9 @@ void Worker::forget_socket(int fd, EdgeSocket* s) {
   }
 }
 
-void Worker::socket_ready(EdgeSocket* s) {
-  keep_turning();
-  ready_.push_back(s);
-}
+void Worker::socket_ready(EdgeSocket* s) { ready_.push_back(s); }
 
-void Worker::defer_free(void (*fn)(void*), void* p) {
-  keep_turning();
-  closed_.push_back({fn, p});
-}
+void Worker::defer_free(void (*fn)(void*), void* p) { closed_.push_back({fn, p}); }
 
 void Worker::finish() {
   for (PoolRt& p : pools_)
@@ -454,8 +474,10 @@ void Worker::free_closed() {
   }
 }
 
-void Worker::on_turn_check(uv_check_t* h) {
-  auto* w = static_cast<Worker*>(h->data);
+void Worker::on_turn_check(uv_check_t* h) { static_cast<Worker*>(h->data)->end_turn(); }
+
+void Worker::end_turn() {
+  Worker* w = this;
   // Sockets with bytes to read that this turn's events did not read (read
   // restarted, or a budget ran out): first, so that what they produce
   // leaves with the rest below. One queued again meanwhile waits a turn.
@@ -470,7 +492,6 @@ void Worker::on_turn_check(uv_check_t* h) {
     if (TurnSender* s = w->turn_batch_[i]) s->send_deferred();
   w->turn_batch_.clear();
   w->free_closed();  // last: nothing of this turn refers to them any more
-  if (w->turn_sends_.empty() && w->ready_.empty() && w->closed_.empty()) uv_idle_stop(&w->turn_idle_);
 }
 
 // Keep-alive connections live long, so whoever accepts them carries their
@@ -481,17 +502,26 @@ void Worker::on_turn_check(uv_check_t* h) {
 // counts swing fast, and all workers stepping aside together left nobody
 // accepting for up to kOverSharePauseMs (2 workers: 0.6x the req/s, 2x the
 // p99). Several may (review 33: after a respawn every full worker steps
-// aside, so the empty one fills up).
+// aside, so the empty one fills up). The view from shared memory can be
+// wrong for a moment (a worker still importing its app counts as accepting
+// until start_accepting, one just killed until it is reaped): since a
+// worker steps aside only after taking what woke it, and for 2 ms, a wrong
+// view delays a connection by that much at most (review 35 H-1).
 
 bool Worker::over_share() const {
-  if (n_workers_ <= 1) return false;
+  // The slots the master has forked into, TTIN's after this worker's too
+  // (review 35 M-2: they were not seen, and the spread went uneven).
+  int n = std::max<int>(n_workers_, (int)shm_->header().worker_slots_used.load(std::memory_order_relaxed));
+  n = std::min<int>(n, (int)shm_->sizes().n_workers);
+  if (n <= 1) return false;
   // Live slots only: TTOU retires workers without telling the others, and
   // a reaped slot holds pid 0 (review 34: counting all n_workers_, every
   // survivor stepped aside at once and nobody accepted). A draining worker
-  // accepts nothing: it counts as aside (start_drain sets its flag).
+  // accepts nothing: it counts as aside (start_drain sets its flag), as does
+  // one not accepting yet (worker::run sets it, start_accepting clears it).
   uint64_t total = 0;
   int live = 0, aside = 0;
-  for (int i = 0; i < n_workers_; i++) {
+  for (int i = 0; i < n; i++) {
     if (all_slots_[i].pid.load(std::memory_order_relaxed) == 0) continue;
     live++;
     if (&all_slots_[i] != slot_ && all_slots_[i].share_paused.load(std::memory_order_relaxed)) aside++;
@@ -503,9 +533,19 @@ bool Worker::over_share() const {
   return mine > fair + std::max<uint64_t>(2, fair / 16);
 }
 
-void Worker::pause_accepting(uint64_t ms) {
-  if (!accept_paused_)
-    for (int fd : listen_fds_) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+bool Worker::own_listener(int fd) const {
+  return std::find(own_fds_.begin(), own_fds_.end(), fd) != own_fds_.end();
+}
+
+// shared_only (stepping aside): reuse_port's own sockets stay, since the
+// kernel queues connections on them whoever else accepts; stepping aside
+// from them would only delay those (review 35 H-2).
+void Worker::pause_accepting(uint64_t ms, bool shared_only) {
+  for (int fd : listen_fds_) {
+    bool in_set = !accept_paused_ || (aside_only_ && own_listener(fd));
+    if (in_set && (!shared_only || !own_listener(fd))) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  }
+  aside_only_ = shared_only;
   accept_paused_ = true;
   uv_timer_start(&accept_pause_, [](uv_timer_t* t) {
     static_cast<Worker*>(t->data)->resume_accepting();
@@ -514,43 +554,54 @@ void Worker::pause_accepting(uint64_t ms) {
 
 void Worker::resume_accepting() {
   accept_starved_ = false;
+  if (draining_ || epfd_ < 0) return;  // a draining worker stays aside (review 35 M-1)
   slot_->share_paused.store(0, std::memory_order_relaxed);
-  if (!accept_paused_ || draining_ || epfd_ < 0) return;
+  if (!accept_paused_) return;
   accept_paused_ = false;
   uv_timer_stop(&accept_pause_);
   for (int fd : listen_fds_) {
+    if (aside_only_ && own_listener(fd)) continue;  // never left the set
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;
     ev.data.u64 = kListenerTag | (uint32_t)fd;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
   }
+  aside_only_ = false;
 }
 
-// The epoll set's events: accept on a listener's, read or write on a client
-// socket's (looked up by descriptor: see worker/edge_socket.h).
-void Worker::on_events(uv_poll_t* h, int status, int) {
-  auto* w = static_cast<Worker*>(h->data);
-  if (status < 0) return;
-  epoll_event evs[64];
-  int n = epoll_wait(w->epfd_, evs, 64, 0);
+// The epoll set's events: accept on a listener's, read or write on a
+// socket's (looked up by descriptor: see worker/edge_socket.h). True when
+// libuv's descriptor was among them.
+bool Worker::on_events(const epoll_event* evs, int n) {
+  bool libuv_ready = false;
   for (int i = 0; i < n; i++) {
     uint64_t d = evs[i].data.u64;
     int fd = (int)(uint32_t)d;
     if (d & kListenerTag)
-      w->on_listener(fd);
-    else if ((size_t)fd < w->sockets_.size() && w->sockets_[fd])
-      w->sockets_[fd]->on_event(evs[i].events);
+      on_listener(fd);
+    else if (d & kLoopTag)
+      libuv_ready = true;  // its turn comes after this one's (run)
+    else if ((size_t)fd < sockets_.size() && sockets_[fd])
+      sockets_[fd]->on_event(evs[i].events);
   }
+  return libuv_ready;
 }
 
+// A listener is in every worker's set with EPOLLEXCLUSIVE: the kernel wakes
+// one worker waiting in epoll_wait per connection, not all of them, so a
+// worker woken must take what woke it. It steps aside (over_share) only
+// after accepting, and only when the queue was empty: a wake-up it did not
+// act on would leave the connection queued for no one (review 35, and the
+// first cut of run(): a worker over its share ignored the wake-up, and the
+// connection waited until another one came). A worker paused with
+// connections still queued finds them when it resumes: re-adding the
+// listener reports it readable.
 void Worker::on_listener(int lfd) {
-  if (draining_ || accept_paused_) return;  // paused by an earlier event of this batch
-  if (over_share()) {
-    slot_->share_paused.store(1, std::memory_order_relaxed);
-    pause_accepting(kOverSharePauseMs);
-    return;
-  }
-  if (!full() && !accept_batch(lfd, kAcceptBatch)) {
+  if (draining_) return;
+  // Paused by an earlier event of this batch: resuming polls the socket.
+  if (accept_paused_ && !(aside_only_ && own_listener(lfd))) return;
+  bool drained = false;
+  if (!full() && !accept_batch(lfd, kAcceptBatch, true, &drained)) {
     // Pausing, not nginx's spin nor libuv's accept-and-close of a reserved
     // descriptor: the connection stays queued for a worker that has
     // descriptors to spare (the socket is shared), or for us once ours
@@ -569,6 +620,11 @@ void Worker::on_listener(int lfd) {
     }
     accept_starved_ = true;
     pause_accepting(kFullPauseMs);
+    return;
+  }
+  if (drained && !accept_paused_ && over_share()) {
+    slot_->share_paused.store(1, std::memory_order_relaxed);
+    pause_accepting(kOverSharePauseMs, /*shared_only=*/true);
   }
 }
 
@@ -592,7 +648,7 @@ void Worker::note_accept_failure(int err, bool pausing) {
 }
 
 // A bounded batch per wake-up keeps workers' shares even.
-bool Worker::accept_batch(int lfd, int max, bool capped) {
+bool Worker::accept_batch(int lfd, int max, bool capped, bool* drained) {
   const TlsContext* tls = tls_of(lfd);
   for (int k = 0; k < max && !(capped && full()); k++) {
     sockaddr_storage ss;
@@ -600,7 +656,10 @@ bool Worker::accept_batch(int lfd, int max, bool capped) {
     int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return true;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+        if (drained) *drained = err != EINTR;
+        return true;
+      }
       bool queued = !consumed_connection(err);
       if (err != ECONNABORTED) note_accept_failure(err, queued);
       if (queued) return false;
@@ -645,7 +704,8 @@ void Worker::start_drain() {
   // Busy connections get graceful_timeout to finish, then the loop stops.
   uv_timer_init(loop_, &drain_timer_);
   drain_timer_.data = this;
-  uv_timer_start(&drain_timer_, [](uv_timer_t* t) { uv_stop(t->loop); }, graceful_timeout_ms_, 0);
+  uv_timer_start(&drain_timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->stop(); },
+                 graceful_timeout_ms_, 0);
   uv_unref(reinterpret_cast<uv_handle_t*>(&drain_timer_));
   maybe_exit();
 }
@@ -680,7 +740,7 @@ void Worker::note_request() {
 }
 
 void Worker::maybe_exit() {
-  if (clients_.empty()) uv_stop(loop_);
+  if (clients_.empty()) stop();
 }
 
 }  // namespace pasture::worker

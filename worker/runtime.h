@@ -2,6 +2,7 @@
 // buffer free lists and timers. One instance per worker process.
 #pragma once
 
+#include <sys/epoll.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -172,6 +173,13 @@ class Worker {
   // EPOLLEXCLUSIVE (one worker woken per connection); the connections'
   // sockets join the same instance (watch_socket). Returns false on error.
   bool start_accepting(const std::vector<int>& listen_fds);
+  // The worker's loop, after start_accepting, until stop(): one epoll_wait
+  // on the worker's own set per turn. libuv's descriptor is in that set
+  // (its timers, signals, the admin socket, the app threads' wake-ups), and
+  // its loop runs a non-blocking turn when that descriptor is readable or a
+  // libuv timer is due; the sockets' events never pass through libuv.
+  void run();
+  void stop();  // run() returns after this turn (uv_stop for a libuv turn in progress)
   // reuse_port: this worker's own SO_REUSEPORT sockets, bound (not yet
   // listening) while it may still hold CAP_NET_BIND_SERVICE.
   void bind_own_sockets(const std::vector<int>& listen_fds);
@@ -201,15 +209,17 @@ class Worker {
   std::vector<std::vector<HeaderSpan>*> free_spans_;
   std::vector<std::string*> free_bufs_;
   std::vector<ClientConn*> clients_;  // unordered; ClientConn keeps its index
-  static void on_events(uv_poll_t* h, int status, int events);
+  bool on_events(const epoll_event* evs, int n);
   void on_listener(int lfd);
-  void keep_turning();  // the poll does not block while end-of-turn work waits
+  void end_turn();  // the ready sockets, the turn's sends, the closed connections freed
   bool over_share() const;
-  void pause_accepting(uint64_t ms);
+  void pause_accepting(uint64_t ms, bool shared_only = false);
+  bool own_listener(int fd) const;  // reuse_port: one of own_fds_
   void resume_accepting();
   // False when accept4() failed in a way that leaves the connection queued
   // (out of descriptors or memory): the caller backs off.
-  bool accept_batch(int lfd, int max, bool capped = true);
+  // *drained: it stopped at EAGAIN (the queue was empty), not at `max`.
+  bool accept_batch(int lfd, int max, bool capped = true, bool* drained = nullptr);
   bool full() const { return clients_.size() >= max_connections_; }
   uint32_t max_connections_ = 0;      // max_connections, resolved (never 0)
   uint64_t full_log_ms_ = 0;          // last "max_connections reached" line
@@ -224,8 +234,8 @@ class Worker {
   const TlsContext* tls_ = nullptr;
   std::vector<int> tls_fds_;
   const TlsContext* tls_of(int lfd) const;
-  int epfd_ = -1;  // listeners (level, EPOLLEXCLUSIVE) and client sockets (edge)
-  uv_poll_t* accept_poll_ = nullptr;
+  int epfd_ = -1;  // listeners (level, EPOLLEXCLUSIVE), sockets (edge), libuv's (level)
+  bool stop_ = false;
   std::vector<EdgeSocket*> sockets_;  // by descriptor
   std::vector<EdgeSocket*> ready_;    // to read at the end of the turn
   std::vector<EdgeSocket*> ready_batch_;
@@ -240,10 +250,13 @@ class Worker {
   // in one poll leave in one TLS record and one write, not one each.
   std::vector<TurnSender*> turn_sends_;
   std::vector<TurnSender*> turn_batch_;  // those on_turn_check walks now
+  // end_turn for the callbacks of a libuv turn (timers, the app threads'
+  // completions); referenced, so that libuv computes its timeout (a loop
+  // with no referenced handle answers 0) for run()'s epoll_wait.
   uv_check_t turn_check_;
-  uv_idle_t turn_idle_;  // active while turn_sends_, ready_ or closed_ is not empty: the poll does not block
   static void on_turn_check(uv_check_t* h);
   bool accept_paused_ = false;
+  bool aside_only_ = false;  // the pause is a step-aside: own_fds_ stay in the set
   bool accept_starved_ = false;       // paused by EMFILE & co: a closed connection resumes
   uint64_t accept_failures_ = 0;      // not logged yet
   uint64_t accept_failure_log_ms_ = 0;

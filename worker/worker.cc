@@ -27,7 +27,7 @@ struct Signals {
 void on_signal(uv_signal_t* h, int signum) {
   auto* w = static_cast<Worker*>(h->data);
   if (signum == SIGINT) {
-    uv_stop(w->loop());
+    w->stop();
     return;
   }
   if (signum == SIGHUP) return;  // the master handles reloads
@@ -65,6 +65,10 @@ int run(const Setup& setup) {
   }
   Worker w(setup, &loop);
   w.slot()->pid.store(getpid(), std::memory_order_relaxed);
+  // Aside until it accepts (start_accepting clears it): a worker importing
+  // its app takes no connection, so the others must not step aside for it
+  // (review 35 H-1).
+  w.slot()->share_paused.store(1, std::memory_order_relaxed);
 
   // A worker binds its own reuse_port sockets first, then drops every
   // capability the master kept for binding ports (systemd's
@@ -137,7 +141,7 @@ int run(const Setup& setup) {
       Timers::kTickMs, Timers::kTickMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(&tick));
 
-  uv_run(&loop, UV_RUN_DEFAULT);
+  w.run();
   w.finish();
   w.access_log().finish();
   w.console_log().finish();
