@@ -375,10 +375,10 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.events = EPOLLIN;  // not EPOLLEXCLUSIVE: see on_listener
     ev.data.u64 = kListenerTag | (uint32_t)fd;
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
-      PLOG_ERROR("epoll_ctl(ADD, %d, EPOLLEXCLUSIVE) failed: %s", fd, strerror(errno));
+      PLOG_ERROR("epoll_ctl(ADD, %d) failed: %s", fd, strerror(errno));
       return false;
     }
   }
@@ -562,7 +562,7 @@ void Worker::resume_accepting() {
   for (int fd : listen_fds_) {
     if (aside_only_ && own_listener(fd)) continue;  // never left the set
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.events = EPOLLIN;
     ev.data.u64 = kListenerTag | (uint32_t)fd;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
   }
@@ -587,15 +587,17 @@ bool Worker::on_events(const epoll_event* evs, int n) {
   return libuv_ready;
 }
 
-// A listener is in every worker's set with EPOLLEXCLUSIVE: the kernel wakes
-// one worker waiting in epoll_wait per connection, not all of them, so a
-// worker woken must take what woke it. It steps aside (over_share) only
-// after accepting, and only when the queue was empty: a wake-up it did not
-// act on would leave the connection queued for no one (review 35, and the
-// first cut of run(): a worker over its share ignored the wake-up, and the
-// connection waited until another one came). A worker paused with
-// connections still queued finds them when it resumes: re-adding the
-// listener reports it readable.
+// A listener is in every worker's set, level-triggered: every worker waiting
+// in epoll_wait is woken for a connection and they race accept4 (the losers
+// read EAGAIN). Not EPOLLEXCLUSIVE, which wakes one waiting worker: one that
+// cannot take the connection (at max_connections, out of descriptors,
+// stepping aside, a second listener's event behind a pause in the same
+// batch) would leave it queued with nobody woken until the next connection
+// came (review 36 H-1; before the worker's own loop the nesting inside
+// libuv's epoll made the kernel wake every worker anyway). A worker over its
+// share still accepts what woke it, and steps aside (over_share) only when
+// the queue was empty. A worker paused with connections still queued finds
+// them when it resumes: re-adding the listener reports it readable.
 void Worker::on_listener(int lfd) {
   if (draining_) return;
   // Paused by an earlier event of this batch: resuming polls the socket.
@@ -682,8 +684,8 @@ void Worker::start_drain() {
   admin_ = nullptr;
   if (epfd_ >= 0 && !listen_fds_.empty()) {
     // Leave the listen sockets' wait queues first, then take what may already
-    // have been signalled to us: with EPOLLEXCLUSIVE a wake-up we swallow is
-    // not given to another worker, so a connection must not be left behind.
+    // have been signalled to us, so that no connection is left behind in a
+    // queue this process no longer watches.
     // The epoll set stays: the client sockets are in it.
     for (int fd : listen_fds_) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     uv_timer_stop(&accept_pause_);

@@ -169,9 +169,10 @@ class Worker {
   }
   size_t clients() const { return clients_.size(); }
 
-  // Watch the shared listen sockets through a private epoll instance with
-  // EPOLLEXCLUSIVE (one worker woken per connection); the connections'
-  // sockets join the same instance (watch_socket). Returns false on error.
+  // Watch the shared listen sockets through a private epoll instance
+  // (level-triggered: every waiting worker is woken, see on_listener); the
+  // connections' sockets join the same instance (watch_socket). Returns
+  // false on error.
   bool start_accepting(const std::vector<int>& listen_fds);
   // The worker's loop, after start_accepting, until stop(): one epoll_wait
   // on the worker's own set per turn. libuv's descriptor is in that set
@@ -234,7 +235,7 @@ class Worker {
   const TlsContext* tls_ = nullptr;
   std::vector<int> tls_fds_;
   const TlsContext* tls_of(int lfd) const;
-  int epfd_ = -1;  // listeners (level, EPOLLEXCLUSIVE), sockets (edge), libuv's (level)
+  int epfd_ = -1;  // listeners (level), sockets (edge), libuv's (level)
   bool stop_ = false;
   std::vector<EdgeSocket*> sockets_;  // by descriptor
   std::vector<EdgeSocket*> ready_;    // to read at the end of the turn

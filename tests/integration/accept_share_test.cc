@@ -1,11 +1,11 @@
 // The accept step-aside (Worker::over_share): a worker holding more than
 // its share of the open connections stops accepting for 2 ms, so that
 // kept-alive connections spread over the workers. It must never leave a
-// new connection waiting: the listeners are in each worker's epoll set with
-// EPOLLEXCLUSIVE (one worker woken per connection), so a worker woken takes
-// what woke it, and the shared view of who accepts may be wrong for a
-// moment (review 35: a worker importing its app, a draining one, reuse_port's
-// own sockets, workers added by TTIN).
+// new connection waiting, whatever the shared view of who accepts says for
+// a moment (review 35: a worker importing its app, a draining one,
+// reuse_port's own sockets, workers added by TTIN), nor may a worker that
+// cannot accept keep a connection's wake-up from the others (review 36: a
+// full worker, with the listeners in EPOLLEXCLUSIVE mode).
 #include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -234,6 +235,35 @@ TEST(AcceptShare, AWorkerImportingItsAppDoesNotMakeTheOthersStepAside) {
   })) << srv.output();
   std::string detail;
   EXPECT_EQ(slow_answers(srv.port(), 10, Millis(1000), &detail), 0) << detail << "\n" << srv.output();
+}
+
+// A worker at max_connections woken for a listener does not accept; with
+// EPOLLEXCLUSIVE no other worker was woken, and the connection waited for
+// the next one to arrive (review 36 H-1: 15 s and more). Both workers full,
+// then one is killed: its replacement has room and must get the next one.
+TEST(AcceptShare, AFullWorkerLeavesTheConnectionToOneWithRoom) {
+  PastureServer srv("max_connections = 10\n[app:main]\nuse = egg:pasture#echo\n", 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  int master = srv.proc().pid();
+  ASSERT_TRUE(wait_until([&] { return children_of(master).size() == 2; }));
+  auto held = hold(srv.port(), 20);
+  std::map<uint16_t, int> owner;
+  ASSERT_TRUE(wait_until([&] { return (owner = owner_by_client_port(master, srv.port())).size() == 20; }));
+  std::map<int, int> per_pid;
+  for (auto& [port, pid] : owner) per_pid[pid]++;
+  ASSERT_EQ(per_pid.size(), 2u);
+  // Both full: the listeners come back to their sets after the full pause
+  // (1 s), and the survivor is woken first for what comes next.
+  std::this_thread::sleep_for(Millis(1500));
+  int victim = per_pid.begin()->first;
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  ASSERT_TRUE(wait_until([&] {
+    auto now = children_of(master);
+    return now.size() == 2 && std::find(now.begin(), now.end(), victim) == now.end();
+  })) << srv.output();
+  std::this_thread::sleep_for(Millis(1000));  // the replacement's listeners are in its set
+  std::string detail;
+  EXPECT_EQ(slow_answers(srv.port(), 5, Millis(1000), &detail), 0) << detail << "\n" << srv.output();
 }
 
 }  // namespace
