@@ -477,21 +477,20 @@ void Worker::free_closed() {
 void Worker::on_turn_check(uv_check_t* h) { static_cast<Worker*>(h->data)->end_turn(); }
 
 void Worker::end_turn() {
-  Worker* w = this;
   // Sockets with bytes to read that this turn's events did not read (read
   // restarted, or a budget ran out): first, so that what they produce
   // leaves with the rest below. One queued again meanwhile waits a turn.
-  w->ready_batch_.swap(w->ready_);
-  for (size_t i = 0; i < w->ready_batch_.size(); i++)
-    if (EdgeSocket* s = w->ready_batch_[i]) s->on_ready();
-  w->ready_batch_.clear();
+  ready_batch_.swap(ready_);
+  for (size_t i = 0; i < ready_batch_.size(); i++)
+    if (EdgeSocket* s = ready_batch_[i]) s->on_ready();
+  ready_batch_.clear();
   // Those queued now; one queued again meanwhile waits a turn. One deleted
   // meanwhile has taken itself off (cancel_send).
-  w->turn_batch_.swap(w->turn_sends_);
-  for (size_t i = 0; i < w->turn_batch_.size(); i++)
-    if (TurnSender* s = w->turn_batch_[i]) s->send_deferred();
-  w->turn_batch_.clear();
-  w->free_closed();  // last: nothing of this turn refers to them any more
+  turn_batch_.swap(turn_sends_);
+  for (size_t i = 0; i < turn_batch_.size(); i++)
+    if (TurnSender* s = turn_batch_[i]) s->send_deferred();
+  turn_batch_.clear();
+  free_closed();  // last: nothing of this turn refers to them any more
 }
 
 // Keep-alive connections live long, so whoever accepts them carries their

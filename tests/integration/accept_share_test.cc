@@ -110,6 +110,15 @@ std::map<uint16_t, int> owner_by_client_port(int master, uint16_t server_port) {
   return owner;
 }
 
+// Kills worker `victim` and waits until the master has replaced it (2 workers again).
+bool kill_and_replace(int master, int victim) {
+  if (kill(victim, SIGKILL) != 0) return false;
+  return wait_until([&] {
+    auto now = children_of(master);
+    return now.size() == 2 && std::find(now.begin(), now.end(), victim) == now.end();
+  });
+}
+
 // reuse_port: the kernel queues a connection on one worker's own socket
 // whoever else accepts; a worker over its share stepped aside from those too,
 // and they waited as long as the imbalance lasted (review 35 H-2: 4-6 of 20
@@ -122,11 +131,8 @@ TEST(AcceptShare, ReusePortConnectionsAreAnsweredByAWorkerOverItsShare) {
   auto held = hold(srv.port(), 40);
   auto pids = children_of(master);
   ASSERT_EQ(pids.size(), 2u);
-  ASSERT_EQ(kill(pids[0], SIGKILL), 0);  // its connections close; the survivor holds the rest
-  ASSERT_TRUE(wait_until([&] {
-    auto now = children_of(master);
-    return now.size() == 2 && std::find(now.begin(), now.end(), pids[0]) == now.end();
-  })) << srv.output();
+  // Its connections close; the survivor holds the rest.
+  ASSERT_TRUE(kill_and_replace(master, pids[0])) << srv.output();
   std::string detail;
   EXPECT_EQ(slow_answers(srv.port(), 30, Millis(1000), &detail), 0) << detail << "\n" << srv.output();
 }
@@ -228,11 +234,7 @@ TEST(AcceptShare, AWorkerImportingItsAppDoesNotMakeTheOthersStepAside) {
   ASSERT_EQ(by_pid.size(), 2u);
   int victim = by_pid.begin()->second <= by_pid.rbegin()->second ? by_pid.begin()->first : by_pid.rbegin()->first;
   mod.write("slow", "");
-  ASSERT_EQ(kill(victim, SIGKILL), 0);
-  ASSERT_TRUE(wait_until([&] {
-    auto now = children_of(master);
-    return now.size() == 2 && std::find(now.begin(), now.end(), victim) == now.end();
-  })) << srv.output();
+  ASSERT_TRUE(kill_and_replace(master, victim)) << srv.output();
   std::string detail;
   EXPECT_EQ(slow_answers(srv.port(), 10, Millis(1000), &detail), 0) << detail << "\n" << srv.output();
 }
@@ -256,11 +258,7 @@ TEST(AcceptShare, AFullWorkerLeavesTheConnectionToOneWithRoom) {
   // (1 s), and the survivor is woken first for what comes next.
   std::this_thread::sleep_for(Millis(1500));
   int victim = per_pid.begin()->first;
-  ASSERT_EQ(kill(victim, SIGKILL), 0);
-  ASSERT_TRUE(wait_until([&] {
-    auto now = children_of(master);
-    return now.size() == 2 && std::find(now.begin(), now.end(), victim) == now.end();
-  })) << srv.output();
+  ASSERT_TRUE(kill_and_replace(master, victim)) << srv.output();
   std::this_thread::sleep_for(Millis(1000));  // the replacement's listeners are in its set
   std::string detail;
   EXPECT_EQ(slow_answers(srv.port(), 5, Millis(1000), &detail), 0) << detail << "\n" << srv.output();
