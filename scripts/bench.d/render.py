@@ -7,6 +7,7 @@ Each line of RESULTS_FILE is `TYPE key=value ...` with TYPE one of
 env, versions, run, mem, big, gzip, skip (skip's `reason=` runs to end of line).
 """
 import os
+import statistics
 import sys
 from collections import defaultdict
 
@@ -43,17 +44,41 @@ TARGET = 0.5  # pasture's CPU above the floor ÷ the better peer's, at most
 PEERS = ("nginx", "haproxy")
 
 
-def versus_better(cell, floor_cpu):
+def summarize(runs):
+    """One row from a cell's rounds: req/s, p50, p99 and CPU are each the
+    median over the rounds (not the figures of one chosen round: with 1
+    worker req/s is capped by the client's core, so the round with the
+    median req/s says nothing about CPU); the other fields are the median
+    req/s round's; `foreign` is the busiest round's."""
+    runs = sorted(runs, key=lambda m: m["rps"])
+    row = dict(runs[(len(runs) - 1) // 2], n=len(runs))
+    for k in ("rps", "p50", "p99", "cpu"):
+        vals = [m[k] for m in runs if m[k] is not None]
+        row[k] = statistics.median(vals) if vals else None
+    row["foreign"] = max(m["foreign"] for m in runs)
+    return row
+
+
+def above_floor(runs, floor_runs):
+    """A proxy's CPU above the floor, paired by round: the median over the
+    rounds of (its CPU − the floor's CPU in the same round). The four
+    servers of a round run back to back within a minute, the rounds minutes
+    apart, so pairing cancels the host's drift between rounds."""
+    floor = {m["round"]: m["cpu"] for m in floor_runs or [] if m["cpu"] is not None}
+    diffs = [m["cpu"] - floor[m["round"]] for m in runs or []
+             if m["cpu"] is not None and m["round"] in floor]
+    return statistics.median(diffs) if diffs else None
+
+
+def versus_better(cell, above):
     """The target's cells for one row: pasture's CPU above the floor ÷ the
     better peer's (the peer that spends less above it), and pasture's req/s
-    and p99 against that peer. `cell`: proxy -> metrics (or None)."""
-    cpu = {p: c and c["cpu"] for p, c in cell.items()}
-    above = {p: (v - floor_cpu if v is not None and floor_cpu is not None else None)
-             for p, v in cpu.items()}
-    peers = [p for p in PEERS if above.get(p) is not None]
+    and p99 against that peer. `cell`: proxy -> summarized row (or None);
+    `above`: proxy -> CPU above the floor (above_floor) or None."""
+    peers = [p for p in PEERS if above.get(p) is not None and cell.get(p)]
     better = min(peers, key=lambda p: above[p]) if peers else None
     ratio = rps = p99 = "–"
-    if better and above.get("pasture") is not None:
+    if better and above.get("pasture") is not None and cell.get("pasture"):
         b = above[better]
         if above["pasture"] <= 0:
             ratio = f"0 (pasture at the floor; {better} {b:+.1f}) ✓"
@@ -65,7 +90,7 @@ def versus_better(cell, floor_cpu):
         pm, bm = cell["pasture"], cell[better]
         rps = f"{pm['rps'] / bm['rps']:.2f}×" if bm["rps"] else "–"
         p99 = f"{pm['p99'] / bm['p99']:.2f}×" if bm["p99"] else "–"
-    return above, ratio, rps, p99
+    return ratio, rps, p99
 
 
 def fmt_ratio(a, b):
@@ -78,6 +103,7 @@ def run_metrics(r):
     req = num(r["requests"])
     dur = num(r["duration_us"], 1) / 1e6
     return {
+        "round": r.get("round"),
         "rps": req / dur if dur else 0.0,
         "p50": num(r["p50_us"]) / 1000,
         "p99": num(r["p99_us"]) / 1000,
@@ -101,14 +127,11 @@ def main():
     out = []
     w = out.append
 
-    # Median round per (proxy, workers, concurrency), by req/s.
+    # One row per (proxy, workers, concurrency): medians over the rounds.
     groups = defaultdict(list)
     for r in recs["run"]:
         groups[(r["proxy"], int(r["workers"]), int(r["conc"]))].append(run_metrics(r))
-    med = {}
-    for key, rounds in groups.items():
-        rounds.sort(key=lambda m: m["rps"])
-        med[key] = dict(rounds[(len(rounds) - 1) // 2], n=len(rounds))
+    med = {key: summarize(rounds) for key, rounds in groups.items()}
 
     w("## pasture vs nginx vs HAProxy")
     w("")
@@ -117,7 +140,8 @@ def main():
       f"nginx {ver.get('nginx', '?')}, HAProxy {ver.get('haproxy', '?')}, "
       f"wrk {ver.get('wrk', '?')}, pasture {ver.get('pasture', '?')}")
     w(f"- wrk -t1, {env.get('warmup', '?')} s warm-up + {env.get('duration', '?')} s measured "
-      f"per row; median of {env.get('rounds', '?')} round(s) by req/s (each round restarts the proxy); "
+      f"per row; req/s, p50, p99 and CPU each the median of {env.get('rounds', '?')} round(s) "
+      "(each round restarts the proxy); "
       f"whole run {num(ver.get('elapsed')) / 60:.1f} min")
     w("- pinning: wrk and both nginx upstreams on core 0; a 1-worker proxy on core 1 alone; "
       "a 2-worker proxy on cores 0-1, i.e. **sharing core 0 with wrk and the upstreams**, "
@@ -215,7 +239,7 @@ def main():
     # The floor: what the kernel's loopback TCP alone costs per request.
     floor_keys = sorted(k for k in med if k[0] == "floor")
     if floor_keys:
-        w("### Above the floor (proxy CPU µs/req minus the floor's, same run)")
+        w("### Above the floor (proxy CPU µs/req minus the floor's in the same round, median over the rounds)")
         w("")
         w("`floor` (scripts/bench.d/floor.c) is not a proxy: it forwards bytes with the "
           "four socket calls per request any proxy must make (recv from the client, send "
@@ -235,7 +259,8 @@ def main():
         for _, wk, c in floor_keys:
             f = med[("floor", wk, c)]["cpu"]
             cell = {p: med.get((p, wk, c)) for p in ("pasture",) + PEERS}
-            above, ratio, rps, p99 = versus_better(cell, f)
+            above = {p: above_floor(groups.get((p, wk, c)), groups[("floor", wk, c)]) for p in cell}
+            ratio, rps, p99 = versus_better(cell, above)
             def cpu(p):
                 return "–" if cell[p] is None or cell[p]["cpu"] is None else f"{cell[p]['cpu']:.1f}"
             def up(p):

@@ -11,7 +11,7 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from render import PEERS, TARGET, num, parse, run_metrics, versus_better  # noqa: E402  (render.py's format)
+from render import PEERS, TARGET, above_floor, num, parse, run_metrics, summarize, versus_better  # noqa: E402  (render.py's format)
 
 NOISY_PCT = 10
 PROXIES = ("pasture",) + PEERS + ("floor",)
@@ -46,10 +46,7 @@ def main():
     groups = defaultdict(list)
     for r in recs["shape"]:
         groups[(r["shape"], int(r["workers"]), r["proxy"])].append(metrics(r))
-    med = {}
-    for key, runs in groups.items():
-        runs.sort(key=lambda m: m["rps"])
-        med[key] = dict(runs[(len(runs) - 1) // 2], n=len(runs))
+    med = {key: summarize(runs) for key, runs in groups.items()}
     loads = [m["load"] for runs in groups.values() for m in runs]
     busiest = max((m["foreign"] for runs in groups.values() for m in runs), default=0.0)
 
@@ -62,8 +59,8 @@ def main():
       f"nginx {ver.get('nginx', '?')}, HAProxy {ver.get('haproxy', '?')}, wrk {ver.get('wrk', '?')}, "
       f"pasture {ver.get('pasture', '?')}")
     w(f"- wrk -t1 on core 0 with both upstreams; {env.get('warmup', '?')} s warm-up + "
-      f"{env.get('duration', '?')} s measured per cell; median of {env.get('rounds', '?')} round(s) "
-      f"by req/s, every proxy restarted per shape, worker count and round; c={env.get('conc', '?')} "
+      f"{env.get('duration', '?')} s measured per cell; req/s, p99 and CPU each the median of "
+      f"{env.get('rounds', '?')} round(s), every proxy restarted per shape, worker count and round; c={env.get('conc', '?')} "
       "except c5000; a 1-worker proxy on core 1, a 2-worker one on cores 0-1")
     if loads:
         w(f"- load average (1 min) at the end of the measured runs: {min(loads):.2f} to "
@@ -72,7 +69,8 @@ def main():
           "during a measured run" + (f" — **under load: cells marked ⚠ (>{NOISY_PCT}%) are "
                                      "disturbed; rerun on a quiet machine**" if busiest > NOISY_PCT else ""))
     w("- CPU = utime+stime of all the proxy's processes over the measured run / answers; "
-      "above the floor = minus the floor's in the same shape, worker count and run "
+      "above the floor = the median over the rounds of (CPU − the floor's CPU in the same shape, "
+      "worker count and round: the four servers of a round run back to back) "
       "(floor.c: -u for upclose, -C for close, -t for pipeline and 64k)")
     w("")
 
@@ -87,7 +85,9 @@ def main():
             cell = {p: med.get((shape, wk, p)) for p in PROXIES}
             fl = cell["floor"] and cell["floor"]["cpu"]
             cpu = {p: cell[p] and cell[p]["cpu"] for p in PROXIES}
-            above, ratio, rps, p99 = versus_better({p: cell[p] for p in ("pasture",) + PEERS}, fl)
+            above = {p: above_floor(groups.get((shape, wk, p)), groups.get((shape, wk, "floor")))
+                     for p in ("pasture",) + PEERS}
+            ratio, rps, p99 = versus_better(cell, above)
             flag = " ⚠" if any(c and c["foreign"] > NOISY_PCT for c in cell.values()) else ""
             w(f"| {shape}{flag} | {wk} | {f1(fl)} | {f1(cpu['pasture'])} | {f1(cpu['nginx'])} "
               f"| {f1(cpu['haproxy'])} | {f1(above['pasture'], True)} | {f1(above['nginx'], True)} "
@@ -110,7 +110,8 @@ def main():
                 m = med.get((shape, wk, p))
                 if not m:
                     continue
-                ab = m["cpu"] - fl if m["cpu"] is not None and fl is not None and p != "floor" else None
+                ab = above_floor(groups[(shape, wk, p)], groups.get((shape, wk, "floor"))) \
+                    if p != "floor" else None
                 churn = f"{1000 * m['upconns'] / m['req']:.0f}" if m["req"] and p != "floor" else "–"
                 flag = " ⚠" if m["foreign"] > NOISY_PCT else ""
                 w(f"| {shape} | {wk} | {p}{flag} | {m['rps']:,.0f} | {m['p99']:.2f} ms | {f1(m['cpu'])} "
