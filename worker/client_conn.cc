@@ -201,7 +201,9 @@ void ClientConn::on_sock_read(const char* p, size_t n) {
 }
 
 int ClientConn::sendfile_fd() {
-  if (tls_ || queued() > 0 || !sock_.is_open()) return -1;
+  if (tls_ || !sock_.is_open()) return -1;
+  sock_.release_now();  // held answers (and this one's head) go first
+  if (queued() > 0) return -1;
   return sock_.fd();
 }
 
@@ -569,11 +571,15 @@ void ClientConn::finish_exchange() {
 void ClientConn::next_request() {
   arm_idle_timer();
   if (!in_parse_ && inbuf_) {
+    // Pipelined requests: the answers wait for each other (a while at most:
+    // EdgeSocket::hold) and leave together once none is in progress.
+    sock_.hold();
     state_ = State::kHead;
     arm_head_timer();
     run_inbuf();
     if (rq_) rq_->ex.flush_upstream();
   }
+  if (state_ != State::kWaiting) sock_.release();
   if (client_eof_ && !in_parse_ && !out_full_ &&
       (state_ == State::kIdle || state_ == State::kHead)) {
     // A half-closed client's pipelined requests are all answered; a partial

@@ -44,6 +44,7 @@ bool ClientConn::h2_probe(const char* data, size_t n) {
 
 void ClientConn::start_h2() {
   state_ = State::kH2;
+  sock_.release();  // (frames are written once per turn: H2Conn)
   timer_disarm(&timer_);  // the H2Conn keeps its own timeouts
   h2_ = new H2(this);
   if (!h2_->start()) close();

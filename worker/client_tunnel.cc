@@ -19,6 +19,7 @@ bool ClientConn::tunnel(std::string* head) {
     return false;
   }
   state_ = State::kTunnel;
+  sock_.release();  // (a pipelined upgrade: what came before goes now)
   timer_disarm(&timer_);
   producer_paused_ = out_full_ = false;
   rechunk_ = false;

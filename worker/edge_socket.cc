@@ -83,9 +83,54 @@ void EdgeSocket::on_event(uint32_t events) {
   if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && (head_ || shut_want_)) flush();
 }
 
+void EdgeSocket::hold() {
+  if (hold_ || fd_ < 0) return;
+  hold_ = true;
+  if (!in_held) {
+    in_held = true;
+    g_worker->socket_held(this);
+  }
+}
+
+void EdgeSocket::release() {
+  if (!hold_) return;
+  hold_ = false;
+  if (head_) {
+    flush_due_ = true;
+    queue_ready();
+  }
+}
+
+void EdgeSocket::release_now() {
+  if (!hold_) return;
+  hold_ = false;
+  write_queue();
+}
+
+// The queue to the kernel, oldest first, until it takes no more.
+void EdgeSocket::write_queue() {
+  while (head_) {
+    Block* b = head_;
+    ssize_t w = ::write(fd_, b->data + b->off, b->len - b->off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    queued_ -= (size_t)w;
+    b->off += (size_t)w;
+    if (b->off < b->len) return;
+    head_ = b->next;
+    if (!head_) tail_ = nullptr;
+    free(b);
+  }
+}
+
 void EdgeSocket::on_ready() {
   in_ready = false;
   if (fd_ < 0) return;
+  if (flush_due_) {
+    flush_due_ = false;
+    if (head_ && !hold_) flush();
+    if (fd_ < 0) return;
+  }
   if (reading_ && rd_ready_) read_some();
   if (fd_ >= 0 && shut_want_ && !shut_done_ && !head_) finish_shut();
 }
@@ -126,7 +171,11 @@ int EdgeSocket::send(const uv_buf_t* bufs, unsigned n, size_t* written) {
   for (unsigned i = 0; i < n; i++) total += bufs[i].len;
   if (total == 0) return 0;
   size_t skip = 0;
-  if (!head_) {
+  // Over the hold's bound: no longer held; what is queued goes with the
+  // rest at the end of the turn (never from here: the owner's write
+  // callback must not run inside its own send).
+  if (hold_ && queued_ + total > kHoldMax) release();
+  if (!head_ && !hold_) {
     // uv_buf_t is laid out as struct iovec on Unix (libuv guarantees it).
     ssize_t w;
     do {
@@ -222,6 +271,7 @@ int EdgeSocket::shutdown() {
   if (fd_ < 0) return UV_ENOTCONN;
   if (shut_want_) return UV_EALREADY;
   shut_want_ = true;
+  release();  // (then on_ready writes the queue and shuts)
   if (!head_) queue_ready();  // as libuv: the callback comes later, never from here
   return 0;
 }
@@ -234,6 +284,9 @@ void EdgeSocket::finish_shut() {
 
 void EdgeSocket::close(bool rst) {
   if (fd_ < 0) return;
+  // Held answers are complete ones: give them to the kernel first, as they
+  // would have been without the hold (best effort, no callback).
+  release_now();
   if (rst) {
     struct linger lg = {1, 0};
     setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);

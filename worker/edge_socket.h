@@ -76,6 +76,21 @@ class EdgeSocket {
   // (or fails). Writes may be queued meanwhile.
   void wait_connect() { connecting_ = true; }
   size_t queued() const { return queued_; }
+  // Hold the output back: send() queues without writing, until release()
+  // (then it leaves at the end of this loop turn, in one writev), until
+  // kHoldMax bytes are held, or until the worker releases it (it was held
+  // kHoldMs, or the worker has nothing else to do: Worker::release_held).
+  // For the answers to pipelined requests (ClientConn::next_request): one
+  // write for many answers, where nginx and HAProxy write one each.
+  // shutdown() and close() release it too.
+  static constexpr size_t kHoldMax = 16 * 1024;  // under kLowWater: never back-pressure
+  void hold();
+  void release();
+  // Release and write what is queued now, without the write callback (for
+  // sendfile(2) straight to the socket, which must come after it); what
+  // the kernel does not take stays queued for EPOLLOUT.
+  void release_now();
+  bool held() const { return hold_; }
   // Shut the write side once the queue is written; on_sock_shut follows.
   int shutdown();
   // Closes the descriptor now (queued bytes are dropped; no callback
@@ -91,6 +106,7 @@ class EdgeSocket {
   struct Block;
   void read_some();
   void flush();
+  void write_queue();
   void finish_shut();
   void queue_ready();
 
@@ -105,9 +121,12 @@ class EdgeSocket {
   bool shut_want_ : 1 = false; // shutdown() asked; done once the queue is empty
   bool shut_done_ : 1 = false;
   bool connecting_ : 1 = false;  // wait_connect()
+  bool hold_ : 1 = false;        // hold()
+  bool flush_due_ : 1 = false;   // released with bytes queued: on_ready writes them
 
  public:
   bool in_ready = false;  // on the worker's ready list (Worker::socket_ready)
+  bool in_held = false;   // on the worker's held list (Worker::socket_held)
 };
 
 }  // namespace pasture::worker

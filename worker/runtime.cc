@@ -405,7 +405,10 @@ void Worker::run() {
     // Work left for the end of a turn (a socket's read budget ran out, a
     // send queued by end_turn itself) does not wait for an event.
     bool pending = !ready_.empty() || !turn_sends_.empty() || !closed_.empty();
-    int n = epoll_wait(epfd_, evs, 64, pending ? 0 : uv_backend_timeout(loop_));
+    // Held output does not wait for the next event either: a poll that
+    // finds nothing releases it (below).
+    bool held = !holds_.empty();
+    int n = epoll_wait(epfd_, evs, 64, pending || held ? 0 : uv_backend_timeout(loop_));
     if (n < 0) {
       if (errno != EINTR) {
         PLOG_ERROR("epoll_wait() failed: %s", strerror(errno));
@@ -414,6 +417,7 @@ void Worker::run() {
       n = 0;
     }
     uv_update_time(loop_);
+    if (held && n == 0) release_held(true);  // nothing else to do: it goes now
     bool libuv_ready = on_events(evs, n);
     end_turn();
     // libuv's turn: its descriptor was readable (a signal, the admin socket,
@@ -446,6 +450,10 @@ int Worker::watch_socket(int fd, EdgeSocket* s) {
 
 void Worker::forget_socket(int fd, EdgeSocket* s) {
   if ((size_t)fd < sockets_.size() && sockets_[fd] == s) sockets_[fd] = nullptr;
+  if (s->in_held) {
+    s->in_held = false;
+    std::erase_if(holds_, [s](const Hold& h) { return h.s == s; });
+  }
   if (s->in_ready) {
     s->in_ready = false;
     std::replace(ready_.begin(), ready_.end(), s, static_cast<EdgeSocket*>(nullptr));
@@ -454,6 +462,20 @@ void Worker::forget_socket(int fd, EdgeSocket* s) {
 }
 
 void Worker::socket_ready(EdgeSocket* s) { ready_.push_back(s); }
+
+void Worker::socket_held(EdgeSocket* s) { holds_.push_back({s, uv_now(loop_)}); }
+
+// Releases held output that waited kHoldMs (or all of it); forgets the
+// sockets no longer held (their owner released them).
+void Worker::release_held(bool all) {
+  uint64_t now = uv_now(loop_);
+  std::erase_if(holds_, [&](const Hold& h) {
+    if (h.s->held() && !all && now - h.since < kHoldMs) return false;
+    h.s->in_held = false;
+    h.s->release();
+    return true;
+  });
+}
 
 void Worker::defer_free(void (*fn)(void*), void* p) { closed_.push_back({fn, p}); }
 
@@ -477,6 +499,7 @@ void Worker::free_closed() {
 void Worker::on_turn_check(uv_check_t* h) { static_cast<Worker*>(h->data)->end_turn(); }
 
 void Worker::end_turn() {
+  if (!holds_.empty()) release_held(false);  // (first: the ready list below writes it)
   // Sockets with bytes to read that this turn's events did not read (read
   // restarted, or a budget ran out): first, so that what they produce
   // leaves with the rest below. One queued again meanwhile waits a turn.

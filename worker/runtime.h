@@ -131,6 +131,10 @@ class Worker {
   int watch_socket(int fd, EdgeSocket* s);  // 0 or a negative errno
   void forget_socket(int fd, EdgeSocket* s);
   void socket_ready(EdgeSocket* s);
+  // A socket whose output is held back (EdgeSocket::hold): released after
+  // kHoldMs, or as soon as the worker finds nothing ready to do.
+  static constexpr uint64_t kHoldMs = 10;
+  void socket_held(EdgeSocket* s);
   void defer_free(void (*fn)(void*), void* p);
   // Frees what defer_free queued, at the end of each loop turn.
   void free_closed();
@@ -240,6 +244,12 @@ class Worker {
   std::vector<EdgeSocket*> sockets_;  // by descriptor
   std::vector<EdgeSocket*> ready_;    // to read at the end of the turn
   std::vector<EdgeSocket*> ready_batch_;
+  struct Hold {
+    EdgeSocket* s;
+    uint64_t since;  // uv_now
+  };
+  std::vector<Hold> holds_;
+  void release_held(bool all);
   struct Closed {
     void (*fn)(void*);
     void* p;

@@ -9,8 +9,10 @@
 #include <csignal>
 #include <fstream>
 
+#include "tests/integration/keepalive_load.h"
 #include "tests/integration/raw_http.h"
 #include "tests/support/sanitized.h"
+#include "tests/support/temp_dir.h"
 
 namespace pasture::test {
 namespace {
@@ -540,6 +542,98 @@ TEST(ClientFlow, APartialHeadBehindAnUnreadAnswerIsBoundBySendTimeout) {
       EXPECT_GE(took.count(), 3500);
     }
   }
+}
+
+// The answers to pipelined requests are held back so that they leave in one
+// write (EdgeSocket::hold), but never behind a slow one: an answer that is
+// ready goes as soon as the worker has nothing else to do, or after
+// Worker::kHoldMs when it is busy. /b is answered at once, /c after 800 ms:
+// /b must arrive long before /c.
+void expect_held_answer_not_behind_a_slow_one(bool busy) {
+  FakeUpstream up("u");
+  up.set_handler([&up](const RecordedRequest& r) {
+    Reply rep = up.default_reply(r);
+    if (r.target == "/c") rep.delay = Millis(800);
+    return rep;
+  });
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  // busy: other clients keep the one worker polling without a pause.
+  std::unique_ptr<KeepAliveLoad> load;
+  if (busy) load = std::make_unique<KeepAliveLoad>(srv.port(), 6, std::vector<std::string>{"/load"});
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(send_all(fd.get(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"),
+            IoResult::kOk);
+  std::vector<Answer> first = read_answers(fd.get(), 2, Millis(400));
+  auto t_b = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(first.size(), 2u) << "after " << std::chrono::duration_cast<Millis>(t_b).count() << " ms";
+  EXPECT_EQ(first[0].body, "u GET /a\n");
+  EXPECT_EQ(first[1].body, "u GET /b\n");
+  EXPECT_LT(t_b, Millis(400));
+  std::vector<Answer> last = read_answers(fd.get(), 1, Millis(3000));
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].body, "u GET /c\n");
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, Millis(800));
+  if (load) {
+    load->finish();
+    EXPECT_GT(load->ok(), 0);
+    EXPECT_EQ(load->failures(), "");
+  }
+}
+
+TEST(ClientFlow, AHeldPipelinedAnswerDoesNotWaitForASlowOne) { expect_held_answer_not_behind_a_slow_one(false); }
+
+TEST(ClientFlow, AHeldPipelinedAnswerDoesNotWaitForASlowOneOnABusyWorker) {
+  expect_held_answer_not_behind_a_slow_one(true);
+}
+
+// Held answers of every size, past the hold's 16 KiB bound and across it,
+// then a static file sent with sendfile(2) behind held answers, then a
+// Connection: close (the shutdown releases what is held): every answer
+// whole and in order, then the end of the connection.
+TEST(ClientFlow, PipelinedAnswersOfEverySizeArriveWholeAndInOrder) {
+  FakeUpstream up("u");
+  up.set_handler([&up](const RecordedRequest& r) {
+    Reply rep = up.default_reply(r);
+    if (r.target.rfind("/n/", 0) == 0) rep.body = pattern_bytes(strtoul(r.target.c_str() + 3, nullptr, 10));
+    return rep;
+  });
+  TempDir dir;
+  const std::string file = pattern_bytes(300 * 1024);
+  dir.write("f.bin", file);
+  PastureServer srv("[composite:main]\nuse = egg:Paste#urlmap\n/static = files\n/ = pool\n\n"
+                    "[app:files]\nuse = egg:pasture#static\ndocument_root = " + dir.path() +
+                        "\n\n[app:pool]\nuse = egg:pasture#balancer\nservers = 127.0.0.1:" +
+                        std::to_string(up.port()) + "\n",
+                    1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  const size_t sizes[] = {10, 5000, 1, 17000, 40000, 100, 16384, 16383, 2, 70000, 3, 4};
+  std::string reqs;
+  std::vector<std::string> want;
+  for (int round = 0; round < 3; round++) {
+    for (size_t n : sizes) {
+      reqs += "GET /n/" + std::to_string(n) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+      want.push_back(pattern_bytes(n));
+    }
+    reqs += "GET /static/f.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+    want.push_back(file);
+  }
+  reqs += "GET /n/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  want.push_back(pattern_bytes(7));
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(send_all(fd.get(), reqs), IoResult::kOk);
+  std::vector<Answer> a = read_answers(fd.get(), want.size(), Millis(10000));
+  ASSERT_EQ(a.size(), want.size());
+  for (size_t i = 0; i < want.size(); i++) {
+    EXPECT_EQ(a[i].status, 200) << i << ": " << a[i].head;
+    EXPECT_TRUE(a[i].body == want[i]) << i << ": " << a[i].body.size() << " bytes, want " << want[i].size();
+  }
+  std::string rest;
+  EXPECT_EQ(recv_some(fd.get(), rest, Millis(3000)), IoResult::kClosed) << rest.size() << " bytes more";
 }
 
 }  // namespace
