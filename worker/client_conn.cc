@@ -579,7 +579,9 @@ void ClientConn::next_request() {
     run_inbuf();
     if (rq_) rq_->ex.flush_upstream();
   }
-  if (state_ != State::kWaiting) sock_.release();
+  // (Inside parse(), a local answer: the parse goes on, and the caller
+  // decides once it stops.)
+  if (!in_parse_ && state_ != State::kWaiting) sock_.release();
   if (client_eof_ && !in_parse_ && !out_full_ &&
       (state_ == State::kIdle || state_ == State::kHead)) {
     // A half-closed client's pipelined requests are all answered; a partial

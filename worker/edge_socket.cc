@@ -102,8 +102,10 @@ void EdgeSocket::release() {
 }
 
 void EdgeSocket::release_now() {
-  if (!hold_) return;
-  hold_ = false;
+  // Held, or released with the write still to come at the end of the turn
+  // (review 38: a close in between dropped complete answers).
+  if (!hold_ && !flush_due_) return;
+  hold_ = flush_due_ = false;
   write_queue();
 }
 

@@ -86,9 +86,10 @@ class EdgeSocket {
   static constexpr size_t kHoldMax = 16 * 1024;  // under kLowWater: never back-pressure
   void hold();
   void release();
-  // Release and write what is queued now, without the write callback (for
-  // sendfile(2) straight to the socket, which must come after it); what
-  // the kernel does not take stays queued for EPOLLOUT.
+  // Release and write what is held (or released and not written yet) now,
+  // without the write callback: for sendfile(2) straight to the socket,
+  // which must come after it, and for close(); what the kernel does not
+  // take stays queued for EPOLLOUT.
   void release_now();
   bool held() const { return hold_; }
   // Shut the write side once the queue is written; on_sock_shut follows.

@@ -78,10 +78,6 @@ def main():
                 pc = f"{m['per_core']:.0f}" if m["per_core"] else "?"
                 flag = " ⚠" if m["noisy"] else ""
                 out.append(f"| {label} | {w} | {p}{flag} | {m['rate']:.0f} | {pc} | {cpu} | {p99} | {m['err']} |")
-            if "pasture" in cells and cells["pasture"]["cpu"] is not None:
-                peers = [cells[p]["cpu"] for p in ("nginx", "haproxy") if p in cells and cells[p]["cpu"]]
-                if peers:
-                    worst.append((row, w, cells["pasture"]["cpu"] / min(peers)))
     out.append("")
     # The rounds of one proxy spread widely on a shared machine: the median
     # CPU of its rounds, beside the median round's, per row.
@@ -98,11 +94,13 @@ def main():
                     med[p] = cpus[len(cpus) // 2]
             peers = [med[p] for p in ("nginx", "haproxy") if p in med]
             ratio = f"{med['pasture'] / min(peers):.2f}×" if "pasture" in med and peers else "–"
+            if "pasture" in med and peers:
+                worst.append((row, w, med["pasture"] / min(peers)))
             cell = lambda p: f"{med[p]:.1f}" if p in med else "–"  # noqa: E731
             out.append(f"| {label} | {w} | {cell('pasture')} | {cell('nginx')} | {cell('haproxy')} | {ratio} |")
     out.append("")
     if worst:
-        out.append("pasture's CPU per connection/request ÷ the better peer's: " +
+        out.append("pasture's CPU per connection/request ÷ the better peer's (the median CPU of the rounds): " +
                    ", ".join(f"{row} w={w}: {x:.2f}×" for row, w, x in worst) + " (below 1 = pasture spends less).")
         out.append("")
     protos = recs["proto"]

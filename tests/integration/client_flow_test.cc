@@ -636,5 +636,37 @@ TEST(ClientFlow, PipelinedAnswersOfEverySizeArriveWholeAndInOrder) {
   EXPECT_EQ(recv_some(fd.get(), rest, Millis(3000)), IoResult::kClosed) << rest.size() << " bytes more";
 }
 
+// Review 38: an answer past the hold's 16 KiB bound released the held ones
+// for the end of the loop turn; the upstream cut that answer in the same
+// turn, the connection closed, and the complete answers before it were
+// dropped unwritten. They must arrive whole, then the end. On a busy
+// worker (so that the idle poll does not release the hold first).
+TEST(ClientFlow, HeldAnswersSurviveACutAnswerBehindThem) {
+  FakeUpstream up("u");
+  up.set_handler([&up](const RecordedRequest& r) {
+    if (r.target == "/cut")
+      return Reply::raw_bytes("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + pattern_bytes(30000), true);
+    Reply rep = up.default_reply(r);
+    if (r.target == "/n") rep.body = pattern_bytes(100);
+    return rep;
+  });
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  KeepAliveLoad load(srv.port(), 6, {"/load"});
+  int lost = 0;
+  for (int i = 0; i < 30; i++) {
+    Fd fd = connect_loopback(srv.port());
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(send_all(fd.get(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /n HTTP/1.1\r\nHost: x\r\n\r\n"
+                                 "GET /cut HTTP/1.1\r\nHost: x\r\n\r\n"),
+              IoResult::kOk);
+    std::vector<Answer> a = read_answers(fd.get(), 2, Millis(3000));
+    if (a.size() < 2 || a[1].body != pattern_bytes(100)) lost++;
+  }
+  EXPECT_EQ(lost, 0) << "of 30 pipelines, the complete answer to /n was lost";
+  load.finish();
+  EXPECT_GT(load.ok(), 0);
+}
+
 }  // namespace
 }  // namespace pasture::test
