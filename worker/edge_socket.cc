@@ -106,23 +106,8 @@ void EdgeSocket::release_now() {
   // (review 38: a close in between dropped complete answers).
   if (!hold_ && !flush_due_) return;
   hold_ = flush_due_ = false;
-  write_queue();
-}
-
-// The queue to the kernel, oldest first, until it takes no more.
-void EdgeSocket::write_queue() {
-  while (head_) {
-    Block* b = head_;
-    ssize_t w = ::write(fd_, b->data + b->off, b->len - b->off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
-    queued_ -= (size_t)w;
-    b->off += (size_t)w;
-    if (b->off < b->len) return;
-    head_ = b->next;
-    if (!head_) tail_ = nullptr;
-    free(b);
-  }
+  bool wrote = false;
+  write_queue(&wrote);  // (an error: the next event or read tells the owner)
 }
 
 void EdgeSocket::on_ready() {
@@ -225,10 +210,9 @@ int EdgeSocket::send(const uv_buf_t* bufs, unsigned n, size_t* written) {
   return 0;
 }
 
-// EPOLLOUT: write what is queued, oldest first, until the kernel takes no
-// more; the owner hears once per event that bytes left.
-void EdgeSocket::flush() {
-  bool wrote = false;
+// What is queued to the kernel, oldest first, until it takes no more: 0,
+// or a negative errno; `wrote`: some bytes left.
+int EdgeSocket::write_queue(bool* wrote) {
   while (head_) {
     iovec iov[kMaxIov];
     int k = 0;
@@ -241,12 +225,10 @@ void EdgeSocket::flush() {
     ssize_t w = ::writev(fd_, iov, k);
     if (w < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      int err = -errno;
-      owner_->on_write_done(err);  // closes the connection
-      return;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return -errno;
     }
-    wrote = true;
+    *wrote = true;
     size_t left = (size_t)w;
     queued_ -= left;
     while (head_ && left >= head_->len - head_->off) {
@@ -259,7 +241,18 @@ void EdgeSocket::flush() {
     if (head_) head_->off += left;
     // The kernel took less than offered: its buffer is full and EPOLLOUT
     // comes again. (All of it with more blocks behind: go on.)
-    if ((size_t)w < want) break;
+    if ((size_t)w < want) return 0;
+  }
+  return 0;
+}
+
+// EPOLLOUT: write what is queued; the owner hears once per event that
+// bytes left.
+void EdgeSocket::flush() {
+  bool wrote = false;
+  if (int err = write_queue(&wrote); err < 0) {
+    owner_->on_write_done(err);  // closes the connection
+    return;
   }
   // As libuv: the writes' callback first, then the shutdown's (review 32).
   if (wrote) {

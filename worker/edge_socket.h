@@ -107,7 +107,7 @@ class EdgeSocket {
   struct Block;
   void read_some();
   void flush();
-  void write_queue();
+  int write_queue(bool* wrote);
   void finish_shut();
   void queue_ready();
 
