@@ -20,6 +20,18 @@ constexpr int kReadsPerTurn = 4;
 constexpr int kMaxIov = 16;
 constexpr size_t kBlockMin = 4096;  // a queue block's least capacity
 
+// The descriptor is always a socket: recv and send(msg) go to the protocol
+// straight, where read and writev pass through the file layer first (its
+// position lock, iovec import): perf put what that layer adds at ~0.5 µs of
+// ~28 per proxied request (bench --shapes headers, 2-core PVM guest).
+ssize_t send_iov(int fd, const iovec* iov, int n) {
+  if (n == 1) return ::send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+  msghdr m{};
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = (size_t)n;
+  return ::sendmsg(fd, &m, MSG_NOSIGNAL);
+}
+
 Worker* g_worker = nullptr;  // one Worker per process
 
 }  // namespace
@@ -127,7 +139,7 @@ void EdgeSocket::read_some() {
   const size_t cap = Worker::kReadBufferSize;
   for (int k = 0; k < kReadsPerTurn; k++) {
     if (!reading_ || fd_ < 0 || !rd_ready_) return;
-    ssize_t n = ::read(fd_, buf, cap);
+    ssize_t n = ::recv(fd_, buf, cap, 0);
     if (n > 0) {
       // Short: the socket is empty now (a new edge brings more), unless the
       // peer hung up, whose EOF is then read next.
@@ -166,7 +178,7 @@ int EdgeSocket::send(const uv_buf_t* bufs, unsigned n, size_t* written) {
     // uv_buf_t is laid out as struct iovec on Unix (libuv guarantees it).
     ssize_t w;
     do {
-      w = ::writev(fd_, reinterpret_cast<const iovec*>(bufs), (int)n);
+      w = send_iov(fd_, reinterpret_cast<const iovec*>(bufs), (int)n);
     } while (w < 0 && errno == EINTR);
     if (w > 0 && written) *written = (size_t)w;
     if (w >= 0 && (size_t)w == total) return 0;
@@ -222,7 +234,7 @@ int EdgeSocket::write_queue(bool* wrote) {
       iov[k].iov_len = b->len - b->off;
       want += iov[k].iov_len;
     }
-    ssize_t w = ::writev(fd_, iov, k);
+    ssize_t w = send_iov(fd_, iov, k);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;

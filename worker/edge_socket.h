@@ -77,7 +77,7 @@ class EdgeSocket {
   void wait_connect() { connecting_ = true; }
   size_t queued() const { return queued_; }
   // Hold the output back: send() queues without writing, until release()
-  // (then it leaves at the end of this loop turn, in one writev), until
+  // (then it leaves at the end of this loop turn, in one sendmsg), until
   // kHoldMax bytes are held, or until the worker releases it (it was held
   // kHoldMs, or the worker has nothing else to do: Worker::release_held).
   // For the answers to pipelined requests (ClientConn::next_request): one

@@ -103,6 +103,7 @@ void Exchange::build_upstream_head(const char* base, const PoolRt& pool, int ser
   in.url = span_view(base, head_->url);
   in.base = base;
   in.headers = head_->headers;
+  in.lines = true;  // a head llhttp parsed whole (HTTP/1, or HTTP/2 as HTTP/1 lines)
   in.peer = peer_text();
   in.trusted_peer = peer_->trusted;
   in.tls = peer_->tls;

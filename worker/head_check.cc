@@ -21,7 +21,9 @@ constexpr std::array<bool, 256> kTokenChar = [] {
   return t;
 }();
 
-bool valid_field_name(std::string_view name) {
+// `lo`: the start of the buffer `name` lies in (see plain_field_name).
+bool valid_field_name(std::string_view name, const char* lo) {
+  if (plain_field_name(name, lo)) return true;
   if (name.empty()) return false;
   for (char ch : name)
     if (!kTokenChar[(unsigned char)ch]) return false;
@@ -96,7 +98,7 @@ int check_request_head(const llhttp_t& p, const char* base, const HeadCollector&
     std::string_view name = span_view(base, h.name);
     // llhttp accepts an empty name, whitespace before the colon or inside
     // the name; RFC 9112 5.1 says reject (400), as nginx does.
-    if (!valid_field_name(name)) bad_name = true;
+    if (!valid_field_name(name, base)) bad_name = true;
     if (name.size() == 4 && iequals(name, "host")) {
       if (have_host) return fail(400, "duplicate Host header");
       have_host = true;
@@ -156,7 +158,7 @@ bool valid_response_head(const char* base, const HeadCollector& h, const llhttp_
   if ((p.flags & F_TRANSFER_ENCODING) && !(p.flags & F_CHUNKED)) return false;
   for (const HeaderSpan& hs : *h.headers) {
     std::string_view name = span_view(base, hs.name);
-    if (!valid_field_name(name)) return false;
+    if (!valid_field_name(name, base)) return false;
     // pasture writes "Transfer-Encoding: chunked" itself; any other coding
     // would reach the client mislabelled (nginx: 502 too).
     if (name.size() == 17 && iequals(name, "transfer-encoding") &&

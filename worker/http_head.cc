@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 namespace pasture::worker {
 
@@ -15,38 +18,6 @@ void HeadCollector::extend(Span& s, Last kind, const char* at, size_t n) {
   last = kind;
 }
 
-void HeadCollector::on_field(const char* at, size_t n) {
-  if (last == kField && !headers->empty()) {
-    Span& name = headers->back().name;
-    if (at != base + name.off + name.len) folded = true;
-    name.len += (uint32_t)n;
-  } else {
-    HeaderSpan h;
-    h.name = {(uint32_t)(at - base), (uint32_t)n};
-    h.value = {h.name.off + h.name.len, 0};
-    headers->push_back(h);
-  }
-  last = kField;
-}
-
-void HeadCollector::on_value(const char* at, size_t n) {
-  if (headers->empty()) return;
-  Span& v = headers->back().value;
-  if (last == kValue && v.len) {
-    if (at != base + v.off + v.len) folded = true;  // obs-fold: "a\r\n b"
-    v.len += (uint32_t)n;
-  } else {
-    // obs-fold right after the colon ("Name:\r\n value"): the value's first
-    // piece is past a line break (llhttp reports no empty piece before it).
-    const Span& name = headers->back().name;
-    for (const char* q = base + name.off + name.len; q < at; q++)
-      if (*q == '\n') folded = true;
-    v.off = (uint32_t)(at - base);
-    v.len = (uint32_t)n;
-  }
-  last = kValue;
-}
-
 void HeadCollector::rebase(uint32_t delta) {
   auto shift = [delta](Span& s) { s.off = s.off >= delta ? s.off - delta : 0; };
   shift(url);
@@ -58,14 +29,44 @@ void HeadCollector::rebase(uint32_t delta) {
     }
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); i++) {
-    unsigned char x = a[i], y = b[i];
-    if (x != y && (x | 0x20) != (y | 0x20)) return false;
-    if (x != y && !((x | 0x20) >= 'a' && (x | 0x20) <= 'z')) return false;
+namespace {
+
+#ifdef __SSE2__
+// Bit i set: byte i of the 16 at `p` is a letter, a digit or '-'.
+unsigned plain_mask(const char* p) {
+  __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));  // signed: bytes >= 0x80 are below 'a'
+  __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+                                _mm_cmpgt_epi8(_mm_set1_epi8('z' + 1), l));
+  __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), v));
+  __m128i dash = _mm_cmpeq_epi8(v, _mm_set1_epi8('-'));
+  return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(alpha, digit), dash));
+}
+#endif
+
+}  // namespace
+
+bool plain_field_name(std::string_view name, const char* lo) {
+#ifdef __SSE2__
+  size_t n = name.size();
+  const char* p = name.data();
+  const char* end = p + n;
+  if (n == 0) return false;
+  if (n < 16) {
+    if (end - lo < 16) return false;  // the 16 bytes ending at `end` are not all ours
+    return plain_mask(end - 16) >> (16 - n) == (1u << n) - 1;
   }
+  for (; p + 16 <= end; p += 16)
+    if (plain_mask(p) != 0xffff) return false;
+  return p == end || plain_mask(end - 16) == 0xffff;
+#else
+  (void)lo;
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!((c | 0x20) >= 'a' && (c | 0x20) <= 'z') && !(c >= '0' && c <= '9') && c != '-') return false;
   return true;
+#endif
 }
 
 bool has_token(std::string_view list, std::string_view token) {

@@ -42,8 +42,9 @@ struct HeadCollector {
   }
   void on_url(const char* at, size_t n) { extend(url, kUrl, at, n); }
   void on_status(const char* at, size_t n) { extend(status, kStatus, at, n); }
-  void on_field(const char* at, size_t n);
-  void on_value(const char* at, size_t n);
+  // Inline (below): llhttp calls them for every field of every head.
+  inline void on_field(const char* at, size_t n);
+  inline void on_value(const char* at, size_t n);
   // Shift every offset down by `delta` (the head moved to a new buffer whose
   // byte 0 was byte `delta` of the old one).
   void rebase(uint32_t delta);
@@ -52,7 +53,56 @@ struct HeadCollector {
   void extend(Span& s, Last kind, const char* at, size_t n);
 };
 
-bool iequals(std::string_view a, std::string_view b);
+inline void HeadCollector::on_field(const char* at, size_t n) {
+  if (last == kField && !headers->empty()) {
+    Span& name = headers->back().name;
+    if (at != base + name.off + name.len) folded = true;
+    name.len += (uint32_t)n;
+  } else {
+    HeaderSpan h;
+    h.name = {(uint32_t)(at - base), (uint32_t)n};
+    h.value = {h.name.off + h.name.len, 0};
+    headers->push_back(h);
+  }
+  last = kField;
+}
+
+inline void HeadCollector::on_value(const char* at, size_t n) {
+  if (headers->empty()) return;
+  Span& v = headers->back().value;
+  if (last == kValue && v.len) {
+    if (at != base + v.off + v.len) folded = true;  // obs-fold: "a\r\n b"
+    v.len += (uint32_t)n;
+  } else {
+    // obs-fold right after the colon ("Name:\r\n value"): the value's first
+    // piece is past a line break (llhttp reports no empty piece before it).
+    const Span& name = headers->back().name;
+    for (const char* q = base + name.off + name.len; q < at; q++)
+      if (*q == '\n') folded = true;
+    v.off = (uint32_t)(at - base);
+    v.len = (uint32_t)n;
+  }
+  last = kValue;
+}
+
+// ASCII case-insensitive equality. Inline: callers compare a length first,
+// and the call cost more than the comparison (bench --shapes headers).
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); i++) {
+    unsigned char x = a[i], y = b[i];
+    if (x == y) continue;
+    if ((x | 0x20) != (y | 0x20) || (unsigned char)((x | 0x20) - 'a') > 'z' - 'a') return false;
+  }
+  return true;
+}
+
+// Is `name` made of letters, digits and '-' only, as nearly every field name
+// is? 16 bytes at a time (SSE2); it may read bytes before `name` down to
+// `lo`, the start of the buffer it lies in. False says nothing: the caller
+// looks at the bytes one by one.
+bool plain_field_name(std::string_view name, const char* lo);
+
 // Does comma-separated header value `list` contain `token` (case-insensitive)?
 bool has_token(std::string_view list, std::string_view token);
 

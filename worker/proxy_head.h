@@ -19,6 +19,10 @@ struct ProxyHeadInput {
   std::string_view url;     // request target as received
   const char* base = nullptr;                        // where `headers` offsets point
   const std::vector<HeaderSpan>* headers = nullptr;  // the client's header fields
+  // `headers` came from llhttp over a complete head in `base`: each value is
+  // followed there by its line's end, which may be read (fields that pass
+  // unchanged are then copied as runs of whole lines).
+  bool lines = false;
   std::string_view peer;    // client address, text
   bool trusted_peer = false;  // the peer is in trusted_proxies (peer_trusted())
   bool tls = false;           // the client's connection is TLS: X-Forwarded-Proto https

@@ -48,7 +48,7 @@ floor, and pasture's above-floor CPU ÷ the better peer's (target ≤ 0.5).
   --only LIST        proxies: pasture,nginx,haproxy,floor (default all)
   --workers LIST     worker counts (default 1,2)
   --conc C           clients for the shapes other than c5000 (default 50)
-  --rounds N         rounds; the median round by req/s is reported
+  --rounds N         rounds; req/s, p99 and CPU each the median of the rounds
                      (default 3, or 1 with --quick)
   --duration S       seconds per measured run (default 8, quick 4)
   --warmup S         seconds of warm-up before it (default 2, quick 1)

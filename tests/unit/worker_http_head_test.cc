@@ -7,6 +7,44 @@
 namespace pasture::worker {
 namespace {
 
+// plain_field_name (SSE2, 16 bytes at a time, reading before the name down
+// to the buffer's start) against the bytes one by one: every byte value at
+// every place of names 1 to 40 long, near the buffer's start and away from it.
+TEST(WorkerHead, PlainFieldNameAgreesWithTheBytes) {
+  auto plain = [](std::string_view n) {
+    for (char c : n)
+      if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') && c != '-')
+        return false;
+    return !n.empty();
+  };
+  std::string buf(128, '?');
+  int fast = 0;
+  for (size_t lead : {0, 3, 15, 16, 40}) {
+    for (size_t len = 0; len <= 40; len++) {
+      for (int b = 0; b < 256; b++) {
+        for (size_t at = 0; at < len; at += (len > 8 ? 7 : 1)) {
+          std::string name;
+          for (size_t i = 0; i < len; i++) name.push_back("Ab-9zZ0aq"[i % 9]);
+          name[at] = (char)b;
+          std::copy(name.begin(), name.end(), buf.begin() + lead);
+          std::string_view v(buf.data() + lead, len);
+          bool got = plain_field_name(v, buf.data());
+          // False near the buffer's start (fewer than 16 bytes to read) says
+          // nothing; true is always right, and away from the start exact.
+          if (got) {
+            EXPECT_TRUE(plain(v)) << "byte " << b << " at " << at << " of " << len;
+            fast++;
+          } else if (lead + len >= 16) {
+            EXPECT_FALSE(plain(v)) << "byte " << b << " at " << at << " of " << len;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(fast, 1000);
+  EXPECT_FALSE(plain_field_name("", buf.data()));
+}
+
 TEST(WorkerHead, SplitTargetForms) {
   RequestTarget t;
   ASSERT_TRUE(split_target("/a/b?x=1&y", &t));

@@ -29,6 +29,7 @@ struct Parsed {
     in.url = span_view(raw.data(), c.url);
     in.base = raw.data();
     in.headers = &headers;
+    in.lines = true;  // llhttp parsed it whole, as the worker's heads
     in.peer = peer;
     return in;
   }
@@ -358,6 +359,56 @@ TEST(WorkerProxyHead, MaxForwardsIsDecrementedOnOptionsAndTrace) {
   EXPECT_EQ(max_forwards_value("007"), 7);
   EXPECT_EQ(max_forwards_value(""), -1);
   EXPECT_EQ(max_forwards_value("-1"), -1);
+}
+
+// Fields that pass unchanged are copied as runs of the client's lines
+// (ProxyHeadInput::lines): the head must be byte for byte the one built
+// field by field, whatever the lines look like and whatever is dropped or
+// rewritten between them.
+TEST(WorkerProxyHead, RunsOfLinesAreTheHeadBuiltFieldByField) {
+  const std::string heads[] = {
+      "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+      // no space, two spaces, a tab, trailing whitespace, an empty value
+      "GET / HTTP/1.1\r\nHost:h\r\nA:1\r\nB:  2\r\nC:\t3\r\nD: 4 \r\nE: 5\t\r\nF:\r\nG: \r\nH: 8\r\n\r\n",
+      // bare LF line ends (llhttp's lenient build takes them)
+      "GET / HTTP/1.1\nHost: h\nA: 1\r\nB: 2\nC: 3\n\n",
+      // dropped and rewritten fields between runs
+      "OPTIONS / HTTP/1.1\r\nHost: h\r\nA: 1\r\nConnection: X-Hop, keep-alive\r\nB: 2\r\n"
+      "X-Hop: 9\r\nC: 3\r\nMax-Forwards: 5\r\nD: 4\r\nKeep-Alive: 5\r\nE: 5\r\n"
+      "X-Forwarded-For: 1.1.1.1\r\nF: 6\r\nVia: 1.0 a\r\nG: 7\r\nX_Under: 1\r\nH: 8\r\n"
+      "TE: trailers\r\nContent-Length: 0\r\nI: 9\r\n\r\n",
+      // the last field right before the end, a long value
+      "GET / HTTP/1.1\r\nHost: h\r\nCookie: " + std::string(3000, 'c') + "\r\n\r\n",
+  };
+  for (const std::string& head : heads) {
+    for (bool trusted : {false, true}) {
+      for (bool underscores : {false, true}) {
+        SCOPED_TRACE(head.substr(0, 60) + (trusted ? " trusted" : "") + (underscores ? " _" : ""));
+        Parsed p(head);
+        ASSERT_FALSE(p.headers.empty());
+        ProxyHeadInput in = p.input();
+        in.method = head.substr(0, head.find(' '));
+        in.trusted_peer = trusted;
+        ProxyHeadPolicy pol;
+        pol.underscores = underscores;
+        pol.via = "pasture";
+        std::string runs, fields;
+        ASSERT_TRUE(build_proxy_head(runs, in, pol));
+        in.lines = false;
+        ASSERT_TRUE(build_proxy_head(fields, in, pol));
+        EXPECT_EQ(runs, fields);
+      }
+    }
+  }
+  // And what that head is: the order kept around a rewritten field.
+  Parsed p("OPTIONS / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nMax-Forwards: 5\r\nC: 3\r\n"
+           "TE: x\r\nD: 4\r\n\r\n");
+  ProxyHeadInput in = p.input();
+  in.method = "OPTIONS";
+  std::string out;
+  ASSERT_TRUE(build_proxy_head(out, in, ProxyHeadPolicy{}));
+  EXPECT_EQ(out.substr(0, out.find("X-Forwarded-For")),
+            "OPTIONS / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nMax-Forwards: 4\r\nC: 3\r\nD: 4\r\n");
 }
 
 TEST(WorkerProxyHead, TraceEchoLeavesOutCredentials) {
