@@ -64,7 +64,7 @@ bool request_line_lacks_version(const char* p, const char* end) {
   return false;  // the line is not complete yet
 }
 
-int check_request_head(const llhttp_t& p, const char* base, const HeadCollector& head,
+int check_request_head(const llhttp_t& p, const char* base, HeadCollector& head,
                        const conf::ServerSettings& srv, std::string& scratch, RequestHead* out,
                        const char** why) {
   *out = RequestHead{};
@@ -94,16 +94,19 @@ int check_request_head(const llhttp_t& p, const char* base, const HeadCollector&
   std::string_view host_field, te;
   bool have_host = false, bad_name = false, bad_expect = false;
   int te_fields = 0, max_forwards_fields = 0;
-  for (const HeaderSpan& h : *head.headers) {
+  for (HeaderSpan& h : *head.headers) {
     std::string_view name = span_view(base, h.name);
     // llhttp accepts an empty name, whitespace before the colon or inside
     // the name; RFC 9112 5.1 says reject (400), as nginx does.
-    if (!valid_field_name(name, base)) bad_name = true;
-    if (name.size() == 4 && iequals(name, "host")) {
+    bool plain = plain_field_name(name, base);
+    if (!plain && !valid_field_name(name, base)) bad_name = true;
+    // Noted for build_proxy_head (a plain name has no '_').
+    h.kind = plain ? classify_field(name) : field_kind(name);
+    if (h.kind == FieldKind::kHost) {
       if (have_host) return fail(400, "duplicate Host header");
       have_host = true;
       host_field = trim_ows(span_view(base, h.value));
-    } else if (name.size() == 6 && iequals(name, "expect")) {
+    } else if (h.kind == FieldKind::kExpect) {
       // RFC 9110 10.1.1: 100-continue is the only expectation; another one
       // is refused (417) rather than forwarded to an upstream that may
       // ignore it. HTTP/1.0 expectations are ignored (nginx, RFC 9110).
@@ -112,10 +115,10 @@ int check_request_head(const llhttp_t& p, const char* base, const HeadCollector&
         out->expect_continue = true;
       else if (!e.empty())
         bad_expect = true;
-    } else if (name.size() == 17 && iequals(name, "transfer-encoding")) {
+    } else if (h.kind == FieldKind::kTransferEncoding) {
       te = span_view(base, h.value);
       te_fields++;  // llhttp rejects only "chunked" twice
-    } else if (name.size() == 12 && iequals(name, "max-forwards")) {
+    } else if (h.kind == FieldKind::kMaxForwards) {
       out->max_forwards = span_view(base, h.value);
       max_forwards_fields++;
     }

@@ -40,8 +40,9 @@ struct RequestHead {
 // paused in on_headers_complete; `h` its spans into `base`): 0 and *out
 // filled when the head may be routed, else the status to answer (400, 414,
 // 431, 501, 505) with *why. `scratch` holds out->path when it had to be
-// rewritten.
-int check_request_head(const llhttp_t& p, const char* base, const HeadCollector& h,
+// rewritten. Each field's kind is noted in its HeaderSpan (h.headers) on
+// the way, for build_proxy_head.
+int check_request_head(const llhttp_t& p, const char* base, HeadCollector& h,
                        const conf::ServerSettings& srv, std::string& scratch, RequestHead* out,
                        const char** why);
 

@@ -45,6 +45,11 @@ unsigned plain_mask(const char* p) {
 }
 #endif
 
+bool istarts_with(std::string_view name, std::string_view lower_prefix) {
+  return name.size() >= lower_prefix.size() &&
+         iequals(name.substr(0, lower_prefix.size()), lower_prefix);
+}
+
 }  // namespace
 
 bool plain_field_name(std::string_view name, const char* lo) {
@@ -67,6 +72,61 @@ bool plain_field_name(std::string_view name, const char* lo) {
     if (!((c | 0x20) >= 'a' && (c | 0x20) <= 'z') && !(c >= '0' && c <= '9') && c != '-') return false;
   return true;
 #endif
+}
+
+// One switch on the length, as is_hop_by_hop(): a name pasture does not
+// know costs a comparison or two.
+FieldKind classify_field(std::string_view n) {
+  switch (n.size()) {
+    case 2:
+      if (iequals(n, "te")) return FieldKind::kDrop;
+      break;
+    case 3:
+      if (iequals(n, "via")) return FieldKind::kVia;
+      break;
+    case 4:
+      if (iequals(n, "host")) return FieldKind::kHost;
+      break;
+    case 6:
+      if (iequals(n, "expect")) return FieldKind::kExpect;
+      break;
+    case 7:
+      if (iequals(n, "trailer") || iequals(n, "upgrade")) return FieldKind::kDrop;
+      break;
+    case 9:
+      if (iequals(n, "forwarded") || iequals(n, "x-real-ip")) return FieldKind::kClaim;
+      break;
+    case 10:
+      if (iequals(n, "connection") || iequals(n, "keep-alive")) return FieldKind::kDrop;
+      break;
+    case 12:
+      if (iequals(n, "max-forwards")) return FieldKind::kMaxForwards;
+      break;
+    case 14:
+      if (iequals(n, "content-length") || iequals(n, "http2-settings")) return FieldKind::kDrop;
+      break;
+    case 15:
+      if (iequals(n, "x-forwarded-for")) return FieldKind::kXff;
+      break;
+    case 16:
+      if (iequals(n, "x-forwarded-host")) return FieldKind::kXfh;
+      if (iequals(n, "proxy-connection")) return FieldKind::kDrop;
+      break;
+    case 17:
+      if (iequals(n, "x-forwarded-proto")) return FieldKind::kXfp;
+      if (iequals(n, "transfer-encoding")) return FieldKind::kTransferEncoding;
+      break;
+    default:
+      break;
+  }
+  if (n.size() < 10 || (n[0] | 0x20) != 'x' || n[1] != '-') return FieldKind::kOther;
+  if (istarts_with(n, "x-forwarded-")) return FieldKind::kClaim;
+  if (istarts_with(n, "x-pasture-")) return FieldKind::kDrop;  // pasture's internal fields
+  return FieldKind::kOther;
+}
+
+FieldKind field_kind(std::string_view name) {
+  return name.find('_') != std::string_view::npos ? FieldKind::kUnderscore : classify_field(name);
 }
 
 bool has_token(std::string_view list, std::string_view token) {

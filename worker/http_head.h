@@ -15,8 +15,28 @@ namespace pasture::worker {
 struct Span {
   uint32_t off = 0, len = 0;
 };
+// What a proxy does with a request's field, by its name (field_kind()).
+enum class FieldKind : uint8_t {
+  kUnknown,  // not looked at yet
+  kOther,    // forwarded as is
+  kDrop,     // hop-by-hop, framing (written from the parse) or pasture's own
+  kTransferEncoding,  // dropped too (framing); told apart for the head's checks
+  kHost,
+  kXff,    // X-Forwarded-For
+  kXfp,    // X-Forwarded-Proto
+  kXfh,    // X-Forwarded-Host
+  kClaim,  // another forwarding claim: Forwarded, X-Real-IP, X-Forwarded-*
+  kVia,
+  kExpect,
+  kMaxForwards,
+  kUnderscore,  // a name with '_': see build_proxy_head
+};
+
 struct HeaderSpan {
   Span name, value;
+  // Set by check_request_head (each request's fields are looked at once);
+  // build_proxy_head finds it there, or classifies the name itself.
+  FieldKind kind = FieldKind::kUnknown;
 };
 
 inline std::string_view span_view(const char* base, Span s) { return {base + s.off, s.len}; }
@@ -102,6 +122,11 @@ inline bool iequals(std::string_view a, std::string_view b) {
 // `lo`, the start of the buffer it lies in. False says nothing: the caller
 // looks at the bytes one by one.
 bool plain_field_name(std::string_view name, const char* lo);
+
+// A field name's kind: kUnderscore if it has '_', else classify_field().
+FieldKind field_kind(std::string_view name);
+// The kind of a name without '_', by the name alone.
+FieldKind classify_field(std::string_view name);
 
 // Does comma-separated header value `list` contain `token` (case-insensitive)?
 bool has_token(std::string_view list, std::string_view token);

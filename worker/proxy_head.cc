@@ -9,84 +9,14 @@ namespace {
 
 void append(std::string& o, std::string_view s) { o.append(s.data(), s.size()); }
 
-// What build_proxy_head does with a client's field, by name.
-enum class Field : uint8_t {
-  kOther,  // forwarded as is
-  kDrop,   // hop-by-hop, framing (written from the parse) or pasture's own
-  kHost,
-  kXff,    // X-Forwarded-For
-  kXfp,    // X-Forwarded-Proto
-  kXfh,    // X-Forwarded-Host
-  kClaim,  // another forwarding claim: Forwarded, X-Real-IP, X-Forwarded-*
-  kVia,
-  kExpect,
-  kMaxForwards,
-};
-
-bool istarts_with(std::string_view name, std::string_view lower_prefix) {
-  return name.size() >= lower_prefix.size() &&
-         iequals(name.substr(0, lower_prefix.size()), lower_prefix);
-}
-
-// `name` has no '_' (see classify_folded). One switch on the length, as
-// is_hop_by_hop(): a name pasture does not know costs a comparison or two.
-Field classify(std::string_view n) {
-  switch (n.size()) {
-    case 2:
-      if (iequals(n, "te")) return Field::kDrop;
-      break;
-    case 3:
-      if (iequals(n, "via")) return Field::kVia;
-      break;
-    case 4:
-      if (iequals(n, "host")) return Field::kHost;
-      break;
-    case 6:
-      if (iequals(n, "expect")) return Field::kExpect;
-      break;
-    case 7:
-      if (iequals(n, "trailer") || iequals(n, "upgrade")) return Field::kDrop;
-      break;
-    case 9:
-      if (iequals(n, "forwarded") || iequals(n, "x-real-ip")) return Field::kClaim;
-      break;
-    case 10:
-      if (iequals(n, "connection") || iequals(n, "keep-alive")) return Field::kDrop;
-      break;
-    case 12:
-      if (iequals(n, "max-forwards")) return Field::kMaxForwards;
-      break;
-    case 14:
-      if (iequals(n, "content-length") || iequals(n, "http2-settings")) return Field::kDrop;
-      break;
-    case 15:
-      if (iequals(n, "x-forwarded-for")) return Field::kXff;
-      break;
-    case 16:
-      if (iequals(n, "x-forwarded-host")) return Field::kXfh;
-      if (iequals(n, "proxy-connection")) return Field::kDrop;
-      break;
-    case 17:
-      if (iequals(n, "x-forwarded-proto")) return Field::kXfp;
-      if (iequals(n, "transfer-encoding")) return Field::kDrop;
-      break;
-    default:
-      break;
-  }
-  if (n.size() < 10 || (n[0] | 0x20) != 'x' || n[1] != '-') return Field::kOther;
-  if (istarts_with(n, "x-forwarded-")) return Field::kClaim;
-  if (istarts_with(n, "x-pasture-")) return Field::kDrop;  // pasture's internal fields
-  return Field::kOther;
-}
-
 // A name with '_' is what a CGI/WSGI server (wsgiref, Paste's httpserver)
 // maps to the same environ key as its '-' spelling: it passes only when
 // that spelling would be an ordinary field.
-Field classify_folded(std::string_view name) {
+FieldKind classify_folded(std::string_view name) {
   std::string folded(name);
   for (char& c : folded)
     if (c == '_') c = '-';
-  return classify(folded) == Field::kOther ? Field::kOther : Field::kDrop;
+  return classify_field(folded) == FieldKind::kOther ? FieldKind::kOther : FieldKind::kDrop;
 }
 
 void append_request_line(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy& p,
@@ -158,31 +88,36 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
     std::string_view value = span_view(base, h.value);
     // Trailing OWS is not part of the value (llhttp drops the leading one).
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    bool underscore = name.find('_') != std::string_view::npos;
+    FieldKind f = h.kind != FieldKind::kUnknown ? h.kind : field_kind(name);
+    bool underscore = f == FieldKind::kUnderscore;
     if (underscore && !p.underscores) continue;
     if (!in.subject_header.empty() && same_field_folded(name, in.subject_header)) continue;  // ours alone
-    Field f = underscore ? classify_folded(name) : classify(name);
-    if (f == Field::kDrop || (!nominated.empty() && nominated.nominates(name))) continue;
-    if (f == Field::kHost) {
+    if (underscore) f = classify_folded(name);
+    if (f == FieldKind::kDrop || f == FieldKind::kTransferEncoding ||
+        (!nominated.empty() && nominated.nominates(name)))
+      continue;
+    if (f == FieldKind::kOther) {
+      // the usual field: on as it came
+    } else if (f == FieldKind::kHost) {
       if (absolute) continue;  // the target's authority is the Host
       seen.host = value;
       if (!p.preserve_host) continue;
-    } else if (f == Field::kXff) {
+    } else if (f == FieldKind::kXff) {
       // Every value passed on, in order (nginx's $proxy_add_x_forwarded_for).
       if (claims) seen.xff.add(value);
       continue;
-    } else if (f == Field::kXfp || f == Field::kXfh) {
+    } else if (f == FieldKind::kXfp || f == FieldKind::kXfh) {
       // Ours to set, unless a trusted proxy set it (its last field).
-      if (in.trusted_peer) (f == Field::kXfp ? seen.xfp : seen.xfh) = value;
+      if (in.trusted_peer) (f == FieldKind::kXfp ? seen.xfp : seen.xfh) = value;
       continue;
-    } else if (f == Field::kClaim && !claims) {
+    } else if (f == FieldKind::kClaim && !claims) {
       continue;
-    } else if (f == Field::kVia && !p.via.empty()) {
+    } else if (f == FieldKind::kVia && !p.via.empty()) {
       seen.via.add(value);  // then this hop (build_proxy_head)
       continue;
-    } else if (f == Field::kExpect && in.http10) {
+    } else if (f == FieldKind::kExpect && in.http10) {
       continue;
-    } else if (f == Field::kMaxForwards && is_hop_counted(in.method)) {
+    } else if (f == FieldKind::kMaxForwards && is_hop_counted(in.method)) {
       // Zero was answered here (Exchange::answer_here); a value that is no
       // number goes on as it came.
       int64_t left = max_forwards_value(value);

@@ -53,6 +53,35 @@ struct Checked {
   }
 };
 
+// check_request_head notes each field's kind for build_proxy_head: the kind
+// its name has, whichever way the name was checked (16 bytes at a time or
+// byte by byte).
+TEST(WorkerHeadCheck, EachFieldsKindIsNoted) {
+  std::string raw = "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1\r\nx_forwarded_for: 2\r\n"
+                    "Transfer-Encoding: chunked\r\nMAX-FORWARDS: 3\r\nExpect: 100-continue\r\n"
+                    "Via: a\r\nX-Pasture-Script-Name: /x\r\nX-Forwarded-Port: 1\r\nConnection: a\r\n"
+                    "A-Quite-Long-Field-Name-Over-16: v\r\nweird!#$%&'*+.^`|~: v\r\nAccept: v\r\n\r\n";
+  Head h(HTTP_REQUEST, raw);
+  ASSERT_EQ(h.err, HPE_PAUSED);
+  for (HeaderSpan& s : h.spans) s.kind = FieldKind::kUnknown;
+  conf::ServerSettings srv;
+  std::string scratch;
+  RequestHead rh;
+  const char* why = nullptr;
+  EXPECT_EQ(check_request_head(h.p, h.raw.data(), h.c, srv, scratch, &rh, &why), 0) << why;
+  std::vector<FieldKind> want = {FieldKind::kHost, FieldKind::kXff, FieldKind::kUnderscore,
+                                 FieldKind::kTransferEncoding, FieldKind::kMaxForwards,
+                                 FieldKind::kExpect, FieldKind::kVia, FieldKind::kDrop,
+                                 FieldKind::kClaim, FieldKind::kDrop, FieldKind::kOther,
+                                 FieldKind::kOther, FieldKind::kOther};
+  ASSERT_EQ(h.spans.size(), want.size());
+  for (size_t i = 0; i < want.size(); i++) {
+    std::string_view name = span_view(h.raw.data(), h.spans[i].name);
+    EXPECT_EQ(h.spans[i].kind, want[i]) << name;
+    EXPECT_EQ(h.spans[i].kind, field_kind(name)) << name;
+  }
+}
+
 TEST(WorkerHeadCheck, RequestHeadsThatMayBeServed) {
   Checked a("GET /a/../b%2Fc?q HTTP/1.1\r\nHost: Site.Test\r\nExpect: 100-continue \r\n\r\n");
   EXPECT_EQ(a.status, 0);

@@ -392,11 +392,18 @@ TEST(WorkerProxyHead, RunsOfLinesAreTheHeadBuiltFieldByField) {
         ProxyHeadPolicy pol;
         pol.underscores = underscores;
         pol.via = "pasture";
-        std::string runs, fields;
+        std::string runs, fields, noted;
         ASSERT_TRUE(build_proxy_head(runs, in, pol));
         in.lines = false;
         ASSERT_TRUE(build_proxy_head(fields, in, pol));
         EXPECT_EQ(runs, fields);
+        // The same with each field's kind noted first (check_request_head).
+        std::vector<HeaderSpan> kinds = p.headers;
+        for (HeaderSpan& h : kinds) h.kind = field_kind(span_view(p.raw.data(), h.name));
+        in.headers = &kinds;
+        in.lines = true;
+        ASSERT_TRUE(build_proxy_head(noted, in, pol));
+        EXPECT_EQ(noted, fields);
       }
     }
   }
