@@ -74,13 +74,13 @@ const llhttp_settings_t* ClientConn::settings() {
     st.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
       auto* c = static_cast<ClientConn*>(p->data);
       if (c->state_ == State::kBody) return c->count_trailer(n);
-      c->head().on_field(at, n);
+      c->rq_->head.on_field(at, n);  // the parser is rq_'s: it exists
       return 0;
     };
     st.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
       auto* c = static_cast<ClientConn*>(p->data);
       if (c->state_ == State::kBody) return c->count_trailer(n);
-      c->head().on_value(at, n);
+      c->rq_->head.on_value(at, n);
       return 0;
     };
     st.on_body = [](llhttp_t* p, const char* at, size_t n) {

@@ -407,6 +407,14 @@ TEST(WorkerProxyHead, RunsOfLinesAreTheHeadBuiltFieldByField) {
       }
     }
   }
+  // Empty values go on as "Name: " (review 39).
+  {
+    Parsed e("GET / HTTP/1.1\r\nHost: h\r\nA:\r\nB: 2\r\nC: \r\n\r\n");
+    std::string out;
+    ASSERT_TRUE(build_proxy_head(out, e.input(), ProxyHeadPolicy{}));
+    EXPECT_EQ(out.substr(0, out.find("X-Forwarded-For")),
+              "GET / HTTP/1.1\r\nHost: h\r\nA: \r\nB: 2\r\nC: \r\n");
+  }
   // And what that head is: the order kept around a rewritten field.
   Parsed p("OPTIONS / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nMax-Forwards: 5\r\nC: 3\r\n"
            "TE: x\r\nD: 4\r\n\r\n");
