@@ -133,7 +133,10 @@ int check_request_head(const llhttp_t& p, const char* base, HeadCollector& head,
   if (!have_host && !http10) return fail(400, "missing Host header");
   if (have_host && !valid_host(host_field)) return fail(400, "invalid Host header");
   out->host = t.authority.empty() ? host_field : t.authority;
-  if (p.flags & F_TRANSFER_ENCODING) {
+  // An empty Transfer-Encoding leaves llhttp's flag unset (review 40): the
+  // field decides, or the body would be framed by Content-Length here and
+  // read otherwise by a peer.
+  if ((p.flags & F_TRANSFER_ENCODING) || te_fields > 0) {
     // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. Any
     // coding but a lone "chunked" is not implemented (nginx: 501); llhttp
     // would accept "gzip, chunked".

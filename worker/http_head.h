@@ -92,8 +92,16 @@ inline void HeadCollector::on_value(const char* at, size_t n) {
   Span& v = headers->back().value;
   if (n == 0) {
     // An empty value ("A:" or "A: " then CRLF): llhttp reports an empty
-    // piece past the line break, which is no fold (RFC 9110 5.5 allows it).
+    // piece just past the line break, which is no fold (RFC 9110 5.5 allows
+    // it). Anything between that line break and the piece is a fold line
+    // ("A:\r\n \r\n", review 40).
     if (last != kValue) v.len = 0;
+    if (!v.len) {
+      const Span& name = headers->back().name;
+      const char* q = base + name.off + name.len;
+      while (q < at && *q != '\n') q++;
+      if (q < at && q + 1 != at) folded = true;
+    }
     last = kValue;
     return;
   }
