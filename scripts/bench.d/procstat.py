@@ -14,6 +14,9 @@ group), summed.
 Fields:
   ticks      utime+stime of all processes (each process's stat already sums
              its threads), in clock ticks (os.sysconf SC_CLK_TCK per second)
+  cpu_ns     the same CPU time to the nanosecond: the scheduler's run time
+             of every thread (/proc/PID/task/TID/schedstat, first field),
+             summed; 0 when the kernel has no schedstat
   nproc      number of processes
   rss_kb     sum of VmRSS of all processes
   hwm_kb     sum of VmHWM (peak RSS since start or since --clear-peak)
@@ -57,6 +60,22 @@ def read_status(pid):
     except OSError:
         pass
     return out
+
+
+def cpu_ns(pid):
+    """Nanoseconds on a CPU of every live thread of PID (schedstat)."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for t in tids:
+        try:
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
 
 
 def all_stats(zombies=False):
@@ -126,12 +145,13 @@ def main():
                 pass
         return
     if not procs:
-        print("ticks=0 nproc=0 rss_kb=0 hwm_kb=0 workers=0 worker_rss_kb=0 threads=0")
+        print("ticks=0 cpu_ns=0 nproc=0 rss_kb=0 hwm_kb=0 workers=0 worker_rss_kb=0 threads=0")
         return
     status = {p: read_status(p) for p in procs}
     workers = [p for p, st in procs.items() if st["ppid"] == root] or [root]
     print(" ".join(f"{k}={v}" for k, v in [
         ("ticks", sum(st["ticks"] for st in procs.values())),
+        ("cpu_ns", sum(cpu_ns(p) for p in procs)),
         ("nproc", len(procs)),
         ("rss_kb", sum(s.get("VmRSS", 0) for s in status.values())),
         ("hwm_kb", sum(s.get("VmHWM", 0) for s in status.values())),

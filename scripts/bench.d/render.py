@@ -61,9 +61,9 @@ def summarize(runs):
 
 def above_floor(runs, floor_runs):
     """A proxy's CPU above the floor, paired by round: the median over the
-    rounds of (its CPU − the floor's CPU in the same round). The four
-    servers of a round run back to back within a minute, the rounds minutes
-    apart, so pairing cancels the host's drift between rounds."""
+    rounds of (its CPU − the floor's CPU in the same round). The servers
+    of a cell run side by side and take turns, so the runs of one round are
+    seconds apart: pairing cancels the host's drift."""
     floor = {m["round"]: m["cpu"] for m in floor_runs or [] if m["cpu"] is not None}
     diffs = [m["cpu"] - floor[m["round"]] for m in runs or []
              if m["cpu"] is not None and m["round"] in floor]
@@ -99,6 +99,17 @@ def fmt_ratio(a, b):
     return f"{a / b:.2f}×"
 
 
+def run_cpu(r, req):
+    """CPU µs per request: from the scheduler's nanoseconds (cpu_ns) where
+    the record has them, else from clock ticks; None when the proxy died
+    during the run (ticks < 0)."""
+    if not req or num(r["ticks"]) < 0:
+        return None
+    if num(r.get("cpu_ns")) > 0:
+        return num(r["cpu_ns"]) / 1000 / req
+    return num(r["ticks"]) * (1e6 / TCK) / req
+
+
 def run_metrics(r):
     req = num(r["requests"])
     dur = num(r["duration_us"], 1) / 1e6
@@ -107,8 +118,7 @@ def run_metrics(r):
         "rps": req / dur if dur else 0.0,
         "p50": num(r["p50_us"]) / 1000,
         "p99": num(r["p99_us"]) / 1000,
-        # ticks < 0: the proxy died during the run, its CPU is unknown.
-        "cpu": num(r["ticks"]) * (1e6 / TCK) / req if req and num(r["ticks"]) >= 0 else None,
+        "cpu": run_cpu(r, req),
         "err": int(num(r["sockerr"]) + num(r["non2xx"])),
         "req": req,
         "up1": num(r["up1"]),
@@ -141,13 +151,15 @@ def main():
       f"wrk {ver.get('wrk', '?')}, pasture {ver.get('pasture', '?')}")
     w(f"- wrk -t1, {env.get('warmup', '?')} s warm-up + {env.get('duration', '?')} s measured "
       f"per row; req/s, p50, p99 and CPU each the median of {env.get('rounds', '?')} round(s) "
-      "(each round restarts the proxy); "
+      "(the servers of a worker count run side by side, each on its own port, and take "
+      "turns: each is measured once per concurrency in each round, in an order rotated "
+      "per round); "
       f"whole run {num(ver.get('elapsed')) / 60:.1f} min")
     w("- pinning: wrk and both nginx upstreams on core 0; a 1-worker proxy on core 1 alone; "
       "a 2-worker proxy on cores 0-1, i.e. **sharing core 0 with wrk and the upstreams**, "
       "so 2-worker rows measure a contended box, not 2 free cores")
-    w("- proxy CPU = utime+stime of all its processes and threads (master + workers) "
-      f"over the measured run / requests completed ({1000 / TCK:.0f} ms tick resolution); "
+    w("- proxy CPU = the scheduler's run time of all its processes and threads (master + "
+      "workers; /proc/PID/task/TID/schedstat, in ns) over the measured run / requests completed; "
       "with 1 worker req/s is capped by core 0 (wrk and the upstreams), not by the proxy's core")
     busiest = max((m["foreign"] for rs in groups.values() for m in rs), default=0.0)
     noisy = busiest > NOISY_PCT

@@ -10,7 +10,8 @@
 # groups, cleanup trap and procstat.py. Entry point: shapes_main ARGS...
 #
 # Shapes (wrk -t1 on core 0, the proxy at 1 and 2 workers as in the default
-# run; every proxy restarted per shape, worker count and round):
+# run; per shape and worker count the servers run side by side and take
+# turns, round after round):
 #   upclose   upstreams that close after every answer (/close on the
 #             upstreams: keepalive_timeout 0, `Connection: close`): a
 #             connect per request; floor -u
@@ -48,11 +49,16 @@ floor, and pasture's above-floor CPU ÷ the better peer's (target ≤ 0.5).
   --only LIST        proxies: pasture,nginx,haproxy,floor (default all)
   --workers LIST     worker counts (default 1,2)
   --conc C           clients for the shapes other than c5000 (default 50)
-  --rounds N         rounds; req/s, p99 and CPU each the median of the rounds
-                     (default 3, or 1 with --quick)
-  --duration S       seconds per measured run (default 8, quick 4)
-  --warmup S         seconds of warm-up before it (default 2, quick 1)
-  --port-base P      proxy on P, upstreams on P+1 and P+2 (default 18080)
+  --rounds N         rounds (default 6, or 1 with --quick): per shape and
+                     worker count the servers run side by side and take
+                     turns, each measured once per round in an order
+                     rotated per round; req/s, p99 and CPU each the median
+                     of the rounds, above the floor the median of (CPU −
+                     the floor's in the same round)
+  --duration S       seconds per measured run (default 4)
+  --warmup S         seconds of warm-up before it (default 1)
+  --port-base P      upstreams on P+1 and P+2, the servers on P and P+3 to
+                     P+5 (default 18080)
   --no-build         don't build pasture; use build/pasture as it is
   --out [FILE]       also save the report to FILE (default bench-shapes.md)
   --keep-tmp         keep the temp dir (configs, scripts, logs)
@@ -181,11 +187,11 @@ shape_measure() {
     echo "shape shape=$shape proxy=$name workers=$w conc=$c round=$r requests=${b[requests]}" \
          "duration_us=${b[duration_us]} p50_us=${b[p50_us]} p99_us=${b[p99_us]}" \
          "sockerr=$((b[connect] + b[read] + b[write] + b[timeout]))" \
-         "non2xx=${b[status]} ticks=$((s1[ticks] - s0[ticks]))" \
+         "non2xx=${b[status]} ticks=$((s1[ticks] - s0[ticks])) cpu_ns=$((s1[cpu_ns] - s0[cpu_ns]))" \
          "up1=$((ub[1] - ua[1])) up2=$((ub[3] - ua[3])) upconns=$((ub[0] + ub[2] - ua[0] - ua[2]))" \
          "foreign=$((f1[foreign_ticks] - f0[foreign_ticks])) load1=$load time=$(date -u +%H:%M:%S)" >>"$RESULTS"
     log "  $shape $name w=$w round $r: $((b[requests] * 1000000 / b[duration_us])) req/s," \
-        "p99 ${b[p99_us]} µs, CPU $(( (s1[ticks] - s0[ticks]) * 1000000 / CLK_TCK / (b[requests] + 1) )) µs/req," \
+        "p99 ${b[p99_us]} µs, CPU $(( (s1[cpu_ns] - s0[cpu_ns]) / 1000 / (b[requests] + 1) )) µs/req," \
         "errors $((b[connect] + b[read] + b[write] + b[timeout] + b[status])), load $load"
 }
 
@@ -224,6 +230,8 @@ shapes_main() {
         esac
         shift
     done
+    # Short runs, many rounds: the servers take turns (see below).
+    ((quick)) || : "${ROUNDS:=6}" "${DURATION:=4}" "${WARMUP:=1}"
     mode_rounds shapes "$quick" ROUNDS DURATION WARMUP PORT_BASE SHAPE_CONC
     local n
     PROXY_PORT=$PORT_BASE UP1_PORT=$((PORT_BASE + 1)) UP2_PORT=$((PORT_BASE + 2))
@@ -264,20 +272,36 @@ shapes_main() {
     echo "env date=$(date -u +%FT%TZ) rounds=$ROUNDS duration=$DURATION warmup=$WARMUP conc=$SHAPE_CONC" \
          "pipeline=$SHAPE_PIPELINE hold=$SHAPE_HOLD hold_note=${hold_note// /_} load1_start=$n" >>"$RESULTS"
 
-    local r shape name w
-    declare -A skipped=()
-    for ((r = 1; r <= ROUNDS; r++)); do
-        for shape in "${shapes[@]}"; do
-            [[ $shape == memory ]] && continue
-            for w in "${wl[@]}"; do
-                for name in "${names[@]}"; do
-                    [[ -n "${skipped[$name]:-}" ]] && continue
-                    log "round $r/$ROUNDS: $shape, $name, $w worker(s), cpus $(proxy_cpus "$w")"
-                    mode_start "$name" shape_start "$shape" "$name" "$w" || { skipped[$name]=1; continue; }
-                    shape_measure "$shape" "$name" "$w" "$r"
-                    stop_group "$PROXY_PID"; PROXY_PID=""
+    # Per shape and worker count the servers run side by side, each on its
+    # own port, and take turns, in an order rotated per round (see
+    # scripts/bench's main): a cell's runs are seconds apart.
+    local r shape name w i k
+    local -a up order
+    declare -A skipped=() pids=() ports=()
+    i=0
+    for name in "${names[@]}"; do ports[$name]=$(server_port "$i"); i=$((i + 1)); done
+    for shape in "${shapes[@]}"; do
+        [[ $shape == memory ]] && continue
+        for w in "${wl[@]}"; do
+            up=()
+            for name in "${names[@]}"; do
+                [[ -n "${skipped[$name]:-}" ]] && continue
+                PROXY_PORT=${ports[$name]} PROXY_PID=""
+                mode_start "$name" shape_start "$shape" "$name" "$w" || { skipped[$name]=1; continue; }
+                pids[$name]=$PROXY_PID
+                up+=("$name")
+            done
+            for ((r = 1; r <= ROUNDS; r++)); do
+                mapfile -t order < <(rotated "$r" "${#up[@]}")
+                log "round $r/$ROUNDS: $shape, $w worker(s), cpus $(proxy_cpus "$w"):" \
+                    "$(for k in "${order[@]}"; do printf '%s ' "${up[k]}"; done)"
+                for k in "${order[@]}"; do
+                    PROXY_PID=${pids[${up[k]}]} PROXY_PORT=${ports[${up[k]}]}
+                    shape_measure "$shape" "${up[k]}" "$w" "$r"
                 done
             done
+            for name in "${up[@]}"; do stop_group "${pids[$name]}"; done
+            PROXY_PID="" PROXY_PORT=$PORT_BASE
         done
     done
     if [[ " ${shapes[*]} " == *" memory "* ]]; then

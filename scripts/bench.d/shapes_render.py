@@ -60,7 +60,8 @@ def main():
       f"pasture {ver.get('pasture', '?')}")
     w(f"- wrk -t1 on core 0 with both upstreams; {env.get('warmup', '?')} s warm-up + "
       f"{env.get('duration', '?')} s measured per cell; req/s, p99 and CPU each the median of "
-      f"{env.get('rounds', '?')} round(s), every proxy restarted per shape, worker count and round; c={env.get('conc', '?')} "
+      f"{env.get('rounds', '?')} round(s); per shape and worker count the servers run side by side "
+      f"and take turns, in an order rotated per round; c={env.get('conc', '?')} "
       "except c5000; a 1-worker proxy on core 1, a 2-worker one on cores 0-1")
     if loads:
         w(f"- load average (1 min) at the end of the measured runs: {min(loads):.2f} to "
@@ -68,9 +69,9 @@ def main():
           f"{ver.get('load1_end', '?')}); other processes used at most {busiest:.0f}% of a core "
           "during a measured run" + (f" — **under load: cells marked ⚠ (>{NOISY_PCT}%) are "
                                      "disturbed; rerun on a quiet machine**" if busiest > NOISY_PCT else ""))
-    w("- CPU = utime+stime of all the proxy's processes over the measured run / answers; "
-      "above the floor = the median over the rounds of (CPU − the floor's CPU in the same shape, "
-      "worker count and round: the four servers of a round run back to back) "
+    w("- CPU = the scheduler's run time (schedstat, ns) of all the proxy's processes and threads "
+      "over the measured run / answers; above the floor = the median over the rounds of (CPU − "
+      "the floor's CPU in the same shape, worker count and round: seconds apart) "
       "(floor.c: -u for upclose, -C for close, -t for pipeline and 64k)")
     w("")
 
