@@ -15,8 +15,10 @@ Fields:
   ticks      utime+stime of all processes (each process's stat already sums
              its threads), in clock ticks (os.sysconf SC_CLK_TCK per second)
   cpu_ns     the same CPU time to the nanosecond: the scheduler's run time
-             of every thread (/proc/PID/task/TID/schedstat, first field),
-             summed; 0 when the kernel has no schedstat
+             of every live thread (/proc/PID/task/TID/schedstat, first
+             field), summed; 0 when the kernel has no schedstat. A thread
+             that exited is in `ticks` but no longer here (render.py's
+             run_cpu takes the ticks then)
   nproc      number of processes
   rss_kb     sum of VmRSS of all processes
   hwm_kb     sum of VmHWM (peak RSS since start or since --clear-peak)
