@@ -159,13 +159,15 @@ def main():
       f"per row; req/s, p50, p99 and CPU each the median of {env.get('rounds', '?')} round(s) "
       "(the servers of a worker count run side by side, each on its own port, and take "
       "turns: each is measured once per concurrency in each round, in an order rotated "
-      "per round); "
+      "per round; one start of each server per worker count); "
       f"whole run {num(ver.get('elapsed')) / 60:.1f} min")
     w("- pinning: wrk and both nginx upstreams on core 0; a 1-worker proxy on core 1 alone; "
       "a 2-worker proxy on cores 0-1, i.e. **sharing core 0 with wrk and the upstreams**, "
       "so 2-worker rows measure a contended box, not 2 free cores")
     w("- proxy CPU = the scheduler's run time of all its processes and threads (master + "
-      "workers; /proc/PID/task/TID/schedstat, in ns) over the measured run / requests completed; "
+      "workers; /proc/PID/task/TID/schedstat, in ns) over the measured run / requests completed "
+      "(clock ticks where threads exited during the run, as paster's pool replaces them, and in "
+      "the gzip table); "
       "with 1 worker req/s is capped by core 0 (wrk and the upstreams), not by the proxy's core")
     busiest = max((m["foreign"] for rs in groups.values() for m in rs), default=0.0)
     noisy = busiest > NOISY_PCT
@@ -207,6 +209,9 @@ def main():
                                 f"for {r['req']:.0f} completed")
             if p != "paster" and fwd and not 0.4 <= r["up1"] / fwd <= 0.6:
                 warnings.append(f"{p} w={wk} c={c}: uneven split {r['up1']:.0f}/{r['up2']:.0f}")
+        if p != "paster" and m["n"] < num(env.get("rounds"), m["n"]):
+            warnings.append(f"{p} w={wk} c={c}: {m['n']} of {env.get('rounds')} rounds measured; "
+                            "its figures are the median of those")
     for d in recs["died"]:
         warnings.append(f"{d['proxy']} ({d['workers']} workers) {d['reason']}")
     for p, reason in sorted(skips.items(), key=lambda kv: ORDER.get(kv[0], 9)):

@@ -58,7 +58,8 @@ floor, and pasture's above-floor CPU ÷ the better peer's (target ≤ 0.5).
   --duration S       seconds per measured run (default 4)
   --warmup S         seconds of warm-up before it (default 1)
   --port-base P      upstreams on P+1 and P+2, the servers on P and P+3 to
-                     P+5 (default 18080)
+                     P+5 (default 18080; all below the kernel's ephemeral
+                     port range)
   --no-build         don't build pasture; use build/pasture as it is
   --out [FILE]       also save the report to FILE (default bench-shapes.md)
   --keep-tmp         keep the temp dir (configs, scripts, logs)
@@ -238,8 +239,11 @@ shapes_main() {
     ONLY=$only
     local -a names shapes wl
     IFS=, read -r -a names <<<"$only"
+    local -A seen=()
     for n in "${names[@]}"; do
         case $n in pasture|nginx|haproxy|floor) ;; *) echo "bench --shapes: --only: unknown proxy '$n'" >&2; exit 2 ;; esac
+        [[ -z "${seen[$n]:-}" ]] || { echo "bench --shapes: --only: '$n' twice" >&2; exit 2; }
+        seen[$n]=1
     done
     if [[ -n $list ]]; then IFS=, read -r -a shapes <<<"$list"; else shapes=("${SHAPES_ALL[@]}"); fi
     for n in "${shapes[@]}"; do
@@ -251,6 +255,7 @@ shapes_main() {
     (($(id -u) == 0)) || log "warning: not root; missing tools can't be installed"
     ensure_tools
     mode_setup shapes
+    check_ports "${#names[@]}"
     raise_fd_limit $((2 * SHAPE_HOLD + 2000))
     # The held connections must fit the proxy's fd limit, and HAProxy (one
     # process) refuses a maxconn whose two descriptors per connection do not.
@@ -283,7 +288,7 @@ shapes_main() {
     for shape in "${shapes[@]}"; do
         [[ $shape == memory ]] && continue
         for w in "${wl[@]}"; do
-            up=()
+            up=() DEAD_SEEN=()
             for name in "${names[@]}"; do
                 [[ -n "${skipped[$name]:-}" ]] && continue
                 PROXY_PORT=${ports[$name]} PROXY_PID=""
@@ -297,6 +302,9 @@ shapes_main() {
                     "$(for k in "${order[@]}"; do printf '%s ' "${up[k]}"; done)"
                 for k in "${order[@]}"; do
                     PROXY_PID=${pids[${up[k]}]} PROXY_PORT=${ports[${up[k]}]}
+                    # A server that died is reported once per cell (a
+                    # `died` record) and skipped for the rest of it.
+                    proxy_alive "${up[k]}" "$w" "in $shape before round $r" || continue
                     shape_measure "$shape" "${up[k]}" "$w" "$r"
                 done
             done

@@ -61,7 +61,8 @@ def main():
     w(f"- wrk -t1 on core 0 with both upstreams; {env.get('warmup', '?')} s warm-up + "
       f"{env.get('duration', '?')} s measured per cell; req/s, p99 and CPU each the median of "
       f"{env.get('rounds', '?')} round(s); per shape and worker count the servers run side by side "
-      f"and take turns, in an order rotated per round; c={env.get('conc', '?')} "
+      f"and take turns, in an order rotated per round (one start of each server per cell); "
+      f"c={env.get('conc', '?')} "
       "except c5000; a 1-worker proxy on core 1, a 2-worker one on cores 0-1")
     if loads:
         w(f"- load average (1 min) at the end of the measured runs: {min(loads):.2f} to "
@@ -120,6 +121,9 @@ def main():
                 if m["req"] and m["fwd"] < 0.95 * m["req"]:
                     warnings.append(f"{shape} {p} w={wk}: the upstreams saw {m['fwd']:.0f} requests "
                                     f"for {m['req']:.0f} answered")
+                if m["n"] < num(env.get("rounds"), m["n"]):
+                    warnings.append(f"{shape} {p} w={wk}: {m['n']} of {env.get('rounds')} rounds measured; "
+                                    "its figures are the median of those")
     w("")
     w("errors = wrk socket errors + answers that were not 2xx/3xx (with c5000, wrk's 2 s "
       "timeouts count too). Upstream conns = new connections the upstreams accepted "
@@ -155,6 +159,8 @@ def main():
         w("")
 
     skips = {s["proxy"]: s["reason"] for s in recs["skip"]}
+    for d in recs["died"]:
+        warnings.append(f"{d['proxy']} ({d['workers']} workers) {d['reason']}")
     if skips or warnings:
         w("### Warnings")
         w("")
