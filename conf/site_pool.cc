@@ -174,7 +174,10 @@ std::string parse_cookie_name(const std::string& value, const SourceLoc& loc) {
 }
 
 // A DNS name as a resolver is asked it: letters, digits, '-', '_' (SRV
-// labels) and dots, labels of 1-63 bytes, 253 bytes at most.
+// labels) and dots, labels of 1-63 bytes, 253 bytes at most. The root's
+// dot of a fully qualified name is taken off before (parse_source): a dot
+// left at the end is an empty label ("app.." was "app.", printed back as
+// "app." it read as "app": fuzz_servers).
 bool dns_name_ok(const std::string& n) {
   if (n.empty() || n.size() > 253) return false;
   size_t label = 0;
@@ -187,7 +190,7 @@ bool dns_name_ok(const std::string& n) {
     if (!std::isalnum((unsigned char)c) && c != '-' && c != '_') return false;
     if (++label > 63) return false;
   }
-  return true;
+  return label > 0;
 }
 
 // `dns:NAME:PORT` or `dns+srv:NAME` (conf::UpstreamServer::Discover).

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include "conf/describe.h"
 #include "conf/load.h"
 #include "conf/site_pool.h"
 #include "conf_test_util.h"
@@ -236,6 +237,31 @@ TEST_F(ConfSite, BalancerServerListErrors) {
   EXPECT_EQ(error("[server:main]\nuse = egg:pasture#main\nhost = 999.1.1.1\n[app:main]\n"
                   "use = egg:pasture#balancer\nservers = 127.1:80\n"),
             "3: not an IPv4 address: '999.1.1.1'");  // 127.1 is inet_aton's 127.0.0.1: fine
+}
+
+// A discovered name: one dot at the end is the root's (a fully qualified
+// name), two are an empty label; what loads prints back to itself.
+TEST_F(ConfSite, DiscoveredNamesEndInOneDotAtMost) {
+  auto err = [&](const std::string& servers) {
+    return error("[server:main]\nuse = egg:pasture#main\n[app:main]\nuse = egg:pasture#balancer\nservers = " +
+                 servers + "\n");
+  };
+  EXPECT_EQ(err("dns+srv:127.."),
+            "5: servers: 'dns+srv:127..': expected dns+srv:NAME like dns+srv:_http._tcp.app.example");
+  EXPECT_EQ(err("dns:app..:80"), "5: servers: 'dns:app..:80': 'app.' is not a DNS name");
+  EXPECT_EQ(err("dns+srv:."),
+            "5: servers: 'dns+srv:.': expected dns+srv:NAME like dns+srv:_http._tcp.app.example");
+  for (const char* spec : {"dns+srv:_http._tcp.app.example.", "dns:app.internal.:8000", "dns+srv:127"}) {
+    SCOPED_TRACE(spec);
+    std::vector<UpstreamServer> a = parse_servers(spec, {});
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].host.back() == '.', false);
+    std::vector<UpstreamServer> b = parse_servers(server_spec(a[0]), {});
+    ASSERT_EQ(b.size(), 1u);
+    EXPECT_EQ(b[0].host, a[0].host);
+    EXPECT_EQ(b[0].port, a[0].port);
+    EXPECT_EQ(b[0].discover, a[0].discover);
+  }
 }
 
 TEST_F(ConfSite, PipelineWithBalancerFilter) {
