@@ -174,43 +174,50 @@ std::string parse_cookie_name(const std::string& value, const SourceLoc& loc) {
 }
 
 // A DNS name as a resolver is asked it: letters, digits, '-', '_' (SRV
-// labels) and dots, labels of 1-63 bytes, 253 bytes at most. The root's
-// dot of a fully qualified name is taken off before (parse_source): a dot
-// left at the end is an empty label ("app.." was "app.", printed back as
-// "app." it read as "app": fuzz_servers).
-bool dns_name_ok(const std::string& n) {
-  if (n.empty() || n.size() > 253) return false;
+// labels) and dots, labels of 1-63 bytes, 253 bytes at most; what is wrong
+// with it, or nullptr. The root's dot of a fully qualified name is taken
+// off before (parse_source): a dot left at the end is an empty label
+// ("app.." loaded as "app.", printed back it read as "app": fuzz_servers).
+const char* dns_name_problem(const std::string& n) {
+  if (n.empty()) return "empty";
+  if (n.size() > 253) return "longer than 253 bytes";
   size_t label = 0;
   for (char c : n) {
     if (c == '.') {
-      if (label == 0) return false;
+      if (label == 0) return "an empty label";
       label = 0;
       continue;
     }
-    if (!std::isalnum((unsigned char)c) && c != '-' && c != '_') return false;
-    if (++label > 63) return false;
+    if (!std::isalnum((unsigned char)c) && c != '-' && c != '_')
+      return "a byte that is not a letter, digit, '-', '_' or '.'";
+    if (++label > 63) return "a label longer than 63 bytes";
   }
-  return label > 0;
+  return label > 0 ? nullptr : "an empty label";
 }
 
 // `dns:NAME:PORT` or `dns+srv:NAME` (conf::UpstreamServer::Discover).
 void parse_source(UpstreamServer& s, const std::string& tok, const SourceLoc& loc) {
   bool srv = py::starts_with(tok, "dns+srv:");
   std::string rest = tok.substr(srv ? 8 : 4);
-  if (!rest.empty() && rest.back() == '.') rest.pop_back();  // a fully qualified name
   if (srv) {
+    std::string name = rest;
+    if (!name.empty() && name.back() == '.') name.pop_back();  // a fully qualified name
     s.discover = UpstreamServer::Discover::DnsSrv;
-    if (!dns_name_ok(rest)) bad(loc, "servers: '" + tok + "': expected dns+srv:NAME like dns+srv:_http._tcp.app.example");
-    s.host = rest;
+    if (const char* why = dns_name_problem(name))
+      bad(loc, "servers: '" + tok + "': '" + rest + "' is not a DNS name (" + why +
+                   "; expected dns+srv:NAME like dns+srv:_http._tcp.app.example)");
+    s.host = name;
     return;
   }
   s.discover = UpstreamServer::Discover::Dns;
   size_t colon = rest.rfind(':');
   if (colon == std::string::npos)
     bad(loc, "servers: '" + tok + "': missing port (expected dns:NAME:PORT like dns:app.internal:8000)");
-  std::string name = rest.substr(0, colon), port = rest.substr(colon + 1);
-  if (!name.empty() && name.back() == '.') name.pop_back();
-  if (!dns_name_ok(name)) bad(loc, "servers: '" + tok + "': '" + name + "' is not a DNS name");
+  std::string written = rest.substr(0, colon), port = rest.substr(colon + 1);
+  std::string name = written;
+  if (!name.empty() && name.back() == '.') name.pop_back();  // a fully qualified name
+  if (const char* why = dns_name_problem(name))
+    bad(loc, "servers: '" + tok + "': '" + written + "' is not a DNS name (" + why + ")");
   uint32_t p = parse_uint(port, 65535, loc, "port in '" + tok + "'");
   if (p == 0) bad(loc, "servers: port 0 in '" + tok + "'");
   s.host = name;

@@ -21,7 +21,7 @@ bool same(const conf::UpstreamServer& a, const conf::UpstreamServer& b) {
   return a.host == b.host && a.port == b.port && a.weight == b.weight && a.max_conns == b.max_conns &&
          a.backup == b.backup && a.down == b.down && a.max_fails == b.max_fails &&
          a.fail_timeout_ms == b.fail_timeout_ms && a.slow_start_ms == b.slow_start_ms &&
-         a.unix_path == b.unix_path && a.tls == b.tls;
+         a.unix_path == b.unix_path && a.tls == b.tls && a.discover == b.discover;
 }
 
 }  // namespace

@@ -247,10 +247,20 @@ TEST_F(ConfSite, DiscoveredNamesEndInOneDotAtMost) {
                  servers + "\n");
   };
   EXPECT_EQ(err("dns+srv:127.."),
-            "5: servers: 'dns+srv:127..': expected dns+srv:NAME like dns+srv:_http._tcp.app.example");
-  EXPECT_EQ(err("dns:app..:80"), "5: servers: 'dns:app..:80': 'app.' is not a DNS name");
+            "5: servers: 'dns+srv:127..': '127..' is not a DNS name (an empty label; expected "
+            "dns+srv:NAME like dns+srv:_http._tcp.app.example)");
+  EXPECT_EQ(err("dns:app..:80"), "5: servers: 'dns:app..:80': 'app..' is not a DNS name (an empty label)");
   EXPECT_EQ(err("dns+srv:."),
-            "5: servers: 'dns+srv:.': expected dns+srv:NAME like dns+srv:_http._tcp.app.example");
+            "5: servers: 'dns+srv:.': '.' is not a DNS name (empty; expected dns+srv:NAME like "
+            "dns+srv:_http._tcp.app.example)");
+  EXPECT_EQ(err("dns:a_b!:80"),
+            "5: servers: 'dns:a_b!:80': 'a_b!' is not a DNS name (a byte that is not a letter, digit, "
+            "'-', '_' or '.')");
+  EXPECT_EQ(err("dns:" + std::string(64, 'a') + ":80"),
+            "5: servers: 'dns:" + std::string(64, 'a') + ":80': '" + std::string(64, 'a') +
+                "' is not a DNS name (a label longer than 63 bytes)");
+  // The root's dot ends the name, not the port.
+  EXPECT_EQ(err("dns:app:8000."), "5: port in 'dns:app:8000.': expected a whole number from 0 to 65535, got '8000.'");
   for (const char* spec : {"dns+srv:_http._tcp.app.example.", "dns:app.internal.:8000", "dns+srv:127"}) {
     SCOPED_TRACE(spec);
     std::vector<UpstreamServer> a = parse_servers(spec, {});
