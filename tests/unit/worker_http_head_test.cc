@@ -45,6 +45,41 @@ TEST(WorkerHead, PlainFieldNameAgreesWithTheBytes) {
   EXPECT_FALSE(plain_field_name("", buf.data()));
 }
 
+// valid_host by a table of byte kinds: the answers of the byte loop it
+// replaced (no control byte, space, DEL or '/', no "..") for strings of
+// the bytes that matter, 0 to 12 long.
+TEST(WorkerHead, ValidHostAgreesWithTheBytes) {
+  auto bytewise = [](std::string_view h) {
+    if (h.empty()) return false;
+    char prev = 0;
+    for (char ch : h) {
+      auto c = (unsigned char)ch;
+      if (c <= 0x20 || c == 0x7f || c == '/' || (c == '.' && prev == '.')) return false;
+      prev = ch;
+    }
+    return true;
+  };
+  const char alphabet[] = {'a', '.', '.', ':', '-', '/', ' ', '\t', '\x7f', '\x80', '\xff', '\0', '\x21', '\x20'};
+  uint32_t seed = 99;
+  auto next = [&] { return seed = seed * 1103515245u + 12345u, (seed >> 16) & 0x7fff; };
+  int valid = 0;
+  for (int i = 0; i < 30000; i++) {
+    std::string h(next() % 13, 'a');
+    for (char& c : h)
+      if (next() % 3 == 0) c = alphabet[next() % sizeof alphabet];
+    bool want = bytewise(h);
+    valid += want;
+    ASSERT_EQ(valid_host(h), want) << testing::PrintToString(h);
+  }
+  EXPECT_GT(valid, 3000);
+  EXPECT_LT(valid, 27000);
+  EXPECT_TRUE(valid_host("127.0.0.1:8080"));
+  EXPECT_TRUE(valid_host("[::1]:80"));
+  EXPECT_FALSE(valid_host("a..b"));
+  EXPECT_FALSE(valid_host("a./.b"));
+  EXPECT_TRUE(valid_host(".a.b."));
+}
+
 TEST(WorkerHead, SplitTargetForms) {
   RequestTarget t;
   ASSERT_TRUE(split_target("/a/b?x=1&y", &t));
