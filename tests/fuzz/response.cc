@@ -20,6 +20,8 @@
 // Expect: 100-continue) and Via, then the upstream's bytes.
 #include <llhttp.h>
 
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -81,14 +83,14 @@ class Upstream {
   // UpstreamConn::on_read.
   void read(std::string_view data) {
     if (ended_) return;
-    if (!inbuf_.empty()) {
-      size_t old = inbuf_.size();
-      inbuf_.append(data);
-      parse(inbuf_.data(), inbuf_.data() + old, inbuf_.data() + inbuf_.size());
-    } else {
-      std::string copy(data);  // a read buffer, reused after the callback
-      parse(copy.data(), copy.data(), copy.data() + copy.size());
-    }
+    // The kept partial head and this read, in a buffer of exactly their
+    // size, so that a read past its end is one the sanitizer sees (review
+    // 43; a std::string's spare capacity would hide it).
+    size_t old = inbuf_.size(), n = old + data.size();
+    std::unique_ptr<char[]> buf(new char[n ? n : 1]);
+    memcpy(buf.get(), inbuf_.data(), old);
+    if (!data.empty()) memcpy(buf.get() + old, data.data(), data.size());
+    parse(buf.get(), buf.get() + old, buf.get() + n);
     if (keep_) inbuf_.assign(kept_);
     if (!(head_started_ && !head_done_)) inbuf_.clear();
   }
@@ -182,6 +184,10 @@ class Upstream {
         }
         p = llhttp_get_error_pos(&parser_);
         llhttp_resume(&parser_);
+        if (has_bare_cr(base + msg_start_, p)) {  // as UpstreamConn::parse
+          fail_502();
+          return;
+        }
         int status = parser_.status_code;
         if (status == 101) {
           fail_502();

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <llhttp.h>
 
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -232,10 +234,13 @@ TEST(WorkerHeadCheck, BareCrAgreesWithTheBytes) {
         s[++j] = '\n';
       }
     }
-    std::string buf = "\r" + s + "\r";  // bytes on both sides it must not look at
+    // In a buffer of exactly its size: a read past the end is one the
+    // sanitized build sees (review 43).
+    std::unique_ptr<char[]> buf(new char[s.size() ? s.size() : 1]);
+    memcpy(buf.get(), s.data(), s.size());
     bool want = bytewise(s);
     bare += want;
-    ASSERT_EQ(has_bare_cr(buf.data() + 1, buf.data() + 1 + s.size()), want) << testing::PrintToString(s);
+    ASSERT_EQ(has_bare_cr(buf.get(), buf.get() + s.size()), want) << testing::PrintToString(s);
   }
   EXPECT_GT(bare, 1000);  // both answers were asked for
   EXPECT_LT(bare, 39000);
