@@ -195,13 +195,18 @@ const char* dns_name_problem(const std::string& n) {
   return label > 0 ? nullptr : "an empty label";
 }
 
+// A fully qualified name without its root's dot.
+std::string without_root_dot(std::string n) {
+  if (!n.empty() && n.back() == '.') n.pop_back();
+  return n;
+}
+
 // `dns:NAME:PORT` or `dns+srv:NAME` (conf::UpstreamServer::Discover).
 void parse_source(UpstreamServer& s, const std::string& tok, const SourceLoc& loc) {
   bool srv = py::starts_with(tok, "dns+srv:");
   std::string rest = tok.substr(srv ? 8 : 4);
   if (srv) {
-    std::string name = rest;
-    if (!name.empty() && name.back() == '.') name.pop_back();  // a fully qualified name
+    std::string name = without_root_dot(rest);
     s.discover = UpstreamServer::Discover::DnsSrv;
     if (const char* why = dns_name_problem(name))
       bad(loc, "servers: '" + tok + "': '" + rest + "' is not a DNS name (" + why +
@@ -214,8 +219,7 @@ void parse_source(UpstreamServer& s, const std::string& tok, const SourceLoc& lo
   if (colon == std::string::npos)
     bad(loc, "servers: '" + tok + "': missing port (expected dns:NAME:PORT like dns:app.internal:8000)");
   std::string written = rest.substr(0, colon), port = rest.substr(colon + 1);
-  std::string name = written;
-  if (!name.empty() && name.back() == '.') name.pop_back();  // a fully qualified name
+  std::string name = without_root_dot(written);
   if (const char* why = dns_name_problem(name))
     bad(loc, "servers: '" + tok + "': '" + written + "' is not a DNS name (" + why + ")");
   uint32_t p = parse_uint(port, 65535, loc, "port in '" + tok + "'");

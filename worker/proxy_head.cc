@@ -77,7 +77,6 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
   // Fields that pass unchanged go as runs of the client's lines (LineRun:
   // 2 KiB of cookies and 30 fields cost a few appends, not 120).
   LineRun run;
-  auto flush = [&] { run.flush(o); };
   for (const HeaderSpan& h : *in.headers) {
     std::string_view name = span_view(base, h.name);
     std::string_view value = span_view(base, h.value);
@@ -117,18 +116,17 @@ void copy_fields(std::string& o, const ProxyHeadInput& in, const ProxyHeadPolicy
       // number goes on as it came.
       int64_t left = max_forwards_value(value);
       if (left > 0) {
-        flush();
+        run.flush(o);
         o.append("Max-Forwards: ");
         append_uint(o, (uint64_t)(left - 1));
         o.append("\r\n");
         continue;
       }
     }
-    if (in.lines && run.take(o, name, value)) continue;
-    flush();
+    if (in.lines && run.take(o, name, value)) continue;  // (a field it does not take ends the run)
     append_field(o, name, value);
   }
-  flush();
+  run.flush(o);
 }
 
 }  // namespace
