@@ -8,6 +8,7 @@
 #include "common/sticky_cookie.h"
 #include "conf/filters.h"
 #include "conf/tls_check.h"
+#include "conf/pyutil.h"
 #include "conf/site_static.h"
 
 namespace pasture::conf {
@@ -494,10 +495,22 @@ std::string upstream_tls_text(const UpstreamTls& t) {
 }
 
 std::string server_spec(const UpstreamServer& s) {
-  std::string out = s.discover != UpstreamServer::Discover::None ? s.label()
-                    : !s.unix_path.empty() ? "unix:" + s.unix_path
-                                          : (s.tls ? "https://" : "") + (is_v6(s.host) ? "[" + s.host + "]" : s.host) +
-                                                ":" + std::to_string(s.port);
+  std::string out;
+  if (s.discover != UpstreamServer::Discover::None) {
+    out = s.label();
+  } else if (!s.unix_path.empty()) {
+    out = "unix:" + s.unix_path;
+  } else {
+    out = (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
+    // A host named like a form's prefix ("unix:80", "dns:80") reads back as
+    // that form: it keeps its scheme (fuzz_servers: `http://unix:`).
+    bool looks_like_form = py::starts_with(out, "unix:") || py::starts_with(out, "dns:") ||
+                           py::starts_with(out, "dns+srv:") || py::starts_with(out, "etcd://");
+    if (s.tls)
+      out = "https://" + out;
+    else if (looks_like_form)
+      out = "http://" + out;
+  }
   if (s.weight != 1) out += " weight=" + std::to_string(s.weight);
   if (s.max_conns != 0) out += " max_conns=" + std::to_string(s.max_conns);
   const UpstreamServer defaults;

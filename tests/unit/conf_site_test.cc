@@ -274,6 +274,27 @@ TEST_F(ConfSite, DiscoveredNamesEndInOneDotAtMost) {
   }
 }
 
+// A host named like a form's prefix prints back with its scheme: `unix:80`
+// would read as a socket path, `dns:80` as a discovered name (found by
+// fuzz_servers: `http://unix:`).
+TEST_F(ConfSite, HostsNamedLikeAFormPrintBackAsTheSameServer) {
+  for (const char* spec : {"http://unix:", "http://unix:8080", "http://dns:80", "unix.example:80", "https://unix:443"}) {
+    SCOPED_TRACE(spec);
+    std::vector<UpstreamServer> a = parse_servers(spec, {});
+    ASSERT_EQ(a.size(), 1u);
+    std::string printed = server_spec(a[0]);
+    std::vector<UpstreamServer> b = parse_servers(printed, {});
+    ASSERT_EQ(b.size(), 1u) << printed;
+    EXPECT_EQ(b[0].host, a[0].host) << printed;
+    EXPECT_EQ(b[0].port, a[0].port) << printed;
+    EXPECT_EQ(b[0].unix_path, a[0].unix_path) << printed;
+    EXPECT_EQ(b[0].discover, a[0].discover) << printed;
+    EXPECT_EQ(b[0].tls, a[0].tls) << printed;
+  }
+  EXPECT_EQ(server_spec(parse_servers("http://unix:", {})[0]), "http://unix:80");
+  EXPECT_EQ(server_spec(parse_servers("unix.example:80", {})[0]), "unix.example:80");
+}
+
 TEST_F(ConfSite, PipelineWithBalancerFilter) {
   Site s = load(
       "[pipeline:main]\npipeline = balancer myapp\n[filter:balancer]\nuse = egg:Paste#balancer\n"
