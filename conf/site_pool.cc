@@ -346,6 +346,9 @@ void check_host(const std::string& host, const SourceLoc& loc) {
   // inet_aton's forms (127.1) stay accepted, as getaddrinfo takes them.
   in_addr a4;
   in6_addr a6;
+  // Brackets only enclose an IPv6 address; one left inside a host ("[[a]:80"
+  // loads as "[a") prints back as an address that does not load (review 45).
+  if (host.find_first_of("[]") != std::string::npos) bad(loc, "a '[' or ']' inside the host '" + host + "'");
   if (host.find(':') != std::string::npos) {
     if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) bad(loc, "not an IPv6 address: '" + host + "'");
   } else if (!host.empty() && host.find_first_not_of("0123456789.") == std::string::npos) {

@@ -292,6 +292,12 @@ TEST_F(ConfSite, HostsNamedLikeAFormPrintBackAsTheSameServer) {
     EXPECT_EQ(b[0].tls, a[0].tls) << printed;
   }
   EXPECT_EQ(server_spec(parse_servers("http://unix:", {})[0]), "http://unix:80");
+  // A bracket inside a host never loads (review 45: "[[a]:80" loaded as "[a",
+  // printed back as "[a:80", which did not load).
+  for (const char* spec : {"[[a]:80", "http://[[a]", "https://[[a]", "[[unix]:80", "a]:80"}) {
+    SCOPED_TRACE(spec);
+    EXPECT_THROW(parse_servers(spec, {}), ConfigError);
+  }
   EXPECT_EQ(server_spec(parse_servers("unix.example:80", {})[0]), "unix.example:80");
 }
 
