@@ -405,20 +405,10 @@ void Worker::run() {
     // Work left for the end of a turn (a socket's read budget ran out, a
     // send queued by end_turn itself) does not wait for an event.
     bool pending = !ready_.empty() || !turn_sends_.empty() || !closed_.empty();
-    // Held output waits kHoldIdleUs at most for an event: a wait that ends
-    // with none releases it (below).
+    // Held output does not wait for the next event either: a poll that
+    // finds nothing releases it (below).
     bool held = !holds_.empty();
-    int n;
-    if (held && !pending && pwait2_ && uv_backend_timeout(loop_) != 0) {
-      timespec idle{0, kHoldIdleUs * 1000};
-      n = epoll_pwait2(epfd_, evs, 64, &idle, nullptr);
-      if (n < 0 && errno == ENOSYS) {  // (a kernel before 5.11: held output goes at once)
-        pwait2_ = false;
-        n = 0;
-      }
-    } else {
-      n = epoll_wait(epfd_, evs, 64, pending || held ? 0 : uv_backend_timeout(loop_));
-    }
+    int n = epoll_wait(epfd_, evs, 64, pending || held ? 0 : uv_backend_timeout(loop_));
     if (n < 0) {
       if (errno != EINTR) {
         PLOG_ERROR("epoll_wait() failed: %s", strerror(errno));

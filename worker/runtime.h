@@ -132,13 +132,8 @@ class Worker {
   void forget_socket(int fd, EdgeSocket* s);
   void socket_ready(EdgeSocket* s);
   // A socket whose output is held back (EdgeSocket::hold): released after
-  // kHoldMs, or once the worker has had nothing to do for kHoldIdleUs (a
-  // few upstream round trips on a LAN: the next answer of a pipeline is
-  // usually on its way; scripts/bench --shapes pipeline, 2026-12-03: 0.19
-  // writes to the client per request instead of 0.35 at 2 workers, ~0.8 µs
-  // less CPU per request at 1 and at 2).
+  // kHoldMs, or as soon as the worker finds nothing ready to do.
   static constexpr uint64_t kHoldMs = 10;
-  static constexpr long kHoldIdleUs = 200;
   void socket_held(EdgeSocket* s);
   void defer_free(void (*fn)(void*), void* p);
   // Frees what defer_free queued, at the end of each loop turn.
@@ -246,7 +241,6 @@ class Worker {
   const TlsContext* tls_of(int lfd) const;
   int epfd_ = -1;  // listeners (level), sockets (edge), libuv's (level)
   bool stop_ = false;
-  bool pwait2_ = true;  // epoll_pwait2(2) is there (Linux 5.11): the held output's idle wait
   std::vector<EdgeSocket*> sockets_;  // by descriptor
   std::vector<EdgeSocket*> ready_;    // to read at the end of the turn
   std::vector<EdgeSocket*> ready_batch_;
