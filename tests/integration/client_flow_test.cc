@@ -547,6 +547,18 @@ TEST(ClientFlow, APartialHeadBehindAnUnreadAnswerIsBoundBySendTimeout) {
   }
 }
 
+// An upstream that answers /c after `delay`, everything else at once; the
+// three requests, pipelined in one write.
+void answer_c_after(FakeUpstream& up, Millis delay) {
+  up.set_handler([&up, delay](const RecordedRequest& r) {
+    Reply rep = up.default_reply(r);
+    if (r.target == "/c") rep.delay = delay;
+    return rep;
+  });
+}
+constexpr const char* kPipelineABC =
+    "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n";
+
 // The answers to pipelined requests are held back so that they leave in one
 // write (EdgeSocket::hold), but never behind a slow one: an answer that is
 // ready goes as soon as the worker has nothing else to do, or after
@@ -554,11 +566,7 @@ TEST(ClientFlow, APartialHeadBehindAnUnreadAnswerIsBoundBySendTimeout) {
 // /b must arrive long before /c.
 void expect_held_answer_not_behind_a_slow_one(bool busy) {
   FakeUpstream up("u");
-  up.set_handler([&up](const RecordedRequest& r) {
-    Reply rep = up.default_reply(r);
-    if (r.target == "/c") rep.delay = Millis(800);
-    return rep;
-  });
+  answer_c_after(up, Millis(800));
   PastureServer srv(balancer(up.port()), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
   // busy: other clients keep the one worker polling without a pause.
@@ -567,8 +575,7 @@ void expect_held_answer_not_behind_a_slow_one(bool busy) {
   Fd fd = connect_loopback(srv.port());
   ASSERT_TRUE(fd.valid());
   auto t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(send_all(fd.get(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
-                               "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"),
+  ASSERT_EQ(send_all(fd.get(), kPipelineABC),
             IoResult::kOk);
   std::vector<Answer> first = read_answers(fd.get(), 2, Millis(400));
   auto t_b = std::chrono::steady_clock::now() - t0;
@@ -601,11 +608,7 @@ TEST(ClientFlow, AHeldPipelinedAnswerDoesNotWaitForASlowOneOnABusyWorker) {
 // saturated worker holds up to that cap by design.)
 TEST(ClientFlow, AHeldPipelinedAnswerGoesSoonOnAPacedWorker) {
   FakeUpstream up("u");
-  up.set_handler([&up](const RecordedRequest& r) {
-    Reply rep = up.default_reply(r);
-    if (r.target == "/c") rep.delay = Millis(150);
-    return rep;
-  });
+  answer_c_after(up, Millis(150));
   PastureServer srv(balancer(up.port()), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
   // One kept-alive client, its next GET 50 µs after each answer (stopped
@@ -633,8 +636,7 @@ TEST(ClientFlow, AHeldPipelinedAnswerGoesSoonOnAPacedWorker) {
     Fd fd = connect_loopback(srv.port());
     ASSERT_TRUE(fd.valid());
     auto t0 = std::chrono::steady_clock::now();
-    ASSERT_EQ(send_all(fd.get(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
-                                 "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ASSERT_EQ(send_all(fd.get(), kPipelineABC),
               IoResult::kOk);
     std::vector<Answer> first = read_answers(fd.get(), 2, Millis(1000));
     took_us.push_back(
