@@ -7,9 +7,10 @@
 
 #include "common/sticky_cookie.h"
 #include "conf/filters.h"
-#include "conf/tls_check.h"
 #include "conf/pyutil.h"
+#include "conf/site_pool.h"
 #include "conf/site_static.h"
+#include "conf/tls_check.h"
 
 namespace pasture::conf {
 
@@ -502,13 +503,11 @@ std::string server_spec(const UpstreamServer& s) {
     out = "unix:" + s.unix_path;
   } else {
     out = (is_v6(s.host) ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
-    // A host named like a form's prefix ("unix:80", "dns:80") reads back as
-    // that form: it keeps its scheme (fuzz_servers: `http://unix:`).
-    bool looks_like_form = py::starts_with(out, "unix:") || py::starts_with(out, "dns:") ||
-                           py::starts_with(out, "dns+srv:") || py::starts_with(out, "etcd://");
+    // A host named like a form's prefix ("unix:80", "dns:80") would read
+    // back as that form: it keeps its scheme (fuzz_servers: `http://unix:`).
     if (s.tls)
       out = "https://" + out;
-    else if (looks_like_form)
+    else if (names_server_form(out))
       out = "http://" + out;
   }
   if (s.weight != 1) out += " weight=" + std::to_string(s.weight);

@@ -406,6 +406,10 @@ uint32_t parse_unix_perms(const std::string& value, const SourceLoc& loc) {
   return static_cast<uint32_t>(std::strtoul(v.c_str(), nullptr, 8));
 }
 
+bool names_server_form(const std::string& tok) {
+  return py::starts_with(tok, "unix:") || py::starts_with(tok, "dns:") || py::starts_with(tok, "dns+srv:");
+}
+
 std::vector<UpstreamServer> parse_servers(const std::string& value, const SourceLoc& loc) {
   std::vector<UpstreamServer> out;
   for (const auto& tok : py::split(value)) {
@@ -417,10 +421,11 @@ std::vector<UpstreamServer> parse_servers(const std::string& value, const Source
     }
     UpstreamServer s;
     s.loc = loc;
-    if (py::starts_with(tok, "dns:") || py::starts_with(tok, "dns+srv:")) {
-      parse_source(s, tok, loc);
-    } else if (py::starts_with(tok, "unix:")) {  // nginx: `server unix:/path`
-      s.unix_path = parse_unix_path(tok.substr(5), loc, "servers");
+    if (names_server_form(tok)) {
+      if (py::starts_with(tok, "unix:"))  // nginx: `server unix:/path`
+        s.unix_path = parse_unix_path(tok.substr(5), loc, "servers");
+      else
+        parse_source(s, tok, loc);
     } else {
       // `https://host[:port]` (443 by default): TLS to this server;
       // `http://host[:port]` (80) is the same as `host:port`.

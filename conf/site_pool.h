@@ -16,6 +16,10 @@ namespace pasture::conf {
 // host:port; IPv6 as [::1]:port; `unix:/abs/path` for a unix-domain socket. Rejects an empty list, a missing port,
 // bad numbers, unknown parameters and duplicate host:port.
 std::vector<UpstreamServer> parse_servers(const std::string& value, const SourceLoc& loc);
+// A `servers` token that names no host:port but a form of its own
+// (`unix:PATH`, `dns:NAME:PORT`, `dns+srv:NAME`): server_spec writes a host
+// whose host:port would read as one with its `http://`.
+bool names_server_form(const std::string& tok);
 
 // round_robin least_conn random random2 ip_hash hash cookie
 BalanceMethod parse_method(const std::string& value, const SourceLoc& loc);
