@@ -147,7 +147,7 @@ const llhttp_settings_t* ClientConn::settings() {
 void ClientConn::accept_fd(Worker* w, int fd, const sockaddr* peer, const TlsContext* tls, bool h2c) {
   auto* c = new ClientConn(w);
   c->h2c_ = h2c;
-  if (c->sock_.open(w, fd, c) < 0) {  // the descriptor is closed
+  if (c->sock_.open(w, fd, c, false) < 0) {  // the descriptor is closed
     delete c;
     return;
   }

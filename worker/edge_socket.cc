@@ -46,15 +46,37 @@ struct EdgeSocket::Block {
 
 EdgeSocket::~EdgeSocket() { close(); }
 
-int EdgeSocket::open(Worker* w, int fd, SocketOwner* owner) {
+int EdgeSocket::open(Worker* w, int fd, SocketOwner* owner, bool out) {
   g_worker = w;
   owner_ = owner;
-  if (int r = w->watch_socket(fd, this); r < 0) {
+  if (int r = w->watch_socket(fd, this, out); r < 0) {
     ::close(fd);
     return r;
   }
   fd_ = fd;
+  out_ = out;
   return 0;
+}
+
+// One write to the kernel, the only one (send() and the queue both come
+// here): how much it took (EAGAIN: 0), or a negative errno. Whatever it does
+// not take makes write space an event from now on (once per connection, kept
+// until the close: a connection that filled its buffer once tends to again).
+// Should epoll refuse that, the socket is shut both ways, so that the queue's
+// next write fails and the owner hears of it as of any broken connection,
+// instead of waiting for an event that cannot come.
+ssize_t EdgeSocket::write_out(const iovec* iov, int n, size_t want) {
+  ssize_t w;
+  do {
+    w = send_iov(fd_, iov, n);
+  } while (w < 0 && errno == EINTR);
+  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+  if (w < 0) w = 0;
+  if ((size_t)w < want && !out_) {
+    out_ = true;
+    if (g_worker->watch_output(fd_) < 0) ::shutdown(fd_, SHUT_RDWR);
+  }
+  return w;
 }
 
 void EdgeSocket::queue_ready() {
@@ -176,14 +198,11 @@ int EdgeSocket::send(const uv_buf_t* bufs, unsigned n, size_t* written) {
   if (hold_ && queued_ + total > kHoldMax) release();
   if (!head_ && !hold_) {
     // uv_buf_t is laid out as struct iovec on Unix (libuv guarantees it).
-    ssize_t w;
-    do {
-      w = send_iov(fd_, reinterpret_cast<const iovec*>(bufs), (int)n);
-    } while (w < 0 && errno == EINTR);
-    if (w > 0 && written) *written = (size_t)w;
-    if (w >= 0 && (size_t)w == total) return 0;
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-    if (w > 0) skip = (size_t)w;
+    ssize_t w = write_out(reinterpret_cast<const iovec*>(bufs), (int)n, total);
+    if (w < 0) return (int)w;
+    if (written) *written = (size_t)w;
+    if ((size_t)w == total) return 0;
+    skip = (size_t)w;
   }
   size_t rest = total - skip;
   // Small answers queued one after another (pipelining, a client that does
@@ -234,12 +253,9 @@ int EdgeSocket::write_queue(bool* wrote) {
       iov[k].iov_len = b->len - b->off;
       want += iov[k].iov_len;
     }
-    ssize_t w = send_iov(fd_, iov, k);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-      return -errno;
-    }
+    ssize_t w = write_out(iov, k, want);
+    if (w < 0) return (int)w;
+    if (w == 0) return 0;
     *wrote = true;
     size_t left = (size_t)w;
     queued_ -= left;
@@ -252,7 +268,8 @@ int EdgeSocket::write_queue(bool* wrote) {
     if (!head_) tail_ = nullptr;
     if (head_) head_->off += left;
     // The kernel took less than offered: its buffer is full and EPOLLOUT
-    // comes again. (All of it with more blocks behind: go on.)
+    // comes (write_out asked for it). (All of it with more blocks behind:
+    // go on.)
     if ((size_t)w < want) return 0;
   }
   return 0;

@@ -2,11 +2,17 @@
 // epoll set instead of a libuv stream handle.
 //
 // Each connection is one descriptor, added once at accept with
-// EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET and never modified: starting and
-// stopping reads or queueing a write costs no epoll_ctl, and close() alone
-// takes it out of the set (no EPOLL_CTL_DEL, no FIONBIO: accept4 made it
-// non-blocking), as nginx does. The state is 40 bytes where uv_tcp_t was
-// 248 (bench --shapes memory holds thousands of idle ones).
+// EPOLLIN | EPOLLRDHUP | EPOLLET: starting and stopping reads or queueing a
+// write costs no epoll_ctl, and close() alone takes it out of the set (no
+// EPOLL_CTL_DEL, no FIONBIO: accept4 made it non-blocking), as nginx does.
+// EPOLLOUT is added (EPOLL_CTL_MOD, once) the first time the kernel does
+// not take a whole write (write_out): most connections never fill their
+// send buffer, and with EPOLLOUT from the start each of them woke the
+// worker for nothing at its accept (a new socket is writable). In bench
+// --shapes close at 1 worker with the worker not saturated, that was 1.9
+// epoll_wait calls per request, 1.1 without (2-core PVM guest, 2026-12-03).
+// Upstream sockets start with it (the connect's end is an EPOLLOUT). The state is 40 bytes where uv_tcp_t was 248 (bench
+// --shapes memory holds thousands of idle ones).
 //
 // Edge-triggered means a readiness seen once must be remembered: rd_ready_
 // stays set until a read comes back short or EAGAIN (a short read drains the
@@ -23,6 +29,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 #include <cstddef>
@@ -58,9 +65,11 @@ class EdgeSocket {
   EdgeSocket& operator=(const EdgeSocket&) = delete;
   ~EdgeSocket();
 
-  // Takes `fd` (non-blocking) into the worker's epoll set: 0, or epoll_ctl's
-  // negative errno (the descriptor is then closed).
-  int open(Worker* w, int fd, SocketOwner* owner);
+  // Takes `fd` (non-blocking) into the worker's epoll set, watched for
+  // write space from the start if `out` (else from the first write the
+  // kernel does not take whole): 0, or epoll_ctl's negative errno (the
+  // descriptor is then closed).
+  int open(Worker* w, int fd, SocketOwner* owner, bool out);
   int fd() const { return fd_; }
   bool is_open() const { return fd_ >= 0; }
 
@@ -110,6 +119,7 @@ class EdgeSocket {
   int write_queue(bool* wrote);
   void finish_shut();
   void queue_ready();
+  ssize_t write_out(const iovec* iov, int n, size_t want);
 
   SocketOwner* owner_ = nullptr;
   Block* head_ = nullptr;  // queued output, oldest first
@@ -124,6 +134,7 @@ class EdgeSocket {
   bool connecting_ : 1 = false;  // wait_connect()
   bool hold_ : 1 = false;        // hold()
   bool flush_due_ : 1 = false;   // released with bytes queued: on_ready writes them
+  bool out_ : 1 = false;         // EPOLLOUT is in the set (write_out)
 
  public:
   bool in_ready = false;  // on the worker's ready list (Worker::socket_ready)

@@ -433,9 +433,9 @@ void Worker::stop() {
 
 void Worker::defer_send(TurnSender* s) { turn_sends_.push_back(s); }
 
-int Worker::watch_socket(int fd, EdgeSocket* s) {
+int Worker::watch_socket(int fd, EdgeSocket* s, bool out) {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (out ? EPOLLOUT : 0u);
   ev.data.u64 = (uint32_t)fd;
   if (epfd_ < 0) return -EBADF;
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -445,6 +445,18 @@ int Worker::watch_socket(int fd, EdgeSocket* s) {
   }
   if ((size_t)fd >= sockets_.size()) sockets_.resize(std::max<size_t>((size_t)fd + 1, sockets_.size() * 2), nullptr);
   sockets_[fd] = s;
+  return 0;
+}
+
+int Worker::watch_output(int fd) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = (uint32_t)fd;
+  if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0) {
+    int err = errno;
+    PLOG_WARN("epoll_ctl(MOD, %d) failed: %s", fd, strerror(err));
+    return -err;
+  }
   return 0;
 }
 

@@ -124,11 +124,14 @@ class Worker {
   static char* read_buffer();
 
   // Client sockets (worker/edge_socket.h) share the listeners' epoll set.
-  // watch_socket adds one (or fails as epoll_ctl did), forget_socket drops it
-  // from the descriptor table before its close; socket_ready reads it at the
-  // end of this loop turn; defer_free frees a closed connection then
-  // (callers may still be on the stack when it closes): fn(p).
-  int watch_socket(int fd, EdgeSocket* s);  // 0 or a negative errno
+  // watch_socket adds one (or fails as epoll_ctl did), with EPOLLOUT if
+  // `out`; watch_output adds EPOLLOUT to one added without it (EPOLL_CTL_MOD,
+  // which reports a readiness already there: no edge is lost); forget_socket
+  // drops it from the descriptor table before its close; socket_ready reads
+  // it at the end of this loop turn; defer_free frees a closed connection
+  // then (callers may still be on the stack when it closes): fn(p).
+  int watch_socket(int fd, EdgeSocket* s, bool out);  // 0 or a negative errno
+  int watch_output(int fd);                            // 0 or a negative errno
   void forget_socket(int fd, EdgeSocket* s);
   void socket_ready(EdgeSocket* s);
   // A socket whose output is held back (EdgeSocket::hold): released after

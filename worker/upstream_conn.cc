@@ -148,7 +148,7 @@ int UpstreamConn::open_socket(const ResolvedServer& a, bool in_progress_ok) {
       !(in_progress_ok && errno == EINPROGRESS))
     r = -errno;
   if (r < 0 && fd >= 0) ::close(fd);
-  if (r == 0) r = sock_.open(w_, fd, this);  // closes fd on failure
+  if (r == 0) r = sock_.open(w_, fd, this, true);  // closes fd on failure
   if (r < 0) {
     PLOG_WARN("pool %s: connect() to %s failed: %s", pool_->cfg->name.c_str(),
               pool_->targets[server_].label.c_str(), uv_strerror(r));
