@@ -27,7 +27,9 @@ void ClientConn::head(const ResponseHead& h) {
   if (h.close || !ex().req_done() || w_->closing_soon()) keep_alive_ = false;
   ResponseFraming f = append_framing(o, h.status, h.framing, h.length, h.no_body, http10_);
   if (f.until_eof || f.decode) keep_alive_ = false;  // the close ends the body
-  until_eof_ = f.until_eof;
+  // Framed by the close: a body of unknown length, or a chunked one decoded
+  // for HTTP/1.0 (review 48: abort() sent the latter a clean FIN).
+  until_eof_ = f.until_eof || f.decode;
   rechunk_ = f.rechunk;
   if (!keep_alive_)
     o.append("Connection: close\r\n");
@@ -160,7 +162,7 @@ bool ClientConn::peer_address(sockaddr_storage* out) {
 void ClientConn::on_write_done(int status) {
   if (state_ == State::kClosed) return;
   if (status < 0) {
-    close();
+    abort();  // an answer cut here must not look whole to a client still there (review 48)
     return;
   }
   if (state_ == State::kH2) {

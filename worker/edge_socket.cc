@@ -62,9 +62,11 @@ int EdgeSocket::open(Worker* w, int fd, SocketOwner* owner, bool out) {
 // here): how much it took (EAGAIN: 0), or a negative errno. Whatever it does
 // not take makes write space an event from now on (once per connection, kept
 // until the close: a connection that filled its buffer once tends to again).
-// Should epoll refuse that, the socket is shut both ways, so that the queue's
-// next write fails and the owner hears of it as of any broken connection,
-// instead of waiting for an event that cannot come.
+// Should epoll refuse that (it cannot for a descriptor in the set), the
+// owner hears of a failed write at the end of the turn (on_ready), as of any
+// broken connection, instead of waiting for an event that cannot come; a
+// shutdown here would end an answer framed by the close with a clean FIN
+// (review 48).
 ssize_t EdgeSocket::write_out(const iovec* iov, int n, size_t want) {
   ssize_t w;
   do {
@@ -74,7 +76,10 @@ ssize_t EdgeSocket::write_out(const iovec* iov, int n, size_t want) {
   if (w < 0) w = 0;
   if ((size_t)w < want && !out_) {
     out_ = true;
-    if (g_worker->watch_output(fd_) < 0) ::shutdown(fd_, SHUT_RDWR);
+    if (g_worker->watch_output(fd_) < 0) {
+      out_failed_ = true;
+      queue_ready();
+    }
   }
   return w;
 }
@@ -147,6 +152,10 @@ void EdgeSocket::release_now() {
 void EdgeSocket::on_ready() {
   in_ready = false;
   if (fd_ < 0) return;
+  if (out_failed_) {
+    owner_->on_write_done(UV_EIO);  // (write_out) closes the connection
+    return;
+  }
   if (flush_due_) {
     flush_due_ = false;
     if (head_ && !hold_) flush();

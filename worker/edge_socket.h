@@ -135,6 +135,7 @@ class EdgeSocket {
   bool hold_ : 1 = false;        // hold()
   bool flush_due_ : 1 = false;   // released with bytes queued: on_ready writes them
   bool out_ : 1 = false;         // EPOLLOUT is in the set (write_out)
+  bool out_failed_ : 1 = false;  // epoll refused it: on_ready reports a write error
 
  public:
   bool in_ready = false;  // on the worker's ready list (Worker::socket_ready)

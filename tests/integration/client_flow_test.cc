@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <csignal>
 #include <fstream>
@@ -735,6 +737,46 @@ TEST(ClientFlow, HeldAnswersSurviveACutAnswerBehindThem) {
   EXPECT_EQ(lost, 0) << "of 30 pipelines, the complete answer to /n was lost";
   load.finish();
   EXPECT_GT(load.ok(), 0);
+}
+
+// Should epoll refuse to watch a client socket for write space (an
+// EPOLL_CTL_MOD failing: a shim here, as a descriptor in the set cannot
+// make it fail), the connection ends as a broken one does. An HTTP/1.0
+// client, whose answer is framed by the close, must see a reset and never a
+// clean end after part of the body, which it would take for the whole
+// answer (review 48: the first fallback, a shutdown, sent a FIN).
+TEST(ClientFlow, AnAnswerCutWhenEpollRefusesWriteSpaceEndsInAReset) {
+  const size_t n = 5000000;
+  FakeUpstream up("u");
+  up.set_handler([&up, n](const RecordedRequest& r) {
+    Reply rep = up.default_reply(r);
+    rep.body = pattern_bytes(n);
+    rep.chunked = true;
+    return rep;
+  });
+  Process::Env env = {{"LD_PRELOAD", PASTURE_EPOLL_MOD_FAILS}};
+  if (sanitized()) {  // ASan wants its runtime first in the list
+    const char* opts = std::getenv("ASAN_OPTIONS");
+    env.push_back({"ASAN_OPTIONS", std::string(opts ? opts : "") + ":verify_asan_link_order=0"});
+  }
+  PastureServer srv(balancer(up.port()), 1, {}, env);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_slow_reader(srv.port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(send_all(fd.get(), "GET /big HTTP/1.0\r\nHost: x\r\n\r\n"), IoResult::kOk);
+  std::this_thread::sleep_for(Millis(500));
+  timeval tv{10, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string got;
+  ssize_t r;
+  char buf[64 * 1024];
+  while ((r = ::recv(fd.get(), buf, sizeof buf, 0)) > 0) got.append(buf, (size_t)r);
+  int err = r < 0 ? errno : 0;
+  EXPECT_EQ(err, ECONNRESET) << (r == 0 ? "a clean end" : strerror(err)) << " after " << got.size() << " bytes";
+  EXPECT_EQ(got.compare(0, 12, "HTTP/1.1 200"), 0) << got.substr(0, 200);
+  EXPECT_EQ(got.find("Content-Length"), std::string::npos) << "not an answer framed by the close";
+  EXPECT_LT(got.size(), n);
+  EXPECT_NE(srv.output().find("epoll_ctl(MOD"), std::string::npos) << srv.output();
 }
 
 }  // namespace

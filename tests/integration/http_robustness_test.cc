@@ -1,6 +1,12 @@
 // Hostile and malformed HTTP, from clients and from upstreams, over raw
 // sockets so every byte is ours. The expected answers are nginx 1.22's for
 // the same bytes, unless a comment says why pasture differs.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -329,6 +335,37 @@ TEST(HttpRobustness, InvalidUpstreamHeadsAre502) {
     EXPECT_EQ(ex2.status(), 502) << ex2.bytes;
     EXPECT_EQ(up.connections(), 2u) << "a bad upstream connection is never reused";
   }
+}
+
+// A chunked answer decoded for an HTTP/1.0 client is framed by the close:
+// cut by its upstream, it must end in a reset, never a clean FIN after
+// part of the body, which the client would take for the whole answer
+// (review 48: abort() reset only answers the upstream itself sent without
+// a length).
+TEST(HttpRobustness, AChunkedAnswerCutForAnHttp10ClientEndsInAReset) {
+  RawUpstream up([](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    std::this_thread::sleep_for(Millis(200));
+  });  // (then the upstream closes, the body cut)
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_loopback(srv.port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(send_all(fd.get(), "GET / HTTP/1.0\r\nHost: x\r\n\r\n"), IoResult::kOk);
+  fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);  // blocking reads, bounded:
+  timeval tv{5, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string got;
+  char buf[4096];
+  ssize_t r;
+  while ((r = ::recv(fd.get(), buf, sizeof buf, 0)) > 0) got.append(buf, (size_t)r);
+  int err = r < 0 ? errno : 0;
+  EXPECT_EQ(err, ECONNRESET) << (r == 0 ? "a clean end" : strerror(err)) << " after: " << got;
+  EXPECT_EQ(got.compare(0, 12, "HTTP/1.1 200"), 0) << got;
+  EXPECT_EQ(got.find("Content-Length"), std::string::npos) << got;
+  EXPECT_EQ(got.find("Transfer-Encoding"), std::string::npos) << got;
+  EXPECT_TRUE(got.size() > 3 && got.compare(got.size() - 3, 3, "abc") == 0) << got;
 }
 
 TEST(HttpRobustness, TruncatedOrOverlongUpstreamBodies) {

@@ -89,8 +89,10 @@ inline std::vector<int> children_of(int pid) {
 class PastureServer {
  public:
   // `ini_rest` is appended after a [server:main] section listening on a free
-  // port with `workers` workers. Use {PORT} in ini_rest if needed.
-  PastureServer(const std::string& ini_rest, int workers, std::vector<std::string> extra = {})
+  // port with `workers` workers. Use {PORT} in ini_rest if needed. `extra`:
+  // more arguments; `env`: more environment (Process).
+  PastureServer(const std::string& ini_rest, int workers, std::vector<std::string> extra = {},
+                Process::Env env = {})
       : port_(free_port()) {
     std::string ini = "[server:main]\nuse = egg:pasture#main\nhost = 127.0.0.1\nport = " +
                       std::to_string(port_) + "\nworkers = " + std::to_string(workers) + "\n\n" +
@@ -98,7 +100,7 @@ class PastureServer {
     path_ = dir_.write("site.ini", ini);
     std::vector<std::string> argv = {PASTURE_BINARY, "serve", path_};
     for (auto& e : extra) argv.push_back(e);
-    proc_ = std::make_unique<Process>(argv);
+    proc_ = std::make_unique<Process>(argv, std::move(env));
     started_ = wait_for_output(*proc_, "serving on") && wait_for_port(port_);
   }
   bool started() const { return started_; }
