@@ -2,10 +2,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -21,6 +25,9 @@ namespace {
 
 constexpr size_t kMaxPipelined = 64 * 1024;  // unparsed bytes held while a response is in flight
 constexpr uint32_t kLingerMs = 2000;
+// reset_when_sent: how often the kernel's send queue is looked at (the
+// worker's timers tick every Timers::kTickMs: a shorter one is that anyway).
+constexpr uint32_t kResetPollMs = Timers::kTickMs;
 
 }  // namespace
 
@@ -598,6 +605,7 @@ void ClientConn::reset_request() {
   if (rq_) rq_->ex.reset();  // first: it may call back into the sink
   head_started_ = false;
   producer_paused_ = false;
+  until_eof_ = false;
   too_large_ = false;
   chunked_ = rechunk_ = false;
   in_trailer_ = trailer_cr_ = false;
@@ -757,7 +765,16 @@ void ClientConn::on_timer(TimerNode* t) {
         c->ex().respond_error(408, "client body timeout");
         return;
       }
-      c->close();
+      c->abort();  // an early answer framed by the close must not end in a FIN (review 50)
+      return;
+    case State::kLinger:
+      if (c->reset_due_) {
+        c->reset_when_sent();
+        return;
+      }
+      // send_timeout before the last answer was all written: its rest is
+      // dropped, and one framed by the close must not end in a FIN (review 49).
+      c->close(!c->shut_done_ && c->until_eof_ && !c->tls_);
       return;
     case State::kIdle:
       if (c->tls_ && !c->tls_open_) {
@@ -773,7 +790,10 @@ void ClientConn::on_timer(TimerNode* t) {
       c->close();
       return;
     default:
-      c->close();
+      // send_timeout mid-answer: one framed by the close must not end in a
+      // FIN (review 49); the client reads nothing, so the reset comes at once.
+      c->aborted_ = true;
+      c->close(c->until_eof_ && !c->tls_);
   }
 }
 
@@ -781,14 +801,50 @@ void ClientConn::abort() {
   if (state_ == State::kClosed) return;
   aborted_ = true;  // over TLS: no close_notify, the client sees the cut
   // A plain answer framed by the connection's end would look whole after a
-  // FIN: reset. Any other framing shows the cut by itself, and a reset would
-  // also throw away earlier pipelined answers still in the socket buffer
-  // (found by review).
-  close(until_eof_ && !tls_);
+  // FIN: it ends in a reset, once what is before it has left (a reset drops
+  // what the kernel has not sent: earlier pipelined answers, review 49). Any
+  // other framing shows the cut by itself.
+  if (until_eof_ && !tls_)
+    reset_when_sent();
+  else
+    close();
+}
+
+void ClientConn::on_exit() {
+  if (state_ == State::kClosed || !sock_.is_open() || tls_) return;
+  bool cut = reset_due_ || (until_eof_ && !(state_ == State::kLinger && shut_done_));
+  if (!cut) return;
+  struct linger lg = {1, 0};  // the process's exit closes it: with a reset
+  setsockopt(sock_.fd(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+// Every byte queued (here and in the kernel) goes, then the connection is
+// reset; send_timeout bounds the wait. Meanwhile the client's bytes are read
+// and dropped, and any close is a reset (close()).
+void ClientConn::reset_when_sent() {
+  uint32_t send_timeout = w_->site().server.send_timeout_ms;
+  if (!reset_due_) {
+    reset_due_ = true;
+    if (rq_) rq_->ex.on_close();  // the exchange ends here (as close() would end it)
+    state_ = State::kLinger;
+    out_full_ = client_paused_ = false;
+    sock_.release();
+    reset_polls_ = (uint16_t)std::min<uint32_t>(send_timeout / kResetPollMs + 1, UINT16_MAX);
+    update_reading();
+  }
+  int unsent = 0;  // SIOCOUTQ: not yet acknowledged by the client
+  if (!sock_.is_open() || (queued() == 0 && !sock_.held() && (ioctl(sock_.fd(), SIOCOUTQ, &unsent) < 0 || unsent == 0)) ||
+      reset_polls_ == 0) {
+    close(true);
+    return;
+  }
+  reset_polls_--;
+  arm_timer(kResetPollMs);
 }
 
 void ClientConn::close(bool rst) {
   if (state_ == State::kClosed) return;
+  if (reset_due_) rst = true;  // (reset_when_sent) any end of it is a reset
   if (tls_ && !aborted_) tls_close_notify();  // once (kLinger sent it already); the socket closes next
   state_ = State::kClosed;
   if (rq_) rq_->ex.on_close();

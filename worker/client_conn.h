@@ -68,6 +68,7 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   static void finish_close(void* conn);
 
   void on_drain();  // the worker started draining (Worker::start_drain)
+  void on_exit();   // the worker exits with this connection open (Worker::finish)
   // The end of the loop turn in which the connection went idle: the
   // Request goes, unless a request began meanwhile.
   void send_deferred() override;
@@ -193,6 +194,7 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   void arm_head_timer();             // kHead: client_header_timeout, send_timeout before
   void end_drain_grace();
   void shutdown_and_linger();
+  void reset_when_sent();
   void on_shutdown(int status);
   void close(bool rst = false);  // rst: the client sees a reset (abort)
   void arm_timer(uint32_t ms);
@@ -232,10 +234,11 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   // pointer in each connection.
   static inline Worker* w_ = nullptr;
   // After registry_index (public, above), before the 8-byte aligned ones:
-  // 24 bytes of vtables + 4 + these 25 fit in 56 (3 bytes of padding).
+  // 24 bytes of vtables + 4 + these 27 fit in 56 (1 byte of padding).
   ClientPeer peer_;
   State state_ = State::kIdle;
   uint8_t probe_len_ = 0;  // bytes of the preface matched so far (held back)
+  uint16_t reset_polls_ = 0;  // reset_when_sent: looks left before the reset anyway
   bool tls_open_ : 1 = false;      // the handshake completed (tls_check_open ran)
   bool tls_bytes_in_ : 1 = false;  // the client sent something (an EOF before it is no handshake error)
   bool head_started_ : 1 = false;
@@ -260,6 +263,7 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   bool tunnel_shut_ : 1 = false;    // kTunnel: the upstream's EOF is being passed on (shutdown)
   bool aborted_ : 1 = false;        // abort(): no close_notify
   bool until_eof_ : 1 = false;      // the answer being sent ends with the connection (abort() resets)
+  bool reset_due_ : 1 = false;      // kLinger: reset once every byte is sent (reset_when_sent)
   bool tunnel_shut_done_ : 1 = false;
   bool release_queued_ : 1 = false;  // in the worker's end-of-turn list (release_request)
   EdgeSocket sock_;

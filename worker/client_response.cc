@@ -130,7 +130,7 @@ bool ClientConn::retract_head() {
   w_->give_buf(r.resp_head);
   r.resp_head = nullptr;
   if (r.resp_out) r.resp_out->clear();
-  rechunk_ = false;
+  rechunk_ = until_eof_ = false;  // (an abort now resets for nothing sent: review 49)
   return true;
 }
 
@@ -162,7 +162,15 @@ bool ClientConn::peer_address(sockaddr_storage* out) {
 void ClientConn::on_write_done(int status) {
   if (state_ == State::kClosed) return;
   if (status < 0) {
-    abort();  // an answer cut here must not look whole to a client still there (review 48)
+    // The client may still be there (review 48: epoll refused to watch the
+    // socket): a cut answer framed by the close must not look whole. Nothing
+    // more can be written, so the reset comes at once.
+    aborted_ = true;
+    close(until_eof_ && !tls_);
+    return;
+  }
+  if (reset_due_) {  // (reset_when_sent looks at the kernel's queue now, then every kResetPollMs)
+    if (queued() == 0) reset_when_sent();
     return;
   }
   if (state_ == State::kH2) {

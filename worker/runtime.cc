@@ -492,6 +492,10 @@ void Worker::release_held(bool all) {
 void Worker::defer_free(void (*fn)(void*), void* p) { closed_.push_back({fn, p}); }
 
 void Worker::finish() {
+  // The process exits with connections open (graceful_timeout ran out): the
+  // kernel closes them, and one in the middle of an answer framed by the
+  // close must reset rather than end it with a FIN (review 50).
+  for (ClientConn* c : clients_) c->on_exit();
   for (PoolRt& p : pools_)
     for (Target& t : p.targets) {
       std::vector<UpstreamConn*> idle = t.idle;

@@ -2,10 +2,12 @@
 // sockets so every byte is ours. The expected answers are nginx 1.22's for
 // the same bytes, unless a comment says why pasture differs.
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -366,6 +368,140 @@ TEST(HttpRobustness, AChunkedAnswerCutForAnHttp10ClientEndsInAReset) {
   EXPECT_EQ(got.find("Content-Length"), std::string::npos) << got;
   EXPECT_EQ(got.find("Transfer-Encoding"), std::string::npos) << got;
   EXPECT_TRUE(got.size() > 3 && got.compare(got.size() - 3, 3, "abc") == 0) << got;
+}
+
+// A blocking client socket with a 4 KiB receive buffer (a slow reader), and
+// what it reads until the end: its bytes, and ECONNRESET, 0 for a clean end,
+// or another errno.
+struct ReadToEnd {
+  std::string got;
+  int end = -1;
+};
+Fd connect_small_window(uint16_t port) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int small = 4096;
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Fd();
+  return fd;
+}
+ReadToEnd read_to_end(int fd) {
+  ReadToEnd out;
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[64 * 1024];
+  ssize_t r;
+  while ((r = ::recv(fd, buf, sizeof buf, 0)) > 0) out.got.append(buf, (size_t)r);
+  out.end = r < 0 ? errno : 0;
+  return out;
+}
+
+// The reset that ends a cut answer framed by the close comes once what is
+// before it has left: here a complete answer pipelined ahead of it, which a
+// slow reader had not taken yet when the upstream cut the second (review
+// 49: the reset came at once and dropped the first answer's unsent part).
+TEST(HttpRobustness, TheResetForACutAnswerWaitsForTheAnswersBeforeIt) {
+  const std::string first(12000, 'A');
+  RawUpstream up([&first](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    if (c.got.find("GET /a") != std::string::npos) {
+      c.send("HTTP/1.1 200 OK\r\nContent-Length: 12000\r\n\r\n" + first);
+      if (!c.read_until("GET /b")) return;
+    }
+    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    std::this_thread::sleep_for(Millis(200));
+  });  // (then the upstream closes, the body cut)
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_small_window(srv.port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(send_all(fd.get(), "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+                               "GET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"),
+            IoResult::kOk);
+  std::this_thread::sleep_for(Millis(700));  // the cut happens meanwhile
+  ReadToEnd r = read_to_end(fd.get());
+  EXPECT_EQ(r.end, ECONNRESET) << (r.end == 0 ? "a clean end" : strerror(r.end)) << " after " << r.got.size() << " bytes";
+  size_t body1 = r.got.find("\r\n\r\n");
+  ASSERT_NE(body1, std::string::npos) << r.got.size() << " bytes";
+  EXPECT_NE(r.got.substr(0, body1).find("Content-Length: 12000"), std::string::npos) << r.got.substr(0, body1);
+  ASSERT_GE(r.got.size(), body1 + 4 + first.size()) << "the first answer was cut: " << r.got.size() << " bytes";
+  EXPECT_TRUE(r.got.compare(body1 + 4, first.size(), first) == 0);
+  std::string second = r.got.substr(body1 + 4 + first.size());
+  EXPECT_EQ(second.compare(0, 12, "HTTP/1.1 200"), 0) << second;
+  EXPECT_TRUE(second.size() > 3 && second.compare(second.size() - 3, 3, "abc") == 0) << second;
+}
+
+// send_timeout, reached in the middle of an answer framed by the close (the
+// client reads nothing): the connection ends in a reset, not a FIN after
+// part of the body (review 49).
+TEST(HttpRobustness, SendTimeoutInAnAnswerFramedByTheCloseEndsInAReset) {
+  RawUpstream up([](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    c.send("HTTP/1.1 200 OK\r\n\r\n" + std::string(3 << 20, 'x'));  // no length: until the close
+  });
+  PastureServer srv(balancer(up.port(), "send_timeout = 1s\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_small_window(srv.port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(send_all(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), IoResult::kOk);
+  std::this_thread::sleep_for(Millis(2500));
+  ReadToEnd r = read_to_end(fd.get());
+  EXPECT_EQ(r.end, ECONNRESET) << (r.end == 0 ? "a clean end" : strerror(r.end)) << " after " << r.got.size() << " bytes";
+  EXPECT_EQ(r.got.find("Content-Length"), std::string::npos) << r.got.substr(0, 200);
+  EXPECT_LT(r.got.size(), (size_t)(3 << 20));
+}
+
+// client_body_timeout after an early answer framed by the close (the
+// upstream answered a POST before its body was all there, the client stops
+// sending it): the answer is cut, so it ends in a reset (review 50).
+TEST(HttpRobustness, BodyTimeoutAfterAnEarlyAnswerFramedByTheCloseEndsInAReset) {
+  RawUpstream up([](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    c.send("HTTP/1.1 200 OK\r\n\r\n" + std::string(5000, 'x'));  // no length, and more to come
+    std::this_thread::sleep_for(Millis(4000));
+  });
+  PastureServer srv(balancer(up.port(), "client_body_timeout = 1s\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_small_window(srv.port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(send_all(fd.get(), "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"), IoResult::kOk);
+  ReadToEnd r = read_to_end(fd.get());
+  EXPECT_EQ(r.end, ECONNRESET) << (r.end == 0 ? "a clean end" : strerror(r.end)) << " after " << r.got.size() << " bytes";
+  EXPECT_EQ(r.got.compare(0, 12, "HTTP/1.1 200"), 0) << r.got.substr(0, 200);
+}
+
+// A worker that exits (graceful_timeout ran out) while a cut answer framed
+// by the close waits for the bytes before it to leave: the exit resets it
+// too, never a FIN that makes it look whole (review 50).
+TEST(HttpRobustness, AWorkerExitResetsACutAnswerStillWaiting) {
+  RawUpstream up([](RawUpstream::Conn& c) {
+    if (!c.read_until("\r\n\r\n")) return;
+    if (c.got.find("GET /a") != std::string::npos) {
+      c.send("HTTP/1.1 200 OK\r\nContent-Length: 3000000\r\n\r\n" + std::string(3000000, 'A'));
+      if (!c.read_until("GET /b")) return;
+    }
+    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+  });  // (then the upstream closes, /b cut)
+  PastureServer srv(balancer(up.port(), "graceful_timeout = 1s\n"), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Fd fd = connect_small_window(srv.port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(send_all(fd.get(), "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+                               "GET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"),
+            IoResult::kOk);
+  // Read 1 MB of /a slowly enough that /b is cut while /a is still queued.
+  std::string head;
+  ASSERT_EQ(recv_some(fd.get(), head, Millis(3000)), IoResult::kOk);
+  std::this_thread::sleep_for(Millis(500));
+  ASSERT_TRUE(srv.proc().signal(SIGTERM));
+  auto st = srv.proc().wait_exit(Millis(5000));
+  ASSERT_TRUE(st.has_value()) << srv.output();
+  ReadToEnd r = read_to_end(fd.get());
+  EXPECT_EQ(r.end, ECONNRESET) << (r.end == 0 ? "a clean end" : strerror(r.end)) << " after " << r.got.size() << " bytes";
+  EXPECT_LT(head.size() + r.got.size(), (size_t)3000000) << "all of /a left before the exit: nothing tested";
 }
 
 TEST(HttpRobustness, TruncatedOrOverlongUpstreamBodies) {
