@@ -290,7 +290,11 @@ void ClientConn::on_eof() {
       return;
     default:
       keep_alive_ = false;
-      close();
+      // (kBody: an early answer framed by the close is cut here: review 51)
+      if (until_eof_)
+        abort();
+      else
+        close();
   }
 }
 
@@ -812,7 +816,9 @@ void ClientConn::abort() {
 
 void ClientConn::on_exit() {
   if (state_ == State::kClosed || !sock_.is_open() || tls_) return;
-  bool cut = reset_due_ || (until_eof_ && !(state_ == State::kLinger && shut_done_));
+  // (A head still held back: nothing of that answer left, and a FIN
+  // delivers the answers before it; review 51.)
+  bool cut = reset_due_ || (until_eof_ && !(rq_ && rq_->resp_head) && !(state_ == State::kLinger && shut_done_));
   if (!cut) return;
   struct linger lg = {1, 0};  // the process's exit closes it: with a reset
   setsockopt(sock_.fd(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -833,8 +839,10 @@ void ClientConn::reset_when_sent() {
     update_reading();
   }
   int unsent = 0;  // SIOCOUTQ: not yet acknowledged by the client
+  int err = 0;     // SO_ERROR: the client reset it (SIOCOUTQ may not fall to 0 then)
+  socklen_t len = sizeof err;
   if (!sock_.is_open() || (queued() == 0 && !sock_.held() && (ioctl(sock_.fd(), SIOCOUTQ, &unsent) < 0 || unsent == 0)) ||
-      reset_polls_ == 0) {
+      getsockopt(sock_.fd(), SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0 || reset_polls_ == 0) {
     close(true);
     return;
   }
