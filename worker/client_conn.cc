@@ -794,10 +794,8 @@ void ClientConn::on_timer(TimerNode* t) {
       c->close();
       return;
     default:
-      // send_timeout mid-answer: one framed by the close must not end in a
-      // FIN (review 49); the client reads nothing, so the reset comes at once.
-      c->aborted_ = true;
-      c->close(c->until_eof_ && !c->tls_);
+      // send_timeout mid-answer: the client reads nothing (review 49).
+      c->cut_now();
   }
 }
 
@@ -815,13 +813,31 @@ void ClientConn::abort() {
 }
 
 void ClientConn::on_exit() {
-  if (state_ == State::kClosed || !sock_.is_open() || tls_) return;
+  if (state_ == State::kClosed || tls_) return;
   // (A head still held back: nothing of that answer left, and a FIN
   // delivers the answers before it; review 51.)
-  bool cut = reset_due_ || (until_eof_ && !(rq_ && rq_->resp_head) && !(state_ == State::kLinger && shut_done_));
-  if (!cut) return;
-  struct linger lg = {1, 0};  // the process's exit closes it: with a reset
-  setsockopt(sock_.fd(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  if (reset_due_ || (until_eof_ && !(rq_ && rq_->resp_head) && !(state_ == State::kLinger && shut_done_)))
+    cut_now();  // else the process's exit closes it
+}
+
+// abort() when nothing more can leave (a write failed, the client reads
+// nothing): at once, a reset for an answer framed by the close.
+void ClientConn::cut_now() {
+  aborted_ = true;
+  close(until_eof_ && !tls_);
+}
+
+// Nothing queued here or in the kernel (SIOCOUTQ: not yet acknowledged by
+// the client), or nothing more can leave (SO_ERROR: the client reset it, and
+// SIOCOUTQ may not fall to 0 then).
+bool ClientConn::all_sent_or_lost() {
+  if (!sock_.is_open()) return true;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(sock_.fd(), SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) return true;
+  if (queued() > 0 || sock_.held()) return false;
+  int unsent = 0;
+  return ioctl(sock_.fd(), SIOCOUTQ, &unsent) < 0 || unsent == 0;
 }
 
 // Every byte queued (here and in the kernel) goes, then the connection is
@@ -838,11 +854,7 @@ void ClientConn::reset_when_sent() {
     reset_polls_ = (uint16_t)std::min<uint32_t>(send_timeout / kResetPollMs + 1, UINT16_MAX);
     update_reading();
   }
-  int unsent = 0;  // SIOCOUTQ: not yet acknowledged by the client
-  int err = 0;     // SO_ERROR: the client reset it (SIOCOUTQ may not fall to 0 then)
-  socklen_t len = sizeof err;
-  if (!sock_.is_open() || (queued() == 0 && !sock_.held() && (ioctl(sock_.fd(), SIOCOUTQ, &unsent) < 0 || unsent == 0)) ||
-      getsockopt(sock_.fd(), SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0 || reset_polls_ == 0) {
+  if (reset_polls_ == 0 || all_sent_or_lost()) {
     close(true);
     return;
   }

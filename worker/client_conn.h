@@ -68,7 +68,7 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   static void finish_close(void* conn);
 
   void on_drain();  // the worker started draining (Worker::start_drain)
-  void on_exit();   // the worker exits with this connection open (Worker::finish)
+  void on_exit();   // the worker exits with this connection open (Worker::finish): may close it
   // The end of the loop turn in which the connection went idle: the
   // Request goes, unless a request began meanwhile.
   void send_deferred() override;
@@ -195,6 +195,8 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   void end_drain_grace();
   void shutdown_and_linger();
   void reset_when_sent();
+  void cut_now();
+  bool all_sent_or_lost();
   void on_shutdown(int status);
   void close(bool rst = false);  // rst: the client sees a reset (abort)
   void arm_timer(uint32_t ms);

@@ -162,11 +162,9 @@ bool ClientConn::peer_address(sockaddr_storage* out) {
 void ClientConn::on_write_done(int status) {
   if (state_ == State::kClosed) return;
   if (status < 0) {
-    // The client may still be there (review 48: epoll refused to watch the
-    // socket): a cut answer framed by the close must not look whole. Nothing
-    // more can be written, so the reset comes at once.
-    aborted_ = true;
-    close(until_eof_ && !tls_);
+    // Nothing more can be written; the client may still be there (review
+    // 48: epoll refused to watch the socket).
+    cut_now();
     return;
   }
   if (reset_due_) {  // (reset_when_sent looks at the kernel's queue now, then every kResetPollMs)

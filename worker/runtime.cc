@@ -433,10 +433,17 @@ void Worker::stop() {
 
 void Worker::defer_send(TurnSender* s) { turn_sends_.push_back(s); }
 
-int Worker::watch_socket(int fd, EdgeSocket* s, bool out) {
+namespace {
+epoll_event socket_event(int fd, bool out) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (out ? EPOLLOUT : 0u);
   ev.data.u64 = (uint32_t)fd;
+  return ev;
+}
+}  // namespace
+
+int Worker::watch_socket(int fd, EdgeSocket* s, bool out) {
+  epoll_event ev = socket_event(fd, out);
   if (epfd_ < 0) return -EBADF;
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
     int err = errno;
@@ -449,9 +456,7 @@ int Worker::watch_socket(int fd, EdgeSocket* s, bool out) {
 }
 
 int Worker::watch_output(int fd) {
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.u64 = (uint32_t)fd;
+  epoll_event ev = socket_event(fd, true);
   if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0) {
     int err = errno;
     PLOG_WARN("epoll_ctl(MOD, %d) failed: %s", fd, strerror(err));
@@ -495,7 +500,8 @@ void Worker::finish() {
   // The process exits with connections open (graceful_timeout ran out): the
   // kernel closes them, and one in the middle of an answer framed by the
   // close must reset rather than end it with a FIN (review 50).
-  for (ClientConn* c : clients_) c->on_exit();
+  std::vector<ClientConn*> open = clients_;  // (a close leaves clients_)
+  for (ClientConn* c : open) c->on_exit();
   for (PoolRt& p : pools_)
     for (Target& t : p.targets) {
       std::vector<UpstreamConn*> idle = t.idle;

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -249,6 +250,35 @@ const char* to_string(IoResult r) {
     case IoResult::kWoken: return "stopped";
   }
   return "?";
+}
+
+Fd connect_slow_reader(uint16_t port) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int small = 4096;
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0) return Fd();
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Fd();
+  return fd;
+}
+
+ReadToEnd read_to_end(int fd, Millis timeout) {
+  ReadToEnd out;
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  timeval tv{(time_t)(timeout.count() / 1000), (suseconds_t)(timeout.count() % 1000 * 1000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[64 * 1024];
+  ssize_t r;
+  while ((r = ::recv(fd, buf, sizeof buf, 0)) > 0) out.got.append(buf, (size_t)r);
+  out.end = r < 0 ? errno : 0;
+  return out;
+}
+
+std::string ReadToEnd::how() const {
+  return (end == 0 ? std::string("a clean end") : std::string(strerror(end))) + " after " + std::to_string(got.size()) +
+         " bytes";
 }
 
 }  // namespace pasture::test

@@ -58,6 +58,21 @@ uint16_t local_port(int fd);
 // failure, e.g. ECONNREFUSED.
 Fd connect_loopback(uint16_t port, Millis timeout = kDefaultTimeout, std::string* err = nullptr);
 
+// A blocking loopback connection with a 4 KiB receive buffer: the client
+// side of a slow reader, so that most of an answer waits in the server's
+// queue. Invalid if the connect fails.
+Fd connect_slow_reader(uint16_t port);
+
+// What a blocking socket reads until its end (each read bounded by
+// `timeout`): the bytes, and how it ended: 0 a clean end (FIN), else the
+// errno (ECONNRESET: a reset; EAGAIN: the timeout).
+struct ReadToEnd {
+  std::string got;
+  int end = -1;
+  std::string how() const;  // for assertion messages
+};
+ReadToEnd read_to_end(int fd, Millis timeout = Millis(10000));
+
 enum class IoResult { kOk, kTimeout, kClosed, kError, kWoken };
 
 // poll() one fd for `events`, also watching `wake_fd` (if >= 0) for POLLIN.
