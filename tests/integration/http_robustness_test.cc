@@ -335,6 +335,14 @@ TEST(HttpRobustness, InvalidUpstreamHeadsAre502) {
   }
 }
 
+// An upstream's chunked answer cut after its first chunk ("abc"): the head
+// and the chunk, a pause, then the script returns and the upstream closes.
+void send_cut_chunked_answer(RawUpstream::Conn& c) {
+  c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+  std::this_thread::sleep_for(Millis(200));
+}
+bool ends_with_abc(const std::string& s) { return s.size() > 3 && s.compare(s.size() - 3, 3, "abc") == 0; }
+
 // A chunked answer decoded for an HTTP/1.0 client is framed by the close:
 // cut by its upstream, it must end in a reset, never a clean FIN after
 // part of the body, which the client would take for the whole answer
@@ -343,9 +351,8 @@ TEST(HttpRobustness, InvalidUpstreamHeadsAre502) {
 TEST(HttpRobustness, AChunkedAnswerCutForAnHttp10ClientEndsInAReset) {
   RawUpstream up([](RawUpstream::Conn& c) {
     if (!c.read_until("\r\n\r\n")) return;
-    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
-    std::this_thread::sleep_for(Millis(200));
-  });  // (then the upstream closes, the body cut)
+    send_cut_chunked_answer(c);
+  });
   PastureServer srv(balancer(up.port()), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
   Fd fd = connect_loopback(srv.port());
@@ -357,7 +364,7 @@ TEST(HttpRobustness, AChunkedAnswerCutForAnHttp10ClientEndsInAReset) {
   EXPECT_EQ(got.compare(0, 12, "HTTP/1.1 200"), 0) << got;
   EXPECT_EQ(got.find("Content-Length"), std::string::npos) << got;
   EXPECT_EQ(got.find("Transfer-Encoding"), std::string::npos) << got;
-  EXPECT_TRUE(got.size() > 3 && got.compare(got.size() - 3, 3, "abc") == 0) << got;
+  EXPECT_TRUE(ends_with_abc(got)) << got;
 }
 
 // The reset that ends a cut answer framed by the close comes once what is
@@ -372,9 +379,8 @@ TEST(HttpRobustness, TheResetForACutAnswerWaitsForTheAnswersBeforeIt) {
       c.send("HTTP/1.1 200 OK\r\nContent-Length: 12000\r\n\r\n" + first);
       if (!c.read_until("GET /b")) return;
     }
-    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
-    std::this_thread::sleep_for(Millis(200));
-  });  // (then the upstream closes, the body cut)
+    send_cut_chunked_answer(c);
+  });
   PastureServer srv(balancer(up.port()), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
   Fd fd = connect_slow_reader(srv.port());
@@ -392,7 +398,7 @@ TEST(HttpRobustness, TheResetForACutAnswerWaitsForTheAnswersBeforeIt) {
   EXPECT_TRUE(r.got.compare(body1 + 4, first.size(), first) == 0);
   std::string second = r.got.substr(body1 + 4 + first.size());
   EXPECT_EQ(second.compare(0, 12, "HTTP/1.1 200"), 0) << second;
-  EXPECT_TRUE(second.size() > 3 && second.compare(second.size() - 3, 3, "abc") == 0) << second;
+  EXPECT_TRUE(ends_with_abc(second)) << second;
 }
 
 // send_timeout, reached in the middle of an answer framed by the close (the
