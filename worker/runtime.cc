@@ -497,11 +497,11 @@ void Worker::release_held(bool all) {
 void Worker::defer_free(void (*fn)(void*), void* p) { closed_.push_back({fn, p}); }
 
 void Worker::finish() {
-  // The process exits with connections open (graceful_timeout ran out): the
-  // kernel closes them, and one in the middle of an answer framed by the
-  // close must reset rather than end it with a FIN (review 50).
-  std::vector<ClientConn*> open = clients_;  // (a close leaves clients_)
-  for (ClientConn* c : open) c->on_exit();
+  // The process exits with connections open (graceful_timeout ran out): one
+  // in the middle of an answer framed by the close is closed here with a
+  // reset rather than left to the exit's FIN (review 50); the kernel closes
+  // the others. (A closed connection stays in clients_ until free_closed.)
+  for (ClientConn* c : clients_) c->on_exit();
   for (PoolRt& p : pools_)
     for (Target& t : p.targets) {
       std::vector<UpstreamConn*> idle = t.idle;
