@@ -318,6 +318,8 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   g->setup.log_file = opts_.log_file;
   g->setup.reuse_port = g->site.server.reuse_port;
   g->setup.admin_fd = admin_.fd;
+  if (accept_kick_fd_ < 0) accept_kick_fd_ = accept_kick_fd();
+  g->setup.accept_kick_fd = accept_kick_fd_;
   g->setup.master_pid = getpid();
   next_gen_id_++;
   return g;
@@ -471,6 +473,7 @@ void Master::spawn_health() {
     worker::drop_capabilities();  // binds nothing: no CAP_NET_BIND_SERVICE kept for reuse_port
     for (const Socket& s : sockets_) close(s.fd);  // never accepts; must not keep ports bound
     if (admin_.fd >= 0) close(admin_.fd);
+    if (accept_kick_fd_ >= 0) close(accept_kick_fd_);
     int rc = run_health_checker(std::move(targets));
     fflush(nullptr);
     sanitizer::check_leaks_before_exit();
@@ -775,6 +778,10 @@ void Master::upgrade_binary() {
     for (const Socket& s : sockets_) fcntl(s.fd, F_SETFD, 0);
     if (admin_.fd >= 0) fcntl(admin_.fd, F_SETFD, 0);
     setenv(kInheritEnv, fds.c_str(), 1);
+    if (accept_kick_fd_ >= 0) {
+      fcntl(accept_kick_fd_, F_SETFD, 0);
+      setenv(kKickEnv, std::to_string(accept_kick_fd_).c_str(), 1);
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -184,6 +184,10 @@ class Master {
   // upgrade) into admin_; false + err if it cannot be bound.
   bool open_admin_socket(std::string* err);
   Socket admin_;  // the admin socket; fd -1 without one
+  // worker::Setup::accept_kick_fd, one eventfd for the workers of every
+  // generation, and of the next master after USR2 (the master never reads
+  // or writes it); -1 if eventfd failed.
+  int accept_kick_fd_ = -1;
   void retire(pid_t pid, int sig, const WorkerProc* w = nullptr);
   void reload();
   bool watched_files_changed();

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace pasture::master {
 namespace {
@@ -76,6 +78,21 @@ std::vector<int> inherited_fds() {
   }
   unsetenv(kInheritEnv);
   return out;
+}
+
+int accept_kick_fd() {
+  const char* s = getenv(kKickEnv);
+  int fd = s ? atoi(s) : -1;
+  unsetenv(kKickEnv);
+  if (fd > 2) {
+    char link[64];
+    ssize_t n = readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), link, sizeof link - 1);
+    if (n > 0 && std::string(link, (size_t)n) == "anon_inode:[eventfd]") {
+      fcntl(fd, F_SETFD, FD_CLOEXEC);
+      return fd;
+    }
+  }
+  return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
 
 std::string socket_name(int fd) {

@@ -26,6 +26,7 @@ char g_readbuf[Worker::kReadBufferSize];
 // is its descriptor alone).
 constexpr uint64_t kListenerTag = 1ull << 32;
 constexpr uint64_t kLoopTag = 1ull << 33;  // libuv's own descriptor (Worker::run)
+constexpr uint64_t kKickTag = 1ull << 34;  // Setup::accept_kick_fd (Worker::on_listener)
 constexpr int kAcceptBatch = 8;
 // Out of descriptors or memory, accept4() fails but leaves the connection
 // queued, so the listen socket stays readable: back off this long (or until
@@ -120,6 +121,7 @@ Worker::Worker(const Setup& setup, uv_loop_t* loop)
       embed_apps_(setup.embed_apps),
       graceful_timeout_ms_(setup.graceful_timeout_ms),
       max_requests_(setup.max_requests) {
+  kick_fd_ = setup.accept_kick_fd;
   all_slots_ = setup.shm->workers();
   n_workers_ = setup.n_workers;
   log_file_ = setup.log_file;
@@ -374,11 +376,18 @@ bool Worker::start_accepting(const std::vector<int>& listen_fds) {
     // of once per connection. A unix socket refuses it, harmlessly.
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    epoll_event ev{};
-    ev.events = EPOLLIN;  // not EPOLLEXCLUSIVE: see on_listener
-    ev.data.u64 = kListenerTag | (uint32_t)fd;
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (!watch_listener(fd)) {
       PLOG_ERROR("epoll_ctl(ADD, %d) failed: %s", fd, strerror(errno));
+      return false;
+    }
+  }
+  if (kick_fd_ >= 0) {
+    // Edge-triggered, never read: every write is an edge for every worker.
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLET;
+    ev.data.u64 = kKickTag;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, kick_fd_, &ev) < 0) {
+      PLOG_ERROR("epoll_ctl(ADD, the accept kick) failed: %s", strerror(errno));
       return false;
     }
   }
@@ -605,12 +614,34 @@ void Worker::resume_accepting() {
   uv_timer_stop(&accept_pause_);
   for (int fd : listen_fds_) {
     if (aside_only_ && own_listener(fd)) continue;  // never left the set
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = kListenerTag | (uint32_t)fd;
-    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    watch_listener(fd);
   }
   aside_only_ = false;
+}
+
+// Level-triggered; EPOLLEXCLUSIVE when there is a kick to pass on what this
+// worker cannot take (on_listener). A kernel without it (before 4.5)
+// refuses the flag: every worker is woken then.
+bool Worker::watch_listener(int fd) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | (kick_fd_ >= 0 ? (uint32_t)EPOLLEXCLUSIVE : 0u);
+  ev.data.u64 = kListenerTag | (uint32_t)fd;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) return true;
+  if (errno != EINVAL || kick_fd_ < 0) return false;
+  kick_fd_ = -1;
+  ev.events = EPOLLIN;
+  return epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+// Another worker could not take a connection it was woken for: take it if
+// this one can. A paused worker (full, out of descriptors, aside) leaves it
+// (on_listener returns at once), as does a draining one.
+// Not passed on again from here (woken = false): two full workers would
+// kick each other for ever.
+void Worker::on_kick() {
+  if (draining_ || accept_paused_ || full()) return;
+  for (int fd : listen_fds_)
+    if (!own_listener(fd)) on_listener(fd, false);
 }
 
 // The epoll set's events: accept on a listener's, read or write on a
@@ -625,27 +656,42 @@ bool Worker::on_events(const epoll_event* evs, int n) {
       on_listener(fd);
     else if (d & kLoopTag)
       libuv_ready = true;  // its turn comes after this one's (run)
+    else if (d & kKickTag)
+      on_kick();
     else if ((size_t)fd < sockets_.size() && sockets_[fd])
       sockets_[fd]->on_event(evs[i].events);
+  }
+  if (kick_due_) {
+    kick_due_ = false;
+    uint64_t one = 1;
+    if (write(kick_fd_, &one, sizeof one) < 0) {
+      // EAGAIN only at a count of 2^64 - 2: never, at one per pause.
+    }
   }
   return libuv_ready;
 }
 
-// A listener is in every worker's set, level-triggered: every worker waiting
-// in epoll_wait is woken for a connection and they race accept4 (the losers
-// read EAGAIN). Not EPOLLEXCLUSIVE, which wakes one waiting worker: one that
-// cannot take the connection (at max_connections, out of descriptors,
-// stepping aside, a second listener's event behind a pause in the same
-// batch) would leave it queued with nobody woken until the next connection
-// came (review 36 H-1; before the worker's own loop the nesting inside
-// libuv's epoll made the kernel wake every worker anyway). A worker over its
-// share still accepts what woke it, and steps aside (over_share) only when
-// the queue was empty. A worker paused with connections still queued finds
-// them when it resumes: re-adding the listener reports it readable.
-void Worker::on_listener(int lfd) {
+// A listener is in every worker's set, level-triggered, with EPOLLEXCLUSIVE:
+// the kernel wakes one worker waiting in epoll_wait per connection (and
+// puts it on the ready list of every busy one it passes on the way), not
+// every idle worker to race accept4 (8 workers, 2 connections at a time:
+// 15 µs of CPU less per request). A worker so woken that cannot take the
+// connection (at max_connections, out of descriptors, a second listener's
+// event behind a pause in the same batch) would leave it queued with
+// nobody woken until the next connection came (review 36 H-1): it writes
+// the accept kick instead, an eventfd in every worker's set, and the
+// others try (on_kick). A worker over its share still accepts what woke
+// it, and steps aside (over_share) only when the queue was empty. A worker
+// paused with connections still queued finds them when it resumes:
+// re-adding the listener reports it readable.
+void Worker::on_listener(int lfd, bool woken) {
   if (draining_) return;
   // Paused by an earlier event of this batch: resuming polls the socket.
-  if (accept_paused_ && !(aside_only_ && own_listener(lfd))) return;
+  bool kick = woken && kick_fd_ >= 0 && !own_listener(lfd);
+  if (accept_paused_ && !(aside_only_ && own_listener(lfd))) {
+    kick_due_ |= kick;
+    return;
+  }
   bool drained = false;
   if (!full() && !accept_batch(lfd, kAcceptBatch, true, &drained)) {
     // Pausing, not nginx's spin nor libuv's accept-and-close of a reserved
@@ -654,6 +700,7 @@ void Worker::on_listener(int lfd) {
     // come back.
     accept_starved_ = true;
     pause_accepting(kAcceptStarvedMs);
+    kick_due_ |= kick;
     return;
   }
   if (full()) {
@@ -666,6 +713,7 @@ void Worker::on_listener(int lfd) {
     }
     accept_starved_ = true;
     pause_accepting(kFullPauseMs);
+    kick_due_ |= kick && !drained;
     return;
   }
   if (drained && !accept_paused_ && over_share()) {
@@ -732,6 +780,7 @@ void Worker::start_drain() {
     // queue this process no longer watches.
     // The epoll set stays: the client sockets are in it.
     for (int fd : listen_fds_) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    if (kick_fd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, kick_fd_, nullptr);
     uv_timer_stop(&accept_pause_);
     slot_->share_paused.store(1, std::memory_order_relaxed);  // accepts no more (over_share)
     for (int fd : listen_fds_) {

@@ -177,7 +177,7 @@ class Worker {
   size_t clients() const { return clients_.size(); }
 
   // Watch the shared listen sockets through a private epoll instance
-  // (level-triggered: every waiting worker is woken, see on_listener); the
+  // (level-triggered, one waiting worker woken: see on_listener); the
   // connections' sockets join the same instance (watch_socket). Returns
   // false on error.
   bool start_accepting(const std::vector<int>& listen_fds);
@@ -218,7 +218,11 @@ class Worker {
   std::vector<std::string*> free_bufs_;
   std::vector<ClientConn*> clients_;  // unordered; ClientConn keeps its index
   bool on_events(const epoll_event* evs, int n);
-  void on_listener(int lfd);
+  void on_listener(int lfd, bool woken = true);  // woken: by its event, not by a kick
+  void on_kick();
+  bool watch_listener(int fd);  // EPOLL_CTL_ADD, exclusive when kick_fd_ >= 0
+  int kick_fd_ = -1;            // Setup::accept_kick_fd; -1 when listeners wake every worker
+  bool kick_due_ = false;       // a connection this worker was woken for is left queued
   void end_turn();  // the ready sockets, the turn's sends, the closed connections freed
   bool over_share() const;
   void pause_accepting(uint64_t ms, bool shared_only = false);

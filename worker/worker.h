@@ -48,6 +48,10 @@ struct Setup {
   int n_workers = 1;          // accept balance looks at slots 0..n-1 (this one among them)
   bool reuse_port = false;    // also accept on a private SO_REUSEPORT socket per listener
   int admin_fd = -1;          // the admin socket (listening, unix), or -1 (worker/admin_socket.h)
+  // An eventfd in every worker's set: a worker woken alone (EPOLLEXCLUSIVE)
+  // for a connection it cannot take wakes the others with it (-1: the
+  // listeners wake every worker instead). See Worker::on_listener.
+  int accept_kick_fd = -1;
   // The TLS listeners' context (worker/tls_context.h), built by the master
   // before fork; null when no listener speaks TLS. Listener i speaks TLS
   // when site->server.listen[i].tls.

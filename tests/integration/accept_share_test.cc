@@ -5,13 +5,17 @@
 // a moment (review 35: a worker importing its app, a draining one,
 // reuse_port's own sockets, workers added by TTIN), nor may a worker that
 // cannot accept keep a connection's wake-up from the others (review 36: a
-// full worker, with the listeners in EPOLLEXCLUSIVE mode).
+// full worker, with the listeners in EPOLLEXCLUSIVE mode; now the accept
+// kick passes it on, also for a worker out of descriptors).
 #include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -46,10 +50,13 @@ std::vector<std::unique_ptr<HttpConn>> hold(uint16_t port, int n) {
 }
 
 // How many of `n` new connections, one after the other, were not answered
-// within `limit` (each: connect, GET, answer, close).
-int slow_answers(uint16_t port, int n, Millis limit, std::string* detail) {
+// within `limit` (each: connect, GET, answer, close). `gap`: a pause before
+// each, so that every worker is back in epoll_wait when it comes (a busy
+// worker also finds it on its ready list).
+int slow_answers(uint16_t port, int n, Millis limit, std::string* detail, Millis gap = Millis(0)) {
   int slow = 0;
   for (int i = 0; i < n; i++) {
+    std::this_thread::sleep_for(gap);
     auto t0 = Clock::now();
     HttpConn c(port, limit);
     Response r = c.request("GET", "/probe");
@@ -262,6 +269,70 @@ TEST(AcceptShare, AFullWorkerLeavesTheConnectionToOneWithRoom) {
   std::this_thread::sleep_for(Millis(1000));  // the replacement's listeners are in its set
   std::string detail;
   EXPECT_EQ(slow_answers(srv.port(), 5, Millis(1000), &detail), 0) << detail << "\n" << srv.output();
+}
+
+// The lowest descriptor number `pid` has free: a soft RLIMIT_NOFILE there
+// makes its next accept4() fail with EMFILE.
+int lowest_free_fd(int pid) {
+  std::vector<bool> used;
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      size_t n = std::stoul(e->d_name);
+      if (n >= used.size()) used.resize(n + 1);
+      used[n] = true;
+    }
+    closedir(d);
+  }
+  size_t i = 0;
+  while (i < used.size() && used[i]) i++;
+  return (int)i;
+}
+
+// A worker woken alone (EPOLLEXCLUSIVE) whose accept4() fails for want of
+// descriptors leaves the connection queued; it must wake the others (the
+// accept kick), not keep the connection until the next one arrives or it
+// has descriptors again. Which of the two workers the kernel wakes first
+// depends on the order they joined the listener's wait queue, so each in
+// turn is starved: in one of the rounds the starved one is woken first.
+TEST(AcceptShare, AWorkerOutOfDescriptorsLeavesTheConnectionToTheOthers) {
+  PastureServer srv(kEchoSite, 2);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  int master = srv.proc().pid();
+  ASSERT_TRUE(wait_until([&] { return children_of(master).size() == 2; }));
+  std::vector<int> workers = children_of(master);
+  for (int starved : workers) {
+    rlimit was{};
+    ASSERT_EQ(prlimit(starved, RLIMIT_NOFILE, nullptr, &was), 0) << strerror(errno);
+    rlimit low = was;
+    low.rlim_cur = (rlim_t)lowest_free_fd(starved);
+    ASSERT_EQ(prlimit(starved, RLIMIT_NOFILE, &low, nullptr), 0) << strerror(errno);
+    std::string detail;
+    EXPECT_EQ(slow_answers(srv.port(), 6, Millis(1000), &detail, Millis(50)), 0)
+        << "worker " << starved << " out of descriptors:" << detail << "\n" << srv.output();
+    ASSERT_EQ(prlimit(starved, RLIMIT_NOFILE, &was, nullptr), 0) << strerror(errno);
+  }
+  EXPECT_EQ(children_of(master).size(), 2u) << srv.output();
+}
+
+// A binary upgrade: the old master's worker, full, is woken first for a
+// connection; its kick must reach the new master's worker, which has room
+// (the new master inherits the kick with the listen sockets).
+TEST(AcceptShare, AFullWorkerOfTheOldMasterLeavesTheConnectionToTheNewOne) {
+  PastureServer srv("max_connections = 2\n" + kEchoSite, 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  int master = srv.proc().pid();
+  ASSERT_TRUE(wait_until([&] { return children_of(master).size() == 1; }));
+  auto held = hold(srv.port(), 2);
+  // Full, the worker leaves the listener for 1 s, then comes back to its
+  // wait queue: ahead of the new master's worker, which joins after.
+  std::this_thread::sleep_for(Millis(1500));
+  ASSERT_TRUE(srv.proc().signal(SIGUSR2));
+  ASSERT_TRUE(wait_until([&] { return occurrences(srv.output(), "serving on") >= 2; })) << srv.output();
+  std::this_thread::sleep_for(Millis(500));  // the new worker's listener is in its set
+  std::string detail;
+  EXPECT_EQ(slow_answers(srv.port(), 3, Millis(1000), &detail, Millis(50)), 0) << detail << "\n" << srv.output();
 }
 
 }  // namespace

@@ -39,13 +39,6 @@ std::string two_endpoints_site(uint16_t first, const EtcdServer& etcd, const std
          ",127.0.0.1:" + std::to_string(etcd.port()) + kPrefix + "\n" + keys;
 }
 
-// How many times `needle` is in `text`.
-int occurrences(const std::string& text, const std::string& needle) {
-  int n = 0;
-  for (size_t at = 0; (at = text.find(needle, at)) != std::string::npos; at++) n++;
-  return n;
-}
-
 std::string field(uint16_t port, const std::string& server, const char* name) {
   json::Value v = status_json(port);
   const json::Value* row = server_row(v, server);

@@ -20,12 +20,6 @@ long ms_since(Clock::time_point t0) {
   return (long)std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
 }
 
-size_t occurrences(const std::string& hay, const std::string& needle) {
-  size_t n = 0;
-  for (size_t i = hay.find(needle); i != std::string::npos; i = hay.find(needle, i + 1)) n++;
-  return n;
-}
-
 // Waits until none of `pids` is a child of `parent` any more (exited and
 // reaped); milliseconds since `t0`, or -1 after 5 s.
 long gone_ms(int parent, const std::vector<int>& pids, Clock::time_point t0) {
@@ -115,7 +109,7 @@ TEST(Drain, NoKeepAliveClientNoticesReloadsScalingOrUpgrade) {
     std::vector<int> old = children_of(master);
     auto t0 = Clock::now();
     srv.proc().signal(SIGHUP);
-    ASSERT_TRUE(wait_until([&] { return occurrences(srv.output(), "reloaded: generation") >= (size_t)i; }))
+    ASSERT_TRUE(wait_until([&] { return occurrences(srv.output(), "reloaded: generation") >= i; }))
         << srv.output();
     note(gone_ms(master, old, t0), "HUP");
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

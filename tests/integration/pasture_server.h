@@ -78,6 +78,13 @@ inline uint64_t typed_value(const conf::json::Value& v, std::initializer_list<co
   return x ? (uint64_t)x->as_number() : ~0ull;
 }
 
+// How many times `needle` is in `text` (a server's output, say).
+inline int occurrences(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = 0; (at = text.find(needle, at)) != std::string::npos; at++) n++;
+  return n;
+}
+
 inline std::vector<int> children_of(int pid) {
   std::vector<int> out;
   std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
