@@ -559,14 +559,18 @@ void Worker::end_turn() {
 // wrong for a moment (a worker still importing its app counts as accepting
 // until start_accepting, one just killed until it is reaped): since a
 // worker steps aside only after taking what woke it, and for 2 ms, a wrong
-// view delays a connection by that much at most (review 35 H-1).
+// view delays a connection by that much at most (review 35 H-1). The last
+// worker accepting, over its share, calls the others back once (the accept
+// kick; on_kick): in a burst of connects (wrk opening 50 at once) the one
+// that stepped aside first would otherwise stay aside while the other took
+// the rest (2 workers: 41 and 9 connections, where nginx had 25 and 25).
 
-bool Worker::over_share() const {
+Worker::Share Worker::share() const {
   // The slots the master has forked into, TTIN's after this worker's too
   // (review 35 M-2: they were not seen, and the spread went uneven).
   int n = std::max<int>(n_workers_, (int)shm_->header().worker_slots_used.load(std::memory_order_relaxed));
   n = std::min<int>(n, (int)shm_->sizes().n_workers);
-  if (n <= 1) return false;
+  if (n <= 1) return Share::kFair;
   // Live slots only: TTOU retires workers without telling the others, and
   // a reaped slot holds pid 0 (review 34: counting all n_workers_, every
   // survivor stepped aside at once and nobody accepted). A draining worker
@@ -580,10 +584,11 @@ bool Worker::over_share() const {
     if (&all_slots_[i] != slot_ && all_slots_[i].share_paused.load(std::memory_order_relaxed)) aside++;
     total += all_slots_[i].connections.load(std::memory_order_relaxed);
   }
-  if (live <= 1 || aside >= live - 1) return false;
+  if (live <= 1) return Share::kFair;
   uint64_t fair = total / live;
   uint64_t mine = clients_.size();
-  return mine > fair + std::max<uint64_t>(2, fair / 16);
+  if (mine <= fair + std::max<uint64_t>(2, fair / 16)) return Share::kFair;
+  return aside >= live - 1 ? Share::kOverAlone : Share::kOver;
 }
 
 bool Worker::own_listener(int fd) const {
@@ -637,9 +642,14 @@ bool Worker::watch_listener(int fd) {
 // this one can. A paused worker (full, out of descriptors, aside) leaves it
 // (on_listener returns at once), as does a draining one.
 // Not passed on again from here (woken = false): two full workers would
-// kick each other for ever.
+// kick each other for ever. A worker that stepped aside comes back if it is
+// within its share now (the last one accepting is over its own).
 void Worker::on_kick() {
-  if (draining_ || accept_paused_ || full()) return;
+  if (draining_ || full()) return;
+  if (accept_paused_) {
+    if (!aside_only_ || accept_starved_ || share() != Share::kFair) return;
+    resume_accepting();
+  }
   for (int fd : listen_fds_)
     if (!own_listener(fd)) on_listener(fd, false);
 }
@@ -680,10 +690,12 @@ bool Worker::on_events(const epoll_event* evs, int n) {
 // event behind a pause in the same batch) would leave it queued with
 // nobody woken until the next connection came (review 36 H-1): it writes
 // the accept kick instead, an eventfd in every worker's set, and the
-// others try (on_kick). A worker over its share still accepts what woke
-// it, and steps aside (over_share) only when the queue was empty. A worker
-// paused with connections still queued finds them when it resumes:
-// re-adding the listener reports it readable.
+// others try (on_kick). A worker over its share still accepts a batch of
+// what woke it, then steps aside (share()) and kicks the others for what is
+// still queued (a burst of connects would otherwise go to whichever worker
+// got the CPU first: 40 of 40); with the herd, only once the queue was
+// empty. A worker paused with connections still queued finds them when it
+// resumes: re-adding the listener reports it readable.
 void Worker::on_listener(int lfd, bool woken) {
   if (draining_) return;
   // Paused by an earlier event of this batch: resuming polls the socket.
@@ -716,9 +728,18 @@ void Worker::on_listener(int lfd, bool woken) {
     kick_due_ |= kick && !drained;
     return;
   }
-  if (drained && !accept_paused_ && over_share()) {
-    slot_->share_paused.store(1, std::memory_order_relaxed);
-    pause_accepting(kOverSharePauseMs, /*shared_only=*/true);
+  if (!accept_paused_) {
+    Share s = share();
+    if (s == Share::kOver && (drained || kick_fd_ >= 0)) {
+      slot_->share_paused.store(1, std::memory_order_relaxed);
+      pause_accepting(kOverSharePauseMs, /*shared_only=*/true);
+      // What is still queued goes to the others (with the herd, those the
+      // connections woke may have found the queue empty then).
+      kick_due_ |= !drained && !own_listener(lfd);
+    } else if (s == Share::kOverAlone && !called_back_) {
+      kick_due_ |= kick_fd_ >= 0;
+    }
+    called_back_ = s == Share::kOverAlone;
   }
 }
 
@@ -782,7 +803,7 @@ void Worker::start_drain() {
     for (int fd : listen_fds_) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     if (kick_fd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, kick_fd_, nullptr);
     uv_timer_stop(&accept_pause_);
-    slot_->share_paused.store(1, std::memory_order_relaxed);  // accepts no more (over_share)
+    slot_->share_paused.store(1, std::memory_order_relaxed);  // accepts no more (share())
     for (int fd : listen_fds_) {
       accept_batch(fd, 1 << 16, false);
       close(fd);  // this process will not accept again; let the port go with the master

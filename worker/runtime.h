@@ -224,7 +224,11 @@ class Worker {
   int kick_fd_ = -1;            // Setup::accept_kick_fd; -1 when listeners wake every worker
   bool kick_due_ = false;       // a connection this worker was woken for is left queued
   void end_turn();  // the ready sockets, the turn's sends, the closed connections freed
-  bool over_share() const;
+  // kOver: more than its share of the open connections, to step aside;
+  // kOverAlone: so, but every other live worker is aside (runtime.cc).
+  enum class Share { kFair, kOver, kOverAlone };
+  Share share() const;
+  bool called_back_ = false;  // kOverAlone, and the others were kicked
   void pause_accepting(uint64_t ms, bool shared_only = false);
   bool own_listener(int fd) const;  // reuse_port: one of own_fds_
   void resume_accepting();
