@@ -27,6 +27,7 @@ bool Master::probe_apps(Generation& g, std::string* err) {
     forget_notify_socket();
     worker::drop_capabilities();
     log::set_role("app loader");
+    close_listeners_in_child();
     std::string why;
     int rc = worker::wsgi::load(g.site, g.setup.app_options, &why) ? 0 : 3;
     if (rc) fprintf(stderr, "%s\n", why.c_str());

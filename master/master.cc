@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -318,7 +319,7 @@ std::unique_ptr<Master::Generation> Master::make_generation(conf::Site site, std
   g->setup.log_file = opts_.log_file;
   g->setup.reuse_port = g->site.server.reuse_port;
   g->setup.admin_fd = admin_.fd;
-  if (accept_kick_fd_ < 0) accept_kick_fd_ = accept_kick_fd();
+  if (accept_kick_fd_ < 0) accept_kick_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   g->setup.accept_kick_fd = accept_kick_fd_;
   g->setup.master_pid = getpid();
   next_gen_id_++;
@@ -471,9 +472,7 @@ void Master::spawn_health() {
     log::set_role("health");
     forget_notify_socket();
     worker::drop_capabilities();  // binds nothing: no CAP_NET_BIND_SERVICE kept for reuse_port
-    for (const Socket& s : sockets_) close(s.fd);  // never accepts; must not keep ports bound
-    if (admin_.fd >= 0) close(admin_.fd);
-    if (accept_kick_fd_ >= 0) close(accept_kick_fd_);
+    close_listeners_in_child();
     int rc = run_health_checker(std::move(targets));
     fflush(nullptr);
     sanitizer::check_leaks_before_exit();
@@ -509,6 +508,13 @@ void Master::reap() {
   int status;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    // A worker the kernel had just woken for a connection may have died
+    // before taking it: the others try (the accept kick; review 53 M-2).
+    if (accept_kick_fd_ >= 0) {
+      uint64_t one = 1;
+      if (write(accept_kick_fd_, &one, sizeof one) < 0) {
+      }
+    }
     auto r = std::find_if(retiring_.begin(), retiring_.end(),
                           [&](const Retiring& x) { return x.pid == pid; });
     if (r != retiring_.end()) {
@@ -760,42 +766,6 @@ void Master::change_workers(int delta) {
   notify_status();
 }
 
-// nginx-style binary upgrade: start the (new) binary with our listen sockets;
-// both masters serve until the operator stops the old one (TERM/QUIT).
-void Master::upgrade_binary() {
-  std::string exe = self_exe_;
-  if (exe.size() > 10 && exe.compare(exe.size() - 10, 10, " (deleted)") == 0)
-    exe.resize(exe.size() - 10);  // replaced on disk: run the new file at that path
-  std::string fds;
-  for (const Socket& s : sockets_) fds += (fds.empty() ? "" : ",") + std::to_string(s.fd);
-  if (admin_.fd >= 0) fds += (fds.empty() ? "" : ",") + std::to_string(admin_.fd);
-  pid_t pid = fork();
-  if (pid < 0) {
-    PLOG_ERROR("SIGUSR2: fork() failed: %s", strerror(errno));
-    return;
-  }
-  if (pid == 0) {
-    for (const Socket& s : sockets_) fcntl(s.fd, F_SETFD, 0);
-    if (admin_.fd >= 0) fcntl(admin_.fd, F_SETFD, 0);
-    setenv(kInheritEnv, fds.c_str(), 1);
-    if (accept_kick_fd_ >= 0) {
-      fcntl(accept_kick_fd_, F_SETFD, 0);
-      setenv(kKickEnv, std::to_string(accept_kick_fd_).c_str(), 1);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    std::vector<char*> av;
-    for (auto& a : argv_) av.push_back(const_cast<char*>(a.c_str()));
-    av.push_back(nullptr);
-    execv(exe.c_str(), av.data());
-    fprintf(stderr, "pasture: SIGUSR2: execv(%s) failed: %s\n", exe.c_str(), strerror(errno));
-    _exit(127);
-  }
-  upgrade_pid_ = pid;
-  PLOG_NOTICE("SIGUSR2: started new master %s, pid %d, with the listen sockets", exe.c_str(),
-              (int)pid);
-}
 
 // The app processes stop last: until the workers are gone they may still be
 // finishing requests on them.
@@ -876,6 +846,7 @@ int Master::run() {
   signal(SIGPIPE, SIG_IGN);
   raise_nofile_limit();
   // Sockets handed over by systemd or by the previous master in an upgrade.
+  accept_kick_fd_ = inherited_kick_fd(getenv(kInheritEnv) != nullptr);
   for (int fd : inherited_fds()) {
     Socket s{fd, socket_name(fd)};
     struct stat st;

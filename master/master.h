@@ -165,6 +165,10 @@ class Master {
   // The current generation's health checker (master/health.h), if any pool
   // has health_check; stop_health() retires the running one.
   void spawn_health();
+  // In a child that never accepts (health checker, resolver, app-load
+  // probe): the listen sockets, the admin socket and the accept kick
+  // closed, so that no port stays bound by it.
+  void close_listeners_in_child();
   void stop_health();
   // master_resolver.cc: the current generation's resolver (master/resolver.h),
   // if any pool has discovery sources; reaped_resolver() is true when `pid`

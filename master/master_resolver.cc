@@ -44,8 +44,7 @@ void Master::spawn_resolver() {
     log::set_role("resolver");
     forget_notify_socket();
     worker::drop_capabilities();
-    for (const Socket& s : sockets_) close(s.fd);  // never accepts; must not keep ports bound
-    if (admin_.fd >= 0) close(admin_.fd);
+    close_listeners_in_child();
     int rc = run_resolver(std::move(pools));
     fflush(nullptr);
     sanitizer::check_leaks_before_exit();

@@ -26,11 +26,13 @@ std::vector<int> sd_listen_fds();
 std::vector<int> inherited_fds();
 inline constexpr const char* kInheritEnv = "PASTURE_INHERIT_FDS";
 
-// The accept kick (worker::Setup::accept_kick_fd): the eventfd the previous
-// master handed over in a binary upgrade ($PASTURE_ACCEPT_KICK_FD), so that
-// the workers of both masters, on the same listen sockets, wake each other;
-// else a new one. -1 if eventfd() fails. Unsets the variable.
-int accept_kick_fd();
+// The accept kick (worker::Setup::accept_kick_fd) the previous master
+// handed over in a binary upgrade ($PASTURE_ACCEPT_KICK_FD), so that the
+// workers of both masters, on the same listen sockets, wake each other; -1
+// if none. Only in an upgrade (`upgrade`: $PASTURE_INHERIT_FDS was set):
+// otherwise the variable is some other process's. Unsets it; the
+// descriptor is close-on-exec.
+int inherited_kick_fd(bool upgrade);
 inline constexpr const char* kKickEnv = "PASTURE_ACCEPT_KICK_FD";
 
 // "host:port" of a bound socket, as listeners are matched on reload/upgrade.

@@ -28,6 +28,7 @@ constexpr uint64_t kListenerTag = 1ull << 32;
 constexpr uint64_t kLoopTag = 1ull << 33;  // libuv's own descriptor (Worker::run)
 constexpr uint64_t kKickTag = 1ull << 34;  // Setup::accept_kick_fd (Worker::on_listener)
 constexpr int kAcceptBatch = 8;
+constexpr int kKickBatches = 16;  // of kAcceptBatch, per kick (Worker::on_kick)
 // Out of descriptors or memory, accept4() fails but leaves the connection
 // queued, so the listen socket stays readable: back off this long (or until
 // one of our connections closes) instead of spinning, and say so at most once
@@ -641,17 +642,41 @@ bool Worker::watch_listener(int fd) {
 // Another worker could not take a connection it was woken for: take it if
 // this one can. A paused worker (full, out of descriptors, aside) leaves it
 // (on_listener returns at once), as does a draining one.
+void Worker::write_kick() {
+  uint64_t one = 1;
+  if (kick_fd_ >= 0 && write(kick_fd_, &one, sizeof one) < 0) {
+    // EAGAIN only at a count of 2^64 - 2: never, at one per pause.
+  }
+}
+
 // Not passed on again from here (woken = false): two full workers would
 // kick each other for ever. A worker that stepped aside comes back if it is
 // within its share now (the last one accepting is over its own).
+// The kicked worker takes all that is queued, not one batch: a kick comes
+// once, and the listener's next event, if any, may go to the kicker again
+// (review 53 L-2). Over its share in the middle of a queue, it steps aside
+// and kicks the others for the rest; otherwise it looks at its share once,
+// after every listener (stepping aside after an empty first one, it
+// skipped the others: L-3).
 void Worker::on_kick() {
   if (draining_ || full()) return;
   if (accept_paused_) {
     if (!aside_only_ || accept_starved_ || share() != Share::kFair) return;
     resume_accepting();
   }
-  for (int fd : listen_fds_)
-    if (!own_listener(fd)) on_listener(fd, false);
+  bool rest = false;  // a flood: the rest in a later turn, by whoever is kicked then
+  for (int fd : listen_fds_) {
+    if (own_listener(fd)) continue;
+    for (int n = 0; !accept_paused_ && on_listener(fd, false);) {
+      balance(false, false);  // over its share: aside, and the others kicked for the rest
+      if (++n == kKickBatches) {
+        rest = true;
+        break;
+      }
+    }
+  }
+  balance(true, false);
+  kick_due_ |= rest;
 }
 
 // The epoll set's events: accept on a listener's, read or write on a
@@ -673,10 +698,7 @@ bool Worker::on_events(const epoll_event* evs, int n) {
   }
   if (kick_due_) {
     kick_due_ = false;
-    uint64_t one = 1;
-    if (write(kick_fd_, &one, sizeof one) < 0) {
-      // EAGAIN only at a count of 2^64 - 2: never, at one per pause.
-    }
+    write_kick();
   }
   return libuv_ready;
 }
@@ -696,13 +718,13 @@ bool Worker::on_events(const epoll_event* evs, int n) {
 // got the CPU first: 40 of 40); with the herd, only once the queue was
 // empty. A worker paused with connections still queued finds them when it
 // resumes: re-adding the listener reports it readable.
-void Worker::on_listener(int lfd, bool woken) {
-  if (draining_) return;
+bool Worker::on_listener(int lfd, bool woken) {
+  if (draining_) return false;
   // Paused by an earlier event of this batch: resuming polls the socket.
   bool kick = woken && kick_fd_ >= 0 && !own_listener(lfd);
   if (accept_paused_ && !(aside_only_ && own_listener(lfd))) {
     kick_due_ |= kick;
-    return;
+    return false;
   }
   bool drained = false;
   if (!full() && !accept_batch(lfd, kAcceptBatch, true, &drained)) {
@@ -713,7 +735,7 @@ void Worker::on_listener(int lfd, bool woken) {
     accept_starved_ = true;
     pause_accepting(kAcceptStarvedMs);
     kick_due_ |= kick;
-    return;
+    return false;
   }
   if (full()) {
     // New connections wait in the listen queue, for any worker with room.
@@ -726,21 +748,26 @@ void Worker::on_listener(int lfd, bool woken) {
     accept_starved_ = true;
     pause_accepting(kFullPauseMs);
     kick_due_ |= kick && !drained;
-    return;
+    return false;
   }
-  if (!accept_paused_) {
-    Share s = share();
-    if (s == Share::kOver && (drained || kick_fd_ >= 0)) {
-      slot_->share_paused.store(1, std::memory_order_relaxed);
-      pause_accepting(kOverSharePauseMs, /*shared_only=*/true);
-      // What is still queued goes to the others (with the herd, those the
-      // connections woke may have found the queue empty then).
-      kick_due_ |= !drained && !own_listener(lfd);
-    } else if (s == Share::kOverAlone && !called_back_) {
-      kick_due_ |= kick_fd_ >= 0;
-    }
-    called_back_ = s == Share::kOverAlone;
+  if (woken) balance(drained, own_listener(lfd));
+  return !drained && !accept_paused_;
+}
+
+// After accepting: step aside when over the share (see share()).
+void Worker::balance(bool drained, bool own) {
+  if (accept_paused_) return;
+  Share s = share();
+  if (s == Share::kOver && (drained || kick_fd_ >= 0)) {
+    slot_->share_paused.store(1, std::memory_order_relaxed);
+    pause_accepting(kOverSharePauseMs, /*shared_only=*/true);
+    // What is still queued goes to the others (with the herd, those the
+    // connections woke may have found the queue empty then).
+    kick_due_ |= !drained && !own;
+  } else if (s == Share::kOverAlone && !called_back_) {
+    kick_due_ |= kick_fd_ >= 0;
   }
+  called_back_ = s == Share::kOverAlone;
 }
 
 void Worker::note_accept_failure(int err, bool pausing) {
@@ -809,6 +836,8 @@ void Worker::start_drain() {
       close(fd);  // this process will not accept again; let the port go with the master
     }
     listen_fds_.clear();
+    // What it could not take (EMFILE & co) goes to the others (review 53 L-1).
+    write_kick();
   }
   // Closing an idle keep-alive connection at once would race the request its
   // client may be sending right now (it would meet a closed socket): idle

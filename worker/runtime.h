@@ -218,7 +218,11 @@ class Worker {
   std::vector<std::string*> free_bufs_;
   std::vector<ClientConn*> clients_;  // unordered; ClientConn keeps its index
   bool on_events(const epoll_event* evs, int n);
-  void on_listener(int lfd, bool woken = true);  // woken: by its event, not by a kick
+  // woken: by its event, not by a kick. True when it stopped at the batch
+  // bound and may accept more now.
+  bool on_listener(int lfd, bool woken = true);
+  void balance(bool drained, bool own);
+  void write_kick();
   void on_kick();
   bool watch_listener(int fd);  // EPOLL_CTL_ADD, exclusive when kick_fd_ >= 0
   int kick_fd_ = -1;            // Setup::accept_kick_fd; -1 when listeners wake every worker
