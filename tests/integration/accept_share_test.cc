@@ -207,12 +207,9 @@ TEST(AcceptShare, WorkersAddedByTtinTakeTheirShare) {
   }
 }
 
-// A worker still importing its app (after a kill -9, or TTIN) has its pid in
-// its slot but accepts nothing; the survivors over their share stepped aside
-// for it, and new connections waited for the whole import (review 35 H-1).
-TEST(AcceptShare, AWorkerImportingItsAppDoesNotMakeTheOthersStepAside) {
-  // The app's import takes 3 s once the file "slow" exists beside it.
-  TempDir mod;
+// A WSGI app, pasture_slowimport:factory, in `mod`, whose import takes 3 s
+// once the file "slow" exists beside it.
+void write_slow_import_app(TempDir& mod) {
   mod.write("pasture_slowimport.py",
             "import os, time\n"
             "if os.path.exists(os.path.join(os.path.dirname(__file__), 'slow')): time.sleep(3)\n"
@@ -221,6 +218,14 @@ TEST(AcceptShare, AWorkerImportingItsAppDoesNotMakeTheOthersStepAside) {
             "    return [b'ok\\n']\n"
             "def factory(global_conf, **local):\n"
             "    return app\n");
+}
+
+// A worker still importing its app (after a kill -9, or TTIN) has its pid in
+// its slot but accepts nothing; the survivors over their share stepped aside
+// for it, and new connections waited for the whole import (review 35 H-1).
+TEST(AcceptShare, AWorkerImportingItsAppDoesNotMakeTheOthersStepAside) {
+  TempDir mod;
+  write_slow_import_app(mod);
   const char* old = getenv("PYTHONPATH");
   std::string saved = old ? old : "";
   setenv("PYTHONPATH", mod.path().c_str(), 1);
@@ -252,14 +257,7 @@ TEST(AcceptShare, AWorkerImportingItsAppDoesNotMakeTheOthersStepAside) {
 // (3 s) nor for the next connection (review 53 M-2: 3,275 ms).
 TEST(AcceptShare, AWorkerDyingBeforeItAcceptsLeavesTheConnectionToTheOthers) {
   TempDir mod;
-  mod.write("pasture_slowimport.py",
-            "import os, time\n"
-            "if os.path.exists(os.path.join(os.path.dirname(__file__), 'slow')): time.sleep(3)\n"
-            "def app(environ, start_response):\n"
-            "    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '3')])\n"
-            "    return [b'ok\\n']\n"
-            "def factory(global_conf, **local):\n"
-            "    return app\n");
+  write_slow_import_app(mod);
   std::string die = mod.path() + "/die";
   Process::Env env = {{"LD_PRELOAD", PASTURE_ACCEPT_DIES}, {"PASTURE_TEST_DIE_AT_ACCEPT", die},
                       {"PYTHONPATH", mod.path()}};
