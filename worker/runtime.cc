@@ -639,9 +639,6 @@ bool Worker::watch_listener(int fd) {
   return epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
-// Another worker could not take a connection it was woken for: take it if
-// this one can. A paused worker (full, out of descriptors, aside) leaves it
-// (on_listener returns at once), as does a draining one.
 void Worker::write_kick() {
   uint64_t one = 1;
   if (kick_fd_ >= 0 && write(kick_fd_, &one, sizeof one) < 0) {
@@ -649,10 +646,12 @@ void Worker::write_kick() {
   }
 }
 
-// Not passed on again from here (woken = false): two full workers would
-// kick each other for ever. A worker that stepped aside comes back if it is
-// within its share now (the last one accepting is over its own).
-// The kicked worker takes all that is queued, not one batch: a kick comes
+// Another worker could not take a connection it was woken for: take it if
+// this one can. A paused worker (full, out of descriptors) leaves it, as
+// does a draining one; one that stepped aside comes back if it is within
+// its share now (the last one accepting is over its own). Not passed on
+// again from here (woken = false): two full workers would kick each other
+// for ever. The kicked worker takes all that is queued, not one batch: a kick comes
 // once, and the listener's next event, if any, may go to the kicker again
 // (review 53 L-2). Over its share in the middle of a queue, it steps aside
 // and kicks the others for the rest; otherwise it looks at its share once,
@@ -706,8 +705,9 @@ bool Worker::on_events(const epoll_event* evs, int n) {
 // A listener is in every worker's set, level-triggered, with EPOLLEXCLUSIVE:
 // the kernel wakes one worker waiting in epoll_wait per connection (and
 // puts it on the ready list of every busy one it passes on the way), not
-// every idle worker to race accept4 (8 workers, 2 connections at a time:
-// 15 µs of CPU less per request). A worker so woken that cannot take the
+// every idle worker to race accept4 (8 workers, 2 clients connecting for
+// one request at a time: 67.3 µs of CPU per request instead of 96.6, see
+// the README). A worker so woken that cannot take the
 // connection (at max_connections, out of descriptors, a second listener's
 // event behind a pause in the same batch) would leave it queued with
 // nobody woken until the next connection came (review 36 H-1): it writes
