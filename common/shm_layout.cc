@@ -97,6 +97,7 @@ int64_t Region::reclaim_worker(uint32_t w) {
   slot.requests.store(0, std::memory_order_relaxed);
   slot.heartbeat_ms.store(0, std::memory_order_relaxed);
   slot.share_paused.store(0, std::memory_order_relaxed);  // it may have died stepped aside (review 33)
+  slot.waiting.store(0, std::memory_order_relaxed);     // it may have died waiting
   return returned;
 }
 

@@ -214,7 +214,13 @@ struct alignas(64) WorkerSlot {
   // not. In what was padding, and 0 (not paused) to a reader that does not
   // know it; cleared with the slot (reclaim_worker).
   std::atomic<uint32_t> share_paused;
+  // 1 while the worker blocks in epoll_wait with the shared listeners in
+  // its set: kicked, it takes a connection at once (Worker::balance steps
+  // aside with connections still queued only then). 0 while it runs a
+  // turn, an app call, or has stopped accepting. Also in what was padding.
+  std::atomic<uint32_t> waiting;
 };
+static_assert(sizeof(WorkerSlot) == 64);
 
 // Held counts: row w, column s is how many of ServerSlot s's `active` the
 // process in worker slot w holds. Only that process writes its row while it

@@ -349,6 +349,7 @@ const TlsContext* Worker::tls_of(int lfd) const {
 bool Worker::start_accepting(const std::vector<int>& listen_fds) {
   listen_fds_ = listen_fds;
   slot_->share_paused.store(0, std::memory_order_relaxed);  // a predecessor in the slot may have died paused
+  slot_->waiting.store(0, std::memory_order_relaxed);
   for (size_t i = 0; i < listen_fds.size(); i++) {
     if (h2c_listener(i)) h2c_fds_.push_back(listen_fds[i]);
     if (listener_tls(*site_, tls_, i)) tls_fds_.push_back(listen_fds[i]);
@@ -418,7 +419,14 @@ void Worker::run() {
     // Held output does not wait for the next event either: a poll that
     // finds nothing releases it (below).
     bool held = !holds_.empty();
-    int n = epoll_wait(epfd_, evs, 64, pending || held ? 0 : uv_backend_timeout(loop_));
+    int timeout = pending || held ? 0 : uv_backend_timeout(loop_);
+    // Blocking with the listeners watched: a kick would find it at once.
+    // Aside for its share, it comes back if kicked and within it (on_kick).
+    bool waiting = timeout != 0 && !draining_ && !listen_fds_.empty() &&
+                   (!accept_paused_ || (aside_only_ && !accept_starved_));
+    if (waiting) slot_->waiting.store(1, std::memory_order_relaxed);
+    int n = epoll_wait(epfd_, evs, 64, timeout);
+    if (waiting) slot_->waiting.store(0, std::memory_order_relaxed);
     if (n < 0) {
       if (errno != EINTR) {
         PLOG_ERROR("epoll_wait() failed: %s", strerror(errno));
@@ -566,11 +574,12 @@ void Worker::end_turn() {
 // that stepped aside first would otherwise stay aside while the other took
 // the rest (2 workers: 41 and 9 connections, where nginx had 25 and 25).
 
-Worker::Share Worker::share() const {
+Worker::Share Worker::share(Waiting* others) const {
   // The slots the master has forked into, TTIN's after this worker's too
   // (review 35 M-2: they were not seen, and the spread went uneven).
   int n = std::max<int>(n_workers_, (int)shm_->header().worker_slots_used.load(std::memory_order_relaxed));
   n = std::min<int>(n, (int)shm_->sizes().n_workers);
+  if (others) *others = {};
   if (n <= 1) return Share::kFair;
   // Live slots only: TTOU retires workers without telling the others, and
   // a reaped slot holds pid 0 (review 34: counting all n_workers_, every
@@ -579,12 +588,19 @@ Worker::Share Worker::share() const {
   // one not accepting yet (worker::run sets it, start_accepting clears it).
   uint64_t total = 0;
   int live = 0, aside = 0;
+  Waiting waiting;
   for (int i = 0; i < n; i++) {
-    if (all_slots_[i].pid.load(std::memory_order_relaxed) == 0) continue;
+    const auto& w = all_slots_[i];
+    if (w.pid.load(std::memory_order_relaxed) == 0) continue;
     live++;
-    if (&all_slots_[i] != slot_ && all_slots_[i].share_paused.load(std::memory_order_relaxed)) aside++;
-    total += all_slots_[i].connections.load(std::memory_order_relaxed);
+    if (&w != slot_) {
+      bool paused = w.share_paused.load(std::memory_order_relaxed);
+      aside += paused;
+      if (w.waiting.load(std::memory_order_relaxed)) (paused ? waiting.aside : waiting.accepting) = true;
+    }
+    total += w.connections.load(std::memory_order_relaxed);
   }
+  if (others) *others = waiting;
   if (live <= 1) return Share::kFair;
   uint64_t fair = total / live;
   uint64_t mine = clients_.size();
@@ -654,7 +670,8 @@ void Worker::write_kick() {
 // for ever. The kicked worker takes all that is queued, not one batch: a kick comes
 // once, and the listener's next event, if any, may go to the kicker again
 // (review 53 L-2). Over its share in the middle of a queue, it steps aside
-// and kicks the others for the rest; otherwise it looks at its share once,
+// and kicks the others for the rest if one waits to take it (balance);
+// otherwise it looks at its share once,
 // after every listener (stepping aside after an empty first one, it
 // skipped the others: L-3).
 void Worker::on_kick() {
@@ -714,9 +731,9 @@ bool Worker::on_events(const epoll_event* evs, int n) {
 // the accept kick instead, an eventfd in every worker's set, and the
 // others try (on_kick). A worker over its share still accepts a batch of
 // what woke it, then steps aside (share()) and kicks the others for what is
-// still queued (a burst of connects would otherwise go to whichever worker
-// got the CPU first: 40 of 40); with the herd, only once the queue was
-// empty. A worker paused with connections still queued finds them when it
+// still queued when one of them waits to take it (a burst of connects would
+// otherwise go to whichever worker got the CPU first: 40 of 40; balance);
+// with the herd, only once the queue was empty. A worker paused with connections still queued finds them when it
 // resumes: re-adding the listener reports it readable.
 bool Worker::on_listener(int lfd, bool woken) {
   if (draining_) return false;
@@ -754,18 +771,27 @@ bool Worker::on_listener(int lfd, bool woken) {
   return !drained && !accept_paused_;
 }
 
-// After accepting: step aside when over the share (see share()).
+// After accepting: over its share, a worker steps aside (see share()).
+// With connections still queued, only when another worker waits in
+// epoll_wait to take them, kicked at once: one blocked in an app call (the
+// app called inline), out of descriptors or full counts as accepting but
+// takes nothing, and stepping aside for it took a burst at 8 connections
+// per 2 ms (200 connects: 57 ms instead of 12; review 54 M-1). So does the
+// last one accepting, when one aside waits to be called back: the
+// kicked worker, woken in some tens of µs, found the queue drained by the
+// one still accepting (2 workers under wrk -c50: 8 and 43; M-2). With the
+// queue drained, the last one accepting calls the others back and stays.
 void Worker::balance(bool drained, bool own) {
   if (accept_paused_) return;
-  Share s = share();
-  if (s == Share::kOver && (drained || kick_fd_ >= 0)) {
+  Waiting others;
+  Share s = share(&others);
+  bool hand_over = !drained && !own && kick_fd_ >= 0 && (others.accepting || others.aside);
+  if ((s == Share::kOver && (drained || hand_over)) || (s == Share::kOverAlone && hand_over)) {
     slot_->share_paused.store(1, std::memory_order_relaxed);
     pause_accepting(kOverSharePauseMs, /*shared_only=*/true);
-    // What is still queued goes to the others (with the herd, those the
-    // connections woke may have found the queue empty then).
-    kick_due_ |= !drained && !own;
+    if (hand_over) write_kick();
   } else if (s == Share::kOverAlone && !called_back_) {
-    kick_due_ |= kick_fd_ >= 0;
+    write_kick();
   }
   called_back_ = s == Share::kOverAlone;
 }

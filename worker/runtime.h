@@ -231,7 +231,12 @@ class Worker {
   // kOver: more than its share of the open connections, to step aside;
   // kOverAlone: so, but every other live worker is aside (runtime.cc).
   enum class Share { kFair, kOver, kOverAlone };
-  Share share() const;
+  // Other workers blocked in epoll_wait (WorkerSlot::waiting): accepting,
+  // or aside for their share (a kick calls them back).
+  struct Waiting {
+    bool accepting = false, aside = false;
+  };
+  Share share(Waiting* others = nullptr) const;
   bool called_back_ = false;  // kOverAlone, and the others were kicked
   void pause_accepting(uint64_t ms, bool shared_only = false);
   bool own_listener(int fd) const;  // reuse_port: one of own_fds_

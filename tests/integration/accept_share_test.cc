@@ -10,14 +10,18 @@
 #include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <memory>
@@ -321,45 +325,53 @@ int lowest_free_fd(int pid) {
 // A worker woken alone (EPOLLEXCLUSIVE) whose accept4() fails for want of
 // descriptors leaves the connection queued; it must wake the others (the
 // accept kick), not keep the connection until the next one arrives or it
-// has descriptors again. Which of the two workers the kernel wakes first
-// depends on the order they joined the listener's wait queue, so each in
-// turn is starved: in one of the rounds the starved one is woken first.
+// has descriptors again. The kernel wakes the idle worker first in the
+// listener's wait queue, which is the one that took the last connection
+// with both idle: that one is starved for the next. A log line of the
+// failure did not prove it (review 54 L-1: accept4 fails before it looks
+// at the queue, so a worker that found the listener on its ready list
+// after the other was woken logged it too, and the test passed 2 of 8
+// times without the kick).
 TEST(AcceptShare, AWorkerOutOfDescriptorsLeavesTheConnectionToTheOthers) {
   PastureServer srv(kEchoSite, 2);
   ASSERT_TRUE(srv.started()) << srv.output();
   int master = srv.proc().pid();
   ASSERT_TRUE(wait_until([&] { return children_of(master).size() == 2; }));
-  std::vector<int> workers = children_of(master);
-  // Probes until the starved worker was woken for one (its accept4 failed:
-  // it logs that once); every probe answered at once all the same. If the
-  // kernel never wakes it in its round (the other is first in the queue and
-  // nothing reorders them), it is first in the next one's (review 53 M-1:
-  // a fixed number of probes passed 2 of 5 times without the kick).
-  int woken_starved = 0;
-  for (int starved : workers) {
-    rlimit was{};
-    ASSERT_EQ(prlimit(starved, RLIMIT_NOFILE, nullptr, &was), 0) << strerror(errno);
-    rlimit low = was;
-    low.rlim_cur = (rlim_t)lowest_free_fd(starved);
-    ASSERT_EQ(prlimit(starved, RLIMIT_NOFILE, &low, nullptr), 0) << strerror(errno);
-    std::string failed = "pasture[" + std::to_string(starved) + "] worker";
-    std::string detail;
-    for (int i = 0; i < 30; i++) {
-      EXPECT_EQ(slow_answers(srv.port(), 1, Millis(1000), &detail, Millis(50)), 0)
-          << "worker " << starved << " out of descriptors:" << detail << "\n" << srv.output();
-      std::istringstream out(srv.output());
-      std::string line;
-      bool logged = false;
-      while (std::getline(out, line))
-        logged |= line.find(failed) != std::string::npos && line.find("accept4() failed") != std::string::npos;
-      if (logged) {
-        woken_starved++;
-        break;
-      }
+  std::string detail;
+  ASSERT_EQ(slow_answers(srv.port(), 4, Millis(2000), &detail, Millis(20)), 0) << detail;
+  std::set<int> starved_ones;
+  for (int round = 0; round < 4; round++) {
+    std::this_thread::sleep_for(Millis(150));  // a starved worker's pause is over: both idle
+    int first = 0;
+    {
+      HttpConn c(srv.port(), Millis(2000));
+      ASSERT_EQ(c.request("GET", "/probe").status, 200);
+      std::map<uint16_t, int> owner = owner_by_client_port(master, srv.port());
+      ASSERT_EQ(owner.size(), 1u);
+      first = owner.begin()->second;
     }
-    ASSERT_EQ(prlimit(starved, RLIMIT_NOFILE, &was, nullptr), 0) << strerror(errno);
+    ASSERT_TRUE(wait_until([&] { return owner_by_client_port(master, srv.port()).empty(); }));
+    std::this_thread::sleep_for(Millis(20));
+    rlimit was{};
+    ASSERT_EQ(prlimit(first, RLIMIT_NOFILE, nullptr, &was), 0) << strerror(errno);
+    rlimit low = was;
+    low.rlim_cur = (rlim_t)lowest_free_fd(first);
+    ASSERT_EQ(prlimit(first, RLIMIT_NOFILE, &low, nullptr), 0) << strerror(errno);
+    detail.clear();
+    EXPECT_EQ(slow_answers(srv.port(), 1, Millis(1000), &detail), 0)
+        << "worker " << first << " out of descriptors:" << detail << "\n" << srv.output();
+    ASSERT_EQ(prlimit(first, RLIMIT_NOFILE, &was, nullptr), 0) << strerror(errno);
+    starved_ones.insert(first);
   }
-  EXPECT_GE(woken_starved, 1) << "the starved worker was never woken for a connection\n" << srv.output();
+  // Each starved worker logs its first failure (then one line per 5 s).
+  for (int pid : starved_ones) {
+    std::istringstream out(srv.output());
+    int logged = 0;
+    for (std::string line; std::getline(out, line);)
+      logged += line.find("pasture[" + std::to_string(pid) + "] worker") != std::string::npos &&
+                line.find("accept4() failed") != std::string::npos;
+    EXPECT_EQ(logged, 1) << "worker " << pid << " was starved\n" << srv.output();
+  }
   EXPECT_EQ(children_of(master).size(), 2u) << srv.output();
 }
 
@@ -396,47 +408,139 @@ TEST(AcceptShare, ANewConnectionWakesOneIdleWorker) {
     return n;
   };
   uint64_t before = sleeps();
+  auto t0 = Clock::now();
   std::string detail;
   EXPECT_EQ(slow_answers(srv.port(), 40, Millis(1000), &detail, Millis(10)), 0) << detail;
   uint64_t woken = sleeps() - before;
+  // The loops' ticks (every 100 ms in each worker) are not the listener's:
+  // on a slow run they alone would reach the bound (review 54 L-2).
+  auto ms = std::chrono::duration_cast<Millis>(Clock::now() - t0).count();
+  uint64_t ticks = 4 * (uint64_t)ms / 100;
+  uint64_t by_connections = woken > ticks ? woken - ticks : 0;
   RecordProperty("wakeups", (int)woken);
+  RecordProperty("ticks", (int)ticks);
   // One wake-up per connection for its worker (more when its request comes
-  // apart from the connect), and the loops' timers: 60 of them here
-  // (2026-12-03); the herd: 4 or more per connection (225-236).
-  EXPECT_LT(woken, 40u * 3) << srv.output();
+  // apart from the connect): 60 in all here, 40 of them not ticks
+  // (2026-12-03); the herd: 4 or more per connection (225-236 in all).
+  EXPECT_LT(by_connections, 40u * 5 / 2) << woken << " wake-ups in " << ms << " ms\n" << srv.output();
 }
 
-// A burst of connects (a client opening 40 connections at once, as wrk
-// does) spreads over the workers: the worker that stepped aside first comes
-// back when the last one accepting goes over its share (before: 41 and 9 of
-// 50 under wrk, the one aside staying aside while the other took the rest).
+// A burst of connects (a client opening 40 connections at once from two
+// threads, as wrk does) spreads over the workers: the worker that stepped
+// aside first comes back when the last one accepting goes over its share,
+// and that one steps aside for it while connections are still queued
+// (review 54 M-2: it called the other back only at the end of its turn,
+// when it had taken the rest: 8 and 43 of 51 in 7 of 12 wrk runs).
 TEST(AcceptShare, ABurstOfConnectsSpreadsOverTheWorkers) {
   PastureServer srv(kEchoSite, 2);
   ASSERT_TRUE(srv.started()) << srv.output();
   int master = srv.proc().pid();
   ASSERT_TRUE(wait_until([&] { return children_of(master).size() == 2; }));
+  std::string detail;
+  ASSERT_EQ(slow_answers(srv.port(), 4, Millis(2000), &detail, Millis(20)), 0) << detail;
   // When both workers share a core, one may still run through a whole
-  // burst before the other is scheduled: the rounds are counted together.
+  // burst before the other is scheduled: most rounds, not all.
   std::string spreads;
-  int fewer = 0;
+  int even = 0;
   for (int round = 0; round < 6; round++) {
-    std::vector<Fd> conns;
-    for (int i = 0; i < 40; i++) {
-      conns.push_back(connect_loopback(srv.port()));
-      ASSERT_TRUE(conns.back().valid());
-    }
+    std::vector<Fd> conns[2];
+    std::atomic<int> ready{0};
+    auto burst = [&](std::vector<Fd>* out) {
+      for (ready++; ready < 2;) {
+      }
+      for (int i = 0; i < 20; i++) out->push_back(connect_loopback(srv.port()));
+    };
+    std::thread a(burst, &conns[0]), b(burst, &conns[1]);
+    a.join();
+    b.join();
+    for (auto& v : conns)
+      for (Fd& fd : v) ASSERT_TRUE(fd.valid());
     std::map<uint16_t, int> owner;
     ASSERT_TRUE(wait_until([&] { return (owner = owner_by_client_port(master, srv.port())).size() == 40; }));
     std::map<int, int> per_pid;
     for (auto& [port, pid] : owner) per_pid[pid]++;
     int least = per_pid.size() < 2 ? 0 : std::min(per_pid.begin()->second, per_pid.rbegin()->second);
     spreads += " " + std::to_string(least) + "/" + std::to_string(40 - least);
-    fewer += least;
-    conns.clear();
+    even += least >= 12;
+    for (auto& v : conns) v.clear();
     ASSERT_TRUE(wait_until([&] { return owner_by_client_port(master, srv.port()).empty(); }));
     std::this_thread::sleep_for(Millis(20));  // no worker left aside
   }
-  EXPECT_GE(fewer, 60) << "the fewer of 40 connections a worker took, per round:" << spreads;
+  RecordProperty("spreads", spreads);
+  EXPECT_GE(even, 5) << "the fewer of 40 connections a worker took, per round:" << spreads;
+}
+
+// A WSGI app, pasture_sleepy:factory, in `mod`: GET /sleep takes 1.5 s, and
+// the app is called on the worker's loop (threads = 1), which waits for it.
+void write_sleepy_app(TempDir& mod) {
+  mod.write("pasture_sleepy.py",
+            "import time\n"
+            "def app(environ, start_response):\n"
+            "    if environ['PATH_INFO'] == '/sleep': time.sleep(1.5)\n"
+            "    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '3')])\n"
+            "    return [b'ok\\n']\n"
+            "def factory(global_conf, **local):\n"
+            "    return app\n");
+}
+
+// A worker blocked in an app call counts as accepting but takes nothing:
+// the other, over its share in a burst, stepped aside for it with
+// connections still queued and took them 8 per 2 ms (review 54 M-1: the
+// last of 200 answered at 57 ms instead of 12). It steps aside in the
+// middle of a queue only for a worker waiting in epoll_wait now. 800
+// connects: 99 pauses, 198 ms at least, the old way.
+TEST(AcceptShare, AWorkerBlockedInItsAppDoesNotSlowABurstForTheOther) {
+  rlimit rl{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_cur < 2048 && rl.rlim_max >= 2048) {
+    rl.rlim_cur = 2048;
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+  }
+  ASSERT_GE(rl.rlim_cur, 1024u);
+  const int n = rl.rlim_cur >= 2048 ? 800 : 600;
+  TempDir mod;
+  write_sleepy_app(mod);
+  PastureServer srv("[app:main]\npaste.app_factory = pasture_sleepy:factory\n", 2, {},
+                    {{"PYTHONPATH", mod.path()}});
+  ASSERT_TRUE(srv.started()) << srv.output();
+  int master = srv.proc().pid();
+  ASSERT_TRUE(wait_until([&] { return children_of(master).size() == 2; }));
+  std::string detail;
+  ASSERT_EQ(slow_answers(srv.port(), 4, Millis(2000), &detail, Millis(20)), 0) << detail;
+  std::thread blocker([&] {
+    HttpConn c(srv.port(), Millis(5000));
+    EXPECT_EQ(c.request("GET", "/sleep").status, 200);
+  });
+  std::this_thread::sleep_for(Millis(200));  // its worker is in the app
+  auto t0 = Clock::now();
+  std::vector<Fd> conns;
+  const std::string req = "GET /x HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < n; i++) {
+    conns.push_back(connect_loopback(srv.port()));
+    ASSERT_TRUE(conns.back().valid());
+    ASSERT_EQ(send(conns.back().get(), req.data(), req.size(), MSG_NOSIGNAL), (ssize_t)req.size());
+  }
+  // Every answer ends in "ok\n" (one read each: they are small).
+  std::vector<pollfd> pfds;
+  for (Fd& fd : conns) pfds.push_back({fd.get(), POLLIN, 0});
+  int answered = 0;
+  while (answered < n && Clock::now() - t0 < Millis(1000)) {
+    if (poll(pfds.data(), pfds.size(), 100) <= 0) continue;
+    for (pollfd& p : pfds) {
+      if (p.fd < 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[512];
+      ssize_t got = recv(p.fd, buf, sizeof buf, 0);
+      EXPECT_GT(got, 0);
+      EXPECT_NE(std::string(buf, got > 0 ? got : 0).find("200 OK"), std::string::npos);
+      p.fd = -1;
+      answered++;
+    }
+  }
+  auto ms = std::chrono::duration_cast<Millis>(Clock::now() - t0).count();
+  blocker.join();
+  RecordProperty("burst_ms", (int)ms);
+  ASSERT_EQ(answered, n) << "answered before the blocked worker's app call ended" << srv.output();
+  EXPECT_LT(ms, 170) << n << " connects answered by the free worker in " << ms << " ms";
 }
 
 // A binary upgrade: the old master's worker, full, is woken first for a
