@@ -556,56 +556,29 @@ void Worker::end_turn() {
   free_closed();  // last: nothing of this turn refers to them any more
 }
 
-// Keep-alive connections live long, so whoever accepts them carries their
-// load: a worker holding clearly more than its share of the workers' open
-// connections steps aside for a moment and lets the others accept (the idea
-// of nginx's accept_mutex, with the counts from shared memory). Never the
-// last worker accepting: with short connections (bench --shapes close) the
-// counts swing fast, and all workers stepping aside together left nobody
-// accepting for up to kOverSharePauseMs (2 workers: 0.6x the req/s, 2x the
-// p99). Several may (review 33: after a respawn every full worker steps
-// aside, so the empty one fills up). The view from shared memory can be
-// wrong for a moment (a worker still importing its app counts as accepting
-// until start_accepting, one just killed until it is reaped): since a
-// worker steps aside only after taking what woke it, and for 2 ms, a wrong
-// view delays a connection by that much at most (review 35 H-1). The last
-// worker accepting, over its share, calls the others back once (the accept
-// kick; on_kick): in a burst of connects (wrk opening 50 at once) the one
-// that stepped aside first would otherwise stay aside while the other took
-// the rest (2 workers: 41 and 9 connections, where nginx had 25 and 25).
-
+// The step-aside (share_view, common/accept_share.cc; balance below). The
+// last worker accepting steps aside only to hand a queue over: with short
+// connections (bench --shapes close) the counts swing fast, and all workers
+// stepping aside together left nobody accepting for up to kOverSharePauseMs
+// (2 workers: 0.6x the req/s, 2x the p99). Several may (review 33: after a
+// respawn every full worker steps aside, so the empty one fills up). The
+// view from shared memory can be wrong for a moment (a worker still
+// importing its app counts as accepting until start_accepting, one just
+// killed until it is reaped): since a worker steps aside only after taking
+// what woke it, and for 2 ms, a wrong view delays a connection by that much
+// at most (review 35 H-1). The last worker accepting, over its share, calls
+// the others back (the accept kick; on_kick): in a burst of connects (wrk
+// opening 50 at once) the one that stepped aside first would otherwise stay
+// aside while the other took the rest (2 workers: 41 and 9 connections,
+// where nginx had 25 and 25).
 Worker::Share Worker::share(Waiting* others) const {
   // The slots the master has forked into, TTIN's after this worker's too
   // (review 35 M-2: they were not seen, and the spread went uneven).
   int n = std::max<int>(n_workers_, (int)shm_->header().worker_slots_used.load(std::memory_order_relaxed));
   n = std::min<int>(n, (int)shm_->sizes().n_workers);
-  if (others) *others = {};
-  if (n <= 1) return Share::kFair;
-  // Live slots only: TTOU retires workers without telling the others, and
-  // a reaped slot holds pid 0 (review 34: counting all n_workers_, every
-  // survivor stepped aside at once and nobody accepted). A draining worker
-  // accepts nothing: it counts as aside (start_drain sets its flag), as does
-  // one not accepting yet (worker::run sets it, start_accepting clears it).
-  uint64_t total = 0;
-  int live = 0, aside = 0;
-  Waiting waiting;
-  for (int i = 0; i < n; i++) {
-    const auto& w = all_slots_[i];
-    if (w.pid.load(std::memory_order_relaxed) == 0) continue;
-    live++;
-    if (&w != slot_) {
-      bool paused = w.share_paused.load(std::memory_order_relaxed);
-      aside += paused;
-      if (w.waiting.load(std::memory_order_relaxed)) (paused ? waiting.aside : waiting.accepting) = true;
-    }
-    total += w.connections.load(std::memory_order_relaxed);
-  }
-  if (others) *others = waiting;
-  if (live <= 1) return Share::kFair;
-  uint64_t fair = total / live;
-  uint64_t mine = clients_.size();
-  if (mine <= fair + std::max<uint64_t>(2, fair / 16)) return Share::kFair;
-  return aside >= live - 1 ? Share::kOverAlone : Share::kOver;
+  shm::ShareView v = shm::share_view(all_slots_, n, slot_, clients_.size(), uv_now(loop_), others != nullptr);
+  if (others) *others = {v.accepting, v.aside};
+  return v.share;
 }
 
 bool Worker::own_listener(int fd) const {

@@ -12,6 +12,7 @@
 
 #include "common/balancer.h"
 #include "common/hash_key.h"
+#include "common/accept_share.h"
 #include "common/shm_layout.h"
 #include "conf/model.h"
 #include "worker/access_log.h"
@@ -228,11 +229,8 @@ class Worker {
   int kick_fd_ = -1;            // Setup::accept_kick_fd; -1 when listeners wake every worker
   bool kick_due_ = false;       // a connection this worker was woken for is left queued
   void end_turn();  // the ready sockets, the turn's sends, the closed connections freed
-  // kOver: more than its share of the open connections, to step aside;
-  // kOverAlone: so, but every other live worker is aside (runtime.cc).
-  enum class Share { kFair, kOver, kOverAlone };
-  // Other workers blocked in epoll_wait (WorkerSlot::waiting): accepting,
-  // or aside for their share (a kick calls them back).
+  using Share = shm::Share;  // common/accept_share.h
+  // Other workers that would take a connection if kicked now (ShareView).
   struct Waiting {
     bool accepting = false, aside = false;
   };

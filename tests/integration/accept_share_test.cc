@@ -422,7 +422,8 @@ TEST(AcceptShare, ANewConnectionWakesOneIdleWorker) {
   // One wake-up per connection for its worker (more when its request comes
   // apart from the connect): 60 in all here, 40 of them not ticks
   // (2026-12-03); the herd: 4 or more per connection (225-236 in all).
-  EXPECT_LT(by_connections, 40u * 5 / 2) << woken << " wake-ups in " << ms << " ms\n" << srv.output();
+  // Under CPU load up to 117 (review 55 L-3); the herd 234-237 even so.
+  EXPECT_LT(by_connections, 160u) << woken << " wake-ups in " << ms << " ms\n" << srv.output();
 }
 
 // A burst of connects (a client opening 40 connections at once from two
@@ -439,10 +440,12 @@ TEST(AcceptShare, ABurstOfConnectsSpreadsOverTheWorkers) {
   std::string detail;
   ASSERT_EQ(slow_answers(srv.port(), 4, Millis(2000), &detail, Millis(20)), 0) << detail;
   // When both workers share a core, one may still run through a whole
-  // burst before the other is scheduled: most rounds, not all.
+  // burst before the other is scheduled: most rounds, not all. The lesser
+  // worker held one batch (8) or so in half the rounds before (review 55
+  // L-2: 6 rounds missed it 7 times in 12).
   std::string spreads;
-  int even = 0;
-  for (int round = 0; round < 6; round++) {
+  int uneven = 0;
+  for (int round = 0; round < 12; round++) {
     std::vector<Fd> conns[2];
     std::atomic<int> ready{0};
     auto burst = [&](std::vector<Fd>* out) {
@@ -461,13 +464,13 @@ TEST(AcceptShare, ABurstOfConnectsSpreadsOverTheWorkers) {
     for (auto& [port, pid] : owner) per_pid[pid]++;
     int least = per_pid.size() < 2 ? 0 : std::min(per_pid.begin()->second, per_pid.rbegin()->second);
     spreads += " " + std::to_string(least) + "/" + std::to_string(40 - least);
-    even += least >= 12;
+    uneven += least <= 9;
     for (auto& v : conns) v.clear();
     ASSERT_TRUE(wait_until([&] { return owner_by_client_port(master, srv.port()).empty(); }));
     std::this_thread::sleep_for(Millis(20));  // no worker left aside
   }
   RecordProperty("spreads", spreads);
-  EXPECT_GE(even, 5) << "the fewer of 40 connections a worker took, per round:" << spreads;
+  EXPECT_LE(uneven, 3) << "the fewer of 40 connections a worker took, per round:" << spreads;
 }
 
 // A WSGI app, pasture_sleepy:factory, in `mod`: GET /sleep takes 1.5 s, and
