@@ -95,6 +95,24 @@ TEST(AcceptShareView, AWaiterWhoseLoopStoppedTickingIsNoTaker) {
   EXPECT_FALSE(w.of(0, 2).accepting);
 }
 
+// An aside worker is a taker up to its share + margin, as on_kick judges
+// itself, and only while its loop ticks (review 56 L-2).
+TEST(AcceptShareView, AnAsideTakerIsWithinItsShareAndTicking) {
+  Slots w;
+  w.set(0, 20, false, false);
+  w.set(1, 8, true, true);
+  w.set(2, 8, false, false);  // blocked in its app
+  // fair (20 + 8 + 8) / 3 = 12, margin 2: 14 is within it, 15 is not.
+  w.s[1].connections.store(14);
+  w.s[2].connections.store(2);
+  EXPECT_TRUE(w.of(0, 3).aside);  // (20 + 14 + 2) / 3 = 12
+  w.s[1].connections.store(15);
+  w.s[2].connections.store(1);
+  EXPECT_FALSE(w.of(0, 3).aside);  // (20 + 15 + 1) / 3 = 12
+  w.set(1, 8, true, true, kWaitingStaleMs + 1);
+  EXPECT_FALSE(w.of(0, 3).aside);
+}
+
 // Reaped slots (pid 0) count for nothing, not even toward the share.
 TEST(AcceptShareView, ReapedSlotsAreNotCounted) {
   Slots w;
@@ -105,6 +123,8 @@ TEST(AcceptShareView, ReapedSlotsAreNotCounted) {
   ShareView v = w.of(0, 3);
   EXPECT_EQ(v.share, Share::kOver);  // fair 12, not 8
   EXPECT_TRUE(v.accepting);
+  w.set(1, 8, false, false);  // no other waiter: the reaped one is no taker
+  EXPECT_FALSE(w.of(0, 3).accepting);
   w.s[1].pid.store(0);
   EXPECT_EQ(w.of(0, 3).share, Share::kFair);  // alone
 }
