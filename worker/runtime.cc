@@ -571,14 +571,12 @@ void Worker::end_turn() {
 // opening 50 at once) the one that stepped aside first would otherwise stay
 // aside while the other took the rest (2 workers: 41 and 9 connections,
 // where nginx had 25 and 25).
-Worker::Share Worker::share(Waiting* others) const {
+shm::ShareView Worker::share(bool others) const {
   // The slots the master has forked into, TTIN's after this worker's too
   // (review 35 M-2: they were not seen, and the spread went uneven).
   int n = std::max<int>(n_workers_, (int)shm_->header().worker_slots_used.load(std::memory_order_relaxed));
   n = std::min<int>(n, (int)shm_->sizes().n_workers);
-  shm::ShareView v = shm::share_view(all_slots_, n, slot_, clients_.size(), uv_now(loop_), others != nullptr);
-  if (others) *others = {v.accepting, v.aside};
-  return v.share;
+  return shm::share_view(all_slots_, n, slot_, clients_.size(), uv_now(loop_), others);
 }
 
 bool Worker::own_listener(int fd) const {
@@ -650,7 +648,7 @@ void Worker::write_kick() {
 void Worker::on_kick() {
   if (draining_ || full()) return;
   if (accept_paused_) {
-    if (!aside_only_ || accept_starved_ || share() != Share::kFair) return;
+    if (!aside_only_ || accept_starved_ || share().share != Share::kFair) return;
     resume_accepting();
   }
   bool rest = false;  // a flood: the rest in a later turn, by whoever is kicked then
@@ -756,9 +754,9 @@ bool Worker::on_listener(int lfd, bool woken) {
 // queue drained, the last one accepting calls the others back and stays.
 void Worker::balance(bool drained, bool own) {
   if (accept_paused_) return;
-  Waiting others;
-  Share s = share(&others);
-  bool hand_over = !drained && !own && kick_fd_ >= 0 && (others.accepting || others.aside);
+  shm::ShareView v = share(true);
+  Share s = v.share;
+  bool hand_over = !drained && !own && kick_fd_ >= 0 && (v.accepting || v.aside);
   if ((s == Share::kOver && (drained || hand_over)) || (s == Share::kOverAlone && hand_over)) {
     slot_->share_paused.store(1, std::memory_order_relaxed);
     pause_accepting(kOverSharePauseMs, /*shared_only=*/true);

@@ -230,11 +230,8 @@ class Worker {
   bool kick_due_ = false;       // a connection this worker was woken for is left queued
   void end_turn();  // the ready sockets, the turn's sends, the closed connections freed
   using Share = shm::Share;  // common/accept_share.h
-  // Other workers that would take a connection if kicked now (ShareView).
-  struct Waiting {
-    bool accepting = false, aside = false;
-  };
-  Share share(Waiting* others = nullptr) const;
+  // others: also who would take a connection if kicked now.
+  shm::ShareView share(bool others = false) const;
   bool called_back_ = false;  // kOverAlone, and the others were kicked
   void pause_accepting(uint64_t ms, bool shared_only = false);
   bool own_listener(int fd) const;  // reuse_port: one of own_fds_
