@@ -61,7 +61,7 @@ struct ShmHeader {
   // while it is set; the master acts on it on its tick.
   std::atomic<uint64_t> drain_at_ms;
   // One past the highest worker slot the master has forked into in this
-  // generation (spawn): a worker's accept balance (Worker::over_share)
+  // generation (spawn): a worker's accept balance (shm::share_view)
   // looks at slots 0..this-1, so workers added by TTIN after it started are
   // seen (review 35 M-2). In what was padding: 0 to a reader that does not
   // know it.
@@ -210,8 +210,8 @@ struct alignas(64) WorkerSlot {
   std::atomic<uint64_t> generation;
   std::atomic<uint32_t> respawns;
   // 1 while the worker has stepped aside from accepting because it holds
-  // more than its share (Worker::over_share): the last worker accepting does
-  // not. In what was padding, and 0 (not paused) to a reader that does not
+  // more than its share (shm::share_view, Worker::balance), or is draining or
+  // not accepting yet. In what was padding, and 0 (not paused) to a reader that does not
   // know it; cleared with the slot (reclaim_worker).
   std::atomic<uint32_t> share_paused;
   // 1 while the worker blocks in epoll_wait with the shared listeners in

@@ -1,4 +1,4 @@
-// The accept step-aside (Worker::over_share): a worker holding more than
+// The accept step-aside (shm::share_view, Worker::balance): a worker holding more than
 // its share of the open connections stops accepting for 2 ms, so that
 // kept-alive connections spread over the workers. It must never leave a
 // new connection waiting, whatever the shared view of who accepts says for
