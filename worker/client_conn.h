@@ -3,7 +3,7 @@
 // the response's head and framing on the wire, timeouts, linger). What a
 // request does (routing, the handler, upstreams, the log) is its
 // Exchange (worker/exchange.h), to which this connection is the ResponseSink.
-// The parser, the head's spans and the Exchange (Request, ~380 bytes) exist
+// The parser, the head's spans and the Exchange (Request, ~470 bytes) exist
 // from a request's first byte until the connection is idle again with
 // nothing buffered: an idle keep-alive connection keeps none of them
 // (release_request, at the end of the loop turn).
@@ -43,6 +43,7 @@
 #include "worker/stream_io.h"
 #include "worker/timers.h"
 #include "worker/exchange.h"
+#include "worker/free_list.h"
 #include "worker/h2_conn.h"
 #include "worker/response_sink.h"
 #include "worker/tls_session.h"
@@ -53,6 +54,9 @@ class H2Conn;
 
 class ClientConn final : public SocketOwner, public ResponseSink, public TurnSender {
  public:
+  static void* operator new(size_t) { return FreeList<sizeof(ClientConn)>::take(); }
+  static void operator delete(void* p) { FreeList<sizeof(ClientConn)>::give(p); }
+
   // Take ownership of an accepted, non-blocking socket; `tls` (the
   // listener's context) makes it a TLS connection; `h2c`: the listener
   // serves HTTP/2 by prior knowledge (worker/client_h2.cc).
@@ -186,6 +190,7 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   void reset_request();
   bool behind();  // over kHighWater: the producer waits (on_write_done resumes it)
   int send_held(const uv_buf_t* extra, unsigned n);
+  static constexpr size_t kCoalesceMax = 2048;  // body bytes send_held copies into the head's buffer
   void stop_reading();
   void start_reading();
 
@@ -206,6 +211,8 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   // What a request needs and an idle connection does not.
   struct Request {
     Request(Worker* w, ClientConn* c);
+    static void* operator new(size_t) { return FreeList<sizeof(Request)>::take(); }
+    static void operator delete(void* p) { FreeList<sizeof(Request)>::give(p); }
     llhttp_t parser;
     HeadCollector head;
     Exchange ex;  // the request in progress (reset between pipelined requests)

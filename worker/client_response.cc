@@ -43,8 +43,22 @@ int ClientConn::send_held(const uv_buf_t* extra, unsigned n) {
   uv_buf_t bufs[6];
   unsigned k = 0;
   Request& rq = request();
-  if (rq.resp_head) bufs[k++] = uv_buf_init(rq.resp_head->data(), (unsigned)rq.resp_head->size());
   bool chunks = rq.resp_out && !rq.resp_out->empty();
+  if (rq.resp_head) {
+    // A small body rides in the head's buffer: one send() rather than a
+    // sendmsg, whose iovec import costs the kernel more than this copy.
+    size_t more = chunks ? rq.resp_out->size() : 0;
+    for (unsigned i = 0; i < n; i++) more += extra[i].len;
+    if (more <= kCoalesceMax) {
+      std::string& o = *rq.resp_head;
+      if (chunks) o.append(*rq.resp_out);
+      for (unsigned i = 0; i < n; i++) o.append(extra[i].base, extra[i].len);
+      chunks = false;
+      if (rq.resp_out) rq.resp_out->clear();
+      n = 0;
+    }
+    bufs[k++] = uv_buf_init(rq.resp_head->data(), (unsigned)rq.resp_head->size());
+  }
   if (chunks) bufs[k++] = uv_buf_init(rq.resp_out->data(), (unsigned)rq.resp_out->size());
   for (unsigned i = 0; i < n; i++) bufs[k++] = extra[i];
   int r = k ? send_out(bufs, k) : 0;

@@ -276,7 +276,7 @@ class Exchange final : public wsgi::Sink {
   int handler_ = -1;
   uint32_t script_len_ = 0;      // bytes of the path a urlmap matched (SCRIPT_NAME)
   uint64_t body_bytes_ = 0;      // request body bytes seen (forwarded or consumed)
-  uint64_t taken_ns_ = 0;        // uv_hrtime() when the current server was taken
+  uint64_t taken_ns_ = 0;        // stats_clock_ns() when the current server was taken
   uint64_t resp_bytes_ = 0;      // response body bytes sent, for the log
   std::string_view set_cookie_;  // sticky cookie: the server id to send back (pool table)
 };

@@ -55,27 +55,35 @@ RouteResult route(const conf::Site& site, std::string_view host_in,
                   std::string_view path, RouteFilters* filters) {
   RouteResult r;
   int h = site.root;
+  // The host, lower-cased and split, is made the first time an entry
+  // names a domain (most sites map by path alone).
   char hostbuf[256];
-  // Longer than any DNS name: matches no domain (never a truncated prefix).
-  bool host_ok = host_in.size() < sizeof hostbuf;
-  size_t hl = host_ok ? host_in.size() : 0;
-  for (size_t i = 0; i < hl; i++) {
-    char c = host_in[i];
-    hostbuf[i] = (c >= 'A' && c <= 'Z') ? char(c + 32) : c;
-  }
-  std::string_view host(hostbuf, hl);
-  // As paste.urlmap: split off the port, else the scheme's default (http: 80).
-  std::string_view host_noport = host, port = "80";
-  size_t colon = host.rfind(':');
-  if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
-    host_noport = host.substr(0, colon);
-    port = host.substr(colon + 1);
-  }
-  // "example.com." is example.com to DNS and to most apps' host checks: as
-  // nginx (ngx_http_validate_host), one trailing dot is not part of the name.
-  if (host_noport.size() > 1 && host_noport.back() == '.') host_noport.remove_suffix(1);
-  std::string host_port(host_noport);
-  host_port.append(":").append(port);
+  bool host_ok = false, host_made = false;
+  std::string_view host_noport;
+  std::string host_port;
+  auto make_host = [&] {
+    host_made = true;
+    // Longer than any DNS name: matches no domain (never a truncated prefix).
+    host_ok = host_in.size() < sizeof hostbuf;
+    size_t hl = host_ok ? host_in.size() : 0;
+    for (size_t i = 0; i < hl; i++) {
+      char c = host_in[i];
+      hostbuf[i] = (c >= 'A' && c <= 'Z') ? char(c + 32) : c;
+    }
+    std::string_view host(hostbuf, hl);
+    // As paste.urlmap: split off the port, else the scheme's default (http: 80).
+    std::string_view port = "80";
+    host_noport = host;
+    size_t colon = host.rfind(':');
+    if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
+      host_noport = host.substr(0, colon);
+      port = host.substr(colon + 1);
+    }
+    // "example.com." is example.com to DNS and to most apps' host checks: as
+    // nginx (ngx_http_validate_host), one trailing dot is not part of the name.
+    if (host_noport.size() > 1 && host_noport.back() == '.') host_noport.remove_suffix(1);
+    host_port.assign(host_noport).append(":").append(port);
+  };
   std::string_view rest = path;
   uint32_t consumed = 0;
 
@@ -89,9 +97,10 @@ RouteResult route(const conf::Site& site, std::string_view host_in,
     }
     int next = hd.not_found;
     for (const conf::UrlMapEntry& e : hd.entries) {
-      if (!e.domain.empty() &&
-          (!host_ok || (e.domain != host_noport && e.domain != host_port)))
-        continue;
+      if (!e.domain.empty()) {
+        if (!host_made) make_host();
+        if (!host_ok || (e.domain != host_noport && e.domain != host_port)) continue;
+      }
       if (!path_matches(rest, e.path)) continue;
       rest.remove_prefix(e.path.size());
       consumed += (uint32_t)e.path.size();

@@ -27,12 +27,21 @@ namespace pasture::worker {
 class H2Conn;
 
 
-// The latency histograms' clock (uv_hrtime, a vDSO call); 0 in the build
-// without counters, where nothing reads it.
+// The latency histograms' clock: uv_hrtime (a vDSO call) read at most once
+// a loop turn, when first asked, as nginx times $upstream_response_time
+// from its per-turn clock: a timing is off by at most the work of one turn
+// (Worker::run forgets the reading after each wait; so does an inline app
+// call once it returns: it may have taken long). 0 in the build without
+// counters, where nothing reads it. The loop's thread only.
+inline uint64_t g_stats_ns = 0;
 inline uint64_t stats_clock_ns() {
-  if constexpr (shm::kCounting) return uv_hrtime();
+  if constexpr (shm::kCounting) {
+    if (!g_stats_ns) g_stats_ns = uv_hrtime();
+    return g_stats_ns;
+  }
   return 0;
 }
+inline void stats_clock_moved() { g_stats_ns = 0; }
 
 class UpstreamConn;
 class ClientConn;

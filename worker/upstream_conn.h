@@ -156,7 +156,7 @@ class UpstreamConn final : public SocketOwner, public TurnSender, private TlsSes
   bool send_queued_ = false;       // in the worker's end-of-turn list (Worker::defer_send)
   int connect_error_ = 0;          // the first head's write failed: the connect's error (connect_failed)
   bool reused_ = false;
-  uint64_t connect_ns_ = 0;  // uv_hrtime() when connect() began (the connect histogram)
+  uint64_t connect_ns_ = 0;  // stats_clock_ns() when connect() began (the connect histogram)
   bool head_request_ = false;
   bool head_done_ = false;       // response head handed to the client
   bool got_bytes_ = false;       // any response byte arrived
