@@ -111,10 +111,7 @@ void Exchange::request_end() {
       finish_local();
       return;
     case Mode::kApp:
-      if (call_) {
-        call_->run();  // may answer at once (inline app)
-        stats_clock_moved();
-      }
+      if (call_) call_->run();  // may answer at once (inline app)
       return;
     case Mode::kStatusCmd:
       run_status_command();
@@ -204,10 +201,9 @@ void Exchange::on_upstream_drained() {
 }
 
 void Exchange::on_sink_drained() {
-  if (call_) {
+  if (call_)
     call_->resume();  // an inline app produces more right here
-    stats_clock_moved();
-  } else if (static_)
+  else if (static_)
     static_pump();
   else if (up_)
     up_->resume_read();

@@ -435,7 +435,6 @@ void Worker::run() {
       n = 0;
     }
     uv_update_time(loop_);
-    stats_clock_moved();
     if (held && n == 0) release_held(true);  // nothing else to do: it goes now
     bool libuv_ready = on_events(evs, n);
     end_turn();
