@@ -53,8 +53,8 @@ int ClientConn::send_held(const uv_buf_t* extra, unsigned n) {
       std::string& o = *rq.resp_head;
       if (chunks) o.append(*rq.resp_out);
       for (unsigned i = 0; i < n; i++) o.append(extra[i].base, extra[i].len);
+      if (chunks) rq.resp_out->clear();
       chunks = false;
-      if (rq.resp_out) rq.resp_out->clear();
       n = 0;
     }
     bufs[k++] = uv_buf_init(rq.resp_head->data(), (unsigned)rq.resp_head->size());

@@ -9,14 +9,15 @@
  * one pcmpestri per 16 bytes and re-enters the state with p advanced by its
  * result, so each block waits on the one before (load, pcmpestri, add: half
  * of llhttp's time with 2 KiB of cookies, perf annotate 2026-12-04). Ours
- * runs on over whole 16-byte blocks (independent loads, SSE2 compares) and
+ * runs over whole 16-byte blocks (independent loads, SSE2 compares) and
  * returns the length of the whole run of matching bytes, which the
  * generated code takes as it takes pcmpestri's 0-16: `p += match_len` and
  * the state again (at the end of the input it suspends, as byte by byte).
  * It reads the generated function's `p` and `endp` by name: llparse's
  * output has named them so since its first release, and a rename fails the
  * build here rather than changing behaviour. Only for short range lists
- * (header values: 3 ranges); tchar's 9 and the URL's 6 keep pcmpestri. */
+ * (header values: 3 ranges; field names' second list, '~' alone); tchar's
+ * first 8 ranges and the URL's 6 keep pcmpestri. */
 #include <x86intrin.h>
 
 #include "llhttp.h"

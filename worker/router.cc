@@ -56,13 +56,13 @@ RouteResult route(const conf::Site& site, std::string_view host_in,
   RouteResult r;
   int h = site.root;
   // The host, lower-cased and split, is made the first time an entry
-  // names a domain (most sites map by path alone).
+  // names a domain (most sites map by path alone); host_port is never
+  // empty once made (it ends in ":port").
   char hostbuf[256];
-  bool host_ok = false, host_made = false;
+  bool host_ok = false;
   std::string_view host_noport;
   std::string host_port;
   auto make_host = [&] {
-    host_made = true;
     // Longer than any DNS name: matches no domain (never a truncated prefix).
     host_ok = host_in.size() < sizeof hostbuf;
     size_t hl = host_ok ? host_in.size() : 0;
@@ -98,7 +98,7 @@ RouteResult route(const conf::Site& site, std::string_view host_in,
     int next = hd.not_found;
     for (const conf::UrlMapEntry& e : hd.entries) {
       if (!e.domain.empty()) {
-        if (!host_made) make_host();
+        if (host_port.empty()) make_host();
         if (!host_ok || (e.domain != host_noport && e.domain != host_port)) continue;
       }
       if (!path_matches(rest, e.path)) continue;

@@ -1,9 +1,9 @@
 // worker/llhttp_sse42.c: the SSE4.2 copy of llhttp, with pasture's own
 // header-value scan, against the portable copy, on the same bytes fed in
 // the same pieces: the same callbacks on the same spans, the same error at
-// the same byte. Field names include runs of '~'; header values mix the bytes either side of every range
-// edge (tab, CTLs, SP, '~', DEL, 0x80, 0xff, CR, LF) at lengths across
-// 16-byte blocks.
+// the same byte. Field names include runs of '~'; header values mix the
+// bytes either side of every range edge (tab, CTLs, SP, '~', DEL, 0x80,
+// 0xff, CR, LF) at lengths across 16-byte blocks.
 #include <gtest/gtest.h>
 #include <llhttp.h>
 
