@@ -48,10 +48,37 @@ static inline __attribute__((always_inline)) int pasture_run(__m128i ranges, int
   return (int)(s - p);
 }
 
-#define _mm_cmpestri(ranges, la, input, lb, mode)                  \
-  ((la) <= 6 ? pasture_run((ranges), (la), p, endp)                \
-             : __builtin_ia32_pcmpestri128((__v16qi)(ranges), (la), \
-                                           (__v16qi)(input), (lb), (mode)))
+/* Header values' list, {TAB, ' '..'~', 0x80..0xff}: the same run, as the
+ * bytes that end it (a control byte but TAB, or DEL), in four compares a
+ * block where the three ranges took nine (2 KiB of cookies: 10,000
+ * instructions of a request's 37,000, callgrind, bench --shapes headers). */
+static inline __attribute__((always_inline)) int pasture_is_value_list(__m128i ranges) {
+  const __m128i list = _mm_setr_epi8(9, 9, ' ', '~', (char)0x80, (char)0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm_movemask_epi8(_mm_cmpeq_epi8(ranges, list)) == 0xffff;
+}
+
+static inline __attribute__((always_inline)) int pasture_value_run(const unsigned char* p,
+                                                                   const unsigned char* endp) {
+  const __m128i c1f = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t'), del = _mm_set1_epi8(0x7f);
+  const unsigned char* s = p;
+  do {
+    __m128i x = _mm_loadu_si128((const __m128i*)s);
+    __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x); /* x <= 0x1f */
+    __m128i end = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(x, tab), ctl), _mm_cmpeq_epi8(x, del));
+    unsigned m = (unsigned)_mm_movemask_epi8(end);
+    if (m) return (int)(s - p) + __builtin_ctz(m);
+    s += 16;
+  } while (endp - s >= 16);
+  return (int)(s - p);
+}
+
+/* (`la` is a constant at each use, and `ranges` a constant blob's: the
+ * choice folds away.) */
+#define _mm_cmpestri(ranges, la, input, lb, mode)                                    \
+  ((la) == 6 && pasture_is_value_list(ranges) ? pasture_value_run(p, endp)           \
+   : (la) <= 6                                ? pasture_run((ranges), (la), p, endp) \
+                                              : __builtin_ia32_pcmpestri128((__v16qi)(ranges), (la), \
+                                                                            (__v16qi)(input), (lb), (mode)))
 
 #define llhttp__internal_execute pasture_llhttp_execute_sse42
 #define llhttp__internal_init pasture_llhttp_init_sse42
