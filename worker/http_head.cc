@@ -414,6 +414,27 @@ void append_uint(std::string& out, uint64_t v) {
   out.append(buf + i, sizeof buf - i);
 }
 
+void append_uint_line(std::string& out, std::string_view prefix, uint64_t v) {
+  char buf[64];
+  if (prefix.size() > sizeof buf - 24) {
+    out.append(prefix.data(), prefix.size());
+    append_uint(out, v);
+    out.append("\r\n");
+    return;
+  }
+  // Built from the end: CRLF, the digits, then the prefix before them.
+  size_t i = sizeof buf;
+  buf[--i] = '\n';
+  buf[--i] = '\r';
+  do {
+    buf[--i] = char('0' + v % 10);
+    v /= 10;
+  } while (v);
+  i -= prefix.size();
+  memcpy(buf + i, prefix.data(), prefix.size());
+  out.append(buf + i, sizeof buf - i);
+}
+
 // RFC 9110 section 15 (and 103, 429, 431, 451, 511 from their RFCs).
 const char* reason_phrase(int status) {
   switch (status) {

@@ -254,6 +254,8 @@ std::string join_base_path(std::string_view base, std::string_view path);
 
 // Append an integer as decimal.
 void append_uint(std::string& out, uint64_t v);
+// `prefix` ("Name: "), the decimal `v` and CRLF, in one append.
+void append_uint_line(std::string& out, std::string_view prefix, uint64_t v);
 // A chunk's size line ("1a2f\r\n") for n bytes, written at the end of buf.
 struct ChunkLine {
   char buf[20];

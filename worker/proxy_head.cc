@@ -43,8 +43,19 @@ void append_field(std::string& o, std::string_view name, std::string_view value)
   o.append("\r\n");
 }
 
-// `prefix` is "Name: ".
+// `prefix` is "Name: ". A short line is built here and appended once (an
+// append is ~30 instructions: Host, X-Forwarded-For and -Host on every
+// proxied request).
 void append_line(std::string& o, std::string_view prefix, std::string_view value) {
+  char line[256];
+  size_t n = prefix.size() + value.size() + 2;
+  if (n <= sizeof line) {
+    memcpy(line, prefix.data(), prefix.size());
+    memcpy(line + prefix.size(), value.data(), value.size());
+    memcpy(line + n - 2, "\r\n", 2);
+    o.append(line, n);
+    return;
+  }
   append(o, prefix);
   append(o, value);
   o.append("\r\n");
@@ -156,9 +167,7 @@ bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
   if (in.body == ProxyHeadInput::Body::kChunked) {
     o.append("Transfer-Encoding: chunked\r\n");
   } else if (in.body == ProxyHeadInput::Body::kLength) {
-    o.append("Content-Length: ");
-    append_uint(o, in.content_length);
-    o.append("\r\n");
+    append_uint_line(o, "Content-Length: ", in.content_length);
   }
   if (!in.upgrade.empty()) {
     append_line(o, "Upgrade: ", in.upgrade);
@@ -170,15 +179,19 @@ bool build_proxy_head(std::string& o, const ProxyHeadInput& in, const ProxyHeadP
     append_line(o, "Host: ", t.authority);
   else if (seen.host.empty())
     append_line(o, "Host: ", p.fallback_host);
-  o.append("X-Forwarded-For: ");
-  if (!seen.xff.value().empty()) {
+  if (seen.xff.value().empty()) {
+    append_line(o, "X-Forwarded-For: ", in.peer);
+  } else {
+    o.append("X-Forwarded-For: ");
     append(o, seen.xff.value());
     o.append(", ");
+    append(o, in.peer);
+    o.append("\r\n");
   }
-  append(o, in.peer);
-  o.append("\r\n");
-  append_line(o, "X-Forwarded-Proto: ",
-              !seen.xfp.empty() ? seen.xfp : in.tls ? std::string_view("https") : std::string_view("http"));
+  if (!seen.xfp.empty())
+    append_line(o, "X-Forwarded-Proto: ", seen.xfp);
+  else
+    o.append(in.tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
   if (!in.subject_header.empty() && !in.subject.empty()) append_field(o, in.subject_header, in.subject);
   // A hosted WSGI app learns the urlmap prefix it is mounted at (its
   // SCRIPT_NAME): python/pasture_wsgi.py decodes it and strips it from
@@ -212,6 +225,15 @@ void FieldJoin::add(std::string_view v) {
 }
 
 void append_via(std::string& o, const FieldJoin& earlier, bool http10, std::string_view name) {
+  // This hop alone (the usual case): one append from a line built here.
+  char line[128];
+  if (earlier.value().empty() && name.size() <= sizeof line - 11) {
+    memcpy(line, http10 ? "Via: 1.0 " : "Via: 1.1 ", 9);
+    memcpy(line + 9, name.data(), name.size());
+    memcpy(line + 9 + name.size(), "\r\n", 2);
+    o.append(line, 11 + name.size());
+    return;
+  }
   o.append("Via: ");
   if (!earlier.value().empty()) {
     append(o, earlier.value());

@@ -267,6 +267,29 @@ std::string response_head(const std::string& raw, bool head_request, bool http10
   return o;
 }
 
+// The status line is written from pieces (the digits, the upstream's reason
+// with its CRLF where that follows it): each way it can be made.
+TEST(WorkerHeadCheck, ResponseStatusLine) {
+  ResponseFraming f;
+  bool valid;
+  auto first_line = [&](const std::string& raw) {
+    std::string o = response_head(raw, false, false, &f, &valid);
+    return o.substr(0, o.find('\n') + 1);
+  };
+  EXPECT_EQ(first_line("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), "HTTP/1.1 200 OK\r\n");
+  EXPECT_EQ(first_line("HTTP/1.1 299 Quite Fine\nContent-Length: 0\n\n"), "HTTP/1.1 299 Quite Fine\r\n");
+  EXPECT_EQ(first_line("HTTP/1.0 404 \r\nContent-Length: 0\r\n\r\n"), "HTTP/1.1 404 Not Found\r\n");
+  EXPECT_EQ(first_line("HTTP/1.1 503 Busy\x01\r\nContent-Length: 0\r\n\r\n"),
+            "HTTP/1.1 503 Service Unavailable\r\n");  // a control byte in the reason
+  EXPECT_EQ(first_line("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
+            "HTTP/1.1 101 Switching Protocols\r\n");
+  std::string o;
+  append_uint_line(o, "Content-Length: ", 0);
+  append_uint_line(o, "X: ", 18446744073709551615ull);
+  append_uint_line(o, std::string(50, 'n'), 7);  // a prefix longer than the line buffer takes
+  EXPECT_EQ(o, "Content-Length: 0\r\nX: 18446744073709551615\r\n" + std::string(50, 'n') + "7\r\n");
+}
+
 TEST(WorkerHeadCheck, ResponseHeadAndFraming) {
   ResponseFraming f;
   bool valid;
