@@ -431,7 +431,7 @@ void append_uint_line(std::string& out, std::string_view prefix, uint64_t v) {
     v /= 10;
   } while (v);
   i -= prefix.size();
-  memcpy(buf + i, prefix.data(), prefix.size());
+  if (!prefix.empty()) memcpy(buf + i, prefix.data(), prefix.size());
   out.append(buf + i, sizeof buf - i);
 }
 

@@ -50,8 +50,9 @@ void append_line(std::string& o, std::string_view prefix, std::string_view value
   char line[256];
   size_t n = prefix.size() + value.size() + 2;
   if (n <= sizeof line) {
-    memcpy(line, prefix.data(), prefix.size());
-    memcpy(line + prefix.size(), value.data(), value.size());
+    // (An empty view may have no data: memcpy must not get its null.)
+    if (!prefix.empty()) memcpy(line, prefix.data(), prefix.size());
+    if (!value.empty()) memcpy(line + prefix.size(), value.data(), value.size());
     memcpy(line + n - 2, "\r\n", 2);
     o.append(line, n);
     return;
@@ -229,7 +230,7 @@ void append_via(std::string& o, const FieldJoin& earlier, bool http10, std::stri
   char line[128];
   if (earlier.value().empty() && name.size() <= sizeof line - 11) {
     memcpy(line, http10 ? "Via: 1.0 " : "Via: 1.1 ", 9);
-    memcpy(line + 9, name.data(), name.size());
+    if (!name.empty()) memcpy(line + 9, name.data(), name.size());
     memcpy(line + 9 + name.size(), "\r\n", 2);
     o.append(line, 11 + name.size());
     return;

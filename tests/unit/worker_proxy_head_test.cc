@@ -387,7 +387,7 @@ TEST(WorkerProxyHead, RunsOfLinesAreTheHeadBuiltFieldByField) {
         Parsed p(head);
         ASSERT_FALSE(p.headers.empty());
         ProxyHeadInput in = p.input();
-        in.method = head.substr(0, head.find(' '));
+        in.method = std::string_view(head).substr(0, head.find(' '));  // a view of `head`, not of a temporary
         in.trusted_peer = trusted;
         ProxyHeadPolicy pol;
         pol.underscores = underscores;
