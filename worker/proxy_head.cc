@@ -226,13 +226,8 @@ void FieldJoin::add(std::string_view v) {
 }
 
 void append_via(std::string& o, const FieldJoin& earlier, bool http10, std::string_view name) {
-  // This hop alone (the usual case): one append from a line built here.
-  char line[128];
-  if (earlier.value().empty() && name.size() <= sizeof line - 11) {
-    memcpy(line, http10 ? "Via: 1.0 " : "Via: 1.1 ", 9);
-    if (!name.empty()) memcpy(line + 9, name.data(), name.size());
-    memcpy(line + 9 + name.size(), "\r\n", 2);
-    o.append(line, 11 + name.size());
+  if (earlier.value().empty()) {  // this hop alone, the usual case: one append
+    append_line(o, http10 ? "Via: 1.0 " : "Via: 1.1 ", name);
     return;
   }
   o.append("Via: ");
