@@ -121,6 +121,20 @@ std::map<uint16_t, int> owner_by_client_port(int master, uint16_t server_port) {
   return owner;
 }
 
+// Whether every worker of `master` takes connections (its app imported):
+// 8 connections held, each answered, are owned by as many pids as there are
+// workers (a worker holding 5 is over its share and steps aside for the
+// others; one still importing its app takes none).
+bool all_accepting(int master, uint16_t port) {
+  auto held = hold(port, 8);
+  std::map<uint16_t, int> owner;
+  if (!wait_until([&] { return (owner = owner_by_client_port(master, port)).size() == held.size(); }))
+    return false;
+  std::set<int> pids;
+  for (auto& [client_port, pid] : owner) pids.insert(pid);
+  return pids.size() == children_of(master).size();
+}
+
 // Kills worker `victim` and waits until the master has replaced it (2 workers again).
 bool kill_and_replace(int master, int victim) {
   if (kill(victim, SIGKILL) != 0) return false;
@@ -269,6 +283,10 @@ TEST(AcceptShare, AWorkerDyingBeforeItAcceptsLeavesTheConnectionToTheOthers) {
   ASSERT_TRUE(srv.started()) << srv.output();
   int master = srv.proc().pid();
   ASSERT_TRUE(wait_until([&] { return children_of(master).size() == 2; }));
+  // Both have imported the app before the import turns slow: one still
+  // importing then would take 3 s itself, and with the other dead the
+  // connection had nobody to take it (1 run in 20 under ctest -j2's load).
+  ASSERT_TRUE(wait_until([&] { return all_accepting(master, srv.port()); })) << srv.output();
   std::string detail;
   ASSERT_EQ(slow_answers(srv.port(), 2, Millis(2000), &detail, Millis(50)), 0) << detail << srv.output();
   mod.write("slow", "");  // the replacement imports for 3 s
