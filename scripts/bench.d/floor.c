@@ -217,10 +217,12 @@ static void run(int lfd)
         for (int k = 0; k < n; k++) {
             struct conn *c = evs[k].data.ptr;
             if (!c) {
-                int fd;
-                while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-                    if (!conn_new(fd, -1)) close(fd);
-                }
+                /* One per event: the listener is level-triggered, so the
+                 * event comes back while more wait, and an accept4 that
+                 * meets EAGAIN is dear (the kernel makes a socket and a
+                 * file before it looks at the queue). */
+                int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+                if (fd >= 0 && !conn_new(fd, -1)) close(fd);
                 continue;
             }
             if (c->fd < 0) continue;     /* closed earlier in this batch */
