@@ -13,7 +13,7 @@
  * this row is its own code; what this row spends is the kernel's loopback
  * TCP, which no user-space design can avoid.
  *
- * usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS] [-u | -C | -t]
+ * usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS] [-u | -C | -t | -s]
  * Modes, for `scripts/bench --shapes` (each the least its traffic needs):
  *   (none) upstream connections pooled and reused, one whole message per read
  *   -u     upstreams that close after every answer: a non-blocking connect
@@ -28,6 +28,13 @@
  *   -t     tunnel: each client pinned to its own upstream connection for its
  *          life, bytes relayed both ways as they come, a partial send kept
  *          until EPOLLOUT (pipelined requests, large answers)
+ *   -s     sequential (not a row of the bench: for the `pipeline` note in
+ *          the README): as -t, but the client's pipelined requests go
+ *          upstream one at a time, the next once the answer before it is
+ *          whole (its Content-Length), and the answers to one client read
+ *          leave together, in one send: the least an HTTP/1.1 proxy that
+ *          does not pipeline upstream (pasture, nginx, HAProxy) must do.
+ *          Assumes body-less requests and answers under 64 KiB.
  * The rewrites are one memmem and one memmove over a head of ~150 bytes:
  * the least a proxy does to keep its two sides' connections apart.
  * With several workers (forked processes) each has its own SO_REUSEPORT
@@ -61,6 +68,15 @@ struct conn {
     int upstream;          /* pool index for an upstream connection, -1 for a client */
     struct conn *peer;     /* the other side while a request is in flight */
     struct conn *next;     /* idle list (upstreams) or free list */
+    struct seq *seq;       /* -s: a client's requests and answers in flight */
+};
+
+/* -s: requests not yet sent upstream, answers not yet sent to the client. */
+struct seq {
+    char rq[65536], an[65536];
+    size_t rqlen, anlen;
+    size_t astart, atotal; /* the answer being read: its offset in an, whole length (0: head not in) */
+    int inflight;
 };
 
 static struct sockaddr_in ups[MAX_UPSTREAMS];
@@ -79,7 +95,8 @@ static struct conn *conn_new(int fd, int upstream)
     c->pend = NULL;
     c->plen = c->poff = 0;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-    if (mode == 't') ev.events |= EPOLLOUT;
+    c->seq = NULL;
+    if (mode == 't' || mode == 's') ev.events |= EPOLLOUT;
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
         c->next = free_list;
         free_list = c;
@@ -101,6 +118,8 @@ static void conn_close(struct conn *c)
     free(c->pend);
     c->pend = NULL;
     c->plen = 0;
+    free(c->seq);
+    c->seq = NULL;
     if (c->upstream >= 0) {              /* unlink from the idle list */
         struct conn **pp = &idle[c->upstream];
         while (*pp && *pp != c) pp = &(*pp)->next;
@@ -201,6 +220,70 @@ static void relay(struct conn *src)
     }
 }
 
+/* -s: the client's next whole request upstream, or, with none, the answers
+ * held so far to the client in one send. */
+static void seq_next(struct conn *c)
+{
+    struct seq *q = c->seq;
+    char *end = memmem(q->rq, q->rqlen, "\r\n\r\n", 4);
+    if (!end) {
+        if (q->anlen && send(c->fd, q->an, q->anlen, MSG_NOSIGNAL) != (ssize_t)q->anlen) {
+            conn_close(c);
+            return;
+        }
+        q->anlen = 0;
+        return;
+    }
+    size_t n = (size_t)(end + 4 - q->rq);
+    if (send(c->peer->fd, q->rq, n, MSG_NOSIGNAL) != (ssize_t)n) { conn_close(c); return; }
+    memmove(q->rq, q->rq + n, q->rqlen - n);
+    q->rqlen -= n;
+    q->inflight = 1;
+    q->astart = q->anlen;
+    q->atotal = 0;
+}
+
+/* -s: read what C has (a client's requests, or its upstream's answer). */
+static void seq_read(struct conn *c)
+{
+    struct conn *cl = c->upstream < 0 ? c : c->peer;
+    if (!cl) { conn_close(c); return; }
+    if (!cl->seq) {
+        cl->seq = calloc(1, sizeof *cl->seq);
+        struct conn *u = cl->seq ? upstream_get() : NULL;
+        if (!u) { conn_close(cl); return; }
+        u->peer = cl;
+        cl->peer = u;
+    }
+    struct seq *q = cl->seq;
+    for (;;) {
+        char *to = c == cl ? q->rq + q->rqlen : q->an + q->anlen;
+        size_t room = c == cl ? sizeof q->rq - q->rqlen : sizeof q->an - q->anlen;
+        if (!room) { conn_close(cl); return; }
+        ssize_t r = recv(c->fd, to, room, 0);
+        if (r < 0 && errno == EAGAIN) return;
+        if (r <= 0) { conn_close(c); return; }
+        if (c == cl) {
+            q->rqlen += (size_t)r;
+            if (!q->inflight) seq_next(cl);
+        } else {
+            q->anlen += (size_t)r;
+            char *a = q->an + q->astart;
+            size_t have = q->anlen - q->astart;
+            if (!q->atotal) {
+                char *hend = memmem(a, have, "\r\n\r\n", 4);
+                char *cl_at = hend ? memmem(a, (size_t)(hend - a), "Content-Length: ", 16) : NULL;
+                if (hend) q->atotal = (size_t)(hend + 4 - a) + (cl_at ? strtoul(cl_at + 16, NULL, 10) : 0);
+            }
+            if (q->atotal && have >= q->atotal) {
+                q->inflight = 0;
+                seq_next(cl);
+            }
+        }
+        if (cl->fd < 0) return;
+    }
+}
+
 static void run(int lfd)
 {
     struct epoll_event evs[512];
@@ -226,6 +309,10 @@ static void run(int lfd)
                 continue;
             }
             if (c->fd < 0) continue;     /* closed earlier in this batch */
+            if (mode == 's') {
+                if (evs[k].events & ~EPOLLOUT) seq_read(c);
+                continue;
+            }
             if (mode == 't') {
                 if ((evs[k].events & EPOLLOUT) && c->plen && flush_pending(c) && c->peer)
                     relay(c->peer);
@@ -267,7 +354,9 @@ int main(int argc, char **argv)
     int workers = 1, lport = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-w") && i + 1 < argc) workers = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-u") || !strcmp(argv[i], "-C") || !strcmp(argv[i], "-t")) mode = argv[i][1];
+        else if (!strcmp(argv[i], "-u") || !strcmp(argv[i], "-C") || !strcmp(argv[i], "-t") ||
+                 !strcmp(argv[i], "-s"))
+            mode = argv[i][1];
         else if (!lport) lport = atoi(argv[i]);
         else if (nups < MAX_UPSTREAMS) {
             ups[nups].sin_family = AF_INET;
@@ -277,7 +366,7 @@ int main(int argc, char **argv)
         }
     }
     if (!lport || !nups || workers < 1) {
-        fprintf(stderr, "usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS] [-u | -C | -t]\n");
+        fprintf(stderr, "usage: floor LISTEN_PORT UPSTREAM_PORT... [-w WORKERS] [-u | -C | -t | -s]\n");
         return 2;
     }
     /* One SO_REUSEPORT listener per worker, all bound before the first
