@@ -740,12 +740,7 @@ TEST(ClientFlow, AnAnswerCutWhenEpollRefusesWriteSpaceEndsInAReset) {
     rep.chunked = true;
     return rep;
   });
-  Process::Env env = {{"LD_PRELOAD", PASTURE_EPOLL_MOD_FAILS}};
-  if (sanitized()) {  // ASan wants its runtime first in the list
-    const char* opts = std::getenv("ASAN_OPTIONS");
-    env.push_back({"ASAN_OPTIONS", std::string(opts ? opts : "") + ":verify_asan_link_order=0"});
-  }
-  PastureServer srv(balancer(up.port()), 1, {}, env);
+  PastureServer srv(balancer(up.port()), 1, {}, preload_env(PASTURE_EPOLL_MOD_FAILS, {}));
   ASSERT_TRUE(srv.started()) << srv.output();
   Fd fd = connect_slow_reader(srv.port());
   ASSERT_TRUE(fd.valid());

@@ -55,6 +55,19 @@ inline Process::Env deliberate_crash_env() {
   return {{"ASAN_OPTIONS", std::string(opts ? opts : "") + ":handle_segv=0"}};
 }
 
+// The environment for a pasture started under an LD_PRELOAD shim
+// (tests/support/*.c), the shim's own variables in `env`: a sanitized one
+// wants ASan's runtime first in the library list, and refuses to start
+// otherwise unless told not to check.
+inline Process::Env preload_env(const char* shim, Process::Env env) {
+  env.insert(env.begin(), {"LD_PRELOAD", shim});
+  if (sanitized()) {
+    const char* opts = std::getenv("ASAN_OPTIONS");
+    env.push_back({"ASAN_OPTIONS", std::string(opts ? opts : "") + ":verify_asan_link_order=0"});
+  }
+  return env;
+}
+
 }  // namespace pasture::test
 
 // GTEST_SKIP() with the reason, in a sanitized build only.
