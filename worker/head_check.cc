@@ -1,6 +1,7 @@
 #include "worker/head_check.h"
 
 #include <array>
+#include <cstdint>
 #include <cstring>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -10,6 +11,9 @@
 
 namespace pasture::worker {
 namespace {
+
+// The largest Content-Length taken, in requests and answers: INT64_MAX.
+constexpr uint64_t kMaxContentLength = (uint64_t)INT64_MAX;
 
 // A field name is a token (RFC 9110 5.1). llhttp's lenient build takes a
 // space inside one ("Transfer-Encoding x"), which a peer may read as
@@ -177,6 +181,10 @@ int check_request_head(const llhttp_t& p, const char* base, HeadCollector& head,
     out->chunked = true;
   }
   if (bad_expect && !http10) return fail(417, "unsupported expectation");
+  // A length pasture's signed body counts can carry, as nginx's off_t:
+  // llhttp takes up to 2^64 - 1, which became -1, "no length", upstream.
+  if ((p.flags & F_CONTENT_LENGTH) && p.content_length > kMaxContentLength)
+    return fail(400, "Content-Length out of range");
   // nginx's order: a body known to be too large is refused before any of it
   // is read, and a client waiting for 100 Continue gets 413 instead.
   if (srv.max_body_bytes && (p.flags & F_CONTENT_LENGTH) && p.content_length > srv.max_body_bytes)
@@ -189,6 +197,9 @@ bool valid_response_head(const char* base, const HeadCollector& h, const llhttp_
   // which went on as an interim "HTTP/1.1 20" that no client can read.
   if (h.folded || p.status_code < 100 || p.status_code > 599) return false;
   if ((p.flags & F_TRANSFER_ENCODING) && !(p.flags & F_CHUNKED)) return false;
+  // As in requests (found by fuzzing, tests/fuzz/response.cc: 2^64 - 1 went
+  // on to the client, whose parser refused it).
+  if ((p.flags & F_CONTENT_LENGTH) && p.content_length > kMaxContentLength) return false;
   for (const HeaderSpan& hs : *h.headers) {
     std::string_view name = span_view(base, hs.name);
     if (!valid_field_name(name, base)) return false;

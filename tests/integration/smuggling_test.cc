@@ -212,6 +212,22 @@ TEST(Smuggling, ResponseTransferEncodingLlhttpDoesNotFrameIsBadGateway) {
   EXPECT_EQ(ex.bytes.find("abc"), std::string::npos) << ex.bytes;
 }
 
+// llhttp takes a Content-Length up to 2^64 - 1: a request's went upstream
+// as -1 (no length) while llhttp framed the client's body by it, and an
+// answer's went on to the client, whose parser refused it (found by
+// tests/fuzz/response.cc). Above INT64_MAX: 400 and 502, as nginx's off_t.
+TEST(Smuggling, AContentLengthAboveInt64MaxIsRefused) {
+  FakeUpstream up("u");
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  Exchange rq = exchange(srv.port(), "POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\nabc");
+  EXPECT_EQ(rq.status(), 400) << rq.bytes;
+  EXPECT_EQ(up.request_count(), 0u);
+  Exchange an = through_upstream_answering(
+      "HTTP/1.1 200 OK\r\nContent-Length: 00000000000000018446744073709551615\r\n\r\n0\r\n\r\n");
+  EXPECT_EQ(an.status(), 502) << an.bytes;
+}
+
 // RFC 9112 6.1: no Transfer-Encoding in a response to HTTP/1.0, even one
 // without a body (HEAD, 304).
 TEST(Smuggling, NoTransferEncodingToHttp10EvenWithoutBody) {
