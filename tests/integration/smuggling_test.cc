@@ -222,6 +222,8 @@ TEST(Smuggling, AContentLengthAboveInt64MaxIsRefused) {
   ASSERT_TRUE(srv.started()) << srv.output();
   Exchange rq = exchange(srv.port(), "POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\nabc");
   EXPECT_EQ(rq.status(), 400) << rq.bytes;
+  Exchange edge = exchange(srv.port(), "POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 09223372036854775808\r\n\r\nabc");
+  EXPECT_EQ(edge.status(), 400) << edge.bytes;  // INT64_MAX + 1, a leading zero
   EXPECT_EQ(up.request_count(), 0u);
   Exchange an = through_upstream_answering(
       "HTTP/1.1 200 OK\r\nContent-Length: 00000000000000018446744073709551615\r\n\r\n0\r\n\r\n");
