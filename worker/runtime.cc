@@ -726,7 +726,7 @@ bool Worker::on_listener(int lfd, bool woken) {
   int max = woken ? 1 : kAcceptBatch;
   bool drained = false;
   bool starved = !full() && !accept_batch(lfd, max, true, &drained);
-  if (!starved && max == 1 && !drained && !full()) {
+  if (!starved && woken && !drained && !full()) {
     if (share().share == Share::kFair) {
       called_back_ = false;  // as balance() would
       return true;
