@@ -88,7 +88,8 @@ class EdgeSocket {
   // Hold the output back: send() queues without writing, until release()
   // (then it leaves at the end of this loop turn, in one sendmsg), until
   // kHoldMax bytes are held, or until the worker releases it (it was held
-  // kHoldMs, or the worker has nothing else to do: Worker::release_held).
+  // kHoldMs, or the worker has nothing else to do and no answer joined it
+  // for the hold's gap: Worker::release_held, Worker::scan_holds).
   // For the answers to pipelined requests (ClientConn::next_request): one
   // write for many answers, where nginx and HAProxy write one each.
   // shutdown() and close() release it too.

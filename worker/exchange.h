@@ -175,7 +175,8 @@ class Exchange final : public wsgi::Sink {
   void release_server(bool failed);
   bool same_member(const PoolRt& pool) const;
   shm::ServerStats& server_stats() { return w_->server_stats(w_->pools()[pool_].targets[server_].shm_index); }
-  uint64_t since_taken_us() const { return (stats_clock_ns() - taken_ns_) / 1000; }
+  // (Read without counters too: the hold's gap follows it, Worker::note_answer_time.)
+  uint64_t since_taken_us() const { return (uv_hrtime() - taken_ns_) / 1000; }
 
   // An in-process Python app (exchange_app.cc).
   void start_app(const char* base, int app, const RequestTarget& t, const NormalPath& np);
@@ -276,7 +277,7 @@ class Exchange final : public wsgi::Sink {
   int handler_ = -1;
   uint32_t script_len_ = 0;      // bytes of the path a urlmap matched (SCRIPT_NAME)
   uint64_t body_bytes_ = 0;      // request body bytes seen (forwarded or consumed)
-  uint64_t taken_ns_ = 0;        // stats_clock_ns() when the current server was taken
+  uint64_t taken_ns_ = 0;        // uv_hrtime() when the current server was taken
   uint64_t resp_bytes_ = 0;      // response body bytes sent, for the log
   std::string_view set_cookie_;  // sticky cookie: the server id to send back (pool table)
 };

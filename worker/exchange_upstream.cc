@@ -87,7 +87,7 @@ void Exchange::take_server(PoolRt& pool, int s, std::string_view request_cookie)
   shm::take_active(slot, w_->held(pool.targets[s].shm_index));
   slot.requests.fetch_add(1, std::memory_order_relaxed);
   server_stats().selected.add();
-  taken_ns_ = stats_clock_ns();
+  taken_ns_ = uv_hrtime();
   set_cookie_ = pool.cfg->method == conf::BalanceMethod::Cookie
                     ? lb::sticky_cookie_to_set(*pool.state, request_cookie, s)
                     : std::string_view();
@@ -431,7 +431,9 @@ bool Exchange::on_response_head(const char* base, const HeadCollector& h, const 
   {
     shm::ServerStats& ss = server_stats();
     ss.responses[shm::status_class(status)].add();
-    ss.ttfb.observe(since_taken_us());
+    uint64_t ttfb = since_taken_us();
+    ss.ttfb.observe(ttfb);
+    w_->note_answer_time(ttfb);
   }
   bool bad = lb::status_in(pool.cfg->fail_on, status);
   char why[48];

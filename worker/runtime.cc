@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 
@@ -416,16 +417,21 @@ void Worker::run() {
     // Work left for the end of a turn (a socket's read budget ran out, a
     // send queued by end_turn itself) does not wait for an event.
     bool pending = !ready_.empty() || !turn_sends_.empty() || !closed_.empty();
-    // Held output does not wait for the next event either: a poll that
-    // finds nothing releases it (below).
+    int timeout = pending ? 0 : uv_backend_timeout(loop_);
+    int64_t wait_us = timeout < 0 ? -1 : (int64_t)timeout * 1000;
+    // Held output waits no longer than its gap (scan_holds): a poll that
+    // finds nothing releases what has waited it (below).
     bool held = !holds_.empty();
-    int timeout = pending || held ? 0 : uv_backend_timeout(loop_);
+    if (held && !pending) {
+      int64_t due = scan_holds(false);
+      if (due >= 0 && (wait_us < 0 || due < wait_us)) wait_us = due;
+    }
     // Blocking with the listeners watched: a kick would find it at once.
     // Aside for its share, it comes back if kicked and within it (on_kick).
-    bool waiting = timeout != 0 && !draining_ && !listen_fds_.empty() &&
+    bool waiting = wait_us != 0 && !draining_ && !listen_fds_.empty() &&
                    (!accept_paused_ || (aside_only_ && !accept_starved_));
     if (waiting) slot_->waiting.store(1, std::memory_order_relaxed);
-    int n = epoll_wait(epfd_, evs, 64, timeout);
+    int n = poll(evs, 64, wait_us);
     if (waiting) slot_->waiting.store(0, std::memory_order_relaxed);
     if (n < 0) {
       if (errno != EINTR) {
@@ -435,7 +441,7 @@ void Worker::run() {
       n = 0;
     }
     uv_update_time(loop_);
-    if (held && n == 0) release_held(true);  // nothing else to do: it goes now
+    if (held && n == 0) scan_holds(true);  // nothing else to do: what has waited its gap goes
     bool libuv_ready = on_events(evs, n);
     end_turn();
     // libuv's turn: its descriptor was readable (a signal, the admin socket,
@@ -498,18 +504,64 @@ void Worker::forget_socket(int fd, EdgeSocket* s) {
 
 void Worker::socket_ready(EdgeSocket* s) { ready_.push_back(s); }
 
+// epoll_wait for up to wait_us µs (-1: no limit): epoll_pwait2 when the
+// wait is not whole milliseconds (a hold's gap), rounded up to them where
+// the kernel has no epoll_pwait2.
+int Worker::poll(epoll_event* evs, int n, int64_t wait_us) {
+  if (wait_us > 0 && wait_us % 1000 != 0 && pwait2_) {
+    timespec ts{(time_t)(wait_us / 1000000), (long)(wait_us % 1000000) * 1000};
+    int r = epoll_pwait2(epfd_, evs, n, &ts, nullptr);
+    if (r >= 0 || errno != ENOSYS) return r;
+    pwait2_ = false;
+  }
+  return epoll_wait(epfd_, evs, n, wait_us < 0 ? -1 : (int)std::min<int64_t>((wait_us + 999) / 1000, INT_MAX));
+}
+
+// (Its first scan sees its queue grow: no clock read per hold.)
 void Worker::socket_held(EdgeSocket* s) { holds_.push_back({s, uv_now(loop_)}); }
 
-// Releases held output that waited kHoldMs (or all of it); forgets the
-// sockets no longer held (their owner released them).
-void Worker::release_held(bool all) {
+// Releases held output that waited kHoldMs; forgets the sockets no longer
+// held (their owner released them).
+void Worker::release_held() {
   uint64_t now = uv_now(loop_);
   std::erase_if(holds_, [&](const Hold& h) {
-    if (h.s->held() && !all && now - h.since < kHoldMs) return false;
+    if (h.s->held() && now - h.since < kHoldMs) return false;
     h.s->in_held = false;
     h.s->release();
     return true;
   });
+}
+
+// The holds' gaps (Worker::kHoldMs): notes which queues grew since the last
+// scan, releases (`release`) those that did not for the gap, and answers
+// how long until the next is due (µs; 0: one is due now; -1: none held).
+int64_t Worker::scan_holds(bool release) {
+  uint64_t now = uv_hrtime() / 1000;
+  uint64_t gap = hold_gap_us();
+  uint64_t cap_left_us = UINT64_MAX;  // kHoldMs, counted in uv_now's milliseconds
+  uint64_t now_ms = uv_now(loop_);
+  int64_t next = -1;
+  std::erase_if(holds_, [&](Hold& h) {
+    if (!h.s->held()) {  // released by its owner
+      h.s->in_held = false;
+      return true;
+    }
+    if (h.s->queued() != h.seen_queued) {
+      h.seen_queued = h.s->queued();
+      h.seen_us = now;
+    }
+    uint64_t left = h.seen_us + gap > now ? h.seen_us + gap - now : 0;
+    if (left == 0 && release) {
+      h.s->in_held = false;
+      h.s->release();
+      return true;
+    }
+    cap_left_us = std::min(cap_left_us, now_ms - h.since >= kHoldMs ? 0 : (kHoldMs - (now_ms - h.since)) * 1000);
+    left = std::min(left, cap_left_us);
+    if (next < 0 || (int64_t)left < next) next = (int64_t)left;
+    return false;
+  });
+  return next;
 }
 
 void Worker::defer_free(void (*fn)(void*), void* p) { closed_.push_back({fn, p}); }
@@ -539,7 +591,7 @@ void Worker::free_closed() {
 void Worker::on_turn_check(uv_check_t* h) { static_cast<Worker*>(h->data)->end_turn(); }
 
 void Worker::end_turn() {
-  if (!holds_.empty()) release_held(false);  // (first: the ready list below writes it)
+  if (!holds_.empty()) release_held();  // (first: the ready list below writes it)
   // Sockets with bytes to read that this turn's events did not read (read
   // restarted, or a budget ran out): first, so that what they produce
   // leaves with the rest below. One queued again meanwhile waits a turn.

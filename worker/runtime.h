@@ -140,9 +140,22 @@ class Worker {
   void forget_socket(int fd, EdgeSocket* s);
   void socket_ready(EdgeSocket* s);
   // A socket whose output is held back (EdgeSocket::hold): released after
-  // kHoldMs, or as soon as the worker finds nothing ready to do.
+  // kHoldMs, or by a poll that finds nothing to do once its queue has not
+  // grown for the hold's gap: twice the upstreams' recent answer time (the
+  // next answer of a pipelined batch is waited for while it is due), none
+  // (the first such poll) when that is over kHoldGapMaxUs (answers that far
+  // apart are not worth a wait) or unknown (no upstream answered yet). A
+  // poll that would block waits no longer than the next gap.
   static constexpr uint64_t kHoldMs = 10;
+  static constexpr uint64_t kHoldGapMaxUs = 5000;
   void socket_held(EdgeSocket* s);
+  // An upstream's answer head came `us` after its server was taken (the
+  // ttfb histogram's figure): a 1/8 moving average of these sets the gap.
+  void note_answer_time(uint64_t us) { answer_us_ += ((int64_t)us - answer_us_) / 8; }
+  uint64_t hold_gap_us() const {
+    uint64_t g = 2 * (uint64_t)answer_us_;
+    return g > kHoldGapMaxUs ? 0 : g;
+  }
   void defer_free(void (*fn)(void*), void* p);
   // Frees what defer_free queued, at the end of each loop turn.
   void free_closed();
@@ -265,10 +278,16 @@ class Worker {
   std::vector<EdgeSocket*> ready_batch_;
   struct Hold {
     EdgeSocket* s;
-    uint64_t since;  // uv_now
+    uint64_t since;        // uv_now (ms) when it was held: kHoldMs
+    uint64_t seen_us = 0;  // uv_hrtime (µs) when a scan saw its queue grow
+    size_t seen_queued = SIZE_MAX;  // its queue then
   };
   std::vector<Hold> holds_;
-  void release_held(bool all);
+  int64_t answer_us_ = 0;  // note_answer_time
+  bool pwait2_ = true;     // epoll_pwait2 works (ENOSYS before Linux 5.11)
+  void release_held();
+  int64_t scan_holds(bool release);
+  int poll(epoll_event* evs, int n, int64_t wait_us);
   struct Closed {
     void (*fn)(void*);
     void* p;

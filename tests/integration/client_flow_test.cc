@@ -549,8 +549,9 @@ constexpr const char* kPipelineABC =
 
 // The answers to pipelined requests are held back so that they leave in one
 // write (EdgeSocket::hold), but never behind a slow one: an answer that is
-// ready goes as soon as the worker has nothing else to do, or after
-// Worker::kHoldMs when it is busy. /b is answered at once, /c after 800 ms:
+// ready goes once the worker has nothing else to do and the next answer is
+// overdue (twice the upstream's recent answer time, here well under 1 ms),
+// or after Worker::kHoldMs when it is busy. /b is answered at once, /c after 800 ms:
 // /b must arrive long before /c.
 void expect_held_answer_not_behind_a_slow_one(bool busy) {
   FakeUpstream up("u");
@@ -645,6 +646,57 @@ TEST(ClientFlow, AHeldPipelinedAnswerGoesSoonOnAPacedWorker) {
     EXPECT_GT(pacer.answered.load(), 1000) << "the pacing client did not keep the worker busy";
     EXPECT_LT(took_us[took_us.size() / 2], 5000) << "µs until /b, sorted: " << all;
   }
+}
+
+// Answers to pipelined requests that come a steady pace apart wait for
+// each other on an idle worker: the hold's gap (twice the upstreams' recent
+// answer time, Worker::kHoldMs) bridges the 1 ms between them, so the six
+// leave in one or two writes. (Before 2026-12-04 the first poll that found
+// nothing to do sent what was held: one write per answer here, six reads.)
+TEST(ClientFlow, PipelinedAnswersAPaceApartLeaveTogether) {
+  FakeUpstream up("u");
+  up.set_handler([&up](const RecordedRequest& r) {
+    Reply rep = up.default_reply(r);
+    rep.delay = Millis(1);
+    return rep;
+  });
+  PastureServer srv(balancer(up.port()), 1);
+  ASSERT_TRUE(srv.started()) << srv.output();
+  {
+    HttpConn warm(srv.port());  // the answer time the gap follows
+    for (int i = 0; i < 16; i++) ASSERT_EQ(warm.request("GET", "/warm").status, 200) << warm.error();
+  }
+  std::string six;
+  for (int i = 0; i < 6; i++) six += "GET /p" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::vector<int> reads;
+  for (int batch = 0; batch < 5; batch++) {
+    Fd fd = connect_loopback(srv.port());
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(send_all(fd.get(), six), IoResult::kOk);
+    // Each read takes what has arrived: one per write while the answers
+    // come 1 ms apart (the client waits in recv, woken by each segment).
+    std::string buf;
+    size_t pos = 0;
+    std::vector<Answer> got;
+    int n = 0;
+    while (got.size() < 6) {
+      Answer a;
+      if (take_answer(buf, &pos, &a)) {
+        got.push_back(std::move(a));
+        continue;
+      }
+      if (recv_some(fd.get(), buf, Millis(3000)) != IoResult::kOk) break;
+      n++;
+    }
+    ASSERT_EQ(got.size(), 6u);
+    for (int i = 0; i < 6; i++) EXPECT_EQ(got[i].body, "u GET /p" + std::to_string(i) + "\n");
+    reads.push_back(n);
+  }
+  std::sort(reads.begin(), reads.end());
+  std::string all;
+  for (int n : reads) all += std::to_string(n) + " ";
+  if (check_resource_bound("the writes a paced pipelined batch takes"))
+    EXPECT_LE(reads[reads.size() / 2], 2) << "reads per batch of six, sorted: " << all;
 }
 
 // Held answers of every size, past the hold's 16 KiB bound and across it,
