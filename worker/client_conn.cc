@@ -543,6 +543,7 @@ void ClientConn::on_request_complete() {
 void ClientConn::finish_exchange() {
   ex().complete();
   served_ = true;
+  rq_->answers++;
   // While the worker drains, keep_alive_ is still set only when this answer
   // went out before the drain began and promised keep-alive: its client may
   // send another request at once, so the connection idles for the drain
@@ -575,6 +576,15 @@ void ClientConn::finish_exchange() {
     return;
   }
   next_request();
+}
+
+// Held answers (EdgeSocket::hold) wait, on an idle worker, only while the
+// next one's head is awaited from an upstream server, for twice its recent
+// answer time since the last answer completed (Worker::scan_holds): not
+// behind an app, a static file or a streaming answer in progress.
+SocketOwner::HoldWait ClientConn::hold_wait() const {
+  if (!rq_) return {};
+  return {rq_->answers, rq_->ex.hold_wait_us()};
 }
 
 // Keep-alive: parse pipelined bytes already here, and read when the backlog

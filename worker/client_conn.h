@@ -68,6 +68,7 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
   void on_sock_end(int err) override;
   void on_write_done(int status) override;
   void on_sock_shut(int status) override;
+  HoldWait hold_wait() const override;
   // The end of the loop turn in which it closed (Worker::defer_close).
   static void finish_close(void* conn);
 
@@ -223,6 +224,7 @@ class ClientConn final : public SocketOwner, public ResponseSink, public TurnSen
     uint32_t inbuf_parsed = 0;   // bytes of the connection's inbuf_ llhttp has consumed
     uint32_t msg_start = 0;      // offset of the current head in its buffer
     uint32_t trailer_bytes = 0;  // of the chunked body's trailer section, never forwarded
+    uint32_t answers = 0;        // answers completed (hold_wait)
     uint8_t crlf_due = 0;        // bytes of a request chunk's CRLF not checked yet (check_chunk_crlf)
   };
   Request& request() {

@@ -53,6 +53,14 @@ class SocketOwner {
   virtual void on_sock_shut(int status) = 0;
   // wait_connect(): the connect finished (0) or failed (a negative errno).
   virtual void on_sock_connected(int) {}
+  // While its output is held (EdgeSocket::hold): the answers it has
+  // completed (a change restarts the hold's gap) and how long an idle
+  // worker may wait for the next one (µs; 0: not at all). Worker::scan_holds.
+  struct HoldWait {
+    uint32_t answers = 0;
+    uint32_t wait_us = 0;
+  };
+  virtual HoldWait hold_wait() const { return {}; }
 
  protected:
   ~SocketOwner() = default;
@@ -88,8 +96,9 @@ class EdgeSocket {
   // Hold the output back: send() queues without writing, until release()
   // (then it leaves at the end of this loop turn, in one sendmsg), until
   // kHoldMax bytes are held, or until the worker releases it (it was held
-  // kHoldMs, or the worker has nothing else to do and no answer joined it
-  // for the hold's gap: Worker::release_held, Worker::scan_holds).
+  // kHoldMs, or the worker has nothing else to do and its owner completed
+  // no answer for as long as it may wait: Worker::release_held,
+  // Worker::scan_holds, SocketOwner::hold_wait).
   // For the answers to pipelined requests (ClientConn::next_request): one
   // write for many answers, where nginx and HAProxy write one each.
   // shutdown() and close() release it too.
@@ -102,6 +111,7 @@ class EdgeSocket {
   // take stays queued for EPOLLOUT.
   void release_now();
   bool held() const { return hold_; }
+  SocketOwner* owner() const { return owner_; }
   // Shut the write side once the queue is written; on_sock_shut follows.
   int shutdown();
   // Closes the descriptor now (queued bytes are dropped; no callback

@@ -87,6 +87,10 @@ class Exchange final : public wsgi::Sink {
 
   bool req_done() const { return req_done_; }
   bool response_started() const { return resp_started_; }
+  // While its answer's head is awaited from an upstream server: how long
+  // an idle worker may wait for it, answers before it held
+  // (Target::hold_wait_us); else 0.
+  uint32_t hold_wait_us() const;
 
   // --- from UpstreamConn (exchange_upstream.cc) ------------------------
   // The upstream's response head is complete. `p` is its parser. Returns
@@ -175,7 +179,7 @@ class Exchange final : public wsgi::Sink {
   void release_server(bool failed);
   bool same_member(const PoolRt& pool) const;
   shm::ServerStats& server_stats() { return w_->server_stats(w_->pools()[pool_].targets[server_].shm_index); }
-  // (Read without counters too: the hold's gap follows it, Worker::note_answer_time.)
+  // (Read without counters too: the hold's wait follows it, Target::note_answer.)
   uint64_t since_taken_us() const { return (uv_hrtime() - taken_ns_) / 1000; }
 
   // An in-process Python app (exchange_app.cc).

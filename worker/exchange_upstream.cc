@@ -433,7 +433,7 @@ bool Exchange::on_response_head(const char* base, const HeadCollector& h, const 
     ss.responses[shm::status_class(status)].add();
     uint64_t ttfb = since_taken_us();
     ss.ttfb.observe(ttfb);
-    w_->note_answer_time(ttfb);
+    pool.targets[server_].note_answer(ttfb);
   }
   bool bad = lb::status_in(pool.cfg->fail_on, status);
   char why[48];
@@ -526,6 +526,11 @@ void Exchange::on_response_done(bool upstream_keepalive) {
   if (server_ >= 0) server_stats().total.observe(since_taken_us());
   release_server(false);
   sink_->end();  // what it holds, the last chunk; last: the connection may start its next request
+}
+
+uint32_t Exchange::hold_wait_us() const {
+  if (server_ < 0 || resp_started_ || resp_done_) return 0;
+  return w_->pools()[pool_].targets[server_].hold_wait_us();
 }
 
 }  // namespace pasture::worker

@@ -1,11 +1,13 @@
 #include "worker/runtime.h"
 
 #include <fcntl.h>
+#include <linux/time_types.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -505,19 +507,25 @@ void Worker::forget_socket(int fd, EdgeSocket* s) {
 void Worker::socket_ready(EdgeSocket* s) { ready_.push_back(s); }
 
 // epoll_wait for up to wait_us µs (-1: no limit): epoll_pwait2 when the
-// wait is not whole milliseconds (a hold's gap), rounded up to them where
-// the kernel has no epoll_pwait2.
+// wait is not whole milliseconds (a hold's wait), rounded up to them where
+// that is refused: ENOSYS before Linux 5.11, EPERM (or anything else) from
+// a seccomp filter that does not know it (older Docker, podman, snap
+// profiles; review 62: a refusal taken for epoll_wait's ended the worker).
+// (The system call, not glibc's wrapper: that needs glibc 2.35.)
 int Worker::poll(epoll_event* evs, int n, int64_t wait_us) {
+#ifdef SYS_epoll_pwait2
   if (wait_us > 0 && wait_us % 1000 != 0 && pwait2_) {
-    timespec ts{(time_t)(wait_us / 1000000), (long)(wait_us % 1000000) * 1000};
-    int r = epoll_pwait2(epfd_, evs, n, &ts, nullptr);
-    if (r >= 0 || errno != ENOSYS) return r;
+    __kernel_timespec ts{wait_us / 1000000, (wait_us % 1000000) * 1000};
+    long r = syscall(SYS_epoll_pwait2, epfd_, evs, n, &ts, nullptr, 0);
+    if (r >= 0 || errno == EINTR) return (int)r;
+    PLOG_INFO("epoll_pwait2() refused (%s): held answers wait whole milliseconds", strerror(errno));
     pwait2_ = false;
   }
+#endif
   return epoll_wait(epfd_, evs, n, wait_us < 0 ? -1 : (int)std::min<int64_t>((wait_us + 999) / 1000, INT_MAX));
 }
 
-// (Its first scan sees its queue grow: no clock read per hold.)
+// (Its first scan stamps it: no clock read per hold.)
 void Worker::socket_held(EdgeSocket* s) { holds_.push_back({s, uv_now(loop_)}); }
 
 // Releases held output that waited kHoldMs; forgets the sockets no longer
@@ -532,12 +540,12 @@ void Worker::release_held() {
   });
 }
 
-// The holds' gaps (Worker::kHoldMs): notes which queues grew since the last
-// scan, releases (`release`) those that did not for the gap, and answers
-// how long until the next is due (µs; 0: one is due now; -1: none held).
+// The holds' waits (Worker::kHoldMs): notes whose owner completed an
+// answer since the last scan, releases (`release`) those that waited as
+// long as their owner allows (SocketOwner::hold_wait), and answers how
+// long until the next is due (µs; 0: one is due now; -1: none held).
 int64_t Worker::scan_holds(bool release) {
   uint64_t now = uv_hrtime() / 1000;
-  uint64_t gap = hold_gap_us();
   uint64_t cap_left_us = UINT64_MAX;  // kHoldMs, counted in uv_now's milliseconds
   uint64_t now_ms = uv_now(loop_);
   int64_t next = -1;
@@ -546,11 +554,12 @@ int64_t Worker::scan_holds(bool release) {
       h.s->in_held = false;
       return true;
     }
-    if (h.s->queued() != h.seen_queued) {
-      h.seen_queued = h.s->queued();
+    SocketOwner::HoldWait w = h.s->owner()->hold_wait();
+    if (h.seen_us == 0 || w.answers != h.seen_answers) {
+      h.seen_answers = w.answers;
       h.seen_us = now;
     }
-    uint64_t left = h.seen_us + gap > now ? h.seen_us + gap - now : 0;
+    uint64_t left = h.seen_us + w.wait_us > now ? h.seen_us + w.wait_us - now : 0;
     if (left == 0 && release) {
       h.s->in_held = false;
       h.s->release();

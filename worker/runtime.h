@@ -47,6 +47,19 @@ class AdminSocket;
 struct Target {
   ResolvedServer addr;
   uint32_t shm_index = 0;
+  // A 1/8 moving average of its answer times in this worker (µs from the
+  // server taken to the answer's head: the ttfb histogram's figure).
+  int64_t answer_us = 0;
+  void note_answer(uint64_t us) { answer_us += ((int64_t)us - answer_us) / 8; }
+  // How long an idle worker waits for its next answer to a pipelined
+  // request before it writes the answers held before it: twice its recent
+  // answer time, none over kHoldWaitMaxUs (answers that far apart are not
+  // worth a wait; one slow answer turns it off for a while).
+  static constexpr uint64_t kHoldWaitMaxUs = 5000;
+  uint32_t hold_wait_us() const {
+    uint64_t g = 2 * (uint64_t)answer_us;
+    return g > kHoldWaitMaxUs ? 0 : (uint32_t)g;
+  }
   std::vector<UpstreamConn*> idle;  // most recently used last
   // An https:// server: the last TLS session it issued, offered by the
   // next connection to resume (UpstreamTlsContext::new_ssl); owned.
@@ -140,22 +153,14 @@ class Worker {
   void forget_socket(int fd, EdgeSocket* s);
   void socket_ready(EdgeSocket* s);
   // A socket whose output is held back (EdgeSocket::hold): released after
-  // kHoldMs, or by a poll that finds nothing to do once its queue has not
-  // grown for the hold's gap: twice the upstreams' recent answer time (the
-  // next answer of a pipelined batch is waited for while it is due), none
-  // (the first such poll) when that is over kHoldGapMaxUs (answers that far
-  // apart are not worth a wait) or unknown (no upstream answered yet). A
-  // poll that would block waits no longer than the next gap.
+  // kHoldMs, or by a poll that finds nothing to do once its owner has
+  // completed no answer for as long as it may wait for the next
+  // (SocketOwner::hold_wait: while the next answer's head is awaited from
+  // an upstream server, twice that server's recent answer time,
+  // Target::hold_wait_us; else not at all). A poll that would block waits
+  // no longer than the next hold's wait.
   static constexpr uint64_t kHoldMs = 10;
-  static constexpr uint64_t kHoldGapMaxUs = 5000;
   void socket_held(EdgeSocket* s);
-  // An upstream's answer head came `us` after its server was taken (the
-  // ttfb histogram's figure): a 1/8 moving average of these sets the gap.
-  void note_answer_time(uint64_t us) { answer_us_ += ((int64_t)us - answer_us_) / 8; }
-  uint64_t hold_gap_us() const {
-    uint64_t g = 2 * (uint64_t)answer_us_;
-    return g > kHoldGapMaxUs ? 0 : g;
-  }
   void defer_free(void (*fn)(void*), void* p);
   // Frees what defer_free queued, at the end of each loop turn.
   void free_closed();
@@ -279,12 +284,11 @@ class Worker {
   struct Hold {
     EdgeSocket* s;
     uint64_t since;        // uv_now (ms) when it was held: kHoldMs
-    uint64_t seen_us = 0;  // uv_hrtime (µs) when a scan saw its queue grow
-    size_t seen_queued = SIZE_MAX;  // its queue then
+    uint64_t seen_us = 0;   // uv_hrtime (µs) when a scan saw its answer count change (0: not yet)
+    uint32_t seen_answers = 0;  // its owner's count then (SocketOwner::hold_wait)
   };
   std::vector<Hold> holds_;
-  int64_t answer_us_ = 0;  // note_answer_time
-  bool pwait2_ = true;     // epoll_pwait2 works (ENOSYS before Linux 5.11)
+  bool pwait2_ = true;  // epoll_pwait2 may be used (Worker::poll)
   void release_held();
   int64_t scan_holds(bool release);
   int poll(epoll_event* evs, int n, int64_t wait_us);

@@ -3,6 +3,8 @@
 // a script (RawUpstream), for desync and framing tests.
 #pragma once
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -71,10 +73,11 @@ class RawUpstream {
   class Conn {
    public:
     explicit Conn(int fd) : fd_(fd) {}
-    // Reads until `marker` appears in what this connection received.
-    bool read_until(std::string_view marker, Millis timeout = Millis(5000)) {
+    // Reads until `marker` appears in what this connection received (at
+    // `from` or after).
+    bool read_until(std::string_view marker, Millis timeout = Millis(5000), size_t from = 0) {
       auto end = std::chrono::steady_clock::now() + timeout;
-      while (got.find(marker) == std::string::npos) {
+      while (got.find(marker, from) == std::string::npos) {
         auto left = std::chrono::duration_cast<Millis>(end - std::chrono::steady_clock::now());
         if (left.count() <= 0) return false;
         if (recv_some(fd_, got, left) != IoResult::kOk) return false;
@@ -89,6 +92,11 @@ class RawUpstream {
       }
     }
     void send(std::string_view s) { send_all(fd_, s); }
+    // Small writes leave at once (no Nagle wait for the proxy's ACK).
+    void no_delay() {
+      int one = 1;
+      setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     std::string got;
 
    private:
