@@ -579,9 +579,9 @@ void ClientConn::finish_exchange() {
 }
 
 // Held answers (EdgeSocket::hold) wait, on an idle worker, only while the
-// next one's head is awaited from an upstream server, for twice its recent
-// answer time since the last answer completed (Worker::scan_holds): not
-// behind an app, a static file or a streaming answer in progress.
+// next one is awaited from an upstream server, for twice its recent answer
+// time since the last answer completed (Worker::scan_holds): not behind an
+// app or a static file, and behind a streaming answer no longer than that.
 SocketOwner::HoldWait ClientConn::hold_wait() const {
   if (!rq_) return {};
   return {rq_->answers, rq_->ex.hold_wait_us()};

@@ -87,9 +87,9 @@ class Exchange final : public wsgi::Sink {
 
   bool req_done() const { return req_done_; }
   bool response_started() const { return resp_started_; }
-  // While its answer's head is awaited from an upstream server: how long
-  // an idle worker may wait for it, answers before it held
-  // (Target::hold_wait_us); else 0.
+  // While its answer is awaited from an upstream server: how long an idle
+  // worker may wait for it, answers before it held (Target::hold_wait_us);
+  // else 0.
   uint32_t hold_wait_us() const;
 
   // --- from UpstreamConn (exchange_upstream.cc) ------------------------

@@ -433,7 +433,7 @@ bool Exchange::on_response_head(const char* base, const HeadCollector& h, const 
     ss.responses[shm::status_class(status)].add();
     uint64_t ttfb = since_taken_us();
     ss.ttfb.observe(ttfb);
-    pool.targets[server_].note_answer(ttfb);
+    if (same_member(pool)) pool.targets[server_].note_answer(ttfb);  // (not a slot's previous member)
   }
   bool bad = lb::status_in(pool.cfg->fail_on, status);
   char why[48];
@@ -529,7 +529,10 @@ void Exchange::on_response_done(bool upstream_keepalive) {
 }
 
 uint32_t Exchange::hold_wait_us() const {
-  if (server_ < 0 || resp_started_ || resp_done_) return 0;
+  // (Its head may have come: the wait runs from the last answer completed,
+  // so a body in several reads keeps its batch whole and a long stream
+  // holds the answers before it no longer than the wait; review 63.)
+  if (server_ < 0 || resp_done_) return 0;
   return w_->pools()[pool_].targets[server_].hold_wait_us();
 }
 

@@ -1,7 +1,6 @@
 #include "worker/runtime.h"
 
 #include <fcntl.h>
-#include <linux/time_types.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -515,7 +514,9 @@ void Worker::socket_ready(EdgeSocket* s) { ready_.push_back(s); }
 int Worker::poll(epoll_event* evs, int n, int64_t wait_us) {
 #ifdef SYS_epoll_pwait2
   if (wait_us > 0 && wait_us % 1000 != 0 && pwait2_) {
-    __kernel_timespec ts{wait_us / 1000000, (wait_us % 1000000) * 1000};
+    // (The kernel's __kernel_timespec: 64-bit fields, as timespec's here.)
+    static_assert(sizeof(time_t) == 8 && sizeof(long) == 8);
+    timespec ts{(time_t)(wait_us / 1000000), (long)(wait_us % 1000000) * 1000};
     long r = syscall(SYS_epoll_pwait2, epfd_, evs, n, &ts, nullptr, 0);
     if (r >= 0 || errno == EINTR) return (int)r;
     PLOG_INFO("epoll_pwait2() refused (%s): held answers wait whole milliseconds", strerror(errno));

@@ -155,8 +155,8 @@ class Worker {
   // A socket whose output is held back (EdgeSocket::hold): released after
   // kHoldMs, or by a poll that finds nothing to do once its owner has
   // completed no answer for as long as it may wait for the next
-  // (SocketOwner::hold_wait: while the next answer's head is awaited from
-  // an upstream server, twice that server's recent answer time,
+  // (SocketOwner::hold_wait: while the next answer is awaited from an
+  // upstream server, twice that server's recent answer time,
   // Target::hold_wait_us; else not at all). A poll that would block waits
   // no longer than the next hold's wait.
   static constexpr uint64_t kHoldMs = 10;

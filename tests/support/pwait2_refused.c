@@ -27,5 +27,7 @@ __attribute__((constructor)) static void refuse_epoll_pwait2(void) {
   struct sock_fprog prog = {sizeof f / sizeof f[0], f};
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
     perror("pwait2_refused: seccomp");
+#else
+  fputs("pwait2_refused: seccomp: not built for this architecture\n", stderr);
 #endif
 }
