@@ -431,9 +431,7 @@ bool Exchange::on_response_head(const char* base, const HeadCollector& h, const 
   {
     shm::ServerStats& ss = server_stats();
     ss.responses[shm::status_class(status)].add();
-    uint64_t ttfb = since_taken_us();
-    ss.ttfb.observe(ttfb);
-    if (same_member(pool)) pool.targets[server_].note_answer(ttfb);  // (not a slot's previous member)
+    ss.ttfb.observe(since_taken_us());
   }
   bool bad = lb::status_in(pool.cfg->fail_on, status);
   char why[48];
@@ -523,7 +521,12 @@ void Exchange::on_response_done(bool upstream_keepalive) {
   up_ = nullptr;
   resp_done_ = true;
   count_response();
-  if (server_ >= 0) server_stats().total.observe(since_taken_us());
+  if (server_ >= 0) {
+    uint64_t took = since_taken_us();
+    server_stats().total.observe(took);
+    PoolRt& pool = w_->pools()[pool_];
+    if (same_member(pool)) pool.targets[server_].note_answer(took);  // (not a slot's previous member)
+  }
   release_server(false);
   sink_->end();  // what it holds, the last chunk; last: the connection may start its next request
 }

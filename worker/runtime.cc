@@ -547,8 +547,7 @@ void Worker::release_held() {
 // long until the next is due (µs; 0: one is due now; -1: none held).
 int64_t Worker::scan_holds(bool release) {
   uint64_t now = uv_hrtime() / 1000;
-  uint64_t cap_left_us = UINT64_MAX;  // kHoldMs, counted in uv_now's milliseconds
-  uint64_t now_ms = uv_now(loop_);
+  uint64_t now_ms = uv_now(loop_);  // kHoldMs is counted in uv_now's milliseconds
   int64_t next = -1;
   std::erase_if(holds_, [&](Hold& h) {
     if (!h.s->held()) {  // released by its owner
@@ -566,8 +565,8 @@ int64_t Worker::scan_holds(bool release) {
       h.s->release();
       return true;
     }
-    cap_left_us = std::min(cap_left_us, now_ms - h.since >= kHoldMs ? 0 : (kHoldMs - (now_ms - h.since)) * 1000);
-    left = std::min(left, cap_left_us);
+    uint64_t held_ms = now_ms - h.since;
+    left = std::min(left, held_ms >= kHoldMs ? 0 : (kHoldMs - held_ms) * 1000);
     if (next < 0 || (int64_t)left < next) next = (int64_t)left;
     return false;
   });

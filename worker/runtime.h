@@ -48,7 +48,8 @@ struct Target {
   ResolvedServer addr;
   uint32_t shm_index = 0;
   // A 1/8 moving average of its answer times in this worker (µs from the
-  // server taken to the answer's head: the ttfb histogram's figure).
+  // server taken to the answer's end, the `total` histogram's figure: what
+  // the next answer of a pipelined batch takes to complete).
   int64_t answer_us = 0;
   void note_answer(uint64_t us) { answer_us += ((int64_t)us - answer_us) / 8; }
   // How long an idle worker waits for its next answer to a pipelined

@@ -58,8 +58,9 @@ bool take_answer(const std::string& buf, size_t* pos, Answer* a) {
   return true;
 }
 
-// Reads until `n` answers are complete (or the connection ends, or `timeout`).
-std::vector<Answer> read_answers(int fd, size_t n, Millis timeout = Millis(5000)) {
+// Reads until `n` answers are complete (or the connection ends, or
+// `timeout`); `reads`, if given, counts the reads that took bytes.
+std::vector<Answer> read_answers(int fd, size_t n, Millis timeout = Millis(5000), int* reads = nullptr) {
   std::vector<Answer> out;
   std::string buf;
   size_t pos = 0;
@@ -72,6 +73,7 @@ std::vector<Answer> read_answers(int fd, size_t n, Millis timeout = Millis(5000)
     }
     auto left = std::chrono::duration_cast<Millis>(end - std::chrono::steady_clock::now());
     if (left.count() <= 0 || recv_some(fd, buf, left) != IoResult::kOk) break;
+    if (reads) (*reads)++;
   }
   return out;
 }
@@ -648,15 +650,8 @@ TEST(ClientFlow, AHeldPipelinedAnswerGoesSoonOnAPacedWorker) {
   }
 }
 
-// An upstream whose answers take 1 ms; 16 of them, one after another, so
-// that the worker knows its answer time (Target::note_answer).
-void answer_after_1ms(FakeUpstream& up) {
-  up.set_handler([&up](const RecordedRequest& r) {
-    Reply rep = up.default_reply(r);
-    rep.delay = Millis(1);
-    return rep;
-  });
-}
+// 16 requests one after another, so that the worker knows the server's
+// answer time (Target::note_answer).
 void warm_up(uint16_t port, const std::string& path = "/warm") {
   HttpConn warm(port);
   for (int i = 0; i < 16; i++) ASSERT_EQ(warm.request("GET", path).status, 200) << warm.error();
@@ -665,7 +660,7 @@ void warm_up(uint16_t port, const std::string& path = "/warm") {
 // Six pipelined requests to `port` in one write, 5 times; the answers whole
 // and in order ("u GET /pN"); returns the reads each batch took, sorted
 // (each read takes what has arrived: one per write while the answers come
-// 1 ms apart, the client waiting in recv, woken by each segment).
+// apart, the client waiting in recv, woken by each segment).
 std::vector<int> reads_per_batch_of_six(uint16_t port) {
   std::string six;
   for (int i = 0; i < 6; i++) six += "GET /p" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -674,19 +669,8 @@ std::vector<int> reads_per_batch_of_six(uint16_t port) {
     Fd fd = connect_loopback(port);
     EXPECT_TRUE(fd.valid());
     if (!fd.valid() || send_all(fd.get(), six) != IoResult::kOk) return {};
-    std::string buf;
-    size_t pos = 0;
-    std::vector<Answer> got;
     int n = 0;
-    while (got.size() < 6) {
-      Answer a;
-      if (take_answer(buf, &pos, &a)) {
-        got.push_back(std::move(a));
-        continue;
-      }
-      if (recv_some(fd.get(), buf, Millis(3000)) != IoResult::kOk) break;
-      n++;
-    }
+    std::vector<Answer> got = read_answers(fd.get(), 6, Millis(3000), &n);
     EXPECT_EQ(got.size(), 6u);
     if (got.size() != 6) return {};
     for (int i = 0; i < 6; i++) EXPECT_EQ(got[i].body, "u GET /p" + std::to_string(i) + "\n");
@@ -696,9 +680,10 @@ std::vector<int> reads_per_batch_of_six(uint16_t port) {
   return reads;
 }
 
-std::string join(const std::vector<int>& v) {
+template <class T>
+std::string join(const std::vector<T>& v) {
   std::string all;
-  for (int n : v) all += std::to_string(n) + " ";
+  for (T n : v) all += std::to_string(n) + " ";
   return all;
 }
 
@@ -715,19 +700,19 @@ void expect_batches_of_six_in(uint16_t port, int most) {
 // Answers to pipelined requests that come a steady pace apart wait for
 // each other on an idle worker: while the next answer's head is awaited
 // from the upstream, the worker waits twice its recent answer time
-// (SocketOwner::hold_wait) for it, which bridges the 1 ms between them, so
-// the six leave in one or two writes. (Before 2026-12-04 the first poll
+// (SocketOwner::hold_wait) for it, which bridges the upstream's turn-around
+// between them (its own thread's, a fraction of a millisecond), so the six
+// leave in one or two writes. (Before 2026-12-04 the first poll
 // that found nothing to do sent what was held: one write per answer here,
 // six reads.)
 TEST(ClientFlow, PipelinedAnswersAPaceApartLeaveTogether) {
   FakeUpstream up("u");
-  answer_after_1ms(up);
   PastureServer srv(balancer(up.port()), 1);
   ASSERT_TRUE(srv.started()) << srv.output();
   expect_batches_of_six_in(srv.port(), 2);
 }
 
-// The same with each answer's head and body in two writes 0.3 ms apart
+// The same with each answer's head at once and its body 0.3 ms later
 // (an upstream that writes them separately, or a body in several
 // segments): the wait runs from the last completed answer, so a head come
 // alone does not end it. (Review 63: 4bf61a2 waited for nothing once a
@@ -741,7 +726,6 @@ TEST(ClientFlow, PipelinedAnswersWithHeadAndBodyApartLeaveTogether) {
       size_t sp = c.got.find(' ', pos + 4);
       std::string body = "u GET " + c.got.substr(pos + 4, sp - pos - 4) + "\n";
       pos = c.got.find("\r\n\r\n", pos) + 4;
-      std::this_thread::sleep_for(Millis(1));
       c.send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n");
       std::this_thread::sleep_for(std::chrono::microseconds(300));
       c.send(body);
@@ -759,7 +743,6 @@ TEST(ClientFlow, PipelinedAnswersWithHeadAndBodyApartLeaveTogether) {
 // replacement died the same way.)
 TEST(ClientFlow, HeldAnswersWaitWhereEpollPwait2IsRefused) {
   FakeUpstream up("u");
-  answer_after_1ms(up);
   PastureServer srv(balancer(up.port()), 1, {}, preload_env(PASTURE_PWAIT2_REFUSED, {}));
   ASSERT_TRUE(srv.started()) << srv.output();
   if (srv.output().find("pwait2_refused: seccomp") != std::string::npos) GTEST_SKIP() << "no seccomp filter here";
@@ -886,8 +869,7 @@ TEST(ClientFlow, AHeldAnswerWaitsOnlyForTheServerThatIsToAnswer) {
     EXPECT_EQ(last[0].body, "s GET /s/slow\n");
   }
   std::sort(took_us.begin(), took_us.end());
-  std::string all;
-  for (long t : took_us) all += std::to_string(t) + " ";
+  std::string all = join(took_us);
   std::printf("[ info ] µs until /p/a, sorted: %s\n", all.c_str());
   // /p/a is answered after 4 ms; waiting for /s/slow as for /p's pace
   // would add 4-5 ms.
